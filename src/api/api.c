@@ -1,0 +1,2 @@
+/* stub: being written */
+typedef int api_placeholder;

@@ -1,0 +1,225 @@
+/* Console and JSON-lines file logging. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <jansson.h>
+
+#include "core/common.h"
+#include "core/log.h"
+
+static struct {
+	pthread_mutex_t mu;
+	enum log_level level;
+	int console;
+	FILE *file;
+	char *path;	/* configured path or dir */
+	char *prefix;
+	int is_dir;
+	char day[16];	/* YYYY-MM-DD of the open file */
+	char *cur;	/* current file path */
+} log_state = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.level = LOG_INFO,
+	.console = 1,
+};
+
+static const char *const log_level_names[] = {
+	[LOG_ERROR] = "error",
+	[LOG_WARN] = "warn",
+	[LOG_INFO] = "info",
+	[LOG_DEBUG] = "debug",
+};
+
+void log_set_level(enum log_level lvl)
+{
+	log_state.level = lvl;
+}
+
+enum log_level log_get_level(void)
+{
+	return log_state.level;
+}
+
+void log_set_console(int on)
+{
+	log_state.console = on;
+}
+
+int log_level_parse(const char *s, enum log_level *out)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(log_level_names); i++) {
+		if (strcmp(s, log_level_names[i]) == 0) {
+			*out = (enum log_level)i;
+			return 0;
+		}
+	}
+	if (strcmp(s, "warning") == 0) {
+		*out = LOG_WARN;
+		return 0;
+	}
+	if (strcmp(s, "trace") == 0 || strcmp(s, "verbose") == 0) {
+		*out = LOG_DEBUG;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+static void log_mkdirs(const char *dir)
+{
+	char *p = xstrdup(dir), *s;
+
+	for (s = p + 1; *s; s++) {
+		if (*s == '/') {
+			*s = 0;
+			mkdir(p, 0700);
+			*s = '/';
+		}
+	}
+	mkdir(p, 0700);
+	free(p);
+}
+
+/* Called with the mutex held: (re)open the file for today if needed. */
+static void log_rotate_locked(const struct tm *tm)
+{
+	char day[16];
+	char *p;
+
+	if (!log_state.path)
+		return;
+	strftime(day, sizeof(day), "%Y-%m-%d", tm);
+	if (log_state.file && (!log_state.is_dir ||
+			       strcmp(day, log_state.day) == 0))
+		return;
+	if (log_state.file)
+		fclose(log_state.file);
+	log_state.file = NULL;
+	if (log_state.is_dir) {
+		log_mkdirs(log_state.path);
+		p = xasprintf("%s/%s-%s.log", log_state.path,
+			      log_state.prefix, day);
+	} else {
+		p = xstrdup(log_state.path);
+		if (strrchr(p, '/')) {
+			*strrchr(p, '/') = 0;
+			log_mkdirs(p);
+			free(p);
+			p = xstrdup(log_state.path);
+		}
+	}
+	log_state.file = fopen(p, "ae");
+	if (log_state.file)
+		chmod(p, 0600);
+	free(log_state.cur);
+	log_state.cur = p;
+	memcpy(log_state.day, day, sizeof(day));
+}
+
+int log_open_file(const char *path_or_dir, const char *prefix)
+{
+	size_t n = strlen(path_or_dir);
+	time_t now = time(NULL);
+	struct tm tm;
+	int r = 0;
+
+	pthread_mutex_lock(&log_state.mu);
+	if (log_state.file)
+		fclose(log_state.file);
+	log_state.file = NULL;
+	free(log_state.path);
+	free(log_state.prefix);
+	log_state.path = xstrdup(path_or_dir);
+	log_state.prefix = xstrdup(prefix ? prefix : "clawgate");
+	log_state.is_dir = !(n > 4 && strcmp(path_or_dir + n - 4, ".log") == 0);
+	localtime_r(&now, &tm);
+	log_rotate_locked(&tm);
+	if (!log_state.file)
+		r = -errno;
+	pthread_mutex_unlock(&log_state.mu);
+	return r;
+}
+
+void log_close_file(void)
+{
+	pthread_mutex_lock(&log_state.mu);
+	if (log_state.file)
+		fclose(log_state.file);
+	log_state.file = NULL;
+	free(log_state.path);
+	log_state.path = NULL;
+	free(log_state.prefix);
+	log_state.prefix = NULL;
+	free(log_state.cur);
+	log_state.cur = NULL;
+	pthread_mutex_unlock(&log_state.mu);
+}
+
+char *log_file_path(void)
+{
+	char *p = NULL;
+
+	pthread_mutex_lock(&log_state.mu);
+	if (log_state.cur)
+		p = xstrdup(log_state.cur);
+	pthread_mutex_unlock(&log_state.mu);
+	return p;
+}
+
+void log_vmsg(enum log_level lvl, const char *subsys, const char *fmt,
+	      va_list ap)
+{
+	char msg[2048], ts[40], tz[8];
+	struct timespec now;
+	struct tm tm;
+	json_t *o;
+	char *line;
+
+	if (lvl > log_state.level && !log_state.file)
+		return;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	clock_gettime(CLOCK_REALTIME, &now);
+	localtime_r(&now.tv_sec, &tm);
+	strftime(ts, 24, "%Y-%m-%dT%H:%M:%S", &tm);
+	strftime(tz, sizeof(tz), "%z", &tm);
+	snprintf(ts + strlen(ts), sizeof(ts) - strlen(ts), ".%03ld%.3s:%s",
+		 now.tv_nsec / 1000000, tz, tz + 3);
+
+	pthread_mutex_lock(&log_state.mu);
+	if (log_state.console && lvl <= log_state.level)
+		fprintf(stderr, "%s [%s] %s%s\n", ts, subsys,
+			lvl == LOG_ERROR ? "error: " :
+			lvl == LOG_WARN ? "warning: " : "", msg);
+	if (log_state.path) {
+		log_rotate_locked(&tm);
+		if (log_state.file) {
+			o = json_pack("{s:s,s:s,s:s,s:s}", "time", ts, "level",
+				      log_level_names[lvl], "subsystem", subsys,
+				      "message", msg);
+			line = o ? json_dumps(o, JSON_COMPACT) : NULL;
+			if (line) {
+				fputs(line, log_state.file);
+				fputc('\n', log_state.file);
+				fflush(log_state.file);
+			}
+			free(line);
+			json_decref(o);
+		}
+	}
+	pthread_mutex_unlock(&log_state.mu);
+}
+
+void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vmsg(lvl, subsys, fmt, ap);
+	va_end(ap);
+}

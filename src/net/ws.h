@@ -1,0 +1,74 @@
+/* WebSocket transport on top of libwebsockets: bytes and frames only, no
+ * protocol knowledge. Exactly one lws service thread. Every ws_conn_*
+ * function is lws-thread-only: other threads use ws_post() to run code there. */
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+struct ws_conn;
+struct ws_server;
+
+struct ws_server_cbs {
+	/* Upgrade done; the connection is open. */
+	void (*on_open)(struct ws_conn *c, void *arg);
+	/* One complete message (reassembled). */
+	void (*on_message)(struct ws_conn *c, const char *data, size_t len,
+			   int binary, void *arg);
+	/* A message over the current max payload arrived (before closing). */
+	void (*on_too_big)(struct ws_conn *c, size_t len, void *arg);
+	/* Closed (by either side). c is freed after this returns. */
+	void (*on_close)(struct ws_conn *c, void *arg);
+	void *arg;
+};
+
+struct ws_server_opts {
+	size_t max_payload;	/* initial per-connection limit (bytes) */
+	size_t max_buffered;	/* output queue limit; over it -> 1008 */
+};
+
+struct ws_server *ws_server_new(const struct ws_server_opts *o,
+				const struct ws_server_cbs *cbs);
+int ws_server_start(struct ws_server *s);
+/* Any thread: hand an accepted fd to lws (adopted on the lws thread). */
+void ws_server_adopt(struct ws_server *s, int fd);
+/* Any thread: run fn(arg) on the lws thread, soon. */
+void ws_post(struct ws_server *s, void (*fn)(void *arg), void *arg);
+/* Any thread: stop the service thread after closing every connection with
+ * code/reason (the pending output is flushed first, bounded by wait_ms). */
+void ws_server_stop(struct ws_server *s, int code, const char *reason,
+		    int wait_ms);
+void ws_server_free(struct ws_server *s);
+size_t ws_server_count(struct ws_server *s);
+
+/* lws thread only: timers. Returns a handle for cancel. */
+struct ws_timer;
+struct ws_timer *ws_timer_add(struct ws_server *s, int64_t delay_ms,
+			      void (*fn)(void *arg), void *arg);
+void ws_timer_cancel(struct ws_timer *t);
+
+/* lws thread only: per-connection operations. */
+/* Queue a text frame. Returns 0, or -1 if the connection is closing or the
+ * output queue would pass max_buffered (then it is closed 1008
+ * "slow consumer"). */
+int ws_conn_send(struct ws_conn *c, const char *text, size_t len);
+/* Flush what is queued, then close with code and reason (reason truncated
+ * to 120 bytes). code 0 = drop without a close frame. */
+void ws_conn_close(struct ws_conn *c, int code, const char *reason);
+void ws_conn_set_max_payload(struct ws_conn *c, size_t n);
+size_t ws_conn_buffered(const struct ws_conn *c);
+int ws_conn_is_closing(const struct ws_conn *c);
+void ws_conn_set_user(struct ws_conn *c, void *user);
+void *ws_conn_user(const struct ws_conn *c);
+uint64_t ws_conn_id(const struct ws_conn *c);
+/* Peer address as text ("127.0.0.1", "::1") and whether it is loopback. */
+const char *ws_conn_peer_ip(const struct ws_conn *c);
+int ws_conn_peer_is_loopback(const struct ws_conn *c);
+/* Request headers captured at upgrade (NULL when absent). Names lowercase:
+ * "origin", "x-forwarded-for", "x-real-ip", "forwarded", "host",
+ * "user-agent", "x-forwarded-proto", "x-forwarded-host". */
+const char *ws_conn_header(const struct ws_conn *c, const char *name);
+/* Call fn for each live connection (lws thread only). */
+void ws_server_foreach(struct ws_server *s,
+		       void (*fn)(struct ws_conn *c, void *arg), void *arg);

@@ -1,0 +1,2 @@
+/* stub: being written */
+typedef int store_placeholder;
