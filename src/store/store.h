@@ -1,1 +1,135 @@
+/* SQLite state store: one writer thread that owns the one writer connection
+ * (serialised, short BEGIN IMMEDIATE transactions), a read-only connection
+ * per reader thread, migrations embedded at build time, typed helpers.
+ * doc/sqlite.md describes the file, the tables and the operator views.
+ *
+ * Errors are GW_* codes (core/common.h); SQLite detail is logged under
+ * "store" and collapses to GW_ESTORE. Mutating helpers come in two forms:
+ * foo(st, ...) queues the change and waits for its commit, foo_tx(db, ...)
+ * runs inside a write job (store_fn) so that several changes, a state
+ * version bump and an audit row commit together. */
 #pragma once
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct store;
+
+/* One embedded migration, generated from migrations/NNNN_name.sql by
+ * contrib/embed-sql.sh; versions are 1..count in order. */
+struct store_migration {
+	int version;
+	const char *name;
+	const char *sql;
+};
+extern const struct store_migration store_migrations[];
+extern const int store_migrations_count;
+/* sql/views.sql, recreated at open when it changed or a migration ran. */
+extern const char store_views_sql[];
+
+/* A write job. Runs on the writer thread inside BEGIN IMMEDIATE; return
+ * GW_OK to commit, any other code to roll back. Use only db inside (not
+ * store_reader: a reader does not see the open transaction). */
+typedef int (*store_fn)(sqlite3 *db, void *arg);
+/* Completion of a queued job, on the writer thread after COMMIT/ROLLBACK.
+ * rc is fn's result, GW_ESTORE when BEGIN/COMMIT failed, or GW_EUNAVAIL
+ * when the job was dropped at store_close. Called exactly once for every
+ * job that store_write accepted. */
+typedef void (*store_done_fn)(int rc, void *arg);
+
+enum store_write_flags {
+	/* Commit with synchronous=FULL (the WAL is fsynced before COMMIT
+	 * returns): for writes that must survive power loss (pairing
+	 * approvals, tokens, config snapshots). Default is NORMAL. */
+	STORE_DURABLE = 1u << 0,
+};
+
+/* Jobs still queued this long after store_close starts are dropped. */
+#define STORE_DRAIN_MS 5000
+#define STORE_BUSY_TIMEOUT_MS 5000
+#define STORE_JOURNAL_SIZE_LIMIT 67108864
+
+/* Open (creating) the database at path: parent directories are created
+ * 0700, the file is made 0600, pragmas are set (WAL, synchronous=NORMAL,
+ * journal_size_limit, busy_timeout, foreign_keys), pending migrations and
+ * the views are applied in one transaction, the writer thread starts.
+ * A database newer than this binary is refused. On failure returns a GW_*
+ * code and, if errmsg is not NULL, a message for the operator (caller
+ * frees it). */
+int store_open(const char *path, struct store **out, char **errmsg);
+/* Drain queued writes (at most STORE_DRAIN_MS), stop the writer, close
+ * every reader connection, checkpoint (TRUNCATE) and close. Join threads
+ * that used store_reader first. NULL is fine. */
+void store_close(struct store *st);
+/* Borrowed path of the database file. */
+const char *store_path(const struct store *st);
+
+/* Queue fn to run on the writer thread; jobs run in the order queued.
+ * Returns GW_OK (done will be called), or GW_EUNAVAIL when the store is
+ * closing (done is not called; the caller keeps arg). */
+int store_write(struct store *st, store_fn fn, void *arg,
+		store_done_fn done);
+/* Queue fn and wait for its commit; returns fn's result, GW_ESTORE or
+ * GW_EUNAVAIL. flags: enum store_write_flags. From the writer thread
+ * (a done callback) it runs inline; from inside a store_fn it fails with
+ * GW_EINVAL. Never call it from the lws thread. */
+int store_write_sync(struct store *st, store_fn fn, void *arg,
+		     unsigned flags);
+/* Wait until every write queued before this call has committed. */
+int store_flush(struct store *st);
+
+/* This thread's read-only connection (SQLITE_OPEN_READONLY|NOMUTEX, opened
+ * on first use, busy_timeout and pragmas set). Borrowed: valid until the
+ * thread exits or store_close. NULL on failure (logged). Use one-shot
+ * statements; do not hold a read transaction open (it blocks checkpoints). */
+sqlite3 *store_reader(struct store *st);
+
+/* Schema version recorded in the database (PRAGMA user_version). */
+int store_schema_version(struct store *st, int *out);
+
+/* meta: small key/value strings. get returns GW_ENOTFOUND when absent;
+ * *val is a new string the caller frees. */
+int store_meta_get(struct store *st, const char *key, char **val);
+int store_meta_set(struct store *st, const char *key, const char *val);
+int store_meta_set_tx(sqlite3 *db, const char *key, const char *val);
+
+/* State versions per kind ("presence", "health"): persisted, strictly
+ * increasing across restarts. get gives 0 for a kind never bumped; bump
+ * stores and returns the new value in *out (may be NULL). */
+int store_state_version_get(struct store *st, const char *kind,
+			    int64_t *out);
+int store_state_version_bump(struct store *st, const char *kind,
+			     int64_t *out);
+int store_state_version_bump_tx(sqlite3 *db, const char *kind,
+				int64_t *out);
+
+/* Presence entries (ws-protocol.md section 8). entry must be an object;
+ * its integer "ts" (ms) orders and prunes entries (now when absent). The
+ * entry is copied; the caller keeps its reference. */
+int store_presence_upsert(struct store *st, const char *key,
+			  const json_t *entry);
+int store_presence_upsert_tx(sqlite3 *db, const char *key,
+			     const json_t *entry);
+/* GW_ENOTFOUND when there was no such key. */
+int store_presence_delete(struct store *st, const char *key);
+int store_presence_delete_tx(sqlite3 *db, const char *key);
+/* Remove entries with ts < min_ts, then all but the newest max_rows
+ * (max_rows < 0: no count limit). *removed (may be NULL) gets the count. */
+int store_presence_prune(struct store *st, int64_t min_ts, int max_rows,
+			 int *removed);
+int store_presence_prune_tx(sqlite3 *db, int64_t min_ts, int max_rows,
+			    int *removed);
+/* New array of the stored entries, newest ts first. */
+int store_presence_load(struct store *st, json_t **array);
+
+/* Append an audit row (ts = now). action is required; actor, target,
+ * detail and remote_ip may be NULL. store_audit does not wait: detail is
+ * serialised before it returns, so the caller keeps its reference. */
+int store_audit(struct store *st, const char *actor, const char *action,
+		const char *target, const json_t *detail,
+		const char *remote_ip);
+int store_audit_tx(sqlite3 *db, const char *actor, const char *action,
+		   const char *target, const json_t *detail,
+		   const char *remote_ip);
