@@ -3,7 +3,14 @@
  * commas, unquoted keys (ECMAScript identifiers), single-quoted strings,
  * hex numbers, leading/trailing decimal point, +/-Infinity, NaN, explicit
  * plus sign, multi-line strings (backslash-newline), all JSON5 escapes.
- * Duplicate keys are an error. Input is bounded (depth, size). */
+ * Duplicate keys are an error. Input is bounded (depth, size).
+ * Infinity and NaN are recognised but rejected ("Infinity/NaN is not
+ * supported"): jansson has no non-finite reals. Integers that fit int64
+ * become json_integer, other numbers json_real. Strings may hold NUL
+ * (json_stringn); keys may not. Input must be valid UTF-8; a leading BOM
+ * is skipped. Error messages are short, valid UTF-8, and say where
+ * ("invalid character 'x'", "unterminated string", "expected ',' or '}'",
+ * "unexpected end of input", "duplicate key \"k\"", ...). */
 #pragma once
 
 #include <stddef.h>
