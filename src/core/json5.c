@@ -366,7 +366,7 @@ static int json5_read_u_escape(struct json5_parser *ps, struct json5_pos pos,
 static int json5_parse_escape(struct json5_parser *ps, struct json5_pos start)
 {
 	struct json5_pos pos = json5_here(ps);
-	uint32_t cp, v;
+	uint32_t cp, v = 0;
 	int n;
 
 	json5_advance(ps, '\\', 1);
