@@ -1,2 +1,651 @@
-/* stub: being written */
-typedef int daemon_placeholder;
+/* The composition root of `gateway run`: config, state dir lock, log file,
+ * store, identity, presence, the transports and the two faces; then signals
+ * until a graceful shutdown. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <jansson.h>
+
+#include "config.h"
+
+#include "api/api.h"
+#include "auth/auth.h"
+#include "auth/identity.h"
+#include "auth/limiter.h"
+#include "config/config.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workq.h"
+#include "daemon.h"
+#include "net/http.h"
+#include "net/listener.h"
+#include "net/ws.h"
+#include "presence/presence.h"
+#include "rpc/rpc.h"
+#include "store/store.h"
+
+/* The upstream release whose protocol and frames we match. */
+#define DAEMON_COMPAT_VERSION "2026.9.6"
+#define DAEMON_EXIT_CONFIG 78
+#define DAEMON_BIND_RETRIES 4
+#define DAEMON_BIND_RETRY_MS 250
+#define DAEMON_LOCK_TIMEOUT_MS 1000
+#define DAEMON_MAX_BUFFERED (50u * 1024 * 1024)
+
+struct daemon {
+	struct config_paths paths;
+	struct gw_config *cfg;
+	int lock_fd;
+	char *lock_path;
+	struct store *store;
+	struct identity *identity;
+	struct limiter *limiter;
+	struct workq *workers;
+	struct ws_server *ws;
+	struct http_server *http;
+	struct listener *listener;
+	struct rpc_server *rpc;
+	struct api *api;
+	char boot_id[37];
+	char *listening;
+	char *build_id;
+	int64_t start_mono;
+	volatile int ready;
+};
+
+static int64_t daemon_env_ms(const char *name, int64_t def)
+{
+	const char *v = getenv(name);
+	char *end;
+	long long n;
+
+	if (!v || !*v)
+		return def;
+	n = strtoll(v, &end, 10);
+	if (*end || n <= 0)
+		return def;
+	return n;
+}
+
+/* systemd readiness without libsystemd: one datagram to $NOTIFY_SOCKET. */
+static void daemon_sd_notify(const char *msg)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	struct sockaddr_un sa;
+	socklen_t len;
+	int fd;
+
+	if (!path || (path[0] != '/' && path[0] != '@') ||
+	    strlen(path) >= sizeof(sa.sun_path))
+		return;
+	memset(&sa, 0, sizeof(sa));
+	sa.sun_family = AF_UNIX;
+	memcpy(sa.sun_path, path, strlen(path));
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = 0;
+	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+	close(fd);
+}
+
+static int daemon_mkdirs(const char *dir)
+{
+	char *p = xstrdup(dir), *s;
+	int r = 0;
+
+	for (s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = 0;
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+			r = -errno;
+		*s = '/';
+	}
+	if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		r = -errno;
+	free(p);
+	return r;
+}
+
+/* The state-dir lock: flock held for the process lifetime. */
+static int daemon_lock(struct daemon *d)
+{
+	int64_t deadline = util_mono_ms() + DAEMON_LOCK_TIMEOUT_MS;
+	char buf[512] = "";
+	json_t *o;
+	ssize_t n;
+	long pid = 0;
+
+	d->lock_path = xasprintf("%s/gateway.lock", d->paths.state_dir);
+	d->lock_fd = open(d->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d->lock_fd < 0) {
+		fprintf(stderr, "cannot open lock file %s: %s\n", d->lock_path,
+			strerror(errno));
+		return -1;
+	}
+	while (flock(d->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		struct timespec ts = {0, 50 * 1000000};
+
+		if (util_mono_ms() >= deadline) {
+			n = pread(d->lock_fd, buf, sizeof(buf) - 1, 0);
+			if (n > 0) {
+				buf[n] = 0;
+				o = json_loads(buf, 0, NULL);
+				pid = (long)json_integer_value(
+					json_object_get(o, "pid"));
+				json_decref(o);
+			}
+			fprintf(stderr, "gateway already running (pid %ld); "
+				"lock timeout after %dms\n", pid,
+				DAEMON_LOCK_TIMEOUT_MS);
+			close(d->lock_fd);
+			d->lock_fd = -1;
+			return -1;
+		}
+		nanosleep(&ts, NULL);
+	}
+	return 0;
+}
+
+static void daemon_lock_write(struct daemon *d, const char *const *hosts,
+			      int nhosts)
+{
+	json_t *o, *l = json_array();
+	char *text, *p, *save = NULL, *copy = xstrdup(d->listening);
+	static const char *const bind_names[] = {
+		[BIND_LOOPBACK] = "loopback", [BIND_LAN] = "lan",
+		[BIND_CUSTOM] = "custom", [BIND_AUTO] = "auto",
+		[BIND_TAILNET] = "tailnet",
+	};
+
+	(void)hosts;
+	(void)nhosts;
+	for (p = strtok_r(copy, ", ", &save); p; p = strtok_r(NULL, ", ", &save))
+		json_array_append_new(l, json_string(p));
+	free(copy);
+	o = json_pack("{s:i,s:i,s:s,s:o,s:I,s:s,s:s}", "pid", (int)getpid(),
+		      "port", d->cfg->port, "bind", bind_names[d->cfg->bind],
+		      "listening", l, "startedAtMs", (json_int_t)util_now_ms(),
+		      "configPath", d->paths.config_path, "stateDir",
+		      d->paths.state_dir);
+	text = json_dumps(o, JSON_COMPACT);
+	if (ftruncate(d->lock_fd, 0) == 0 &&
+	    pwrite(d->lock_fd, text, strlen(text), 0) < 0)
+		log_warn("gateway", "cannot write %s: %s", d->lock_path,
+			 strerror(errno));
+	free(text);
+	json_decref(o);
+}
+
+static void daemon_unlock(struct daemon *d)
+{
+	if (d->lock_fd < 0)
+		return;
+	if (ftruncate(d->lock_fd, 0) != 0)
+		log_debug("gateway", "truncate lock: %s", strerror(errno));
+	flock(d->lock_fd, LOCK_UN);
+	close(d->lock_fd);
+	d->lock_fd = -1;
+}
+
+/* ---- transport glue ----------------------------------------------------- */
+
+static void daemon_to_ws(void *arg, int fd, const struct sockaddr *sa,
+			 socklen_t salen)
+{
+	struct daemon *d = arg;
+
+	(void)sa;
+	(void)salen;
+	ws_server_adopt(d->ws, fd);
+}
+
+static void daemon_to_http(void *arg, int fd, const struct sockaddr *sa,
+			   socklen_t salen)
+{
+	struct daemon *d = arg;
+
+	http_server_adopt(d->http, fd, sa, salen);
+}
+
+static int daemon_ready(char *failing, size_t n, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (!d->ready) {
+		snprintf(failing, n, "gateway");
+		return 0;
+	}
+	return 1;
+}
+
+/* ---- persistence hooks (presence → store, async) ------------------------ */
+
+struct daemon_pjob {
+	char *key;
+	json_t *entry;
+	const char *kind;
+};
+
+static int daemon_pjob_run(sqlite3 *db, void *arg)
+{
+	struct daemon_pjob *j = arg;
+	int r;
+
+	if (j->entry) {
+		r = store_presence_upsert_tx(db, j->key, j->entry);
+		if (r != GW_OK)
+			return r;
+	}
+	return store_state_version_bump_tx(db, j->kind, NULL);
+}
+
+static void daemon_pjob_done(int rc, void *arg)
+{
+	struct daemon_pjob *j = arg;
+
+	if (rc != GW_OK && rc != GW_EUNAVAIL)
+		log_warn("store", "presence write failed: %s", gw_err_str(rc));
+	free(j->key);
+	json_decref(j->entry);
+	free(j);
+}
+
+static void daemon_persist(struct daemon *d, const char *kind,
+			   const char *key, const json_t *entry)
+{
+	struct daemon_pjob *j;
+
+	if (!d->store)
+		return;
+	j = xcalloc(1, sizeof(*j));
+	j->kind = kind;
+	j->key = key ? xstrdup(key) : NULL;
+	j->entry = entry ? json_deep_copy(entry) : NULL;
+	if (store_write(d->store, daemon_pjob_run, j, daemon_pjob_done) != GW_OK)
+		daemon_pjob_done(GW_EUNAVAIL, j);
+}
+
+static void daemon_on_presence(const char *key, const json_t *entry,
+			       int64_t version, void *arg)
+{
+	(void)version;
+	daemon_persist(arg, "presence", key, entry);
+}
+
+static void daemon_on_health(int64_t version, void *arg)
+{
+	(void)version;
+	daemon_persist(arg, "health", NULL, NULL);
+}
+
+/* ---- start-up ----------------------------------------------------------- */
+
+static int daemon_bind_hosts(const struct gw_config *cfg, const char **hosts,
+			     int *n)
+{
+	*n = 0;
+	switch (cfg->bind) {
+	case BIND_LOOPBACK:
+	case BIND_AUTO:
+		hosts[(*n)++] = "127.0.0.1";
+		hosts[(*n)++] = "::1";
+		return 0;
+	case BIND_LAN:
+		hosts[(*n)++] = "0.0.0.0";
+		return 0;
+	case BIND_CUSTOM:
+		if (!cfg->custom_bind_host) {
+			fprintf(stderr, "gateway.bind=custom requires a valid "
+				"IPv4 customBindHost, got \"\"\n");
+			return -1;
+		}
+		hosts[(*n)++] = cfg->custom_bind_host;
+		if (strcmp(cfg->custom_bind_host, "127.0.0.1") != 0 &&
+		    strcmp(cfg->custom_bind_host, "0.0.0.0") != 0)
+			hosts[(*n)++] = "127.0.0.1";
+		return 0;
+	case BIND_TAILNET:
+		fprintf(stderr, "gateway.bind=tailnet is not supported by "
+			"clawgate (no Tailscale integration); bind loopback and "
+			"use `tailscale serve`, or use lan/custom\n");
+		return -1;
+	}
+	return -1;
+}
+
+static int daemon_is_loopback_host(const char *h)
+{
+	return strcmp(h, "::1") == 0 || strncmp(h, "127.", 4) == 0;
+}
+
+static int daemon_start(struct daemon *d, const struct daemon_opts *o)
+{
+	struct config_issues issues = {0};
+	struct presence_opts po = {0};
+	struct ws_server_opts wso = {0};
+	struct ws_server_cbs wsc = {0};
+	struct http_server_cbs hc = {0};
+	struct listener_cbs lc = {0};
+	struct api_deps ad = {0};
+	struct rpc_deps rd = {0};
+	const char *hosts[4], *failed = NULL;
+	char *path = NULL, *errmsg = NULL;
+	int nhosts, r, i;
+	int64_t pv = 0, hv = 0;
+	enum log_level lvl;
+
+	if (config_paths_resolve(&d->paths, o->ov.profile, o->ov.dev) != 0) {
+		fprintf(stderr, "invalid --profile/--dev combination\n");
+		return 1;
+	}
+	r = config_load(d->paths.config_path, &o->ov, &d->cfg, &issues);
+	if (r != GW_OK) {
+		config_issues_print(stderr, d->paths.config_path, &issues);
+		config_issues_free(&issues);
+		return DAEMON_EXIT_CONFIG;
+	}
+	for (i = 0; i < issues.nw; i++)
+		log_warn("config", "%s: %s", issues.w[i].path,
+			 issues.w[i].message);
+	config_issues_free(&issues);
+	if (d->cfg->file_exists && !o->ov.allow_unconfigured &&
+	    (!d->cfg->mode || strcmp(d->cfg->mode, "local") != 0)) {
+		fprintf(stderr, "Gateway start blocked: set gateway.mode=local "
+			"(current: %s)\n", d->cfg->mode ? d->cfg->mode : "unset");
+		return DAEMON_EXIT_CONFIG;
+	}
+	if (daemon_bind_hosts(d->cfg, hosts, &nhosts) != 0)
+		return DAEMON_EXIT_CONFIG;
+	for (i = 0; i < nhosts; i++) {
+		if (!daemon_is_loopback_host(hosts[i]) &&
+		    d->cfg->auth_mode == AUTH_MODE_NONE) {
+			fprintf(stderr, "refusing to bind gateway to %s:%d "
+				"without auth (set gateway.auth.token/password, "
+				"or set OPENCLAW_GATEWAY_TOKEN/"
+				"OPENCLAW_GATEWAY_PASSWORD)\n", hosts[i],
+				d->cfg->port);
+			return 1;
+		}
+	}
+	if (daemon_mkdirs(d->paths.state_dir) != 0) {
+		fprintf(stderr, "cannot create state dir %s: %s\n",
+			d->paths.state_dir, strerror(errno));
+		return 1;
+	}
+	if (daemon_lock(d) != 0)
+		return 1;
+
+	if (o->verbose)
+		log_set_level(LOG_DEBUG);
+	else if (d->cfg->log_level && log_level_parse(d->cfg->log_level,
+						       &lvl) == 0)
+		log_set_level(lvl);
+	if (d->cfg->log_file)
+		r = log_open_file(d->cfg->log_file, "clawgate");
+	else {
+		path = xasprintf("%s/logs", d->paths.state_dir);
+		r = log_open_file(path, "clawgate");
+		free(path);
+		path = NULL;
+	}
+	if (r != 0)
+		log_warn("gateway", "cannot open log file: %s", strerror(-r));
+
+	path = xasprintf("%s/state/clawgate.sqlite", d->paths.state_dir);
+	r = store_open(path, &d->store, &errmsg);
+	if (r != GW_OK) {
+		fprintf(stderr, "%s\n", errmsg ? errmsg : "cannot open state");
+		free(errmsg);
+		free(path);
+		return 1;
+	}
+	free(path);
+	if (store_state_version_bump(d->store, "presence", &pv) != GW_OK ||
+	    store_state_version_bump(d->store, "health", &hv) != GW_OK)
+		log_warn("store", "cannot persist state versions");
+
+	r = identity_load_or_create(d->paths.state_dir, &d->identity);
+	if (r != GW_OK) {
+		fprintf(stderr, "cannot load or create the gateway identity in "
+			"%s/identity: %s\n", d->paths.state_dir, gw_err_str(r));
+		return 1;
+	}
+	util_uuid(d->boot_id);
+	d->build_id = xasprintf("clawgate-%s", PACKAGE_VERSION);
+	po.version = DAEMON_COMPAT_VERSION;
+	po.instance_id = d->boot_id;
+	po.presence_version = pv;
+	po.health_version = hv;
+	po.on_change = daemon_on_presence;
+	po.on_health = daemon_on_health;
+	po.arg = d;
+	presence_init(&po);
+
+	d->limiter = limiter_new(4096);
+	d->workers = workq_new(2, 4096);
+
+	wso.max_payload = 64 * 1024;
+	wso.max_buffered = DAEMON_MAX_BUFFERED;
+	wsc.on_open = rpc_ws_on_open;
+	wsc.on_message = rpc_ws_on_message;
+	wsc.on_too_big = rpc_ws_on_too_big;
+	wsc.on_close = rpc_ws_on_close;
+
+	ad.start_mono_ms = d->start_mono;
+	ad.limiter = d->limiter;
+	ad.ready = daemon_ready;
+	ad.arg = d;
+	d->api = api_new(&ad);
+	hc.body_limit = api_body_limit;
+	hc.handler = api_handle;
+	hc.arg = d->api;
+	d->http = http_server_new(&hc);
+
+	r = listener_bind(&d->listener, hosts, nhosts, d->cfg->port,
+			  DAEMON_BIND_RETRIES, DAEMON_BIND_RETRY_MS, &failed);
+	if (r != 0) {
+		if (r == -EADDRINUSE)
+			fprintf(stderr, "another gateway instance is already "
+				"listening on ws://%s%s%s:%d\n",
+				strchr(failed ? failed : "", ':') ? "[" : "",
+				failed ? failed : "127.0.0.1",
+				strchr(failed ? failed : "", ':') ? "]" : "",
+				d->cfg->port);
+		else
+			fprintf(stderr, "failed to bind gateway socket on "
+				"ws://%s:%d: %s\n", failed ? failed : "?",
+				d->cfg->port, strerror(-r));
+		return 1;
+	}
+	d->listening = listener_describe(d->listener);
+
+	rd.ws = d->ws;
+	rd.workers = d->workers;
+	rd.limiter = d->limiter;
+	rd.identity = d->identity;
+	rd.version = DAEMON_COMPAT_VERSION;
+	rd.build_id = d->build_id;
+	rd.boot_id = d->boot_id;
+	rd.state_dir = d->paths.state_dir;
+	rd.config_path = d->paths.config_path;
+	rd.listening = d->listening;
+	rd.port = d->cfg->port;
+	rd.start_mono_ms = d->start_mono;
+	rd.tick_ms = daemon_env_ms("CLAWGATE_TICK_INTERVAL_MS", 30000);
+	rd.handshake_ms = daemon_env_ms("OPENCLAW_HANDSHAKE_TIMEOUT_MS", 10000);
+	rd.health_ms = daemon_env_ms("CLAWGATE_HEALTH_INTERVAL_MS", 60000);
+	d->rpc = rpc_server_new(&rd);
+	wsc.arg = d->rpc;
+	d->ws = ws_server_new(&wso, &wsc);
+	rpc_server_set_ws(d->rpc, d->ws);
+
+	if (ws_server_start(d->ws) != 0 || http_server_start(d->http) != 0) {
+		fprintf(stderr, "cannot start the transports\n");
+		return 1;
+	}
+	rpc_server_start(d->rpc);
+	lc.to_ws = daemon_to_ws;
+	lc.to_http = daemon_to_http;
+	lc.arg = d;
+	if (listener_start(d->listener, &lc) != 0) {
+		fprintf(stderr, "cannot start the listener\n");
+		return 1;
+	}
+	daemon_lock_write(d, hosts, nhosts);
+	d->ready = 1;
+	return 0;
+}
+
+static void daemon_stop(struct daemon *d, int signo)
+{
+	int64_t t0 = util_mono_ms();
+
+	d->ready = 0;
+	if (signo)
+		log_info("gateway", "received %s; shutting down",
+			 signo == SIGINT ? "SIGINT" : "SIGTERM");
+	if (d->listener)
+		listener_stop(d->listener, 0);
+	if (d->rpc && d->ws)
+		rpc_server_shutdown(d->rpc, "gateway stopping", -1, 2000);
+	if (d->ws)
+		ws_server_stop(d->ws, 1001, "gateway stopping", 2000);
+	if (d->http)
+		http_server_stop(d->http);
+	workq_free(d->workers, 5000);
+	d->workers = NULL;
+	store_close(d->store);
+	d->store = NULL;
+	if (signo)
+		log_info("gateway", "shutdown completed cleanly in %lldms",
+			 (long long)(util_mono_ms() - t0));
+}
+
+static void daemon_free(struct daemon *d)
+{
+	ws_server_free(d->ws);
+	http_server_free(d->http);
+	listener_free(d->listener);
+	rpc_server_free(d->rpc);
+	api_free(d->api);
+	limiter_free(d->limiter);
+	identity_free(d->identity);
+	presence_shutdown();
+	daemon_unlock(d);
+	free(d->lock_path);
+	free(d->listening);
+	free(d->build_id);
+	config_set_current(NULL);
+	config_unref(d->cfg);
+	config_paths_free(&d->paths);
+	log_close_file();
+}
+
+/* SIGHUP: reload the config file now (the full reload path arrives with
+ * the config-lifecycle issue; here a valid file simply becomes current). */
+static void daemon_reload(struct daemon *d, const struct daemon_opts *o)
+{
+	struct config_issues issues = {0};
+	struct gw_config *c = NULL;
+
+	log_info("reload", "SIGHUP: reloading %s", d->paths.config_path);
+	if (config_load(d->paths.config_path, &o->ov, &c, &issues) != GW_OK) {
+		log_warn("reload", "config reload skipped (invalid config): "
+			 "%s: %s", issues.n ? issues.v[0].path : "?",
+			 issues.n ? issues.v[0].message : "?");
+		config_issues_free(&issues);
+		return;
+	}
+	config_issues_free(&issues);
+	config_set_current(c);
+	config_unref(c);
+	log_info("reload", "config hot reload applied");
+}
+
+int daemon_run(const struct daemon_opts *o)
+{
+	struct daemon d;
+	sigset_t set;
+	siginfo_t si;
+	int rc, sig;
+
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
+	d.start_mono = util_mono_ms();
+	/* Signals are taken synchronously by this thread; every thread
+	 * started below inherits the mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+
+	rc = daemon_start(&d, o);
+	if (rc != 0) {
+		daemon_stop(&d, 0);
+		daemon_free(&d);
+		curl_global_cleanup();
+		return rc;
+	}
+	config_set_current(d.cfg);
+	log_info("gateway", "clawgate %s (OpenClaw gateway protocol 4, "
+		 "compatible with %s)", PACKAGE_VERSION, DAEMON_COMPAT_VERSION);
+	log_info("gateway", "listening on ws://%s:%d (%s)",
+		 d.cfg->bind == BIND_LAN ? "0.0.0.0" :
+		 d.cfg->bind == BIND_CUSTOM ? d.cfg->custom_bind_host :
+		 "127.0.0.1", d.cfg->port, d.listening);
+	log_info("gateway", "auth mode: %s; state: %s", auth_mode_name(d.cfg->auth_mode),
+		 d.paths.state_dir);
+	if (d.cfg->auth_token_generated) {
+		/* Printed on stdout for the operator, never into the log. */
+		printf("Gateway token (generated for this run; set "
+		       "gateway.auth.token or OPENCLAW_GATEWAY_TOKEN to keep "
+		       "one): %s\n", d.cfg->auth_token);
+	}
+	printf("Gateway URL: ws://127.0.0.1:%d  Dashboard: "
+	       "http://127.0.0.1:%d/\n", d.cfg->port, d.cfg->port);
+	fflush(stdout);
+	log_info("gateway", "ready (%lldms)",
+		 (long long)(util_mono_ms() - d.start_mono));
+	daemon_sd_notify("READY=1");
+
+	for (;;) {
+		sig = sigwaitinfo(&set, &si);
+		if (sig < 0)
+			continue;
+		if (sig == SIGHUP) {
+			daemon_reload(&d, o);
+			continue;
+		}
+		if (sig == SIGUSR1) {
+			log_warn("gateway", "SIGUSR1 restart is not supported "
+				 "yet; ignoring");
+			continue;
+		}
+		break;
+	}
+	daemon_sd_notify("STOPPING=1");
+	daemon_stop(&d, sig);
+	daemon_free(&d);
+	curl_global_cleanup();
+	return 0;
+}

@@ -1,0 +1,544 @@
+/* The connect handshake: frame and params validation, protocol negotiation,
+ * role, browser origin, shared-secret auth, scopes, presence, hello-ok.
+ * Every rejection is a res error then a close (SPEC §2). */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/auth.h"
+#include "auth/limiter.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "net/ws.h"
+#include "presence/presence.h"
+#include "rpc/rpc-int.h"
+
+#define PROTOCOL_VERSION 4
+#define MIN_PROBE_PROTOCOL 3
+#define MIN_NODE_PROTOCOL 3
+
+static const char *const rpc_client_ids[] = {
+	"webchat-ui", "openclaw-control-ui", "openclaw-browser-copilot",
+	"openclaw-tui", "webchat", "cli", "gateway-client", "openclaw-macos",
+	"openclaw-linux", "openclaw-ios", "openclaw-watchos",
+	"openclaw-android", "node-host", "openclaw-worker", "test",
+	"fingerprint", "openclaw-probe",
+};
+
+static const char *const rpc_client_modes[] = {
+	"webchat", "cli", "ui", "backend", "node", "worker", "probe", "test",
+};
+
+/* Kinds of value in the closed ConnectParams schema. */
+enum cp_kind { CP_INT1, CP_INT0, CP_STR1, CP_STR, CP_STRARR, CP_OBJ, CP_ANY,
+	       CP_BOOLMAP, CP_ENUM_ID, CP_ENUM_MODE };
+
+struct cp_field {
+	const char *name;
+	enum cp_kind kind;
+	int required;
+	const struct cp_field *sub;	/* for CP_OBJ: closed object fields */
+};
+
+static const struct cp_field cp_client[] = {
+	{"id", CP_ENUM_ID, 1, NULL},
+	{"displayName", CP_STR1, 0, NULL},
+	{"version", CP_STR1, 1, NULL},
+	{"buildId", CP_STR1, 0, NULL},
+	{"platform", CP_STR1, 1, NULL},
+	{"deviceFamily", CP_STR1, 0, NULL},
+	{"modelIdentifier", CP_STR1, 0, NULL},
+	{"timeZone", CP_STR1, 0, NULL},
+	{"mode", CP_ENUM_MODE, 1, NULL},
+	{"instanceId", CP_STR1, 0, NULL},
+	{NULL, 0, 0, NULL},
+};
+
+static const struct cp_field cp_device[] = {
+	{"id", CP_STR1, 1, NULL},
+	{"publicKey", CP_STR1, 1, NULL},
+	{"signature", CP_STR1, 1, NULL},
+	{"signedAt", CP_INT0, 1, NULL},
+	{"nonce", CP_STR1, 1, NULL},
+	{NULL, 0, 0, NULL},
+};
+
+static const struct cp_field cp_auth[] = {
+	{"token", CP_STR, 0, NULL},
+	{"bootstrapToken", CP_STR, 0, NULL},
+	{"deviceToken", CP_STR, 0, NULL},
+	{"password", CP_STR, 0, NULL},
+	{"approvalRuntimeToken", CP_STR, 0, NULL},
+	{"agentRuntimeIdentityToken", CP_STR, 0, NULL},
+	{NULL, 0, 0, NULL},
+};
+
+static const struct cp_field cp_root[] = {
+	{"minProtocol", CP_INT1, 1, NULL},
+	{"maxProtocol", CP_INT1, 1, NULL},
+	{"client", CP_OBJ, 1, cp_client},
+	{"caps", CP_STRARR, 0, NULL},
+	{"commands", CP_STRARR, 0, NULL},
+	{"computerUse", CP_ANY, 0, NULL},
+	{"workerRuns", CP_ANY, 0, NULL},
+	{"permissions", CP_BOOLMAP, 0, NULL},
+	{"pathEnv", CP_STR, 0, NULL},
+	{"role", CP_STR1, 0, NULL},
+	{"scopes", CP_STRARR, 0, NULL},
+	{"device", CP_OBJ, 0, cp_device},
+	{"auth", CP_OBJ, 0, cp_auth},
+	{"locale", CP_STR, 0, NULL},
+	{"userAgent", CP_STR, 0, NULL},
+	{NULL, 0, 0, NULL},
+};
+
+static int cp_in(const char *s, const char *const *set, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (strcasecmp(s, set[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int cp_fail(char *msg, size_t n, const char *at, const char *what)
+{
+	if (at && *at)
+		snprintf(msg, n, "at %s: %s", at, what);
+	else
+		snprintf(msg, n, "%s", what);
+	return -1;
+}
+
+static int cp_check_obj(const json_t *o, const struct cp_field *fs,
+			const char *at, char *msg, size_t n);
+
+static int cp_check_value(const json_t *v, const struct cp_field *f,
+			  const char *at, char *msg, size_t n)
+{
+	size_t i;
+	json_t *x;
+	const char *k;
+	char sub[160];
+
+	switch (f->kind) {
+	case CP_INT1:
+	case CP_INT0:
+		if (!json_is_integer(v))
+			return cp_fail(msg, n, at, "must be integer");
+		if (json_integer_value(v) < (f->kind == CP_INT1 ? 1 : 0))
+			return cp_fail(msg, n, at, f->kind == CP_INT1 ?
+				       "must be >= 1" : "must be >= 0");
+		return 0;
+	case CP_STR1:
+	case CP_STR:
+		if (!json_is_string(v))
+			return cp_fail(msg, n, at, "must be string");
+		if (f->kind == CP_STR1 && json_string_length(v) == 0)
+			return cp_fail(msg, n, at,
+				       "must NOT have fewer than 1 characters");
+		return 0;
+	case CP_ENUM_ID:
+	case CP_ENUM_MODE:
+		if (!json_is_string(v) ||
+		    !(f->kind == CP_ENUM_ID ?
+		      cp_in(json_string_value(v), rpc_client_ids,
+			    ARRAY_SIZE(rpc_client_ids)) :
+		      cp_in(json_string_value(v), rpc_client_modes,
+			    ARRAY_SIZE(rpc_client_modes))))
+			return cp_fail(msg, n, at,
+				"must be equal to one of the allowed values");
+		return 0;
+	case CP_STRARR:
+		if (!json_is_array(v))
+			return cp_fail(msg, n, at, "must be array");
+		json_array_foreach(v, i, x) {
+			snprintf(sub, sizeof(sub), "%.100s/%zu", at, i);
+			if (!json_is_string(x))
+				return cp_fail(msg, n, sub, "must be string");
+			if (json_string_length(x) == 0)
+				return cp_fail(msg, n, sub,
+				"must NOT have fewer than 1 characters");
+		}
+		return 0;
+	case CP_OBJ:
+		if (!json_is_object(v))
+			return cp_fail(msg, n, at, "must be object");
+		return cp_check_obj(v, f->sub, at, msg, n);
+	case CP_BOOLMAP:
+		if (!json_is_object(v))
+			return cp_fail(msg, n, at, "must be object");
+		json_object_foreach((json_t *)v, k, x) {
+			snprintf(sub, sizeof(sub), "%.100s/%.50s", at, k);
+			if (!json_is_boolean(x))
+				return cp_fail(msg, n, sub, "must be boolean");
+		}
+		return 0;
+	case CP_ANY:
+		return 0;
+	}
+	return 0;
+}
+
+static int cp_check_obj(const json_t *o, const struct cp_field *fs,
+			const char *at, char *msg, size_t n)
+{
+	const struct cp_field *f;
+	const char *k;
+	json_t *v;
+	char what[200], sub[160];
+
+	for (f = fs; f->name; f++) {
+		if (f->required && !json_object_get(o, f->name)) {
+			snprintf(what, sizeof(what),
+				 "must have required property '%s'", f->name);
+			return cp_fail(msg, n, at, what);
+		}
+	}
+	json_object_foreach((json_t *)o, k, v) {
+		for (f = fs; f->name; f++)
+			if (strcmp(f->name, k) == 0)
+				break;
+		if (!f->name)
+			return cp_fail(msg, n, at,
+				       "must NOT have additional properties");
+	}
+	for (f = fs; f->name; f++) {
+		v = json_object_get(o, f->name);
+		if (!v)
+			continue;
+		snprintf(sub, sizeof(sub), "%.100s/%.50s", at, f->name);
+		if (cp_check_value(v, f, sub, msg, n) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+int rpc_connect_check_params(const json_t *params, char *msg, size_t n)
+{
+	if (!json_is_object(params))
+		return cp_fail(msg, n, NULL, "must be object");
+	return cp_check_obj(params, cp_root, "", msg, n);
+}
+
+static const char *jstr(const json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* Close reasons are bounded to 120 bytes (on a UTF-8 boundary). */
+static void rpc_truncate_reason(const char *in, char out[124])
+{
+	size_t n = strlen(in);
+
+	if (n > 120) {
+		n = 120;
+		while (n > 0 && ((unsigned char)in[n] & 0xc0) == 0x80)
+			n--;
+	}
+	memcpy(out, in, n);
+	out[n] = 0;
+}
+
+static void rpc_reject_1008(struct rpc_conn *c, json_t *id, const char *code,
+			    const char *msg, json_t *details)
+{
+	char reason[124];
+
+	rpc_truncate_reason(msg, reason);
+	rpc_conn_reject(c, id, code, msg, details, 1008, reason);
+	json_decref(details);
+}
+
+/* Is this origin allowed for this socket? (SPEC §2, reference §7.5) */
+static int rpc_origin_allowed(const struct gw_config *cfg, const char *origin,
+			      int local, char *norm, size_t n)
+{
+	const char *p, *host, *end;
+	size_t i, hl;
+	char **ao;
+
+	if (!origin || !*origin || strcmp(origin, "null") == 0)
+		return 0;
+	p = strstr(origin, "://");
+	if (!p)
+		return 0;
+	for (i = 0; origin[i] && i + 1 < n; i++)
+		norm[i] = (char)tolower((unsigned char)origin[i]);
+	norm[i] = 0;
+	while (i > 0 && norm[i - 1] == '/')
+		norm[--i] = 0;
+	for (ao = cfg->allowed_origins; ao && *ao; ao++)
+		if (strcmp(*ao, "*") == 0 || strcasecmp(*ao, norm) == 0)
+			return 1;
+	if (!local)
+		return 0;
+	host = norm + (p - origin) + 3;
+	if (*host == '[') {
+		end = strchr(host, ']');
+		if (!end)
+			return 0;
+		return strncmp(host, "[::1]", 5) == 0;
+	}
+	end = host + strcspn(host, ":/");
+	hl = (size_t)(end - host);
+	return (hl == 9 && strncmp(host, "localhost", 9) == 0) ||
+	       (hl >= 4 && strncmp(host, "127.", 4) == 0);
+}
+
+static int rpc_conn_is_local(struct rpc_conn *c)
+{
+	static const char *const proxy_headers[] = {
+		"forwarded", "x-forwarded-for", "x-forwarded-proto",
+		"x-forwarded-host", "x-real-ip",
+	};
+	size_t i;
+
+	if (!ws_conn_peer_is_loopback(c->ws))
+		return 0;
+	for (i = 0; i < ARRAY_SIZE(proxy_headers); i++)
+		if (ws_conn_header(c->ws, proxy_headers[i]))
+			return 0;
+	return 1;
+}
+
+static int rpc_is_ephemeral(const char *mode)
+{
+	return strcmp(mode, "cli") == 0 || strcmp(mode, "backend") == 0 ||
+	       strcmp(mode, "probe") == 0;
+}
+
+static void rpc_presence_connect(struct rpc_conn *c, const json_t *params,
+				 int local)
+{
+	const json_t *cl = json_object_get(params, "client");
+	const char *host = jstr(cl, "displayName");
+	const char *inst = jstr(cl, "instanceId");
+	const char *ver = jstr(cl, "version"), *mode = jstr(cl, "mode");
+	char *key, *text, *p;
+	json_t *f;
+
+	if (!host)
+		host = jstr(cl, "id");
+	key = xstrdup(inst ? inst : c->conn_id);
+	for (p = key; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	text = xasprintf("%s \xc2\xb7 app %s \xc2\xb7 mode %s \xc2\xb7 "
+			 "reason connect", host, ver, mode);
+	f = json_pack("{s:s,s:s,s:s,s:s,s:[s],s:O,s:s,s:s,s:s}", "host", host,
+		      "version", ver, "platform", jstr(cl, "platform"), "mode",
+		      mode, "roles", c->role, "scopes", c->scope_list,
+		      "instanceId", inst ? inst : c->conn_id, "reason",
+		      "connect", "text", text);
+	if (jstr(cl, "deviceFamily"))
+		json_object_set_new(f, "deviceFamily",
+				    json_string(jstr(cl, "deviceFamily")));
+	if (jstr(cl, "modelIdentifier"))
+		json_object_set_new(f, "modelIdentifier",
+				    json_string(jstr(cl, "modelIdentifier")));
+	if (!local)
+		json_object_set_new(f, "ip",
+				    json_string(ws_conn_peer_ip(c->ws)));
+	presence_upsert(key, f);
+	json_decref(f);
+	free(text);
+	c->presence_key = key;
+}
+
+static json_t *rpc_hello(struct rpc_conn *c, const struct gw_config *cfg)
+{
+	struct rpc_server *s = c->srv;
+	json_t *snap, *hello, *health;
+
+	health = json_loads(rpc_health_json(s), 0, NULL);
+	snap = json_pack("{s:o,s:o,s:{s:I,s:I},s:I,s:{s:s,s:s,s:s,s:s}}",
+			 "presence", presence_list(), "health",
+			 health ? health : json_object(), "stateVersion",
+			 "presence", (json_int_t)presence_version(), "health",
+			 (json_int_t)presence_health_version(), "uptimeMs",
+			 (json_int_t)(util_mono_ms() - s->d.start_mono_ms),
+			 "sessionDefaults", "defaultAgentId", "main",
+			 "mainKey", "main", "mainSessionKey", "agent:main:main",
+			 "scope", "per-sender");
+	if (c->scopes & SCOPE_ADMIN) {
+		json_object_set_new(snap, "configPath",
+				    json_string(s->d.config_path));
+		json_object_set_new(snap, "stateDir",
+				    json_string(s->d.state_dir));
+		json_object_set_new(snap, "authMode",
+				    json_string(auth_mode_name(cfg->auth_mode)));
+	}
+	hello = json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:s},s:o,s:o,"
+			  "s:{s:s,s:O},s:{s:i,s:i,s:I}}",
+			  "type", "hello-ok", "protocol", PROTOCOL_VERSION,
+			  "server", "version", s->d.version, "buildId",
+			  s->d.build_id, "bootId", s->d.boot_id, "connId",
+			  c->conn_id, "features", rpc_features(), "snapshot",
+			  snap, "auth", "role", c->role, "scopes",
+			  c->scope_list, "policy", "maxPayload", 26214400,
+			  "maxBufferedBytes", 52428800, "tickIntervalMs",
+			  (json_int_t)s->d.tick_ms);
+	return hello;
+}
+
+void rpc_connect_handle(struct rpc_conn *c, json_t *frame)
+{
+	struct gw_config *cfg = NULL;
+	struct auth_request arq;
+	struct auth_result ares;
+	json_t *id, *params, *auth, *scopes, *v, *details, *res;
+	const char *method, *role, *mode, *client_id, *origin;
+	char msg[256], full[300], norm[256];
+	int64_t minp, maxp;
+	int local, browser, ok;
+	size_t i;
+
+	if (rpc_frame_check_req(frame, msg, sizeof(msg)) != 0) {
+		rpc_conn_reject(c, NULL, NULL, NULL, NULL, 1008,
+				"invalid request frame");
+		return;
+	}
+	id = json_object_get(frame, "id");
+	method = jstr(frame, "method");
+	if (strcmp(method, "connect") != 0) {
+		rpc_reject_1008(c, id, "INVALID_REQUEST",
+			"invalid handshake: first request must be connect",
+			NULL);
+		return;
+	}
+	params = json_object_get(frame, "params");
+	if (rpc_connect_check_params(params, msg, sizeof(msg)) != 0) {
+		snprintf(full, sizeof(full), "invalid connect params: %s", msg);
+		rpc_reject_1008(c, id, "INVALID_REQUEST", full, NULL);
+		return;
+	}
+	minp = json_integer_value(json_object_get(params, "minProtocol"));
+	maxp = json_integer_value(json_object_get(params, "maxProtocol"));
+	v = json_object_get(params, "client");
+	mode = jstr(v, "mode");
+	client_id = jstr(v, "id");
+	role = jstr(params, "role");
+	if (!role)
+		role = "operator";
+	ok = minp <= PROTOCOL_VERSION && PROTOCOL_VERSION <= maxp;
+	if (!ok && strcasecmp(mode, "probe") == 0)
+		ok = maxp >= MIN_PROBE_PROTOCOL && minp <= PROTOCOL_VERSION;
+	if (!ok && strcmp(role, "node") == 0 && strcasecmp(mode, "node") == 0)
+		ok = minp <= MIN_NODE_PROTOCOL && MIN_NODE_PROTOCOL <= maxp;
+	if (!ok) {
+		details = json_pack("{s:s,s:I,s:I,s:i,s:i}", "code",
+				    "PROTOCOL_MISMATCH", "clientMinProtocol",
+				    (json_int_t)minp, "clientMaxProtocol",
+				    (json_int_t)maxp, "expectedProtocol",
+				    PROTOCOL_VERSION, "minimumProbeProtocol",
+				    MIN_PROBE_PROTOCOL);
+		rpc_conn_reject(c, id, "INVALID_REQUEST", "protocol mismatch",
+				details, 1002, "protocol mismatch");
+		json_decref(details);
+		return;
+	}
+	if (strcmp(role, "operator") != 0 && strcmp(role, "node") != 0) {
+		rpc_conn_reject(c, id, "INVALID_REQUEST", "invalid role", NULL,
+				1008, "invalid role");
+		return;
+	}
+	cfg = config_current();
+	local = rpc_conn_is_local(c);
+	origin = ws_conn_header(c->ws, "origin");
+	browser = origin != NULL ||
+		  strcasecmp(client_id, "openclaw-control-ui") == 0 ||
+		  strcasecmp(client_id, "webchat-ui") == 0 ||
+		  strcasecmp(mode, "webchat") == 0;
+	norm[0] = 0;
+	if (browser && !rpc_origin_allowed(cfg, origin, local, norm,
+					   sizeof(norm))) {
+		details = json_pack("{s:s,s:s}", "code",
+				    "CONTROL_UI_ORIGIN_NOT_ALLOWED", "reason",
+				    origin ? "origin not allowed" :
+					     "origin missing or invalid");
+		rpc_reject_1008(c, id, "INVALID_REQUEST",
+			"origin not allowed (open the Control UI from the "
+			"gateway host or allow it in "
+			"gateway.controlUi.allowedOrigins)", details);
+		goto out;
+	}
+	auth = json_object_get(params, "auth");
+	if (!auth && !json_object_get(params, "device") &&
+	    cfg->auth_mode != AUTH_MODE_NONE) {
+		rpc_reject_1008(c, id, "NOT_PAIRED", "device identity required",
+				json_pack("{s:s}", "code",
+					  "DEVICE_IDENTITY_REQUIRED"));
+		goto out;
+	}
+	if (strcmp(role, "node") == 0 && !json_object_get(params, "device")) {
+		rpc_reject_1008(c, id, "NOT_PAIRED", "device identity required",
+				json_pack("{s:s}", "code",
+					  "DEVICE_IDENTITY_REQUIRED"));
+		goto out;
+	}
+	memset(&arq, 0, sizeof(arq));
+	arq.token = jstr(auth, "token");
+	arq.password = jstr(auth, "password");
+	arq.client_ip = ws_conn_peer_ip(c->ws);
+	arq.is_loopback = local;
+	arq.browser = origin != NULL;
+	arq.origin = norm[0] ? norm : origin;
+	arq.ui_client = strcasecmp(client_id, "openclaw-control-ui") == 0 ||
+			strcasecmp(client_id, "webchat-ui") == 0;
+	auth_check(cfg, c->srv->d.limiter, &arq, &ares);
+	if (!ares.ok) {
+		char reason[124];
+
+		details = json_pack("{s:s,s:s,s:b,s:s}", "code",
+				    ares.detail_code, "authReason", ares.reason,
+				    "canRetryWithDeviceToken", 0,
+				    "recommendedNextStep", ares.next_step);
+		res = json_pack("{s:s,s:O,s:b,s:{s:s,s:s,s:O}}", "type", "res",
+				"id", id, "ok", 0, "error", "code",
+				"INVALID_REQUEST", "message", ares.message,
+				"details", details);
+		if (ares.rate_limited) {
+			v = json_object_get(res, "error");
+			json_object_set_new(v, "retryable", json_true());
+			json_object_set_new(v, "retryAfterMs",
+					    json_integer(ares.retry_after_ms));
+		}
+		json_decref(details);
+		log_info("ws", "unauthorized conn=%s remote=%s client=%s %s "
+			 "reason=%s", c->conn_id, arq.client_ip, client_id,
+			 mode, ares.reason);
+		rpc_conn_send_json(c, res);
+		rpc_truncate_reason(ares.message, reason);
+		rpc_conn_reject(c, NULL, NULL, NULL, NULL, 1008, reason);
+		goto out;
+	}
+	/* Scopes: a device-less shared-secret operator gets what it asks for
+	 * (SPEC §2); probe mode gets none. Device identities arrive with the
+	 * pairing issue. */
+	c->role = xstrdup(role);
+	c->client_id = xstrdup(client_id);
+	c->client_mode = xstrdup(mode);
+	c->scope_list = json_array();
+	scopes = json_object_get(params, "scopes");
+	if (strcasecmp(mode, "probe") != 0 && strcmp(role, "operator") == 0) {
+		json_array_foreach(scopes, i, v) {
+			unsigned bit = rpc_scope_bit(json_string_value(v));
+
+			c->scopes |= bit;
+			json_array_append(c->scope_list, v);
+		}
+	}
+	if (!rpc_is_ephemeral(mode))
+		rpc_presence_connect(c, params, local);
+	rpc_conn_ready(c);
+	res = json_pack("{s:s,s:O,s:b,s:o}", "type", "res", "id", id, "ok", 1,
+			"payload", rpc_hello(c, cfg));
+	rpc_conn_send_json(c, res);
+	log_debug("ws", "connected conn=%s client=%s mode=%s", c->conn_id,
+		  client_id, mode);
+out:
+	config_unref(cfg);
+}

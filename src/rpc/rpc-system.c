@@ -1,0 +1,284 @@
+/* System methods: health, status, system-presence, system-event,
+ * last-heartbeat, gateway.identity.get, logs.tail. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "auth/auth.h"
+#include "auth/identity.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "presence/presence.h"
+#include "rpc/rpc-int.h"
+
+#define LOGS_DEFAULT_LIMIT 500
+#define LOGS_MAX_LIMIT 5000
+#define LOGS_DEFAULT_BYTES 250000
+#define LOGS_MAX_BYTES 1000000
+
+/* Read an optional integer param within [lo, hi]; -1 on a bad value. */
+static int rpc_param_int(struct rpc_call *call, const char *name, int64_t lo,
+			 int64_t hi, int64_t *out)
+{
+	json_t *v = json_object_get(call->params, name);
+
+	if (!v)
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < lo ||
+	    json_integer_value(v) > hi) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL,
+			       "invalid params: at /%s: must be integer in "
+			       "%lld..%lld", name, (long long)lo,
+			       (long long)hi);
+		return -1;
+	}
+	*out = json_integer_value(v);
+	return 0;
+}
+
+static int rpc_params_object(struct rpc_call *call)
+{
+	if (!json_is_object(call->params)) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL,
+			       "invalid params: must be object");
+		return -1;
+	}
+	return 0;
+}
+
+int rpc_system_health(struct rpc_call *call)
+{
+	json_t *probe;
+
+	if (rpc_params_object(call) != 0)
+		return GW_EINVAL;
+	probe = json_object_get(call->params, "probe");
+	if (json_is_true(probe))
+		rpc_health_refresh(call->srv, 1);
+	call->payload_raw = xstrdup(rpc_health_json(call->srv));
+	return GW_OK;
+}
+
+int rpc_system_status(struct rpc_call *call)
+{
+	struct rpc_server *s = call->srv;
+	json_t *gw;
+
+	gw = json_pack("{s:i,s:I,s:i,s:s,s:s,s:i}", "pid", (int)getpid(),
+		       "uptimeMs",
+		       (json_int_t)(util_mono_ms() - s->d.start_mono_ms),
+		       "port", s->d.port, "listening", s->d.listening,
+		       "authMode", auth_mode_name(call->cfg->auth_mode),
+		       "connections", s->nready);
+	if (call->scopes & SCOPE_ADMIN) {
+		json_object_set_new(gw, "stateDir",
+				    json_string(s->d.state_dir));
+		json_object_set_new(gw, "configPath",
+				    json_string(s->d.config_path));
+	}
+	call->payload = json_pack("{s:s,s:s,s:o,s:{s:s,s:[{s:s,s:b}]},"
+				  "s:{s:i}}",
+				  "runtimeVersion", s->d.version,
+				  "implementation", s->d.build_id,
+				  "gateway", gw, "heartbeat",
+				  "defaultAgentId", "main", "agents",
+				  "agentId", "main", "enabled", 0,
+				  "sessions", "count", 0);
+	return GW_OK;
+}
+
+int rpc_system_presence(struct rpc_call *call)
+{
+	call->payload = presence_list();
+	return GW_OK;
+}
+
+/* system-event: a presence beacon and a line for the main session. */
+int rpc_system_event(struct rpc_call *call)
+{
+	static const char *const str_fields[] = {
+		"deviceId", "instanceId", "host", "ip", "mode", "version",
+		"platform", "deviceFamily", "modelIdentifier", "reason",
+	};
+	const char *text, *key;
+	json_t *f, *v;
+	size_t i;
+	char *lk, *p;
+
+	if (rpc_params_object(call) != 0)
+		return GW_EINVAL;
+	text = json_string_value(json_object_get(call->params, "text"));
+	if (!text || !*text) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL,
+			       "invalid system-event params: must have "
+			       "required property 'text'");
+		return GW_EINVAL;
+	}
+	if (strlen(text) > 4096) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL,
+			       "invalid system-event params: text too long");
+		return GW_EINVAL;
+	}
+	f = json_pack("{s:s}", "text", text);
+	for (i = 0; i < ARRAY_SIZE(str_fields); i++) {
+		v = json_object_get(call->params, str_fields[i]);
+		if (json_is_string(v) && json_string_length(v) > 0 &&
+		    json_string_length(v) <= 256)
+			json_object_set(f, str_fields[i], v);
+	}
+	v = json_object_get(call->params, "lastInputSeconds");
+	if (json_is_integer(v) && json_integer_value(v) >= 0)
+		json_object_set(f, "lastInputSeconds", v);
+	if (!json_object_get(f, "reason"))
+		json_object_set_new(f, "reason", json_string("event"));
+	key = json_string_value(json_object_get(f, "deviceId"));
+	if (!key)
+		key = json_string_value(json_object_get(f, "instanceId"));
+	if (!key)
+		key = json_string_value(json_object_get(f, "host"));
+	if (!key)
+		key = call->conn->conn_id;
+	lk = xstrdup(key);
+	for (p = lk; *p; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p = (char)(*p - 'A' + 'a');
+	if (!json_object_get(f, "host"))
+		json_object_set_new(f, "host", json_string(key));
+	presence_upsert(lk, f);
+	free(lk);
+	json_decref(f);
+	log_info("gateway", "system-event: %.200s", text);
+	rpc_broadcast(call->srv, "presence",
+		      json_pack("{s:o}", "presence", presence_list()), 1, 0);
+	call->payload = json_pack("{s:b}", "ok", 1);
+	return GW_OK;
+}
+
+int rpc_system_last_heartbeat(struct rpc_call *call)
+{
+	call->payload = json_null();
+	return GW_OK;
+}
+
+int rpc_system_identity(struct rpc_call *call)
+{
+	const struct identity *id = call->srv->d.identity;
+
+	if (!id)
+		return GW_EUNAVAIL;
+	call->payload = json_pack("{s:s,s:s}", "deviceId", id->device_id,
+				  "publicKey", id->pub_b64url);
+	return GW_OK;
+}
+
+/* Split buf[0..n) into complete lines appended to arr; returns bytes used
+ * (up to and including the last newline). */
+static size_t rpc_logs_lines(const char *buf, size_t n, json_t *arr)
+{
+	size_t start = 0, i;
+
+	for (i = 0; i < n; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (i > start)
+			json_array_append_new(arr,
+				json_stringn_nocheck(buf + start, i - start));
+		start = i + 1;
+	}
+	return start;
+}
+
+int rpc_system_logs_tail(struct rpc_call *call)
+{
+	int64_t limit = LOGS_DEFAULT_LIMIT, max_bytes = LOGS_DEFAULT_BYTES;
+	int64_t cursor = -1, from, size;
+	json_t *lines = NULL, *trimmed;
+	char *path = NULL, *buf = NULL;
+	struct stat st;
+	int fd = -1, r = GW_EIO, reset = 0, truncated = 0;
+	ssize_t got;
+	size_t used, skip = 0, i, n;
+
+	if (rpc_params_object(call) != 0 ||
+	    rpc_param_int(call, "limit", 1, LOGS_MAX_LIMIT, &limit) != 0 ||
+	    rpc_param_int(call, "maxBytes", 1, LOGS_MAX_BYTES,
+			  &max_bytes) != 0 ||
+	    rpc_param_int(call, "cursor", 0, INT64_MAX, &cursor) != 0)
+		return GW_EINVAL;
+	path = log_file_path();
+	if (!path) {
+		rpc_call_error(call, "UNAVAILABLE", NULL,
+			       "no log file is configured");
+		return GW_EUNAVAIL;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) != 0)
+		goto out;
+	size = st.st_size;
+	if (cursor > size) {
+		reset = 1;
+		cursor = -1;
+	}
+	if (cursor < 0) {
+		from = size > max_bytes ? size - max_bytes : 0;
+	} else {
+		from = cursor;
+		if (size - from > max_bytes)
+			truncated = 1;
+	}
+	n = (size_t)(size - from < max_bytes ? size - from : max_bytes);
+	buf = xmalloc(n + 1);
+	got = pread(fd, buf, n, from);
+	if (got < 0)
+		goto out;
+	n = (size_t)got;
+	/* A tail that starts mid-file drops its partial first line. */
+	if (cursor < 0 && from > 0) {
+		const char *nl = memchr(buf, '\n', n);
+
+		skip = nl ? (size_t)(nl - buf) + 1 : n;
+	}
+	lines = json_array();
+	used = skip + rpc_logs_lines(buf + skip, n - skip, lines);
+	if (cursor < 0 && json_array_size(lines) > (size_t)limit) {
+		trimmed = json_array();
+		for (i = json_array_size(lines) - (size_t)limit;
+		     i < json_array_size(lines); i++)
+			json_array_append(trimmed, json_array_get(lines, i));
+		json_decref(lines);
+		lines = trimmed;
+		truncated = 1;
+	} else if (cursor >= 0 && json_array_size(lines) > (size_t)limit) {
+		/* Keep the first `limit` lines; the cursor stops after them. */
+		const char *p = buf;
+
+		for (i = 0; i < (size_t)limit; i++)
+			p = (const char *)memchr(p, '\n', n - (size_t)(p - buf)) + 1;
+		used = (size_t)(p - buf);
+		while (json_array_size(lines) > (size_t)limit)
+			json_array_remove(lines, json_array_size(lines) - 1);
+		truncated = 1;
+	}
+	call->payload = json_pack("{s:s,s:I,s:I,s:o}", "file", path, "cursor",
+				  (json_int_t)(from + (int64_t)used), "size",
+				  (json_int_t)size, "lines", lines);
+	if (truncated)
+		json_object_set_new(call->payload, "truncated", json_true());
+	if (reset)
+		json_object_set_new(call->payload, "reset", json_true());
+	r = GW_OK;
+out:
+	if (r != GW_OK)
+		rpc_call_error(call, "UNAVAILABLE", NULL,
+			       "cannot read log file: %s", strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	free(path);
+	return r;
+}

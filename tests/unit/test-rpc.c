@@ -1,0 +1,298 @@
+/* Unit tests: request frame validation, connect params validation, the
+ * method table and scope rules, the auth decision and the limiter. */
+#include <check.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "auth/auth.h"
+#include "auth/limiter.h"
+#include "core/common.h"
+#include "rpc/rpc.h"
+
+static json_t *J(const char *text)
+{
+	json_error_t e;
+	json_t *v = json_loads(text, JSON_DECODE_ANY, &e);
+
+	ck_assert_msg(v != NULL, "bad test JSON: %s", e.text);
+	return v;
+}
+
+static const struct {
+	const char *frame;
+	const char *msg;	/* NULL = valid */
+} frame_cases[] = {
+	{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"health\"}", NULL},
+	{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"health\",\"params\":{}}",
+	 NULL},
+	{"{\"type\":\"req\",\"id\":\"x\"}",
+	 "must have required property 'method'"},
+	{"{\"id\":\"x\",\"method\":\"m\"}", "must have required property 'type'"},
+	{"{\"type\":\"req\",\"method\":\"m\"}",
+	 "must have required property 'id'"},
+	{"{\"type\":\"event\",\"id\":\"1\",\"method\":\"m\"}",
+	 "at /type: must be equal to constant"},
+	{"{\"type\":\"req\",\"id\":1,\"method\":\"m\"}", "at /id: must be string"},
+	{"{\"type\":\"req\",\"id\":\"\",\"method\":\"m\"}",
+	 "at /id: must NOT have fewer than 1 characters"},
+	{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"\"}",
+	 "at /method: must NOT have fewer than 1 characters"},
+	{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"m\",\"x\":1}",
+	 "must NOT have additional properties"},
+	{"[1,2]", "must be object"},
+	{"{\"type\":\"req\",\"id\":\"1\",\"method\":\"m\",\"traceparent\":7}",
+	 "at /traceparent: must be string"},
+};
+
+START_TEST(test_frame_check)
+{
+	json_t *f = J(frame_cases[_i].frame);
+	char msg[200] = "";
+	int r = rpc_frame_check_req(f, msg, sizeof(msg));
+
+	if (!frame_cases[_i].msg)
+		ck_assert_int_eq(r, 0);
+	else {
+		ck_assert_int_eq(r, -1);
+		ck_assert_str_eq(msg, frame_cases[_i].msg);
+	}
+	json_decref(f);
+}
+END_TEST
+
+#define CLIENT "\"client\":{\"id\":\"cli\",\"version\":\"1\"," \
+	       "\"platform\":\"linux\",\"mode\":\"cli\"}"
+
+static const struct {
+	const char *params;
+	const char *msg;
+} connect_cases[] = {
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT "}", NULL},
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"role\":\"operator\","
+	 "\"scopes\":[\"operator.read\"],\"caps\":[],\"auth\":{\"token\":\"t\"}}",
+	 NULL},
+	{"{\"minProtocol\":4,\"maxProtocol\":4}",
+	 "must have required property 'client'"},
+	{"{\"maxProtocol\":4," CLIENT "}",
+	 "must have required property 'minProtocol'"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4,\"client\":{\"id\":\"nope\","
+	 "\"version\":\"1\",\"platform\":\"linux\",\"mode\":\"cli\"}}",
+	 "at /client/id: must be equal to one of the allowed values"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4,\"client\":{\"id\":\"cli\","
+	 "\"version\":\"1\",\"platform\":\"linux\",\"mode\":\"nope\"}}",
+	 "at /client/mode: must be equal to one of the allowed values"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4,\"client\":{\"id\":\"cli\","
+	 "\"platform\":\"linux\",\"mode\":\"cli\"}}",
+	 "at /client: must have required property 'version'"},
+	{"{\"minProtocol\":\"4\",\"maxProtocol\":4," CLIENT "}",
+	 "at /minProtocol: must be integer"},
+	{"{\"minProtocol\":0,\"maxProtocol\":4," CLIENT "}",
+	 "at /minProtocol: must be >= 1"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"password\":\"p\"}",
+	 "must NOT have additional properties"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"auth\":{\"x\":1}}",
+	 "at /auth: must NOT have additional properties"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"scopes\":[\"\"]}",
+	 "at /scopes/0: must NOT have fewer than 1 characters"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"device\":{\"id\":\"a\"}}",
+	 "at /device: must have required property 'publicKey'"},
+	{"{\"minProtocol\":4,\"maxProtocol\":4," CLIENT ",\"permissions\":"
+	 "{\"a\":1}}", "at /permissions/a: must be boolean"},
+	{"\"str\"", "must be object"},
+};
+
+START_TEST(test_connect_params)
+{
+	json_t *p = J(connect_cases[_i].params);
+	char msg[200] = "";
+	int r = rpc_connect_check_params(p, msg, sizeof(msg));
+
+	if (!connect_cases[_i].msg)
+		ck_assert_msg(r == 0, "unexpected error: %s", msg);
+	else {
+		ck_assert_int_eq(r, -1);
+		ck_assert_str_eq(msg, connect_cases[_i].msg);
+	}
+	json_decref(p);
+}
+END_TEST
+
+START_TEST(test_scope_rules)
+{
+	unsigned r = rpc_scope_bit("operator.read");
+	unsigned w = rpc_scope_bit("operator.write");
+	unsigned a = rpc_scope_bit("operator.admin");
+	unsigned p = rpc_scope_bit("operator.pairing");
+
+	ck_assert_uint_ne(r, 0);
+	ck_assert_uint_eq(rpc_scope_bit("operator.bogus"), 0);
+	ck_assert(rpc_scope_allows(a, r));
+	ck_assert(rpc_scope_allows(a, p));
+	ck_assert(rpc_scope_allows(w, r));
+	ck_assert(!rpc_scope_allows(r, w));
+	ck_assert(!rpc_scope_allows(w, p));
+	ck_assert(!rpc_scope_allows(p, r));
+	ck_assert(!rpc_scope_allows(0, r));
+	ck_assert_str_eq(rpc_method_scope("health"), "operator.read");
+	ck_assert_str_eq(rpc_method_scope("system-event"), "operator.admin");
+	ck_assert_str_eq(rpc_method_scope("device.pair.list"),
+			 "operator.pairing");
+	/* Unlisted methods need admin (default-deny). */
+	ck_assert_str_eq(rpc_method_scope("no.such.method"), "operator.admin");
+	ck_assert_str_eq(rpc_method_scope("connect"), "operator.admin");
+}
+END_TEST
+
+START_TEST(test_method_table)
+{
+	size_t n = rpc_method_count(), i, j;
+	const char *name;
+
+	ck_assert_uint_ge(n, 7);
+	for (i = 0; i < n; i++) {
+		name = rpc_method_name(i);
+		/* Every method has a known scope. */
+		ck_assert_uint_ne(rpc_scope_bit(rpc_method_scope(name)), 0);
+		for (j = i + 1; j < n; j++)
+			ck_assert_str_ne(name, rpc_method_name(j));
+	}
+}
+END_TEST
+
+START_TEST(test_limiter)
+{
+	struct limiter *l = limiter_new(2);
+	struct limiter_policy p = {3, 60000, 300000};
+	int64_t ra = 0;
+
+	ck_assert(!limiter_locked(l, "k", 1000, &ra));
+	ck_assert_int_eq(limiter_fail(l, "k", 1000, &p), 0);
+	ck_assert_int_eq(limiter_fail(l, "k", 1001, &p), 0);
+	ck_assert_int_eq(limiter_fail(l, "k", 1002, &p), 1);
+	ck_assert(limiter_locked(l, "k", 1003, &ra));
+	ck_assert_int_eq(ra, 300000 - 1);
+	ck_assert(!limiter_locked(l, "k", 1002 + 300000, &ra));
+	/* Failures that left the window do not count. */
+	limiter_fail(l, "w", 0, &p);
+	limiter_fail(l, "w", 1, &p);
+	ck_assert_int_eq(limiter_fail(l, "w", 70000, &p), 0);
+	ck_assert(!limiter_locked(l, "w", 70001, NULL));
+	/* A success resets. */
+	limiter_fail(l, "w", 70002, &p);
+	limiter_reset(l, "w");
+	ck_assert_int_eq(limiter_fail(l, "w", 70003, &p), 0);
+	/* Bounded keys: a third key evicts the least recently used. */
+	limiter_fail(l, "z", 80000, &p);
+	ck_assert(!limiter_locked(l, "k", 1003, NULL));
+	limiter_free(l);
+}
+END_TEST
+
+static struct gw_config *test_cfg(int mode, const char *tok, const char *pw)
+{
+	static struct gw_config c;
+
+	memset(&c, 0, sizeof(c));
+	c.auth_mode = mode;
+	c.auth_token = (char *)tok;
+	c.auth_password = (char *)pw;
+	c.rate_max_attempts = 2;
+	c.rate_window_ms = 60000;
+	c.rate_lockout_ms = 300000;
+	c.rate_exempt_loopback = 1;
+	return &c;
+}
+
+START_TEST(test_auth_decision)
+{
+	struct limiter *l = limiter_new(16);
+	struct auth_request rq = {0};
+	struct auth_result res;
+	struct gw_config *c = test_cfg(AUTH_MODE_TOKEN, "secret", NULL);
+
+	rq.client_ip = "10.0.0.9";
+	rq.token = "secret";
+	auth_check(c, l, &rq, &res);
+	ck_assert(res.ok);
+	ck_assert_str_eq(res.method, "token");
+
+	rq.token = NULL;
+	auth_check(c, l, &rq, &res);
+	ck_assert(!res.ok);
+	ck_assert_str_eq(res.detail_code, "AUTH_TOKEN_MISSING");
+	ck_assert_str_eq(res.reason, "token_missing");
+
+	rq.token = "wrong";
+	auth_check(c, l, &rq, &res);
+	ck_assert(!res.ok);
+	ck_assert_str_eq(res.detail_code, "AUTH_TOKEN_MISMATCH");
+	ck_assert_str_eq(res.next_step, "update_auth_credentials");
+	ck_assert_str_eq(res.message, "unauthorized: gateway token mismatch "
+			 "(use this gateway's gateway.auth.token or pair the "
+			 "device)");
+	auth_check(c, l, &rq, &res);
+	/* Two failures lock this IP out; even the right token is refused. */
+	rq.token = "secret";
+	auth_check(c, l, &rq, &res);
+	ck_assert(!res.ok);
+	ck_assert(res.rate_limited);
+	ck_assert_str_eq(res.detail_code, "AUTH_RATE_LIMITED");
+	ck_assert_int_gt(res.retry_after_ms, 0);
+
+	/* Loopback is exempt (not for browser origins). */
+	rq.client_ip = "127.0.0.1";
+	rq.is_loopback = 1;
+	rq.token = "wrong";
+	auth_check(c, l, &rq, &res);
+	auth_check(c, l, &rq, &res);
+	auth_check(c, l, &rq, &res);
+	rq.token = "secret";
+	auth_check(c, l, &rq, &res);
+	ck_assert(res.ok);
+
+	c = test_cfg(AUTH_MODE_PASSWORD, NULL, "pw");
+	rq.password = "nope";
+	auth_check(c, l, &rq, &res);
+	ck_assert_str_eq(res.detail_code, "AUTH_PASSWORD_MISMATCH");
+	rq.password = "pw";
+	auth_check(c, l, &rq, &res);
+	ck_assert(res.ok);
+	ck_assert_str_eq(res.method, "password");
+
+	c = test_cfg(AUTH_MODE_NONE, NULL, NULL);
+	auth_check(c, l, &rq, &res);
+	ck_assert(res.ok);
+	limiter_free(l);
+}
+END_TEST
+
+static Suite *rpc_suite(void)
+{
+	Suite *s = suite_create("rpc");
+	TCase *tc = tcase_create("frames");
+
+	tcase_add_loop_test(tc, test_frame_check, 0, ARRAY_SIZE(frame_cases));
+	tcase_add_loop_test(tc, test_connect_params, 0,
+			    ARRAY_SIZE(connect_cases));
+	suite_add_tcase(s, tc);
+	tc = tcase_create("policy");
+	tcase_add_test(tc, test_scope_rules);
+	tcase_add_test(tc, test_method_table);
+	tcase_add_test(tc, test_limiter);
+	tcase_add_test(tc, test_auth_decision);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(rpc_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
