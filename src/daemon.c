@@ -337,6 +337,7 @@ static int daemon_is_loopback_host(const char *h)
 static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 {
 	struct config_issues issues = {0};
+	struct config_overrides ov;
 	struct presence_opts po = {0};
 	struct ws_server_opts wso = {0};
 	struct ws_server_cbs wsc = {0};
@@ -354,7 +355,10 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		fprintf(stderr, "invalid --profile/--dev combination\n");
 		return 1;
 	}
-	r = config_load(d->paths.config_path, &o->ov, &d->cfg, &issues);
+	ov = o->ov;
+	if (d->paths.profile && strcmp(d->paths.profile, "dev") == 0)
+		ov.dev = 1;
+	r = config_load(d->paths.config_path, &ov, &d->cfg, &issues);
 	if (r != GW_OK) {
 		config_issues_print(stderr, d->paths.config_path, &issues);
 		config_issues_free(&issues);
@@ -562,10 +566,14 @@ static void daemon_free(struct daemon *d)
 static void daemon_reload(struct daemon *d, const struct daemon_opts *o)
 {
 	struct config_issues issues = {0};
+	struct config_overrides ov = o->ov;
 	struct gw_config *c = NULL;
 
+	/* A token generated at start stays the same across reloads. */
+	if (d->cfg->auth_token_generated)
+		ov.generated_token = d->cfg->auth_token;
 	log_info("reload", "SIGHUP: reloading %s", d->paths.config_path);
-	if (config_load(d->paths.config_path, &o->ov, &c, &issues) != GW_OK) {
+	if (config_load(d->paths.config_path, &ov, &c, &issues) != GW_OK) {
 		log_warn("reload", "config reload skipped (invalid config): "
 			 "%s: %s", issues.n ? issues.v[0].path : "?",
 			 issues.n ? issues.v[0].message : "?");
@@ -574,7 +582,8 @@ static void daemon_reload(struct daemon *d, const struct daemon_opts *o)
 	}
 	config_issues_free(&issues);
 	config_set_current(c);
-	config_unref(c);
+	config_unref(d->cfg);
+	d->cfg = c;
 	log_info("reload", "config hot reload applied");
 }
 
