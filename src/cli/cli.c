@@ -1,9 +1,365 @@
-/* stub */
+/* The command table, the global flags, generated help and dispatch. */
+#include "config.h"
+
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli/cli.h"
+#include "core/common.h"
+#include "core/log.h"
+
+#define A(f) offsetof(struct cli_args, f)
+
+const struct cli_opt cli_global_opts[] = {
+	{"profile", CLI_OPT_STR, A(profile), "NAME",
+	 "use ~/.openclaw-NAME as the state dir"},
+	{"dev", CLI_OPT_FLAG, A(dev), NULL,
+	 "dev profile: ~/.openclaw-dev, default port 19001"},
+	{"no-color", CLI_OPT_FLAG, A(no_color), NULL, "disable colours"},
+	{"help", CLI_OPT_FLAG, A(help), NULL, "show help"},
+	{"version", CLI_OPT_FLAG, A(version), NULL, "print the version"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+static int cli_help_cmd(struct cli_args *a);
+
+static const struct cli_opt cli_no_opts[] = {
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_cmd cli_cmds[] = {
+	{"gateway", cli_gateway_run, cli_gateway_run_opts, "[options]",
+	 "Run the gateway in the foreground (= gateway run)", 0, 1},
+	{"gateway run", cli_gateway_run, cli_gateway_run_opts, "[options]",
+	 "Run the gateway in the foreground", 0, 0},
+	{"gateway call", cli_gateway_call, cli_gateway_call_opts,
+	 "<method> [options]",
+	 "Call a gateway RPC method and print its payload", 1, 0},
+	{"gateway health", cli_gateway_health, cli_gateway_health_opts,
+	 "[options]", "Fetch the gateway's health", 0, 0},
+	{"gateway status", cli_gateway_status, cli_gateway_status_opts,
+	 "[options]", "Show the gateway's runtime and probe it", 0, 0},
+	{"gateway probe", cli_gateway_probe, cli_gateway_probe_opts,
+	 "[options]", "Probe the given and the local gateway", 0, 0},
+	{"help", cli_help_cmd, cli_no_opts, "[command]",
+	 "Show help for a command", 3, 0},
+};
+
+const size_t cli_ncmds = ARRAY_SIZE(cli_cmds);
+
+static const struct cli_opt *cli_opt_lookup(const struct cli_opt *const *t,
+					    const char *name, size_t n)
+{
+	const struct cli_opt *o;
+
+	for (; *t; t++)
+		for (o = *t; o->name; o++)
+			if (strlen(o->name) == n &&
+			    strncmp(o->name, name, n) == 0)
+				return o;
+	return NULL;
+}
+
+int cli_opt_parse(const struct cli_opt *const *tables, int argc,
+		  char **argv, struct cli_args *a, char *err, size_t errlen)
+{
+	const struct cli_opt *o;
+	const char *arg, *name, *eq, *val;
+	size_t n;
+	int i, no_more = 0;
+
+	for (i = 0; i < argc; i++) {
+		arg = argv[i];
+		if (no_more || arg[0] != '-' || arg[1] == '\0') {
+			a->pos = xrealloc(a->pos, sizeof(*a->pos) *
+					  (size_t)(a->npos + 1));
+			a->pos[a->npos++] = argv[i];
+			continue;
+		}
+		if (strcmp(arg, "--") == 0) {
+			no_more = 1;
+			continue;
+		}
+		if (strcmp(arg, "-h") == 0) {
+			a->help = 1;
+			continue;
+		}
+		if (strcmp(arg, "-V") == 0) {
+			a->version = 1;
+			continue;
+		}
+		if (arg[1] != '-') {
+			snprintf(err, errlen, "unknown option: %s", arg);
+			return -1;
+		}
+		name = arg + 2;
+		eq = strchr(name, '=');
+		n = eq ? (size_t)(eq - name) : strlen(name);
+		o = cli_opt_lookup(tables, name, n);
+		if (!o) {
+			snprintf(err, errlen, "unknown option: --%.*s",
+				 (int)n, name);
+			return -1;
+		}
+		if (o->type == CLI_OPT_FLAG) {
+			if (eq) {
+				snprintf(err, errlen,
+					 "option --%s takes no value",
+					 o->name);
+				return -1;
+			}
+			*(int *)((char *)a + o->off) = 1;
+			continue;
+		}
+		if (eq) {
+			val = eq + 1;
+		} else if (i + 1 < argc) {
+			val = argv[++i];
+		} else {
+			snprintf(err, errlen, "option --%s needs a value (%s)",
+				 o->name, o->arg ? o->arg : "VALUE");
+			return -1;
+		}
+		*(const char **)((char *)a + o->off) = val;
+	}
+	return 0;
+}
+
+void cli_args_free(struct cli_args *a)
+{
+	if (!a)
+		return;
+	free(a->pos);
+	a->pos = NULL;
+	a->npos = 0;
+}
+
+/* Number of words in a command path. */
+static int cli_path_words(const char *path)
+{
+	int n = 1;
+
+	for (; *path; path++)
+		n += *path == ' ';
+	return n;
+}
+
+static int cli_path_matches(const char *path, char **words, int n)
+{
+	size_t len;
+	int i;
+
+	for (i = 0; i < n; i++) {
+		len = strcspn(path, " ");
+		if (strlen(words[i]) != len ||
+		    strncmp(words[i], path, len) != 0)
+			return 0;
+		path += len;
+		if (*path == ' ')
+			path++;
+		else
+			return i == n - 1;
+	}
+	return 0;
+}
+
+const struct cli_cmd *cli_cmd_find(char **words, int n, int *used)
+{
+	const struct cli_cmd *best = NULL;
+	int bw = 0, w;
+	size_t i;
+
+	for (i = 0; i < cli_ncmds; i++) {
+		w = cli_path_words(cli_cmds[i].path);
+		if (w > n || w <= bw)
+			continue;
+		if (cli_path_matches(cli_cmds[i].path, words, w)) {
+			best = &cli_cmds[i];
+			bw = w;
+		}
+	}
+	*used = bw;
+	return best;
+}
+
+/* The command with exactly this path. */
+static const struct cli_cmd *cli_cmd_get(const char *path)
+{
+	size_t i;
+
+	for (i = 0; i < cli_ncmds; i++)
+		if (strcmp(cli_cmds[i].path, path) == 0)
+			return &cli_cmds[i];
+	return NULL;
+}
+
+static void cli_help_opts(FILE *f, const struct cli_opt *o)
+{
+	char left[48];
+
+	for (; o->name; o++) {
+		snprintf(left, sizeof(left), "--%s%s%s", o->name,
+			 o->arg ? " " : "", o->arg ? o->arg : "");
+		fprintf(f, "  %-24s %s\n", left, o->help);
+	}
+}
+
+void cli_help(FILE *f, const struct cli_cmd *cmd)
+{
+	size_t i;
+
+	if (!cmd) {
+		fprintf(f, "Usage: clawgate [--profile NAME] [--dev] "
+			   "<command> [options]\n\nCommands:\n");
+		for (i = 0; i < cli_ncmds; i++) {
+			char left[48];
+
+			if (cli_cmds[i].hidden)
+				continue;
+			snprintf(left, sizeof(left), "%s%s", cli_cmds[i].path,
+				 strcmp(cli_cmds[i].path, "help") == 0
+					 ? " [command]" : "");
+			fprintf(f, "  %-24s %s\n", left, cli_cmds[i].summary);
+		}
+		fprintf(f, "\n`clawgate gateway` alone runs the gateway "
+			   "(as `gateway run`).\n\nGlobal options:\n");
+		cli_help_opts(f, cli_global_opts);
+		fprintf(f, "  %-24s %s\n", "-h", "same as --help");
+		fprintf(f, "  %-24s %s\n", "-V", "same as --version");
+		return;
+	}
+	fprintf(f, "Usage: clawgate %s %s\n\n%s\n", cmd->path, cmd->usage,
+		cmd->summary);
+	if (cmd->opts && cmd->opts[0].name) {
+		fprintf(f, "\nOptions:\n");
+		cli_help_opts(f, cmd->opts);
+	}
+	fprintf(f, "\nGlobal options:\n");
+	cli_help_opts(f, cli_global_opts);
+}
+
+static int cli_help_cmd(struct cli_args *a)
+{
+	const struct cli_cmd *c;
+	int used = 0;
+
+	if (a->npos == 0) {
+		cli_help(stdout, NULL);
+		return 0;
+	}
+	c = cli_cmd_find(a->pos, a->npos, &used);
+	if (!c || used != a->npos) {
+		fprintf(stderr, "clawgate: unknown command: %s\n", a->pos[0]);
+		cli_help(stderr, NULL);
+		return 2;
+	}
+	if (c->hidden && strcmp(c->path, "gateway") == 0)
+		c = cli_cmd_get("gateway run");
+	cli_help(stdout, c);
+	return 0;
+}
+
+static void cli_print_unknown(int argc, char **argv)
+{
+	int i;
+
+	fprintf(stderr, "clawgate: unknown command:");
+	for (i = 0; i < argc; i++)
+		fprintf(stderr, " %s", argv[i]);
+	fprintf(stderr, "\n\n");
+	cli_help(stderr, NULL);
+}
+
 int cli_main(int argc, char **argv)
 {
-	(void)argc; (void)argv;
-	fprintf(stderr, "clawgate: not yet\n");
-	return 1;
+	const struct cli_opt *const globals[] = {cli_global_opts, NULL};
+	const struct cli_opt *tables[3] = {NULL, cli_global_opts, NULL};
+	struct cli_args a = {0};
+	const struct cli_cmd *cmd;
+	char err[256];
+	int i, used = 0, r;
+
+	log_set_console(0);
+	/* Global flags may come before the command words. */
+	for (i = 1; i < argc && argv[i][0] == '-' && argv[i][1]; i++) {
+		const struct cli_opt *o;
+
+		if (strcmp(argv[i], "--") == 0) {
+			i++;
+			break;
+		}
+		if (cli_opt_parse(globals, 1, &argv[i], &a, err,
+				  sizeof(err)) == 0) {
+			continue;
+		}
+		/* A global with its value in the next word. */
+		o = NULL;
+		if (strncmp(argv[i], "--", 2) == 0 && !strchr(argv[i], '='))
+			o = cli_opt_lookup(globals, argv[i] + 2,
+					   strlen(argv[i] + 2));
+		if (o && o->type == CLI_OPT_STR && i + 1 < argc) {
+			if (cli_opt_parse(globals, 2, &argv[i], &a, err,
+					  sizeof(err)) == 0) {
+				i++;
+				continue;
+			}
+		}
+		fprintf(stderr, "clawgate: %s\n", err);
+		fprintf(stderr, "Try 'clawgate --help'.\n");
+		r = 2;
+		goto out;
+	}
+	if (a.version) {
+		printf("clawgate %s\n", PACKAGE_VERSION);
+		r = 0;
+		goto out;
+	}
+	if (i >= argc) {
+		cli_help(a.help ? stdout : stderr, NULL);
+		r = a.help ? 0 : 2;
+		goto out;
+	}
+	cmd = cli_cmd_find(argv + i, argc - i, &used);
+	if (!cmd) {
+		cli_print_unknown(argc - i, argv + i);
+		r = 2;
+		goto out;
+	}
+	tables[0] = cmd->opts;
+	if (cli_opt_parse(tables, argc - i - used, argv + i + used, &a, err,
+			  sizeof(err)) < 0) {
+		fprintf(stderr, "clawgate %s: %s\n", cmd->path, err);
+		fprintf(stderr, "Try 'clawgate help %s'.\n", cmd->path);
+		r = 2;
+		goto out;
+	}
+	if (a.version) {
+		printf("clawgate %s\n", PACKAGE_VERSION);
+		r = 0;
+		goto out;
+	}
+	if (a.help) {
+		if (cmd->hidden && strcmp(cmd->path, "gateway") == 0)
+			cmd = cli_cmd_get("gateway run");
+		cli_help(stdout, cmd);
+		r = 0;
+		goto out;
+	}
+	if (a.npos > cmd->max_pos) {
+		/* `clawgate gateway foo`: an unknown subcommand. */
+		if (cmd->max_pos == 0 && a.pos[0] == argv[i + used])
+			cli_print_unknown(used + 1, argv + i);
+		else
+			fprintf(stderr, "clawgate %s: unexpected argument: "
+				"%s\nUsage: clawgate %s %s\n", cmd->path,
+				a.pos[cmd->max_pos], cmd->path, cmd->usage);
+		r = 2;
+		goto out;
+	}
+	r = cmd->handler(&a);
+out:
+	cli_args_free(&a);
+	return r;
 }

@@ -1,4 +1,162 @@
-/* Operator commands: `clawgate <command> ...`, a table of commands. */
+/* Operator commands: `clawgate <command> ...`, a table of commands with a
+ * table-driven option parser; the gateway client commands mirror the
+ * `openclaw gateway ...` CLI. */
 #pragma once
 
+#include <stddef.h>
+#include <stdio.h>
+
+#include <jansson.h>
+
 int cli_main(int argc, char **argv);
+
+/* --- options --------------------------------------------------------- */
+
+enum cli_opt_type { CLI_OPT_FLAG, CLI_OPT_STR };
+
+/* One long option: --name (flag) or --name VALUE / --name=VALUE. off is
+ * the offsetof() of its int (flag) or const char * (string) field in
+ * struct cli_args. */
+struct cli_opt {
+	const char *name;
+	enum cli_opt_type type;
+	size_t off;
+	const char *arg;	/* value placeholder for help ("PORT") */
+	const char *help;
+};
+
+/* Everything any command can be given (NULL/0 = absent). */
+struct cli_args {
+	/* global */
+	const char *profile;
+	int dev;
+	int no_color;
+	int help;
+	int version;
+	/* gateway run */
+	const char *port;
+	const char *bind;
+	const char *auth;
+	const char *token;
+	const char *password;
+	const char *password_file;
+	int allow_unconfigured;
+	int verbose;
+	int force;
+	/* gateway client commands */
+	const char *url;
+	const char *timeout;
+	const char *params;
+	int json;
+	int expect_final;
+	int require_rpc;
+	int deep;
+	/* positional arguments (pointers into argv) */
+	char **pos;
+	int npos;
+};
+
+extern const struct cli_opt cli_global_opts[];
+
+/* Parse argv[0..argc) against the NULL-terminated list of option tables
+ * (first match wins). Non-option words go to a->pos; "--" ends options.
+ * Returns 0, or -1 with a message in err. */
+int cli_opt_parse(const struct cli_opt *const *tables, int argc,
+		  char **argv, struct cli_args *a, char *err, size_t errlen);
+void cli_args_free(struct cli_args *a);
+
+/* --- commands ---------------------------------------------------------- */
+
+struct cli_cmd {
+	const char *path;	/* "gateway call" */
+	int (*handler)(struct cli_args *a);
+	const struct cli_opt *opts;	/* ends with a NULL name */
+	const char *usage;	/* after the path: "<method> [options]" */
+	const char *summary;
+	int max_pos;		/* positional arguments accepted */
+	int hidden;		/* alias, not listed in help */
+};
+
+extern const struct cli_cmd cli_cmds[];
+extern const size_t cli_ncmds;
+
+/* The command whose path is the longest prefix of words[0..n); *used gets
+ * the number of words it consumed. NULL when none matches. */
+const struct cli_cmd *cli_cmd_find(char **words, int n, int *used);
+
+/* Print help for cmd (or the overview when NULL). */
+void cli_help(FILE *f, const struct cli_cmd *cmd);
+
+/* --- gateway commands (cli-gateway.c) ---------------------------------- */
+
+int cli_gateway_run(struct cli_args *a);
+int cli_gateway_call(struct cli_args *a);
+int cli_gateway_health(struct cli_args *a);
+int cli_gateway_status(struct cli_args *a);
+int cli_gateway_probe(struct cli_args *a);
+
+extern const struct cli_opt cli_gateway_run_opts[];
+extern const struct cli_opt cli_gateway_call_opts[];
+extern const struct cli_opt cli_gateway_health_opts[];
+extern const struct cli_opt cli_gateway_status_opts[];
+extern const struct cli_opt cli_gateway_probe_opts[];
+
+/* Capability from a hello-ok (auth.scopes) or a connect error object:
+ * "admin-capable", "write-capable", "read-only", "pairing-pending",
+ * "connect-only"; NULL when neither says anything. */
+const char *cli_gateway_capability(const json_t *hello, const json_t *error);
+/* The scope `gateway call` requests for a method. */
+const char *cli_gateway_method_scope(const char *method);
+/* Read the first line of a file (bounded, newline stripped). New string or
+ * NULL with errno set. */
+char *cli_gateway_read_first_line(const char *path);
+
+/* --- local context and target (cli-target.c) --------------------------- */
+
+/* Paths, port and credentials from the environment and the config file. */
+struct cli_local {
+	char *state_dir;
+	char *config_path;
+	int port;		/* OPENCLAW_GATEWAY_PORT > gateway.port >
+				 * 18789 (19001 with --dev) */
+	char *cfg_token;	/* gateway.auth.token of the file */
+	char *cfg_password;	/* gateway.auth.password of the file */
+	char *cfg_error;	/* why the file could not be read, or NULL */
+};
+
+int cli_target_local_load(const char *profile, int dev, struct cli_local *l);
+void cli_target_local_free(struct cli_local *l);
+
+/* Where a client command connects, and with which credentials. */
+struct cli_target {
+	char *url;
+	const char *url_source;	/* "cli --url", "local default",
+				 * "env OPENCLAW_GATEWAY_URL" */
+	int local_default;	/* url is the local loopback default */
+	char *token;
+	char *password;
+};
+
+/* --url > OPENCLAW_GATEWAY_URL > ws://127.0.0.1:<port>; --token >
+ * OPENCLAW_GATEWAY_TOKEN > gateway.auth.token (the file's credentials only
+ * for the local default target), password likewise. */
+void cli_target_resolve(const struct cli_args *a, const struct cli_local *l,
+			struct cli_target *t);
+/* The local default target (ws://127.0.0.1:<port>) whatever --url says. */
+void cli_target_local(const struct cli_args *a, const struct cli_local *l,
+		      struct cli_target *t);
+void cli_target_free(struct cli_target *t);
+
+/* --- output (cli-json.c) ---------------------------------------------- */
+
+/* Print v as JSON.stringify(v, null, 2) does, plus a newline. */
+void cli_json_print(FILE *f, const json_t *v);
+/* ECMAScript Number::toString of a finite double into out. */
+void cli_json_number(double v, char *out, size_t cap);
+
+/* --- the daemon's lock file (cli-lock.c) ------------------------------- */
+
+/* Read <state_dir>/gateway.lock. Returns -1 when there is no lock file,
+ * 1 when it is held (the daemon is alive), 0 when it is stale. *out gets
+ * the parsed content (new reference) or NULL. */
+int cli_lock_read(const char *state_dir, json_t **out);

@@ -1,0 +1,1042 @@
+/* `clawgate gateway run|call|health|status|probe`: the foreground daemon
+ * and the client commands, with the outputs of the real `openclaw gateway`
+ * CLI (reference/peer-cli-outputs.txt). */
+#include "config.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/wsclient.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "daemon.h"
+
+#define A(f) offsetof(struct cli_args, f)
+#define CLI_GW_DEFAULT_TIMEOUT_MS 10000
+#define CLI_GW_PROBE_TIMEOUT_MS 3000
+#define CLI_GW_MAX_TIMEOUT_MS (24 * 60 * 60 * 1000)
+#define CLI_GW_FIRST_LINE_MAX 4096
+#define CLI_GW_SERVICE_FILE_MAX (64 * 1024)
+
+#define CLI_GW_CLIENT_OPTS(timeout_help)                                 \
+	{"url", CLI_OPT_STR, A(url), "URL",                              \
+	 "gateway WebSocket URL (default: local, ws://127.0.0.1:PORT)"},  \
+	{"token", CLI_OPT_STR, A(token), "TOKEN", "gateway token"},      \
+	{"password", CLI_OPT_STR, A(password), "PASSWORD",               \
+	 "gateway password"},                                            \
+	{"timeout", CLI_OPT_STR, A(timeout), "MS", timeout_help},        \
+	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"}
+
+const struct cli_opt cli_gateway_run_opts[] = {
+	{"port", CLI_OPT_STR, A(port), "PORT", "port for WebSocket + HTTP"},
+	{"bind", CLI_OPT_STR, A(bind), "MODE",
+	 "loopback | lan | custom | auto | tailnet"},
+	{"auth", CLI_OPT_STR, A(auth), "MODE",
+	 "none | token | password | trusted-proxy"},
+	{"token", CLI_OPT_STR, A(token), "TOKEN", "shared gateway token"},
+	{"password", CLI_OPT_STR, A(password), "PASSWORD",
+	 "shared gateway password"},
+	{"password-file", CLI_OPT_STR, A(password_file), "PATH",
+	 "read the password from the first line of PATH"},
+	{"allow-unconfigured", CLI_OPT_FLAG, A(allow_unconfigured), NULL,
+	 "start even when gateway.mode is not local"},
+	{"verbose", CLI_OPT_FLAG, A(verbose), NULL, "debug logging"},
+	{"force", CLI_OPT_FLAG, A(force), NULL,
+	 "not supported (clawgate never kills processes)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_gateway_call_opts[] = {
+	{"params", CLI_OPT_STR, A(params), "JSON",
+	 "request params as JSON (default {})"},
+	CLI_GW_CLIENT_OPTS("request timeout in ms (default 10000)"),
+	{"expect-final", CLI_OPT_FLAG, A(expect_final), NULL,
+	 "wait for the final answer of a two-phase method (agent)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_gateway_health_opts[] = {
+	CLI_GW_CLIENT_OPTS("timeout in ms (default 10000)"),
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_gateway_status_opts[] = {
+	CLI_GW_CLIENT_OPTS("probe timeout in ms (default 10000)"),
+	{"require-rpc", CLI_OPT_FLAG, A(require_rpc), NULL,
+	 "also run a read RPC (status); fail when it fails"},
+	{"deep", CLI_OPT_FLAG, A(deep), NULL,
+	 "also look for other gateway-like services"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_gateway_probe_opts[] = {
+	CLI_GW_CLIENT_OPTS("per-target timeout in ms (default 3000)"),
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* --- small helpers ------------------------------------------------------ */
+
+char *cli_gateway_read_first_line(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf, *nl;
+	size_t n;
+
+	if (!f)
+		return NULL;
+	buf = xmalloc(CLI_GW_FIRST_LINE_MAX + 1);
+	n = fread(buf, 1, CLI_GW_FIRST_LINE_MAX, f);
+	fclose(f);
+	buf[n] = '\0';
+	nl = memchr(buf, '\n', n);
+	if (!nl && n == CLI_GW_FIRST_LINE_MAX) {
+		xfree_secret(buf);
+		errno = EFBIG;
+		return NULL;
+	}
+	if (nl)
+		*nl = '\0';
+	n = strlen(buf);
+	if (n && buf[n - 1] == '\r')
+		buf[n - 1] = '\0';
+	return buf;
+}
+
+static void cli_gateway_print_json(const json_t *j)
+{
+	cli_json_print(stdout, j);
+}
+
+/* Parse --timeout (ms) or use def. -1 when invalid. */
+static int cli_gateway_timeout(const struct cli_args *a, int def)
+{
+	char *end;
+	long v;
+
+	if (!a->timeout)
+		return def;
+	errno = 0;
+	v = strtol(a->timeout, &end, 10);
+	if (errno || *end || end == a->timeout || v < 1 ||
+	    v > CLI_GW_MAX_TIMEOUT_MS) {
+		fprintf(stderr, "clawgate: invalid --timeout: %s (expected "
+			"milliseconds)\n", a->timeout);
+		return -1;
+	}
+	return (int)v;
+}
+
+/* Method -> scope for `gateway call` (reference ws-protocol.md 4.3). A
+ * trailing '*' matches a prefix; unlisted methods need operator.admin. */
+static const struct {
+	const char *name;
+	const char *scope;
+} cli_gateway_scopes[] = {
+	{"health", "operator.read"}, {"status", "operator.read"},
+	{"logs.tail", "operator.read"}, {"channels.status", "operator.read"},
+	{"usage.status", "operator.read"}, {"usage.cost", "operator.read"},
+	{"tts.status", "operator.read"}, {"tts.providers", "operator.read"},
+	{"commands.list", "operator.read"}, {"models.list", "operator.read"},
+	{"tools.catalog", "operator.read"},
+	{"tools.effective", "operator.read"},
+	{"agents.list", "operator.read"},
+	{"agent.identity.get", "operator.read"},
+	{"skills.status", "operator.read"}, {"skills.search", "operator.read"},
+	{"skills.detail", "operator.read"}, {"voicewake.get", "operator.read"},
+	{"sessions.list", "operator.read"}, {"sessions.get", "operator.read"},
+	{"sessions.preview", "operator.read"},
+	{"sessions.resolve", "operator.read"},
+	{"sessions.compaction.list", "operator.read"},
+	{"sessions.compaction.get", "operator.read"},
+	{"sessions.subscribe", "operator.read"},
+	{"sessions.unsubscribe", "operator.read"},
+	{"sessions.messages.subscribe", "operator.read"},
+	{"sessions.messages.unsubscribe", "operator.read"},
+	{"sessions.usage*", "operator.read"},
+	{"cron.list", "operator.read"}, {"cron.status", "operator.read"},
+	{"cron.runs", "operator.read"},
+	{"gateway.identity.get", "operator.read"},
+	{"system-presence", "operator.read"},
+	{"last-heartbeat", "operator.read"}, {"node.list", "operator.read"},
+	{"node.describe", "operator.read"}, {"chat.history", "operator.read"},
+	{"config.get", "operator.read"}, {"config.schema", "operator.read"},
+	{"config.schema.lookup", "operator.read"},
+	{"talk.config", "operator.read"},
+	{"agents.files.list", "operator.read"},
+	{"agents.files.get", "operator.read"},
+	{"diagnostics.stability", "operator.read"},
+	{"users.list", "operator.read"}, {"tasks.list", "operator.read"},
+	{"tasks.get", "operator.read"},
+	{"message.action", "operator.write"}, {"send", "operator.write"},
+	{"poll", "operator.write"}, {"agent", "operator.write"},
+	{"agent.wait", "operator.write"}, {"wake", "operator.write"},
+	{"talk.mode", "operator.write"}, {"talk.speak", "operator.write"},
+	{"tts.enable", "operator.write"}, {"tts.disable", "operator.write"},
+	{"tts.convert", "operator.write"},
+	{"tts.setProvider", "operator.write"},
+	{"voicewake.set", "operator.write"}, {"node.invoke", "operator.write"},
+	{"chat.send", "operator.write"}, {"chat.abort", "operator.write"},
+	{"sessions.create", "operator.write"},
+	{"sessions.send", "operator.write"},
+	{"sessions.steer", "operator.write"},
+	{"sessions.abort", "operator.write"},
+	{"sessions.compaction.branch", "operator.write"},
+	{"push.test", "operator.write"},
+	{"node.pending.enqueue", "operator.write"},
+	{"tasks.cancel", "operator.write"},
+	{"exec.approval.*", "operator.approvals"},
+	{"plugin.approval.*", "operator.approvals"},
+	{"node.pair.*", "operator.pairing"},
+	{"device.pair.*", "operator.pairing"},
+	{"device.token.rotate", "operator.pairing"},
+	{"device.token.revoke", "operator.pairing"},
+	{"node.rename", "operator.pairing"},
+};
+
+const char *cli_gateway_method_scope(const char *method)
+{
+	const char *n;
+	size_t i, len;
+
+	for (i = 0; i < ARRAY_SIZE(cli_gateway_scopes); i++) {
+		n = cli_gateway_scopes[i].name;
+		len = strlen(n);
+		if (n[len - 1] == '*' ? strncmp(method, n, len - 1) == 0
+				      : strcmp(method, n) == 0)
+			return cli_gateway_scopes[i].scope;
+	}
+	return "operator.admin";
+}
+
+static int cli_gateway_has_scope(const json_t *scopes, const char *s)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(scopes, i, v) {
+		if (json_string_value(v) &&
+		    strcmp(json_string_value(v), s) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+const char *cli_gateway_capability(const json_t *hello, const json_t *error)
+{
+	const json_t *scopes;
+	const char *code, *dcode;
+
+	if (error) {
+		code = json_string_value(json_object_get(error, "code"));
+		dcode = json_string_value(json_object_get(
+			json_object_get(error, "details"), "code"));
+		/* Not DEVICE_IDENTITY_REQUIRED: nothing is pending then. */
+		if ((code && strcmp(code, "NOT_PAIRED") == 0 &&
+		     !(dcode && strcmp(dcode, "DEVICE_IDENTITY_REQUIRED") ==
+		       0)) ||
+		    (dcode && strcmp(dcode, "PAIRING_REQUIRED") == 0))
+			return "pairing-pending";
+		return NULL;
+	}
+	if (!hello)
+		return NULL;
+	scopes = json_object_get(json_object_get(hello, "auth"), "scopes");
+	if (cli_gateway_has_scope(scopes, "operator.admin"))
+		return "admin-capable";
+	if (cli_gateway_has_scope(scopes, "operator.write"))
+		return "write-capable";
+	if (cli_gateway_has_scope(scopes, "operator.read"))
+		return "read-only";
+	return "connect-only";
+}
+
+/* --- connecting and reporting failures ---------------------------------- */
+
+/* Who we say we are for one command (reference/peer.md table). */
+struct cli_gateway_as {
+	const char *client_id;
+	const char *mode;
+	const char *version;
+	const char *display_name;
+	const char *scope;
+	int min_protocol;
+};
+
+static int cli_gateway_connect(const struct cli_target *t,
+			       const struct cli_gateway_as *as, int timeout_ms,
+			       struct gwclient **c, json_t **hello,
+			       struct gwclient_err *e)
+{
+	const char *scopes[] = {as->scope, NULL};
+	struct gwclient_opts o = {
+		.url = t->url,
+		.token = t->token,
+		.password = t->token ? NULL : t->password,
+		.client_id = as->client_id,
+		.client_mode = as->mode,
+		.client_version = as->version,
+		.display_name = as->display_name,
+		.scopes = scopes,
+		.min_protocol = as->min_protocol,
+		.max_protocol = 4,
+		.timeout_ms = timeout_ms,
+	};
+
+	return gwclient_connect(&o, c, hello, e);
+}
+
+/* The one-line text of a failure, as the real CLI words it. New string. */
+static char *cli_gateway_err_text(const struct cli_target *t,
+				  const struct gwclient_err *e)
+{
+	if (e->kind == GWC_ERR_CONNECT && e->sys[0])
+		return xasprintf("Gateway not reachable at %s (%s).", t->url,
+				 e->sys);
+	if (e->kind == GWC_ERR_RPC && e->close_code && e->message)
+		return xstrdup(e->message);
+	return xstrdup(e->message ? e->message : "gateway request failed");
+}
+
+static json_t *cli_gateway_err_json(const struct cli_target *t,
+				    const struct gwclient_err *e)
+{
+	json_t *err, *out;
+	char *text = cli_gateway_err_text(t, e);
+	const char *k;
+	json_t *v;
+
+	if (e->kind == GWC_ERR_RPC) {
+		err = json_pack("{s:s}", "type", "gateway_request_error");
+		json_object_foreach(e->error, k, v)
+			json_object_set(err, k, v);
+		if (!json_object_get(err, "message"))
+			json_object_set_new(err, "message", json_string(text));
+	} else {
+		err = json_pack("{s:s,s:s,s:s,s:s}", "type",
+				"gateway_transport_error", "kind",
+				e->kind == GWC_ERR_TIMEOUT ? "timeout"
+							   : "closed",
+				"message", text, "reason",
+				e->message ? e->message : "");
+		if (e->close_code)
+			json_object_set_new(err, "close",
+					    json_pack("{s:i,s:s}", "code",
+						      e->close_code, "reason",
+						      e->close_reason));
+	}
+	out = json_pack("{s:b,s:o,s:{s:s,s:s}}", "ok", 0, "error", err,
+			"gateway", "url", t->url, "urlSource", t->url_source);
+	free(text);
+	return out;
+}
+
+/* Report a failed connect or request, on stdout as JSON or on stderr. */
+static void cli_gateway_fail(const char *what, const struct cli_target *t,
+			     const struct cli_local *l,
+			     const struct gwclient_err *e, int json)
+{
+	json_t *j;
+	char *text, *d;
+
+	if (json) {
+		j = cli_gateway_err_json(t, e);
+		cli_gateway_print_json(j);
+		json_decref(j);
+		return;
+	}
+	text = cli_gateway_err_text(t, e);
+	if (e->kind == GWC_ERR_CONNECT && e->sys[0]) {
+		fprintf(stderr, "%s\nStart it with `clawgate gateway run` or "
+			"check `clawgate gateway status`.\n", text);
+	} else {
+		fprintf(stderr, "%s failed: %s\n", what, text);
+		if (e->error && json_object_get(e->error, "details")) {
+			d = json_dumps(json_object_get(e->error, "details"),
+				       JSON_COMPACT);
+			fprintf(stderr, "Details: %s\n", d ? d : "");
+			free(d);
+		}
+		if (e->kind == GWC_ERR_RPC && e->close_code &&
+		    e->close_reason && strcmp(e->close_reason, text) != 0)
+			fprintf(stderr, "Gateway closed (%d): %s\n",
+				e->close_code, e->close_reason);
+	}
+	/* Where we tried, unless the gateway itself answered. */
+	if (e->kind != GWC_ERR_RPC)
+		fprintf(stderr, "Gateway target: %s\nSource: %s\n"
+			"Config: %s\n", t->url, t->url_source,
+			l->config_path);
+	free(text);
+}
+
+/* --- gateway run -------------------------------------------------------- */
+
+static const char *const cli_gateway_binds[] = {
+	"loopback", "lan", "custom", "auto", "tailnet", NULL,
+};
+static const char *const cli_gateway_auths[] = {
+	"none", "token", "password", "trusted-proxy", NULL,
+};
+
+static int cli_gateway_one_of(const char *v, const char *const *set)
+{
+	for (; *set; set++)
+		if (strcmp(v, *set) == 0)
+			return 1;
+	return 0;
+}
+
+int cli_gateway_run(struct cli_args *a)
+{
+	struct daemon_opts o;
+	char *pw = NULL;
+	int r;
+
+	memset(&o, 0, sizeof(o));
+	if (a->force) {
+		fprintf(stderr, "clawgate gateway run: --force is not "
+			"supported: clawgate never kills other processes; "
+			"stop the other gateway first.\n");
+		return 2;
+	}
+	if (a->port) {
+		o.ov.port = util_parse_port(a->port);
+		if (o.ov.port < 0) {
+			fprintf(stderr, "clawgate gateway run: invalid --port: "
+				"%s\n", a->port);
+			return 2;
+		}
+	}
+	if (a->bind && !cli_gateway_one_of(a->bind, cli_gateway_binds)) {
+		fprintf(stderr, "clawgate gateway run: invalid --bind: %s "
+			"(loopback|lan|custom|auto|tailnet)\n", a->bind);
+		return 2;
+	}
+	if (a->auth && !cli_gateway_one_of(a->auth, cli_gateway_auths)) {
+		fprintf(stderr, "clawgate gateway run: invalid --auth: %s "
+			"(none|token|password|trusted-proxy)\n", a->auth);
+		return 2;
+	}
+	if (a->password && a->password_file) {
+		fprintf(stderr, "clawgate gateway run: use either --password "
+			"or --password-file\n");
+		return 2;
+	}
+	if (a->password_file) {
+		pw = cli_gateway_read_first_line(a->password_file);
+		if (!pw || !*pw) {
+			fprintf(stderr, "clawgate gateway run: cannot read "
+				"--password-file %s: %s\n", a->password_file,
+				pw ? "empty file" : strerror(errno));
+			xfree_secret(pw);
+			return 2;
+		}
+	}
+	o.ov.profile = a->profile;
+	o.ov.dev = a->dev;
+	o.ov.bind = a->bind;
+	o.ov.auth_mode = a->auth;
+	o.ov.token = a->token;
+	o.ov.password = pw ? pw : a->password;
+	o.ov.allow_unconfigured = a->allow_unconfigured;
+	o.verbose = a->verbose;
+	log_set_console(1);
+	r = daemon_run(&o);
+	xfree_secret(pw);
+	return r;
+}
+
+/* --- gateway call / health ---------------------------------------------- */
+
+/* Connect with `as`, send one request, print failures. 0 or 1. */
+static int cli_gateway_rpc(const char *what, struct cli_args *a,
+			   const struct cli_gateway_as *as, const char *method,
+			   const json_t *params, json_t **payload,
+			   int64_t *elapsed_ms)
+{
+	struct cli_local l;
+	struct cli_target t;
+	struct gwclient *c = NULL;
+	struct gwclient_err e = {0};
+	json_t *hello = NULL;
+	int64_t t0 = util_mono_ms();
+	int timeout, r = 1;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	cli_target_resolve(a, &l, &t);
+	timeout = cli_gateway_timeout(a, CLI_GW_DEFAULT_TIMEOUT_MS);
+	if (timeout < 0) {
+		r = 2;
+		goto out;
+	}
+	if (cli_gateway_connect(&t, as, timeout, &c, &hello, &e) ||
+	    gwclient_request(c, method, params, timeout, a->expect_final,
+			     payload, &e)) {
+		cli_gateway_fail(what, &t, &l, &e, a->json);
+		goto out;
+	}
+	*elapsed_ms = util_mono_ms() - t0;
+	r = 0;
+out:
+	gwclient_close(c);
+	gwclient_err_free(&e);
+	json_decref(hello);
+	cli_target_free(&t);
+	cli_target_local_free(&l);
+	return r;
+}
+
+int cli_gateway_call(struct cli_args *a)
+{
+	struct cli_gateway_as as = {"cli", "cli", PACKAGE_VERSION, NULL,
+				    NULL, 4};
+	json_t *params = NULL, *payload = NULL;
+	json_error_t jerr;
+	int64_t ms = 0;
+	int r;
+
+	if (a->npos < 1) {
+		fprintf(stderr, "clawgate gateway call: missing <method>\n"
+			"Usage: clawgate gateway call <method> [--params "
+			"JSON] [options]\n");
+		return 2;
+	}
+	params = json_loads(a->params ? a->params : "{}",
+			    JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr);
+	if (!params) {
+		fprintf(stderr, "clawgate gateway call: invalid --params JSON: "
+			"%s\n", jerr.text);
+		return 2;
+	}
+	as.scope = cli_gateway_method_scope(a->pos[0]);
+	r = cli_gateway_rpc("Gateway call", a, &as, a->pos[0], params,
+			    &payload, &ms);
+	if (r == 0) {
+		if (!a->json)
+			printf("Gateway call: %s\n", a->pos[0]);
+		cli_gateway_print_json(payload);
+	}
+	json_decref(payload);
+	json_decref(params);
+	return r;
+}
+
+int cli_gateway_health(struct cli_args *a)
+{
+	const struct cli_gateway_as as = {"cli", "cli", PACKAGE_VERSION, NULL,
+					  "operator.read", 4};
+	json_t *payload = NULL, *d;
+	int64_t ms = 0;
+	int r;
+
+	r = cli_gateway_rpc("Gateway health", a, &as, "health", NULL,
+			    &payload, &ms);
+	if (r)
+		return r;
+	if (a->json) {
+		cli_gateway_print_json(payload);
+	} else {
+		d = json_object_get(payload, "durationMs");
+		if (json_is_number(d))
+			ms = (int64_t)json_number_value(d);
+		printf("Gateway Health\n%s (%lldms)\n",
+		       json_is_false(json_object_get(payload, "ok")) ? "FAILED"
+								     : "OK",
+		       (long long)ms);
+	}
+	if (json_is_false(json_object_get(payload, "ok")))
+		r = 1;
+	json_decref(payload);
+	return r;
+}
+
+/* --- gateway status ----------------------------------------------------- */
+
+/* "http://host:port/" for a ws:// URL; NULL when it does not parse. */
+static char *cli_gateway_dashboard(const char *url)
+{
+	struct wsclient_url u;
+	char err[128], *s;
+
+	if (wsclient_url_parse(url, &u, err, sizeof(err)) < 0)
+		return NULL;
+	s = xasprintf("http://%s%s%s:%d/", u.ipv6 ? "[" : "", u.host,
+		      u.ipv6 ? "]" : "", u.port);
+	wsclient_url_free(&u);
+	return s;
+}
+
+static const char *const cli_gateway_service_markers[] = {
+	"openclaw", "clawdbot", "moltbot", NULL,
+};
+
+/* Is this unit/plist one of ours (canonical name or marker env)? */
+static int cli_gateway_service_own(const char *name, const char *body)
+{
+	return strncmp(name, "openclaw-gateway", 16) == 0 ||
+	       (strstr(body, "OPENCLAW_SERVICE_MARKER=openclaw") &&
+		strstr(body, "OPENCLAW_SERVICE_KIND=gateway"));
+}
+
+static void cli_gateway_scan_dir(const char *dir, const char *scope,
+				 json_t *found)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	char *path, *body;
+	const char *const *m;
+	FILE *f;
+	size_t n;
+
+	if (!d)
+		return;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		f = fopen(path, "re");
+		if (!f) {
+			free(path);
+			continue;
+		}
+		body = xmalloc(CLI_GW_SERVICE_FILE_MAX + 1);
+		n = fread(body, 1, CLI_GW_SERVICE_FILE_MAX, f);
+		fclose(f);
+		body[n] = '\0';
+		for (m = cli_gateway_service_markers; *m; m++)
+			if (strcasestr(body, *m))
+				break;
+		if (*m && !cli_gateway_service_own(de->d_name, body))
+			json_array_append_new(found,
+					      json_pack("{s:s,s:s,s:s}",
+							"label", de->d_name,
+							"scope", scope, "path",
+							path));
+		free(body);
+		free(path);
+	}
+	closedir(d);
+}
+
+static json_t *cli_gateway_scan_services(void)
+{
+	static const char *const system_dirs[] = {
+		"/etc/systemd/system", "/usr/lib/systemd/system",
+		"/lib/systemd/system", NULL,
+	};
+	const char *home = getenv("HOME");
+	const char *const *d;
+	json_t *found = json_array();
+	char *user;
+
+	if (home && *home) {
+		user = xasprintf("%s/.config/systemd/user", home);
+		cli_gateway_scan_dir(user, "user", found);
+		free(user);
+	}
+	for (d = system_dirs; *d; d++)
+		cli_gateway_scan_dir(*d, "system", found);
+	return found;
+}
+
+static void cli_gateway_print_services(const json_t *found)
+{
+	const json_t *s;
+	const char *label, *scope;
+	size_t i;
+
+	if (!json_array_size(found))
+		return;
+	printf("\nOther gateway-like services detected (best effort):\n");
+	json_array_foreach(found, i, s) {
+		printf("- %s (%s, %s)\n",
+		       json_string_value(json_object_get(s, "label")),
+		       json_string_value(json_object_get(s, "scope")),
+		       json_string_value(json_object_get(s, "path")));
+	}
+	json_array_foreach(found, i, s) {
+		label = json_string_value(json_object_get(s, "label"));
+		scope = json_string_value(json_object_get(s, "scope"));
+		printf("Cleanup hint: %ssystemctl %sdisable --now %s\n",
+		       strcmp(scope, "user") == 0 ? "" : "sudo ",
+		       strcmp(scope, "user") == 0 ? "--user " : "", label);
+	}
+	printf("Recommendation: run a single gateway per machine for most "
+	       "setups. One gateway supports multiple agents.\n");
+}
+
+/* "a, b" from a JSON array of strings. New string. */
+static char *cli_gateway_join(const json_t *arr)
+{
+	const json_t *v;
+	char *s = xstrdup(""), *n;
+	size_t i;
+
+	json_array_foreach(arr, i, v) {
+		if (!json_string_value(v))
+			continue;
+		n = xasprintf("%s%s%s", s, *s ? ", " : "",
+			      json_string_value(v));
+		free(s);
+		s = n;
+	}
+	return s;
+}
+
+int cli_gateway_status(struct cli_args *a)
+{
+	const struct cli_gateway_as rpc_as = {"gateway-client", "backend",
+					      PACKAGE_VERSION,
+					      "gateway:status",
+					      "operator.read", 4};
+	const struct cli_gateway_as probe_as = {"cli", "probe", "dev", NULL,
+						"operator.read", 3};
+	struct cli_local l;
+	struct cli_target t;
+	struct gwclient *c = NULL;
+	struct gwclient_err e = {0}, re = {0};
+	json_t *hello = NULL, *lock = NULL, *payload = NULL, *out = NULL;
+	json_t *services = NULL, *listening = NULL;
+	const char *cap;
+	char *dash = NULL, *err_text = NULL, *rpc_err = NULL, *s;
+	int timeout, held = -1, probe_ok, rpc_ok = 0, r = 1;
+	json_int_t pid = 0;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	cli_target_resolve(a, &l, &t);
+	timeout = cli_gateway_timeout(a, CLI_GW_DEFAULT_TIMEOUT_MS);
+	if (timeout < 0) {
+		r = 2;
+		goto out;
+	}
+	if (t.local_default) {
+		held = cli_lock_read(l.state_dir, &lock);
+		pid = json_integer_value(json_object_get(lock, "pid"));
+		if (held == 1)
+			listening = json_object_get(lock, "listening");
+	}
+	probe_ok = cli_gateway_connect(&t, a->require_rpc ? &rpc_as
+							  : &probe_as,
+				       timeout, &c, &hello, &e) == 0;
+	if (!probe_ok)
+		err_text = cli_gateway_err_text(&t, &e);
+	if (probe_ok && a->require_rpc) {
+		rpc_ok = gwclient_request(c, "status", NULL, timeout, 0,
+					  &payload, &re) == 0;
+		if (!rpc_ok)
+			rpc_err = cli_gateway_err_text(&t, &re);
+	}
+	cap = cli_gateway_capability(probe_ok ? hello : NULL,
+				     probe_ok ? NULL : e.error);
+	dash = cli_gateway_dashboard(t.url);
+	if (a->deep)
+		services = cli_gateway_scan_services();
+	r = probe_ok && (!a->require_rpc || rpc_ok) ? 0 : 1;
+
+	if (a->json) {
+		out = json_object();
+		if (held == 1)
+			json_object_set_new(out, "runtime",
+					    json_pack("{s:s,s:I}", "status",
+						      "running", "pid",
+						      pid));
+		else if (t.local_default)
+			json_object_set_new(out, "runtime",
+					    json_pack("{s:s}", "status",
+						      "stopped"));
+		else
+			json_object_set_new(out, "runtime",
+					    json_pack("{s:s}", "status",
+						      "unknown"));
+		json_object_set_new(out, "probe",
+				    json_pack("{s:b,s:s}", "ok", probe_ok,
+					      "url", t.url));
+		if (err_text)
+			json_object_set_new(json_object_get(out, "probe"),
+					    "error", json_string(err_text));
+		if (a->require_rpc) {
+			json_object_set_new(out, "rpc",
+					    json_pack("{s:b,s:s}", "ok",
+						      rpc_ok, "url", t.url));
+			if (!rpc_ok)
+				json_object_set_new(
+					json_object_get(out, "rpc"), "error",
+					json_string(rpc_err ? rpc_err
+							    : err_text));
+		}
+		if (dash)
+			json_object_set_new(out, "dashboard",
+					    json_string(dash));
+		if (cap)
+			json_object_set_new(out, "capability",
+					    json_string(cap));
+		json_object_set_new(out, "listening",
+				    listening ? json_incref(listening)
+					      : json_array());
+		if (services)
+			json_object_set(out, "extraServices", services);
+		cli_gateway_print_json(out);
+		goto out;
+	}
+	if (held == 1 && pid > 0)
+		printf("Runtime: running (pid %lld)\n", (long long)pid);
+	else if (held == 1)
+		printf("Runtime: running\n");
+	else if (t.local_default)
+		printf("Runtime: stopped\n");
+	printf("Probe target: %s\n", t.url);
+	if (dash)
+		printf("Dashboard: %s\n", dash);
+	printf("Connectivity probe: %s\n", probe_ok ? "ok" : "failed");
+	if (err_text)
+		printf("Probe error: %s\n", err_text);
+	if (a->require_rpc) {
+		printf("Read probe: %s\n", rpc_ok ? "ok" : "failed");
+		if (rpc_err)
+			printf("Read probe error: %s\n", rpc_err);
+	}
+	if (cap)
+		printf("Capability: %s\n", cap);
+	if (listening && json_array_size(listening)) {
+		s = cli_gateway_join(listening);
+		printf("Listening: %s\n", s);
+		free(s);
+	}
+	cli_gateway_print_services(services);
+out:
+	gwclient_close(c);
+	gwclient_err_free(&e);
+	gwclient_err_free(&re);
+	json_decref(hello);
+	json_decref(lock);
+	json_decref(payload);
+	json_decref(out);
+	json_decref(services);
+	free(dash);
+	free(err_text);
+	free(rpc_err);
+	cli_target_free(&t);
+	cli_target_local_free(&l);
+	return r;
+}
+
+/* --- gateway probe ------------------------------------------------------ */
+
+struct cli_gateway_probe_target {
+	const char *id;		/* "explicit", "localLoopback" */
+	const char *label;	/* "URL (explicit)", "Local loopback" */
+	struct cli_target t;
+	int ok;
+	int64_t latency_ms;
+	char *error;
+	const char *capability;
+	char *read;		/* "ok", "limited - missing scope: X",
+				 * "failed" */
+	json_t *hello;
+};
+
+/* The read probe: a read-scope RPC with the probe connection's scopes. */
+static void cli_gateway_probe_read(struct gwclient *c, int timeout,
+				   struct cli_gateway_probe_target *pt)
+{
+	struct gwclient_err e = {0};
+	json_t *payload = NULL;
+	const char *code, *missing;
+
+	/* `health` needs no scope on the real gateway: `status` does. */
+	if (gwclient_request(c, "status", NULL, timeout, 0, &payload,
+			     &e) == 0) {
+		pt->read = xstrdup("ok");
+		goto out;
+	}
+	code = json_string_value(json_object_get(e.error, "code"));
+	missing = json_string_value(json_object_get(
+		json_object_get(e.error, "details"), "missingScope"));
+	if (e.kind == GWC_ERR_RPC && e.message &&
+	    strncmp(e.message, "missing scope: ", 15) == 0 && !missing)
+		missing = e.message + 15;
+	if (missing && (!code || strcmp(code, "FORBIDDEN") == 0 ||
+			strcmp(code, "INVALID_REQUEST") == 0))
+		pt->read = xasprintf("limited - missing scope: %s", missing);
+	else
+		pt->read = xstrdup("failed");
+out:
+	json_decref(payload);
+	gwclient_err_free(&e);
+}
+
+static void cli_gateway_probe_one(struct cli_gateway_probe_target *pt,
+				  int timeout)
+{
+	const struct cli_gateway_as as = {"cli", "probe", "dev", NULL,
+					  "operator.read", 3};
+	struct gwclient *c = NULL;
+	struct gwclient_err e = {0};
+	int64_t t0 = util_mono_ms();
+
+	pt->ok = cli_gateway_connect(&pt->t, &as, timeout, &c, &pt->hello,
+				     &e) == 0;
+	pt->latency_ms = util_mono_ms() - t0;
+	if (!pt->ok) {
+		pt->error = cli_gateway_err_text(&pt->t, &e);
+		pt->capability = cli_gateway_capability(NULL, e.error);
+		pt->read = xstrdup("failed");
+		goto out;
+	}
+	pt->capability = cli_gateway_capability(pt->hello, NULL);
+	cli_gateway_probe_read(c, timeout, pt);
+out:
+	gwclient_close(c);
+	gwclient_err_free(&e);
+}
+
+static const char *cli_gateway_boot_id(const json_t *hello)
+{
+	return json_string_value(json_object_get(
+		json_object_get(hello, "server"), "bootId"));
+}
+
+static json_t *cli_gateway_probe_json(struct cli_gateway_probe_target *pts,
+				      int n, int primary, int multiple)
+{
+	json_t *out, *targets = json_array(), *tj, *server, *warnings;
+	const json_t *scopes;
+	int i, reachable = primary >= 0;
+
+	for (i = 0; i < n; i++) {
+		server = json_object_get(pts[i].hello, "server");
+		scopes = json_object_get(json_object_get(pts[i].hello, "auth"),
+					 "scopes");
+		tj = json_pack("{s:s,s:s,s:s,s:{s:b,s:b,s:b,s:I,s:s?}}",
+			       "id", pts[i].id, "kind", pts[i].id, "url",
+			       pts[i].t.url, "connect", "ok", pts[i].ok,
+			       "rpcOk", pts[i].read &&
+					strcmp(pts[i].read, "ok") == 0,
+			       "scopeLimited", pts[i].read &&
+					strncmp(pts[i].read, "limited", 7) == 0,
+			       "latencyMs", (json_int_t)pts[i].latency_ms,
+			       "error", pts[i].error);
+		json_object_set_new(tj, "readProbe",
+				    json_string(pts[i].read));
+		if (pts[i].capability)
+			json_object_set_new(tj, "capability",
+					    json_string(pts[i].capability));
+		if (pts[i].ok)
+			json_object_set_new(tj, "auth",
+				json_pack("{s:O?,s:O?}", "role",
+					  json_object_get(json_object_get(
+						  pts[i].hello, "auth"),
+						  "role"),
+					  "scopes", scopes));
+		json_object_set_new(tj, "server",
+				    server ? json_incref(server) : json_null());
+		json_array_append_new(targets, tj);
+	}
+	warnings = json_array();
+	if (multiple)
+		json_array_append_new(warnings, json_pack(
+			"{s:s,s:s}", "code", "multiple_gateways", "message",
+			"multiple reachable gateway identities detected"));
+	out = json_pack("{s:b,s:b,s:s?,s:s?,s:o,s:o}", "ok", reachable,
+			"degraded", reachable &&
+				strcmp(pts[primary].read, "ok") != 0,
+			"capability",
+			reachable ? pts[primary].capability : NULL,
+			"primaryTargetId", reachable ? pts[primary].id : NULL,
+			"warnings", warnings, "targets", targets);
+	return out;
+}
+
+int cli_gateway_probe(struct cli_args *a)
+{
+	struct cli_gateway_probe_target pts[2];
+	struct cli_local l;
+	json_t *out;
+	const char *b0, *b1;
+	int n = 0, i, timeout, primary = -1, multiple = 0, r = 1;
+
+	memset(pts, 0, sizeof(pts));
+	cli_target_local_load(a->profile, a->dev, &l);
+	timeout = cli_gateway_timeout(a, CLI_GW_PROBE_TIMEOUT_MS);
+	if (timeout < 0) {
+		r = 2;
+		goto out;
+	}
+	cli_target_resolve(a, &l, &pts[0].t);
+	if (!pts[0].t.local_default) {
+		pts[0].id = "explicit";
+		pts[0].label = "URL (explicit)";
+		n = 1;
+		/* The local default too, with local credentials unless
+		 * some were given on the command line. */
+		cli_target_local(a, &l, &pts[1].t);
+		if (strcmp(pts[1].t.url, pts[0].t.url) == 0)
+			cli_target_free(&pts[1].t);
+		else
+			n = 2;
+	} else {
+		n = 1;
+	}
+	if (n == 2 || pts[0].t.local_default) {
+		i = n - 1;
+		pts[i].id = "localLoopback";
+		pts[i].label = "Local loopback";
+	}
+	for (i = 0; i < n; i++) {
+		cli_gateway_probe_one(&pts[i], timeout);
+		if (pts[i].ok && primary < 0)
+			primary = i;
+	}
+	if (n == 2 && pts[0].ok && pts[1].ok) {
+		/* One process answers with one bootId on every socket;
+		 * without bootIds assume distinct, as the real CLI does. */
+		b0 = cli_gateway_boot_id(pts[0].hello);
+		b1 = cli_gateway_boot_id(pts[1].hello);
+		multiple = !b0 || !b1 || strcmp(b0, b1) != 0;
+	}
+	r = primary >= 0 ? 0 : 1;
+	if (a->json) {
+		out = cli_gateway_probe_json(pts, n, primary, multiple);
+		cli_gateway_print_json(out);
+		json_decref(out);
+		goto out;
+	}
+	printf("Gateway Status\nReachable: %s\n", primary >= 0 ? "yes" : "no");
+	if (primary >= 0) {
+		printf("Capability: %s\n", pts[primary].capability);
+		printf("Read probe: %s\n", pts[primary].read);
+	}
+	if (multiple)
+		printf("Warning: multiple reachable gateway identities "
+		       "detected\n");
+	printf("\nTargets\n");
+	for (i = 0; i < n; i++) {
+		printf("%s %s\n", pts[i].label, pts[i].t.url);
+		if (pts[i].ok)
+			printf("  Connect: ok (%lldms) · Capability: %s · "
+			       "Read probe: %s\n",
+			       (long long)pts[i].latency_ms,
+			       pts[i].capability, pts[i].read);
+		else
+			printf("  Connect: failed · %s%s%s\n", pts[i].error,
+			       pts[i].capability ? " · Capability: " : "",
+			       pts[i].capability ? pts[i].capability : "");
+		printf("\n");
+	}
+out:
+	for (i = 0; i < 2; i++) {
+		cli_target_free(&pts[i].t);
+		free(pts[i].error);
+		free(pts[i].read);
+		json_decref(pts[i].hello);
+	}
+	cli_target_local_free(&l);
+	return r;
+}
