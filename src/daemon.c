@@ -528,12 +528,13 @@ static void daemon_stop(struct daemon *d, int signo)
 		listener_stop(d->listener, 0);
 	if (d->rpc && d->ws)
 		rpc_server_shutdown(d->rpc, "gateway stopping", -1, 2000);
+	/* In-flight calls finish (bounded) while lws can still answer. */
+	workq_free(d->workers, 5000);
+	d->workers = NULL;
 	if (d->ws)
 		ws_server_stop(d->ws, 1001, "gateway stopping", 2000);
 	if (d->http)
 		http_server_stop(d->http);
-	workq_free(d->workers, 5000);
-	d->workers = NULL;
 	store_close(d->store);
 	d->store = NULL;
 	if (signo)

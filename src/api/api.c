@@ -82,12 +82,18 @@ static unsigned api_method_bit(const char *m)
 	return 0;
 }
 
+/* Requests that will be answered 404 or 405 may carry a small body that
+ * is read and dropped, so that the answer is the 404/405, not a 413. */
+#define API_REJECT_BODY_LIMIT (64u * 1024)
+
 size_t api_body_limit(struct http_req *r, void *arg)
 {
 	const struct api_route *rt = api_route_find(http_req_path(r));
 
 	(void)arg;
-	return rt ? rt->body_limit : 0;
+	if (!rt || !(rt->methods & api_method_bit(http_req_method(r))))
+		return API_REJECT_BODY_LIMIT;
+	return rt->body_limit;
 }
 
 static void api_live(struct api *a, struct http_req *r)

@@ -48,6 +48,9 @@ void auth_check(const struct gw_config *cfg, struct limiter *lim,
 	int pw = cfg->auth_mode == AUTH_MODE_PASSWORD;
 	const char *want = pw ? cfg->auth_password : cfg->auth_token;
 	const char *got = pw ? rq->password : rq->token;
+	/* The other kind of credential offered counts as a wrong one (as
+	 * upstream: a password sent to a token gateway is a mismatch). */
+	const char *other = pw ? rq->token : rq->password;
 	const char *hint = pw ? (rq->ui_client ? AUTH_HINT_UI_PW :
 				 AUTH_HINT_CLI_PW) :
 				(rq->ui_client ? AUTH_HINT_UI : AUTH_HINT_CLI);
@@ -100,7 +103,7 @@ void auth_check(const struct gw_config *cfg, struct limiter *lim,
 			       "set gateway.auth.token");
 		return;
 	}
-	if (!got || !*got) {
+	if ((!got || !*got) && !(other && *other)) {
 		auth_fail(res, pw ? "password_missing" : "token_missing",
 			  pw ? "AUTH_PASSWORD_MISSING" : "AUTH_TOKEN_MISSING",
 			  "update_auth_configuration",
@@ -108,7 +111,7 @@ void auth_check(const struct gw_config *cfg, struct limiter *lim,
 			       "gateway token missing", hint);
 		return;
 	}
-	if (!util_secret_equal(got, want)) {
+	if (!got || !*got || !util_secret_equal(got, want)) {
 		auth_fail(res, pw ? "password_mismatch" : "token_mismatch",
 			  pw ? "AUTH_PASSWORD_MISMATCH" : "AUTH_TOKEN_MISMATCH",
 			  "update_auth_credentials",

@@ -1,11 +1,7 @@
 /* Where the client commands connect: the local context (state dir, config
  * path, port and credentials from env and config file) and the resolved
  * target URL with its credentials.
- *
- * The config module (config_paths_resolve/config_load) is written
- * concurrently; until the CLI switches to it, this file reads only the few
- * keys it needs (gateway.port, gateway.auth.token/password) with
- * json5_parse, behind cli_target_local_load. */
+ */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,135 +9,50 @@
 
 #include "cli/cli.h"
 #include "core/common.h"
-#include "core/json5.h"
+#include "config/config.h"
 #include "core/util.h"
 
 #define CLI_TARGET_DEFAULT_PORT 18789
 #define CLI_TARGET_DEV_PORT 19001
 
-/* Read a whole file, bounded by JSON5_MAX_INPUT. NULL with errno set. */
-static char *cli_target_slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t n = 0, cap = 0, r;
-
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (cap - n < 4096) {
-			cap = cap ? cap * 2 : 8192;
-			if (cap > JSON5_MAX_INPUT + 1)
-				cap = JSON5_MAX_INPUT + 1;
-			buf = xrealloc(buf, cap + 1);
-		}
-		r = fread(buf + n, 1, cap - n, f);
-		n += r;
-		if (n > JSON5_MAX_INPUT) {
-			free(buf);
-			fclose(f);
-			errno = EFBIG;
-			return NULL;
-		}
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
-}
-
-/* A string config value; "${VAR}" is taken from the environment. */
-static char *cli_target_secret(const json_t *v)
-{
-	const char *s = json_string_value(v);
-	size_t n;
-
-	if (!s || !*s)
-		return NULL;
-	n = strlen(s);
-	if (n > 3 && s[0] == '$' && s[1] == '{' && s[n - 1] == '}') {
-		char *name = xstrndup(s + 2, n - 3);
-		const char *e = getenv(name);
-
-		free(name);
-		return e && *e ? xstrdup(e) : NULL;
-	}
-	return xstrdup(s);
-}
-
-static void cli_target_read_config(struct cli_local *l, int *file_port)
-{
-	struct json5_error jerr;
-	json_t *root = NULL, *gw, *auth;
-	char *buf = NULL;
-	size_t len = 0;
-	json_int_t p;
-
-	*file_port = 0;
-	buf = cli_target_slurp(l->config_path, &len);
-	if (!buf) {
-		if (errno != ENOENT)
-			l->cfg_error = xasprintf("%s: %s", l->config_path,
-						 strerror(errno));
-		return;
-	}
-	if (json5_parse(buf, len, &root, &jerr) < 0) {
-		l->cfg_error = xasprintf("%s:%d:%d: %s", l->config_path,
-					 jerr.line, jerr.column, jerr.message);
-		goto out;
-	}
-	gw = json_object_get(root, "gateway");
-	p = json_integer_value(json_object_get(gw, "port"));
-	if (p >= 1 && p <= 65535)
-		*file_port = (int)p;
-	auth = json_object_get(gw, "auth");
-	l->cfg_token = cli_target_secret(json_object_get(auth, "token"));
-	l->cfg_password = cli_target_secret(json_object_get(auth,
-							    "password"));
-out:
-	json_decref(root);
-	if (buf)
-		memset(buf, 0, len);
-	free(buf);
-}
-
+/* The local context comes from the config module, as the daemon sees it:
+ * paths and profiles, then the file with its precedence rules. An invalid
+ * file still gives paths and the default port (status works with a broken
+ * config), with the reason in cfg_error. */
 int cli_target_local_load(const char *profile, int dev, struct cli_local *l)
 {
-	const char *home, *sd, *cp, *env_port;
-	int file_port = 0, p;
+	struct config_paths p = {0};
+	struct config_overrides ov = {0};
+	struct config_issues is = {0};
+	struct gw_config *c = NULL;
+	const char *env_port;
+	int port;
 
 	memset(l, 0, sizeof(*l));
-	home = getenv("OPENCLAW_HOME");
-	if (!home || !*home)
-		home = getenv("HOME");
-	if (!home || !*home)
-		home = "/";
-	sd = getenv("OPENCLAW_STATE_DIR");
-	if (sd && *sd)
-		l->state_dir = xstrdup(sd);
-	else if (profile && *profile && strcmp(profile, "default") != 0)
-		l->state_dir = xasprintf("%s/.openclaw-%s", home, profile);
-	else if (dev)
-		l->state_dir = xasprintf("%s/.openclaw-dev", home);
-	else
-		l->state_dir = xasprintf("%s/.openclaw", home);
-	cp = getenv("OPENCLAW_CONFIG_PATH");
-	l->config_path = cp && *cp ? xstrdup(cp)
-				   : xasprintf("%s/openclaw.json",
-					       l->state_dir);
-	cli_target_read_config(l, &file_port);
-
-	l->port = dev ? CLI_TARGET_DEV_PORT : CLI_TARGET_DEFAULT_PORT;
-	if (file_port)
-		l->port = file_port;
-	env_port = getenv("OPENCLAW_GATEWAY_PORT");
-	if (env_port && *env_port) {
-		p = util_parse_port(env_port);
-		if (p > 0)
-			l->port = p;
+	if (config_paths_resolve(&p, profile, dev) != GW_OK)
+		return -1;
+	l->state_dir = xstrdup(p.state_dir);
+	l->config_path = xstrdup(p.config_path);
+	ov.dev = dev || (p.profile && strcmp(p.profile, "dev") == 0);
+	if (config_load(p.config_path, &ov, &c, &is) == GW_OK) {
+		l->port = c->port;
+		if (c->auth_token && !c->auth_token_generated)
+			l->cfg_token = xstrdup(c->auth_token);
+		if (c->auth_password)
+			l->cfg_password = xstrdup(c->auth_password);
+	} else {
+		l->cfg_error = xasprintf("%s: %s: %s", p.config_path,
+					 is.n ? is.v[0].path : "?",
+					 is.n ? is.v[0].message : "invalid");
+		l->port = ov.dev ? CLI_TARGET_DEV_PORT : CLI_TARGET_DEFAULT_PORT;
+		env_port = getenv("OPENCLAW_GATEWAY_PORT");
+		port = env_port ? util_parse_port(env_port) : -1;
+		if (port > 0)
+			l->port = port;
 	}
+	config_unref(c);
+	config_issues_free(&is);
+	config_paths_free(&p);
 	return 0;
 }
 

@@ -10,14 +10,16 @@
 struct http_server;
 struct http_req;
 
-/* Return 0 after calling one http_reply_* function. The body is complete
+/* Runs on the MHD thread; must call one http_reply_* function exactly once
+ * (if it does not, the transport answers 500). The body is complete
  * (bounded by the limit that http_server_cbs.body_limit returned). */
 typedef void (*http_handler_fn)(struct http_req *r, void *arg);
 
 struct http_server_cbs {
 	/* Called once the headers are known: return the maximum body size to
-	 * accept for this request (0 = no body). Over it, 413 is sent by
-	 * the transport with the body from too_big_body. */
+	 * accept for this request (0 = no body). Over it, the transport
+	 * answers 413 {"error":{"message":"Payload too large",
+	 * "type":"invalid_request_error"}} and closes the connection. */
 	size_t (*body_limit)(struct http_req *r, void *arg);
 	http_handler_fn handler;
 	void *arg;

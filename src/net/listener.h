@@ -18,7 +18,11 @@ struct listener_cbs {
 
 enum listener_class { LISTENER_PENDING = 0, LISTENER_HTTP, LISTENER_WS };
 
-/* Classify a peeked request head (pure; unit-tested). */
+/* Classify a peeked request head (pure; unit-tested). Not "GET " → HTTP at
+ * once; a complete GET head is WS when it has an Upgrade header with the
+ * token "websocket" and a Connection header with the token "upgrade"
+ * (case-insensitive); a head that fills the window unfinished → HTTP;
+ * otherwise PENDING. */
 enum listener_class listener_classify(const char *buf, size_t len,
 				      size_t window);
 
@@ -37,3 +41,15 @@ int listener_start(struct listener *l, const struct listener_cbs *cbs);
 /* Stop the thread; keep_fds leaves the listen sockets open. */
 void listener_stop(struct listener *l, int keep_fds);
 void listener_free(struct listener *l);
+
+/* Port of the first bound socket (useful after binding port 0); -1 if
+ * none. */
+int listener_port(const struct listener *l);
+/* Close pending (unclassified) sockets after ms of silence (default
+ * 10000). Call before listener_start. */
+void listener_set_pending_timeout(struct listener *l, int ms);
+/* Format a peer address as text ("127.0.0.1", "::1"; v4-mapped IPv6 is
+ * shown as IPv4) into buf and tell whether it is loopback (127/8, ::1,
+ * ::ffff:127/104). Shared by http and ws. Returns buf ("" if unknown). */
+const char *listener_addr_format(const struct sockaddr *sa, socklen_t salen,
+				 char *buf, size_t len, int *loopback);

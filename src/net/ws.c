@@ -1,2 +1,806 @@
-/* stub: being written */
-typedef int ws_placeholder;
+/* WebSocket transport on libwebsockets: one context, one vhost without a
+ * listen socket, one service thread. Sockets arrive from the listener
+ * through a mutex-protected job queue drained on the lws thread in
+ * LWS_CALLBACK_EVENT_WAIT_CANCELLED (lws_adopt_* is only legal there);
+ * ws_post() closures travel the same queue.
+ *
+ * Lifetime: a struct ws_conn is created at LWS_CALLBACK_ESTABLISHED and
+ * freed at LWS_CALLBACK_CLOSED right after on_close. Closing is always
+ * asynchronous (flag + writeable callback, or an lws kill timeout), so a
+ * ws_conn stays valid for the whole callback that asked to close it. */
+#include "net/ws.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libwebsockets.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "net/listener.h"
+
+#define WS_PROTOCOL_NAME "openclaw"
+#define WS_RX_BUFFER (64 * 1024)
+#define WS_HEADER_MAX 4096
+#define WS_REASON_MAX 120
+#define WS_CLOSE_TIMEOUT_S 10
+
+/* Captured request headers: lowercase name, lws token (-1: custom). */
+static const struct {
+	const char *name;
+	int token;
+} ws_hdr_table[] = {
+	{ "origin", WSI_TOKEN_ORIGIN },
+	{ "host", WSI_TOKEN_HOST },
+	{ "user-agent", WSI_TOKEN_HTTP_USER_AGENT },
+	{ "x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR },
+	{ "x-real-ip", WSI_TOKEN_HTTP_X_REAL_IP },
+	{ "x-forwarded-proto", -1 },
+	{ "x-forwarded-host", -1 },
+	{ "forwarded", -1 },
+	{ ":path", WSI_TOKEN_GET_URI },
+};
+#define WS_NHDR ARRAY_SIZE(ws_hdr_table)
+
+struct ws_msg {
+	struct ws_msg *next;
+	size_t len;
+	unsigned char buf[];	/* LWS_PRE headroom, then len bytes */
+};
+
+struct ws_conn {
+	struct ws_server *s;
+	struct lws *wsi;
+	uint64_t id;
+	void *user;
+	char peer_ip[64];
+	int loopback;
+	char *hdr[WS_NHDR];
+	/* input reassembly */
+	char *rx;
+	size_t rx_len, rx_cap;
+	size_t max_payload;
+	int rx_in_msg, rx_binary, rx_discard;
+	/* output */
+	struct ws_msg *out_head, *out_tail;
+	size_t buffered;
+	int closing, drop, close_code;
+	char close_reason[WS_REASON_MAX + 1];
+	size_t close_reason_len;
+	struct ws_conn *prev, *next;
+};
+
+struct ws_pss {
+	struct ws_conn *c;
+};
+
+struct ws_job {
+	struct ws_job *next;
+	int fd;			/* adopt when fn is NULL */
+	void (*fn)(void *arg);
+	void *arg;
+};
+
+struct ws_timer {
+	lws_sorted_usec_list_t sul;	/* first: lws hands this back */
+	struct ws_server *s;
+	void (*fn)(void *arg);
+	void *arg;
+	struct ws_timer *prev, *next;
+};
+
+struct ws_server {
+	struct ws_server_opts o;
+	struct ws_server_cbs cbs;
+	struct lws_protocols protocols[2];
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	pthread_t thread;
+	int running;
+	atomic_int stopping;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct ws_job *jobs, *jobs_tail;	/* under mu */
+	size_t count;				/* under mu */
+	/* lws thread only */
+	uint64_t next_id;
+	struct ws_conn *conns;
+	struct ws_timer *timers;
+	int stop_code;
+	char stop_reason[WS_REASON_MAX + 1];
+};
+
+static void
+ws_msg_free_all(struct ws_conn *c)
+{
+	struct ws_msg *m, *next;
+
+	for (m = c->out_head; m != NULL; m = next) {
+		next = m->next;
+		free(m);
+	}
+	c->out_head = c->out_tail = NULL;
+	c->buffered = 0;
+}
+
+static void
+ws_conn_free(struct ws_conn *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	ws_msg_free_all(c);
+	for (i = 0; i < WS_NHDR; i++)
+		free(c->hdr[i]);
+	free(c->rx);
+	free(c);
+}
+
+/* Copy one request header (bounded) or NULL when absent. */
+static char *
+ws_hdr_get(struct lws *wsi, const char *name, int token)
+{
+	char cname[64];
+	char *v = NULL;
+	int n, nlen;
+
+	if (token >= 0) {
+		n = lws_hdr_total_length(wsi, (enum lws_token_indexes)token);
+		if (n <= 0 || n > WS_HEADER_MAX)
+			return NULL;
+		v = xmalloc((size_t)n + 1);
+		if (lws_hdr_copy(wsi, v, n + 1,
+				 (enum lws_token_indexes)token) < 0)
+			goto fail;
+		return v;
+	}
+	nlen = snprintf(cname, sizeof(cname), "%s:", name);
+	n = lws_hdr_custom_length(wsi, cname, nlen);
+	if (n < 0 || n > WS_HEADER_MAX)
+		return NULL;
+	v = xmalloc((size_t)n + 1);
+	if (lws_hdr_custom_copy(wsi, v, n + 1, cname, nlen) < 0)
+		goto fail;
+	return v;
+fail:
+	free(v);
+	return NULL;
+}
+
+static void
+ws_conn_open(struct ws_server *s, struct lws *wsi, struct ws_pss *pss)
+{
+	struct ws_conn *c = xcalloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	size_t i;
+
+	c->s = s;
+	c->wsi = wsi;
+	c->id = ++s->next_id;
+	c->max_payload = s->o.max_payload;
+	if (getpeername(lws_get_socket_fd(wsi), (struct sockaddr *)&ss,
+			&sl) == 0)
+		listener_addr_format((struct sockaddr *)&ss, sl, c->peer_ip,
+				     sizeof(c->peer_ip), &c->loopback);
+	for (i = 0; i < WS_NHDR; i++)
+		c->hdr[i] = ws_hdr_get(wsi, ws_hdr_table[i].name,
+				       ws_hdr_table[i].token);
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	pss->c = c;
+	pthread_mutex_lock(&s->mu);
+	s->count++;
+	pthread_mutex_unlock(&s->mu);
+	if (s->cbs.on_open != NULL)
+		s->cbs.on_open(c, s->cbs.arg);
+}
+
+static void
+ws_conn_closed(struct ws_server *s, struct ws_pss *pss)
+{
+	struct ws_conn *c = pss->c;
+
+	if (c == NULL)
+		return;
+	pss->c = NULL;
+	c->closing = 1;		/* sends from on_close fail cleanly */
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	pthread_mutex_lock(&s->mu);
+	s->count--;
+	pthread_cond_broadcast(&s->cv);
+	pthread_mutex_unlock(&s->mu);
+	if (s->cbs.on_close != NULL)
+		s->cbs.on_close(c, s->cbs.arg);
+	ws_conn_free(c);
+}
+
+/* Over the limit: tell the owner, close (1009 unless it did), discard the
+ * rest of the message. */
+static void
+ws_conn_too_big(struct ws_conn *c, size_t len)
+{
+	struct ws_server *s = c->s;
+
+	c->rx_discard = 1;
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_len = c->rx_cap = 0;
+	if (s->cbs.on_too_big != NULL)
+		s->cbs.on_too_big(c, len, s->cbs.arg);
+	if (!c->closing)
+		ws_conn_close(c, 1009, "Max payload size exceeded");
+}
+
+static int
+ws_conn_rx(struct ws_conn *c, const char *in, size_t len)
+{
+	struct lws *wsi = c->wsi;
+	size_t remain = lws_remaining_packet_payload(wsi);
+	int final = lws_is_final_fragment(wsi) && remain == 0;
+
+	if (!c->rx_in_msg) {
+		c->rx_in_msg = 1;
+		c->rx_len = 0;
+		c->rx_discard = 0;
+		c->rx_binary = lws_frame_is_binary(wsi);
+	}
+	if (c->closing)
+		c->rx_discard = 1;
+	if (!c->rx_discard && c->rx_len + len + remain > c->max_payload)
+		ws_conn_too_big(c, c->rx_len + len + remain);
+	if (!c->rx_discard) {
+		if (c->rx_len + len + 1 > c->rx_cap) {
+			size_t cap = c->rx_cap ? c->rx_cap : 4096;
+
+			while (cap < c->rx_len + len + remain + 1)
+				cap *= 2;
+			if (cap > c->max_payload + 1)
+				cap = c->max_payload + 1;
+			c->rx = xrealloc(c->rx, cap);
+			c->rx_cap = cap;
+		}
+		memcpy(c->rx + c->rx_len, in, len);
+		c->rx_len += len;
+		c->rx[c->rx_len] = '\0';
+	}
+	if (!final)
+		return 0;
+	c->rx_in_msg = 0;
+	if (c->rx_discard)
+		return 0;
+	if (c->s->cbs.on_message != NULL)
+		c->s->cbs.on_message(c, c->rx != NULL ? c->rx : "", c->rx_len,
+				     c->rx_binary, c->s->cbs.arg);
+	c->rx_len = 0;
+	/* Do not keep a big buffer around between messages. */
+	if (c->rx_cap > WS_RX_BUFFER) {
+		free(c->rx);
+		c->rx = NULL;
+		c->rx_cap = 0;
+	}
+	return 0;
+}
+
+/* One queued message per callback; the close frame once the queue is
+ * empty. lws keeps any unsent tail itself and calls back only when its
+ * own buffer has drained. */
+static int
+ws_conn_writeable(struct ws_conn *c)
+{
+	struct ws_msg *m = c->out_head;
+	int n;
+
+	if (c->drop)
+		return -1;
+	if (m != NULL) {
+		c->out_head = m->next;
+		if (c->out_head == NULL)
+			c->out_tail = NULL;
+		c->buffered -= m->len;
+		n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
+		free(m);
+		if (n < 0)
+			return -1;
+		if (c->out_head != NULL || c->closing)
+			lws_callback_on_writable(c->wsi);
+		return 0;
+	}
+	if (c->closing) {
+		lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+				 (unsigned char *)c->close_reason,
+				 c->close_reason_len);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ws_drain(struct ws_server *s)
+{
+	struct ws_job *j, *next;
+
+	pthread_mutex_lock(&s->mu);
+	j = s->jobs;
+	s->jobs = s->jobs_tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		if (j->fn != NULL) {
+			j->fn(j->arg);
+		} else if (atomic_load(&s->stopping)) {
+			close(j->fd);
+		} else if (lws_adopt_socket_vhost(s->vh, j->fd) == NULL) {
+			/* lws closed the fd. */
+			log_warn("ws", "adopt failed");
+		}
+		free(j);
+	}
+}
+
+static int
+ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+	    void *in, size_t len)
+{
+	struct ws_server *s = lws_context_user(lws_get_context(wsi));
+	struct ws_pss *pss = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* Broadcast to every protocol: ours is the only one. */
+		ws_drain(s);
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		ws_conn_open(s, wsi, pss);
+		return 0;
+	case LWS_CALLBACK_RECEIVE:
+		if (pss == NULL || pss->c == NULL)
+			return -1;
+		return ws_conn_rx(pss->c, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (pss == NULL || pss->c == NULL)
+			return 0;
+		return ws_conn_writeable(pss->c);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws echoes the close frame; stop queueing output. */
+		if (pss != NULL && pss->c != NULL)
+			pss->c->closing = 1;
+		return 0;
+	case LWS_CALLBACK_CLOSED:
+		if (pss != NULL)
+			ws_conn_closed(s, pss);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static void
+ws_timers_free(struct ws_server *s)
+{
+	struct ws_timer *t, *next;
+
+	for (t = s->timers; t != NULL; t = next) {
+		next = t->next;
+		free(t);
+	}
+	s->timers = NULL;
+}
+
+static void
+ws_lws_log(int level, const char *line)
+{
+	size_t n = strlen(line);
+
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		n--;
+	log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "ws", "lws: %.*s",
+		(int)n, line);
+}
+
+static void *
+ws_thread(void *arg)
+{
+	struct ws_server *s = arg;
+
+	while (!atomic_load(&s->stopping))
+		if (lws_service(s->ctx, 0) < 0)
+			break;
+	pthread_mutex_lock(&s->mu);
+	atomic_store(&s->stopping, 1);
+	pthread_mutex_unlock(&s->mu);
+	/* Destroy on the service thread: remaining connections get their
+	 * CLOSED callbacks (and on_close) here. */
+	lws_context_destroy(s->ctx);
+	s->ctx = NULL;
+	s->vh = NULL;
+	ws_timers_free(s);
+	return NULL;
+}
+
+struct ws_server *
+ws_server_new(const struct ws_server_opts *o, const struct ws_server_cbs *cbs)
+{
+	struct ws_server *s = xcalloc(1, sizeof(*s));
+
+	s->o = *o;
+	s->cbs = *cbs;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
+	atomic_init(&s->stopping, 0);
+	s->protocols[0].name = WS_PROTOCOL_NAME;
+	s->protocols[0].callback = ws_callback;
+	s->protocols[0].per_session_data_size = sizeof(struct ws_pss);
+	s->protocols[0].rx_buffer_size = WS_RX_BUFFER;
+	s->protocols[0].user = s;
+	return s;
+}
+
+int
+ws_server_start(struct ws_server *s)
+{
+	struct lws_context_creation_info info;
+	int r;
+
+	if (s->running)
+		return -EALREADY;
+	lws_set_log_level(LLL_ERR | LLL_WARN, ws_lws_log);
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	info.user = s;
+	info.max_http_header_data = 16384;
+	s->ctx = lws_create_context(&info);
+	if (s->ctx == NULL) {
+		log_error("ws", "lws_create_context failed");
+		return -EIO;
+	}
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.vhost_name = "clawgate";
+	info.protocols = s->protocols;
+	s->vh = lws_create_vhost(s->ctx, &info);
+	if (s->vh == NULL) {
+		log_error("ws", "lws_create_vhost failed");
+		r = -EIO;
+		goto fail;
+	}
+	atomic_store(&s->stopping, 0);
+	r = pthread_create(&s->thread, NULL, ws_thread, s);
+	if (r != 0) {
+		r = -r;
+		goto fail;
+	}
+	s->running = 1;
+	return 0;
+fail:
+	lws_context_destroy(s->ctx);
+	s->ctx = NULL;
+	s->vh = NULL;
+	return r;
+}
+
+/* Append a job; 0, or -1 when the server is not running. */
+static int
+ws_push(struct ws_server *s, struct ws_job *j)
+{
+	int ok;
+
+	pthread_mutex_lock(&s->mu);
+	ok = s->running && !atomic_load(&s->stopping);
+	if (ok) {
+		if (s->jobs_tail != NULL)
+			s->jobs_tail->next = j;
+		else
+			s->jobs = j;
+		s->jobs_tail = j;
+		lws_cancel_service(s->ctx);
+	}
+	pthread_mutex_unlock(&s->mu);
+	return ok ? 0 : -1;
+}
+
+void
+ws_server_adopt(struct ws_server *s, int fd)
+{
+	struct ws_job *j = xcalloc(1, sizeof(*j));
+
+	j->fd = fd;
+	if (ws_push(s, j) < 0) {
+		close(fd);
+		free(j);
+	}
+}
+
+int
+ws_post(struct ws_server *s, void (*fn)(void *arg), void *arg)
+{
+	struct ws_job *j = xcalloc(1, sizeof(*j));
+
+	j->fn = fn;
+	j->arg = arg;
+	if (ws_push(s, j) < 0) {
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+ws_stop_close_all(void *arg)
+{
+	struct ws_server *s = arg;
+	struct ws_conn *c;
+
+	for (c = s->conns; c != NULL; c = c->next)
+		ws_conn_close(c, s->stop_code, s->stop_reason);
+}
+
+void
+ws_server_stop(struct ws_server *s, int code, const char *reason,
+	       int wait_ms)
+{
+	struct timespec ts;
+	struct ws_job *j, *next;
+
+	if (s == NULL || !s->running)
+		return;
+	s->stop_code = code;
+	snprintf(s->stop_reason, sizeof(s->stop_reason), "%s",
+		 reason != NULL ? reason : "");
+	ws_post(s, ws_stop_close_all, s);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (s->count > 0)
+		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)
+			break;
+	atomic_store(&s->stopping, 1);
+	lws_cancel_service(s->ctx);
+	pthread_mutex_unlock(&s->mu);
+	pthread_join(s->thread, NULL);
+	/* Jobs that never ran: close adopted fds, drop closures. */
+	pthread_mutex_lock(&s->mu);
+	s->running = 0;
+	j = s->jobs;
+	s->jobs = s->jobs_tail = NULL;
+	pthread_mutex_unlock(&s->mu);
+	for (; j != NULL; j = next) {
+		next = j->next;
+		if (j->fn == NULL)
+			close(j->fd);
+		free(j);
+	}
+}
+
+void
+ws_server_free(struct ws_server *s)
+{
+	if (s == NULL)
+		return;
+	ws_server_stop(s, 1001, "server stopping", 0);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
+	free(s);
+}
+
+size_t
+ws_server_count(struct ws_server *s)
+{
+	size_t n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->count;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+static void
+ws_timer_fire(lws_sorted_usec_list_t *sul)
+{
+	struct ws_timer *t = lws_container_of(sul, struct ws_timer, sul);
+	void (*fn)(void *arg) = t->fn;
+	void *arg = t->arg;
+
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		t->s->timers = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	free(t);
+	fn(arg);
+}
+
+struct ws_timer *
+ws_timer_add(struct ws_server *s, int64_t delay_ms, void (*fn)(void *arg),
+	     void *arg)
+{
+	struct ws_timer *t = xcalloc(1, sizeof(*t));
+
+	t->s = s;
+	t->fn = fn;
+	t->arg = arg;
+	t->next = s->timers;
+	if (s->timers != NULL)
+		s->timers->prev = t;
+	s->timers = t;
+	lws_sul_schedule(s->ctx, 0, &t->sul, ws_timer_fire,
+			 (lws_usec_t)(delay_ms < 0 ? 0 : delay_ms) *
+			 LWS_US_PER_MS);
+	return t;
+}
+
+void
+ws_timer_cancel(struct ws_timer *t)
+{
+	if (t == NULL)
+		return;
+	lws_sul_cancel(&t->sul);
+	if (t->prev != NULL)
+		t->prev->next = t->next;
+	else
+		t->s->timers = t->next;
+	if (t->next != NULL)
+		t->next->prev = t->prev;
+	free(t);
+}
+
+int
+ws_conn_send(struct ws_conn *c, const char *text, size_t len)
+{
+	struct ws_msg *m;
+
+	if (c->closing)
+		return -1;
+	if (len > c->s->o.max_buffered - c->buffered ||
+	    c->buffered > c->s->o.max_buffered) {
+		/* The peer does not read: nothing queued will get through,
+		 * so drop the queue and close at once. */
+		log_warn("ws", "conn %llu: slow consumer (%zu bytes queued)",
+			 (unsigned long long)c->id, c->buffered);
+		ws_msg_free_all(c);
+		ws_conn_close(c, 1008, "slow consumer");
+		return -1;
+	}
+	m = xmalloc(sizeof(*m) + LWS_PRE + len);
+	m->next = NULL;
+	m->len = len;
+	memcpy(m->buf + LWS_PRE, text, len);
+	if (c->out_tail != NULL)
+		c->out_tail->next = m;
+	else
+		c->out_head = m;
+	c->out_tail = m;
+	c->buffered += len;
+	lws_callback_on_writable(c->wsi);
+	return 0;
+}
+
+void
+ws_conn_close(struct ws_conn *c, int code, const char *reason)
+{
+	size_t n;
+
+	if (code == 0) {
+		c->closing = 1;
+		c->drop = 1;
+		lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK,
+				LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (c->closing)
+		return;
+	c->closing = 1;
+	c->close_code = code;
+	n = reason != NULL ? strlen(reason) : 0;
+	if (n > WS_REASON_MAX) {
+		n = WS_REASON_MAX;
+		/* Do not cut a UTF-8 sequence in half. */
+		while (n > 0 && ((unsigned char)reason[n] & 0xc0) == 0x80)
+			n--;
+	}
+	if (n > 0)
+		memcpy(c->close_reason, reason, n);
+	c->close_reason[n] = '\0';
+	c->close_reason_len = n;
+	/* Bound the flush and the close handshake. */
+	lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, WS_CLOSE_TIMEOUT_S);
+	lws_callback_on_writable(c->wsi);
+}
+
+void
+ws_conn_set_max_payload(struct ws_conn *c, size_t n)
+{
+	c->max_payload = n;
+}
+
+size_t
+ws_conn_buffered(const struct ws_conn *c)
+{
+	return c->buffered;
+}
+
+int
+ws_conn_is_closing(const struct ws_conn *c)
+{
+	return c->closing;
+}
+
+void
+ws_conn_set_user(struct ws_conn *c, void *user)
+{
+	c->user = user;
+}
+
+void *
+ws_conn_user(const struct ws_conn *c)
+{
+	return c->user;
+}
+
+uint64_t
+ws_conn_id(const struct ws_conn *c)
+{
+	return c->id;
+}
+
+const char *
+ws_conn_peer_ip(const struct ws_conn *c)
+{
+	return c->peer_ip;
+}
+
+int
+ws_conn_peer_is_loopback(const struct ws_conn *c)
+{
+	return c->loopback;
+}
+
+const char *
+ws_conn_header(const struct ws_conn *c, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < WS_NHDR; i++)
+		if (strcasecmp(ws_hdr_table[i].name, name) == 0)
+			return c->hdr[i];
+	return NULL;
+}
+
+void
+ws_server_foreach(struct ws_server *s,
+		  void (*fn)(struct ws_conn *c, void *arg), void *arg)
+{
+	struct ws_conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		fn(c, arg);
+	}
+}

@@ -33,16 +33,21 @@ struct ws_server *ws_server_new(const struct ws_server_opts *o,
 int ws_server_start(struct ws_server *s);
 /* Any thread: hand an accepted fd to lws (adopted on the lws thread). */
 void ws_server_adopt(struct ws_server *s, int fd);
-/* Any thread: run fn(arg) on the lws thread, soon. */
-void ws_post(struct ws_server *s, void (*fn)(void *arg), void *arg);
-/* Any thread: stop the service thread after closing every connection with
- * code/reason (the pending output is flushed first, bounded by wait_ms). */
+/* Any thread: run fn(arg) on the lws thread, soon. Returns 0, or -1 when
+ * the server is stopping or stopped: fn will never run and the caller
+ * still owns arg. */
+int ws_post(struct ws_server *s, void (*fn)(void *arg), void *arg);
+/* Any thread but the lws thread: stop the service thread after closing
+ * every connection with code/reason (the pending output is flushed first,
+ * bounded by wait_ms). Connections still open after wait_ms are dropped
+ * when the lws context is destroyed (on_close still runs for each). */
 void ws_server_stop(struct ws_server *s, int code, const char *reason,
 		    int wait_ms);
 void ws_server_free(struct ws_server *s);
 size_t ws_server_count(struct ws_server *s);
 
-/* lws thread only: timers. Returns a handle for cancel. */
+/* lws thread only: timers. Returns a handle for cancel. The handle is
+ * freed when fn starts: never cancel it from fn or after it ran. */
 struct ws_timer;
 struct ws_timer *ws_timer_add(struct ws_server *s, int64_t delay_ms,
 			      void (*fn)(void *arg), void *arg);

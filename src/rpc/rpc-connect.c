@@ -202,9 +202,12 @@ static int cp_check_obj(const json_t *o, const struct cp_field *fs,
 		for (f = fs; f->name; f++)
 			if (strcmp(f->name, k) == 0)
 				break;
-		if (!f->name)
-			return cp_fail(msg, n, at,
-				       "must NOT have additional properties");
+		if (!f->name) {
+			/* Upstream's wording for closed objects. */
+			snprintf(what, sizeof(what),
+				 "unexpected property '%.100s'", k);
+			return cp_fail(msg, n, at && *at ? at : "root", what);
+		}
 	}
 	for (f = fs; f->name; f++) {
 		v = json_object_get(o, f->name);

@@ -510,7 +510,12 @@ static void rpc_call_worker(void *arg)
 
 	rpc_call_run(call, j->m);
 	free(j);
-	ws_post(call->srv->d.ws, rpc_call_done_on_lws, call);
+	/* The daemon drains workers before stopping lws, so this fails only
+	 * in a shutdown race: then the connection is gone anyway. */
+	if (ws_post(call->srv->d.ws, rpc_call_done_on_lws, call) != 0) {
+		call->conn = NULL;
+		rpc_call_free(call);
+	}
 }
 
 static void rpc_dispatch(struct rpc_conn *c, json_t *frame)
@@ -711,7 +716,11 @@ void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
 	b->scope_mask = scope_mask;
 	b->pv = presence_version();
 	b->hv = presence_health_version();
-	ws_post(s->d.ws, rpc_broadcast_on_lws, b);
+	if (ws_post(s->d.ws, rpc_broadcast_on_lws, b) != 0) {
+		free(b->event);
+		free(b->payload);
+		free(b);
+	}
 }
 
 /* The health snapshot, cached as JSON text (lws thread). */
@@ -776,7 +785,8 @@ static void rpc_start_on_lws(void *arg)
 
 void rpc_server_start(struct rpc_server *s)
 {
-	ws_post(s->d.ws, rpc_start_on_lws, s);
+	if (ws_post(s->d.ws, rpc_start_on_lws, s) != 0)
+		log_warn("gateway", "cannot start rpc timers");
 }
 
 struct rpc_server *rpc_server_new(const struct rpc_deps *d)
@@ -855,7 +865,11 @@ void rpc_server_shutdown(struct rpc_server *s, const char *reason,
 	st->restart_ms = restart_expected_ms;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
-	ws_post(s->d.ws, rpc_shutdown_on_lws, st);
+	if (ws_post(s->d.ws, rpc_shutdown_on_lws, st) != 0) {
+		free(st->reason);
+		free(st);
+		return;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	ts.tv_sec += wait_ms / 1000;
 	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
