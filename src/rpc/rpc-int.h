@@ -77,6 +77,18 @@ struct rpc_method {
 };
 
 /* rpc.c */
+/* A predicate over ready connections (runs on the lws thread). */
+typedef int (*rpc_conn_pred)(const struct rpc_conn *c, void *arg);
+/* Any thread: send an event to the ready connections that hold
+ * scope_mask (0 = all) and satisfy pred (NULL = all), each with its own
+ * seq. payload is stolen; pred_free(pred_arg) runs after the fan-out. */
+void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
+		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
+		    void *pred_arg, void (*pred_free)(void *));
+/* Any thread: close the ready connections that satisfy pred with code and
+ * reason (e.g. 4001 "device removed"). */
+void rpc_close_where(struct rpc_server *s, rpc_conn_pred pred, void *pred_arg,
+		     void (*pred_free)(void *), int code, const char *reason);
 void rpc_call_error(struct rpc_call *call, const char *code,
 		    json_t *details, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -96,11 +108,6 @@ void rpc_health_refresh(struct rpc_server *s, int broadcast);
 /* rpc-connect.c */
 void rpc_connect_handle(struct rpc_conn *c, json_t *frame);
 
-/* rpc-system.c: handlers */
-int rpc_system_health(struct rpc_call *call);
-int rpc_system_status(struct rpc_call *call);
-int rpc_system_presence(struct rpc_call *call);
-int rpc_system_event(struct rpc_call *call);
-int rpc_system_last_heartbeat(struct rpc_call *call);
-int rpc_system_identity(struct rpc_call *call);
-int rpc_system_logs_tail(struct rpc_call *call);
+/* Method groups, one per rpc-<ns>.c file (listed in rpc.c). */
+extern const struct rpc_method rpc_system_methods[];
+extern const size_t rpc_system_methods_count;

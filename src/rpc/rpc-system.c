@@ -51,7 +51,7 @@ static int rpc_params_object(struct rpc_call *call)
 	return 0;
 }
 
-int rpc_system_health(struct rpc_call *call)
+static int rpc_system_health(struct rpc_call *call)
 {
 	json_t *probe;
 
@@ -64,7 +64,7 @@ int rpc_system_health(struct rpc_call *call)
 	return GW_OK;
 }
 
-int rpc_system_status(struct rpc_call *call)
+static int rpc_system_status(struct rpc_call *call)
 {
 	struct rpc_server *s = call->srv;
 	json_t *gw;
@@ -92,14 +92,14 @@ int rpc_system_status(struct rpc_call *call)
 	return GW_OK;
 }
 
-int rpc_system_presence(struct rpc_call *call)
+static int rpc_system_presence(struct rpc_call *call)
 {
 	call->payload = presence_list();
 	return GW_OK;
 }
 
 /* system-event: a presence beacon and a line for the main session. */
-int rpc_system_event(struct rpc_call *call)
+static int rpc_system_event(struct rpc_call *call)
 {
 	static const char *const str_fields[] = {
 		"deviceId", "instanceId", "host", "ip", "mode", "version",
@@ -159,13 +159,13 @@ int rpc_system_event(struct rpc_call *call)
 	return GW_OK;
 }
 
-int rpc_system_last_heartbeat(struct rpc_call *call)
+static int rpc_system_last_heartbeat(struct rpc_call *call)
 {
 	call->payload = json_null();
 	return GW_OK;
 }
 
-int rpc_system_identity(struct rpc_call *call)
+static int rpc_system_identity(struct rpc_call *call)
 {
 	const struct identity *id = call->srv->d.identity;
 
@@ -193,7 +193,7 @@ static size_t rpc_logs_lines(const char *buf, size_t n, json_t *arr)
 	return start;
 }
 
-int rpc_system_logs_tail(struct rpc_call *call)
+static int rpc_system_logs_tail(struct rpc_call *call)
 {
 	int64_t limit = LOGS_DEFAULT_LIMIT, max_bytes = LOGS_DEFAULT_BYTES;
 	int64_t cursor = -1, from, size;
@@ -282,3 +282,21 @@ out:
 	free(path);
 	return r;
 }
+
+const struct rpc_method rpc_system_methods[] = {
+	{"health", rpc_system_health, "operator.read", 0,
+	 "health summary (cached; probe:true refreshes)"},
+	{"status", rpc_system_status, "operator.read", 0,
+	 "gateway status summary"},
+	{"system-presence", rpc_system_presence, "operator.read", 0,
+	 "presence entries, newest first"},
+	{"system-event", rpc_system_event, "operator.admin", 0,
+	 "record a system event / presence beacon"},
+	{"last-heartbeat", rpc_system_last_heartbeat, "operator.read", 0,
+	 "the last heartbeat event, or null"},
+	{"gateway.identity.get", rpc_system_identity, "operator.read", 0,
+	 "the gateway's own Ed25519 identity"},
+	{"logs.tail", rpc_system_logs_tail, "operator.read", RPC_F_WORKER,
+	 "tail the gateway's JSON-lines log file"},
+};
+const size_t rpc_system_methods_count = ARRAY_SIZE(rpc_system_methods);

@@ -19,25 +19,6 @@
 #define RPC_MAX_PAYLOAD (25u * 1024 * 1024)
 #define RPC_MAX_BAD_ROLE_CALLS 10
 
-/* The method table: one row per method this server implements. The scope
- * column is the policy; handlers never check scopes themselves. */
-static const struct rpc_method rpc_method_table[] = {
-	{"health", rpc_system_health, "operator.read", 0,
-	 "health summary (cached; probe:true refreshes)"},
-	{"status", rpc_system_status, "operator.read", 0,
-	 "gateway status summary"},
-	{"system-presence", rpc_system_presence, "operator.read", 0,
-	 "presence entries, newest first"},
-	{"system-event", rpc_system_event, "operator.admin", 0,
-	 "record a system event / presence beacon"},
-	{"last-heartbeat", rpc_system_last_heartbeat, "operator.read", 0,
-	 "the last heartbeat event, or null"},
-	{"gateway.identity.get", rpc_system_identity, "operator.read", 0,
-	 "the gateway's own Ed25519 identity"},
-	{"logs.tail", rpc_system_logs_tail, "operator.read", RPC_F_WORKER,
-	 "tail the gateway's JSON-lines log file"},
-};
-
 /* Scopes of methods we do not implement but whose policy is published
  * (so a non-admin gets the right "missing scope" before "unknown method"). */
 static const struct {
@@ -75,6 +56,17 @@ static const struct {
 	{"exec.approval.list", "operator.approvals"},
 };
 
+/* The method table, one group per namespace file (rpc-<ns>.c). The
+ * scope column is the policy; handlers never check scopes themselves. To
+ * add a namespace: a table + count in its file, a line here. */
+static const struct {
+	const struct rpc_method *v;
+	const size_t *n;
+} rpc_groups[] = {
+	{rpc_system_methods, &rpc_system_methods_count},
+};
+
+/* Events this server emits (features.events). */
 static const char *const rpc_events[] = {
 	"connect.challenge", "tick", "presence", "health", "shutdown",
 };
@@ -91,24 +83,43 @@ static const struct {
 	{"operator.talk.secrets", SCOPE_TALK_SECRETS},
 };
 
+/* The i-th method across the groups, or NULL. */
+static const struct rpc_method *rpc_method_at(size_t i)
+{
+	size_t g;
+
+	for (g = 0; g < ARRAY_SIZE(rpc_groups); g++) {
+		if (i < *rpc_groups[g].n)
+			return &rpc_groups[g].v[i];
+		i -= *rpc_groups[g].n;
+	}
+	return NULL;
+}
+
 size_t rpc_method_count(void)
 {
-	return ARRAY_SIZE(rpc_method_table);
+	size_t g, n = 0;
+
+	for (g = 0; g < ARRAY_SIZE(rpc_groups); g++)
+		n += *rpc_groups[g].n;
+	return n;
 }
 
 const char *rpc_method_name(size_t i)
 {
-	return i < ARRAY_SIZE(rpc_method_table) ? rpc_method_table[i].name
-						 : NULL;
+	const struct rpc_method *m = rpc_method_at(i);
+
+	return m ? m->name : NULL;
 }
 
 static const struct rpc_method *rpc_method_find(const char *name)
 {
+	const struct rpc_method *m;
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(rpc_method_table); i++)
-		if (strcmp(rpc_method_table[i].name, name) == 0)
-			return &rpc_method_table[i];
+	for (i = 0; (m = rpc_method_at(i)); i++)
+		if (strcmp(m->name, name) == 0)
+			return m;
 	return NULL;
 }
 
@@ -159,10 +170,11 @@ json_t *rpc_scopes_json(unsigned mask)
 json_t *rpc_features(void)
 {
 	json_t *m = json_array(), *e = json_array();
+	const struct rpc_method *mt;
 	size_t i;
 
-	for (i = 0; i < ARRAY_SIZE(rpc_method_table); i++)
-		json_array_append_new(m, json_string(rpc_method_table[i].name));
+	for (i = 0; (mt = rpc_method_at(i)); i++)
+		json_array_append_new(m, json_string(mt->name));
 	for (i = 0; i < ARRAY_SIZE(rpc_events); i++)
 		json_array_append_new(e, json_string(rpc_events[i]));
 	return json_pack("{s:o,s:o}", "methods", m, "events", e);
@@ -664,7 +676,23 @@ struct rpc_bcast {
 	int with_state;
 	unsigned scope_mask;
 	int64_t pv, hv;
+	rpc_conn_pred pred;	/* NULL = every ready connection */
+	void *pred_arg;
+	void (*pred_free)(void *);
+	/* For rpc_close_where: */
+	int close_code;
+	char *close_reason;
 };
+
+static void rpc_bcast_free(struct rpc_bcast *b)
+{
+	if (b->pred_free)
+		b->pred_free(b->pred_arg);
+	free(b->event);
+	free(b->payload);
+	free(b->close_reason);
+	free(b);
+}
 
 static void rpc_broadcast_on_lws(void *arg)
 {
@@ -689,6 +717,8 @@ static void rpc_broadcast_on_lws(void *arg)
 			continue;
 		if (b->scope_mask && strcmp(c->role, "operator") != 0)
 			continue;
+		if (b->pred && !b->pred(c, b->pred_arg))
+			continue;
 		n = (size_t)snprintf(text, cap,
 			"{\"type\":\"event\",\"event\":\"%s\",\"payload\":%s,"
 			"\"seq\":%llu%s}", b->event, b->payload,
@@ -697,15 +727,25 @@ static void rpc_broadcast_on_lws(void *arg)
 		ws_conn_send(c->ws, text, n);
 	}
 	free(text);
-	free(b->event);
-	free(b->payload);
-	free(b);
+	rpc_bcast_free(b);
 }
 
 void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
 		   int with_state, unsigned scope_mask)
 {
+	rpc_send_where(s, event, payload, with_state, scope_mask, NULL, NULL,
+		       NULL);
+}
+
+void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
+		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
+		    void *pred_arg, void (*pred_free)(void *))
+{
 	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
+
+	b->pred = pred;
+	b->pred_arg = pred_arg;
+	b->pred_free = pred_free;
 
 	b->srv = s;
 	b->event = xstrdup(event);
@@ -716,11 +756,39 @@ void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
 	b->scope_mask = scope_mask;
 	b->pv = presence_version();
 	b->hv = presence_health_version();
-	if (ws_post(s->d.ws, rpc_broadcast_on_lws, b) != 0) {
-		free(b->event);
-		free(b->payload);
-		free(b);
+	if (ws_post(s->d.ws, rpc_broadcast_on_lws, b) != 0)
+		rpc_bcast_free(b);
+}
+
+static void rpc_close_on_lws(void *arg)
+{
+	struct rpc_bcast *b = arg;
+	struct rpc_conn *c;
+
+	for (c = b->srv->ready; c; c = c->next) {
+		if (!c->ws || c->state != RPC_READY)
+			continue;
+		if (b->pred && !b->pred(c, b->pred_arg))
+			continue;
+		c->state = RPC_CLOSING;
+		ws_conn_close(c->ws, b->close_code, b->close_reason);
 	}
+	rpc_bcast_free(b);
+}
+
+void rpc_close_where(struct rpc_server *s, rpc_conn_pred pred, void *pred_arg,
+		     void (*pred_free)(void *), int code, const char *reason)
+{
+	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
+
+	b->srv = s;
+	b->pred = pred;
+	b->pred_arg = pred_arg;
+	b->pred_free = pred_free;
+	b->close_code = code;
+	b->close_reason = xstrdup(reason);
+	if (ws_post(s->d.ws, rpc_close_on_lws, b) != 0)
+		rpc_bcast_free(b);
 }
 
 /* The health snapshot, cached as JSON text (lws thread). */
