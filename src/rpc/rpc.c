@@ -559,13 +559,14 @@ static void rpc_dispatch(struct rpc_conn *c, json_t *frame)
 		need = rpc_scope_bit(scope);
 		if (!rpc_scope_allows(c->scopes, need)) {
 			char msg[128];
+			json_t *details = json_pack("{s:s,s:s,s:[s]}", "code",
+				"MISSING_SCOPE", "missingScope", scope,
+				"requiredScopes", scope);
 
 			snprintf(msg, sizeof(msg), "missing scope: %s", scope);
 			rpc_conn_send_res_error(c, json_object_get(frame, "id"),
-				"FORBIDDEN", msg,
-				json_pack("{s:s,s:s,s:[s]}", "code",
-					  "MISSING_SCOPE", "missingScope",
-					  scope, "requiredScopes", scope));
+				"FORBIDDEN", msg, details);
+			json_decref(details);
 			return;
 		}
 	}

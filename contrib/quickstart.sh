@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Quick start on a fresh Debian 12 machine: install the dependencies, build
+# clawgate out of tree (build/normal) and run the gateway in the foreground
+# on loopback. State lives in ~/.openclaw unless OPENCLAW_STATE_DIR is set;
+# the daemon prints its URL and, when it generated one, its token.
+# Extra arguments go to `clawgate gateway run` (e.g. --port 18790).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+BUILD=${CLAWGATE_BUILD_DIR:-$ROOT/build/normal}
+
+bash contrib/deps.sh
+if [ ! -x configure ] || [ configure.ac -nt configure ] ||
+	[ Makefile.am -nt Makefile.in ]; then
+	autoreconf -fi
+fi
+mkdir -p "$BUILD"
+cd "$BUILD"
+if [ ! -f Makefile ] || [ "$ROOT/configure" -nt config.status ]; then
+	"$ROOT/configure"
+fi
+make -j"$(nproc 2>/dev/null || echo 2)"
+exec ./clawgate gateway run --allow-unconfigured "$@"
