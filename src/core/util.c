@@ -160,6 +160,17 @@ int util_secret_equal(const char *a, const char *b)
 	return CRYPTO_memcmp(ha, hb, 32) == 0;
 }
 
+void util_deadline(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
 int util_parse_port(const char *s)
 {
 	char *end;

@@ -30,5 +30,9 @@ long util_b64_decode(const char *in, uint8_t *out, size_t cap);
 /* Constant-time string equality (lengths compared without early exit). */
 int util_secret_equal(const char *a, const char *b);
 
+struct timespec;
+/* An absolute CLOCK_REALTIME deadline ms from now (for timed waits). */
+void util_deadline(struct timespec *ts, int64_t ms);
+
 /* Parse a decimal port 1..65535; -1 on error. */
 int util_parse_port(const char *s);

@@ -4,6 +4,7 @@
 #include <time.h>
 
 #include "core/common.h"
+#include "core/util.h"
 #include "core/workq.h"
 
 struct workq_job {
@@ -97,13 +98,7 @@ void workq_free(struct workq *q, int wait_ms)
 
 	if (!q)
 		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	util_deadline(&ts, wait_ms);
 	pthread_mutex_lock(&q->mu);
 	while ((q->head || q->running) &&
 	       pthread_cond_timedwait(&q->idle, &q->mu, &ts) == 0)
@@ -113,8 +108,7 @@ void workq_free(struct workq *q, int wait_ms)
 	pthread_mutex_unlock(&q->mu);
 	for (i = 0; i < q->nthreads; i++)
 		pthread_join(q->threads[i], NULL);
-	/* Jobs left after the bound are dropped (their args leak by design
-	 * only if the bound was hit; log at the caller). */
+	/* The threads run what is still queued before they exit. */
 	free(q->threads);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv);

@@ -23,6 +23,7 @@
 #include <libwebsockets.h>
 
 #include "core/common.h"
+#include "core/util.h"
 #include "core/log.h"
 #include "net/listener.h"
 
@@ -569,13 +570,7 @@ ws_server_stop(struct ws_server *s, int code, const char *reason,
 	snprintf(s->stop_reason, sizeof(s->stop_reason), "%s",
 		 reason != NULL ? reason : "");
 	ws_post(s, ws_stop_close_all, s);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	util_deadline(&ts, wait_ms);
 	pthread_mutex_lock(&s->mu);
 	while (s->count > 0)
 		if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) == ETIMEDOUT)

@@ -939,13 +939,7 @@ void rpc_server_shutdown(struct rpc_server *s, const char *reason,
 		free(st);
 		return;
 	}
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	util_deadline(&ts, wait_ms);
 	pthread_mutex_lock(&st->mu);
 	while (!st->done &&
 	       pthread_cond_timedwait(&st->cv, &st->mu, &ts) == 0)
