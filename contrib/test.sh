@@ -28,6 +28,9 @@ fi
 # so no test touches the network.
 bash tests/integration/fetch-schema.sh ||
 	say "warning: could not fetch protocol.schema.json; schema tests fail"
+# The official OpenAI SDK for Node, a real client of the HTTP API (npm).
+bash tests/integration/sdk/install.sh >/dev/null ||
+	say "warning: could not install the openai SDK; SDK tests skip"
 
 if [ "${CLAWGATE_PEER_TESTS:-0}" = 1 ]; then
 	shared=${CLAWGATE_SHARED:-$ROOT/../shared}

@@ -73,3 +73,163 @@ SELECT
 	(SELECT user_version FROM pragma_user_version) AS user_version
 FROM schema_migrations AS m
 ORDER BY m.version;
+
+-- Device pairing (migrations/0002_pairing.sql, doc/pairing.md).
+-- Pending pairing requests that have not expired, newest first.
+DROP VIEW IF EXISTS pending_pairing;
+CREATE VIEW pending_pairing AS
+SELECT
+	request_id,
+	device_id,
+	display_name,
+	platform,
+	device_family,
+	client_id,
+	client_mode,
+	role,
+	scopes,
+	remote_ip,
+	reason,
+	is_repair,
+	strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch')
+		AS created,
+	strftime('%Y-%m-%dT%H:%M:%fZ', expires_at / 1000.0, 'unixepoch')
+		AS expires,
+	created_at,
+	updated_at,
+	expires_at
+FROM pairing_request
+WHERE expires_at > (julianday('now') - 2440587.5) * 86400000.0
+ORDER BY updated_at DESC;
+
+-- Paired devices with their approved roles and scopes.
+DROP VIEW IF EXISTS paired_devices;
+CREATE VIEW paired_devices AS
+SELECT
+	device_id,
+	display_name,
+	platform,
+	device_family,
+	client_id,
+	client_mode,
+	roles,
+	scopes,
+	remote_ip,
+	approved_via,
+	strftime('%Y-%m-%dT%H:%M:%fZ', approved_at / 1000.0, 'unixepoch')
+		AS approved,
+	(SELECT count(*) FROM device_token AS t
+	 WHERE t.device_id = d.device_id AND t.revoked_at IS NULL)
+		AS active_tokens,
+	public_key,
+	created_at,
+	approved_at
+FROM paired_device AS d
+ORDER BY approved_at DESC;
+
+-- Device tokens, one per (device, role), WITHOUT the hash.
+DROP VIEW IF EXISTS device_tokens;
+CREATE VIEW device_tokens AS
+SELECT
+	device_id,
+	role,
+	scopes,
+	CASE WHEN revoked_at IS NULL THEN 'active' ELSE 'revoked' END
+		AS state,
+	strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch')
+		AS created,
+	strftime('%Y-%m-%dT%H:%M:%fZ', rotated_at / 1000.0, 'unixepoch')
+		AS rotated,
+	strftime('%Y-%m-%dT%H:%M:%fZ', revoked_at / 1000.0, 'unixepoch')
+		AS revoked,
+	created_at,
+	rotated_at,
+	revoked_at,
+	last_used_at
+FROM device_token
+ORDER BY device_id, role;
+
+-- Pairing decisions (approve, reject, remove, rotate, revoke, silent
+-- approvals) from the audit log: who, when, from where. Newest first.
+DROP VIEW IF EXISTS pairing_audit;
+CREATE VIEW pairing_audit AS
+SELECT
+	id,
+	strftime('%Y-%m-%dT%H:%M:%fZ', ts / 1000.0, 'unixepoch') AS time,
+	actor,
+	action,
+	target AS device_id,
+	remote_ip,
+	detail,
+	ts
+FROM audit_log
+WHERE action LIKE 'device.%'
+ORDER BY id DESC;
+
+-- Config snapshots (migrations/0003_config_snapshots.sql), newest first:
+-- who changed what and what the gateway did with it. The stored text is
+-- redacted; `clawgate config history|diff|rollback` read the same rows.
+DROP VIEW IF EXISTS config_history;
+CREATE VIEW config_history AS
+SELECT
+	id,
+	strftime('%Y-%m-%dT%H:%M:%fZ', ts / 1000.0, 'unixepoch') AS time,
+	source,
+	actor,
+	method,
+	outcome,
+	reason,
+	substr(hash, 1, 12) AS hash,
+	parent,
+	restored_from,
+	(SELECT group_concat(json_extract(value, '$.path') || ' (' ||
+			     json_extract(value, '$.action') || ')', ', ')
+	 FROM json_each(paths)) AS changes,
+	ts
+FROM config_snapshots
+ORDER BY id DESC;
+
+-- Sessions by last activity, newest first, with token totals.
+DROP VIEW IF EXISTS sessions_recent;
+CREATE VIEW sessions_recent AS
+SELECT
+	key,
+	agent_id,
+	session_id,
+	status,
+	model,
+	message_count,
+	input_tokens,
+	output_tokens,
+	label,
+	substr(last_preview, 1, 80) AS preview,
+	strftime('%Y-%m-%dT%H:%M:%fZ', updated_at / 1000.0, 'unixepoch')
+		AS updated,
+	last_run_id,
+	last_error,
+	updated_at
+FROM sessions
+ORDER BY updated_at DESC
+LIMIT 200;
+
+-- The 200 most recent transcript messages of the current session ids,
+-- newest first (the rows of earlier, reset sessions stay in transcript).
+DROP VIEW IF EXISTS transcript_tail;
+CREATE VIEW transcript_tail AS
+SELECT
+	t.session_key,
+	t.seq,
+	t.role,
+	t.status,
+	substr(t.text, 1, 120) AS text,
+	t.model,
+	t.input_tokens,
+	t.output_tokens,
+	t.run_id,
+	strftime('%Y-%m-%dT%H:%M:%fZ', t.created_at / 1000.0, 'unixepoch')
+		AS time,
+	t.created_at
+FROM transcript t
+JOIN sessions s ON s.key = t.session_key AND s.session_id = t.session_id
+ORDER BY t.created_at DESC, t.id DESC
+LIMIT 200;

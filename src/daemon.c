@@ -1,8 +1,11 @@
 /* The composition root of `gateway run`: config, state dir lock, log file,
  * store, identity, presence, the transports and the two faces; then signals
  * until a graceful shutdown. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,10 +22,14 @@
 
 #include "config.h"
 
+#include "agent/agent.h"
 #include "api/api.h"
 #include "auth/auth.h"
 #include "auth/identity.h"
 #include "auth/limiter.h"
+#include "auth/pairing.h"
+#include "config/config-reload.h"
+#include "config/config-watch.h"
 #include "config/config.h"
 #include "core/common.h"
 #include "core/log.h"
@@ -51,6 +58,7 @@ struct daemon {
 	char *lock_path;
 	struct store *store;
 	struct identity *identity;
+	struct pairing *pairing;
 	struct limiter *limiter;
 	struct workq *workers;
 	struct ws_server *ws;
@@ -58,11 +66,20 @@ struct daemon {
 	struct listener *listener;
 	struct rpc_server *rpc;
 	struct api *api;
+	struct agent_rt *agents;	/* agent runtime (runs, sessions) */
 	char boot_id[37];
 	char *listening;
 	char *build_id;
 	int64_t start_mono;
 	volatile int ready;
+	/* Config lifecycle (reload + restart): */
+	const struct daemon_opts *opts;
+	struct config_reloader *reloader;
+	struct config_watch *watch;
+	int restarting;		/* daemon_stop keeps the listen sockets */
+	char *restart_reason;	/* pending restart (restart_mu) */
+	int64_t restart_at;	/* monotonic ms when it is due; 0 = none */
+	int64_t last_restart_wall; /* wall ms of the last restart */
 };
 
 static int64_t daemon_env_ms(const char *name, int64_t def)
@@ -334,6 +351,419 @@ static int daemon_is_loopback_host(const char *h)
 	return strcmp(h, "::1") == 0 || strncmp(h, "127.", 4) == 0;
 }
 
+/* ---- config lifecycle: reload, restart, inherited sockets --------------- */
+
+static void daemon_stop(struct daemon *d, int signo);
+static void daemon_free(struct daemon *d);
+
+#define DAEMON_RESTART_EXPECTED_MS 2000
+#define DAEMON_RESTART_RPC_DELAY_MS 200
+#define DAEMON_MAX_INHERIT 8
+
+/* Listen sockets inherited across a re-exec (CLAWGATE_LISTEN_FDS), parsed
+ * once per process; owned here until a listener adopts them. */
+static int daemon_inherit[DAEMON_MAX_INHERIT];
+static int daemon_ninherit = -1;
+static pthread_mutex_t daemon_restart_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void daemon_inherit_parse(void)
+{
+	const char *v = getenv("CLAWGATE_LISTEN_FDS");
+	char *copy, *save = NULL, *t;
+
+	if (daemon_ninherit < 0)
+		daemon_ninherit = 0;
+	if (!v)
+		return;
+	copy = xstrdup(v);
+	for (t = strtok_r(copy, ",", &save);
+	     t && daemon_ninherit < DAEMON_MAX_INHERIT;
+	     t = strtok_r(NULL, ",", &save)) {
+		int fd = atoi(t), on = 0;
+		socklen_t len = sizeof(on);
+
+		if (fd > 2 && getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &on,
+					 &len) == 0 && on) {
+			fcntl(fd, F_SETFD, FD_CLOEXEC);
+			daemon_inherit[daemon_ninherit++] = fd;
+		}
+	}
+	free(copy);
+	unsetenv("CLAWGATE_LISTEN_FDS");
+}
+
+static void daemon_inherit_close(void)
+{
+	int i;
+
+	for (i = 0; i < daemon_ninherit; i++)
+		close(daemon_inherit[i]);
+	daemon_ninherit = 0;
+}
+
+/* 1 if the inherited sockets are exactly hosts:port. */
+static int daemon_inherit_match(const char *const *hosts, int n, int port)
+{
+	int i, j, hit;
+
+	if (daemon_ninherit != n)
+		return 0;
+	for (i = 0; i < daemon_ninherit; i++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		char a[INET6_ADDRSTRLEN] = "", b[INET6_ADDRSTRLEN];
+		int p = 0;
+
+		if (getsockname(daemon_inherit[i], (struct sockaddr *)&ss,
+				&len) != 0)
+			return 0;
+		if (ss.ss_family == AF_INET) {
+			struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+			inet_ntop(AF_INET, &s4->sin_addr, a, sizeof(a));
+			p = ntohs(s4->sin_port);
+		} else if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			inet_ntop(AF_INET6, &s6->sin6_addr, a, sizeof(a));
+			p = ntohs(s6->sin6_port);
+		}
+		if (p != port)
+			return 0;
+		for (j = 0, hit = 0; j < n && !hit; j++) {
+			struct in6_addr x;
+			struct in_addr y;
+
+			/* normalise the configured host the same way */
+			if (inet_pton(AF_INET6, hosts[j], &x) == 1)
+				inet_ntop(AF_INET6, &x, b, sizeof(b));
+			else if (inet_pton(AF_INET, hosts[j], &y) == 1)
+				inet_ntop(AF_INET, &y, b, sizeof(b));
+			else
+				continue;
+			hit = strcmp(a, b) == 0;
+		}
+		if (!hit)
+			return 0;
+	}
+	return 1;
+}
+
+/* Port of the first inherited socket (-1 if none). */
+static int daemon_inherit_port(void)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+
+	if (daemon_ninherit <= 0 ||
+	    getsockname(daemon_inherit[0], (struct sockaddr *)&ss, &len) != 0)
+		return -1;
+	if (ss.ss_family == AF_INET)
+		return ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		return ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return -1;
+}
+
+/* Adopt the inherited sockets when they fit, else bind. */
+static int daemon_listen(struct daemon *d, const char **hosts, int nhosts,
+			 const char **failed)
+{
+	int r;
+
+	daemon_inherit_parse();
+	if (daemon_ninherit > 0 &&
+	    daemon_inherit_match(hosts, nhosts, d->cfg->port)) {
+		d->listener = listener_adopt(daemon_inherit, daemon_ninherit);
+		if (d->listener) {
+			log_info("gateway", "listening sockets inherited "
+				 "across restart");
+			daemon_ninherit = 0;
+			return 0;
+		}
+	}
+	/* Same port, other addresses: free the port before binding (else
+	 * they stay open for a rollback retry). */
+	if (daemon_ninherit > 0 && daemon_inherit_port() == d->cfg->port)
+		daemon_inherit_close();
+	r = listener_bind(&d->listener, hosts, nhosts, d->cfg->port,
+			  DAEMON_BIND_RETRIES, DAEMON_BIND_RETRY_MS, failed);
+	/* On failure the inherited sockets stay for a rollback retry. */
+	if (r == 0)
+		daemon_inherit_close();
+	return r;
+}
+
+/* Restart when due: at most one per cooldown (the storm guard). */
+static void daemon_request_restart(struct daemon *d, const char *reason,
+				   int64_t delay_ms)
+{
+	int64_t now = util_mono_ms(), at = now + delay_ms, since;
+	int64_t cooldown = daemon_env_ms("CLAWGATE_RESTART_COOLDOWN_MS",
+					 CONFIG_RESTART_COOLDOWN_MS);
+
+	if (d->last_restart_wall > 0) {
+		since = util_now_ms() - d->last_restart_wall;
+		if (since >= 0 && since < cooldown && now + cooldown - since > at) {
+			at = now + cooldown - since;
+			log_warn("gateway", "restart deferred %lldms (at most one "
+				 "restart per %llds): %s",
+				 (long long)(at - now),
+				 (long long)(cooldown / 1000), reason);
+		}
+	}
+	pthread_mutex_lock(&daemon_restart_mu);
+	if (!d->restart_at || at < d->restart_at)
+		d->restart_at = at;
+	if (!d->restart_reason)
+		d->restart_reason = xstrdup(reason);
+	pthread_mutex_unlock(&daemon_restart_mu);
+	/* Wake the signal loop so it recomputes its timeout. */
+	kill(getpid(), SIGUSR2);
+}
+
+/* -1: no restart pending; else ms until it is due. */
+static int64_t daemon_restart_wait(struct daemon *d)
+{
+	int64_t w = -1;
+
+	pthread_mutex_lock(&daemon_restart_mu);
+	if (d->restart_at) {
+		w = d->restart_at - util_mono_ms();
+		if (w < 0)
+			w = 0;
+	}
+	pthread_mutex_unlock(&daemon_restart_mu);
+	return w;
+}
+
+static void daemon_on_config_apply(const struct gw_config *old,
+				   const struct gw_config *neu,
+				   const struct config_plan *p, void *arg)
+{
+	struct daemon *d = arg;
+	enum log_level lvl;
+
+	if (p->rotate && d->rpc)
+		rpc_config_auth_rotated(d->rpc, neu);
+	if (!d->opts->verbose && neu->log_level &&
+	    (!old || !old->log_level ||
+	     strcmp(old->log_level, neu->log_level) != 0) &&
+	    log_level_parse(neu->log_level, &lvl) == 0)
+		log_set_level(lvl);
+}
+
+static void daemon_on_config_restart(const char *reason, void *arg)
+{
+	daemon_request_restart(arg, reason, DAEMON_RESTART_RPC_DELAY_MS);
+}
+
+static void daemon_on_config_changed(json_t *payload, void *arg)
+{
+	struct daemon *d = arg;
+
+	if (d->rpc)
+		rpc_broadcast(d->rpc, "config.changed", payload, 0,
+			      SCOPE_ADMIN);
+	else
+		json_decref(payload);
+}
+
+static void daemon_reloader_new(struct daemon *d, const struct daemon_opts *o)
+{
+	struct config_reloader_opts ro = {0};
+
+	ro.path = d->paths.config_path;
+	ro.ov = &o->ov;
+	ro.store = d->store;
+	ro.cbs.apply = daemon_on_config_apply;
+	ro.cbs.restart = daemon_on_config_restart;
+	ro.cbs.changed = daemon_on_config_changed;
+	ro.cbs.arg = d;
+	d->reloader = config_reloader_new(&ro);
+	/* Current before the transports start: a request never sees none. */
+	config_set_current(d->cfg);
+	config_reloader_set_global(d->reloader);
+}
+
+static void daemon_on_file_change(void *arg)
+{
+	struct daemon *d = arg;
+	struct config_req req = { .source = "file", .actor = "file" };
+	struct config_result res;
+
+	config_reloader_run(d->reloader, &req, &res);
+	config_result_free(&res);
+}
+
+static char *daemon_last_good_path(const struct daemon *d)
+{
+	return xasprintf("%s/state/config-last-good.json", d->paths.state_dir);
+}
+
+/* After a successful start: record the snapshot row, keep a copy of the
+ * file that started (for the rollback of a failing restart), watch. */
+static void daemon_lifecycle_start(struct daemon *d)
+{
+	const char *src = "startup", *why = getenv("CLAWGATE_ROLLBACK_REASON");
+	const char *at = getenv("CLAWGATE_RESTART_AT_MS");
+	char *raw = NULL, *lg;
+	size_t len = 0;
+
+	if (at)
+		d->last_restart_wall = strtoll(at, NULL, 10);
+	if (why)
+		src = "rollback";
+	else if (at)
+		src = "restart";
+	/* Watch first, then record: an edit made in between is caught by
+	 * the catch-up run below (hash compare), never lost. */
+	d->watch = config_watch_start(d->paths.config_path, -1,
+				      daemon_on_file_change, d);
+	config_reloader_started(d->reloader, d->cfg, src, why);
+	unsetenv("CLAWGATE_ROLLBACK_REASON");
+	unsetenv("CLAWGATE_RESTART_AT_MS");
+	unsetenv("CLAWGATE_RESTART_REASON");
+	if (config_read_file(d->paths.config_path, &raw, &len) > 0) {
+		lg = daemon_last_good_path(d);
+		if (config_write_atomic(lg, raw, len) != 0)
+			log_warn("gateway", "cannot write %s", lg);
+		free(lg);
+		explicit_bzero(raw, len);
+	}
+	free(raw);
+	config_reloader_set_global(d->reloader);
+	daemon_on_file_change(d);
+}
+
+/* SIGHUP: the same reload path, now (secrets re-resolved too). */
+static void daemon_reload(struct daemon *d)
+{
+	struct config_req req = { .source = "signal", .actor = "SIGHUP" };
+	struct config_result res;
+
+	log_info("reload", "SIGHUP: reloading %s", d->paths.config_path);
+	config_reloader_run(d->reloader, &req, &res);
+	if (res.outcome == CONFIG_OUT_UNCHANGED)
+		log_info("reload", "config unchanged");
+	config_result_free(&res);
+}
+
+/* A restarted process failed to start: put back the file that last
+ * started, keep the failing one as <path>.rejected.<ts>, retry once. */
+static int daemon_rollback(struct daemon *d, int rc)
+{
+	char *lg = NULL, *good = NULL, *cur = NULL, *rej = NULL, *why;
+	size_t glen = 0, clen = 0;
+	int r = 0;
+
+	if (!getenv("CLAWGATE_RESTART_AT_MS") ||
+	    getenv("CLAWGATE_ROLLBACK_REASON") || !d->paths.state_dir)
+		return 0;
+	lg = daemon_last_good_path(d);
+	if (config_read_file(lg, &good, &glen) <= 0)
+		goto out;
+	if (config_read_file(d->paths.config_path, &cur, &clen) > 0 &&
+	    clen == glen && memcmp(cur, good, glen) == 0)
+		goto out;
+	rej = xasprintf("%s.rejected.%lld", d->paths.config_path,
+			(long long)util_now_ms());
+	if (cur && config_write_atomic(rej, cur, clen) != 0)
+		log_warn("gateway", "cannot keep the failing config as %s", rej);
+	if (config_write_atomic(d->paths.config_path, good, glen) != 0)
+		goto out;
+	why = xasprintf("config restart failed (exit code %d); rolled back "
+			"to the last config that started; the failing file is "
+			"kept as %s", rc, rej);
+	log_warn("gateway", "%s", why);
+	fprintf(stderr, "%s\n", why);
+	setenv("CLAWGATE_ROLLBACK_REASON", why, 1);
+	free(why);
+	r = 1;
+out:
+	if (good)
+		explicit_bzero(good, glen);
+	if (cur)
+		explicit_bzero(cur, clen);
+	free(good);
+	free(cur);
+	free(lg);
+	free(rej);
+	return r;
+}
+
+/* The argv this process was started with (/proc/self/cmdline). */
+static char **daemon_self_argv(void)
+{
+	char *buf = NULL, **argv = NULL;
+	size_t len = 0;
+	int n = 0;
+	size_t i;
+
+	if (config_read_file("/proc/self/cmdline", &buf, &len) <= 0)
+		return NULL;
+	for (i = 0; i < len; i++)
+		if (buf[i] == 0)
+			n++;
+	argv = xcalloc((size_t)n + 2, sizeof(*argv));
+	n = 0;
+	for (i = 0; i < len; i += strlen(buf + i) + 1)
+		argv[n++] = buf + i;
+	argv[n] = NULL;
+	return argv;	/* argv[0] points at the start of buf */
+}
+
+/* Stop everything but the listen sockets, then re-exec in place (same
+ * pid: a supervisor sees no exit; connection attempts wait in the
+ * backlog). OPENCLAW_NO_RESPAWN=1 (or a failed exec): returns, and the
+ * caller starts again in this process. */
+static void daemon_restart(struct daemon *d)
+{
+	int fds[DAEMON_MAX_INHERIT], n = 0, i;
+	char list[128] = "", num[32], **argv;
+	const char *nr = getenv("OPENCLAW_NO_RESPAWN");
+
+	log_info("gateway", "restarting: %s", d->restart_reason);
+	d->restarting = 1;
+	if (d->listener)
+		n = listener_fds(d->listener, fds, DAEMON_MAX_INHERIT);
+	daemon_stop(d, 0);
+	for (i = 0; i < n; i++) {
+		snprintf(num, sizeof(num), "%s%d", i ? "," : "", fds[i]);
+		strncat(list, num, sizeof(list) - strlen(list) - 1);
+	}
+	if (n)
+		setenv("CLAWGATE_LISTEN_FDS", list, 1);
+	snprintf(num, sizeof(num), "%lld", (long long)util_now_ms());
+	setenv("CLAWGATE_RESTART_AT_MS", num, 1);
+	setenv("CLAWGATE_RESTART_REASON", d->restart_reason, 1);
+	free(d->restart_reason);
+	d->restart_reason = NULL;
+	if (nr && strcmp(nr, "1") == 0) {
+		log_info("gateway", "restart mode: in-process restart "
+			 "(OPENCLAW_NO_RESPAWN=1)");
+		daemon_free(d);
+		return;
+	}
+	log_info("gateway", "restart mode: full process restart (re-exec, "
+		 "pid %d)", (int)getpid());
+	daemon_free(d);
+	argv = daemon_self_argv();
+	for (i = 0; argv && i < n; i++)
+		fcntl(fds[i], F_SETFD, 0);
+	fflush(stdout);
+	fflush(stderr);
+	if (argv)
+		execv("/proc/self/exe", argv);
+	log_warn("gateway", "re-exec failed (%s); restarting in process",
+		 strerror(errno));
+	for (i = 0; i < n; i++)
+		fcntl(fds[i], F_SETFD, FD_CLOEXEC);
+	if (argv)
+		free(argv[0]);
+	free(argv);
+}
+
 static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 {
 	struct config_issues issues = {0};
@@ -372,6 +802,11 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	    (!d->cfg->mode || strcmp(d->cfg->mode, "local") != 0)) {
 		fprintf(stderr, "Gateway start blocked: set gateway.mode=local "
 			"(current: %s)\n", d->cfg->mode ? d->cfg->mode : "unset");
+		return DAEMON_EXIT_CONFIG;
+	}
+	if (api_hooks_check(d->cfg, &errmsg) != 0) {
+		fprintf(stderr, "%s\n", errmsg);
+		free(errmsg);
 		return DAEMON_EXIT_CONFIG;
 	}
 	if (daemon_bind_hosts(d->cfg, hosts, &nhosts) != 0)
@@ -420,10 +855,16 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		return 1;
 	}
 	free(path);
+	daemon_reloader_new(d, o);
 	if (store_state_version_bump(d->store, "presence", &pv) != GW_OK ||
 	    store_state_version_bump(d->store, "health", &hv) != GW_OK)
 		log_warn("store", "cannot persist state versions");
 
+	if (pairing_open(d->store, &d->pairing) != GW_OK) {
+		fprintf(stderr, "cannot load the device pairing state from "
+			"%s\n", store_path(d->store));
+		return 1;
+	}
 	r = identity_load_or_create(d->paths.state_dir, &d->identity);
 	if (r != GW_OK) {
 		fprintf(stderr, "cannot load or create the gateway identity in "
@@ -455,14 +896,21 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	ad.limiter = d->limiter;
 	ad.ready = daemon_ready;
 	ad.arg = d;
+	ad.workers = d->workers;
+	{
+		struct agent_rt_opts ao = { d->store, d->paths.state_dir };
+
+		if (agent_rt_new(&ao, &d->agents) != GW_OK)
+			log_warn("agent", "agent runtime unavailable");
+	}
+	ad.agents = d->agents;
 	d->api = api_new(&ad);
 	hc.body_limit = api_body_limit;
 	hc.handler = api_handle;
 	hc.arg = d->api;
 	d->http = http_server_new(&hc);
 
-	r = listener_bind(&d->listener, hosts, nhosts, d->cfg->port,
-			  DAEMON_BIND_RETRIES, DAEMON_BIND_RETRY_MS, &failed);
+	r = daemon_listen(d, hosts, nhosts, &failed);
 	if (r != 0) {
 		if (r == -EADDRINUSE)
 			fprintf(stderr, "another gateway instance is already "
@@ -483,6 +931,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	rd.workers = d->workers;
 	rd.limiter = d->limiter;
 	rd.identity = d->identity;
+	rd.pairing = d->pairing;
+	rd.agents = d->agents;
 	rd.version = DAEMON_COMPAT_VERSION;
 	rd.build_id = d->build_id;
 	rd.boot_id = d->boot_id;
@@ -524,15 +974,27 @@ static void daemon_stop(struct daemon *d, int signo)
 	if (signo)
 		log_info("gateway", "received %s; shutting down",
 			 signo == SIGINT ? "SIGINT" : "SIGTERM");
+	config_watch_stop(d->watch);
+	d->watch = NULL;
+	config_reloader_set_global(NULL);
 	if (d->listener)
-		listener_stop(d->listener, 0);
+		listener_stop(d->listener, d->restarting);
 	if (d->rpc && d->ws)
-		rpc_server_shutdown(d->rpc, "gateway stopping", -1, 2000);
+		rpc_server_shutdown(d->rpc, d->restarting ? d->restart_reason :
+				    "gateway stopping", d->restarting ?
+				    DAEMON_RESTART_EXPECTED_MS : -1, 2000);
 	/* In-flight calls finish (bounded) while lws can still answer. */
-	workq_free(d->workers, 5000);
+	workq_free(d->workers, d->restarting ? daemon_env_ms(
+			   "CLAWGATE_RESTART_DRAIN_MS", 5000) : 5000);
 	d->workers = NULL;
+	/* Then runs end (aborted, sinks get on_end) while WS and HTTP can
+	 * still send; no worker can start one any more. */
+	agent_rt_free(d->agents, 2000);
+	d->agents = NULL;
 	if (d->ws)
-		ws_server_stop(d->ws, 1001, "gateway stopping", 2000);
+		ws_server_stop(d->ws, d->restarting ? 1012 : 1001,
+			       d->restarting ? "service restart" :
+			       "gateway stopping", 2000);
 	if (d->http)
 		http_server_stop(d->http);
 	store_close(d->store);
@@ -550,7 +1012,10 @@ static void daemon_free(struct daemon *d)
 	rpc_server_free(d->rpc);
 	api_free(d->api);
 	limiter_free(d->limiter);
+	config_reloader_free(d->reloader);
+	d->reloader = NULL;
 	identity_free(d->identity);
+	pairing_free(d->pairing);
 	presence_shutdown();
 	daemon_unlock(d);
 	free(d->lock_path);
@@ -562,57 +1027,78 @@ static void daemon_free(struct daemon *d)
 	log_close_file();
 }
 
-/* SIGHUP: reload the config file now (the full reload path arrives with
- * the config-lifecycle issue; here a valid file simply becomes current). */
-static void daemon_reload(struct daemon *d, const struct daemon_opts *o)
+/* Wait for signals (and a due restart). Returns the terminating signal,
+ * or 0 when a restart is due. */
+static int daemon_loop(struct daemon *d, const sigset_t *set)
 {
-	struct config_issues issues = {0};
-	struct config_overrides ov = o->ov;
-	struct gw_config *c = NULL;
+	siginfo_t si;
+	int sig;
 
-	/* A token generated at start stays the same across reloads. */
-	if (d->cfg->auth_token_generated)
-		ov.generated_token = d->cfg->auth_token;
-	log_info("reload", "SIGHUP: reloading %s", d->paths.config_path);
-	if (config_load(d->paths.config_path, &ov, &c, &issues) != GW_OK) {
-		log_warn("reload", "config reload skipped (invalid config): "
-			 "%s: %s", issues.n ? issues.v[0].path : "?",
-			 issues.n ? issues.v[0].message : "?");
-		config_issues_free(&issues);
-		return;
+	for (;;) {
+		int64_t wait = daemon_restart_wait(d);
+		struct timespec ts;
+
+		if (wait == 0)
+			return 0;
+		if (wait > 0) {
+			ts.tv_sec = wait / 1000;
+			ts.tv_nsec = (long)(wait % 1000) * 1000000;
+			sig = sigtimedwait(set, &si, &ts);
+		} else {
+			sig = sigwaitinfo(set, &si);
+		}
+		if (sig < 0 || sig == SIGUSR2)
+			continue;
+		if (sig == SIGHUP) {
+			daemon_reload(d);
+			continue;
+		}
+		if (sig == SIGUSR1) {
+			log_info("gateway", "signal SIGUSR1 received");
+			daemon_request_restart(d, "SIGUSR1", 0);
+			continue;
+		}
+		return sig;
 	}
-	config_issues_free(&issues);
-	config_set_current(c);
-	config_unref(d->cfg);
-	d->cfg = c;
-	log_info("reload", "config hot reload applied");
 }
 
 int daemon_run(const struct daemon_opts *o)
 {
 	struct daemon d;
 	sigset_t set;
-	siginfo_t si;
 	int rc, sig;
 
-	memset(&d, 0, sizeof(d));
-	d.lock_fd = -1;
-	d.start_mono = util_mono_ms();
 	/* Signals are taken synchronously by this thread; every thread
-	 * started below inherits the mask. */
+	 * started below inherits the mask. SIGUSR2 wakes the loop. */
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 
+again:
+	memset(&d, 0, sizeof(d));
+	d.lock_fd = -1;
+	d.start_mono = util_mono_ms();
+	d.opts = o;
 	rc = daemon_start(&d, o);
+	if (rc != 0 && daemon_rollback(&d, rc)) {
+		daemon_stop(&d, 0);
+		daemon_free(&d);
+		memset(&d, 0, sizeof(d));
+		d.lock_fd = -1;
+		d.start_mono = util_mono_ms();
+		d.opts = o;
+		rc = daemon_start(&d, o);
+	}
 	if (rc != 0) {
 		daemon_stop(&d, 0);
 		daemon_free(&d);
+		daemon_inherit_close();
 		curl_global_cleanup();
 		return rc;
 	}
@@ -636,22 +1122,14 @@ int daemon_run(const struct daemon_opts *o)
 	fflush(stdout);
 	log_info("gateway", "ready (%lldms)",
 		 (long long)(util_mono_ms() - d.start_mono));
+	daemon_lifecycle_start(&d);
 	daemon_sd_notify("READY=1");
 
-	for (;;) {
-		sig = sigwaitinfo(&set, &si);
-		if (sig < 0)
-			continue;
-		if (sig == SIGHUP) {
-			daemon_reload(&d, o);
-			continue;
-		}
-		if (sig == SIGUSR1) {
-			log_warn("gateway", "SIGUSR1 restart is not supported "
-				 "yet; ignoring");
-			continue;
-		}
-		break;
+	sig = daemon_loop(&d, &set);
+	if (sig == 0) {
+		daemon_sd_notify("RELOADING=1");
+		daemon_restart(&d);
+		goto again;
 	}
 	daemon_sd_notify("STOPPING=1");
 	daemon_stop(&d, sig);

@@ -1,12 +1,16 @@
 /* The HTTP face: a route table over net/http, answering with the domain
- * modules. This issue: health probes; later: OpenAI API, tools, hooks, UI. */
+ * modules: health probes, the OpenAI-compatible API (/v1/...), /tools/invoke,
+ * hooks, CORS. */
 #pragma once
 
 #include <stddef.h>
 #include <stdint.h>
 
+struct agent_rt;
+struct gw_config;
 struct http_req;
 struct limiter;
+struct workq;
 
 struct api_deps {
 	int64_t start_mono_ms;
@@ -14,6 +18,9 @@ struct api_deps {
 	/* Readiness: fills failing (comma list) and returns 1 when ready. */
 	int (*ready)(char *failing, size_t n, void *arg);
 	void *arg;
+	struct agent_rt *agents;	/* runs, agents, sessions (may be NULL:
+					 * the agent endpoints answer 503) */
+	struct workq *workers;		/* store reads off the MHD thread */
 };
 
 struct api;
@@ -23,6 +30,11 @@ void api_free(struct api *a);
 /* http_server_cbs entries (arg = the api). */
 size_t api_body_limit(struct http_req *r, void *arg);
 void api_handle(struct http_req *r, void *arg);
+
+/* Start-up / reload check of the hooks block: hooks.enabled requires
+ * hooks.token, which must differ from the gateway token and password;
+ * hooks.path may not be '/'. 0, or -1 with a message in *err (owned). */
+int api_hooks_check(const struct gw_config *cfg, char **err);
 
 /* Route introspection for tests: the allowed methods of path ("GET, HEAD"),
  * or NULL when no route matches. */

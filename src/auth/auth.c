@@ -1,6 +1,7 @@
 /* Shared-secret authentication decision. */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "auth/auth.h"
 #include "core/common.h"
@@ -45,7 +46,9 @@ void auth_check(const struct gw_config *cfg, struct limiter *lim,
 		.window_ms = cfg->rate_window_ms,
 		.lockout_ms = cfg->rate_lockout_ms,
 	};
-	int pw = cfg->auth_mode == AUTH_MODE_PASSWORD;
+	/* trusted-proxy with a password offered: the local fallback. */
+	int pw = cfg->auth_mode == AUTH_MODE_PASSWORD ||
+		 cfg->auth_mode == AUTH_MODE_TRUSTED_PROXY;
 	const char *want = pw ? cfg->auth_password : cfg->auth_token;
 	const char *got = pw ? rq->password : rq->token;
 	/* The other kind of credential offered counts as a wrong one (as
@@ -64,14 +67,29 @@ void auth_check(const struct gw_config *cfg, struct limiter *lim,
 		res->ok = 1;
 		return;
 	}
-	if (cfg->auth_mode == AUTH_MODE_TRUSTED_PROXY) {
-		/* Arrives with the pairing issue: refuse rather than guess. */
-		auth_fail(res, "trusted_proxy_unsupported", "AUTH_UNAUTHORIZED",
-			  "review_auth_configuration",
-			  "trusted-proxy auth is not supported yet",
-			  "use token or password auth");
+	if (cfg->auth_mode == AUTH_MODE_TRUSTED_PROXY &&
+	    !(rq->password && *rq->password && cfg->auth_password)) {
+		struct proxy_auth pa;
+		struct proxy_req none = {0};
+
+		proxy_auth_check(cfg, rq->proxy ? rq->proxy : &none, &pa);
+		if (!pa.ok) {
+			res->ok = 0;
+			snprintf(res->reason_buf, sizeof(res->reason_buf), "%s",
+				 pa.reason);
+			res->reason = res->reason_buf;
+			res->detail_code = pa.detail_code;
+			res->next_step = "review_auth_configuration";
+			snprintf(res->message, sizeof(res->message), "%s",
+				 pa.message);
+			return;
+		}
+		res->ok = 1;
+		snprintf(res->user, sizeof(res->user), "%s", pa.user);
 		return;
 	}
+	if (cfg->auth_mode == AUTH_MODE_TRUSTED_PROXY)
+		res->method = "password";
 	if (rq->browser)
 		snprintf(key, sizeof(key), "browser-origin:%s",
 			 rq->origin ? rq->origin : "null");
@@ -124,4 +142,27 @@ void auth_check(const struct gw_config *cfg, struct limiter *lim,
 	if (lim)
 		limiter_reset(lim, key);
 	res->ok = 1;
+}
+
+void auth_check_bearer(const struct gw_config *cfg, struct limiter *lim,
+		       const char *bearer, struct auth_request *rq,
+		       struct auth_result *res)
+{
+	const char *cred = NULL;
+
+	if (bearer && strncasecmp(bearer, "Bearer ", 7) == 0) {
+		cred = bearer + 7;
+		while (*cred == ' ')
+			cred++;
+	}
+	rq->token = NULL;
+	rq->password = NULL;
+	if (cred && *cred) {
+		if (cfg->auth_mode == AUTH_MODE_PASSWORD ||
+		    cfg->auth_mode == AUTH_MODE_TRUSTED_PROXY)
+			rq->password = cred;
+		else
+			rq->token = cred;
+	}
+	auth_check(cfg, lim, rq, res);
 }

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "auth/limiter.h"
+#include "auth/proxy.h"
 #include "config/config.h"
 
 struct auth_request {
@@ -16,6 +17,7 @@ struct auth_request {
 				 * limiter never exempts loopback */
 	const char *origin;	/* normalized origin for the browser key */
 	int ui_client;		/* Control UI: hint text differs */
+	const struct proxy_req *proxy; /* peer + headers (trusted-proxy) */
 };
 
 struct auth_result {
@@ -27,6 +29,8 @@ struct auth_result {
 	int rate_limited;
 	int64_t retry_after_ms;
 	char message[256];
+	char user[256];		/* trusted-proxy: the proxy's user */
+	char reason_buf[96];
 };
 
 /* Decide. A wrong credential counts toward the limiter; a missing one does
@@ -34,3 +38,9 @@ struct auth_result {
 void auth_check(const struct gw_config *cfg, struct limiter *lim,
 		const struct auth_request *rq, struct auth_result *res);
 const char *auth_mode_name(int mode);
+/* HTTP: "Authorization: Bearer <token|password>" through the same
+ * decision (the credential is tried as the mode's kind). bearer is the
+ * whole header value or NULL. */
+void auth_check_bearer(const struct gw_config *cfg, struct limiter *lim,
+		       const char *bearer, struct auth_request *rq,
+		       struct auth_result *res);

@@ -167,3 +167,18 @@ void identity_free(struct identity *id)
 	free(id->pub_b64url);
 	free(id);
 }
+
+int identity_sign(const struct identity *id, const void *msg, size_t n,
+		  uint8_t sig[64])
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	size_t len = 64;
+	int r = -1;
+
+	if (ctx && EVP_DigestSignInit(ctx, NULL, NULL, NULL, id->pkey) == 1 &&
+	    EVP_DigestSign(ctx, sig, &len, msg, n) == 1 && len == 64)
+		r = 0;
+	EVP_MD_CTX_free(ctx);
+	ERR_clear_error();
+	return r;
+}

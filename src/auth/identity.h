@@ -3,6 +3,7 @@
  * {version:1, deviceId, publicKeyPem, privateKeyPem, createdAtMs}. */
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 struct identity {
@@ -14,3 +15,6 @@ struct identity {
 
 int identity_load_or_create(const char *state_dir, struct identity **out);
 void identity_free(struct identity *id);
+/* Ed25519 signature of msg with the private key into sig. 0 or -1. */
+int identity_sign(const struct identity *id, const void *msg, size_t n,
+		  uint8_t sig[64]);

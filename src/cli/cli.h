@@ -51,6 +51,12 @@ struct cli_args {
 	int expect_final;
 	int require_rpc;
 	int deep;
+	/* devices (cli-devices.c) */
+	const char *device;
+	const char *role;
+	const char *scope;	/* --scope: comma-separated (or repeated
+				 * words after it, in pos) */
+	int latest;
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -110,6 +116,56 @@ const char *cli_gateway_method_scope(const char *method);
 /* Read the first line of a file (bounded, newline stripped). New string or
  * NULL with errno set. */
 char *cli_gateway_read_first_line(const char *path);
+
+/* --- devices (cli-devices.c) ------------------------------------------- */
+
+int cli_devices_list(struct cli_args *a);
+int cli_devices_approve(struct cli_args *a);
+int cli_devices_reject(struct cli_args *a);
+int cli_devices_remove(struct cli_args *a);
+int cli_devices_rotate(struct cli_args *a);
+int cli_devices_revoke(struct cli_args *a);
+
+extern const struct cli_opt cli_devices_opts[];
+extern const struct cli_opt cli_devices_approve_opts[];
+extern const struct cli_opt cli_devices_token_opts[];
+
+/* --- config commands (cli-config.c) ------------------------------------ */
+
+int cli_config_get(struct cli_args *a);
+int cli_config_set(struct cli_args *a);
+int cli_config_unset(struct cli_args *a);
+int cli_config_validate(struct cli_args *a);
+int cli_config_diff(struct cli_args *a);
+int cli_config_history(struct cli_args *a);
+int cli_config_rollback(struct cli_args *a);
+int cli_config_plan(struct cli_args *a);
+/* gateway restart: SIGUSR1 to the lock file's pid, wait for it. */
+int cli_config_gateway_restart(struct cli_args *a);
+
+extern const struct cli_opt cli_config_opts[];
+
+/* --- the CLI's device identity (cli-identity.c) ------------------------ */
+
+struct identity;
+/* Signing context for gwclient_opts.sign: the CLI's identity in
+ * <stateDir>/identity/device.json and its cached device tokens in
+ * identity/device-auth.json. */
+struct cli_identity {
+	struct identity *id;
+	char *state_dir;
+};
+
+/* Load or create the identity (mode 0600). 0 or -1 (message printed). */
+int cli_identity_open(const char *state_dir, struct cli_identity *ci);
+void cli_identity_close(struct cli_identity *ci);
+/* gwclient_opts.sign: add params.device signed over the v3 payload with
+ * the challenge nonce (and auth.deviceToken from the cache when no
+ * shared credential is given). arg = struct cli_identity. */
+int cli_identity_sign(void *arg, json_t *params, const char *nonce,
+		      int64_t ts);
+/* Keep hello.auth.deviceToken (if any) in device-auth.json. */
+void cli_identity_store_token(struct cli_identity *ci, const json_t *hello);
 
 /* --- local context and target (cli-target.c) --------------------------- */
 

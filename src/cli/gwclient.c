@@ -279,6 +279,18 @@ int gwclient_connect(const struct gwclient_opts *o, struct gwclient **out,
 		f = NULL;
 	}
 	params = gwclient_connect_params(o);
+	if (o->sign) {
+		json_t *ch = json_object_get(f, "payload");
+
+		if (o->sign(o->sign_arg, params,
+			    json_string_value(json_object_get(ch, "nonce")),
+			    json_integer_value(json_object_get(ch, "ts")))) {
+			gwclient_err_set(e, GWC_ERR_PROTOCOL,
+					 "cannot sign the device identity");
+			r = GW_ECRYPTO;
+			goto out;
+		}
+	}
 	id = gwclient_new_id(c);
 	r = gwclient_send_req(c, id, "connect", params, e);
 	if (r)

@@ -100,6 +100,12 @@ struct gwclient_opts {
 	int min_protocol;
 	int max_protocol;
 	int timeout_ms;			/* for the whole connect */
+	/* Optional: called with the connect params and the challenge
+	 * (nonce, ts) before connect is sent, to add a device proof.
+	 * Non-zero aborts the connect. */
+	int (*sign)(void *arg, json_t *params, const char *nonce,
+		    int64_t ts);
+	void *sign_arg;
 };
 
 enum gwclient_err_kind {

@@ -22,6 +22,9 @@ static int config_options_check_model(const struct config_option *o,
 				      const json_t *v, char *msg, size_t len);
 static int config_options_check_path(const struct config_option *o,
 				     const json_t *v, char *msg, size_t len);
+static int config_options_check_headers(const struct config_option *o,
+					const json_t *v, char *msg,
+					size_t len);
 
 static const char *const gateway_modes[] = { "local", "remote", NULL };
 static const char *const bind_modes[] = { "auto", "loopback", "lan",
@@ -184,6 +187,17 @@ static const struct config_option config_options[] = {
 	    "Serve /v1/models", .def = "true"),
 	OPT("gateway.http.securityHeaders", ANY, HOT,
 	    "Extra security headers (strictTransportSecurity)"),
+	OPT("gateway.http.cors", OBJECT, HOT,
+	    "CORS for the HTTP API (off unless allowedOrigins is set)"),
+	OPT("gateway.http.cors.allowedOrigins", STRINGS, HOT,
+	    "Origins allowed to call the API from a browser (\"*\" = any)"),
+	OPT("gateway.http.cors.maxAgeSeconds", INT, HOT,
+	    "Preflight cache lifetime", .def = "600", .min = 0,
+	    .max = 86400),
+	OPT("gateway.http.models", OBJECT, HOT, "GET /v1/models listing"),
+	OPT("gateway.http.models.includeProviderModels", BOOL, HOT,
+	    "Also list provider models (usable as `model`)",
+	    .def = "false"),
 
 	OPT("gateway.reload", OBJECT, NONE, "Config hot reload"),
 	OPT("gateway.reload.mode", ENUM, NONE,
@@ -293,9 +307,32 @@ static const struct config_option config_options[] = {
 	OPT("models.providers.*.api", ENUM, HOT, "Wire API of the provider",
 	    .values = provider_apis),
 	OPT("models.providers.*.models", ANY, HOT, "Models [{id, ...}]"),
+	OPT("models.providers.*.headers", ANY, HOT,
+	    "Extra HTTP headers sent upstream {name: value}",
+	    .check = config_options_check_headers),
+	OPT("models.providers.*.timeoutSeconds", INT, HOT,
+	    "Upstream request timeout in seconds (default 300)",
+	    .min = 1, .max = 86400),
 
 	/* subtrees not implemented yet: accepted as is */
-	OPT("hooks", ANY, HOT, "Webhooks"),
+	OPT("hooks", OBJECT, HOT, "Webhooks", .flags = CFG_F_OPEN),
+	OPT("hooks.enabled", BOOL, HOT, "Serve <hooks.path>/wake and /agent",
+	    .def = "false"),
+	OPT("hooks.token", SECRET, HOT,
+	    "Hook token (required; must differ from the gateway token)",
+	    .flags = CFG_F_SECRET),
+	OPT("hooks.path", STRING, HOT, "Base path of the hooks",
+	    .def = "\"/hooks\""),
+	OPT("hooks.maxBodyBytes", INT, HOT, "Body limit of a hook request",
+	    .def = "262144", .min = 1, .max = 20971520),
+	OPT("hooks.defaultSessionKey", STRING, HOT,
+	    "Session of /agent runs without sessionKey"),
+	OPT("hooks.allowRequestSessionKey", BOOL, HOT,
+	    "Accept sessionKey from the request", .def = "false"),
+	OPT("hooks.allowedSessionKeyPrefixes", STRINGS, HOT,
+	    "Prefixes a requested sessionKey must have"),
+	OPT("hooks.allowedAgentIds", STRINGS, HOT,
+	    "Agents hooks may target (\"*\" = any)"),
 	OPT("env", ANY, RESTART, "Environment (vars, shellEnv)"),
 	OPT("secrets", ANY, NONE, "Secret providers"),
 	OPT("session", ANY, NONE, "Sessions"),
@@ -548,6 +585,30 @@ static int config_options_check_path(const struct config_option *o,
 }
 
 /* A model reference: "provider/model" or {primary, fallbacks: [...]}. */
+/* Provider headers: an object of string values (valid header text). */
+static int config_options_check_headers(const struct config_option *o,
+					const json_t *v, char *msg,
+					size_t len)
+{
+	const char *k;
+	json_t *e;
+
+	(void)o;
+	if (!json_is_object(v)) {
+		snprintf(msg, len, "must be an object of header: value");
+		return -1;
+	}
+	json_object_foreach((json_t *)v, k, e) {
+		if (!*k || strpbrk(k, " :\r\n") || !json_is_string(e) ||
+		    strpbrk(json_string_value(e), "\r\n")) {
+			snprintf(msg, len, "header \"%.60s\": must be a "
+				 "header name with a one-line string value", k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 static int config_options_check_model(const struct config_option *o,
 				      const json_t *v, char *msg, size_t len)
 {

@@ -6,15 +6,27 @@
  * connections when a response is queued in that first call); upload calls
  * append to the bounded body; the final call runs the handler, which builds
  * exactly one response, and the response is queued there. The request is
- * freed in the completion callback. */
+ * freed in the completion callback.
+ *
+ * Async replies (struct http_async): the handler hands the request to
+ * another thread. A deferred reply suspends the connection after the
+ * handler returns; the producer builds the response and resumes, and MHD
+ * calls the access handler again, which queues it. A stream is a callback
+ * response whose reader copies what the producer buffered and suspends the
+ * connection when there is nothing yet; a write resumes it. Everything
+ * shared between the MHD thread and the producer sits under a->mu; the
+ * handle is reference counted (request, producer, response reader). Live
+ * handles are listed on the server so that stop can resume them first. */
 #include "net/http.h"
 
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <microhttpd.h>
 
@@ -28,18 +40,51 @@
 #define HTTP_TOO_BIG_JSON                                                \
 	"{\"error\":{\"message\":\"Payload too large\","                 \
 	"\"type\":\"invalid_request_error\"}}"
+#define HTTP_STREAM_MAX (8u * 1024 * 1024)
+#define HTTP_STREAM_BLOCK 4096
+#define HTTP_STOP_DRAIN_MS 300
+#define HTTP_STOPPING_JSON                                               \
+	"{\"error\":{\"message\":\"Server shutting down\","            \
+	"\"type\":\"server_error\"}}"
 #define HTTP_INTERNAL_JSON                                               \
 	"{\"error\":{\"message\":\"Internal server error\","             \
 	"\"type\":\"server_error\"}}"
 
+struct http_async;
+
 struct http_server {
 	struct MHD_Daemon *d;
 	struct http_server_cbs cbs;
+	pthread_mutex_t mu;		/* asyncs */
+	pthread_cond_t cv;		/* an async completed */
+	struct http_async *asyncs;	/* live handles */
 };
 
 struct http_hdr {
 	char *name, *value;
 	struct http_hdr *next;
+};
+
+struct http_async {
+	pthread_mutex_t mu;
+	int refs;
+	struct http_server *s;
+	struct MHD_Connection *conn;	/* NULL once gone */
+	struct http_async *prev, *next;	/* s->asyncs */
+	int listed;
+	int suspended;		/* we suspended conn */
+	int released;		/* the producer let go */
+	int gone;		/* the request completed (client gone or
+				 * reply sent) */
+	int streaming;		/* a stream response exists */
+	int ended;		/* no more stream data */
+	struct MHD_Response *resp;	/* deferred reply, to queue */
+	unsigned int status;
+	char *buf;
+	size_t len, off, cap;
+	struct http_hdr *hdrs, *hdrs_tail;
+	http_done_fn done_fn;
+	void *done_arg;
 };
 
 struct http_req {
@@ -55,21 +100,52 @@ struct http_req {
 	unsigned int status;
 	char peer_ip[64];
 	int loopback;
+	int handled;		/* the handler ran */
+	const char *too_big_json;
+	struct http_async *async;
 };
 
-static void
-http_req_free(struct http_req *r)
-{
-	struct http_hdr *h, *next;
+static void http_async_unref(struct http_async *a);
+static void http_async_gone_now(struct http_async *a);
 
-	if (r == NULL)
-		return;
-	for (h = r->hdrs; h != NULL; h = next) {
+static void
+http_hdrs_free(struct http_hdr *h)
+{
+	struct http_hdr *next;
+
+	for (; h != NULL; h = next) {
 		next = h->next;
 		free(h->name);
 		free(h->value);
 		free(h);
 	}
+}
+
+static void
+http_hdrs_add(struct http_hdr **head, struct http_hdr **tail,
+	      const char *name, const char *value)
+{
+	struct http_hdr *h = xcalloc(1, sizeof(*h));
+
+	h->name = xstrdup(name);
+	h->value = xstrdup(value);
+	if (*tail != NULL)
+		(*tail)->next = h;
+	else
+		*head = h;
+	*tail = h;
+}
+
+static void
+http_req_free(struct http_req *r)
+{
+	if (r == NULL)
+		return;
+	if (r->async != NULL) {
+		http_async_gone_now(r->async);
+		http_async_unref(r->async);
+	}
+	http_hdrs_free(r->hdrs);
 	if (r->resp != NULL)
 		MHD_destroy_response(r->resp);
 	free(r->method);
@@ -147,10 +223,11 @@ http_queue(struct http_req *r)
 static void
 http_too_big(struct http_req *r)
 {
+	const char *j = r->too_big_json ? r->too_big_json : HTTP_TOO_BIG_JSON;
+
 	if (r->resp != NULL)
 		MHD_destroy_response(r->resp);
-	r->resp = http_response_new("application/json", HTTP_TOO_BIG_JSON,
-				    strlen(HTTP_TOO_BIG_JSON));
+	r->resp = http_response_new("application/json", j, strlen(j));
 	r->status = MHD_HTTP_CONTENT_TOO_LARGE;
 	MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION, "close");
 }
@@ -245,12 +322,33 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		r->body[r->len] = '\0';
 		return MHD_YES;
 	}
-	/* Final call: the whole request is here. */
+	/* Final call: the whole request is here (or, for an async reply,
+	 * a call after the producer resumed the connection). */
 	if (r->too_big) {
 		http_too_big(r);
 		return http_queue(r);
 	}
-	s->cbs.handler(r, s->cbs.arg);
+	if (!r->handled) {
+		r->handled = 1;
+		s->cbs.handler(r, s->cbs.arg);
+	}
+	if (r->async != NULL && r->resp == NULL) {
+		struct http_async *a = r->async;
+
+		pthread_mutex_lock(&a->mu);
+		if (a->resp != NULL) {
+			r->resp = a->resp;
+			r->status = a->status;
+			a->resp = NULL;
+		} else {
+			/* Nothing yet: wait for the producer. */
+			a->suspended = 1;
+			MHD_suspend_connection(conn);
+		}
+		pthread_mutex_unlock(&a->mu);
+		if (r->resp == NULL)
+			return MHD_YES;
+	}
 	return http_queue(r);
 }
 
@@ -260,6 +358,8 @@ http_server_new(const struct http_server_cbs *cbs)
 	struct http_server *s = xcalloc(1, sizeof(*s));
 
 	s->cbs = *cbs;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_cond_init(&s->cv, NULL);
 	return s;
 }
 
@@ -302,8 +402,41 @@ http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 void
 http_server_stop(struct http_server *s)
 {
+	struct http_async *a;
+	struct timespec dl;
+
 	if (s == NULL || s->d == NULL)
 		return;
+	/* MHD panics on suspended connections at stop: end every live
+	 * async reply (503 or end of stream) and resume. */
+	pthread_mutex_lock(&s->mu);
+	for (a = s->asyncs; a != NULL; a = a->next) {
+		pthread_mutex_lock(&a->mu);
+		if (a->streaming)
+			a->ended = 1;
+		else if (a->resp == NULL && !a->gone) {
+			a->resp = http_response_new("application/json",
+				HTTP_STOPPING_JSON,
+				strlen(HTTP_STOPPING_JSON));
+			a->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		}
+		if (a->suspended && a->conn != NULL) {
+			a->suspended = 0;
+			MHD_resume_connection(a->conn);
+		}
+		pthread_mutex_unlock(&a->mu);
+	}
+	/* Let MHD send those final answers (bounded). */
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_nsec += HTTP_STOP_DRAIN_MS * 1000000L;
+	if (dl.tv_nsec >= 1000000000L) {
+		dl.tv_sec++;
+		dl.tv_nsec -= 1000000000L;
+	}
+	while (s->asyncs != NULL &&
+	       pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
+		;
+	pthread_mutex_unlock(&s->mu);
 	MHD_stop_daemon(s->d);
 	s->d = NULL;
 }
@@ -314,6 +447,8 @@ http_server_free(struct http_server *s)
 	if (s == NULL)
 		return;
 	http_server_stop(s);
+	pthread_mutex_destroy(&s->mu);
+	pthread_cond_destroy(&s->cv);
 	free(s);
 }
 
@@ -365,15 +500,13 @@ http_req_peer_is_loopback(const struct http_req *r)
 void
 http_reply_header(struct http_req *r, const char *name, const char *value)
 {
-	struct http_hdr *h = xcalloc(1, sizeof(*h));
+	http_hdrs_add(&r->hdrs, &r->hdrs_tail, name, value);
+}
 
-	h->name = xstrdup(name);
-	h->value = xstrdup(value);
-	if (r->hdrs_tail != NULL)
-		r->hdrs_tail->next = h;
-	else
-		r->hdrs = h;
-	r->hdrs_tail = h;
+void
+http_req_set_too_big_body(struct http_req *r, const char *json)
+{
+	r->too_big_json = json;
 }
 
 void
@@ -382,7 +515,7 @@ http_reply(struct http_req *r, int status, const char *content_type,
 {
 	struct http_hdr *h;
 
-	if (r->resp != NULL || r->queued) {
+	if (r->resp != NULL || r->queued || r->async != NULL) {
 		log_warn("http", "%s %s: second reply ignored", r->method,
 			 r->path);
 		return;
@@ -401,4 +534,319 @@ http_reply_json(struct http_req *r, int status, const char *json)
 {
 	http_reply(r, status, "application/json; charset=utf-8", json,
 		   strlen(json));
+}
+
+/* ---- async replies -------------------------------------------------------- */
+
+static void
+http_async_unref(struct http_async *a)
+{
+	int left;
+
+	pthread_mutex_lock(&a->mu);
+	left = --a->refs;
+	pthread_mutex_unlock(&a->mu);
+	if (left > 0)
+		return;
+	if (a->resp != NULL)
+		MHD_destroy_response(a->resp);
+	http_hdrs_free(a->hdrs);
+	free(a->buf);
+	pthread_mutex_destroy(&a->mu);
+	free(a);
+}
+
+/* The request completed (MHD thread): no more resumes; tell the producer
+ * when it still holds the handle. */
+static void
+http_async_gone_now(struct http_async *a)
+{
+	struct http_server *s = a->s;
+	http_done_fn fn;
+	void *arg;
+	int early;
+
+	pthread_mutex_lock(&s->mu);
+	if (a->listed) {
+		if (a->prev != NULL)
+			a->prev->next = a->next;
+		else
+			s->asyncs = a->next;
+		if (a->next != NULL)
+			a->next->prev = a->prev;
+		a->listed = 0;
+		pthread_cond_broadcast(&s->cv);
+	}
+	pthread_mutex_unlock(&s->mu);
+	pthread_mutex_lock(&a->mu);
+	a->gone = 1;
+	a->conn = NULL;
+	a->suspended = 0;
+	early = !a->released;
+	fn = a->done_fn;
+	arg = a->done_arg;
+	a->done_fn = NULL;
+	pthread_mutex_unlock(&a->mu);
+	if (fn != NULL)
+		fn(arg, early);
+}
+
+static struct http_async *
+http_async_new(struct http_req *r)
+{
+	struct http_async *a = xcalloc(1, sizeof(*a));
+	struct http_server *s = r->s;
+	struct http_hdr *h;
+
+	pthread_mutex_init(&a->mu, NULL);
+	a->refs = 2;		/* the request and the producer */
+	a->s = s;
+	a->conn = r->conn;
+	for (h = r->hdrs; h != NULL; h = h->next)
+		http_hdrs_add(&a->hdrs, &a->hdrs_tail, h->name, h->value);
+	pthread_mutex_lock(&s->mu);
+	a->next = s->asyncs;
+	if (s->asyncs != NULL)
+		s->asyncs->prev = a;
+	s->asyncs = a;
+	a->listed = 1;
+	pthread_mutex_unlock(&s->mu);
+	r->async = a;
+	return a;
+}
+
+/* Resume the connection if we suspended it (a->mu held). */
+static void
+http_async_wake(struct http_async *a)
+{
+	if (a->suspended && a->conn != NULL) {
+		a->suspended = 0;
+		MHD_resume_connection(a->conn);
+	}
+}
+
+static ssize_t
+http_async_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct http_async *a = cls;
+	ssize_t n;
+
+	(void)pos;
+	pthread_mutex_lock(&a->mu);
+	if (a->len > a->off) {
+		size_t k = a->len - a->off;
+
+		if (k > max)
+			k = max;
+		memcpy(buf, a->buf + a->off, k);
+		a->off += k;
+		if (a->off == a->len)
+			a->off = a->len = 0;
+		n = (ssize_t)k;
+	} else if (a->ended || a->gone) {
+		n = MHD_CONTENT_READER_END_OF_STREAM;
+	} else {
+		/* Returning 0 without suspending would busy-loop. */
+		a->suspended = 1;
+		if (a->conn != NULL)
+			MHD_suspend_connection(a->conn);
+		n = 0;
+	}
+	pthread_mutex_unlock(&a->mu);
+	return n;
+}
+
+static void
+http_async_read_free(void *cls)
+{
+	http_async_unref(cls);
+}
+
+/* A streaming response reading from a (a->mu held or a not shared yet). */
+static struct MHD_Response *
+http_async_stream_resp(struct http_async *a, const char *content_type)
+{
+	struct MHD_Response *resp;
+	struct http_hdr *h;
+
+	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+		HTTP_STREAM_BLOCK, http_async_read, a, http_async_read_free);
+	if (resp == NULL)
+		return NULL;
+	a->refs++;
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	if (content_type != NULL)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
+					content_type);
+	for (h = a->hdrs; h != NULL; h = h->next)
+		MHD_add_response_header(resp, h->name, h->value);
+	a->streaming = 1;
+	return resp;
+}
+
+struct http_async *
+http_reply_later(struct http_req *r)
+{
+	if (r->async != NULL || r->resp != NULL || r->queued) {
+		log_warn("http", "%s %s: reply_later after a reply", r->method,
+			 r->path);
+		return NULL;
+	}
+	return http_async_new(r);
+}
+
+struct http_async *
+http_reply_stream(struct http_req *r, int status, const char *content_type)
+{
+	struct http_async *a;
+
+	if (r->async != NULL || r->resp != NULL || r->queued) {
+		log_warn("http", "%s %s: stream after a reply", r->method,
+			 r->path);
+		return NULL;
+	}
+	a = http_async_new(r);
+	pthread_mutex_lock(&a->mu);
+	r->resp = http_async_stream_resp(a, content_type);
+	r->status = (unsigned int)status;
+	pthread_mutex_unlock(&a->mu);
+	return a;
+}
+
+void
+http_async_on_done(struct http_async *a, http_done_fn fn, void *arg)
+{
+	int gone, early;
+
+	pthread_mutex_lock(&a->mu);
+	gone = a->gone;
+	early = !a->released;
+	if (!gone) {
+		a->done_fn = fn;
+		a->done_arg = arg;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (gone && fn != NULL)
+		fn(arg, early);
+}
+
+void
+http_async_header(struct http_async *a, const char *name, const char *value)
+{
+	pthread_mutex_lock(&a->mu);
+	http_hdrs_add(&a->hdrs, &a->hdrs_tail, name, value);
+	pthread_mutex_unlock(&a->mu);
+}
+
+void
+http_async_reply(struct http_async *a, int status, const char *content_type,
+		 const char *body, size_t len)
+{
+	struct http_hdr *h;
+
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	if (!a->gone && !a->streaming && a->resp == NULL && !a->released) {
+		a->resp = http_response_new(content_type,
+					    body != NULL ? body : "",
+					    body != NULL ? len : 0);
+		a->status = (unsigned int)status;
+		for (h = a->hdrs; a->resp != NULL && h != NULL; h = h->next)
+			MHD_add_response_header(a->resp, h->name, h->value);
+		http_async_wake(a);
+	}
+	a->released = 1;
+	pthread_mutex_unlock(&a->mu);
+	http_async_unref(a);
+}
+
+void
+http_async_reply_json(struct http_async *a, int status, const char *json)
+{
+	http_async_reply(a, status, "application/json; charset=utf-8", json,
+			 strlen(json));
+}
+
+void
+http_async_stream_begin(struct http_async *a, int status,
+			const char *content_type)
+{
+	pthread_mutex_lock(&a->mu);
+	if (!a->gone && !a->streaming && a->resp == NULL && !a->released) {
+		a->resp = http_async_stream_resp(a, content_type);
+		a->status = (unsigned int)status;
+		http_async_wake(a);
+	}
+	pthread_mutex_unlock(&a->mu);
+}
+
+int
+http_async_write(struct http_async *a, const void *data, size_t len)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->gone || a->ended || a->released) {
+		r = -1;
+	} else if (a->len + len > HTTP_STREAM_MAX) {
+		/* A client that does not read: cut the stream. */
+		log_warn("http", "stream buffer over %u bytes: cut",
+			 HTTP_STREAM_MAX);
+		a->ended = 1;
+		a->len = a->off = 0;
+		http_async_wake(a);
+		r = -1;
+	} else if (len > 0) {
+		if (a->off > 0 && a->len + len > a->cap) {
+			memmove(a->buf, a->buf + a->off, a->len - a->off);
+			a->len -= a->off;
+			a->off = 0;
+		}
+		if (a->len + len > a->cap) {
+			size_t cap = a->cap ? a->cap : 1024;
+
+			while (cap < a->len + len)
+				cap *= 2;
+			a->buf = xrealloc(a->buf, cap);
+			a->cap = cap;
+		}
+		memcpy(a->buf + a->len, data, len);
+		a->len += len;
+		http_async_wake(a);
+	}
+	pthread_mutex_unlock(&a->mu);
+	return r;
+}
+
+int
+http_async_gone(struct http_async *a)
+{
+	int g;
+
+	pthread_mutex_lock(&a->mu);
+	g = a->gone;
+	pthread_mutex_unlock(&a->mu);
+	return g;
+}
+
+void
+http_async_end(struct http_async *a)
+{
+	if (a == NULL)
+		return;
+	pthread_mutex_lock(&a->mu);
+	if (a->streaming) {
+		a->ended = 1;
+	} else if (!a->gone && a->resp == NULL && !a->released) {
+		a->resp = http_response_new("application/json",
+					    HTTP_INTERNAL_JSON,
+					    strlen(HTTP_INTERNAL_JSON));
+		a->status = MHD_HTTP_INTERNAL_SERVER_ERROR;
+	}
+	a->released = 1;
+	http_async_wake(a);
+	pthread_mutex_unlock(&a->mu);
+	http_async_unref(a);
 }

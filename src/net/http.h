@@ -50,3 +50,52 @@ void http_reply_header(struct http_req *r, const char *name,
 void http_reply(struct http_req *r, int status, const char *content_type,
 		const char *body, size_t len);
 void http_reply_json(struct http_req *r, int status, const char *json);
+/* From body_limit: the JSON body of this request's 413 (static string). */
+void http_req_set_too_big_body(struct http_req *r, const char *json);
+
+/* ---- replies from any thread ---------------------------------------------
+ * A handler that cannot answer at once takes an async handle: either a
+ * deferred reply (http_reply_later, answered later with http_async_reply)
+ * or a streamed body (http_reply_stream, or http_async_stream_begin on a
+ * deferred handle; chunked transfer encoding, written with
+ * http_async_write, closed with http_async_end). The MHD connection is
+ * suspended while there is nothing to send, so a waiting request costs no
+ * CPU. The handle belongs to the caller until http_async_reply or
+ * http_async_end, which release it; both are safe after the client went
+ * away (they do nothing then). */
+struct http_async;
+
+/* Called exactly once, on the MHD thread, when the request is over (or at
+ * once if it is over already). early = 1 when the client went away (or the
+ * server stopped) before the producer released the handle: the producer
+ * may then stop working for it. Must not block. Lets the owner of arg
+ * hold a reference for the callback and drop it there. */
+typedef void (*http_done_fn)(void *arg, int early);
+
+/* Handler thread, instead of http_reply*: the reply comes later. */
+struct http_async *http_reply_later(struct http_req *r);
+/* Handler thread: start a streamed reply now (headers added with
+ * http_reply_header go with it); the body follows from any thread. */
+struct http_async *http_reply_stream(struct http_req *r, int status,
+				     const char *content_type);
+void http_async_on_done(struct http_async *a, http_done_fn fn, void *arg);
+/* Any thread. Before the reply or stream begins. */
+void http_async_header(struct http_async *a, const char *name,
+		       const char *value);
+/* Any thread: the complete reply (copied); releases a. */
+void http_async_reply(struct http_async *a, int status,
+		      const char *content_type, const char *body,
+		      size_t len);
+void http_async_reply_json(struct http_async *a, int status,
+			   const char *json);
+/* Any thread, on a deferred handle: begin a streamed reply. */
+void http_async_stream_begin(struct http_async *a, int status,
+			     const char *content_type);
+/* Any thread: append to the stream (copied). 0, or -1 when the client went
+ * away or the per-stream buffer limit was hit (the stream is then cut). */
+int http_async_write(struct http_async *a, const void *data, size_t len);
+/* 1 once the client went away. */
+int http_async_gone(struct http_async *a);
+/* Any thread: end the stream (or, on a deferred handle never answered, a
+ * 500); releases a. */
+void http_async_end(struct http_async *a);

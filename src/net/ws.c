@@ -47,6 +47,17 @@ static const struct {
 	{ "x-forwarded-host", -1 },
 	{ "forwarded", -1 },
 	{ ":path", WSI_TOKEN_GET_URI },
+	/* Identity headers of trusted-proxy auth (gateway.auth.trustedProxy
+	 * userHeader / requiredHeaders must be one of these on WS). */
+	{ "x-forwarded-user", -1 },
+	{ "x-forwarded-email", -1 },
+	{ "x-forwarded-groups", -1 },
+	{ "x-auth-request-user", -1 },
+	{ "x-auth-request-email", -1 },
+	{ "x-pomerium-claim-email", -1 },
+	{ "x-remote-user", -1 },
+	{ "remote-user", -1 },
+	{ "x-openclaw-scopes", -1 },
 };
 #define WS_NHDR ARRAY_SIZE(ws_hdr_table)
 

@@ -28,6 +28,20 @@ struct rpc_conn {
 	char *client_id;
 	char *client_mode;
 	char *presence_key;	/* NULL for ephemeral clients */
+	/* Pairing (set at hello, immutable until freed: a worker holding a
+	 * call reference may read them): */
+	char *device_id;	/* verified device identity or NULL */
+	const char *auth_method; /* "token", "password", "none",
+				  * "trusted-proxy", "device-token" */
+	char *client_ip;	/* client IP (behind trusted proxies) */
+	/* Fingerprint of the shared secret this connection authenticated
+	 * with ("" = not by shared secret): a rotation closes the others
+	 * with 4001 (rpc-config.c). */
+	char shared_auth_fp[17];
+	int hs_pending;		/* connect waits on a worker (pairing) */
+	/* Session subscriptions (rpc-sessions.c, lws thread): */
+	int sessions_sub;	/* sessions.subscribe */
+	json_t *session_keys;	/* sessions.messages.subscribe: key → true */
 	int bad_role_calls;
 	struct rpc_conn *next, *prev;	/* ready list */
 };
@@ -61,12 +75,25 @@ struct rpc_call {
 	json_t *err_details;
 	int err_retryable;
 	int64_t err_retry_after_ms;
+	/* Optional, set by a handler: runs on the lws thread right after the
+	 * answer is queued (even when the caller is gone); after_free(arg)
+	 * when the call is freed. */
+	void (*after_send)(struct rpc_call *call);
+	void *after_arg;
+	void (*after_free)(void *arg);
+	/* rpc_call_defer: the dispatcher and the deferred owner each hold a
+	 * reference (dropped on the lws thread). */
+	int deferred;
+	int refs;
 };
 
 typedef int (*rpc_handler_fn)(struct rpc_call *call);
 
 #define RPC_F_WORKER 1u		/* run on the worker pool (files, store) */
 #define RPC_F_NODE 2u		/* node-role method */
+#define RPC_F_LOCAL 4u		/* clawgate extension: callable, but not
+				 * advertised in features.methods (not an
+				 * upstream method name) */
 
 struct rpc_method {
 	const char *name;
@@ -89,6 +116,20 @@ void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
  * reason (e.g. 4001 "device removed"). */
 void rpc_close_where(struct rpc_server *s, rpc_conn_pred pred, void *pred_arg,
 		     void (*pred_free)(void *), int code, const char *reason);
+/* The "pending" answer (STYLE rule 4). A handler calls rpc_call_defer and
+ * returns its result (GW_EPENDING): the dispatcher sends nothing. The
+ * owner then answers from any thread with rpc_call_reply, once or more
+ * (the `agent` method sends two res frames on one id), and ends with
+ * rpc_call_release exactly once. */
+int rpc_call_defer(struct rpc_call *call);
+/* Any thread: a res frame for the call. ok=1: payload (stolen; NULL sends
+ * null). ok=0: error {code, message, details (stolen, may be NULL)} and
+ * payload too when not NULL. Dropped when the connection is gone. */
+void rpc_call_reply(struct rpc_call *call, int ok, json_t *payload,
+		    const char *err_code, const char *err_msg,
+		    json_t *err_details);
+/* Any thread: the owner is done with a deferred call. */
+void rpc_call_release(struct rpc_call *call);
 void rpc_call_error(struct rpc_call *call, const char *code,
 		    json_t *details, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -100,6 +141,8 @@ void rpc_conn_reject(struct rpc_conn *c, json_t *id, const char *code,
 		     const char *msg, json_t *details, int close_code,
 		     const char *close_reason);
 void rpc_conn_ready(struct rpc_conn *c);
+/* Drop a reference (lws thread); the last one frees the connection. */
+void rpc_conn_unref(struct rpc_conn *c);
 json_t *rpc_features(void);
 json_t *rpc_scopes_json(unsigned mask);
 const char *rpc_health_json(struct rpc_server *s);
@@ -111,3 +154,23 @@ void rpc_connect_handle(struct rpc_conn *c, json_t *frame);
 /* Method groups, one per rpc-<ns>.c file (listed in rpc.c). */
 extern const struct rpc_method rpc_system_methods[];
 extern const size_t rpc_system_methods_count;
+extern const struct rpc_method rpc_device_methods[];
+extern const size_t rpc_device_methods_count;
+extern const struct rpc_method rpc_config_methods[];
+extern const size_t rpc_config_methods_count;
+extern const struct rpc_method rpc_sessions_methods[];
+extern const size_t rpc_sessions_methods_count;
+extern const struct rpc_method rpc_chat_methods[];
+extern const size_t rpc_chat_methods_count;
+extern const struct rpc_method rpc_agent_methods[];
+extern const size_t rpc_agent_methods_count;
+
+/* rpc-chat.c: register the run fan-out (chat/agent events) and the
+ * session events with the agent runtime (rpc_server_new). */
+void rpc_chat_observe(struct rpc_server *s);
+
+/* rpc-config.c: fingerprint of cfg's shared secret ("" when none). */
+void rpc_config_auth_fp(const struct gw_config *cfg, char out[17]);
+/* At hello: remember the shared secret c authenticated with (when its
+ * auth_method is token or password), for rotation. */
+void rpc_config_auth_note(struct rpc_conn *c, const struct gw_config *cfg);

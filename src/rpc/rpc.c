@@ -19,41 +19,430 @@
 #define RPC_MAX_PAYLOAD (25u * 1024 * 1024)
 #define RPC_MAX_BAD_ROLE_CALLS 10
 
-/* Scopes of methods we do not implement but whose policy is published
- * (so a non-admin gets the right "missing scope" before "unknown method"). */
-static const struct {
+/* THE method -> scope policy: the `methods` map of protocol.schema.json in
+ * @openclaw/gateway-protocol@2026.9.1 (reference/ws-protocol.md §4.3), one
+ * row per published method, sorted by name (bsearch). Columns: method, the
+ * published scope, and for "dynamic" methods the minimum the dispatcher
+ * enforces (the handler checks the rest, e.g. agent /reset needs admin).
+ * "node" = node-role method. A method not listed here uses its group
+ * table's scope column; unknown methods need operator.admin. */
+struct rpc_scope_row {
 	const char *name;
 	const char *scope;
-} rpc_scope_table[] = {
-	{"config.get", "operator.read"},
-	{"config.schema", "operator.read"},
-	{"config.schema.lookup", "operator.read"},
-	{"models.list", "operator.read"},
-	{"agents.list", "operator.read"},
-	{"sessions.list", "operator.read"},
-	{"sessions.get", "operator.read"},
-	{"sessions.preview", "operator.read"},
-	{"chat.history", "operator.read"},
-	{"node.list", "operator.read"},
-	{"node.describe", "operator.read"},
-	{"usage.status", "operator.read"},
-	{"channels.status", "operator.read"},
-	{"cron.list", "operator.read"},
-	{"cron.status", "operator.read"},
-	{"chat.send", "operator.write"},
-	{"chat.abort", "operator.write"},
-	{"agent", "operator.write"},
-	{"agent.wait", "operator.write"},
-	{"wake", "operator.write"},
-	{"node.invoke", "operator.write"},
-	{"device.pair.list", "operator.pairing"},
-	{"device.pair.approve", "operator.pairing"},
-	{"device.pair.reject", "operator.pairing"},
-	{"device.pair.remove", "operator.pairing"},
-	{"device.token.rotate", "operator.pairing"},
-	{"device.token.revoke", "operator.pairing"},
-	{"node.pair.list", "operator.pairing"},
-	{"exec.approval.list", "operator.approvals"},
+	const char *dynamic_base;
+};
+
+static const struct rpc_scope_row rpc_scope_table[] = {
+	{"agent", "dynamic", "operator.write"},
+	{"agent.identity.get", "operator.read", NULL},
+	{"agent.wait", "operator.write", NULL},
+	{"agents.create", "operator.admin", NULL},
+	{"agents.delete", "operator.admin", NULL},
+	{"agents.files.get", "operator.read", NULL},
+	{"agents.files.list", "operator.read", NULL},
+	{"agents.files.set", "operator.admin", NULL},
+	{"agents.list", "operator.read", NULL},
+	{"agents.update", "operator.admin", NULL},
+	{"agents.workspace.get", "operator.read", NULL},
+	{"agents.workspace.list", "operator.read", NULL},
+	{"approval.get", "operator.approvals", NULL},
+	{"approval.history", "operator.approvals", NULL},
+	{"approval.resolve", "operator.approvals", NULL},
+	{"artifacts.download", "operator.read", NULL},
+	{"artifacts.get", "operator.read", NULL},
+	{"artifacts.list", "operator.read", NULL},
+	{"assistant.media.get", "operator.read", NULL},
+	{"attach.grant", "operator.admin", NULL},
+	{"attach.revoke", "operator.admin", NULL},
+	{"audit.activity.list", "operator.read", NULL},
+	{"audit.list", "operator.read", NULL},
+	{"audit.run.inspect", "operator.read", NULL},
+	{"board.action", "operator.write", NULL},
+	{"board.data.read", "operator.read", NULL},
+	{"board.event", "operator.write", NULL},
+	{"board.get", "operator.read", NULL},
+	{"board.prompt.authorize", "operator.read", NULL},
+	{"board.update", "operator.write", NULL},
+	{"board.widget.appView", "operator.read", NULL},
+	{"board.widget.grant", "operator.approvals", NULL},
+	{"board.widget.put", "operator.write", NULL},
+	{"channels.logout", "operator.admin", NULL},
+	{"channels.pairing.approve", "dynamic", "operator.pairing"},
+	{"channels.pairing.dismiss", "operator.pairing", NULL},
+	{"channels.pairing.list", "operator.pairing", NULL},
+	{"channels.start", "operator.admin", NULL},
+	{"channels.status", "operator.read", NULL},
+	{"channels.stop", "operator.admin", NULL},
+	{"chat.abort", "operator.write", NULL},
+	{"chat.history", "operator.read", NULL},
+	{"chat.inject", "operator.admin", NULL},
+	{"chat.message.get", "operator.read", NULL},
+	{"chat.metadata", "operator.read", NULL},
+	{"chat.send", "operator.write", NULL},
+	{"chat.startup", "operator.read", NULL},
+	{"chat.toolTitles", "operator.write", NULL},
+	{"commands.list", "operator.read", NULL},
+	{"config.apply", "operator.admin", NULL},
+	{"config.get", "operator.read", NULL},
+	{"config.openFile", "operator.admin", NULL},
+	{"config.patch", "operator.admin", NULL},
+	{"config.schema", "operator.read", NULL},
+	{"config.schema.lookup", "operator.read", NULL},
+	{"config.set", "operator.admin", NULL},
+	{"connect", "operator.admin", NULL},
+	{"controlUi.githubPreview", "operator.read", NULL},
+	{"controlUi.sessionPreview", "operator.read", NULL},
+	{"controlUi.sessionPullRequests.subscribe", "operator.read", NULL},
+	{"conversations.list", "operator.admin", NULL},
+	{"conversations.send", "operator.admin", NULL},
+	{"conversations.turn", "operator.admin", NULL},
+	{"conversations.turn.cancel", "operator.admin", NULL},
+	{"cron.add", "operator.admin", NULL},
+	{"cron.get", "operator.read", NULL},
+	{"cron.list", "operator.read", NULL},
+	{"cron.remove", "operator.admin", NULL},
+	{"cron.run", "operator.admin", NULL},
+	{"cron.runs", "operator.read", NULL},
+	{"cron.scratch.get", "operator.admin", NULL},
+	{"cron.scratch.set", "operator.admin", NULL},
+	{"cron.status", "operator.read", NULL},
+	{"cron.update", "operator.admin", NULL},
+	{"desktop.launch", "operator.admin", NULL},
+	{"desktop.observe", "operator.admin", NULL},
+	{"device.pair.approve", "operator.pairing", NULL},
+	{"device.pair.list", "operator.pairing", NULL},
+	{"device.pair.reject", "operator.pairing", NULL},
+	{"device.pair.remove", "operator.pairing", NULL},
+	{"device.pair.rename", "operator.pairing", NULL},
+	{"device.pair.setupCode", "operator.admin", NULL},
+	{"device.pair.setupStatus", "operator.admin", NULL},
+	{"device.scopes.requestUpgrade", "operator.read", NULL},
+	{"device.scopes.waitUpgrade", "operator.read", NULL},
+	{"device.token.revoke", "operator.pairing", NULL},
+	{"device.token.rotate", "operator.pairing", NULL},
+	{"diagnostics.lanes", "operator.read", NULL},
+	{"diagnostics.stability", "operator.read", NULL},
+	{"doctor.memory.backfillDreamDiary", "operator.write", NULL},
+	{"doctor.memory.dedupeDreamDiary", "operator.write", NULL},
+	{"doctor.memory.dreamDiary", "operator.read", NULL},
+	{"doctor.memory.repairDreamingArtifacts", "operator.write", NULL},
+	{"doctor.memory.resetDreamDiary", "operator.write", NULL},
+	{"doctor.memory.resetGroundedShortTerm", "operator.write", NULL},
+	{"doctor.memory.status", "operator.read", NULL},
+	{"environments.create", "operator.admin", NULL},
+	{"environments.destroy", "operator.admin", NULL},
+	{"environments.list", "operator.read", NULL},
+	{"environments.status", "operator.read", NULL},
+	{"exec.approval.get", "operator.approvals", NULL},
+	{"exec.approval.grants.list", "operator.approvals", NULL},
+	{"exec.approval.grants.revoke", "operator.approvals", NULL},
+	{"exec.approval.list", "operator.approvals", NULL},
+	{"exec.approval.request", "operator.approvals", NULL},
+	{"exec.approval.resolve", "operator.approvals", NULL},
+	{"exec.approval.waitDecision", "operator.approvals", NULL},
+	{"exec.approvals.get", "operator.admin", NULL},
+	{"exec.approvals.node.get", "operator.admin", NULL},
+	{"exec.approvals.node.set", "operator.admin", NULL},
+	{"exec.approvals.set", "operator.admin", NULL},
+	{"fs.listDir", "dynamic", "operator.admin"},
+	{"gateway.identity.get", "operator.read", NULL},
+	{"gateway.restart.preflight", "operator.read", NULL},
+	{"gateway.restart.request", "operator.admin", NULL},
+	{"gateway.suspend.prepare", "operator.admin", NULL},
+	{"gateway.suspend.resume", "operator.admin", NULL},
+	{"gateway.suspend.status", "operator.read", NULL},
+	{"health", "operator.read", NULL},
+	{"hooks.status", "operator.read", NULL},
+	{"last-heartbeat", "operator.read", NULL},
+	{"logs.tail", "operator.read", NULL},
+	{"mcp.app.callTool", "operator.write", NULL},
+	{"mcp.app.listResourceTemplates", "operator.read", NULL},
+	{"mcp.app.listResources", "operator.read", NULL},
+	{"mcp.app.listTools", "operator.read", NULL},
+	{"mcp.app.readResource", "operator.read", NULL},
+	{"mcp.app.updateModelContext", "operator.write", NULL},
+	{"mcp.app.view", "operator.read", NULL},
+	{"memory.search", "operator.read", NULL},
+	{"message.action", "operator.write", NULL},
+	{"migrations.memory.apply", "operator.admin", NULL},
+	{"migrations.memory.plan", "operator.admin", NULL},
+	{"models.authLogout", "operator.admin", NULL},
+	{"models.authStatus", "operator.read", NULL},
+	{"models.list", "operator.read", NULL},
+	{"models.probe", "operator.admin", NULL},
+	{"nativeHook.invoke", "operator.admin", NULL},
+	{"node.describe", "operator.read", NULL},
+	{"node.event", "node", NULL},
+	{"node.invoke", "dynamic", "operator.write"},
+	{"node.invoke.progress", "node", NULL},
+	{"node.invoke.result", "node", NULL},
+	{"node.list", "operator.read", NULL},
+	{"node.pair.approve", "operator.pairing", NULL},
+	{"node.pair.list", "operator.pairing", NULL},
+	{"node.pair.reject", "operator.pairing", NULL},
+	{"node.pair.remove", "operator.pairing", NULL},
+	{"node.pending.ack", "node", NULL},
+	{"node.pending.drain", "node", NULL},
+	{"node.pending.enqueue", "operator.write", NULL},
+	{"node.pending.pull", "node", NULL},
+	{"node.pluginSurface.refresh", "node", NULL},
+	{"node.pluginTools.update", "node", NULL},
+	{"node.rename", "operator.pairing", NULL},
+	{"node.runnerInventory.update", "node", NULL},
+	{"node.skills.update", "node", NULL},
+	{"openclaw.approval.list", "operator.approvals", NULL},
+	{"openclaw.changes.list", "operator.admin", NULL},
+	{"openclaw.chat", "operator.admin", NULL},
+	{"openclaw.chat.history", "operator.admin", NULL},
+	{"openclaw.setup.activate", "operator.admin", NULL},
+	{"openclaw.setup.activate.start", "operator.admin", NULL},
+	{"openclaw.setup.auth.start", "operator.admin", NULL},
+	{"openclaw.setup.detect", "operator.admin", NULL},
+	{"openclaw.setup.prepare.start", "operator.admin", NULL},
+	{"openclaw.setup.verify", "operator.admin", NULL},
+	{"plugin.approval.list", "operator.approvals", NULL},
+	{"plugin.approval.request", "operator.approvals", NULL},
+	{"plugin.approval.resolve", "operator.approvals", NULL},
+	{"plugin.approval.waitDecision", "operator.approvals", NULL},
+	{"plugin.surface.refresh", "operator.read", NULL},
+	{"plugins.inspect", "operator.read", NULL},
+	{"plugins.install", "operator.admin", NULL},
+	{"plugins.list", "operator.read", NULL},
+	{"plugins.refresh", "operator.admin", NULL},
+	{"plugins.search", "operator.read", NULL},
+	{"plugins.sessionAction", "dynamic", "operator.write"},
+	{"plugins.setEnabled", "operator.admin", NULL},
+	{"plugins.uiDescriptors", "operator.read", NULL},
+	{"plugins.uninstall", "operator.admin", NULL},
+	{"poll", "operator.write", NULL},
+	{"portal.close", "operator.write", NULL},
+	{"portal.list", "operator.read", NULL},
+	{"portal.open", "operator.write", NULL},
+	{"progressCard.get", "operator.read", NULL},
+	{"progressCard.put", "operator.write", NULL},
+	{"projects.add", "operator.write", NULL},
+	{"projects.list", "operator.read", NULL},
+	{"projects.register", "operator.admin", NULL},
+	{"projects.remove", "operator.admin", NULL},
+	{"projects.searchRemote", "operator.read", NULL},
+	{"push.test", "operator.write", NULL},
+	{"push.web.preferences.get", "operator.read", NULL},
+	{"push.web.preferences.set", "operator.write", NULL},
+	{"push.web.subscribe", "operator.write", NULL},
+	{"push.web.test", "operator.write", NULL},
+	{"push.web.unsubscribe", "operator.write", NULL},
+	{"push.web.vapidPublicKey", "operator.write", NULL},
+	{"question.get", "operator.questions", NULL},
+	{"question.list", "operator.questions", NULL},
+	{"question.request", "operator.questions", NULL},
+	{"question.resolve", "operator.questions", NULL},
+	{"question.waitAnswer", "operator.questions", NULL},
+	{"secrets.reload", "operator.admin", NULL},
+	{"secrets.resolve", "operator.admin", NULL},
+	{"secrets.store.delete", "operator.admin", NULL},
+	{"secrets.store.list", "operator.admin", NULL},
+	{"secrets.store.set", "operator.admin", NULL},
+	{"send", "operator.write", NULL},
+	{"session.discussion.info", "operator.read", NULL},
+	{"session.discussion.open", "operator.write", NULL},
+	{"session.members.add", "operator.write", NULL},
+	{"session.members.list", "operator.read", NULL},
+	{"session.members.listEvidence", "operator.read", NULL},
+	{"session.members.remove", "operator.write", NULL},
+	{"session.suggestions.add", "operator.write", NULL},
+	{"session.suggestions.list", "operator.read", NULL},
+	{"session.suggestions.resolve", "operator.write", NULL},
+	{"session.typing", "operator.write", NULL},
+	{"session.visibility.set", "operator.write", NULL},
+	{"sessions.abort", "operator.write", NULL},
+	{"sessions.assignOwner", "operator.write", NULL},
+	{"sessions.branches.list", "operator.read", NULL},
+	{"sessions.branches.switch", "operator.admin", NULL},
+	{"sessions.catalog.archive", "operator.write", NULL},
+	{"sessions.catalog.continue", "operator.write", NULL},
+	{"sessions.catalog.list", "operator.read", NULL},
+	{"sessions.catalog.read", "operator.read", NULL},
+	{"sessions.catalog.startTerminal", "operator.admin", NULL},
+	{"sessions.cleanup", "operator.admin", NULL},
+	{"sessions.compact", "operator.admin", NULL},
+	{"sessions.compaction.branch", "operator.write", NULL},
+	{"sessions.compaction.list", "operator.read", NULL},
+	{"sessions.compaction.restore", "operator.admin", NULL},
+	{"sessions.companion.ask", "operator.read", NULL},
+	{"sessions.companion.reset", "operator.write", NULL},
+	{"sessions.companion.state", "operator.read", NULL},
+	{"sessions.create", "dynamic", "operator.write"},
+	{"sessions.delete", "dynamic", "operator.admin"},
+	{"sessions.describe", "operator.read", NULL},
+	{"sessions.diff", "operator.read", NULL},
+	{"sessions.dispatch", "dynamic", "operator.write"},
+	{"sessions.files.get", "operator.read", NULL},
+	{"sessions.files.list", "operator.read", NULL},
+	{"sessions.files.reveal", "operator.admin", NULL},
+	{"sessions.files.set", "operator.admin", NULL},
+	{"sessions.fork", "operator.write", NULL},
+	{"sessions.get", "operator.read", NULL},
+	{"sessions.github.confirm", "operator.write", NULL},
+	{"sessions.github.options", "operator.read", NULL},
+	{"sessions.github.publish", "operator.write", NULL},
+	{"sessions.github.status", "operator.read", NULL},
+	{"sessions.goal.clear", "operator.write", NULL},
+	{"sessions.goal.update", "operator.write", NULL},
+	{"sessions.groups.defaults", "operator.write", NULL},
+	{"sessions.groups.delete", "operator.write", NULL},
+	{"sessions.groups.list", "operator.read", NULL},
+	{"sessions.groups.put", "operator.write", NULL},
+	{"sessions.groups.rename", "operator.write", NULL},
+	{"sessions.groups.update", "operator.write", NULL},
+	{"sessions.list", "operator.read", NULL},
+	{"sessions.messages.subscribe", "operator.read", NULL},
+	{"sessions.messages.unsubscribe", "operator.read", NULL},
+	{"sessions.move", "dynamic", "operator.write"},
+	{"sessions.observer.visibility", "operator.read", NULL},
+	{"sessions.patch", "dynamic", "operator.write"},
+	{"sessions.patchMany", "dynamic", "operator.write"},
+	{"sessions.pluginPatch", "operator.admin", NULL},
+	{"sessions.preview", "operator.read", NULL},
+	{"sessions.reclaim", "operator.write", NULL},
+	{"sessions.recover", "operator.write", NULL},
+	{"sessions.reset", "operator.admin", NULL},
+	{"sessions.resolve", "operator.read", NULL},
+	{"sessions.rewind", "operator.admin", NULL},
+	{"sessions.search", "operator.read", NULL},
+	{"sessions.send", "operator.write", NULL},
+	{"sessions.steer", "operator.write", NULL},
+	{"sessions.subscribe", "operator.read", NULL},
+	{"sessions.title.prepare", "operator.write", NULL},
+	{"sessions.usage", "operator.read", NULL},
+	{"sessions.usage.logs", "operator.read", NULL},
+	{"sessions.usage.timeseries", "operator.read", NULL},
+	{"sessions.viewers.set", "operator.read", NULL},
+	{"set-heartbeats", "operator.admin", NULL},
+	{"skills.bins", "node", NULL},
+	{"skills.curator.pin", "operator.admin", NULL},
+	{"skills.curator.restore", "operator.admin", NULL},
+	{"skills.curator.status", "operator.read", NULL},
+	{"skills.curator.unpin", "operator.admin", NULL},
+	{"skills.detail", "operator.read", NULL},
+	{"skills.install", "operator.admin", NULL},
+	{"skills.library.activate", "operator.write", NULL},
+	{"skills.library.import", "operator.write", NULL},
+	{"skills.library.list", "operator.read", NULL},
+	{"skills.library.mutate", "operator.write", NULL},
+	{"skills.library.read", "operator.read", NULL},
+	{"skills.library.save", "operator.write", NULL},
+	{"skills.library.upload", "operator.write", NULL},
+	{"skills.proposals.apply", "operator.admin", NULL},
+	{"skills.proposals.create", "operator.admin", NULL},
+	{"skills.proposals.evaluate", "operator.admin", NULL},
+	{"skills.proposals.events.list", "operator.read", NULL},
+	{"skills.proposals.historyScan", "operator.admin", NULL},
+	{"skills.proposals.historyStatus", "operator.read", NULL},
+	{"skills.proposals.inspect", "operator.read", NULL},
+	{"skills.proposals.list", "operator.read", NULL},
+	{"skills.proposals.quarantine", "operator.admin", NULL},
+	{"skills.proposals.reject", "operator.admin", NULL},
+	{"skills.proposals.requestRevision", "operator.admin", NULL},
+	{"skills.proposals.revise", "operator.admin", NULL},
+	{"skills.proposals.update", "operator.admin", NULL},
+	{"skills.search", "operator.read", NULL},
+	{"skills.securityVerdicts", "operator.read", NULL},
+	{"skills.skillCard", "operator.read", NULL},
+	{"skills.status", "operator.read", NULL},
+	{"skills.update", "operator.admin", NULL},
+	{"skills.upload.begin", "operator.admin", NULL},
+	{"skills.upload.chunk", "operator.admin", NULL},
+	{"skills.upload.commit", "operator.admin", NULL},
+	{"status", "operator.read", NULL},
+	{"system-event", "operator.admin", NULL},
+	{"system-presence", "operator.read", NULL},
+	{"system.info", "operator.read", NULL},
+	{"talk.catalog", "operator.read", NULL},
+	{"talk.client.close", "operator.talk", NULL},
+	{"talk.client.create", "operator.talk", NULL},
+	{"talk.client.steer", "operator.talk", NULL},
+	{"talk.client.toolCall", "operator.talk", NULL},
+	{"talk.client.transcript", "operator.talk", NULL},
+	{"talk.config", "dynamic", "operator.read"},
+	{"talk.mode", "operator.talk", NULL},
+	{"talk.session.acknowledgeMark", "operator.talk", NULL},
+	{"talk.session.appendAudio", "operator.talk", NULL},
+	{"talk.session.cancelOutput", "operator.talk", NULL},
+	{"talk.session.close", "operator.talk", NULL},
+	{"talk.session.create", "operator.talk", NULL},
+	{"talk.session.steer", "operator.talk", NULL},
+	{"talk.session.submitToolResult", "operator.talk", NULL},
+	{"talk.speak", "operator.talk", NULL},
+	{"taskSuggestions.accept", "operator.admin", NULL},
+	{"taskSuggestions.create", "operator.write", NULL},
+	{"taskSuggestions.dismiss", "operator.write", NULL},
+	{"taskSuggestions.list", "operator.read", NULL},
+	{"tasks.cancel", "operator.write", NULL},
+	{"tasks.dismiss", "operator.write", NULL},
+	{"tasks.get", "operator.read", NULL},
+	{"tasks.list", "operator.read", NULL},
+	{"tasks.retry", "operator.write", NULL},
+	{"terminal.attach", "operator.admin", NULL},
+	{"terminal.close", "operator.admin", NULL},
+	{"terminal.input", "operator.admin", NULL},
+	{"terminal.list", "operator.admin", NULL},
+	{"terminal.open", "operator.admin", NULL},
+	{"terminal.resize", "operator.admin", NULL},
+	{"terminal.upload", "operator.admin", NULL},
+	{"tools.catalog", "operator.read", NULL},
+	{"tools.effective", "operator.read", NULL},
+	{"tools.github.authorize.cancel", "operator.admin", NULL},
+	{"tools.github.authorize.poll", "operator.admin", NULL},
+	{"tools.github.authorize.start", "operator.admin", NULL},
+	{"tools.github.configure", "operator.admin", NULL},
+	{"tools.github.status", "operator.read", NULL},
+	{"tools.invoke", "operator.write", NULL},
+	{"tts.convert", "operator.write", NULL},
+	{"tts.disable", "operator.write", NULL},
+	{"tts.enable", "operator.write", NULL},
+	{"tts.personas", "operator.read", NULL},
+	{"tts.providers", "operator.read", NULL},
+	{"tts.setPersona", "operator.write", NULL},
+	{"tts.setProvider", "operator.write", NULL},
+	{"tts.speak", "operator.write", NULL},
+	{"tts.status", "operator.read", NULL},
+	{"ui.command", "operator.write", NULL},
+	{"update.hold", "operator.admin", NULL},
+	{"update.run", "operator.admin", NULL},
+	{"update.status", "operator.admin", NULL},
+	{"usage.cost", "operator.read", NULL},
+	{"usage.status", "operator.read", NULL},
+	{"users.github.authorize.cancel", "operator.read", NULL},
+	{"users.github.authorize.poll", "operator.read", NULL},
+	{"users.github.authorize.start", "operator.read", NULL},
+	{"users.github.disconnect", "operator.read", NULL},
+	{"users.github.status", "operator.read", NULL},
+	{"users.linkEmail", "operator.admin", NULL},
+	{"users.list", "operator.read", NULL},
+	{"users.prefs.get", "operator.read", NULL},
+	{"users.prefs.set", "operator.write", NULL},
+	{"users.self", "operator.write", NULL},
+	{"users.setAvatar", "operator.write", NULL},
+	{"users.setDisplayName", "operator.write", NULL},
+	{"users.setRole", "operator.admin", NULL},
+	{"voicewake.get", "operator.read", NULL},
+	{"voicewake.routing.get", "operator.read", NULL},
+	{"voicewake.set", "operator.write", NULL},
+	{"wake", "operator.write", NULL},
+	{"web.login.start", "operator.admin", NULL},
+	{"web.login.wait", "operator.admin", NULL},
+	{"wizard.cancel", "operator.admin", NULL},
+	{"wizard.next", "operator.admin", NULL},
+	{"wizard.start", "operator.admin", NULL},
+	{"wizard.status", "operator.admin", NULL},
+	{"worker.desktop.launch", "operator.admin", NULL},
+	{"worker.desktop.observe", "operator.admin", NULL},
+	{"worktrees.branches", "operator.write", NULL},
+	{"worktrees.create", "operator.write", NULL},
+	{"worktrees.gc", "operator.admin", NULL},
+	{"worktrees.list", "operator.read", NULL},
+	{"worktrees.remove", "operator.admin", NULL},
+	{"worktrees.restore", "operator.admin", NULL},
 };
 
 /* The method table, one group per namespace file (rpc-<ns>.c). The
@@ -64,11 +453,19 @@ static const struct {
 	const size_t *n;
 } rpc_groups[] = {
 	{rpc_system_methods, &rpc_system_methods_count},
+	{rpc_device_methods, &rpc_device_methods_count},
+	{rpc_config_methods, &rpc_config_methods_count},
+	{rpc_sessions_methods, &rpc_sessions_methods_count},
+	{rpc_chat_methods, &rpc_chat_methods_count},
+	{rpc_agent_methods, &rpc_agent_methods_count},
 };
 
 /* Events this server emits (features.events). */
 static const char *const rpc_events[] = {
 	"connect.challenge", "tick", "presence", "health", "shutdown",
+	"device.pair.requested", "device.pair.resolved",
+	"config.changed",
+	"chat", "agent", "session.message", "sessions.changed",
 };
 
 static const struct {
@@ -81,6 +478,8 @@ static const struct {
 	{"operator.approvals", SCOPE_APPROVALS},
 	{"operator.pairing", SCOPE_PAIRING},
 	{"operator.talk.secrets", SCOPE_TALK_SECRETS},
+	{"operator.talk", SCOPE_TALK},
+	{"operator.questions", SCOPE_QUESTIONS},
 };
 
 /* The i-th method across the groups, or NULL. */
@@ -123,16 +522,45 @@ static const struct rpc_method *rpc_method_find(const char *name)
 	return NULL;
 }
 
+static int rpc_scope_row_cmp(const void *key, const void *row)
+{
+	return strcmp(key, ((const struct rpc_scope_row *)row)->name);
+}
+
+static const struct rpc_scope_row *rpc_scope_row(const char *method)
+{
+	return bsearch(method, rpc_scope_table, ARRAY_SIZE(rpc_scope_table),
+		       sizeof(rpc_scope_table[0]), rpc_scope_row_cmp);
+}
+
+const char *rpc_method_published_scope(const char *method)
+{
+	const struct rpc_scope_row *r = rpc_scope_row(method);
+
+	return r ? r->scope : NULL;
+}
+
+size_t rpc_scope_table_size(void)
+{
+	return ARRAY_SIZE(rpc_scope_table);
+}
+
+const char *rpc_scope_table_name(size_t i)
+{
+	return i < ARRAY_SIZE(rpc_scope_table) ? rpc_scope_table[i].name
+					       : NULL;
+}
+
 const char *rpc_method_scope(const char *method)
 {
-	const struct rpc_method *m = rpc_method_find(method);
-	size_t i;
+	const struct rpc_scope_row *r = rpc_scope_row(method);
+	const struct rpc_method *m;
 
-	if (m)
+	if (r)
+		return r->dynamic_base ? r->dynamic_base : r->scope;
+	m = rpc_method_find(method);
+	if (m && m->scope)
 		return m->scope;
-	for (i = 0; i < ARRAY_SIZE(rpc_scope_table); i++)
-		if (strcmp(rpc_scope_table[i].name, method) == 0)
-			return rpc_scope_table[i].scope;
 	return "operator.admin";
 }
 
@@ -150,7 +578,8 @@ int rpc_scope_allows(unsigned granted, unsigned need)
 {
 	if (granted & SCOPE_ADMIN)
 		return 1;
-	if (need == SCOPE_READ && (granted & SCOPE_WRITE))
+	if ((need == SCOPE_READ || need == SCOPE_TALK) &&
+	    (granted & SCOPE_WRITE))
 		return 1;
 	return (granted & need) == need;
 }
@@ -174,7 +603,8 @@ json_t *rpc_features(void)
 	size_t i;
 
 	for (i = 0; (mt = rpc_method_at(i)); i++)
-		json_array_append_new(m, json_string(mt->name));
+		if (!(mt->flags & RPC_F_LOCAL))
+			json_array_append_new(m, json_string(mt->name));
 	for (i = 0; i < ARRAY_SIZE(rpc_events); i++)
 		json_array_append_new(e, json_string(rpc_events[i]));
 	return json_pack("{s:o,s:o}", "methods", m, "events", e);
@@ -319,7 +749,7 @@ void rpc_call_error(struct rpc_call *call, const char *code, json_t *details,
 
 /* ---- connections ------------------------------------------------------ */
 
-static void rpc_conn_unref(struct rpc_conn *c)
+void rpc_conn_unref(struct rpc_conn *c)
 {
 	if (--c->refs > 0)
 		return;
@@ -327,7 +757,10 @@ static void rpc_conn_unref(struct rpc_conn *c)
 	free(c->client_id);
 	free(c->client_mode);
 	free(c->presence_key);
+	free(c->device_id);
+	free(c->client_ip);
 	json_decref(c->scope_list);
+	json_decref(c->session_keys);
 	free(c);
 }
 
@@ -453,7 +886,89 @@ static void rpc_call_free(struct rpc_call *call)
 	free(call->payload_raw);
 	free(call->err_msg);
 	json_decref(call->err_details);
+	if (call->after_free)
+		call->after_free(call->after_arg);
 	free(call);
+}
+
+/* Drop a reference of a deferred call (lws thread). */
+static void rpc_call_put(struct rpc_call *call)
+{
+	if (__atomic_sub_fetch(&call->refs, 1, __ATOMIC_ACQ_REL) > 0)
+		return;
+	if (call->conn)
+		rpc_conn_unref(call->conn);
+	rpc_call_free(call);
+}
+
+int rpc_call_defer(struct rpc_call *call)
+{
+	call->deferred = 1;
+	call->refs = 2;
+	return GW_EPENDING;
+}
+
+struct rpc_reply {
+	struct rpc_call *call;
+	char *text;		/* the frame, or NULL for a release */
+};
+
+static void rpc_reply_on_lws(void *arg)
+{
+	struct rpc_reply *r = arg;
+	struct rpc_conn *c = r->call->conn;
+
+	if (!r->text) {
+		rpc_call_put(r->call);
+	} else if (c && c->ws && c->state == RPC_READY) {
+		rpc_conn_send_text(c, r->text);
+		r->text = NULL;
+	}
+	free(r->text);
+	free(r);
+}
+
+static void rpc_reply_post(struct rpc_call *call, char *text)
+{
+	struct rpc_reply *r = xcalloc(1, sizeof(*r));
+
+	r->call = call;
+	r->text = text;
+	if (ws_post(call->srv->d.ws, rpc_reply_on_lws, r) == 0)
+		return;
+	/* lws is gone (shutdown): nothing else runs there any more. */
+	free(text);
+	free(r);
+	if (!text) {
+		call->conn = NULL;
+		if (__atomic_sub_fetch(&call->refs, 1, __ATOMIC_ACQ_REL) <= 0)
+			rpc_call_free(call);
+	}
+}
+
+void rpc_call_reply(struct rpc_call *call, int ok, json_t *payload,
+		    const char *err_code, const char *err_msg,
+		    json_t *err_details)
+{
+	json_t *f = json_pack("{s:s,s:O,s:b}", "type", "res", "id", call->id,
+			      "ok", ok);
+
+	if (ok || payload)
+		json_object_set_new(f, "payload",
+				    payload ? payload : json_null());
+	if (!ok)
+		json_object_set_new(f, "error", rpc_error_json(
+			err_code ? err_code : "UNAVAILABLE",
+			err_msg && *err_msg ? err_msg : "request failed",
+			err_details));
+	json_decref(err_details);
+	rpc_reply_post(call, json_dumps(f, JSON_COMPACT));
+	json_decref(f);
+}
+
+void rpc_call_release(struct rpc_call *call)
+{
+	rpc_reply_post(call, NULL);
 }
 
 /* Send the call's result (lws thread). */
@@ -463,8 +978,12 @@ static void rpc_call_finish(struct rpc_call *call)
 	char *id = NULL, *pl = NULL, *text;
 	json_t *f;
 
+	if (call->deferred) {
+		rpc_call_put(call);
+		return;
+	}
 	if (!c->ws || c->state != RPC_READY)
-		goto out;
+		goto hook;
 	if (call->err_code) {
 		f = json_pack("{s:s,s:O,s:b,s:o}", "type", "res", "id",
 			      call->id, "ok", 0, "error",
@@ -479,7 +998,7 @@ static void rpc_call_finish(struct rpc_call *call)
 					json_integer(call->err_retry_after_ms));
 		}
 		rpc_conn_send_json(c, f);
-		goto out;
+		goto hook;
 	}
 	id = json_dumps(call->id, JSON_ENCODE_ANY | JSON_COMPACT);
 	if (!call->payload_raw)
@@ -489,7 +1008,11 @@ static void rpc_call_finish(struct rpc_call *call)
 			 "\"payload\":%s}", id,
 			 call->payload_raw ? call->payload_raw : pl);
 	rpc_conn_send_text(c, text);
-out:
+hook:
+	/* After the answer is queued: e.g. close the sockets of a removed
+	 * device (the caller's own included) with 4001. */
+	if (call->after_send)
+		call->after_send(call);
 	free(id);
 	free(pl);
 	rpc_conn_unref(c);
@@ -505,6 +1028,8 @@ static void rpc_call_run(struct rpc_call *call, const struct rpc_method *m)
 {
 	int r = m->fn(call);
 
+	if (r == GW_EPENDING && call->deferred)
+		return;
 	if (r != GW_OK && !call->err_code)
 		rpc_call_error(call, gw_err_proto_code(r), NULL, "%s",
 			       gw_err_str(r));
@@ -526,7 +1051,9 @@ static void rpc_call_worker(void *arg)
 	 * in a shutdown race: then the connection is gone anyway. */
 	if (ws_post(call->srv->d.ws, rpc_call_done_on_lws, call) != 0) {
 		call->conn = NULL;
-		rpc_call_free(call);
+		if (!call->deferred ||
+		    __atomic_sub_fetch(&call->refs, 1, __ATOMIC_ACQ_REL) <= 0)
+			rpc_call_free(call);
 	}
 }
 
@@ -552,6 +1079,12 @@ static void rpc_dispatch(struct rpc_conn *c, json_t *frame)
 	    strcmp(method, "health") != 0) {
 		rpc_conn_send_res_error(c, json_object_get(frame, "id"),
 			"INVALID_REQUEST", "unauthorized role: node", NULL);
+		goto bad_role;
+	}
+	if (strcmp(c->role, "operator") == 0 &&
+	    strcmp(rpc_method_scope(method), "node") == 0) {
+		rpc_conn_send_res_error(c, json_object_get(frame, "id"),
+			"INVALID_REQUEST", "unauthorized role: operator", NULL);
 		goto bad_role;
 	}
 	if (strcmp(c->role, "operator") == 0) {
@@ -863,6 +1396,8 @@ struct rpc_server *rpc_server_new(const struct rpc_deps *d)
 	struct rpc_server *s = xcalloc(1, sizeof(*s));
 
 	s->d = *d;
+	if (s->d.agents)
+		rpc_chat_observe(s);
 	return s;
 }
 

@@ -13,12 +13,16 @@ struct ws_conn;
 struct limiter;
 struct identity;
 struct workq;
+struct pairing;
+struct agent_rt;
 
 struct rpc_deps {
 	struct ws_server *ws;
 	struct workq *workers;
 	struct limiter *limiter;
 	const struct identity *identity;
+	struct pairing *pairing;	/* device pairing state */
+	struct agent_rt *agents;	/* agents, sessions, runs */
 	const char *version;		/* server.version ("2026.9.6") */
 	const char *build_id;		/* "clawgate-0.1.0" */
 	const char *boot_id;		/* uuid per process start */
@@ -40,6 +44,8 @@ enum {
 	SCOPE_APPROVALS = 1 << 3,
 	SCOPE_PAIRING = 1 << 4,
 	SCOPE_TALK_SECRETS = 1 << 5,
+	SCOPE_TALK = 1 << 6,
+	SCOPE_QUESTIONS = 1 << 7,
 };
 
 struct rpc_server *rpc_server_new(const struct rpc_deps *d);
@@ -62,13 +68,26 @@ void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
  * restart follows, else 1001); returns when done or after wait_ms. */
 void rpc_server_shutdown(struct rpc_server *s, const char *reason,
 			 int64_t restart_expected_ms, int wait_ms);
+/* Any thread: the shared secret changed (cfg is the new snapshot): close
+ * the connections that authenticated with another one (4001 "gateway auth
+ * changed"). rpc-config.c. */
+struct gw_config;
+void rpc_config_auth_rotated(struct rpc_server *s,
+			     const struct gw_config *cfg);
 void rpc_server_free(struct rpc_server *s);
 
 /* Method table introspection (tests, features.methods, docs). */
 size_t rpc_method_count(void);
 const char *rpc_method_name(size_t i);
-/* Scope a method needs ("operator.read", ...; unlisted → operator.admin). */
+/* Scope a method needs ("operator.read", ...; "node" for node-role
+ * methods; unlisted → operator.admin). */
 const char *rpc_method_scope(const char *method);
+/* The published scope of a method (protocol.schema.json `methods`:
+ * "operator.*", "dynamic" or "node"), NULL when unpublished. */
+const char *rpc_method_published_scope(const char *method);
+/* The scope table rows (tests). */
+size_t rpc_scope_table_size(void);
+const char *rpc_scope_table_name(size_t i);
 /* Parse "operator.read" etc. into a bit (0 when unknown). */
 unsigned rpc_scope_bit(const char *scope);
 /* Does the granted mask satisfy `need` (admin ⊇ all, write ⊇ read)? */

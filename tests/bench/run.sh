@@ -80,7 +80,11 @@ stop_pid() {
 cleanup() {
 	[ -n "$IDLE_PID" ] && kill -TERM "$IDLE_PID" 2>/dev/null
 	[ -n "$DAEMON_PID" ] && stop_pid "$DAEMON_PID" 50 >/dev/null
-	rm -rf "$TMP"
+	if [ -n "${BENCH_KEEP_TMP:-}" ]; then
+		echo "run.sh: kept $TMP (daemon logs)" >&2
+	else
+		rm -rf "$TMP"
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -237,11 +241,11 @@ run_rpc() {	# conns
 	echo "$out" | grep '^RESULT' || echo "RESULT failed=1"
 }
 R1=$(run_rpc 1)
-echo "  rpc 1 conn:  $R1"
+echo "  rpc 1 conn:  $R1 [RSS $(rss_kb "$PID") kB]"
 result rpc1_per_s "health RPC/s, 1 connection" "$(kv "$R1" req_per_s)" \
     req/s - "" "p50 $(kv "$R1" p50_ms) ms, p99 $(kv "$R1" p99_ms) ms, errors $(kv "$R1" errors)"
 R8=$(run_rpc 8)
-echo "  rpc 8 conns: $R8"
+echo "  rpc 8 conns: $R8 [RSS $(rss_kb "$PID") kB]"
 result rpc8_per_s "health RPC/s, 8 connections" "$(kv "$R8" req_per_s)" \
     req/s ge 20000 "p50 $(kv "$R8" p50_ms) ms, p99 $(kv "$R8" p99_ms) ms, errors $(kv "$R8" errors)"
 
@@ -254,11 +258,11 @@ run_hs() {	# concurrency
 	echo "$out" | grep '^RESULT' || echo "RESULT failed=1"
 }
 H1=$(run_hs 1)
-echo "  handshake c1: $H1"
+echo "  handshake c1: $H1 [RSS $(rss_kb "$PID") kB]"
 result hs1_per_s "handshakes/s, 1 worker" "$(kv "$H1" handshakes_per_s)" \
     1/s - "" "p50 $(kv "$H1" p50_ms) ms, p99 $(kv "$H1" p99_ms) ms, failed $(kv "$H1" failed)"
 HN=$(run_hs "$HS_CONC")
-echo "  handshake c$HS_CONC: $HN"
+echo "  handshake c$HS_CONC: $HN [RSS $(rss_kb "$PID") kB]"
 result hs_per_s "handshakes/s, $HS_CONC workers" \
     "$(kv "$HN" handshakes_per_s)" 1/s ge 1500 \
     "p50 $(kv "$HN" p50_ms) ms, p99 $(kv "$HN" p99_ms) ms, failed $(kv "$HN" failed)"
@@ -273,7 +277,7 @@ if command -v wrk >/dev/null 2>&1; then
 	P99=$(echo "$WRK" | awk '$1 == "99%" {print $2}')
 	NON2=$(echo "$WRK" | awk '/Non-2xx/ {print $NF}')
 	SERR=$(echo "$WRK" | grep 'Socket errors' | sed 's/^ *//')
-	echo "  wrk /healthz: $RPS req/s, p50 $P50, p99 $P99 ${NON2:+non-2xx $NON2} $SERR"
+	echo "  wrk /healthz: $RPS req/s, p50 $P50, p99 $P99 ${NON2:+non-2xx $NON2} $SERR [RSS $(rss_kb "$PID") kB]"
 	result healthz_per_s "/healthz req/s (wrk -t2 -c32)" "$RPS" req/s \
 	    ge 40000 "p50 $P50, p99 $P99${NON2:+, non-2xx $NON2}"
 else

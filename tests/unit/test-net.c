@@ -162,6 +162,8 @@ static struct {
 	int opened, closed, too_big;
 	pthread_t post_tid;
 	int posted;
+	int gone, write_failed, producers;
+	struct http_async *hung;
 } fx = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static void
@@ -184,7 +186,76 @@ static size_t
 fx_body_limit(struct http_req *r, void *arg)
 {
 	(void)arg;
+	if (strcmp(http_req_path(r), "/hooks") == 0) {
+		http_req_set_too_big_body(r, "{\"ok\":false}");
+		return 16;
+	}
 	return strncmp(http_req_path(r), "/small", 6) == 0 ? 1024 : 1 << 20;
+}
+
+static void fx_signal(int *counter);
+
+/* Async producers: a thread answers /later, streams /stream and /endless. */
+struct fx_job {
+	struct http_async *a;
+	int kind;	/* 0 later, 1 stream, 2 endless, 3 stream-begin */
+};
+
+static void *
+fx_producer(void *arg)
+{
+	struct fx_job *j = arg;
+	struct timespec ts = { 0, 20 * 1000 * 1000 };
+	char line[64];
+	int i;
+
+	nanosleep(&ts, NULL);
+	if (j->kind == 0) {
+		http_async_header(j->a, "X-Later", "1");
+		http_async_reply_json(j->a, 201, "{\"later\":true}");
+		goto out;
+	}
+	if (j->kind == 3)
+		http_async_stream_begin(j->a, 200, "text/event-stream");
+	for (i = 0; j->kind == 2 || i < 3; i++) {
+		snprintf(line, sizeof(line), "data: %d\n\n", i);
+		if (http_async_write(j->a, line, strlen(line)) != 0) {
+			fx_signal(&fx.write_failed);
+			break;
+		}
+		nanosleep(&ts, NULL);
+	}
+	http_async_end(j->a);
+out:
+	free(j);
+	fx_signal(&fx.producers);
+	return NULL;
+}
+
+static void
+fx_gone(void *arg, int early)
+{
+	(void)arg;
+	if (early)
+		fx_signal(&fx.gone);
+}
+
+static void
+fx_async(struct http_req *r, int kind)
+{
+	struct fx_job *j = xcalloc(1, sizeof(*j));
+	pthread_t t;
+
+	j->kind = kind;
+	if (kind == 1 || kind == 2) {
+		http_reply_header(r, "Cache-Control", "no-cache");
+		j->a = http_reply_stream(r, 200, "text/event-stream");
+	} else {
+		j->a = http_reply_later(r);
+	}
+	http_async_on_done(j->a, fx_gone, NULL);
+	ck_assert_int_eq(pthread_create(&t, NULL, fx_producer, j), 0);
+	pthread_detach(t);
 }
 
 static void
@@ -192,12 +263,26 @@ fx_http(struct http_req *r, void *arg)
 {
 	const char *q = http_req_query(r, "a");
 	const char *ua = http_req_header(r, "user-agent");
+	const char *path = http_req_path(r);
 	size_t len;
 	char *json;
 
 	(void)arg;
-	if (strcmp(http_req_path(r), "/noreply") == 0)
+	if (strcmp(path, "/noreply") == 0)
 		return;
+	if (strcmp(path, "/later") == 0 || strcmp(path, "/stream") == 0 ||
+	    strcmp(path, "/endless") == 0 || strcmp(path, "/begin") == 0) {
+		fx_async(r, path[1] == 'l' ? 0 : path[1] == 's' ? 1 :
+			 path[1] == 'e' ? 2 : 3);
+		return;
+	}
+	if (strcmp(path, "/hang") == 0) {
+		struct http_async *a = http_reply_later(r);
+
+		http_async_on_done(a, fx_gone, NULL);
+		__atomic_store_n(&fx.hung, a, __ATOMIC_RELEASE);
+		return;
+	}
 	http_req_body(r, &len);
 	json = xasprintf("{\"method\":\"%s\",\"path\":\"%s\",\"len\":%zu,"
 			 "\"ip\":\"%s\",\"lo\":%d,\"a\":\"%s\","
@@ -366,6 +451,8 @@ fx_setup(void)
 	signal(SIGPIPE, SIG_IGN);
 	log_set_console(0);
 	fx.opened = fx.closed = fx.too_big = fx.posted = 0;
+	fx.gone = fx.write_failed = fx.producers = 0;
+	fx.hung = NULL;
 	fx.h = http_server_new(&hc);
 	ck_assert_int_eq(http_server_start(fx.h), 0);
 	fx.w = ws_server_new(&wo, &wc);
@@ -610,6 +697,148 @@ START_TEST(test_http_too_big)
 	ck_assert_int_eq(http_response(r, head, sizeof(head), body,
 				       sizeof(body)), 200);
 	ck_assert_ptr_nonnull(strstr(body, "\"len\":1024"));
+	close(r->fd);
+	free(r);
+}
+END_TEST
+
+/* Read a chunked body to its end into out; returns its length. */
+static size_t
+rd_chunked(struct rd *r, char *out, size_t cap)
+{
+	size_t n = 0;
+
+	for (;;) {
+		unsigned char *e;
+		size_t k;
+
+		while ((e = memmem(r->buf, r->len, "\r\n", 2)) == NULL)
+			ck_assert_msg(rd_fill(r, r->len + 1), "EOF in chunk");
+		k = strtoul((char *)r->buf, NULL, 16);
+		rd_consume(r, (size_t)(e - r->buf) + 2);
+		ck_assert(rd_fill(r, k + 2));
+		ck_assert(n + k < cap);
+		memcpy(out + n, r->buf, k);
+		n += k;
+		rd_consume(r, k + 2);
+		if (k == 0)
+			break;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+START_TEST(test_http_async_later)
+{
+	struct rd *r = xcalloc(1, sizeof(*r));
+	char head[8192], body[8192];
+	const char *req = "GET /later HTTP/1.1\r\nHost: x\r\n\r\n"
+			  "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	r->fd = tcp_connect(fx.port, 0);
+	send_all(r->fd, req, strlen(req));
+	ck_assert_int_eq(http_response(r, head, sizeof(head), body,
+				       sizeof(body)), 201);
+	ck_assert_str_eq(body, "{\"later\":true}");
+	ck_assert_ptr_nonnull(strcasestr(head, "\r\nX-Later: 1\r\n"));
+	ck_assert_ptr_nonnull(strcasestr(head, "nosniff"));
+	/* keep-alive: the next request on the same connection works */
+	ck_assert_int_eq(http_response(r, head, sizeof(head), body,
+				       sizeof(body)), 200);
+	ck_assert_ptr_nonnull(strstr(body, "\"path\":\"/a\""));
+	ck_assert(fx_wait(&fx.producers, 1, IO_TIMEOUT_S * 1000) >= 1);
+	ck_assert_int_eq(fx.gone, 0);
+	close(r->fd);
+	free(r);
+}
+END_TEST
+
+START_TEST(test_http_async_stream)
+{
+	struct rd *r = xcalloc(1, sizeof(*r));
+	char head[8192], body[8192];
+	const char *req = "GET /stream HTTP/1.1\r\nHost: x\r\n\r\n";
+	int round;
+
+	r->fd = tcp_connect(fx.port, 0);
+	for (round = 0; round < 2; round++) {
+		send_all(r->fd, req, strlen(req));
+		rd_head(r, head, sizeof(head));
+		ck_assert_ptr_nonnull(strstr(head, "HTTP/1.1 200"));
+		ck_assert_ptr_nonnull(strcasestr(head,
+			"Transfer-Encoding: chunked"));
+		ck_assert_ptr_nonnull(strcasestr(head,
+			"Content-Type: text/event-stream"));
+		ck_assert(round == 1 || strcasestr(head, "no-cache"));
+		ck_assert_ptr_nonnull(strcasestr(head, "nosniff"));
+		rd_chunked(r, body, sizeof(body));
+		ck_assert_str_eq(body, "data: 0\n\ndata: 1\n\ndata: 2\n\n");
+		/* a deferred handle that begins a stream */
+		req = "GET /begin HTTP/1.1\r\nHost: x\r\n\r\n";
+	}
+	ck_assert(fx_wait(&fx.producers, 2, IO_TIMEOUT_S * 1000) >= 2);
+	ck_assert_int_eq(fx.gone, 0);
+	close(r->fd);
+	free(r);
+}
+END_TEST
+
+START_TEST(test_http_async_client_gone)
+{
+	struct rd *r = xcalloc(1, sizeof(*r));
+	char head[8192];
+	const char *req = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	r->fd = tcp_connect(fx.port, 0);
+	send_all(r->fd, req, strlen(req));
+	rd_head(r, head, sizeof(head));
+	ck_assert(rd_fill(r, 1));
+	close(r->fd);
+	/* The next write after the close fails; MHD reports completion. */
+	ck_assert(fx_wait(&fx.gone, 1, IO_TIMEOUT_S * 1000) >= 1);
+	ck_assert(fx_wait(&fx.write_failed, 1, IO_TIMEOUT_S * 1000) >= 1);
+	ck_assert(fx_wait(&fx.producers, 1, IO_TIMEOUT_S * 1000) >= 1);
+	free(r);
+}
+END_TEST
+
+START_TEST(test_http_async_stop_and_413_body)
+{
+	struct rd *r = xcalloc(1, sizeof(*r));
+	char head[8192], body[8192];
+	const char *req = "POST /hooks HTTP/1.1\r\nHost: x\r\n"
+			  "Content-Length: 100\r\n\r\n";
+	int i;
+
+	r->fd = tcp_connect(fx.port, 0);
+	send_all(r->fd, req, strlen(req));
+	ck_assert_int_eq(http_response(r, head, sizeof(head), body,
+				       sizeof(body)), 413);
+	ck_assert_str_eq(body, "{\"ok\":false}");
+	close(r->fd);
+
+	/* A deferred reply never answered: stop resumes it with a 503. */
+	memset(r, 0, sizeof(*r));
+	r->fd = tcp_connect(fx.port, 0);
+	req = "GET /hang HTTP/1.1\r\nHost: x\r\n\r\n";
+	send_all(r->fd, req, strlen(req));
+	for (i = 0; i < 500 && __atomic_load_n(&fx.hung,
+						 __ATOMIC_ACQUIRE) == NULL;
+	     i++) {
+		struct timespec ts = { 0, 2 * 1000 * 1000 };
+
+		nanosleep(&ts, NULL);
+	}
+	ck_assert_ptr_nonnull(fx.hung);
+	listener_free(fx.l);
+	fx.l = NULL;
+	http_server_stop(fx.h);
+	ck_assert_int_eq(http_response(r, head, sizeof(head), body,
+				       sizeof(body)), 503);
+	ck_assert(fx_wait(&fx.gone, 1, IO_TIMEOUT_S * 1000) >= 1);
+	/* the producer's late reply is a no-op */
+	http_async_reply_json(fx.hung, 200, "{}");
+	fx.hung = NULL;
 	close(r->fd);
 	free(r);
 }
@@ -1059,6 +1288,10 @@ net_suite(void)
 	tcase_add_test(live, test_http_get_keepalive);
 	tcase_add_test(live, test_http_pipelined_and_noreply);
 	tcase_add_test(live, test_http_too_big);
+	tcase_add_test(live, test_http_async_later);
+	tcase_add_test(live, test_http_async_stream);
+	tcase_add_test(live, test_http_async_client_gone);
+	tcase_add_test(live, test_http_async_stop_and_413_body);
 	tcase_add_test(live, test_listener_idle_and_describe);
 	tcase_add_test(live, test_listener_adopt);
 	tcase_add_test(live, test_ws_echo);

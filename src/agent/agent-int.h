@@ -1,0 +1,167 @@
+/* Shared between the agent core files only (agent.c, provider.c,
+ * session.c, run.c). The faces use agent.h. */
+#pragma once
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+#include "agent/agent.h"
+
+struct gw_config;
+
+/* ---- provider.c: the agent thread (libcurl multi) and SSE ------------- */
+
+/* Incremental SSE parser: bytes in, one callback per complete event with
+ * the concatenated "data:" lines (without the trailing newline). */
+struct provider_sse {
+	char *buf;
+	size_t len, cap;
+	size_t max;		/* max bytes of one event (bounded input) */
+	int overflow;
+};
+typedef void (*provider_sse_fn)(void *arg, const char *data, size_t len);
+void provider_sse_init(struct provider_sse *s, size_t max_event);
+void provider_sse_free(struct provider_sse *s);
+/* Feed a chunk; returns -1 once an event exceeded max (then stays -1). */
+int provider_sse_feed(struct provider_sse *s, const char *p, size_t n, provider_sse_fn fn,
+	     void *arg);
+
+struct provider;		/* the engine: one thread, one curl multi */
+struct provider_http;	/* one upstream request */
+
+struct provider_http_req {
+	const char *url;
+	const char *body;	/* JSON text, copied */
+	json_t *headers;	/* object name → string value (borrowed) */
+	const char *api_key;	/* Bearer token or NULL (never logged) */
+	int64_t timeout_ms;	/* whole request (0 = none) */
+	int64_t idle_timeout_ms; /* no byte for this long (read timeout) */
+	int64_t connect_timeout_ms;
+};
+
+struct provider_http_cbs {
+	/* One SSE event (2xx event-stream responses). */
+	void (*on_event)(void *arg, const char *data, size_t len);
+	/* Done: status is the HTTP status (0 when none); curl_err != 0 on a
+	 * transport error (curl_msg set); body is the buffered body of a
+	 * non-SSE response (error JSON or a non-stream completion). The
+	 * handle is freed after this returns. */
+	void (*on_done)(void *arg, int status, int curl_err,
+			const char *curl_msg, const char *body, size_t blen,
+			int sse_overflow);
+	void *arg;
+};
+
+int provider_new(struct provider **out);
+/* Stop the thread (running requests are cancelled without callbacks). */
+void provider_free(struct provider *p);
+/* Any thread: run fn(arg) on the agent thread. -1 when stopping. */
+int provider_post(struct provider *p, void (*fn)(void *arg), void *arg);
+/* Agent thread: 1 when the caller is the agent thread. */
+int provider_on_thread(struct provider *p);
+/* Agent thread: run fn(arg) after delay_ms (on the agent thread). Timers
+ * pending at provider_free are dropped without running. */
+struct provider_timer;
+struct provider_timer *provider_timer_add(struct provider *p,
+					  int64_t delay_ms,
+					  void (*fn)(void *arg), void *arg);
+void provider_timer_cancel(struct provider *p, struct provider_timer *t);
+/* Agent thread: start a request; NULL with *err on a setup failure. */
+struct provider_http *provider_http_start(struct provider *p,
+				  const struct provider_http_req *rq,
+				  const struct provider_http_cbs *cbs, char **err);
+/* Agent thread: cancel (no more callbacks) and free. */
+void provider_http_cancel(struct provider_http *h);
+
+/* ---- agent.c: agents and models from a config snapshot ------------------ */
+
+/* One resolved upstream target. */
+struct agent_target {
+	char *ref;		/* "provider/model" */
+	char *provider;
+	char *model;		/* bare upstream id */
+	char *base;		/* baseUrl without trailing slash (+/v1) */
+	char *url;		/* .../chat/completions */
+	char *api_key;		/* secret, may be NULL */
+	json_t *headers;	/* object or NULL */
+	int64_t timeout_ms;
+	int usage_in_stream;	/* send stream_options.include_usage */
+	char *error;		/* non-NULL: unusable (reason) */
+};
+void agent_target_free(struct agent_target *t);
+
+/* The model chain of an agent (primary then fallbacks), or the override
+ * alone. Returns GW_EINVAL with *err when nothing usable is configured. */
+int agent_resolve_chain(struct agent_rt *rt, const struct gw_config *cfg,
+			const char *agent_id, const char *override,
+			struct agent_target ***out, size_t *n, char **err);
+/* System prompt text from the agent workspace (AGENTS.md, SOUL.md), or
+ * NULL. */
+char *agent_workspace_prompt(struct agent_rt *rt,
+			     const struct gw_config *cfg,
+			     const char *agent_id);
+/* Canonical (lowercase, configured) agent id for id; NULL if unknown. */
+char *agent_canon_id(struct agent_rt *rt, const struct gw_config *cfg,
+		     const char *id);
+
+/* ---- session.c: rows, transcripts, idempotency (SQLite) ----------------- */
+
+#define SESSION_IDEM_TTL_MS (5 * 60 * 1000)
+#define SESSION_HISTORY_MAX 200
+
+/* Messages of the current session of key as OpenAI chat messages
+ * (oldest first, at most max), appended to out. */
+int session_history_openai(struct store *st, const char *key, int max,
+			   json_t *out);
+/* An idempotency row (live or finished) for run_id: GW_ENOTFOUND when
+ * absent or expired. *result: the stored result object (new ref). */
+int session_idem_get(struct store *st, const char *run_id, char **status,
+		     char **session_key, json_t **result);
+
+/* What one run writes at its start and at its end (writer thread). */
+struct session_begin {
+	char *key, *agent_id, *run_id, *channel;
+	json_t *messages;	/* transcript messages to append (array) */
+};
+struct session_end {
+	char *key, *run_id;
+	json_t *message;	/* the assistant message, or NULL */
+	const char *status;	/* "ok", "error", "aborted", "timeout" */
+	json_t *result;		/* idempotency result object */
+	int64_t in_tok, out_tok;
+	char *model;
+};
+int session_begin_tx(sqlite3 *db, struct session_begin *b, json_t *events);
+int session_end_tx(sqlite3 *db, struct session_end *e, json_t *events);
+/* Plain text of an OpenAI/transcript content (string or parts). */
+char *session_content_text(const json_t *content);
+/* The session's model override (sessions.patch model) or NULL. */
+char *session_model_override(struct store *st, const char *key);
+/* At start: runs left "running" by a crash become errors. */
+int session_recover(struct store *st);
+/* A transcript message {role, content:[{type:text,text}], timestamp}. */
+json_t *session_message_new(const char *role, const char *text);
+
+/* ---- the runtime ---------------------------------------------------------- */
+
+struct agent_rt {
+	struct store *store;
+	char *state_dir;
+	struct provider *prov;
+	pthread_mutex_t mu;		/* runs, observer */
+	struct run *runs;		/* live runs */
+	int nruns;
+	pthread_cond_t idle;		/* nruns reached 0 */
+	struct agent_observer obs;
+	int stopping;
+};
+
+/* run.c: abort every live run and wait (bounded) until they ended. */
+void run_abort_all(struct agent_rt *rt, int wait_ms);
+
+/* Emit queued observer events ([{event, key, payload}]); steals events. */
+void agent_emit(struct agent_rt *rt, json_t *events);

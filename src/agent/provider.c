@@ -1,0 +1,510 @@
+/* The agent thread: one libcurl multi handle driving every upstream
+ * request, a posted-job queue (woken with curl_multi_wakeup), and the
+ * incremental SSE parser the streams go through. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "agent/agent-int.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#define PROVIDER_BODY_MAX (4u * 1024 * 1024)	/* non-SSE bodies */
+#define PROVIDER_POLL_MS 1000
+
+/* ---- SSE ------------------------------------------------------------------ */
+
+void provider_sse_init(struct provider_sse *s, size_t max_event)
+{
+	memset(s, 0, sizeof(*s));
+	s->max = max_event;
+}
+
+void provider_sse_free(struct provider_sse *s)
+{
+	free(s->buf);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Dispatch one complete event block (lines without the blank line). */
+static void provider_sse_block(const char *p, size_t n, provider_sse_fn fn,
+			       void *arg)
+{
+	char *data = NULL;
+	size_t dlen = 0, ll;
+	const char *end = p + n, *nl, *v;
+	int have = 0;
+
+	while (p < end) {
+		nl = memchr(p, '\n', (size_t)(end - p));
+		ll = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (ll && p[ll - 1] == '\r')
+			ll--;
+		if (ll >= 5 && memcmp(p, "data", 4) == 0 &&
+		    (p[4] == ':')) {
+			v = p + 5;
+			if (v < p + ll && *v == ' ')
+				v++;
+			data = xrealloc(data, dlen + (size_t)(p + ll - v) + 2);
+			if (have)
+				data[dlen++] = '\n';
+			memcpy(data + dlen, v, (size_t)(p + ll - v));
+			dlen += (size_t)(p + ll - v);
+			have = 1;
+		} else if (ll == 4 && memcmp(p, "data", 4) == 0) {
+			data = xrealloc(data, dlen + 2);
+			if (have)
+				data[dlen++] = '\n';
+			have = 1;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (have) {
+		data[dlen] = 0;
+		fn(arg, data, dlen);
+	}
+	free(data);
+}
+
+/* Length of the event terminator at buf[i] ("\n\n", "\r\n\r\n", "\r\r"),
+ * or 0. */
+static size_t provider_sse_term(const char *b, size_t i, size_t n)
+{
+	if (b[i] == '\n' && i + 1 < n && b[i + 1] == '\n')
+		return 2;
+	if (b[i] == '\n' && i + 2 < n && b[i + 1] == '\r' && b[i + 2] == '\n')
+		return 3;
+	if (b[i] == '\r' && i + 1 < n && b[i + 1] == '\r')
+		return 2;
+	return 0;
+}
+
+int provider_sse_feed(struct provider_sse *s, const char *p, size_t n,
+		      provider_sse_fn fn, void *arg)
+{
+	size_t i, start = 0, t, scan_from;
+
+	if (s->overflow)
+		return -1;
+	scan_from = s->len ? s->len - (s->len > 2 ? 2 : s->len) : 0;
+	if (s->len + n + 1 > s->cap) {
+		s->cap = (s->len + n + 1) * 2;
+		s->buf = xrealloc(s->buf, s->cap);
+	}
+	memcpy(s->buf + s->len, p, n);
+	s->len += n;
+	for (i = scan_from; i < s->len; i++) {
+		t = provider_sse_term(s->buf, i, s->len);
+		if (!t)
+			continue;
+		/* A "\r\n" pair splits across the check above: handle it. */
+		provider_sse_block(s->buf + start, i - start, fn, arg);
+		i += t - 1;
+		start = i + 1;
+	}
+	if (start) {
+		memmove(s->buf, s->buf + start, s->len - start);
+		s->len -= start;
+	}
+	if (s->max && s->len > s->max) {
+		s->overflow = 1;
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- the engine ----------------------------------------------------------- */
+
+struct provider_job {
+	void (*fn)(void *arg);
+	void *arg;
+	struct provider_job *next;
+};
+
+struct provider_timer {
+	int64_t due;		/* monotonic ms */
+	void (*fn)(void *arg);
+	void *arg;
+	struct provider_timer *next;
+};
+
+struct provider {
+	CURLM *multi;
+	struct provider_timer *timers;	/* agent thread, sorted by due */
+	pthread_t thread;
+	pthread_mutex_t mu;
+	struct provider_job *head, *tail;
+	int stopping;
+	struct provider_http *live;	/* agent thread only */
+};
+
+struct provider_http {
+	struct provider *p;
+	CURL *easy;
+	struct curl_slist *hdrs;
+	char *body;
+	struct provider_http_cbs cbs;
+	struct provider_sse sse;
+	int mode;		/* 0 unknown, 1 SSE, 2 buffered body */
+	char *rbuf;
+	size_t rlen;
+	int truncated;
+	char errbuf[CURL_ERROR_SIZE];
+	int64_t idle_ms, last_ms;	/* read timeout; last byte (mono) */
+	struct provider_http *next, *prev;
+};
+
+static __thread struct provider *provider_self;
+
+int provider_on_thread(struct provider *p)
+{
+	return provider_self == p;
+}
+
+int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
+{
+	struct provider_job *j;
+
+	pthread_mutex_lock(&p->mu);
+	if (p->stopping) {
+		pthread_mutex_unlock(&p->mu);
+		return -1;
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->fn = fn;
+	j->arg = arg;
+	if (p->tail)
+		p->tail->next = j;
+	else
+		p->head = j;
+	p->tail = j;
+	pthread_mutex_unlock(&p->mu);
+	curl_multi_wakeup(p->multi);
+	return 0;
+}
+
+static void provider_http_free(struct provider_http *h)
+{
+	struct provider *p = h->p;
+
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (p->live == h)
+		p->live = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	curl_multi_remove_handle(p->multi, h->easy);
+	curl_easy_cleanup(h->easy);
+	curl_slist_free_all(h->hdrs);
+	free(h->body);
+	free(h->rbuf);
+	provider_sse_free(&h->sse);
+	free(h);
+}
+
+void provider_http_cancel(struct provider_http *h)
+{
+	if (h)
+		provider_http_free(h);
+}
+
+static void provider_sse_cb(void *arg, const char *data, size_t len)
+{
+	struct provider_http *h = arg;
+
+	h->cbs.on_event(h->cbs.arg, data, len);
+}
+
+static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	struct provider_http *h = ud;
+	size_t n = size * nmemb;
+	long status = 0;
+	char *ct = NULL;
+
+	h->last_ms = util_mono_ms();
+	if (!h->mode) {
+		curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+		curl_easy_getinfo(h->easy, CURLINFO_CONTENT_TYPE, &ct);
+		h->mode = (status >= 200 && status < 300 && ct &&
+			   strstr(ct, "text/event-stream")) ? 1 : 2;
+	}
+	if (h->mode == 1) {
+		/* An overflow stops the transfer; on_done reports it. */
+		if (provider_sse_feed(&h->sse, ptr, n, provider_sse_cb, h) < 0)
+			return 0;
+		return n;
+	}
+	if (h->rlen + n > PROVIDER_BODY_MAX) {
+		h->truncated = 1;
+		return 0;
+	}
+	h->rbuf = xrealloc(h->rbuf, h->rlen + n + 1);
+	memcpy(h->rbuf + h->rlen, ptr, n);
+	h->rlen += n;
+	h->rbuf[h->rlen] = 0;
+	return n;
+}
+
+struct provider_http *provider_http_start(struct provider *p,
+					  const struct provider_http_req *rq,
+					  const struct provider_http_cbs *cbs,
+					  char **err)
+{
+	struct provider_http *h = xcalloc(1, sizeof(*h));
+	const char *k;
+	json_t *v;
+	char *line;
+
+	h->p = p;
+	h->cbs = *cbs;
+	provider_sse_init(&h->sse, 8u * 1024 * 1024);
+	h->easy = curl_easy_init();
+	if (!h->easy) {
+		*err = xstrdup("cannot create an HTTP client handle");
+		free(h);
+		return NULL;
+	}
+	h->body = xstrdup(rq->body);
+	h->hdrs = curl_slist_append(h->hdrs, "Content-Type: application/json");
+	h->hdrs = curl_slist_append(h->hdrs,
+				    "Accept: text/event-stream, application/json");
+	if (rq->api_key && *rq->api_key) {
+		line = xasprintf("Authorization: Bearer %s", rq->api_key);
+		h->hdrs = curl_slist_append(h->hdrs, line);
+		xfree_secret(line);
+	}
+	json_object_foreach(rq->headers, k, v) {
+		if (!json_is_string(v) || strpbrk(k, "\r\n:") ||
+		    strpbrk(json_string_value(v), "\r\n"))
+			continue;
+		line = xasprintf("%s: %s", k, json_string_value(v));
+		h->hdrs = curl_slist_append(h->hdrs, line);
+		xfree_secret(line);
+	}
+	curl_easy_setopt(h->easy, CURLOPT_URL, rq->url);
+	curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
+	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, provider_write);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
+	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "clawgate");
+	curl_easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
+	if (rq->timeout_ms > 0)
+		curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
+				 (long)rq->timeout_ms);
+	h->idle_ms = rq->idle_timeout_ms;
+	h->last_ms = util_mono_ms();
+	if (rq->connect_timeout_ms > 0)
+		curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
+				 (long)rq->connect_timeout_ms);
+	if (curl_multi_add_handle(p->multi, h->easy) != CURLM_OK) {
+		*err = xstrdup("cannot start the upstream request");
+		curl_easy_cleanup(h->easy);
+		curl_slist_free_all(h->hdrs);
+		free(h->body);
+		provider_sse_free(&h->sse);
+		free(h);
+		return NULL;
+	}
+	h->next = p->live;
+	if (p->live)
+		p->live->prev = h;
+	p->live = h;
+	return h;
+}
+
+static void provider_done(struct provider *p, CURLMsg *m)
+{
+	struct provider_http *h = NULL;
+	long status = 0;
+	int cerr = m->data.result != CURLE_OK;
+	const char *cmsg;
+
+	(void)p;
+	curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+	curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+	if (!h)
+		return;
+	/* A stop we asked for (overflow, body cap) is not a transport error
+	 * for the caller: it sees sse_overflow or the cut body. */
+	if (m->data.result == CURLE_WRITE_ERROR &&
+	    (h->sse.overflow || h->truncated))
+		cerr = 0;
+	cmsg = h->errbuf[0] ? h->errbuf : curl_easy_strerror(m->data.result);
+	h->cbs.on_done(h->cbs.arg, (int)status,
+		       cerr ? (int)m->data.result : 0, cerr ? cmsg : NULL,
+		       h->rbuf ? h->rbuf : "", h->rlen,
+		       h->sse.overflow || h->truncated);
+	provider_http_free(h);
+}
+
+/* End the requests silent for longer than their read timeout; returns
+ * the ms until the next one could expire (capped). */
+static int provider_idle_check(struct provider *p, int cap)
+{
+	struct provider_http *h, *next;
+	int64_t now = util_mono_ms(), left;
+	char msg[96];
+
+	for (h = p->live; h; h = next) {
+		next = h->next;
+		if (h->idle_ms <= 0)
+			continue;
+		left = h->last_ms + h->idle_ms - now;
+		if (left > 0) {
+			if (left < cap)
+				cap = (int)left;
+			continue;
+		}
+		snprintf(msg, sizeof(msg), "no data from the upstream for "
+			 "%llds (read timeout)",
+			 (long long)((h->idle_ms + 999) / 1000));
+		h->cbs.on_done(h->cbs.arg, 0, CURLE_OPERATION_TIMEDOUT, msg,
+			       "", 0, 0);
+		/* on_done may have freed other handles; restart. */
+		provider_http_free(h);
+		next = p->live;
+		now = util_mono_ms();
+	}
+	return cap;
+}
+
+static void provider_run_jobs(struct provider *p)
+{
+	struct provider_job *j, *next;
+
+	pthread_mutex_lock(&p->mu);
+	j = p->head;
+	p->head = p->tail = NULL;
+	pthread_mutex_unlock(&p->mu);
+	for (; j; j = next) {
+		next = j->next;
+		j->fn(j->arg);
+		free(j);
+	}
+}
+
+struct provider_timer *provider_timer_add(struct provider *p,
+					  int64_t delay_ms,
+					  void (*fn)(void *arg), void *arg)
+{
+	struct provider_timer *t = xcalloc(1, sizeof(*t)), **pp;
+
+	t->due = util_mono_ms() + (delay_ms > 0 ? delay_ms : 0);
+	t->fn = fn;
+	t->arg = arg;
+	for (pp = &p->timers; *pp && (*pp)->due <= t->due; pp = &(*pp)->next)
+		;
+	t->next = *pp;
+	*pp = t;
+	return t;
+}
+
+void provider_timer_cancel(struct provider *p, struct provider_timer *t)
+{
+	struct provider_timer **pp;
+
+	for (pp = &p->timers; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			free(t);
+			return;
+		}
+	}
+}
+
+/* Fire due timers; returns the ms until the next one (capped). */
+static int provider_run_timers(struct provider *p)
+{
+	struct provider_timer *t;
+	int64_t now = util_mono_ms();
+
+	while ((t = p->timers) && t->due <= now) {
+		p->timers = t->next;
+		t->fn(t->arg);
+		free(t);
+		now = util_mono_ms();
+	}
+	if (!p->timers)
+		return PROVIDER_POLL_MS;
+	return p->timers->due - now < PROVIDER_POLL_MS
+	       ? (int)(p->timers->due - now) : PROVIDER_POLL_MS;
+}
+
+static void *provider_main(void *arg)
+{
+	struct provider *p = arg;
+	CURLMsg *m;
+	int running, left, stop, wait_ms;
+
+	provider_self = p;
+	for (;;) {
+		provider_run_jobs(p);
+		pthread_mutex_lock(&p->mu);
+		stop = p->stopping && !p->head;
+		pthread_mutex_unlock(&p->mu);
+		if (stop)
+			break;
+		curl_multi_perform(p->multi, &running);
+		while ((m = curl_multi_info_read(p->multi, &left)))
+			if (m->msg == CURLMSG_DONE)
+				provider_done(p, m);
+		wait_ms = provider_idle_check(p, provider_run_timers(p));
+		curl_multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+	}
+	while (p->live)
+		provider_http_free(p->live);
+	while (p->timers) {
+		struct provider_timer *t = p->timers;
+
+		p->timers = t->next;
+		free(t);
+	}
+	return NULL;
+}
+
+int provider_new(struct provider **out)
+{
+	struct provider *p = xcalloc(1, sizeof(*p));
+
+	p->multi = curl_multi_init();
+	if (!p->multi) {
+		free(p);
+		return GW_EINTERNAL;
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	if (pthread_create(&p->thread, NULL, provider_main, p) != 0) {
+		curl_multi_cleanup(p->multi);
+		pthread_mutex_destroy(&p->mu);
+		free(p);
+		return GW_EINTERNAL;
+	}
+	*out = p;
+	return GW_OK;
+}
+
+void provider_free(struct provider *p)
+{
+	if (!p)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->stopping = 1;
+	pthread_mutex_unlock(&p->mu);
+	curl_multi_wakeup(p->multi);
+	pthread_join(p->thread, NULL);
+	provider_run_jobs(p);
+	curl_multi_cleanup(p->multi);
+	pthread_mutex_destroy(&p->mu);
+	free(p);
+}

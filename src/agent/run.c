@@ -1,0 +1,1251 @@
+/* Runs: one conversation turn answered by the first usable model of the
+ * agent's chain. Validation and the transcript start happen on the
+ * caller's thread; the upstream request, the streamed chunks, the sinks
+ * and the end happen on the agent thread. The end is written to SQLite
+ * (assistant message, usage, idempotency result) before the sinks get
+ * on_end, so a client that reacts to "final" reads what it saw.
+ *
+ * Lifetime: the live list holds one reference until on_end was delivered;
+ * run_start's caller holds one; every job posted to the agent thread
+ * holds one. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <curl/curl.h>
+
+#include "agent/agent-int.h"
+#include "config/config.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define RUN_CONNECT_TIMEOUT_MS 10000
+#define RUN_ERR_PREVIEW 300
+
+struct run {
+	atomic_int refs;
+	struct agent_rt *rt;
+	struct run *next, *prev;	/* rt->runs, under rt->mu */
+	int live;
+	char *id, *session_key, *agent_id, *channel;
+	int is_replay;			/* a replay of a stored run */
+
+	pthread_mutex_t mu;		/* recursive: sinks */
+	struct run_sink *sinks;
+	size_t nsinks;
+	int delivered;			/* on_end went out */
+
+	/* Agent thread only: */
+	struct agent_target **chain;
+	size_t nchain, cur;
+	json_t *req;			/* request body without "model" */
+	int64_t timeout_ms;
+	struct provider_http *http;
+	char *text;
+	size_t tlen, tcap;
+	json_t *tool_calls;		/* array by index, or NULL */
+	char *finish_reason;
+	int64_t in_tok, out_tok;
+	int first;			/* a token reached the sinks */
+	int done_marker, nevents;
+	char *stream_error;
+	int abort_req, ended;
+	enum run_status status;
+	char *error;
+	int http_status;
+	char *model_used;
+	int64_t started_at, ended_at;
+	json_t *replay;			/* stored result of a replay */
+};
+
+static void run_ref(struct run *r)
+{
+	atomic_fetch_add(&r->refs, 1);
+}
+
+void run_unref(struct run *r)
+{
+	size_t i;
+
+	if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+		return;
+	for (i = 0; i < r->nchain; i++)
+		agent_target_free(r->chain[i]);
+	free(r->chain);
+	json_decref(r->req);
+	free(r->text);
+	json_decref(r->tool_calls);
+	free(r->finish_reason);
+	free(r->stream_error);
+	free(r->error);
+	free(r->model_used);
+	json_decref(r->replay);
+	free(r->sinks);
+	pthread_mutex_destroy(&r->mu);
+	free(r->id);
+	free(r->session_key);
+	free(r->agent_id);
+	free(r->channel);
+	free(r);
+}
+
+const char *run_id(const struct run *r)
+{
+	return r->id;
+}
+
+const char *run_session_key(const struct run *r)
+{
+	return r->session_key;
+}
+
+const char *run_agent_id(const struct run *r)
+{
+	return r->agent_id;
+}
+
+int64_t run_started_at(const struct run *r)
+{
+	return r->started_at;
+}
+
+static struct run *run_alloc(struct agent_rt *rt, const char *id,
+			     const char *key, const char *agent)
+{
+	struct run *r = xcalloc(1, sizeof(*r));
+	pthread_mutexattr_t a;
+
+	atomic_init(&r->refs, 1);
+	r->rt = rt;
+	r->id = xstrdup(id);
+	r->session_key = xstrdup(key);
+	r->agent_id = xstrdup(agent);
+	pthread_mutexattr_init(&a);
+	pthread_mutexattr_settype(&a, PTHREAD_MUTEX_RECURSIVE);
+	pthread_mutex_init(&r->mu, &a);
+	pthread_mutexattr_destroy(&a);
+	r->started_at = util_now_ms();
+	return r;
+}
+
+/* ---- sinks ------------------------------------------------------------------ */
+
+int run_attach(struct run *r, const struct run_sink *sink)
+{
+	int rc = GW_OK;
+
+	pthread_mutex_lock(&r->mu);
+	if (r->delivered) {
+		rc = GW_ENOTFOUND;
+	} else {
+		r->sinks = xrealloc(r->sinks,
+				    (r->nsinks + 1) * sizeof(*r->sinks));
+		r->sinks[r->nsinks++] = *sink;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+void run_detach(struct run *r, const struct run_sink *sink)
+{
+	size_t i;
+
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < r->nsinks; i++) {
+		if (r->sinks[i].arg != sink->arg ||
+		    r->sinks[i].on_end != sink->on_end)
+			continue;
+		memmove(&r->sinks[i], &r->sinks[i + 1],
+			(r->nsinks - i - 1) * sizeof(*r->sinks));
+		r->nsinks--;
+		break;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void run_emit_delta(struct run *r, const char *t, size_t n)
+{
+	size_t i;
+
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < r->nsinks; i++)
+		if (r->sinks[i].on_delta)
+			r->sinks[i].on_delta(r->sinks[i].arg, t, n);
+	pthread_mutex_unlock(&r->mu);
+}
+
+static void run_emit_tool(struct run *r, const json_t *d)
+{
+	size_t i;
+
+	pthread_mutex_lock(&r->mu);
+	for (i = 0; i < r->nsinks; i++)
+		if (r->sinks[i].on_tool_call)
+			r->sinks[i].on_tool_call(r->sinks[i].arg, d);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* on_end to every sink, exactly once; sinks attached later are refused. */
+static void run_emit_end(struct run *r, const struct run_result *res)
+{
+	struct run_sink *s;
+	size_t i, n;
+
+	pthread_mutex_lock(&r->mu);
+	r->delivered = 1;
+	s = r->sinks;
+	n = r->nsinks;
+	r->sinks = NULL;
+	r->nsinks = 0;
+	for (i = 0; i < n; i++)
+		if (s[i].on_end)
+			s[i].on_end(s[i].arg, res);
+	pthread_mutex_unlock(&r->mu);
+	free(s);
+}
+
+/* ---- live list ------------------------------------------------------------- */
+
+static void run_unlink(struct run *r)
+{
+	struct agent_rt *rt = r->rt;
+	int was = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	if (r->live) {
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			rt->runs = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+		r->next = r->prev = NULL;
+		r->live = 0;
+		rt->nruns--;
+		was = 1;
+		if (!rt->nruns)
+			pthread_cond_broadcast(&rt->idle);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	if (was)
+		run_unref(r);
+}
+
+struct run *run_find(struct agent_rt *rt, const char *id)
+{
+	struct run *r;
+
+	pthread_mutex_lock(&rt->mu);
+	for (r = rt->runs; r; r = r->next)
+		if (strcmp(r->id, id) == 0)
+			break;
+	if (r)
+		run_ref(r);
+	pthread_mutex_unlock(&rt->mu);
+	return r;
+}
+
+/* ---- the end ---------------------------------------------------------------- */
+
+static const char *run_status_name(enum run_status s)
+{
+	switch (s) {
+	case RUN_OK: return "ok";
+	case RUN_ABORTED: return "aborted";
+	case RUN_TIMEOUT: return "timeout";
+	default: return "error";
+	}
+}
+
+static enum run_status run_status_parse(const char *s)
+{
+	if (!s || strcmp(s, "ok") == 0)
+		return RUN_OK;
+	if (strcmp(s, "aborted") == 0)
+		return RUN_ABORTED;
+	if (strcmp(s, "timeout") == 0)
+		return RUN_TIMEOUT;
+	return RUN_ERROR;
+}
+
+/* The stored result object (idempotency row, replays, agent.wait). */
+static json_t *run_result_json(struct run *r)
+{
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s%,s:I,s:I,s:{s:I,s:I}}",
+			      "runId", r->id, "sessionKey", r->session_key,
+			      "status", run_status_name(r->status), "text",
+			      r->text ? r->text : "", r->tlen, "startedAt",
+			      (json_int_t)r->started_at, "endedAt",
+			      (json_int_t)r->ended_at, "usage", "input",
+			      (json_int_t)r->in_tok, "output",
+			      (json_int_t)r->out_tok);
+
+	json_object_set_new(o, "agentId", json_string(r->agent_id));
+	if (r->finish_reason)
+		json_object_set_new(o, "finishReason",
+				    json_string(r->finish_reason));
+	if (r->model_used)
+		json_object_set_new(o, "model", json_string(r->model_used));
+	if (r->error)
+		json_object_set_new(o, "error", json_string(r->error));
+	if (r->http_status)
+		json_object_set_new(o, "httpStatus",
+				    json_integer(r->http_status));
+	if (r->tool_calls && json_array_size(r->tool_calls))
+		json_object_set(o, "toolCalls", r->tool_calls);
+	return o;
+}
+
+static void run_result_fill(struct run_result *res, const json_t *o)
+{
+	const json_t *u = json_object_get(o, "usage");
+
+	memset(res, 0, sizeof(*res));
+	res->status = run_status_parse(json_string_value(
+		json_object_get(o, "status")));
+	res->run_id = json_string_value(json_object_get(o, "runId"));
+	res->session_key = json_string_value(json_object_get(o,
+							     "sessionKey"));
+	res->text = json_string_value(json_object_get(o, "text"));
+	if (!res->text)
+		res->text = "";
+	res->tool_calls = json_object_get(o, "toolCalls");
+	res->finish_reason = json_string_value(json_object_get(o,
+							       "finishReason"));
+	res->input_tokens = json_integer_value(json_object_get(u, "input"));
+	res->output_tokens = json_integer_value(json_object_get(u, "output"));
+	res->model = json_string_value(json_object_get(o, "model"));
+	res->error = json_string_value(json_object_get(o, "error"));
+	res->http_status = (int)json_integer_value(json_object_get(o,
+							"httpStatus"));
+	if (res->status != RUN_OK && !res->error)
+		res->error = res->status == RUN_ABORTED ? "run aborted"
+							: "run failed";
+	if (res->status != RUN_OK && !res->http_status)
+		res->http_status = res->status == RUN_TIMEOUT ? 504 : 502;
+	res->started_at = json_integer_value(json_object_get(o, "startedAt"));
+	res->ended_at = json_integer_value(json_object_get(o, "endedAt"));
+}
+
+/* Agent thread: the end was stored; tell the sinks, leave the list. */
+static void run_deliver(void *arg)
+{
+	struct run *r = arg;
+	struct run_result res;
+	json_t *o = r->replay ? json_incref(r->replay) : run_result_json(r);
+
+	run_result_fill(&res, o);
+	run_emit_end(r, &res);
+	json_decref(o);
+	run_unlink(r);
+	run_unref(r);
+}
+
+struct run_endjob {
+	struct run *r;
+	struct session_end e;
+	json_t *events;
+};
+
+static int run_end_tx(sqlite3 *db, void *arg)
+{
+	struct run_endjob *j = arg;
+
+	return session_end_tx(db, &j->e, j->events);
+}
+
+static void run_end_done(int rc, void *arg)
+{
+	struct run_endjob *j = arg;
+	struct run *r = j->r;
+
+	if (rc != GW_OK)
+		log_warn("agent", "run %s: transcript write failed: %s",
+			 r->id, gw_err_str(rc));
+	else
+		agent_emit(r->rt, j->events);
+	if (rc != GW_OK)
+		json_decref(j->events);
+	free(j->e.key);
+	free(j->e.run_id);
+	free(j->e.model);
+	json_decref(j->e.message);
+	json_decref(j->e.result);
+	free(j);
+	if (provider_post(r->rt->prov, run_deliver, r) != 0)
+		run_deliver(r);
+}
+
+/* Agent thread: record the end (status set by the caller). */
+static void run_finish(struct run *r, enum run_status st, const char *err,
+		       int http_status)
+{
+	struct run_endjob *j;
+	json_t *msg = NULL;
+
+	if (r->ended)
+		return;
+	r->ended = 1;
+	r->status = st;
+	r->ended_at = util_now_ms();
+	if (err && !r->error)
+		r->error = xstrdup(err);
+	if (st != RUN_OK && !r->http_status)
+		r->http_status = http_status ? http_status
+				 : st == RUN_TIMEOUT ? 504 : 502;
+	if (r->http) {
+		provider_http_cancel(r->http);
+		r->http = NULL;
+	}
+	if (st != RUN_OK)
+		log_info("agent", "run %s (%s) %s%s%s", r->id, r->session_key,
+			 run_status_name(st), r->error ? ": " : "",
+			 r->error ? r->error : "");
+	if (r->tlen || (r->tool_calls && json_array_size(r->tool_calls))) {
+		msg = session_message_new("assistant", r->text ? r->text : "");
+		json_object_set_new(msg, "stopReason", json_string(
+			st == RUN_OK ? (r->finish_reason ? r->finish_reason
+							 : "stop")
+				     : run_status_name(st)));
+		if (r->model_used)
+			json_object_set_new(msg, "model",
+					    json_string(r->model_used));
+		if (r->in_tok || r->out_tok)
+			json_object_set_new(msg, "usage", json_pack(
+				"{s:I,s:I,s:I}", "input",
+				(json_int_t)r->in_tok, "output",
+				(json_int_t)r->out_tok, "totalTokens",
+				(json_int_t)(r->in_tok + r->out_tok)));
+		if (r->tool_calls && json_array_size(r->tool_calls))
+			json_object_set(msg, "toolCalls", r->tool_calls);
+	}
+	j = xcalloc(1, sizeof(*j));
+	j->r = r;
+	j->events = json_array();
+	j->e.key = xstrdup(r->session_key);
+	j->e.run_id = xstrdup(r->id);
+	j->e.message = msg;
+	j->e.status = run_status_name(st);
+	j->e.result = run_result_json(r);
+	j->e.in_tok = r->in_tok;
+	j->e.out_tok = r->out_tok;
+	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
+	run_ref(r);
+	if (!r->rt->store ||
+	    store_write(r->rt->store, run_end_tx, j, run_end_done) != GW_OK)
+		run_end_done(GW_EUNAVAIL, j);
+}
+
+/* ---- streaming ------------------------------------------------------------ */
+
+static void run_text_append(struct run *r, const char *t, size_t n)
+{
+	if (r->tlen + n + 1 > r->tcap) {
+		r->tcap = (r->tlen + n + 1) * 2;
+		r->text = xrealloc(r->text, r->tcap);
+	}
+	memcpy(r->text + r->tlen, t, n);
+	r->tlen += n;
+	r->text[r->tlen] = 0;
+}
+
+/* Merge one streamed tool-call delta into the complete calls. */
+static void run_tool_merge(struct run *r, const json_t *d)
+{
+	json_int_t idx = json_integer_value(json_object_get(d, "index"));
+	json_t *call, *fn, *dfn = json_object_get(d, "function"), *v;
+	const char *s;
+	char *cat;
+
+	if (!r->tool_calls)
+		r->tool_calls = json_array();
+	if (idx < 0 || idx > 128)
+		return;
+	while ((json_int_t)json_array_size(r->tool_calls) <= idx)
+		json_array_append_new(r->tool_calls, json_pack(
+			"{s:s,s:s,s:{s:s,s:s}}", "id", "", "type", "function",
+			"function", "name", "", "arguments", ""));
+	call = json_array_get(r->tool_calls, (size_t)idx);
+	fn = json_object_get(call, "function");
+	if ((s = json_string_value(json_object_get(d, "id"))) && *s)
+		json_object_set_new(call, "id", json_string(s));
+	if ((v = json_object_get(dfn, "name")) && json_is_string(v) &&
+	    json_string_length(v)) {
+		cat = xasprintf("%s%s", json_string_value(
+			json_object_get(fn, "name")), json_string_value(v));
+		json_object_set_new(fn, "name", json_string(cat));
+		free(cat);
+	}
+	if ((v = json_object_get(dfn, "arguments")) && json_is_string(v)) {
+		cat = xasprintf("%s%s", json_string_value(
+			json_object_get(fn, "arguments")),
+			json_string_value(v));
+		json_object_set_new(fn, "arguments", json_string(cat));
+		free(cat);
+	}
+}
+
+static void run_usage(struct run *r, const json_t *u)
+{
+	const json_t *v;
+
+	if (!json_is_object(u))
+		return;
+	if ((v = json_object_get(u, "prompt_tokens")) && json_is_integer(v))
+		r->in_tok = json_integer_value(v);
+	if ((v = json_object_get(u, "completion_tokens")) &&
+	    json_is_integer(v))
+		r->out_tok = json_integer_value(v);
+}
+
+/* One chat.completion.chunk (or a whole chat.completion when full). */
+static void run_chunk(struct run *r, const json_t *o, int full)
+{
+	const json_t *ch, *d, *v, *tc;
+	const char *s;
+	size_t i;
+
+	v = json_object_get(o, "error");
+	if (v) {
+		s = json_string_value(json_object_get(v, "message"));
+		if (!s)
+			s = json_string_value(v);
+		free(r->stream_error);
+		r->stream_error = xstrndup(s ? s : "upstream error",
+					   RUN_ERR_PREVIEW);
+		return;
+	}
+	run_usage(r, json_object_get(o, "usage"));
+	ch = json_array_get(json_object_get(o, "choices"), 0);
+	if (!ch)
+		return;
+	d = json_object_get(ch, full ? "message" : "delta");
+	s = json_string_value(json_object_get(d, "content"));
+	if (s && *s) {
+		run_text_append(r, s, strlen(s));
+		r->first = 1;
+		run_emit_delta(r, s, strlen(s));
+	}
+	tc = json_object_get(d, "tool_calls");
+	json_array_foreach(tc, i, v) {
+		json_t *dd = json_deep_copy(v);
+
+		if (!json_object_get(dd, "index"))
+			json_object_set_new(dd, "index", json_integer(
+				(json_int_t)i));
+		run_tool_merge(r, dd);
+		r->first = 1;
+		run_emit_tool(r, dd);
+		json_decref(dd);
+	}
+	s = json_string_value(json_object_get(ch, "finish_reason"));
+	if (s && *s) {
+		free(r->finish_reason);
+		r->finish_reason = xstrdup(s);
+	}
+}
+
+static void run_on_event(void *arg, const char *data, size_t len)
+{
+	struct run *r = arg;
+	json_t *o;
+
+	if (r->ended)
+		return;
+	r->nevents++;
+	if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+		r->done_marker = 1;
+		return;
+	}
+	o = json_loadb(data, len, 0, NULL);
+	if (!o)
+		return;
+	run_chunk(r, o, 0);
+	json_decref(o);
+}
+
+static void run_attempt(struct run *r);
+
+/* An attempt failed: next model if nothing was streamed yet, else end. */
+static void run_fail(struct run *r, enum run_status st, char *msg,
+		     int http_status)
+{
+	struct agent_target *t = r->chain[r->cur];
+
+	if (!r->first && !r->abort_req && r->cur + 1 < r->nchain) {
+		log_warn("agent", "run %s: %s; trying fallback %s", r->id, msg,
+			 r->chain[r->cur + 1]->ref);
+		(void)t;
+		free(r->error);
+		r->error = msg;
+		r->cur++;
+		free(r->stream_error);
+		r->stream_error = NULL;
+		r->nevents = 0;
+		r->done_marker = 0;
+		free(r->finish_reason);
+		r->finish_reason = NULL;
+		run_attempt(r);
+		return;
+	}
+	free(r->error);
+	r->error = msg;
+	run_finish(r, st, NULL, http_status);
+}
+
+static int run_map_status(int upstream)
+{
+	if (upstream == 429)
+		return 429;
+	if (upstream == 400 || upstream == 413 || upstream == 422)
+		return 400;
+	if (upstream == 408 || upstream == 504)
+		return 504;
+	return 502;
+}
+
+static void run_on_done(void *arg, int status, int curl_err,
+			const char *curl_msg, const char *body, size_t blen,
+			int overflow)
+{
+	struct run *r = arg;
+	struct agent_target *t = r->chain[r->cur];
+	json_t *o, *e;
+	const char *m;
+	char *msg;
+
+	r->http = NULL;
+	if (r->ended)
+		return;
+	if (curl_err) {
+		if (curl_err == CURLE_OPERATION_TIMEDOUT)
+			run_fail(r, RUN_TIMEOUT, xasprintf(
+				"provider '%s' (model %s): timed out (%s)",
+				t->provider, t->model,
+				curl_msg ? curl_msg : "timeout"), 504);
+		else
+			run_fail(r, RUN_ERROR, xasprintf(
+				"provider '%s' (model %s): upstream request "
+				"failed: %s", t->provider, t->model,
+				curl_msg ? curl_msg : "transport error"), 502);
+		return;
+	}
+	if (status < 200 || status >= 300) {
+		o = json_loadb(body, blen, 0, NULL);
+		e = json_object_get(o, "error");
+		m = json_string_value(json_object_get(e, "message"));
+		if (!m)
+			m = json_string_value(e);
+		if (!m)
+			m = json_string_value(json_object_get(o, "message"));
+		msg = xasprintf("provider '%s' (model %s) returned HTTP %d%s%.*s",
+				t->provider, t->model, status, m ? ": " : "",
+				RUN_ERR_PREVIEW, m ? m : "");
+		json_decref(o);
+		run_fail(r, RUN_ERROR, msg, run_map_status(status));
+		return;
+	}
+	if (overflow) {
+		run_fail(r, RUN_ERROR, xasprintf("provider '%s' (model %s): "
+			 "upstream response too large", t->provider, t->model),
+			 502);
+		return;
+	}
+	if (!r->nevents && blen) {
+		/* A plain JSON completion (the server ignored stream). */
+		o = json_loadb(body, blen, 0, NULL);
+		if (!o) {
+			run_fail(r, RUN_ERROR, xasprintf(
+				"provider '%s' (model %s): unreadable "
+				"response", t->provider, t->model), 502);
+			return;
+		}
+		run_chunk(r, o, 1);
+		json_decref(o);
+		if (!r->stream_error && !r->finish_reason)
+			r->finish_reason = xstrdup("stop");
+	}
+	if (r->stream_error) {
+		msg = xasprintf("provider '%s' (model %s): %s", t->provider,
+				t->model, r->stream_error);
+		run_fail(r, RUN_ERROR, msg, 502);
+		return;
+	}
+	if (!r->done_marker && !r->finish_reason) {
+		run_fail(r, RUN_ERROR, xasprintf(
+			"provider '%s' (model %s): the stream ended before "
+			"the answer was complete", t->provider, t->model),
+			502);
+		return;
+	}
+	free(r->model_used);
+	r->model_used = xstrdup(t->ref);
+	free(r->error);
+	r->error = NULL;
+	if (!r->finish_reason)
+		r->finish_reason = xstrdup(r->tool_calls ? "tool_calls"
+							 : "stop");
+	run_finish(r, RUN_OK, NULL, 0);
+}
+
+/* Agent thread: start the request for chain[cur]. */
+static void run_attempt(struct run *r)
+{
+	struct agent_target *t;
+	struct provider_http_req hr = {0};
+	struct provider_http_cbs cbs = {0};
+	json_t *body;
+	char *text, *err = NULL;
+
+	if (r->ended)
+		return;
+	if (r->abort_req) {
+		run_finish(r, RUN_ABORTED, "run aborted", 499);
+		return;
+	}
+	t = r->chain[r->cur];
+	if (t->error) {
+		run_fail(r, RUN_ERROR, xstrdup(t->error), 502);
+		return;
+	}
+	body = json_deep_copy(r->req);
+	json_object_set_new(body, "model", json_string(t->model));
+	if (t->usage_in_stream && !json_object_get(body, "stream_options"))
+		json_object_set_new(body, "stream_options",
+				    json_pack("{s:b}", "include_usage", 1));
+	text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	hr.url = t->url;
+	hr.body = text;
+	hr.headers = t->headers;
+	hr.api_key = t->api_key;
+	/* The provider's timeoutSeconds bounds silence (connect, first
+	 * byte, gaps in the stream); the request's timeout, when given,
+	 * bounds the whole answer. */
+	hr.timeout_ms = r->timeout_ms;
+	hr.idle_timeout_ms = t->timeout_ms;
+	hr.connect_timeout_ms = RUN_CONNECT_TIMEOUT_MS < t->timeout_ms
+				? RUN_CONNECT_TIMEOUT_MS : t->timeout_ms;
+	cbs.on_event = run_on_event;
+	cbs.on_done = run_on_done;
+	cbs.arg = r;
+	log_debug("agent", "run %s: %s via %s", r->id, t->ref, t->url);
+	r->http = provider_http_start(r->rt->prov, &hr, &cbs, &err);
+	free(text);
+	if (!r->http)
+		run_fail(r, RUN_ERROR, xasprintf("provider '%s': %s",
+						 t->provider, err), 502);
+	free(err);
+}
+
+static void run_attempt_job(void *arg)
+{
+	struct run *r = arg;
+
+	run_attempt(r);
+	run_unref(r);
+}
+
+/* ---- start ------------------------------------------------------------------ */
+
+struct run_beginjob {
+	struct agent_rt *rt;
+	struct session_begin b;
+	json_t *events;
+};
+
+static int run_begin_tx(sqlite3 *db, void *arg)
+{
+	struct run_beginjob *j = arg;
+
+	return session_begin_tx(db, &j->b, j->events);
+}
+
+static void run_begin_done(int rc, void *arg)
+{
+	struct run_beginjob *j = arg;
+
+	if (rc == GW_OK)
+		agent_emit(j->rt, j->events);
+	else {
+		log_warn("agent", "run %s: transcript start failed: %s",
+			 j->b.run_id, gw_err_str(rc));
+		json_decref(j->events);
+	}
+	free(j->b.key);
+	free(j->b.agent_id);
+	free(j->b.run_id);
+	free(j->b.channel);
+	json_decref(j->b.messages);
+	free(j);
+}
+
+/* OpenAI messages for the upstream: developer → system; the system prompt
+ * (workspace files + request text) first; then history; then rq's. */
+static json_t *run_messages(struct agent_rt *rt, const struct gw_config *cfg,
+			    const char *agent, struct run_request *rq)
+{
+	json_t *out = json_array(), *m, *c;
+	char *ws = agent_workspace_prompt(rt, cfg, agent), *sys = NULL;
+	const char *role;
+	size_t i;
+
+	if (ws && rq->extra_system && *rq->extra_system)
+		sys = xasprintf("%s\n\n%s", ws, rq->extra_system);
+	else if (ws)
+		sys = xstrdup(ws);
+	else if (rq->extra_system && *rq->extra_system)
+		sys = xstrdup(rq->extra_system);
+	if (sys)
+		json_array_append_new(out, json_pack("{s:s,s:s}", "role",
+						     "system", "content",
+						     sys));
+	if (rq->use_history)
+		session_history_openai(rt->store, rq->session_key,
+				       SESSION_HISTORY_MAX, out);
+	json_array_foreach(rq->messages, i, m) {
+		if (!json_is_object(m))
+			continue;
+		role = json_string_value(json_object_get(m, "role"));
+		if (role && strcmp(role, "developer") == 0) {
+			c = json_deep_copy(m);
+			json_object_set_new(c, "role", json_string("system"));
+			json_array_append_new(out, c);
+		} else {
+			json_array_append(out, m);
+		}
+	}
+	free(ws);
+	free(sys);
+	return out;
+}
+
+/* What the transcript records of the request: the user messages of a
+ * WS turn, or the last user message of an HTTP request. */
+static json_t *run_transcript_in(struct run_request *rq)
+{
+	json_t *out = json_array(), *m, *last = NULL;
+	const char *role;
+	char *text;
+	size_t i;
+
+	json_array_foreach(rq->messages, i, m) {
+		role = json_string_value(json_object_get(m, "role"));
+		if (!role || strcmp(role, "user") != 0)
+			continue;
+		if (!rq->use_history) {
+			last = m;
+			continue;
+		}
+		text = session_content_text(json_object_get(m, "content"));
+		json_array_append_new(out, session_message_new("user", text));
+		free(text);
+	}
+	if (last) {
+		text = session_content_text(json_object_get(last, "content"));
+		json_array_append_new(out, session_message_new("user", text));
+		free(text);
+	}
+	return out;
+}
+
+static void run_replay_job(void *arg)
+{
+	run_deliver(arg);
+}
+
+/* A finished run with this id within the TTL: a replay run. */
+static struct run *run_replay_new(struct agent_rt *rt, const char *id,
+				  const char *key, const char *agent,
+				  const char *status, json_t *result)
+{
+	struct run *r = run_alloc(rt, id, key, agent);
+
+	r->is_replay = 1;
+	if (!result || !json_is_object(result)) {
+		json_decref(result);
+		result = json_pack("{s:s,s:s,s:s,s:s}", "runId", id,
+				   "sessionKey", key, "status",
+				   strcmp(status, "running") == 0 ? "error"
+								  : status,
+				   "error", "run interrupted by a gateway "
+				   "restart");
+	}
+	r->replay = result;
+	r->delivered = 0;
+	return r;
+}
+
+int run_start(struct agent_rt *rt, struct run_request *rq,
+	      const struct run_sink *sink, struct run **out, char **err)
+{
+	struct gw_config *cfg = config_current();
+	struct run *r = NULL;
+	struct run_beginjob *bj;
+	struct agent_observer obs;
+	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
+	char idbuf[37];
+	json_t *res = NULL, *msgs = NULL, *v;
+	const char *k;
+	int rc = GW_EINVAL;
+
+	*out = NULL;
+	*err = NULL;
+	rq->origin = RUN_NEW;
+	if (!rq->session_key || !*rq->session_key) {
+		*err = xstrdup("session key required");
+		goto out;
+	}
+	agent = agent_canon_id(rt, cfg, rq->agent_id);
+	if (!agent) {
+		*err = xasprintf("Unknown agent '%s'.", rq->agent_id);
+		goto out;
+	}
+	if (rq->run_id && *rq->run_id) {
+		/* Idempotency: the same key joins or replays its run. */
+		r = run_find(rt, rq->run_id);
+		if (r && (!sink || run_attach(r, sink) == GW_OK)) {
+			rq->origin = RUN_JOINED;
+			*out = r;
+			r = NULL;
+			rc = GW_OK;
+			goto out;
+		}
+		run_unref(r);
+		r = NULL;
+		if (session_idem_get(rt->store, rq->run_id, &st, &key, &res) ==
+		    GW_OK) {
+			r = run_replay_new(rt, rq->run_id, key, agent, st, res);
+			rq->origin = RUN_REPLAY;
+			res = NULL;
+			if (sink)
+				run_attach(r, sink);
+			run_ref(r);
+			if (provider_post(rt->prov, run_replay_job, r) != 0) {
+				run_unref(r);
+				run_unref(r);
+				r = NULL;
+				*err = xstrdup("gateway is stopping");
+				rc = GW_EUNAVAIL;
+				goto out;
+			}
+			*out = r;
+			r = NULL;
+			rc = GW_OK;
+			goto out;
+		}
+	} else {
+		util_uuid(idbuf);
+	}
+	r = run_alloc(rt, rq->run_id && *rq->run_id ? rq->run_id : idbuf,
+		      rq->session_key, agent);
+	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
+	override = rq->model_override && *rq->model_override
+		   ? xstrdup(rq->model_override)
+		   : session_model_override(rt->store, rq->session_key);
+	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
+				 &r->nchain, err);
+	if (rc != GW_OK)
+		goto out;
+	msgs = run_messages(rt, cfg, agent, rq);
+	r->req = json_pack("{s:o,s:b}", "messages", msgs, "stream", 1);
+	if (json_is_object(rq->params)) {
+		json_object_foreach(rq->params, k, v)
+			if (strcmp(k, "messages") && strcmp(k, "model") &&
+			    strcmp(k, "stream"))
+				json_object_set(r->req, k, v);
+	}
+	if (rq->tools && json_array_size(rq->tools))
+		json_object_set(r->req, "tools", rq->tools);
+	if (rq->tool_choice)
+		json_object_set(r->req, "tool_choice", rq->tool_choice);
+	r->timeout_ms = rq->timeout_ms;
+
+	/* Live: the list holds one reference. */
+	pthread_mutex_lock(&rt->mu);
+	if (rt->stopping) {
+		pthread_mutex_unlock(&rt->mu);
+		*err = xstrdup("gateway is stopping");
+		rc = GW_EUNAVAIL;
+		goto out;
+	}
+	run_ref(r);
+	r->live = 1;
+	r->next = rt->runs;
+	if (rt->runs)
+		rt->runs->prev = r;
+	rt->runs = r;
+	rt->nruns++;
+	obs = rt->obs;
+	pthread_mutex_unlock(&rt->mu);
+	/* Observers first: their events go out before the caller's end. */
+	if (obs.on_run)
+		obs.on_run(obs.arg, r);
+	if (sink)
+		run_attach(r, sink);
+
+	bj = xcalloc(1, sizeof(*bj));
+	bj->rt = rt;
+	bj->events = json_array();
+	bj->b.key = xstrdup(r->session_key);
+	bj->b.agent_id = xstrdup(agent);
+	bj->b.run_id = xstrdup(r->id);
+	bj->b.channel = r->channel ? xstrdup(r->channel) : NULL;
+	bj->b.messages = run_transcript_in(rq);
+	if (!rt->store ||
+	    store_write(rt->store, run_begin_tx, bj, run_begin_done) != GW_OK)
+		run_begin_done(GW_EUNAVAIL, bj);
+
+	run_ref(r);
+	if (provider_post(rt->prov, run_attempt_job, r) != 0) {
+		/* Stopping: nothing will drive it; end it here. */
+		run_unref(r);
+		run_unlink(r);
+		*err = xstrdup("gateway is stopping");
+		rc = GW_EUNAVAIL;
+		goto out;
+	}
+	log_info("agent", "run %s started (agent %s, session %s, model %s)",
+		 r->id, agent, r->session_key, r->chain[0]->ref);
+	*out = r;
+	r = NULL;
+	rc = GW_OK;
+out:
+	json_decref(rq->messages);
+	rq->messages = NULL;
+	json_decref(rq->tools);
+	rq->tools = NULL;
+	json_decref(rq->tool_choice);
+	rq->tool_choice = NULL;
+	json_decref(rq->params);
+	rq->params = NULL;
+	json_decref(res);
+	run_unref(r);
+	free(agent);
+	free(override);
+	free(st);
+	free(key);
+	config_unref(cfg);
+	return rc;
+}
+
+/* ---- abort ------------------------------------------------------------------ */
+
+static void run_abort_job(void *arg)
+{
+	struct run *r = arg;
+
+	if (!r->ended) {
+		r->abort_req = 1;
+		if (r->http) {
+			provider_http_cancel(r->http);
+			r->http = NULL;
+			run_finish(r, RUN_ABORTED, "run aborted", 499);
+		}
+		/* Otherwise run_attempt sees abort_req and ends it. */
+	}
+	run_unref(r);
+}
+
+void run_abort(struct run *r)
+{
+	if (!r || r->is_replay)
+		return;
+	run_ref(r);
+	if (provider_post(r->rt->prov, run_abort_job, r) != 0)
+		run_unref(r);
+}
+
+json_t *run_ids_of_session(struct agent_rt *rt, const char *session_key)
+{
+	json_t *a = json_array();
+	struct run *r;
+
+	pthread_mutex_lock(&rt->mu);
+	for (r = rt->runs; r; r = r->next)
+		if (strcmp(r->session_key, session_key) == 0)
+			json_array_append_new(a, json_string(r->id));
+	pthread_mutex_unlock(&rt->mu);
+	return a;
+}
+
+int run_abort_session(struct agent_rt *rt, const char *session_key)
+{
+	struct run *r, **v = NULL;
+	size_t n = 0, i;
+
+	pthread_mutex_lock(&rt->mu);
+	for (r = rt->runs; r; r = r->next) {
+		if (strcmp(r->session_key, session_key) != 0)
+			continue;
+		run_ref(r);
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		v[n++] = r;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	for (i = 0; i < n; i++) {
+		run_abort(v[i]);
+		run_unref(v[i]);
+	}
+	free(v);
+	return (int)n;
+}
+
+void run_abort_all(struct agent_rt *rt, int wait_ms)
+{
+	struct run *r, **v = NULL;
+	struct timespec ts;
+	size_t n = 0, i;
+
+	pthread_mutex_lock(&rt->mu);
+	rt->stopping = 1;
+	for (r = rt->runs; r; r = r->next) {
+		run_ref(r);
+		v = xrealloc(v, (n + 1) * sizeof(*v));
+		v[n++] = r;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	for (i = 0; i < n; i++) {
+		run_abort(v[i]);
+		run_unref(v[i]);
+	}
+	free(v);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += wait_ms / 1000;
+	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&rt->mu);
+	while (rt->nruns > 0 &&
+	       pthread_cond_timedwait(&rt->idle, &rt->mu, &ts) == 0)
+		;
+	if (rt->nruns)
+		log_warn("agent", "%d run(s) still ending at shutdown",
+			 rt->nruns);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+/* ---- agent.wait ------------------------------------------------------------ */
+
+struct run_waiter {
+	struct agent_rt *rt;
+	char *id;
+	struct run *r;			/* attached run, or NULL */
+	struct run_sink sink;
+	struct provider_timer *timer;
+	run_wait_fn fn;
+	void *arg;
+	json_t *ready;			/* answer known before setup */
+	int answered, setup;
+	int64_t timeout_ms;
+};
+
+static void run_waiter_free(struct run_waiter *w)
+{
+	run_unref(w->r);
+	json_decref(w->ready);
+	free(w->id);
+	free(w);
+}
+
+static json_t *run_wait_payload(const struct run_result *res)
+{
+	json_t *o = json_pack("{s:s,s:s,s:I,s:I}", "runId", res->run_id,
+			      "status", res->status == RUN_OK ? "ok" :
+			      res->status == RUN_TIMEOUT ? "timeout" : "error",
+			      "startedAt", (json_int_t)res->started_at,
+			      "endedAt", (json_int_t)res->ended_at);
+
+	if (res->status != RUN_OK && res->error)
+		json_object_set_new(o, "error", json_string(res->error));
+	return o;
+}
+
+/* Agent thread: the run ended. */
+static void run_wait_end(void *arg, const struct run_result *res)
+{
+	struct run_waiter *w = arg;
+
+	if (w->answered)
+		return;
+	w->answered = 1;
+	w->fn(w->arg, run_wait_payload(res));
+	if (w->setup) {
+		if (w->timer)
+			provider_timer_cancel(w->rt->prov, w->timer);
+		run_waiter_free(w);
+	}
+}
+
+static void run_wait_timeout(void *arg)
+{
+	struct run_waiter *w = arg;
+
+	w->timer = NULL;
+	if (w->r)
+		run_detach(w->r, &w->sink);
+	if (!w->answered) {
+		w->answered = 1;
+		w->fn(w->arg, json_pack("{s:s,s:s}", "runId", w->id, "status",
+					"timeout"));
+	}
+	run_waiter_free(w);
+}
+
+static void run_wait_setup(void *arg)
+{
+	struct run_waiter *w = arg;
+
+	w->setup = 1;
+	if (w->ready && !w->answered) {
+		w->answered = 1;
+		w->fn(w->arg, w->ready);
+		w->ready = NULL;
+	}
+	if (w->answered) {
+		run_waiter_free(w);
+		return;
+	}
+	w->timer = provider_timer_add(w->rt->prov, w->timeout_ms,
+				      run_wait_timeout, w);
+}
+
+int run_wait(struct agent_rt *rt, const char *id, int64_t timeout_ms,
+	     run_wait_fn fn, void *arg)
+{
+	struct run_waiter *w = xcalloc(1, sizeof(*w));
+	json_t *st = NULL;
+
+	w->rt = rt;
+	w->id = xstrdup(id);
+	w->fn = fn;
+	w->arg = arg;
+	w->timeout_ms = timeout_ms;
+	w->sink.on_end = run_wait_end;
+	w->sink.arg = w;
+	w->r = run_find(rt, id);
+	if (w->r && run_attach(w->r, &w->sink) != GW_OK) {
+		run_unref(w->r);
+		w->r = NULL;
+	}
+	if (!w->r && session_run_status(rt, id, &st) == GW_OK) {
+		if (strcmp(json_string_value(json_object_get(st, "status")),
+			   "running") != 0)
+			w->ready = st;
+		else
+			json_decref(st);
+	}
+	if (provider_post(rt->prov, run_wait_setup, w) != 0) {
+		if (w->r)
+			run_detach(w->r, &w->sink);
+		run_waiter_free(w);
+		return GW_EUNAVAIL;
+	}
+	return GW_OK;
+}

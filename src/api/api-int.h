@@ -1,0 +1,100 @@
+/* Shared by the HTTP face files only (api.c, api-openai.c, api-responses.c,
+ * api-embeddings.c, api-tools.c, api-hooks.c, api-cors.c). */
+#pragma once
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+
+struct gw_config;
+struct http_req;
+
+#define API_RESP_MAP_MAX 4096	/* previous_response_id entries kept */
+
+/* previous_response_id → session (responses), bounded ring. */
+struct api_resp_map {
+	pthread_mutex_t mu;
+	struct api_resp_ent {
+		char id[48];
+		char *session_key;
+		char *agent_id;
+		char *user;
+	} *ents;
+	size_t n, next;
+};
+
+struct api {
+	struct api_deps d;
+	struct limiter *hook_limiter;	/* hooks: failures per client IP */
+	struct api_resp_map resp_map;
+};
+
+/* ---- api.c: helpers ------------------------------------------------------ */
+
+/* OpenAI error JSON {"error":{"message","type"}} (owned). */
+char *api_error_json(const char *type, const char *msg);
+void api_error(struct http_req *r, int status, const char *type,
+	       const char *msg);
+/* Reply with v (stolen) as compact JSON. */
+void api_reply_json(struct http_req *r, int status, json_t *v);
+/* A boolean at a dotted path of the config file, else def. */
+int api_cfg_bool(const struct gw_config *c, const char *path, int def);
+/* The body as a JSON object; NULL after answering 400 itself. */
+json_t *api_body_object(struct http_req *r);
+/* A header value, trimmed; NULL when absent or empty. */
+const char *api_header(struct http_req *r, const char *name);
+
+/* ---- api-openai.c: shared by the OpenAI-shaped endpoints ---------------- */
+
+/* Resolve the agent: x-openclaw-agent-id (x-openclaw-agent), then model,
+ * then the default agent. On success *agent_id (owned, lowercase) and,
+ * when model names a provider model that the gateway lists,
+ * *model_override (owned). Else -1 with the message in *err (owned). */
+int api_openai_agent(struct api *a, struct http_req *r,
+		     const struct gw_config *cfg, const char *model,
+		     char **agent_id, char **model_override, char **err);
+/* Session key: x-openclaw-session-key, else from user, else a new one;
+ * prefix "openai" or "openresponses". -1 with *err on a reserved key. */
+int api_openai_session(struct http_req *r, const char *agent_id,
+		       const char *prefix, const char *user, char **key,
+		       char **err);
+/* x-openclaw-model, x-openclaw-message-channel (defaults applied). */
+const char *api_openai_channel(struct http_req *r);
+
+void api_openai_models(struct api *a, struct http_req *r,
+		       struct gw_config *cfg);
+void api_openai_model(struct api *a, struct http_req *r,
+		      struct gw_config *cfg);
+void api_openai_chat(struct api *a, struct http_req *r,
+		     struct gw_config *cfg);
+
+/* ---- api-responses.c, api-embeddings.c, api-tools.c --------------------- */
+
+void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg);
+void api_resp_map_init(struct api_resp_map *m);
+void api_resp_map_free(struct api_resp_map *m);
+void api_embeddings(struct api *a, struct http_req *r, struct gw_config *cfg);
+void api_tools_invoke(struct api *a, struct http_req *r,
+		      struct gw_config *cfg);
+
+/* ---- api-hooks.c ------------------------------------------------------------ */
+
+/* When hooks are enabled and path is <base> or <base>/...: the length of
+ * <base> in path; else 0. */
+size_t api_hooks_match(const struct gw_config *cfg, const char *path);
+size_t api_hooks_body_limit(const struct gw_config *cfg);
+/* sub: the path after <base> ("" or "/wake", ...). */
+void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
+	       const char *sub);
+
+/* ---- api-cors.c ------------------------------------------------------------- */
+
+/* Add CORS headers for an allowed Origin. Returns 1 when the request was
+ * a preflight and has been answered. allow: the route's methods or NULL
+ * (unknown route). */
+int api_cors(struct http_req *r, const struct gw_config *cfg,
+	     const char *allow);

@@ -1,0 +1,982 @@
+/* The OpenAI-compatible face: GET /v1/models, /v1/models/{id} and
+ * POST /v1/chat/completions (JSON and SSE), plus the model → agent and
+ * session-key rules shared with /v1/responses and /v1/embeddings
+ * (reference/http-config-cli.md §1.3-1.5).
+ *
+ * A chat request becomes one run of the agent core; its sink turns deltas
+ * into SSE chunks (or collects nothing and answers once at the end). The
+ * sink runs on the agent thread; the HTTP side is an http_async handle, so
+ * no MHD call blocks. When the client goes away the sink is detached on a
+ * worker (run_detach may wait for a callback in flight), and a stateless
+ * run nobody else can see is aborted. */
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "agent/agent.h"
+#include "api/api-int.h"
+#include "config/config.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/workq.h"
+#include "net/http.h"
+
+#define OA_MAX_IMAGES 8
+#define OA_MAX_STOP 4
+#define OA_MAX_USER 256
+#define OA_MAX_KEY 512
+#define OA_EMPTY_REPLY "No response from OpenClaw."
+#define OA_BAD_MODEL "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`."
+
+/* ---- model → agent, session key ------------------------------------------- */
+
+static int api_openai_id_ok(const char *s)
+{
+	size_t i, n = strlen(s);
+
+	if (n == 0 || n > 64 || !isalnum((unsigned char)s[0]))
+		return 0;
+	for (i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '-')
+			return 0;
+	return 1;
+}
+
+static char *api_openai_lower(const char *s)
+{
+	char *d = xstrdup(s), *p;
+
+	for (p = d; *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return d;
+}
+
+/* The agent named by a model string: 1 with *id (owned; NULL = default),
+ * 0 when it is not an openclaw model id. */
+static int api_openai_model_agent(const char *model, char **id)
+{
+	*id = NULL;
+	if (!model || !*model || strcasecmp(model, "openclaw") == 0 ||
+	    strcasecmp(model, "openclaw/default") == 0)
+		return 1;
+	if (strncasecmp(model, "openclaw", 8) == 0 &&
+	    (model[8] == '/' || model[8] == ':') &&
+	    api_openai_id_ok(model + 9)) {
+		*id = api_openai_lower(model + 9);
+		return 1;
+	}
+	if (strncasecmp(model, "agent:", 6) == 0 &&
+	    api_openai_id_ok(model + 6)) {
+		*id = api_openai_lower(model + 6);
+		return 1;
+	}
+	return 0;
+}
+
+/* "provider/model" ids the gateway lists (new reference, maybe empty). */
+static json_t *api_openai_provider_ids(struct api *a)
+{
+	json_t *out = json_array(), *m, *v;
+	size_t i;
+
+	if (!a->d.agents)
+		return out;
+	m = agent_models(a->d.agents);
+	json_array_foreach(json_object_get(m, "models"), i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *pv = json_string_value(json_object_get(v,
+							       "provider"));
+		char *full;
+
+		if (!id)
+			continue;
+		if (pv && !(strncmp(id, pv, strlen(pv)) == 0 &&
+			    id[strlen(pv)] == '/'))
+			full = xasprintf("%s/%s", pv, id);
+		else
+			full = xstrdup(id);
+		json_array_append_new(out, json_pack("{s:s,s:s}", "id", full,
+			"owned_by", pv ? pv : "openclaw"));
+		free(full);
+	}
+	json_decref(m);
+	return out;
+}
+
+static int api_openai_provider_listed(struct api *a, const char *model)
+{
+	json_t *ids = api_openai_provider_ids(a), *v;
+	size_t i;
+	int found = 0;
+
+	json_array_foreach(ids, i, v)
+		if (strcmp(json_string_value(json_object_get(v, "id")),
+			   model) == 0)
+			found = 1;
+	json_decref(ids);
+	return found;
+}
+
+int api_openai_agent(struct api *a, struct http_req *r,
+		     const struct gw_config *cfg, const char *model,
+		     char **agent_id, char **model_override, char **err)
+{
+	const char *h = api_header(r, "x-openclaw-agent-id");
+	const char *mh = api_header(r, "x-openclaw-model");
+	char *id = NULL;
+
+	*agent_id = NULL;
+	*model_override = NULL;
+	*err = NULL;
+	if (!h)
+		h = api_header(r, "x-openclaw-agent");
+	if (!api_openai_model_agent(model, &id)) {
+		/* A provider model the gateway lists (pain point: model
+		 * pickers) runs on the default agent with that model. */
+		if (api_cfg_bool(cfg, "gateway.http.models."
+				 "includeProviderModels", 0) &&
+		    api_openai_provider_listed(a, model)) {
+			*model_override = xstrdup(model);
+		} else {
+			*err = xstrdup(OA_BAD_MODEL);
+			return -1;
+		}
+	}
+	if (h) {
+		free(id);
+		if (!api_openai_id_ok(h)) {
+			*err = xasprintf("Invalid `x-openclaw-agent-id`.");
+			goto fail;
+		}
+		id = api_openai_lower(h);
+	}
+	if (!id && a->d.agents)
+		id = api_openai_lower(agent_default_id(a->d.agents));
+	if (!id)
+		id = xstrdup("main");
+	if (a->d.agents && !agent_exists(a->d.agents, id)) {
+		*err = xasprintf("Unknown agent '%s'.", id);
+		goto fail;
+	}
+	if (mh) {
+		if (strlen(mh) > 256 || strchr(mh, ' ')) {
+			*err = xstrdup("Invalid `x-openclaw-model`.");
+			goto fail;
+		}
+		free(*model_override);
+		*model_override = xstrdup(mh);
+	}
+	*agent_id = id;
+	return 0;
+fail:
+	free(id);
+	free(*model_override);
+	*model_override = NULL;
+	return -1;
+}
+
+int api_openai_session(struct http_req *r, const char *agent_id,
+		       const char *prefix, const char *user, char **key,
+		       char **err)
+{
+	static const char *const reserved[] = { "subagent:", "cron:",
+						"acp:" };
+	const char *h = api_header(r, "x-openclaw-session-key");
+	char uuid[37];
+	size_t i;
+
+	*key = NULL;
+	*err = NULL;
+	if (h) {
+		for (i = 0; i < ARRAY_SIZE(reserved); i++)
+			if (strncasecmp(h, reserved[i],
+					strlen(reserved[i])) == 0)
+				break;
+		if (i < ARRAY_SIZE(reserved) || strlen(h) > OA_MAX_KEY) {
+			*err = xstrdup("`x-openclaw-session-key` cannot use "
+				       "reserved internal session namespaces.");
+			return -1;
+		}
+		*key = xstrdup(h);
+		return 0;
+	}
+	if (user && *user) {
+		if (strlen(user) > OA_MAX_USER) {
+			*err = xasprintf("`user` is too long (max %d).",
+					 OA_MAX_USER);
+			return -1;
+		}
+		*key = xasprintf("agent:%s:%s-user:%s", agent_id, prefix,
+				 user);
+		return 0;
+	}
+	util_uuid(uuid);
+	*key = xasprintf("agent:%s:%s:%s", agent_id, prefix, uuid);
+	return 0;
+}
+
+const char *api_openai_channel(struct http_req *r)
+{
+	const char *c = api_header(r, "x-openclaw-message-channel");
+
+	return c && strlen(c) <= 64 ? c : "webchat";
+}
+
+/* ---- GET /v1/models ------------------------------------------------------------ */
+
+static json_t *api_openai_model_obj(const char *id, const char *owner)
+{
+	return json_pack("{s:s,s:s,s:i,s:s,s:[]}", "id", id, "object",
+			 "model", "created", 0, "owned_by", owner,
+			 "permission");
+}
+
+static void api_openai_add_id(json_t *data, const char *id,
+			      const char *owner)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(data, i, v)
+		if (strcmp(json_string_value(json_object_get(v, "id")),
+			   id) == 0)
+			return;
+	json_array_append_new(data, api_openai_model_obj(id, owner));
+}
+
+/* Every model object /v1/models lists (new reference). */
+static json_t *api_openai_model_list(struct api *a,
+				     const struct gw_config *cfg)
+{
+	json_t *data = json_array(), *agents = NULL, *arr, *v;
+	const char *def = a->d.agents ? agent_default_id(a->d.agents) :
+		"main";
+	char *id;
+	size_t i;
+
+	api_openai_add_id(data, "openclaw", "openclaw");
+	api_openai_add_id(data, "openclaw/default", "openclaw");
+	id = xasprintf("openclaw/%s", def);
+	api_openai_add_id(data, id, "openclaw");
+	free(id);
+	if (a->d.agents) {
+		agents = agent_list(a->d.agents);
+		arr = json_is_array(agents) ? agents :
+			json_object_get(agents, "agents");
+		json_array_foreach(arr, i, v) {
+			const char *aid = json_string_value(
+				json_object_get(v, "id"));
+
+			if (!aid)
+				continue;
+			id = xasprintf("openclaw/%s", aid);
+			api_openai_add_id(data, id, "openclaw");
+			free(id);
+		}
+		json_decref(agents);
+	}
+	if (api_cfg_bool(cfg, "gateway.http.models.includeProviderModels",
+			 0)) {
+		json_t *pm = api_openai_provider_ids(a);
+
+		json_array_foreach(pm, i, v)
+			api_openai_add_id(data,
+				json_string_value(json_object_get(v, "id")),
+				json_string_value(json_object_get(v,
+							"owned_by")));
+		json_decref(pm);
+	}
+	return data;
+}
+
+void api_openai_models(struct api *a, struct http_req *r,
+		       struct gw_config *cfg)
+{
+	api_reply_json(r, 200, json_pack("{s:s,s:o}", "object", "list",
+		"data", api_openai_model_list(a, cfg)));
+}
+
+void api_openai_model(struct api *a, struct http_req *r,
+		      struct gw_config *cfg)
+{
+	const char *id = http_req_path(r) + strlen("/v1/models/");
+	json_t *data, *v;
+	size_t i;
+	char *msg, *agent = NULL;
+
+	if (!*id) {
+		api_error(r, 400, "invalid_request_error",
+			  "Missing model id.");
+		return;
+	}
+	if (strchr(id, '%')) {
+		api_error(r, 400, "invalid_request_error",
+			  "Invalid model id encoding.");
+		return;
+	}
+	if (!api_openai_model_agent(id, &agent) &&
+	    !(api_cfg_bool(cfg, "gateway.http.models.includeProviderModels",
+			   0) && strchr(id, '/'))) {
+		api_error(r, 400, "invalid_request_error", "Invalid model id.");
+		return;
+	}
+	free(agent);
+	data = api_openai_model_list(a, cfg);
+	json_array_foreach(data, i, v) {
+		if (strcasecmp(json_string_value(json_object_get(v, "id")),
+			       id) == 0) {
+			api_reply_json(r, 200, json_incref(v));
+			json_decref(data);
+			return;
+		}
+	}
+	json_decref(data);
+	msg = xasprintf("Model '%s' not found.", id);
+	api_error(r, 404, "invalid_request_error", msg);
+	free(msg);
+}
+
+/* ---- POST /v1/chat/completions: validation ---------------------------------- */
+
+static int oa_num_in(const json_t *body, const char *k, double lo, double hi,
+		     char **err)
+{
+	const json_t *v = json_object_get(body, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_number(v) || json_number_value(v) < lo ||
+	    json_number_value(v) > hi || isnan(json_number_value(v))) {
+		*err = xasprintf("`%s` must be a number between %g and %g.",
+				 k, lo, hi);
+		return -1;
+	}
+	return 0;
+}
+
+static int oa_pos_int(const json_t *body, const char *k, char **err)
+{
+	const json_t *v = json_object_get(body, k);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_integer(v) || json_integer_value(v) < 1) {
+		*err = xasprintf("`%s` must be a positive integer.", k);
+		return -1;
+	}
+	return 0;
+}
+
+/* tools: function tools only, each with a name. */
+static int oa_check_tools(const json_t *tools, char **err)
+{
+	const json_t *t;
+	size_t i;
+
+	if (!tools || json_is_null(tools))
+		return 0;
+	if (!json_is_array(tools)) {
+		*err = xstrdup("`tools` must be an array.");
+		return -1;
+	}
+	json_array_foreach(tools, i, t) {
+		const char *ty = json_string_value(json_object_get(t, "type"));
+		const json_t *fn = json_object_get(t, "function");
+
+		if (!ty || strcmp(ty, "function") != 0 ||
+		    !json_is_object(fn) ||
+		    !json_is_string(json_object_get(fn, "name"))) {
+			*err = xasprintf("`tools[%zu]` must be a function "
+					 "tool with a name.", i);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int oa_check_tool_choice(const json_t *tc, char **err)
+{
+	const char *s = json_string_value(tc);
+
+	if (!tc || json_is_null(tc))
+		return 0;
+	if (s && (strcmp(s, "auto") == 0 || strcmp(s, "none") == 0 ||
+		  strcmp(s, "required") == 0))
+		return 0;
+	if (json_is_object(tc)) {
+		const char *ty = json_string_value(json_object_get(tc, "type"));
+
+		if (ty && strcmp(ty, "function") == 0 &&
+		    json_is_string(json_object_get(json_object_get(tc,
+				"function"), "name")))
+			return 0;
+	}
+	*err = xstrdup("`tool_choice` must be auto, none, required or "
+		       "{type:\"function\",function:{name}}.");
+	return -1;
+}
+
+static int oa_check_stop(const json_t *v, char **err)
+{
+	const json_t *e;
+	size_t i;
+
+	if (!v || json_is_null(v) || json_is_string(v))
+		return 0;
+	if (json_is_array(v) && json_array_size(v) <= OA_MAX_STOP) {
+		json_array_foreach(v, i, e)
+			if (!json_is_string(e))
+				goto bad;
+		return 0;
+	}
+bad:
+	*err = xstrdup("`stop` must be a string or an array of at most 4 "
+		       "strings.");
+	return -1;
+}
+
+/* Content: a string, or parts of text / image_url (data: URLs only unless
+ * allow_url). Counts images into *images, text into *has_text. */
+static int oa_check_content(const json_t *c, int allow_url, int *images,
+			    int *has_text, char **err)
+{
+	const json_t *p;
+	size_t i;
+
+	if (json_is_null(c) || !c)
+		return 0;
+	if (json_is_string(c)) {
+		if (json_string_length(c) > 0)
+			*has_text = 1;
+		return 0;
+	}
+	if (!json_is_array(c)) {
+		*err = xstrdup("Invalid content in `messages`.");
+		return -1;
+	}
+	json_array_foreach(c, i, p) {
+		const char *ty = json_string_value(json_object_get(p, "type"));
+
+		if (ty && (strcmp(ty, "text") == 0 ||
+			   strcmp(ty, "input_text") == 0)) {
+			const char *t = json_string_value(json_object_get(p,
+								  "text"));
+
+			if (t && *t)
+				*has_text = 1;
+		} else if (ty && strcmp(ty, "image_url") == 0) {
+			const json_t *iu = json_object_get(p, "image_url");
+			const char *url = json_string_value(json_is_object(iu) ?
+				json_object_get(iu, "url") : iu);
+
+			if (!url || (strncmp(url, "data:", 5) == 0 ?
+				     !strstr(url, ";base64,") :
+				     !allow_url)) {
+				*err = xstrdup("Invalid image_url content in "
+					       "`messages`.");
+				return -1;
+			}
+			(*images)++;
+		}
+	}
+	return 0;
+}
+
+/* Messages: system/developer joined into *system (owned); the rest copied
+ * (role function → tool) into *out. */
+static int oa_messages(const json_t *msgs, int allow_url, json_t **out,
+		       char **system, char **err)
+{
+	json_t *res = json_array(), *m;
+	const json_t *v;
+	size_t i, sys_len = 0;
+	char *sys = NULL;
+	int last_user_ok = 0;
+
+	*out = NULL;
+	*system = NULL;
+	if (!json_is_array(msgs) || json_array_size(msgs) == 0) {
+		*err = xstrdup("Missing user message in `messages`.");
+		goto fail;
+	}
+	json_array_foreach(msgs, i, v) {
+		const char *role = json_string_value(json_object_get(v,
+								  "role"));
+		const json_t *c = json_object_get(v, "content");
+		int images = 0, has_text = 0;
+
+		if (!json_is_object(v) || !role) {
+			*err = xasprintf("`messages[%zu]` must be an object "
+					 "with a role.", i);
+			goto fail;
+		}
+		if (oa_check_content(c, allow_url, &images, &has_text, err))
+			goto fail;
+		if (strcmp(role, "system") == 0 ||
+		    strcmp(role, "developer") == 0) {
+			const char *t = json_string_value(c);
+			size_t tl;
+
+			if (!t) {
+				const json_t *p;
+				size_t k;
+
+				/* parts: join the texts */
+				json_array_foreach(c, k, p) {
+					t = json_string_value(
+						json_object_get(p, "text"));
+					if (!t)
+						continue;
+					tl = strlen(t);
+					sys = xrealloc(sys, sys_len + tl + 3);
+					if (sys_len) {
+						memcpy(sys + sys_len, "\n\n", 2);
+						sys_len += 2;
+					}
+					memcpy(sys + sys_len, t, tl + 1);
+					sys_len += tl;
+				}
+				continue;
+			}
+			tl = strlen(t);
+			sys = xrealloc(sys, sys_len + tl + 3);
+			if (sys_len) {
+				memcpy(sys + sys_len, "\n\n", 2);
+				sys_len += 2;
+			}
+			memcpy(sys + sys_len, t, tl + 1);
+			sys_len += tl;
+			continue;
+		}
+		if (strcmp(role, "user") != 0 &&
+		    strcmp(role, "assistant") != 0 &&
+		    strcmp(role, "tool") != 0 &&
+		    strcmp(role, "function") != 0) {
+			*err = xasprintf("Invalid role '%s' in `messages`.",
+					 role);
+			goto fail;
+		}
+		if (images > OA_MAX_IMAGES) {
+			*err = xasprintf("Too many images (max %d).",
+					 OA_MAX_IMAGES);
+			goto fail;
+		}
+		m = json_deep_copy(v);
+		if (strcmp(role, "function") == 0)
+			json_object_set_new(m, "role", json_string("tool"));
+		if (strcmp(role, "user") == 0 || strcmp(role, "tool") == 0 ||
+		    strcmp(role, "function") == 0)
+			last_user_ok = has_text || images > 0;
+		json_array_append_new(res, m);
+	}
+	if (!last_user_ok) {
+		*err = xstrdup("Missing user message in `messages`.");
+		goto fail;
+	}
+	*out = res;
+	*system = sys;
+	return 0;
+fail:
+	json_decref(res);
+	free(sys);
+	return -1;
+}
+
+/* Upstream parameters passed through (new reference). */
+static json_t *oa_params(const json_t *body)
+{
+	static const char *const keys[] = { "temperature", "top_p", "stop",
+		"seed", "presence_penalty", "frequency_penalty",
+		"parallel_tool_calls", "response_format", "logit_bias" };
+	json_t *p = json_object();
+	const json_t *v;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(keys); i++) {
+		v = json_object_get(body, keys[i]);
+		if (v && !json_is_null(v))
+			json_object_set(p, keys[i], (json_t *)v);
+	}
+	v = json_object_get(body, "max_completion_tokens");
+	if (!v || json_is_null(v))
+		v = json_object_get(body, "max_tokens");
+	if (v && !json_is_null(v))
+		json_object_set(p, "max_tokens", (json_t *)v);
+	return p;
+}
+
+static int oa_validate(const json_t *body, char **err)
+{
+	const json_t *v;
+
+	if (oa_num_in(body, "temperature", 0, 2, err) ||
+	    oa_num_in(body, "top_p", 0, 1, err) ||
+	    oa_num_in(body, "frequency_penalty", -2, 2, err) ||
+	    oa_num_in(body, "presence_penalty", -2, 2, err) ||
+	    oa_pos_int(body, "max_tokens", err) ||
+	    oa_pos_int(body, "max_completion_tokens", err) ||
+	    oa_check_stop(json_object_get(body, "stop"), err) ||
+	    oa_check_tools(json_object_get(body, "tools"), err) ||
+	    oa_check_tool_choice(json_object_get(body, "tool_choice"), err))
+		return -1;
+	v = json_object_get(body, "seed");
+	if (v && !json_is_null(v) && !json_is_integer(v)) {
+		*err = xstrdup("`seed` must be an integer.");
+		return -1;
+	}
+	v = json_object_get(body, "n");
+	if (v && !json_is_null(v) && !(json_is_integer(v) &&
+				       json_integer_value(v) == 1)) {
+		*err = xstrdup("`n` must be 1.");
+		return -1;
+	}
+	v = json_object_get(body, "stream");
+	if (v && !json_is_null(v) && !json_is_boolean(v)) {
+		*err = xstrdup("`stream` must be a boolean.");
+		return -1;
+	}
+	v = json_object_get(body, "model");
+	if (v && !json_is_null(v) && !json_is_string(v)) {
+		*err = xstrdup(OA_BAD_MODEL);
+		return -1;
+	}
+	v = json_object_get(body, "user");
+	if (v && !json_is_null(v) && !json_is_string(v)) {
+		*err = xstrdup("`user` must be a string.");
+		return -1;
+	}
+	return 0;
+}
+
+/* ---- POST /v1/chat/completions: the run ------------------------------------- */
+
+struct oa_chat {
+	pthread_mutex_t mu;
+	int refs;
+	struct api *a;
+	struct http_async *as;
+	struct run *run;
+	struct run_sink sink;
+	int stream, include_usage;
+	int began, ended, deltas, abort_on_gone;
+	char id[48];
+	char *model;
+	int64_t created;
+};
+
+static void oa_chat_unref(struct oa_chat *c)
+{
+	int left;
+
+	pthread_mutex_lock(&c->mu);
+	left = --c->refs;
+	pthread_mutex_unlock(&c->mu);
+	if (left > 0)
+		return;
+	if (c->run)
+		run_unref(c->run);
+	free(c->model);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* One SSE chunk: choices [{index 0, delta, finish_reason}] (delta stolen;
+ * NULL = no choices). c->mu held. */
+static void oa_chat_emit(struct oa_chat *c, json_t *delta,
+			 const char *finish, json_t *usage)
+{
+	json_t *o;
+	char *s, *line;
+
+	o = json_pack("{s:s,s:s,s:I,s:s}", "id", c->id, "object",
+		      "chat.completion.chunk", "created",
+		      (json_int_t)c->created, "model", c->model);
+	if (delta)
+		json_object_set_new(o, "choices", json_pack("[{s:i,s:o,s:o}]",
+			"index", 0, "delta", delta, "finish_reason",
+			finish ? json_string(finish) : json_null()));
+	else
+		json_object_set_new(o, "choices", json_array());
+	if (usage)
+		json_object_set_new(o, "usage", usage);
+	s = json_dumps(o, JSON_COMPACT);
+	line = xasprintf("data: %s\n\n", s);
+	http_async_write(c->as, line, strlen(line));
+	free(line);
+	free(s);
+	json_decref(o);
+}
+
+/* Stream headers and the role chunk, once (c->mu held). */
+static void oa_chat_begin(struct oa_chat *c)
+{
+	if (c->began || !c->stream)
+		return;
+	c->began = 1;
+	http_async_header(c->as, "Cache-Control", "no-cache");
+	http_async_stream_begin(c->as, 200, "text/event-stream; charset=utf-8");
+	oa_chat_emit(c, json_pack("{s:s}", "role", "assistant"), NULL, NULL);
+}
+
+static void oa_chat_delta(void *arg, const char *text, size_t len)
+{
+	struct oa_chat *c = arg;
+
+	if (!c->stream || len == 0)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended) {
+		oa_chat_begin(c);
+		oa_chat_emit(c, json_pack("{s:s%}", "content", text, len),
+			     NULL, NULL);
+		c->deltas++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void oa_chat_tool(void *arg, const json_t *delta)
+{
+	struct oa_chat *c = arg;
+
+	if (!c->stream || !delta)
+		return;
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended) {
+		oa_chat_begin(c);
+		oa_chat_emit(c, json_pack("{s:[O]}", "tool_calls", delta),
+			     NULL, NULL);
+		c->deltas++;
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static json_t *oa_usage(const struct run_result *res)
+{
+	return json_pack("{s:I,s:I,s:I}", "prompt_tokens",
+			 (json_int_t)res->input_tokens, "completion_tokens",
+			 (json_int_t)res->output_tokens, "total_tokens",
+			 (json_int_t)(res->input_tokens + res->output_tokens));
+}
+
+static int oa_error_status(const struct run_result *res)
+{
+	if (res->status == RUN_TIMEOUT)
+		return 504;
+	if (res->http_status >= 400 && res->http_status <= 599)
+		return res->http_status;
+	return res->status == RUN_ABORTED ? 499 : 502;
+}
+
+static void oa_chat_reply(struct oa_chat *c, const struct run_result *res)
+{
+	const char *text = res->text ? res->text : "";
+	int tools = res->tool_calls && json_array_size(res->tool_calls) > 0;
+	json_t *msg, *o;
+	char *s;
+
+	if (res->status != RUN_OK) {
+		s = api_error_json("api_error", res->error ? res->error :
+				   "internal error");
+		http_async_reply_json(c->as, oa_error_status(res), s);
+		free(s);
+		c->as = NULL;
+		return;
+	}
+	if (!*text && !tools)
+		text = OA_EMPTY_REPLY;
+	msg = json_pack("{s:s}", "role", "assistant");
+	json_object_set_new(msg, "content", *text ? json_string(text) :
+			    json_null());
+	if (tools)
+		json_object_set(msg, "tool_calls", (json_t *)res->tool_calls);
+	o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id", c->id,
+		      "object", "chat.completion", "created",
+		      (json_int_t)c->created, "model", c->model, "choices",
+		      "index", 0, "message", msg, "finish_reason",
+		      tools ? "tool_calls" : res->finish_reason ?
+		      res->finish_reason : "stop", "usage", oa_usage(res));
+	s = json_dumps(o, JSON_COMPACT);
+	http_async_reply_json(c->as, 200, s);
+	c->as = NULL;
+	free(s);
+	json_decref(o);
+}
+
+static void oa_chat_end(void *arg, const struct run_result *res)
+{
+	struct oa_chat *c = arg;
+	int tools = res->tool_calls && json_array_size(res->tool_calls) > 0;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->ended) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	c->ended = 1;
+	if (!c->stream) {
+		oa_chat_reply(c, res);
+		goto out;
+	}
+	oa_chat_begin(c);
+	if (res->status != RUN_OK) {
+		char *t = xasprintf("Error: %s", res->error ? res->error :
+				    "internal error");
+
+		oa_chat_emit(c, json_pack("{s:s}", "content", t), "stop",
+			     NULL);
+		free(t);
+	} else {
+		if (c->deltas == 0 && res->text && *res->text)
+			oa_chat_emit(c, json_pack("{s:s}", "content",
+						  res->text), NULL, NULL);
+		if (c->deltas == 0 && tools)
+			oa_chat_emit(c, json_pack("{s:O}", "tool_calls",
+				(json_t *)res->tool_calls), NULL, NULL);
+		oa_chat_emit(c, json_object(), tools ? "tool_calls" :
+			     res->finish_reason ? res->finish_reason : "stop",
+			     NULL);
+	}
+	if (c->include_usage)
+		oa_chat_emit(c, NULL, NULL, oa_usage(res));
+	http_async_write(c->as, "data: [DONE]\n\n", 14);
+	http_async_end(c->as);
+	c->as = NULL;
+out:
+	pthread_mutex_unlock(&c->mu);
+	oa_chat_unref(c);	/* the sink's reference */
+}
+
+/* Worker: detach the sink of a client that went away. */
+static void oa_chat_detach(void *arg)
+{
+	struct oa_chat *c = arg;
+	int release = 0;
+
+	if (c->abort_on_gone)
+		run_abort(c->run);
+	run_detach(c->run, &c->sink);
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended) {
+		c->ended = 1;
+		release = 1;
+		http_async_end(c->as);
+		c->as = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (release)
+		oa_chat_unref(c);	/* the sink's reference */
+	oa_chat_unref(c);		/* the job's */
+}
+
+/* MHD thread: the request is over; early when the client went away
+ * before the answer was complete. Must not block: the detach (which may
+ * wait for a callback in flight) runs on a worker, with this callback's
+ * reference. */
+static void oa_chat_done(void *arg, int early)
+{
+	struct oa_chat *c = arg;
+
+	if (early && c->run && c->a->d.workers &&
+	    workq_post(c->a->d.workers, oa_chat_detach, c) == 0)
+		return;
+	oa_chat_unref(c);
+}
+
+void api_openai_chat(struct api *a, struct http_req *r,
+		     struct gw_config *cfg)
+{
+	json_t *body = NULL, *msgs = NULL;
+	struct run_request rq = {0};
+	struct oa_chat *c = NULL;
+	const char *model, *user;
+	char *err = NULL, *agent = NULL, *override = NULL, *key = NULL;
+	char *system = NULL, uuid[37];
+	int allow_url, rc;
+
+	if (!a->d.agents) {
+		api_error(r, 503, "api_error", "Agent runtime unavailable.");
+		return;
+	}
+	if (!(body = api_body_object(r)))
+		return;
+	if (oa_validate(body, &err) != 0)
+		goto bad;
+	model = json_string_value(json_object_get(body, "model"));
+	user = json_string_value(json_object_get(body, "user"));
+	if (api_openai_agent(a, r, cfg, model, &agent, &override, &err) != 0)
+		goto bad;
+	allow_url = api_cfg_bool(cfg, "gateway.http.endpoints."
+				 "chatCompletions.images.allowUrl", 0);
+	if (oa_messages(json_object_get(body, "messages"), allow_url, &msgs,
+			&system, &err) != 0)
+		goto bad;
+	if (api_openai_session(r, agent, "openai", user, &key, &err) != 0)
+		goto bad;
+
+	c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	c->refs = 3;		/* the sink, this handler, on_done */
+	c->a = a;
+	util_uuid(uuid);
+	snprintf(c->id, sizeof(c->id), "chatcmpl_%s", uuid);
+	c->model = xstrdup(model && *model ? model : "openclaw");
+	c->created = util_now_ms() / 1000;
+	c->stream = json_is_true(json_object_get(body, "stream"));
+	c->include_usage = json_is_true(json_object_get(json_object_get(body,
+		"stream_options"), "include_usage"));
+	c->abort_on_gone = !api_header(r, "x-openclaw-session-key") &&
+		!(user && *user);
+	c->sink.on_delta = oa_chat_delta;
+	c->sink.on_tool_call = oa_chat_tool;
+	c->sink.on_end = oa_chat_end;
+	c->sink.arg = c;
+	c->as = http_reply_later(r);
+	http_async_on_done(c->as, oa_chat_done, c);
+
+	rq.agent_id = agent;
+	rq.session_key = key;
+	rq.messages = msgs;
+	msgs = NULL;
+	rq.use_history = 0;
+	rq.extra_system = system;
+	rq.model_override = override;
+	rq.tools = json_incref(json_object_get(body, "tools"));
+	rq.tool_choice = json_incref(json_object_get(body, "tool_choice"));
+	rq.params = oa_params(body);
+	rq.channel = api_openai_channel(r);
+	rc = run_start(a->d.agents, &rq, &c->sink, &c->run, &err);
+	if (rc != GW_OK) {
+		char *s = api_error_json("invalid_request_error",
+					 err ? err : "cannot start the run");
+
+		http_async_reply_json(c->as, rc == GW_EINVAL ? 400 : 503, s);
+		free(s);
+		c->as = NULL;
+		c->refs--;	/* no sink */
+		goto out;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended)
+		oa_chat_begin(c);
+	pthread_mutex_unlock(&c->mu);
+	goto out;
+bad:
+	api_error(r, 400, "invalid_request_error", err);
+out:
+	if (c)
+		oa_chat_unref(c);
+	json_decref(body);
+	json_decref(msgs);
+	free(err);
+	free(agent);
+	free(override);
+	free(key);
+	free(system);
+}

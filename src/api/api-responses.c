@@ -1,0 +1,907 @@
+/* POST /v1/responses (OpenResponses, reference/http-config-cli.md §1.7):
+ * input items → chat messages, instructions → system text, function tools,
+ * previous_response_id (the session of an earlier response, kept in a
+ * bounded map), the typed SSE event sequence and response.failed. */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "agent/agent.h"
+#include "api/api-int.h"
+#include "config/config.h"
+#include "core/common.h"
+#include "core/util.h"
+#include "core/workq.h"
+#include "net/http.h"
+
+#define RS_MAX_TOOLS 64
+
+/* ---- previous_response_id map ---------------------------------------------- */
+
+void api_resp_map_init(struct api_resp_map *m)
+{
+	pthread_mutex_init(&m->mu, NULL);
+	m->ents = xcalloc(API_RESP_MAP_MAX, sizeof(*m->ents));
+	m->n = m->next = 0;
+}
+
+void api_resp_map_free(struct api_resp_map *m)
+{
+	size_t i;
+
+	for (i = 0; i < m->n; i++) {
+		free(m->ents[i].session_key);
+		free(m->ents[i].agent_id);
+		free(m->ents[i].user);
+	}
+	free(m->ents);
+	pthread_mutex_destroy(&m->mu);
+}
+
+static void rs_map_put(struct api_resp_map *m, const char *id,
+		       const char *key, const char *agent, const char *user)
+{
+	struct api_resp_ent *e;
+
+	pthread_mutex_lock(&m->mu);
+	e = &m->ents[m->next];
+	free(e->session_key);
+	free(e->agent_id);
+	free(e->user);
+	snprintf(e->id, sizeof(e->id), "%s", id);
+	e->session_key = xstrdup(key);
+	e->agent_id = xstrdup(agent);
+	e->user = user ? xstrdup(user) : NULL;
+	m->next = (m->next + 1) % API_RESP_MAP_MAX;
+	if (m->n < API_RESP_MAP_MAX)
+		m->n++;
+	pthread_mutex_unlock(&m->mu);
+}
+
+/* The session of an earlier response when agent and user match (owned). */
+static char *rs_map_get(struct api_resp_map *m, const char *id,
+			const char *agent, const char *user)
+{
+	char *key = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&m->mu);
+	for (i = 0; i < m->n; i++) {
+		struct api_resp_ent *e = &m->ents[i];
+
+		if (strcmp(e->id, id) != 0)
+			continue;
+		if (strcmp(e->agent_id, agent) == 0 &&
+		    ((!e->user && !user) ||
+		     (e->user && user && strcmp(e->user, user) == 0)))
+			key = xstrdup(e->session_key);
+		break;
+	}
+	pthread_mutex_unlock(&m->mu);
+	return key;
+}
+
+/* ---- input → chat messages ---------------------------------------------------- */
+
+static void rs_sys_append(char **sys, const char *t)
+{
+	char *n;
+
+	if (!t || !*t)
+		return;
+	n = *sys ? xasprintf("%s\n\n%s", *sys, t) : xstrdup(t);
+	free(*sys);
+	*sys = n;
+}
+
+/* Content parts of a message item → chat content (new reference). */
+static json_t *rs_content(const json_t *c, char **err)
+{
+	json_t *out;
+	const json_t *p;
+	size_t i;
+
+	if (json_is_string(c))
+		return json_incref((json_t *)c);
+	if (!json_is_array(c)) {
+		*err = xstrdup("input: message content must be a string or "
+			       "an array of parts");
+		return NULL;
+	}
+	out = json_array();
+	json_array_foreach(c, i, p) {
+		const char *ty = json_string_value(json_object_get(p, "type"));
+
+		if (!ty) {
+			*err = xasprintf("input: content[%zu].type is required",
+					 i);
+			json_decref(out);
+			return NULL;
+		}
+		if (strcmp(ty, "input_text") == 0 ||
+		    strcmp(ty, "output_text") == 0 ||
+		    strcmp(ty, "text") == 0) {
+			const char *t = json_string_value(json_object_get(p,
+								  "text"));
+
+			json_array_append_new(out, json_pack("{s:s,s:s}",
+				"type", "text", "text", t ? t : ""));
+		} else if (strcmp(ty, "input_image") == 0) {
+			const json_t *src = json_object_get(p, "source");
+			const char *url = json_string_value(
+				json_object_get(p, "image_url"));
+			char *u = NULL;
+
+			if (!url && json_is_object(src)) {
+				const char *st = json_string_value(
+					json_object_get(src, "type"));
+
+				if (st && strcmp(st, "url") == 0)
+					url = json_string_value(
+						json_object_get(src, "url"));
+				else if (st && strcmp(st, "base64") == 0)
+					u = xasprintf("data:%s;base64,%s",
+						json_string_value(json_object_get(
+						src, "media_type")) ?:
+						"image/png",
+						json_string_value(json_object_get(
+						src, "data")) ?: "");
+			}
+			if (!url && !u) {
+				*err = xasprintf("input: content[%zu]: "
+						 "input_image needs a source",
+						 i);
+				json_decref(out);
+				return NULL;
+			}
+			json_array_append_new(out, json_pack("{s:s,s:{s:s}}",
+				"type", "image_url", "image_url", "url",
+				u ? u : url));
+			free(u);
+		}
+		/* input_file and unknown parts: ignored here. */
+	}
+	return out;
+}
+
+static int rs_has_text(const json_t *c)
+{
+	const json_t *p;
+	size_t i;
+
+	if (json_is_string(c))
+		return json_string_length(c) > 0;
+	json_array_foreach(c, i, p) {
+		const char *t = json_string_value(json_object_get(p, "text"));
+
+		if ((t && *t) || json_object_get(p, "image_url"))
+			return 1;
+	}
+	return 0;
+}
+
+/* input → messages (new reference) and system text; NULL with *err. */
+static json_t *rs_input(const json_t *input, char **sys, char **err)
+{
+	json_t *msgs = json_array(), *calls = NULL;
+	const json_t *it;
+	size_t i;
+	int user_ok = 0;
+
+	if (json_is_string(input)) {
+		json_array_append_new(msgs, json_pack("{s:s,s:O}", "role",
+			"user", "content", input));
+		if (json_string_length(input) > 0)
+			return msgs;
+		goto missing;
+	}
+	if (!json_is_array(input)) {
+		*err = xstrdup("input: must be a string or an array of items");
+		goto fail;
+	}
+	json_array_foreach(input, i, it) {
+		const char *ty = json_string_value(json_object_get(it, "type"));
+		const char *role = json_string_value(json_object_get(it,
+								  "role"));
+
+		if (!json_is_object(it)) {
+			*err = xasprintf("input.%zu: must be an object", i);
+			goto fail;
+		}
+		if (!ty)
+			ty = role ? "message" : "";
+		if (strcmp(ty, "function_call") == 0) {
+			const char *cid = json_string_value(
+				json_object_get(it, "call_id"));
+			const char *name = json_string_value(
+				json_object_get(it, "name"));
+			const char *args = json_string_value(
+				json_object_get(it, "arguments"));
+
+			if (!cid || !name) {
+				*err = xasprintf("input.%zu: function_call "
+						 "needs call_id and name", i);
+				goto fail;
+			}
+			if (!calls) {
+				calls = json_array();
+				json_array_append_new(msgs, json_pack(
+					"{s:s,s:n,s:O}", "role", "assistant",
+					"content", "tool_calls", calls));
+				json_decref(calls);
+			}
+			json_array_append_new(calls, json_pack(
+				"{s:s,s:s,s:{s:s,s:s}}", "id", cid, "type",
+				"function", "function", "name", name,
+				"arguments", args ? args : "{}"));
+			continue;
+		}
+		calls = NULL;
+		if (strcmp(ty, "function_call_output") == 0) {
+			const json_t *out = json_object_get(it, "output");
+			const char *cid = json_string_value(
+				json_object_get(it, "call_id"));
+			char *o = NULL;
+
+			if (!cid) {
+				*err = xasprintf("input.%zu.call_id: required",
+						 i);
+				goto fail;
+			}
+			if (!json_is_string(out))
+				o = json_dumps(out ? out : json_null(),
+					       JSON_COMPACT |
+					       JSON_ENCODE_ANY);
+			json_array_append_new(msgs, json_pack("{s:s,s:s,s:s}",
+				"role", "tool", "tool_call_id", cid, "content",
+				o ? o : json_string_value(out)));
+			free(o);
+			user_ok = 1;
+			continue;
+		}
+		if (strcmp(ty, "reasoning") == 0 ||
+		    strcmp(ty, "item_reference") == 0)
+			continue;
+		if (strcmp(ty, "message") != 0 || !role) {
+			*err = xasprintf("input.%zu.type: unsupported item "
+					 "type '%s'", i, ty);
+			goto fail;
+		}
+		{
+			const json_t *c = json_object_get(it, "content");
+			json_t *cc;
+
+			if (strcmp(role, "system") == 0 ||
+			    strcmp(role, "developer") == 0) {
+				const json_t *p;
+				size_t k;
+
+				if (json_is_string(c))
+					rs_sys_append(sys,
+						      json_string_value(c));
+				json_array_foreach(c, k, p)
+					rs_sys_append(sys, json_string_value(
+						json_object_get(p, "text")));
+				continue;
+			}
+			if (strcmp(role, "user") != 0 &&
+			    strcmp(role, "assistant") != 0) {
+				*err = xasprintf("input.%zu.role: invalid role "
+						 "'%s'", i, role);
+				goto fail;
+			}
+			if (!(cc = rs_content(c, err)))
+				goto fail;
+			if (strcmp(role, "user") == 0)
+				user_ok = rs_has_text(cc);
+			json_array_append_new(msgs, json_pack("{s:s,s:o}",
+				"role", role, "content", cc));
+		}
+	}
+	if (user_ok)
+		return msgs;
+missing:
+	*err = xstrdup("Missing user message in `input`.");
+fail:
+	json_decref(msgs);
+	return NULL;
+}
+
+/* tools [{type:"function",name,description?,parameters?}] → chat tools. */
+static json_t *rs_tools(const json_t *tools, char **err)
+{
+	json_t *out;
+	const json_t *t;
+	size_t i;
+
+	if (!tools || json_is_null(tools))
+		return NULL;
+	if (!json_is_array(tools) || json_array_size(tools) > RS_MAX_TOOLS) {
+		*err = xstrdup("tools: must be an array of function tools");
+		return NULL;
+	}
+	out = json_array();
+	json_array_foreach(tools, i, t) {
+		const char *ty = json_string_value(json_object_get(t, "type"));
+		const char *name = json_string_value(json_object_get(t,
+								  "name"));
+		json_t *fn;
+
+		if (!ty || strcmp(ty, "function") != 0 || !name) {
+			*err = xasprintf("tools.%zu: must be {type:\"function\""
+					 ", name}", i);
+			json_decref(out);
+			return NULL;
+		}
+		fn = json_pack("{s:s}", "name", name);
+		if (json_object_get(t, "description"))
+			json_object_set(fn, "description",
+					json_object_get(t, "description"));
+		if (json_object_get(t, "parameters"))
+			json_object_set(fn, "parameters",
+					json_object_get(t, "parameters"));
+		json_array_append_new(out, json_pack("{s:s,s:o}", "type",
+						     "function", "function",
+						     fn));
+	}
+	return out;
+}
+
+static json_t *rs_tool_choice(const json_t *tc, int *bad)
+{
+	const char *s = json_string_value(tc);
+	const char *name;
+
+	*bad = 0;
+	if (!tc || json_is_null(tc))
+		return NULL;
+	if (s && (!strcmp(s, "auto") || !strcmp(s, "none") ||
+		  !strcmp(s, "required")))
+		return json_string(s);
+	name = json_string_value(json_object_get(tc, "name"));
+	if (json_is_object(tc) && name)
+		return json_pack("{s:s,s:{s:s}}", "type", "function",
+				 "function", "name", name);
+	*bad = 1;
+	return NULL;
+}
+
+/* ---- the run ------------------------------------------------------------------- */
+
+struct rs_tool {
+	char item_id[48];
+	char *call_id, *name;
+	char *args;
+	size_t args_len;
+};
+
+struct rs_run {
+	pthread_mutex_t mu;
+	int refs;
+	struct api *a;
+	struct http_async *as;
+	struct run *run;
+	struct run_sink sink;
+	int stream, began, ended, abort_on_gone;
+	int64_t seq;
+	char id[48], msg_id[48];
+	char *model;
+	int64_t created;
+	char *text;		/* streamed text so far */
+	size_t text_len;
+	struct rs_tool tools[RS_MAX_TOOLS];
+	int ntools;
+};
+
+static void rs_unref(struct rs_run *c)
+{
+	int left, i;
+
+	pthread_mutex_lock(&c->mu);
+	left = --c->refs;
+	pthread_mutex_unlock(&c->mu);
+	if (left > 0)
+		return;
+	if (c->run)
+		run_unref(c->run);
+	for (i = 0; i < c->ntools; i++) {
+		free(c->tools[i].call_id);
+		free(c->tools[i].name);
+		free(c->tools[i].args);
+	}
+	free(c->text);
+	free(c->model);
+	pthread_mutex_destroy(&c->mu);
+	free(c);
+}
+
+/* One typed SSE event; data stolen ("type" and sequence_number added). */
+static void rs_event(struct rs_run *c, const char *type, json_t *data)
+{
+	char *s, *line;
+
+	json_object_set_new(data, "type", json_string(type));
+	json_object_set_new(data, "sequence_number", json_integer(c->seq++));
+	s = json_dumps(data, JSON_COMPACT);
+	line = xasprintf("event: %s\ndata: %s\n\n", type, s);
+	http_async_write(c->as, line, strlen(line));
+	free(line);
+	free(s);
+	json_decref(data);
+}
+
+static json_t *rs_usage(const struct run_result *res)
+{
+	int64_t in = res ? res->input_tokens : 0;
+	int64_t out = res ? res->output_tokens : 0;
+
+	return json_pack("{s:I,s:{s:i,s:i},s:I,s:{s:i},s:I}", "input_tokens",
+			 (json_int_t)in, "input_tokens_details",
+			 "cached_tokens", 0, "cache_write_tokens", 0,
+			 "output_tokens", (json_int_t)out,
+			 "output_tokens_details", "reasoning_tokens", 0,
+			 "total_tokens", (json_int_t)(in + out));
+}
+
+static json_t *rs_msg_item(struct rs_run *c, const char *text,
+			   const char *status)
+{
+	json_t *content = json_array();
+
+	if (text)
+		json_array_append_new(content, json_pack(
+			"{s:s,s:s,s:[]}", "type", "output_text", "text", text,
+			"annotations"));
+	return json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "message", "id",
+			 c->msg_id, "role", "assistant", "status", status,
+			 "content", content);
+}
+
+static json_t *rs_call_item(const struct rs_tool *t, const char *status)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", "function_call",
+			 "id", t->item_id, "call_id", t->call_id ?
+			 t->call_id : "", "name", t->name ? t->name : "",
+			 "arguments", t->args ? t->args : "", "status",
+			 status);
+}
+
+/* The response resource. res NULL: in progress. */
+static json_t *rs_resource(struct rs_run *c, const struct run_result *res)
+{
+	const char *status = "in_progress";
+	json_t *o, *out = json_array();
+	int i;
+
+	if (res) {
+		status = res->status != RUN_OK ? "failed" :
+			c->ntools > 0 ? "incomplete" : "completed";
+		if (res->status == RUN_OK) {
+			const char *t = c->text ? c->text :
+				res->text ? res->text : "";
+
+			if (*t || c->ntools == 0)
+				json_array_append_new(out, rs_msg_item(c, t,
+					"completed"));
+			for (i = 0; i < c->ntools; i++)
+				json_array_append_new(out, rs_call_item(
+					&c->tools[i], "completed"));
+		}
+	}
+	o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", c->id, "object",
+		      "response", "created_at", (json_int_t)c->created,
+		      "status", status, "model", c->model, "output", out,
+		      "usage", rs_usage(res));
+	if (res && res->status != RUN_OK)
+		json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code",
+			res->status == RUN_TIMEOUT ? "timeout" : "api_error",
+			"message", res->error ? res->error : "internal error"));
+	else
+		json_object_set_new(o, "error", json_null());
+	if (res && c->ntools > 0)
+		json_object_set_new(o, "incomplete_details", json_pack("{s:s}",
+			"reason", "tool_calls"));
+	return o;
+}
+
+/* created, in_progress, the message item and its part (c->mu held). */
+static void rs_begin(struct rs_run *c)
+{
+	if (c->began || !c->stream)
+		return;
+	c->began = 1;
+	http_async_header(c->as, "Cache-Control", "no-cache");
+	http_async_stream_begin(c->as, 200, "text/event-stream; charset=utf-8");
+	rs_event(c, "response.created", json_pack("{s:o}", "response",
+		 rs_resource(c, NULL)));
+	rs_event(c, "response.in_progress", json_pack("{s:o}", "response",
+		 rs_resource(c, NULL)));
+	rs_event(c, "response.output_item.added", json_pack("{s:i,s:o}",
+		 "output_index", 0, "item", rs_msg_item(c, NULL,
+							"in_progress")));
+	rs_event(c, "response.content_part.added", json_pack(
+		 "{s:s,s:i,s:i,s:{s:s,s:s,s:[]}}", "item_id", c->msg_id,
+		 "output_index", 0, "content_index", 0, "part", "type",
+		 "output_text", "text", "", "annotations"));
+}
+
+static void rs_delta(void *arg, const char *text, size_t len)
+{
+	struct rs_run *c = arg;
+
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended && len > 0) {
+		c->text = xrealloc(c->text, c->text_len + len + 1);
+		memcpy(c->text + c->text_len, text, len);
+		c->text_len += len;
+		c->text[c->text_len] = '\0';
+		if (c->stream) {
+			rs_begin(c);
+			rs_event(c, "response.output_text.delta", json_pack(
+				 "{s:s,s:i,s:i,s:s%}", "item_id", c->msg_id,
+				 "output_index", 0, "content_index", 0,
+				 "delta", text, len));
+		}
+	}
+	pthread_mutex_unlock(&c->mu);
+}
+
+static void rs_tool_delta(void *arg, const json_t *d)
+{
+	struct rs_run *c = arg;
+	const json_t *fn = json_object_get(d, "function");
+	const char *id = json_string_value(json_object_get(d, "id"));
+	const char *name = json_string_value(json_object_get(fn, "name"));
+	const char *args = json_string_value(json_object_get(fn, "arguments"));
+	json_int_t idx = json_integer_value(json_object_get(d, "index"));
+	struct rs_tool *t;
+	char uuid[37];
+
+	pthread_mutex_lock(&c->mu);
+	if (c->ended || idx < 0 || idx >= RS_MAX_TOOLS)
+		goto out;
+	while (c->ntools <= idx) {
+		t = &c->tools[c->ntools++];
+		util_uuid(uuid);
+		snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
+	}
+	t = &c->tools[idx];
+	if (id && !t->call_id)
+		t->call_id = xstrdup(id);
+	if (name && !t->name) {
+		t->name = xstrdup(name);
+		if (c->stream) {
+			rs_begin(c);
+			rs_event(c, "response.output_item.added", json_pack(
+				 "{s:I,s:o}", "output_index", idx + 1, "item",
+				 rs_call_item(t, "in_progress")));
+		}
+	}
+	if (args && *args) {
+		size_t n = strlen(args);
+
+		t->args = xrealloc(t->args, t->args_len + n + 1);
+		memcpy(t->args + t->args_len, args, n + 1);
+		t->args_len += n;
+		if (c->stream && t->name)
+			rs_event(c, "response.function_call_arguments.delta",
+				 json_pack("{s:s,s:I,s:s}", "item_id",
+					   t->item_id, "output_index", idx + 1,
+					   "delta", args));
+	}
+out:
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Adopt the final tool calls when no deltas came (c->mu held). */
+static void rs_tools_from_result(struct rs_run *c, const json_t *calls)
+{
+	const json_t *tc;
+	size_t i;
+	char uuid[37];
+
+	if (c->ntools > 0 || !calls)
+		return;
+	json_array_foreach(calls, i, tc) {
+		const json_t *fn = json_object_get(tc, "function");
+		struct rs_tool *t;
+
+		if (c->ntools >= RS_MAX_TOOLS)
+			break;
+		t = &c->tools[c->ntools++];
+		util_uuid(uuid);
+		snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
+		t->call_id = xstrdup(json_string_value(json_object_get(tc,
+						"id")) ?: "");
+		t->name = xstrdup(json_string_value(json_object_get(fn,
+						"name")) ?: "");
+		t->args = xstrdup(json_string_value(json_object_get(fn,
+						"arguments")) ?: "");
+		t->args_len = strlen(t->args);
+		if (c->stream)
+			rs_event(c, "response.output_item.added", json_pack(
+				 "{s:I,s:o}", "output_index",
+				 (json_int_t)c->ntools, "item",
+				 rs_call_item(t, "in_progress")));
+	}
+}
+
+static void rs_end(void *arg, const struct run_result *res)
+{
+	struct rs_run *c = arg;
+	const char *text;
+	json_t *resource;
+	int i;
+
+	pthread_mutex_lock(&c->mu);
+	if (c->ended) {
+		pthread_mutex_unlock(&c->mu);
+		return;
+	}
+	c->ended = 1;
+	if (c->stream)
+		rs_begin(c);
+	if (res->status == RUN_OK)
+		rs_tools_from_result(c, res->tool_calls);
+	if (!c->text && res->text && *res->text) {
+		c->text = xstrdup(res->text);
+		c->text_len = strlen(c->text);
+		if (c->stream && res->status == RUN_OK)
+			rs_event(c, "response.output_text.delta", json_pack(
+				 "{s:s,s:i,s:i,s:s}", "item_id", c->msg_id,
+				 "output_index", 0, "content_index", 0,
+				 "delta", c->text));
+	}
+	text = c->text ? c->text : "";
+	resource = rs_resource(c, res);
+	if (!c->stream) {
+		char *s = json_dumps(resource, JSON_COMPACT);
+		int st = 200;
+
+		if (res->status != RUN_OK)
+			st = res->status == RUN_TIMEOUT ? 504 :
+				res->http_status >= 400 ? res->http_status : 500;
+		http_async_reply_json(c->as, st, s);
+		free(s);
+		json_decref(resource);
+		goto out;
+	}
+	if (res->status == RUN_OK) {
+		rs_event(c, "response.output_text.done", json_pack(
+			 "{s:s,s:i,s:i,s:s}", "item_id", c->msg_id,
+			 "output_index", 0, "content_index", 0, "text",
+			 text));
+		rs_event(c, "response.content_part.done", json_pack(
+			 "{s:s,s:i,s:i,s:{s:s,s:s,s:[]}}", "item_id",
+			 c->msg_id, "output_index", 0, "content_index", 0,
+			 "part", "type", "output_text", "text", text,
+			 "annotations"));
+		rs_event(c, "response.output_item.done", json_pack(
+			 "{s:i,s:o}", "output_index", 0, "item",
+			 rs_msg_item(c, text, "completed")));
+		for (i = 0; i < c->ntools; i++) {
+			struct rs_tool *t = &c->tools[i];
+
+			rs_event(c, "response.function_call_arguments.done",
+				 json_pack("{s:s,s:i,s:s}", "item_id",
+					   t->item_id, "output_index", i + 1,
+					   "arguments", t->args ? t->args :
+					   ""));
+			rs_event(c, "response.output_item.done", json_pack(
+				 "{s:i,s:o}", "output_index", i + 1, "item",
+				 rs_call_item(t, "completed")));
+		}
+		rs_event(c, "response.completed", json_pack("{s:o}",
+			 "response", resource));
+	} else {
+		rs_event(c, "response.failed", json_pack("{s:o}", "response",
+			 resource));
+	}
+	http_async_write(c->as, "data: [DONE]\n\n", 14);
+	http_async_end(c->as);
+out:
+	c->as = NULL;
+	pthread_mutex_unlock(&c->mu);
+	rs_unref(c);
+}
+
+static void rs_detach(void *arg)
+{
+	struct rs_run *c = arg;
+	int release = 0;
+
+	if (c->abort_on_gone)
+		run_abort(c->run);
+	run_detach(c->run, &c->sink);
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended) {
+		c->ended = 1;
+		release = 1;
+		http_async_end(c->as);
+		c->as = NULL;
+	}
+	pthread_mutex_unlock(&c->mu);
+	if (release)
+		rs_unref(c);
+	rs_unref(c);
+}
+
+static void rs_done(void *arg, int early)
+{
+	struct rs_run *c = arg;
+
+	if (early && c->run && c->a->d.workers &&
+	    workq_post(c->a->d.workers, rs_detach, c) == 0)
+		return;
+	rs_unref(c);
+}
+
+/* Upstream params from the request (new reference); -1 on a bad value. */
+static json_t *rs_params(const json_t *body, char **err)
+{
+	json_t *p = json_object();
+	const json_t *v;
+
+	v = json_object_get(body, "temperature");
+	if (v && !json_is_null(v)) {
+		if (!json_is_number(v) || json_number_value(v) < 0 ||
+		    json_number_value(v) > 2)
+			goto bad_t;
+		json_object_set(p, "temperature", (json_t *)v);
+	}
+	v = json_object_get(body, "top_p");
+	if (v && !json_is_null(v)) {
+		if (!json_is_number(v) || json_number_value(v) < 0 ||
+		    json_number_value(v) > 1) {
+			*err = xstrdup("top_p: must be between 0 and 1");
+			goto fail;
+		}
+		json_object_set(p, "top_p", (json_t *)v);
+	}
+	v = json_object_get(body, "max_output_tokens");
+	if (v && !json_is_null(v)) {
+		if (!json_is_integer(v) || json_integer_value(v) < 1) {
+			*err = xstrdup("max_output_tokens: must be a positive "
+				       "integer");
+			goto fail;
+		}
+		json_object_set(p, "max_tokens", (json_t *)v);
+	}
+	return p;
+bad_t:
+	*err = xstrdup("temperature: must be between 0 and 2");
+fail:
+	json_decref(p);
+	return NULL;
+}
+
+void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
+{
+	json_t *body = NULL, *msgs = NULL, *tools = NULL, *tc = NULL;
+	json_t *params = NULL;
+	struct run_request rq = {0};
+	struct rs_run *c = NULL;
+	const char *model, *user, *prev, *instr;
+	char *err = NULL, *agent = NULL, *override = NULL, *key = NULL;
+	char *sys = NULL, uuid[37];
+	int bad, rc, use_history = 0;
+
+	if (!a->d.agents) {
+		api_error(r, 503, "api_error", "Agent runtime unavailable.");
+		return;
+	}
+	if (!(body = api_body_object(r)))
+		return;
+	model = json_string_value(json_object_get(body, "model"));
+	user = json_string_value(json_object_get(body, "user"));
+	prev = json_string_value(json_object_get(body,
+						 "previous_response_id"));
+	instr = json_string_value(json_object_get(body, "instructions"));
+	if (json_object_get(body, "model") && !model &&
+	    !json_is_null(json_object_get(body, "model"))) {
+		err = xstrdup("model: must be a string");
+		goto bad;
+	}
+	if (!json_object_get(body, "input")) {
+		err = xstrdup("input: Required");
+		goto bad;
+	}
+	if (json_object_get(body, "stream") &&
+	    !json_is_boolean(json_object_get(body, "stream")) &&
+	    !json_is_null(json_object_get(body, "stream"))) {
+		err = xstrdup("stream: must be a boolean");
+		goto bad;
+	}
+	if (!(params = rs_params(body, &err)))
+		goto bad;
+	if (api_openai_agent(a, r, cfg, model, &agent, &override, &err) != 0)
+		goto bad;
+	rs_sys_append(&sys, instr);
+	if (!(msgs = rs_input(json_object_get(body, "input"), &sys, &err)))
+		goto bad;
+	tools = rs_tools(json_object_get(body, "tools"), &err);
+	if (err)
+		goto bad;
+	tc = rs_tool_choice(json_object_get(body, "tool_choice"), &bad);
+	if (bad) {
+		err = xstrdup("tool_choice: must be auto, none, required or "
+			      "{type:\"function\",name}");
+		goto bad;
+	}
+	if (prev && !api_header(r, "x-openclaw-session-key") &&
+	    (key = rs_map_get(&a->resp_map, prev, agent, user)))
+		use_history = 1;
+	if (!key && api_openai_session(r, agent, "openresponses", user, &key,
+				       &err) != 0)
+		goto bad;
+
+	c = xcalloc(1, sizeof(*c));
+	pthread_mutex_init(&c->mu, NULL);
+	c->refs = 3;		/* sink, handler, on_done */
+	c->a = a;
+	util_uuid(uuid);
+	snprintf(c->id, sizeof(c->id), "resp_%s", uuid);
+	util_uuid(uuid);
+	snprintf(c->msg_id, sizeof(c->msg_id), "msg_%s", uuid);
+	c->model = xstrdup(model && *model ? model : "openclaw");
+	c->created = util_now_ms() / 1000;
+	c->stream = json_is_true(json_object_get(body, "stream"));
+	c->abort_on_gone = !api_header(r, "x-openclaw-session-key") &&
+		!(user && *user) && !use_history;
+	c->sink.on_delta = rs_delta;
+	c->sink.on_tool_call = rs_tool_delta;
+	c->sink.on_end = rs_end;
+	c->sink.arg = c;
+	c->as = http_reply_later(r);
+	http_async_on_done(c->as, rs_done, c);
+	rs_map_put(&a->resp_map, c->id, key, agent, user);
+
+	rq.agent_id = agent;
+	rq.session_key = key;
+	rq.messages = msgs;
+	msgs = NULL;
+	rq.use_history = use_history;
+	rq.extra_system = sys;
+	rq.model_override = override;
+	rq.tools = tools;
+	tools = NULL;
+	rq.tool_choice = tc;
+	tc = NULL;
+	rq.params = params;
+	params = NULL;
+	rq.channel = api_openai_channel(r);
+	rc = run_start(a->d.agents, &rq, &c->sink, &c->run, &err);
+	if (rc != GW_OK) {
+		char *s = api_error_json("invalid_request_error",
+					 err ? err : "cannot start the run");
+
+		http_async_reply_json(c->as, rc == GW_EINVAL ? 400 : 503, s);
+		free(s);
+		c->as = NULL;
+		c->refs--;
+		goto out;
+	}
+	pthread_mutex_lock(&c->mu);
+	if (!c->ended)
+		rs_begin(c);
+	pthread_mutex_unlock(&c->mu);
+	goto out;
+bad:
+	api_error(r, 400, "invalid_request_error", err);
+out:
+	if (c)
+		rs_unref(c);
+	json_decref(body);
+	json_decref(msgs);
+	json_decref(tools);
+	json_decref(tc);
+	json_decref(params);
+	free(err);
+	free(agent);
+	free(override);
+	free(key);
+	free(sys);
+}

@@ -1,0 +1,641 @@
+/* `clawgate config get|set|unset|validate|diff|history|rollback|plan` and
+ * `clawgate gateway restart`. get/set/unset/history/rollback talk to the
+ * running gateway (config.* RPCs, so every change goes through its one
+ * reload path and is recorded); validate and plan also work offline. */
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+#include "cli/wsclient.h"
+#include "config/config-reload.h"
+#include "config/config.h"
+#include "core/common.h"
+#include "core/json5.h"
+#include "core/util.h"
+
+#define A(f) offsetof(struct cli_args, f)
+#define CLI_CONFIG_TIMEOUT_MS 10000
+#define CLI_CONFIG_MAX_FILE (4u * 1024 * 1024)
+
+const struct cli_opt cli_config_opts[] = {
+	{"url", CLI_OPT_STR, A(url), "URL",
+	 "gateway WebSocket URL (default: local, ws://127.0.0.1:PORT)"},
+	{"token", CLI_OPT_STR, A(token), "TOKEN", "gateway token"},
+	{"password", CLI_OPT_STR, A(password), "PASSWORD", "gateway password"},
+	{"timeout", CLI_OPT_STR, A(timeout), "MS",
+	 "request timeout in ms (default 10000)"},
+	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* ---- talking to the gateway --------------------------------------------- */
+
+struct cli_config_conn {
+	struct cli_local l;
+	struct cli_target t;
+	struct gwclient *c;
+	int timeout;
+};
+
+static int cli_config_open(struct cli_args *a, struct cli_config_conn *cc,
+			   int quiet)
+{
+	const char *scopes[] = {"operator.admin", NULL};
+	struct gwclient_opts o = {0};
+	struct gwclient_err e = {0};
+	json_t *hello = NULL;
+	int r;
+
+	memset(cc, 0, sizeof(*cc));
+	cli_target_local_load(a->profile, a->dev, &cc->l);
+	cli_target_resolve(a, &cc->l, &cc->t);
+	cc->timeout = a->timeout ? atoi(a->timeout) : CLI_CONFIG_TIMEOUT_MS;
+	if (cc->timeout <= 0)
+		cc->timeout = CLI_CONFIG_TIMEOUT_MS;
+	o.url = cc->t.url;
+	o.token = cc->t.token;
+	o.password = cc->t.token ? NULL : cc->t.password;
+	o.client_id = "cli";
+	o.client_mode = "cli";
+	o.client_version = PACKAGE_VERSION;
+	o.scopes = scopes;
+	o.min_protocol = 4;
+	o.max_protocol = 4;
+	o.timeout_ms = cc->timeout;
+	r = gwclient_connect(&o, &cc->c, &hello, &e);
+	if (r != 0 && !quiet)
+		fprintf(stderr, "Gateway not reachable at %s: %s\n",
+			cc->t.url, e.message ? e.message : "connect failed");
+	json_decref(hello);
+	gwclient_err_free(&e);
+	return r ? -1 : 0;
+}
+
+static void cli_config_close(struct cli_config_conn *cc)
+{
+	gwclient_close(cc->c);
+	cli_target_free(&cc->t);
+	cli_target_local_free(&cc->l);
+}
+
+/* One request; prints the error. */
+static int cli_config_call(struct cli_config_conn *cc, const char *method,
+			   const json_t *params, json_t **payload)
+{
+	struct gwclient_err e = {0};
+	int r;
+
+	r = gwclient_request(cc->c, method, params, cc->timeout, 0, payload,
+			     &e);
+	if (r != 0) {
+		const json_t *iss = json_object_get(
+			json_object_get(e.error, "details"), "issues");
+		const json_t *v;
+		size_t i;
+
+		fprintf(stderr, "%s failed: %s\n", method,
+			e.message ? e.message : "request failed");
+		json_array_foreach(iss, i, v)
+			fprintf(stderr, "- %s: %s\n",
+				json_string_value(json_object_get(v, "path")),
+				json_string_value(json_object_get(v,
+								  "message")));
+	}
+	gwclient_err_free(&e);
+	return r ? -1 : 0;
+}
+
+/* ---- small helpers ------------------------------------------------------ */
+
+static char *cli_config_read(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return NULL;
+	buf = xmalloc(CLI_CONFIG_MAX_FILE + 1);
+	n = fread(buf, 1, CLI_CONFIG_MAX_FILE, f);
+	fclose(f);
+	buf[n] = 0;
+	*len = n;
+	return buf;
+}
+
+/* A value given on the command line: JSON5 when it parses, else a
+ * string. */
+static json_t *cli_config_value(const char *s)
+{
+	struct json5_error err;
+	json_t *v = NULL;
+
+	if (json5_parse(s, strlen(s), &v, &err) == 0 && v)
+		return v;
+	return json_string(s);
+}
+
+/* {a:{b:{c:v}}} for "a.b.c" (v stolen). */
+static json_t *cli_config_nest(const char *path, json_t *v)
+{
+	char *copy = xstrdup(path), *dot;
+	json_t *o;
+
+	while ((dot = strrchr(copy, '.'))) {
+		o = json_object();
+		json_object_set_new(o, dot + 1, v);
+		v = o;
+		*dot = 0;
+	}
+	o = json_object();
+	json_object_set_new(o, copy, v);
+	free(copy);
+	return o;
+}
+
+static void cli_config_print_value(const json_t *v)
+{
+	if (json_is_string(v))
+		printf("%s\n", json_string_value(v));
+	else
+		cli_json_print(stdout, v);
+}
+
+static const char *cli_config_action_word(const char *outcome)
+{
+	if (strcmp(outcome, "restart") == 0)
+		return "applied; the gateway restarts";
+	if (strcmp(outcome, "pending") == 0)
+		return "applied hot; restart-class changes wait for a restart "
+		       "(gateway.reload.mode=hot)";
+	if (strcmp(outcome, "unchanged") == 0)
+		return "no change";
+	return "applied hot";
+}
+
+static void cli_config_print_changes(const json_t *changes)
+{
+	const json_t *c;
+	size_t i;
+
+	json_array_foreach(changes, i, c)
+		printf("  %-7s %s\n",
+		       json_string_value(json_object_get(c, "action")),
+		       json_string_value(json_object_get(c, "path")));
+}
+
+/* ---- commands ----------------------------------------------------------- */
+
+int cli_config_get(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	json_t *p = NULL;
+	const json_t *v;
+	int r = 1;
+
+	if (cli_config_open(a, &cc, 0) < 0)
+		goto out;
+	if (cli_config_call(&cc, "config.get", NULL, &p) < 0)
+		goto out;
+	v = json_object_get(p, "config");
+	if (a->npos > 0)
+		v = config_get(v, a->pos[0]);
+	if (!v) {
+		fprintf(stderr, "Config path not found: %s\n", a->pos[0]);
+		goto out;
+	}
+	if (a->json || a->npos == 0)
+		cli_json_print(stdout, v);
+	else
+		cli_config_print_value(v);
+	r = 0;
+out:
+	json_decref(p);
+	cli_config_close(&cc);
+	return r;
+}
+
+/* set / unset: config.get for the hash, then config.patch. */
+static int cli_config_patch(struct cli_args *a, const char *path,
+			    json_t *value)
+{
+	struct cli_config_conn cc;
+	json_t *p = NULL, *res = NULL, *params = NULL, *nest;
+	char *raw = NULL;
+	int r = 1;
+
+	if (cli_config_open(a, &cc, 0) < 0)
+		goto out;
+	if (cli_config_call(&cc, "config.get", NULL, &p) < 0)
+		goto out;
+	nest = cli_config_nest(path, value);
+	value = NULL;
+	raw = json_dumps(nest, JSON_COMPACT | JSON_ENCODE_ANY);
+	json_decref(nest);
+	params = json_pack("{s:s}", "raw", raw);
+	if (json_is_true(json_object_get(p, "exists")))
+		json_object_set(params, "baseHash", json_object_get(p, "hash"));
+	if (cli_config_call(&cc, "config.patch", params, &res) < 0)
+		goto out;
+	if (a->json) {
+		cli_json_print(stdout, res);
+	} else {
+		const char *o = json_string_value(json_object_get(res,
+								  "outcome"));
+
+		printf("Updated %s (%s; snapshot %lld).\n", path,
+		       cli_config_action_word(o ? o : "applied"),
+		       (long long)json_integer_value(json_object_get(res,
+							"snapshotId")));
+		cli_config_print_changes(json_object_get(res, "changes"));
+	}
+	r = 0;
+out:
+	json_decref(value);
+	json_decref(p);
+	json_decref(res);
+	json_decref(params);
+	free(raw);
+	cli_config_close(&cc);
+	return r;
+}
+
+int cli_config_set(struct cli_args *a)
+{
+	if (a->npos < 2) {
+		fprintf(stderr, "Usage: clawgate config set <path> <value>\n");
+		return 2;
+	}
+	return cli_config_patch(a, a->pos[0], cli_config_value(a->pos[1]));
+}
+
+int cli_config_unset(struct cli_args *a)
+{
+	if (a->npos < 1) {
+		fprintf(stderr, "Usage: clawgate config unset <path>\n");
+		return 2;
+	}
+	return cli_config_patch(a, a->pos[0], json_null());
+}
+
+/* Offline: load and validate a file (default: the active config). */
+int cli_config_validate(struct cli_args *a)
+{
+	struct cli_local l;
+	struct config_issues is = {0};
+	struct gw_config *c = NULL;
+	const char *path;
+	int r, i;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	path = a->npos > 0 ? a->pos[0] : l.config_path;
+	r = config_load(path, NULL, &c, &is);
+	if (r == GW_OK && !c->file_exists && a->npos > 0) {
+		fprintf(stderr, "No such file: %s\n", path);
+		r = 1;
+	} else if (r == GW_OK) {
+		if (a->json)
+			printf("{\"valid\":true,\"path\":\"%s\",\"hash\":\"%s\"}"
+			       "\n", path, c->hash);
+		else
+			printf("Config valid: %s\n", path);
+		for (i = 0; i < is.nw; i++)
+			fprintf(stderr, "warning: %s: %s\n", is.w[i].path,
+				is.w[i].message);
+	} else {
+		config_issues_print(a->json ? stderr : stdout, path, &is);
+		r = 78;
+	}
+	config_unref(c);
+	config_issues_free(&is);
+	cli_target_local_free(&l);
+	return r;
+}
+
+/* plan [file]: against the running gateway, else offline against the
+ * active config file. */
+int cli_config_plan(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	struct config_issues is = {0};
+	struct config_plan plan = {0};
+	struct gw_config *cur = NULL, *neu = NULL;
+	json_t *p = NULL, *params = NULL, *changes = NULL;
+	const char *path;
+	char *text = NULL;
+	size_t len = 0;
+	int r = 1, online, restart;
+
+	online = cli_config_open(a, &cc, 1) == 0;
+	path = a->npos > 0 ? a->pos[0] : cc.l.config_path;
+	text = cli_config_read(path, &len);
+	if (!text) {
+		fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
+		goto out;
+	}
+	if (online) {
+		params = json_pack("{s:s%}", "raw", text, len);
+		if (cli_config_call(&cc, "config.plan", params, &p) < 0)
+			goto out;
+		if (!json_is_true(json_object_get(p, "valid"))) {
+			const json_t *v;
+			size_t i;
+
+			printf("Invalid config at %s:\n", path);
+			json_array_foreach(json_object_get(p, "issues"), i, v)
+				printf("- %s: %s\n", json_string_value(
+					json_object_get(v, "path")),
+				       json_string_value(json_object_get(v,
+							"message")));
+			r = 78;
+			goto out;
+		}
+		changes = json_incref(json_object_get(p, "changes"));
+		restart = json_is_true(json_object_get(p, "restart"));
+	} else {
+		if (config_load(cc.l.config_path, NULL, &cur, &is) != GW_OK ||
+		    config_load(path, NULL, &neu, &is) != GW_OK) {
+			config_issues_print(stdout, path, &is);
+			r = 78;
+			goto out;
+		}
+		config_plan_build(cur, neu, &plan);
+		changes = config_plan_json(&plan);
+		restart = plan.restart;
+	}
+	if (a->json) {
+		json_t *o = json_pack("{s:O,s:b,s:b}", "changes", changes,
+				      "restart", restart, "online", online);
+
+		cli_json_print(stdout, o);
+		json_decref(o);
+	} else if (json_array_size(changes) == 0) {
+		printf("No changes.\n");
+	} else {
+		printf("Plan for %s (%s):\n", path, online ?
+		       "against the running gateway" :
+		       "offline, against the config file");
+		cli_config_print_changes(changes);
+		printf("=> %s\n", restart ? "needs a gateway restart (hybrid "
+		       "mode restarts once)" : "applied hot, no restart");
+	}
+	r = 0;
+out:
+	json_decref(p);
+	json_decref(params);
+	json_decref(changes);
+	free(text);
+	config_unref(cur);
+	config_unref(neu);
+	config_plan_free(&plan);
+	config_issues_free(&is);
+	cli_config_close(&cc);
+	return r;
+}
+
+int cli_config_history(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	json_t *p = NULL, *params = json_pack("{s:i}", "limit", 50);
+	const json_t *s;
+	size_t i;
+	int r = 1;
+
+	if (cli_config_open(a, &cc, 0) < 0)
+		goto out;
+	if (cli_config_call(&cc, "config.history", params, &p) < 0)
+		goto out;
+	if (a->json) {
+		cli_json_print(stdout, json_object_get(p, "snapshots"));
+		r = 0;
+		goto out;
+	}
+	printf("%-5s %-20s %-9s %-10s %-9s %s\n", "ID", "TIME", "SOURCE",
+	       "ACTOR", "OUTCOME", "CHANGES / REASON");
+	json_array_foreach(json_object_get(p, "snapshots"), i, s) {
+		time_t t = (time_t)(json_integer_value(json_object_get(s,
+							"ts")) / 1000);
+		struct tm tm;
+		char ts[32], ch[400] = "";
+		const json_t *c;
+		size_t j, off = 0;
+		const char *reason = json_string_value(json_object_get(s,
+								   "reason"));
+
+		gmtime_r(&t, &tm);
+		strftime(ts, sizeof(ts), "%Y-%m-%d %H:%M:%S", &tm);
+		json_array_foreach(json_object_get(s, "changes"), j, c)
+			if (off < sizeof(ch))
+				off += (size_t)snprintf(ch + off,
+					sizeof(ch) - off, "%s%s (%s)",
+					j ? ", " : "", json_string_value(
+						json_object_get(c, "path")),
+					json_string_value(json_object_get(c,
+						"action")));
+		printf("%-5lld %-20s %-9s %-10s %-9s %s%s%s\n",
+		       (long long)json_integer_value(json_object_get(s, "id")),
+		       ts, json_string_value(json_object_get(s, "source")),
+		       json_string_value(json_object_get(s, "actor")) ?
+		       json_string_value(json_object_get(s, "actor")) : "-",
+		       json_string_value(json_object_get(s, "outcome")), ch,
+		       reason && *ch ? "; " : "", reason ? reason : "");
+	}
+	r = 0;
+out:
+	json_decref(p);
+	json_decref(params);
+	cli_config_close(&cc);
+	return r;
+}
+
+int cli_config_rollback(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	json_t *p = NULL, *params = json_object();
+	int r = 1;
+
+	if (a->npos > 0)
+		json_object_set_new(params, "id",
+				    json_integer(strtoll(a->pos[0], NULL, 10)));
+	if (cli_config_open(a, &cc, 0) < 0)
+		goto out;
+	if (cli_config_call(&cc, "config.rollback", params, &p) < 0)
+		goto out;
+	if (a->json) {
+		cli_json_print(stdout, p);
+	} else {
+		const char *o = json_string_value(json_object_get(p,
+								  "outcome"));
+
+		printf("Rolled back to snapshot %lld (%s; new snapshot %lld).\n",
+		       (long long)json_integer_value(json_object_get(p,
+							"restoredFrom")),
+		       cli_config_action_word(o ? o : "applied"),
+		       (long long)json_integer_value(json_object_get(p,
+							"snapshotId")));
+		cli_config_print_changes(json_object_get(p, "changes"));
+	}
+	r = 0;
+out:
+	json_decref(p);
+	json_decref(params);
+	cli_config_close(&cc);
+	return r;
+}
+
+/* A diff operand: a snapshot id (over RPC) or a file (redacted). */
+static json_t *cli_config_operand(struct cli_config_conn *cc, int online,
+				  const char *what)
+{
+	char *end, *text;
+	long long id = strtoll(what, &end, 10);
+	json_t *p = NULL, *v = NULL, *params;
+	struct json5_error err;
+	size_t len = 0;
+
+	if (*what && !*end) {
+		if (!online) {
+			fprintf(stderr, "snapshot %s: the gateway is not "
+				"reachable\n", what);
+			return NULL;
+		}
+		params = json_pack("{s:I}", "id", (json_int_t)id);
+		if (cli_config_call(cc, "config.snapshot", params, &p) == 0)
+			v = json_incref(json_object_get(p, "config"));
+		json_decref(params);
+		json_decref(p);
+		return v;
+	}
+	text = cli_config_read(what, &len);
+	if (!text) {
+		fprintf(stderr, "cannot read %s: %s\n", what, strerror(errno));
+		return NULL;
+	}
+	if (json5_parse(text, len, &p, &err) < 0) {
+		fprintf(stderr, "%s: JSON5 parse error at line %d column %d: "
+			"%s\n", what, err.line, err.column, err.message);
+	} else {
+		v = config_redact(p);
+	}
+	json_decref(p);
+	free(text);
+	return v;
+}
+
+/* diff [A] [B]: A defaults to the previous snapshot, B to the file. */
+int cli_config_diff(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	json_t *va = NULL, *vb = NULL;
+	char **paths = NULL, sa[32];
+	size_t n, i;
+	int online, r = 1;
+
+	online = cli_config_open(a, &cc, 1) == 0;
+	if (a->npos > 0) {
+		va = cli_config_operand(&cc, online, a->pos[0]);
+	} else if (online) {
+		json_t *p = NULL, *params = json_pack("{s:i}", "id", 0);
+
+		if (cli_config_call(&cc, "config.snapshot", params, &p) == 0) {
+			va = json_incref(json_object_get(p, "config"));
+			snprintf(sa, sizeof(sa), "%lld", (long long)
+				 json_integer_value(json_object_get(p, "id")));
+		}
+		json_decref(p);
+		json_decref(params);
+	} else {
+		fprintf(stderr, "config diff: the gateway is not reachable; "
+			"give two files\n");
+	}
+	vb = cli_config_operand(&cc, online, a->npos > 1 ? a->pos[1] :
+				cc.l.config_path);
+	if (!va || !vb)
+		goto out;
+	n = config_plan_diff(va, vb, &paths);
+	for (i = 0; i < n; i++) {
+		const json_t *x = config_get(va, paths[i]);
+		const json_t *y = config_get(vb, paths[i]);
+		char *xs = x ? json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY)
+			     : NULL;
+		char *ys = y ? json_dumps(y, JSON_COMPACT | JSON_ENCODE_ANY)
+			     : NULL;
+		const char *cls = config_options_reload_name(
+			config_plan_classify(paths[i], NULL));
+
+		if (!x)
+			printf("+ %s: %s  [%s]\n", paths[i], ys, cls);
+		else if (!y)
+			printf("- %s: %s  [%s]\n", paths[i], xs, cls);
+		else
+			printf("~ %s: %s -> %s  [%s]\n", paths[i], xs, ys,
+			       cls);
+		free(xs);
+		free(ys);
+	}
+	if (n == 0)
+		printf("No differences.\n");
+	r = 0;
+out:
+	config_env_strv_free(paths);
+	json_decref(va);
+	json_decref(vb);
+	cli_config_close(&cc);
+	return r;
+}
+
+/* gateway restart: SIGUSR1 to the pid in the lock file, then wait until
+ * the restarted process (same pid) wrote its lock again. */
+int cli_config_gateway_restart(struct cli_args *a)
+{
+	struct cli_local l;
+	json_t *lock = NULL, *now = NULL;
+	int64_t started, deadline;
+	long pid;
+	int held, r = 1;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	held = cli_lock_read(l.state_dir, &lock);
+	pid = (long)json_integer_value(json_object_get(lock, "pid"));
+	if (held != 1 || pid <= 0) {
+		fprintf(stderr, "Gateway is not running (no lock held in %s).\n",
+			l.state_dir);
+		goto out;
+	}
+	started = json_integer_value(json_object_get(lock, "startedAtMs"));
+	if (kill((pid_t)pid, SIGUSR1) != 0) {
+		fprintf(stderr, "cannot signal pid %ld: %s\n", pid,
+			strerror(errno));
+		goto out;
+	}
+	deadline = util_mono_ms() + (a->timeout ? atoi(a->timeout) : 60000);
+	while (util_mono_ms() < deadline) {
+		struct timespec ts = {0, 50 * 1000000};
+
+		json_decref(now);
+		now = NULL;
+		if (cli_lock_read(l.state_dir, &now) == 1 &&
+		    json_integer_value(json_object_get(now, "startedAtMs")) >
+			    started) {
+			printf("Gateway restarted (pid %lld).\n",
+			       (long long)json_integer_value(
+				       json_object_get(now, "pid")));
+			r = 0;
+			goto out;
+		}
+		nanosleep(&ts, NULL);
+	}
+	fprintf(stderr, "Gateway did not come back in time (pid %ld).\n", pid);
+out:
+	json_decref(lock);
+	json_decref(now);
+	cli_target_local_free(&l);
+	return r;
+}

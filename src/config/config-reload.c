@@ -1,0 +1,811 @@
+/* The one reload path: read -> parse -> validate -> resolve secrets ->
+ * plan -> commit snapshot row -> swap -> apply -> release the old snapshot
+ * (when its last reader drops it: readers hold references, never locks).
+ * File edits (the watcher), SIGHUP, the config.* RPCs and rollback all come
+ * through config_reloader_run_locked; writers serialise on the reloader's
+ * mutex. Snapshot rows hold the redacted file text: secrets never reach
+ * SQLite. */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "config/config-reload.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/store.h"
+
+#define CONFIG_RELOAD_MAX_FILE (4u * 1024 * 1024)
+#define CONFIG_RELOAD_ISSUES_MAX 600
+#define CONFIG_RELOAD_HISTORY_MAX 1000
+
+struct config_reloader {
+	pthread_mutex_t mu;
+	char *path;
+	const struct config_overrides *ov;
+	struct store *store;
+	int64_t keep;
+	struct config_reloader_cbs cbs;
+	int64_t current_id;	/* snapshot row of the running config */
+	char rejected_hash[65];	/* last invalid content seen (not re-logged) */
+	int missing;		/* the file is gone (logged once) */
+};
+
+static pthread_mutex_t config_reloader_global_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct config_reloader *config_reloader_global_ptr;
+
+void config_reloader_set_global(struct config_reloader *r)
+{
+	pthread_mutex_lock(&config_reloader_global_mu);
+	config_reloader_global_ptr = r;
+	pthread_mutex_unlock(&config_reloader_global_mu);
+}
+
+struct config_reloader *config_reloader_global(void)
+{
+	struct config_reloader *r;
+
+	pthread_mutex_lock(&config_reloader_global_mu);
+	r = config_reloader_global_ptr;
+	pthread_mutex_unlock(&config_reloader_global_mu);
+	return r;
+}
+
+const char *config_outcome_name(enum config_outcome o)
+{
+	static const char *const names[] = {
+		[CONFIG_OUT_UNCHANGED] = "unchanged",
+		[CONFIG_OUT_APPLIED] = "applied",
+		[CONFIG_OUT_RESTART] = "restart",
+		[CONFIG_OUT_PENDING] = "pending",
+		[CONFIG_OUT_SKIPPED] = "skipped",
+		[CONFIG_OUT_REJECTED] = "rejected",
+		[CONFIG_OUT_MISSING] = "missing",
+	};
+
+	return (unsigned)o < ARRAY_SIZE(names) ? names[o] : "?";
+}
+
+enum config_reload_mode config_reload_mode_parse(const char *s)
+{
+	if (s && strcmp(s, "off") == 0)
+		return CONFIG_MODE_OFF;
+	if (s && strcmp(s, "hot") == 0)
+		return CONFIG_MODE_HOT;
+	if (s && strcmp(s, "restart") == 0)
+		return CONFIG_MODE_RESTART;
+	return CONFIG_MODE_HYBRID;
+}
+
+void config_result_free(struct config_result *res)
+{
+	if (!res)
+		return;
+	config_plan_free(&res->plan);
+	config_issues_free(&res->issues);
+	free(res->reason);
+	res->reason = NULL;
+}
+
+/* ---- files ------------------------------------------------------------- */
+
+int config_read_file(const char *path, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	int fd, r;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	buf = xmalloc(CONFIG_RELOAD_MAX_FILE + 1);
+	for (;;) {
+		ssize_t k = read(fd, buf + n, CONFIG_RELOAD_MAX_FILE + 1 - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n > CONFIG_RELOAD_MAX_FILE) {
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	buf = NULL;
+	r = 1;
+out:
+	free(buf);
+	close(fd);
+	return r;
+}
+
+static int config_reload_write_all(int fd, const char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t k = write(fd, p, len);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return -errno;
+		p += k;
+		len -= (size_t)k;
+	}
+	return 0;
+}
+
+/* Write text to a new temp file next to path (fsynced, mode of path or
+ * 0600). *tmp is the owned temp path. Returns 0 or -errno. */
+static int config_reload_tmp_write(const char *path, const char *text,
+				   size_t len, char **tmp)
+{
+	char *copy = xstrdup(path), *dir, *base = xstrdup(path);
+	struct stat st;
+	mode_t mode = 0600;
+	char rnd[9];
+	uint8_t b[4];
+	int fd, r;
+
+	dir = dirname(copy);
+	util_random(b, sizeof(b));
+	snprintf(rnd, sizeof(rnd), "%02x%02x%02x%02x", b[0], b[1], b[2], b[3]);
+	*tmp = xasprintf("%s/.%s.%ld.%s.tmp", dir, basename(base),
+			 (long)getpid(), rnd);
+	if (stat(path, &st) == 0)
+		mode = st.st_mode & 07777;
+	fd = open(*tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	r = config_reload_write_all(fd, text, len);
+	if (r == 0 && fchmod(fd, mode) != 0)
+		r = -errno;
+	if (r == 0 && fsync(fd) != 0)
+		r = -errno;
+	if (close(fd) != 0 && r == 0)
+		r = -errno;
+	if (r != 0)
+		unlink(*tmp);
+out:
+	if (r != 0) {
+		free(*tmp);
+		*tmp = NULL;
+	}
+	free(copy);
+	free(base);
+	return r;
+}
+
+/* rename tmp over path, then fsync the directory. */
+static int config_reload_commit_file(const char *tmp, const char *path)
+{
+	char *copy;
+	int dfd, r = 0;
+
+	if (rename(tmp, path) != 0) {
+		r = -errno;
+		unlink(tmp);
+		return r;
+	}
+	copy = xstrdup(path);
+	dfd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		if (fsync(dfd) != 0)
+			r = -errno;
+		close(dfd);
+	}
+	free(copy);
+	return r;
+}
+
+int config_write_atomic(const char *path, const char *text, size_t len)
+{
+	char *tmp = NULL;
+	int r = config_reload_tmp_write(path, text, len, &tmp);
+
+	if (r == 0)
+		r = config_reload_commit_file(tmp, path);
+	free(tmp);
+	return r;
+}
+
+/* ---- snapshot rows ------------------------------------------------------ */
+
+struct config_row {
+	const char *hash;
+	int64_t parent;
+	const char *source, *actor, *method, *outcome, *reason;
+	char *text;		/* redacted */
+	char *paths;		/* JSON */
+	int64_t restored_from;
+	int64_t keep;
+	int64_t id;		/* out */
+};
+
+static void config_row_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static int config_row_insert(sqlite3 *db, void *arg)
+{
+	struct config_row *row = arg;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, "INSERT INTO config_snapshots(ts, hash, "
+				"parent, source, actor, method, text, paths, "
+				"outcome, reason, restored_from) VALUES "
+				"(?,?,?,?,?,?,?,?,?,?,?)", -1, &s, NULL);
+	if (rc != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(s, 1, util_now_ms());
+	sqlite3_bind_text(s, 2, row->hash, -1, SQLITE_TRANSIENT);
+	if (row->parent > 0)
+		sqlite3_bind_int64(s, 3, row->parent);
+	else
+		sqlite3_bind_null(s, 3);
+	sqlite3_bind_text(s, 4, row->source, -1, SQLITE_TRANSIENT);
+	config_row_bind_text(s, 5, row->actor);
+	config_row_bind_text(s, 6, row->method);
+	config_row_bind_text(s, 7, row->text);
+	sqlite3_bind_text(s, 8, row->paths ? row->paths : "[]", -1,
+			  SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 9, row->outcome, -1, SQLITE_TRANSIENT);
+	config_row_bind_text(s, 10, row->reason);
+	if (row->restored_from > 0)
+		sqlite3_bind_int64(s, 11, row->restored_from);
+	else
+		sqlite3_bind_null(s, 11);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(s);
+	s = NULL;
+	row->id = sqlite3_last_insert_rowid(db);
+	if (row->keep > 0) {
+		rc = sqlite3_prepare_v2(db, "DELETE FROM config_snapshots "
+					"WHERE id <= ? - ?", -1, &s, NULL);
+		if (rc != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int64(s, 1, row->id);
+		sqlite3_bind_int64(s, 2, row->keep);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			goto fail;
+		sqlite3_finalize(s);
+	}
+	return GW_OK;
+fail:
+	log_warn("reload", "cannot record config snapshot: %s",
+		 sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	return GW_ESTORE;
+}
+
+/* Retention from meta.config_snapshots_keep (0 or absent = keep all). */
+static int64_t config_reload_keep(struct config_reloader *r)
+{
+	char *v = NULL;
+	int64_t keep = r->keep;
+
+	if (r->store && store_meta_get(r->store, "config_snapshots_keep",
+				       &v) == GW_OK && v)
+		keep = strtoll(v, NULL, 10);
+	free(v);
+	return keep > 0 ? keep : 0;
+}
+
+/* Insert a row (durable); returns its id or 0. */
+static int64_t config_reload_record(struct config_reloader *r,
+				    struct config_row *row)
+{
+	if (!r->store)
+		return 0;
+	row->keep = config_reload_keep(r);
+	if (store_write_sync(r->store, config_row_insert, row,
+			     STORE_DURABLE) != GW_OK)
+		return 0;
+	return row->id;
+}
+
+/* ---- the reloader ------------------------------------------------------- */
+
+struct config_reloader *config_reloader_new(const struct config_reloader_opts
+					    *o)
+{
+	struct config_reloader *r = xcalloc(1, sizeof(*r));
+
+	pthread_mutex_init(&r->mu, NULL);
+	r->path = xstrdup(o->path);
+	r->ov = o->ov;
+	r->store = o->store;
+	r->keep = o->keep;
+	r->cbs = o->cbs;
+	return r;
+}
+
+void config_reloader_free(struct config_reloader *r)
+{
+	if (!r)
+		return;
+	if (config_reloader_global() == r)
+		config_reloader_set_global(NULL);
+	pthread_mutex_destroy(&r->mu);
+	free(r->path);
+	free(r);
+}
+
+const char *config_reloader_path(const struct config_reloader *r)
+{
+	return r->path;
+}
+
+void config_reloader_lock(struct config_reloader *r)
+{
+	pthread_mutex_lock(&r->mu);
+}
+
+void config_reloader_unlock(struct config_reloader *r)
+{
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* "a.b: msg; c: msg" of the issues (bounded). Owned. */
+static char *config_reload_issues_text(const struct config_issues *is)
+{
+	char buf[CONFIG_RELOAD_ISSUES_MAX];
+	size_t off = 0;
+	int i;
+
+	buf[0] = 0;
+	for (i = 0; i < is->n && off < sizeof(buf) - 1; i++)
+		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s: %s",
+					i ? "; " : "", is->v[i].path,
+					is->v[i].message);
+	return xstrdup(buf);
+}
+
+void config_reloader_started(struct config_reloader *r,
+			     const struct gw_config *cfg, const char *source,
+			     const char *reason)
+{
+	struct config_row row = {0};
+	char *raw = NULL;
+	size_t len = 0;
+
+	pthread_mutex_lock(&r->mu);
+	if (config_read_file(r->path, &raw, &len) > 0)
+		row.text = config_redact_text(raw, len);
+	row.hash = cfg->hash;
+	row.parent = 0;
+	row.source = source ? source : "startup";
+	row.actor = "gateway";
+	row.outcome = "started";
+	row.reason = reason;
+	r->current_id = config_reload_record(r, &row);
+	free(row.text);
+	free(raw);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* The overrides for a load: a generated token stays across reloads. */
+static void config_reload_overrides(const struct config_reloader *r,
+				    const struct gw_config *cur,
+				    struct config_overrides *ov)
+{
+	static const struct config_overrides none;
+
+	*ov = r->ov ? *r->ov : none;
+	if (cur && cur->auth_token_generated)
+		ov->generated_token = cur->auth_token;
+}
+
+static void config_reload_changed(struct config_reloader *r,
+				  const struct config_req *req,
+				  const struct config_result *res)
+{
+	json_t *p;
+
+	if (!r->cbs.changed)
+		return;
+	p = json_pack("{s:s,s:I,s:s,s:s*,s:s,s:o,s:I}", "hash", res->hash,
+		      "snapshotId", (json_int_t)res->snapshot_id, "source",
+		      req->source, "actor", req->actor, "outcome",
+		      config_outcome_name(res->outcome), "changes",
+		      config_plan_json(&res->plan), "ts",
+		      (json_int_t)util_now_ms());
+	r->cbs.changed(p, r->cbs.arg);
+}
+
+int config_reloader_run_locked(struct config_reloader *r,
+			       const struct config_req *req,
+			       struct config_result *res)
+{
+	struct gw_config *cur = config_current(), *neu = NULL;
+	struct config_overrides ov;
+	struct config_row row = {0};
+	enum config_reload_mode mode;
+	json_t *pj;
+	char *raw = NULL, *paths = NULL, *rpaths = NULL;
+	size_t len = 0;
+	int rd, r_ = GW_OK, explicit_req;
+
+	memset(res, 0, sizeof(*res));
+	res->outcome = CONFIG_OUT_UNCHANGED;
+	explicit_req = strcmp(req->source, "file") != 0;
+	rd = config_read_file(r->path, &raw, &len);
+	if (rd == 0) {
+		if (cur && cur->file_exists && !r->missing)
+			log_warn("reload", "config file %s was removed; keeping "
+				 "the running config", r->path);
+		r->missing = cur && cur->file_exists;
+		res->outcome = cur && cur->file_exists ? CONFIG_OUT_MISSING
+						       : CONFIG_OUT_UNCHANGED;
+		goto out;
+	}
+	r->missing = 0;
+	if (rd < 0) {
+		log_warn("reload", "config reload skipped (cannot read %s: %s)",
+			 r->path, strerror(-rd));
+		res->outcome = CONFIG_OUT_REJECTED;
+		res->reason = xasprintf("cannot read: %s", strerror(-rd));
+		r_ = GW_EIO;
+		goto out;
+	}
+	util_sha256_hex(raw, len, res->hash);
+	/* Same bytes: nothing to do (touch, our own write seen again). An
+	 * explicit request (SIGHUP, RPC) still re-resolves the secrets. */
+	if (!explicit_req && cur && strcmp(res->hash, cur->hash) == 0)
+		goto out;
+	if (!explicit_req && strcmp(res->hash, r->rejected_hash) == 0)
+		goto out;
+
+	config_reload_overrides(r, cur, &ov);
+	if (config_load(r->path, &ov, &neu, &res->issues) != GW_OK) {
+		res->outcome = CONFIG_OUT_REJECTED;
+		res->reason = config_reload_issues_text(&res->issues);
+		log_warn("reload", "config reload skipped (invalid config): %s",
+			 res->reason);
+		memcpy(r->rejected_hash, res->hash, sizeof(r->rejected_hash));
+		row.text = config_redact_text(raw, len);
+		row.hash = res->hash;
+		row.parent = r->current_id;
+		row.source = req->source;
+		row.actor = req->actor;
+		row.method = req->method;
+		row.outcome = "rejected";
+		row.reason = res->reason;
+		res->snapshot_id = config_reload_record(r, &row);
+		r_ = GW_ECONFIG;
+		goto out;
+	}
+	r->rejected_hash[0] = 0;
+	/* The loaded file is the truth (it may have changed since our
+	 * read): keep its hash and text together. */
+	memcpy(res->hash, neu->hash, sizeof(res->hash));
+	config_plan_build(cur, neu, &res->plan);
+	if (res->plan.n == 0 && cur && strcmp(neu->hash, cur->hash) == 0 &&
+	    !req->force_restart)
+		goto out;
+	free(raw);
+	raw = NULL;
+	if (config_read_file(r->path, &raw, &len) > 0)
+		row.text = config_redact_text(raw, len);
+
+	paths = config_plan_paths(&res->plan, -1);
+	if (res->plan.n)
+		log_info("reload", "config change detected; evaluating reload "
+			 "(%s)", paths);
+	mode = config_reload_mode_parse(neu->reload_mode);
+	/* off gates the file watcher only: SIGHUP, RPC writes and rollback
+	 * are explicit requests and apply as hybrid. */
+	if (mode == CONFIG_MODE_OFF && explicit_req)
+		mode = CONFIG_MODE_HYBRID;
+	if (req->force_restart)
+		mode = CONFIG_MODE_RESTART;
+	rpaths = config_plan_paths(&res->plan, CONFIG_RELOAD_RESTART);
+	switch (mode) {
+	case CONFIG_MODE_OFF:
+		res->outcome = CONFIG_OUT_SKIPPED;
+		res->reason = xstrdup("gateway.reload.mode=off");
+		log_info("reload", "config reload disabled "
+			 "(gateway.reload.mode=off)");
+		break;
+	case CONFIG_MODE_HOT:
+		res->outcome = res->plan.restart ? CONFIG_OUT_PENDING
+						 : CONFIG_OUT_APPLIED;
+		if (res->plan.restart) {
+			log_warn("reload", "config reload requires gateway "
+				 "restart; hot mode ignoring (%s)", rpaths);
+			res->reason = xasprintf("restart needed: %s", rpaths);
+		}
+		break;
+	case CONFIG_MODE_RESTART:
+		res->outcome = CONFIG_OUT_RESTART;
+		break;
+	case CONFIG_MODE_HYBRID:
+		res->outcome = res->plan.restart ? CONFIG_OUT_RESTART
+						 : CONFIG_OUT_APPLIED;
+		break;
+	}
+	if (res->outcome == CONFIG_OUT_RESTART)
+		log_info("reload", "config change requires gateway restart "
+			 "(%s)", res->plan.restart ? rpaths :
+			 req->force_restart ? "config.apply" : paths);
+
+	/* Commit the snapshot row before the swap: what runs is recorded. */
+	row.hash = res->hash;
+	row.parent = r->current_id;
+	row.source = req->source;
+	row.actor = req->actor;
+	row.method = req->method;
+	row.outcome = config_outcome_name(res->outcome);
+	row.reason = res->reason;
+	row.restored_from = req->parent;
+	pj = config_plan_json(&res->plan);
+	row.paths = json_dumps(pj, JSON_COMPACT);
+	json_decref(pj);
+	res->snapshot_id = config_reload_record(r, &row);
+	if (res->outcome == CONFIG_OUT_SKIPPED) {
+		config_reload_changed(r, req, res);
+		goto out;
+	}
+	if (res->snapshot_id)
+		r->current_id = res->snapshot_id;
+
+	config_set_current(neu);
+	if (r->cbs.apply)
+		r->cbs.apply(cur, neu, &res->plan, r->cbs.arg);
+	if (res->outcome == CONFIG_OUT_APPLIED ||
+	    res->outcome == CONFIG_OUT_PENDING)
+		log_info("reload", "config hot reload applied (%s)",
+			 res->plan.n ? paths : "no effective changes");
+	config_reload_changed(r, req, res);
+	if (res->outcome == CONFIG_OUT_RESTART && r->cbs.restart) {
+		char reason[200];
+
+		snprintf(reason, sizeof(reason), "config change (%s)",
+			 res->plan.restart ? rpaths : paths);
+		r->cbs.restart(reason, r->cbs.arg);
+	}
+out:
+	free(row.text);
+	free(row.paths);
+	free(paths);
+	free(rpaths);
+	free(raw);
+	config_unref(neu);
+	config_unref(cur);
+	return r_;
+}
+
+int config_reloader_run(struct config_reloader *r,
+			const struct config_req *req,
+			struct config_result *res)
+{
+	int rc;
+
+	pthread_mutex_lock(&r->mu);
+	rc = config_reloader_run_locked(r, req, res);
+	pthread_mutex_unlock(&r->mu);
+	return rc;
+}
+
+/* Load text as if it were the file (a temp file next to it, so $include
+ * resolves the same way). */
+static int config_reload_load_text(struct config_reloader *r,
+				   const char *text, size_t len,
+				   struct gw_config **out, char **tmp_keep,
+				   struct config_issues *is)
+{
+	struct gw_config *cur = config_current();
+	struct config_overrides ov;
+	char *tmp = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = config_reload_tmp_write(r->path, text, len, &tmp);
+	if (rc != 0) {
+		config_issues_add(is, "<root>", "cannot write a temporary "
+				  "file next to %s: %s", r->path,
+				  strerror(-rc));
+		config_unref(cur);
+		return GW_EIO;
+	}
+	config_reload_overrides(r, cur, &ov);
+	rc = config_load(tmp, &ov, out, is);
+	config_unref(cur);
+	if (rc == GW_OK && tmp_keep) {
+		*tmp_keep = tmp;
+		return GW_OK;
+	}
+	unlink(tmp);
+	free(tmp);
+	return rc;
+}
+
+int config_reloader_write_locked(struct config_reloader *r, const char *text,
+				 size_t len, const struct config_req *req,
+				 struct config_result *res)
+{
+	struct gw_config *c = NULL;
+	char *tmp = NULL;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = config_reload_load_text(r, text, len, &c, &tmp, &res->issues);
+	if (rc != GW_OK) {
+		res->outcome = CONFIG_OUT_REJECTED;
+		res->reason = config_reload_issues_text(&res->issues);
+		return rc == GW_EIO ? GW_EIO : GW_ECONFIG;
+	}
+	config_unref(c);
+	rc = config_reload_commit_file(tmp, r->path);
+	free(tmp);
+	if (rc != 0) {
+		log_warn("reload", "cannot write %s: %s", r->path,
+			 strerror(-rc));
+		config_issues_add(&res->issues, "<root>", "cannot write %s: %s",
+				  r->path, strerror(-rc));
+		res->outcome = CONFIG_OUT_REJECTED;
+		return GW_EIO;
+	}
+	log_info("reload", "config written by %s (%s)",
+		 req->actor ? req->actor : "?", req->method ? req->method :
+		 req->source);
+	config_issues_free(&res->issues);
+	return config_reloader_run_locked(r, req, res);
+}
+
+int config_reloader_plan_text(struct config_reloader *r, const char *text,
+			      size_t len, struct config_result *res)
+{
+	struct gw_config *c = NULL, *cur;
+	int rc;
+
+	memset(res, 0, sizeof(*res));
+	rc = config_reload_load_text(r, text, len, &c, NULL, &res->issues);
+	if (rc != GW_OK) {
+		res->outcome = CONFIG_OUT_REJECTED;
+		res->reason = config_reload_issues_text(&res->issues);
+		return GW_ECONFIG;
+	}
+	cur = config_current();
+	config_plan_build(cur, c, &res->plan);
+	util_sha256_hex(text, len, res->hash);
+	res->outcome = res->plan.restart ? CONFIG_OUT_RESTART
+		       : res->plan.n ? CONFIG_OUT_APPLIED
+				     : CONFIG_OUT_UNCHANGED;
+	config_unref(cur);
+	config_unref(c);
+	return GW_OK;
+}
+
+/* ---- history ------------------------------------------------------------ */
+
+json_t *config_reloader_history(struct config_reloader *r, int limit)
+{
+	sqlite3 *db = r->store ? store_reader(r->store) : NULL;
+	sqlite3_stmt *s = NULL;
+	json_t *a = json_array();
+
+	if (!db)
+		return a;
+	if (limit <= 0 || limit > CONFIG_RELOAD_HISTORY_MAX)
+		limit = CONFIG_RELOAD_HISTORY_MAX;
+	if (sqlite3_prepare_v2(db, "SELECT id, ts, hash, parent, source, "
+			       "actor, method, paths, outcome, reason, "
+			       "restored_from FROM config_snapshots ORDER BY "
+			       "id DESC LIMIT ?", -1, &s, NULL) != SQLITE_OK) {
+		log_warn("reload", "config history: %s", sqlite3_errmsg(db));
+		return a;
+	}
+	sqlite3_bind_int(s, 1, limit);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		json_t *row = json_object(), *paths;
+		const char *t;
+
+		json_object_set_new(row, "id",
+				    json_integer(sqlite3_column_int64(s, 0)));
+		json_object_set_new(row, "ts",
+				    json_integer(sqlite3_column_int64(s, 1)));
+		json_object_set_new(row, "hash", json_string(
+			(const char *)sqlite3_column_text(s, 2)));
+		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
+			json_object_set_new(row, "parent", json_integer(
+				sqlite3_column_int64(s, 3)));
+		json_object_set_new(row, "source", json_string(
+			(const char *)sqlite3_column_text(s, 4)));
+		if ((t = (const char *)sqlite3_column_text(s, 5)))
+			json_object_set_new(row, "actor", json_string(t));
+		if ((t = (const char *)sqlite3_column_text(s, 6)))
+			json_object_set_new(row, "method", json_string(t));
+		paths = json_loads((const char *)sqlite3_column_text(s, 7), 0,
+				   NULL);
+		json_object_set_new(row, "changes", paths ? paths
+							  : json_array());
+		json_object_set_new(row, "outcome", json_string(
+			(const char *)sqlite3_column_text(s, 8)));
+		if ((t = (const char *)sqlite3_column_text(s, 9)))
+			json_object_set_new(row, "reason", json_string(t));
+		if (sqlite3_column_type(s, 10) != SQLITE_NULL)
+			json_object_set_new(row, "restoredFrom", json_integer(
+				sqlite3_column_int64(s, 10)));
+		json_object_set_new(row, "current", json_boolean(
+			sqlite3_column_int64(s, 0) == r->current_id));
+		json_array_append_new(a, row);
+	}
+	sqlite3_finalize(s);
+	return a;
+}
+
+int config_reloader_snapshot_text(struct config_reloader *r, int64_t id,
+				  char **text, int64_t *out_id)
+{
+	sqlite3 *db = r->store ? store_reader(r->store) : NULL;
+	sqlite3_stmt *s = NULL;
+	struct gw_config *cur;
+	int rc = GW_ENOTFOUND;
+
+	*text = NULL;
+	if (!db)
+		return GW_EUNAVAIL;
+	cur = config_current();
+	if (id > 0)
+		rc = sqlite3_prepare_v2(db, "SELECT id, text FROM "
+			"config_snapshots WHERE id = ?1 AND text IS NOT NULL "
+			"AND outcome <> 'rejected'", -1, &s, NULL);
+	else
+		rc = sqlite3_prepare_v2(db, "SELECT id, text FROM "
+			"config_snapshots WHERE id < ?2 AND text IS NOT NULL "
+			"AND outcome <> 'rejected' AND hash <> ?3 ORDER BY id "
+			"DESC LIMIT 1", -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		rc = GW_ESTORE;
+		goto out;
+	}
+	if (id > 0)
+		sqlite3_bind_int64(s, 1, id);
+	else {
+		sqlite3_bind_int64(s, 2, r->current_id > 0 ? r->current_id
+							   : INT64_MAX);
+		sqlite3_bind_text(s, 3, cur ? cur->hash : "", -1,
+				  SQLITE_TRANSIENT);
+	}
+	rc = GW_ENOTFOUND;
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*out_id = sqlite3_column_int64(s, 0);
+		*text = xstrdup((const char *)sqlite3_column_text(s, 1));
+		rc = GW_OK;
+	}
+out:
+	sqlite3_finalize(s);
+	config_unref(cur);
+	return rc;
+}

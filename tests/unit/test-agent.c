@@ -1,0 +1,385 @@
+/* Unit tests for src/agent: the incremental SSE parser (split chunks,
+ * CRLF, multi-line data, bounds), session key rules (reserved prefixes,
+ * HTTP derivation, canonical keys) and the idempotency record (a finished
+ * run replays from SQLite; a run left running by a crash becomes an
+ * error). */
+#include "config.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "agent/agent-int.h"
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/store.h"
+
+/* ---- SSE ------------------------------------------------------------------ */
+
+struct sse_got {
+	char ev[16][256];
+	int n;
+};
+
+static void sse_cb(void *arg, const char *data, size_t len)
+{
+	struct sse_got *g = arg;
+
+	ck_assert_int_lt(g->n, 16);
+	ck_assert_uint_lt(len, 256);
+	memcpy(g->ev[g->n], data, len);
+	g->ev[g->n][len] = 0;
+	g->n++;
+}
+
+static const char sse_text[] =
+	": comment line\n"
+	"data: {\"a\":1}\n\n"
+	"event: x\r\ndata: two\r\ndata: lines\r\n\r\n"
+	"data:nospace\n\n"
+	"id: 5\n\n"
+	"data: [DONE]\n\n";
+
+static void sse_check(const struct sse_got *g)
+{
+	ck_assert_int_eq(g->n, 4);
+	ck_assert_str_eq(g->ev[0], "{\"a\":1}");
+	ck_assert_str_eq(g->ev[1], "two\nlines");
+	ck_assert_str_eq(g->ev[2], "nospace");
+	ck_assert_str_eq(g->ev[3], "[DONE]");
+}
+
+START_TEST(test_sse_whole)
+{
+	struct provider_sse s;
+	struct sse_got g = {0};
+
+	provider_sse_init(&s, 1024);
+	ck_assert_int_eq(provider_sse_feed(&s, sse_text, strlen(sse_text),
+					   sse_cb, &g), 0);
+	sse_check(&g);
+	provider_sse_free(&s);
+}
+END_TEST
+
+/* Every split point of the stream, and byte by byte. */
+START_TEST(test_sse_split)
+{
+	size_t n = strlen(sse_text), cut, i;
+	struct provider_sse s;
+	struct sse_got g;
+
+	for (cut = 1; cut < n; cut++) {
+		memset(&g, 0, sizeof(g));
+		provider_sse_init(&s, 1024);
+		provider_sse_feed(&s, sse_text, cut, sse_cb, &g);
+		provider_sse_feed(&s, sse_text + cut, n - cut, sse_cb, &g);
+		sse_check(&g);
+		provider_sse_free(&s);
+	}
+	memset(&g, 0, sizeof(g));
+	provider_sse_init(&s, 1024);
+	for (i = 0; i < n; i++)
+		provider_sse_feed(&s, sse_text + i, 1, sse_cb, &g);
+	sse_check(&g);
+	provider_sse_free(&s);
+}
+END_TEST
+
+START_TEST(test_sse_partial_and_overflow)
+{
+	struct provider_sse s;
+	struct sse_got g = {0};
+	char big[200];
+
+	provider_sse_init(&s, 64);
+	/* An unterminated event is held back. */
+	provider_sse_feed(&s, "data: half", 10, sse_cb, &g);
+	ck_assert_int_eq(g.n, 0);
+	provider_sse_feed(&s, "\n\n", 2, sse_cb, &g);
+	ck_assert_int_eq(g.n, 1);
+	ck_assert_str_eq(g.ev[0], "half");
+	memset(big, 'x', sizeof(big));
+	ck_assert_int_eq(provider_sse_feed(&s, big, sizeof(big), sse_cb, &g),
+			 -1);
+	/* Sticky. */
+	ck_assert_int_eq(provider_sse_feed(&s, "\n\n", 2, sse_cb, &g), -1);
+	provider_sse_free(&s);
+}
+END_TEST
+
+/* ---- session keys ----------------------------------------------------------- */
+
+START_TEST(test_key_reserved)
+{
+	ck_assert_int_eq(agent_session_key_reserved("subagent:x"), 1);
+	ck_assert_int_eq(agent_session_key_reserved("CRON:daily"), 1);
+	ck_assert_int_eq(agent_session_key_reserved("acp:1"), 1);
+	ck_assert_int_eq(agent_session_key_reserved("agent:main:cron:x"), 1);
+	ck_assert_int_eq(agent_session_key_reserved("agent:main:main"), 0);
+	ck_assert_int_eq(agent_session_key_reserved("croner"), 0);
+	ck_assert_int_eq(agent_session_key_reserved("main"), 0);
+}
+END_TEST
+
+START_TEST(test_key_http)
+{
+	char *k = NULL, *err = NULL;
+
+	ck_assert_int_eq(agent_session_key_for_http("Main", "openai", "bob",
+						    NULL, &k, &err), GW_OK);
+	ck_assert_str_eq(k, "agent:main:openai-user:bob");
+	free(k);
+	ck_assert_int_eq(agent_session_key_for_http("main", "openresponses",
+						    NULL, NULL, &k, &err),
+			 GW_OK);
+	ck_assert_int_eq(strncmp(k, "agent:main:openresponses:", 25), 0);
+	ck_assert_uint_eq(strlen(k), 25 + 36);
+	free(k);
+	ck_assert_int_eq(agent_session_key_for_http("main", "openai", "bob",
+						    "my-key", &k, &err),
+			 GW_OK);
+	ck_assert_str_eq(k, "my-key");
+	free(k);
+	ck_assert_int_eq(agent_session_key_for_http("main", "openai", NULL,
+						    "subagent:x", &k, &err),
+			 GW_EINVAL);
+	ck_assert_ptr_null(k);
+	ck_assert_str_eq(err, "`x-openclaw-session-key` cannot use reserved "
+			 "internal session namespaces.");
+	free(err);
+}
+END_TEST
+
+START_TEST(test_key_canon)
+{
+	char *k = NULL, *err = NULL;
+
+	ck_assert_int_eq(agent_session_key_canon(NULL, "main", &k, &err),
+			 GW_OK);
+	ck_assert_str_eq(k, "agent:main:main");
+	free(k);
+	ck_assert_int_eq(agent_session_key_canon(NULL, "Agent:Helper:x", &k,
+						 &err), GW_OK);
+	ck_assert_str_eq(k, "agent:helper:x");
+	free(k);
+	ck_assert_int_eq(agent_session_key_canon(NULL, "team-chat", &k, &err),
+			 GW_OK);
+	ck_assert_str_eq(k, "agent:main:team-chat");
+	free(k);
+	ck_assert_int_eq(agent_session_key_canon(NULL, "acp:x", &k, &err),
+			 GW_EINVAL);
+	free(err);
+	ck_assert_int_eq(agent_session_key_canon(NULL, "agent:main:", &k,
+						 &err), GW_EINVAL);
+	free(err);
+	ck_assert_int_eq(agent_session_key_canon(NULL, "", &k, &err),
+			 GW_EINVAL);
+	free(err);
+	k = agent_session_key_agent("agent:Ops:main");
+	ck_assert_str_eq(k, "ops");
+	free(k);
+	ck_assert_ptr_null(agent_session_key_agent("main"));
+	k = agent_session_key_main("Helper");
+	ck_assert_str_eq(k, "agent:helper:main");
+	free(k);
+}
+END_TEST
+
+/* ---- idempotency -------------------------------------------------------------- */
+
+static char tmpdir[256];
+
+static int rm_cb(const char *p, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+struct idem_job {
+	struct session_begin b;
+	struct session_end e;
+	int end;
+};
+
+static int idem_run(sqlite3 *db, void *arg)
+{
+	struct idem_job *j = arg;
+	json_t *ev = json_array();
+	int r = j->end ? session_end_tx(db, &j->e, ev)
+		       : session_begin_tx(db, &j->b, ev);
+
+	json_decref(ev);
+	return r;
+}
+
+struct end_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done;
+	enum run_status status;
+	char text[64];
+	char id[64];
+};
+
+static void end_cb(void *arg, const struct run_result *res)
+{
+	struct end_wait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->done = 1;
+	w->status = res->status;
+	snprintf(w->text, sizeof(w->text), "%s", res->text);
+	snprintf(w->id, sizeof(w->id), "%s", res->run_id);
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void open_store(struct store **st, struct agent_rt **rt)
+{
+	struct agent_rt_opts o = {0};
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/state/clawgate.sqlite", tmpdir);
+	ck_assert_int_eq(store_open(path, st, NULL), GW_OK);
+	o.store = *st;
+	o.state_dir = tmpdir;
+	ck_assert_int_eq(agent_rt_new(&o, rt), GW_OK);
+}
+
+START_TEST(test_idempotency_replay)
+{
+	struct store *st = NULL;
+	struct agent_rt *rt = NULL;
+	struct idem_job j = {0};
+	struct run_request rq = {0};
+	struct run_sink sink = {0};
+	struct end_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
+			     .cv = PTHREAD_COND_INITIALIZER};
+	struct run *r = NULL;
+	char *status = NULL, *key = NULL, *err = NULL;
+	char k_main[] = "agent:main:main", a_main[] = "main";
+	char r1[] = "run-1", r3[] = "run-3";
+	json_t *res = NULL;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-agent-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	open_store(&st, &rt);
+	j.b.key = k_main;
+	j.b.agent_id = a_main;
+	j.b.run_id = r1;
+	j.b.messages = json_pack("[o]", session_message_new("user", "hi"));
+	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
+	json_decref(j.b.messages);
+	ck_assert_int_eq(session_idem_get(st, "run-1", &status, &key, &res),
+			 GW_OK);
+	ck_assert_str_eq(status, "running");
+	ck_assert_str_eq(key, "agent:main:main");
+	free(status);
+	free(key);
+	json_decref(res);
+	j.end = 1;
+	j.e.key = k_main;
+	j.e.run_id = r1;
+	j.e.status = "ok";
+	j.e.message = session_message_new("assistant", "hello back");
+	j.e.result = json_pack("{s:s,s:s,s:s,s:s}", "runId", "run-1",
+			       "sessionKey", "agent:main:main", "status", "ok",
+			       "text", "hello back");
+	j.e.in_tok = 3;
+	j.e.out_tok = 2;
+	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
+	json_decref(j.e.message);
+	json_decref(j.e.result);
+
+	/* The same key replays the stored result: no model is configured,
+	 * so a new run could not even start. */
+	sink.on_end = end_cb;
+	sink.arg = &w;
+	rq.session_key = "agent:main:main";
+	rq.run_id = "run-1";
+	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
+				"hi");
+	ck_assert_int_eq(run_start(rt, &rq, &sink, &r, &err), GW_OK);
+	ck_assert_int_eq(rq.origin, RUN_REPLAY);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	ck_assert_int_eq(w.status, RUN_OK);
+	ck_assert_str_eq(w.text, "hello back");
+	ck_assert_str_eq(w.id, "run-1");
+	run_unref(r);
+
+	/* A new key with nothing configured: a clear validation error. */
+	memset(&rq, 0, sizeof(rq));
+	rq.session_key = "agent:main:main";
+	rq.run_id = "run-2";
+	rq.messages = json_array();
+	ck_assert_int_eq(run_start(rt, &rq, &sink, &r, &err), GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(err, "no model configured"));
+	free(err);
+
+	/* A run left "running" (crash) becomes an error at the next start. */
+	j.end = 0;
+	j.b.run_id = r3;
+	j.b.messages = json_array();
+	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
+	json_decref(j.b.messages);
+	agent_rt_free(rt, 1000);
+	store_close(st);
+	open_store(&st, &rt);
+	ck_assert_int_eq(session_run_status(rt, "run-3", &res), GW_OK);
+	ck_assert_str_eq(json_string_value(json_object_get(res, "status")),
+			 "error");
+	json_decref(res);
+	ck_assert_int_eq(session_run_status(rt, "run-1", &res), GW_OK);
+	ck_assert_str_eq(json_string_value(json_object_get(res, "status")),
+			 "ok");
+	json_decref(res);
+	ck_assert_int_eq(session_run_status(rt, "nope", &res), GW_ENOTFOUND);
+	agent_rt_free(rt, 1000);
+	store_close(st);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
+static Suite *agent_suite(void)
+{
+	Suite *s = suite_create("agent");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_test(tc, test_sse_whole);
+	tcase_add_test(tc, test_sse_split);
+	tcase_add_test(tc, test_sse_partial_and_overflow);
+	tcase_add_test(tc, test_key_reserved);
+	tcase_add_test(tc, test_key_http);
+	tcase_add_test(tc, test_key_canon);
+	tcase_add_test(tc, test_idempotency_replay);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(agent_suite());
+	int failed;
+
+	log_set_console(0);
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	curl_global_cleanup();
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
