@@ -988,15 +988,17 @@ static void daemon_stop(struct daemon *d, int signo)
 			   "CLAWGATE_RESTART_DRAIN_MS", 5000) : 5000);
 	d->workers = NULL;
 	/* Then runs end (aborted, sinks get on_end) while WS and HTTP can
-	 * still send; no worker can start one any more. */
-	agent_rt_free(d->agents, 2000);
-	d->agents = NULL;
+	 * still send; a late HTTP request gets "gateway is stopping". The
+	 * runtime is freed only once neither face can reach it. */
+	agent_rt_stop(d->agents, 2000);
 	if (d->ws)
 		ws_server_stop(d->ws, d->restarting ? 1012 : 1001,
 			       d->restarting ? "service restart" :
 			       "gateway stopping", 2000);
 	if (d->http)
 		http_server_stop(d->http);
+	agent_rt_free(d->agents, 0);
+	d->agents = NULL;
 	store_close(d->store);
 	d->store = NULL;
 	if (signo)

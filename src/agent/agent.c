@@ -777,6 +777,12 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 	return GW_OK;
 }
 
+void agent_rt_stop(struct agent_rt *rt, int wait_ms)
+{
+	if (rt)
+		run_abort_all(rt, wait_ms);
+}
+
 void agent_rt_free(struct agent_rt *rt, int wait_ms)
 {
 	if (!rt)
@@ -933,9 +939,17 @@ int agent_embed(struct agent_rt *rt, const char *agent_id,
 	struct agent_embed_job *j = NULL;
 	struct agent_target *t = NULL;
 	char *id = NULL, *ref = NULL;
-	int r = GW_EINVAL;
+	int r = GW_EINVAL, stopping;
 
 	*err = NULL;
+	pthread_mutex_lock(&rt->mu);
+	stopping = rt->stopping;
+	pthread_mutex_unlock(&rt->mu);
+	if (stopping) {
+		*err = xstrdup("gateway is stopping");
+		r = GW_EUNAVAIL;
+		goto out;
+	}
 	id = agent_canon_id(rt, cfg, agent_id);
 	if (!id) {
 		*err = xasprintf("Unknown agent '%s'.", agent_id);

@@ -43,7 +43,11 @@ struct agent_observer {
 	void *arg;
 };
 void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o);
-/* Abort every run (status RUN_ABORTED, sinks get on_end), bounded wait. */
+/* Stop: abort every run (status RUN_ABORTED, sinks get on_end) with a
+ * bounded wait; from then on run_start and agent_embed fail with
+ * "gateway is stopping". The runtime stays valid for late callers until
+ * agent_rt_free, which stops it first if needed. */
+void agent_rt_stop(struct agent_rt *rt, int wait_ms);
 void agent_rt_free(struct agent_rt *rt, int wait_ms);
 
 /* Agents from the current config snapshot: agents.entries.<id> (and the

@@ -1114,13 +1114,7 @@ void run_abort_all(struct agent_rt *rt, int wait_ms)
 		run_unref(v[i]);
 	}
 	free(v);
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += wait_ms / 1000;
-	ts.tv_nsec += (long)(wait_ms % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
+	util_deadline(&ts, wait_ms);
 	pthread_mutex_lock(&rt->mu);
 	while (rt->nruns > 0 &&
 	       pthread_cond_timedwait(&rt->idle, &rt->mu, &ts) == 0)

@@ -269,12 +269,19 @@ struct cli_gateway_as {
 	int min_protocol;
 };
 
+/* Connect as `as`. Except in probe mode (probes create no identity, as
+ * upstream) the connect is signed with the CLI's device identity from
+ * state_dir, so a remote gateway that requires pairing can pair it; a
+ * device token it receives is kept for the next connects. */
 static int cli_gateway_connect(const struct cli_target *t,
-			       const struct cli_gateway_as *as, int timeout_ms,
+			       const struct cli_gateway_as *as,
+			       const char *state_dir, int timeout_ms,
 			       struct gwclient **c, json_t **hello,
 			       struct gwclient_err *e)
 {
 	const char *scopes[] = {as->scope, NULL};
+	struct cli_identity ci;
+	int signed_ = 0, r;
 	struct gwclient_opts o = {
 		.url = t->url,
 		.token = t->token,
@@ -289,7 +296,19 @@ static int cli_gateway_connect(const struct cli_target *t,
 		.timeout_ms = timeout_ms,
 	};
 
-	return gwclient_connect(&o, c, hello, e);
+	if (state_dir && strcmp(as->mode, "probe") != 0 &&
+	    cli_identity_open(state_dir, &ci) == 0) {
+		o.sign = cli_identity_sign;
+		o.sign_arg = &ci;
+		signed_ = 1;
+	}
+	r = gwclient_connect(&o, c, hello, e);
+	if (signed_) {
+		if (r == 0 && hello)
+			cli_identity_store_token(&ci, *hello);
+		cli_identity_close(&ci);
+	}
+	return r;
 }
 
 /* The one-line text of a failure, as the real CLI words it. New string. */
@@ -476,7 +495,8 @@ static int cli_gateway_rpc(const char *what, struct cli_args *a,
 		r = 2;
 		goto out;
 	}
-	if (cli_gateway_connect(&t, as, timeout, &c, &hello, &e) ||
+	if (cli_gateway_connect(&t, as, l.state_dir, timeout, &c, &hello,
+				&e) ||
 	    gwclient_request(c, method, params, timeout, a->expect_final,
 			     payload, &e)) {
 		cli_gateway_fail(what, &t, &l, &e, a->json);
@@ -724,7 +744,8 @@ int cli_gateway_status(struct cli_args *a)
 	}
 	probe_ok = cli_gateway_connect(&t, a->require_rpc ? &rpc_as
 							  : &probe_as,
-				       timeout, &c, &hello, &e) == 0;
+				       l.state_dir, timeout, &c, &hello,
+				       &e) == 0;
 	if (!probe_ok)
 		err_text = cli_gateway_err_text(&t, &e);
 	if (probe_ok && a->require_rpc) {
@@ -881,8 +902,8 @@ static void cli_gateway_probe_one(struct cli_gateway_probe_target *pt,
 	struct gwclient_err e = {0};
 	int64_t t0 = util_mono_ms();
 
-	pt->ok = cli_gateway_connect(&pt->t, &as, timeout, &c, &pt->hello,
-				     &e) == 0;
+	pt->ok = cli_gateway_connect(&pt->t, &as, NULL, timeout, &c,
+				     &pt->hello, &e) == 0;
 	pt->latency_ms = util_mono_ms() - t0;
 	if (!pt->ok) {
 		pt->error = cli_gateway_err_text(&pt->t, &e);
