@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -359,6 +360,7 @@ static void daemon_free(struct daemon *d);
 #define DAEMON_RESTART_EXPECTED_MS 2000
 #define DAEMON_RESTART_RPC_DELAY_MS 200
 #define DAEMON_MAX_INHERIT 8
+#define DAEMON_TRIM_MS 60000
 
 /* Listen sockets inherited across a re-exec (CLAWGATE_LISTEN_FDS), parsed
  * once per process; owned here until a listener adopts them. */
@@ -737,6 +739,8 @@ static void daemon_restart(struct daemon *d)
 	snprintf(num, sizeof(num), "%lld", (long long)util_now_ms());
 	setenv("CLAWGATE_RESTART_AT_MS", num, 1);
 	setenv("CLAWGATE_RESTART_REASON", d->restart_reason, 1);
+	if (d->cfg && d->cfg->auth_token_generated && d->cfg->auth_token)
+		setenv("CLAWGATE_INHERIT_TOKEN", d->cfg->auth_token, 1);
 	free(d->restart_reason);
 	d->restart_reason = NULL;
 	if (nr && strcmp(nr, "1") == 0) {
@@ -776,7 +780,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	struct api_deps ad = {0};
 	struct rpc_deps rd = {0};
 	const char *hosts[4], *failed = NULL;
-	char *path = NULL, *errmsg = NULL;
+	char *path = NULL, *errmsg = NULL, *inherited_tok = NULL;
+	const char *inherited;
 	int nhosts, r, i;
 	int64_t pv = 0, hv = 0;
 	enum log_level lvl;
@@ -788,7 +793,19 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	ov = o->ov;
 	if (d->paths.profile && strcmp(d->paths.profile, "dev") == 0)
 		ov.dev = 1;
+	/* A token generated before a re-exec restart stays the same, so
+	 * clients reconnect with what they have. Taken once, then wiped
+	 * from the environment block (/proc/self/environ). */
+	inherited = getenv("CLAWGATE_INHERIT_TOKEN");
+	if (inherited) {
+		inherited_tok = xstrdup(inherited);
+		explicit_bzero((char *)inherited, strlen(inherited));
+		unsetenv("CLAWGATE_INHERIT_TOKEN");
+		ov.generated_token = inherited_tok;
+	}
 	r = config_load(d->paths.config_path, &ov, &d->cfg, &issues);
+	xfree_secret(inherited_tok);
+	inherited_tok = NULL;
 	if (r != GW_OK) {
 		config_issues_print(stderr, d->paths.config_path, &issues);
 		config_issues_free(&issues);
@@ -1042,13 +1059,15 @@ static int daemon_loop(struct daemon *d, const sigset_t *set)
 
 		if (wait == 0)
 			return 0;
-		if (wait > 0) {
-			ts.tv_sec = wait / 1000;
-			ts.tv_nsec = (long)(wait % 1000) * 1000000;
-			sig = sigtimedwait(set, &si, &ts);
-		} else {
-			sig = sigwaitinfo(set, &si);
-		}
+		/* Idle minutes give freed memory back to the system (glibc
+		 * keeps arena pages after bursts of connections). */
+		if (wait < 0 || wait > DAEMON_TRIM_MS)
+			wait = DAEMON_TRIM_MS;
+		ts.tv_sec = wait / 1000;
+		ts.tv_nsec = (long)(wait % 1000) * 1000000;
+		sig = sigtimedwait(set, &si, &ts);
+		if (sig < 0 && errno == EAGAIN)
+			malloc_trim(0);
 		if (sig < 0 || sig == SIGUSR2)
 			continue;
 		if (sig == SIGHUP) {

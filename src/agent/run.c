@@ -38,6 +38,8 @@ struct run {
 	struct run_sink *sinks;
 	size_t nsinks;
 	int delivered;			/* on_end went out */
+	atomic_int stored;		/* the end is committed: a retry with
+					 * the same key replays, never joins */
 
 	/* Agent thread only: */
 	struct agent_target **chain;
@@ -363,11 +365,15 @@ static void run_end_done(int rc, void *arg)
 	struct run_endjob *j = arg;
 	struct run *r = j->r;
 
-	if (rc != GW_OK)
+	if (rc != GW_OK) {
 		log_warn("agent", "run %s: transcript write failed: %s",
 			 r->id, gw_err_str(rc));
-	else
+	} else {
+		/* Before anyone can see "final": from now on a retry finds
+		 * the stored result. */
+		atomic_store(&r->stored, 1);
 		agent_emit(r->rt, j->events);
+	}
 	if (rc != GW_OK)
 		json_decref(j->events);
 	free(j->e.key);
@@ -908,6 +914,10 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (rq->run_id && *rq->run_id) {
 		/* Idempotency: the same key joins or replays its run. */
 		r = run_find(rt, rq->run_id);
+		if (r && atomic_load(&r->stored)) {
+			run_unref(r);
+			r = NULL;
+		}
 		if (r && (!sink || run_attach(r, sink) == GW_OK)) {
 			rq->origin = RUN_JOINED;
 			*out = r;
