@@ -16,21 +16,6 @@
 #define AGENT_WAIT_DEFAULT_MS 30000
 #define AGENT_WAIT_MAX_MS (24LL * 3600 * 1000)
 
-static int rpc_agent_ready(struct rpc_call *call)
-{
-	if (!call->srv->d.agents) {
-		rpc_call_error(call, "UNAVAILABLE", NULL,
-			       "agents are not available");
-		return -1;
-	}
-	if (!json_is_object(call->params)) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "invalid params: must be object");
-		return -1;
-	}
-	return 0;
-}
-
 static const char *rpc_agent_opt_str(struct rpc_call *call, const char *name,
 				     int *bad)
 {
@@ -138,7 +123,7 @@ static int rpc_agent_run(struct rpc_call *call)
 	char *key = NULL, *err = NULL, *agent = NULL, *ovr = NULL;
 	int bad = 0, rc;
 
-	if (rpc_agent_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	v = json_object_get(call->params, "message");
 	msg = json_string_value(v);
@@ -268,7 +253,7 @@ static int rpc_agent_wait(struct rpc_call *call)
 	const char *id;
 	int64_t t = AGENT_WAIT_DEFAULT_MS;
 
-	if (rpc_agent_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	v = json_object_get(call->params, "runId");
 	id = json_string_value(v);
@@ -309,7 +294,7 @@ static int rpc_agent_wake(struct rpc_call *call)
 	char *key = NULL, *err = NULL, *agent = NULL, *line;
 	int rc;
 
-	if (rpc_agent_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	mode = json_string_value(json_object_get(call->params, "mode"));
 	text = json_string_value(json_object_get(call->params, "text"));
@@ -368,7 +353,7 @@ static int rpc_agent_wake(struct rpc_call *call)
 
 static int rpc_agent_models(struct rpc_call *call)
 {
-	if (rpc_agent_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	call->payload = agent_models(call->srv->d.agents);
 	return GW_OK;
@@ -376,7 +361,7 @@ static int rpc_agent_models(struct rpc_call *call)
 
 static int rpc_agent_list(struct rpc_call *call)
 {
-	if (rpc_agent_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	call->payload = agent_list(call->srv->d.agents);
 	return GW_OK;

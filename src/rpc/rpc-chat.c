@@ -209,21 +209,6 @@ void rpc_chat_observe(struct rpc_server *s)
 
 /* ---- methods ------------------------------------------------------------------ */
 
-static int rpc_chat_ready(struct rpc_call *call)
-{
-	if (!call->srv->d.agents) {
-		rpc_call_error(call, "UNAVAILABLE", NULL,
-			       "agents are not available");
-		return -1;
-	}
-	if (!json_is_object(call->params)) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "invalid params: must be object");
-		return -1;
-	}
-	return 0;
-}
-
 /* A required non-empty string param, or NULL with an error set. */
 static const char *rpc_chat_str(struct rpc_call *call, const char *name,
 				size_t max)
@@ -300,7 +285,7 @@ static int rpc_chat_send(struct rpc_call *call)
 	json_t *st = NULL;
 	int rc = GW_EINVAL;
 
-	if (rpc_chat_ready(call) != 0 || !(key = rpc_chat_key(call)))
+	if (rpc_call_need_agents(call) != 0 || !(key = rpc_chat_key(call)))
 		goto out;
 	if (!(idem = rpc_chat_str(call, "idempotencyKey", 256)))
 		goto out;
@@ -378,7 +363,7 @@ static int rpc_chat_history(struct rpc_call *call)
 	int64_t limit = CHAT_HISTORY_DEFAULT, max_chars = 0;
 	char *key;
 
-	if (rpc_chat_ready(call) != 0 || !(key = rpc_chat_key(call)))
+	if (rpc_call_need_agents(call) != 0 || !(key = rpc_chat_key(call)))
 		return GW_EINVAL;
 	v = json_object_get(call->params, "limit");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 1 ||
@@ -406,7 +391,7 @@ static int rpc_chat_abort(struct rpc_call *call)
 	char *key;
 	int r;
 
-	if (rpc_chat_ready(call) != 0 || !(key = rpc_chat_key(call)))
+	if (rpc_call_need_agents(call) != 0 || !(key = rpc_chat_key(call)))
 		return GW_EINVAL;
 	v = json_object_get(call->params, "runId");
 	if (v && (!json_is_string(v) || !json_string_length(v))) {
@@ -428,7 +413,7 @@ static int rpc_chat_inject(struct rpc_call *call)
 	char *key, *mid = NULL;
 	int r;
 
-	if (rpc_chat_ready(call) != 0 || !(key = rpc_chat_key(call)))
+	if (rpc_call_need_agents(call) != 0 || !(key = rpc_chat_key(call)))
 		return GW_EINVAL;
 	if (!(msg = rpc_chat_str(call, "message", CHAT_MESSAGE_MAX))) {
 		free(key);

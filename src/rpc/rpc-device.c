@@ -72,12 +72,6 @@ static int rpc_device_params(struct rpc_call *call, const char *const *keys,
 	json_t *v, *e;
 	size_t i;
 
-	if (!json_is_object(call->params)) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "invalid %s params: must be object",
-			       call->method);
-		return -1;
-	}
 	for (i = 0; i < n; i++) {
 		v = json_object_get(call->params, keys[i]);
 		if (!v) {

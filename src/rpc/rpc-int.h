@@ -130,6 +130,8 @@ void rpc_call_reply(struct rpc_call *call, int ok, json_t *payload,
 		    json_t *err_details);
 /* Any thread: the owner is done with a deferred call. */
 void rpc_call_release(struct rpc_call *call);
+/* 0 when the agent runtime is there, else -1 with UNAVAILABLE set. */
+int rpc_call_need_agents(struct rpc_call *call);
 void rpc_call_error(struct rpc_call *call, const char *code,
 		    json_t *details, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));

@@ -15,21 +15,6 @@
 #define SESSIONS_PREVIEW_KEYS 64
 #define SESSIONS_SUBS_MAX 256
 
-static int rpc_sessions_ready(struct rpc_call *call)
-{
-	if (!call->srv->d.agents) {
-		rpc_call_error(call, "UNAVAILABLE", NULL,
-			       "agents are not available");
-		return -1;
-	}
-	if (!json_is_object(call->params)) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "invalid params: must be object");
-		return -1;
-	}
-	return 0;
-}
-
 /* The canonical session key from params[name]; NULL with an error set. */
 static char *rpc_sessions_key(struct rpc_call *call, const char *name)
 {
@@ -55,7 +40,7 @@ static int rpc_sessions_list(struct rpc_call *call)
 {
 	const json_t *v;
 
-	if (rpc_sessions_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	v = json_object_get(call->params, "limit");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
@@ -72,7 +57,7 @@ static int rpc_sessions_get(struct rpc_call *call)
 	json_t *row;
 	char *key;
 
-	if (rpc_sessions_ready(call) != 0 ||
+	if (rpc_call_need_agents(call) != 0 ||
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	row = session_get(call->srv->d.agents, key);
@@ -89,7 +74,7 @@ static int rpc_sessions_preview(struct rpc_call *call)
 	int64_t limit = SESSIONS_PREVIEW_LIMIT, chars = SESSIONS_PREVIEW_CHARS;
 	size_t i;
 
-	if (rpc_sessions_ready(call) != 0)
+	if (rpc_call_need_agents(call) != 0)
 		return GW_EINVAL;
 	if (!json_is_array(keys) || !json_array_size(keys) ||
 	    json_array_size(keys) > SESSIONS_PREVIEW_KEYS) {
@@ -126,7 +111,7 @@ static int rpc_sessions_patch(struct rpc_call *call)
 	const char *model, *slash;
 	int r;
 
-	if (rpc_sessions_ready(call) != 0 ||
+	if (rpc_call_need_agents(call) != 0 ||
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	r = session_patch(call->srv->d.agents, key, call->params, &entry,
@@ -161,7 +146,7 @@ static int rpc_sessions_reset(struct rpc_call *call)
 	char *key;
 	int r;
 
-	if (rpc_sessions_ready(call) != 0 ||
+	if (rpc_call_need_agents(call) != 0 ||
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	if (reason && strcmp(reason, "new") && strcmp(reason, "reset")) {
@@ -189,7 +174,7 @@ static int rpc_sessions_delete(struct rpc_call *call)
 	int r, deleted = 0;
 	size_t kl;
 
-	if (rpc_sessions_ready(call) != 0 ||
+	if (rpc_call_need_agents(call) != 0 ||
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	kl = strlen(key);
@@ -234,7 +219,7 @@ static int rpc_sessions_msg_subscribe(struct rpc_call *call)
 	struct rpc_conn *c = call->conn;
 	char *key;
 
-	if (rpc_sessions_ready(call) != 0 ||
+	if (rpc_call_need_agents(call) != 0 ||
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	if (!c->session_keys)
@@ -257,7 +242,7 @@ static int rpc_sessions_msg_unsubscribe(struct rpc_call *call)
 {
 	char *key;
 
-	if (rpc_sessions_ready(call) != 0 ||
+	if (rpc_call_need_agents(call) != 0 ||
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	json_object_del(call->conn->session_keys, key);

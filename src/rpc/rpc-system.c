@@ -41,22 +41,10 @@ static int rpc_param_int(struct rpc_call *call, const char *name, int64_t lo,
 	return 0;
 }
 
-static int rpc_params_object(struct rpc_call *call)
-{
-	if (!json_is_object(call->params)) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "invalid params: must be object");
-		return -1;
-	}
-	return 0;
-}
-
 static int rpc_system_health(struct rpc_call *call)
 {
 	json_t *probe;
 
-	if (rpc_params_object(call) != 0)
-		return GW_EINVAL;
 	probe = json_object_get(call->params, "probe");
 	if (json_is_true(probe))
 		rpc_health_refresh(call->srv, 1);
@@ -110,8 +98,6 @@ static int rpc_system_event(struct rpc_call *call)
 	size_t i;
 	char *lk, *p;
 
-	if (rpc_params_object(call) != 0)
-		return GW_EINVAL;
 	text = json_string_value(json_object_get(call->params, "text"));
 	if (!text || !*text) {
 		rpc_call_error(call, "INVALID_REQUEST", NULL,
@@ -204,8 +190,7 @@ static int rpc_system_logs_tail(struct rpc_call *call)
 	ssize_t got;
 	size_t used, skip = 0, i, n;
 
-	if (rpc_params_object(call) != 0 ||
-	    rpc_param_int(call, "limit", 1, LOGS_MAX_LIMIT, &limit) != 0 ||
+	if (rpc_param_int(call, "limit", 1, LOGS_MAX_LIMIT, &limit) != 0 ||
 	    rpc_param_int(call, "maxBytes", 1, LOGS_MAX_BYTES,
 			  &max_bytes) != 0 ||
 	    rpc_param_int(call, "cursor", 0, INT64_MAX, &cursor) != 0)

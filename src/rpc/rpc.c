@@ -731,6 +731,14 @@ void rpc_conn_reject(struct rpc_conn *c, json_t *id, const char *code,
 		ws_conn_close(c->ws, close_code, close_reason);
 }
 
+int rpc_call_need_agents(struct rpc_call *call)
+{
+	if (call->srv->d.agents)
+		return 0;
+	rpc_call_error(call, "UNAVAILABLE", NULL, "agents are not available");
+	return -1;
+}
+
 void rpc_call_error(struct rpc_call *call, const char *code, json_t *details,
 		    const char *fmt, ...)
 {
@@ -1113,6 +1121,18 @@ static void rpc_dispatch(struct rpc_conn *c, json_t *frame)
 		char msg[200];
 
 		snprintf(msg, sizeof(msg), "unknown method: %.150s", method);
+		rpc_conn_send_res_error(c, json_object_get(frame, "id"),
+					"INVALID_REQUEST", msg, NULL);
+		return;
+	}
+	/* Params are an object (or absent) for every method: checked here,
+	 * once, not in each handler. */
+	params = json_object_get(frame, "params");
+	if (params && !json_is_null(params) && !json_is_object(params)) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "invalid %.150s params: must be "
+			 "object", method);
 		rpc_conn_send_res_error(c, json_object_get(frame, "id"),
 					"INVALID_REQUEST", msg, NULL);
 		return;

@@ -53,6 +53,17 @@ def test_admin_method_forbidden_for_reader(reader):
     assert res["error"]["details"]["missingScope"] == "operator.admin"
 
 
+@clawgate_only("params shape is checked once by our dispatcher")
+def test_params_must_be_an_object(reader):
+    for bad in ([], "x", 5):
+        res = reader.request("health", bad)
+        assert res["error"] == {
+            "code": "INVALID_REQUEST",
+            "message": "invalid health params: must be object"}
+    # The socket stays usable.
+    assert reader.request("health")["ok"] is True
+
+
 def test_invalid_frame_after_hello_keeps_socket(reader):
     reader.send_text('{"type":"req","id":"bad-1"}')
     res = reader.recv_json()
