@@ -10,6 +10,7 @@
 
 #include "config/config.h"
 #include "core/common.h"
+#include "core/util.h"
 #include "core/json5.h"
 
 #define CONFIG_ENV_MAX_INCLUDE_DEPTH 10
@@ -219,48 +220,18 @@ static int config_env_under_roots(const struct config_env_inc *c,
 static int config_env_read(const char *path, char **out, size_t *len,
 			   char *why, size_t whylen)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, r = -1;
+	int r = util_read_file(path, CONFIG_ENV_MAX_FILE, out, len);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, whylen, "%s", strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (r == 1)
+		return 0;
+	if (r == -EINVAL)
 		snprintf(why, whylen, "not a regular file");
-		goto out;
-	}
-	if ((uint64_t)st.st_size > CONFIG_ENV_MAX_FILE) {
+	else if (r == -EFBIG)
 		snprintf(why, whylen, "file too large (limit %u bytes)",
 			 CONFIG_ENV_MAX_FILE);
-		goto out;
-	}
-	buf = xmalloc((size_t)st.st_size + 1);
-	while (n < (size_t)st.st_size) {
-		ssize_t k = read(fd, buf + n, (size_t)st.st_size - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			snprintf(why, whylen, "%s", strerror(errno));
-			goto out;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-	}
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	buf = NULL;
-	r = 0;
-out:
-	free(buf);
-	close(fd);
-	return r;
+	else
+		snprintf(why, whylen, "%s", strerror(r == 0 ? ENOENT : -r));
+	return -1;
 }
 
 /* Merge src into dst (both owned by the caller; returns a new reference):

@@ -99,47 +99,7 @@ void config_result_free(struct config_result *res)
 
 int config_read_file(const char *path, char **out, size_t *len)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, r;
-
-	*out = NULL;
-	*len = 0;
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ENOENT ? 0 : -errno;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		r = -EINVAL;
-		goto out;
-	}
-	buf = xmalloc(CONFIG_RELOAD_MAX_FILE + 1);
-	for (;;) {
-		ssize_t k = read(fd, buf + n, CONFIG_RELOAD_MAX_FILE + 1 - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			r = -errno;
-			goto out;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > CONFIG_RELOAD_MAX_FILE) {
-			r = -EFBIG;
-			goto out;
-		}
-	}
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	buf = NULL;
-	r = 1;
-out:
-	free(buf);
-	close(fd);
-	return r;
+	return util_read_file(path, CONFIG_RELOAD_MAX_FILE, out, len);
 }
 
 static int config_reload_write_all(int fd, const char *p, size_t len)

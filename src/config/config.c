@@ -150,54 +150,28 @@ static char *config_trim(char *s)
 static int config_secret_file(const char *path, char **out, char *why,
 			      size_t len)
 {
-	struct stat st;
 	char *buf = NULL;
 	size_t n = 0;
-	int fd, r = -1;
+	int r = util_read_file(path, CONFIG_SECRET_MAX, &buf, &n);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		snprintf(why, len, "%s", strerror(errno));
+	if (r == -EFBIG) {
+		snprintf(why, len, "file larger than %u bytes",
+			 CONFIG_SECRET_MAX);
 		return -1;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		snprintf(why, len, "not a regular file");
-		goto out;
+	if (r <= 0) {
+		snprintf(why, len, "%s", r == -EINVAL ? "not a regular file" :
+			 strerror(r == 0 ? ENOENT : -r));
+		return -1;
 	}
-	buf = xmalloc(CONFIG_SECRET_MAX + 1);
-	for (;;) {
-		ssize_t k = read(fd, buf + n, CONFIG_SECRET_MAX + 1 - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			snprintf(why, len, "%s", strerror(errno));
-			goto out;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > CONFIG_SECRET_MAX) {
-			snprintf(why, len, "file larger than %u bytes",
-				 CONFIG_SECRET_MAX);
-			goto out;
-		}
-	}
-	buf[n] = 0;
 	if (strlen(buf) != n) {
 		snprintf(why, len, "file contains a NUL byte");
-		goto out;
+		explicit_bzero(buf, n);
+		free(buf);
+		return -1;
 	}
 	*out = config_trim(buf);
-	buf = NULL;
-	r = 0;
-out:
-	if (buf) {
-		explicit_bzero(buf, CONFIG_SECRET_MAX + 1);
-		free(buf);
-	}
-	close(fd);
-	return r;
+	return 0;
 }
 
 /* Wait for pid until deadline (monotonic ms); kill it when it passes.
@@ -676,53 +650,18 @@ static void config_resolve(struct gw_config *c,
 static int config_read(const char *path, char **out, size_t *len,
 		       struct config_issues *is)
 {
-	struct stat st;
-	char *buf = NULL;
-	size_t n = 0;
-	int fd, r = -1;
+	int r = util_read_file(path, CONFIG_MAX_FILE, out, len);
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT)
-		return 0;
-	if (fd < 0) {
-		config_issues_add(is, "<root>", "cannot read config file: %s",
-				  strerror(errno));
-		return -1;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+	if (r == -EINVAL)
 		config_issues_add(is, "<root>", "config path is not a regular "
 				  "file");
-		goto out;
-	}
-	buf = xmalloc(CONFIG_MAX_FILE + 1);
-	for (;;) {
-		ssize_t k = read(fd, buf + n, CONFIG_MAX_FILE + 1 - n);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k < 0) {
-			config_issues_add(is, "<root>", "cannot read config "
-					  "file: %s", strerror(errno));
-			goto out;
-		}
-		if (k == 0)
-			break;
-		n += (size_t)k;
-		if (n > CONFIG_MAX_FILE) {
-			config_issues_add(is, "<root>", "config file is larger "
-					  "than %u bytes", CONFIG_MAX_FILE);
-			goto out;
-		}
-	}
-	buf[n] = 0;
-	*out = buf;
-	*len = n;
-	buf = NULL;
-	r = 1;
-out:
-	free(buf);
-	close(fd);
-	return r;
+	else if (r == -EFBIG)
+		config_issues_add(is, "<root>", "config file is larger than %u "
+				  "bytes", CONFIG_MAX_FILE);
+	else if (r < 0)
+		config_issues_add(is, "<root>", "cannot read config file: %s",
+				  strerror(-r));
+	return r < 0 ? -1 : r;
 }
 
 int config_load(const char *path, const struct config_overrides *ov,

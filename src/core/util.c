@@ -1,8 +1,12 @@
 /* Clocks, ids, encodings, hashing, randomness. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -158,6 +162,54 @@ int util_secret_equal(const char *a, const char *b)
 	util_sha256(a, strlen(a), ha);
 	util_sha256(b, strlen(b), hb);
 	return CRYPTO_memcmp(ha, hb, 32) == 0;
+}
+
+int util_read_file(const char *path, size_t max, char **out, size_t *len)
+{
+	struct stat st;
+	char *buf = NULL;
+	size_t n = 0;
+	ssize_t k;
+	int fd, r;
+
+	*out = NULL;
+	*len = 0;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ENOENT ? 0 : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		r = -EINVAL;
+		goto out;
+	}
+	buf = xmalloc(max + 1);
+	for (;;) {
+		k = read(fd, buf + n, max + 1 - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			r = -errno;
+			goto out;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (n > max) {
+			r = -EFBIG;
+			goto out;
+		}
+	}
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	buf = NULL;
+	r = 1;
+out:
+	if (buf) {
+		explicit_bzero(buf, n);
+		free(buf);
+	}
+	close(fd);
+	return r;
 }
 
 void util_deadline(struct timespec *ts, int64_t ms)

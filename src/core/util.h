@@ -30,6 +30,12 @@ long util_b64_decode(const char *in, uint8_t *out, size_t cap);
 /* Constant-time string equality (lengths compared without early exit). */
 int util_secret_equal(const char *a, const char *b);
 
+/* Read a whole regular file of at most max bytes into *out (NUL-terminated,
+ * caller frees) and *len. Returns 1 when read, 0 when it does not exist,
+ * else -errno: -EINVAL not a regular file, -EFBIG larger than max. What was
+ * read is wiped before a failure returns (files may hold secrets). */
+int util_read_file(const char *path, size_t max, char **out, size_t *len);
+
 struct timespec;
 /* An absolute CLOCK_REALTIME deadline ms from now (for timed waits). */
 void util_deadline(struct timespec *ts, int64_t ms);
