@@ -7,7 +7,7 @@ set -euo pipefail
 PKGS=(
 	build-essential autoconf automake libtool pkg-config
 	libmicrohttpd-dev libwebsockets-dev libsqlite3-dev sqlite3
-	libjansson-dev libssl-dev libcurl4-openssl-dev check
+	libjansson-dev libssl-dev nettle-dev libcurl4-openssl-dev check
 	python3 python3-pytest python3-pytest-timeout python3-websockets
 	python3-requests python3-nacl python3-jsonschema
 	nodejs npm wrk ca-certificates

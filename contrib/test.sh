@@ -31,6 +31,9 @@ bash tests/integration/fetch-schema.sh ||
 # The official OpenAI SDK for Node, a real client of the HTTP API (npm).
 bash tests/integration/sdk/install.sh >/dev/null ||
 	say "warning: could not install the openai SDK; SDK tests skip"
+# A real inference engine (node-llama-cpp, CPU) for the smoke test (npm).
+bash tests/integration/engine/install.sh >/dev/null ||
+	say "warning: could not install the real engine; its tests skip"
 
 if [ "${CLAWGATE_PEER_TESTS:-0}" = 1 ]; then
 	shared=${CLAWGATE_SHARED:-$ROOT/../shared}

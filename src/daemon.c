@@ -18,12 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <curl/curl.h>
 #include <jansson.h>
+#include <openssl/crypto.h>
 
 #include "config.h"
 
 #include "agent/agent.h"
+#include "agent/curl-dl.h"
 #include "api/api.h"
 #include "auth/auth.h"
 #include "auth/identity.h"
@@ -58,7 +59,7 @@ struct daemon {
 	int lock_fd;
 	char *lock_path;
 	struct store *store;
-	struct identity *identity;
+	struct identity_lazy *identity;
 	struct pairing *pairing;
 	struct limiter *limiter;
 	struct workq *workers;
@@ -882,12 +883,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 			"%s\n", store_path(d->store));
 		return 1;
 	}
-	r = identity_load_or_create(d->paths.state_dir, &d->identity);
-	if (r != GW_OK) {
-		fprintf(stderr, "cannot load or create the gateway identity in "
-			"%s/identity: %s\n", d->paths.state_dir, gw_err_str(r));
-		return 1;
-	}
+	d->identity = identity_lazy_new(d->paths.state_dir);
 	util_uuid(d->boot_id);
 	d->build_id = xasprintf("clawgate-%s", PACKAGE_VERSION);
 	po.version = DAEMON_COMPAT_VERSION;
@@ -1033,7 +1029,7 @@ static void daemon_free(struct daemon *d)
 	limiter_free(d->limiter);
 	config_reloader_free(d->reloader);
 	d->reloader = NULL;
-	identity_free(d->identity);
+	identity_lazy_free(d->identity);
 	pairing_free(d->pairing);
 	presence_shutdown();
 	daemon_unlock(d);
@@ -1099,7 +1095,9 @@ int daemon_run(const struct daemon_opts *o)
 	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	curl_global_init(CURL_GLOBAL_DEFAULT);
+	/* Before anything touches OpenSSL: we never print its error
+	 * strings, and loading them costs ~150 KB once crypto is used. */
+	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
 
 again:
 	memset(&d, 0, sizeof(d));
@@ -1120,7 +1118,7 @@ again:
 		daemon_stop(&d, 0);
 		daemon_free(&d);
 		daemon_inherit_close();
-		curl_global_cleanup();
+		curl_dl_cleanup();
 		return rc;
 	}
 	config_set_current(d.cfg);
@@ -1155,6 +1153,6 @@ again:
 	daemon_sd_notify("STOPPING=1");
 	daemon_stop(&d, sig);
 	daemon_free(&d);
-	curl_global_cleanup();
+	curl_dl_cleanup();
 	return 0;
 }

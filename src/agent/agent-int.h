@@ -114,9 +114,12 @@ char *agent_canon_id(struct agent_rt *rt, const struct gw_config *cfg,
 #define SESSION_HISTORY_MAX 200
 
 /* Messages of the current session of key as OpenAI chat messages
- * (oldest first, at most max), appended to out. */
+ * (oldest first, at most max), appended to out. The _db form reads
+ * through db (a store job's connection). */
 int session_history_openai(struct store *st, const char *key, int max,
 			   json_t *out);
+int session_history_openai_db(sqlite3 *db, const char *key, int max,
+			      json_t *out);
 /* An idempotency row (live or finished) for run_id: GW_ENOTFOUND when
  * absent or expired. *result: the stored result object (new ref). */
 int session_idem_get(struct store *st, const char *run_id, char **status,
@@ -134,6 +137,8 @@ struct session_end {
 	json_t *result;		/* idempotency result object */
 	int64_t in_tok, out_tok;
 	char *model;
+	int skip_row;		/* the run never started (ended queued):
+				 * only its idempotency row is written */
 };
 int session_begin_tx(sqlite3 *db, struct session_begin *b, json_t *events);
 int session_end_tx(sqlite3 *db, struct session_end *e, json_t *events);
@@ -158,6 +163,8 @@ struct agent_rt {
 	pthread_cond_t idle;		/* nruns reached 0 */
 	struct agent_observer obs;
 	int stopping;
+	uint64_t run_seq;		/* start order of runs */
+	json_t *sysevents;		/* session key -> [text] (wake) */
 };
 
 /* run.c: abort every live run and wait (bounded) until they ended. */

@@ -789,6 +789,7 @@ void agent_rt_free(struct agent_rt *rt, int wait_ms)
 		return;
 	run_abort_all(rt, wait_ms);
 	provider_free(rt->prov);
+	json_decref(rt->sysevents);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->idle);
 	free(rt->state_dir);

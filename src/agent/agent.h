@@ -126,7 +126,10 @@ struct run_request {
  * no model configured) return GW_EINVAL with a message in *err. The
  * model is rq->model_override, else the session's sessions.patch model,
  * else the agent's chain (primary, then fallbacks when the primary fails
- * before its first token). */
+ * before its first token). Runs of one session never overlap: a run
+ * started while the session has a live run waits for its turn (FIFO; its
+ * history, and its user message in the transcript, come after the answer
+ * before it); aborting a waiting run ends it without an upstream call. */
 int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err);
 /* Add / remove a consumer. A detached sink gets no more callbacks once
@@ -238,20 +241,32 @@ int session_run_status(struct agent_rt *rt, const char *run_id,
  * Query functions run on a worker thread (they read SQLite) and return new
  * references. */
 
-/* {count, sessions:[{key, sessionId, agentId, updatedAt, ...}]} (the
- * sessions.list row shape), newest first; agent_id NULL = all agents;
- * limit <= 0 = the default (100). */
-json_t *agent_sessions_list(struct agent_rt *rt, const char *agent_id,
-			    int limit);
-/* {sessionKey, messages:[...]} (the chat.history shape), the last limit
- * messages; NULL when the session does not exist. */
+/* The sessions_list tool (the upstream tool shape): {count, sessions:[{key,
+ * sessionId, agentId, kind, channel, archived, pinned, label?,
+ * displayName?, derivedTitle?, lastMessagePreview?, updatedAt, model?,
+ * totalTokens?, status?, messages?}], hasMore, nextOffset?, limitApplied},
+ * newest first. args: the tool arguments (limit (default 100, max 200),
+ * offset, agentId, search, label, activeMinutes, kinds[], messageLimit,
+ * includeLastMessage, includeDerivedTitles). */
+json_t *agent_sessions_list(struct agent_rt *rt, const json_t *args);
+/* The sessions_history tool: {sessionKey, messages:[...] (the chat.history
+ * messages without usage/cost/details, long texts cut, tool messages
+ * dropped unless include_tools, oldest dropped past 80 KB), truncated,
+ * droppedMessages, contentTruncated, contentRedacted, bytes}; the last
+ * limit messages (<= 0: 200). NULL when the session does not exist. */
 json_t *agent_session_history(struct agent_rt *rt, const char *session_key,
-			      int limit);
-/* {key, sessionId, agentId, model?, inputTokens, outputTokens, updatedAt,
- * running:bool, ...}; NULL when the session does not exist. */
+			      int limit, int include_tools);
+/* {key, sessionId, agentId, kind, model?, modelProvider?, modelOverride
+ * (string|null), channel?, label?, status?, inputTokens, outputTokens,
+ * totalTokens, createdAt, updatedAt, running:bool, runs:[ids],
+ * lastRunId?, lastRunError?}; NULL when the session does not exist. */
 json_t *agent_session_status(struct agent_rt *rt, const char *session_key);
-/* The `wake` method: enqueue text as a system event for the agent's main
- * session (mode "now" | "next-heartbeat"). GW_EINVAL with *err. */
+/* The `wake` method and the /wake hook: queue text as a system event for
+ * the session (NULL: the agent's main session). It goes into the next
+ * turn of that session; mode "now" also starts that turn at once (queued
+ * behind a running one), "next-heartbeat" waits for the next turn.
+ * GW_EINVAL with *err on a bad argument; *run_id (may be NULL) gets the
+ * id of the started run (mode "now") or NULL. */
 int agent_wake(struct agent_rt *rt, const char *agent_id,
 	       const char *session_key, const char *text, const char *mode,
-	       char **err);
+	       char **run_id, char **err);

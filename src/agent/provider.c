@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <curl/curl.h>
-
 #include "agent/agent-int.h"
+#include "agent/curl-dl.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -133,7 +132,11 @@ struct provider_timer {
 };
 
 struct provider {
+	/* libcurl is loaded by the first request (curl-dl.h): until then
+	 * the thread waits on wake; multi and cu are set once, under mu. */
 	CURLM *multi;
+	const struct curl_dl *cu;
+	pthread_cond_t wake;
 	struct provider_timer *timers;	/* agent thread, sorted by due */
 	pthread_t thread;
 	pthread_mutex_t mu;
@@ -168,6 +171,7 @@ int provider_on_thread(struct provider *p)
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 {
 	struct provider_job *j;
+	CURLM *multi;
 
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping) {
@@ -182,8 +186,11 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 	else
 		p->head = j;
 	p->tail = j;
+	multi = p->multi;
+	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
-	curl_multi_wakeup(p->multi);
+	if (multi)
+		p->cu->multi_wakeup(multi);
 	return 0;
 }
 
@@ -197,9 +204,9 @@ static void provider_http_free(struct provider_http *h)
 		p->live = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	curl_multi_remove_handle(p->multi, h->easy);
-	curl_easy_cleanup(h->easy);
-	curl_slist_free_all(h->hdrs);
+	p->cu->multi_remove_handle(p->multi, h->easy);
+	p->cu->easy_cleanup(h->easy);
+	p->cu->slist_free_all(h->hdrs);
 	free(h->body);
 	free(h->rbuf);
 	provider_sse_free(&h->sse);
@@ -228,8 +235,9 @@ static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 
 	h->last_ms = util_mono_ms();
 	if (!h->mode) {
-		curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
-		curl_easy_getinfo(h->easy, CURLINFO_CONTENT_TYPE, &ct);
+		h->p->cu->easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE,
+				       &status);
+		h->p->cu->easy_getinfo(h->easy, CURLINFO_CONTENT_TYPE, &ct);
 		h->mode = (status >= 200 && status < 300 && ct &&
 			   strstr(ct, "text/event-stream")) ? 1 : 2;
 	}
@@ -250,32 +258,65 @@ static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* Agent thread: load libcurl and create the multi handle on first use. */
+static int provider_multi(struct provider *p, char **err)
+{
+	const struct curl_dl *cu;
+	const char *why = "";
+	CURLM *m;
+
+	if (p->multi)
+		return 0;
+	cu = curl_dl_get(&why);
+	if (!cu) {
+		*err = xasprintf("HTTP client unavailable (%s)", why);
+		return -1;
+	}
+	m = cu->multi_init();
+	if (!m) {
+		*err = xstrdup("cannot create the HTTP client");
+		return -1;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->cu = cu;
+	p->multi = m;
+	pthread_mutex_unlock(&p->mu);
+	/* Jobs posted before multi was visible only signalled wake. */
+	cu->multi_wakeup(m);
+	return 0;
+}
+
 struct provider_http *provider_http_start(struct provider *p,
 					  const struct provider_http_req *rq,
 					  const struct provider_http_cbs *cbs,
 					  char **err)
 {
-	struct provider_http *h = xcalloc(1, sizeof(*h));
+	struct provider_http *h;
+	const struct curl_dl *cu;
 	const char *k;
 	json_t *v;
 	char *line;
 
+	if (provider_multi(p, err) < 0)
+		return NULL;
+	cu = p->cu;
+	h = xcalloc(1, sizeof(*h));
 	h->p = p;
 	h->cbs = *cbs;
 	provider_sse_init(&h->sse, 8u * 1024 * 1024);
-	h->easy = curl_easy_init();
+	h->easy = cu->easy_init();
 	if (!h->easy) {
 		*err = xstrdup("cannot create an HTTP client handle");
 		free(h);
 		return NULL;
 	}
 	h->body = xstrdup(rq->body);
-	h->hdrs = curl_slist_append(h->hdrs, "Content-Type: application/json");
-	h->hdrs = curl_slist_append(h->hdrs,
-				    "Accept: text/event-stream, application/json");
+	h->hdrs = cu->slist_append(h->hdrs, "Content-Type: application/json");
+	h->hdrs = cu->slist_append(h->hdrs, "Accept: text/event-stream, "
+				   "application/json");
 	if (rq->api_key && *rq->api_key) {
 		line = xasprintf("Authorization: Bearer %s", rq->api_key);
-		h->hdrs = curl_slist_append(h->hdrs, line);
+		h->hdrs = cu->slist_append(h->hdrs, line);
 		xfree_secret(line);
 	}
 	json_object_foreach(rq->headers, k, v) {
@@ -283,35 +324,35 @@ struct provider_http *provider_http_start(struct provider *p,
 		    strpbrk(json_string_value(v), "\r\n"))
 			continue;
 		line = xasprintf("%s: %s", k, json_string_value(v));
-		h->hdrs = curl_slist_append(h->hdrs, line);
+		h->hdrs = cu->slist_append(h->hdrs, line);
 		xfree_secret(line);
 	}
-	curl_easy_setopt(h->easy, CURLOPT_URL, rq->url);
-	curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
-	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
-	curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
-	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, provider_write);
-	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
-	curl_easy_setopt(h->easy, CURLOPT_PRIVATE, h);
-	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(h->easy, CURLOPT_USERAGENT, "clawgate");
-	curl_easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
+	cu->easy_setopt(h->easy, CURLOPT_URL, rq->url);
+	cu->easy_setopt(h->easy, CURLOPT_POST, 1L);
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
+	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+	cu->easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, provider_write);
+	cu->easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	cu->easy_setopt(h->easy, CURLOPT_PRIVATE, h);
+	cu->easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	cu->easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
+	cu->easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu->easy_setopt(h->easy, CURLOPT_USERAGENT, "clawgate");
+	cu->easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
 	if (rq->timeout_ms > 0)
-		curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
-				 (long)rq->timeout_ms);
+		cu->easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
+				(long)rq->timeout_ms);
 	h->idle_ms = rq->idle_timeout_ms;
 	h->last_ms = util_mono_ms();
 	if (rq->connect_timeout_ms > 0)
-		curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
-				 (long)rq->connect_timeout_ms);
-	if (curl_multi_add_handle(p->multi, h->easy) != CURLM_OK) {
+		cu->easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
+				(long)rq->connect_timeout_ms);
+	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
 		*err = xstrdup("cannot start the upstream request");
-		curl_easy_cleanup(h->easy);
-		curl_slist_free_all(h->hdrs);
+		cu->easy_cleanup(h->easy);
+		cu->slist_free_all(h->hdrs);
 		free(h->body);
 		provider_sse_free(&h->sse);
 		free(h);
@@ -331,9 +372,8 @@ static void provider_done(struct provider *p, CURLMsg *m)
 	int cerr = m->data.result != CURLE_OK;
 	const char *cmsg;
 
-	(void)p;
-	curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-	curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
+	p->cu->easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+	p->cu->easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE, &status);
 	if (!h)
 		return;
 	/* A stop we asked for (overflow, body cap) is not a transport error
@@ -341,7 +381,8 @@ static void provider_done(struct provider *p, CURLMsg *m)
 	if (m->data.result == CURLE_WRITE_ERROR &&
 	    (h->sse.overflow || h->truncated))
 		cerr = 0;
-	cmsg = h->errbuf[0] ? h->errbuf : curl_easy_strerror(m->data.result);
+	cmsg = h->errbuf[0] ? h->errbuf
+			    : p->cu->easy_strerror(m->data.result);
 	h->cbs.on_done(h->cbs.arg, (int)status,
 		       cerr ? (int)m->data.result : 0, cerr ? cmsg : NULL,
 		       h->rbuf ? h->rbuf : "", h->rlen,
@@ -446,6 +487,7 @@ static void *provider_main(void *arg)
 {
 	struct provider *p = arg;
 	CURLMsg *m;
+	struct timespec ts;
 	int running, left, stop, wait_ms;
 
 	provider_self = p;
@@ -456,12 +498,22 @@ static void *provider_main(void *arg)
 		pthread_mutex_unlock(&p->mu);
 		if (stop)
 			break;
-		curl_multi_perform(p->multi, &running);
-		while ((m = curl_multi_info_read(p->multi, &left)))
-			if (m->msg == CURLMSG_DONE)
-				provider_done(p, m);
+		if (p->multi) {
+			p->cu->multi_perform(p->multi, &running);
+			while ((m = p->cu->multi_info_read(p->multi, &left)))
+				if (m->msg == CURLMSG_DONE)
+					provider_done(p, m);
+		}
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
-		curl_multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+		if (p->multi) {
+			p->cu->multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+			continue;
+		}
+		util_deadline(&ts, wait_ms);
+		pthread_mutex_lock(&p->mu);
+		if (!p->head && !p->stopping)
+			pthread_cond_timedwait(&p->wake, &p->mu, &ts);
+		pthread_mutex_unlock(&p->mu);
 	}
 	while (p->live)
 		provider_http_free(p->live);
@@ -478,14 +530,10 @@ int provider_new(struct provider **out)
 {
 	struct provider *p = xcalloc(1, sizeof(*p));
 
-	p->multi = curl_multi_init();
-	if (!p->multi) {
-		free(p);
-		return GW_EINTERNAL;
-	}
 	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->wake, NULL);
 	if (pthread_create(&p->thread, NULL, provider_main, p) != 0) {
-		curl_multi_cleanup(p->multi);
+		pthread_cond_destroy(&p->wake);
 		pthread_mutex_destroy(&p->mu);
 		free(p);
 		return GW_EINTERNAL;
@@ -496,15 +544,22 @@ int provider_new(struct provider **out)
 
 void provider_free(struct provider *p)
 {
+	CURLM *multi;
+
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 1;
+	pthread_cond_signal(&p->wake);
+	multi = p->multi;
 	pthread_mutex_unlock(&p->mu);
-	curl_multi_wakeup(p->multi);
+	if (multi)
+		p->cu->multi_wakeup(multi);
 	pthread_join(p->thread, NULL);
 	provider_run_jobs(p);
-	curl_multi_cleanup(p->multi);
+	if (p->multi)
+		p->cu->multi_cleanup(p->multi);
+	pthread_cond_destroy(&p->wake);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }

@@ -5,9 +5,15 @@
  * (assistant message, usage, idempotency result) before the sinks get
  * on_end, so a client that reacts to "final" reads what it saw.
  *
+ * Runs of one session are serialised: a run started while another of the
+ * same session is live waits in FIFO order (queued) and starts when the
+ * previous one left the live list, so the transcript records turns in the
+ * order they were sent and each turn sees the answer before it. A queued
+ * run reads its history and writes its start in one store job.
+ *
  * Lifetime: the live list holds one reference until on_end was delivered;
- * run_start's caller holds one; every job posted to the agent thread
- * holds one. */
+ * run_start's caller holds one; every job posted to the agent thread or
+ * the store holds one. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -31,6 +37,9 @@ struct run {
 	struct agent_rt *rt;
 	struct run *next, *prev;	/* rt->runs, under rt->mu */
 	int live;
+	int queued;			/* waits for the session (rt->mu) */
+	int never_started;		/* ended while queued */
+	uint64_t seq;			/* start order (rt->mu) */
 	char *id, *session_key, *agent_id, *channel;
 	int is_replay;			/* a replay of a stored run */
 
@@ -62,6 +71,13 @@ struct run {
 	char *model_used;
 	int64_t started_at, ended_at;
 	json_t *replay;			/* stored result of a replay */
+
+	/* What the request is built from when the run starts (its
+	 * history is read then): */
+	char *sys;			/* system prompt or NULL */
+	json_t *in_msgs;		/* the request's messages */
+	json_t *tr_in;			/* transcript messages at the start */
+	int use_history;
 };
 
 static void run_ref(struct run *r)
@@ -86,6 +102,9 @@ void run_unref(struct run *r)
 	free(r->error);
 	free(r->model_used);
 	json_decref(r->replay);
+	free(r->sys);
+	json_decref(r->in_msgs);
+	json_decref(r->tr_in);
 	free(r->sinks);
 	pthread_mutex_destroy(&r->mu);
 	free(r->id);
@@ -212,9 +231,35 @@ static void run_emit_end(struct run *r, const struct run_result *res)
 
 /* ---- live list ------------------------------------------------------------- */
 
+static void run_activate_queued(struct run *r);
+
+/* rt->mu held: the next queued run of key when no run of key is active
+ * (marked active, new reference), else NULL. */
+static struct run *run_next_of_session(struct agent_rt *rt, const char *key)
+{
+	struct run *r, *best = NULL;
+
+	if (rt->stopping)
+		return NULL;
+	for (r = rt->runs; r; r = r->next) {
+		if (strcmp(r->session_key, key) != 0)
+			continue;
+		if (!r->queued)
+			return NULL;
+		if (!best || r->seq < best->seq)
+			best = r;
+	}
+	if (best) {
+		best->queued = 0;
+		run_ref(best);
+	}
+	return best;
+}
+
 static void run_unlink(struct run *r)
 {
 	struct agent_rt *rt = r->rt;
+	struct run *next = NULL;
 	int was = 0;
 
 	pthread_mutex_lock(&rt->mu);
@@ -231,8 +276,11 @@ static void run_unlink(struct run *r)
 		was = 1;
 		if (!rt->nruns)
 			pthread_cond_broadcast(&rt->idle);
+		next = run_next_of_session(rt, r->session_key);
 	}
 	pthread_mutex_unlock(&rt->mu);
+	if (next)
+		run_activate_queued(next);
 	if (was)
 		run_unref(r);
 }
@@ -440,6 +488,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.in_tok = r->in_tok;
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
+	j->e.skip_row = r->never_started;
 	run_ref(r);
 	if (!r->rt->store ||
 	    store_write(r->rt->store, run_end_tx, j, run_end_done) != GW_OK)
@@ -760,6 +809,7 @@ static void run_attempt_job(void *arg)
 
 struct run_beginjob {
 	struct agent_rt *rt;
+	struct run *r;			/* a queued run's activation */
 	struct session_begin b;
 	json_t *events;
 };
@@ -790,15 +840,11 @@ static void run_begin_done(int rc, void *arg)
 	free(j);
 }
 
-/* OpenAI messages for the upstream: developer → system; the system prompt
- * (workspace files + request text) first; then history; then rq's. */
-static json_t *run_messages(struct agent_rt *rt, const struct gw_config *cfg,
-			    const char *agent, struct run_request *rq)
+/* The system prompt of a run: workspace files, then request text. */
+static char *run_system_text(struct agent_rt *rt, const struct gw_config *cfg,
+			     const char *agent, const struct run_request *rq)
 {
-	json_t *out = json_array(), *m, *c;
 	char *ws = agent_workspace_prompt(rt, cfg, agent), *sys = NULL;
-	const char *role;
-	size_t i;
 
 	if (ws && rq->extra_system && *rq->extra_system)
 		sys = xasprintf("%s\n\n%s", ws, rq->extra_system);
@@ -806,14 +852,18 @@ static json_t *run_messages(struct agent_rt *rt, const struct gw_config *cfg,
 		sys = xstrdup(ws);
 	else if (rq->extra_system && *rq->extra_system)
 		sys = xstrdup(rq->extra_system);
-	if (sys)
-		json_array_append_new(out, json_pack("{s:s,s:s}", "role",
-						     "system", "content",
-						     sys));
-	if (rq->use_history)
-		session_history_openai(rt->store, rq->session_key,
-				       SESSION_HISTORY_MAX, out);
-	json_array_foreach(rq->messages, i, m) {
+	free(ws);
+	return sys;
+}
+
+/* The request's messages as the upstream gets them (developer → system). */
+static json_t *run_input_messages(const json_t *msgs)
+{
+	json_t *out = json_array(), *m, *c;
+	const char *role;
+	size_t i;
+
+	json_array_foreach(msgs, i, m) {
 		if (!json_is_object(m))
 			continue;
 		role = json_string_value(json_object_get(m, "role"));
@@ -825,9 +875,63 @@ static json_t *run_messages(struct agent_rt *rt, const struct gw_config *cfg,
 			json_array_append(out, m);
 		}
 	}
-	free(ws);
-	free(sys);
 	return out;
+}
+
+/* rt->mu held: take the queued system events of key ("System: ..."
+ * lines) or NULL. */
+static char *run_take_events(struct agent_rt *rt, const char *key)
+{
+	json_t *a = json_object_get(rt->sysevents, key), *v;
+	char *out = NULL, *tmp;
+	size_t i;
+
+	json_array_foreach(a, i, v) {
+		tmp = out ? xasprintf("%s\nSystem: %s", out,
+				      json_string_value(v))
+			  : xasprintf("System: %s", json_string_value(v));
+		free(out);
+		out = tmp;
+	}
+	json_object_del(rt->sysevents, key);
+	return out;
+}
+
+/* The upstream messages of a starting run: the system prompt (with the
+ * session's queued system events) first, then the stored history (read
+ * through db, or this thread's reader when db is NULL), then the
+ * request's messages. Sets them into r->req. */
+static void run_build_messages(struct run *r, sqlite3 *db)
+{
+	struct agent_rt *rt = r->rt;
+	json_t *out = json_array(), *m;
+	char *ev, *sys;
+	size_t i;
+
+	pthread_mutex_lock(&rt->mu);
+	ev = run_take_events(rt, r->session_key);
+	pthread_mutex_unlock(&rt->mu);
+	if (ev && r->sys)
+		sys = xasprintf("%s\n\n%s", r->sys, ev);
+	else
+		sys = ev ? xstrdup(ev) : r->sys ? xstrdup(r->sys) : NULL;
+	if (sys)
+		json_array_append_new(out, json_pack("{s:s,s:s}", "role",
+						     "system", "content",
+						     sys));
+	if (r->use_history) {
+		if (db)
+			session_history_openai_db(db, r->session_key,
+						  SESSION_HISTORY_MAX, out);
+		else
+			session_history_openai(rt->store, r->session_key,
+					       SESSION_HISTORY_MAX, out);
+	}
+	json_array_foreach(r->in_msgs, i, m)
+		json_array_append(out, m);
+	json_object_set_new(r->req, "messages", out);
+	free(ev);
+	free(sys);
 }
 
 /* What the transcript records of the request: the user messages of a
@@ -857,6 +961,61 @@ static json_t *run_transcript_in(struct run_request *rq)
 		free(text);
 	}
 	return out;
+}
+
+static struct run_beginjob *run_beginjob_new(struct run *r)
+{
+	struct run_beginjob *bj = xcalloc(1, sizeof(*bj));
+
+	bj->rt = r->rt;
+	bj->events = json_array();
+	bj->b.key = xstrdup(r->session_key);
+	bj->b.agent_id = xstrdup(r->agent_id);
+	bj->b.run_id = xstrdup(r->id);
+	bj->b.channel = r->channel ? xstrdup(r->channel) : NULL;
+	bj->b.messages = r->tr_in;
+	r->tr_in = NULL;
+	return bj;
+}
+
+/* A queued run's turn came: read its history and write its start in one
+ * store job, then start the upstream request on the agent thread. */
+static int run_activate_tx(sqlite3 *db, void *arg)
+{
+	struct run_beginjob *j = arg;
+
+	run_build_messages(j->r, db);
+	return session_begin_tx(db, &j->b, j->events);
+}
+
+static void run_activate_done(int rc, void *arg)
+{
+	struct run_beginjob *j = arg;
+	struct run *r = j->r;
+
+	if (!json_object_get(r->req, "messages"))
+		run_build_messages(r, NULL);
+	j->r = NULL;
+	run_begin_done(rc, j);
+	/* The store job's reference goes to the attempt. */
+	if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
+		/* Stopping: the agent thread is gone; end it here. */
+		run_finish(r, RUN_ABORTED, "gateway is stopping", 503);
+		run_unref(r);
+	}
+}
+
+static void run_activate_queued(struct run *r)
+{
+	struct run_beginjob *bj = run_beginjob_new(r);
+
+	log_info("agent", "run %s: its turn in session %s", r->id,
+		 r->session_key);
+	bj->r = r;
+	if (!r->rt->store ||
+	    store_write(r->rt->store, run_activate_tx, bj,
+			run_activate_done) != GW_OK)
+		run_activate_done(GW_EUNAVAIL, bj);
 }
 
 static void run_replay_job(void *arg)
@@ -890,14 +1049,14 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err)
 {
 	struct gw_config *cfg = config_current();
-	struct run *r = NULL;
+	struct run *r = NULL, *q;
 	struct run_beginjob *bj;
 	struct agent_observer obs;
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
 	char idbuf[37];
-	json_t *res = NULL, *msgs = NULL, *v;
+	json_t *res = NULL, *v;
 	const char *k;
-	int rc = GW_EINVAL;
+	int rc = GW_EINVAL, queued;
 
 	*out = NULL;
 	*err = NULL;
@@ -961,8 +1120,11 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 				 &r->nchain, err);
 	if (rc != GW_OK)
 		goto out;
-	msgs = run_messages(rt, cfg, agent, rq);
-	r->req = json_pack("{s:o,s:b}", "messages", msgs, "stream", 1);
+	r->sys = run_system_text(rt, cfg, agent, rq);
+	r->in_msgs = run_input_messages(rq->messages);
+	r->tr_in = run_transcript_in(rq);
+	r->use_history = rq->use_history;
+	r->req = json_pack("{s:b}", "stream", 1);
 	if (json_is_object(rq->params)) {
 		json_object_foreach(rq->params, k, v)
 			if (strcmp(k, "messages") && strcmp(k, "model") &&
@@ -975,7 +1137,8 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		json_object_set(r->req, "tool_choice", rq->tool_choice);
 	r->timeout_ms = rq->timeout_ms;
 
-	/* Live: the list holds one reference. */
+	/* Live: the list holds one reference. A run of a session that has
+	 * a live run waits for its turn. */
 	pthread_mutex_lock(&rt->mu);
 	if (rt->stopping) {
 		pthread_mutex_unlock(&rt->mu);
@@ -983,6 +1146,10 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		rc = GW_EUNAVAIL;
 		goto out;
 	}
+	for (q = rt->runs; q; q = q->next)
+		if (strcmp(q->session_key, r->session_key) == 0)
+			r->queued = 1;
+	r->seq = ++rt->run_seq;
 	run_ref(r);
 	r->live = 1;
 	r->next = rt->runs;
@@ -991,21 +1158,24 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	rt->runs = r;
 	rt->nruns++;
 	obs = rt->obs;
+	queued = r->queued;
 	pthread_mutex_unlock(&rt->mu);
 	/* Observers first: their events go out before the caller's end. */
 	if (obs.on_run)
 		obs.on_run(obs.arg, r);
 	if (sink)
 		run_attach(r, sink);
+	if (queued) {
+		log_info("agent", "run %s queued behind the live run of "
+			 "session %s", r->id, r->session_key);
+		*out = r;
+		r = NULL;
+		rc = GW_OK;
+		goto out;
+	}
 
-	bj = xcalloc(1, sizeof(*bj));
-	bj->rt = rt;
-	bj->events = json_array();
-	bj->b.key = xstrdup(r->session_key);
-	bj->b.agent_id = xstrdup(agent);
-	bj->b.run_id = xstrdup(r->id);
-	bj->b.channel = r->channel ? xstrdup(r->channel) : NULL;
-	bj->b.messages = run_transcript_in(rq);
+	run_build_messages(r, NULL);
+	bj = run_beginjob_new(r);
 	if (!rt->store ||
 	    store_write(rt->store, run_begin_tx, bj, run_begin_done) != GW_OK)
 		run_begin_done(GW_EUNAVAIL, bj);
@@ -1048,8 +1218,17 @@ out:
 static void run_abort_job(void *arg)
 {
 	struct run *r = arg;
+	int queued;
 
-	if (!r->ended) {
+	pthread_mutex_lock(&r->rt->mu);
+	queued = r->queued;
+	r->queued = 0;
+	pthread_mutex_unlock(&r->rt->mu);
+	if (queued && !r->ended) {
+		/* Still waiting for its turn: it never reaches upstream. */
+		r->never_started = 1;
+		run_finish(r, RUN_ABORTED, "run aborted", 499);
+	} else if (!r->ended) {
 		r->abort_req = 1;
 		if (r->http) {
 			provider_http_cancel(r->http);
@@ -1252,4 +1431,92 @@ int run_wait(struct agent_rt *rt, const char *id, int64_t timeout_ms,
 		return GW_EUNAVAIL;
 	}
 	return GW_OK;
+}
+
+/* ---- wake --------------------------------------------------------------- */
+
+#define RUN_EVENTS_PER_SESSION 20
+#define RUN_EVENTS_SESSIONS 1024
+#define RUN_EVENT_TEXT_MAX (64 * 1024)
+
+int agent_wake(struct agent_rt *rt, const char *agent_id,
+	       const char *session_key, const char *text, const char *mode,
+	       char **run_id_out, char **err)
+{
+	struct run_request rq = {0};
+	struct run *r = NULL;
+	char *key = NULL, *agent = NULL, *line = NULL;
+	json_t *a;
+	int rc = GW_EINVAL;
+
+	*err = NULL;
+	if (run_id_out)
+		*run_id_out = NULL;
+	if (!mode || (strcmp(mode, "now") && strcmp(mode, "next-heartbeat"))) {
+		*err = xstrdup("mode must be \"now\" or \"next-heartbeat\"");
+		return GW_EINVAL;
+	}
+	if (!text || !*text) {
+		*err = xstrdup("text required");
+		return GW_EINVAL;
+	}
+	if (strlen(text) > RUN_EVENT_TEXT_MAX) {
+		*err = xstrdup("text too long");
+		return GW_EINVAL;
+	}
+	if (agent_id && *agent_id && !agent_exists(rt, agent_id)) {
+		*err = xasprintf("Unknown agent '%s'.", agent_id);
+		return GW_EINVAL;
+	}
+	if (session_key && *session_key) {
+		rc = agent_session_key_canon(rt, session_key, &key, err);
+		if (rc != GW_OK)
+			return rc;
+	} else {
+		key = agent_session_key_main(agent_id && *agent_id
+					     ? agent_id : agent_default_id(rt));
+	}
+	if (strcmp(mode, "now") != 0) {
+		/* No heartbeat runner: the event joins the next turn. */
+		pthread_mutex_lock(&rt->mu);
+		if (!rt->sysevents)
+			rt->sysevents = json_object();
+		a = json_object_get(rt->sysevents, key);
+		if (!a && json_object_size(rt->sysevents) >=
+			  RUN_EVENTS_SESSIONS) {
+			pthread_mutex_unlock(&rt->mu);
+			*err = xstrdup("too many sessions with pending system "
+				       "events");
+			rc = GW_EINVAL;
+			goto out;
+		}
+		if (!a) {
+			a = json_array();
+			json_object_set_new(rt->sysevents, key, a);
+		}
+		if (json_array_size(a) >= RUN_EVENTS_PER_SESSION)
+			json_array_remove(a, 0);
+		json_array_append_new(a, json_string(text));
+		pthread_mutex_unlock(&rt->mu);
+		log_info("agent", "wake (next-heartbeat) queued for %s", key);
+		rc = GW_OK;
+		goto out;
+	}
+	agent = agent_session_key_agent(key);
+	line = xasprintf("System event: %s", text);
+	rq.agent_id = agent;
+	rq.session_key = key;
+	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
+				line);
+	rq.use_history = 1;
+	rq.channel = "wake";
+	rc = run_start(rt, &rq, NULL, &r, err);
+	if (rc == GW_OK && run_id_out)
+		*run_id_out = xstrdup(run_id(r));
+	run_unref(r);
+out:
+	free(line);
+	free(agent);
+	free(key);
+	return rc;
 }

@@ -20,10 +20,6 @@
 #include "core/util.h"
 #include "net/http.h"
 
-/* Until the agent core implements these (agent.h, "needed by the HTTP
- * face"), weak references keep the link working; missing → 503. */
-#pragma weak agent_wake
-
 #define HOOKS_DEFAULT_PATH "/hooks"
 #define HOOKS_BODY_DEFAULT (256u * 1024)
 #define HOOKS_FAIL_MAX 20
@@ -306,11 +302,8 @@ static void hooks_wake(struct api *a, struct http_req *r,
 			   "hooks.allowRequestSessionKey)");
 		goto out;
 	}
-	if (!agent_wake) {
-		hooks_fail(r, 503, "wake is not available yet");
-		goto out;
-	}
-	if (agent_wake(a->d.agents, agent, sk, text, mode, &err) != GW_OK) {
+	if (agent_wake(a->d.agents, agent, sk, text, mode, NULL, &err) !=
+	    GW_OK) {
 		hooks_fail(r, 400, err ? err : "wake failed");
 		goto out;
 	}

@@ -75,6 +75,11 @@ void api_openai_chat(struct api *a, struct http_req *r,
 /* ---- api-responses.c, api-embeddings.c, api-tools.c --------------------- */
 
 void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg);
+/* api-files.c: an input_file part → its model-visible <file> block for
+ * the system prompt (*block, new string); -1 with *err (a 400 message)
+ * for url and PDF sources, bad data, a refused type or a size limit. */
+int api_input_file(const struct gw_config *cfg, const json_t *part,
+		   char **block, char **err);
 void api_resp_map_init(struct api_resp_map *m);
 void api_resp_map_free(struct api_resp_map *m);
 void api_embeddings(struct api *a, struct http_req *r, struct gw_config *cfg);

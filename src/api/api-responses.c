@@ -97,12 +97,20 @@ static void rs_sys_append(char **sys, const char *t)
 	*sys = n;
 }
 
-/* Content parts of a message item → chat content (new reference). */
-static json_t *rs_content(const json_t *c, char **err)
+#define RS_FILE_ONLY_TEXT "User sent file(s) with no text."
+
+static int rs_has_text(const json_t *c);
+
+/* Content parts of a message item → chat content (new reference). The
+ * input_file parts of the active (last) user message become <file>
+ * blocks appended to *files (the system prompt); earlier ones are
+ * ignored, as upstream. */
+static json_t *rs_content(const json_t *c, const struct gw_config *cfg,
+			  int active, char **files, char **err)
 {
 	json_t *out;
 	const json_t *p;
-	size_t i;
+	size_t i, nfiles = 0;
 
 	if (json_is_string(c))
 		return json_incref((json_t *)c);
@@ -162,8 +170,25 @@ static json_t *rs_content(const json_t *c, char **err)
 				u ? u : url));
 			free(u);
 		}
-		/* input_file and unknown parts: ignored here. */
+		else if (strcmp(ty, "input_file") == 0 && active) {
+			char *blk = NULL, *e = NULL;
+
+			if (api_input_file(cfg, p, &blk, &e) != 0) {
+				*err = xasprintf("input: content[%zu]: %s", i,
+						 e);
+				free(e);
+				json_decref(out);
+				return NULL;
+			}
+			rs_sys_append(files, blk);
+			free(blk);
+			nfiles++;
+		}
+		/* Unknown parts: ignored. */
 	}
+	if (nfiles && !rs_has_text(out))
+		json_array_append_new(out, json_pack("{s:s,s:s}", "type",
+			"text", "text", RS_FILE_ONLY_TEXT));
 	return out;
 }
 
@@ -183,13 +208,26 @@ static int rs_has_text(const json_t *c)
 	return 0;
 }
 
-/* input → messages (new reference) and system text; NULL with *err. */
-static json_t *rs_input(const json_t *input, char **sys, char **err)
+/* input → messages (new reference), system text and the <file> blocks
+ * of input_file parts; NULL with *err. */
+static json_t *rs_input(const json_t *input, const struct gw_config *cfg,
+			char **sys, char **files, char **err)
 {
 	json_t *msgs = json_array(), *calls = NULL;
 	const json_t *it;
-	size_t i;
+	size_t i, active = (size_t)-1;
 	int user_ok = 0;
+	const char *r;
+
+	/* The active turn: the last user message item. */
+	json_array_foreach(input, i, it) {
+		r = json_string_value(json_object_get(it, "role"));
+		if (r && strcmp(r, "user") == 0 &&
+		    (!json_object_get(it, "type") ||
+		     !strcmp(json_string_value(json_object_get(it, "type")) ?:
+			     "", "message")))
+			active = i;
+	}
 
 	if (json_is_string(input)) {
 		json_array_append_new(msgs, json_pack("{s:s,s:O}", "role",
@@ -293,7 +331,8 @@ static json_t *rs_input(const json_t *input, char **sys, char **err)
 						 "'%s'", i, role);
 				goto fail;
 			}
-			if (!(cc = rs_content(c, err)))
+			if (!(cc = rs_content(c, cfg, i == active, files,
+					       err)))
 				goto fail;
 			if (strcmp(role, "user") == 0)
 				user_ok = rs_has_text(cc);
@@ -786,7 +825,7 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	struct rs_run *c = NULL;
 	const char *model, *user, *prev, *instr;
 	char *err = NULL, *agent = NULL, *override = NULL, *key = NULL;
-	char *sys = NULL, uuid[37];
+	char *sys = NULL, *files = NULL, uuid[37];
 	int bad, rc, use_history = 0;
 
 	if (!a->d.agents) {
@@ -820,8 +859,12 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	if (api_openai_agent(a, r, cfg, model, &agent, &override, &err) != 0)
 		goto bad;
 	rs_sys_append(&sys, instr);
-	if (!(msgs = rs_input(json_object_get(body, "input"), &sys, &err)))
+	if (!(msgs = rs_input(json_object_get(body, "input"), cfg, &sys,
+			      &files, &err)))
 		goto bad;
+	/* Files last (upstream: instructions, system items, tool choice,
+	 * files). */
+	rs_sys_append(&sys, files);
 	tools = rs_tools(json_object_get(body, "tools"), &err);
 	if (err)
 		goto bad;
@@ -904,4 +947,5 @@ out:
 	free(override);
 	free(key);
 	free(sys);
+	free(files);
 }

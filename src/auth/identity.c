@@ -1,6 +1,7 @@
 /* Load or create the gateway's Ed25519 identity. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,4 +182,49 @@ int identity_sign(const struct identity *id, const void *msg, size_t n,
 	EVP_MD_CTX_free(ctx);
 	ERR_clear_error();
 	return r;
+}
+
+struct identity_lazy {
+	pthread_mutex_t mu;
+	char *state_dir;
+	struct identity *id;
+};
+
+struct identity_lazy *identity_lazy_new(const char *state_dir)
+{
+	struct identity_lazy *l = xcalloc(1, sizeof(*l));
+
+	pthread_mutex_init(&l->mu, NULL);
+	l->state_dir = xstrdup(state_dir);
+	return l;
+}
+
+const struct identity *identity_lazy_get(struct identity_lazy *l)
+{
+	struct identity *id;
+	int r;
+
+	if (!l)
+		return NULL;
+	pthread_mutex_lock(&l->mu);
+	if (!l->id) {
+		r = identity_load_or_create(l->state_dir, &l->id);
+		if (r != GW_OK)
+			log_error("gateway", "cannot load or create the "
+				  "gateway identity in %s/identity: %s",
+				  l->state_dir, gw_err_str(r));
+	}
+	id = l->id;
+	pthread_mutex_unlock(&l->mu);
+	return id;
+}
+
+void identity_lazy_free(struct identity_lazy *l)
+{
+	if (!l)
+		return;
+	identity_free(l->id);
+	pthread_mutex_destroy(&l->mu);
+	free(l->state_dir);
+	free(l);
 }

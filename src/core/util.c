@@ -4,13 +4,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <nettle/sha2.h>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 
 #include "core/common.h"
 #include "core/util.h"
@@ -31,11 +31,24 @@ int64_t util_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The kernel's CSPRNG (what OpenSSL seeds from): ids and tokens must not
+ * initialise OpenSSL, whose first use costs ~2 MB RSS (tests/bench). */
 void util_random(void *buf, size_t n)
 {
-	if (RAND_bytes(buf, (int)n) != 1) {
-		fprintf(stderr, "fatal: RAND_bytes failed\n");
-		abort();
+	uint8_t *p = buf;
+	ssize_t r;
+
+	while (n > 0) {
+		r = getrandom(p, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			fprintf(stderr, "fatal: getrandom failed: %s\n",
+				strerror(errno));
+			abort();
+		}
+		p += r;
+		n -= (size_t)r;
 	}
 }
 
@@ -65,12 +78,15 @@ void util_hex(const uint8_t *in, size_t n, char *out)
 	out[2 * n] = 0;
 }
 
+/* Nettle's SHA-256: it is mapped anyway (libmicrohttpd -> GnuTLS ->
+ * nettle) and, unlike EVP, needs no provider initialisation. */
 void util_sha256(const void *data, size_t len, uint8_t out[32])
 {
-	unsigned int olen = 32;
+	struct sha256_ctx c;
 
-	if (EVP_Digest(data, len, out, &olen, EVP_sha256(), NULL) != 1)
-		abort();
+	sha256_init(&c);
+	sha256_update(&c, len, data);
+	sha256_digest(&c, SHA256_DIGEST_SIZE, out);
 }
 
 void util_sha256_hex(const void *data, size_t len, char out[65])

@@ -287,11 +287,8 @@ static int rpc_agent_wait(struct rpc_call *call)
 
 static int rpc_agent_wake(struct rpc_call *call)
 {
-	struct agent_rt *rt = call->srv->d.agents;
-	struct run_request rq = {0};
-	struct run *r = NULL;
 	const char *mode, *text, *sk;
-	char *key = NULL, *err = NULL, *agent = NULL, *line;
+	char *err = NULL, *rid = NULL;
 	int rc;
 
 	if (rpc_call_need_agents(call) != 0)
@@ -310,44 +307,20 @@ static int rpc_agent_wake(struct rpc_call *call)
 			       "'text'");
 		return GW_EINVAL;
 	}
-	if (strcmp(mode, "now") != 0) {
-		/* No heartbeat runner here: the event waits for the next
-		 * turn of the main session. */
-		log_info("rpc", "wake (next-heartbeat): %.80s", text);
-		call->payload = json_pack("{s:b,s:s}", "ok", 1, "mode", mode);
-		return GW_OK;
-	}
 	sk = json_string_value(json_object_get(call->params, "sessionKey"));
-	if (sk && *sk) {
-		if (agent_session_key_canon(rt, sk, &key, &err) != GW_OK) {
-			rpc_call_error(call, "INVALID_REQUEST", NULL, "%s",
-				       err);
-			free(err);
-			return GW_EINVAL;
-		}
+	rc = agent_wake(call->srv->d.agents, NULL, sk, text, mode, &rid,
+			&err);
+	if (rc == GW_OK) {
+		call->payload = json_pack("{s:b,s:s}", "ok", 1, "mode", mode);
+		if (rid)
+			json_object_set_new(call->payload, "runId",
+					    json_string(rid));
 	} else {
-		key = agent_session_key_main(agent_default_id(rt));
-	}
-	agent = agent_session_key_agent(key);
-	line = xasprintf("System event: %s", text);
-	rq.agent_id = agent;
-	rq.session_key = key;
-	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
-				line);
-	rq.use_history = 1;
-	rq.channel = "wake";
-	rc = run_start(rt, &rq, NULL, &r, &err);
-	if (rc == GW_OK)
-		call->payload = json_pack("{s:b,s:s,s:s}", "ok", 1, "mode",
-					  mode, "runId", run_id(r));
-	else
 		rpc_call_error(call, "INVALID_REQUEST", NULL, "%s",
 			       err ? err : gw_err_str(rc));
-	run_unref(r);
-	free(line);
+	}
+	free(rid);
 	free(err);
-	free(key);
-	free(agent);
 	return rc;
 }
 

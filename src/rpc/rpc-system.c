@@ -153,7 +153,7 @@ static int rpc_system_last_heartbeat(struct rpc_call *call)
 
 static int rpc_system_identity(struct rpc_call *call)
 {
-	const struct identity *id = call->srv->d.identity;
+	const struct identity *id = identity_lazy_get(call->srv->d.identity);
 
 	if (!id)
 		return GW_EUNAVAIL;
@@ -279,7 +279,8 @@ const struct rpc_method rpc_system_methods[] = {
 	 "record a system event / presence beacon"},
 	{"last-heartbeat", rpc_system_last_heartbeat, "operator.read", 0,
 	 "the last heartbeat event, or null"},
-	{"gateway.identity.get", rpc_system_identity, "operator.read", 0,
+	{"gateway.identity.get", rpc_system_identity, "operator.read",
+	 RPC_F_WORKER,
 	 "the gateway's own Ed25519 identity"},
 	{"logs.tail", rpc_system_logs_tail, "operator.read", RPC_F_WORKER,
 	 "tail the gateway's JSON-lines log file"},

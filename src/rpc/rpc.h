@@ -11,7 +11,7 @@ struct rpc_server;
 struct ws_server;
 struct ws_conn;
 struct limiter;
-struct identity;
+struct identity_lazy;
 struct workq;
 struct pairing;
 struct agent_rt;
@@ -20,7 +20,7 @@ struct rpc_deps {
 	struct ws_server *ws;
 	struct workq *workers;
 	struct limiter *limiter;
-	const struct identity *identity;
+	struct identity_lazy *identity;	/* loaded on first use */
 	struct pairing *pairing;	/* device pairing state */
 	struct agent_rt *agents;	/* agents, sessions, runs */
 	const char *version;		/* server.version ("2026.9.6") */

@@ -113,6 +113,66 @@ def test_abort_mid_stream_recorded_as_aborted(cgw, up):
     assert row["status"] == "killed"
 
 
+def test_sends_on_one_session_queue_in_order(cgw, up):
+    """A send while the session is busy waits for its turn (FIFO): each
+    turn sees the answers before it and the transcript keeps send order."""
+    ws = cgw.connect()
+    key = "fifo-" + new_key()
+    ids = [new_key() for _ in range(3)]
+    texts = ["first [[reply:A1]] [[slow:300]]", "second [[reply:A2]]",
+             "third [[reply:A3]]"]
+    for idem, text in zip(ids, texts):
+        assert send(ws, key, text, idem=idem)["payload"] == {
+            "runId": idem, "status": "started"}
+    finals = [run_events(ws, idem)[-1] for idem in ids]
+    assert [f["state"] for f in finals] == ["final"] * 3
+    st = up.snapshot()
+    assert st["chat"] == 3
+    seen = [[(m["role"], m["content"]) for m in r["messages"]]
+            for r in st["requests"][-3:]]
+    assert seen[2] == [("user", texts[0]), ("assistant", "A1"),
+                       ("user", texts[1]), ("assistant", "A2"),
+                       ("user", texts[2])]
+    hist = ws.call("chat.history", {"sessionKey": key})
+    assert [(m["role"], m["content"][0]["text"])
+            for m in hist["messages"]] == [
+        ("user", texts[0]), ("assistant", "A1"), ("user", texts[1]),
+        ("assistant", "A2"), ("user", texts[2]), ("assistant", "A3")]
+    # other sessions do not wait for this one
+    other, busy = new_key(), new_key()
+    assert send(ws, key, "[[hang]]", idem=busy)["ok"]
+    up.wait(lambda s: s["inflight"] >= 1)
+    assert send(ws, "fifo-other-" + new_key(), "[[reply:free]]",
+                idem=other)["ok"]
+    assert run_events(ws, other)[-1]["state"] == "final"
+    ws.call("chat.abort", {"sessionKey": key})
+    assert run_events(ws, busy)[-1]["state"] == "aborted"
+
+
+def test_abort_of_a_queued_run(cgw, up):
+    ws = cgw.connect()
+    key = "qabort-" + new_key()
+    a, b = new_key(), new_key()
+    assert send(ws, key, "[[hang]]", idem=a)["ok"]
+    up.wait(lambda s: s["inflight"] >= 1)
+    assert send(ws, key, "never sent [[reply:no]]", idem=b)["ok"]
+    res = ws.call("chat.abort", {"sessionKey": key, "runId": b})
+    assert res["aborted"] is True and res["runIds"] == [b]
+    assert run_events(ws, b)[-1]["state"] == "aborted"
+    assert ws.call("agent.wait", {"runId": b, "timeoutMs": 2000})[
+        "status"] == "error"
+    res = ws.call("chat.abort", {"sessionKey": key})
+    assert res["runIds"] == [a]
+    assert run_events(ws, a)[-1]["state"] == "aborted"
+    assert up.snapshot()["chat"] == 1
+    hist = ws.call("chat.history", {"sessionKey": key})
+    assert "never sent" not in str(hist["messages"])
+    # the session is free again
+    c = new_key()
+    assert send(ws, key, "[[reply:back]]", idem=c)["ok"]
+    assert run_events(ws, c)[-1]["state"] == "final"
+
+
 def test_idempotent_retry_returns_same_run(cgw, up):
     ws = cgw.connect()
     key = "idem-" + new_key()

@@ -62,14 +62,21 @@ def test_method_and_auth(hgw):
     assert r.status_code == 404
 
 
-def test_wake(hgw):
+def test_wake(hgw, up):
+    # next-heartbeat: queued for the next turn of the main session
+    r = hook(hgw, "/wake", {"text": "door bell", "mode": "next-heartbeat"})
+    assert r.status_code == 200, r.text
+    assert r.json() == {"ok": True, "mode": "next-heartbeat"}
+    assert up.snapshot()["chat"] == 0
+    # now: a turn of the main session at once, carrying both events
     r = hook(hgw, "/wake", {"text": "ping"}, header="x-openclaw-token")
-    if r.status_code == 503:
-        pytest.skip("agent core has no agent_wake yet")
     assert r.status_code == 200, r.text
     assert r.json() == {"ok": True, "mode": "now"}
-    r = hook(hgw, "/wake", {"text": "ping", "mode": "next-heartbeat"})
-    assert r.json() == {"ok": True, "mode": "next-heartbeat"}
+    st = up.wait(lambda s: s["chat"] >= 1)
+    msgs = st["requests"][-1]["messages"]
+    assert msgs[0]["role"] == "system"
+    assert "System: door bell" in msgs[0]["content"]
+    assert "ping" in msgs[-1]["content"]
 
 
 @pytest.mark.parametrize("sub,body", [

@@ -405,3 +405,30 @@ def test_chat_concurrent_streams(oagw, up):
     with cf.ThreadPoolExecutor(16) as ex:
         res = list(ex.map(one, range(32)))
     assert res == ["echo: n%d x y" % i for i in range(32)]
+
+
+def test_provider_headers_sent_and_redacted(launcher, upstream):
+    upstream.reset()
+    gw = launcher.start(config=oa_config(upstream, {"models": {"providers": {
+        "fake": {"headers": {"Ocp-Apim-Subscription-Key": "hdr-secret",
+                             "X-Tenant": "t-1"}}}}}))
+    r = post(gw, "/v1/chat/completions", chat("x [[reply:ok]]"))
+    assert r.status_code == 200, r.text
+    sent = upstream.snapshot()["headers"][-1]
+    assert sent["Ocp-Apim-Subscription-Key"] == "hdr-secret"
+    assert sent["X-Tenant"] == "t-1"
+    # header values may carry keys: config.get never shows them
+    got = gw.connect().call("config.get")
+    assert "hdr-secret" not in json.dumps(got)
+    hdrs = got["config"]["models"]["providers"]["fake"]["headers"]
+    assert hdrs["Ocp-Apim-Subscription-Key"] == hdrs["X-Tenant"] == \
+        "__OPENCLAW_REDACTED__"
+    # writing the redacted config back keeps the real values
+    c = gw.connect()
+    res = c.request("config.set", {"raw": got["raw"],
+                                   "baseHash": got["hash"]})
+    assert res["ok"] is True, res
+    r = post(gw, "/v1/chat/completions", chat("y [[reply:ok]]"))
+    assert r.status_code == 200, r.text
+    sent = upstream.snapshot()["headers"][-1]
+    assert sent["Ocp-Apim-Subscription-Key"] == "hdr-secret"

@@ -13,25 +13,6 @@ def invoke(gw, body, **kw):
     return post(gw, "/tools/invoke", body, **kw)
 
 
-def needs_core(r):
-    if r.status_code == 503:
-        pytest.skip("agent core does not implement this tool yet: %s"
-                    % r.text)
-
-
-def test_agents_list(oagw):
-    r = invoke(oagw, {"tool": "agents_list"})
-    assert r.status_code == 200, r.text
-    b = r.json()
-    assert b["ok"] is True
-    content = b["result"]["content"]
-    assert content[0]["type"] == "text"
-    details = b["result"]["details"]
-    assert json.loads(content[0]["text"]) == details
-    ids = [a["id"] for a in details["agents"]]
-    assert "main" in ids and "helper" in ids
-
-
 def test_sessions_tools(oagw, up):
     r = post(oagw, "/v1/chat/completions",
              {"model": "openclaw", "user": "tool-test",
@@ -39,20 +20,89 @@ def test_sessions_tools(oagw, up):
     assert r.status_code == 200
     key = "agent:main:openai-user:tool-test"
     r = invoke(oagw, {"tool": "sessions_list", "args": {"limit": 10}})
-    needs_core(r)
     assert r.status_code == 200, r.text
-    keys = [s["key"] for s in r.json()["result"]["details"]["sessions"]]
-    assert key in keys
+    det = r.json()["result"]["details"]
+    assert json.loads(r.json()["result"]["content"][0]["text"]) == det
+    # the upstream tool shape (peer-http-enabled.txt)
+    assert det["count"] == len(det["sessions"]) >= 1
+    assert det["hasMore"] is False and det["limitApplied"] == 10
+    row = [s for s in det["sessions"] if s["key"] == key][0]
+    assert row["agentId"] == "main" and row["sessionId"]
+    assert row["kind"] == "other" and row["channel"]
+    assert row["archived"] is False and row["pinned"] is False
+    assert isinstance(row["updatedAt"], int)
+    assert row["status"] == "done"
+
     r = invoke(oagw, {"name": "sessions_history",
                       "args": {"sessionKey": key}})
     assert r.status_code == 200, r.text
-    assert "yo" in json.dumps(r.json()["result"]["details"])
+    det = r.json()["result"]["details"]
+    assert det["sessionKey"] == key
+    assert [m["role"] for m in det["messages"]] == ["user", "assistant"]
+    assert "yo" in json.dumps(det["messages"][-1])
+    assert "usage" not in det["messages"][-1]
+    for k in ("truncated", "droppedMessages", "contentTruncated",
+              "contentRedacted"):
+        assert isinstance(det[k], bool)
+    assert det["bytes"] > 0
+    r = invoke(oagw, {"name": "sessions_history",
+                      "args": {"sessionKey": "agent:main:nope"}})
+    assert r.status_code == 200
+    assert r.json()["result"]["details"]["status"] == "error"
+    assert "Session not found" in r.json()["result"]["details"]["error"]
+    r = invoke(oagw, {"name": "sessions_history", "args": {}})
+    assert r.status_code == 400
+    assert r.json()["error"]["type"] == "tool_error"
+
     r = invoke(oagw, {"tool": "session_status", "sessionKey": key})
     assert r.status_code == 200, r.text
+    res = r.json()["result"]
+    det = res["details"]
+    assert det["ok"] is True and det["sessionKey"] == key
+    assert det["agentId"] == "main" and det["changedModel"] is False
+    assert isinstance(det["stateVersion"], int)
+    assert res["content"][0]["text"] == det["statusText"]
+    assert "fake/fake-model" in det["statusText"]
+    # a model override through the tool
+    r = invoke(oagw, {"tool": "session_status",
+                      "args": {"sessionKey": key, "model": "fake/other"}})
+    det = r.json()["result"]["details"]
+    assert det["changedModel"] is True
+    assert det["modelOverride"] == "fake/other"
+    assert det["model"] == "other" and det["modelProvider"] == "fake"
+    r = invoke(oagw, {"tool": "session_status",
+                      "args": {"sessionKey": key, "model": "default"}})
+    det = r.json()["result"]["details"]
+    assert det["changedModel"] is True and det["modelOverride"] is None
+    # an unknown session fails the tool (upstream: sanitized 500)
     r = invoke(oagw, {"tool": "session_status",
                       "args": {"sessionKey": "agent:main:nope"}})
-    assert r.status_code == 404
-    assert r.json()["ok"] is False
+    assert r.status_code == 500
+    assert r.json() == {"ok": False, "error": {
+        "type": "tool_error", "message": "tool execution failed"}}
+
+
+def test_sessions_list_filters(oagw, up):
+    for u in ("flt-a", "flt-b", "flt-c"):
+        r = post(oagw, "/v1/chat/completions",
+                 {"model": "openclaw", "user": u,
+                  "messages": [{"role": "user", "content": "x"}]})
+        assert r.status_code == 200
+    r = invoke(oagw, {"tool": "sessions_list",
+                      "args": {"limit": 2, "search": "flt-"}})
+    det = r.json()["result"]["details"]
+    assert det["count"] == 2 and det["hasMore"] is True
+    assert det["nextOffset"] == 2
+    r = invoke(oagw, {"tool": "sessions_list",
+                      "args": {"search": "flt-", "offset": 2,
+                               "messageLimit": 1}})
+    det = r.json()["result"]["details"]
+    assert det["count"] == 1 and det["hasMore"] is False
+    assert len(det["sessions"][0]["messages"]) == 1
+    assert det["sessions"][0]["messages"][0]["role"] == "assistant"
+    r = invoke(oagw, {"tool": "sessions_list",
+                      "args": {"search": "flt-", "kinds": ["main"]}})
+    assert r.json()["result"]["details"]["count"] == 0
 
 
 @pytest.mark.parametrize("tool", ["exec", "shell", "fs_write", "cron",

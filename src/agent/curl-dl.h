@@ -1,0 +1,41 @@
+/* libcurl loaded with dlopen() on first use: the daemon maps it (and its
+ * ~30 dependencies: krb5, ldap, ssh2, libssl...) only once an agent calls
+ * an upstream provider. The headers still come from libcurl's -dev
+ * package; the calls go through this table. */
+#pragma once
+
+#include <curl/curl.h>
+
+struct curl_dl {
+	CURL *(*easy_init)(void);
+	CURLcode (*easy_setopt)(CURL *e, CURLoption opt, ...);
+	CURLcode (*easy_getinfo)(CURL *e, CURLINFO info, ...);
+	const char *(*easy_strerror)(CURLcode code);
+	void (*easy_cleanup)(CURL *e);
+	CURLM *(*multi_init)(void);
+	CURLMcode (*multi_add_handle)(CURLM *m, CURL *e);
+	CURLMcode (*multi_remove_handle)(CURLM *m, CURL *e);
+	CURLMcode (*multi_perform)(CURLM *m, int *running);
+	CURLMsg *(*multi_info_read)(CURLM *m, int *left);
+	CURLMcode (*multi_poll)(CURLM *m, struct curl_waitfd fds[],
+				unsigned int nfds, int timeout_ms, int *ret);
+	CURLMcode (*multi_wakeup)(CURLM *m);
+	CURLMcode (*multi_cleanup)(CURLM *m);
+	struct curl_slist *(*slist_append)(struct curl_slist *l,
+					   const char *s);
+	void (*slist_free_all)(struct curl_slist *l);
+	CURLcode (*global_init)(long flags);
+	void (*global_cleanup)(void);
+};
+
+/* The table, loading libcurl.so.4 and running curl_global_init on the
+ * first call (thread-safe); NULL when it cannot be loaded (logged once,
+ * and *err, when not NULL, gets a borrowed message). */
+const struct curl_dl *curl_dl_get(const char **err);
+
+/* Whether libcurl has been loaded (for tests and the RSS figures). */
+int curl_dl_loaded(void);
+
+/* curl_global_cleanup if libcurl was loaded; call once at exit, when no
+ * thread uses curl any more. The library stays mapped. */
+void curl_dl_cleanup(void);
