@@ -921,12 +921,26 @@ static int session_job_sync(struct agent_rt *rt, store_fn fn,
 	return r;
 }
 
+/* session_job_sync with j->agent_id taken from j->key ("main" when the key
+ * names no agent). */
+static int session_job_sync_key(struct agent_rt *rt, store_fn fn,
+				struct session_job *j)
+{
+	char *aid = agent_session_key_agent(j->key);
+	int r;
+
+	j->agent_id = aid ? aid : "main";
+	r = session_job_sync(rt, fn, j);
+	j->agent_id = NULL;
+	free(aid);
+	return r;
+}
+
 int session_patch(struct agent_rt *rt, const char *key, const json_t *patch,
 		  json_t **entry, char **err)
 {
 	struct session_job j = {.key = key, .patch = patch};
 	const json_t *v = json_object_get(patch, "label");
-	char *aid = agent_session_key_agent(key);
 	int r;
 
 	*entry = NULL;
@@ -935,19 +949,15 @@ int session_patch(struct agent_rt *rt, const char *key, const json_t *patch,
 	     json_string_length(v) > 512)) {
 		*err = xstrdup("invalid params: label must be a string of "
 			       "1..512 characters or null");
-		free(aid);
 		return GW_EINVAL;
 	}
 	v = json_object_get(patch, "model");
 	if (v && !json_is_null(v) && !json_is_string(v)) {
 		*err = xstrdup("invalid params: model must be a string or "
 			       "null");
-		free(aid);
 		return GW_EINVAL;
 	}
-	j.agent_id = aid ? aid : "main";
-	r = session_job_sync(rt, session_patch_run, &j);
-	free(aid);
+	r = session_job_sync_key(rt, session_patch_run, &j);
 	if (r == GW_OK)
 		*entry = j.entry;
 	else
@@ -990,12 +1000,8 @@ int session_reset(struct agent_rt *rt, const char *key, const char *reason,
 {
 	struct session_job j = {.key = key, .reason = reason ? reason
 							      : "reset"};
-	char *aid = agent_session_key_agent(key);
-	int r;
+	int r = session_job_sync_key(rt, session_reset_run, &j);
 
-	j.agent_id = aid ? aid : "main";
-	r = session_job_sync(rt, session_reset_run, &j);
-	free(aid);
 	*entry = r == GW_OK ? j.entry : NULL;
 	if (r != GW_OK)
 		json_decref(j.entry);
@@ -1072,12 +1078,8 @@ int session_inject(struct agent_rt *rt, const char *key, const char *text,
 		   const char *label, char **message_id)
 {
 	struct session_job j = {.key = key, .text = text, .label = label};
-	char *aid = agent_session_key_agent(key);
-	int r;
+	int r = session_job_sync_key(rt, session_inject_run, &j);
 
-	j.agent_id = aid ? aid : "main";
-	r = session_job_sync(rt, session_inject_run, &j);
-	free(aid);
 	*message_id = r == GW_OK ? j.message_id : NULL;
 	if (r != GW_OK)
 		free(j.message_id);

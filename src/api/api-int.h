@@ -8,9 +8,11 @@
 
 #include <jansson.h>
 
+#include "agent/agent.h"
 #include "api/api.h"
 
 struct gw_config;
+struct http_async;
 struct http_req;
 
 #define API_RESP_MAP_MAX 4096	/* previous_response_id entries kept */
@@ -71,6 +73,29 @@ void api_openai_model(struct api *a, struct http_req *r,
 		      struct gw_config *cfg);
 void api_openai_chat(struct api *a, struct http_req *r,
 		     struct gw_config *cfg);
+
+/* The HTTP side of an agent run, embedded first in the state of chat
+ * completions and responses; mu guards that state as well. */
+struct api_run {
+	pthread_mutex_t mu;
+	int refs;
+	struct api *a;
+	struct http_async *as;	/* NULL once answered */
+	struct run *run;
+	struct run_sink sink;	/* callbacks set by the endpoint */
+	int ended, abort_on_gone;
+	/* Frees the endpoint state (h included) when the last ref goes. */
+	void (*release)(struct api_run *h);
+};
+
+/* Take over r's reply (deferred) with 3 references: the sink, the
+ * handler, on_done (a client gone early detaches the sink). */
+void api_run_init(struct api_run *h, struct api *a, struct http_req *r,
+		  void (*release)(struct api_run *h));
+/* run_start with h's sink; on failure answers 400 (GW_EINVAL) or 503
+ * and drops the sink's reference. */
+int api_run_start(struct api_run *h, struct run_request *rq, char **err);
+void api_run_unref(struct api_run *h);
 
 /* ---- api-responses.c, api-embeddings.c, api-tools.c --------------------- */
 

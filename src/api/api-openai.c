@@ -489,6 +489,20 @@ static int oa_check_content(const json_t *c, int allow_url, int *images,
 	return 0;
 }
 
+/* Append t to the system text (*sys, *len), "\n\n" between texts. */
+static void oa_sys_append(char **sys, size_t *len, const char *t)
+{
+	size_t tl = strlen(t);
+
+	*sys = xrealloc(*sys, *len + tl + 3);
+	if (*len) {
+		memcpy(*sys + *len, "\n\n", 2);
+		*len += 2;
+	}
+	memcpy(*sys + *len, t, tl + 1);
+	*len += tl;
+}
+
 /* Messages: system/developer joined into *system (owned); the rest copied
  * (role function → tool) into *out. */
 static int oa_messages(const json_t *msgs, int allow_url, json_t **out,
@@ -522,7 +536,6 @@ static int oa_messages(const json_t *msgs, int allow_url, json_t **out,
 		if (strcmp(role, "system") == 0 ||
 		    strcmp(role, "developer") == 0) {
 			const char *t = json_string_value(c);
-			size_t tl;
 
 			if (!t) {
 				const json_t *p;
@@ -534,25 +547,11 @@ static int oa_messages(const json_t *msgs, int allow_url, json_t **out,
 						json_object_get(p, "text"));
 					if (!t)
 						continue;
-					tl = strlen(t);
-					sys = xrealloc(sys, sys_len + tl + 3);
-					if (sys_len) {
-						memcpy(sys + sys_len, "\n\n", 2);
-						sys_len += 2;
-					}
-					memcpy(sys + sys_len, t, tl + 1);
-					sys_len += tl;
+					oa_sys_append(&sys, &sys_len, t);
 				}
 				continue;
 			}
-			tl = strlen(t);
-			sys = xrealloc(sys, sys_len + tl + 3);
-			if (sys_len) {
-				memcpy(sys + sys_len, "\n\n", 2);
-				sys_len += 2;
-			}
-			memcpy(sys + sys_len, t, tl + 1);
-			sys_len += tl;
+			oa_sys_append(&sys, &sys_len, t);
 			continue;
 		}
 		if (strcmp(role, "user") != 0 &&
@@ -655,40 +654,107 @@ static int oa_validate(const json_t *body, char **err)
 	return 0;
 }
 
+/* ---- The HTTP side of a run (chat completions, responses) -------------- */
+
+void api_run_unref(struct api_run *h)
+{
+	int left;
+
+	pthread_mutex_lock(&h->mu);
+	left = --h->refs;
+	pthread_mutex_unlock(&h->mu);
+	if (left > 0)
+		return;
+	if (h->run)
+		run_unref(h->run);
+	pthread_mutex_destroy(&h->mu);
+	h->release(h);
+}
+
+/* Worker: detach the sink of a client that went away. */
+static void api_run_detach(void *arg)
+{
+	struct api_run *h = arg;
+	int release = 0;
+
+	if (h->abort_on_gone)
+		run_abort(h->run);
+	run_detach(h->run, &h->sink);
+	pthread_mutex_lock(&h->mu);
+	if (!h->ended) {
+		h->ended = 1;
+		release = 1;
+		http_async_end(h->as);
+		h->as = NULL;
+	}
+	pthread_mutex_unlock(&h->mu);
+	if (release)
+		api_run_unref(h);	/* the sink's reference */
+	api_run_unref(h);		/* the job's */
+}
+
+/* MHD thread: the request is over; early when the client went away
+ * before the answer was complete. Must not block: the detach (which may
+ * wait for a callback in flight) runs on a worker, with this callback's
+ * reference. */
+static void api_run_done(void *arg, int early)
+{
+	struct api_run *h = arg;
+
+	if (early && h->run && h->a->d.workers &&
+	    workq_post(h->a->d.workers, api_run_detach, h) == 0)
+		return;
+	api_run_unref(h);
+}
+
+void api_run_init(struct api_run *h, struct api *a, struct http_req *r,
+		  void (*release)(struct api_run *h))
+{
+	pthread_mutex_init(&h->mu, NULL);
+	h->refs = 3;		/* the sink, the handler, on_done */
+	h->a = a;
+	h->release = release;
+	h->as = http_reply_later(r);
+	http_async_on_done(h->as, api_run_done, h);
+}
+
+int api_run_start(struct api_run *h, struct run_request *rq, char **err)
+{
+	int rc = run_start(h->a->d.agents, rq, &h->sink, &h->run, err);
+
+	if (rc != GW_OK) {
+		char *s = api_error_json("invalid_request_error",
+					 *err ? *err : "cannot start the run");
+
+		http_async_reply_json(h->as, rc == GW_EINVAL ? 400 : 503, s);
+		free(s);
+		h->as = NULL;
+		h->refs--;	/* no sink */
+	}
+	return rc;
+}
+
 /* ---- POST /v1/chat/completions: the run ------------------------------------- */
 
 struct oa_chat {
-	pthread_mutex_t mu;
-	int refs;
-	struct api *a;
-	struct http_async *as;
-	struct run *run;
-	struct run_sink sink;
+	struct api_run h;	/* first */
 	int stream, include_usage;
-	int began, ended, deltas, abort_on_gone;
+	int began, deltas;
 	char id[48];
 	char *model;
 	int64_t created;
 };
 
-static void oa_chat_unref(struct oa_chat *c)
+static void oa_chat_release(struct api_run *h)
 {
-	int left;
+	struct oa_chat *c = (struct oa_chat *)h;
 
-	pthread_mutex_lock(&c->mu);
-	left = --c->refs;
-	pthread_mutex_unlock(&c->mu);
-	if (left > 0)
-		return;
-	if (c->run)
-		run_unref(c->run);
 	free(c->model);
-	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
 /* One SSE chunk: choices [{index 0, delta, finish_reason}] (delta stolen;
- * NULL = no choices). c->mu held. */
+ * NULL = no choices). c->h.mu held. */
 static void oa_chat_emit(struct oa_chat *c, json_t *delta,
 			 const char *finish, json_t *usage)
 {
@@ -708,20 +774,21 @@ static void oa_chat_emit(struct oa_chat *c, json_t *delta,
 		json_object_set_new(o, "usage", usage);
 	s = json_dumps(o, JSON_COMPACT);
 	line = xasprintf("data: %s\n\n", s);
-	http_async_write(c->as, line, strlen(line));
+	http_async_write(c->h.as, line, strlen(line));
 	free(line);
 	free(s);
 	json_decref(o);
 }
 
-/* Stream headers and the role chunk, once (c->mu held). */
+/* Stream headers and the role chunk, once (c->h.mu held). */
 static void oa_chat_begin(struct oa_chat *c)
 {
 	if (c->began || !c->stream)
 		return;
 	c->began = 1;
-	http_async_header(c->as, "Cache-Control", "no-cache");
-	http_async_stream_begin(c->as, 200, "text/event-stream; charset=utf-8");
+	http_async_header(c->h.as, "Cache-Control", "no-cache");
+	http_async_stream_begin(c->h.as, 200,
+				"text/event-stream; charset=utf-8");
 	oa_chat_emit(c, json_pack("{s:s}", "role", "assistant"), NULL, NULL);
 }
 
@@ -731,14 +798,14 @@ static void oa_chat_delta(void *arg, const char *text, size_t len)
 
 	if (!c->stream || len == 0)
 		return;
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended) {
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended) {
 		oa_chat_begin(c);
 		oa_chat_emit(c, json_pack("{s:s%}", "content", text, len),
 			     NULL, NULL);
 		c->deltas++;
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->h.mu);
 }
 
 static void oa_chat_tool(void *arg, const json_t *delta)
@@ -747,14 +814,14 @@ static void oa_chat_tool(void *arg, const json_t *delta)
 
 	if (!c->stream || !delta)
 		return;
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended) {
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended) {
 		oa_chat_begin(c);
 		oa_chat_emit(c, json_pack("{s:[O]}", "tool_calls", delta),
 			     NULL, NULL);
 		c->deltas++;
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->h.mu);
 }
 
 static json_t *oa_usage(const struct run_result *res)
@@ -784,9 +851,9 @@ static void oa_chat_reply(struct oa_chat *c, const struct run_result *res)
 	if (res->status != RUN_OK) {
 		s = api_error_json("api_error", res->error ? res->error :
 				   "internal error");
-		http_async_reply_json(c->as, oa_error_status(res), s);
+		http_async_reply_json(c->h.as, oa_error_status(res), s);
 		free(s);
-		c->as = NULL;
+		c->h.as = NULL;
 		return;
 	}
 	if (!*text && !tools)
@@ -803,8 +870,8 @@ static void oa_chat_reply(struct oa_chat *c, const struct run_result *res)
 		      tools ? "tool_calls" : res->finish_reason ?
 		      res->finish_reason : "stop", "usage", oa_usage(res));
 	s = json_dumps(o, JSON_COMPACT);
-	http_async_reply_json(c->as, 200, s);
-	c->as = NULL;
+	http_async_reply_json(c->h.as, 200, s);
+	c->h.as = NULL;
 	free(s);
 	json_decref(o);
 }
@@ -814,12 +881,12 @@ static void oa_chat_end(void *arg, const struct run_result *res)
 	struct oa_chat *c = arg;
 	int tools = res->tool_calls && json_array_size(res->tool_calls) > 0;
 
-	pthread_mutex_lock(&c->mu);
-	if (c->ended) {
-		pthread_mutex_unlock(&c->mu);
+	pthread_mutex_lock(&c->h.mu);
+	if (c->h.ended) {
+		pthread_mutex_unlock(&c->h.mu);
 		return;
 	}
-	c->ended = 1;
+	c->h.ended = 1;
 	if (!c->stream) {
 		oa_chat_reply(c, res);
 		goto out;
@@ -845,48 +912,12 @@ static void oa_chat_end(void *arg, const struct run_result *res)
 	}
 	if (c->include_usage)
 		oa_chat_emit(c, NULL, NULL, oa_usage(res));
-	http_async_write(c->as, "data: [DONE]\n\n", 14);
-	http_async_end(c->as);
-	c->as = NULL;
+	http_async_write(c->h.as, "data: [DONE]\n\n", 14);
+	http_async_end(c->h.as);
+	c->h.as = NULL;
 out:
-	pthread_mutex_unlock(&c->mu);
-	oa_chat_unref(c);	/* the sink's reference */
-}
-
-/* Worker: detach the sink of a client that went away. */
-static void oa_chat_detach(void *arg)
-{
-	struct oa_chat *c = arg;
-	int release = 0;
-
-	if (c->abort_on_gone)
-		run_abort(c->run);
-	run_detach(c->run, &c->sink);
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended) {
-		c->ended = 1;
-		release = 1;
-		http_async_end(c->as);
-		c->as = NULL;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (release)
-		oa_chat_unref(c);	/* the sink's reference */
-	oa_chat_unref(c);		/* the job's */
-}
-
-/* MHD thread: the request is over; early when the client went away
- * before the answer was complete. Must not block: the detach (which may
- * wait for a callback in flight) runs on a worker, with this callback's
- * reference. */
-static void oa_chat_done(void *arg, int early)
-{
-	struct oa_chat *c = arg;
-
-	if (early && c->run && c->a->d.workers &&
-	    workq_post(c->a->d.workers, oa_chat_detach, c) == 0)
-		return;
-	oa_chat_unref(c);
+	pthread_mutex_unlock(&c->h.mu);
+	api_run_unref(&c->h);	/* the sink's reference */
 }
 
 void api_openai_chat(struct api *a, struct http_req *r,
@@ -898,7 +929,7 @@ void api_openai_chat(struct api *a, struct http_req *r,
 	const char *model, *user;
 	char *err = NULL, *agent = NULL, *override = NULL, *key = NULL;
 	char *system = NULL, uuid[37];
-	int allow_url, rc;
+	int allow_url;
 
 	if (!a->d.agents) {
 		api_error(r, 503, "api_error", "Agent runtime unavailable.");
@@ -921,9 +952,6 @@ void api_openai_chat(struct api *a, struct http_req *r,
 		goto bad;
 
 	c = xcalloc(1, sizeof(*c));
-	pthread_mutex_init(&c->mu, NULL);
-	c->refs = 3;		/* the sink, this handler, on_done */
-	c->a = a;
 	util_uuid(uuid);
 	snprintf(c->id, sizeof(c->id), "chatcmpl_%s", uuid);
 	c->model = xstrdup(model && *model ? model : "openclaw");
@@ -931,14 +959,13 @@ void api_openai_chat(struct api *a, struct http_req *r,
 	c->stream = json_is_true(json_object_get(body, "stream"));
 	c->include_usage = json_is_true(json_object_get(json_object_get(body,
 		"stream_options"), "include_usage"));
-	c->abort_on_gone = !api_header(r, "x-openclaw-session-key") &&
+	c->h.abort_on_gone = !api_header(r, "x-openclaw-session-key") &&
 		!(user && *user);
-	c->sink.on_delta = oa_chat_delta;
-	c->sink.on_tool_call = oa_chat_tool;
-	c->sink.on_end = oa_chat_end;
-	c->sink.arg = c;
-	c->as = http_reply_later(r);
-	http_async_on_done(c->as, oa_chat_done, c);
+	c->h.sink.on_delta = oa_chat_delta;
+	c->h.sink.on_tool_call = oa_chat_tool;
+	c->h.sink.on_end = oa_chat_end;
+	c->h.sink.arg = c;
+	api_run_init(&c->h, a, r, oa_chat_release);
 
 	rq.agent_id = agent;
 	rq.session_key = key;
@@ -951,27 +978,18 @@ void api_openai_chat(struct api *a, struct http_req *r,
 	rq.tool_choice = json_incref(json_object_get(body, "tool_choice"));
 	rq.params = oa_params(body);
 	rq.channel = api_openai_channel(r);
-	rc = run_start(a->d.agents, &rq, &c->sink, &c->run, &err);
-	if (rc != GW_OK) {
-		char *s = api_error_json("invalid_request_error",
-					 err ? err : "cannot start the run");
-
-		http_async_reply_json(c->as, rc == GW_EINVAL ? 400 : 503, s);
-		free(s);
-		c->as = NULL;
-		c->refs--;	/* no sink */
+	if (api_run_start(&c->h, &rq, &err) != GW_OK)
 		goto out;
-	}
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended)
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended)
 		oa_chat_begin(c);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->h.mu);
 	goto out;
 bad:
 	api_error(r, 400, "invalid_request_error", err);
 out:
 	if (c)
-		oa_chat_unref(c);
+		api_run_unref(&c->h);
 	json_decref(body);
 	json_decref(msgs);
 	free(err);

@@ -418,13 +418,8 @@ struct rs_tool {
 };
 
 struct rs_run {
-	pthread_mutex_t mu;
-	int refs;
-	struct api *a;
-	struct http_async *as;
-	struct run *run;
-	struct run_sink sink;
-	int stream, began, ended, abort_on_gone;
+	struct api_run h;	/* first */
+	int stream, began;
 	int64_t seq;
 	char id[48], msg_id[48];
 	char *model;
@@ -435,17 +430,11 @@ struct rs_run {
 	int ntools;
 };
 
-static void rs_unref(struct rs_run *c)
+static void rs_release(struct api_run *h)
 {
-	int left, i;
+	struct rs_run *c = (struct rs_run *)h;
+	int i;
 
-	pthread_mutex_lock(&c->mu);
-	left = --c->refs;
-	pthread_mutex_unlock(&c->mu);
-	if (left > 0)
-		return;
-	if (c->run)
-		run_unref(c->run);
 	for (i = 0; i < c->ntools; i++) {
 		free(c->tools[i].call_id);
 		free(c->tools[i].name);
@@ -453,7 +442,6 @@ static void rs_unref(struct rs_run *c)
 	}
 	free(c->text);
 	free(c->model);
-	pthread_mutex_destroy(&c->mu);
 	free(c);
 }
 
@@ -466,7 +454,7 @@ static void rs_event(struct rs_run *c, const char *type, json_t *data)
 	json_object_set_new(data, "sequence_number", json_integer(c->seq++));
 	s = json_dumps(data, JSON_COMPACT);
 	line = xasprintf("event: %s\ndata: %s\n\n", type, s);
-	http_async_write(c->as, line, strlen(line));
+	http_async_write(c->h.as, line, strlen(line));
 	free(line);
 	free(s);
 	json_decref(data);
@@ -546,14 +534,15 @@ static json_t *rs_resource(struct rs_run *c, const struct run_result *res)
 	return o;
 }
 
-/* created, in_progress, the message item and its part (c->mu held). */
+/* created, in_progress, the message item and its part (c->h.mu held). */
 static void rs_begin(struct rs_run *c)
 {
 	if (c->began || !c->stream)
 		return;
 	c->began = 1;
-	http_async_header(c->as, "Cache-Control", "no-cache");
-	http_async_stream_begin(c->as, 200, "text/event-stream; charset=utf-8");
+	http_async_header(c->h.as, "Cache-Control", "no-cache");
+	http_async_stream_begin(c->h.as, 200,
+				"text/event-stream; charset=utf-8");
 	rs_event(c, "response.created", json_pack("{s:o}", "response",
 		 rs_resource(c, NULL)));
 	rs_event(c, "response.in_progress", json_pack("{s:o}", "response",
@@ -571,8 +560,8 @@ static void rs_delta(void *arg, const char *text, size_t len)
 {
 	struct rs_run *c = arg;
 
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended && len > 0) {
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended && len > 0) {
 		c->text = xrealloc(c->text, c->text_len + len + 1);
 		memcpy(c->text + c->text_len, text, len);
 		c->text_len += len;
@@ -585,7 +574,7 @@ static void rs_delta(void *arg, const char *text, size_t len)
 				 "delta", text, len));
 		}
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->h.mu);
 }
 
 static void rs_tool_delta(void *arg, const json_t *d)
@@ -599,8 +588,8 @@ static void rs_tool_delta(void *arg, const json_t *d)
 	struct rs_tool *t;
 	char uuid[37];
 
-	pthread_mutex_lock(&c->mu);
-	if (c->ended || idx < 0 || idx >= RS_MAX_TOOLS)
+	pthread_mutex_lock(&c->h.mu);
+	if (c->h.ended || idx < 0 || idx >= RS_MAX_TOOLS)
 		goto out;
 	while (c->ntools <= idx) {
 		t = &c->tools[c->ntools++];
@@ -632,10 +621,10 @@ static void rs_tool_delta(void *arg, const json_t *d)
 					   "delta", args));
 	}
 out:
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->h.mu);
 }
 
-/* Adopt the final tool calls when no deltas came (c->mu held). */
+/* Adopt the final tool calls when no deltas came (c->h.mu held). */
 static void rs_tools_from_result(struct rs_run *c, const json_t *calls)
 {
 	const json_t *tc;
@@ -675,12 +664,12 @@ static void rs_end(void *arg, const struct run_result *res)
 	json_t *resource;
 	int i;
 
-	pthread_mutex_lock(&c->mu);
-	if (c->ended) {
-		pthread_mutex_unlock(&c->mu);
+	pthread_mutex_lock(&c->h.mu);
+	if (c->h.ended) {
+		pthread_mutex_unlock(&c->h.mu);
 		return;
 	}
-	c->ended = 1;
+	c->h.ended = 1;
 	if (c->stream)
 		rs_begin(c);
 	if (res->status == RUN_OK)
@@ -703,7 +692,7 @@ static void rs_end(void *arg, const struct run_result *res)
 		if (res->status != RUN_OK)
 			st = res->status == RUN_TIMEOUT ? 504 :
 				res->http_status >= 400 ? res->http_status : 500;
-		http_async_reply_json(c->as, st, s);
+		http_async_reply_json(c->h.as, st, s);
 		free(s);
 		json_decref(resource);
 		goto out;
@@ -739,43 +728,12 @@ static void rs_end(void *arg, const struct run_result *res)
 		rs_event(c, "response.failed", json_pack("{s:o}", "response",
 			 resource));
 	}
-	http_async_write(c->as, "data: [DONE]\n\n", 14);
-	http_async_end(c->as);
+	http_async_write(c->h.as, "data: [DONE]\n\n", 14);
+	http_async_end(c->h.as);
 out:
-	c->as = NULL;
-	pthread_mutex_unlock(&c->mu);
-	rs_unref(c);
-}
-
-static void rs_detach(void *arg)
-{
-	struct rs_run *c = arg;
-	int release = 0;
-
-	if (c->abort_on_gone)
-		run_abort(c->run);
-	run_detach(c->run, &c->sink);
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended) {
-		c->ended = 1;
-		release = 1;
-		http_async_end(c->as);
-		c->as = NULL;
-	}
-	pthread_mutex_unlock(&c->mu);
-	if (release)
-		rs_unref(c);
-	rs_unref(c);
-}
-
-static void rs_done(void *arg, int early)
-{
-	struct rs_run *c = arg;
-
-	if (early && c->run && c->a->d.workers &&
-	    workq_post(c->a->d.workers, rs_detach, c) == 0)
-		return;
-	rs_unref(c);
+	c->h.as = NULL;
+	pthread_mutex_unlock(&c->h.mu);
+	api_run_unref(&c->h);
 }
 
 /* Upstream params from the request (new reference); -1 on a bad value. */
@@ -826,7 +784,7 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	const char *model, *user, *prev, *instr;
 	char *err = NULL, *agent = NULL, *override = NULL, *key = NULL;
 	char *sys = NULL, *files = NULL, uuid[37];
-	int bad, rc, use_history = 0;
+	int bad, use_history = 0;
 
 	if (!a->d.agents) {
 		api_error(r, 503, "api_error", "Agent runtime unavailable.");
@@ -882,9 +840,6 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 		goto bad;
 
 	c = xcalloc(1, sizeof(*c));
-	pthread_mutex_init(&c->mu, NULL);
-	c->refs = 3;		/* sink, handler, on_done */
-	c->a = a;
 	util_uuid(uuid);
 	snprintf(c->id, sizeof(c->id), "resp_%s", uuid);
 	util_uuid(uuid);
@@ -892,14 +847,13 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	c->model = xstrdup(model && *model ? model : "openclaw");
 	c->created = util_now_ms() / 1000;
 	c->stream = json_is_true(json_object_get(body, "stream"));
-	c->abort_on_gone = !api_header(r, "x-openclaw-session-key") &&
+	c->h.abort_on_gone = !api_header(r, "x-openclaw-session-key") &&
 		!(user && *user) && !use_history;
-	c->sink.on_delta = rs_delta;
-	c->sink.on_tool_call = rs_tool_delta;
-	c->sink.on_end = rs_end;
-	c->sink.arg = c;
-	c->as = http_reply_later(r);
-	http_async_on_done(c->as, rs_done, c);
+	c->h.sink.on_delta = rs_delta;
+	c->h.sink.on_tool_call = rs_tool_delta;
+	c->h.sink.on_end = rs_end;
+	c->h.sink.arg = c;
+	api_run_init(&c->h, a, r, rs_release);
 	rs_map_put(&a->resp_map, c->id, key, agent, user);
 
 	rq.agent_id = agent;
@@ -916,27 +870,18 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	rq.params = params;
 	params = NULL;
 	rq.channel = api_openai_channel(r);
-	rc = run_start(a->d.agents, &rq, &c->sink, &c->run, &err);
-	if (rc != GW_OK) {
-		char *s = api_error_json("invalid_request_error",
-					 err ? err : "cannot start the run");
-
-		http_async_reply_json(c->as, rc == GW_EINVAL ? 400 : 503, s);
-		free(s);
-		c->as = NULL;
-		c->refs--;
+	if (api_run_start(&c->h, &rq, &err) != GW_OK)
 		goto out;
-	}
-	pthread_mutex_lock(&c->mu);
-	if (!c->ended)
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended)
 		rs_begin(c);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->h.mu);
 	goto out;
 bad:
 	api_error(r, 400, "invalid_request_error", err);
 out:
 	if (c)
-		rs_unref(c);
+		api_run_unref(&c->h);
 	json_decref(body);
 	json_decref(msgs);
 	json_decref(tools);

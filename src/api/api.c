@@ -224,9 +224,8 @@ static const char *api_req_header_cb(void *arg, const char *name)
 	return http_req_header(arg, name);
 }
 
-/* Gateway auth for an API route; 1 when allowed, else answered 401/429. */
-static int api_authorize(struct api *a, struct http_req *r,
-			 const struct gw_config *cfg)
+/* The request as the trusted-proxy logic sees it. */
+static struct proxy_req api_proxy_req(struct http_req *r)
 {
 	struct proxy_req pr = {
 		.peer_ip = http_req_peer_ip(r),
@@ -234,6 +233,15 @@ static int api_authorize(struct api *a, struct http_req *r,
 		.header = api_req_header_cb,
 		.arg = r,
 	};
+
+	return pr;
+}
+
+/* Gateway auth for an API route; 1 when allowed, else answered 401/429. */
+static int api_authorize(struct api *a, struct http_req *r,
+			 const struct gw_config *cfg)
+{
+	struct proxy_req pr = api_proxy_req(r);
 	struct auth_request rq = {0};
 	struct auth_result res;
 	char ip[64], ra[32];
@@ -274,12 +282,7 @@ static void api_live(struct api *a, struct http_req *r,
  * only {ready}. A failed probe does not count toward the limiter. */
 static int api_caller_trusted(struct http_req *r)
 {
-	struct proxy_req pr = {
-		.peer_ip = http_req_peer_ip(r),
-		.peer_loopback = http_req_peer_is_loopback(r),
-		.header = api_req_header_cb,
-		.arg = r,
-	};
+	struct proxy_req pr = api_proxy_req(r);
 	struct auth_request rq = {0};
 	struct auth_result res = {0};
 	struct gw_config *cfg;

@@ -20,18 +20,11 @@
 #include "core/json5.h"
 #include "core/util.h"
 
-#define A(f) offsetof(struct cli_args, f)
 #define CLI_CONFIG_TIMEOUT_MS 10000
 #define CLI_CONFIG_MAX_FILE (4u * 1024 * 1024)
 
 const struct cli_opt cli_config_opts[] = {
-	{"url", CLI_OPT_STR, A(url), "URL",
-	 "gateway WebSocket URL (default: local, ws://127.0.0.1:PORT)"},
-	{"token", CLI_OPT_STR, A(token), "TOKEN", "gateway token"},
-	{"password", CLI_OPT_STR, A(password), "PASSWORD", "gateway password"},
-	{"timeout", CLI_OPT_STR, A(timeout), "MS",
-	 "request timeout in ms (default 10000)"},
-	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"},
+	CLI_CLIENT_OPTS("request timeout in ms (default 10000)"),
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -48,7 +41,7 @@ static int cli_config_open(struct cli_args *a, struct cli_config_conn *cc,
 			   int quiet)
 {
 	const char *scopes[] = {"operator.admin", NULL};
-	struct gwclient_opts o = {0};
+	struct gwclient_opts o;
 	struct gwclient_err e = {0};
 	json_t *hello = NULL;
 	int r;
@@ -59,16 +52,7 @@ static int cli_config_open(struct cli_args *a, struct cli_config_conn *cc,
 	cc->timeout = a->timeout ? atoi(a->timeout) : CLI_CONFIG_TIMEOUT_MS;
 	if (cc->timeout <= 0)
 		cc->timeout = CLI_CONFIG_TIMEOUT_MS;
-	o.url = cc->t.url;
-	o.token = cc->t.token;
-	o.password = cc->t.token ? NULL : cc->t.password;
-	o.client_id = "cli";
-	o.client_mode = "cli";
-	o.client_version = PACKAGE_VERSION;
-	o.scopes = scopes;
-	o.min_protocol = 4;
-	o.max_protocol = 4;
-	o.timeout_ms = cc->timeout;
+	cli_target_opts(&cc->t, scopes, cc->timeout, &o);
 	r = gwclient_connect(&o, &cc->c, &hello, &e);
 	if (r != 0 && !quiet)
 		fprintf(stderr, "Gateway not reachable at %s: %s\n",
@@ -85,6 +69,18 @@ static void cli_config_close(struct cli_config_conn *cc)
 	cli_target_local_free(&cc->l);
 }
 
+/* "- path: message" for each of a list of issues. */
+static void cli_config_print_issues(FILE *f, const json_t *issues)
+{
+	const json_t *v;
+	size_t i;
+
+	json_array_foreach(issues, i, v)
+		fprintf(f, "- %s: %s\n",
+			json_string_value(json_object_get(v, "path")),
+			json_string_value(json_object_get(v, "message")));
+}
+
 /* One request; prints the error. */
 static int cli_config_call(struct cli_config_conn *cc, const char *method,
 			   const json_t *params, json_t **payload)
@@ -95,40 +91,16 @@ static int cli_config_call(struct cli_config_conn *cc, const char *method,
 	r = gwclient_request(cc->c, method, params, cc->timeout, 0, payload,
 			     &e);
 	if (r != 0) {
-		const json_t *iss = json_object_get(
-			json_object_get(e.error, "details"), "issues");
-		const json_t *v;
-		size_t i;
-
 		fprintf(stderr, "%s failed: %s\n", method,
 			e.message ? e.message : "request failed");
-		json_array_foreach(iss, i, v)
-			fprintf(stderr, "- %s: %s\n",
-				json_string_value(json_object_get(v, "path")),
-				json_string_value(json_object_get(v,
-								  "message")));
+		cli_config_print_issues(stderr, json_object_get(
+			json_object_get(e.error, "details"), "issues"));
 	}
 	gwclient_err_free(&e);
 	return r ? -1 : 0;
 }
 
 /* ---- small helpers ------------------------------------------------------ */
-
-static char *cli_config_read(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "re");
-	char *buf;
-	size_t n;
-
-	if (!f)
-		return NULL;
-	buf = xmalloc(CLI_CONFIG_MAX_FILE + 1);
-	n = fread(buf, 1, CLI_CONFIG_MAX_FILE, f);
-	fclose(f);
-	buf[n] = 0;
-	*len = n;
-	return buf;
-}
 
 /* A value given on the command line: JSON5 when it parses, else a
  * string. */
@@ -168,8 +140,14 @@ static void cli_config_print_value(const json_t *v)
 		cli_json_print(stdout, v);
 }
 
-static const char *cli_config_action_word(const char *outcome)
+/* What res.outcome ("applied" when absent) means, in words. */
+static const char *cli_config_action_word(const json_t *res)
 {
+	const char *outcome = json_string_value(json_object_get(res,
+								"outcome"));
+
+	if (!outcome)
+		outcome = "applied";
 	if (strcmp(outcome, "restart") == 0)
 		return "applied; the gateway restarts";
 	if (strcmp(outcome, "pending") == 0)
@@ -247,11 +225,8 @@ static int cli_config_patch(struct cli_args *a, const char *path,
 	if (a->json) {
 		cli_json_print(stdout, res);
 	} else {
-		const char *o = json_string_value(json_object_get(res,
-								  "outcome"));
-
 		printf("Updated %s (%s; snapshot %lld).\n", path,
-		       cli_config_action_word(o ? o : "applied"),
+		       cli_config_action_word(res),
 		       (long long)json_integer_value(json_object_get(res,
 							"snapshotId")));
 		cli_config_print_changes(json_object_get(res, "changes"));
@@ -335,7 +310,7 @@ int cli_config_plan(struct cli_args *a)
 
 	online = cli_config_open(a, &cc, 1) == 0;
 	path = a->npos > 0 ? a->pos[0] : cc.l.config_path;
-	text = cli_config_read(path, &len);
+	text = cli_read_prefix(path, CLI_CONFIG_MAX_FILE, &len);
 	if (!text) {
 		fprintf(stderr, "cannot read %s: %s\n", path, strerror(errno));
 		goto out;
@@ -345,15 +320,9 @@ int cli_config_plan(struct cli_args *a)
 		if (cli_config_call(&cc, "config.plan", params, &p) < 0)
 			goto out;
 		if (!json_is_true(json_object_get(p, "valid"))) {
-			const json_t *v;
-			size_t i;
-
 			printf("Invalid config at %s:\n", path);
-			json_array_foreach(json_object_get(p, "issues"), i, v)
-				printf("- %s: %s\n", json_string_value(
-					json_object_get(v, "path")),
-				       json_string_value(json_object_get(v,
-							"message")));
+			cli_config_print_issues(stdout,
+						json_object_get(p, "issues"));
 			r = 78;
 			goto out;
 		}
@@ -471,13 +440,10 @@ int cli_config_rollback(struct cli_args *a)
 	if (a->json) {
 		cli_json_print(stdout, p);
 	} else {
-		const char *o = json_string_value(json_object_get(p,
-								  "outcome"));
-
 		printf("Rolled back to snapshot %lld (%s; new snapshot %lld).\n",
 		       (long long)json_integer_value(json_object_get(p,
 							"restoredFrom")),
-		       cli_config_action_word(o ? o : "applied"),
+		       cli_config_action_word(p),
 		       (long long)json_integer_value(json_object_get(p,
 							"snapshotId")));
 		cli_config_print_changes(json_object_get(p, "changes"));
@@ -513,7 +479,7 @@ static json_t *cli_config_operand(struct cli_config_conn *cc, int online,
 		json_decref(p);
 		return v;
 	}
-	text = cli_config_read(what, &len);
+	text = cli_read_prefix(what, CLI_CONFIG_MAX_FILE, &len);
 	if (!text) {
 		fprintf(stderr, "cannot read %s: %s\n", what, strerror(errno));
 		return NULL;

@@ -17,30 +17,20 @@
 #define A(f) offsetof(struct cli_args, f)
 #define CLI_DEV_TIMEOUT_MS 10000
 
-#define CLI_DEV_COMMON                                                    \
-	{"url", CLI_OPT_STR, A(url), "URL",                               \
-	 "gateway WebSocket URL (default: local, ws://127.0.0.1:PORT)"},  \
-	{"token", CLI_OPT_STR, A(token), "TOKEN", "gateway token"},       \
-	{"password", CLI_OPT_STR, A(password), "PASSWORD",                \
-	 "gateway password"},                                             \
-	{"timeout", CLI_OPT_STR, A(timeout), "MS",                        \
-	 "timeout in ms (default 10000)"},                                \
-	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"}
-
 const struct cli_opt cli_devices_opts[] = {
-	CLI_DEV_COMMON,
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
 	{NULL, 0, 0, NULL, NULL},
 };
 
 const struct cli_opt cli_devices_approve_opts[] = {
-	CLI_DEV_COMMON,
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
 	{"latest", CLI_OPT_FLAG, A(latest), NULL,
 	 "preview the newest pending request"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
 const struct cli_opt cli_devices_token_opts[] = {
-	CLI_DEV_COMMON,
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
 	{"device", CLI_OPT_STR, A(device), "ID", "device id"},
 	{"role", CLI_OPT_STR, A(role), "ROLE", "role (operator, node)"},
 	{"scope", CLI_OPT_STR, A(scope), "SCOPE",
@@ -123,17 +113,8 @@ static int cli_dev_open(struct cli_args *a, const char *what,
 	cli_target_resolve(a, &d->l, &d->t);
 	if (cli_identity_open(d->l.state_dir, &d->ci) != 0)
 		return 1;
-	memset(&o, 0, sizeof(o));
-	o.url = d->t.url;
-	o.token = d->t.token;
-	o.password = d->t.password;
-	o.client_id = "cli";
-	o.client_mode = "cli";
-	o.client_version = PACKAGE_VERSION;
-	o.scopes = cli_dev_scopes;
-	o.min_protocol = 4;
-	o.max_protocol = 4;
-	o.timeout_ms = d->timeout;
+	cli_target_opts(&d->t, cli_dev_scopes, d->timeout, &o);
+	o.password = d->t.password;	/* with the token too */
 	o.sign = cli_identity_sign;
 	o.sign_arg = &d->ci;
 	if (gwclient_connect(&o, &d->c, &hello, &e) != 0) {

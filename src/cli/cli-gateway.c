@@ -25,15 +25,6 @@
 #define CLI_GW_FIRST_LINE_MAX 4096
 #define CLI_GW_SERVICE_FILE_MAX (64 * 1024)
 
-#define CLI_GW_CLIENT_OPTS(timeout_help)                                 \
-	{"url", CLI_OPT_STR, A(url), "URL",                              \
-	 "gateway WebSocket URL (default: local, ws://127.0.0.1:PORT)"},  \
-	{"token", CLI_OPT_STR, A(token), "TOKEN", "gateway token"},      \
-	{"password", CLI_OPT_STR, A(password), "PASSWORD",               \
-	 "gateway password"},                                            \
-	{"timeout", CLI_OPT_STR, A(timeout), "MS", timeout_help},        \
-	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"}
-
 const struct cli_opt cli_gateway_run_opts[] = {
 	{"port", CLI_OPT_STR, A(port), "PORT", "port for WebSocket + HTTP"},
 	{"bind", CLI_OPT_STR, A(bind), "MODE",
@@ -56,19 +47,19 @@ const struct cli_opt cli_gateway_run_opts[] = {
 const struct cli_opt cli_gateway_call_opts[] = {
 	{"params", CLI_OPT_STR, A(params), "JSON",
 	 "request params as JSON (default {})"},
-	CLI_GW_CLIENT_OPTS("request timeout in ms (default 10000)"),
+	CLI_CLIENT_OPTS("request timeout in ms (default 10000)"),
 	{"expect-final", CLI_OPT_FLAG, A(expect_final), NULL,
 	 "wait for the final answer of a two-phase method (agent)"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
 const struct cli_opt cli_gateway_health_opts[] = {
-	CLI_GW_CLIENT_OPTS("timeout in ms (default 10000)"),
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
 	{NULL, 0, 0, NULL, NULL},
 };
 
 const struct cli_opt cli_gateway_status_opts[] = {
-	CLI_GW_CLIENT_OPTS("probe timeout in ms (default 10000)"),
+	CLI_CLIENT_OPTS("probe timeout in ms (default 10000)"),
 	{"require-rpc", CLI_OPT_FLAG, A(require_rpc), NULL,
 	 "also run a read RPC (status); fail when it fails"},
 	{"deep", CLI_OPT_FLAG, A(deep), NULL,
@@ -77,7 +68,7 @@ const struct cli_opt cli_gateway_status_opts[] = {
 };
 
 const struct cli_opt cli_gateway_probe_opts[] = {
-	CLI_GW_CLIENT_OPTS("per-target timeout in ms (default 3000)"),
+	CLI_CLIENT_OPTS("per-target timeout in ms (default 3000)"),
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -85,16 +76,12 @@ const struct cli_opt cli_gateway_probe_opts[] = {
 
 char *cli_gateway_read_first_line(const char *path)
 {
-	FILE *f = fopen(path, "re");
 	char *buf, *nl;
 	size_t n;
 
-	if (!f)
+	buf = cli_read_prefix(path, CLI_GW_FIRST_LINE_MAX, &n);
+	if (!buf)
 		return NULL;
-	buf = xmalloc(CLI_GW_FIRST_LINE_MAX + 1);
-	n = fread(buf, 1, CLI_GW_FIRST_LINE_MAX, f);
-	fclose(f);
-	buf[n] = '\0';
 	nl = memchr(buf, '\n', n);
 	if (!nl && n == CLI_GW_FIRST_LINE_MAX) {
 		xfree_secret(buf);
@@ -612,7 +599,6 @@ static void cli_gateway_scan_dir(const char *dir, const char *scope,
 	struct dirent *de;
 	char *path, *body;
 	const char *const *m;
-	FILE *f;
 	size_t n;
 
 	if (!d)
@@ -621,15 +607,11 @@ static void cli_gateway_scan_dir(const char *dir, const char *scope,
 		if (de->d_name[0] == '.')
 			continue;
 		path = xasprintf("%s/%s", dir, de->d_name);
-		f = fopen(path, "re");
-		if (!f) {
+		body = cli_read_prefix(path, CLI_GW_SERVICE_FILE_MAX, &n);
+		if (!body) {
 			free(path);
 			continue;
 		}
-		body = xmalloc(CLI_GW_SERVICE_FILE_MAX + 1);
-		n = fread(body, 1, CLI_GW_SERVICE_FILE_MAX, f);
-		fclose(f);
-		body[n] = '\0';
 		for (m = cli_gateway_service_markers; *m; m++)
 			if (strcasestr(body, *m))
 				break;

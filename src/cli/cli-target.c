@@ -2,12 +2,15 @@
  * path, port and credentials from env and config file) and the resolved
  * target URL with its credentials.
  */
+#include "config.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/wsclient.h"
 #include "core/common.h"
 #include "config/config.h"
 #include "core/util.h"
@@ -137,4 +140,20 @@ void cli_target_free(struct cli_target *t)
 	xfree_secret(t->token);
 	xfree_secret(t->password);
 	memset(t, 0, sizeof(*t));
+}
+
+void cli_target_opts(const struct cli_target *t, const char *const *scopes,
+		     int timeout_ms, struct gwclient_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->url = t->url;
+	o->token = t->token;
+	o->password = t->token ? NULL : t->password;
+	o->client_id = "cli";
+	o->client_mode = "cli";
+	o->client_version = PACKAGE_VERSION;
+	o->scopes = scopes;
+	o->min_protocol = 4;
+	o->max_protocol = 4;
+	o->timeout_ms = timeout_ms;
 }

@@ -174,6 +174,22 @@ void cli_args_free(struct cli_args *a)
 	a->npos = 0;
 }
 
+char *cli_read_prefix(const char *path, size_t max, size_t *len)
+{
+	FILE *f = fopen(path, "re");
+	char *buf;
+	size_t n;
+
+	if (!f)
+		return NULL;
+	buf = xmalloc(max + 1);
+	n = fread(buf, 1, max, f);
+	fclose(f);
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
 /* Number of words in a command path. */
 static int cli_path_words(const char *path)
 {

@@ -64,12 +64,30 @@ struct cli_args {
 
 extern const struct cli_opt cli_global_opts[];
 
+/* The options of every command that talks to a gateway: --url, --token,
+ * --password, --timeout (help text timeout_help) and --json. */
+#define CLI_CLIENT_OPTS(timeout_help)                                         \
+	{"url", CLI_OPT_STR, offsetof(struct cli_args, url), "URL",           \
+	 "gateway WebSocket URL (default: local, ws://127.0.0.1:PORT)"},      \
+	{"token", CLI_OPT_STR, offsetof(struct cli_args, token), "TOKEN",     \
+	 "gateway token"},                                                    \
+	{"password", CLI_OPT_STR, offsetof(struct cli_args, password),        \
+	 "PASSWORD", "gateway password"},                                     \
+	{"timeout", CLI_OPT_STR, offsetof(struct cli_args, timeout), "MS",    \
+	 timeout_help},                                                       \
+	{"json", CLI_OPT_FLAG, offsetof(struct cli_args, json), NULL,         \
+	 "print JSON"}
+
 /* Parse argv[0..argc) against the NULL-terminated list of option tables
  * (first match wins). Non-option words go to a->pos; "--" ends options.
  * Returns 0, or -1 with a message in err. */
 int cli_opt_parse(const struct cli_opt *const *tables, int argc,
 		  char **argv, struct cli_args *a, char *err, size_t errlen);
 void cli_args_free(struct cli_args *a);
+
+/* The first max bytes (at most) of a file, NUL-terminated, their number in
+ * *len. New string, or NULL with errno set when it cannot be opened. */
+char *cli_read_prefix(const char *path, size_t max, size_t *len);
 
 /* --- commands ---------------------------------------------------------- */
 
@@ -202,6 +220,13 @@ void cli_target_resolve(const struct cli_args *a, const struct cli_local *l,
 void cli_target_local(const struct cli_args *a, const struct cli_local *l,
 		      struct cli_target *t);
 void cli_target_free(struct cli_target *t);
+
+struct gwclient_opts;
+/* Zero o and fill it to connect to t as the `cli` client (protocol 4)
+ * asking for scopes (NULL-terminated, borrowed) within timeout_ms; a
+ * token goes without the password. */
+void cli_target_opts(const struct cli_target *t, const char *const *scopes,
+		     int timeout_ms, struct gwclient_opts *o);
 
 /* --- output (cli-json.c) ---------------------------------------------- */
 

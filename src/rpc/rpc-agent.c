@@ -156,25 +156,16 @@ static int rpc_agent_run(struct rpc_call *call)
 	}
 	if (bad)
 		return GW_EINVAL;
-	if ((model || prov) && !(call->scopes & SCOPE_ADMIN)) {
-		rpc_call_error(call, "FORBIDDEN", json_pack("{s:s,s:s,s:[s]}",
-			"code", "MISSING_SCOPE", "missingScope",
-			"operator.admin", "requiredScopes", "operator.admin"),
-			"missing scope: operator.admin");
-		return GW_EFORBIDDEN;
-	}
+	if ((model || prov) && !(call->scopes & SCOPE_ADMIN))
+		return rpc_call_missing_scope(call, "operator.admin");
 	if (aid && !agent_exists(rt, aid)) {
 		rpc_call_error(call, "INVALID_REQUEST", NULL,
 			       "Unknown agent '%s'.", aid);
 		return GW_EINVAL;
 	}
 	if (sk && *sk) {
-		if (agent_session_key_canon(rt, sk, &key, &err) != GW_OK) {
-			rpc_call_error(call, "INVALID_REQUEST", NULL, "%s",
-				       err);
-			free(err);
+		if (!(key = rpc_sessions_canon(call, sk)))
 			return GW_EINVAL;
-		}
 		agent = agent_session_key_agent(key);
 	} else {
 		key = agent_session_key_main(aid ? aid

@@ -234,17 +234,8 @@ static const char *rpc_chat_str(struct rpc_call *call, const char *name,
 static char *rpc_chat_key(struct rpc_call *call)
 {
 	const char *k = rpc_chat_str(call, "sessionKey", 512);
-	char *key = NULL, *err = NULL;
 
-	if (!k)
-		return NULL;
-	if (agent_session_key_canon(call->srv->d.agents, k, &key, &err) !=
-	    GW_OK) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL, "%s", err);
-		free(err);
-		return NULL;
-	}
-	return key;
+	return k ? rpc_sessions_canon(call, k) : NULL;
 }
 
 static int rpc_chat_abort_key(struct rpc_call *call, const char *key,

@@ -193,15 +193,20 @@ struct rpc_config_file {
 	char perr[200];
 };
 
-static int rpc_config_file_read(const char *path, struct rpc_config_file *f)
+/* Read the config file at path; on failure the call's error is set. */
+static int rpc_config_file_read(struct rpc_call *call, const char *path,
+				struct rpc_config_file *f)
 {
 	struct json5_error err;
 	int rd;
 
 	memset(f, 0, sizeof(*f));
 	rd = config_read_file(path, &f->raw, &f->len);
-	if (rd < 0)
+	if (rd < 0) {
+		rpc_call_error(call, "UNAVAILABLE", NULL, "cannot read %s",
+			       path);
 		return -1;
+	}
 	f->exists = rd > 0;
 	if (!f->exists)
 		return 0;
@@ -347,11 +352,8 @@ static int rpc_config_get(struct rpc_call *call)
 	char *raw = NULL;
 	int valid;
 
-	if (rpc_config_file_read(path, &f) < 0) {
-		rpc_call_error(call, "UNAVAILABLE", NULL, "cannot read %s",
-			       path);
+	if (rpc_config_file_read(call, path, &f) < 0)
 		return GW_EIO;
-	}
 	if (!f.exists || strcmp(f.hash, call->cfg->hash) == 0) {
 		/* The running snapshot is the file: no second load. */
 		valid = 1;
@@ -411,9 +413,7 @@ static int rpc_config_set_common(struct rpc_call *call, int apply)
 	if (rpc_config_limited(call))
 		return GW_ERATELIMIT;
 	config_reloader_lock(r);
-	if (rpc_config_file_read(config_reloader_path(r), &f) < 0) {
-		rpc_call_error(call, "UNAVAILABLE", NULL, "cannot read %s",
-			       config_reloader_path(r));
+	if (rpc_config_file_read(call, config_reloader_path(r), &f) < 0) {
 		rc = GW_EIO;
 		goto out;
 	}
@@ -470,10 +470,8 @@ static int rpc_config_patch(struct rpc_call *call)
 	if (rpc_config_limited(call))
 		return GW_ERATELIMIT;
 	config_reloader_lock(r);
-	if (rpc_config_file_read(config_reloader_path(r), &f) < 0) {
+	if (rpc_config_file_read(call, config_reloader_path(r), &f) < 0) {
 		rc = GW_EIO;
-		rpc_call_error(call, "UNAVAILABLE", NULL, "cannot read %s",
-			       config_reloader_path(r));
 		goto out;
 	}
 	if (rpc_config_check_base(call, &f) < 0)
@@ -613,10 +611,8 @@ static int rpc_config_rollback(struct rpc_call *call)
 	if (rpc_config_limited(call))
 		return GW_ERATELIMIT;
 	config_reloader_lock(r);
-	if (rpc_config_file_read(config_reloader_path(r), &f) < 0) {
+	if (rpc_config_file_read(call, config_reloader_path(r), &f) < 0) {
 		rc = GW_EIO;
-		rpc_call_error(call, "UNAVAILABLE", NULL, "cannot read %s",
-			       config_reloader_path(r));
 		goto out;
 	}
 	if (json_object_get(call->params, "baseHash") &&

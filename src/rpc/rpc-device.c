@@ -139,16 +139,6 @@ static void rpc_device_actor(struct rpc_call *call, char *buf, size_t n,
 	who->remote_ip = c->client_ip;
 }
 
-static int rpc_device_missing(struct rpc_call *call, const char *scope)
-{
-	rpc_call_error(call, "FORBIDDEN",
-		       json_pack("{s:s,s:s,s:[s]}", "code", "MISSING_SCOPE",
-				 "missingScope", scope, "requiredScopes",
-				 scope),
-		       "missing scope: %s", scope);
-	return GW_EFORBIDDEN;
-}
-
 /* Non-admin callers with a device identity manage only their own device. */
 static int rpc_device_own(struct rpc_call *call, const char *device_id)
 {
@@ -157,7 +147,7 @@ static int rpc_device_own(struct rpc_call *call, const char *device_id)
 	if ((call->scopes & SCOPE_ADMIN) || !c->device_id ||
 	    strcmp(c->device_id, device_id) == 0)
 		return 0;
-	rpc_device_missing(call, "operator.admin");
+	rpc_call_missing_scope(call, "operator.admin");
 	return -1;
 }
 
@@ -217,7 +207,7 @@ static int rpc_device_pair_approve(struct rpc_call *call)
 	 * needs operator.admin. */
 	role = json_string_value(json_object_get(pend, "role"));
 	if (strcmp(role, "operator") != 0 && !(call->scopes & SCOPE_ADMIN)) {
-		r = rpc_device_missing(call, "operator.admin");
+		r = rpc_call_missing_scope(call, "operator.admin");
 		goto out;
 	}
 	json_array_foreach(json_object_get(pend, "scopes"), i, v) {
@@ -226,8 +216,8 @@ static int rpc_device_pair_approve(struct rpc_call *call)
 
 		if (bit ? !rpc_scope_allows(call->scopes, bit)
 			: !(call->scopes & SCOPE_ADMIN)) {
-			r = rpc_device_missing(call, bit ? sc :
-					       "operator.admin");
+			r = rpc_call_missing_scope(call, bit ? sc :
+						   "operator.admin");
 			goto out;
 		}
 	}

@@ -132,6 +132,8 @@ void rpc_call_reply(struct rpc_call *call, int ok, json_t *payload,
 void rpc_call_release(struct rpc_call *call);
 /* 0 when the agent runtime is there, else -1 with UNAVAILABLE set. */
 int rpc_call_need_agents(struct rpc_call *call);
+/* FORBIDDEN with MISSING_SCOPE details naming scope; returns GW_EFORBIDDEN. */
+int rpc_call_missing_scope(struct rpc_call *call, const char *scope);
 void rpc_call_error(struct rpc_call *call, const char *code,
 		    json_t *details, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
@@ -162,6 +164,9 @@ extern const struct rpc_method rpc_config_methods[];
 extern const size_t rpc_config_methods_count;
 extern const struct rpc_method rpc_sessions_methods[];
 extern const size_t rpc_sessions_methods_count;
+/* rpc-sessions.c: the canonical form of session key k (caller frees), or
+ * NULL with INVALID_REQUEST set. */
+char *rpc_sessions_canon(struct rpc_call *call, const char *k);
 extern const struct rpc_method rpc_chat_methods[];
 extern const size_t rpc_chat_methods_count;
 extern const struct rpc_method rpc_agent_methods[];

@@ -16,10 +16,22 @@
 #define SESSIONS_SUBS_MAX 256
 
 /* The canonical session key from params[name]; NULL with an error set. */
+char *rpc_sessions_canon(struct rpc_call *call, const char *k)
+{
+	char *key = NULL, *err = NULL;
+
+	if (agent_session_key_canon(call->srv->d.agents, k, &key, &err) !=
+	    GW_OK) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL, "%s", err);
+		free(err);
+		return NULL;
+	}
+	return key;
+}
+
 static char *rpc_sessions_key(struct rpc_call *call, const char *name)
 {
 	const json_t *v = json_object_get(call->params, name);
-	char *key = NULL, *err = NULL;
 
 	if (!json_is_string(v) || !json_string_length(v)) {
 		rpc_call_error(call, "INVALID_REQUEST", NULL,
@@ -27,13 +39,7 @@ static char *rpc_sessions_key(struct rpc_call *call, const char *name)
 			       "'%s'", name);
 		return NULL;
 	}
-	if (agent_session_key_canon(call->srv->d.agents, json_string_value(v),
-				    &key, &err) != GW_OK) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL, "%s", err);
-		free(err);
-		return NULL;
-	}
-	return key;
+	return rpc_sessions_canon(call, json_string_value(v));
 }
 
 static int rpc_sessions_list(struct rpc_call *call)

@@ -739,6 +739,16 @@ int rpc_call_need_agents(struct rpc_call *call)
 	return -1;
 }
 
+int rpc_call_missing_scope(struct rpc_call *call, const char *scope)
+{
+	rpc_call_error(call, "FORBIDDEN",
+		       json_pack("{s:s,s:s,s:[s]}", "code", "MISSING_SCOPE",
+				 "missingScope", scope, "requiredScopes",
+				 scope),
+		       "missing scope: %s", scope);
+	return GW_EFORBIDDEN;
+}
+
 void rpc_call_error(struct rpc_call *call, const char *code, json_t *details,
 		    const char *fmt, ...)
 {
