@@ -1136,8 +1136,8 @@ again:
 		       "gateway.auth.token or OPENCLAW_GATEWAY_TOKEN to keep "
 		       "one): %s\n", d.cfg->auth_token);
 	}
-	printf("Gateway URL: ws://127.0.0.1:%d  Dashboard: "
-	       "http://127.0.0.1:%d/\n", d.cfg->port, d.cfg->port);
+	printf("Gateway URL: ws://127.0.0.1:%d  OpenAI-compatible API: "
+	       "http://127.0.0.1:%d/v1\n", d.cfg->port, d.cfg->port);
 	fflush(stdout);
 	log_info("gateway", "ready (%lldms)",
 		 (long long)(util_mono_ms() - d.start_mono));
