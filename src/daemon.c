@@ -181,8 +181,7 @@ static int daemon_lock(struct daemon *d)
 	return 0;
 }
 
-static void daemon_lock_write(struct daemon *d, const char *const *hosts,
-			      int nhosts)
+static void daemon_lock_write(struct daemon *d)
 {
 	json_t *o, *l = json_array();
 	char *text, *p, *save = NULL, *copy = xstrdup(d->listening);
@@ -192,8 +191,6 @@ static void daemon_lock_write(struct daemon *d, const char *const *hosts,
 		[BIND_TAILNET] = "tailnet",
 	};
 
-	(void)hosts;
-	(void)nhosts;
 	for (p = strtok_r(copy, ", ", &save); p; p = strtok_r(NULL, ", ", &save))
 		json_array_append_new(l, json_string(p));
 	free(copy);
@@ -974,7 +971,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		fprintf(stderr, "cannot start the listener\n");
 		return 1;
 	}
-	daemon_lock_write(d, hosts, nhosts);
+	daemon_lock_write(d);
 	d->ready = 1;
 	return 0;
 }
