@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/wsclient.h"
 #include "core/common.h"
+#include "rpc/rpc.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "daemon.h"
@@ -120,86 +121,14 @@ static int cli_gateway_timeout(const struct cli_args *a, int def)
 	return (int)v;
 }
 
-/* Method -> scope for `gateway call` (reference ws-protocol.md 4.3). A
- * trailing '*' matches a prefix; unlisted methods need operator.admin. */
-static const struct {
-	const char *name;
-	const char *scope;
-} cli_gateway_scopes[] = {
-	{"health", "operator.read"}, {"status", "operator.read"},
-	{"logs.tail", "operator.read"}, {"channels.status", "operator.read"},
-	{"usage.status", "operator.read"}, {"usage.cost", "operator.read"},
-	{"tts.status", "operator.read"}, {"tts.providers", "operator.read"},
-	{"commands.list", "operator.read"}, {"models.list", "operator.read"},
-	{"tools.catalog", "operator.read"},
-	{"tools.effective", "operator.read"},
-	{"agents.list", "operator.read"},
-	{"agent.identity.get", "operator.read"},
-	{"skills.status", "operator.read"}, {"skills.search", "operator.read"},
-	{"skills.detail", "operator.read"}, {"voicewake.get", "operator.read"},
-	{"sessions.list", "operator.read"}, {"sessions.get", "operator.read"},
-	{"sessions.preview", "operator.read"},
-	{"sessions.resolve", "operator.read"},
-	{"sessions.compaction.list", "operator.read"},
-	{"sessions.compaction.get", "operator.read"},
-	{"sessions.subscribe", "operator.read"},
-	{"sessions.unsubscribe", "operator.read"},
-	{"sessions.messages.subscribe", "operator.read"},
-	{"sessions.messages.unsubscribe", "operator.read"},
-	{"sessions.usage*", "operator.read"},
-	{"cron.list", "operator.read"}, {"cron.status", "operator.read"},
-	{"cron.runs", "operator.read"},
-	{"gateway.identity.get", "operator.read"},
-	{"system-presence", "operator.read"},
-	{"last-heartbeat", "operator.read"}, {"node.list", "operator.read"},
-	{"node.describe", "operator.read"}, {"chat.history", "operator.read"},
-	{"config.get", "operator.read"}, {"config.schema", "operator.read"},
-	{"config.schema.lookup", "operator.read"},
-	{"talk.config", "operator.read"},
-	{"agents.files.list", "operator.read"},
-	{"agents.files.get", "operator.read"},
-	{"diagnostics.stability", "operator.read"},
-	{"users.list", "operator.read"}, {"tasks.list", "operator.read"},
-	{"tasks.get", "operator.read"},
-	{"message.action", "operator.write"}, {"send", "operator.write"},
-	{"poll", "operator.write"}, {"agent", "operator.write"},
-	{"agent.wait", "operator.write"}, {"wake", "operator.write"},
-	{"talk.mode", "operator.write"}, {"talk.speak", "operator.write"},
-	{"tts.enable", "operator.write"}, {"tts.disable", "operator.write"},
-	{"tts.convert", "operator.write"},
-	{"tts.setProvider", "operator.write"},
-	{"voicewake.set", "operator.write"}, {"node.invoke", "operator.write"},
-	{"chat.send", "operator.write"}, {"chat.abort", "operator.write"},
-	{"sessions.create", "operator.write"},
-	{"sessions.send", "operator.write"},
-	{"sessions.steer", "operator.write"},
-	{"sessions.abort", "operator.write"},
-	{"sessions.compaction.branch", "operator.write"},
-	{"push.test", "operator.write"},
-	{"node.pending.enqueue", "operator.write"},
-	{"tasks.cancel", "operator.write"},
-	{"exec.approval.*", "operator.approvals"},
-	{"plugin.approval.*", "operator.approvals"},
-	{"node.pair.*", "operator.pairing"},
-	{"device.pair.*", "operator.pairing"},
-	{"device.token.rotate", "operator.pairing"},
-	{"device.token.revoke", "operator.pairing"},
-	{"node.rename", "operator.pairing"},
-};
-
+/* The scope `gateway call` asks for: the gateway's own method -> scope
+ * table (the published map); node-role methods ask for admin (an operator
+ * cannot call them anyway). */
 const char *cli_gateway_method_scope(const char *method)
 {
-	const char *n;
-	size_t i, len;
+	const char *s = rpc_method_scope(method);
 
-	for (i = 0; i < ARRAY_SIZE(cli_gateway_scopes); i++) {
-		n = cli_gateway_scopes[i].name;
-		len = strlen(n);
-		if (n[len - 1] == '*' ? strncmp(method, n, len - 1) == 0
-				      : strcmp(method, n) == 0)
-			return cli_gateway_scopes[i].scope;
-	}
-	return "operator.admin";
+	return strncmp(s, "operator.", 9) == 0 ? s : "operator.admin";
 }
 
 static int cli_gateway_has_scope(const json_t *scopes, const char *s)
