@@ -138,7 +138,7 @@ char *device_norm_meta(const char *s)
 }
 
 /* Scopes joined with ",". */
-static char *device_scopes_join(const json_t *scopes)
+char *device_scopes_join(const json_t *scopes)
 {
 	size_t i, len = 1;
 	json_t *v;

@@ -66,3 +66,6 @@ char *device_payload_v3(const struct device_proof *p);
 /* Metadata normalisation used by v3 (trim + ASCII lowercase); new string
  * ("" for NULL). */
 char *device_norm_meta(const char *s);
+/* A scopes (or roles) array joined with "," as the payloads sign it (new
+ * string; non-string entries count as empty). */
+char *device_scopes_join(const json_t *scopes);

@@ -9,6 +9,7 @@
 
 #include "config.h"
 
+#include "auth/device.h"
 #include "cli/cli.h"
 #include "cli/wsclient.h"
 #include "core/common.h"
@@ -154,23 +155,6 @@ static const char *cli_dev_s(const json_t *o, const char *k)
 	return s ? s : "-";
 }
 
-static char *cli_dev_join(const json_t *arr)
-{
-	size_t i, n = 1;
-	json_t *v;
-	char *s;
-
-	json_array_foreach(arr, i, v)
-		n += json_string_length(v) + 1;
-	s = xcalloc(1, n);
-	json_array_foreach(arr, i, v) {
-		if (i)
-			strcat(s, ",");
-		strcat(s, json_string_value(v) ? json_string_value(v) : "");
-	}
-	return s;
-}
-
 static void cli_dev_print_list(const json_t *p)
 {
 	const json_t *pend = json_object_get(p, "pending");
@@ -185,7 +169,7 @@ static void cli_dev_print_list(const json_t *p)
 	}
 	printf("Pending (%zu)\n", json_array_size(pend));
 	json_array_foreach(pend, i, v) {
-		sc = cli_dev_join(json_object_get(v, "scopes"));
+		sc = device_scopes_join(json_object_get(v, "scopes"));
 		printf("  %s  device %.16s  %s/%s  role %s  scopes %s  "
 		       "reason %s  ip %s\n", cli_dev_s(v, "requestId"),
 		       cli_dev_s(v, "deviceId"), cli_dev_s(v, "clientId"),
@@ -196,9 +180,9 @@ static void cli_dev_print_list(const json_t *p)
 	}
 	printf("Paired (%zu)\n", json_array_size(paired));
 	json_array_foreach(paired, i, v) {
-		char *roles = cli_dev_join(json_object_get(v, "roles"));
+		char *roles = device_scopes_join(json_object_get(v, "roles"));
 
-		sc = cli_dev_join(json_object_get(v, "scopes"));
+		sc = device_scopes_join(json_object_get(v, "scopes"));
 		printf("  %s  %s/%s  roles %s  scopes %s\n",
 		       cli_dev_s(v, "deviceId"), cli_dev_s(v, "clientId"),
 		       cli_dev_s(v, "platform"), roles, *sc ? sc : "-");
@@ -261,7 +245,7 @@ int cli_devices_approve(struct cli_args *a)
 		} else if (!nw) {
 			printf("No pending device pairing requests.\n");
 		} else {
-			char *sc = cli_dev_join(json_object_get(nw, "scopes"));
+			char *sc = device_scopes_join(json_object_get(nw, "scopes"));
 
 			printf("Newest pending request: %s\n"
 			       "  device %s  client %s  role %s  scopes %s  "

@@ -31,6 +31,7 @@
 #include <microhttpd.h>
 
 #include "core/common.h"
+#include "core/util.h"
 #include "core/log.h"
 #include "net/listener.h"
 
@@ -427,12 +428,7 @@ http_server_stop(struct http_server *s)
 		pthread_mutex_unlock(&a->mu);
 	}
 	/* Let MHD send those final answers (bounded). */
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_nsec += HTTP_STOP_DRAIN_MS * 1000000L;
-	if (dl.tv_nsec >= 1000000000L) {
-		dl.tv_sec++;
-		dl.tv_nsec -= 1000000000L;
-	}
+	util_deadline(&dl, HTTP_STOP_DRAIN_MS);
 	while (s->asyncs != NULL &&
 	       pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
 		;
