@@ -943,6 +943,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	rd.identity = d->identity;
 	rd.pairing = d->pairing;
 	rd.agents = d->agents;
+	rd.store = d->store;
 	rd.version = DAEMON_COMPAT_VERSION;
 	rd.build_id = d->build_id;
 	rd.boot_id = d->boot_id;

@@ -153,6 +153,9 @@ const char *run_agent_id(const struct run *r);
 int64_t run_started_at(const struct run *r);
 /* Find a live run by id (new reference) or NULL. */
 struct run *run_find(struct agent_rt *rt, const char *run_id);
+/* Runs in flight: *live running now, *queued waiting behind another run
+ * of their session (diagnostics.lanes). Any thread. */
+void run_counts(struct agent_rt *rt, int *live, int *queued);
 /* agent.wait: fn gets exactly once, on the agent thread, a new object
  * {runId, status:"ok"|"error"|"timeout", startedAt?, endedAt?, error?}
  * (status "timeout" when the run did not end within timeout_ms; an unknown

@@ -1520,3 +1520,18 @@ out:
 	free(key);
 	return rc;
 }
+
+void run_counts(struct agent_rt *rt, int *live, int *queued)
+{
+	struct run *r;
+
+	*live = *queued = 0;
+	pthread_mutex_lock(&rt->mu);
+	for (r = rt->runs; r; r = r->next) {
+		if (r->queued)
+			(*queued)++;
+		else
+			(*live)++;
+	}
+	pthread_mutex_unlock(&rt->mu);
+}

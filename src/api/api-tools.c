@@ -464,3 +464,17 @@ out:
 	free(agent);
 	free(skey);
 }
+
+size_t api_tools_count(void)
+{
+	return ARRAY_SIZE(tools_table);
+}
+
+const char *api_tools_name(size_t i, const char **summary)
+{
+	if (i >= ARRAY_SIZE(tools_table))
+		return NULL;
+	if (summary)
+		*summary = tools_table[i].summary;
+	return tools_table[i].name;
+}

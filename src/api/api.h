@@ -39,3 +39,7 @@ int api_hooks_check(const struct gw_config *cfg, char **err);
 /* Route introspection for tests: the allowed methods of path ("GET, HEAD"),
  * or NULL when no route matches. */
 const char *api_route_allow(const char *path);
+
+/* The gateway's built-in tools (api-tools.c), for tools.catalog. */
+size_t api_tools_count(void);
+const char *api_tools_name(size_t i, const char **summary);

@@ -115,3 +115,14 @@ void workq_free(struct workq *q, int wait_ms)
 	pthread_cond_destroy(&q->idle);
 	free(q);
 }
+
+void workq_stats(struct workq *q, struct workq_stats *out)
+{
+	pthread_mutex_lock(&q->mu);
+	out->threads = q->nthreads;
+	out->running = q->running;
+	out->queued = q->queued;
+	out->max_queued = q->max_queued;
+	out->stopping = q->stopping;
+	pthread_mutex_unlock(&q->mu);
+}

@@ -10,3 +10,9 @@ struct workq *workq_new(int nthreads, int max_queued);
 int workq_post(struct workq *q, void (*fn)(void *arg), void *arg);
 /* Run what is queued (bounded by wait_ms), then join the threads. */
 void workq_free(struct workq *q, int wait_ms);
+
+/* A snapshot of the pool's load (diagnostics.lanes). Any thread. */
+struct workq_stats {
+	int threads, running, queued, max_queued, stopping;
+};
+void workq_stats(struct workq *q, struct workq_stats *out);

@@ -20,6 +20,7 @@ static struct {
 	char *self_key;
 	_Atomic int64_t pversion;
 	_Atomic int64_t hversion;
+	_Atomic int64_t sessions;	/* session rows (presence_set_sessions) */
 	void (*on_change)(const char *, const json_t *, int64_t, void *);
 	void (*on_health)(int64_t, void *);
 	void *arg;
@@ -231,13 +232,19 @@ int64_t presence_health_bump(void)
 	return v;
 }
 
+void presence_set_sessions(int64_t count)
+{
+	atomic_store(&pres.sessions, count);
+}
+
 json_t *presence_health(const char *sessions_path)
 {
 	int64_t t0 = util_mono_ms();
 	json_t *sessions, *agent, *h;
 
-	sessions = json_pack("{s:s,s:i,s:[]}", "path",
-			     sessions_path ? sessions_path : "", "count", 0,
+	sessions = json_pack("{s:s,s:I,s:[]}", "path",
+			     sessions_path ? sessions_path : "", "count",
+			     (json_int_t)atomic_load(&pres.sessions),
 			     "recent");
 	agent = json_pack("{s:s,s:b,s:{s:b,s:s,s:I,s:s,s:s,s:i},s:O}",
 			  "agentId", "main", "isDefault", 1, "heartbeat",

@@ -37,6 +37,9 @@ int64_t presence_health_version(void);
 /* Bump the health version (after a health refresh); returns it. */
 int64_t presence_health_bump(void);
 
+/* The session count health reports (counted from the store by the
+ * caller, a worker). Any thread. */
+void presence_set_sessions(int64_t count);
 /* The health summary (new reference): {ok, ts, durationMs, channels, ...}. */
 json_t *presence_health(const char *sessions_path);
 /* Self entry text helpers (for unit tests). */

@@ -171,6 +171,26 @@ extern const struct rpc_method rpc_chat_methods[];
 extern const size_t rpc_chat_methods_count;
 extern const struct rpc_method rpc_agent_methods[];
 extern const size_t rpc_agent_methods_count;
+extern const struct rpc_method rpc_unavail_methods[];
+extern const size_t rpc_unavail_methods_count;
+extern const struct rpc_method rpc_diagnostics_methods[];
+extern const size_t rpc_diagnostics_methods_count;
+extern const struct rpc_method rpc_views_methods[];
+extern const size_t rpc_views_methods_count;
+extern const struct rpc_method rpc_usage_methods[];
+extern const size_t rpc_usage_methods_count;
+
+/* rpc-diagnostics.c: the lws timer-lag sampler (started and stopped with
+ * the server's timers, lws thread) and its figures (any thread). */
+void rpc_diagnostics_start(struct rpc_server *s);
+void rpc_diagnostics_stop(struct rpc_server *s);
+json_t *rpc_diagnostics_event_loop(void);
+json_t *rpc_diagnostics_process_memory(void);
+/* Worker: count the session rows (total returned, -1 when the store is
+ * unavailable), publish the total to health; *by_agent (may be NULL)
+ * gets {agentId: count}. */
+int64_t rpc_diagnostics_count_sessions(struct rpc_server *s,
+				       json_t **by_agent);
 
 /* rpc-chat.c: register the run fan-out (chat/agent events) and the
  * session events with the agent runtime (rpc_server_new). */

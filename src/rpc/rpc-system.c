@@ -13,6 +13,8 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workq.h"
+#include "net/ws.h"
 #include "presence/presence.h"
 #include "rpc/rpc-int.h"
 
@@ -41,10 +43,44 @@ static int rpc_param_int(struct rpc_call *call, const char *name, int64_t lo,
 	return 0;
 }
 
+/* health: the session count comes from the store (a worker), then the
+ * snapshot is refreshed and answered on the lws thread. */
+static void rpc_system_health_answer(void *arg)
+{
+	struct rpc_call *call = arg;
+
+	rpc_health_refresh(call->srv, json_is_true(json_object_get(
+		call->params, "probe")));
+	rpc_call_reply(call, 1, json_loads(rpc_health_json(call->srv), 0,
+					   NULL), NULL, NULL, NULL);
+	rpc_call_release(call);
+}
+
+static void rpc_system_health_count(void *arg)
+{
+	struct rpc_call *call = arg;
+
+	rpc_diagnostics_count_sessions(call->srv, NULL);
+	if (ws_post(call->srv->d.ws, rpc_system_health_answer, call) != 0) {
+		rpc_call_reply(call, 0, NULL, "UNAVAILABLE",
+			       "gateway is stopping", NULL);
+		rpc_call_release(call);
+	}
+}
+
 static int rpc_system_health(struct rpc_call *call)
 {
 	json_t *probe;
+	int r;
 
+	if (call->srv->d.store && call->srv->d.workers) {
+		r = rpc_call_defer(call);
+		if (workq_post(call->srv->d.workers, rpc_system_health_count,
+			       call) == 0)
+			return r;
+		rpc_call_release(call);
+		/* The pool is full: answer from the last count. */
+	}
 	probe = json_object_get(call->params, "probe");
 	if (json_is_true(probe))
 		rpc_health_refresh(call->srv, 1);
@@ -52,10 +88,15 @@ static int rpc_system_health(struct rpc_call *call)
 	return GW_OK;
 }
 
+/* status (worker): the gateway, sessions (counted from the store), the
+ * heartbeat state (clawgate runs no heartbeat), process memory and the
+ * lws timer lag. */
 static int rpc_system_status(struct rpc_call *call)
 {
 	struct rpc_server *s = call->srv;
-	json_t *gw;
+	json_t *gw, *by_agent = NULL, *ba, *v;
+	const char *k;
+	int64_t n;
 
 	gw = json_pack("{s:i,s:I,s:i,s:s,s:s,s:i}", "pid", (int)getpid(),
 		       "uptimeMs",
@@ -69,14 +110,25 @@ static int rpc_system_status(struct rpc_call *call)
 		json_object_set_new(gw, "configPath",
 				    json_string(s->d.config_path));
 	}
+	n = rpc_diagnostics_count_sessions(s, &by_agent);
+	ba = json_array();
+	json_object_foreach(by_agent, k, v)
+		json_array_append_new(ba, json_pack("{s:s,s:O,s:[]}",
+			"agentId", k, "count", v, "recent"));
 	call->payload = json_pack("{s:s,s:s,s:o,s:{s:s,s:[{s:s,s:b}]},"
-				  "s:{s:i}}",
+				  "s:{s:I,s:o,s:[]},s:o,s:o,s:i}",
 				  "runtimeVersion", s->d.version,
 				  "implementation", s->d.build_id,
 				  "gateway", gw, "heartbeat",
 				  "defaultAgentId", "main", "agents",
 				  "agentId", "main", "enabled", 0,
-				  "sessions", "count", 0);
+				  "sessions", "count",
+				  (json_int_t)(n < 0 ? 0 : n), "byAgent", ba,
+				  "recent", "processMemory",
+				  rpc_diagnostics_process_memory(),
+				  "eventLoop", rpc_diagnostics_event_loop(),
+				  "pid", (int)getpid());
+	json_decref(by_agent);
 	return GW_OK;
 }
 
@@ -271,7 +323,7 @@ out:
 const struct rpc_method rpc_system_methods[] = {
 	{"health", rpc_system_health, "operator.read", 0,
 	 "health summary (cached; probe:true refreshes)"},
-	{"status", rpc_system_status, "operator.read", 0,
+	{"status", rpc_system_status, "operator.read", RPC_F_WORKER,
 	 "gateway status summary"},
 	{"system-presence", rpc_system_presence, "operator.read", 0,
 	 "presence entries, newest first"},

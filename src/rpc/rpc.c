@@ -458,6 +458,10 @@ static const struct {
 	{rpc_sessions_methods, &rpc_sessions_methods_count},
 	{rpc_chat_methods, &rpc_chat_methods_count},
 	{rpc_agent_methods, &rpc_agent_methods_count},
+	{rpc_unavail_methods, &rpc_unavail_methods_count},
+	{rpc_diagnostics_methods, &rpc_diagnostics_methods_count},
+	{rpc_views_methods, &rpc_views_methods_count},
+	{rpc_usage_methods, &rpc_usage_methods_count},
 };
 
 /* Events this server emits (features.events). */
@@ -607,7 +611,10 @@ json_t *rpc_features(void)
 			json_array_append_new(m, json_string(mt->name));
 	for (i = 0; i < ARRAY_SIZE(rpc_events); i++)
 		json_array_append_new(e, json_string(rpc_events[i]));
-	return json_pack("{s:o,s:o}", "methods", m, "events", e);
+	/* Capabilities the clients check before a call (openclaw
+	 * `models list`: the models.list catalog is the published one). */
+	return json_pack("{s:o,s:o,s:[s]}", "methods", m, "events", e,
+			 "capabilities", "published-model-catalog");
 }
 
 /* ---- frames ------------------------------------------------------------ */
@@ -1369,6 +1376,7 @@ void rpc_health_refresh(struct rpc_server *s, int broadcast)
 	json_t *h = presence_health(sp);
 
 	free(sp);
+	json_object_set_new(h, "eventLoop", rpc_diagnostics_event_loop());
 	free(s->health_json);
 	s->health_json = json_dumps(h, JSON_COMPACT);
 	s->health_at = util_now_ms();
@@ -1410,6 +1418,7 @@ static void rpc_start_on_lws(void *arg)
 	struct rpc_server *s = arg;
 
 	rpc_health_refresh(s, 0);
+	rpc_diagnostics_start(s);
 	s->tick_timer = ws_timer_add(s->d.ws, s->d.tick_ms, rpc_tick, s);
 	s->health_timer = ws_timer_add(s->d.ws, s->d.health_ms,
 				       rpc_health_tick, s);
@@ -1453,6 +1462,7 @@ static void rpc_shutdown_on_lws(void *arg)
 	json_t *p;
 
 	s->stopping = 1;
+	rpc_diagnostics_stop(s);
 	if (s->tick_timer)
 		ws_timer_cancel(s->tick_timer);
 	if (s->health_timer)

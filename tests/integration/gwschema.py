@@ -65,6 +65,20 @@ RESULT_DEFS = {
     "health": "#/definitions/Snapshot/properties/health",
     "channels.status": "#/definitions/ChannelsStatusResult",
     "agent.identity.get": "#/definitions/AgentIdentityResult",
+    "system.info": "#/definitions/SystemInfoResult",
+    "sessions.companion.state": "#/definitions/SessionsCompanionStateResult",
+    "sessions.observer.visibility":
+        "#/definitions/SessionsObserverVisibilityResult",
+    "sessions.branches.list": "#/definitions/SessionsBranchesListResult",
+    "talk.catalog": "#/definitions/TalkCatalogResult",
+    "tools.catalog": "#/definitions/ToolsCatalogResult",
+    "tasks.list": "#/definitions/TasksListResult",
+    "progressCard.get": "#/definitions/ProgressCardGetResult",
+    "environments.list": "#/definitions/EnvironmentsListResult",
+    "question.list": "#/definitions/QuestionListResult",
+    "update.status": "#/definitions/UpdateStatusResult",
+    "exec.approvals.get": "#/definitions/ExecApprovalsSnapshot",
+    "node.event": "#/definitions/NodeEventResult",
 }
 # Payload definitions for events.
 EVENT_DEFS = {
