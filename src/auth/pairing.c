@@ -1233,6 +1233,40 @@ out:
 	return rc;
 }
 
+int pairing_rename(struct pairing *p, const char *device_id,
+		   const char *name, const struct pairing_actor *who)
+{
+	struct pr_job j = {0};
+	struct pr_device *d;
+	int found, rc;
+
+	pthread_mutex_lock(&p->wmu);
+	pthread_mutex_lock(&p->mu);
+	found = pr_find_dev(p, device_id) != NULL;
+	pthread_mutex_unlock(&p->mu);
+	if (!found) {
+		rc = GW_ENOTFOUND;
+		goto out;
+	}
+	pr_job_add(&j, sqlite3_mprintf("UPDATE paired_device SET "
+				       "display_name=%Q WHERE device_id=%Q",
+				       name, device_id));
+	pr_job_audit(&j, who, "device.pair.rename", device_id, NULL);
+	rc = pr_commit(p, &j);
+	if (rc != GW_OK)
+		goto out;
+	pthread_mutex_lock(&p->mu);
+	if ((d = pr_find_dev(p, device_id))) {
+		free(d->display_name);
+		d->display_name = pr_dup(name);
+	}
+	pthread_mutex_unlock(&p->mu);
+out:
+	pthread_mutex_unlock(&p->wmu);
+	pr_job_clear(&j);
+	return rc;
+}
+
 /* Copy of the device for a token change; GW_ENOTFOUND when the device is
  * unknown or the role is not approved. */
 static int pr_dev_for_role(struct pairing *p, const char *device_id,

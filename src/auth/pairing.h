@@ -104,6 +104,10 @@ int pairing_approve_silent(struct pairing *p, const struct pairing_claim *c,
 int pairing_reject(struct pairing *p, const char *request_id,
 		   const struct pairing_actor *who, char **device_id);
 /* Forget a paired device, its tokens and its pending request. */
+/* Set a paired device's display name (device.pair.rename). GW_ENOTFOUND
+ * for an unknown device. Worker thread. */
+int pairing_rename(struct pairing *p, const char *device_id,
+		   const char *name, const struct pairing_actor *who);
 int pairing_remove(struct pairing *p, const char *device_id,
 		   const struct pairing_actor *who, json_t **removed);
 /* Issue the token of (device, role) when none is active (first connect

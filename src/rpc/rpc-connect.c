@@ -429,6 +429,8 @@ static void rpc_hs_finish(struct rpc_conn *c, json_t *id,
 	res = json_pack("{s:s,s:O,s:b,s:o}", "type", "res", "id", id, "ok", 1,
 			"payload", rpc_hello(c, cfg, device_token, issued_at));
 	rpc_conn_send_json(c, res);
+	if (strcmp(c->role, "node") == 0)
+		rpc_node_connected(c, params);
 	log_debug("ws", "connected conn=%s client=%s mode=%s auth=%s%s%s",
 		  c->conn_id, c->client_id, c->client_mode, c->auth_method,
 		  c->device_id ? " device=" : "",

@@ -308,6 +308,46 @@ static int rpc_device_pair_remove(struct rpc_call *call)
 	return GW_OK;
 }
 
+/* device.pair.rename: the operator's label for a paired device. */
+static int rpc_device_pair_rename(struct rpc_call *call)
+{
+	static const char *const keys[] = {"deviceId", "label"};
+	struct pairing *p = rpc_device_pairing(call);
+	struct pairing_actor who;
+	const char *did, *label;
+	char actor[160];
+	int r;
+
+	if (!p)
+		return GW_EUNAVAIL;
+	if (rpc_device_params(call, keys, 2, 0) != 0)
+		return GW_EINVAL;
+	did = rpc_device_str(call, "deviceId");
+	label = rpc_device_str(call, "label");
+	if (strlen(label) > 256) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL,
+			       "invalid device.pair.rename params: at /label: "
+			       "must be at most 256 characters");
+		return GW_EINVAL;
+	}
+	if (rpc_device_own(call, did) != 0)
+		return GW_EFORBIDDEN;
+	rpc_device_actor(call, actor, sizeof(actor), &who);
+	r = pairing_rename(p, did, label, &who);
+	if (r == GW_ENOTFOUND) {
+		rpc_call_error(call, "INVALID_REQUEST", NULL,
+			       "unknown deviceId");
+		return r;
+	}
+	if (r != GW_OK)
+		return r;
+	log_info("pairing", "renamed device=%s label=%.100s by %s", did,
+		 label, actor);
+	call->payload = json_pack("{s:s,s:s}", "deviceId", did, "label",
+				  label);
+	return GW_OK;
+}
+
 static int rpc_device_token_rotate(struct rpc_call *call)
 {
 	static const char *const keys[] = {"deviceId", "role"};
@@ -400,6 +440,8 @@ const struct rpc_method rpc_device_methods[] = {
 	 RPC_F_WORKER, "reject a pending pairing request"},
 	{"device.pair.remove", rpc_device_pair_remove, "operator.pairing",
 	 RPC_F_WORKER, "forget a paired device (closes its sockets 4001)"},
+	{"device.pair.rename", rpc_device_pair_rename, "operator.pairing",
+	 RPC_F_WORKER, "set a paired device's label"},
 	{"device.token.rotate", rpc_device_token_rotate, "operator.pairing",
 	 RPC_F_WORKER, "issue a new device token for a role"},
 	{"device.token.revoke", rpc_device_token_revoke, "operator.pairing",

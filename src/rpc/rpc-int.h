@@ -179,6 +179,14 @@ extern const struct rpc_method rpc_views_methods[];
 extern const size_t rpc_views_methods_count;
 extern const struct rpc_method rpc_usage_methods[];
 extern const size_t rpc_usage_methods_count;
+extern const struct rpc_method rpc_node_methods[];
+extern const size_t rpc_node_methods_count;
+
+/* rpc-node.c (lws thread): a node's hello (params: its connect params),
+ * its close, and the server's stop (in-flight invocations fail). */
+void rpc_node_connected(struct rpc_conn *c, const json_t *params);
+void rpc_node_disconnected(struct rpc_conn *c);
+void rpc_node_stop(struct rpc_server *s);
 
 /* rpc-diagnostics.c: the lws timer-lag sampler (started and stopped with
  * the server's timers, lws thread) and its figures (any thread). */

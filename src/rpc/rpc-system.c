@@ -78,8 +78,10 @@ static int rpc_system_health(struct rpc_call *call)
 		if (workq_post(call->srv->d.workers, rpc_system_health_count,
 			       call) == 0)
 			return r;
-		rpc_call_release(call);
-		/* The pool is full: answer from the last count. */
+		/* The pool is full: not deferred after all; answer from
+		 * the last count. */
+		call->deferred = 0;
+		call->refs = 0;
 	}
 	probe = json_object_get(call->params, "probe");
 	if (json_is_true(probe))

@@ -462,6 +462,7 @@ static const struct {
 	{rpc_diagnostics_methods, &rpc_diagnostics_methods_count},
 	{rpc_views_methods, &rpc_views_methods_count},
 	{rpc_usage_methods, &rpc_usage_methods_count},
+	{rpc_node_methods, &rpc_node_methods_count},
 };
 
 /* Events this server emits (features.events). */
@@ -470,6 +471,7 @@ static const char *const rpc_events[] = {
 	"device.pair.requested", "device.pair.resolved",
 	"config.changed",
 	"chat", "agent", "session.message", "sessions.changed",
+	"node.pair.requested", "node.pair.resolved", "node.invoke.request",
 };
 
 static const struct {
@@ -876,6 +878,8 @@ void rpc_ws_on_close(struct ws_conn *wc, void *arg)
 		s->nready--;
 		if (!s->stopping)
 			rpc_presence_disconnect(c);
+		if (c->role && strcmp(c->role, "node") == 0)
+			rpc_node_disconnected(c);
 	}
 	c->state = RPC_CLOSING;
 	rpc_conn_unref(c);
@@ -1463,6 +1467,7 @@ static void rpc_shutdown_on_lws(void *arg)
 
 	s->stopping = 1;
 	rpc_diagnostics_stop(s);
+	rpc_node_stop(s);
 	if (s->tick_timer)
 		ws_timer_cancel(s->tick_timer);
 	if (s->health_timer)

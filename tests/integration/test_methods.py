@@ -238,3 +238,24 @@ def test_usage_from_transcripts(start_gateway, upstream):
     only = ws.call("sessions.usage", {"key": k2})
     assert [s["key"] for s in only["sessions"]] == [k2]
     assert ws.call("usage.status")["providers"] == []
+
+
+def test_device_pair_rename(cgw):
+    from pairing_util import Device, device_connect
+    dev = Device()
+    ws, res = device_connect(cgw, dev)
+    assert res["ok"] is True, res
+    ws.close()
+    admin = cgw.connect()
+    out = admin.call("device.pair.rename", {"deviceId": dev.id,
+                                            "label": "laptop"})
+    assert out == {"deviceId": dev.id, "label": "laptop"}
+    paired = [d for d in admin.call("device.pair.list")["paired"]
+              if d["deviceId"] == dev.id]
+    assert paired[0]["displayName"] == "laptop"
+    bad = admin.request("device.pair.rename", {"deviceId": "nope",
+                                               "label": "x"})
+    assert bad["ok"] is False and bad["error"]["message"] == \
+        "unknown deviceId"
+    bad = admin.request("device.pair.rename", {"deviceId": dev.id})
+    assert bad["ok"] is False

@@ -63,3 +63,4 @@ def test_true_state_answers(gateway):
     up = ws.call("update.status")
     assert up["updateAvailable"] is None
     assert ws.call("skills.status")["skills"] == []
+
