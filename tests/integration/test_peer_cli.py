@@ -8,6 +8,7 @@ they are ~800 MB). Outputs as in reference/peer-cli-outputs.txt.
 import json
 import os
 import subprocess
+import threading
 
 import pytest
 
@@ -63,8 +64,9 @@ _OK, _WHY = _runnable()
 pytestmark = pytest.mark.skipif(not _OK, reason=_WHY)
 
 
-def oc(*args, timeout=60):
+def oc(*args, timeout=60, env_extra=None):
     env = clean_env()
+    env.update(env_extra or {})
     p = subprocess.run(["bash", OC] + list(args), capture_output=True,
                        env=env, timeout=timeout, stdin=subprocess.DEVNULL)
     return (p.returncode, p.stdout.decode("utf-8", "replace"),
@@ -100,3 +102,137 @@ def test_openclaw_logs(gateway):
     rc, out, err = oc("logs", "--limit", "5", "--plain", "--url",
                       gateway.url, "--token", gateway.token)
     assert rc == 0, out + err
+
+
+# ---- issue 8: the openclaw commands that failed against clawgate ----------
+
+@pytest.mark.parametrize("method", ["node.list", "node.pair.list",
+                                    "usage.status", "usage.cost",
+                                    "skills.status", "tools.catalog"])
+def test_openclaw_gateway_call_issue8(gateway, method):
+    rc, out, err = oc("gateway", "call", method, "--url", gateway.url,
+                      "--token", gateway.token, "--json")
+    assert rc == 0, out + err
+    assert isinstance(json.loads(out), dict)
+
+
+def test_openclaw_usage_cost_and_stability(gateway):
+    rc, out, err = oc("gateway", "usage-cost", "--url", gateway.url,
+                      "--token", gateway.token)
+    assert rc == 0, out + err
+    assert "Usage cost (30 days)" in out and "Total: $" in out
+    rc, out, err = oc("gateway", "stability", "--url", gateway.url,
+                      "--token", gateway.token)
+    assert rc == 0, out + err
+    assert "Gateway Stability" in out
+    assert "gateway.config.startup" in out
+
+
+def test_openclaw_approvals_get(gateway):
+    rc, out, err = oc("approvals", "get", "--gateway", "--url", gateway.url,
+                      "--token", gateway.token)
+    assert rc == 0, out + err
+    assert "Effective Policy" in out
+    assert "security=deny" in out
+
+
+def test_openclaw_devices_rename(gateway):
+    from pairing_util import Device, device_connect
+    dev = Device()
+    ws, res = device_connect(gateway, dev)
+    assert res["ok"] is True, res
+    ws.close()
+    rc, out, err = oc("devices", "rename", "--device", dev.id, "--name",
+                      "renamed", "--url", gateway.url, "--token",
+                      gateway.token)
+    assert rc == 0, out + err
+    assert "Renamed %s" % dev.id in out and "renamed" in out
+
+
+def test_openclaw_health_counts_sessions(gateway):
+    rc, out, err = oc("health", env_extra={"OC_URL": gateway.url,
+                                           "OC_TOKEN": gateway.token})
+    assert rc == 0, out + err
+    assert "Gateway event loop: ok" in out
+    assert "Session store (main)" in out
+
+
+class _NodeResponder(threading.Thread):
+    """A node that answers every node.invoke.request with an echo."""
+
+    def __init__(self, ws):
+        super().__init__(daemon=True)
+        self.ws = ws
+        self.stop = threading.Event()
+        self.seen = []
+
+    def run(self):
+        from wsclient import WsClosed, WsTimeout
+        while not self.stop.is_set():
+            try:
+                f = self.ws.recv_json(0.5)
+            except WsTimeout:
+                continue
+            except WsClosed:
+                return
+            if f.get("type") == "event" and \
+                    f.get("event") == "node.invoke.request":
+                p = f["payload"]
+                self.seen.append(p)
+                self.ws.send_req("node.invoke.result", {
+                    "id": p["id"], "nodeId": p["nodeId"], "ok": True,
+                    "payloadJSON": json.dumps(
+                        {"echo": json.loads(p.get("paramsJSON") or
+                                            "null")})})
+
+
+def test_openclaw_nodes_against_a_real_node(gateway):
+    from nodehelp import node_connect
+    ws, res, dev = node_connect(gateway)
+    assert res["ok"] is True, res
+    url = ["--url", gateway.url, "--token", gateway.token]
+    rc, out, err = oc("nodes", "pending", *url)
+    assert rc == 0, out + err
+    admin = gateway.connect()
+    pend = [p for p in admin.call("node.pair.list")["pending"]
+            if p["nodeId"] == dev.id]
+    rid = pend[0]["requestId"]
+    assert rid in out or dev.id[:12] in out, out
+    rc, out, err = oc("nodes", "approve", rid, *url)
+    assert rc == 0, out + err
+    rc, out, err = oc("nodes", "status", *url)
+    assert rc == 0, out + err
+    assert "Connected: 1" in out, out
+    rc, out, err = oc("nodes", "list", *url)
+    assert rc == 0, out + err
+    assert "Paired: 1" in out, out
+    rc, out, err = oc("nodes", "describe", "--node", dev.id, "--json", *url)
+    assert rc == 0, out + err
+    d = json.loads(out)
+    assert d["nodeId"] == dev.id and "echo" in d["commands"]
+    responder = _NodeResponder(ws)
+    responder.start()
+    try:
+        rc, out, err = oc("nodes", "invoke", "--node", dev.id, "--command",
+                          "echo", "--params", '{"x":1}', "--json", *url)
+    finally:
+        responder.stop.set()
+        responder.join(5)
+    assert rc == 0, out + err
+    assert json.loads(out)["payload"] == {"echo": {"x": 1}}
+    assert [p["command"] for p in responder.seen] == ["echo"]
+    ws.close()
+
+
+def test_openclaw_models_list(start_gateway):
+    from chathelp import chat_config
+    from fakeupstream import FakeUpstream
+    up = FakeUpstream(api_key="sk-fake").start()
+    try:
+        gw = start_gateway(config=chat_config(up))
+        rc, out, err = oc("models", "list", env_extra={
+            "OC_URL": gw.url, "OC_TOKEN": gw.token})
+    finally:
+        up.stop()
+    assert rc == 0, out + err
+    assert "fake/fake-model" in out
