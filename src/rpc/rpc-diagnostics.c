@@ -137,6 +137,12 @@ static int rpc_diagnostics_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Ratios as upstream prints them: 3 decimals, never negative. */
+static double rpc_diagnostics_round3(double v)
+{
+	return v <= 0 ? 0.0 : (double)(int64_t)(v * 1000 + 0.5) / 1000;
+}
+
 json_t *rpc_diagnostics_event_loop(void)
 {
 	int64_t v[DIAG_LAG_SAMPLES], max = 0, p99 = 0;
@@ -162,8 +168,8 @@ json_t *rpc_diagnostics_event_loop(void)
 		      max >= DIAG_LAG_DEGRADED_MS, "degradedSinceMs", "reasons",
 		      "intervalMs", DIAG_LAG_INTERVAL_MS, "delayP99Ms",
 		      (json_int_t)p99, "delayMaxMs", (json_int_t)max,
-		      "utilization", util < 0 ? 0.0 : util, "cpuCoreRatio",
-		      cpu < 0 ? 0.0 : cpu);
+		      "utilization", rpc_diagnostics_round3(util),
+		      "cpuCoreRatio", rpc_diagnostics_round3(cpu));
 	if (max >= DIAG_LAG_DEGRADED_MS)
 		json_array_append_new(json_object_get(o, "reasons"),
 				      json_string("event_loop_delay"));

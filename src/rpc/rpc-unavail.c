@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agent/agent.h"
 #include "core/common.h"
 #include "core/util.h"
 #include "rpc/rpc-int.h"
@@ -86,11 +87,23 @@ static json_t *rpc_unavail_environments(struct rpc_call *call)
 static json_t *rpc_unavail_skills(struct rpc_call *call)
 {
 	const char *sd = call->srv->d.state_dir;
-	char dir[1024];
+	char dir[1024], ws[1024] = "";
+	json_t *list, *a;
+	size_t i;
 
+	/* The default agent's workspace, where skills would live. */
+	if (call->srv->d.agents) {
+		list = agent_list(call->srv->d.agents);
+		json_array_foreach(json_object_get(list, "agents"), i, a)
+			if (json_equal(json_object_get(a, "id"),
+				       json_object_get(list, "defaultId")))
+				snprintf(ws, sizeof(ws), "%s", json_string_value(
+					json_object_get(a, "workspace")) ?: "");
+		json_decref(list);
+	}
 	snprintf(dir, sizeof(dir), "%s/skills", sd ? sd : "");
-	return json_pack("{s:s,s:s,s:[]}", "workspaceDir", "", "managedSkillsDir",
-			 dir, "skills");
+	return json_pack("{s:s,s:s,s:[]}", "workspaceDir", ws,
+			 "managedSkillsDir", dir, "skills");
 }
 
 static json_t *rpc_unavail_update(struct rpc_call *call)
