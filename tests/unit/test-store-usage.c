@@ -1,0 +1,212 @@
+/* Unit tests for src/store/store-usage.c and store-nodes.c: usage rows per
+ * day/session/model/role from the transcript, session counts, and the node
+ * surface rows. */
+#include "config.h"
+
+#include <check.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "store/store.h"
+#include "store/store-nodes.h"
+#include "store/store-usage.h"
+
+static char tmpdir[256];
+static char dbpath[512];
+
+#define DAY 86400000LL
+/* 2026-01-02T00:00:00Z */
+#define T0 1767312000000LL
+
+static int rm_cb(const char *p, const struct stat *sb, int flag,
+		 struct FTW *ftw)
+{
+	(void)sb;
+	(void)flag;
+	(void)ftw;
+	return remove(p);
+}
+
+static void setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	snprintf(tmpdir, sizeof(tmpdir), "%s/test-usage-XXXXXX",
+		 t && *t ? t : "/tmp");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(dbpath, sizeof(dbpath), "%s/state/clawgate.sqlite", tmpdir);
+}
+
+static void teardown(void)
+{
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static struct store *open_ok(void)
+{
+	struct store *st = NULL;
+	char *msg = NULL;
+
+	ck_assert_int_eq(store_open(dbpath, &st, &msg), GW_OK);
+	ck_assert_ptr_null(msg);
+	return st;
+}
+
+static int fill_fn(sqlite3 *db, void *arg)
+{
+	static const char sql[] =
+		"INSERT INTO sessions(key, session_id, agent_id, created_at,"
+		" updated_at) VALUES"
+		" ('agent:main:a', 's1', 'main', 1, 3),"
+		" ('agent:main:b', 's2', 'main', 1, 2),"
+		" ('agent:helper:c', 's3', 'helper', 1, 1);"
+		"INSERT INTO transcript(session_key, session_id, seq,"
+		" message_id, role, text, message, status, input_tokens,"
+		" output_tokens, model, created_at) VALUES"
+		" ('agent:main:a', 's1', 1, 'm1', 'user', 'q', '{}', NULL,"
+		"  NULL, NULL, NULL, %lld),"
+		" ('agent:main:a', 's1', 2, 'm2', 'assistant', 'a', '{}', 'ok',"
+		"  10, 5, 'fake/m', %lld),"
+		" ('agent:main:a', 's1', 3, 'm3', 'assistant', 'a', '{}',"
+		"  'error', NULL, NULL, 'fake/m', %lld),"
+		" ('agent:main:b', 's2', 1, 'm4', 'assistant', 'a', '{}', 'ok',"
+		"  7, 3, 'fake/m', %lld),"
+		" ('agent:helper:c', 's3', 1, 'm5', 'assistant', 'a', '{}',"
+		"  'ok', 1, 1, 'other/x', %lld);";
+	char *q = sqlite3_mprintf(sql, T0 + 10, T0 + 20, T0 + 30, T0 + DAY,
+				  T0 + 5);
+	int rc = sqlite3_exec(db, q, NULL, NULL, NULL);
+
+	(void)arg;
+	sqlite3_free(q);
+	return rc == SQLITE_OK ? GW_OK : GW_ESTORE;
+}
+
+static json_t *row_of(json_t *rows, const char *key, const char *role,
+		      const char *status)
+{
+	json_t *r;
+	size_t i;
+
+	json_array_foreach(rows, i, r)
+		if (strcmp(json_string_value(json_object_get(r, "sessionKey")),
+			   key) == 0 &&
+		    strcmp(json_string_value(json_object_get(r, "role")),
+			   role) == 0 &&
+		    strcmp(json_string_value(json_object_get(r, "status")),
+			   status) == 0)
+			return r;
+	return NULL;
+}
+
+START_TEST(test_usage_rows)
+{
+	struct store *st = open_ok();
+	json_t *rows = NULL, *r, *counts = NULL, *ss = NULL;
+
+	ck_assert_int_eq(store_write_sync(st, fill_fn, NULL, 0), GW_OK);
+	/* Everything in two days. */
+	ck_assert_int_eq(store_usage_rows(st, T0, T0 + 2 * DAY, NULL, NULL,
+					  &rows), GW_OK);
+	ck_assert_uint_eq(json_array_size(rows), 5);
+	r = row_of(rows, "agent:main:a", "assistant", "ok");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "day")),
+			 "2026-01-02");
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "input")), 10);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "output")), 5);
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "metered")), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(r, "model")),
+			 "fake/m");
+	r = row_of(rows, "agent:main:a", "assistant", "error");
+	ck_assert_int_eq(json_integer_value(json_object_get(r, "metered")), 0);
+	r = row_of(rows, "agent:main:b", "assistant", "ok");
+	ck_assert_str_eq(json_string_value(json_object_get(r, "day")),
+			 "2026-01-03");
+	json_decref(rows);
+	/* One day, one agent; then one session. */
+	ck_assert_int_eq(store_usage_rows(st, T0, T0 + DAY, "main", NULL,
+					  &rows), GW_OK);
+	ck_assert_uint_eq(json_array_size(rows), 3);
+	json_decref(rows);
+	ck_assert_int_eq(store_usage_rows(st, T0, T0 + 2 * DAY, NULL,
+					  "agent:main:b", &rows), GW_OK);
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	json_decref(rows);
+	ck_assert_int_eq(store_usage_session_counts(st, &counts), GW_OK);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts, "main")),
+			 2);
+	ck_assert_int_eq(json_integer_value(json_object_get(counts,
+							    "helper")), 1);
+	json_decref(counts);
+	ck_assert_int_eq(store_usage_sessions(st, "main", NULL, 1, &ss),
+			 GW_OK);
+	ck_assert_uint_eq(json_array_size(ss), 1);
+	ck_assert_str_eq(json_string_value(json_object_get(
+		json_array_get(ss, 0), "key")), "agent:main:a");
+	json_decref(ss);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(test_node_rows)
+{
+	struct store *st = open_ok();
+	json_t *s = json_pack("{s:s,s:[s]}", "nodeId", "n1", "commands", "x");
+	json_t *q = json_pack("{s:s,s:s}", "nodeId", "n1", "requestId", "r1");
+	json_t *rows = NULL, *got = NULL;
+
+	ck_assert_int_eq(store_nodes_get(st, STORE_NODES_SURFACE, "n1", &got),
+			 GW_ENOTFOUND);
+	ck_assert_int_eq(store_nodes_write(st, "n1", NULL, 1, q, 0), GW_OK);
+	ck_assert_int_eq(store_nodes_list(st, STORE_NODES_REQUEST, &rows),
+			 GW_OK);
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	json_decref(rows);
+	ck_assert_int_eq(store_nodes_list(st, STORE_NODES_SURFACE, &rows),
+			 GW_OK);
+	ck_assert_uint_eq(json_array_size(rows), 0);
+	json_decref(rows);
+	/* Approve: the surface in, the request out, together. */
+	ck_assert_int_eq(store_nodes_write(st, "n1", s, 0, NULL, 0), GW_OK);
+	ck_assert_int_eq(store_nodes_get(st, STORE_NODES_SURFACE, "n1", &got),
+			 GW_OK);
+	ck_assert(json_equal(got, s));
+	json_decref(got);
+	ck_assert_int_eq(store_nodes_get(st, STORE_NODES_REQUEST, "n1", &got),
+			 GW_ENOTFOUND);
+	/* Other meta keys are not node rows. */
+	ck_assert_int_eq(store_meta_set(st, "node.surfacez", "{}"), GW_OK);
+	ck_assert_int_eq(store_nodes_list(st, STORE_NODES_SURFACE, &rows),
+			 GW_OK);
+	ck_assert_uint_eq(json_array_size(rows), 1);
+	json_decref(rows);
+	json_decref(s);
+	json_decref(q);
+	store_close(st);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("store-usage");
+	TCase *tc = tcase_create("store-usage");
+	SRunner *sr;
+	int failed;
+
+	log_set_console(0);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, test_usage_rows);
+	tcase_add_test(tc, test_node_rows);
+	suite_add_tcase(s, tc);
+	sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
