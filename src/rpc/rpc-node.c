@@ -1068,6 +1068,83 @@ static int rpc_node_rename(struct rpc_call *call)
 	return GW_OK;
 }
 
+/* The string lists a and b, sorted, without duplicates (new). */
+static int rpc_node_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static json_t *rpc_node_union_sorted(const json_t *a, const json_t *b)
+{
+	const char *v[2 * RPC_NODE_SURFACE_MAX];
+	const json_t *e;
+	json_t *o = json_array();
+	size_t i, n = 0;
+
+	json_array_foreach(a, i, e)
+		if (json_is_string(e) && n < ARRAY_SIZE(v))
+			v[n++] = json_string_value(e);
+	json_array_foreach(b, i, e)
+		if (json_is_string(e) && n < ARRAY_SIZE(v))
+			v[n++] = json_string_value(e);
+	qsort(v, n, sizeof(v[0]), rpc_node_strcmp);
+	for (i = 0; i < n; i++)
+		if (i == 0 || strcmp(v[i], v[i - 1]) != 0)
+			json_array_append_new(o, json_string(v[i]));
+	return o;
+}
+
+/* environments.list: where agents and commands run here: the gateway
+ * itself (agents, sessions, its tools, the workspace) and each known
+ * node. clawgate has no cloud workers (no profiles). */
+static int rpc_node_environments(struct rpc_call *call)
+{
+	json_t *known = rpc_node_known(call, NULL), *envs, *n, *e, *caps;
+	const char *id, *label, *plat;
+	size_t i;
+	char eid[600];
+
+	if (!known)
+		return GW_ESTORE;
+	envs = json_pack("[{s:s,s:s,s:s,s:s,s:s,s:b,s:s,s:[s,s,s,s]}]",
+			 "id", "gateway", "type", "local", "label",
+			 "Gateway local", "status", "available", "platform",
+			 "linux", "sessionHost", 1, "trust", "persistent",
+			 "capabilities", "agent.run", "sessions", "tools",
+			 "workspace");
+	json_array_foreach(known, i, n) {
+		id = json_string_value(json_object_get(n, "nodeId"));
+		label = json_string_value(json_object_get(n, "displayName"));
+		plat = json_string_value(json_object_get(n, "platform"));
+		snprintf(eid, sizeof(eid), "node:%s", id);
+		e = json_pack("{s:s,s:s,s:s,s:s,s:b,s:s}", "id", eid, "type",
+			      "node", "label", label ? label : id, "status",
+			      json_is_true(json_object_get(n, "connected")) ?
+			      "available" : "unavailable", "sessionHost", 0,
+			      "trust", "persistent");
+		if (plat)
+			json_object_set_new(e, "platform", json_string(plat));
+		if (json_object_get(n, "lastConnectedAtMs"))
+			json_object_set(e, "lastConnectedAtMs",
+					json_object_get(n, "lastConnectedAtMs"));
+		caps = rpc_node_union_sorted(json_object_get(n, "caps"),
+					     json_object_get(n, "commands"));
+		if (json_array_size(caps))
+			json_object_set_new(e, "capabilities", caps);
+		else
+			json_decref(caps);
+		if (json_is_true(json_object_get(n, "connected")) &&
+		    json_array_size(json_object_get(n, "commands")))
+			json_object_set_new(e, "invocableCommands",
+				rpc_node_union_sorted(json_object_get(
+					n, "commands"), NULL));
+		json_array_append_new(envs, e);
+	}
+	json_decref(known);
+	call->payload = json_pack("{s:o}", "environments", envs);
+	return GW_OK;
+}
+
 const struct rpc_method rpc_node_methods[] = {
 	{"node.list", rpc_node_list, "operator.read", RPC_F_WORKER,
 	 "known nodes: paired, connected, pending"},
@@ -1083,6 +1160,8 @@ const struct rpc_method rpc_node_methods[] = {
 	 RPC_F_WORKER, "reject a node's pending command surface"},
 	{"node.pair.remove", rpc_node_pair_remove, "operator.pairing",
 	 RPC_F_WORKER, "forget a paired node (closes its sockets 4001)"},
+	{"environments.list", rpc_node_environments, "operator.read",
+	 RPC_F_WORKER, "the gateway and its nodes as environments"},
 	{"node.invoke", rpc_node_invoke, "operator.write", 0,
 	 "run an approved command on a connected node"},
 	{"node.invoke.result", rpc_node_invoke_result, "node", RPC_F_NODE,

@@ -78,12 +78,6 @@ static json_t *rpc_unavail_progress_card(struct rpc_call *call)
 	return json_pack("{s:n}", "card");
 }
 
-static json_t *rpc_unavail_environments(struct rpc_call *call)
-{
-	(void)call;
-	return json_pack("{s:[]}", "environments");
-}
-
 static json_t *rpc_unavail_skills(struct rpc_call *call)
 {
 	const char *sd = call->srv->d.state_dir;
@@ -121,10 +115,8 @@ typedef json_t *(*rpc_unavail_read_fn)(struct rpc_call *call);
  * 2026.9.6 Control UI calls it unconditionally): callable, not
  * advertised in features.methods. */
 #define RPC_UNAVAIL_TABLE(X)						\
-	X("environments.create", "operator.admin", 0, "environments", NULL) \
-	X("environments.destroy", "operator.admin", 0, "environments", NULL) \
-	X("environments.list", "operator.read", 0, "environments",		\
-	  rpc_unavail_environments)					\
+	X("environments.create", "operator.admin", 0, "cloud worker environments", NULL) \
+	X("environments.destroy", "operator.admin", 0, "cloud worker environments", NULL) \
 	X("exec.approval.list", "operator.approvals", 0, "exec approvals",	\
 	  rpc_unavail_empty_array)					\
 	X("exec.approval.resolve", "operator.approvals", 0, "exec approvals", \

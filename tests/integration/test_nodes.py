@@ -63,6 +63,14 @@ def test_pairing_then_invoke_roundtrip(gateway):
     d = admin.call("node.describe", {"nodeId": dev.id})
     assert d["paired"] is True and d["connected"] is True
     assert d["commands"] == ["echo", "slow"]
+    envs = {e["id"]: e for e in admin.call("environments.list")[
+        "environments"]}
+    assert envs["gateway"]["type"] == "local"
+    env = envs["node:" + dev.id]
+    assert env["type"] == "node" and env["status"] == "available"
+    assert env["label"] == "build-box"
+    assert env["invocableCommands"] == ["echo", "slow"]
+    assert env["capabilities"] == ["echo", "slow", "system"]
     assert admin.call("node.pair.list")["pending"] == [] or all(
         p["nodeId"] != dev.id for p in admin.call("node.pair.list")[
             "pending"])
@@ -143,6 +151,10 @@ def test_node_disconnect_fails_inflight_and_not_connected(gateway):
     assert out["error"]["message"] == "node disconnected (slow)"
     d = admin.call("node.describe", {"nodeId": dev.id})
     assert d["connected"] is False and d["paired"] is True
+    envs = {e["id"]: e for e in admin.call("environments.list")[
+        "environments"]}
+    assert envs["node:" + dev.id]["status"] == "unavailable"
+    assert "invocableCommands" not in envs["node:" + dev.id]
     r = admin.request("node.invoke", {"nodeId": dev.id, "command": "echo",
                                       "idempotencyKey": "gone"})
     assert r["ok"] is False and r["error"]["code"] == "UNAVAILABLE"

@@ -55,7 +55,6 @@ def test_true_state_answers(gateway):
     assert ws.call("plugin.approval.list") == []
     assert ws.call("question.list") == {"questions": []}
     assert ws.call("tasks.list") == {"tasks": []}
-    assert ws.call("environments.list") == {"environments": []}
     assert ws.call("progressCard.get", {"sessionKey": "main"}) == {
         "card": None}
     talk = ws.call("talk.catalog")
