@@ -57,13 +57,15 @@ static json_t *rpc_unavail_talk_catalog(struct rpc_call *call)
 			 "providers");
 }
 
-/* Themes are the Control UI's own; the gateway stores no choice. */
+/* Themes are the Control UI's own; the gateway stores no choice: the
+ * current one is the UI's default, "claw". */
 static json_t *rpc_unavail_themes(struct rpc_call *call)
 {
 	(void)call;
-	return json_pack("{s:{s:s,s:s,s:s,s:{}},s:[]}", "current", "id",
-			 "claw", "mode", "system", "scope", "gateway",
-			 "overrides", "themes");
+	return json_pack("{s:{s:s,s:s,s:s,s:{}},s:{s:s,s:s},s:[{s:s,s:s}]}",
+			 "current", "id", "claw", "mode", "system", "scope",
+			 "gateway", "overrides", "theme", "id", "claw", "name",
+			 "Claw", "themes", "id", "claw", "name", "Claw");
 }
 
 static json_t *rpc_unavail_tasks(struct rpc_call *call)

@@ -62,4 +62,7 @@ def test_true_state_answers(gateway):
     up = ws.call("update.status")
     assert up["updateAvailable"] is None
     assert ws.call("skills.status")["skills"] == []
+    th = ws.call("themes.list")
+    assert th["current"]["id"] == th["theme"]["id"] == "claw"
+    assert [t["id"] for t in th["themes"]] == ["claw"]
 
