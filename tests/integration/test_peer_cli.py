@@ -236,3 +236,14 @@ def test_openclaw_models_list(start_gateway):
         up.stop()
     assert rc == 0, out + err
     assert "fake/fake-model" in out
+
+
+def test_openclaw_status_deep_event_loop(gateway, tmp_path):
+    # cfg mode: a client config that names the gateway's port.
+    (tmp_path / "openclaw.json").write_text(json.dumps(
+        {"gateway": {"mode": "local", "port": gateway.port,
+                     "auth": {"token": gateway.token}}}))
+    rc, out, err = oc("status", "--deep", timeout=120, env_extra={
+        "OC_CLIENT_STATE_DIR": str(tmp_path)})
+    assert rc == 0, out + err
+    assert "Event loop" in out and "healthy" in out, out
