@@ -258,5 +258,9 @@ json_t *presence_health(const char *sessions_path)
 		      "channelOrder", "channelLabels", "heartbeatSeconds", 0,
 		      "defaultAgentId", "main", "agents", agent, "sessions",
 		      sessions, "configReload", "hotReloadStatus", "active");
+	/* clawgate loads no plugins. */
+	json_object_set_new(h, "plugins", json_pack("{s:[],s:[],s:[]}",
+						    "loaded", "errors",
+						    "unavailable"));
 	return h;
 }

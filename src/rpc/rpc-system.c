@@ -90,6 +90,19 @@ static int rpc_system_health(struct rpc_call *call)
 	return GW_OK;
 }
 
+/* The RPC worker pool, in the upstream workerPools shape. */
+static json_t *rpc_system_worker_pools(struct rpc_server *s)
+{
+	struct workq_stats ws = {0};
+
+	if (s->d.workers)
+		workq_stats(s->d.workers, &ws);
+	return json_pack("{s:{s:i,s:i,s:i,s:i,s:i}}", "rpcWorkers",
+			 "maxWorkers", ws.threads, "workers", ws.threads,
+			 "workersCreated", ws.threads, "activeTasks",
+			 ws.running, "pendingTasks", ws.queued);
+}
+
 /* status (worker): the gateway, sessions (counted from the store), the
  * heartbeat state (clawgate runs no heartbeat), process memory and the
  * lws timer lag. */
@@ -130,6 +143,19 @@ static int rpc_system_status(struct rpc_call *call)
 				  rpc_diagnostics_process_memory(),
 				  "eventLoop", rpc_diagnostics_event_loop(),
 				  "pid", (int)getpid());
+	json_object_set_new(call->payload, "workerPools",
+			    rpc_system_worker_pools(s));
+	/* No background tasks, channels or queued system events here. */
+	json_object_set_new(call->payload, "tasks", json_pack(
+		"{s:i,s:i,s:i,s:i,s:{s:i,s:i,s:i,s:i,s:i,s:i,s:i},"
+		"s:{s:i,s:i,s:i,s:i}}", "total", 0, "active", 0, "terminal", 0,
+		"failures", 0, "byStatus", "queued", 0, "running", 0,
+		"succeeded", 0, "failed", 0, "timed_out", 0, "cancelled", 0,
+		"lost", 0, "byRuntime", "subagent", 0, "acp", 0, "cli", 0,
+		"cron", 0));
+	json_object_set_new(call->payload, "channelSummary", json_array());
+	json_object_set_new(call->payload, "queuedSystemEvents",
+			    json_array());
 	json_decref(by_agent);
 	return GW_OK;
 }

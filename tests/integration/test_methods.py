@@ -70,6 +70,12 @@ def test_status_process_memory_and_event_loop(cgw):
     el = st["eventLoop"]
     assert el["intervalMs"] == 1000 and el["delayMaxMs"] >= 0
     assert el["degraded"] is False
+    assert st["workerPools"]["rpcWorkers"]["maxWorkers"] >= 1
+    assert st["tasks"]["total"] == 0 and st["channelSummary"] == []
+    h = ws.call("health")
+    assert h["plugins"] == {"loaded": [], "errors": [], "unavailable": []}
+    assert set(h["eventLoop"]) >= {"delayP99Ms", "delayMaxMs",
+                                   "utilization", "cpuCoreRatio"}
 
 
 def test_lanes_count_runs_in_flight(cgw, up):
