@@ -4,6 +4,7 @@ signed device identity; node pairing of its command surface
 and node.invoke.result back (timeout, node gone, idempotency), node.event.
 """
 
+import signal
 import uuid
 
 from harness import clawgate_only
@@ -230,3 +231,21 @@ def test_rename_event_remove(gateway):
     assert bad["ok"] is False
     bad = admin.request("node.pair.approve", {"requestId": "nope"})
     assert bad["error"]["message"] == "unknown requestId"
+
+
+def test_shutdown_with_an_invocation_in_flight(start_gateway):
+    gw = start_gateway()
+    admin = gw.connect()
+    ws, dev = paired_node(gw, admin)
+    rid = invoke(admin, dev.id, command="slow", timeoutMs=60000)
+    next_invoke(ws)
+    gw.proc.send_signal(signal.SIGTERM)
+    # The caller gets an answer or the socket closes: never a hang.
+    try:
+        res = admin.wait_res(rid, timeout=10)
+        assert res["ok"] is False
+        assert res["error"]["code"] == "UNAVAILABLE"
+    except WsClosed:
+        pass
+    assert gw.wait_exit() == 0
+    gw.check_sanitizers()
