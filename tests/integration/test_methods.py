@@ -4,6 +4,7 @@ agent.identity.get, tools.catalog, and the hello features/capabilities.
 Every reply is validated against the official schema by the harness."""
 
 import os
+import time
 
 from chathelp import cgw, up, upstream  # noqa: F401
 from chathelp import chat_config, new_key, run_events, send
@@ -78,11 +79,26 @@ def test_status_process_memory_and_event_loop(cgw):
                                    "utilization", "cpuCoreRatio"}
 
 
+def _lanes(ws):
+    return {ln["lane"]: ln for ln in ws.call("diagnostics.lanes")["lanes"]}
+
+
+def _lanes_settle(ws, active, queued, timeout=10):
+    """Poll diagnostics.lanes until the agent-runs lane shows the counts:
+    a run leaves the runtime just after its final event."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ln = _lanes(ws)["agent-runs"]
+        if (ln["activeCount"], ln["queuedCount"]) == (active, queued):
+            return ln
+        assert time.monotonic() < deadline, ln
+        time.sleep(0.02)
+
+
 def test_lanes_count_runs_in_flight(cgw, up):
     ws = cgw.connect()
-    lanes = {ln["lane"]: ln for ln in ws.call("diagnostics.lanes")["lanes"]}
-    assert lanes["workers"]["maxConcurrent"] >= 1
-    assert lanes["agent-runs"]["activeCount"] == 0
+    assert _lanes(ws)["workers"]["maxConcurrent"] >= 1
+    _lanes_settle(ws, 0, 0)
     # A run held open by the upstream is in flight; one behind it in the
     # same session is queued.
     key = "lane-" + new_key()
@@ -90,15 +106,12 @@ def test_lanes_count_runs_in_flight(cgw, up):
     assert send(ws, key, "[[hang]]", idem=a)["ok"]
     up.wait(lambda s: s["inflight"] >= 1)
     assert send(ws, key, "queued [[reply:q]]", idem=b)["ok"]
-    lanes = {ln["lane"]: ln for ln in ws.call("diagnostics.lanes")["lanes"]}
-    assert lanes["agent-runs"]["activeCount"] == 1
-    assert lanes["agent-runs"]["queuedCount"] == 1
+    ln = _lanes(ws)["agent-runs"]
+    assert (ln["activeCount"], ln["queuedCount"]) == (1, 1)
     ws.call("chat.abort", {"sessionKey": key})
     assert run_events(ws, a)[-1]["state"] == "aborted"
     assert run_events(ws, b)[-1]["state"] == "aborted"
-    lanes = {ln["lane"]: ln for ln in ws.call("diagnostics.lanes")["lanes"]}
-    assert lanes["agent-runs"]["activeCount"] == 0
-    assert lanes["agent-runs"]["queuedCount"] == 0
+    _lanes_settle(ws, 0, 0)
 
 
 def test_stability_lists_reload_history(cgw):
