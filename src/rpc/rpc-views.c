@@ -120,18 +120,15 @@ static char *rpc_views_iso(int64_t ms)
  * has messages. */
 static int rpc_views_branches(struct rpc_call *call)
 {
-	json_t *row, *hist, *last, *branches = json_array();
+	json_t *row, *hist, *last, *branches;
 	const char *text, *mid;
-	char headline[121], *iso;
+	char headline[121], *iso, *key;
 	size_t n;
 	int64_t count, ts;
 
-	char *key = rpc_views_key(call, "sessionKey", 1);
-
-	if (!key) {
-		json_decref(branches);
+	if (!(key = rpc_views_key(call, "sessionKey", 1)))
 		return GW_EINVAL;
-	}
+	branches = json_array();
 	row = session_get(call->srv->d.agents, key);
 	hist = row ? session_history(call->srv->d.agents, key, 1, 0) : NULL;
 	n = json_array_size(json_object_get(hist, "messages"));

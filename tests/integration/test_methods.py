@@ -4,6 +4,7 @@ agent.identity.get, tools.catalog, and the hello features/capabilities.
 Every reply is validated against the official schema by the harness."""
 
 import os
+import signal
 import time
 
 from chathelp import cgw, up, upstream  # noqa: F401
@@ -278,3 +279,18 @@ def test_device_pair_rename(cgw):
         "unknown deviceId"
     bad = admin.request("device.pair.rename", {"deviceId": dev.id})
     assert bad["ok"] is False
+
+
+def test_stability_records_restarts(start_gateway):
+    from test_reload import wait_ready_again, wait_rows
+    gw = start_gateway()
+    n = len(wait_rows(gw, 1))
+    gw.proc.send_signal(signal.SIGUSR1)
+    wait_rows(gw, n + 1)
+    wait_ready_again(gw)
+    ws = gw.connect()
+    st = ws.call("diagnostics.stability")
+    types = [e["type"] for e in st["events"]]
+    assert types[0] == "gateway.config.startup"
+    assert "gateway.config.restart" in types
+    assert st["summary"]["byType"]["gateway.config.restart"] == 1
