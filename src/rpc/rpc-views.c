@@ -19,6 +19,7 @@
 #define VIEWS_HISTORY_DEFAULT 200
 #define VIEWS_HISTORY_MAX 1000
 #define VIEWS_IDENTITY_FILE_MAX 65536
+#define VIEWS_HEADLINE_MAX 120
 
 /* The session key param `name` in canonical form, or the default agent's
  * main session when absent and dflt is set. NULL with the error set. */
@@ -105,6 +106,20 @@ static int rpc_views_sessions_describe(struct rpc_call *call)
 	return GW_OK;
 }
 
+/* Cut s to at most max bytes without splitting a UTF-8 sequence. */
+static void rpc_views_cut_utf8(char *s, size_t max)
+{
+	size_t n = strlen(s), i;
+
+	if (n <= max)
+		return;
+	i = max;
+	/* Back to the lead byte of the sequence that crosses the cut. */
+	while (i > 0 && ((unsigned char)s[i] & 0xC0) == 0x80)
+		i--;
+	s[i] = 0;
+}
+
 static char *rpc_views_iso(int64_t ms)
 {
 	time_t t = (time_t)(ms / 1000);
@@ -122,7 +137,7 @@ static int rpc_views_branches(struct rpc_call *call)
 {
 	json_t *row, *hist, *last, *branches;
 	const char *text, *mid;
-	char headline[121], *iso, *key;
+	char *headline, *iso, *key;
 	size_t n;
 	int64_t count, ts;
 
@@ -138,8 +153,8 @@ static int rpc_views_branches(struct rpc_call *call)
 	if (mid) {
 		text = json_string_value(json_object_get(row,
 							 "lastMessagePreview"));
-		snprintf(headline, sizeof(headline), "%s",
-			 text && *text ? text : "current branch");
+		headline = xstrdup(text && *text ? text : "current branch");
+		rpc_views_cut_utf8(headline, VIEWS_HEADLINE_MAX);
 		count = json_integer_value(json_object_get(hist, "total"));
 		if (!count)
 			count = json_integer_value(json_object_get(last,
@@ -151,6 +166,7 @@ static int rpc_views_branches(struct rpc_call *call)
 			"headline", headline, "messageCount",
 			(json_int_t)count, "updatedAt", iso, "active", 1));
 		free(iso);
+		free(headline);
 	}
 	json_decref(hist);
 	json_decref(row);

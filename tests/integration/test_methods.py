@@ -294,3 +294,14 @@ def test_stability_records_restarts(start_gateway):
     assert types[0] == "gateway.config.startup"
     assert "gateway.config.restart" in types
     assert st["summary"]["byType"]["gateway.config.restart"] == 1
+
+
+def test_branch_headline_cut_on_utf8(cgw, up):
+    ws = cgw.connect()
+    key = "utf8-" + new_key()
+    reply = "\u00e9" * 61 + "x"          # 123 bytes: the cut is mid-é
+    turn(ws, key, "[[reply:%s]] go" % reply)
+    br = ws.call("sessions.branches.list", {"sessionKey": key})["branches"]
+    assert len(br) == 1
+    head = br[0]["headline"]
+    assert reply.startswith(head) and len(head.encode()) <= 120
