@@ -126,6 +126,9 @@ typedef json_t *(*rpc_unavail_read_fn)(struct rpc_call *call);
 	X("exec.approvals.get", "operator.admin", 0, "exec approvals",	\
 	  rpc_unavail_exec_policy)					\
 	X("exec.approvals.set", "operator.admin", 0, "exec approvals", NULL) \
+	X("node.pluginTools.update", "node", RPC_F_NODE, "plugin tools",	\
+	  NULL)								\
+	X("node.skills.update", "node", RPC_F_NODE, "skills", NULL)	\
 	X("openclaw.approval.list", "operator.approvals", 0,		\
 	  "system agent approvals", rpc_unavail_empty_array)		\
 	X("plugin.approval.list", "operator.approvals", 0, "plugin approvals", \

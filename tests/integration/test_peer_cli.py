@@ -247,3 +247,39 @@ def test_openclaw_status_deep_event_loop(gateway, tmp_path):
         "OC_CLIENT_STATE_DIR": str(tmp_path)})
     assert rc == 0, out + err
     assert "Event loop" in out and "healthy" in out, out
+
+
+def test_openclaw_node_host_relay(gateway, tmp_path):
+    """The real node host (`openclaw node run`) pairs with clawgate and
+    runs a command for the real `openclaw nodes invoke`."""
+    import signal as _signal
+    env = clean_env()
+    env.update({"OC_CLIENT_STATE_DIR": str(tmp_path),
+                "OC_TOKEN": gateway.token})
+    admin = gateway.connect()
+    host = subprocess.Popen(
+        ["bash", OC, "node", "run", "--host", "127.0.0.1", "--port",
+         str(gateway.port)], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        ev = admin.wait_event("node.pair.requested", timeout=90)
+        req = ev["payload"]
+        assert "system.which" in req["commands"]
+        rc, out, err = oc("nodes", "approve", req["requestId"], "--url",
+                          gateway.url, "--token", gateway.token)
+        assert rc == 0, out + err
+        rc, out, err = oc("nodes", "invoke", "--node", req["nodeId"],
+                          "--command", "system.which", "--params",
+                          '{"bins":["sh"]}', "--json", "--url", gateway.url,
+                          "--token", gateway.token, timeout=90)
+        assert rc == 0, out + err
+        res = json.loads(out)
+        assert res["ok"] is True and res["command"] == "system.which"
+        assert res["payload"]["bins"]["sh"].endswith("/sh")
+    finally:
+        try:
+            os.killpg(host.pid, _signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        host.wait(30)
