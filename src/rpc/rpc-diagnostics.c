@@ -198,12 +198,12 @@ static int64_t rpc_diagnostics_proc_kb(const char *file, const char *key)
 
 json_t *rpc_diagnostics_process_memory(void)
 {
+	const char *f = "/proc/self/status";
+
 	return json_pack("{s:I,s:I}", "rssBytes",
-			 (json_int_t)rpc_diagnostics_proc_kb("/proc/self/status",
-						      "VmRSS"),
+			 (json_int_t)rpc_diagnostics_proc_kb(f, "VmRSS"),
 			 "maxRssBytes",
-			 (json_int_t)rpc_diagnostics_proc_kb("/proc/self/status",
-						      "VmHWM"));
+			 (json_int_t)rpc_diagnostics_proc_kb(f, "VmHWM"));
 }
 
 /* ---- system.info --------------------------------------------------------- */
@@ -435,7 +435,8 @@ static int rpc_diagnostics_stability(struct rpc_call *call)
 }
 
 const struct rpc_method rpc_diagnostics_methods[] = {
-	{"system.info", rpc_diagnostics_system_info, "operator.read", RPC_F_WORKER,
+	{"system.info", rpc_diagnostics_system_info, "operator.read",
+	 RPC_F_WORKER,
 	 "the host: OS, CPUs, memory, load, uptime, disk"},
 	{"diagnostics.lanes", rpc_diagnostics_lanes, "operator.read", 0,
 	 "work queues: worker pool and agent runs in flight"},
@@ -443,4 +444,5 @@ const struct rpc_method rpc_diagnostics_methods[] = {
 	 RPC_F_WORKER,
 	 "reload and restart history, memory, timer lag"},
 };
-const size_t rpc_diagnostics_methods_count = ARRAY_SIZE(rpc_diagnostics_methods);
+const size_t rpc_diagnostics_methods_count =
+	ARRAY_SIZE(rpc_diagnostics_methods);

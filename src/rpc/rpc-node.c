@@ -1099,7 +1099,7 @@ static json_t *rpc_node_union_sorted(const json_t *a, const json_t *b)
  * node. clawgate has no cloud workers (no profiles). */
 static int rpc_node_environments(struct rpc_call *call)
 {
-	json_t *known = rpc_node_known(call, NULL), *envs, *n, *e, *caps;
+	json_t *known = rpc_node_known(call, NULL), *envs, *n, *e, *caps, *v;
 	const char *id, *label, *plat;
 	size_t i;
 	char eid[600];
@@ -1124,9 +1124,9 @@ static int rpc_node_environments(struct rpc_call *call)
 			      "trust", "persistent");
 		if (plat)
 			json_object_set_new(e, "platform", json_string(plat));
-		if (json_object_get(n, "lastConnectedAtMs"))
-			json_object_set(e, "lastConnectedAtMs",
-					json_object_get(n, "lastConnectedAtMs"));
+		v = json_object_get(n, "lastConnectedAtMs");
+		if (v)
+			json_object_set(e, "lastConnectedAtMs", v);
 		caps = rpc_node_union_sorted(json_object_get(n, "caps"),
 					     json_object_get(n, "commands"));
 		if (json_array_size(caps))

@@ -92,9 +92,11 @@ static json_t *rpc_unavail_skills(struct rpc_call *call)
 		list = agent_list(call->srv->d.agents);
 		json_array_foreach(json_object_get(list, "agents"), i, a)
 			if (json_equal(json_object_get(a, "id"),
-				       json_object_get(list, "defaultId")))
-				snprintf(ws, sizeof(ws), "%s", json_string_value(
-					json_object_get(a, "workspace")) ?: "");
+				       json_object_get(list, "defaultId")) &&
+			    json_is_string(json_object_get(a, "workspace")))
+				snprintf(ws, sizeof(ws), "%s",
+					 json_string_value(json_object_get(
+						 a, "workspace")));
 		json_decref(list);
 	}
 	snprintf(dir, sizeof(dir), "%s/skills", sd ? sd : "");
@@ -117,44 +119,60 @@ typedef json_t *(*rpc_unavail_read_fn)(struct rpc_call *call);
  * 2026.9.6 Control UI calls it unconditionally): callable, not
  * advertised in features.methods. */
 #define RPC_UNAVAIL_TABLE(X)						\
-	X("environments.create", "operator.admin", 0, "cloud worker environments", NULL) \
-	X("environments.destroy", "operator.admin", 0, "cloud worker environments", NULL) \
-	X("exec.approval.list", "operator.approvals", 0, "exec approvals",	\
-	  rpc_unavail_empty_array)					\
-	X("exec.approval.resolve", "operator.approvals", 0, "exec approvals", \
-	  NULL)								\
-	X("exec.approvals.get", "operator.admin", 0, "exec approvals",	\
-	  rpc_unavail_exec_policy)					\
-	X("exec.approvals.set", "operator.admin", 0, "exec approvals", NULL) \
-	X("node.pluginTools.update", "node", RPC_F_NODE, "plugin tools",	\
-	  NULL)								\
-	X("node.skills.update", "node", RPC_F_NODE, "skills", NULL)	\
+	X("environments.create", "operator.admin", 0,			\
+	  "cloud worker environments", NULL)				\
+	X("environments.destroy", "operator.admin", 0,			\
+	  "cloud worker environments", NULL)				\
+	X("exec.approval.list", "operator.approvals", 0,		\
+	  "exec approvals", rpc_unavail_empty_array)			\
+	X("exec.approval.resolve", "operator.approvals", 0,		\
+	  "exec approvals", NULL)					\
+	X("exec.approvals.get", "operator.admin", 0,			\
+	  "exec approvals", rpc_unavail_exec_policy)			\
+	X("exec.approvals.set", "operator.admin", 0,			\
+	  "exec approvals", NULL)					\
+	X("node.pluginTools.update", "node", RPC_F_NODE,		\
+	  "plugin tools", NULL)						\
+	X("node.skills.update", "node", RPC_F_NODE,			\
+	  "skills", NULL)						\
 	X("openclaw.approval.list", "operator.approvals", 0,		\
 	  "system agent approvals", rpc_unavail_empty_array)		\
-	X("plugin.approval.list", "operator.approvals", 0, "plugin approvals", \
-	  rpc_unavail_empty_array)					\
+	X("plugin.approval.list", "operator.approvals", 0,		\
+	  "plugin approvals", rpc_unavail_empty_array)			\
 	X("plugin.approval.resolve", "operator.approvals", 0,		\
 	  "plugin approvals", NULL)					\
-	X("progressCard.get", "operator.read", 0, "progress cards",	\
-	  rpc_unavail_progress_card)					\
-	X("progressCard.put", "operator.write", 0, "progress cards", NULL)	\
-	X("question.list", "operator.questions", 0, "questions",		\
-	  rpc_unavail_questions)					\
-	X("question.resolve", "operator.questions", 0, "questions", NULL)	\
-	X("skills.install", "operator.admin", 0, "skills", NULL)		\
-	X("skills.status", "operator.read", 0, "skills", rpc_unavail_skills) \
-	X("skills.update", "operator.admin", 0, "skills", NULL)		\
-	X("talk.catalog", "operator.read", 0, "talk/voice",		\
-	  rpc_unavail_talk_catalog)					\
-	X("talk.mode", "operator.talk", 0, "talk/voice", NULL)		\
-	X("talk.speak", "operator.talk", 0, "talk/voice", NULL)		\
-	X("tasks.cancel", "operator.write", 0, "tasks", NULL)		\
-	X("tasks.list", "operator.read", 0, "tasks", rpc_unavail_tasks)	\
-	X("themes.list", "operator.read", RPC_F_LOCAL, "themes", rpc_unavail_themes) \
-	X("themes.set", "operator.write", RPC_F_LOCAL, "themes", NULL)		\
-	X("update.run", "operator.admin", 0, "self-update", NULL)		\
-	X("update.status", "operator.admin", 0, "self-update",		\
-	  rpc_unavail_update)
+	X("progressCard.get", "operator.read", 0,			\
+	  "progress cards", rpc_unavail_progress_card)			\
+	X("progressCard.put", "operator.write", 0,			\
+	  "progress cards", NULL)					\
+	X("question.list", "operator.questions", 0,			\
+	  "questions", rpc_unavail_questions)				\
+	X("question.resolve", "operator.questions", 0,			\
+	  "questions", NULL)						\
+	X("skills.install", "operator.admin", 0,			\
+	  "skills", NULL)						\
+	X("skills.status", "operator.read", 0,				\
+	  "skills", rpc_unavail_skills)					\
+	X("skills.update", "operator.admin", 0,				\
+	  "skills", NULL)						\
+	X("talk.catalog", "operator.read", 0,				\
+	  "talk/voice", rpc_unavail_talk_catalog)			\
+	X("talk.mode", "operator.talk", 0,				\
+	  "talk/voice", NULL)						\
+	X("talk.speak", "operator.talk", 0,				\
+	  "talk/voice", NULL)						\
+	X("tasks.cancel", "operator.write", 0,				\
+	  "tasks", NULL)						\
+	X("tasks.list", "operator.read", 0,				\
+	  "tasks", rpc_unavail_tasks)					\
+	X("themes.list", "operator.read", RPC_F_LOCAL,			\
+	  "themes", rpc_unavail_themes)					\
+	X("themes.set", "operator.write", RPC_F_LOCAL,			\
+	  "themes", NULL)						\
+	X("update.run", "operator.admin", 0,				\
+	  "self-update", NULL)						\
+	X("update.status", "operator.admin", 0,				\
+	  "self-update", rpc_unavail_update)
 
 static const struct {
 	const char *method;

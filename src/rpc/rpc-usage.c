@@ -21,7 +21,7 @@
 #define USAGE_SESSIONS_DEFAULT 50
 #define USAGE_SESSIONS_MAX 1000
 
-/* ---- dates ---------------------------------------------------------------- */
+/* ---- dates -------------------------------------------------------------- */
 
 /* "YYYY-MM-DD" → UTC midnight ms; -1 when malformed. */
 static int64_t rpc_usage_parse_day(const char *s)
@@ -95,7 +95,7 @@ static int rpc_usage_range(struct rpc_call *call, int64_t *start,
 	return 0;
 }
 
-/* ---- totals ----------------------------------------------------------------- */
+/* ---- totals ------------------------------------------------------------- */
 
 static json_t *rpc_usage_totals_new(void)
 {
@@ -238,7 +238,7 @@ static int rpc_usage_agent(struct rpc_call *call, const char **agent)
 	return 0;
 }
 
-/* ---- usage.cost ---------------------------------------------------------- */
+/* ---- usage.cost --------------------------------------------------------- */
 
 static int rpc_usage_cost(struct rpc_call *call)
 {
@@ -281,7 +281,7 @@ static int rpc_usage_cost(struct rpc_call *call)
 	return GW_OK;
 }
 
-/* ---- sessions.usage ------------------------------------------------------- */
+/* ---- sessions.usage ----------------------------------------------------- */
 
 static json_t *rpc_usage_counts_new(void)
 {
