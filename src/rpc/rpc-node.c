@@ -112,7 +112,7 @@ static int rpc_node_has(const json_t *list, const char *s)
 	size_t i;
 
 	json_array_foreach(list, i, e)
-		if (strcmp(json_string_value(e), s) == 0)
+		if (json_is_string(e) && strcmp(json_string_value(e), s) == 0)
 			return 1;
 	return 0;
 }
@@ -492,6 +492,50 @@ static const char *rpc_node_pstr(struct rpc_call *call, const char *k,
 	return json_string_value(v);
 }
 
+/* The gateway's own policy on commands, before any node surface: private
+ * worker controls and the node's exec-approval store are never relayed;
+ * browser proxying and raw file access need operator.admin (as
+ * upstream); gateway.nodes.commands.deny lists commands this gateway
+ * refuses. 0 when the command may go on, else -1 with the error set. */
+static int rpc_node_policy(struct rpc_call *call, const char *command)
+{
+	static const char *const admin_only[] = {
+		"browser.proxy", "browser.proxy.upload.v1", "fs.listDir",
+		"terminal.upload",
+	};
+	const json_t *deny = json_object_get(json_object_get(json_object_get(
+		json_object_get(call->cfg->root, "gateway"), "nodes"),
+		"commands"), "deny");
+	size_t i;
+
+	if (strncmp(command, "worker.", 7) == 0) {
+		rpc_call_error(call, "INVALID_REQUEST", json_pack("{s:s}",
+			"command", command), "node.invoke does not allow "
+			"private node controls");
+		return -1;
+	}
+	if (strncmp(command, "system.execApprovals.", 21) == 0) {
+		rpc_call_error(call, "INVALID_REQUEST", json_pack("{s:s}",
+			"command", command), "node.invoke does not allow "
+			"system.execApprovals.*");
+		return -1;
+	}
+	for (i = 0; i < ARRAY_SIZE(admin_only); i++)
+		if (strcmp(command, admin_only[i]) == 0 &&
+		    !(call->scopes & SCOPE_ADMIN)) {
+			rpc_call_missing_scope(call, "operator.admin");
+			return -1;
+		}
+	if (json_is_array(deny) && rpc_node_has(deny, command)) {
+		rpc_call_error(call, "INVALID_REQUEST", json_pack("{s:s,s:s}",
+			"reason", "command-denied", "command", command),
+			"node command not allowed: \"%s\" is in "
+			"gateway.nodes.commands.deny", command);
+		return -1;
+	}
+	return 0;
+}
+
 static int rpc_node_invoke(struct rpc_call *call)
 {
 	const char *node_id, *command, *idem;
@@ -507,6 +551,8 @@ static int rpc_node_invoke(struct rpc_call *call)
 	if (!(node_id = rpc_node_pstr(call, "nodeId", 1)) ||
 	    !(command = rpc_node_pstr(call, "command", 1)) ||
 	    !(idem = rpc_node_pstr(call, "idempotencyKey", 1)))
+		return GW_EINVAL;
+	if (rpc_node_policy(call, command) != 0)
 		return GW_EINVAL;
 	v = json_object_get(call->params, "timeoutMs");
 	if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
@@ -1015,6 +1061,7 @@ static int rpc_node_pair_reject(struct rpc_call *call)
 static int rpc_node_pair_remove(struct rpc_call *call)
 {
 	const char *id = rpc_node_pstr(call, "nodeId", 1);
+	struct rpc_node_sess **pp, *n;
 	json_t *s = NULL;
 	int r;
 
@@ -1030,8 +1077,17 @@ static int rpc_node_pair_remove(struct rpc_call *call)
 	r = store_nodes_write(call->srv->d.store, id, NULL, 0, NULL, 0);
 	if (r != GW_OK)
 		return r;
+	/* Its sockets are closing: it is no longer a known node. */
 	pthread_mutex_lock(&nodes.mu);
-	rpc_node_apply(id, NULL, NULL);
+	for (pp = &nodes.sess; *pp;) {
+		n = *pp;
+		if (strcmp(n->node_id, id) == 0) {
+			*pp = n->next;
+			rpc_node_sess_free(n);
+		} else {
+			pp = &n->next;
+		}
+	}
 	pthread_mutex_unlock(&nodes.mu);
 	log_info("gateway", "node pairing removed node=%s", id);
 	rpc_node_resolved(call, "", id, "removed");

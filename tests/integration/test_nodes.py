@@ -249,3 +249,34 @@ def test_shutdown_with_an_invocation_in_flight(start_gateway):
         pass
     assert gw.wait_exit() == 0
     gw.check_sanitizers()
+
+
+def test_invoke_policy(start_gateway):
+    gw = start_gateway(config={"gateway": {"mode": "local", "nodes": {
+        "commands": {"deny": ["slow", 7]}}}})
+    admin = gw.connect()
+    ws, dev = paired_node(gw, admin, commands=("echo", "slow",
+                                               "fs.listDir"))
+    writer = gw.connect(scopes=["operator.read", "operator.write"])
+
+    def call(c, command):
+        return c.request("node.invoke", {"nodeId": dev.id, "command":
+                                         command, "idempotencyKey":
+                                         str(uuid.uuid4())})
+    r = call(writer, "fs.listDir")
+    assert r["error"]["code"] == "FORBIDDEN"
+    assert r["error"]["details"]["missingScope"] == "operator.admin"
+    r = call(admin, "worker.launch.v1")
+    assert "private node controls" in r["error"]["message"]
+    r = call(admin, "system.execApprovals.get")
+    assert r["error"]["code"] == "INVALID_REQUEST"
+    r = call(admin, "slow")
+    assert r["error"]["details"]["reason"] == "command-denied"
+    # An admin may use the admin-only command; a writer the plain one.
+    rid = invoke(admin, dev.id, command="fs.listDir")
+    answer(ws, next_invoke(ws), payload=[])
+    assert admin.wait_res(rid)["ok"] is True
+    rid = invoke(writer, dev.id, command="echo")
+    answer(ws, next_invoke(ws), payload="ok")
+    assert writer.wait_res(rid)["ok"] is True
+    ws.close()
