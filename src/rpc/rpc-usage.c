@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "agent/agent.h"
 #include "config/config.h"
 #include "core/common.h"
 #include "core/util.h"
@@ -234,7 +235,11 @@ static int rpc_usage_agent(struct rpc_call *call, const char **agent)
 		*agent = NULL;
 		return 0;
 	}
-	*agent = a && *a ? a : "main";
+	if (a && *a)
+		*agent = a;
+	else
+		*agent = call->srv->d.agents ?
+			 agent_default_id(call->srv->d.agents) : "main";
 	return 0;
 }
 
