@@ -458,6 +458,7 @@ static const struct {
 	{rpc_sessions_methods, &rpc_sessions_methods_count},
 	{rpc_chat_methods, &rpc_chat_methods_count},
 	{rpc_agent_methods, &rpc_agent_methods_count},
+	{rpc_secrets_methods, &rpc_secrets_methods_count},
 };
 
 /* Events this server emits (features.events). */
