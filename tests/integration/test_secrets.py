@@ -278,3 +278,118 @@ def test_invalid_refs_fail_closed(launcher, ref, msg):
                                  "--allow-unconfigured"], state_dir=d)
     assert rc == 78
     assert "models.providers.p.apiKey: " + msg in err
+
+
+# ---- the store CLI ----------------------------------------------------------
+
+def test_store_cli_exit_codes(launcher):
+    d = launcher.prepare()
+
+    def run(args, input=None):
+        return launcher.run(["secrets", "store"] + args, state_dir=d,
+                            input=input)
+
+    rc, out, err = run(["set", "OPENAI_API_KEY", "--value", "sk-x"])
+    assert rc == 2 and "refusing --value" in err
+    rc, out, err = run(["set", "OPENAI_API_KEY"], input=b"sk-cli-secret\n")
+    assert rc == 0, err
+    assert "sk-cli-secret" not in out + err     # never echoed
+    assert run(["set", "LOG_LEVEL", "--value", "debug"])[0] == 0
+    assert run(["get", "LOG_LEVEL"])[:2] == (0, "LOG_LEVEL=debug\n")
+    rc, out, err = run(["get", "OPENAI_API_KEY"])
+    assert rc == 2 and out == "" and "cannot be read back" in err
+    assert run(["get", "NOPE"])[0] == 3
+    assert run(["rm", "NOPE"])[0] == 3
+    assert run(["set", "EMPTY_SECRET"], input=b"\n")[0] == 2
+    assert run(["set", "BIG", "--kind", "env"],
+               input=b"x" * 65537)[0] == 2
+    assert run(["set", "PH_TOKEN"], input=b"__OPENCLAW_REDACTED__")[0] == 2
+    assert run(["set", "lower"], input=b"v")[0] == 2
+    assert run(["set", "X_TOKEN", "--scope", "me"], input=b"v")[0] == 2
+    vf = os.path.join(d, "v.txt")
+    with open(vf, "w") as f:
+        f.write("sk-from-file\n")
+    assert run(["set", "FILE_TOKEN", "--value-file", vf])[0] == 0
+    rc, out, err = run(["list", "--json"])
+    ents = json.loads(out)["entries"]
+    assert [(e["name"], e["kind"], e.get("value")) for e in ents] == [
+        ("FILE_TOKEN", "secret", None), ("LOG_LEVEL", "env", "debug"),
+        ("OPENAI_API_KEY", "secret", None)]
+    assert run(["rm", "LOG_LEVEL"])[0] == 0
+    assert run(["get", "LOG_LEVEL"])[0] == 3
+    # the database and its key: no plaintext, and a wrong key is an error
+    for f in glob.glob(os.path.join(d, "state", "clawgate.sqlite*")):
+        with open(f, "rb") as fh:
+            data = fh.read()
+        assert b"sk-cli-secret" not in data and b"sk-from-file" not in data
+    key = os.path.join(d, "state", "secrets.key")
+    with open(key, "w") as f:
+        f.write("00" * 32 + "\n")
+    rc, out, err = run(["list"])
+    assert rc == 0                          # secret entries stay sealed
+    assert run(["set", "ENV_X", "--value", "a"])[0] == 0
+    with open(key, "w") as f:
+        f.write("11" * 32 + "\n")
+    rc, out, err = run(["get", "ENV_X"])
+    assert rc == 1 and "wrong secret store key or tampered data" in err
+    os.unlink(key)
+    rc, out, err = run(["get", "ENV_X"])
+    assert rc == 1 and "secrets.key is missing" in err
+
+
+def test_store_import(launcher):
+    import sqlite3
+    d = launcher.prepare()
+    oc = os.path.join(d, "openclaw.sqlite")
+    db = sqlite3.connect(oc)
+    db.execute("CREATE TABLE secret_store_entries (scope_kind TEXT, "
+               "scope_id TEXT, name TEXT, value TEXT, kind TEXT, "
+               "created_at_ms INTEGER, updated_at_ms INTEGER, updated_by "
+               "TEXT, deleted_at_ms INTEGER, allowed_hosts TEXT)")
+    rows = [("team", "", "OC_API_KEY", "sk-oc-1", "secret", None),
+            ("team", "", "OC_MODE", "fast", "env", None),
+            ("team", "", "OC_GONE", "x", "env", 5)]
+    for r in rows:
+        db.execute("INSERT INTO secret_store_entries VALUES "
+                   "(?,?,?,?,?,0,0,NULL,?,NULL)", r)
+    db.commit()
+    db.close()
+    rc, out, err = launcher.run(["secrets", "store", "import",
+                                 "--from-openclaw", oc], state_dir=d)
+    assert rc == 0, err
+    assert "Imported 2 entries." in out and "sk-oc-1" not in out
+    rc, out, err = launcher.run(["secrets", "store", "get", "OC_MODE"],
+                                state_dir=d)
+    assert out == "OC_MODE=fast\n"
+    env = os.path.join(d, "x.env")
+    with open(env, "w") as f:
+        f.write('# c\nexport A_TOKEN="multi\nline"\nB=plain # note\n'
+                "C='q #x'\n")
+    rc, out, err = launcher.run(["secrets", "store", "import", "--from",
+                                 env], state_dir=d)
+    assert rc == 0, err
+    for name, val in (("B", "plain"), ("C", "q #x")):
+        rc, out, err = launcher.run(["secrets", "store", "get", name],
+                                    state_dir=d)
+        assert out == "%s=%s\n" % (name, val)
+    rc, out, err = launcher.run(["secrets", "store", "list", "--plain"],
+                                state_dir=d)
+    assert out.split() == ["A_TOKEN", "B", "C", "OC_API_KEY", "OC_MODE"]
+
+
+def test_cli_reload(tmp_root, up):
+    lch, gw, d = start_with(
+        tmp_root, up, {"source": "file", "provider": "fm",
+                       "id": "/providers/fake"},
+        files={"keys.json": json.dumps({"providers": {"fake": "sk-c1"}})})
+    try:
+        write_private(os.path.join(d, "keys.json"),
+                      json.dumps({"providers": {"fake": "sk-c2"}}))
+        rc, out, err = lch.run(["secrets", "reload", "--url", gw.url,
+                                "--token", "T", "--json"], state_dir=d)
+        assert rc == 0, err
+        assert json.loads(out) == {"ok": True, "warningCount": 0}
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-c2"
+    finally:
+        lch.cleanup()

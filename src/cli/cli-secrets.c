@@ -1,0 +1,698 @@
+/* `clawgate secrets reload` (the running gateway's secrets.reload) and
+ * `clawgate secrets store list|set|get|rm|import`, which work on the local
+ * state database like OpenClaw's (no --url). Exit codes as OpenClaw: 2 for
+ * bad input (a --value for a secret, get of a secret, an invalid name, an
+ * empty, oversize or placeholder value, --scope other than team), 3 for a
+ * missing name, 1 for anything else that failed. A value is never echoed:
+ * it comes from stdin, --value-file or a no-echo prompt (--value only for
+ * kind env). */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/wsclient.h"
+#include "core/common.h"
+#include "core/util.h"
+#include "secrets/secrets.h"
+#include "store/store.h"
+
+#define A(f) offsetof(struct cli_args, f)
+#define CLI_SECRETS_VALUE_MAX 65536
+#define CLI_SECRETS_TIMEOUT_MS 30000
+#define CLI_SECRETS_IMPORT_MAX (16u * 1024 * 1024)
+
+enum { CLI_SECRETS_EBAD = 2, CLI_SECRETS_EMISSING = 3 };
+
+const struct cli_opt cli_secrets_reload_opts[] = {
+	CLI_CLIENT_OPTS("request timeout in ms (default 30000)"),
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_secrets_store_opts[] = {
+	{"kind", CLI_OPT_STR, A(kind), "secret|env",
+	 "entry kind (default: guessed from the name)"},
+	{"value", CLI_OPT_STR, A(value), "V",
+	 "the value (kind env only: a secret would reach shell history)"},
+	{"value-file", CLI_OPT_STR, A(value_file), "FILE",
+	 "read the value from FILE (one trailing newline stripped)"},
+	{"allow-host", CLI_OPT_STR, A(allow_host), "H[,H...]",
+	 "hosts the secret may be sent to"},
+	{"clear-allowed-hosts", CLI_OPT_FLAG, A(clear_allowed_hosts), NULL,
+	 "remove the allowed hosts"},
+	{"from", CLI_OPT_STR, A(from), "FILE", "import: a dotenv file"},
+	{"from-openclaw", CLI_OPT_STR, A(from_openclaw), "DB",
+	 "import: an OpenClaw state/openclaw.sqlite"},
+	{"scope", CLI_OPT_STR, A(scope), "team", "entry scope (team only)"},
+	{"dry-run", CLI_OPT_FLAG, A(dry_run), NULL, "change nothing"},
+	{"yes", CLI_OPT_FLAG, A(yes), NULL, "do not ask"},
+	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"},
+	{"plain", CLI_OPT_FLAG, A(plain), NULL, "names only"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* ---- reload ---------------------------------------------------------------- */
+
+int cli_secrets_reload(struct cli_args *a)
+{
+	const char *scopes[] = {"operator.admin", NULL};
+	struct cli_local l;
+	struct cli_target t;
+	struct gwclient_opts o;
+	struct gwclient_err e = {0};
+	struct gwclient *c = NULL;
+	json_t *hello = NULL, *payload = NULL;
+	int timeout = a->timeout ? atoi(a->timeout) : CLI_SECRETS_TIMEOUT_MS;
+	int r = 1;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	cli_target_resolve(a, &l, &t);
+	cli_target_opts(&t, scopes, timeout > 0 ? timeout :
+			CLI_SECRETS_TIMEOUT_MS, &o);
+	if (gwclient_connect(&o, &c, &hello, &e) != 0) {
+		fprintf(stderr, "Gateway not reachable at %s: %s\n", t.url,
+			e.message ? e.message : "connect failed");
+		goto out;
+	}
+	gwclient_err_free(&e);
+	if (gwclient_request(c, "secrets.reload", json_object(), o.timeout_ms,
+			     0, &payload, &e) != 0) {
+		fprintf(stderr, "secrets.reload failed: %s\n",
+			e.message ? e.message : "request failed");
+		goto out;
+	}
+	if (a->json) {
+		char *s = json_dumps(payload, JSON_INDENT(2));
+
+		printf("%s\n", s);
+		free(s);
+	} else {
+		printf("Secrets reloaded (%lld warnings).\n", (long long)
+		       json_integer_value(json_object_get(payload,
+							  "warningCount")));
+	}
+	r = 0;
+out:
+	json_decref(hello);
+	json_decref(payload);
+	gwclient_err_free(&e);
+	gwclient_close(c);
+	cli_target_free(&t);
+	cli_target_local_free(&l);
+	return r;
+}
+
+/* ---- the local store ---------------------------------------------------- */
+
+struct cli_secrets_ctx {
+	struct cli_local l;
+	struct store *st;
+};
+
+static int cli_secrets_open(struct cli_args *a, struct cli_secrets_ctx *x)
+{
+	char *path, *err = NULL;
+
+	memset(x, 0, sizeof(*x));
+	cli_target_local_load(a->profile, a->dev, &x->l);
+	if (a->scope && strcmp(a->scope, "team") != 0) {
+		fprintf(stderr, "only the team scope is supported (--scope "
+			"team)\n");
+		return CLI_SECRETS_EBAD;
+	}
+	secrets_install(SECRETS_SCOPE_AUTH, x->l.state_dir);
+	path = xasprintf("%s/state/clawgate.sqlite", x->l.state_dir);
+	if (store_open(path, &x->st, &err) != GW_OK) {
+		fprintf(stderr, "%s\n", err ? err : "cannot open the state "
+			"database");
+		free(err);
+		free(path);
+		return 1;
+	}
+	free(path);
+	return 0;
+}
+
+static void cli_secrets_close(struct cli_secrets_ctx *x)
+{
+	store_close(x->st);
+	cli_target_local_free(&x->l);
+}
+
+/* Kind from the name, as OpenClaw guesses it. */
+static const char *cli_secrets_guess_kind(const char *name)
+{
+	static const char *const sfx[] = { "_API_KEY", "_TOKEN", "_PASSWORD",
+					   "_PRIVATE_KEY", "_SECRET" };
+	size_t i, n = strlen(name);
+
+	for (i = 0; i < ARRAY_SIZE(sfx); i++)
+		if (n >= strlen(sfx[i]) &&
+		    strcmp(name + n - strlen(sfx[i]), sfx[i]) == 0)
+			return "secret";
+	return "env";
+}
+
+/* Bounded read of fd into an owned buffer; -1 when over max. */
+static int cli_secrets_read_fd(int fd, size_t max, char **out, size_t *len)
+{
+	char *buf = xmalloc(max + 2);
+	size_t n = 0;
+
+	for (;;) {
+		ssize_t k = read(fd, buf + n, max + 1 - n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		if (n > max)
+			break;
+	}
+	buf[n] = 0;
+	if (n > max) {
+		explicit_bzero(buf, max + 2);
+		free(buf);
+		return -1;
+	}
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* The value: --value, --value-file, stdin, or a no-echo prompt. */
+static int cli_secrets_value(struct cli_args *a, const char *name,
+			     char **out, size_t *len)
+{
+	struct termios old, quiet;
+	FILE *f;
+	int r;
+
+	*out = NULL;
+	if (a->value) {
+		*out = xstrdup(a->value);
+		*len = strlen(a->value);
+		return 0;
+	}
+	if (a->value_file) {
+		int fd = strcmp(a->value_file, "-") == 0 ? 0 :
+			open(a->value_file, O_RDONLY | O_CLOEXEC);
+
+		if (fd < 0) {
+			fprintf(stderr, "cannot read %s: %s\n", a->value_file,
+				strerror(errno));
+			return 1;
+		}
+		r = cli_secrets_read_fd(fd, CLI_SECRETS_VALUE_MAX + 2, out,
+					len);
+		if (fd)
+			close(fd);
+	} else if (!isatty(0)) {
+		r = cli_secrets_read_fd(0, CLI_SECRETS_VALUE_MAX + 2, out,
+					len);
+	} else {
+		f = fopen("/dev/tty", "r+");
+		if (!f || tcgetattr(fileno(f), &old) < 0) {
+			fprintf(stderr, "no terminal to prompt on; pipe the "
+				"value on stdin or use --value-file\n");
+			if (f)
+				fclose(f);
+			return CLI_SECRETS_EBAD;
+		}
+		quiet = old;
+		quiet.c_lflag &= ~(tcflag_t)ECHO;
+		fprintf(f, "Value for %s: ", name);
+		fflush(f);
+		tcsetattr(fileno(f), TCSAFLUSH, &quiet);
+		r = cli_secrets_read_fd(fileno(f), CLI_SECRETS_VALUE_MAX + 2,
+					out, len);
+		tcsetattr(fileno(f), TCSAFLUSH, &old);
+		fprintf(f, "\n");
+		fclose(f);
+	}
+	if (r < 0) {
+		fprintf(stderr, "value is larger than %d bytes\n",
+			CLI_SECRETS_VALUE_MAX);
+		return CLI_SECRETS_EBAD;
+	}
+	/* one trailing newline is the file's or the terminal's */
+	if (*len && (*out)[*len - 1] == '\n')
+		(*out)[--*len] = 0;
+	if (*len && (*out)[*len - 1] == '\r')
+		(*out)[--*len] = 0;
+	return 0;
+}
+
+/* 0 if value may be stored under kind; else the exit code (printed). */
+static int cli_secrets_check_value(const char *name, const char *kind,
+				   const char *v, size_t n)
+{
+	if (n > CLI_SECRETS_VALUE_MAX) {
+		fprintf(stderr, "%s: value is larger than %d bytes\n", name,
+			CLI_SECRETS_VALUE_MAX);
+		return CLI_SECRETS_EBAD;
+	}
+	if (strlen(v) != n) {
+		fprintf(stderr, "%s: value contains a NUL byte\n", name);
+		return CLI_SECRETS_EBAD;
+	}
+	if (strcmp(kind, "secret") == 0 && n == 0) {
+		fprintf(stderr, "%s: a secret cannot be empty\n", name);
+		return CLI_SECRETS_EBAD;
+	}
+	if (strcmp(v, "__OPENCLAW_REDACTED__") == 0 ||
+	    (n > 3 && v[0] == '<' && v[n - 1] == '>')) {
+		fprintf(stderr, "%s: value is a placeholder\n", name);
+		return CLI_SECRETS_EBAD;
+	}
+	return 0;
+}
+
+static json_t *cli_secrets_hosts(const char *csv)
+{
+	json_t *a = json_array();
+	char *copy = xstrdup(csv), *save = NULL, *tok;
+
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save))
+		if (*tok)
+			json_array_append_new(a, json_string(tok));
+	free(copy);
+	return a;
+}
+
+int cli_secrets_store_set(struct cli_args *a)
+{
+	struct cli_secrets_ctx x;
+	const char *name = a->npos ? a->pos[0] : NULL, *kind;
+	char *val = NULL, why[300];
+	json_t *hosts = NULL;
+	size_t n = 0;
+	int r;
+
+	if (!name || !secrets_env_name_valid(name)) {
+		fprintf(stderr, "invalid name (expected ^[A-Z][A-Z0-9_]{0,127}"
+			"$)\n");
+		return CLI_SECRETS_EBAD;
+	}
+	kind = a->kind ? a->kind : cli_secrets_guess_kind(name);
+	if (strcmp(kind, "secret") != 0 && strcmp(kind, "env") != 0) {
+		fprintf(stderr, "--kind must be secret or env\n");
+		return CLI_SECRETS_EBAD;
+	}
+	if (a->value && strcmp(kind, "secret") == 0) {
+		fprintf(stderr, "refusing --value for the secret %s (it would "
+			"reach shell history and the process list): pipe it "
+			"on stdin, use --value-file or the prompt\n", name);
+		return CLI_SECRETS_EBAD;
+	}
+	if (a->value && a->value_file) {
+		fprintf(stderr, "--value and --value-file are exclusive\n");
+		return CLI_SECRETS_EBAD;
+	}
+	r = cli_secrets_value(a, name, &val, &n);
+	if (r)
+		return r;
+	r = cli_secrets_check_value(name, kind, val, n);
+	if (r)
+		goto out;
+	if (a->allow_host && !a->clear_allowed_hosts)
+		hosts = cli_secrets_hosts(a->allow_host);
+	if (a->dry_run) {
+		printf("Would set %s (%s, %zu bytes).\n", name, kind, n);
+		r = 0;
+		goto out;
+	}
+	r = cli_secrets_open(a, &x);
+	if (r)
+		goto out;
+	if (secrets_store_set(x.st, name, kind, val, n, hosts, "cli", why,
+			      sizeof(why)) != GW_OK) {
+		fprintf(stderr, "%s\n", why);
+		r = 1;
+	} else {
+		printf("Set %s (%s). Run `clawgate secrets reload` to use it in "
+		       "a running gateway.\n", name, kind);
+	}
+	cli_secrets_close(&x);
+out:
+	xfree_secret(val);
+	json_decref(hosts);
+	return r;
+}
+
+int cli_secrets_store_get(struct cli_args *a)
+{
+	struct cli_secrets_ctx x;
+	const char *name = a->npos ? a->pos[0] : NULL;
+	char *kind = NULL, *val = NULL, why[300];
+	int r;
+
+	if (!name || !secrets_env_name_valid(name)) {
+		fprintf(stderr, "invalid name\n");
+		return CLI_SECRETS_EBAD;
+	}
+	r = cli_secrets_open(a, &x);
+	if (r)
+		return r;
+	r = secrets_store_value(store_reader(x.st), name, &kind, &val, why,
+				sizeof(why));
+	if (r == GW_ENOTFOUND && strcmp(why, "no entry") == 0) {
+		fprintf(stderr, "no secret store entry %s\n", name);
+		r = CLI_SECRETS_EMISSING;
+	} else if (r != GW_OK) {
+		fprintf(stderr, "%s: %s\n", name, why);
+		r = 1;
+	} else if (strcmp(kind, "secret") == 0) {
+		fprintf(stderr, "%s is a secret: its value cannot be read back\n",
+			name);
+		r = CLI_SECRETS_EBAD;
+	} else {
+		printf("%s=%s\n", name, val);
+		r = 0;
+	}
+	xfree_secret(val);
+	free(kind);
+	cli_secrets_close(&x);
+	return r;
+}
+
+int cli_secrets_store_list(struct cli_args *a)
+{
+	struct cli_secrets_ctx x;
+	json_t *entries = NULL, *e;
+	char why[300];
+	size_t i;
+	int r;
+
+	r = cli_secrets_open(a, &x);
+	if (r)
+		return r;
+	if (secrets_store_list_json(x.st, &entries, why, sizeof(why)) !=
+	    GW_OK) {
+		fprintf(stderr, "%s\n", why);
+		cli_secrets_close(&x);
+		return 1;
+	}
+	if (a->json) {
+		json_t *o = json_pack("{s:O}", "entries", entries);
+		char *s = json_dumps(o, JSON_INDENT(2));
+
+		printf("%s\n", s);
+		free(s);
+		json_decref(o);
+	} else {
+		json_array_foreach(entries, i, e) {
+			const char *name = json_string_value(
+				json_object_get(e, "name"));
+
+			if (a->plain)
+				printf("%s\n", name);
+			else
+				printf("%-40s %s\n", name, json_string_value(
+					json_object_get(e, "kind")));
+		}
+		if (!a->plain && !json_array_size(entries))
+			printf("No secret store entries.\n");
+	}
+	json_decref(entries);
+	cli_secrets_close(&x);
+	return 0;
+}
+
+int cli_secrets_store_rm(struct cli_args *a)
+{
+	struct cli_secrets_ctx x;
+	char *val = NULL, why[300];
+	int i, r, rc = 0;
+
+	if (!a->npos) {
+		fprintf(stderr, "usage: clawgate secrets store rm NAME...\n");
+		return CLI_SECRETS_EBAD;
+	}
+	for (i = 0; i < a->npos; i++)
+		if (!secrets_env_name_valid(a->pos[i])) {
+			fprintf(stderr, "invalid name %s\n", a->pos[i]);
+			return CLI_SECRETS_EBAD;
+		}
+	r = cli_secrets_open(a, &x);
+	if (r)
+		return r;
+	for (i = 0; i < a->npos; i++) {
+		struct store_secret e;
+
+		if (a->dry_run) {
+			r = store_secrets_get(x.st, a->pos[i], &e);
+			store_secret_clear(&e);
+		} else {
+			r = store_secrets_delete(x.st, a->pos[i], "cli");
+		}
+		if (r == GW_ENOTFOUND) {
+			fprintf(stderr, "no secret store entry %s\n", a->pos[i]);
+			rc = CLI_SECRETS_EMISSING;
+		} else if (r != GW_OK) {
+			fprintf(stderr, "cannot remove %s\n", a->pos[i]);
+			rc = rc ? rc : 1;
+		} else {
+			printf("%s %s.\n", a->dry_run ? "Would remove" :
+			       "Removed", a->pos[i]);
+		}
+	}
+	(void)val;
+	(void)why;
+	cli_secrets_close(&x);
+	return rc;
+}
+
+/* ---- import ------------------------------------------------------------- */
+
+/* Parse dotenv text: NAME=value, `export NAME=...`, single or double
+ * quotes (double quotes span lines and take \n \" \\ escapes), # comments.
+ * Calls fn for each pair; stops at the first error (-1, line in *bad). */
+static int cli_secrets_dotenv(char *p, int (*fn)(const char *, const char *,
+						  void *), void *arg,
+			      int *bad)
+{
+	int line = 1;
+
+	while (*p) {
+		char *name, *v, *w;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '\n') {
+			p++;
+			line++;
+			continue;
+		}
+		if (*p == '#') {
+			p += strcspn(p, "\n");
+			continue;
+		}
+		if (strncmp(p, "export ", 7) == 0)
+			p += 7;
+		name = p;
+		while ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+		       (*p >= 'a' && *p <= 'z') || *p == '_')
+			p++;
+		if (*p != '=' || p == name) {
+			*bad = line;
+			return -1;
+		}
+		*p++ = 0;
+		if (*p == '"' || *p == '\'') {
+			char q = *p++;
+
+			v = w = p;
+			while (*p && *p != q) {
+				if (*p == '\n')
+					line++;
+				if (q == '"' && *p == '\\' && p[1]) {
+					p++;
+					*w++ = *p == 'n' ? '\n' : *p;
+					p++;
+					continue;
+				}
+				*w++ = *p++;
+			}
+			if (*p != q) {
+				*bad = line;
+				return -1;
+			}
+			p++;
+			*w = 0;
+			p += strcspn(p, "\n");
+		} else {
+			v = p;
+			p += strcspn(p, "\n");
+			w = p;
+			if (*p)
+				*p++ = 0, line++;
+			/* strip an inline comment and blanks */
+			{
+				char *h = strstr(v, " #");
+
+				if (h)
+					*h = 0, w = h;
+			}
+			while (w > v && (w[-1] == ' ' || w[-1] == '\t' ||
+					 w[-1] == '\r'))
+				*--w = 0;
+		}
+		if (fn(name, v, arg) != 0) {
+			*bad = line;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+struct cli_secrets_imp {
+	struct cli_args *a;
+	struct cli_secrets_ctx *x;
+	int n, rc;
+};
+
+static int cli_secrets_import_one(const char *name, const char *value,
+				  void *arg)
+{
+	struct cli_secrets_imp *im = arg;
+	const char *kind = cli_secrets_guess_kind(name);
+	char why[300];
+	int r;
+
+	if (!secrets_env_name_valid(name)) {
+		fprintf(stderr, "invalid name %s\n", name);
+		im->rc = CLI_SECRETS_EBAD;
+		return -1;
+	}
+	r = cli_secrets_check_value(name, kind, value, strlen(value));
+	if (r) {
+		im->rc = r;
+		return -1;
+	}
+	if (im->a->dry_run) {
+		printf("Would import %s (%s).\n", name, kind);
+	} else if (secrets_store_set(im->x->st, name, kind, value,
+				     strlen(value), NULL, "cli import", why,
+				     sizeof(why)) != GW_OK) {
+		fprintf(stderr, "%s: %s\n", name, why);
+		im->rc = 1;
+		return -1;
+	} else {
+		printf("Imported %s (%s).\n", name, kind);
+	}
+	im->n++;
+	return 0;
+}
+
+/* OpenClaw's store: team rows of secret_store_entries, not deleted. */
+static int cli_secrets_import_openclaw(struct cli_secrets_imp *im,
+				       const char *path)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (store_secrets_open_ro(path, &db) != GW_OK) {
+		fprintf(stderr, "cannot open %s\n", path);
+		return 1;
+	}
+	if (sqlite3_prepare_v2(db, "SELECT name, value, kind FROM "
+			       "secret_store_entries WHERE scope_kind = 'team' "
+			       "AND deleted_at_ms IS NULL ORDER BY name", -1,
+			       &s, NULL) != SQLITE_OK) {
+		fprintf(stderr, "%s has no OpenClaw secret store "
+			"(secret_store_entries): %s\n", path,
+			sqlite3_errmsg(db));
+		sqlite3_close(db);
+		return 1;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		const char *val = (const char *)sqlite3_column_text(s, 1);
+		const char *kind = (const char *)sqlite3_column_text(s, 2);
+		char why[300];
+
+		if (!name || !val || !secrets_env_name_valid(name)) {
+			fprintf(stderr, "skipping an entry with an invalid "
+				"name\n");
+			continue;
+		}
+		if (!kind || (strcmp(kind, "secret") != 0 &&
+			      strcmp(kind, "env") != 0))
+			kind = cli_secrets_guess_kind(name);
+		if (im->a->dry_run) {
+			printf("Would import %s (%s).\n", name, kind);
+		} else if (secrets_store_set(im->x->st, name, kind, val,
+					     (size_t)sqlite3_column_bytes(s, 1),
+					     NULL, "openclaw import", why,
+					     sizeof(why)) != GW_OK) {
+			fprintf(stderr, "%s: %s\n", name, why);
+			im->rc = 1;
+			break;
+		} else {
+			printf("Imported %s (%s).\n", name, kind);
+		}
+		im->n++;
+	}
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return im->rc;
+}
+
+int cli_secrets_store_import(struct cli_args *a)
+{
+	struct cli_secrets_ctx x;
+	struct cli_secrets_imp im = { .a = a, .x = &x };
+	char *text = NULL, *path = NULL;
+	size_t n = 0;
+	int r, bad = 0;
+
+	if (a->from && a->from_openclaw) {
+		fprintf(stderr, "--from and --from-openclaw are exclusive\n");
+		return CLI_SECRETS_EBAD;
+	}
+	r = cli_secrets_open(a, &x);
+	if (r)
+		return r;
+	if (a->from_openclaw) {
+		r = cli_secrets_import_openclaw(&im, a->from_openclaw);
+		goto done;
+	}
+	path = a->from ? xstrdup(a->from) : xasprintf("%s/.env",
+						      x.l.state_dir);
+	r = util_read_file(path, CLI_SECRETS_IMPORT_MAX, &text, &n);
+	if (r <= 0) {
+		fprintf(stderr, "cannot read %s: %s\n", path,
+			strerror(r == 0 ? ENOENT : -r));
+		r = 1;
+		goto done;
+	}
+	if (cli_secrets_dotenv(text, cli_secrets_import_one, &im, &bad) < 0) {
+		if (!im.rc)
+			fprintf(stderr, "%s:%d: not NAME=value\n", path, bad);
+		r = im.rc ? im.rc : CLI_SECRETS_EBAD;
+		goto done;
+	}
+	r = 0;
+done:
+	if (!r)
+		printf("%s %d entr%s.\n", a->dry_run ? "Would import" :
+		       "Imported", im.n, im.n == 1 ? "y" : "ies");
+	if (text) {
+		explicit_bzero(text, n);
+		free(text);
+	}
+	free(path);
+	cli_secrets_close(&x);
+	return r;
+}
