@@ -14,11 +14,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/wsclient.h"
+#include "config/config-reload.h"
+#include "config/config.h"
+#include "core/json5.h"
 #include "core/common.h"
 #include "core/util.h"
 #include "secrets/secrets.h"
@@ -694,5 +698,247 @@ done:
 	}
 	free(path);
 	cli_secrets_close(&x);
+	return r;
+}
+
+/* ---- audit and apply ------------------------------------------------------ */
+
+const struct cli_opt cli_secrets_audit_opts[] = {
+	{"check", CLI_OPT_FLAG, A(check), NULL,
+	 "exit 1 when there are findings"},
+	{"allow-exec", CLI_OPT_FLAG, A(allow_exec), NULL,
+	 "run exec providers to check their refs"},
+	{"json", CLI_OPT_FLAG, A(json), NULL, "print the JSON report"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_secrets_apply_opts[] = {
+	{"from", CLI_OPT_STR, A(from), "PLAN", "the plan file (required)"},
+	{"dry-run", CLI_OPT_FLAG, A(dry_run), NULL,
+	 "validate and preflight only"},
+	{"allow-exec", CLI_OPT_FLAG, A(allow_exec), NULL,
+	 "allow exec refs and providers (runs them in the preflight)"},
+	{"json", CLI_OPT_FLAG, A(json), NULL, "print JSON"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+int cli_secrets_audit(struct cli_args *a)
+{
+	struct secrets_audit_opts o = { 0 };
+	struct cli_local l;
+	json_t *rep, *f;
+	size_t i;
+	int status = 0, r;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	secrets_install(SECRETS_SCOPE_AUTH, l.state_dir);
+	o.config_path = l.config_path;
+	o.state_dir = l.state_dir;
+	o.allow_exec = a->allow_exec;
+	rep = secrets_audit(&o, &status);
+	if (a->json) {
+		char *s = json_dumps(rep, JSON_INDENT(2));
+
+		printf("%s\n", s);
+		free(s);
+	} else {
+		const json_t *sum = json_object_get(rep, "summary");
+
+		printf("Secrets audit: %s (plaintext %lld, unresolved %lld, "
+		       "refs checked %lld, exec refs skipped %lld)\n",
+		       json_string_value(json_object_get(rep, "status")),
+		       (long long)json_integer_value(json_object_get(
+			       sum, "plaintextCount")),
+		       (long long)json_integer_value(json_object_get(
+			       sum, "unresolvedRefCount")),
+		       (long long)json_integer_value(json_object_get(
+			       json_object_get(rep, "resolution"),
+			       "refsChecked")),
+		       (long long)json_integer_value(json_object_get(
+			       json_object_get(rep, "resolution"),
+			       "skippedExecRefs")));
+		json_array_foreach(json_object_get(rep, "findings"), i, f)
+			printf("- %s %s %s: %s\n",
+			       json_string_value(json_object_get(f, "code")),
+			       json_string_value(json_object_get(f, "file")),
+			       json_string_value(json_object_get(f,
+								 "jsonPath")),
+			       json_string_value(json_object_get(f,
+								 "message")));
+	}
+	json_decref(rep);
+	cli_target_local_free(&l);
+	r = status == 2 ? 2 : (status == 1 && a->check) ? 1 : 0;
+	return r;
+}
+
+struct cli_secrets_pre {
+	const json_t *plan;
+	int bad;
+};
+
+static void cli_secrets_pre_ref(void *arg, const char *path,
+				const char *source, const char *provider,
+				int outcome, const char *reason)
+{
+	struct cli_secrets_pre *p = arg;
+	const json_t *t;
+	size_t i;
+
+	if (outcome != SECRETS_CHECK_UNRESOLVED)
+		return;
+	json_array_foreach(json_object_get(p->plan, "targets"), i, t)
+		if (strcmp(json_string_value(json_object_get(t, "path")),
+			   path) == 0) {
+			fprintf(stderr, "preflight: %s does not resolve: "
+				"provider \"%s\" (source %s): %s\n", path,
+				provider, source, reason ? reason : "?");
+			p->bad = 1;
+		}
+}
+
+/* The config file's own tree (no $include, no ${VAR}): {} when absent. */
+static json_t *cli_secrets_config_raw(const char *path)
+{
+	struct json5_error perr;
+	json_t *root = NULL;
+	char *buf = NULL;
+	size_t len = 0;
+	int rd = config_read_file(path, &buf, &len);
+
+	if (rd == 0)
+		return json_object();
+	if (rd < 0) {
+		fprintf(stderr, "cannot read %s: %s\n", path, strerror(-rd));
+		return NULL;
+	}
+	if (json5_parse(buf, len, &root, &perr) < 0 || !json_is_object(root)) {
+		fprintf(stderr, "%s: not a JSON5 object\n", path);
+		json_decref(root);
+		root = NULL;
+	}
+	explicit_bzero(buf, len);
+	free(buf);
+	return root;
+}
+
+int cli_secrets_apply(struct cli_args *a)
+{
+	struct cli_local l;
+	struct config_issues is = { 0 };
+	struct cli_secrets_pre pre = { 0 };
+	struct stat st;
+	json_t *plan = NULL, *root = NULL, *neu = NULL;
+	json_t *migrated = json_array();
+	char *text = NULL, *out = NULL, why[300], *dir = NULL, *env = NULL;
+	size_t n = 0;
+	int r = 1, envs = 0, vers = 0;
+
+	cli_target_local_load(a->profile, a->dev, &l);
+	secrets_install(SECRETS_SCOPE_AUTH, l.state_dir);
+	if (!a->from) {
+		fprintf(stderr, "usage: clawgate secrets apply --from PLAN\n");
+		r = CLI_SECRETS_EBAD;
+		goto out;
+	}
+	if (stat(a->from, &st) < 0 || !S_ISREG(st.st_mode) ||
+	    st.st_size > (off_t)CLI_SECRETS_IMPORT_MAX) {
+		fprintf(stderr, "%s: the plan must be a regular file of at most "
+			"16 MiB\n", a->from);
+		goto out;
+	}
+	if (util_read_file(a->from, CLI_SECRETS_IMPORT_MAX, &text, &n) <= 0 ||
+	    secrets_plan_parse(text, n, &plan, why, sizeof(why)) != GW_OK) {
+		fprintf(stderr, "Invalid plan: %s\n", text ? why :
+			"cannot read it");
+		goto out;
+	}
+	if (!a->dry_run && !a->allow_exec && secrets_plan_has_exec(plan)) {
+		fprintf(stderr, "the plan has exec refs or providers: pass "
+			"--allow-exec to apply it\n");
+		goto out;
+	}
+	root = cli_secrets_config_raw(l.config_path);
+	if (!root)
+		goto out;
+	neu = secrets_plan_apply_root(plan, root, migrated);
+	/* preflight: the new config validates and every target resolves */
+	pre.plan = plan;
+	if (config_validate(neu, &is) != GW_OK ||
+	    secrets_check_refs(neu, a->allow_exec, cli_secrets_pre_ref, &pre,
+			       &is) != GW_OK) {
+		fprintf(stderr, "preflight: %s: %s\n", is.n ? is.v[0].path :
+			"<root>", is.n ? is.v[0].message : "invalid");
+		goto out;
+	}
+	if (pre.bad)
+		goto out;
+	if (a->dry_run) {
+		printf("Plan is valid: %zu targets (dry run: nothing "
+		       "written).\n", json_array_size(json_object_get(
+			       plan, "targets")));
+		r = 0;
+		goto out;
+	}
+	/* one new config version: the gateway's watcher (or its next start)
+	 * loads it through the reload path */
+	out = json_dumps(neu, JSON_INDENT(2));
+	{
+		char *t = xasprintf("%s\n", out);
+
+		xfree_secret(out);
+		out = t;
+	}
+	if (config_write_atomic(l.config_path, out, strlen(out)) != 0) {
+		fprintf(stderr, "cannot write %s\n", l.config_path);
+		goto out;
+	}
+	if (!json_is_false(json_object_get(plan, "scrubEnv"))) {
+		int k;
+
+		env = xasprintf("%s/.env", l.state_dir);
+		k = secrets_plan_scrub_env(env, plan, migrated);
+		envs += k > 0 ? k : 0;
+		dir = xstrdup(l.config_path);
+		if (strrchr(dir, '/'))
+			*strrchr(dir, '/') = 0;
+		free(env);
+		env = xasprintf("%s/.env", dir);
+		if (strcmp(dir, l.state_dir) != 0) {
+			k = secrets_plan_scrub_env(env, plan, migrated);
+			envs += k > 0 ? k : 0;
+		}
+	}
+	if (json_array_size(migrated)) {
+		char *dbp = xasprintf("%s/state/clawgate.sqlite", l.state_dir);
+		struct store *s = NULL;
+		char *err = NULL;
+
+		if (stat(dbp, &st) == 0 && store_open(dbp, &s, &err) == GW_OK) {
+			secrets_plan_scrub_versions(s, plan, migrated, &vers);
+			store_close(s);
+		}
+		free(err);
+		free(dbp);
+	}
+	printf("Applied %zu targets to %s; scrubbed %d .env entr%s and %d "
+	       "stored config version%s.\n",
+	       json_array_size(json_object_get(plan, "targets")),
+	       l.config_path, envs, envs == 1 ? "y" : "ies", vers,
+	       vers == 1 ? "" : "s");
+	r = 0;
+out:
+	if (text)
+		explicit_bzero(text, n);
+	free(text);
+	xfree_secret(out);
+	free(env);
+	free(dir);
+	json_decref(plan);
+	json_decref(root);
+	json_decref(neu);
+	json_decref(migrated);
+	config_issues_free(&is);
+	cli_target_local_free(&l);
 	return r;
 }

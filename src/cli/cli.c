@@ -96,6 +96,13 @@ const struct cli_cmd cli_cmds[] = {
 	{"secrets store import", cli_secrets_store_import,
 	 cli_secrets_store_opts, "[--from FILE | --from-openclaw DB]",
 	 "Import a dotenv file or an OpenClaw secret store", 0, 0},
+	{"secrets audit", cli_secrets_audit, cli_secrets_audit_opts,
+	 "[--check] [--json] [--allow-exec]",
+	 "Scan config, .env and stored config versions for plaintext and "
+	 "unresolved refs", 0, 0},
+	{"secrets apply", cli_secrets_apply, cli_secrets_apply_opts,
+	 "--from PLAN [--dry-run] [--allow-exec]",
+	 "Apply a secrets plan (validated before any write)", 0, 0},
 	{"help", cli_help_cmd, cli_no_opts, "[command]",
 	 "Show help for a command", 3, 0},
 };

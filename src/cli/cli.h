@@ -184,9 +184,13 @@ int cli_secrets_store_set(struct cli_args *a);
 int cli_secrets_store_get(struct cli_args *a);
 int cli_secrets_store_rm(struct cli_args *a);
 int cli_secrets_store_import(struct cli_args *a);
+int cli_secrets_audit(struct cli_args *a);
+int cli_secrets_apply(struct cli_args *a);
 
 extern const struct cli_opt cli_secrets_reload_opts[];
 extern const struct cli_opt cli_secrets_store_opts[];
+extern const struct cli_opt cli_secrets_audit_opts[];
+extern const struct cli_opt cli_secrets_apply_opts[];
 
 /* --- the CLI's device identity (cli-identity.c) ------------------------ */
 

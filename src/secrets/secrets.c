@@ -439,12 +439,14 @@ struct secrets_collect {
 	const json_t *root;
 	struct config_issues *is;
 	int bad;
+	enum secrets_scope scope;
 };
 
 /* Which owner a secret path belongs to, and how it fails. 0 = skip the
  * path (inactive surface). */
-static int secrets_owner(const json_t *root, const char *const *segs,
-			 size_t n, char **owner, int *fail_closed)
+static int secrets_owner(const json_t *root, enum secrets_scope scope,
+			 const char *const *segs, size_t n, char **owner,
+			 int *fail_closed)
 {
 	const char *mode;
 
@@ -467,7 +469,7 @@ static int secrets_owner(const json_t *root, const char *const *segs,
 		*fail_closed = 1;
 		return 1;
 	}
-	if (secrets_g.scope == SECRETS_SCOPE_AUTH)
+	if (scope == SECRETS_SCOPE_AUTH)
 		return 0;
 	if (n >= 3 && strcmp(segs[0], "models") == 0 &&
 	    strcmp(segs[1], "providers") == 0) {
@@ -552,7 +554,8 @@ static void secrets_collect_one(struct secrets_collect *c,
 			strcat(path, ".");
 		strcat(path, segs[i]);
 	}
-	if (!secrets_owner(c->root, segs, n, &e.owner, &fail_closed)) {
+	if (!secrets_owner(c->root, c->scope, segs, n, &e.owner,
+			   &fail_closed)) {
 		log_debug("secrets", "SECRETS_REF_IGNORED_INACTIVE_SURFACE "
 			  "path=%s", path);
 		free(path);
@@ -881,6 +884,9 @@ static int secrets_activate(struct gw_config *c, struct config_issues *is)
 	size_t ng = 0, i, *slot = NULL, *grp = NULL;
 	int r = GW_ECONFIG;
 
+	pthread_mutex_lock(&secrets_g.mu);
+	col.scope = secrets_g.scope;
+	pthread_mutex_unlock(&secrets_g.mu);
 	secrets_check_providers(c->root, is, &col.bad);
 	secrets_collect(&col);
 	if (col.bad)
@@ -955,6 +961,76 @@ out:
 	free(grp);
 	secrets_snapshot_free(s);
 	config_unref(prev);
+	return r;
+}
+
+static void secrets_collect_free(struct secrets_collect *col)
+{
+	size_t i;
+
+	for (i = 0; i < col->n; i++) {
+		free(col->v[i].path);
+		free(col->v[i].owner);
+		free(col->v[i].source);
+		free(col->v[i].alias);
+		free(col->v[i].id);
+		xfree_secret(col->v[i].value);
+		free(col->v[i].reason);
+	}
+	free(col->v);
+	col->v = NULL;
+	col->n = 0;
+}
+
+int secrets_check_refs(const json_t *root, int allow_exec,
+		       secrets_check_fn fn, void *arg,
+		       struct config_issues *is)
+{
+	struct secrets_collect col = { .root = root, .is = is,
+				       .scope = SECRETS_SCOPE_FULL };
+	struct secrets_group *gs = NULL;
+	size_t ng = 0, i, *slot = NULL, *grp = NULL;
+	int r = GW_ECONFIG;
+
+	secrets_check_providers(root, is, &col.bad);
+	secrets_collect(&col);
+	if (col.bad)
+		goto out;
+	slot = xcalloc(col.n ? col.n : 1, sizeof(size_t));
+	grp = xcalloc(col.n ? col.n : 1, sizeof(size_t));
+	for (i = 0; i < col.n; i++) {
+		struct secrets_group *g = secrets_group_get(&gs, &ng,
+							    &col.v[i]);
+
+		grp[i] = (size_t)(g - gs);
+		slot[i] = secrets_group_add_id(g, col.v[i].id);
+	}
+	for (i = 0; i < ng; i++) {
+		if (!allow_exec && strcmp(gs[i].source, "exec") == 0) {
+			gs[i].failed = -1;
+			continue;
+		}
+		secrets_group_run(&gs[i]);
+	}
+	for (i = 0; i < col.n; i++) {
+		struct secrets_group *g = &gs[grp[i]];
+		int st = g->failed < 0 ? SECRETS_CHECK_SKIPPED :
+			 g->values[slot[i]] ? SECRETS_CHECK_OK :
+			 SECRETS_CHECK_UNRESOLVED;
+
+		if (fn)
+			fn(arg, col.v[i].path, col.v[i].source,
+			   col.v[i].alias, st, st == SECRETS_CHECK_UNRESOLVED ?
+			   g->errs[slot[i]] : NULL);
+	}
+	r = GW_OK;
+out:
+	secrets_collect_free(&col);
+	for (i = 0; i < ng; i++)
+		secrets_group_free(&gs[i]);
+	free(gs);
+	free(slot);
+	free(grp);
 	return r;
 }
 

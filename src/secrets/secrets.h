@@ -64,6 +64,21 @@ int secrets_uses_store_name(const struct gw_config *cfg, const char *name);
 /* [{path, owner, source, provider, state}] (no ids, no values). */
 json_t *secrets_status_json(const struct gw_config *cfg);
 
+/* Resolve every SecretRef of root without a snapshot or log lines (the
+ * audit and apply preflight): fn gets each ref's path, source, provider
+ * and outcome, and the reason when unresolved (never a value). Exec
+ * providers are not run unless allow_exec. GW_ECONFIG with issues when a
+ * provider or ref is invalid. */
+enum { SECRETS_CHECK_OK = 0, SECRETS_CHECK_UNRESOLVED,
+       SECRETS_CHECK_SKIPPED };
+struct config_issues;
+typedef void (*secrets_check_fn)(void *arg, const char *path,
+				 const char *source, const char *provider,
+				 int outcome, const char *reason);
+int secrets_check_refs(const json_t *root, int allow_exec,
+		       secrets_check_fn fn, void *arg,
+		       struct config_issues *is);
+
 /* Register a resolved value with the logger's mask (the logger replaces
  * it by "***" wherever it appears). */
 void secrets_mask_add(const char *value);
@@ -87,6 +102,45 @@ json_t *secrets_store_entry_json(const struct store_secret *e,
 /* The live entries as protocol objects (new array). */
 int secrets_store_list_json(struct store *st, json_t **out, char *why,
 			    size_t len);
+
+/* ---- audit and apply plans (secrets-audit.c) ----------------------------- */
+
+struct secrets_audit_opts {
+	const char *config_path;
+	const char *state_dir;
+	int allow_exec;		/* run exec providers to check their refs */
+};
+/* The audit report in OpenClaw's shape (new reference); *status: 0 clean,
+ * 1 findings, 2 unresolved refs. */
+json_t *secrets_audit(const struct secrets_audit_opts *o, int *status);
+
+/* dotenv: NAME=value, export, quotes (double quotes span lines and take
+ * escapes), comments. fn non-zero stops; -1 with the line in *bad. */
+typedef int (*secrets_dotenv_fn)(const char *name, const char *value,
+				 int line, void *arg);
+int secrets_dotenv_parse(char *text, secrets_dotenv_fn fn, void *arg,
+			 int *bad);
+/* 1 for names OpenClaw treats as secrets (_API_KEY, _TOKEN, ...). */
+int secrets_name_is_secret(const char *name);
+
+/* Parse and validate a plan completely (version, targets: type, path
+ * shape, forbidden segments, pathSegments, providerId, ref grammar;
+ * providerUpserts/Deletes). GW_EINVAL with a reason. */
+int secrets_plan_parse(const char *text, size_t len, json_t **plan,
+		       char *why, size_t wlen);
+int secrets_plan_has_exec(const json_t *plan);
+/* The config root with the plan applied (new reference); the plaintext
+ * strings it replaced are appended to migrated (may be NULL). */
+json_t *secrets_plan_apply_root(const json_t *plan, const json_t *root,
+				json_t *migrated);
+/* Rewrite the stored config versions: each target replaced by its ref,
+ * any other migrated plaintext by the redaction sentinel. */
+int secrets_plan_scrub_versions(struct store *st, const json_t *plan,
+				const json_t *migrated, int *changed);
+/* Remove assignments holding a migrated plaintext from a .env file
+ * (kept when the plan makes that name an env ref). Lines removed or -1. */
+int secrets_plan_scrub_env(const char *path, const json_t *plan,
+			   const json_t *migrated);
 
 /* ---- grammars (secrets.c) ------------------------------------------------ */
 

@@ -238,3 +238,101 @@ int store_secrets_open_ro(const char *path, sqlite3 **db)
 	sqlite3_busy_timeout(*db, STORE_BUSY_TIMEOUT_MS);
 	return GW_OK;
 }
+
+int store_secrets_config_texts(sqlite3 *db,
+			       void (*fn)(int64_t id, const char *text,
+					  void *arg), void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (!db)
+		return GW_ESTORE;
+	if (sqlite3_prepare_v2(db, "SELECT id, text FROM config_snapshots "
+			       "WHERE text IS NOT NULL ORDER BY id", -1, &s,
+			       NULL) != SQLITE_OK)
+		return store_secrets_fail(db, "config versions");
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		fn(sqlite3_column_int64(s, 0),
+		   (const char *)sqlite3_column_text(s, 1), arg);
+	sqlite3_finalize(s);
+	return rc == SQLITE_DONE ? GW_OK
+				 : store_secrets_fail(db, "config versions");
+}
+
+struct store_secrets_rw {
+	char *(*fn)(const char *text, void *arg);
+	void *arg;
+	int changed;
+};
+
+static int store_secrets_rewrite_fn(sqlite3 *db, void *arg)
+{
+	struct store_secrets_rw *rw = arg;
+	sqlite3_stmt *s = NULL, *u = NULL;
+	int64_t *ids = NULL;
+	char **texts = NULL;
+	size_t n = 0, i;
+	int rc, r = GW_ESTORE;
+
+	rw->changed = 0;
+	sqlite3_exec(db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
+	if (sqlite3_prepare_v2(db, "SELECT id, text FROM config_snapshots "
+			       "WHERE text IS NOT NULL", -1, &s, NULL) !=
+	    SQLITE_OK ||
+	    sqlite3_prepare_v2(db, "UPDATE config_snapshots SET text = ? "
+			       "WHERE id = ?", -1, &u, NULL) != SQLITE_OK) {
+		store_secrets_fail(db, "config rewrite");
+		goto out;
+	}
+	/* all new texts first, then the updates */
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		char *t = rw->fn((const char *)sqlite3_column_text(s, 1),
+				 rw->arg);
+
+		if (!t)
+			continue;
+		ids = xrealloc(ids, (n + 1) * sizeof(*ids));
+		texts = xrealloc(texts, (n + 1) * sizeof(*texts));
+		ids[n] = sqlite3_column_int64(s, 0);
+		texts[n++] = t;
+	}
+	if (rc != SQLITE_DONE) {
+		store_secrets_fail(db, "config rewrite");
+		goto out;
+	}
+	for (i = 0; i < n; i++) {
+		sqlite3_bind_text(u, 1, texts[i], -1, SQLITE_TRANSIENT);
+		sqlite3_bind_int64(u, 2, ids[i]);
+		rc = sqlite3_step(u);
+		sqlite3_reset(u);
+		if (rc != SQLITE_DONE) {
+			store_secrets_fail(db, "config rewrite");
+			goto out;
+		}
+		rw->changed++;
+	}
+	r = GW_OK;
+out:
+	for (i = 0; i < n; i++)
+		free(texts[i]);
+	free(texts);
+	free(ids);
+	sqlite3_finalize(s);
+	sqlite3_finalize(u);
+	return r;
+}
+
+int store_secrets_config_rewrite(struct store *st,
+				 char *(*fn)(const char *text, void *arg),
+				 void *arg, int *changed)
+{
+	struct store_secrets_rw rw = { fn, arg, 0 };
+	int r;
+
+	r = store_write_sync(st, store_secrets_rewrite_fn, &rw,
+			     STORE_DURABLE);
+	if (changed)
+		*changed = rw.changed;
+	return r;
+}

@@ -166,3 +166,13 @@ int store_secrets_delete(struct store *st, const char *name,
 /* Open a database file read-only (for the secrets provider before the
  * daemon's store is open, and for import). GW_ENOTFOUND when absent. */
 int store_secrets_open_ro(const char *path, sqlite3 **db);
+/* Stored config versions (config_snapshots.text, redacted JSON), for the
+ * secrets audit and apply: fn sees each row with a text, oldest first. */
+int store_secrets_config_texts(sqlite3 *db,
+			       void (*fn)(int64_t id, const char *text,
+					  void *arg), void *arg);
+/* Rewrite them in one transaction: fn returns the new text (owned) or
+ * NULL to keep a row; with secure_delete, so the old bytes are zeroed. */
+int store_secrets_config_rewrite(struct store *st,
+				 char *(*fn)(const char *text, void *arg),
+				 void *arg, int *changed);

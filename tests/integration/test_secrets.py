@@ -393,3 +393,136 @@ def test_cli_reload(tmp_root, up):
         assert last_auth(up) == "Bearer sk-c2"
     finally:
         lch.cleanup()
+
+
+# ---- audit -> apply -> clean audit -------------------------------------------
+
+def test_audit_apply_clean(tmp_root, up):
+    import hashlib
+    import sqlite3
+    import time
+    value = "sk-plain-Qm4tW9"
+    lch, gw, d = start_with(tmp_root, up, value)
+    try:
+        cfg_path = os.path.join(d, "openclaw.json")
+        with open(os.path.join(d, ".env"), "w") as f:
+            f.write("OPENAI_API_KEY=%s\nLOG_FORMAT=json\n" % value)
+        ok(gw, up)
+        assert last_auth(up) == "Bearer " + value
+
+        def cli(args, input=None):
+            return lch.run(["secrets"] + args, state_dir=d, input=input)
+
+        rc, out, err = cli(["audit", "--check", "--json"])
+        assert rc == 1, err
+        rep = json.loads(out)
+        assert rep["status"] == "findings"
+        assert rep["summary"]["plaintextCount"] == 2
+        assert {(f["code"], f["jsonPath"]) for f in rep["findings"]} == {
+            ("PLAINTEXT_FOUND", "models.providers.fake.apiKey"),
+            ("PLAINTEXT_FOUND", "OPENAI_API_KEY")}
+        assert value not in out                   # paths, never values
+        assert cli(["audit"])[0] == 0             # no --check: exit 0
+
+        target = {"type": "models.providers.apiKey",
+                  "path": "models.providers.fake.apiKey",
+                  "pathSegments": ["models", "providers", "fake", "apiKey"],
+                  "providerId": "fake",
+                  "ref": {"source": "store", "provider": "default",
+                          "id": "OPENAI_API_KEY"}}
+        plan_path = os.path.join(d, "plan.json")
+
+        def plan(*targets):
+            with open(plan_path, "w") as f:
+                json.dump({"version": 1, "protocolVersion": 1,
+                           "targets": list(targets)}, f)
+
+        def digest():
+            with open(cfg_path, "rb") as f:
+                return hashlib.sha256(f.read()).hexdigest()
+
+        before = digest()
+        # invalid plans change nothing
+        bad = [dict(target, path="models.providers.fake.baseUrl",
+                    pathSegments=None),
+               dict(target, path="models.providers.__proto__.apiKey",
+                    pathSegments=None, providerId="__proto__"),
+               dict(target, providerId="other"),
+               dict(target, type="nope.type"),
+               dict(target, ref={"source": "store", "id": "bad-id"})]
+        for t in bad:
+            t = {k: v for k, v in t.items() if v is not None}
+            plan(t)
+            rc, out, err = cli(["apply", "--from", plan_path])
+            assert rc == 1 and "Invalid plan" in err, (t, err)
+            assert digest() == before
+        # a valid plan whose ref does not resolve yet fails the preflight
+        plan(target)
+        rc, out, err = cli(["apply", "--from", plan_path])
+        assert rc == 1 and "does not resolve" in err
+        assert digest() == before
+        assert cli(["store", "set", "OPENAI_API_KEY"],
+                   input=value.encode())[0] == 0
+        rc, out, err = cli(["apply", "--from", plan_path, "--dry-run"])
+        assert rc == 0 and digest() == before
+        rc, out, err = cli(["apply", "--from", plan_path])
+        assert rc == 0, err
+        assert digest() != before
+        # the running gateway reloads the new version and uses the ref
+        dbp = os.path.join(d, "state", "clawgate.sqlite")
+        deadline = time.monotonic() + 20
+        while True:
+            db = sqlite3.connect(dbp)
+            n = db.execute("SELECT count(*) FROM config_snapshots WHERE "
+                           "source = 'file'").fetchone()[0]
+            db.close()
+            if n:
+                break
+            assert time.monotonic() < deadline, "config not reloaded"
+            time.sleep(0.05)
+        ok(gw, up)
+        assert last_auth(up) == "Bearer " + value
+        rc, out, err = cli(["audit", "--check"])
+        assert rc == 0, out + err
+        assert out.startswith("Secrets audit: clean")
+        with open(os.path.join(d, ".env")) as f:
+            assert f.read() == "LOG_FORMAT=json\n"
+        # earlier stored versions now hold the ref, not a value
+        db = sqlite3.connect(os.path.join(d, "state", "clawgate.sqlite"))
+        rows = list(db.execute("SELECT id, source, outcome, text FROM "
+                               "config_snapshots"))
+        texts = [json.loads(t) for (_, _, _, t) in rows if t]
+        db.close()
+        assert len(texts) >= 2, [r[:3] for r in rows]
+        for t in texts:
+            assert t["models"]["providers"]["fake"]["apiKey"] == \
+                target["ref"]
+        gw.stop()
+        for f in glob.glob(os.path.join(d, "state", "clawgate.sqlite*")):
+            with open(f, "rb") as fh:
+                assert value.encode() not in fh.read(), f
+    finally:
+        lch.cleanup()
+
+
+def test_apply_refuses_exec_without_consent(launcher):
+    d = launcher.prepare(config={"gateway": {"mode": "local"}})
+    plan_path = os.path.join(d, "plan.json")
+    with open(plan_path, "w") as f:
+        json.dump({"version": 1, "protocolVersion": 1,
+                   "providerUpserts": {"vault": {
+                       "source": "exec", "command": "/bin/true"}},
+                   "targets": [{"type": "gateway.auth.token",
+                                "path": "gateway.auth.token",
+                                "ref": {"source": "exec",
+                                        "provider": "vault",
+                                        "id": "gw/token"}}]}, f)
+    rc, out, err = launcher.run(["secrets", "apply", "--from", plan_path],
+                                state_dir=d)
+    assert rc == 1 and "--allow-exec" in err
+    # dry run skips exec checks by default
+    rc, out, err = launcher.run(["secrets", "apply", "--from", plan_path,
+                                 "--dry-run"], state_dir=d)
+    assert rc == 0, err
+    with open(os.path.join(d, "openclaw.json")) as f:
+        assert json.load(f) == {"gateway": {"mode": "local"}}
