@@ -513,6 +513,115 @@ START_TEST(test_seal_round_trip)
 }
 END_TEST
 
+/* ---- plans ------------------------------------------------------------------ */
+
+static void expect_plan_bad(const char *target, const char *want)
+{
+	char *text = xasprintf("{\"version\":1,\"protocolVersion\":1,"
+			       "\"targets\":[%s]}", target);
+	json_t *plan = NULL;
+	char why[300] = "";
+
+	ck_assert_int_eq(secrets_plan_parse(text, strlen(text), &plan, why,
+					    sizeof(why)), GW_EINVAL);
+	ck_assert_ptr_null(plan);
+	ck_assert_msg(strstr(why, want), "got '%s', want '%s'", why, want);
+	free(text);
+}
+
+#define REF_STORE "\"ref\":{\"source\":\"store\",\"id\":\"K_API_KEY\"}"
+
+START_TEST(test_plan_validation)
+{
+	const char *good = "{\"version\":1,\"protocolVersion\":1,"
+		"\"providerUpserts\":{\"vault\":{\"source\":\"exec\","
+		"\"command\":\"/bin/true\"}},\"providerDeletes\":[\"old\"],"
+		"\"targets\":[{\"type\":\"models.providers.apiKey\","
+		"\"path\":\"models.providers.openai.apiKey\","
+		"\"pathSegments\":[\"models\",\"providers\",\"openai\","
+		"\"apiKey\"],\"providerId\":\"openai\"," REF_STORE "},"
+		"{\"type\":\"models.providers.*.apiKey\",\"path\":"
+		"\"models.providers.x.apiKey\",\"ref\":{\"source\":\"exec\","
+		"\"provider\":\"vault\",\"id\":\"a/b#c\"}},"
+		"{\"type\":\"gateway.auth.token\",\"path\":"
+		"\"gateway.auth.token\",\"ref\":{\"source\":\"env\","
+		"\"id\":\"GW_TOKEN\"}}]}";
+	json_t *plan = NULL, *root, *neu, *mig = json_array();
+	char why[300];
+
+	ck_assert_int_eq(secrets_plan_parse(good, strlen(good), &plan, why,
+					    sizeof(why)), GW_OK);
+	ck_assert(secrets_plan_has_exec(plan));
+	root = json_loads("{\"models\":{\"providers\":{\"openai\":{"
+			  "\"apiKey\":\"sk-plain\"}}},\"secrets\":{"
+			  "\"providers\":{\"old\":{\"source\":\"env\"}}}}",
+			  0, NULL);
+	neu = secrets_plan_apply_root(plan, root, mig);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+		json_object_get(json_object_get(json_object_get(neu,
+		"models"), "providers"), "openai"), "apiKey"), "id")),
+		"K_API_KEY");
+	ck_assert_ptr_null(json_object_get(json_object_get(json_object_get(
+		neu, "secrets"), "providers"), "old"));
+	ck_assert_ptr_nonnull(json_object_get(json_object_get(json_object_get(
+		neu, "secrets"), "providers"), "vault"));
+	ck_assert_int_eq(json_array_size(mig), 1);
+	ck_assert_str_eq(json_string_value(json_array_get(mig, 0)),
+			 "sk-plain");
+	/* root untouched */
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(
+		json_object_get(json_object_get(root, "models"), "providers"),
+		"openai"), "apiKey")), "sk-plain");
+	json_decref(neu);
+	json_decref(root);
+	json_decref(plan);
+	json_decref(mig);
+
+	expect_plan_bad("{\"type\":\"models.providers.apiKey\",\"path\":"
+			"\"models.providers.openai.baseUrl\"," REF_STORE "}",
+			"Invalid plan target path for models.providers.apiKey: "
+			"models.providers.openai.baseUrl");
+	expect_plan_bad("{\"type\":\"models.providers.apiKey\",\"path\":"
+			"\"models.providers.__proto__.apiKey\"," REF_STORE "}",
+			"forbidden path segment \"__proto__\"");
+	expect_plan_bad("{\"type\":\"models.providers.apiKey\",\"path\":"
+			"\"models.providers.constructor.apiKey\"," REF_STORE
+			"}", "forbidden path segment");
+	expect_plan_bad("{\"type\":\"models.providers.apiKey\",\"path\":"
+			"\"models.providers.a.apiKey\",\"pathSegments\":["
+			"\"models\",\"providers\",\"b\",\"apiKey\"],"
+			REF_STORE "}", "Invalid plan target path");
+	expect_plan_bad("{\"type\":\"models.providers.apiKey\",\"path\":"
+			"\"models.providers.a.apiKey\",\"providerId\":\"b\","
+			REF_STORE "}", "providerId does not match");
+	expect_plan_bad("{\"type\":\"no.such\",\"path\":\"a.b\","
+			REF_STORE "}", "unknown target type no.such");
+	expect_plan_bad("{\"type\":\"gateway.auth.token\",\"path\":"
+			"\"gateway.auth.token\",\"ref\":{\"source\":\"exec\","
+			"\"provider\":\"v\",\"id\":\"a/../b\"}}",
+			"invalid exec ref id");
+	expect_plan_bad("{\"type\":\"gateway.auth.token\",\"path\":"
+			"\"gateway..token\"," REF_STORE "}",
+			"empty or oversize path segment");
+	expect_plan_bad("{\"type\":\"gateway.auth.token\",\"path\":"
+			"\"gateway.auth.token\",\"ref\":{\"source\":\"env\","
+			"\"id\":\"X\",\"extra\":1}}", "unknown key");
+	{
+		const char *t = "{\"version\":2,\"protocolVersion\":1,"
+				"\"targets\":[]}";
+
+		ck_assert_int_eq(secrets_plan_parse(t, strlen(t), &plan, why,
+						    sizeof(why)), GW_EINVAL);
+		t = "{\"version\":1,\"protocolVersion\":1,\"targets\":[],"
+		    "\"providerUpserts\":{\"v\":{\"source\":\"exec\","
+		    "\"command\":\"rel\"}}}";
+		ck_assert_int_eq(secrets_plan_parse(t, strlen(t), &plan, why,
+						    sizeof(why)), GW_EINVAL);
+		ck_assert_ptr_nonnull(strstr(why, "providerUpserts.v"));
+	}
+}
+END_TEST
+
 static Suite *secrets_suite(void)
 {
 	Suite *s = suite_create("secrets");
@@ -527,6 +636,7 @@ static Suite *secrets_suite(void)
 	tcase_add_test(tc, test_exec_provider_checks);
 	tcase_add_test(tc, test_owner_states);
 	tcase_add_test(tc, test_mask);
+	tcase_add_test(tc, test_plan_validation);
 	tcase_add_test(tc, test_seal_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
