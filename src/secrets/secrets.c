@@ -319,15 +319,21 @@ static void secrets_snapshot_free(struct secrets_snapshot *s)
 	free(s);
 }
 
+static int secrets_entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct secrets_entry *)a)->path,
+		      ((const struct secrets_entry *)b)->path);
+}
+
+/* The entry of path: the snapshot is sorted by path (binary search). */
 static const struct secrets_entry *
 secrets_find(const struct secrets_snapshot *s, const char *path)
 {
-	size_t i;
+	struct secrets_entry key = { .path = (char *)path };
 
-	for (i = 0; s && i < s->n; i++)
-		if (strcmp(s->v[i].path, path) == 0)
-			return &s->v[i];
-	return NULL;
+	if (!s || !s->n)
+		return NULL;
+	return bsearch(&key, s->v, s->n, sizeof(*s->v), secrets_entry_cmp);
 }
 
 int secrets_lookup(const struct gw_config *cfg, const char *path,
@@ -800,6 +806,40 @@ static void secrets_group_run(struct secrets_group *g)
 	}
 }
 
+static void *secrets_group_thread(void *arg)
+{
+	secrets_group_run(arg);
+	return NULL;
+}
+
+/* Run every group not marked skipped (failed < 0); the slow ones (exec,
+ * file) each on its own thread when there are several. */
+static void secrets_groups_run(struct secrets_group *gs, size_t ng,
+			       int parallel)
+{
+	pthread_t *th = xcalloc(ng ? ng : 1, sizeof(pthread_t));
+	int *started = xcalloc(ng ? ng : 1, sizeof(int));
+	size_t i;
+
+	for (i = 0; i < ng; i++) {
+		if (gs[i].failed < 0)
+			continue;
+		if (parallel && ng > 1 && (strcmp(gs[i].source, "exec") == 0 ||
+					   strcmp(gs[i].source, "file") == 0) &&
+		    pthread_create(&th[i], NULL, secrets_group_thread,
+				   &gs[i]) == 0) {
+			started[i] = 1;
+			continue;
+		}
+		secrets_group_run(&gs[i]);
+	}
+	for (i = 0; i < ng; i++)
+		if (started[i])
+			pthread_join(th[i], NULL);
+	free(th);
+	free(started);
+}
+
 static void secrets_group_free(struct secrets_group *g)
 {
 	size_t i;
@@ -900,9 +940,8 @@ static int secrets_activate(struct gw_config *c, struct config_issues *is)
 		grp[i] = (size_t)(g - gs);
 		slot[i] = secrets_group_add_id(g, col.v[i].id);
 	}
-	/* One call per provider, with all its ids. */
-	for (i = 0; i < ng; i++)
-		secrets_group_run(&gs[i]);
+	/* One call per provider, with all its ids; providers in parallel. */
+	secrets_groups_run(gs, ng, 1);
 	s = xcalloc(1, sizeof(*s));
 	for (i = 0; i < col.n; i++) {
 		struct secrets_entry *e = &col.v[i];
@@ -939,6 +978,7 @@ static int secrets_activate(struct gw_config *c, struct config_issues *is)
 	s->n = col.n;
 	col.v = NULL;
 	col.n = 0;
+	qsort(s->v, s->n, sizeof(*s->v), secrets_entry_cmp);
 	secrets_log(s, gs, ng);
 	c->secrets = s;
 	s = NULL;
@@ -1005,13 +1045,10 @@ int secrets_check_refs(const json_t *root, int allow_exec,
 		grp[i] = (size_t)(g - gs);
 		slot[i] = secrets_group_add_id(g, col.v[i].id);
 	}
-	for (i = 0; i < ng; i++) {
-		if (!allow_exec && strcmp(gs[i].source, "exec") == 0) {
+	for (i = 0; i < ng; i++)
+		if (!allow_exec && strcmp(gs[i].source, "exec") == 0)
 			gs[i].failed = -1;
-			continue;
-		}
-		secrets_group_run(&gs[i]);
-	}
+	secrets_groups_run(gs, ng, 0);
 	for (i = 0; i < col.n; i++) {
 		struct secrets_group *g = &gs[grp[i]];
 		int st = g->failed < 0 ? SECRETS_CHECK_SKIPPED :
