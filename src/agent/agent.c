@@ -450,6 +450,29 @@ static struct agent_target *agent_target_new(const struct gw_config *cfg,
 					     t->provider, why);
 		free(path);
 	}
+	/* Header values may be SecretRefs too (resolved at activation). */
+	if (!t->error && t->headers) {
+		const char *hk, *val;
+		json_t *hv;
+
+		json_object_foreach(t->headers, hk, hv) {
+			char *path = xasprintf("models.providers.%s.headers.%s",
+					       t->provider, hk);
+			int rc = secrets_lookup(cfg, path, &val, why,
+						sizeof(why));
+
+			free(path);
+			if (rc == GW_OK) {
+				json_object_set_new(t->headers, hk,
+						    json_string(val));
+			} else if (rc != GW_ENOTFOUND) {
+				t->error = xasprintf("provider '%s': header "
+						     "%s: %s", t->provider, hk,
+						     why);
+				break;
+			}
+		}
+	}
 	return t;
 }
 

@@ -598,7 +598,8 @@ static int config_options_check_path(const struct config_option *o,
 }
 
 /* A model reference: "provider/model" or {primary, fallbacks: [...]}. */
-/* Provider headers: an object of string values (valid header text). */
+/* Provider headers: an object of string values (valid header text) or
+ * SecretRefs. */
 static int config_options_check_headers(const struct config_option *o,
 					const json_t *v, char *msg,
 					size_t len)
@@ -612,6 +613,10 @@ static int config_options_check_headers(const struct config_option *o,
 		return -1;
 	}
 	json_object_foreach((json_t *)v, k, e) {
+		/* a value may also be a SecretRef (checked at activation) */
+		if (json_is_object(e) && json_object_get(e, "source") &&
+		    *k && !strpbrk(k, " :\r\n"))
+			continue;
 		if (!*k || strpbrk(k, " :\r\n") || !json_is_string(e) ||
 		    strpbrk(json_string_value(e), "\r\n")) {
 			snprintf(msg, len, "header \"%.60s\": must be a "

@@ -854,6 +854,23 @@ static void secrets_group_free(struct secrets_group *g)
 	free(g->owners);
 }
 
+/* 1 if the comma-separated list holds item. */
+static int secrets_list_has(const char *list, const char *item)
+{
+	size_t n = strlen(item);
+
+	while (list && *list) {
+		size_t k = strcspn(list, ",");
+
+		if (k == n && strncmp(list, item, n) == 0)
+			return 1;
+		list += k;
+		if (*list)
+			list++;
+	}
+	return 0;
+}
+
 static void secrets_log(const struct secrets_snapshot *s,
 			struct secrets_group *gs, size_t ng)
 {
@@ -890,7 +907,7 @@ static void secrets_log(const struct secrets_snapshot *s,
 			if (e->state == SECRETS_WARM ||
 			    strcmp(e->alias, gs[i].alias) != 0 ||
 			    strcmp(e->source, gs[i].source) != 0 ||
-			    (gs[i].owners && strstr(gs[i].owners, e->owner)))
+			    secrets_list_has(gs[i].owners, e->owner))
 				continue;
 			o = gs[i].owners ? xasprintf("%s,%s", gs[i].owners,
 						     e->owner)

@@ -182,6 +182,9 @@ def test_exec_provider_one_call_per_activation(tmp_root, up):
                       "passEnv": ["PATH"]}}
     cfg = secret_config(up, d, {"source": "exec", "provider": "vault",
                                 "id": "vault/fake"}, prov)
+    cfg["models"]["providers"]["fake"]["headers"] = {
+        "X-Org-Key": {"source": "exec", "provider": "vault",
+                      "id": "vault/hdr"}}
     cfg["models"]["providers"]["other"] = dict(
         cfg["models"]["providers"]["fake"],
         apiKey={"source": "exec", "provider": "vault", "id": "vault/other"})
@@ -198,10 +201,12 @@ def test_exec_provider_one_call_per_activation(tmp_root, up):
         assert len(reqs) == 1
         assert reqs[0]["protocolVersion"] == 1
         assert reqs[0]["provider"] == "vault"
-        assert sorted(reqs[0]["ids"]) == ["vault/fake", "vault/missing",
-                                          "vault/other"]
+        assert sorted(reqs[0]["ids"]) == ["vault/fake", "vault/hdr",
+                                          "vault/missing", "vault/other"]
         ok(gw, up)
         assert last_auth(up) == "Bearer sk-exec-vault-fake"
+        assert up.snapshot()["headers"][-1]["X-Org-Key"] == \
+            "sk-exec-vault-hdr"
         with open(calls) as f:
             assert len(f.readlines()) == 1      # nothing per request
         err = gw.stderr()
