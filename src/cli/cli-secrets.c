@@ -72,7 +72,7 @@ int cli_secrets_reload(struct cli_args *a)
 	struct gwclient_opts o;
 	struct gwclient_err e = {0};
 	struct gwclient *c = NULL;
-	json_t *hello = NULL, *payload = NULL;
+	json_t *hello = NULL, *payload = NULL, *params = NULL;
 	int timeout = a->timeout ? atoi(a->timeout) : CLI_SECRETS_TIMEOUT_MS;
 	int r = 1;
 
@@ -86,8 +86,9 @@ int cli_secrets_reload(struct cli_args *a)
 		goto out;
 	}
 	gwclient_err_free(&e);
-	if (gwclient_request(c, "secrets.reload", json_object(), o.timeout_ms,
-			     0, &payload, &e) != 0) {
+	params = json_object();
+	if (gwclient_request(c, "secrets.reload", params, o.timeout_ms, 0,
+			     &payload, &e) != 0) {
 		fprintf(stderr, "secrets.reload failed: %s\n",
 			e.message ? e.message : "request failed");
 		goto out;
@@ -106,6 +107,7 @@ int cli_secrets_reload(struct cli_args *a)
 out:
 	json_decref(hello);
 	json_decref(payload);
+	json_decref(params);
 	gwclient_err_free(&e);
 	gwclient_close(c);
 	cli_target_free(&t);
@@ -125,12 +127,12 @@ static int cli_secrets_open(struct cli_args *a, struct cli_secrets_ctx *x)
 	char *path, *err = NULL;
 
 	memset(x, 0, sizeof(*x));
-	cli_target_local_load(a->profile, a->dev, &x->l);
 	if (a->scope && strcmp(a->scope, "team") != 0) {
 		fprintf(stderr, "only the team scope is supported (--scope "
 			"team)\n");
 		return CLI_SECRETS_EBAD;
 	}
+	cli_target_local_load(a->profile, a->dev, &x->l);
 	secrets_install(SECRETS_SCOPE_AUTH, x->l.state_dir);
 	path = xasprintf("%s/state/clawgate.sqlite", x->l.state_dir);
 	if (store_open(path, &x->st, &err) != GW_OK) {
@@ -138,6 +140,7 @@ static int cli_secrets_open(struct cli_args *a, struct cli_secrets_ctx *x)
 			"database");
 		free(err);
 		free(path);
+		cli_target_local_free(&x->l);
 		return 1;
 	}
 	free(path);

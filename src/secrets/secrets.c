@@ -995,7 +995,8 @@ static int secrets_activate(struct gw_config *c, struct config_issues *is)
 	s->n = col.n;
 	col.v = NULL;
 	col.n = 0;
-	qsort(s->v, s->n, sizeof(*s->v), secrets_entry_cmp);
+	if (s->n)
+		qsort(s->v, s->n, sizeof(*s->v), secrets_entry_cmp);
 	secrets_log(s, gs, ng);
 	c->secrets = s;
 	s = NULL;
