@@ -12,7 +12,7 @@ import stat
 import pytest
 
 from fakeupstream import FakeUpstream
-from harness import Launcher, clawgate_only, free_port
+from harness import Launcher, WsClosed, clawgate_only, free_port
 from oahelp import chat, oa_config, post
 
 pytestmark = clawgate_only("SecretRef providers and the encrypted store")
@@ -531,3 +531,76 @@ def test_apply_refuses_exec_without_consent(launcher):
     assert rc == 0, err
     with open(os.path.join(d, "openclaw.json")) as f:
         assert json.load(f) == {"gateway": {"mode": "local"}}
+
+
+def test_reload_fails_closed_on_gateway_auth(launcher):
+    d = launcher.prepare()
+    path = os.path.join(d, "gw.txt")
+    write_private(path, "tok-first\n")
+    cfg = {"gateway": {"mode": "local", "auth": {"token": {
+        "source": "file", "provider": "gwfile", "id": "value"}}},
+        "secrets": {"providers": {"gwfile": {
+            "source": "file", "path": path, "mode": "singleValue"}}}}
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        json.dump(cfg, f)
+    port = free_port()
+    gw = launcher.start(state_dir=d, token="tok-first", port=port,
+                        default_args=False, args=["--port", str(port)])
+    c = gw.connect()
+    os.chmod(path, 0o644)
+    res = c.request("secrets.reload", {})
+    assert res["ok"] is False
+    assert res["error"]["code"] == "UNAVAILABLE"
+    assert res["error"]["message"] == "secrets.reload failed"
+    c.close()
+    # the active snapshot stays: the first token still opens a session
+    c = gw.connect()
+    # rotation: a new token is live after a good reload
+    write_private(path, "tok-second\n")
+    try:
+        res = c.request("secrets.reload", {})
+        assert res["ok"] is True
+        c.recv_json(5)      # then closed: it used the old token
+        raise AssertionError("old-token connection not closed")
+    except WsClosed as e:
+        assert "4001" in str(e)
+    c.close()
+    gw.token = "tok-second"
+    c = gw.connect()
+    c.close()
+    gw.token = "tok-first"
+    res = gw.handshake(gw.ws())
+    assert res["ok"] is False
+
+
+def test_secrets_resolve(tmp_root, up):
+    lch, gw, d = start_with(
+        tmp_root, up, {"source": "file", "provider": "fm",
+                       "id": "/providers/fake"},
+        files={"keys.json": json.dumps({"providers": {"fake": "sk-r1"}})})
+    try:
+        c = gw.connect()
+        res = c.call("secrets.resolve", {
+            "commandName": "models status",
+            "targetIds": ["models.providers.*.apiKey"]})
+        assert res == {"ok": True, "assignments": [{
+            "path": "models.providers.fake.apiKey",
+            "pathSegments": ["models", "providers", "fake", "apiKey"],
+            "value": "sk-r1"}], "diagnostics": [], "inactiveRefPaths": []}
+        res = c.request("secrets.resolve", {"commandName": "x",
+                                            "targetIds": ["no.such.id"]})
+        assert res["ok"] is False
+        assert res["error"]["code"] == "INVALID_REQUEST"
+        res = c.request("secrets.store.set", {"name": "bad name",
+                                              "value": "v", "kind": "env"})
+        assert res["error"]["code"] == "INVALID_REQUEST"
+        res = c.request("secrets.store.delete", {"name": "NOPE"})
+        assert res["error"]["code"] == "INVALID_REQUEST"
+        c.close()
+        # admin scope only
+        c = gw.connect(scopes=["operator.read", "operator.write"])
+        res = c.request("secrets.store.list", {})
+        assert res["ok"] is False
+        c.close()
+    finally:
+        lch.cleanup()
