@@ -604,3 +604,29 @@ def test_secrets_resolve(tmp_root, up):
         c.close()
     finally:
         lch.cleanup()
+
+
+def test_openclaw_cli_secrets_reload_rotation(tmp_root, up):
+    """The real `openclaw secrets reload` (peer CLI) rotates a key."""
+    import test_peer_cli as peer
+    if not peer._OK:
+        pytest.skip(peer._WHY)
+    lch, gw, d = start_with(
+        tmp_root, up, {"source": "file", "provider": "fm",
+                       "id": "/providers/fake"},
+        files={"keys.json": json.dumps({"providers": {"fake": "sk-oc-1"}})})
+    try:
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-oc-1"
+        write_private(os.path.join(d, "keys.json"),
+                      json.dumps({"providers": {"fake": "sk-oc-2"}}))
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-oc-1"
+        rc, out, err = peer.oc("secrets", "reload", "--url", gw.url,
+                               "--token", "T", "--json")
+        assert rc == 0, out + err
+        assert json.loads(out) == {"ok": True, "warningCount": 0}
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-oc-2"
+    finally:
+        lch.cleanup()
