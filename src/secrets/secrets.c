@@ -51,8 +51,6 @@ static struct {
 	enum secrets_scope scope;
 	char *state_dir;
 	struct store *store;
-	char **mask;		/* registered values */
-	size_t nmask;
 	int degraded;		/* SECRETS_RELOADER_DEGRADED logged */
 } secrets_g = { .mu = PTHREAD_MUTEX_INITIALIZER };
 
@@ -254,33 +252,59 @@ int secrets_def_keys(const json_t *def, const char *const *allowed,
 
 /* ---- the logger mask ---------------------------------------------------- */
 
+/* Registered values, and a 65,536-bit filter of their 3-byte prefixes so
+ * that a log line without any of them costs one pass over its bytes. */
+static struct {
+	pthread_mutex_t mu;
+	char **v;
+	size_t n;
+	uint8_t filter[8192];
+} secrets_mask = { .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static unsigned secrets_mask_hash(const char *p)
+{
+	const unsigned char *u = (const unsigned char *)p;
+
+	return ((unsigned)u[0] * 961u + (unsigned)u[1] * 31u + u[2]) &
+	       0xffffu;
+}
+
 void secrets_mask_add(const char *value)
 {
+	unsigned h;
 	size_t i;
 
 	if (!value || strlen(value) < 3)
 		return;
-	pthread_mutex_lock(&secrets_g.mu);
-	for (i = 0; i < secrets_g.nmask; i++)
-		if (strcmp(secrets_g.mask[i], value) == 0)
+	pthread_mutex_lock(&secrets_mask.mu);
+	for (i = 0; i < secrets_mask.n; i++)
+		if (strcmp(secrets_mask.v[i], value) == 0)
 			break;
-	if (i == secrets_g.nmask && secrets_g.nmask < SECRETS_MASK_MAX) {
-		secrets_g.mask = xrealloc(secrets_g.mask,
-					  (secrets_g.nmask + 1) *
+	if (i == secrets_mask.n && secrets_mask.n < SECRETS_MASK_MAX) {
+		secrets_mask.v = xrealloc(secrets_mask.v,
+					  (secrets_mask.n + 1) *
 					  sizeof(char *));
-		secrets_g.mask[secrets_g.nmask++] = xstrdup(value);
+		secrets_mask.v[secrets_mask.n++] = xstrdup(value);
+		h = secrets_mask_hash(value);
+		secrets_mask.filter[h >> 3] |= (uint8_t)(1u << (h & 7));
 	}
-	pthread_mutex_unlock(&secrets_g.mu);
+	pthread_mutex_unlock(&secrets_mask.mu);
 }
 
 /* The log hook: replace every registered value in msg by "***". */
 static void secrets_mask_apply(char *msg, size_t cap)
 {
-	size_t i;
+	size_t i, len = strlen(msg);
+	int hit = 0;
 
-	pthread_mutex_lock(&secrets_g.mu);
-	for (i = 0; i < secrets_g.nmask; i++) {
-		const char *m = secrets_g.mask[i];
+	pthread_mutex_lock(&secrets_mask.mu);
+	for (i = 0; i + 3 <= len && !hit; i++) {
+		unsigned h = secrets_mask_hash(msg + i);
+
+		hit = secrets_mask.filter[h >> 3] & (1u << (h & 7));
+	}
+	for (i = 0; hit && i < secrets_mask.n; i++) {
+		const char *m = secrets_mask.v[i];
 		size_t mn = strlen(m);
 		char *p;
 
@@ -293,7 +317,7 @@ static void secrets_mask_apply(char *msg, size_t cap)
 			memcpy(p, "***", 3);
 		}
 	}
-	pthread_mutex_unlock(&secrets_g.mu);
+	pthread_mutex_unlock(&secrets_mask.mu);
 }
 
 /* ---- snapshot ----------------------------------------------------------- */

@@ -189,6 +189,27 @@ int main(int argc, char **argv)
 	}
 	lk = time_lookups(big, looks, NREFS);
 	lk1 = time_lookups(small, looks, 1);
+	{
+		double t0, with, without;
+		long k, nl = looks / 10;
+
+		t0 = now_s();
+		for (k = 0; k < nl; k++)
+			log_info("bench", "run %ld started (agent main, session "
+				 "agent:main:openai:8d64223c-d7dd-4511-a7f1-"
+				 "d991d596577a, model fake/fake-model)", k);
+		with = (now_s() - t0) / (double)nl;
+		log_set_mask(NULL);
+		t0 = now_s();
+		for (k = 0; k < nl; k++)
+			log_info("bench", "run %ld started (agent main, session "
+				 "agent:main:openai:8d64223c-d7dd-4511-a7f1-"
+				 "d991d596577a, model fake/fake-model)", k);
+		without = (now_s() - t0) / (double)nl;
+		printf("log line, %d values registered with the mask: %.0f ns; "
+		       "no mask: %.0f ns\n", NREFS, with * 1e9,
+		       without * 1e9);
+	}
 	printf("activation, %d refs over %d providers (3 exec processes): "
 	       "%.1f ms (median of %d)\n", NREFS, NPROV, act * 1e3, acts);
 	printf("activation, 1 env ref: %.2f ms\n", act1 * 1e3);
