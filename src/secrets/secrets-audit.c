@@ -194,7 +194,8 @@ int secrets_name_is_secret(const char *name)
 
 struct secrets_audit {
 	json_t *findings;
-	int plain, unresolved, checked, skipped;
+	json_t *plains;			/* [[path, file, value]] of the config */
+	int plain, unresolved, checked, skipped, residue;
 	const char *file;		/* the file being scanned */
 	char *const *includes;		/* with their raw texts */
 	char **include_texts;
@@ -251,6 +252,9 @@ static void secrets_audit_field(const char *path, const json_t *v,
 	secrets_audit_add(a, "PLAINTEXT_FOUND", "warn",
 			  a->prefix ? a->file : secrets_audit_file_of(a, v),
 			  jp, "plaintext secret; move it behind a SecretRef");
+	if (!a->prefix)
+		json_array_append_new(a->plains, json_pack(
+			"[s,s,O]", jp, secrets_audit_file_of(a, v), v));
 }
 
 static void secrets_audit_ref(void *arg, const char *path,
@@ -353,9 +357,55 @@ static json_t *secrets_audit_load(const char *path, char ***files,
 	return root;
 }
 
+/* Plaintext in the config that duplicates a store entry's value. */
+static void secrets_audit_residue(struct secrets_audit *a, sqlite3 *db,
+				  const char *state_dir)
+{
+	struct store_secret *v = NULL;
+	uint8_t key[SECRETS_KEY_LEN];
+	char why[300];
+	size_t n = 0, i, j;
+
+	if (!json_array_size(a->plains) ||
+	    store_secrets_list_db(db, &v, &n) != GW_OK)
+		return;
+	if (n && secrets_key_load(state_dir, 0, key, why, sizeof(why)) ==
+	    GW_OK) {
+		for (i = 0; i < n; i++) {
+			char *val = NULL, msg[200];
+			const json_t *p;
+
+			if (secrets_unseal(key, v[i].name, v[i].value,
+					   v[i].value_len, &val, NULL) != GW_OK)
+				continue;
+			json_array_foreach(a->plains, j, p) {
+				if (strcmp(json_string_value(json_array_get(
+					p, 2)), val) != 0)
+					continue;
+				a->residue++;
+				snprintf(msg, sizeof(msg), "plaintext duplicates "
+					 "the store entry %s; use a store ref",
+					 v[i].name);
+				secrets_audit_add(a, "STORE_PLAINTEXT_RESIDUE",
+						  "warn", json_string_value(
+							  json_array_get(p, 1)),
+						  json_string_value(
+							  json_array_get(p, 0)),
+						  msg);
+			}
+			xfree_secret(val);
+		}
+		explicit_bzero(key, sizeof(key));
+	}
+	for (i = 0; i < n; i++)
+		store_secret_clear(&v[i]);
+	free(v);
+}
+
 json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 {
-	struct secrets_audit a = { .findings = json_array() };
+	struct secrets_audit a = { .findings = json_array(),
+				   .plains = json_array() };
 	struct config_issues is = { 0 };
 	char **files = NULL, *dir, *p1, *p2, *dbpath;
 	json_t *root, *rep;
@@ -399,6 +449,7 @@ json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 	/* every stored config version */
 	dbpath = xasprintf("%s/state/clawgate.sqlite", o->state_dir);
 	if (store_secrets_open_ro(dbpath, &db) == GW_OK) {
+		secrets_audit_residue(&a, db, o->state_dir);
 		a.file = dbpath;
 		store_secrets_config_texts(db, secrets_audit_version, &a);
 		sqlite3_close(db);
@@ -411,8 +462,10 @@ json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 			"skippedExecRefs", a.skipped, "resolvabilityComplete",
 			a.skipped == 0, "summary", "plaintextCount", a.plain,
 			"unresolvedRefCount", a.unresolved, "shadowedRefCount",
-			0, "storeResidueCount", 0, "legacyResidueCount", 0,
+			0, "storeResidueCount", a.residue, "legacyResidueCount",
+			0,
 			"findings", a.findings);
+	json_decref(a.plains);
 	for (i = 0; i < nf; i++)
 		xfree_secret(a.include_texts[i]);
 	free(a.include_texts);

@@ -90,10 +90,8 @@ int store_secrets_get(struct store *st, const char *name,
 	return store_secrets_get_db(store_reader(st), name, out);
 }
 
-int store_secrets_list(struct store *st, struct store_secret **v,
-		       size_t *n)
+int store_secrets_list_db(sqlite3 *db, struct store_secret **v, size_t *n)
 {
-	sqlite3 *db = store_reader(st);
 	sqlite3_stmt *s = NULL;
 	int rc;
 
@@ -113,6 +111,12 @@ int store_secrets_list(struct store *st, struct store_secret **v,
 	}
 	sqlite3_finalize(s);
 	return rc == SQLITE_DONE ? GW_OK : store_secrets_fail(db, "list");
+}
+
+int store_secrets_list(struct store *st, struct store_secret **v,
+		       size_t *n)
+{
+	return store_secrets_list_db(store_reader(st), v, n);
 }
 
 static int store_secrets_purge_tx(sqlite3 *db)

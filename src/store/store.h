@@ -157,6 +157,7 @@ int store_secrets_get(struct store *st, const char *name,
 /* Live entries by name; *v owned (clear each, then free). */
 int store_secrets_list(struct store *st, struct store_secret **v,
 		       size_t *n);
+int store_secrets_list_db(sqlite3 *db, struct store_secret **v, size_t *n);
 /* Insert or replace (created_at_ms kept for an existing name, a
  * soft-deleted one is revived); purges rows deleted 30 days ago. */
 int store_secrets_put(struct store *st, const struct store_secret *e);

@@ -468,6 +468,12 @@ def test_audit_apply_clean(tmp_root, up):
         assert digest() == before
         assert cli(["store", "set", "OPENAI_API_KEY"],
                    input=value.encode())[0] == 0
+        rc, out, err = cli(["audit", "--json"])
+        rep = json.loads(out)
+        assert rep["summary"]["storeResidueCount"] == 1
+        assert [f["jsonPath"] for f in rep["findings"]
+                if f["code"] == "STORE_PLAINTEXT_RESIDUE"] == [
+            "models.providers.fake.apiKey"]
         rc, out, err = cli(["apply", "--from", plan_path, "--dry-run"])
         assert rc == 0 and digest() == before
         rc, out, err = cli(["apply", "--from", plan_path])
