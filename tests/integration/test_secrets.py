@@ -636,3 +636,41 @@ def test_openclaw_cli_secrets_reload_rotation(tmp_root, up):
         assert last_auth(up) == "Bearer sk-oc-2"
     finally:
         lch.cleanup()
+
+
+def test_rotation_under_load_has_no_failed_request(tmp_root, up):
+    """Requests keep flowing while the key rotates: none fails, each one
+    carries the old or the new key, and the new one once reloaded."""
+    import threading
+    lch, gw, d = start_with(
+        tmp_root, up, {"source": "file", "provider": "fm",
+                       "id": "/providers/fake"},
+        files={"keys.json": json.dumps({"providers": {"fake": "sk-a"}})})
+    try:
+        stop = threading.Event()
+        codes = []
+
+        def load():
+            while not stop.is_set():
+                codes.append(ask(gw, up, 0).status_code)
+
+        th = [threading.Thread(target=load) for _ in range(2)]
+        for t in th:
+            t.start()
+        c = gw.connect()
+        for k in range(5):
+            write_private(os.path.join(d, "keys.json"), json.dumps(
+                {"providers": {"fake": "sk-r%d" % k}}))
+            assert c.call("secrets.reload", {})["warningCount"] == 0
+        c.close()
+        stop.set()
+        for t in th:
+            t.join(30)
+        assert codes and set(codes) == {200}, codes
+        seen = {h.get("Authorization") for h in up.snapshot()["headers"]}
+        assert seen <= {"Bearer sk-a"} | {"Bearer sk-r%d" % k
+                                          for k in range(5)}
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-r4"
+    finally:
+        lch.cleanup()

@@ -17,6 +17,7 @@
 #include "core/util.h"
 #include "secrets/secrets-int.h"
 #include "secrets/secrets.h"
+#include "store/store.h"
 
 static char tmpdir[64];
 
@@ -513,6 +514,69 @@ START_TEST(test_seal_round_trip)
 }
 END_TEST
 
+/* ---- the store: soft delete and purge ------------------------------------- */
+
+static int age_deleted(sqlite3 *db, void *arg)
+{
+	(void)arg;
+	return sqlite3_exec(db, "UPDATE secret_store_entries SET "
+			    "deleted_at_ms = deleted_at_ms - 31 * 86400000 "
+			    "WHERE deleted_at_ms IS NOT NULL", NULL, NULL,
+			    NULL) == SQLITE_OK ? GW_OK : GW_ESTORE;
+}
+
+static int64_t count_rows(struct store *st)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t n = -1;
+
+	if (sqlite3_prepare_v2(store_reader(st), "SELECT count(*) FROM "
+			       "secret_store_entries", -1, &s, NULL) ==
+	    SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+		n = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return n;
+}
+
+START_TEST(test_store_soft_delete_purge)
+{
+	struct store *st = NULL;
+	struct store_secret *v = NULL;
+	char path[PATH_MAX], why[300], *val = NULL, *kind = NULL;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "%s/state/clawgate.sqlite", tmpdir);
+	ck_assert_int_eq(store_open(path, &st, NULL), GW_OK);
+	ck_assert_int_eq(secrets_store_set(st, "A_TOKEN", "secret", "va", 2,
+					   NULL, "t", why, sizeof(why)), GW_OK);
+	ck_assert_int_eq(secrets_store_set(st, "B", "env", "vb", 2, NULL, "t",
+					   why, sizeof(why)), GW_OK);
+	ck_assert_int_eq(secrets_store_value(store_reader(st), "B", &kind,
+					     &val, why, sizeof(why)), GW_OK);
+	ck_assert_str_eq(val, "vb");
+	ck_assert_str_eq(kind, "env");
+	xfree_secret(val);
+	free(kind);
+	ck_assert_int_eq(store_secrets_delete(st, "A_TOKEN", "t"), GW_OK);
+	ck_assert_int_eq(store_secrets_delete(st, "A_TOKEN", "t"),
+			 GW_ENOTFOUND);
+	ck_assert_int_eq(store_secrets_list(st, &v, &n), GW_OK);
+	ck_assert_uint_eq(n, 1);	/* soft-deleted: hidden, kept */
+	store_secret_clear(&v[0]);
+	free(v);
+	ck_assert_int_eq(count_rows(st), 2);
+	ck_assert_int_eq(secrets_store_value(store_reader(st), "A_TOKEN",
+					     NULL, &val, why, sizeof(why)),
+			 GW_ENOTFOUND);
+	/* 31 days later the next write purges it */
+	ck_assert_int_eq(store_write_sync(st, age_deleted, NULL, 0), GW_OK);
+	ck_assert_int_eq(secrets_store_set(st, "C", "env", "vc", 2, NULL, "t",
+					   why, sizeof(why)), GW_OK);
+	ck_assert_int_eq(count_rows(st), 2);	/* B and C */
+	store_close(st);
+}
+END_TEST
+
 /* ---- plans ------------------------------------------------------------------ */
 
 static void expect_plan_bad(const char *target, const char *want)
@@ -637,6 +701,7 @@ static Suite *secrets_suite(void)
 	tcase_add_test(tc, test_owner_states);
 	tcase_add_test(tc, test_mask);
 	tcase_add_test(tc, test_plan_validation);
+	tcase_add_test(tc, test_store_soft_delete_purge);
 	tcase_add_test(tc, test_seal_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
