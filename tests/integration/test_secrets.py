@@ -145,6 +145,22 @@ def test_cold_store_ref_recovers_after_store_set(tmp_root, up):
         assert [e.get("value") for e in ents] == [None, "debug"]
         res = c.call("secrets.store.delete", {"name": "LOG_LEVEL"})
         assert res == {"ok": True, "reloaded": False}
+        c.call("secrets.store.set", {"name": "HOSTED_TOKEN", "value": "h-1",
+                                     "kind": "secret",
+                                     "allowedHosts": ["api.example.com"]})
+        ents = {e["name"]: e for e in
+                c.call("secrets.store.list", {})["entries"]}
+        assert ents["HOSTED_TOKEN"]["allowedHosts"] == ["api.example.com"]
+        assert "LOG_LEVEL" not in ents
+        for bad in ({"name": "X", "value": "", "kind": "secret"},
+                    {"name": "X", "value": "v" * 65537, "kind": "env"},
+                    {"name": "X", "value": "__OPENCLAW_REDACTED__",
+                     "kind": "env"},
+                    {"name": "X", "value": "v", "kind": "secret",
+                     "allowedHosts": ["a", "a"]}):
+            res = c.request("secrets.store.set", bad)
+            assert res["ok"] is False
+            assert res["error"]["code"] == "INVALID_REQUEST"
         key = os.path.join(d, "state", "secrets.key")
         assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
         c.close()
