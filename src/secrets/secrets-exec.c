@@ -265,16 +265,26 @@ static void secrets_exec_strv_free(char **v, int secret)
 	free(v);
 }
 
-/* Wait for pid; kill it first when kill_now. Returns the wait status. */
-static int secrets_exec_reap(pid_t pid, int kill_now)
+/* Wait for pid until deadline (monotonic ms; 0 = kill it now), then kill
+ * it. Returns the wait status, or -1 when it had to be killed. */
+static int secrets_exec_reap(pid_t pid, int64_t deadline)
 {
+	struct timespec ts = { 0, 2 * 1000 * 1000 };
 	int st = 0;
 
-	if (kill_now)
-		kill(pid, SIGKILL);
+	while (deadline && util_mono_ms() < deadline) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid)
+			return st;
+		if (w < 0 && errno != EINTR)
+			return -1;
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	return st;
+	return -1;
 }
 
 static int secrets_exec_resolve(struct secrets_batch *b, char *why,
@@ -321,6 +331,8 @@ static int secrets_exec_resolve(struct secrets_batch *b, char *why,
 	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
 	posix_spawn_file_actions_adddup2(&fa, outp[1], 1);
 	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+	/* none of the gateway's descriptors (sockets, the database) */
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
 	st = posix_spawn(&pid, cmd, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	close(in[0]);
@@ -385,8 +397,15 @@ static int secrets_exec_resolve(struct secrets_batch *b, char *why,
 		}
 	}
 	buf[n] = 0;
-	st = secrets_exec_reap(pid, 0);
+	/* stdout is closed: the exit status, within what is left of the
+	 * timeout */
+	st = secrets_exec_reap(pid, start + timeout);
 	spawned = 0;
+	if (st < 0) {
+		snprintf(why, len, "timed out after %lld ms (no exit after its "
+			 "output)", (long long)timeout);
+		goto out;
+	}
 	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
 		snprintf(why, len, "command failed (%s %d)",
 			 WIFEXITED(st) ? "exit status" : "signal",
@@ -396,7 +415,7 @@ static int secrets_exec_resolve(struct secrets_batch *b, char *why,
 	r = secrets_exec_parse(buf, n, json_only, b, why, len);
 out:
 	if (spawned)
-		secrets_exec_reap(pid, 1);
+		secrets_exec_reap(pid, 0);
 	if (buf) {
 		explicit_bzero(buf, (size_t)max + 1);
 		free(buf);

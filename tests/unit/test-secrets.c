@@ -327,6 +327,33 @@ START_TEST(test_exec_provider_checks)
 		config_unref(c);
 		config_issues_free(&is);
 	}
+	/* a resolver that answers but does not exit, and a silent one */
+	put("late.sh", "#!/bin/sh\ncat >/dev/null\necho '{\"protocolVersion\""
+	    ":1,\"values\":{\"t\":\"v\"}}'\nexec >&-\nexec sleep 30\n", 0700,
+	    sh);
+	{
+		char prov[2 * PATH_MAX];
+		int64_t t0 = util_mono_ms();
+
+		snprintf(prov, sizeof(prov), "{ source: 'exec', command: '%s', "
+			 "timeoutMs: 300 }", sh);
+		EXEC_CFG(prov);
+		c = load(text, &is);
+		ck_assert_ptr_null(c);
+		ck_assert_ptr_nonnull(strstr(is.v[0].message, "no exit after "
+					     "its output"));
+		config_issues_free(&is);
+		snprintf(prov, sizeof(prov), "{ source: 'exec', command: "
+			 "'/bin/sleep', args: ['30'], timeoutMs: 5000, "
+			 "noOutputTimeoutMs: 200 }");
+		EXEC_CFG(prov);
+		c = load(text, &is);
+		ck_assert_ptr_null(c);
+		ck_assert_ptr_nonnull(strstr(is.v[0].message, "timed out after "
+					     "200 ms"));
+		config_issues_free(&is);
+		ck_assert_int_lt(util_mono_ms() - t0, 20000);
+	}
 	/* output limit */
 	EXEC_CFG("{ source: 'exec', command: '/usr/bin/yes', "
 		 "maxOutputBytes: 1000 }");
