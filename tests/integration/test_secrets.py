@@ -690,3 +690,42 @@ def test_rotation_under_load_has_no_failed_request(tmp_root, up):
         assert last_auth(up) == "Bearer sk-r4"
     finally:
         lch.cleanup()
+
+
+def test_config_set_preflight_resolves_refs(tmp_root, up):
+    """config.set runs the activation as a preflight: a ref that cannot
+    resolve for gateway auth is refused and the file is unchanged; a good
+    one is live once written."""
+    lch, gw, d = start_with(
+        tmp_root, up, {"source": "file", "provider": "fm",
+                       "id": "/providers/fake"},
+        files={"keys.json": json.dumps({"providers": {"fake": "sk-p1"},
+                                        "other": "sk-p2"})})
+    try:
+        c = gw.connect()
+        got = c.call("config.get", {})
+        cfg = got["parsed"]
+        with open(os.path.join(d, "openclaw.json"), "rb") as f:
+            before = f.read()
+        bad = json.loads(json.dumps(cfg))
+        bad["models"]["providers"]["fake"]["apiKey"] = {
+            "source": "file", "provider": "nope", "id": "/x"}
+        res = c.request("config.set", {"raw": json.dumps(bad),
+                                       "baseHash": got["hash"]})
+        assert res["ok"] is False
+        assert "models.providers.fake.apiKey" in res["error"]["message"]
+        assert "provider \"nope\" is not configured" in \
+            res["error"]["message"]
+        with open(os.path.join(d, "openclaw.json"), "rb") as f:
+            assert f.read() == before
+        good = json.loads(json.dumps(cfg))
+        good["models"]["providers"]["fake"]["apiKey"] = {
+            "source": "file", "provider": "fm", "id": "/other"}
+        res = c.call("config.set", {"raw": json.dumps(good),
+                                    "baseHash": got["hash"]})
+        assert res["ok"] is True
+        c.close()
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-p2"
+    finally:
+        lch.cleanup()
