@@ -470,6 +470,7 @@ struct secrets_collect {
 	struct config_issues *is;
 	int bad;
 	enum secrets_scope scope;
+	int log;		/* activation (not an audit): log codes */
 };
 
 /* Which owner a secret path belongs to, and how it fails. 0 = skip the
@@ -586,11 +587,23 @@ static void secrets_collect_one(struct secrets_collect *c,
 	}
 	if (!secrets_owner(c->root, c->scope, segs, n, &e.owner,
 			   &fail_closed)) {
-		log_debug("secrets", "SECRETS_REF_IGNORED_INACTIVE_SURFACE "
-			  "path=%s", path);
+		if (strncmp(path, "gateway.auth.", 13) == 0 && c->log)
+			log_info("secrets", "SECRETS_GATEWAY_AUTH_SURFACE "
+				 "path=%s inactive (gateway.auth.mode=%s)",
+				 path, json_string_value(config_get(
+					 c->root, "gateway.auth.mode")) ?
+				 json_string_value(config_get(
+					 c->root, "gateway.auth.mode")) :
+				 "unset");
+		else
+			log_debug("secrets", "SECRETS_REF_IGNORED_INACTIVE_"
+				  "SURFACE path=%s", path);
 		free(path);
 		return;
 	}
+	if (fail_closed && c->log)
+		log_info("secrets", "SECRETS_GATEWAY_AUTH_SURFACE path=%s active",
+			 path);
 	e.path = path;
 	e.fail_closed = fail_closed;
 	e.ops = secrets_ops(source);
@@ -968,6 +981,7 @@ static int secrets_activate(struct gw_config *c, struct config_issues *is)
 	pthread_mutex_lock(&secrets_g.mu);
 	col.scope = secrets_g.scope;
 	pthread_mutex_unlock(&secrets_g.mu);
+	col.log = col.scope == SECRETS_SCOPE_FULL;
 	secrets_check_providers(c->root, is, &col.bad);
 	secrets_collect(&col);
 	if (col.bad)

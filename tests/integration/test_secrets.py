@@ -273,6 +273,9 @@ def test_gateway_token_from_file_provider(launcher):
     c = gw.connect()
     assert c.hello["type"] == "hello-ok"
     c.close()
+    assert "SECRETS_GATEWAY_AUTH_SURFACE path=gateway.auth.token active" \
+        in gw.stderr()
+    assert "tok-from-file" not in gw.stderr()
 
 
 @pytest.mark.parametrize("ref,msg", [
