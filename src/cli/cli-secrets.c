@@ -825,17 +825,112 @@ static json_t *cli_secrets_config_raw(const char *path)
 	return root;
 }
 
-int cli_secrets_apply(struct cli_args *a)
+/* Preflight and (unless dry_run) write a validated plan: the config file,
+ * then the one-way scrub of .env and of the stored config versions. */
+static int cli_secrets_apply_plan(const struct cli_local *l,
+				  const json_t *plan, int dry_run,
+				  int allow_exec)
 {
-	struct cli_local l;
 	struct config_issues is = { 0 };
 	struct cli_secrets_pre pre = { 0 };
 	struct stat st;
-	json_t *plan = NULL, *root = NULL, *neu = NULL;
-	json_t *migrated = json_array();
-	char *text = NULL, *out = NULL, why[300], *dir = NULL, *env = NULL;
-	size_t n = 0;
+	json_t *root = NULL, *neu = NULL, *migrated = json_array();
+	char *out = NULL, *dir = NULL, *env = NULL;
 	int r = 1, envs = 0, vers = 0;
+
+	if (!dry_run && !allow_exec && secrets_plan_has_exec(plan)) {
+		fprintf(stderr, "the plan has exec refs or providers: pass "
+			"--allow-exec to apply it\n");
+		goto out;
+	}
+	root = cli_secrets_config_raw(l->config_path);
+	if (!root)
+		goto out;
+	neu = secrets_plan_apply_root(plan, root, migrated);
+	/* preflight: the new config validates and every target resolves */
+	pre.plan = plan;
+	if (config_validate(neu, &is) != GW_OK ||
+	    secrets_check_refs(neu, allow_exec, cli_secrets_pre_ref, &pre,
+			       &is) != GW_OK) {
+		fprintf(stderr, "preflight: %s: %s\n", is.n ? is.v[0].path :
+			"<root>", is.n ? is.v[0].message : "invalid");
+		goto out;
+	}
+	if (pre.bad)
+		goto out;
+	if (dry_run) {
+		printf("Plan is valid: %zu targets (dry run: nothing "
+		       "written).\n", json_array_size(json_object_get(
+			       plan, "targets")));
+		r = 0;
+		goto out;
+	}
+	/* one new config version: the gateway's watcher (or its next start)
+	 * loads it through the reload path */
+	out = json_dumps(neu, JSON_INDENT(2));
+	{
+		char *t = xasprintf("%s\n", out);
+
+		xfree_secret(out);
+		out = t;
+	}
+	if (config_write_atomic(l->config_path, out, strlen(out)) != 0) {
+		fprintf(stderr, "cannot write %s\n", l->config_path);
+		goto out;
+	}
+	if (!json_is_false(json_object_get(plan, "scrubEnv"))) {
+		int k;
+
+		env = xasprintf("%s/.env", l->state_dir);
+		k = secrets_plan_scrub_env(env, plan, migrated);
+		envs += k > 0 ? k : 0;
+		dir = xstrdup(l->config_path);
+		if (strrchr(dir, '/'))
+			*strrchr(dir, '/') = 0;
+		free(env);
+		env = xasprintf("%s/.env", dir);
+		if (strcmp(dir, l->state_dir) != 0) {
+			k = secrets_plan_scrub_env(env, plan, migrated);
+			envs += k > 0 ? k : 0;
+		}
+	}
+	if (json_array_size(migrated)) {
+		char *dbp = xasprintf("%s/state/clawgate.sqlite", l->state_dir);
+		struct store *s = NULL;
+		char *err = NULL;
+
+		if (stat(dbp, &st) == 0 && store_open(dbp, &s, &err) == GW_OK) {
+			secrets_plan_scrub_versions(s, plan, migrated, &vers);
+			store_close(s);
+		}
+		free(err);
+		free(dbp);
+	}
+	printf("Applied %zu targets to %s; scrubbed %d .env entr%s and %d "
+	       "stored config version%s.\n",
+	       json_array_size(json_object_get(plan, "targets")),
+	       l->config_path, envs, envs == 1 ? "y" : "ies", vers,
+	       vers == 1 ? "" : "s");
+	r = 0;
+out:
+	xfree_secret(out);
+	free(env);
+	free(dir);
+	json_decref(root);
+	json_decref(neu);
+	json_decref(migrated);
+	config_issues_free(&is);
+	return r;
+}
+
+int cli_secrets_apply(struct cli_args *a)
+{
+	struct cli_local l;
+	struct stat st;
+	json_t *plan = NULL;
+	char *text = NULL, why[300];
+	size_t n = 0;
+	int r = 1;
 
 	cli_target_local_load(a->profile, a->dev, &l);
 	secrets_install(SECRETS_SCOPE_AUTH, l.state_dir);
@@ -856,92 +951,12 @@ int cli_secrets_apply(struct cli_args *a)
 			"cannot read it");
 		goto out;
 	}
-	if (!a->dry_run && !a->allow_exec && secrets_plan_has_exec(plan)) {
-		fprintf(stderr, "the plan has exec refs or providers: pass "
-			"--allow-exec to apply it\n");
-		goto out;
-	}
-	root = cli_secrets_config_raw(l.config_path);
-	if (!root)
-		goto out;
-	neu = secrets_plan_apply_root(plan, root, migrated);
-	/* preflight: the new config validates and every target resolves */
-	pre.plan = plan;
-	if (config_validate(neu, &is) != GW_OK ||
-	    secrets_check_refs(neu, a->allow_exec, cli_secrets_pre_ref, &pre,
-			       &is) != GW_OK) {
-		fprintf(stderr, "preflight: %s: %s\n", is.n ? is.v[0].path :
-			"<root>", is.n ? is.v[0].message : "invalid");
-		goto out;
-	}
-	if (pre.bad)
-		goto out;
-	if (a->dry_run) {
-		printf("Plan is valid: %zu targets (dry run: nothing "
-		       "written).\n", json_array_size(json_object_get(
-			       plan, "targets")));
-		r = 0;
-		goto out;
-	}
-	/* one new config version: the gateway's watcher (or its next start)
-	 * loads it through the reload path */
-	out = json_dumps(neu, JSON_INDENT(2));
-	{
-		char *t = xasprintf("%s\n", out);
-
-		xfree_secret(out);
-		out = t;
-	}
-	if (config_write_atomic(l.config_path, out, strlen(out)) != 0) {
-		fprintf(stderr, "cannot write %s\n", l.config_path);
-		goto out;
-	}
-	if (!json_is_false(json_object_get(plan, "scrubEnv"))) {
-		int k;
-
-		env = xasprintf("%s/.env", l.state_dir);
-		k = secrets_plan_scrub_env(env, plan, migrated);
-		envs += k > 0 ? k : 0;
-		dir = xstrdup(l.config_path);
-		if (strrchr(dir, '/'))
-			*strrchr(dir, '/') = 0;
-		free(env);
-		env = xasprintf("%s/.env", dir);
-		if (strcmp(dir, l.state_dir) != 0) {
-			k = secrets_plan_scrub_env(env, plan, migrated);
-			envs += k > 0 ? k : 0;
-		}
-	}
-	if (json_array_size(migrated)) {
-		char *dbp = xasprintf("%s/state/clawgate.sqlite", l.state_dir);
-		struct store *s = NULL;
-		char *err = NULL;
-
-		if (stat(dbp, &st) == 0 && store_open(dbp, &s, &err) == GW_OK) {
-			secrets_plan_scrub_versions(s, plan, migrated, &vers);
-			store_close(s);
-		}
-		free(err);
-		free(dbp);
-	}
-	printf("Applied %zu targets to %s; scrubbed %d .env entr%s and %d "
-	       "stored config version%s.\n",
-	       json_array_size(json_object_get(plan, "targets")),
-	       l.config_path, envs, envs == 1 ? "y" : "ies", vers,
-	       vers == 1 ? "" : "s");
-	r = 0;
+	r = cli_secrets_apply_plan(&l, plan, a->dry_run, a->allow_exec);
 out:
 	if (text)
 		explicit_bzero(text, n);
 	free(text);
-	xfree_secret(out);
-	free(env);
-	free(dir);
 	json_decref(plan);
-	json_decref(root);
-	json_decref(neu);
-	json_decref(migrated);
-	config_issues_free(&is);
 	cli_target_local_free(&l);
 	return r;
 }
