@@ -960,3 +960,237 @@ out:
 	cli_target_local_free(&l);
 	return r;
 }
+
+/* ---- configure ------------------------------------------------------------ */
+
+const struct cli_opt cli_secrets_configure_opts[] = {
+	{"plan-out", CLI_OPT_STR, A(plan_out), "FILE", "write the plan"},
+	{"apply", CLI_OPT_FLAG, A(apply), NULL, "apply the plan"},
+	{"yes", CLI_OPT_FLAG, A(yes), NULL, "do not ask before applying"},
+	{"providers-only", CLI_OPT_FLAG, A(providers_only), NULL,
+	 "provider setup only (not supported: edit secrets.providers)"},
+	{"skip-provider-setup", CLI_OPT_FLAG, A(skip_provider_setup), NULL,
+	 "map credentials to existing providers (the default here)"},
+	{"agent", CLI_OPT_STR, A(agent), "ID",
+	 "auth-profile scope (clawgate has no auth-profile store)"},
+	{"allow-exec", CLI_OPT_FLAG, A(allow_exec), NULL,
+	 "allow exec refs in the preflight"},
+	{"json", CLI_OPT_FLAG, A(json), NULL, "print the plan as JSON"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* A store name for a config path: upper case, [A-Z0-9_] only. */
+static char *cli_secrets_name_for(const char *path)
+{
+	static const struct {
+		const char *path, *name;
+	} fixed[] = {
+		{"gateway.auth.token", "OPENCLAW_GATEWAY_TOKEN"},
+		{"gateway.auth.password", "OPENCLAW_GATEWAY_PASSWORD"},
+		{"hooks.token", "OPENCLAW_HOOKS_TOKEN"},
+	};
+	const char *p = path, *id;
+	char *out, *w;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(fixed); i++)
+		if (strcmp(fixed[i].path, path) == 0)
+			return xstrdup(fixed[i].name);
+	if (strncmp(path, "models.providers.", 17) == 0)
+		p = path + 17;
+	out = xmalloc(strlen(p) + 16);
+	w = out;
+	if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+		w += sprintf(w, "S_");
+	for (id = p; *id && w - out < 120; id++) {
+		char ch = *id;
+
+		if (ch >= 'a' && ch <= 'z')
+			ch = (char)(ch - 'a' + 'A');
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9')))
+			ch = '_';
+		if (ch == '_' && w > out && w[-1] == '_')
+			continue;
+		*w++ = ch;
+	}
+	*w = 0;
+	/* apiKey → API_KEY */
+	if (w - out >= 7 && strcmp(w - 7, "_APIKEY") == 0)
+		strcpy(w - 7, "_API_KEY");
+	return out;
+}
+
+/* One line from stdin (the terminal), newline stripped. */
+static int cli_secrets_ask(const char *prompt, char *buf, size_t len)
+{
+	fputs(prompt, stdout);
+	fflush(stdout);
+	if (!fgets(buf, (int)len, stdin))
+		return -1;
+	buf[strcspn(buf, "\r\n")] = 0;
+	return 0;
+}
+
+int cli_secrets_configure(struct cli_args *a)
+{
+	struct cli_local l;
+	struct cli_secrets_ctx x = { 0 };
+	json_t *root = NULL, *plain = NULL, *plan = NULL, *targets, *f;
+	json_t *names = json_array();
+	char ans[200], prompt[600], why[300];
+	size_t i;
+	int r = 1, opened = 0;
+
+	if (a->providers_only && a->skip_provider_setup) {
+		fprintf(stderr, "--providers-only and --skip-provider-setup "
+			"cannot be combined\n");
+		json_decref(names);
+		return CLI_SECRETS_EBAD;
+	}
+	if (a->providers_only) {
+		fprintf(stderr, "--providers-only is not supported: clawgate's "
+			"planner maps credentials to the secret store; edit "
+			"secrets.providers in the config for other providers\n");
+		json_decref(names);
+		return CLI_SECRETS_EBAD;
+	}
+	if (!isatty(0) || !isatty(1)) {
+		fprintf(stderr, "secrets configure requires an interactive "
+			"TTY (use secrets apply --from PLAN in scripts)\n");
+		json_decref(names);
+		return 1;
+	}
+	cli_target_local_load(a->profile, a->dev, &l);
+	secrets_install(SECRETS_SCOPE_AUTH, l.state_dir);
+	root = cli_secrets_config_raw(l.config_path);
+	if (!root)
+		goto out;
+	plain = secrets_plaintext_fields(root);
+	printf("Secrets configure: %zu plaintext secret%s in %s.\n",
+	       json_array_size(plain), json_array_size(plain) == 1 ? "" : "s",
+	       l.config_path);
+	plan = json_pack("{s:i,s:i,s:[],s:b}", "version", 1,
+			 "protocolVersion", 1, "targets", "scrubEnv", 1);
+	targets = json_object_get(plan, "targets");
+	json_array_foreach(plain, i, f) {
+		const char *path = json_string_value(json_object_get(f, "path"));
+		char *name = cli_secrets_name_for(path);
+		json_t *t, *segs = json_array();
+		const char *p = path;
+
+		snprintf(prompt, sizeof(prompt), "Move %s to the secret store "
+			 "as %s? [Y/n/NAME] ", path, name);
+		if (cli_secrets_ask(prompt, ans, sizeof(ans)) < 0) {
+			free(name);
+			json_decref(segs);
+			goto out;
+		}
+		if (ans[0] == 'n' || ans[0] == 'N') {
+			free(name);
+			json_decref(segs);
+			continue;
+		}
+		if (ans[0] && strcmp(ans, "y") && strcmp(ans, "Y")) {
+			if (!secrets_env_name_valid(ans)) {
+				fprintf(stderr, "invalid name %s (expected "
+					"^[A-Z][A-Z0-9_]{0,127}$)\n", ans);
+				free(name);
+				json_decref(segs);
+				r = CLI_SECRETS_EBAD;
+				goto out;
+			}
+			free(name);
+			name = xstrdup(ans);
+		}
+		while (*p) {
+			size_t n = strcspn(p, ".");
+
+			json_array_append_new(segs, json_stringn(p, n));
+			p += n;
+			if (*p)
+				p++;
+		}
+		t = json_pack("{s:O,s:s,s:o,s:{s:s,s:s,s:s}}", "type",
+			      json_object_get(f, "type"), "path", path,
+			      "pathSegments", segs, "ref", "source", "store",
+			      "provider", "default", "id", name);
+		if (strncmp(path, "models.providers.", 17) == 0)
+			json_object_set_new(t, "providerId", json_stringn(
+				path + 17, strcspn(path + 17, ".")));
+		json_array_append_new(targets, t);
+		json_array_append_new(names, json_pack("{s:s,s:O}", "name",
+						       name, "value",
+						       json_object_get(f,
+								       "value")));
+		free(name);
+	}
+	if (!json_array_size(targets)) {
+		printf("Nothing to migrate.\n");
+		r = 0;
+		goto out;
+	}
+	{
+		char *text = json_dumps(plan, JSON_INDENT(2));
+
+		if (a->json)
+			printf("%s\n", text);
+		if (a->plan_out && config_write_atomic(a->plan_out, text,
+						       strlen(text)) != 0) {
+			fprintf(stderr, "cannot write %s\n", a->plan_out);
+			free(text);
+			goto out;
+		}
+		free(text);
+	}
+	if (!a->apply) {
+		if (cli_secrets_ask("Apply this plan now? [y/N] ", ans,
+				    sizeof(ans)) < 0 || (ans[0] != 'y' &&
+							 ans[0] != 'Y')) {
+			printf("Not applied.%s\n", a->plan_out ?
+			       " Store the values, then run `clawgate secrets "
+			       "apply --from` the plan." : "");
+			r = 0;
+			goto out;
+		}
+	} else if (!a->yes) {
+		if (cli_secrets_ask("This is one-way: the plaintext leaves the "
+				    "config, .env and the stored config "
+				    "versions. Continue? [y/N] ", ans,
+				    sizeof(ans)) < 0 ||
+		    (ans[0] != 'y' && ans[0] != 'Y')) {
+			printf("Not applied.\n");
+			r = 0;
+			goto out;
+		}
+	}
+	/* the values go to the encrypted store first, then the plan */
+	r = cli_secrets_open(a, &x);
+	if (r)
+		goto out;
+	opened = 1;
+	json_array_foreach(names, i, f) {
+		const char *name = json_string_value(json_object_get(f, "name"));
+		const char *val = json_string_value(json_object_get(f, "value"));
+
+		if (secrets_store_set(x.st, name, "secret", val, strlen(val),
+				      NULL, "cli configure", why,
+				      sizeof(why)) != GW_OK) {
+			fprintf(stderr, "%s: %s\n", name, why);
+			r = 1;
+			goto out;
+		}
+		printf("Stored %s (secret).\n", name);
+	}
+	store_close(x.st);
+	x.st = NULL;
+	r = cli_secrets_apply_plan(&l, plan, 0, a->allow_exec);
+out:
+	if (opened)
+		cli_secrets_close(&x);
+	json_decref(names);
+	json_decref(plan);
+	json_decref(plain);
+	json_decref(root);
+	cli_target_local_free(&l);
+	return r;
+}

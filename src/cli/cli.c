@@ -100,6 +100,10 @@ const struct cli_cmd cli_cmds[] = {
 	 "[--check] [--json] [--allow-exec]",
 	 "Scan config, .env and stored config versions for plaintext and "
 	 "unresolved refs", 0, 0},
+	{"secrets configure", cli_secrets_configure,
+	 cli_secrets_configure_opts, "[--plan-out F] [--apply] [--yes]",
+	 "Move plaintext secrets of the config to the encrypted store "
+	 "(interactive)", 0, 0},
 	{"secrets apply", cli_secrets_apply, cli_secrets_apply_opts,
 	 "--from PLAN [--dry-run] [--allow-exec]",
 	 "Apply a secrets plan (validated before any write)", 0, 0},

@@ -70,6 +70,11 @@ struct cli_args {
 	int plain;
 	int check;
 	int allow_exec;
+	const char *plan_out;
+	int apply;
+	int providers_only;
+	int skip_provider_setup;
+	const char *agent;
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -186,11 +191,13 @@ int cli_secrets_store_rm(struct cli_args *a);
 int cli_secrets_store_import(struct cli_args *a);
 int cli_secrets_audit(struct cli_args *a);
 int cli_secrets_apply(struct cli_args *a);
+int cli_secrets_configure(struct cli_args *a);
 
 extern const struct cli_opt cli_secrets_reload_opts[];
 extern const struct cli_opt cli_secrets_store_opts[];
 extern const struct cli_opt cli_secrets_audit_opts[];
 extern const struct cli_opt cli_secrets_apply_opts[];
+extern const struct cli_opt cli_secrets_configure_opts[];
 
 /* --- the CLI's device identity (cli-identity.c) ------------------------ */
 

@@ -96,6 +96,47 @@ static int secrets_audit_plain(const json_t *v)
 	return 1;
 }
 
+/* The canonical target type of a secret path ("models.providers.apiKey"
+ * for models.providers.x.apiKey), written into out. */
+static void secrets_audit_type(const char *path, char *out, size_t len)
+{
+	const struct config_option *o = config_options_lookup(path);
+	const char *k = o ? o->key : path;
+	size_t w = 0;
+
+	while (*k && w + 1 < len) {
+		if (k[0] == '*' && (k[1] == '.' || !k[1])) {
+			k += k[1] ? 2 : 1;
+			if (w && !*k)
+				w--;
+			continue;
+		}
+		out[w++] = *k++;
+	}
+	out[w] = 0;
+}
+
+static void secrets_plain_collect(const char *path, const json_t *v,
+				  void *arg)
+{
+	char type[256];
+
+	if (!secrets_audit_plain(v) ||
+	    strcmp(json_string_value(v), CONFIG_REDACTED) == 0)
+		return;
+	secrets_audit_type(path, type, sizeof(type));
+	json_array_append_new(arg, json_pack("{s:s,s:s,s:O}", "path", path,
+					     "type", type, "value", v));
+}
+
+json_t *secrets_plaintext_fields(const json_t *root)
+{
+	json_t *a = json_array();
+
+	secrets_audit_fields(root, secrets_plain_collect, a);
+	return a;
+}
+
 /* ---- dotenv ------------------------------------------------------------ */
 
 int secrets_dotenv_parse(char *p, secrets_dotenv_fn fn, void *arg, int *bad)

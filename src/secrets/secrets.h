@@ -114,6 +114,10 @@ struct secrets_audit_opts {
  * 1 findings, 2 unresolved refs. */
 json_t *secrets_audit(const struct secrets_audit_opts *o, int *status);
 
+/* Plaintext values in the secret fields of root: [{path, type, value}]
+ * (new reference; holds values: wipe nothing, keep it short-lived). */
+json_t *secrets_plaintext_fields(const json_t *root);
+
 /* dotenv: NAME=value, export, quotes (double quotes span lines and take
  * escapes), comments. fn non-zero stops; -1 with the line in *bad. */
 typedef int (*secrets_dotenv_fn)(const char *name, const char *value,

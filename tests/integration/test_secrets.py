@@ -732,3 +732,77 @@ def test_config_set_preflight_resolves_refs(tmp_root, up):
         assert last_auth(up) == "Bearer sk-p2"
     finally:
         lch.cleanup()
+
+
+def run_tty(argv, env, cwd, answers, timeout=30):
+    """Run argv on a pseudo-terminal; answer each "[...] " prompt in turn.
+    Returns (rc, output)."""
+    import select
+    import subprocess
+    import time
+    m, s = os.openpty()
+    p = subprocess.Popen(argv, stdin=s, stdout=s, stderr=s, env=env,
+                         cwd=cwd, close_fds=True)
+    os.close(s)
+    out, answered = b"", 0
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([m], [], [], 0.2)
+            if r:
+                try:
+                    chunk = os.read(m, 4096)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            if out.endswith(b"] ") and out.count(b"] ") > answered:
+                os.write(m, answers[answered].encode() + b"\n")
+                answered += 1
+            if p.poll() is not None and not r:
+                break
+        rc = p.wait(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(m)
+    return rc, out.decode("utf-8", "replace")
+
+
+def test_configure_moves_plaintext_to_the_store(launcher):
+    from harness import BIN_ARGV
+    value = "sk-conf-Hh27"
+    d = launcher.prepare(config={
+        "gateway": {"mode": "local", "auth": {"token": "gw-tok-123456"}},
+        "models": {"providers": {"fake": {"baseUrl": "http://127.0.0.1:9",
+                                          "apiKey": value}}}})
+    env = launcher.env_for(d)
+    rc, out, err = launcher.run(["secrets", "configure"], state_dir=d)
+    assert rc == 1 and "requires an interactive TTY" in err
+    plan_path = os.path.join(d, "plan.json")
+    rc, out = run_tty(list(BIN_ARGV) + ["secrets", "configure", "--plan-out",
+                                        plan_path], env, d, ["n", "", "y"])
+    assert rc == 0, out
+    assert "Move gateway.auth.token to the secret store as " \
+        "OPENCLAW_GATEWAY_TOKEN? [Y/n/NAME]" in out
+    assert "as FAKE_API_KEY? [Y/n/NAME]" in out
+    assert value not in out
+    with open(plan_path) as f:
+        plan = json.load(f)
+    assert [t["path"] for t in plan["targets"]] == [
+        "models.providers.fake.apiKey"]
+    with open(os.path.join(d, "openclaw.json")) as f:
+        cfg = json.load(f)
+    assert cfg["models"]["providers"]["fake"]["apiKey"] == {
+        "source": "store", "provider": "default", "id": "FAKE_API_KEY"}
+    assert cfg["gateway"]["auth"]["token"] == "gw-tok-123456"   # kept
+    rc, out, err = launcher.run(["secrets", "store", "get", "FAKE_API_KEY"],
+                                state_dir=d)
+    assert rc == 2              # stored, and a secret
+    rc, out, err = launcher.run(["secrets", "audit", "--json"], state_dir=d)
+    rep = json.loads(out)
+    assert rep["summary"]["plaintextCount"] == 1    # the token, declined
+    assert rep["summary"]["unresolvedRefCount"] == 0
+    assert rep["resolution"]["refsChecked"] == 1
