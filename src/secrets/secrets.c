@@ -585,7 +585,9 @@ static void secrets_collect_one(struct secrets_collect *c,
 			strcat(path, ".");
 		strcat(path, segs[i]);
 	}
-	if (!secrets_owner(c->root, c->scope, segs, n, &e.owner,
+	/* which surfaces are active is the daemon's view; a CLI (scope
+	 * auth) still checks every active ref's structure */
+	if (!secrets_owner(c->root, SECRETS_SCOPE_FULL, segs, n, &e.owner,
 			   &fail_closed)) {
 		if (strncmp(path, "gateway.auth.", 13) == 0 && c->log)
 			log_info("secrets", "SECRETS_GATEWAY_AUTH_SURFACE "
@@ -631,6 +633,11 @@ static void secrets_collect_one(struct secrets_collect *c,
 		config_issues_add(c->is, path, "invalid %s SecretRef id for "
 				  "provider \"%s\"", source, alias);
 		goto bad;
+	}
+	if (c->scope == SECRETS_SCOPE_AUTH && !fail_closed) {
+		free(e.owner);
+		free(path);
+		return;
 	}
 	e.source = xstrdup(source);
 	e.alias = xstrdup(alias);

@@ -302,6 +302,10 @@ def test_invalid_refs_fail_closed(launcher, ref, msg):
                                  "--allow-unconfigured"], state_dir=d)
     assert rc == 78
     assert "models.providers.p.apiKey: " + msg in err
+    # the offline validator sees the same (without resolving anything)
+    rc, out, err = launcher.run(["config", "validate"], state_dir=d)
+    assert rc != 0
+    assert "models.providers.p.apiKey: " + msg in out + err
 
 
 # ---- the store CLI ----------------------------------------------------------
