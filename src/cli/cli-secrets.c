@@ -156,15 +156,7 @@ static void cli_secrets_close(struct cli_secrets_ctx *x)
 /* Kind from the name, as OpenClaw guesses it. */
 static const char *cli_secrets_guess_kind(const char *name)
 {
-	static const char *const sfx[] = { "_API_KEY", "_TOKEN", "_PASSWORD",
-					   "_PRIVATE_KEY", "_SECRET" };
-	size_t i, n = strlen(name);
-
-	for (i = 0; i < ARRAY_SIZE(sfx); i++)
-		if (n >= strlen(sfx[i]) &&
-		    strcmp(name + n - strlen(sfx[i]), sfx[i]) == 0)
-			return "secret";
-	return "env";
+	return secrets_name_is_secret(name) ? "secret" : "env";
 }
 
 /* Bounded read of fd into an owned buffer; -1 when over max. */
@@ -438,7 +430,6 @@ int cli_secrets_store_list(struct cli_args *a)
 int cli_secrets_store_rm(struct cli_args *a)
 {
 	struct cli_secrets_ctx x;
-	char *val = NULL, why[300];
 	int i, r, rc = 0;
 
 	if (!a->npos) {
@@ -473,94 +464,11 @@ int cli_secrets_store_rm(struct cli_args *a)
 			       "Removed", a->pos[i]);
 		}
 	}
-	(void)val;
-	(void)why;
 	cli_secrets_close(&x);
 	return rc;
 }
 
 /* ---- import ------------------------------------------------------------- */
-
-/* Parse dotenv text: NAME=value, `export NAME=...`, single or double
- * quotes (double quotes span lines and take \n \" \\ escapes), # comments.
- * Calls fn for each pair; stops at the first error (-1, line in *bad). */
-static int cli_secrets_dotenv(char *p, int (*fn)(const char *, const char *,
-						  void *), void *arg,
-			      int *bad)
-{
-	int line = 1;
-
-	while (*p) {
-		char *name, *v, *w;
-
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p == '\n') {
-			p++;
-			line++;
-			continue;
-		}
-		if (*p == '#') {
-			p += strcspn(p, "\n");
-			continue;
-		}
-		if (strncmp(p, "export ", 7) == 0)
-			p += 7;
-		name = p;
-		while ((*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-		       (*p >= 'a' && *p <= 'z') || *p == '_')
-			p++;
-		if (*p != '=' || p == name) {
-			*bad = line;
-			return -1;
-		}
-		*p++ = 0;
-		if (*p == '"' || *p == '\'') {
-			char q = *p++;
-
-			v = w = p;
-			while (*p && *p != q) {
-				if (*p == '\n')
-					line++;
-				if (q == '"' && *p == '\\' && p[1]) {
-					p++;
-					*w++ = *p == 'n' ? '\n' : *p;
-					p++;
-					continue;
-				}
-				*w++ = *p++;
-			}
-			if (*p != q) {
-				*bad = line;
-				return -1;
-			}
-			p++;
-			*w = 0;
-			p += strcspn(p, "\n");
-		} else {
-			v = p;
-			p += strcspn(p, "\n");
-			w = p;
-			if (*p)
-				*p++ = 0, line++;
-			/* strip an inline comment and blanks */
-			{
-				char *h = strstr(v, " #");
-
-				if (h)
-					*h = 0, w = h;
-			}
-			while (w > v && (w[-1] == ' ' || w[-1] == '\t' ||
-					 w[-1] == '\r'))
-				*--w = 0;
-		}
-		if (fn(name, v, arg) != 0) {
-			*bad = line;
-			return -1;
-		}
-	}
-	return 0;
-}
 
 struct cli_secrets_imp {
 	struct cli_args *a;
@@ -569,13 +477,14 @@ struct cli_secrets_imp {
 };
 
 static int cli_secrets_import_one(const char *name, const char *value,
-				  void *arg)
+				  int line, void *arg)
 {
 	struct cli_secrets_imp *im = arg;
 	const char *kind = cli_secrets_guess_kind(name);
 	char why[300];
 	int r;
 
+	(void)line;
 	if (!secrets_env_name_valid(name)) {
 		fprintf(stderr, "invalid name %s\n", name);
 		im->rc = CLI_SECRETS_EBAD;
@@ -684,7 +593,8 @@ int cli_secrets_store_import(struct cli_args *a)
 		r = 1;
 		goto done;
 	}
-	if (cli_secrets_dotenv(text, cli_secrets_import_one, &im, &bad) < 0) {
+	if (secrets_dotenv_parse(text, cli_secrets_import_one, &im, &bad) <
+	    0) {
 		if (!im.rc)
 			fprintf(stderr, "%s:%d: not NAME=value\n", path, bad);
 		r = im.rc ? im.rc : CLI_SECRETS_EBAD;
