@@ -141,6 +141,20 @@ void config_set_secrets_hooks(const struct config_secrets_hooks *h)
 	config_secrets = h;
 }
 
+int config_secret_resolve(const json_t *v, char **out, char *why,
+			  size_t len)
+{
+	*out = NULL;
+	if (json_is_string(v)) {
+		*out = xstrdup(json_string_value(v));
+		return 0;
+	}
+	if (config_secrets && config_secrets->resolve)
+		return config_secrets->resolve(v, out, why, len);
+	snprintf(why, len, "SecretRef cannot be resolved here");
+	return -1;
+}
+
 int config_secrets_changed(const struct gw_config *a,
 			   const struct gw_config *b)
 {

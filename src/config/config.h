@@ -135,8 +135,17 @@ struct config_secrets_hooks {
 	int (*lookup)(const struct gw_config *c, const char *path,
 		      const char **value, char *why, size_t len);
 	int (*changed)(const struct gw_config *a, const struct gw_config *b);
+	/* One value (string or SecretRef) resolved now, against the
+	 * providers of the current config: config_secret_resolve. */
+	int (*resolve)(const json_t *v, char **out, char *why, size_t len);
 };
 void config_set_secrets_hooks(const struct config_secrets_hooks *h);
+/* Resolve a secret value (string or SecretRef object) into *out (owned;
+ * xfree_secret) now, running its provider: -1 with a reason on failure.
+ * For code that has not moved to the snapshot yet; prefer
+ * secrets_lookup(cfg, path) (no I/O on a request). */
+int config_secret_resolve(const json_t *v, char **out, char *why,
+			  size_t len);
 /* 1 if the resolved secrets of a and b differ (0 without hooks). */
 int config_secrets_changed(const struct gw_config *a,
 			   const struct gw_config *b);

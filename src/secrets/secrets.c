@@ -1140,11 +1140,58 @@ static int secrets_hook_lookup(const struct gw_config *c, const char *path,
 	return secrets_lookup(c, path, value, why, len);
 }
 
+/* config_secret_resolve: one ref, resolved now with the providers of the
+ * running config (or of none: env and store only). */
+static int secrets_resolve_now(const json_t *v, char **out, char *why,
+			       size_t len)
+{
+	struct gw_config *cur = config_current();
+	json_t *root = json_pack("{s:O*,s:{s:{s:{s:O}}}}", "secrets",
+				 cur ? config_get(cur->root, "secrets") : NULL,
+				 "models", "providers", "x", "apiKey", v);
+	struct secrets_collect col = { .root = root,
+				       .scope = SECRETS_SCOPE_FULL };
+	struct config_issues is = { 0 };
+	struct secrets_group g = { 0 };
+	int r = -1;
+
+	*out = NULL;
+	col.is = &is;
+	secrets_collect(&col);
+	if (col.bad || col.n != 1) {
+		snprintf(why, len, "%s", is.n ? is.v[0].message :
+			 "not a string or SecretRef");
+		goto out;
+	}
+	g.alias = col.v[0].alias;
+	g.source = col.v[0].source;
+	g.ops = col.v[0].ops;
+	g.def = col.v[0].def;
+	secrets_group_add_id(&g, col.v[0].id);
+	secrets_group_run(&g);
+	if (!g.values[0]) {
+		snprintf(why, len, "provider \"%s\" (source %s): %s", g.alias,
+			 g.source, g.errs[0] ? g.errs[0] : "?");
+		goto out;
+	}
+	*out = xstrdup(g.values[0]);
+	secrets_mask_add(*out);
+	r = 0;
+out:
+	secrets_group_free(&g);
+	secrets_collect_free(&col);
+	config_issues_free(&is);
+	json_decref(root);
+	config_unref(cur);
+	return r;
+}
+
 static const struct config_secrets_hooks secrets_hooks = {
 	.activate = secrets_activate,
 	.release = secrets_snapshot_free,
 	.lookup = secrets_hook_lookup,
 	.changed = secrets_changed,
+	.resolve = secrets_resolve_now,
 };
 
 void secrets_install(enum secrets_scope scope, const char *state_dir)

@@ -541,6 +541,48 @@ START_TEST(test_seal_round_trip)
 }
 END_TEST
 
+/* ---- config_secret_resolve (one ref now, for code not on the snapshot) -- */
+
+START_TEST(test_resolve_now)
+{
+	char keys[PATH_MAX], text[2 * PATH_MAX], why[300], *out = NULL;
+	struct config_issues is = { 0 };
+	struct gw_config *c;
+	json_t *v;
+
+	setenv("TEST_SECRETS_NOW", "now-1", 1);
+	v = json_loads("{\"source\":\"env\",\"id\":\"TEST_SECRETS_NOW\"}",
+		       0, NULL);
+	ck_assert_int_eq(config_secret_resolve(v, &out, why, sizeof(why)), 0);
+	ck_assert_str_eq(out, "now-1");
+	xfree_secret(out);
+	json_decref(v);
+	/* a file ref needs the running config's provider */
+	put("k.json", "{\"a\":\"file-now\"}", 0600, keys);
+	v = json_loads("{\"source\":\"file\",\"provider\":\"f\","
+		       "\"id\":\"/a\"}", 0, NULL);
+	ck_assert_int_eq(config_secret_resolve(v, &out, why, sizeof(why)), -1);
+	ck_assert_ptr_nonnull(strstr(why, "provider \"f\" is not configured"));
+	snprintf(text, sizeof(text), "{ secrets: { providers: { f: { source: "
+		 "'file', path: '%s' } } } }", keys);
+	c = load(text, &is);
+	ck_assert_ptr_nonnull(c);
+	config_set_current(c);
+	config_unref(c);
+	ck_assert_int_eq(config_secret_resolve(v, &out, why, sizeof(why)), 0);
+	ck_assert_str_eq(out, "file-now");
+	xfree_secret(out);
+	json_decref(v);
+	v = json_string("plain");
+	ck_assert_int_eq(config_secret_resolve(v, &out, why, sizeof(why)), 0);
+	ck_assert_str_eq(out, "plain");
+	xfree_secret(out);
+	json_decref(v);
+	config_issues_free(&is);
+	unsetenv("TEST_SECRETS_NOW");
+}
+END_TEST
+
 /* ---- the store: soft delete and purge ------------------------------------- */
 
 static int age_deleted(sqlite3 *db, void *arg)
@@ -729,6 +771,7 @@ static Suite *secrets_suite(void)
 	tcase_add_test(tc, test_mask);
 	tcase_add_test(tc, test_plan_validation);
 	tcase_add_test(tc, test_store_soft_delete_purge);
+	tcase_add_test(tc, test_resolve_now);
 	tcase_add_test(tc, test_seal_round_trip);
 	suite_add_tcase(s, tc);
 	return s;
