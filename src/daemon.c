@@ -43,6 +43,7 @@
 #include "net/ws.h"
 #include "presence/presence.h"
 #include "rpc/rpc.h"
+#include "secrets/secrets.h"
 #include "store/store.h"
 
 /* The upstream release whose protocol and frames we match. */
@@ -801,6 +802,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		unsetenv("CLAWGATE_INHERIT_TOKEN");
 		ov.generated_token = inherited_tok;
 	}
+	/* SecretRefs resolve inside config_load, for every surface. */
+	secrets_install(SECRETS_SCOPE_FULL, d->paths.state_dir);
 	r = config_load(d->paths.config_path, &ov, &d->cfg, &issues);
 	xfree_secret(inherited_tok);
 	inherited_tok = NULL;
@@ -870,6 +873,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		return 1;
 	}
 	free(path);
+	secrets_set_store(d->store);
 	daemon_reloader_new(d, o);
 	if (store_state_version_bump(d->store, "presence", &pv) != GW_OK ||
 	    store_state_version_bump(d->store, "health", &hv) != GW_OK)
@@ -1010,6 +1014,7 @@ static void daemon_stop(struct daemon *d, int signo)
 		http_server_stop(d->http);
 	agent_rt_free(d->agents, 0);
 	d->agents = NULL;
+	secrets_set_store(NULL);
 	store_close(d->store);
 	d->store = NULL;
 	if (signo)

@@ -19,6 +19,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "secrets/secrets.h"
 #include "store/store.h"
 
 #define AGENT_DEFAULT_ID "main"
@@ -358,7 +359,7 @@ static struct agent_target *agent_target_new(const struct gw_config *cfg,
 	struct agent_target *t;
 	const char *slash = strchr(ref, '/'), *pid = NULL, *api, *base;
 	const char *k;
-	char why[256], *prov = NULL;
+	char why[512], *prov = NULL;
 	size_t n = 0;
 
 	if (slash) {
@@ -437,12 +438,40 @@ static struct agent_target *agent_target_new(const struct gw_config *cfg,
 			t->base = xasprintf("%.*s", (int)bl, base);
 		t->url = xasprintf("%s/chat/completions", t->base);
 	}
-	v = json_object_get(p, "apiKey");
-	if (v && !json_is_null(v) &&
-	    config_secret_resolve(v, &t->api_key, why, sizeof(why)) != 0) {
-		t->error = xasprintf("provider '%s': apiKey: %s", t->provider,
-				     why);
-		return t;
+	/* The value resolved at activation: one lookup, no I/O here. */
+	{
+		char *path = xasprintf("models.providers.%s.apiKey",
+				       t->provider);
+
+		v = json_object_get(p, "apiKey");
+		if (secrets_field(cfg, path, v, &t->api_key, why,
+				  sizeof(why)) != GW_OK)
+			t->error = xasprintf("provider '%s': apiKey: %s",
+					     t->provider, why);
+		free(path);
+	}
+	/* Header values may be SecretRefs too (resolved at activation). */
+	if (!t->error && t->headers) {
+		const char *hk, *val;
+		json_t *hv;
+
+		json_object_foreach(t->headers, hk, hv) {
+			char *path = xasprintf("models.providers.%s.headers.%s",
+					       t->provider, hk);
+			int rc = secrets_lookup(cfg, path, &val, why,
+						sizeof(why));
+
+			free(path);
+			if (rc == GW_OK) {
+				json_object_set_new(t->headers, hk,
+						    json_string(val));
+			} else if (rc != GW_ENOTFOUND) {
+				t->error = xasprintf("provider '%s': header "
+						     "%s: %s", t->provider, hk,
+						     why);
+				break;
+			}
+		}
 	}
 	return t;
 }

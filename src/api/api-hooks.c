@@ -19,6 +19,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "net/http.h"
+#include "secrets/secrets.h"
 
 #define HOOKS_DEFAULT_PATH "/hooks"
 #define HOOKS_BODY_DEFAULT (256u * 1024)
@@ -84,7 +85,8 @@ static char *hooks_token(const struct gw_config *cfg)
 	if (json_is_string(v))
 		return json_string_length(v) ? xstrdup(json_string_value(v)) :
 			NULL;
-	if (config_secret_resolve(v, &out, why, sizeof(why)) != 0)
+	if (secrets_field(cfg, "hooks.token", v, &out, why,
+			  sizeof(why)) != GW_OK)
 		return NULL;
 	return out;
 }

@@ -57,6 +57,24 @@ struct cli_args {
 	const char *scope;	/* --scope: comma-separated (or repeated
 				 * words after it, in pos) */
 	int latest;
+	/* secrets (cli-secrets.c) */
+	const char *kind;
+	const char *value;
+	const char *value_file;
+	const char *allow_host;
+	int clear_allowed_hosts;
+	const char *from;
+	const char *from_openclaw;
+	int dry_run;
+	int yes;
+	int plain;
+	int check;
+	int allow_exec;
+	const char *plan_out;
+	int apply;
+	int providers_only;
+	int skip_provider_setup;
+	const char *agent;
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -162,6 +180,24 @@ int cli_config_plan(struct cli_args *a);
 int cli_config_gateway_restart(struct cli_args *a);
 
 extern const struct cli_opt cli_config_opts[];
+
+/* --- secrets (cli-secrets.c) ------------------------------------------- */
+
+int cli_secrets_reload(struct cli_args *a);
+int cli_secrets_store_list(struct cli_args *a);
+int cli_secrets_store_set(struct cli_args *a);
+int cli_secrets_store_get(struct cli_args *a);
+int cli_secrets_store_rm(struct cli_args *a);
+int cli_secrets_store_import(struct cli_args *a);
+int cli_secrets_audit(struct cli_args *a);
+int cli_secrets_apply(struct cli_args *a);
+int cli_secrets_configure(struct cli_args *a);
+
+extern const struct cli_opt cli_secrets_reload_opts[];
+extern const struct cli_opt cli_secrets_store_opts[];
+extern const struct cli_opt cli_secrets_audit_opts[];
+extern const struct cli_opt cli_secrets_apply_opts[];
+extern const struct cli_opt cli_secrets_configure_opts[];
 
 /* --- the CLI's device identity (cli-identity.c) ------------------------ */
 

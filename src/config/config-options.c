@@ -337,7 +337,17 @@ static const struct config_option config_options[] = {
 	OPT("hooks.allowedAgentIds", STRINGS, HOT,
 	    "Agents hooks may target (\"*\" = any)"),
 	OPT("env", ANY, RESTART, "Environment (vars, shellEnv)"),
-	OPT("secrets", ANY, NONE, "Secret providers"),
+	OPT("secrets", OBJECT, HOT, "SecretRef providers and defaults",
+	    .flags = CFG_F_OPEN),
+	OPT("secrets.providers", ANY, HOT,
+	    "Named providers: {source: env|file|exec|store, ...} (checked "
+	    "at activation)"),
+	OPT("secrets.defaults", OBJECT, HOT, "Default provider alias per "
+	    "source"),
+	OPT("secrets.defaults.env", STRING, HOT, "Default env provider"),
+	OPT("secrets.defaults.file", STRING, HOT, "Default file provider"),
+	OPT("secrets.defaults.exec", STRING, HOT, "Default exec provider"),
+	OPT("secrets.defaults.store", STRING, HOT, "Default store provider"),
 	OPT("session", ANY, NONE, "Sessions"),
 	OPT("tools", ANY, HOT, "Agent tools"),
 	OPT("channels", ANY, HOT, "Messaging channels"),
@@ -588,7 +598,8 @@ static int config_options_check_path(const struct config_option *o,
 }
 
 /* A model reference: "provider/model" or {primary, fallbacks: [...]}. */
-/* Provider headers: an object of string values (valid header text). */
+/* Provider headers: an object of string values (valid header text) or
+ * SecretRefs. */
 static int config_options_check_headers(const struct config_option *o,
 					const json_t *v, char *msg,
 					size_t len)
@@ -602,6 +613,10 @@ static int config_options_check_headers(const struct config_option *o,
 		return -1;
 	}
 	json_object_foreach((json_t *)v, k, e) {
+		/* a value may also be a SecretRef (checked at activation) */
+		if (json_is_object(e) && json_object_get(e, "source") &&
+		    *k && !strpbrk(k, " :\r\n"))
+			continue;
 		if (!*k || strpbrk(k, " :\r\n") || !json_is_string(e) ||
 		    strpbrk(json_string_value(e), "\r\n")) {
 			snprintf(msg, len, "header \"%.60s\": must be a "
@@ -647,7 +662,8 @@ static int config_options_check_model(const struct config_option *o,
 	return 0;
 }
 
-static const char *const secret_sources[] = { "env", "file", "exec", NULL };
+static const char *const secret_sources[] = { "env", "file", "exec",
+					     "store", NULL };
 static const struct config_option secret_source_opt = {
 	.key = "source", .type = CFG_ENUM, .values = secret_sources,
 };
@@ -683,7 +699,7 @@ static int config_options_check_ref(const json_t *v, const char *path,
 	}
 	if (!json_object_get(v, "source")) {
 		config_issues_add(is, path, "SecretRef requires \"source\" "
-				  "(env, file or exec)");
+				  "(env, file, exec or store)");
 		bad = -1;
 	}
 	e = json_object_get(v, "id");

@@ -471,7 +471,7 @@ int config_reloader_run_locked(struct config_reloader *r,
 	memcpy(res->hash, neu->hash, sizeof(res->hash));
 	config_plan_build(cur, neu, &res->plan);
 	if (res->plan.n == 0 && cur && strcmp(neu->hash, cur->hash) == 0 &&
-	    !req->force_restart)
+	    !req->force_restart && !config_secrets_changed(cur, neu))
 		goto out;
 	free(raw);
 	raw = NULL;

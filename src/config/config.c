@@ -132,226 +132,34 @@ const json_t *config_get(const json_t *root, const char *dotted)
 	return root;
 }
 
-/* ---- SecretRef ----------------------------------------------------------- */
+/* ---- SecretRef hooks ----------------------------------------------------- */
 
-/* Trim surrounding whitespace in place; returns s. */
-static char *config_trim(char *s)
+static const struct config_secrets_hooks *config_secrets;
+
+void config_set_secrets_hooks(const struct config_secrets_hooks *h)
 {
-	size_t n = strlen(s), i = 0;
-
-	while (n > 0 && strchr(" \t\r\n", s[n - 1]))
-		s[--n] = 0;
-	while (s[i] && strchr(" \t\r\n", s[i]))
-		i++;
-	memmove(s, s + i, n - i + 1);
-	return s;
-}
-
-static int config_secret_file(const char *path, char **out, char *why,
-			      size_t len)
-{
-	char *buf = NULL;
-	size_t n = 0;
-	int r = util_read_file(path, CONFIG_SECRET_MAX, &buf, &n);
-
-	if (r == -EFBIG) {
-		snprintf(why, len, "file larger than %u bytes",
-			 CONFIG_SECRET_MAX);
-		return -1;
-	}
-	if (r <= 0) {
-		snprintf(why, len, "%s", r == -EINVAL ? "not a regular file" :
-			 strerror(r == 0 ? ENOENT : -r));
-		return -1;
-	}
-	if (strlen(buf) != n) {
-		snprintf(why, len, "file contains a NUL byte");
-		explicit_bzero(buf, n);
-		free(buf);
-		return -1;
-	}
-	*out = config_trim(buf);
-	return 0;
-}
-
-/* Wait for pid until deadline (monotonic ms); kill it when it passes.
- * Returns the wait status, or -1 on timeout. */
-static int config_secret_reap(pid_t pid, int64_t deadline)
-{
-	int st = 0;
-	struct timespec ts = { 0, 5 * 1000 * 1000 };
-
-	for (;;) {
-		pid_t w = waitpid(pid, &st, WNOHANG);
-
-		if (w == pid)
-			return st;
-		if (w < 0 && errno != EINTR)
-			return -1;
-		if (util_mono_ms() >= deadline) {
-			kill(pid, SIGKILL);
-			while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-				;
-			return -1;
-		}
-		nanosleep(&ts, NULL);
-	}
-}
-
-/* Run the command (split on blanks, no shell) and take its trimmed stdout. */
-static int config_secret_exec(const char *cmd, char **out, char *why,
-			      size_t len)
-{
-	char *copy = xstrdup(cmd), *save = NULL, *tok;
-	char *argv[CONFIG_EXEC_MAX_ARGS + 1];
-	char *buf = NULL;
-	posix_spawn_file_actions_t fa;
-	int64_t deadline = util_mono_ms() + CONFIG_EXEC_TIMEOUT_MS;
-	int pfd[2] = { -1, -1 }, argc = 0, st, r = -1, timed_out = 0;
-	size_t n = 0;
-	pid_t pid;
-
-	for (tok = strtok_r(copy, " \t", &save);
-	     tok && argc < CONFIG_EXEC_MAX_ARGS;
-	     tok = strtok_r(NULL, " \t", &save))
-		argv[argc++] = tok;
-	argv[argc] = NULL;
-	if (argc == 0) {
-		snprintf(why, len, "empty command");
-		free(copy);
-		return -1;
-	}
-	if (pipe2(pfd, O_CLOEXEC) < 0) {
-		snprintf(why, len, "pipe: %s", strerror(errno));
-		free(copy);
-		return -1;
-	}
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-	posix_spawn_file_actions_adddup2(&fa, pfd[1], 1);
-	posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-	st = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	close(pfd[1]);
-	if (st != 0) {
-		snprintf(why, len, "cannot run \"%s\": %s", argv[0],
-			 strerror(st));
-		goto out;
-	}
-	buf = xmalloc(CONFIG_SECRET_MAX + 1);
-	for (;;) {
-		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
-		int64_t left = deadline - util_mono_ms();
-		ssize_t k;
-
-		if (left <= 0) {
-			timed_out = 1;
-			break;
-		}
-		k = poll(&p, 1, (int)left);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0) {
-			timed_out = k == 0;
-			break;
-		}
-		k = read(pfd[0], buf + n, CONFIG_SECRET_MAX + 1 - n);
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k <= 0)
-			break;
-		n += (size_t)k;
-		if (n > CONFIG_SECRET_MAX)
-			break;
-	}
-	buf[n > CONFIG_SECRET_MAX ? CONFIG_SECRET_MAX : n] = 0;
-	if (timed_out || n > CONFIG_SECRET_MAX)
-		deadline = util_mono_ms(); /* kill it now if still running */
-	st = config_secret_reap(pid, deadline);
-	if (n > CONFIG_SECRET_MAX) {
-		snprintf(why, len, "output larger than %u bytes",
-			 CONFIG_SECRET_MAX);
-		goto out;
-	}
-	if (timed_out || st < 0) {
-		snprintf(why, len, "\"%s\" timed out after %d ms", argv[0],
-			 CONFIG_EXEC_TIMEOUT_MS);
-		goto out;
-	}
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-		snprintf(why, len, "\"%s\" failed (%s %d)", argv[0],
-			 WIFEXITED(st) ? "exit status" : "signal",
-			 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-		goto out;
-	}
-	if (strlen(buf) != n) {
-		snprintf(why, len, "output contains a NUL byte");
-		goto out;
-	}
-	*out = config_trim(buf);
-	buf = NULL;
-	r = 0;
-out:
-	if (buf) {
-		explicit_bzero(buf, CONFIG_SECRET_MAX + 1);
-		free(buf);
-	}
-	close(pfd[0]);
-	free(copy);
-	return r;
+	config_secrets = h;
 }
 
 int config_secret_resolve(const json_t *v, char **out, char *why,
 			  size_t len)
 {
-	const char *src, *id;
-	char *s = NULL, sub[200];
-
 	*out = NULL;
 	if (json_is_string(v)) {
 		*out = xstrdup(json_string_value(v));
 		return 0;
 	}
-	src = json_string_value(json_object_get(v, "source"));
-	id = json_string_value(json_object_get(v, "id"));
-	if (!src || !id || !*id) {
-		snprintf(why, len, "not a string or SecretRef");
-		return -1;
-	}
-	if (strcmp(src, "env") == 0) {
-		const char *e = getenv(id);
+	if (config_secrets && config_secrets->resolve)
+		return config_secrets->resolve(v, out, why, len);
+	snprintf(why, len, "SecretRef cannot be resolved here");
+	return -1;
+}
 
-		if (!e || !*e) {
-			snprintf(why, len, "cannot resolve SecretRef (env "
-				 "\"%s\"): environment variable is missing or "
-				 "empty", id);
-			return -1;
-		}
-		s = xstrdup(e);
-	} else if (strcmp(src, "file") == 0) {
-		if (config_secret_file(id, &s, sub, sizeof(sub)) < 0) {
-			snprintf(why, len, "cannot resolve SecretRef (file "
-				 "\"%s\"): %s", id, sub);
-			return -1;
-		}
-	} else if (strcmp(src, "exec") == 0) {
-		if (config_secret_exec(id, &s, sub, sizeof(sub)) < 0) {
-			snprintf(why, len, "cannot resolve SecretRef (exec "
-				 "\"%s\"): %s", id, sub);
-			return -1;
-		}
-	} else {
-		snprintf(why, len, "unsupported SecretRef source \"%s\"", src);
-		return -1;
-	}
-	if (!*s) {
-		snprintf(why, len, "cannot resolve SecretRef (%s \"%s\"): "
-			 "value is empty", src, id);
-		xfree_secret(s);
-		return -1;
-	}
-	*out = s;
-	return 0;
+int config_secrets_changed(const struct gw_config *a,
+			   const struct gw_config *b)
+{
+	return config_secrets && config_secrets->changed ?
+		config_secrets->changed(a, b) : 0;
 }
 
 /* ---- snapshot ------------------------------------------------------------ */
@@ -372,6 +180,8 @@ static void config_free(struct gw_config *c)
 	free(c->reload_mode);
 	free(c->path);
 	config_env_strv_free(c->included_files);
+	if (c->secrets && config_secrets)
+		config_secrets->release(c->secrets);
 	free(c);
 }
 
@@ -465,12 +275,15 @@ static int config_check_flag(const char *key, const char *val,
 	return r;
 }
 
-/* Resolve a secret at key in root into *out (NULL when unset). */
-static int config_resolve_secret(const json_t *root, const char *key,
+/* The secret at key into *out (NULL when unset): its resolved SecretRef
+ * (activation already reported a failure as an issue) or its string. */
+static int config_resolve_secret(const struct gw_config *c, const char *key,
 				 char **out, struct config_issues *is)
 {
-	const json_t *v = config_get(root, key);
+	const json_t *v = config_get(c->root, key);
+	const char *val = NULL;
 	char why[400];
+	int r;
 
 	*out = NULL;
 	if (!v)
@@ -481,10 +294,21 @@ static int config_resolve_secret(const json_t *root, const char *key,
 				  "empty)");
 		return -1;
 	}
-	if (config_secret_resolve(v, out, why, sizeof(why)) < 0) {
-		config_issues_add(is, key, "%s", why);
+	r = config_secrets ? config_secrets->lookup(c, key, &val, why,
+						    sizeof(why))
+			   : GW_ENOTFOUND;
+	if (r == GW_OK) {
+		*out = xstrdup(val);
+		return 0;
+	}
+	if (r != GW_ENOTFOUND || !json_is_string(v)) {
+		/* A ref that did not resolve, or one without the module. */
+		if (!config_secrets)
+			config_issues_add(is, key, "SecretRef cannot be "
+					  "resolved here");
 		return -1;
 	}
+	*out = xstrdup(json_string_value(v));
 	if (!**out) {
 		xfree_secret(*out);
 		*out = NULL;
@@ -564,13 +388,13 @@ static void config_resolve(struct gw_config *c,
 	/* credentials: --token > gateway.auth.token > env (same for pw) */
 	if (ov->token && *ov->token)
 		tok = xstrdup(ov->token);
-	else if (config_resolve_secret(root, "gateway.auth.token", &tok,
+	else if (config_resolve_secret(c, "gateway.auth.token", &tok,
 				       is) == 0 && !tok &&
 		 config_env("OPENCLAW_GATEWAY_TOKEN"))
 		tok = xstrdup(config_env("OPENCLAW_GATEWAY_TOKEN"));
 	if (ov->password && *ov->password)
 		pw = xstrdup(ov->password);
-	else if (config_resolve_secret(root, "gateway.auth.password", &pw,
+	else if (config_resolve_secret(c, "gateway.auth.password", &pw,
 				       is) == 0 && !pw &&
 		 config_env("OPENCLAW_GATEWAY_PASSWORD"))
 		pw = xstrdup(config_env("OPENCLAW_GATEWAY_PASSWORD"));
@@ -707,6 +531,8 @@ int config_load(const char *path, const struct config_overrides *ov,
 		goto out;
 	c->root = root;
 	root = NULL;
+	if (config_secrets && config_secrets->activate(c, issues) != GW_OK)
+		goto out;
 	config_resolve(c, ov, issues);
 	if (issues->n > before)
 		goto out;

@@ -37,6 +37,8 @@ enum config_reload { CONFIG_RELOAD_HOT = 0, CONFIG_RELOAD_RESTART,
 #define CFG_F_OPEN 0x2		/* CFG_OBJECT: unknown children accepted */
 
 struct config_option;
+struct secrets_snapshot;
+struct config_issues;
 /* Custom check: 0 if v is fine, else -1 with a message in msg. */
 typedef int (*config_check_fn)(const struct config_option *o,
 			       const json_t *v, char *msg, size_t len);
@@ -118,7 +120,35 @@ struct gw_config {
 	int64_t reload_debounce_ms; /* gateway.reload.debounceMs (300) */
 	char *path;		/* the config file path given to config_load */
 	char **included_files;	/* $include realpaths, NULL-terminated */
+	/* The resolved SecretRefs of root (src/secrets/), owned; NULL when
+	 * no secrets module is installed. */
+	struct secrets_snapshot *secrets;
 };
+
+/* The secrets module plugs in here (secrets_install), so the config
+ * layer does not link it. activate resolves c->root's refs into
+ * c->secrets (fail-closed problems become issues); lookup gives the value
+ * of a secret field (GW_OK, GW_ENOTFOUND: no ref, GW_EUNAVAIL: cold). */
+struct config_secrets_hooks {
+	int (*activate)(struct gw_config *c, struct config_issues *is);
+	void (*release)(struct secrets_snapshot *s);
+	int (*lookup)(const struct gw_config *c, const char *path,
+		      const char **value, char *why, size_t len);
+	int (*changed)(const struct gw_config *a, const struct gw_config *b);
+	/* One value (string or SecretRef) resolved now, against the
+	 * providers of the current config: config_secret_resolve. */
+	int (*resolve)(const json_t *v, char **out, char *why, size_t len);
+};
+void config_set_secrets_hooks(const struct config_secrets_hooks *h);
+/* Resolve a secret value (string or SecretRef object) into *out (owned;
+ * xfree_secret) now, running its provider: -1 with a reason on failure.
+ * For code that has not moved to the snapshot yet; prefer
+ * secrets_lookup(cfg, path) (no I/O on a request). */
+int config_secret_resolve(const json_t *v, char **out, char *why,
+			  size_t len);
+/* 1 if the resolved secrets of a and b differ (0 without hooks). */
+int config_secrets_changed(const struct gw_config *a,
+			   const struct gw_config *b);
 
 /* Resolve paths from the environment and the profile flags (profile NULL
  * and dev 0: OPENCLAW_PROFILE, if set, selects the profile). GW_EINVAL for
@@ -139,10 +169,6 @@ int config_validate(const json_t *root, struct config_issues *issues);
 /* The value at a dotted path in root (borrowed), or NULL. */
 const json_t *config_get(const json_t *root, const char *dotted);
 
-/* Resolve a secret value (string or SecretRef object) into *out (owned;
- * free with xfree_secret). -1 with a reason in why on failure. */
-int config_secret_resolve(const json_t *v, char **out, char *why,
-			  size_t len);
 
 struct gw_config *config_ref(struct gw_config *c);
 void config_unref(struct gw_config *c);

@@ -172,9 +172,17 @@ char *log_file_path(void)
 	return p;
 }
 
+static void (*_Atomic log_mask_fn)(char *msg, size_t cap);
+
+void log_set_mask(void (*fn)(char *msg, size_t cap))
+{
+	log_mask_fn = fn;
+}
+
 void log_vmsg(enum log_level lvl, const char *subsys, const char *fmt,
 	      va_list ap)
 {
+	void (*mask)(char *, size_t) = log_mask_fn;
 	char msg[2048], ts[40], tz[8];
 	struct timespec now;
 	struct tm tm;
@@ -184,6 +192,8 @@ void log_vmsg(enum log_level lvl, const char *subsys, const char *fmt,
 	if (lvl > log_state.level && !log_state.file)
 		return;
 	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (mask)
+		mask(msg, sizeof(msg));
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &tm);
 	strftime(ts, 24, "%Y-%m-%dT%H:%M:%S", &tm);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
@@ -19,6 +20,10 @@ void log_close_file(void);
 char *log_file_path(void);
 /* Silence the console (tests, CLI). */
 void log_set_console(int on);
+
+/* A filter run on every formatted message before it is written (the
+ * secrets module masks resolved values with it). NULL = none. */
+void log_set_mask(void (*fn)(char *msg, size_t cap));
 
 void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

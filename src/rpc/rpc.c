@@ -463,6 +463,7 @@ static const struct {
 	{rpc_views_methods, &rpc_views_methods_count},
 	{rpc_usage_methods, &rpc_usage_methods_count},
 	{rpc_node_methods, &rpc_node_methods_count},
+	{rpc_secrets_methods, &rpc_secrets_methods_count},
 };
 
 /* Events this server emits (features.events). */

@@ -133,3 +133,47 @@ int store_audit(struct store *st, const char *actor, const char *action,
 int store_audit_tx(sqlite3 *db, const char *actor, const char *action,
 		   const char *target, const json_t *detail,
 		   const char *remote_ip);
+
+/* ---- secret store (store-secrets.c, issue 15) ---------------------------
+ * Rows of secret_store_entries, team scope. value is the sealed blob (the
+ * store never sees plaintext); allowed_hosts is JSON array text or NULL. */
+#define STORE_SECRETS_PURGE_MS (30LL * 24 * 3600 * 1000)
+struct store_secret {
+	char *name;
+	char *kind;		/* "secret" or "env" */
+	uint8_t *value;
+	size_t value_len;
+	int64_t created_at_ms, updated_at_ms;
+	char *updated_by;
+	char *allowed_hosts;
+};
+void store_secret_clear(struct store_secret *e);
+/* The live (not deleted) entry: GW_OK or GW_ENOTFOUND. db is a reader,
+ * the writer's connection inside a job, or store_secrets_open_ro's. */
+int store_secrets_get_db(sqlite3 *db, const char *name,
+			 struct store_secret *out);
+int store_secrets_get(struct store *st, const char *name,
+		      struct store_secret *out);
+/* Live entries by name; *v owned (clear each, then free). */
+int store_secrets_list(struct store *st, struct store_secret **v,
+		       size_t *n);
+int store_secrets_list_db(sqlite3 *db, struct store_secret **v, size_t *n);
+/* Insert or replace (created_at_ms kept for an existing name, a
+ * soft-deleted one is revived); purges rows deleted 30 days ago. */
+int store_secrets_put(struct store *st, const struct store_secret *e);
+/* Soft delete: GW_OK, or GW_ENOTFOUND when there is no live entry. */
+int store_secrets_delete(struct store *st, const char *name,
+			 const char *actor);
+/* Open a database file read-only (for the secrets provider before the
+ * daemon's store is open, and for import). GW_ENOTFOUND when absent. */
+int store_secrets_open_ro(const char *path, sqlite3 **db);
+/* Stored config versions (config_snapshots.text, redacted JSON), for the
+ * secrets audit and apply: fn sees each row with a text, oldest first. */
+int store_secrets_config_texts(sqlite3 *db,
+			       void (*fn)(int64_t id, const char *text,
+					  void *arg), void *arg);
+/* Rewrite them in one transaction: fn returns the new text (owned) or
+ * NULL to keep a row; with secure_delete, so the old bytes are zeroed. */
+int store_secrets_config_rewrite(struct store *st,
+				 char *(*fn)(const char *text, void *arg),
+				 void *arg, int *changed);

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/common.h"
 #include "core/util.h"
+#include "secrets/secrets.h"
 
 static char tmpdir[64];
 
@@ -37,6 +38,7 @@ static void setup(void)
 		unsetenv(env_vars[i]);
 	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-config-XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	secrets_install(SECRETS_SCOPE_FULL, tmpdir);
 }
 
 static void teardown(void)
@@ -506,7 +508,7 @@ START_TEST(test_err_secret_ref_shape)
 	expect_issue("{ gateway: { auth: { password: { source: 'vault', id: "
 		     "'x' } } } }", NULL,
 		     "- gateway.auth.password.source: invalid value \"vault\" "
-		     "(expected one of: env, file, exec)");
+		     "(expected one of: env, file, exec, store)");
 	expect_issue("{ gateway: { auth: { password: { source: 'env', id: "
 		     "'X', extra: 1 } } } }", NULL,
 		     "- gateway.auth.password.extra: Unrecognized key: "
@@ -842,8 +844,9 @@ START_TEST(test_env_subst_secret)
 	config_unref(c);
 	unsetenv("TEST_CFG_SECRET");
 	expect_issue("{ gateway: { auth: { token: '${TEST_CFG_SECRET}' } } }",
-		     NULL, "- gateway.auth.token: unresolved ${VAR} reference "
-		     "in a secret (environment variable missing or empty)");
+		     NULL, "- gateway.auth.token: required secret is "
+		     "unavailable: provider \"default\" (source env): "
+		     "environment variable is missing or empty");
 }
 END_TEST
 
@@ -860,69 +863,82 @@ START_TEST(test_secret_env)
 	ck_assert_str_eq(c->auth_password, "envsecret");
 	ck_assert_int_eq(c->auth_mode, AUTH_MODE_PASSWORD);
 	config_unref(c);
+	/* $NAME shorthand on a secret field */
+	c = expect_ok("{ gateway: { auth: { mode: 'password', "
+		      "password: '$TEST_CFG_SECRET' } } }", NULL);
+	ck_assert_str_eq(c->auth_password, "envsecret");
+	config_unref(c);
 	unsetenv("TEST_CFG_SECRET");
 	expect_issue("{ gateway: { auth: { password: { source: 'env', "
 		     "provider: 'default', id: 'TEST_CFG_SECRET' } } } }", NULL,
-		     "- gateway.auth.password: cannot resolve SecretRef (env "
-		     "\"TEST_CFG_SECRET\"): environment variable is missing "
-		     "or empty");
+		     "- gateway.auth.password: required secret is unavailable: "
+		     "provider \"default\" (source env): environment variable "
+		     "is missing or empty");
 }
 END_TEST
 
 START_TEST(test_secret_file)
 {
 	struct gw_config *c;
-	char text[PATH_MAX + 100];
+	char text[PATH_MAX + 200];
 	char path[PATH_MAX];
 
-	snprintf(path, sizeof(path), "%s", put("secret.txt", "  filesecret\n"));
+	snprintf(path, sizeof(path), "%s", put("secret.txt", "filesecret\n"));
+	chmod(path, 0600);
 	snprintf(text, sizeof(text), "{ gateway: { auth: { token: { source: "
-		 "'file', provider: 'f', id: '%s' } } } }", path);
+		 "'file', provider: 'f', id: 'value' } } }, secrets: { "
+		 "providers: { f: { source: 'file', path: '%s', mode: "
+		 "'singleValue' } } } }", path);
 	c = expect_ok(text, NULL);
 	ck_assert_str_eq(c->auth_token, "filesecret");
 	ck_assert_int_eq(c->auth_token_generated, 0);
 	config_unref(c);
 	snprintf(text, sizeof(text), "{ gateway: { auth: { token: { source: "
-		 "'file', id: '%s/none' } } } }", tmpdir);
-	{
-		char want[PATH_MAX + 200];
-
-		snprintf(want, sizeof(want), "- gateway.auth.token: cannot "
-			 "resolve SecretRef (file \"%s/none\"): No such file "
-			 "or directory", tmpdir);
-		expect_issue(text, NULL, want);
-	}
+		 "'file', provider: 'f', id: 'value' } } }, secrets: { "
+		 "providers: { f: { source: 'file', path: '%s/none', mode: "
+		 "'singleValue' } } } }", tmpdir);
+	expect_issue(text, NULL, "- gateway.auth.token: required secret is "
+		     "unavailable: provider \"f\" (source file): No such file "
+		     "or directory");
+	/* file refs need a registered provider */
+	expect_issue("{ gateway: { auth: { token: { source: 'file', id: "
+		     "'/a' } } } }", NULL, "- gateway.auth.token: provider "
+		     "\"default\" is not configured (secrets.providers."
+		     "default)");
 }
 END_TEST
 
 START_TEST(test_secret_exec)
 {
 	struct gw_config *c;
-	struct config_issues is = { 0 };
+	char text[PATH_MAX + 300], sh[PATH_MAX];
 
-	c = expect_ok("{ gateway: { auth: { token: { source: 'exec', "
-		      "provider: 'x', id: '/bin/echo execsecret' } } } }",
-		      NULL);
+	snprintf(sh, sizeof(sh), "%s", put("res.sh", "#!/bin/sh\ncat >/dev/null\necho '{\"protocolVersion\""
+		 ":1,\"values\":{\"gw/token\":\"execsecret\"}}'\n"));
+	chmod(sh, 0700);
+	snprintf(text, sizeof(text), "{ gateway: { auth: { token: { source: "
+		 "'exec', provider: 'x', id: 'gw/token' } } }, secrets: { "
+		 "providers: { x: { source: 'exec', command: '%s' } } } }", sh);
+	c = expect_ok(text, NULL);
 	ck_assert_str_eq(c->auth_token, "execsecret");
 	config_unref(c);
-	expect_issue("{ gateway: { auth: { token: { source: 'exec', id: "
-		     "'/bin/false' } } } }", NULL,
-		     "- gateway.auth.token: cannot resolve SecretRef (exec "
-		     "\"/bin/false\"): \"/bin/false\" failed (exit status 1)");
-	expect_issue("{ gateway: { auth: { token: { source: 'exec', id: "
-		     "'/bin/echo' } } } }", NULL,
-		     "- gateway.auth.token: cannot resolve SecretRef (exec "
-		     "\"/bin/echo\"): value is empty");
-	expect_issue("{ gateway: { auth: { token: { source: 'exec', id: "
-		     "'/usr/bin/yes' } } } }", NULL,
-		     "- gateway.auth.token: cannot resolve SecretRef (exec "
-		     "\"/usr/bin/yes\"): output larger than 65536 bytes");
-	c = NULL;
-	ck_assert_int_eq(load_text("{ gateway: { auth: { token: { source: "
-				   "'exec', id: '/nonexistent/cmd' } } } }",
-				   NULL, &c, &is), GW_ECONFIG);
-	ck_assert_str_eq(is.v[0].path, "gateway.auth.token");
-	config_issues_free(&is);
+	snprintf(text, sizeof(text), "{ gateway: { auth: { token: { source: "
+		 "'exec', provider: 'x', id: 'gw/other' } } }, secrets: { "
+		 "providers: { x: { source: 'exec', command: '%s' } } } }", sh);
+	expect_issue(text, NULL, "- gateway.auth.token: required secret is "
+		     "unavailable: provider \"x\" (source exec): resolver "
+		     "returned no value");
+	expect_issue("{ gateway: { auth: { token: { source: 'exec', provider: "
+		     "'x', id: 'a' } } }, secrets: { providers: { x: { source: "
+		     "'exec', command: '/bin/false' } } } }", NULL,
+		     "- gateway.auth.token: required secret is unavailable: "
+		     "provider \"x\" (source exec): command failed (exit "
+		     "status 1)");
+	expect_issue("{ gateway: { auth: { token: { source: 'exec', provider: "
+		     "'x', id: 'a' } } }, secrets: { providers: { x: { source: "
+		     "'exec', command: 'bin/false' } } } }", NULL,
+		     "- secrets.providers.x: command: expected an absolute "
+		     "path");
 }
 END_TEST
 
@@ -933,12 +949,15 @@ START_TEST(test_secret_exec_timeout)
 	int64_t t0 = util_mono_ms();
 
 	ck_assert_int_eq(load_text("{ gateway: { auth: { token: { source: "
-				   "'exec', id: '/bin/sleep 30' } } } }",
+				   "'exec', provider: 'x', id: 'a' } } }, "
+				   "secrets: { providers: { x: { source: "
+				   "'exec', command: '/bin/sleep', args: "
+				   "['30'], timeoutMs: 200 } } } }",
 				   NULL, &c, &is), GW_ECONFIG);
 	ck_assert_int_lt(util_mono_ms() - t0, 10000);
-	ck_assert_str_eq(is.v[0].message, "cannot resolve SecretRef (exec "
-			 "\"/bin/sleep 30\"): \"/bin/sleep\" timed out after "
-			 "5000 ms");
+	ck_assert_str_eq(is.v[0].message, "required secret is unavailable: "
+			 "provider \"x\" (source exec): timed out after 200 "
+			 "ms");
 	config_issues_free(&is);
 }
 END_TEST
