@@ -15,6 +15,7 @@ struct identity_lazy;
 struct workq;
 struct pairing;
 struct agent_rt;
+struct cron;
 
 struct rpc_deps {
 	struct ws_server *ws;
@@ -23,6 +24,7 @@ struct rpc_deps {
 	struct identity_lazy *identity;	/* loaded on first use */
 	struct pairing *pairing;	/* device pairing state */
 	struct agent_rt *agents;	/* agents, sessions, runs */
+	struct cron *cron;		/* automations (NULL: unavailable) */
 	const char *version;		/* server.version ("2026.9.6") */
 	const char *build_id;		/* "clawgate-0.1.0" */
 	const char *boot_id;		/* uuid per process start */

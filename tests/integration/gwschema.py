@@ -65,6 +65,9 @@ RESULT_DEFS = {
     "health": "#/definitions/Snapshot/properties/health",
     "channels.status": "#/definitions/ChannelsStatusResult",
     "agent.identity.get": "#/definitions/AgentIdentityResult",
+    "cron.add": "#/definitions/CronAddResult",
+    "cron.get": "#/definitions/CronJob",
+    "cron.update": "#/definitions/CronJob",
 }
 # Payload definitions for events.
 EVENT_DEFS = {
@@ -80,6 +83,7 @@ EVENT_DEFS = {
 # Error details with a schema of their own, keyed by details.code.
 DETAIL_DEFS = {
     "MISSING_SCOPE": "#/definitions/MissingScopeErrorDetails",
+    "CRON_JOB_NOT_FOUND": "#/definitions/CronJobNotFoundErrorDetails",
 }
 
 

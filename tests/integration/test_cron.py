@@ -1,0 +1,402 @@
+"""Automations (issue 12): the cron.* methods over the wire against the
+scripted fake upstream, a due one-shot job firing on its own, durability
+across kill -9 (interrupted run, overdue job runs once at start-up), and
+the scheduler's limits. Every received frame is schema-validated (cron.add,
+cron.get and cron.update results, CRON_JOB_NOT_FOUND details)."""
+
+import datetime
+import json
+import os
+import signal
+import sqlite3
+import time
+
+import pytest
+
+from chathelp import cgw, up, upstream  # noqa: F401
+from chathelp import chat_config
+from gwschema import FrameValidator, locate
+from harness import Launcher, clawgate_only
+
+pytestmark = clawgate_only("needs the fake upstream wired in the config")
+
+_FV = FrameValidator(locate())
+
+
+def check_entry(e):
+    _FV.check("cron run entry", "#/definitions/CronRunLogEntry", e)
+
+
+def iso_in(ms):
+    t = datetime.datetime.now(datetime.timezone.utc) + \
+        datetime.timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (
+        t.microsecond // 1000)
+
+
+def job_params(message="hello from cron", **kw):
+    p = {"name": kw.pop("name", "test job"),
+         "schedule": kw.pop("schedule", {"kind": "cron",
+                                         "expr": "7 9 1 1 *",
+                                         "tz": "Europe/Berlin"}),
+         "sessionTarget": kw.pop("sessionTarget", "isolated"),
+         "wakeMode": "now",
+         "payload": kw.pop("payload", {"kind": "agentTurn",
+                                       "message": message}),
+         "delivery": kw.pop("delivery", {"mode": "none"})}
+    p.update(kw)
+    return p
+
+
+def wait_cron(ws, action, job_id=None, run_id=None, timeout=15):
+    def pred(f):
+        p = f["payload"]
+        return p.get("action") == action and \
+            (job_id is None or p.get("jobId") == job_id) and \
+            (run_id is None or p.get("runId") == run_id)
+    return ws.wait_event("cron", timeout=timeout, pred=pred)["payload"]
+
+
+def test_add_list_get_update_remove(cgw, up):
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params(name="crud"))
+    jid = job["id"]
+    assert job["enabled"] is True and job["name"] == "crud"
+    assert job["schedule"] == {"kind": "cron", "expr": "7 9 1 1 *",
+                               "tz": "Europe/Berlin"}
+    # next 1 January 09:07 in Berlin (CET, UTC+1) = 08:07Z
+    nxt = datetime.datetime.fromtimestamp(
+        job["state"]["nextRunAtMs"] / 1000, datetime.timezone.utc)
+    assert (nxt.month, nxt.day, nxt.hour, nxt.minute, nxt.second) == \
+        (1, 1, 8, 7, 0)
+    ev = wait_cron(ws, "added", jid)
+    assert ev["job"]["id"] == jid
+
+    lst = ws.call("cron.list", {})
+    assert jid in [j["id"] for j in lst["jobs"]]
+    assert lst["total"] >= 1 and lst["hasMore"] is False
+    row = [j for j in lst["jobs"] if j["id"] == jid][0]
+    assert row["effectiveAgentId"] == "main"
+    assert ws.call("cron.get", {"id": jid}) == job
+    st = ws.call("cron.status", {})
+    assert st["enabled"] is True and st["storage"] == "sqlite"
+    assert st["jobs"] >= 1 and isinstance(st["nextWakeAtMs"], int)
+
+    upd = ws.call("cron.update", {"id": jid, "patch": {
+        "name": "crud renamed", "enabled": False,
+        "payload": {"kind": "agentTurn", "model": "fake/fake-model"}}})
+    assert upd["name"] == "crud renamed" and upd["enabled"] is False
+    assert upd["payload"] == {"kind": "agentTurn",
+                              "message": "hello from cron",
+                              "model": "fake/fake-model"}
+    assert "nextRunAtMs" not in upd["state"]
+    assert wait_cron(ws, "updated", jid)["job"]["enabled"] is False
+    assert jid not in [j["id"] for j in ws.call("cron.list", {})["jobs"]]
+    assert jid in [j["id"] for j in
+                   ws.call("cron.list", {"includeDisabled": True})["jobs"]]
+    assert jid in [j["id"] for j in
+                   ws.call("cron.list", {"enabled": "disabled"})["jobs"]]
+
+    rm = ws.call("cron.remove", {"id": jid})
+    assert rm == {"ok": True, "removed": True}
+    wait_cron(ws, "removed", jid)
+    res = ws.request("cron.get", {"id": jid})
+    assert res["ok"] is False
+    assert res["error"]["code"] == "INVALID_REQUEST"
+    assert res["error"]["details"] == {"code": "CRON_JOB_NOT_FOUND",
+                                       "jobId": jid}
+    res = ws.request("cron.remove", {"id": jid})
+    assert res["error"]["details"]["code"] == "CRON_JOB_NOT_FOUND"
+
+
+def test_run_now_reaches_the_model(cgw, up):
+    ws = cgw.connect()
+    up.push(reply="cron says hi", usage=[11, 4])
+    job = ws.call("cron.add", job_params("the cron message"))
+    jid = job["id"]
+    res = ws.call("cron.run", {"id": jid, "mode": "force"})
+    assert res["ok"] is True and res["enqueued"] is True
+    rid = res["runId"]
+    started = wait_cron(ws, "started", jid, rid)
+    assert started["sessionKey"] == "agent:main:cron:%s:run:%s" % (jid, rid)
+    fin = wait_cron(ws, "finished", jid, rid)
+    assert fin["status"] == "ok" and fin["completionStatus"] == "succeeded"
+    assert fin["summary"] == "cron says hi"
+    assert fin["deliveryStatus"] == "not-requested"
+    st = up.snapshot()
+    msgs = st["requests"][-1]["messages"]
+    assert msgs[-1]["role"] == "user"
+    assert msgs[-1]["content"] == "the cron message"
+
+    page = ws.call("cron.runs", {"id": jid, "runId": rid, "limit": 1})
+    assert page["total"] == 1 and len(page["entries"]) == 1
+    e = page["entries"][0]
+    check_entry(e)
+    assert e["runId"] == rid and e["jobId"] == jid
+    assert e["status"] == "ok" and e["completionStatus"] == "succeeded"
+    assert e["summary"] == "cron says hi"
+    assert e["usage"] == {"input_tokens": 11, "output_tokens": 4,
+                          "total_tokens": 15}
+    assert e["model"] == "fake-model" and e["provider"] == "fake"
+    assert e["durationMs"] >= 0 and e["jobName"] == "test job"
+    got = ws.call("cron.get", {"id": jid})
+    assert got["state"]["lastRunStatus"] == "ok"
+    assert got["state"]["consecutiveErrors"] == 0
+    # the recurring job keeps its schedule after a manual run
+    assert got["state"]["nextRunAtMs"] == job["state"]["nextRunAtMs"]
+    # all runs, any job
+    allp = ws.call("cron.runs", {"scope": "all", "limit": 200})
+    assert rid in [x["runId"] for x in allp["entries"]]
+    for x in allp["entries"]:
+        check_entry(x)
+    ws.call("cron.remove", {"id": jid})
+    # history outlives the job
+    assert ws.call("cron.runs", {"id": jid})["total"] == 1
+
+
+def test_run_modes_and_failures(cgw, up):
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params("[[status:500]] fail please",
+                                         enabled=False))
+    jid = job["id"]
+    assert ws.call("cron.run", {"id": jid, "mode": "due"}) == \
+        {"ok": True, "ran": False, "reason": "not-due"}
+    assert ws.call("cron.run", {"id": jid, "mode": "if-enabled"}) == \
+        {"ok": True, "ran": False, "reason": "disabled"}
+    rid = ws.call("cron.run", {"id": jid})["runId"]
+    fin = wait_cron(ws, "finished", jid, rid)
+    assert fin["status"] == "error" and fin["completionStatus"] == "failed"
+    assert fin["error"]
+    e = ws.call("cron.runs", {"id": jid, "status": "error"})["entries"][0]
+    check_entry(e)
+    assert e["runId"] == rid and e["status"] == "error"
+    assert ws.call("cron.runs", {"id": jid, "status": "ok"})["total"] == 0
+    got = ws.call("cron.get", {"id": jid})
+    assert got["state"]["lastRunStatus"] == "error"
+    assert got["state"]["consecutiveErrors"] == 1
+    res = ws.request("cron.run", {"id": "no-such-job"})
+    assert res["error"]["details"] == {"code": "CRON_JOB_NOT_FOUND",
+                                       "jobId": "no-such-job"}
+    res = ws.request("cron.runs", {"id": "no-such-job"})
+    assert res["error"]["details"]["code"] == "CRON_JOB_NOT_FOUND"
+
+
+def test_delivery_is_stored_and_reported_not_delivered(cgw, up):
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params("deliver me", delivery={
+        "mode": "announce", "channel": "telegram", "to": "12345"}))
+    assert job["delivery"] == {"mode": "announce", "channel": "telegram",
+                               "to": "12345"}
+    rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+    fin = wait_cron(ws, "finished", job["id"], rid)
+    assert fin["status"] == "ok"
+    assert fin["deliveryStatus"] == "not-delivered"
+    assert fin["completionStatus"] == "failed"
+    e = ws.call("cron.runs", {"id": job["id"]})["entries"][0]
+    check_entry(e)
+    assert e["delivered"] is False and "not delivered" in e["deliveryError"]
+    # best effort: the run still completes
+    ws.call("cron.update", {"id": job["id"], "patch": {
+        "delivery": {"bestEffort": True}}})
+    rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+    fin = wait_cron(ws, "finished", job["id"], rid)
+    assert fin["completionStatus"] == "succeeded"
+
+
+@pytest.mark.parametrize("patch,needle", [
+    ({"schedule": {"kind": "cron", "expr": "61 * * * *"}},
+     "invalid cron expression"),
+    ({"schedule": {"kind": "cron", "expr": "0 9 * * *",
+                   "tz": "Mars/Olympus"}}, "Invalid time zone"),
+    ({"schedule": {"kind": "cron", "expr": "0 0 30 2 *"}}, "never matches"),
+    ({"schedule": {"kind": "at", "at": "tomorrow-ish"}}, "schedule.at"),
+    ({"schedule": {"kind": "every", "everyMs": 10}}, "everyMs"),
+    ({"schedule": {"kind": "on-exit", "command": "x"}}, "not supported"),
+    ({"payload": {"kind": "command", "argv": ["/bin/true"]}},
+     "cron.allowCommandPayload"),
+    ({"payload": {"kind": "script", "script": "x"}}, "not supported"),
+    ({"sessionTarget": "elsewhere"}, "sessionTarget"),
+    ({"agentId": "ghost"}, "unknown agent"),
+    ({"bogus": 1}, "unexpected property"),
+])
+def test_add_refuses_bad_jobs(cgw, patch, needle):
+    ws = cgw.connect()
+    p = job_params()
+    p.update(patch)
+    res = ws.request("cron.add", p)
+    assert res["ok"] is False, res
+    assert res["error"]["code"] == "INVALID_REQUEST"
+    assert res["error"]["message"].startswith("invalid cron.add params: ")
+    assert needle in res["error"]["message"], res["error"]["message"]
+
+
+def test_scopes(cgw):
+    ws = cgw.connect(scopes=["operator.read"])
+    assert "jobs" in ws.call("cron.list", {})
+    res = ws.request("cron.add", job_params())
+    assert res["error"]["code"] == "FORBIDDEN"
+    assert res["error"]["details"]["missingScope"] == "operator.admin"
+    for m in ("cron.run", "cron.remove", "cron.update"):
+        assert ws.request(m, {"id": "x"})["error"]["code"] == "FORBIDDEN"
+    hello = cgw.connect().hello
+    for m in ("cron.list", "cron.status", "cron.get", "cron.add",
+              "cron.update", "cron.remove", "cron.run", "cron.runs"):
+        assert m in hello["features"]["methods"]
+    assert "cron" in hello["features"]["events"]
+
+
+def test_due_at_job_fires_on_its_own(cgw, up):
+    """A one-shot job due in 1.5 s runs by itself (the scheduler's timer,
+    no call), then is deleted (deleteAfterRun defaults to true for at)."""
+    ws = cgw.connect()
+    up.push(reply="on time")
+    job = ws.call("cron.add", job_params(
+        "fire by yourself", name="one-shot",
+        schedule={"kind": "at", "at": iso_in(1500)}))
+    jid = job["id"]
+    assert job["deleteAfterRun"] is True
+    due = job["state"]["nextRunAtMs"]
+    st = wait_cron(ws, "started", jid, timeout=20)
+    assert st["runAtMs"] >= due
+    fin = wait_cron(ws, "finished", jid, st["runId"], timeout=20)
+    assert fin["status"] == "ok" and fin["summary"] == "on time"
+    wait_cron(ws, "removed", jid)
+    e = ws.call("cron.runs", {"id": jid})["entries"][0]
+    assert e["status"] == "ok" and e["runAtMs"] >= due
+
+
+def test_at_duration_and_every(cgw):
+    ws = cgw.connect()
+    before = int(time.time() * 1000)
+    job = ws.call("cron.add", job_params(schedule={"kind": "at",
+                                                   "at": "20m"}))
+    n = job["state"]["nextRunAtMs"]
+    assert before + 20 * 60000 <= n <= int(time.time() * 1000) + 20 * 60000
+    assert job["schedule"]["at"].endswith("Z")
+    ws.call("cron.remove", {"id": job["id"]})
+    job = ws.call("cron.add", job_params(schedule={
+        "kind": "every", "everyMs": 3600000, "anchorMs": 1000}))
+    n = job["state"]["nextRunAtMs"]
+    assert (n - 1000) % 3600000 == 0 and n > before
+    ws.call("cron.remove", {"id": job["id"]})
+
+
+# ---- durability: kill -9, restart ------------------------------------------
+
+def _db(gw):
+    for root, _dirs, files in os.walk(gw.state_dir):
+        for f in files:
+            if f.endswith(".sqlite"):
+                return os.path.join(root, f)
+    raise AssertionError("no database under %s" % gw.state_dir)
+
+
+def test_kill9_interrupts_run_and_keeps_jobs(tmp_root, upstream):
+    lch = Launcher(tmp_root)
+    try:
+        gw = lch.start(config=chat_config(upstream))
+        ws = gw.connect()
+        keep = ws.call("cron.add", job_params("kept", name="survivor"))
+        job = ws.call("cron.add", job_params("[[hang]] never answers",
+                                             name="hanging"))
+        rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+        wait_cron(ws, "started", job["id"], rid)
+        upstream.wait(lambda s: s["inflight"] >= 1)
+        gw.proc.send_signal(signal.SIGKILL)
+        gw.proc.wait(10)
+        gw2 = lch.start(state_dir=gw.state_dir, port=gw.port)
+        ws = gw2.connect()
+        page = ws.call("cron.runs", {"id": job["id"], "runId": rid})
+        e = page["entries"][0]
+        check_entry(e)
+        assert e["status"] == "error" and "interrupted" in e["error"]
+        assert e["completionStatus"] == "failed"
+        got = ws.call("cron.get", {"id": job["id"]})
+        assert got["state"]["lastRunStatus"] == "error"
+        assert "interrupted" in got["state"]["lastError"]
+        assert "runningAtMs" not in got["state"]
+        assert ws.call("cron.get", {"id": keep["id"]}) == keep
+        st = ws.call("cron.status", {})
+        assert st["running"] == 0 and st["jobs"] == 2
+    finally:
+        lch.cleanup()
+
+
+def test_overdue_job_runs_once_at_startup(tmp_root, upstream):
+    """A recurring job whose slots passed while the gateway was down runs
+    once at start-up (not once per missed slot), then is rescheduled."""
+    lch = Launcher(tmp_root)
+    try:
+        upstream.reset()
+        gw = lch.start(config=chat_config(upstream))
+        ws = gw.connect()
+        job = ws.call("cron.add", job_params(
+            "missed me", name="every minute",
+            schedule={"kind": "every", "everyMs": 60000}))
+        jid = job["id"]
+        assert gw.stop() == 0
+        # Ten minutes of downtime, as the database sees it.
+        past = int(time.time() * 1000) - 600000
+        db = sqlite3.connect(_db(gw))
+        row = json.loads(db.execute("SELECT job FROM cron_jobs_t WHERE "
+                                    "id = ?", (jid,)).fetchone()[0])
+        row["state"]["nextRunAtMs"] = past
+        row["schedule"]["anchorMs"] = past - 60000
+        db.execute("UPDATE cron_jobs_t SET job = ?, next_run_at = ? "
+                   "WHERE id = ?", (json.dumps(row), past, jid))
+        db.commit()
+        db.close()
+        gw2 = lch.start(state_dir=gw.state_dir, port=gw.port)
+        ws = gw2.connect()
+        deadline = time.monotonic() + 15
+        while True:
+            page = ws.call("cron.runs", {"id": jid})
+            if page["total"] and page["entries"][0].get("status"):
+                break
+            assert time.monotonic() < deadline, page
+            ws.wait_event("cron", timeout=deadline - time.monotonic(),
+                          pred=lambda f: f["payload"].get("action") ==
+                          "finished")
+        assert page["total"] == 1
+        e = page["entries"][0]
+        assert e["status"] == "ok" and e["runAtMs"] >= past
+        got = ws.call("cron.get", {"id": jid})
+        assert got["state"]["nextRunAtMs"] > int(time.time() * 1000)
+        assert ws.call("cron.runs", {"id": jid})["total"] == 1
+        db = sqlite3.connect("file:%s?mode=ro" % _db(gw2), uri=True)
+        trig = db.execute("SELECT trigger FROM cron_runs WHERE job_id = ?",
+                          (jid,)).fetchall()
+        db.close()
+        assert trig == [("startup",)]
+    finally:
+        lch.cleanup()
+
+
+def test_concurrency_limit_and_reload(tmp_root, upstream):
+    """maxConcurrentRuns bounds the runs; the rest queue. A config edit
+    (hot reload) raises the bound and the queued run starts."""
+    lch = Launcher(tmp_root)
+    try:
+        upstream.reset()
+        cfg = chat_config(upstream, {"cron": {"maxConcurrentRuns": 1}})
+        gw = lch.start(config=cfg)
+        ws = gw.connect()
+        a = ws.call("cron.add", job_params("[[hang]] a", name="a"))
+        b = ws.call("cron.add", job_params("[[hang]] b", name="b"))
+        ra = ws.call("cron.run", {"id": a["id"]})["runId"]
+        wait_cron(ws, "started", a["id"], ra)
+        rb = ws.call("cron.run", {"id": b["id"]})["runId"]
+        st = ws.call("cron.status", {})
+        assert st["running"] == 1 and st["queued"] == 1
+        assert st["maxConcurrentRuns"] == 1
+        assert ws.call("cron.run", {"id": b["id"]})["reason"] == \
+            "already-running"
+        e = ws.call("cron.runs", {"id": b["id"], "runId": rb})["entries"][0]
+        assert "status" not in e
+        cfg["cron"]["maxConcurrentRuns"] = 2
+        with open(gw.config_path, "w") as f:
+            json.dump(cfg, f)
+        wait_cron(ws, "started", b["id"], rb)
+        assert ws.call("cron.status", {})["running"] == 2
+    finally:
+        lch.cleanup()
