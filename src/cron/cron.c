@@ -1227,6 +1227,7 @@ int cron_list(struct cron *c, const json_t *p, json_t **out, char **err)
 	int limit, offset, i, n = 0, total;
 	json_t **v = NULL, *jobs, *res;
 	const char *def, *mode;
+	char *rev = NULL;
 
 	if (cron_opt_int(p, "limit", 0, 1, 200, &limit, err) ||
 	    cron_opt_int(p, "offset", 0, 0, 1 << 30, &offset, err))
@@ -1286,6 +1287,23 @@ int cron_list(struct cron *c, const json_t *p, json_t **out, char **err)
 			v[n - 1 - i] = t;
 		}
 	total = n;
+	/* snapshotRevision: identity of the filtered, sorted inventory (the
+	 * CLI pages through one revision) */
+	{
+		char *buf = xstrdup(""), *t, hex[65];
+
+		for (i = 0; i < n; i++) {
+			t = xasprintf("%s%s:%lld;", buf, cron_str(v[i], "id"),
+				      (long long)cron_int(v[i],
+							  "updatedAtMs"));
+			free(buf);
+			buf = t;
+		}
+		util_sha256_hex(buf, strlen(buf), hex);
+		hex[16] = '\0';
+		free(buf);
+		rev = xstrdup(hex);
+	}
 	if (!limit)
 		limit = total ? (total > 200 ? 200 : total) : 50;
 	if (offset > total)
@@ -1297,9 +1315,11 @@ int cron_list(struct cron *c, const json_t *p, json_t **out, char **err)
 		json_decref(v[i]);
 	}
 	free(v);
-	res = json_pack("{s:o,s:i,s:i,s:i,s:b}", "jobs", jobs, "total",
-			total, "offset", offset, "limit", limit, "hasMore",
+	res = json_pack("{s:o,s:s,s:i,s:i,s:i,s:b}", "jobs", jobs,
+			"snapshotRevision", rev, "total", total, "offset",
+			offset, "limit", limit, "hasMore",
 			offset + (int)json_array_size(jobs) < total);
+	free(rev);
 	json_object_set_new(res, "nextOffset",
 			    offset + (int)json_array_size(jobs) < total ?
 			    json_integer(offset + (int)json_array_size(jobs)) :
