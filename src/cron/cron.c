@@ -1172,6 +1172,8 @@ void cron_free(struct cron *c)
 
 /* ---- methods --------------------------------------------------------------------- */
 
+static json_t *cron_compact(const json_t *j);
+
 static int cron_cmp_next(const void *a, const void *b)
 {
 	const json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
@@ -1310,8 +1312,18 @@ int cron_list(struct cron *c, const json_t *p, json_t **out, char **err)
 		offset = total;
 	jobs = json_array();
 	for (i = 0; i < n; i++) {
-		if (i >= offset && i < offset + limit)
-			json_array_append(jobs, v[i]);
+		if (i >= offset && i < offset + limit) {
+			if (json_is_true(json_object_get(p, "compact"))) {
+				json_t *cj = cron_compact(v[i]);
+
+				json_object_set(cj, "effectiveAgentId",
+					json_object_get(v[i],
+							"effectiveAgentId"));
+				json_array_append_new(jobs, cj);
+			} else {
+				json_array_append(jobs, v[i]);
+			}
+		}
 		json_decref(v[i]);
 	}
 	free(v);
@@ -1380,6 +1392,74 @@ int cron_get(struct cron *c, const json_t *p, json_t **out, char **err,
 	return GW_OK;
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" of epoch ms t. */
+static void cron_iso(int64_t t, char *buf, size_t n)
+{
+	int64_t days = t / 1000 / 86400, y;
+	int64_t sod = t / 1000 - days * 86400;
+	unsigned m, dd;
+
+	cron_civil_from_days(days, &y, &m, &dd);
+	snprintf(buf, n, "%04lld-%02u-%02uT%02lld:%02lld:%02lld.%03lldZ",
+		 (long long)y, m, dd, (long long)(sod / 3600),
+		 (long long)(sod / 60 % 60), (long long)(sod % 60),
+		 (long long)(t % 1000));
+}
+
+static json_t *cron_iso_json(int64_t t)
+{
+	char buf[40];
+
+	if (!t)
+		return json_null();
+	cron_iso(t, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+/* The compact cron.list row (upstream compactCronListJob). */
+static json_t *cron_compact(const json_t *j)
+{
+	const json_t *st = json_object_get(j, "state");
+	const json_t *sched = json_object_get(j, "schedule");
+	static const char *const keep[] = { "agentId", "declarationKey",
+					    "displayName", "owner" };
+	static const char *const skeep[] = { "runningAtMs", "autoDisabled",
+		"lastDelivered", "lastDeliveryStatus", "lastDeliveryError" };
+	json_t *o = json_pack("{s:O,s:O,s:O,s:O}", "id",
+			      json_object_get(j, "id"), "name",
+			      json_object_get(j, "name"), "updatedAtMs",
+			      json_object_get(j, "updatedAtMs"), "enabled",
+			      json_object_get(j, "enabled"));
+	const json_t *v;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(keep); i++)
+		if ((v = json_object_get(j, keep[i])))
+			json_object_set(o, keep[i], (json_t *)v);
+	json_object_set_new(o, "nextRunAt", cron_iso_json(cron_int(st,
+						"nextRunAtMs")));
+	v = json_object_get(st, "nextRunAtMs");
+	json_object_set_new(o, "nextRunAtMs", v ? json_incref((json_t *)v)
+						: json_null());
+	json_object_set(o, "scheduleKind", json_object_get(sched, "kind"));
+	json_object_set(o, "schedule", (json_t *)sched);
+	json_object_set_new(o, "lastRunAt", cron_iso_json(cron_int(st,
+						"lastRunAtMs")));
+	v = json_object_get(st, "lastRunAtMs");
+	json_object_set_new(o, "lastRunAtMs", v ? json_incref((json_t *)v)
+						: json_null());
+	v = json_object_get(st, "lastRunStatus");
+	json_object_set_new(o, "lastRunStatus", v ? json_incref((json_t *)v)
+						  : json_null());
+	v = json_object_get(st, "lastError");
+	json_object_set_new(o, "lastRunError", v ? json_incref((json_t *)v)
+						 : json_null());
+	for (i = 0; i < ARRAY_SIZE(skeep); i++)
+		if ((v = json_object_get(st, skeep[i])))
+			json_object_set(o, skeep[i], (json_t *)v);
+	return o;
+}
+
 /* at given as a duration ("20m", "+1h"): an absolute UTC time now. */
 static void cron_normalise_at(json_t *sched, int64_t now)
 {
@@ -1391,17 +1471,7 @@ static void cron_normalise_at(json_t *sched, int64_t now)
 	    cron_parse_duration(at, 60000, &d) != 0)
 		return;
 	t = now + d;
-	{
-		int64_t days = t / 1000 / 86400, y;
-		int64_t sod = t / 1000 - days * 86400;
-		unsigned m, dd;
-
-		cron_civil_from_days(days, &y, &m, &dd);
-		snprintf(buf, sizeof(buf), "%04lld-%02u-%02uT%02lld:%02lld:"
-			 "%02lld.%03lldZ", (long long)y, m, dd,
-			 (long long)(sod / 3600), (long long)(sod / 60 % 60),
-			 (long long)(sod % 60), (long long)(t % 1000));
-	}
+	cron_iso(t, buf, sizeof(buf));
 	json_object_set_new(sched, "at", json_string(buf));
 }
 

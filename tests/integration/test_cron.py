@@ -78,6 +78,15 @@ def test_add_list_get_update_remove(cgw, up):
     row = [j for j in lst["jobs"] if j["id"] == jid][0]
     assert row["effectiveAgentId"] == "main"
     assert ws.call("cron.get", {"id": jid}) == job
+    assert isinstance(lst["snapshotRevision"], str) and \
+        lst["snapshotRevision"]
+    # the Control UI's compact rows
+    comp = ws.call("cron.list", {"compact": True, "limit": 200})
+    crow = [j for j in comp["jobs"] if j["id"] == jid][0]
+    assert crow["nextRunAtMs"] == job["state"]["nextRunAtMs"]
+    assert crow["nextRunAt"].endswith("Z") and crow["lastRunAtMs"] is None
+    assert crow["lastRunStatus"] is None and crow["scheduleKind"] == "cron"
+    assert "payload" not in crow
     st = ws.call("cron.status", {})
     assert st["enabled"] is True and st["storage"] == "sqlite"
     assert st["jobs"] >= 1 and isinstance(st["nextWakeAtMs"], int)
@@ -400,3 +409,50 @@ def test_concurrency_limit_and_reload(tmp_root, upstream):
         assert ws.call("cron.status", {})["running"] == 2
     finally:
         lch.cleanup()
+
+
+def test_control_ui_automations_calls(cgw, up):
+    """The calls the Control UI's Automations view makes (params as in its
+    bundle), answered in the shapes its page validators accept."""
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params("ui job", name="ui"))
+    rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+    wait_cron(ws, "finished", job["id"], rid)
+    for enabled in ("all", "enabled", "disabled"):
+        page = ws.call("cron.list", {
+            "includeDisabled": enabled == "all",
+            "includeDeliveryPreviews": False, "limit": 50, "offset": 0,
+            "enabled": enabled, "scheduleKind": "all",
+            "lastRunStatus": "all", "sortBy": "nextRunAtMs",
+            "sortDir": "asc"})
+        n = len(page["jobs"])
+        assert isinstance(page["snapshotRevision"], str)
+        assert page["offset"] == 0 and 1 <= page["limit"] <= 200
+        assert n <= page["limit"] and n <= page["total"]
+        if page["hasMore"]:
+            assert page["nextOffset"] == n
+        else:
+            assert page["nextOffset"] is None and n == page["total"]
+        for j in page["jobs"]:
+            assert j["payload"]["kind"] in ("agentTurn", "systemEvent")
+    page = ws.call("cron.list", {"agentId": "main", "enabled": "enabled",
+                                 "includeDeliveryPreviews": False,
+                                 "limit": 1, "offset": 0,
+                                 "sortBy": "nextRunAtMs", "sortDir": "asc"})
+    assert page["total"] >= 1 and len(page["jobs"]) == 1
+    assert ws.call("cron.status", {})["enabled"] is True
+    runs = ws.call("cron.runs", {"scope": "all", "limit": 50, "offset": 0,
+                                 "statuses": ["ok", "error"],
+                                 "status": "all",
+                                 "deliveryStatuses": ["not-requested"],
+                                 "sortDir": "desc"})
+    assert rid in [e["runId"] for e in runs["entries"]]
+    runs = ws.call("cron.runs", {"scope": "job", "id": job["id"],
+                                 "limit": 50, "offset": 0,
+                                 "sortDir": "desc"})
+    assert runs["total"] == 1 and runs["entries"][0]["runId"] == rid
+    upd = ws.call("cron.update", {"id": job["id"],
+                                  "expectedConfigRevision": "x",
+                                  "patch": {"enabled": False}})
+    assert upd["enabled"] is False
+    ws.call("cron.remove", {"id": job["id"]})
