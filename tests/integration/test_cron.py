@@ -456,3 +456,77 @@ def test_control_ui_automations_calls(cgw, up):
                                   "patch": {"enabled": False}})
     assert upd["enabled"] is False
     ws.call("cron.remove", {"id": job["id"]})
+
+
+# ---- clawgate cron … (the CLI mirrors openclaw cron) --------------------------
+
+def test_clawgate_cron_cli(cgw, up, tmp_root):
+    lch = Launcher(tmp_root)
+    cli_dir = lch.prepare()
+
+    def cg(*args):
+        rc, out, err = lch.run(["cron"] + list(args) + [
+            "--url", cgw.url, "--token", cgw.token], state_dir=cli_dir,
+            timeout=60)
+        return rc, out, err
+
+    up.reset()
+    rc, out, err = cg("add", "*/10 * * * *", "cli says hi", "--name",
+                      "cli job", "--tz", "Asia/Tokyo", "--exact",
+                      "--no-deliver")
+    assert rc == 0, out + err
+    job = json.loads(out)
+    jid = job["id"]
+    assert job["schedule"] == {"kind": "cron", "expr": "*/10 * * * *",
+                               "tz": "Asia/Tokyo", "staggerMs": 0}
+    assert job["payload"] == {"kind": "agentTurn",
+                              "message": "cli says hi"}
+    assert job["delivery"] == {"mode": "none"}
+    rc, out, err = cg("run", jid, "--wait", "--poll-interval", "50ms")
+    assert rc == 0, out + err
+    res = json.loads(out)
+    assert res["completed"] is True and res["status"] == "ok"
+    assert res["run"]["summary"] == "echo: cli says hi"
+    assert up.snapshot()["requests"][-1]["messages"][-1]["content"] == \
+        "cli says hi"
+    rc, out, err = cg("runs", jid)
+    assert rc == 0 and json.loads(out)["total"] == 1, out + err
+    rc, out, err = cg("list")
+    assert rc == 0 and jid in out and "cli job" in out, out + err
+    rc, out, err = cg("edit", jid, "--every", "2h", "--model",
+                      "fake/fake-model")
+    assert rc == 0, out + err
+    got = json.loads(out)
+    assert got["schedule"]["kind"] == "every"
+    assert got["schedule"]["everyMs"] == 7200000
+    assert got["payload"]["model"] == "fake/fake-model"
+    rc, out, err = cg("disable", jid)
+    assert rc == 0 and json.loads(out)["enabled"] is False
+    rc, out, err = cg("list")
+    assert jid not in out
+    rc, out, err = cg("list", "--all", "--json")
+    assert jid in [j["id"] for j in json.loads(out)["jobs"]]
+    rc, out, err = cg("enable", jid)
+    assert rc == 0 and json.loads(out)["enabled"] is True
+    rc, out, err = cg("get", jid)
+    assert rc == 0 and json.loads(out)["id"] == jid
+    rc, out, err = cg("status")
+    assert rc == 0 and json.loads(out)["storage"] == "sqlite"
+    rc, out, err = cg("add", "--name", "at job", "--at",
+                      "2030-01-02T03:04", "--tz", "Europe/Berlin",
+                      "--message", "later", "--keep-after-run")
+    assert rc == 0, out + err
+    at = json.loads(out)
+    assert at["schedule"] == {"kind": "at", "at": "2030-01-02T02:04:00.000Z"}
+    assert at["deleteAfterRun"] is False
+    assert at["delivery"] == {"mode": "announce"}
+    rc, out, err = cg("add", "--name", "shell", "--every", "1h",
+                      "--command", "echo hi")
+    assert rc != 0 and "cron.allowCommandPayload" in err
+    for i in (jid, at["id"]):
+        rc, out, err = cg("rm", i)
+        assert rc == 0 and json.loads(out) == {"ok": True, "removed": True}
+    rc, out, err = cg("rm", jid)
+    assert rc != 0 and "Automation not found" in err
+    rc, out, err = cg("add", "--name", "x", "--message", "m")
+    assert rc == 2 and "schedule is required" in err
