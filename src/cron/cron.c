@@ -629,15 +629,32 @@ static char *cron_session_for(struct cron *c, const json_t *job,
 			 cron_str(job, "id"), run_id);
 }
 
-/* Queue a run of cj (locked). *out_id (may be NULL) gets the run id. */
+static void cron_emit_started(struct cron *c, struct cron_run *r,
+			      const json_t *job)
+{
+	json_t *p;
+
+	p = json_pack("{s:s,s:s,s:s,s:I,s:s}", "jobId", r->job_id, "action",
+		      "started", "runId", r->run_id, "runAtMs",
+		      (json_int_t)r->started_at, "sessionKey",
+		      r->session_key);
+	if (job)
+		json_object_set(p, "job", (json_t *)job);
+	cron_emit(c, p);
+}
+
+/* Queue a run of cj (locked): one transaction writes the run row and the
+ * job's next slot. immediate: a slot is free, the run is written as
+ * running and counted; the caller launches it. Else it waits in
+ * c->pending. *out (may be NULL) gets the run (borrowed). */
 static int cron_enqueue(struct cron *c, struct cron_job *cj,
 			const char *trigger, int64_t due, int64_t now,
-			char *out_id)
+			int immediate, struct cron_run **out)
 {
 	struct cron_run *r = xcalloc(1, sizeof(*r));
 	struct store_cron_run x;
 	const char *agent = cron_str(cj->j, "agentId");
-	json_t *st = cron_state(cj->j);
+	json_t *nj = json_deep_copy(cj->j), *st = cron_state(nj);
 	int rc;
 
 	r->c = c;
@@ -652,23 +669,16 @@ static int cron_enqueue(struct cron *c, struct cron_job *cj,
 	r->run_at = due;
 	r->queued_at = now;
 	r->session_key = cron_session_for(c, cj->j, r->agent_id, r->run_id);
-	cron_run_row(r, "queued", &x);
-	rc = store_cron_run_put(c->store, &x);
-	if (rc != GW_OK) {
-		cron_run_free(r);
-		return rc;
-	}
 	/* The job's next slot is decided now: a restart after this point
-	 * finds the run interrupted, not due again. */
-	if (!strcmp(trigger, "manual")) {
-		/* a manual run leaves the schedule alone */
-	} else {
-		json_t *sched = json_object_get(cj->j, "schedule");
+	 * finds the run interrupted, not due again. A manual run leaves the
+	 * schedule alone. */
+	if (strcmp(trigger, "manual") != 0) {
+		json_t *sched = json_object_get(nj, "schedule");
 
 		if (!strcmp(cron_str(sched, "kind"), "at"))
 			json_object_del(st, "nextRunAtMs");
 		else {
-			int64_t n = cron_job_next(cj->j, now > due ? now : due);
+			int64_t n = cron_job_next(nj, now > due ? now : due);
 
 			if (n)
 				json_object_set_new(st, "nextRunAtMs",
@@ -678,15 +688,32 @@ static int cron_enqueue(struct cron *c, struct cron_job *cj,
 		}
 	}
 	json_object_set_new(st, "runningAtMs", json_integer(now));
-	cron_save(c, cj->j);
+	if (immediate)
+		r->started_at = now;
+	cron_run_row(r, immediate ? "running" : "queued", &x);
+	rc = store_cron_run_job_put(c->store, &x, nj, NULL);
+	if (rc != GW_OK) {
+		log_error("cron", "cannot queue a run of job %s: %s",
+			  r->job_id, gw_err_str(rc));
+		json_decref(nj);
+		cron_run_free(r);
+		return rc;
+	}
+	json_decref(cj->j);
+	cj->j = nj;
 	cj->busy = 1;
-	if (c->pending_tail)
-		c->pending_tail->next = r;
-	else
-		c->pending = r;
-	c->pending_tail = r;
-	if (out_id)
-		memcpy(out_id, r->run_id, 37);
+	if (immediate) {
+		c->nrunning++;
+		cron_emit_started(c, r, cj->j);
+	} else {
+		if (c->pending_tail)
+			c->pending_tail->next = r;
+		else
+			c->pending = r;
+		c->pending_tail = r;
+	}
+	if (out)
+		*out = r;
 	return GW_OK;
 }
 
@@ -759,22 +786,17 @@ static void cron_started(struct cron *c, struct cron_run *r, int64_t now)
 {
 	struct store_cron_run x;
 	struct cron_job *cj = cron_find(c, r->job_id, NULL);
-	json_t *p;
 
 	r->started_at = now;
 	cron_run_row(r, "running", &x);
-	store_cron_run_put(c->store, &x);
-	if (cj) {
+	if (cj)
 		json_object_set_new(cron_state(cj->j), "runningAtMs",
 				    json_integer(now));
-		cron_save(c, cj->j);
-	}
-	p = json_pack("{s:s,s:s,s:s,s:I,s:s}", "jobId", r->job_id, "action",
-		      "started", "runId", r->run_id, "runAtMs",
-		      (json_int_t)now, "sessionKey", r->session_key);
-	if (cj)
-		json_object_set(p, "job", cj->j);
-	cron_emit(c, p);
+	if (store_cron_run_job_put(c->store, &x, cj ? cj->j : NULL, NULL) !=
+	    GW_OK)
+		log_error("cron", "cannot record the start of run %s",
+			  r->run_id);
+	cron_emit_started(c, r, cj ? cj->j : NULL);
 }
 
 static const int64_t cron_backoff_ms[] = { 30000, 60000, 300000, 900000,
@@ -880,12 +902,8 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 					json_integer(r->ended_at + b));
 		}
 		next = cron_int(st, "nextRunAtMs");
-		if (removed) {
-			store_cron_job_delete(c->store, r->job_id);
+		if (removed)
 			c->jobs[idx] = c->jobs[--c->njobs];
-		} else {
-			cron_save(c, cj->j);
-		}
 	}
 	cron_run_row(r, strcmp(status, "ok") ? "error" : "ok", &x);
 	x.ended_at = r->ended_at;
@@ -899,7 +917,10 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 	x.delivery_error = want ? CRON_NO_DELIVERY : NULL;
 	x.completion_status = cs;
 	x.next_run_at = next;
-	store_cron_run_put(c->store, &x);
+	if (store_cron_run_job_put(c->store, &x, cj && !removed ? cj->j : NULL,
+				   removed ? r->job_id : NULL) != GW_OK)
+		log_error("cron", "cannot record the end of run %s",
+			  r->run_id);
 	log_info("cron", "job %s run %s: %s%s%s (%lldms)", r->job_id,
 		 r->run_id, status, error ? ": " : "", error ? error : "",
 		 (long long)dur);
@@ -959,10 +980,20 @@ static void *cron_thread(void *arg)
 				    !json_is_true(json_object_get(cj->j,
 								  "enabled")))
 					continue;
-				if (n <= now)
-					cron_enqueue(c, cj, n < c->boot_ms ?
-						     "startup" : "schedule",
-						     n, now, NULL);
+				if (n <= now) {
+					int imm = !c->pending &&
+						  c->nrunning <
+						  c->max_concurrent;
+
+					if (cron_enqueue(c, cj, n < c->boot_ms ?
+							 "startup" : "schedule",
+							 n, util_now_ms(), imm,
+							 &r) ==
+					    GW_OK && imm) {
+						*tail = r;
+						tail = &r->next;
+					}
+				}
 				else if (!wake || n < wake)
 					wake = n;
 			}
@@ -1679,7 +1710,6 @@ int cron_run(struct cron *c, const json_t *p, json_t **out, char **err,
 	const char *id = cron_param_id(p);
 	const char *mode = cron_str(p, "mode");
 	struct cron_job *cj;
-	char run_id[37];
 	int64_t now = util_now_ms(), n;
 	const char *reason = NULL;
 	int r = GW_OK;
@@ -1718,11 +1748,13 @@ int cron_run(struct cron *c, const json_t *p, json_t **out, char **err,
 		*out = json_pack("{s:b,s:b,s:s}", "ok", 1, "ran", 0, "reason",
 				 reason);
 	} else {
+		struct cron_run *q = NULL;
+
 		r = cron_enqueue(c, cj, !strcmp(mode, "due") ? "schedule" :
-				 "manual", now, now, run_id);
+				 "manual", now, now, 0, &q);
 		if (r == GW_OK) {
 			*out = json_pack("{s:b,s:b,s:s}", "ok", 1, "enqueued",
-					 1, "runId", run_id);
+					 1, "runId", q->run_id);
 			cron_wake(c);
 		} else {
 			*err = cron_errf("cannot queue the run: %s",

@@ -236,6 +236,43 @@ int store_cron_run_put(struct store *st, const struct store_cron_run *r)
 	return store_write_sync(st, store_cron_run_put_tx, (void *)r, 0);
 }
 
+struct store_cron_rj {
+	const struct store_cron_run *run;
+	struct store_cron_put job;
+	const char *del_id;
+};
+
+static int store_cron_run_job_tx(sqlite3 *db, void *arg)
+{
+	struct store_cron_rj *x = arg;
+	int r;
+
+	r = store_cron_run_put_tx(db, (void *)x->run);
+	if (r == GW_OK && x->job.job)
+		r = store_cron_job_put_tx(db, &x->job);
+	if (r == GW_OK && x->del_id) {
+		r = store_cron_job_delete_tx(db, (void *)x->del_id);
+		if (r == GW_ENOTFOUND)
+			r = GW_OK;
+	}
+	return r;
+}
+
+int store_cron_run_job_put(struct store *st, const struct store_cron_run *r,
+			   const json_t *job, const char *del_id)
+{
+	struct store_cron_rj x = { r, { job, NULL }, del_id };
+	int rc;
+
+	if (!r->run_id || !r->job_id || !r->status)
+		return GW_EINVAL;
+	if (job && !(x.job.text = json_dumps(job, JSON_COMPACT)))
+		return GW_EINVAL;
+	rc = store_write_sync(st, store_cron_run_job_tx, &x, 0);
+	free(x.job.text);
+	return rc;
+}
+
 struct store_cron_intr {
 	int64_t now;
 	const char *error;

@@ -35,6 +35,10 @@ struct store_cron_run {
 };
 /* Insert or replace. */
 int store_cron_run_put(struct store *st, const struct store_cron_run *r);
+/* In one transaction: the run row, then the job (put when job is not
+ * NULL, deleted when del_id is not NULL). */
+int store_cron_run_job_put(struct store *st, const struct store_cron_run *r,
+			   const json_t *job, const char *del_id);
 /* Mark every queued or running row interrupted (ended now, error set);
  * *job_ids (may be NULL): new array of the jobs concerned. */
 int store_cron_runs_interrupt(struct store *st, int64_t now,
