@@ -1,12 +1,18 @@
 /* Automations: job validation, the scheduler thread, runs through the
  * agent API, run history (cron.h). */
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "agent/agent.h"
 #include "core/common.h"
@@ -26,6 +32,7 @@
 #define CRON_DEFAULT_TIMEOUT_S 600
 #define CRON_INTERRUPTED "interrupted: the gateway stopped before the run " \
 	"finished"
+#define CRON_CMD_OUTPUT_MAX (64 * 1024)
 #define CRON_NO_DELIVERY "not delivered: clawgate has no delivery " \
 	"channels (announce/webhook are accepted and stored only)"
 
@@ -52,6 +59,8 @@ struct cron_run {
 	struct cron_run *next;
 };
 
+struct cron_cmd;
+
 struct cron {
 	struct store *store;
 	struct agent_rt *agents;
@@ -75,6 +84,8 @@ struct cron {
 	struct cron_run *pending, *pending_tail;	/* FIFO */
 	struct cron_run *done;		/* ended runs to record */
 	int nrunning;
+	struct cron_cmd *cmds;		/* command payloads running */
+	int ncmd;
 };
 
 static char *cron_errf(const char *fmt, ...) __attribute__((format(printf,
@@ -460,9 +471,36 @@ static int cron_validate(struct cron *c, json_t *j, int64_t now, char **err)
 					 "and its arguments as argv");
 			return GW_EFORBIDDEN;
 		}
-		*err = cron_errf("command payloads are not implemented by "
-				 "clawgate yet");
-		return GW_EINVAL;
+		v = json_object_get(pl, "cwd");
+		if (v && (!json_is_string(v) || !json_string_length(v))) {
+			*err = cron_errf("payload.cwd must be a non-empty "
+					 "string");
+			return GW_EINVAL;
+		}
+		v = json_object_get(pl, "env");
+		if (v) {
+			const char *ek;
+			json_t *ev;
+
+			if (!json_is_object(v)) {
+				*err = cron_errf("payload.env must be an "
+						 "object of strings");
+				return GW_EINVAL;
+			}
+			json_object_foreach((json_t *)v, ek, ev)
+				if (!json_is_string(ev) || !*ek ||
+				    strchr(ek, '=')) {
+					*err = cron_errf("payload.env must be "
+							 "an object of "
+							 "strings");
+					return GW_EINVAL;
+				}
+		}
+		v = json_object_get(pl, "input");
+		if (v && !json_is_string(v)) {
+			*err = cron_errf("payload.input must be a string");
+			return GW_EINVAL;
+		}
 	} else {
 		*err = cron_errf("payload kind \"%s\" is not supported by "
 				 "clawgate (agentTurn and systemEvent are)",
@@ -737,6 +775,278 @@ static void cron_run_on_end(void *arg, const struct run_result *res)
 	pthread_mutex_unlock(&c->mu);
 }
 
+/* ---- command payloads: a program without a shell ------------------------- */
+
+struct cron_cmd {
+	struct cron *c;
+	pid_t pid;
+	struct cron_cmd *next;
+	struct cron_run *r;
+	char **argv, **envp;
+	char *cwd, *input;
+	int64_t timeout_ms;
+	size_t out_max;
+};
+
+static void cron_cmd_free(struct cron_cmd *x)
+{
+	char **p;
+
+	for (p = x->argv; p && *p; p++)
+		free(*p);
+	free(x->argv);
+	for (p = x->envp; p && *p; p++)
+		free(*p);
+	free(x->envp);
+	free(x->cwd);
+	free(x->input);
+	free(x);
+}
+
+extern char **environ;
+
+static int cron_utf8_ok(const char *s, size_t n)
+{
+	json_t *j = json_stringn(s, n);
+	int ok = j != NULL;
+
+	json_decref(j);
+	return ok;
+}
+
+/* Forget a finished command (its thread is about to return). */
+static void cron_cmd_done(struct cron *c, struct cron_cmd *x)
+{
+	struct cron_cmd **pp;
+
+	pthread_mutex_lock(&c->mu);
+	for (pp = &c->cmds; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			break;
+		}
+	c->ncmd--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* Run argv (no shell), feed input, capture stdout+stderr (bounded), kill
+ * it at the timeout; the result goes to the scheduler like a run's end. */
+static void *cron_cmd_thread(void *arg)
+{
+	struct cron_cmd *x = arg;
+	struct run_result res = {0};
+	posix_spawn_file_actions_t fa;
+	int in[2] = { -1, -1 }, out[2] = { -1, -1 }, st = 0, rc;
+	char *buf = xmalloc(x->out_max + 1), *err = NULL;
+	size_t got = 0, inoff = 0, inlen = x->input ? strlen(x->input) : 0;
+	int64_t t0 = util_mono_ms();
+	pid_t pid = -1;
+	int killed = 0;
+
+	if (pipe2(in, O_CLOEXEC) != 0 || pipe2(out, O_CLOEXEC) != 0) {
+		err = cron_errf("cannot run the command: %s", strerror(errno));
+		goto done;
+	}
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, in[0], 0);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 1);
+	posix_spawn_file_actions_adddup2(&fa, out[1], 2);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	if (x->cwd)
+		posix_spawn_file_actions_addchdir_np(&fa, x->cwd);
+	rc = posix_spawnp(&pid, x->argv[0], &fa, NULL, x->argv,
+			  x->envp ? x->envp : environ);
+	posix_spawn_file_actions_destroy(&fa);
+	if (rc == 0) {
+		pthread_mutex_lock(&x->c->mu);
+		x->pid = pid;
+		if (x->c->stopping)
+			kill(pid, SIGKILL);
+		pthread_mutex_unlock(&x->c->mu);
+	}
+	close(in[0]);
+	close(out[1]);
+	in[0] = out[1] = -1;
+	if (rc != 0) {
+		pid = -1;
+		err = cron_errf("cannot run %s: %s", x->argv[0],
+				strerror(rc));
+		goto done;
+	}
+	fcntl(in[1], F_SETFL, O_NONBLOCK);
+	if (!inlen) {
+		close(in[1]);
+		in[1] = -1;
+	}
+	for (;;) {
+		struct pollfd pf[2];
+		int n = 0, left = -1;
+		int64_t el = util_mono_ms() - t0;
+
+		if (x->timeout_ms > 0) {
+			if (el >= x->timeout_ms) {
+				kill(pid, SIGKILL);
+				killed = 1;
+				break;
+			}
+			left = (int)(x->timeout_ms - el);
+		}
+		pf[n].fd = out[0];
+		pf[n++].events = POLLIN;
+		if (in[1] >= 0) {
+			pf[n].fd = in[1];
+			pf[n++].events = POLLOUT;
+		}
+		if (poll(pf, (nfds_t)n, left) < 0 && errno != EINTR)
+			break;
+		if (n == 2 && pf[1].revents) {
+			ssize_t w = write(in[1], x->input + inoff,
+					  inlen - inoff);
+
+			if (w > 0)
+				inoff += (size_t)w;
+			if (w < 0 || inoff >= inlen) {
+				close(in[1]);
+				in[1] = -1;
+			}
+		}
+		if (pf[0].revents) {
+			char tmp[4096];
+			ssize_t k = read(out[0], tmp, sizeof(tmp));
+
+			if (k <= 0)
+				break;
+			if (got < x->out_max) {
+				size_t c = (size_t)k < x->out_max - got ?
+					   (size_t)k : x->out_max - got;
+
+				memcpy(buf + got, tmp, c);
+				got += c;
+			}
+		}
+	}
+	/* the output is closed; the program may still run until the bound */
+	while (!killed) {
+		pid_t w = waitpid(pid, &st, WNOHANG);
+
+		if (w == pid || (w < 0 && errno != EINTR))
+			break;
+		if (w == 0 && x->timeout_ms > 0 &&
+		    util_mono_ms() - t0 >= x->timeout_ms) {
+			kill(pid, SIGKILL);
+			killed = 1;
+			break;
+		}
+		if (w == 0)
+			poll(NULL, 0, 10);
+	}
+	if (killed)
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+	if (killed)
+		err = cron_errf("command timed out after %llds",
+				(long long)(x->timeout_ms / 1000));
+	else if (WIFEXITED(st) && WEXITSTATUS(st) != 0)
+		err = cron_errf("command exited with code %d",
+				WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		err = cron_errf("command killed by signal %d", WTERMSIG(st));
+done:
+	if (in[0] >= 0)
+		close(in[0]);
+	if (in[1] >= 0)
+		close(in[1]);
+	if (out[0] >= 0)
+		close(out[0]);
+	if (out[1] >= 0)
+		close(out[1]);
+	buf[got] = '\0';
+	/* output is text for the run history: cut invalid UTF-8 */
+	while (got > 0 && !cron_utf8_ok(buf, got)) {
+		got--;
+		buf[got] = '\0';
+	}
+	res.status = killed ? RUN_TIMEOUT : err ? RUN_ERROR : RUN_OK;
+	res.error = killed ? NULL : err;
+	res.text = buf;
+	cron_run_on_end(x->r, &res);
+	free(err);
+	free(buf);
+	cron_cmd_done(x->c, x);
+	cron_cmd_free(x);
+	return NULL;
+}
+
+static int cron_cmd_start(struct cron *c, struct cron_run *r, char **err)
+{
+	const json_t *pl = json_object_get(r->job, "payload");
+	const json_t *argv = json_object_get(pl, "argv"), *env, *v;
+	struct cron_cmd *x = xcalloc(1, sizeof(*x));
+	pthread_attr_t at;
+	pthread_t t;
+	size_t i, n = 0;
+	const char *k;
+
+	x->c = c;
+	x->r = r;
+	x->argv = xcalloc(json_array_size(argv) + 1, sizeof(char *));
+	for (i = 0; i < json_array_size(argv); i++)
+		x->argv[i] = xstrdup(json_string_value(json_array_get(argv,
+								      i)));
+	env = json_object_get(pl, "env");
+	if (json_object_size(env)) {
+		char **e;
+
+		for (e = environ; *e; e++)
+			n++;
+		x->envp = xcalloc(n + json_object_size(env) + 1,
+				  sizeof(char *));
+		n = 0;
+		for (e = environ; *e; e++) {
+			size_t l = strcspn(*e, "=");
+			char *name = xasprintf("%.*s", (int)l, *e);
+
+			if (!json_object_get(env, name))
+				x->envp[n++] = xstrdup(*e);
+			free(name);
+		}
+		json_object_foreach((json_t *)env, k, v)
+			x->envp[n++] = xasprintf("%s=%s", k,
+						 json_string_value(v));
+	}
+	if (cron_str(pl, "cwd"))
+		x->cwd = xstrdup(cron_str(pl, "cwd"));
+	if (cron_str(pl, "input"))
+		x->input = xstrdup(cron_str(pl, "input"));
+	v = json_object_get(pl, "outputMaxBytes");
+	x->out_max = json_is_integer(v) && json_integer_value(v) > 0 &&
+		     json_integer_value(v) < CRON_CMD_OUTPUT_MAX ?
+		     (size_t)json_integer_value(v) : CRON_CMD_OUTPUT_MAX;
+	pthread_mutex_lock(&c->mu);
+	x->timeout_ms = c->timeout_ms;
+	pthread_mutex_unlock(&c->mu);
+	v = json_object_get(pl, "timeoutSeconds");
+	if (json_is_number(v))
+		x->timeout_ms = (int64_t)(json_number_value(v) * 1000);
+	pthread_attr_init(&at);
+	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+	pthread_mutex_lock(&c->mu);
+	x->next = c->cmds;
+	c->cmds = x;
+	c->ncmd++;
+	pthread_mutex_unlock(&c->mu);
+	if (pthread_create(&t, &at, cron_cmd_thread, x) != 0) {
+		pthread_attr_destroy(&at);
+		cron_cmd_done(c, x);
+		cron_cmd_free(x);
+		*err = cron_errf("cannot start the command thread");
+		return GW_EINTERNAL;
+	}
+	pthread_attr_destroy(&at);
+	return GW_OK;
+}
+
 /* Start a run (cron thread, unlocked). */
 static void cron_launch(struct cron *c, struct cron_run *r)
 {
@@ -747,6 +1057,17 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 	char *err = NULL;
 	int rc = GW_EUNAVAIL;
 
+	if (!strcmp(cron_str(pl, "kind"), "command")) {
+		if (cron_cmd_start(c, r, &err) != GW_OK) {
+			struct run_result res = {0};
+
+			res.status = RUN_ERROR;
+			res.error = err;
+			cron_run_on_end(r, &res);
+		}
+		free(err);
+		return;
+	}
 	msg = cron_str(pl, "message");
 	if (!msg)
 		msg = cron_str(pl, "text");
@@ -1173,6 +1494,18 @@ void cron_stop(struct cron *c)
 	if (c->started)
 		pthread_join(c->thread, NULL);
 	c->started = 0;
+	/* command payloads: kill, and wait for their threads */
+	pthread_mutex_lock(&c->mu);
+	{
+		struct cron_cmd *x;
+
+		for (x = c->cmds; x; x = x->next)
+			if (x->pid > 0)
+				kill(x->pid, SIGKILL);
+	}
+	while (c->ncmd > 0)
+		pthread_cond_wait(&c->cv, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 }
 
 void cron_free(struct cron *c)

@@ -530,3 +530,63 @@ def test_clawgate_cron_cli(cgw, up, tmp_root):
     assert rc != 0 and "Automation not found" in err
     rc, out, err = cg("add", "--name", "x", "--message", "m")
     assert rc == 2 and "schedule is required" in err
+
+
+def test_run_timeout_bounds_a_run(cgw, up):
+    """payload.timeoutSeconds bounds the whole run: a hanging upstream
+    ends as an error (timed out) instead of holding the slot."""
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params(payload={
+        "kind": "agentTurn", "message": "[[hang]] forever",
+        "timeoutSeconds": 1}))
+    rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+    fin = wait_cron(ws, "finished", job["id"], rid, timeout=30)
+    assert fin["status"] == "error"
+    assert "timed out" in fin["error"], fin["error"]
+    assert 900 <= fin["durationMs"] < 20000
+    assert ws.call("cron.status", {})["running"] == 0
+
+
+def test_command_payload_when_enabled(tmp_root, upstream):
+    """cron.allowCommandPayload: a program runs without a shell (argv,
+    cwd, env, stdin, bounded output, exit code, timeout); a shell is
+    refused even then."""
+    lch = Launcher(tmp_root)
+    try:
+        gw = lch.start(config=chat_config(upstream, {"cron": {
+            "allowCommandPayload": True, "maxConcurrentRuns": 4}}))
+        ws = gw.connect()
+
+        def run(payload):
+            job = ws.call("cron.add", job_params(payload=dict(
+                {"kind": "command"}, **payload)))
+            rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+            return wait_cron(ws, "finished", job["id"], rid, timeout=30)
+
+        fin = run({"argv": ["/bin/sh-not-really", "x"]})
+        assert fin["status"] == "error" and "cannot run" in fin["error"]
+        fin = run({"argv": ["echo", "hello", "$HOME;", "rm"]})
+        assert fin["status"] == "ok"
+        assert fin["summary"] == "hello $HOME; rm\n"
+        fin = run({"argv": ["/bin/pwd"], "cwd": "/"})
+        assert fin["summary"] == "/\n"
+        fin = run({"argv": ["/usr/bin/env"], "env": {"CRON_X": "42"}})
+        assert "CRON_X=42\n" in fin["summary"]
+        fin = run({"argv": ["/bin/cat"], "input": "from stdin"})
+        assert fin["summary"] == "from stdin"
+        fin = run({"argv": ["/bin/false"]})
+        assert fin["status"] == "error"
+        assert fin["error"] == "command exited with code 1"
+        fin = run({"argv": ["/bin/sleep", "30"], "timeoutSeconds": 1})
+        assert fin["status"] == "error" and "timed out" in fin["error"]
+        fin = run({"argv": ["/usr/bin/yes"], "outputMaxBytes": 100,
+                   "timeoutSeconds": 1})
+        assert len(fin["summary"]) == 100
+        for shell in (["sh", "-c", "echo hi"], ["/bin/bash", "-lc", "x"]):
+            res = ws.request("cron.add", job_params(payload={
+                "kind": "command", "argv": shell}))
+            assert res["ok"] is False
+            assert "never runs a command through a shell" in \
+                res["error"]["message"]
+    finally:
+        lch.cleanup()
