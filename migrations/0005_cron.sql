@@ -47,7 +47,11 @@ CREATE TABLE cron_runs_t (
 	delivery_error TEXT,
 	-- succeeded | failed | unknown (payload run and required delivery)
 	completion_status TEXT,
-	next_run_at INTEGER		-- the job's next run after this one
+	next_run_at INTEGER,		-- the job's next run after this one
+	-- 1 once the isolated run session was deleted (cron.sessionRetention)
+	session_pruned INTEGER NOT NULL DEFAULT 0
 ) STRICT;
 CREATE INDEX cron_runs_t_job ON cron_runs_t(job_id, queued_at);
 CREATE INDEX cron_runs_t_status ON cron_runs_t(status);
+CREATE INDEX cron_runs_t_unpruned ON cron_runs_t(ended_at)
+	WHERE session_pruned = 0;

@@ -78,6 +78,7 @@ struct cron {
 	int64_t timeout_ms;
 	int allow_command;
 	int skip_missed;
+	int64_t session_retention_ms;	/* 0: keep isolated sessions */
 	/* state */
 	struct cron_job **jobs;
 	int njobs, cap;
@@ -1276,6 +1277,29 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 	cron_run_free(r);
 }
 
+/* cron.sessionRetention: delete the isolated run sessions (and their
+ * transcripts) of runs that ended longer ago; a few per pass (cron
+ * thread, unlocked). */
+static void cron_prune_sessions(struct cron *c, int64_t retention,
+				const char *except_run)
+{
+	json_t *keys = NULL, *k;
+	size_t i;
+
+	if (store_cron_stale_sessions(c->store, util_now_ms() - retention,
+				      except_run, 20, &keys) != GW_OK)
+		return;
+	json_array_foreach(keys, i, k) {
+		int deleted = 0;
+
+		if (session_delete(c->agents, json_string_value(k), 1,
+				   &deleted) == GW_OK)
+			store_cron_session_pruned(c->store,
+						  json_string_value(k));
+	}
+	json_decref(keys);
+}
+
 static void *cron_thread(void *arg)
 {
 	struct cron *c = arg;
@@ -1286,10 +1310,22 @@ static void *cron_thread(void *arg)
 		int64_t now = util_now_ms(), wake = 0;
 		int i;
 
-		while ((r = c->done)) {
-			c->done = r->next;
-			r->next = NULL;
-			cron_finished(c, r);
+		if (c->done) {
+			char last[37];
+			int64_t ret = c->session_retention_ms;
+
+			memcpy(last, c->done->run_id, sizeof(last));
+			while ((r = c->done)) {
+				c->done = r->next;
+				r->next = NULL;
+				cron_finished(c, r);
+			}
+			if (ret > 0 && c->agents) {
+				pthread_mutex_unlock(&c->mu);
+				cron_prune_sessions(c, ret, last);
+				pthread_mutex_lock(&c->mu);
+				continue;
+			}
 		}
 		if (c->enabled) {
 			for (i = 0; i < c->njobs; i++) {
@@ -1389,6 +1425,18 @@ void cron_configure(struct cron *c, const json_t *root)
 						"allowCommandPayload"));
 	c->skip_missed = json_is_true(json_object_get(cron,
 						      "skipMissedJobs"));
+	{
+		const json_t *v = json_object_get(cron, "sessionRetention");
+		int64_t ms = 24LL * 3600 * 1000;
+
+		if (json_is_false(v))
+			ms = 0;
+		else if (json_is_string(v) &&
+			 cron_parse_duration(json_string_value(v), 3600000,
+					     &ms) != 0)
+			ms = 24LL * 3600 * 1000;
+		c->session_retention_ms = ms;
+	}
 	cron_wake(c);
 	pthread_mutex_unlock(&c->mu);
 }

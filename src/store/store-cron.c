@@ -242,12 +242,37 @@ struct store_cron_rj {
 	const char *del_id;
 };
 
+/* Retention of the ended runs of one job. */
+static int store_cron_prune_tx(sqlite3 *db, const char *job_id, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	r = store_cron_prep(db, "DELETE FROM cron_runs_t WHERE job_id = ?1 "
+			    "AND status NOT IN ('queued', 'running') AND "
+			    "(ended_at < ?2 OR run_id IN (SELECT run_id FROM "
+			    "cron_runs_t WHERE job_id = ?1 AND status NOT IN "
+			    "('queued', 'running') ORDER BY queued_at DESC, "
+			    "rowid DESC LIMIT -1 OFFSET ?3))", &s);
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, job_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, now - STORE_CRON_KEEP_MS);
+	sqlite3_bind_int(s, 3, STORE_CRON_KEEP_ROWS);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store_cron_fail(db, "runs prune");
+	sqlite3_finalize(s);
+	return r;
+}
+
 static int store_cron_run_job_tx(sqlite3 *db, void *arg)
 {
 	struct store_cron_rj *x = arg;
 	int r;
 
 	r = store_cron_run_put_tx(db, (void *)x->run);
+	if (r == GW_OK && x->run->ended_at > 0)
+		r = store_cron_prune_tx(db, x->run->job_id, x->run->ended_at);
 	if (r == GW_OK && x->job.job)
 		r = store_cron_job_put_tx(db, &x->job);
 	if (r == GW_OK && x->del_id) {
@@ -507,4 +532,62 @@ int store_cron_runs_list(struct store *st,
 	sqlite3_finalize(s);
 	*entries = a;
 	return r;
+}
+
+int store_cron_stale_sessions(struct store *st, int64_t before,
+			      const char *except_run, int limit,
+			      json_t **keys)
+{
+	sqlite3 *db = store_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *a;
+	int r, rc;
+
+	*keys = NULL;
+	r = store_cron_prep(db, "SELECT DISTINCT session_key FROM cron_runs_t "
+			    "WHERE session_pruned = 0 AND ended_at < ?1 AND "
+			    "session_key = 'agent:' || coalesce(agent_id, "
+			    "'main') || ':cron:' || job_id || ':run:' || run_id "
+			    "AND run_id != ?2 AND status NOT IN ('queued', "
+			    "'running') LIMIT ?3", &s);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, before);
+	sqlite3_bind_text(s, 2, except_run ? except_run : "", -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, limit);
+	a = json_array();
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(a, json_string((const char *)
+			sqlite3_column_text(s, 0)));
+	if (rc != SQLITE_DONE) {
+		r = store_cron_fail(db, "stale sessions");
+		json_decref(a);
+		a = NULL;
+	}
+	sqlite3_finalize(s);
+	*keys = a;
+	return r;
+}
+
+static int store_cron_session_pruned_tx(sqlite3 *db, void *arg)
+{
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	r = store_cron_prep(db, "UPDATE cron_runs_t SET session_pruned = 1 "
+			    "WHERE session_key = ?", &s);
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store_cron_fail(db, "session pruned");
+	sqlite3_finalize(s);
+	return r;
+}
+
+int store_cron_session_pruned(struct store *st, const char *key)
+{
+	return store_write_sync(st, store_cron_session_pruned_tx, (void *)key,
+				0);
 }

@@ -44,6 +44,19 @@ int store_cron_run_job_put(struct store *st, const struct store_cron_run *r,
 int store_cron_runs_interrupt(struct store *st, int64_t now,
 			      const char *error, json_t **job_ids);
 
+/* Up to limit session keys of ended runs whose session is an isolated run
+ * session (agent:<id>:cron:<job>:run:<run>), ended before `before`, not
+ * pruned yet, other than except_run (new array). */
+int store_cron_stale_sessions(struct store *st, int64_t before,
+			      const char *except_run, int limit,
+			      json_t **keys);
+/* Mark the run rows of session key pruned. */
+int store_cron_session_pruned(struct store *st, const char *key);
+
+/* Run history kept: ended rows for 7 days, and the newest 2000 per job. */
+#define STORE_CRON_KEEP_MS (7LL * 86400 * 1000)
+#define STORE_CRON_KEEP_ROWS 2000
+
 struct store_cron_runs_query {
 	const char *job_id;	/* NULL: every job */
 	const char *run_id;	/* NULL: any */

@@ -5,6 +5,7 @@ the scheduler's limits. Every received frame is schema-validated (cron.add,
 cron.get and cron.update results, CRON_JOB_NOT_FOUND details)."""
 
 import datetime
+import hashlib
 import json
 import os
 import signal
@@ -588,5 +589,95 @@ def test_command_payload_when_enabled(tmp_root, upstream):
             assert res["ok"] is False
             assert "never runs a command through a shell" in \
                 res["error"]["message"]
+    finally:
+        lch.cleanup()
+
+
+def test_top_of_hour_stagger_and_main_session(cgw, up):
+    """Upstream's default stagger: "0 * * * *" is spread over 5 minutes by
+    a stable per-job offset (SHA-256 of the id); staggerMs 0 is exact. A
+    main-session job runs in the agent's main session."""
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params(schedule={"kind": "cron",
+                                                   "expr": "0 * * * *"}))
+    off = int.from_bytes(hashlib.sha256(job["id"].encode()).digest()[:4],
+                         "big") % 300000
+    n = job["state"]["nextRunAtMs"]
+    assert n % 3600000 == off
+    assert 0 < n - int(time.time() * 1000) <= 3600000 + 300000
+    ex = ws.call("cron.add", job_params(schedule={
+        "kind": "cron", "expr": "0 * * * *", "staggerMs": 0}))
+    assert ex["state"]["nextRunAtMs"] % 3600000 == 0
+    up.push(reply="main says hi")
+    m = ws.call("cron.add", job_params(
+        sessionTarget="main", agentId="helper",
+        payload={"kind": "systemEvent", "text": "wake up, helper"}))
+    rid = ws.call("cron.run", {"id": m["id"]})["runId"]
+    fin = wait_cron(ws, "finished", m["id"], rid)
+    assert fin["status"] == "ok" and fin["sessionKey"] == \
+        "agent:helper:main"
+    hist = ws.call("chat.history", {"sessionKey": "agent:helper:main"})
+    texts = json.dumps(hist["messages"])
+    assert "wake up, helper" in texts and "main says hi" in texts
+    for j in (job, ex, m):
+        ws.call("cron.remove", {"id": j["id"]})
+
+
+def test_session_retention_prunes_isolated_sessions(tmp_root, upstream):
+    """cron.sessionRetention: the isolated session of an older run (and its
+    transcript) is deleted once it is older than the retention; the run
+    history stays."""
+    lch = Launcher(tmp_root)
+    try:
+        gw = lch.start(config=chat_config(upstream, {"cron": {
+            "sessionRetention": "1ms"}}))
+        ws = gw.connect()
+        ws.call("sessions.subscribe", {})
+        job = ws.call("cron.add", job_params("keep me briefly"))
+        r1 = ws.call("cron.run", {"id": job["id"]})["runId"]
+        k1 = wait_cron(ws, "finished", job["id"], r1)["sessionKey"]
+        keys = [s["key"] for s in ws.call("sessions.list", {})["sessions"]]
+        assert k1 in keys
+        r2 = ws.call("cron.run", {"id": job["id"]})["runId"]
+        k2 = wait_cron(ws, "finished", job["id"], r2)["sessionKey"]
+        ws.wait_event("sessions.changed", timeout=15, pred=lambda f:
+                      f["payload"].get("sessionKey") == k1 and
+                      f["payload"].get("reason") == "delete")
+        keys = [s["key"] for s in ws.call("sessions.list", {})["sessions"]]
+        assert k1 not in keys and k2 in keys
+        assert ws.call("cron.runs", {"id": job["id"]})["total"] == 2
+        db = sqlite3.connect("file:%s?mode=ro" % _db(gw), uri=True)
+        rows = dict(db.execute("SELECT run_id, session_pruned FROM "
+                               "cron_runs_t").fetchall())
+        db.close()
+        assert rows == {r1: 1, r2: 0}
+    finally:
+        lch.cleanup()
+
+
+def test_run_history_retention(tmp_root, upstream):
+    """Ended runs are kept 7 days (upstream's retention): an older row of
+    the job goes when the next run of that job ends."""
+    lch = Launcher(tmp_root)
+    try:
+        gw = lch.start(config=chat_config(upstream))
+        ws = gw.connect()
+        job = ws.call("cron.add", job_params("retention"))
+        assert gw.stop() == 0
+        old = int(time.time() * 1000) - 8 * 86400000
+        db = sqlite3.connect(_db(gw))
+        db.execute("INSERT INTO cron_runs_t(run_id, job_id, trigger, "
+                   "status, run_at, queued_at, started_at, ended_at, "
+                   "duration_ms) VALUES ('old-run', ?, 'schedule', 'ok', "
+                   "?, ?, ?, ?, 0)", (job["id"], old, old, old, old))
+        db.commit()
+        db.close()
+        gw2 = lch.start(state_dir=gw.state_dir, port=gw.port)
+        ws = gw2.connect()
+        assert ws.call("cron.runs", {"id": job["id"]})["total"] == 1
+        rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+        wait_cron(ws, "finished", job["id"], rid)
+        page = ws.call("cron.runs", {"id": job["id"]})
+        assert [e["runId"] for e in page["entries"]] == [rid]
     finally:
         lch.cleanup()
