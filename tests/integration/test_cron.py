@@ -681,3 +681,51 @@ def test_run_history_retention(tmp_root, upstream):
         assert [e["runId"] for e in page["entries"]] == [rid]
     finally:
         lch.cleanup()
+
+
+def test_reload_disables_and_skip_missed(tmp_root, upstream):
+    """cron.enabled is hot: after the reload (config.changed) the scheduler
+    reports disabled and has no wake time, manual runs still work. With
+    cron.skipMissedJobs an overdue recurring job is moved to its next slot
+    at start-up instead of running."""
+    lch = Launcher(tmp_root)
+    try:
+        upstream.reset()
+        cfg = chat_config(upstream)
+        gw = lch.start(config=cfg)
+        ws = gw.connect()
+        job = ws.call("cron.add", job_params(
+            "skip me", schedule={"kind": "every", "everyMs": 60000}))
+        jid = job["id"]
+        assert ws.call("cron.status", {})["nextWakeAtMs"] is not None
+        cfg["cron"] = {"enabled": False}
+        with open(gw.config_path, "w") as f:
+            json.dump(cfg, f)
+        ws.wait_event("config.changed", timeout=20)
+        st = ws.call("cron.status", {})
+        assert st["enabled"] is False and st["nextWakeAtMs"] is None
+        rid = ws.call("cron.run", {"id": jid})["runId"]
+        assert wait_cron(ws, "finished", jid, rid)["status"] == "ok"
+
+        cfg["cron"] = {"skipMissedJobs": True}
+        with open(gw.config_path, "w") as f:
+            json.dump(cfg, f)
+        ws.wait_event("config.changed", timeout=20)
+        assert ws.call("cron.status", {})["enabled"] is True
+        assert gw.stop() == 0
+        past = int(time.time() * 1000) - 600000
+        db = sqlite3.connect(_db(gw))
+        row = json.loads(db.execute("SELECT job FROM cron_jobs_t WHERE "
+                                    "id = ?", (jid,)).fetchone()[0])
+        row["state"]["nextRunAtMs"] = past
+        db.execute("UPDATE cron_jobs_t SET job = ? WHERE id = ?",
+                   (json.dumps(row), jid))
+        db.commit()
+        db.close()
+        gw2 = lch.start(state_dir=gw.state_dir, port=gw.port)
+        ws = gw2.connect()
+        got = ws.call("cron.get", {"id": jid})
+        assert got["state"]["nextRunAtMs"] > int(time.time() * 1000)
+        assert ws.call("cron.runs", {"id": jid})["total"] == 1
+    finally:
+        lch.cleanup()
