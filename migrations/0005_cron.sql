@@ -55,3 +55,12 @@ CREATE INDEX cron_runs_t_job ON cron_runs_t(job_id, queued_at);
 CREATE INDEX cron_runs_t_status ON cron_runs_t(status);
 CREATE INDEX cron_runs_t_unpruned ON cron_runs_t(ended_at)
 	WHERE session_pruned = 0;
+
+-- Private per-job scratch (cron.scratch.get/set): compare-and-swap on
+-- revision, which counts every write (a clear keeps the row, content NULL).
+CREATE TABLE cron_scratch_t (
+	job_id TEXT PRIMARY KEY,
+	content TEXT,
+	revision INTEGER NOT NULL,
+	updated_at INTEGER NOT NULL
+) STRICT;

@@ -2235,3 +2235,100 @@ int cron_runs(struct cron *c, const json_t *p, json_t **out, char **err,
 				    entries)) : json_null());
 	return GW_OK;
 }
+
+/* ---- scratch ----------------------------------------------------------------- */
+
+static json_t *cron_scratch_json(const char *content, int64_t rev,
+				 int64_t updated)
+{
+	if (!content)
+		return json_null();
+	return json_pack("{s:s,s:I,s:I}", "content", content, "revision",
+			 (json_int_t)rev, "updatedAtMs", (json_int_t)updated);
+}
+
+static int cron_known(struct cron *c, const char *id)
+{
+	int k;
+
+	pthread_mutex_lock(&c->mu);
+	k = cron_find(c, id, NULL) != NULL;
+	pthread_mutex_unlock(&c->mu);
+	return k;
+}
+
+int cron_scratch_get(struct cron *c, const json_t *p, json_t **out,
+		     char **err, json_t **details)
+{
+	const char *id = cron_param_id(p);
+	char *content = NULL;
+	int64_t rev, upd;
+	int r;
+
+	if (!id || !*id) {
+		*err = cron_errf("id is required");
+		return GW_EINVAL;
+	}
+	if (!cron_known(c, id)) {
+		*details = cron_not_found(id, err);
+		return GW_ENOTFOUND;
+	}
+	r = store_cron_scratch_get(c->store, id, &content, &rev, &upd);
+	if (r != GW_OK)
+		return r;
+	*out = json_pack("{s:o,s:I,s:i}", "scratch",
+			 cron_scratch_json(content, rev, upd),
+			 "currentRevision", (json_int_t)rev, "maxBytes",
+			 STORE_CRON_SCRATCH_MAX);
+	free(content);
+	return GW_OK;
+}
+
+int cron_scratch_set(struct cron *c, const json_t *p, json_t **out,
+		     char **err, json_t **details)
+{
+	const char *id = cron_param_id(p);
+	const json_t *cv = json_object_get(p, "content");
+	const json_t *ev = json_object_get(p, "expectedRevision");
+	const char *content = json_string_value(cv);
+	int64_t now = util_now_ms(), rev = 0;
+	int ok = 0, r;
+
+	if (!id || !*id) {
+		*err = cron_errf("id is required");
+		return GW_EINVAL;
+	}
+	if (!cv || (!json_is_string(cv) && !json_is_null(cv))) {
+		*err = cron_errf("content must be a string or null");
+		return GW_EINVAL;
+	}
+	if (content && strlen(content) > STORE_CRON_SCRATCH_MAX) {
+		*err = cron_errf("Cron scratch exceeds %d bytes",
+				 STORE_CRON_SCRATCH_MAX);
+		return GW_EINVAL;
+	}
+	if (ev && (!json_is_integer(ev) || json_integer_value(ev) < 0)) {
+		*err = cron_errf("expectedRevision must be an integer >= 0");
+		return GW_EINVAL;
+	}
+	if (!cron_known(c, id)) {
+		*details = cron_not_found(id, err);
+		return GW_ENOTFOUND;
+	}
+	r = store_cron_scratch_set(c->store, id, content, ev ?
+				   json_integer_value(ev) : -1, now, &ok,
+				   &rev);
+	if (r != GW_OK)
+		return r;
+	if (!ok)
+		*out = json_pack("{s:b,s:s,s:I}", "ok", 0, "reason",
+				 "revision-conflict", "currentRevision",
+				 (json_int_t)rev);
+	else
+		*out = json_pack("{s:b,s:o,s:I,s:i}", "ok", 1, "scratch",
+				 content && rev ? cron_scratch_json(content,
+				 rev, now) : json_null(), "currentRevision",
+				 (json_int_t)rev, "maxBytes",
+				 STORE_CRON_SCRATCH_MAX);
+	return GW_OK;
+}

@@ -60,6 +60,13 @@ int cron_run(struct cron *c, const json_t *params, json_t **out, char **err,
 	     json_t **details);
 int cron_runs(struct cron *c, const json_t *params, json_t **out, char **err,
 	      json_t **details);
+/* Private per-job scratch: {scratch|null, currentRevision, maxBytes};
+ * set compare-and-swaps on expectedRevision ({ok:false, reason:
+ * "revision-conflict", currentRevision} when it differs). */
+int cron_scratch_get(struct cron *c, const json_t *params, json_t **out,
+		     char **err, json_t **details);
+int cron_scratch_set(struct cron *c, const json_t *params, json_t **out,
+		     char **err, json_t **details);
 
 /* Next run time (epoch ms) of a job JSON after now_ms, honouring stagger
  * and anchors; 0 when none. Exposed for tests. */

@@ -33,7 +33,8 @@ static int rpc_cron_call(struct rpc_call *call, rpc_cron_fn fn)
 		if (strcmp(call->method, "cron.list") &&
 		    strcmp(call->method, "cron.get") &&
 		    strcmp(call->method, "cron.status") &&
-		    strcmp(call->method, "cron.runs"))
+		    strcmp(call->method, "cron.runs") &&
+		    strcmp(call->method, "cron.scratch.get"))
 			log_info("cron", "%s by %s", call->method,
 				 call->conn && call->conn->client_id ?
 				 call->conn->client_id : "?");
@@ -119,6 +120,16 @@ static int rpc_cron_runs(struct rpc_call *call)
 	return rpc_cron_call(call, cron_runs);
 }
 
+static int rpc_cron_scratch_get(struct rpc_call *call)
+{
+	return rpc_cron_call(call, cron_scratch_get);
+}
+
+static int rpc_cron_scratch_set(struct rpc_call *call)
+{
+	return rpc_cron_call(call, cron_scratch_set);
+}
+
 const struct rpc_method rpc_cron_methods[] = {
 	{"cron.list", rpc_cron_list, "operator.read", RPC_F_WORKER,
 	 "automations (enabled ones unless includeDisabled)"},
@@ -136,5 +147,9 @@ const struct rpc_method rpc_cron_methods[] = {
 	 "queue a run now (mode force|due|if-enabled)"},
 	{"cron.runs", rpc_cron_runs, "operator.read", RPC_F_WORKER,
 	 "run history, newest first"},
+	{"cron.scratch.get", rpc_cron_scratch_get, "operator.admin",
+	 RPC_F_WORKER, "a job's private scratch text"},
+	{"cron.scratch.set", rpc_cron_scratch_set, "operator.admin",
+	 RPC_F_WORKER, "replace or clear a job's scratch (compare-and-swap)"},
 };
 const size_t rpc_cron_methods_count = ARRAY_SIZE(rpc_cron_methods);

@@ -114,6 +114,17 @@ static int store_cron_job_delete_tx(sqlite3 *db, void *arg)
 	sqlite3_stmt *s = NULL;
 	int r;
 
+	r = store_cron_prep(db, "DELETE FROM cron_scratch_t WHERE job_id = ?",
+			    &s);
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store_cron_fail(db, "scratch delete");
+	sqlite3_finalize(s);
+	s = NULL;
+	if (r)
+		return r;
 	r = store_cron_prep(db, "DELETE FROM cron_jobs_t WHERE id = ?", &s);
 	if (r)
 		return r;
@@ -590,4 +601,100 @@ int store_cron_session_pruned(struct store *st, const char *key)
 {
 	return store_write_sync(st, store_cron_session_pruned_tx, (void *)key,
 				0);
+}
+
+int store_cron_scratch_get(struct store *st, const char *job_id,
+			   char **content, int64_t *rev, int64_t *updated)
+{
+	sqlite3 *db = store_reader(st);
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	*content = NULL;
+	*rev = 0;
+	*updated = 0;
+	r = store_cron_prep(db, "SELECT content, revision, updated_at FROM "
+			    "cron_scratch_t WHERE job_id = ?", &s);
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, job_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if (sqlite3_column_type(s, 0) != SQLITE_NULL)
+			*content = xstrdup((const char *)
+					   sqlite3_column_text(s, 0));
+		*rev = sqlite3_column_int64(s, 1);
+		*updated = sqlite3_column_int64(s, 2);
+	} else if (rc != SQLITE_DONE) {
+		r = store_cron_fail(db, "scratch get");
+	}
+	sqlite3_finalize(s);
+	return r;
+}
+
+struct store_cron_scratch {
+	const char *job_id, *content;
+	int64_t expected, now, rev;
+	int ok;
+};
+
+static int store_cron_scratch_set_tx(sqlite3 *db, void *arg)
+{
+	struct store_cron_scratch *x = arg;
+	sqlite3_stmt *s = NULL;
+	int r, exists = 0;
+	int64_t cur = 0;
+
+	r = store_cron_prep(db, "SELECT (SELECT 1 FROM cron_jobs_t WHERE id = "
+			    "?1), (SELECT revision FROM cron_scratch_t WHERE "
+			    "job_id = ?1)", &s);
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, x->job_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		exists = sqlite3_column_type(s, 0) != SQLITE_NULL;
+		cur = sqlite3_column_int64(s, 1);
+	}
+	sqlite3_finalize(s);
+	s = NULL;
+	x->rev = cur;
+	x->ok = 0;
+	if (!exists || (x->expected >= 0 && x->expected != cur))
+		return GW_OK;
+	x->ok = 1;
+	if (!x->content && cur == 0)
+		return GW_OK;
+	r = store_cron_prep(db, "INSERT OR REPLACE INTO cron_scratch_t(job_id, "
+			    "content, revision, updated_at) VALUES (?, ?, ?, ?)",
+			    &s);
+	if (r)
+		return r;
+	sqlite3_bind_text(s, 1, x->job_id, -1, SQLITE_STATIC);
+	if (x->content)
+		sqlite3_bind_text(s, 2, x->content, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_null(s, 2);
+	sqlite3_bind_int64(s, 3, cur + 1);
+	sqlite3_bind_int64(s, 4, x->now);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store_cron_fail(db, "scratch set");
+	else
+		x->rev = cur + 1;
+	sqlite3_finalize(s);
+	return r;
+}
+
+int store_cron_scratch_set(struct store *st, const char *job_id,
+			   const char *content, int64_t expected, int64_t now,
+			   int *ok, int64_t *rev)
+{
+	struct store_cron_scratch x = { job_id, content, expected, now, 0, 0 };
+	int r;
+
+	if (content && strlen(content) > STORE_CRON_SCRATCH_MAX)
+		return GW_ETOOBIG;
+	r = store_write_sync(st, store_cron_scratch_set_tx, &x, 0);
+	*ok = x.ok;
+	*rev = x.rev;
+	return r;
 }

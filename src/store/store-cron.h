@@ -57,6 +57,17 @@ int store_cron_session_pruned(struct store *st, const char *key);
 #define STORE_CRON_KEEP_MS (7LL * 86400 * 1000)
 #define STORE_CRON_KEEP_ROWS 2000
 
+/* Scratch (cron.scratch.*): at most STORE_CRON_SCRATCH_MAX bytes. get:
+ * *content new string or NULL (none or cleared), *rev 0 when never set. */
+#define STORE_CRON_SCRATCH_MAX 262144
+int store_cron_scratch_get(struct store *st, const char *job_id,
+			   char **content, int64_t *rev, int64_t *updated);
+/* Write (content NULL clears) when expected < 0 or equals the current
+ * revision and the job exists; else *ok = 0. *rev: the revision after. */
+int store_cron_scratch_set(struct store *st, const char *job_id,
+			   const char *content, int64_t expected, int64_t now,
+			   int *ok, int64_t *rev);
+
 struct store_cron_runs_query {
 	const char *job_id;	/* NULL: every job */
 	const char *run_id;	/* NULL: any */

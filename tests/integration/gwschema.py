@@ -68,6 +68,8 @@ RESULT_DEFS = {
     "cron.add": "#/definitions/CronAddResult",
     "cron.get": "#/definitions/CronJob",
     "cron.update": "#/definitions/CronJob",
+    "cron.scratch.get": "#/definitions/CronScratchGetResult",
+    "cron.scratch.set": "#/definitions/CronScratchSetResult",
 }
 # Payload definitions for events.
 EVENT_DEFS = {

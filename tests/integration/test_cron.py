@@ -729,3 +729,40 @@ def test_reload_disables_and_skip_missed(tmp_root, upstream):
         assert ws.call("cron.runs", {"id": jid})["total"] == 1
     finally:
         lch.cleanup()
+
+
+def test_scratch(cgw):
+    ws = cgw.connect()
+    job = ws.call("cron.add", job_params())
+    jid = job["id"]
+    assert ws.call("cron.scratch.get", {"id": jid}) == {
+        "scratch": None, "currentRevision": 0, "maxBytes": 262144}
+    # clearing nothing is a no-op
+    assert ws.call("cron.scratch.set", {"id": jid, "content": None}) == {
+        "ok": True, "scratch": None, "currentRevision": 0,
+        "maxBytes": 262144}
+    r = ws.call("cron.scratch.set", {"id": jid, "content": "first"})
+    assert r["ok"] is True and r["currentRevision"] == 1
+    assert r["scratch"]["content"] == "first"
+    assert r["scratch"]["revision"] == 1
+    assert ws.call("cron.scratch.set", {"id": jid, "content": "x",
+                                        "expectedRevision": 0}) == {
+        "ok": False, "reason": "revision-conflict", "currentRevision": 1}
+    r = ws.call("cron.scratch.set", {"jobId": jid, "content": "second",
+                                     "expectedRevision": 1})
+    assert r["currentRevision"] == 2
+    g = ws.call("cron.scratch.get", {"jobId": jid})
+    assert g["scratch"]["content"] == "second" and g["currentRevision"] == 2
+    assert "second" not in json.dumps(ws.call("cron.get", {"id": jid}))
+    r = ws.call("cron.scratch.set", {"id": jid, "content": None})
+    assert r["scratch"] is None and r["currentRevision"] == 3
+    assert ws.call("cron.scratch.get", {"id": jid})["scratch"] is None
+    res = ws.request("cron.scratch.set", {"id": jid,
+                                          "content": "x" * 262145})
+    assert res["ok"] is False and "exceeds" in res["error"]["message"]
+    ws.call("cron.remove", {"id": jid})
+    res = ws.request("cron.scratch.get", {"id": jid})
+    assert res["error"]["details"]["code"] == "CRON_JOB_NOT_FOUND"
+    ro = cgw.connect(scopes=["operator.read"])
+    assert ro.request("cron.scratch.get", {"id": jid})["error"]["code"] == \
+        "FORBIDDEN"

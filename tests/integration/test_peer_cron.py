@@ -99,6 +99,10 @@ def test_openclaw_cron_add_run_wait_runs(pgw, upstream):
     assert rc == 0 and js(out)["id"] == jid, out + err
     rc, out, err = occ(pgw, "status")
     assert rc == 0 and js(out)["enabled"] is True, out + err
+    rc, out, err = occ(pgw, "scratch", jid, "--set", "remember this")
+    assert rc == 0 and js(out)["currentRevision"] == 1, out + err
+    rc, out, err = occ(pgw, "scratch", jid)
+    assert rc == 0 and out.strip() == "remember this", out + err
     rc, out, err = occ(pgw, "rm", jid)
     assert rc == 0 and js(out) == {"ok": True, "removed": True}, out + err
     rc, out, err = occ(pgw, "get", jid)
