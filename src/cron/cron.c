@@ -285,6 +285,58 @@ static int cron_is_shell(const char *a)
 	return cron_key_in(b ? b + 1 : a, shells);
 }
 
+/* The keys each kind may carry (protocol.schema.json CronJob). */
+static const char *const cron_sched_at_keys[] = { "kind", "at", NULL };
+static const char *const cron_sched_every_keys[] = { "kind", "everyMs",
+						     "anchorMs", NULL };
+static const char *const cron_sched_cron_keys[] = { "kind", "expr", "tz",
+						    "staggerMs", NULL };
+static const char *const cron_pl_turn_keys[] = { "kind", "message", "model",
+	"fallbacks", "thinking", "timeoutSeconds",
+	"allowUnsafeExternalContent", "lightContext", "toolsAllow",
+	"toolsAllowIsDefault", NULL };
+static const char *const cron_pl_event_keys[] = { "kind", "text",
+	"toolsAllow", "toolsAllowIsDefault", NULL };
+static const char *const cron_pl_cmd_keys[] = { "kind", "argv", "cwd", "env",
+	"input", "timeoutSeconds", "noOutputTimeoutSeconds", "outputMaxBytes",
+	"toolsAllow", "toolsAllowIsDefault", NULL };
+static const char *const cron_delivery_keys[] = { "mode", "channel",
+	"threadId", "accountId", "bestEffort", "failureDestination",
+	"completionDestination", "to", NULL };
+
+/* 0, or -1 with *err naming the first key of o not in keys. */
+static int cron_keys_ok(const json_t *o, const char *const *keys,
+			const char *where, char **err)
+{
+	const char *k;
+	json_t *v;
+
+	json_object_foreach((json_t *)o, k, v) {
+		if (!cron_key_in(k, keys)) {
+			*err = cron_errf("unexpected property \"%s.%s\"", where,
+					 k);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Optional string fields of the job. */
+static int cron_strs_ok(const json_t *o, const char *const *keys,
+			const char *where, char **err)
+{
+	for (; *keys; keys++) {
+		const json_t *v = json_object_get(o, *keys);
+
+		if (v && !json_is_string(v)) {
+			*err = cron_errf("%s%s must be a string", where,
+					 *keys);
+			return -1;
+		}
+	}
+	return 0;
+}
+
 /* Check (and normalise) a job JSON; err names the problem. */
 static int cron_validate(struct cron *c, json_t *j, int64_t now, char **err)
 {
@@ -325,12 +377,32 @@ static int cron_validate(struct cron *c, json_t *j, int64_t now, char **err)
 		*err = cron_errf("sessionKey must be a non-empty string");
 		return GW_EINVAL;
 	}
+	{
+		static const char *const top[] = { "description",
+			"displayName", "declarationKey", NULL };
+		static const char *const pls[] = { "model", "thinking", NULL };
+
+		if (cron_strs_ok(j, top, "", err) ||
+		    cron_strs_ok(pl, pls, "payload.", err))
+			return GW_EINVAL;
+	}
+	v = json_object_get(j, "owner");
+	if (v && !json_is_object(v)) {
+		*err = cron_errf("owner must be an object");
+		return GW_EINVAL;
+	}
 	/* schedule */
 	kind = cron_str(sched, "kind");
 	if (!json_is_object(sched) || !kind) {
 		*err = cron_errf("schedule.kind is required");
 		return GW_EINVAL;
 	}
+	if ((!strcmp(kind, "at") || !strcmp(kind, "every") ||
+	     !strcmp(kind, "cron")) &&
+	    cron_keys_ok(sched, !strcmp(kind, "at") ? cron_sched_at_keys :
+			 !strcmp(kind, "every") ? cron_sched_every_keys :
+			 cron_sched_cron_keys, "schedule", err))
+		return GW_EINVAL;
 	if (!strcmp(kind, "at")) {
 		s = cron_str(sched, "at");
 		if (!s || cron_parse_at(s, NULL, &ms) != 0) {
@@ -417,6 +489,13 @@ static int cron_validate(struct cron *c, json_t *j, int64_t now, char **err)
 		*err = cron_errf("payload.kind is required");
 		return GW_EINVAL;
 	}
+	if ((!strcmp(kind, "agentTurn") &&
+	     cron_keys_ok(pl, cron_pl_turn_keys, "payload", err)) ||
+	    (!strcmp(kind, "systemEvent") &&
+	     cron_keys_ok(pl, cron_pl_event_keys, "payload", err)) ||
+	    (!strcmp(kind, "command") &&
+	     cron_keys_ok(pl, cron_pl_cmd_keys, "payload", err)))
+		return GW_EINVAL;
 	if (!strcmp(kind, "agentTurn")) {
 		v = json_object_get(pl, "message");
 		if (!json_is_string(v) || !json_string_length(v) ||
@@ -514,7 +593,15 @@ static int cron_validate(struct cron *c, json_t *j, int64_t now, char **err)
 		*err = cron_errf("delivery must be an object");
 		return GW_EINVAL;
 	}
+	if (dl && cron_keys_ok(dl, cron_delivery_keys, "delivery", err))
+		return GW_EINVAL;
 	s = cron_str(dl, "mode");
+	if (dl && (!s || (strcmp(s, "none") && strcmp(s, "announce") &&
+			  strcmp(s, "webhook")))) {
+		*err = cron_errf("delivery.mode must be none, announce or "
+				 "webhook");
+		return GW_EINVAL;
+	}
 	if (dl && s && strcmp(s, "none") && strcmp(s, "announce") &&
 	    strcmp(s, "webhook")) {
 		*err = cron_errf("delivery.mode must be none, announce or "

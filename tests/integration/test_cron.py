@@ -228,6 +228,16 @@ def test_delivery_is_stored_and_reported_not_delivered(cgw, up):
     ({"sessionTarget": "elsewhere"}, "sessionTarget"),
     ({"agentId": "ghost"}, "unknown agent"),
     ({"bogus": 1}, "unexpected property"),
+    ({"schedule": {"kind": "cron", "expr": "0 9 * * *", "every": 5}},
+     'unexpected property "schedule.every"'),
+    ({"payload": {"kind": "agentTurn", "message": "m", "extra": 1}},
+     'unexpected property "payload.extra"'),
+    ({"payload": {"kind": "agentTurn", "message": "m", "model": 5}},
+     "payload.model must be a string"),
+    ({"delivery": {"mode": "announce", "where": "x"}},
+     'unexpected property "delivery.where"'),
+    ({"delivery": {"mode": "carrier-pigeon"}}, "delivery.mode"),
+    ({"description": 7}, "description must be a string"),
 ])
 def test_add_refuses_bad_jobs(cgw, patch, needle):
     ws = cgw.connect()
