@@ -1974,6 +1974,87 @@ static void cron_normalise_at(json_t *sched, int64_t now)
 	json_object_set_new(sched, "at", json_string(buf));
 }
 
+/* The fields a declaration owns (compared to decide "updated"). */
+static json_t *cron_declared_fields(const json_t *j, int with_enabled)
+{
+	json_t *o = json_deep_copy(j);
+
+	json_object_del(o, "id");
+	json_object_del(o, "createdAtMs");
+	json_object_del(o, "updatedAtMs");
+	json_object_del(o, "state");
+	if (!with_enabled)
+		json_object_del(o, "enabled");
+	return o;
+}
+
+/* cron.add with a declarationKey (locked): update the job that carries
+ * the key, {created:false, updated, job}; GW_ENOTFOUND when none does. */
+static int cron_add_declared(struct cron *c, const json_t *p, json_t *j,
+			     int64_t now, json_t **out, char **err)
+{
+	const char *key = cron_str(p, "declarationKey");
+	const char *const *kk;
+	struct cron_job *cj = NULL;
+	json_t *nj, *a, *b;
+	const char *k;
+	json_t *v;
+	int i, r, changed, en = json_object_get(p, "enabled") != NULL;
+
+	for (i = 0; i < c->njobs && !cj; i++) {
+		const char *dk = cron_str(c->jobs[i]->j, "declarationKey");
+
+		if (dk && !strcmp(dk, key))
+			cj = c->jobs[i];
+	}
+	if (!cj)
+		return GW_ENOTFOUND;
+	nj = json_deep_copy(cj->j);
+	json_object_foreach(j, k, v) {
+		if (!strcmp(k, "id") || !strcmp(k, "createdAtMs") ||
+		    !strcmp(k, "updatedAtMs") ||
+		    (!strcmp(k, "enabled") && !en))
+			continue;
+		json_object_set(nj, k, v);
+	}
+	/* a declaration states the whole job: what it leaves out goes */
+	for (kk = cron_add_keys; *kk; kk++)
+		if (!json_object_get(j, *kk) && strcmp(*kk, "enabled") &&
+		    strcmp(*kk, "deleteAfterRun"))
+			json_object_del(nj, *kk);
+	r = cron_validate(c, nj, now, err);
+	if (r != GW_OK) {
+		json_decref(nj);
+		return r;
+	}
+	a = cron_declared_fields(cj->j, en);
+	b = cron_declared_fields(nj, en);
+	changed = !json_equal(a, b);
+	json_decref(a);
+	json_decref(b);
+	if (!changed) {
+		json_decref(nj);
+		*out = json_pack("{s:b,s:b,s:O}", "created", 0, "updated", 0,
+				 "job", cj->j);
+		return GW_OK;
+	}
+	json_object_set_new(nj, "updatedAtMs", json_integer(now));
+	json_object_del(cron_state(nj), "lastRunAtMs");
+	cron_reschedule(nj, now);
+	r = cron_save(c, nj);
+	if (r != GW_OK) {
+		json_decref(nj);
+		return r;
+	}
+	json_decref(cj->j);
+	cj->j = nj;
+	cron_emit_job(c, "updated", nj);
+	cron_wake(c);
+	*out = json_pack("{s:b,s:b,s:O}", "created", 0, "updated", 1, "job",
+			 nj);
+	return GW_OK;
+}
+
 int cron_add(struct cron *c, const json_t *p, json_t **out, char **err)
 {
 	struct cron_job *cj;
@@ -2008,6 +2089,14 @@ int cron_add(struct cron *c, const json_t *p, json_t **out, char **err)
 		    "at"))
 		json_object_set_new(j, "deleteAfterRun", json_true());
 	pthread_mutex_lock(&c->mu);
+	if (cron_str(p, "declarationKey")) {
+		r = cron_add_declared(c, p, j, now, out, err);
+		if (r != GW_ENOTFOUND) {
+			pthread_mutex_unlock(&c->mu);
+			json_decref(j);
+			return r;
+		}
+	}
 	r = cron_validate(c, j, now, err);
 	if (r == GW_OK && c->njobs >= CRON_MAX_JOBS) {
 		*err = cron_errf("too many automations (at most %d)",
@@ -2031,6 +2120,9 @@ int cron_add(struct cron *c, const json_t *p, json_t **out, char **err)
 		cron_emit_job(c, "added", j);
 		cron_wake(c);
 		*out = json_deep_copy(j);
+		if (cron_str(p, "declarationKey"))
+			*out = json_pack("{s:b,s:o}", "created", 1, "job",
+					 *out);
 	}
 	pthread_mutex_unlock(&c->mu);
 	if (r == GW_OK)

@@ -776,3 +776,28 @@ def test_scratch(cgw):
     ro = cgw.connect(scopes=["operator.read"])
     assert ro.request("cron.scratch.get", {"id": jid})["error"]["code"] == \
         "FORBIDDEN"
+
+
+def test_declarative_add(cgw):
+    """cron.add with a declarationKey is idempotent: the same declaration
+    changes nothing, a changed one updates the job in place."""
+    ws = cgw.connect()
+    p = job_params("declared v1", name="declared",
+                   declarationKey="test:declared")
+    first = ws.call("cron.add", p)
+    assert first["created"] is True
+    jid = first["job"]["id"]
+    again = ws.call("cron.add", p)
+    assert again == {"created": False, "updated": False,
+                     "job": first["job"]}
+    p2 = job_params("declared v2", name="declared",
+                    declarationKey="test:declared")
+    upd = ws.call("cron.add", p2)
+    assert upd["created"] is False and upd["updated"] is True
+    assert upd["job"]["id"] == jid
+    assert upd["job"]["payload"]["message"] == "declared v2"
+    jobs = ws.call("cron.list", {"includeDisabled": True,
+                                 "limit": 200})["jobs"]
+    assert [j["id"] for j in jobs
+            if j.get("declarationKey") == "test:declared"] == [jid]
+    ws.call("cron.remove", {"id": jid})
