@@ -7,7 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
+#include "core/util.h"
 #include "cron/cron-expr.h"
+#include "cron/cron.h"
 
 /* ISO UTC "YYYY-MM-DDTHH:MM:SSZ" → ms (via the module's own parser, whose
  * offset handling is tested separately against fixed epoch values). */
@@ -306,6 +310,91 @@ START_TEST(test_civil)
 }
 END_TEST
 
+/* cron_job_next: the scheduler's next time of a job JSON. */
+START_TEST(test_job_next)
+{
+	static const struct {
+		const char *job, *now, *want;	/* want NULL: none */
+	} c[] = {
+		/* at: once, until it ran */
+		{ "{\"id\":\"a\",\"schedule\":{\"kind\":\"at\",\"at\":"
+		  "\"2026-05-01T10:00:00Z\"}}", "2026-01-01T00:00:00Z",
+		  "2026-05-01T10:00:00Z" },
+		{ "{\"id\":\"a\",\"schedule\":{\"kind\":\"at\",\"at\":"
+		  "\"2026-05-01T10:00:00Z\"}}", "2026-06-01T00:00:00Z",
+		  "2026-05-01T10:00:00Z" },
+		{ "{\"id\":\"a\",\"schedule\":{\"kind\":\"at\",\"at\":"
+		  "\"2026-05-01T10:00:00Z\"},\"state\":{\"lastRunAtMs\":1}}",
+		  "2026-01-01T00:00:00Z", NULL },
+		/* every: anchored slots, strictly after now */
+		{ "{\"id\":\"e\",\"schedule\":{\"kind\":\"every\","
+		  "\"everyMs\":3600000,\"anchorMs\":1767225600000}}",
+		  "2026-01-01T05:30:00Z", "2026-01-01T06:00:00Z" },
+		{ "{\"id\":\"e\",\"schedule\":{\"kind\":\"every\","
+		  "\"everyMs\":3600000,\"anchorMs\":1767225600000}}",
+		  "2026-01-01T06:00:00Z", "2026-01-01T07:00:00Z" },
+		{ "{\"id\":\"e\",\"schedule\":{\"kind\":\"every\","
+		  "\"everyMs\":3600000,\"anchorMs\":1767225600000}}",
+		  "2025-12-31T00:00:00Z", "2026-01-01T00:00:00Z" },
+		/* every: one interval after the last run */
+		{ "{\"id\":\"e\",\"schedule\":{\"kind\":\"every\","
+		  "\"everyMs\":3600000,\"anchorMs\":1767225600000},"
+		  "\"state\":{\"lastRunAtMs\":1767231000000}}",
+		  "2026-01-01T01:40:00Z", "2026-01-01T02:30:00Z" },
+		/* cron with an explicit stagger of 0, and in a zone */
+		{ "{\"id\":\"c\",\"schedule\":{\"kind\":\"cron\","
+		  "\"expr\":\"0 * * * *\",\"staggerMs\":0}}",
+		  "2026-01-01T05:30:00Z", "2026-01-01T06:00:00Z" },
+		{ "{\"id\":\"c\",\"schedule\":{\"kind\":\"cron\","
+		  "\"expr\":\"30 8 * * *\",\"tz\":\"Asia/Kolkata\"}}",
+		  "2026-01-01T00:00:00Z", "2026-01-01T03:00:00Z" },
+		/* never matches */
+		{ "{\"id\":\"c\",\"schedule\":{\"kind\":\"cron\","
+		  "\"expr\":\"0 0 30 2 *\"}}", "2026-01-01T00:00:00Z", NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++) {
+		json_t *j = json_loads(c[i].job, 0, NULL);
+		int64_t got;
+
+		ck_assert_msg(j != NULL, "case %zu json", i);
+		got = cron_job_next(j, ms(c[i].now));
+		if (!c[i].want)
+			ck_assert_msg(got == 0, "case %zu: %lld", i,
+				      (long long)got);
+		else
+			ck_assert_msg(got == ms(c[i].want), "case %zu: %lld",
+				      i, (long long)got);
+		json_decref(j);
+	}
+}
+END_TEST
+
+/* Default stagger of top-of-hour jobs: a stable offset below 5 minutes
+ * from SHA-256 of the id (upstream's resolveStableCronOffsetMs). */
+START_TEST(test_job_stagger)
+{
+	json_t *j = json_loads("{\"id\":\"job-1\",\"schedule\":{\"kind\":"
+			       "\"cron\",\"expr\":\"0 * * * *\"}}", 0, NULL);
+	json_t *k = json_loads("{\"id\":\"job-1\",\"schedule\":{\"kind\":"
+			       "\"cron\",\"expr\":\"0 9 * * *\"}}", 0, NULL);
+	uint8_t h[32];
+	int64_t off, got;
+
+	util_sha256("job-1", 5, h);
+	off = (int64_t)(((uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 |
+			 (uint32_t)h[2] << 8 | h[3]) % 300000u);
+	got = cron_job_next(j, ms("2026-01-01T05:30:00Z"));
+	ck_assert(got == ms("2026-01-01T06:00:00Z") + off);
+	/* not top of every hour: exact */
+	got = cron_job_next(k, ms("2026-01-01T05:30:00Z"));
+	ck_assert(got == ms("2026-01-01T09:00:00Z"));
+	json_decref(j);
+	json_decref(k);
+}
+END_TEST
+
 static Suite *cron_suite(void)
 {
 	Suite *s = suite_create("cron");
@@ -320,6 +409,8 @@ static Suite *cron_suite(void)
 	tcase_add_test(tc, test_at);
 	tcase_add_test(tc, test_duration);
 	tcase_add_test(tc, test_civil);
+	tcase_add_test(tc, test_job_next);
+	tcase_add_test(tc, test_job_stagger);
 	suite_add_tcase(s, tc);
 	return s;
 }
