@@ -233,3 +233,68 @@ FROM transcript t
 JOIN sessions s ON s.key = t.session_key AND s.session_id = t.session_id
 ORDER BY t.created_at DESC, t.id DESC
 LIMIT 200;
+
+-- Automations (cron jobs): one row per job with its schedule in one
+-- column, the next and last run as ISO times, soonest due first.
+DROP VIEW IF EXISTS cron_jobs;
+CREATE VIEW cron_jobs AS
+SELECT
+	id,
+	name,
+	coalesce(agent_id, 'main') AS agent_id,
+	enabled,
+	schedule_kind,
+	CASE schedule_kind
+		WHEN 'cron' THEN json_extract(job, '$.schedule.expr') ||
+			coalesce(' (' || json_extract(job, '$.schedule.tz') ||
+				 ')', '')
+		WHEN 'at' THEN json_extract(job, '$.schedule.at')
+		WHEN 'every' THEN 'every ' ||
+			(json_extract(job, '$.schedule.everyMs') / 1000) || 's'
+	END AS schedule,
+	json_extract(job, '$.sessionTarget') AS session_target,
+	json_extract(job, '$.payload.kind') AS payload_kind,
+	json_extract(job, '$.delivery.mode') AS delivery_mode,
+	strftime('%Y-%m-%dT%H:%M:%fZ', next_run_at / 1000.0, 'unixepoch')
+		AS next_run,
+	running_at IS NOT NULL AS running,
+	strftime('%Y-%m-%dT%H:%M:%fZ', last_run_at / 1000.0, 'unixepoch')
+		AS last_run,
+	last_status,
+	json_extract(job, '$.state.lastError') AS last_error,
+	json_extract(job, '$.state.consecutiveErrors') AS consecutive_errors,
+	strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch')
+		AS created,
+	next_run_at,
+	job
+FROM cron_jobs_t
+ORDER BY next_run_at IS NULL, next_run_at, created_at;
+
+-- Automation runs, newest first: status is queued, running, ok, error,
+-- skipped or interrupted (the gateway stopped during the run).
+DROP VIEW IF EXISTS cron_runs;
+CREATE VIEW cron_runs AS
+SELECT
+	run_id,
+	job_id,
+	job_name,
+	agent_id,
+	trigger,
+	status,
+	strftime('%Y-%m-%dT%H:%M:%fZ', run_at / 1000.0, 'unixepoch') AS due,
+	strftime('%Y-%m-%dT%H:%M:%fZ', started_at / 1000.0, 'unixepoch')
+		AS started,
+	strftime('%Y-%m-%dT%H:%M:%fZ', ended_at / 1000.0, 'unixepoch')
+		AS ended,
+	duration_ms,
+	started_at - run_at AS lag_ms,
+	error,
+	model,
+	input_tokens,
+	output_tokens,
+	delivery_status,
+	completion_status,
+	session_key,
+	substr(summary, 1, 200) AS summary
+FROM cron_runs_t
+ORDER BY coalesce(started_at, queued_at) DESC;

@@ -37,6 +37,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "core/workq.h"
+#include "cron/cron.h"
 #include "daemon.h"
 #include "net/http.h"
 #include "net/listener.h"
@@ -70,6 +71,7 @@ struct daemon {
 	struct rpc_server *rpc;
 	struct api *api;
 	struct agent_rt *agents;	/* agent runtime (runs, sessions) */
+	struct cron *cron;		/* automations scheduler */
 	char boot_id[37];
 	char *listening;
 	char *build_id;
@@ -552,6 +554,19 @@ static void daemon_on_config_apply(const struct gw_config *old,
 	     strcmp(old->log_level, neu->log_level) != 0) &&
 	    log_level_parse(neu->log_level, &lvl) == 0)
 		log_set_level(lvl);
+	if (d->cron)
+		cron_configure(d->cron, neu->root);
+}
+
+/* A cron event: to operators holding operator.read. */
+static void daemon_on_cron_event(void *arg, json_t *payload)
+{
+	struct daemon *d = arg;
+
+	if (d->rpc)
+		rpc_broadcast(d->rpc, "cron", payload, 0, SCOPE_READ);
+	else
+		json_decref(payload);
 }
 
 static void daemon_on_config_restart(const char *reason, void *arg)
@@ -917,6 +932,13 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		if (agent_rt_new(&ao, &d->agents) != GW_OK)
 			log_warn("agent", "agent runtime unavailable");
 	}
+	{
+		struct cron_opts co = { d->store, d->agents,
+					daemon_on_cron_event, d };
+
+		if (cron_new(&co, d->cfg->root, &d->cron) != GW_OK)
+			log_warn("cron", "automations unavailable");
+	}
 	ad.agents = d->agents;
 	d->api = api_new(&ad);
 	hc.body_limit = api_body_limit;
@@ -948,6 +970,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	rd.pairing = d->pairing;
 	rd.agents = d->agents;
 	rd.store = d->store;
+	rd.cron = d->cron;
 	rd.version = DAEMON_COMPAT_VERSION;
 	rd.build_id = d->build_id;
 	rd.boot_id = d->boot_id;
@@ -969,6 +992,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		return 1;
 	}
 	rpc_server_start(d->rpc);
+	if (d->cron && cron_start(d->cron) != GW_OK)
+		log_warn("cron", "cannot start the scheduler");
 	lc.to_ws = daemon_to_ws;
 	lc.to_http = daemon_to_http;
 	lc.arg = d;
@@ -1002,6 +1027,7 @@ static void daemon_stop(struct daemon *d, int signo)
 	workq_free(d->workers, d->restarting ? daemon_env_ms(
 			   "CLAWGATE_RESTART_DRAIN_MS", 5000) : 5000);
 	d->workers = NULL;
+	cron_stop(d->cron);
 	/* Then runs end (aborted, sinks get on_end) while WS and HTTP can
 	 * still send; a late HTTP request gets "gateway is stopping". The
 	 * runtime is freed only once neither face can reach it. */
@@ -1015,6 +1041,8 @@ static void daemon_stop(struct daemon *d, int signo)
 	agent_rt_free(d->agents, 0);
 	d->agents = NULL;
 	secrets_set_store(NULL);
+	cron_free(d->cron);
+	d->cron = NULL;
 	store_close(d->store);
 	d->store = NULL;
 	if (signo)

@@ -8,6 +8,8 @@
 
 #include <jansson.h>
 
+#include "cli/cli-cron.h"
+
 int cli_main(int argc, char **argv);
 
 /* --- options --------------------------------------------------------- */
@@ -75,6 +77,8 @@ struct cli_args {
 	int providers_only;
 	int skip_provider_setup;
 	const char *agent;
+	/* automations (cli-cron.c) */
+	struct cli_cron_args cron;
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -165,6 +169,25 @@ int cli_devices_revoke(struct cli_args *a);
 extern const struct cli_opt cli_devices_opts[];
 extern const struct cli_opt cli_devices_approve_opts[];
 extern const struct cli_opt cli_devices_token_opts[];
+
+/* --- automations (cli-cron.c) ------------------------------------------ */
+
+int cli_cron_status(struct cli_args *a);
+int cli_cron_list(struct cli_args *a);
+int cli_cron_add(struct cli_args *a);
+int cli_cron_edit(struct cli_args *a);
+int cli_cron_rm(struct cli_args *a);
+int cli_cron_run(struct cli_args *a);
+int cli_cron_runs(struct cli_args *a);
+int cli_cron_enable(struct cli_args *a);
+int cli_cron_disable(struct cli_args *a);
+int cli_cron_get(struct cli_args *a);
+
+extern const struct cli_opt cli_cron_opts[];
+extern const struct cli_opt cli_cron_job_opts[];
+extern const struct cli_opt cli_cron_run_opts[];
+extern const struct cli_opt cli_cron_runs_opts[];
+extern const struct cli_opt cli_cron_list_opts[];
 
 /* --- config commands (cli-config.c) ------------------------------------ */
 

@@ -355,7 +355,31 @@ static const struct config_option config_options[] = {
 	OPT("plugins.load", ANY, RESTART, "Plugin load paths"),
 	OPT("plugins.installs", ANY, RESTART, "Installed plugins"),
 	OPT("skills", ANY, NONE, "Skills"),
-	OPT("cron", ANY, HOT, "Scheduled jobs"),
+	/* automations (issue 12, doc/cron.md): every key hot */
+	OPT("cron", OBJECT, HOT, "Automations (scheduled agent turns)"),
+	OPT("cron.enabled", BOOL, HOT,
+	    "Run due jobs (false: only manual runs; env OPENCLAW_SKIP_CRON=1 "
+	    "too)", .def = "true"),
+	OPT("cron.skipMissedJobs", BOOL, HOT,
+	    "At start-up, move overdue recurring jobs to their next slot "
+	    "instead of running them once", .def = "false"),
+	OPT("cron.maxConcurrentRuns", INT, HOT,
+	    "clawgate: runs at once; more wait in a queue", .def = "1",
+	    .min = 1, .max = 64),
+	OPT("cron.runTimeoutSeconds", INT, HOT,
+	    "clawgate: default bound of one run (payload.timeoutSeconds "
+	    "overrides; 0 = none)", .def = "600", .min = 0, .max = 604800),
+	OPT("cron.allowCommandPayload", BOOL, HOT,
+	    "clawgate: accept command payloads (programs run on the gateway "
+	    "host, never through a shell)", .def = "false"),
+	OPT("cron.triggers", ANY, HOT, "Conditional triggers (not supported)"),
+	OPT("cron.webhookToken", SECRET, HOT,
+	    "Bearer token of webhook delivery (stored; clawgate does not "
+	    "deliver)", .flags = CFG_F_SECRET),
+	OPT("cron.webhookSsrfPolicy", ANY, HOT, "Webhook SSRF policy"),
+	OPT("cron.sessionRetention", ANY, HOT,
+	    "How long isolated run sessions are kept"),
+	OPT("cron.failureAlert", ANY, HOT, "Failure alerts (stored only)"),
 	OPT("identity", ANY, NONE, "Assistant identity"),
 	OPT("wizard", ANY, NONE, "Onboarding wizard state"),
 	OPT("bindings", ANY, NONE, "Channel to agent routing"),

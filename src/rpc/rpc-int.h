@@ -201,6 +201,8 @@ int64_t rpc_diagnostics_count_sessions(struct rpc_server *s,
 				       json_t **by_agent);
 extern const struct rpc_method rpc_secrets_methods[];
 extern const size_t rpc_secrets_methods_count;
+extern const struct rpc_method rpc_cron_methods[];
+extern const size_t rpc_cron_methods_count;
 
 /* rpc-chat.c: register the run fan-out (chat/agent events) and the
  * session events with the agent runtime (rpc_server_new). */

@@ -464,6 +464,7 @@ static const struct {
 	{rpc_usage_methods, &rpc_usage_methods_count},
 	{rpc_node_methods, &rpc_node_methods_count},
 	{rpc_secrets_methods, &rpc_secrets_methods_count},
+	{rpc_cron_methods, &rpc_cron_methods_count},
 };
 
 /* Events this server emits (features.events). */
@@ -473,6 +474,7 @@ static const char *const rpc_events[] = {
 	"config.changed",
 	"chat", "agent", "session.message", "sessions.changed",
 	"node.pair.requested", "node.pair.resolved", "node.invoke.request",
+	"cron",
 };
 
 static const struct {

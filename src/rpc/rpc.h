@@ -16,6 +16,7 @@ struct workq;
 struct pairing;
 struct agent_rt;
 struct store;
+struct cron;
 
 struct rpc_deps {
 	struct ws_server *ws;
@@ -25,6 +26,7 @@ struct rpc_deps {
 	struct pairing *pairing;	/* device pairing state */
 	struct agent_rt *agents;	/* agents, sessions, runs */
 	struct store *store;		/* usage, node pairing (NULL: none) */
+	struct cron *cron;		/* automations (NULL: unavailable) */
 	const char *version;		/* server.version ("2026.9.6") */
 	const char *build_id;		/* "clawgate-0.1.0" */
 	const char *boot_id;		/* uuid per process start */

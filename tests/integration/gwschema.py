@@ -79,6 +79,11 @@ RESULT_DEFS = {
     "update.status": "#/definitions/UpdateStatusResult",
     "exec.approvals.get": "#/definitions/ExecApprovalsSnapshot",
     "node.event": "#/definitions/NodeEventResult",
+    "cron.add": "#/definitions/CronAddResult",
+    "cron.get": "#/definitions/CronJob",
+    "cron.update": "#/definitions/CronJob",
+    "cron.scratch.get": "#/definitions/CronScratchGetResult",
+    "cron.scratch.set": "#/definitions/CronScratchSetResult",
 }
 # Payload definitions for events.
 EVENT_DEFS = {
@@ -94,6 +99,7 @@ EVENT_DEFS = {
 # Error details with a schema of their own, keyed by details.code.
 DETAIL_DEFS = {
     "MISSING_SCOPE": "#/definitions/MissingScopeErrorDetails",
+    "CRON_JOB_NOT_FOUND": "#/definitions/CronJobNotFoundErrorDetails",
 }
 
 
