@@ -907,6 +907,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	ad.ready = daemon_ready;
 	ad.arg = d;
 	ad.workers = d->workers;
+	ad.version = DAEMON_COMPAT_VERSION;
+	ad.build_id = d->build_id;
 	{
 		struct agent_rt_opts ao = { d->store, d->paths.state_dir };
 

@@ -21,6 +21,8 @@ struct api_deps {
 	struct agent_rt *agents;	/* runs, agents, sessions (may be NULL:
 					 * the agent endpoints answer 503) */
 	struct workq *workers;		/* store reads off the MHD thread */
+	const char *version;		/* control-ui-config.json serverVersion */
+	const char *build_id;		/* and serverBuildId */
 };
 
 struct api;

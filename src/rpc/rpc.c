@@ -867,6 +867,7 @@ void rpc_ws_on_close(struct ws_conn *wc, void *arg)
 			c->next->prev = c->prev;
 		c->next = c->prev = NULL;
 		s->nready--;
+		rpc_device_online(c->device_id, -1);
 		if (!s->stopping)
 			rpc_presence_disconnect(c);
 	}
@@ -890,6 +891,7 @@ void rpc_conn_ready(struct rpc_conn *c)
 		s->ready->prev = c;
 	s->ready = c;
 	s->nready++;
+	rpc_device_online(c->device_id, 1);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
