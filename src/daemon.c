@@ -909,6 +909,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	ad.workers = d->workers;
 	ad.version = DAEMON_COMPAT_VERSION;
 	ad.build_id = d->build_id;
+	ad.pairing = d->pairing;
 	{
 		struct agent_rt_opts ao = { d->store, d->paths.state_dir };
 

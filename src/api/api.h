@@ -10,6 +10,7 @@ struct agent_rt;
 struct gw_config;
 struct http_req;
 struct limiter;
+struct pairing;
 struct workq;
 
 struct api_deps {
@@ -23,6 +24,7 @@ struct api_deps {
 	struct workq *workers;		/* store reads off the MHD thread */
 	const char *version;		/* control-ui-config.json serverVersion */
 	const char *build_id;		/* and serverBuildId */
+	struct pairing *pairing;	/* device tokens as UI bearer (or NULL) */
 };
 
 struct api;
