@@ -137,13 +137,15 @@ class Recorder {
 
   // Every request of the bucket answered and nothing new for quietMs
   // (bounded by maxMs): the view has loaded what it asks for.
-  async settle(bucket, quietMs = 1200, maxMs = 15000) {
+  async settle(bucket, quietMs = 1200, maxMs = 20000) {
     const end = Date.now() + maxMs;
     for (;;) {
       const mine = [...this.reqs.values()].filter((r) => r.bucket === bucket);
       const pending = mine.filter((r) => !r.res).length;
       const last = Math.max(0, ...mine.map((r) => r.answeredAt || r.at));
-      if (!pending && Date.now() - last >= quietMs) return;
+      // A view asks for something: wait for its first request, then for
+      // a quiet spell with everything answered.
+      if (mine.length && !pending && Date.now() - last >= quietMs) return;
       if (Date.now() > end) return;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -305,13 +307,19 @@ async function main() {
     args: ["--no-sandbox", "--disable-dev-shm-usage"],
   });
   try {
-    const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    const ctx = await browser.newContext({
+      viewport: { width: 1280, height: 800 },
+      // e.g. X-Forwarded-For: a browser the gateway sees as remote
+      extraHTTPHeaders: opts.headers || {},
+    });
     const page = await ctx.newPage();
     const rec = new Recorder(page);
     try {
       await fn(page, rec);
     } catch (e) {
       await shot(page, "error-" + scenario);
+      const text = await page.innerText("body").catch(() => "");
+      e.message += "\npage text: " + text.slice(0, 3000);
       throw e;
     }
   } finally {
