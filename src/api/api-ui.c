@@ -1121,14 +1121,14 @@ static int api_ui_device_bearer(struct api *a, struct http_req *r)
 static void api_ui_config_json(struct api *a, struct http_req *r,
 			       struct gw_config *cfg, const char *base)
 {
-	const char *name = api_ui_cfg_str(cfg, "ui.assistant.name");
-	const char *avatar = api_ui_cfg_str(cfg, "ui.assistant.avatar");
+	/* The assistant identity of the config (agent.identity.get has the
+	 * full resolution; the UI refreshes from it once connected). */
+	const char *name = api_ui_cfg_str(cfg, "identity.name");
+	const char *avatar = api_ui_cfg_str(cfg, "identity.avatar");
 	const char *sandbox = api_ui_cfg_str(cfg,
 					     "gateway.controlUi.embedSandbox");
 	const json_t *env = cfg && cfg->root ?
 		config_get(cfg->root, "gateway.controlUi.environment") : NULL;
-	const json_t *seam = cfg && cfg->root ?
-		config_get(cfg->root, "ui.seamColor") : NULL;
 	json_t *o;
 
 	if (!api_ui_device_bearer(a, r) && !api_authorize(a, r, cfg))
@@ -1161,8 +1161,6 @@ static void api_ui_config_json(struct api *a, struct http_req *r,
 	json_object_set_new(o, "automaticallyFetchFavicons", json_boolean(
 		api_ui_cfg_bool(cfg,
 			"gateway.controlUi.automaticallyFetchFavicons", 1)));
-	if (json_is_string(seam))
-		json_object_set(o, "seamColor", (json_t *)seam);
 	if (env)
 		json_object_set(o, "environment", (json_t *)env);
 	json_object_set_new(o, "communityInvite", json_boolean(
