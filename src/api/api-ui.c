@@ -1092,12 +1092,6 @@ static int api_ui_is_config_path(const char *path, const char *base)
 		strcmp(path, "/__openclaw__/control-ui-config.json") == 0);
 }
 
-static int api_ui_cfg_bool(const struct gw_config *cfg, const char *path,
-			   int def)
-{
-	return api_cfg_bool(cfg, path, def);
-}
-
 /* The UI authenticates its HTTP reads with the operator device token it
  * got in hello-ok (upstream authorizeControlUiReadRequestOrReply): 1 when
  * the bearer is one that grants operator.read. */
@@ -1142,12 +1136,14 @@ static void api_ui_config_json(struct api *a, struct http_req *r,
 		      "assistantName", name ? name : "Assistant",
 		      "assistantAvatar", avatar ? avatar : "A",
 		      "assistantAvatarSource", "assistantAvatarStatus",
-		      avatar ? "data" : "none", "assistantAvatarReason",
-		      avatar ? "configured" : "missing", "assistantAgentId",
+		      "none", "assistantAvatarReason", "missing",
+		      "assistantAgentId",
 		      "main", "serverVersion",
 		      a->d.version ? a->d.version : "");
-	if (avatar)
+	if (avatar) {	/* a configured text avatar: nothing resolved */
+		json_object_set_new(o, "assistantAvatarStatus", json_null());
 		json_object_set_new(o, "assistantAvatarReason", json_null());
+	}
 	if (!api_ui_cfg_str(cfg, "gateway.controlUi.root") && a->d.build_id)
 		json_object_set_new(o, "serverBuildId",
 				    json_string(a->d.build_id));
@@ -1156,10 +1152,10 @@ static void api_ui_config_json(struct api *a, struct http_req *r,
 			    strcmp(sandbox, "strict") == 0) ? sandbox :
 		"scripts"));
 	json_object_set_new(o, "allowExternalEmbedUrls", json_boolean(
-		api_ui_cfg_bool(cfg, "gateway.controlUi.allowExternalEmbedUrls",
+		api_cfg_bool(cfg, "gateway.controlUi.allowExternalEmbedUrls",
 				0)));
 	json_object_set_new(o, "automaticallyFetchFavicons", json_boolean(
-		api_ui_cfg_bool(cfg,
+		api_cfg_bool(cfg,
 			"gateway.controlUi.automaticallyFetchFavicons", 1)));
 	if (env)
 		json_object_set(o, "environment", (json_t *)env);
