@@ -821,6 +821,8 @@ static void api_ui_serve_asset(struct api_ui_job *j, const char *root_real,
 		api_ui_not_acceptable(as);
 		return;
 	}
+	/* The asset's own time, whichever representation goes out. */
+	lm = (int64_t)st->st_mtime < now ? (int64_t)st->st_mtime : now;
 	/* A precompressed sibling stands in for the asset when there. */
 	while (strcmp(enc, "identity") != 0) {
 		sib = xasprintf("%s.%s", rel, strcmp(enc, "br") == 0 ? "br" :
@@ -841,7 +843,6 @@ static void api_ui_serve_asset(struct api_ui_job *j, const char *root_real,
 			return;
 		}
 	}
-	lm = (int64_t)st->st_mtime < now ? (int64_t)st->st_mtime : now;
 	api_ui_date_str(lm, date, sizeof(date));
 	http_async_header(as, "Cache-Control",
 			  installed && strncmp(rel, "assets/", 7) == 0 ?

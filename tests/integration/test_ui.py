@@ -383,6 +383,20 @@ def test_disabled(launcher, ui_root):
     assert r.status_code == 404
 
 
+def test_switch_is_hot(launcher, ui_root):
+    gw = start_ui(launcher, ui_root)
+    assert gw.http("GET", "/").status_code == 200
+    with open(gw.config_path, "w") as f:
+        f.write('{"gateway":{"controlUi":{"root":"%s","enabled":false}}}'
+                % ui_root)
+    deadline = time.monotonic() + 20
+    while gw.http("GET", "/").status_code != 404:
+        assert time.monotonic() < deadline, "the switch was not applied"
+        time.sleep(0.05)
+    assert gw.http("GET", "/").json() == NOT_FOUND_JSON
+    assert gw.alive()
+
+
 def test_no_ui_installed_page(launcher):
     gw = start_ui(launcher)
     r = gw.http("GET", "/", headers={"Accept": "text/html,*/*;q=0.8"})
