@@ -214,8 +214,13 @@ async function gotoApp(page, p = "/") {
 async function scenarioConnect(page, rec) {
   await gotoApp(page, "/");
   const h = await waitConnected(rec);
-  await page.waitForFunction(() => document.body.innerText.includes("Connected"),
-                             null, { timeout: TIMEOUT });
+  // The shell says so (opts.connectedText null: only the frames count,
+  // e.g. a gateway whose UI lands on its first-run page).
+  const want = opts.connectedText === undefined ? "Connected" :
+    opts.connectedText;
+  if (want)
+    await page.waitForFunction((t) => document.body.innerText.includes(t),
+                               want, { timeout: TIMEOUT });
   const paint = await firstPaint(page);
   await shot(page, "connect");
   emit({ event: "done", server: h.server, paint, http: rec.http,
