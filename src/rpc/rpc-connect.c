@@ -645,9 +645,12 @@ static const struct {
  * upstream does while its approval is pending. */
 static void rpc_hs_pairing_required(struct rpc_conn *c, json_t *id,
 				    int need, const char *rid,
-				    const char *role, const json_t *scopes,
+				    const struct pairing_claim *claim,
 				    int control_ui)
 {
+	const char *role = claim->role;
+	const json_t *scopes = claim->scopes;
+	json_t *dev;
 	const char *reason = pairing_need_name(need);
 	const char *req = "device approval is required";
 	const char *hint = "Approve the pending device request before "
@@ -676,6 +679,20 @@ static void rpc_hs_pairing_required(struct rpc_conn *c, json_t *id,
 	json_object_set_new(details, "deviceId", json_string(c->device_id));
 	json_object_set_new(details, "requestedRole", json_string(role));
 	json_object_set_new(details, "requestedScopes", sc);
+	/* What the same key holds already (an upgrade). */
+	dev = pairing_device_get(c->srv->d.pairing, claim->device_id);
+	if (dev && json_is_string(json_object_get(dev, "publicKey")) &&
+	    claim->public_key &&
+	    strcmp(json_string_value(json_object_get(dev, "publicKey")),
+		   claim->public_key) == 0) {
+		if (json_array_size(json_object_get(dev, "roles")))
+			json_object_set(details, "approvedRoles",
+					json_object_get(dev, "roles"));
+		if (json_array_size(json_object_get(dev, "scopes")))
+			json_object_set(details, "approvedScopes",
+					json_object_get(dev, "scopes"));
+	}
+	json_decref(dev);
 	snprintf(msg, sizeof(msg), "pairing required: %s", req);
 	log_info("ws", "pairing required conn=%s device=%s reason=%s "
 		 "request=%s", c->conn_id, c->device_id, reason, rid);
@@ -918,8 +935,7 @@ void rpc_connect_handle(struct rpc_conn *c, json_t *frame)
 					     &fresh);
 		const char *rid = jstr(ev, "requestId");
 
-		rpc_hs_pairing_required(c, id, need, rid, role, scopes,
-					control_ui);
+		rpc_hs_pairing_required(c, id, need, rid, &claim, control_ui);
 		if (fresh)
 			rpc_broadcast(c->srv, "device.pair.requested", ev, 0,
 				      SCOPE_PAIRING);

@@ -76,6 +76,7 @@ def test_remote_pairing_flow(start_gateway):
     ws, res = device_connect(gw, dev, headers=REMOTE)
     d = pairing_required(ws, res)
     assert d["reason"] == "not-paired"
+    assert "approvedRoles" not in d and "approvedScopes" not in d
     ev = op.wait_event("device.pair.requested")
     p = ev["payload"]
     assert p["requestId"] == d["requestId"]
@@ -218,6 +219,10 @@ def test_scope_upgrade_reject_remove(start_gateway):
                              scopes=["operator.read", "operator.write"])
     d = pairing_required(ws, res)
     assert d["reason"] == "scope-upgrade"
+    # What the device holds already comes with the request.
+    assert d["approvedRoles"] == ["operator"]
+    assert d["approvedScopes"] == ["operator.read"]
+    assert d["requestedScopes"] == ["operator.read", "operator.write"]
     op.call("device.pair.reject", {"requestId": d["requestId"]})
     ev = op.wait_event("device.pair.resolved",
                        pred=lambda e: e["payload"]["decision"] ==
@@ -238,7 +243,9 @@ def test_scope_upgrade_reject_remove(start_gateway):
     ws2, res = device_connect(gw, dev, headers=REMOTE, role="node",
                               mode="node", client_id="node-host",
                               scopes=[])
-    assert pairing_required(ws2, res)["reason"] == "role-upgrade"
+    d = pairing_required(ws2, res)
+    assert d["reason"] == "role-upgrade" and d["requestedRole"] == "node"
+    assert d["approvedRoles"] == ["operator"]
     # Metadata change.
     ws2, res = device_connect(gw, dev, headers=REMOTE, client={
         "id": "cli", "version": "t", "platform": "darwin", "mode": "cli"})
