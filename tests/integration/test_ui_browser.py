@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import subprocess
-import time
+import threading
 
 import pytest
 
@@ -30,6 +30,7 @@ UI_DIR = os.environ.get("CLAWGATE_TEST_UI_DIR") or \
     os.path.join(CACHE, "clawgate-ui", "control-ui")
 CHROMIUM = os.environ.get("CLAWGATE_CHROMIUM", "/usr/bin/chromium")
 NODE = os.environ.get("CLAWGATE_NODE") or shutil.which("node")
+WATCHDOG_S = 600
 
 # Methods the UI calls that clawgate does not implement yet (reference/
 # control-ui.md; the `methods` branch adds them). A failing RPC outside this
@@ -87,6 +88,11 @@ class Driver:
              json.dumps(opts)], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=open(self.stderr_path, "wb"),
             env=env, text=True)
+        # The driver bounds each of its waits; this bounds the whole run
+        # (a hung browser ends as EOF on stdout, reported by next()).
+        self.watchdog = threading.Timer(WATCHDOG_S, self.p.kill)
+        self.watchdog.daemon = True
+        self.watchdog.start()
 
     def next(self, timeout=120):
         """The next JSON line (the driver bounds its own waits)."""
@@ -107,6 +113,7 @@ class Driver:
         self.p.stdin.flush()
 
     def close(self):
+        self.watchdog.cancel()
         try:
             self.p.stdin.close()
         except OSError:

@@ -33,7 +33,7 @@ const { chromium } = require("playwright-core");
 
 const [scenario, rawOpts] = process.argv.slice(2);
 const opts = JSON.parse(rawOpts || "{}");
-const TIMEOUT = opts.timeoutMs || 30000;
+const TIMEOUT = opts.timeoutMs || 60000;
 
 export const VIEWS = {
   chat: "/chat",
