@@ -635,7 +635,7 @@ struct api_ui_job {
 	char *path;		/* URL path below the base ("/..." ) */
 	char *host, *accept_enc, *ims, *inm;
 	char *env_json;
-	int head, spa;
+	int spa;
 };
 
 static void api_ui_job_free(struct api_ui_job *j)
@@ -989,19 +989,7 @@ static void api_ui_job_run(void *arg)
 		if (fd < 0)
 			goto not_found;
 	}
-	if (j->head) {
-		/* Headers only: the index as a GET would describe it. */
-		close(fd);
-		http_async_header(as, "Content-Security-Policy", csp);
-		if (!api_ui_encoding(j->accept_enc, 0, 1)) {
-			api_ui_not_acceptable(as);
-			goto out;
-		}
-		http_async_header(as, "Cache-Control", "no-cache");
-		http_async_header(as, "Vary", "Accept-Encoding");
-		http_async_reply(as, 200, UI_HTML, NULL, 0);
-		goto out;
-	}
+	/* HEAD too: libmicrohttpd drops the body and keeps its length. */
 	api_ui_serve_index(j, fd, &st);
 	goto out;
 not_found:
@@ -1232,7 +1220,6 @@ int api_ui_handle(struct api *a, struct http_req *r, struct gw_config *cfg)
 	j->accept_enc = api_ui_hdup(r, "accept-encoding");
 	j->ims = api_ui_hdup(r, "if-modified-since");
 	j->inm = api_ui_hdup(r, "if-none-match");
-	j->head = strcmp(m, "HEAD") == 0;
 	j->spa = api_ui_accepts_html(http_req_header(r, "accept"));
 	env = config_get(cfg->root, "gateway.controlUi.environment");
 	if (env && !json_is_null(env))

@@ -209,6 +209,11 @@ def test_head(launcher, ui_root):
     r = gw.http("HEAD", "/")
     assert r.status_code == 200 and r.content == b""
     assert r.headers["Content-Type"] == "text/html; charset=utf-8"
+    get = gw.http("GET", "/", headers={"Accept-Encoding": "gzip"},
+                  stream=True)
+    r = gw.http("HEAD", "/", headers={"Accept-Encoding": "gzip"})
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert r.headers["Content-Length"] == get.headers["Content-Length"]
 
 
 @pytest.mark.parametrize("path", [
