@@ -1207,6 +1207,7 @@ int api_ui_handle(struct api *a, struct http_req *r, struct gw_config *cfg)
 		return 1;
 	}
 	if (strlen(path) > UI_PATH_MAX) {
+		api_ui_security_headers_csp(r);
 		http_reply(r, 404, UI_TEXT, "Not Found", 9);
 		return 1;
 	}
@@ -1221,7 +1222,8 @@ int api_ui_handle(struct api *a, struct http_req *r, struct gw_config *cfg)
 	j->ims = api_ui_hdup(r, "if-modified-since");
 	j->inm = api_ui_hdup(r, "if-none-match");
 	j->spa = api_ui_accepts_html(http_req_header(r, "accept"));
-	env = config_get(cfg->root, "gateway.controlUi.environment");
+	env = cfg->root ? config_get(cfg->root,
+				     "gateway.controlUi.environment") : NULL;
 	if (env && !json_is_null(env))
 		j->env_json = json_dumps(env, JSON_COMPACT | JSON_ENCODE_ANY);
 	/* The index carries its own CSP (with the script hashes). */
