@@ -241,7 +241,7 @@ static struct proxy_req api_proxy_req(struct http_req *r)
 
 /* Gateway auth for an API route; 1 when allowed, else answered 401/429. */
 int api_authorize(struct api *a, struct http_req *r,
-			 const struct gw_config *cfg)
+		  const struct gw_config *cfg)
 {
 	struct proxy_req pr = api_proxy_req(r);
 	struct auth_request rq = {0};
