@@ -5,7 +5,7 @@
 # the daemon prints its URL and, when it generated one, its token.
 # The pinned Control UI is installed (contrib/install-ui.sh, into
 # ~/.local/share/clawgate/control-ui), so the gateway's own URL opens the
-# dashboard. Extra arguments go to `clawgate gateway run` (e.g. --port 18790).
+# dashboard (the daemon prints it: "Control UI: http://127.0.0.1:PORT/..."). Extra arguments go to `clawgate gateway run` (e.g. --port 18790).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -26,6 +26,4 @@ if ! bash "$ROOT/contrib/install-ui.sh" >/dev/null; then
 	echo "quickstart: the Control UI could not be installed; the gateway" \
 		"runs without it (retry with: make install-ui)" >&2
 fi
-echo "quickstart: open http://127.0.0.1:<port>/#token=<token> for the" \
-	"dashboard (port and token below)" >&2
 exec ./clawgate gateway run --allow-unconfigured "$@"

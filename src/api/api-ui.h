@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 struct api;
 struct gw_config;
@@ -36,6 +37,9 @@ int api_ui_handle(struct api *a, struct http_req *r, struct gw_config *cfg);
  * root). Any thread; no file access (the installed copy is probed at start
  * and on each UI request). */
 const char *api_ui_build_source(const struct gw_config *cfg);
+/* The start-up line for the operator: where the dashboard is, or how to
+ * install it (nothing when gateway.controlUi.enabled is false). */
+void api_ui_banner(const struct gw_config *cfg, FILE *out);
 /* Probe the installed copy (start-up; file access). */
 void api_ui_probe(void);
 /* The installed UI directory by the search order above, or NULL (owned). */

@@ -402,8 +402,25 @@ def test_switch_is_hot(launcher, ui_root):
     assert gw.alive()
 
 
+def banner(gw):
+    """The daemon's Control UI line on stdout (printed once it is up)."""
+    deadline = time.monotonic() + 10
+    while True:
+        for line in gw.stdout().splitlines():
+            if line.startswith("Control UI: "):
+                return line
+        assert time.monotonic() < deadline, gw.stdout()
+        time.sleep(0.05)
+
+
+def test_banner(launcher, ui_root):
+    gw = start_ui(launcher, ui_root, basePath="/oc")
+    assert banner(gw) == "Control UI: http://127.0.0.1:%d/oc/" % gw.port
+
+
 def test_no_ui_installed_page(launcher):
     gw = start_ui(launcher)
+    assert banner(gw) == "Control UI: not installed (make install-ui)"
     r = gw.http("GET", "/", headers={"Accept": "text/html,*/*;q=0.8"})
     assert r.status_code == 503
     assert r.headers["Content-Type"] == "text/html; charset=utf-8"
