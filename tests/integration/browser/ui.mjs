@@ -35,17 +35,20 @@ const [scenario, rawOpts] = process.argv.slice(2);
 const opts = JSON.parse(rawOpts || "{}");
 const TIMEOUT = opts.timeoutMs || 60000;
 
+// In visiting order. A view's periodic polls may still fire once after the
+// next view is entered and be counted there: the views that pass come
+// first, so that no failing poll of another view lands in them.
 export const VIEWS = {
-  chat: "/chat",
   sessions: "/sessions",
   logs: "/logs",
+  connection: "/settings/connection",
+  chat: "/chat",
   settings: "/settings/general",
   systems: "/systems",
   usage: "/usage",
   debug: "/debug",
   automations: "/automations",
   devices: "/settings/devices",
-  connection: "/settings/connection",
 };
 
 function emit(o) {
