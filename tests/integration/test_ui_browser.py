@@ -156,6 +156,16 @@ def test_ui_connects_from_gateway_port(launcher):
         json.dump(paint, f, indent=1)
 
 
+def test_ui_under_base_path(launcher):
+    need_browser()
+    gw = start(launcher, {"gateway": {"controlUi": {"basePath": "/openclaw"}}})
+    ev = run("connect", gw, "basepath", path="/openclaw/")
+    # Assets, config and the WebSocket all under the prefix, nothing failed.
+    assert ev["http"] == [], ev["http"]
+    assert ev["location"].startswith("/openclaw/"), ev["location"]
+    assert "Connected" in ev["text"]
+
+
 def test_ui_reconnects_by_itself_after_cli_approve(launcher):
     need_browser()
     # The browser is remote (a trusted proxy in front says so), so its

@@ -10,7 +10,7 @@
 // may answer on stdin (one line) where a scenario waits for it.
 //
 // Scenarios:
-//   connect   load "/" and wait for the connected state (hello-ok over the
+//   connect   load opts.path ("/") and wait for the connected state (hello-ok over the
 //             page's WebSocket, then the shell's first RPC answered);
 //             reports first paint and the HTTP errors seen.
 //   pairing   load "/" on a gateway that wants approval: reports the
@@ -215,7 +215,7 @@ async function gotoApp(page, p = "/") {
 }
 
 async function scenarioConnect(page, rec) {
-  await gotoApp(page, "/");
+  await gotoApp(page, opts.path || "/");
   const h = await waitConnected(rec);
   // The shell says so (opts.connectedText null: only the frames count,
   // e.g. a gateway whose UI lands on its first-run page).
@@ -227,6 +227,7 @@ async function scenarioConnect(page, rec) {
   const paint = await firstPaint(page);
   await shot(page, "connect");
   emit({ event: "done", server: h.server, paint, http: rec.http,
+         location: await page.evaluate(() => location.pathname),
          text: (await page.innerText("body")).slice(0, 4000) });
 }
 
