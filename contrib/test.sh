@@ -34,6 +34,13 @@ bash tests/integration/sdk/install.sh >/dev/null ||
 # A real inference engine (node-llama-cpp, CPU) for the smoke test (npm).
 bash tests/integration/engine/install.sh >/dev/null ||
 	say "warning: could not install the real engine; its tests skip"
+# The real Control UI (npm openclaw@2026.9.6, its dist/control-ui only) and
+# playwright-core (npm) driving Debian chromium, for the browser tests.
+bash contrib/install-ui.sh --dest \
+	"${XDG_CACHE_HOME:-$HOME/.cache}/clawgate-ui/control-ui" >/dev/null ||
+	say "warning: could not install the Control UI; browser tests skip"
+bash tests/integration/browser/install.sh >/dev/null ||
+	say "warning: could not install playwright-core; browser tests skip"
 
 if [ "${CLAWGATE_PEER_TESTS:-0}" = 1 ]; then
 	shared=${CLAWGATE_SHARED:-$ROOT/../shared}

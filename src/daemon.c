@@ -26,6 +26,7 @@
 #include "agent/agent.h"
 #include "agent/curl-dl.h"
 #include "api/api.h"
+#include "api/api-ui.h"
 #include "auth/auth.h"
 #include "auth/identity.h"
 #include "auth/limiter.h"
@@ -926,6 +927,9 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	ad.ready = daemon_ready;
 	ad.arg = d;
 	ad.workers = d->workers;
+	ad.version = DAEMON_COMPAT_VERSION;
+	ad.build_id = d->build_id;
+	ad.pairing = d->pairing;
 	{
 		struct agent_rt_opts ao = { d->store, d->paths.state_dir };
 
@@ -1169,6 +1173,7 @@ again:
 	}
 	printf("Gateway URL: ws://127.0.0.1:%d  OpenAI-compatible API: "
 	       "http://127.0.0.1:%d/v1\n", d.cfg->port, d.cfg->port);
+	api_ui_banner(d.cfg, stdout);
 	fflush(stdout);
 	log_info("gateway", "ready (%lldms)",
 		 (long long)(util_mono_ms() - d.start_mono));

@@ -47,6 +47,9 @@ void api_reply_json(struct http_req *r, int status, json_t *v);
 int api_cfg_bool(const struct gw_config *c, const char *path, int def);
 /* The body as a JSON object; NULL after answering 400 itself. */
 json_t *api_body_object(struct http_req *r);
+/* Gateway HTTP auth (Bearer); 1 when allowed, else answered 401/429. */
+int api_authorize(struct api *a, struct http_req *r,
+		  const struct gw_config *cfg);
 /* A header value, trimmed; NULL when absent or empty. */
 const char *api_header(struct http_req *r, const char *name);
 

@@ -10,6 +10,7 @@
 
 #include "api/api-int.h"
 #include "api/api.h"
+#include "api/api-ui.h"
 #include "auth/auth.h"
 #include "auth/limiter.h"
 #include "auth/proxy.h"
@@ -75,6 +76,7 @@ struct api *api_new(const struct api_deps *d)
 	a->d = *d;
 	a->hook_limiter = limiter_new(4096);
 	api_resp_map_init(&a->resp_map);
+	api_ui_probe();
 	return a;
 }
 
@@ -238,8 +240,8 @@ static struct proxy_req api_proxy_req(struct http_req *r)
 }
 
 /* Gateway auth for an API route; 1 when allowed, else answered 401/429. */
-static int api_authorize(struct api *a, struct http_req *r,
-			 const struct gw_config *cfg)
+int api_authorize(struct api *a, struct http_req *r,
+		  const struct gw_config *cfg)
 {
 	struct proxy_req pr = api_proxy_req(r);
 	struct auth_request rq = {0};
@@ -354,6 +356,9 @@ void api_handle(struct http_req *r, void *arg)
 	/* A switched-off endpoint is not there: JSON 404, never a page. */
 	if (rt && rt->enabled && !api_cfg_bool(cfg, rt->enabled, 1))
 		rt = NULL;
+	/* After the API routes and hooks: the Control UI (api-ui.c). */
+	if (!rt && api_ui_handle(a, r, cfg))
+		goto out;
 	if ((rt == NULL || (rt->flags & API_F_AUTH)) &&
 	    api_cors(r, cfg, rt ? rt->allow : NULL))
 		goto out;

@@ -10,6 +10,7 @@ struct agent_rt;
 struct gw_config;
 struct http_req;
 struct limiter;
+struct pairing;
 struct workq;
 
 struct api_deps {
@@ -21,6 +22,9 @@ struct api_deps {
 	struct agent_rt *agents;	/* runs, agents, sessions (may be NULL:
 					 * the agent endpoints answer 503) */
 	struct workq *workers;		/* store reads off the MHD thread */
+	const char *version;		/* control-ui-config.json serverVersion */
+	const char *build_id;		/* and serverBuildId */
+	struct pairing *pairing;	/* device tokens as UI bearer (or NULL) */
 };
 
 struct api;

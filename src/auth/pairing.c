@@ -805,6 +805,31 @@ int pairing_token_check(struct pairing *p, const char *device_id,
 	return ok;
 }
 
+int pairing_token_find(struct pairing *p, const char *role,
+		       const char *token, json_t **scopes)
+{
+	struct pr_device *d;
+	struct pr_token *t;
+	char h[65];
+	int ok = 0;
+
+	if (!token || !*token || !role)
+		return 0;
+	util_sha256_hex(token, strlen(token), h);
+	pthread_mutex_lock(&p->mu);
+	for (d = p->devs; d && !ok; d = d->next) {
+		t = pr_find_tok(d, role);
+		if (t && !t->revoked && pr_hash_eq(t->hash, h)) {
+			ok = 1;
+			t->last_used = util_now_ms();
+			if (scopes)
+				*scopes = json_deep_copy(t->scopes);
+		}
+	}
+	pthread_mutex_unlock(&p->mu);
+	return ok;
+}
+
 json_t *pairing_request(struct pairing *p, const struct pairing_claim *c,
 			int need, int *fresh)
 {

@@ -71,6 +71,10 @@ int pairing_check(struct pairing *p, const struct pairing_claim *c,
  * array of the token's scopes in *scopes (may be NULL), else 0. */
 int pairing_token_check(struct pairing *p, const char *device_id,
 			const char *role, const char *token, json_t **scopes);
+/* Is token the active device token of role for any paired device (HTTP
+ * bearer, where no device id comes with it)? As pairing_token_check. */
+int pairing_token_find(struct pairing *p, const char *role,
+		       const char *token, json_t **scopes);
 /* Create or refresh the pending request of the claim's device (an
  * identical retry refreshes the expiry, a changed one supersedes it with a
  * new requestId). The store write is queued, not awaited. Returns the

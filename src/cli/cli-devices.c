@@ -354,9 +354,13 @@ int cli_devices_rotate(struct cli_args *a)
 	if (r == 0) {
 		if (a->json)
 			cli_json_print(stdout, payload);
-		else
+		else if (json_is_string(json_object_get(payload, "token")))
 			printf("Rotated the %s token of %s\nToken: %s\n",
 			       a->role, a->device, cli_dev_s(payload, "token"));
+		else
+			printf("Rotated the %s token of %s\nToken: withheld "
+			       "(only the device itself receives it)\n",
+			       a->role, a->device);
 	}
 	json_decref(params);
 	json_decref(payload);

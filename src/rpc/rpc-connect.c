@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/api-ui.h"
 #include "auth/auth.h"
 #include "auth/device.h"
 #include "auth/limiter.h"
@@ -395,12 +396,14 @@ static json_t *rpc_hello(struct rpc_conn *c, const struct gw_config *cfg,
 		json_object_set_new(snap, "authMode",
 				    json_string(auth_mode_name(cfg->auth_mode)));
 	}
-	hello = json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:s},s:o,s:o,"
+	hello = json_pack("{s:s,s:i,s:{s:s,s:s,s:s,s:s,s:s},s:o,s:o,"
 			  "s:{s:s,s:O},s:{s:i,s:i,s:I}}",
 			  "type", "hello-ok", "protocol", PROTOCOL_VERSION,
 			  "server", "version", s->d.version, "buildId",
-			  s->d.build_id, "bootId", s->d.boot_id, "connId",
-			  c->conn_id, "features", rpc_features(), "snapshot",
+			  s->d.build_id, "bootId", s->d.boot_id,
+			  "controlUiBuildSource", api_ui_build_source(cfg),
+			  "connId", c->conn_id, "features", rpc_features(),
+			  "snapshot",
 			  snap, "auth", "role", c->role, "scopes",
 			  c->scope_list, "policy", "maxPayload", 26214400,
 			  "maxBufferedBytes", 52428800, "tickIntervalMs",
@@ -619,6 +622,87 @@ static int rpc_hs_device(struct rpc_conn *c, json_t *id, const json_t *params,
 	rpc_reject_1008(c, id, "INVALID_REQUEST", msg,
 			json_pack("{s:s,s:s}", "code", code, "reason", reason));
 	return -1;
+}
+
+/* Upstream's wording per pairing reason (connect-error-details). */
+static const struct {
+	const char *reason, *requirement, *hint;
+} rpc_pairing_texts[] = {
+	{"not-paired", "device is not approved yet",
+	 "Approve this device from the pending pairing requests."},
+	{"role-upgrade",
+	 "device is asking for a higher role than currently approved",
+	 "Review the requested role upgrade, then approve the pending "
+	 "request."},
+	{"scope-upgrade",
+	 "device is asking for more scopes than currently approved",
+	 "Review the requested scopes, then approve the pending upgrade."},
+	{"metadata-upgrade", "device identity changed and must be re-approved",
+	 "Review the refreshed device details, then approve the pending "
+	 "request."},
+};
+
+/* The pairing-required answer and 1008 close. A Control UI operator is
+ * told to wait and retry (it reconnects by itself once approved), as
+ * upstream does while its approval is pending. */
+static void rpc_hs_pairing_required(struct rpc_conn *c, json_t *id,
+				    int need, const char *rid,
+				    const struct pairing_claim *claim,
+				    int control_ui)
+{
+	const char *role = claim->role;
+	const json_t *scopes = claim->scopes;
+	json_t *dev;
+	const char *reason = pairing_need_name(need);
+	const char *req = "device approval is required";
+	const char *hint = "Approve the pending device request before "
+			   "retrying.";
+	char msg[160], full[240], close_reason[124];
+	json_t *details, *sc = json_array(), *e;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(rpc_pairing_texts); i++)
+		if (strcmp(rpc_pairing_texts[i].reason, reason) == 0) {
+			req = rpc_pairing_texts[i].requirement;
+			hint = rpc_pairing_texts[i].hint;
+		}
+	json_array_foreach(scopes, i, e)
+		if (json_is_string(e) && json_string_length(e) > 0)
+			json_array_append(sc, e);
+	details = json_pack("{s:s,s:s,s:s,s:s}", "code", "PAIRING_REQUIRED",
+			    "reason", reason, "requestId", rid,
+			    "remediationHint", hint);
+	if (control_ui && strcmp(role, "operator") == 0) {
+		json_object_set_new(details, "recommendedNextStep",
+				    json_string("wait_then_retry"));
+		json_object_set_new(details, "retryable", json_true());
+		json_object_set_new(details, "pauseReconnect", json_false());
+	}
+	json_object_set_new(details, "deviceId", json_string(c->device_id));
+	json_object_set_new(details, "requestedRole", json_string(role));
+	json_object_set_new(details, "requestedScopes", sc);
+	/* What the same key holds already (an upgrade). */
+	dev = pairing_device_get(c->srv->d.pairing, claim->device_id);
+	if (dev && json_is_string(json_object_get(dev, "publicKey")) &&
+	    claim->public_key &&
+	    strcmp(json_string_value(json_object_get(dev, "publicKey")),
+		   claim->public_key) == 0) {
+		if (json_array_size(json_object_get(dev, "roles")))
+			json_object_set(details, "approvedRoles",
+					json_object_get(dev, "roles"));
+		if (json_array_size(json_object_get(dev, "scopes")))
+			json_object_set(details, "approvedScopes",
+					json_object_get(dev, "scopes"));
+	}
+	json_decref(dev);
+	snprintf(msg, sizeof(msg), "pairing required: %s", req);
+	log_info("ws", "pairing required conn=%s device=%s reason=%s "
+		 "request=%s", c->conn_id, c->device_id, reason, rid);
+	snprintf(full, sizeof(full), "%s (requestId: %s)", msg, rid);
+	rpc_truncate_reason(strlen(full) <= 123 ? full : msg, close_reason);
+	rpc_conn_reject(c, id, "NOT_PAIRED", msg, details, 1008,
+			close_reason);
+	json_decref(details);
 }
 
 void rpc_connect_handle(struct rpc_conn *c, json_t *frame)
@@ -853,14 +937,7 @@ void rpc_connect_handle(struct rpc_conn *c, json_t *frame)
 					     &fresh);
 		const char *rid = jstr(ev, "requestId");
 
-		details = json_pack("{s:s,s:s,s:s}", "code",
-				    "PAIRING_REQUIRED", "requestId", rid,
-				    "reason", pairing_need_name(need));
-		log_info("ws", "pairing required conn=%s device=%s reason=%s "
-			 "request=%s", c->conn_id, c->device_id,
-			 pairing_need_name(need), rid);
-		rpc_reject_1008(c, id, "NOT_PAIRED", "pairing required",
-				details);
+		rpc_hs_pairing_required(c, id, need, rid, &claim, control_ui);
 		if (fresh)
 			rpc_broadcast(c->srv, "device.pair.requested", ev, 0,
 				      SCOPE_PAIRING);

@@ -3,6 +3,7 @@
  * on the worker pool: every decision is committed durably (STORE_DURABLE)
  * before the answer is sent. Removal, rotation and revocation close the
  * device's sockets with 4001 right after the answer. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,15 +160,60 @@ static struct pairing *rpc_device_pairing(struct rpc_call *call)
 	return call->srv->d.pairing;
 }
 
+/* Ready connections per device id (device → count), kept by the lws
+ * thread at hello and close and read by the workers for `connected`. */
+static pthread_mutex_t rpc_device_online_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *rpc_device_online_map;
+
+void rpc_device_online(const char *device_id, int delta)
+{
+	json_int_t n;
+
+	if (!device_id)
+		return;
+	pthread_mutex_lock(&rpc_device_online_mu);
+	if (!rpc_device_online_map)
+		rpc_device_online_map = json_object();
+	n = json_integer_value(json_object_get(rpc_device_online_map,
+					       device_id)) + delta;
+	if (n > 0)
+		json_object_set_new(rpc_device_online_map, device_id,
+				    json_integer(n));
+	else
+		json_object_del(rpc_device_online_map, device_id);
+	if (json_object_size(rpc_device_online_map) == 0) {
+		json_decref(rpc_device_online_map);
+		rpc_device_online_map = NULL;
+	}
+	pthread_mutex_unlock(&rpc_device_online_mu);
+}
+
+static int rpc_device_is_online(const char *device_id)
+{
+	int on;
+
+	pthread_mutex_lock(&rpc_device_online_mu);
+	on = device_id && json_object_get(rpc_device_online_map,
+					  device_id) != NULL;
+	pthread_mutex_unlock(&rpc_device_online_mu);
+	return on;
+}
+
 static int rpc_device_pair_list(struct rpc_call *call)
 {
 	struct pairing *p = rpc_device_pairing(call);
+	json_t *d;
+	size_t i;
 
 	if (!p)
 		return GW_EUNAVAIL;
 	if (rpc_device_params(call, NULL, 0, 0) != 0)
 		return GW_EINVAL;
 	call->payload = pairing_list(p);
+	json_array_foreach(json_object_get(call->payload, "paired"), i, d)
+		json_object_set_new(d, "connected", json_boolean(
+			rpc_device_is_online(json_string_value(
+				json_object_get(d, "deviceId")))));
 	return GW_OK;
 }
 
@@ -386,10 +432,21 @@ static int rpc_device_token_rotate(struct rpc_call *call)
 		return r;
 	log_info("pairing", "rotated token device=%s role=%s by %s", did,
 		 role, actor);
-	call->payload = json_pack("{s:s,s:s,s:s,s:o,s:I,s:s}", "deviceId", did,
-				  "role", role, "token", token, "scopes",
-				  scopes, "rotatedAtMs", (json_int_t)at,
-				  "tokenDelivery", "in-band");
+	/* Only the device itself receives its new token (upstream
+	 * shouldReturnRotatedDeviceToken): a shared-secret or another
+	 * device's caller gets the metadata only. */
+	if (call->conn->device_id && strcmp(call->conn->device_id, did) == 0)
+		call->payload = json_pack("{s:s,s:s,s:s,s:o,s:I,s:s}",
+					  "deviceId", did, "role", role,
+					  "token", token, "scopes", scopes,
+					  "rotatedAtMs", (json_int_t)at,
+					  "tokenDelivery", "in-band");
+	else
+		call->payload = json_pack("{s:s,s:s,s:o,s:I,s:s}", "deviceId",
+					  did, "role", role, "scopes", scopes,
+					  "rotatedAtMs", (json_int_t)at,
+					  "tokenDelivery",
+					  "withheld-cross-device");
 	xfree_secret(token);
 	rpc_device_close_after(call, did, role);
 	return GW_OK;

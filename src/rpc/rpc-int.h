@@ -152,6 +152,10 @@ json_t *rpc_scopes_json(unsigned mask);
 const char *rpc_health_json(struct rpc_server *s);
 void rpc_health_refresh(struct rpc_server *s, int broadcast);
 
+/* rpc-device.c: a ready connection of device_id (NULL: none) came (+1)
+ * or went (-1); device.pair.list marks paired devices `connected`. */
+void rpc_device_online(const char *device_id, int delta);
+
 /* rpc-connect.c */
 void rpc_connect_handle(struct rpc_conn *c, json_t *frame);
 

@@ -879,6 +879,7 @@ void rpc_ws_on_close(struct ws_conn *wc, void *arg)
 			c->next->prev = c->prev;
 		c->next = c->prev = NULL;
 		s->nready--;
+		rpc_device_online(c->device_id, -1);
 		if (!s->stopping)
 			rpc_presence_disconnect(c);
 		if (c->role && strcmp(c->role, "node") == 0)
@@ -904,6 +905,7 @@ void rpc_conn_ready(struct rpc_conn *c)
 		s->ready->prev = c;
 	s->ready = c;
 	s->nready++;
+	rpc_device_online(c->device_id, 1);
 }
 
 /* ---- dispatch ----------------------------------------------------------- */

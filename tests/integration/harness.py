@@ -348,6 +348,8 @@ class Launcher:
                  OPENCLAW_CONFIG_PATH=os.path.join(state_dir,
                                                    "openclaw.json"),
                  HOME=os.path.join(state_dir, "home"))
+        # No Control UI unless a test installs one (api-ui.h search order).
+        e.setdefault("CLAWGATE_CONTROL_UI_DIR", "")
         for k, v in (env or {}).items():
             if v is None:
                 e.pop(k, None)

@@ -60,7 +60,9 @@ def test_probe_wrong_method(gateway, method):
 
 @clawgate_only("upstream serves the Control UI page for unknown paths")
 def test_unknown_path_json_404(gateway):
-    r = gateway.http("GET", "/definitely/not/here.json")
+    # No UI installed (the test HOME is empty): a JSON client gets JSON.
+    r = gateway.http("GET", "/definitely/not/here.json",
+                     headers={"Accept": "application/json"})
     assert r.status_code == 404
     assert r.headers["Content-Type"].startswith("application/json")
     r.json()

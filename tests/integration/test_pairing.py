@@ -14,14 +14,33 @@ from pairing_util import (REMOTE, Device, admin, db_path, db_query,
 pytestmark = clawgate_only("clawgate pairing store and local policies")
 
 
+# Upstream's message per reason (connect-error-details.ts).
+REQUIREMENT = {
+    "not-paired": "device is not approved yet",
+    "role-upgrade": "device is asking for a higher role than currently "
+                    "approved",
+    "scope-upgrade": "device is asking for more scopes than currently "
+                     "approved",
+    "metadata-upgrade": "device identity changed and must be re-approved",
+}
+
+
 def pairing_required(ws, res):
     assert res["ok"] is False, res
     err = res["error"]
     assert err["code"] == "NOT_PAIRED"
-    assert err["message"] == "pairing required"
     d = err["details"]
     assert d["code"] == "PAIRING_REQUIRED" and is_uuid(d["requestId"])
-    assert ws.expect_close() == (1008, "pairing required")
+    msg = "pairing required: " + REQUIREMENT[d["reason"]]
+    assert err["message"] == msg
+    assert d["remediationHint"]
+    assert d["deviceId"] and d["requestedRole"] in ("operator", "node")
+    assert isinstance(d["requestedScopes"], list)
+    # Only a Control UI is told to wait and reconnect by itself.
+    assert "recommendedNextStep" not in d and "pauseReconnect" not in d
+    full = "%s (requestId: %s)" % (msg, d["requestId"])
+    # A close reason holds 123 bytes: the request id goes when it does not fit.
+    assert ws.expect_close() == (1008, full if len(full) <= 123 else msg)
     return d
 
 
@@ -57,6 +76,7 @@ def test_remote_pairing_flow(start_gateway):
     ws, res = device_connect(gw, dev, headers=REMOTE)
     d = pairing_required(ws, res)
     assert d["reason"] == "not-paired"
+    assert "approvedRoles" not in d and "approvedScopes" not in d
     ev = op.wait_event("device.pair.requested")
     p = ev["payload"]
     assert p["requestId"] == d["requestId"]
@@ -199,6 +219,10 @@ def test_scope_upgrade_reject_remove(start_gateway):
                              scopes=["operator.read", "operator.write"])
     d = pairing_required(ws, res)
     assert d["reason"] == "scope-upgrade"
+    # What the device holds already comes with the request.
+    assert d["approvedRoles"] == ["operator"]
+    assert d["approvedScopes"] == ["operator.read"]
+    assert d["requestedScopes"] == ["operator.read", "operator.write"]
     op.call("device.pair.reject", {"requestId": d["requestId"]})
     ev = op.wait_event("device.pair.resolved",
                        pred=lambda e: e["payload"]["decision"] ==
@@ -219,7 +243,9 @@ def test_scope_upgrade_reject_remove(start_gateway):
     ws2, res = device_connect(gw, dev, headers=REMOTE, role="node",
                               mode="node", client_id="node-host",
                               scopes=[])
-    assert pairing_required(ws2, res)["reason"] == "role-upgrade"
+    d = pairing_required(ws2, res)
+    assert d["reason"] == "role-upgrade" and d["requestedRole"] == "node"
+    assert d["approvedRoles"] == ["operator"]
     # Metadata change.
     ws2, res = device_connect(gw, dev, headers=REMOTE, client={
         "id": "cli", "version": "t", "platform": "darwin", "mode": "cli"})
@@ -238,17 +264,31 @@ def test_rotate_and_revoke(start_gateway):
     gw = start_gateway()
     op = admin(gw)
     dev = Device()
-    pair_remote(gw, op, dev, scopes=["operator.read", "operator.write"])
-    ws = connect_ok(gw, dev, headers=REMOTE,
-                    scopes=["operator.read", "operator.write"])
+    sc = ["operator.read", "operator.write", "operator.pairing"]
+    pair_remote(gw, op, dev, scopes=sc)
+    ws = connect_ok(gw, dev, headers=REMOTE, scopes=sc)
     old = dev.token
     res = op.request("device.token.rotate", {
         "deviceId": dev.id, "role": "operator",
         "scopes": ["operator.admin"]})
     assert res["ok"] is False and "exceed" in res["error"]["message"]
+    # Another caller (here the shared secret) never receives the token.
     out = op.call("device.token.rotate", {"deviceId": dev.id,
                                           "role": "operator",
+                                          "scopes": sc})
+    assert "token" not in out
+    assert out["tokenDelivery"] == "withheld-cross-device"
+    assert ws.expect_close() == (4001, "device removed")
+    ws, res = device_connect(gw, dev, headers=REMOTE,
+                             auth={"deviceToken": old})
+    assert res["ok"] is False
+    # The device itself, with the shared secret, rotates and receives it.
+    ws = connect_ok(gw, dev, headers=REMOTE, scopes=sc)
+    old = dev.token
+    out = ws.call("device.token.rotate", {"deviceId": dev.id,
+                                          "role": "operator",
                                           "scopes": ["operator.read"]})
+    assert out["tokenDelivery"] == "in-band"
     assert out["token"] != old and out["scopes"] == ["operator.read"]
     assert out["rotatedAtMs"] > 0
     assert ws.expect_close() == (4001, "device removed")
@@ -371,7 +411,12 @@ def test_cli_devices(start_gateway, launcher):
     rc, out, err = cli("rotate", "--device", dev.id, "--role", "operator",
                        "--json")
     assert rc == 0, err
-    assert json.loads(out)["token"]
+    # The CLI is another caller: the token stays with the device.
+    out = json.loads(out)
+    assert out["tokenDelivery"] == "withheld-cross-device"
+    assert "token" not in out
+    rc, out, err = cli("rotate", "--device", dev.id, "--role", "operator")
+    assert rc == 0 and "Token: withheld" in out, err
     rc, out, err = cli("revoke", "--device", dev.id, "--role", "operator")
     assert rc == 0, err
     rc, out, err = cli("remove", dev.id)
