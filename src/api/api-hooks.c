@@ -171,8 +171,10 @@ static int hooks_authorize(struct api *a, struct http_req *r,
 		hooks_text(r, 429, "Too Many Requests");
 		return 0;
 	}
-	want = hooks_token(cfg);
-	ok = want && got && *got && util_secret_equal(got, want);
+	/* Nothing offered: refused without resolving the token (a
+	 * SecretRef may run a process). */
+	want = got && *got ? hooks_token(cfg) : NULL;
+	ok = want && util_secret_equal(got, want);
 	xfree_secret(want);
 	if (!ok) {
 		limiter_fail(a->hook_limiter, key, now, &pol);
@@ -391,6 +393,24 @@ out:
 	free(text);
 }
 
+int api_hooks_preauth(struct api *a, struct http_req *r,
+		      struct gw_config *cfg)
+{
+	if (http_req_query(r, "token")) {
+		hooks_text(r, 400, HOOKS_QUERY_TOKEN);
+		return 1;
+	}
+	if (strcmp(http_req_method(r), "POST") != 0) {
+		http_reply_header(r, "Allow", "POST");
+		hooks_text(r, 405, "Method Not Allowed");
+		return 1;
+	}
+	if (!hooks_authorize(a, r, cfg))
+		return 1;
+	http_req_set_authorized(r);
+	return 0;
+}
+
 void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
 	       const char *sub)
 {
@@ -399,16 +419,7 @@ void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
 	const char *raw;
 	size_t len;
 
-	if (http_req_query(r, "token")) {
-		hooks_text(r, 400, HOOKS_QUERY_TOKEN);
-		return;
-	}
-	if (strcmp(http_req_method(r), "POST") != 0) {
-		http_reply_header(r, "Allow", "POST");
-		hooks_text(r, 405, "Method Not Allowed");
-		return;
-	}
-	if (!hooks_authorize(a, r, cfg))
+	if (!http_req_authorized(r) && api_hooks_preauth(a, r, cfg))
 		return;
 	if (!*sub || strcmp(sub, "/") == 0) {
 		hooks_text(r, 404, "Not Found");

@@ -118,6 +118,11 @@ void api_tools_invoke(struct api *a, struct http_req *r,
 size_t api_hooks_match(const struct gw_config *cfg, const char *path);
 size_t api_hooks_body_limit(const struct gw_config *cfg);
 /* sub: the path after <base> ("" or "/wake", ...). */
+/* Query-token, method and token checks of a hook request, on the headers
+ * alone; 1 when answered (400/405/401/429), else the request is marked
+ * authorized and api_hooks does not check again. */
+int api_hooks_preauth(struct api *a, struct http_req *r,
+		      struct gw_config *cfg);
 void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
 	       const char *sub);
 
