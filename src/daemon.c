@@ -1054,6 +1054,8 @@ static void daemon_free(struct daemon *d)
 	api_free(d->api);
 	workq_free(d->workers);
 	d->workers = NULL;
+	free(d->restart_reason);	/* a restart still pending at exit */
+	d->restart_reason = NULL;
 	limiter_free(d->limiter);
 	config_reloader_free(d->reloader);
 	d->reloader = NULL;
