@@ -968,6 +968,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	d->rpc = rpc_server_new(&rd);
 	wsc.arg = d->rpc;
 	d->ws = ws_server_new(&wso, &wsc);
+	ws_server_set_total_budget(d->ws, (size_t)daemon_env_int(
+		"CLAWGATE_WS_TOTAL_BUDGET"));
 	rpc_server_set_ws(d->rpc, d->ws);
 
 	if (ws_server_start(d->ws) != 0 || http_server_start(d->http) != 0) {
