@@ -540,6 +540,13 @@ const char *rpc_method_published_scope(const char *method)
 	return r ? r->scope : NULL;
 }
 
+const char *rpc_method_group_scope(const char *method)
+{
+	const struct rpc_method *m = rpc_method_find(method);
+
+	return m ? m->scope : NULL;
+}
+
 size_t rpc_scope_table_size(void)
 {
 	return ARRAY_SIZE(rpc_scope_table);
