@@ -282,6 +282,14 @@ http_queue(struct http_req *r)
 		if (r->resp == NULL)
 			return MHD_NO;
 	}
+	/* Past half the hand-off cap, no more keep-alive: every answer
+	 * closes its connection, so slots recycle and a peer cannot hold
+	 * one with a slowly trickled follow-up head (the listener's head
+	 * deadline only covers a connection's first request). */
+	if (__atomic_load_n(&r->s->conns, __ATOMIC_SEQ_CST) >
+	    r->s->max_conns / 2)
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	ret = MHD_queue_response(r->conn, r->status, r->resp);
 	MHD_destroy_response(r->resp);
 	r->resp = NULL;

@@ -269,6 +269,41 @@ def test_keepalive_second_request_framing(launcher):
     s.close()
 
 
+def test_no_keepalive_past_half_the_cap(launcher):
+    """Past half the HTTP cap every answer closes its connection, so a
+    keep-alive connection cannot be held with a trickled second head."""
+    gw = launcher.start(env={"CLAWGATE_HTTP_MAX_CONNS": "8"})
+    held = []
+    try:
+        for _ in range(5):
+            s = tcp(gw.port)
+            s.sendall(b"POST /no/such/route HTTP/1.1\r\nHost: x\r\n"
+                      b"Content-Length: 100\r\n\r\n")
+            held.append(s)
+        s = tcp(gw.port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        rep = read_reply(s)
+        assert status_of(rep) == 200
+        assert b"connection: close" in rep.lower()
+        assert closed_within(s, 3)
+        s.close()
+    finally:
+        for h in held:
+            h.close()
+    # below half of it, keep-alive is back
+    deadline = time.monotonic() + 10
+    while True:
+        s = tcp(gw.port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        rep = read_reply(s)
+        s.close()
+        if b"connection: close" not in rep.lower() or \
+                time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert b"connection: close" not in rep.lower()
+
+
 def test_big_ws_upgrade_is_not_404(launcher):
     """A 12 KiB WS upgrade head (big cookies) reaches lws (finding D6)."""
     gw = launcher.start()
