@@ -157,7 +157,8 @@ static int hooks_authorize(struct api *a, struct http_req *r,
 		HOOKS_FAIL_MAX, HOOKS_FAIL_WINDOW_MS, HOOKS_FAIL_WINDOW_MS
 	};
 	const char *got = hooks_offered(r);
-	char key[96], ra[32], *want;
+	char key[96], ra[32];
+	const char *want;
 	int64_t now = util_now_ms(), retry = 0;
 	int ok;
 
@@ -172,10 +173,15 @@ static int hooks_authorize(struct api *a, struct http_req *r,
 		return 0;
 	}
 	/* Nothing offered: refused without resolving the token (a
-	 * SecretRef may run a process). */
-	want = got && *got ? hooks_token(cfg) : NULL;
+	 * SecretRef may run a process); else resolved once per snapshot. */
+	if (got && *got && a->hook_tok_cfg != cfg) {
+		config_unref(a->hook_tok_cfg);
+		xfree_secret(a->hook_tok);
+		a->hook_tok = hooks_token(cfg);
+		a->hook_tok_cfg = config_ref((struct gw_config *)cfg);
+	}
+	want = got && *got ? a->hook_tok : NULL;
 	ok = want && util_secret_equal(got, want);
-	xfree_secret(want);
 	if (!ok) {
 		limiter_fail(a->hook_limiter, key, now, &pol);
 		hooks_text(r, 401, "Unauthorized");

@@ -33,6 +33,11 @@ struct api {
 	struct api_deps d;
 	struct limiter *hook_limiter;	/* hooks: failures per client IP */
 	struct api_resp_map resp_map;
+	/* hooks.token resolved once per config snapshot (a SecretRef may
+	 * run a process): the snapshot it came from (referenced, so the
+	 * pointer identifies it) and the secret. MHD thread only. */
+	struct gw_config *hook_tok_cfg;
+	char *hook_tok;
 };
 
 /* ---- api.c: helpers ------------------------------------------------------ */

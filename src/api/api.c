@@ -84,6 +84,8 @@ void api_free(struct api *a)
 		return;
 	limiter_free(a->hook_limiter);
 	api_resp_map_free(&a->resp_map);
+	config_unref(a->hook_tok_cfg);
+	xfree_secret(a->hook_tok);
 	free(a);
 }
 

@@ -76,3 +76,25 @@ def test_hooks_token_checked_before_body(launcher):
     r = gw.http("POST", "/hooks/wake", json={"text": "hi"},
                 headers={"Authorization": "Bearer hook-secret"})
     assert r.status_code != 401
+
+
+def test_hooks_secret_resolved_once_per_snapshot(launcher, tmp_path):
+    """An exec SecretRef hooks.token runs once per config snapshot, not
+    once per request, and never for a request that offers no token."""
+    count = tmp_path / "count"
+    script = tmp_path / "tok.sh"
+    script.write_text("#!/bin/sh\necho x >> %s\necho hook-secret\n" % count)
+    script.chmod(0o755)
+    gw = launcher.start(config={"gateway": {"mode": "local"},
+                                "hooks": {"enabled": True, "token": {
+                                    "source": "exec", "id": str(script)}}})
+    at_start = len(count.read_text().splitlines())
+    for _ in range(3):
+        r = gw.http("POST", "/hooks/wake", json={"text": "hi"})
+        assert r.status_code == 401
+    assert len(count.read_text().splitlines()) == at_start
+    for _ in range(5):
+        r = gw.http("POST", "/hooks/wake", json={"text": "hi"},
+                    headers={"Authorization": "Bearer hook-secret"})
+        assert r.status_code != 401
+    assert len(count.read_text().splitlines()) <= at_start + 1
