@@ -82,16 +82,13 @@ def test_sigterm_under_load(launcher):
         with Load(gw) as load:
             _wait_load(load)
             assert load.done >= 20, "no load before the signal"
-            t0 = time.monotonic()
             rc = gw.stop(signal.SIGTERM)
-            dt = time.monotonic() - t0
         rep = sanitizer_report(gw.stderr())
         if rc != 0 or rep:
             bad += 1
         assert rc == 0, "exit %s after SIGTERM; stderr:\n%s" % (
             rc, gw.stderr()[-3000:])
         assert rep is None, rep
-        assert dt < 12
     figure("sigterm_under_load", "%d trials, %d bad" % (trials, bad))
 
 
