@@ -32,13 +32,19 @@ def _count_refused(socks, wait=3.0, target=None):
     """How many of socks the daemon answered 503 or closed, waiting at
     most `wait` seconds (less once `target` refusals were seen)."""
     pending = {s.fileno(): s for s in socks}
+    poller = select.poll()	# select() stops at fd 1024
+    for fd in pending:
+        poller.register(fd, select.POLLIN | select.POLLERR |
+                        select.POLLHUP)
     refused = 0
     deadline = time.monotonic() + wait
     while pending and time.monotonic() < deadline and \
             (target is None or refused < target):
         left = max(0.01, deadline - time.monotonic())
-        r, _, _ = select.select(list(pending), [], [], min(left, 1.0))
-        for fd in r:
+        for fd, _ in poller.poll(int(min(left, 1.0) * 1000)):
+            if fd not in pending:
+                continue
+            poller.unregister(fd)
             s = pending.pop(fd)
             try:
                 d = s.recv(4096)
