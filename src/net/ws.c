@@ -446,6 +446,10 @@ ws_thread(void *arg)
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, 1);
 	pthread_mutex_unlock(&s->mu);
+	/* Closures still queued run here, on this thread with the context
+	 * alive (their owners may wait for them or have handed them
+	 * ownership); adopted fds are closed (stopping). */
+	ws_drain(s);
 	/* Destroy on the service thread: remaining connections get their
 	 * CLOSED callbacks (and on_close) here. */
 	lws_context_destroy(s->ctx);

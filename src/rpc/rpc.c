@@ -1450,7 +1450,16 @@ struct rpc_stop {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int done;
+	int abandoned;	/* the waiter timed out: the closure frees st */
 };
+
+static void rpc_stop_free(struct rpc_stop *st)
+{
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	free(st->reason);
+	free(st);
+}
 
 static void rpc_shutdown_on_lws(void *arg)
 {
@@ -1458,6 +1467,7 @@ static void rpc_shutdown_on_lws(void *arg)
 	struct rpc_server *s = st->srv;
 	struct rpc_conn *c;
 	json_t *p;
+	int abandoned;
 
 	s->stopping = 1;
 	if (s->tick_timer)
@@ -1490,8 +1500,11 @@ static void rpc_shutdown_on_lws(void *arg)
 	}
 	pthread_mutex_lock(&st->mu);
 	st->done = 1;
+	abandoned = st->abandoned;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
+	if (abandoned)
+		rpc_stop_free(st);
 }
 
 void rpc_server_shutdown(struct rpc_server *s, const char *reason,
@@ -1517,16 +1530,15 @@ void rpc_server_shutdown(struct rpc_server *s, const char *reason,
 	       pthread_cond_timedwait(&st->cv, &st->mu, &ts) == 0)
 		;
 	done = st->done;
+	/* The closure still runs later (ws runs every queued closure
+	 * before its thread exits): it frees st then. */
+	st->abandoned = !done;
 	pthread_mutex_unlock(&st->mu);
 	if (!done) {
-		/* The closure may still run later: leak st rather than race. */
 		log_warn("gateway", "shutdown broadcast timed out");
 		return;
 	}
-	pthread_mutex_destroy(&st->mu);
-	pthread_cond_destroy(&st->cv);
-	free(st->reason);
-	free(st);
+	rpc_stop_free(st);
 }
 
 void rpc_server_free(struct rpc_server *s)

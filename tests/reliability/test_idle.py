@@ -54,4 +54,7 @@ def test_idle_authenticated_sockets(launcher):
     figure("idle_auth_open_time", round(dt, 2), "s")
     figure("idle_auth_rss_per_socket", round(per / 1024.0, 1), "KB")
     assert opened == n, ready
-    assert per < 64 * 1024
+    with open("/proc/%d/maps" % pid) as f:
+        asan = "libasan" in f.read()
+    # ASan's shadow and redzones triple the figure: bound release builds
+    assert per < (256 if asan else 64) * 1024
