@@ -28,6 +28,9 @@ fi
 # so no test touches the network.
 bash tests/integration/fetch-schema.sh ||
 	say "warning: could not fetch protocol.schema.json; schema tests fail"
+# A pinned Node 24 for the test-only JavaScript (Debian 12 ships 18).
+bash tests/integration/node/install.sh >/dev/null ||
+	say "warning: pinned node not installed; using the system node"
 # The official OpenAI SDK for Node, a real client of the HTTP API (npm).
 bash tests/integration/sdk/install.sh >/dev/null ||
 	say "warning: could not install the openai SDK; SDK tests skip"

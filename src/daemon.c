@@ -102,6 +102,14 @@ static int64_t daemon_env_ms(const char *name, int64_t def)
 	return n;
 }
 
+/* A positive int from the environment, else 0 (the callee's default). */
+static int daemon_env_int(const char *name)
+{
+	int64_t v = daemon_env_ms(name, 0);
+
+	return v > 0 && v < (1 << 30) ? (int)v : 0;
+}
+
 /* systemd readiness without libsystemd: one datagram to $NOTIFY_SOCKET. */
 static void daemon_sd_notify(const char *msg)
 {
@@ -947,8 +955,11 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	d->api = api_new(&ad);
 	hc.body_limit = api_body_limit;
 	hc.handler = api_handle;
+	hc.preauth = api_preauth;
 	hc.arg = d->api;
 	d->http = http_server_new(&hc);
+	http_server_set_max_conns(d->http, daemon_env_int(
+		"CLAWGATE_HTTP_MAX_CONNS"));
 
 	r = daemon_listen(d, hosts, nhosts, &failed);
 	if (r != 0) {
@@ -989,6 +1000,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	d->rpc = rpc_server_new(&rd);
 	wsc.arg = d->rpc;
 	d->ws = ws_server_new(&wso, &wsc);
+	ws_server_set_total_budget(d->ws, (size_t)daemon_env_int(
+		"CLAWGATE_WS_TOTAL_BUDGET"));
 	rpc_server_set_ws(d->rpc, d->ws);
 
 	if (ws_server_start(d->ws) != 0 || http_server_start(d->http) != 0) {
@@ -1001,6 +1014,12 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	lc.to_ws = daemon_to_ws;
 	lc.to_http = daemon_to_http;
 	lc.arg = d;
+	/* Front-door budgets (doc/hardening.md); tests lower them. */
+	listener_set_budgets(d->listener, daemon_env_int(
+		"CLAWGATE_PREAUTH_PER_ADDR"), daemon_env_int(
+		"CLAWGATE_PREAUTH_MAX"));
+	listener_set_pending_timeout(d->listener, daemon_env_int(
+		"CLAWGATE_HEAD_TIMEOUT_MS"));
 	if (listener_start(d->listener, &lc) != 0) {
 		fprintf(stderr, "cannot start the listener\n");
 		return 1;
@@ -1010,6 +1029,16 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	return 0;
 }
 
+/* The one shutdown order (doc/hardening.md), for SIGTERM and for the
+ * in-place restart alike:
+ *   1. stop accepting (the listen sockets stay open on restart)
+ *   2. refuse new HTTP requests (503) and new connects (rpc shutdown)
+ *   3. send `shutdown` to every client
+ *   4. drain worker jobs (bounded), then refuse posts and join
+ *   5. end runs, then stop WS and HTTP (no thread can post after this)
+ *   6. free the agent runtime (provider thread)
+ *   7. close the store
+ *   8. daemon_free: free the transports, then the queue they posted to */
 static void daemon_stop(struct daemon *d, int signo)
 {
 	int64_t t0 = util_mono_ms();
@@ -1023,14 +1052,16 @@ static void daemon_stop(struct daemon *d, int signo)
 	config_reloader_set_global(NULL);
 	if (d->listener)
 		listener_stop(d->listener, d->restarting);
+	http_server_refuse_new(d->http);
 	if (d->rpc && d->ws)
 		rpc_server_shutdown(d->rpc, d->restarting ? d->restart_reason :
 				    "gateway stopping", d->restarting ?
 				    DAEMON_RESTART_EXPECTED_MS : -1, 2000);
-	/* In-flight calls finish (bounded) while lws can still answer. */
-	workq_free(d->workers, d->restarting ? daemon_env_ms(
+	/* In-flight calls finish (bounded) while lws can still answer;
+	 * later posts get -1 ("unavailable"). The queue itself is freed
+	 * in daemon_free, after both transports. */
+	workq_stop(d->workers, d->restarting ? daemon_env_ms(
 			   "CLAWGATE_RESTART_DRAIN_MS", 5000) : 5000);
-	d->workers = NULL;
 	cron_stop(d->cron);
 	/* Then runs end (aborted, sinks get on_end) while WS and HTTP can
 	 * still send; a late HTTP request gets "gateway is stopping". The
@@ -1061,6 +1092,10 @@ static void daemon_free(struct daemon *d)
 	listener_free(d->listener);
 	rpc_server_free(d->rpc);
 	api_free(d->api);
+	workq_free(d->workers);
+	d->workers = NULL;
+	free(d->restart_reason);	/* a restart still pending at exit */
+	d->restart_reason = NULL;
 	limiter_free(d->limiter);
 	config_reloader_free(d->reloader);
 	d->reloader = NULL;

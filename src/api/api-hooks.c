@@ -159,7 +159,8 @@ static int hooks_authorize(struct api *a, struct http_req *r,
 		HOOKS_FAIL_MAX, HOOKS_FAIL_WINDOW_MS, HOOKS_FAIL_WINDOW_MS
 	};
 	const char *got = hooks_offered(r);
-	char key[96], ra[32], *want;
+	char key[96], ra[32];
+	const char *want;
 	int64_t now = util_now_ms(), retry = 0;
 	int ok;
 
@@ -173,9 +174,16 @@ static int hooks_authorize(struct api *a, struct http_req *r,
 		hooks_text(r, 429, "Too Many Requests");
 		return 0;
 	}
-	want = hooks_token(cfg);
-	ok = want && got && *got && util_secret_equal(got, want);
-	xfree_secret(want);
+	/* Nothing offered: refused without resolving the token (a
+	 * SecretRef may run a process); else resolved once per snapshot. */
+	if (got && *got && a->hook_tok_cfg != cfg) {
+		config_unref(a->hook_tok_cfg);
+		xfree_secret(a->hook_tok);
+		a->hook_tok = hooks_token(cfg);
+		a->hook_tok_cfg = config_ref((struct gw_config *)cfg);
+	}
+	want = got && *got ? a->hook_tok : NULL;
+	ok = want && util_secret_equal(got, want);
 	if (!ok) {
 		limiter_fail(a->hook_limiter, key, now, &pol);
 		hooks_text(r, 401, "Unauthorized");
@@ -393,6 +401,24 @@ out:
 	free(text);
 }
 
+int api_hooks_preauth(struct api *a, struct http_req *r,
+		      struct gw_config *cfg)
+{
+	if (http_req_query(r, "token")) {
+		hooks_text(r, 400, HOOKS_QUERY_TOKEN);
+		return 1;
+	}
+	if (strcmp(http_req_method(r), "POST") != 0) {
+		http_reply_header(r, "Allow", "POST");
+		hooks_text(r, 405, "Method Not Allowed");
+		return 1;
+	}
+	if (!hooks_authorize(a, r, cfg))
+		return 1;
+	http_req_set_authorized(r);
+	return 0;
+}
+
 void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
 	       const char *sub)
 {
@@ -401,16 +427,7 @@ void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
 	const char *raw;
 	size_t len;
 
-	if (http_req_query(r, "token")) {
-		hooks_text(r, 400, HOOKS_QUERY_TOKEN);
-		return;
-	}
-	if (strcmp(http_req_method(r), "POST") != 0) {
-		http_reply_header(r, "Allow", "POST");
-		hooks_text(r, 405, "Method Not Allowed");
-		return;
-	}
-	if (!hooks_authorize(a, r, cfg))
+	if (!http_req_authorized(r) && api_hooks_preauth(a, r, cfg))
 		return;
 	if (!*sub || strcmp(sub, "/") == 0) {
 		hooks_text(r, 404, "Not Found");

@@ -33,6 +33,11 @@ struct api {
 	struct api_deps d;
 	struct limiter *hook_limiter;	/* hooks: failures per client IP */
 	struct api_resp_map resp_map;
+	/* hooks.token resolved once per config snapshot (a SecretRef may
+	 * run a process): the snapshot it came from (referenced, so the
+	 * pointer identifies it) and the secret. MHD thread only. */
+	struct gw_config *hook_tok_cfg;
+	char *hook_tok;
 };
 
 /* ---- api.c: helpers ------------------------------------------------------ */
@@ -121,6 +126,11 @@ void api_tools_invoke(struct api *a, struct http_req *r,
 size_t api_hooks_match(const struct gw_config *cfg, const char *path);
 size_t api_hooks_body_limit(const struct gw_config *cfg);
 /* sub: the path after <base> ("" or "/wake", ...). */
+/* Query-token, method and token checks of a hook request, on the headers
+ * alone; 1 when answered (400/405/401/429), else the request is marked
+ * authorized and api_hooks does not check again. */
+int api_hooks_preauth(struct api *a, struct http_req *r,
+		      struct gw_config *cfg);
 void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
 	       const char *sub);
 

@@ -86,6 +86,8 @@ void api_free(struct api *a)
 		return;
 	limiter_free(a->hook_limiter);
 	api_resp_map_free(&a->resp_map);
+	config_unref(a->hook_tok_cfg);
+	xfree_secret(a->hook_tok);
 	free(a);
 }
 
@@ -360,6 +362,7 @@ void api_handle(struct http_req *r, void *arg)
 	if (!rt && api_ui_handle(a, r, cfg))
 		goto out;
 	if ((rt == NULL || (rt->flags & API_F_AUTH)) &&
+	    !http_req_authorized(r) &&
 	    api_cors(r, cfg, rt ? rt->allow : NULL))
 		goto out;
 	if (!rt) {
@@ -376,9 +379,42 @@ void api_handle(struct http_req *r, void *arg)
 		api_error(r, 503, "api_error", "No configuration");
 		goto out;
 	}
-	if ((rt->flags & API_F_AUTH) && !api_authorize(a, r, cfg))
+	if ((rt->flags & API_F_AUTH) && !http_req_authorized(r) &&
+	    !api_authorize(a, r, cfg))
 		goto out;
 	rt->fn(a, r, cfg);
 out:
 	config_unref(cfg);
+}
+
+/* The same decisions as api_handle up to the auth check, taken before
+ * the body is read (reliability finding D3): an unauthenticated caller
+ * never makes us buffer its body. Requests that api_handle answers 404
+ * or 405 go on (their body limit is small). */
+int api_preauth(struct http_req *r, void *arg)
+{
+	struct api *a = arg;
+	const char *path = http_req_path(r);
+	const struct api_route *rt = api_route_find(path);
+	unsigned m = api_method_bit(http_req_method(r));
+	struct gw_config *cfg = config_current();
+	int answered = 0;
+	size_t base;
+
+	if (cfg && (base = api_hooks_match(cfg, path)) > 0) {
+		answered = api_hooks_preauth(a, r, cfg);
+		goto out;
+	}
+	if (rt && rt->enabled && !api_cfg_bool(cfg, rt->enabled, 1))
+		rt = NULL;
+	if (!rt || !(rt->flags & API_F_AUTH) || !(rt->methods & m) || !cfg)
+		goto out;
+	if (api_cors(r, cfg, rt->allow) || !api_authorize(a, r, cfg)) {
+		answered = 1;
+		goto out;
+	}
+	http_req_set_authorized(r);
+out:
+	config_unref(cfg);
+	return answered;
 }

@@ -34,6 +34,9 @@ void api_free(struct api *a);
 /* http_server_cbs entries (arg = the api). */
 size_t api_body_limit(struct http_req *r, void *arg);
 void api_handle(struct http_req *r, void *arg);
+/* http_server_cbs.preauth: gateway (or hooks) auth decided when the
+ * headers are complete, before the body is read; 1 when answered. */
+int api_preauth(struct http_req *r, void *arg);
 
 /* Start-up / reload check of the hooks block: hooks.enabled requires
  * hooks.token, which must differ from the gateway token and password;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <time.h>
 
 #include <sqlite3.h>
 
@@ -403,6 +404,27 @@ static void config_reload_changed(struct config_reloader *r,
 	r->cbs.changed(p, r->cbs.arg);
 }
 
+static void config_reload_pause_ms(int64_t ms)
+{
+	struct timespec ts;
+
+	if (ms <= 0 || ms > 5000)
+		ms = 300;
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+static int config_reload_hash_differs(const char *raw, size_t len,
+				      const char *hash)
+{
+	char h[65];
+
+	util_sha256_hex(raw, len, h);
+	return strcmp(h, hash) != 0;
+}
+
 int config_reloader_run_locked(struct config_reloader *r,
 			       const struct config_req *req,
 			       struct config_result *res)
@@ -414,11 +436,14 @@ int config_reloader_run_locked(struct config_reloader *r,
 	json_t *pj;
 	char *raw = NULL, *paths = NULL, *rpaths = NULL;
 	size_t len = 0;
-	int rd, r_ = GW_OK, explicit_req;
+	int rd, r_ = GW_OK, explicit_req, reread = 0;
 
 	memset(res, 0, sizeof(*res));
-	res->outcome = CONFIG_OUT_UNCHANGED;
 	explicit_req = strcmp(req->source, "file") != 0;
+again:
+	res->outcome = CONFIG_OUT_UNCHANGED;
+	free(raw);
+	raw = NULL;
 	rd = config_read_file(r->path, &raw, &len);
 	if (rd == 0) {
 		if (cur && cur->file_exists && !r->missing)
@@ -447,7 +472,24 @@ int config_reloader_run_locked(struct config_reloader *r,
 		goto out;
 
 	config_reload_overrides(r, cur, &ov);
-	if (config_load(r->path, &ov, &neu, &res->issues) != GW_OK) {
+	if (config_load(r->path, &ov, &neu, &res->issues) != GW_OK &&
+	    !explicit_req && !reread) {
+		/* An editor may still be writing in place (the file read
+		 * empty or cut): look once more after the debounce before
+		 * rejecting; a file that changed meanwhile is evaluated
+		 * afresh. */
+		reread = 1;
+		config_reload_pause_ms(cur ? cur->reload_debounce_ms : 300);
+		config_issues_free(&res->issues);
+		free(raw);
+		raw = NULL;
+		rd = config_read_file(r->path, &raw, &len);
+		if (rd <= 0 || config_reload_hash_differs(raw, len, res->hash))
+			goto again;
+		if (config_load(r->path, &ov, &neu, &res->issues) == GW_OK)
+			goto loaded;
+	}
+	if (neu == NULL) {
 		res->outcome = CONFIG_OUT_REJECTED;
 		res->reason = config_reload_issues_text(&res->issues);
 		log_warn("reload", "config reload skipped (invalid config): %s",
@@ -465,6 +507,7 @@ int config_reloader_run_locked(struct config_reloader *r,
 		r_ = GW_ECONFIG;
 		goto out;
 	}
+loaded:
 	r->rejected_hash[0] = 0;
 	/* The loaded file is the truth (it may have changed since our
 	 * read): keep its hash and text together. */

@@ -172,6 +172,81 @@ char *log_file_path(void)
 	return p;
 }
 
+/* Length of the valid UTF-8 sequence at s[0..n) (1-4), or 0. Rejects
+ * overlong forms, surrogates and code points over U+10FFFF. */
+static size_t log_utf8_len(const unsigned char *s, size_t n, unsigned *cp)
+{
+	unsigned c = s[0], v;
+	size_t len, i;
+
+	if (c < 0x80) {
+		*cp = c;
+		return 1;
+	}
+	if (c >= 0xc2 && c <= 0xdf) {
+		len = 2;
+		v = c & 0x1f;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		len = 3;
+		v = c & 0x0f;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		len = 4;
+		v = c & 0x07;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = (v << 6) | (s[i] & 0x3f);
+	}
+	if ((len == 3 && (v < 0x800 || (v >= 0xd800 && v <= 0xdfff))) ||
+	    (len == 4 && (v < 0x10000 || v > 0x10ffff)))
+		return 0;
+	*cp = v;
+	return len;
+}
+
+size_t log_escape(const char *in, size_t n, char *out, size_t cap)
+{
+	const unsigned char *s = (const unsigned char *)in;
+	size_t i = 0, o = 0;
+
+	if (cap == 0)
+		return 0;
+	while (i < n) {
+		char tmp[8];
+		const char *add = tmp;
+		size_t k, alen;
+		unsigned cp;
+
+		k = log_utf8_len(s + i, n - i, &cp);
+		if (k == 0) {
+			add = "\xef\xbf\xbd";	/* U+FFFD */
+			alen = 3;
+			k = 1;
+		} else if (cp < 0x20 || cp == 0x7f) {
+			alen = (size_t)snprintf(tmp, sizeof(tmp), "\\x%02x",
+						cp);
+		} else if (cp >= 0x80 && cp <= 0x9f) {
+			alen = (size_t)snprintf(tmp, sizeof(tmp), "\\u%04x",
+						cp);
+		} else {
+			add = in + i;
+			alen = k;
+		}
+		if (o + alen + 1 > cap)
+			break;
+		memcpy(out + o, add, alen);
+		o += alen;
+		i += k;
+	}
+	out[o] = '\0';
+	return o;
+}
+
 static void (*_Atomic log_mask_fn)(char *msg, size_t cap);
 
 void log_set_mask(void (*fn)(char *msg, size_t cap))
@@ -183,7 +258,7 @@ void log_vmsg(enum log_level lvl, const char *subsys, const char *fmt,
 	      va_list ap)
 {
 	void (*mask)(char *, size_t) = log_mask_fn;
-	char msg[2048], ts[40], tz[8];
+	char raw[2048], msg[2048 * 2], ts[40], tz[8];
 	struct timespec now;
 	struct tm tm;
 	json_t *o;
@@ -191,9 +266,13 @@ void log_vmsg(enum log_level lvl, const char *subsys, const char *fmt,
 
 	if (lvl > log_state.level && !log_state.file)
 		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(raw, sizeof(raw), fmt, ap);
 	if (mask)
-		mask(msg, sizeof(msg));
+		mask(raw, sizeof(raw));
+	/* Peer text reaches log lines: invalid UTF-8 becomes U+FFFD (the
+	 * JSON line would be dropped otherwise) and control bytes are
+	 * escaped (they would reach the console). */
+	log_escape(raw, strlen(raw), msg, sizeof(msg));
 	clock_gettime(CLOCK_REALTIME, &now);
 	localtime_r(&now.tv_sec, &tm);
 	strftime(ts, 24, "%Y-%m-%dT%H:%M:%S", &tm);

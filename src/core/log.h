@@ -25,6 +25,11 @@ void log_set_console(int on);
  * secrets module masks resolved values with it). NULL = none. */
 void log_set_mask(void (*fn)(char *msg, size_t cap));
 
+/* What every log line goes through: in[0..n) copied to out (always
+ * terminated, truncated at a character boundary to fit cap) with invalid
+ * UTF-8 replaced by U+FFFD, C0 controls and DEL written as \xNN and C1
+ * controls as \u00NN. Returns the bytes written. */
+size_t log_escape(const char *in, size_t n, char *out, size_t cap);
 void log_msg(enum log_level lvl, const char *subsys, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 void log_vmsg(enum log_level lvl, const char *subsys, const char *fmt,

@@ -19,6 +19,7 @@ struct workq {
 	pthread_cond_t idle;
 	struct workq_job *head, *tail;
 	int queued, running, max_queued, stopping, nthreads;
+	int joined;	/* workq_stop joined the threads */
 	pthread_t *threads;
 };
 
@@ -91,24 +92,33 @@ int workq_post(struct workq *q, void (*fn)(void *arg), void *arg)
 	return 0;
 }
 
-void workq_free(struct workq *q, int wait_ms)
+void workq_stop(struct workq *q, int wait_ms)
 {
 	struct timespec ts;
-	int i;
+	int i, join;
 
 	if (!q)
 		return;
 	util_deadline(&ts, wait_ms);
 	pthread_mutex_lock(&q->mu);
-	while ((q->head || q->running) &&
+	while ((q->head || q->running) && !q->stopping &&
 	       pthread_cond_timedwait(&q->idle, &q->mu, &ts) == 0)
 		;
+	join = !q->joined;
 	q->stopping = 1;
+	q->joined = 1;
 	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
-	for (i = 0; i < q->nthreads; i++)
-		pthread_join(q->threads[i], NULL);
 	/* The threads run what is still queued before they exit. */
+	for (i = 0; join && i < q->nthreads; i++)
+		pthread_join(q->threads[i], NULL);
+}
+
+void workq_free(struct workq *q)
+{
+	if (!q)
+		return;
+	workq_stop(q, 0);
 	free(q->threads);
 	pthread_mutex_destroy(&q->mu);
 	pthread_cond_destroy(&q->cv);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -35,7 +36,15 @@
 #include "core/log.h"
 #include "net/listener.h"
 
+/* MHD's own limit, and ours: MHD 0.9.75 deadlocks when it is reached
+ * through MHD_add_connection (doc/hardening.md), so we count hand-offs
+ * and refuse at HTTP_MAX_CONNS, far below it. */
 #define HTTP_CONN_LIMIT 2048
+#define HTTP_MAX_CONNS 1024
+/* A body must arrive at HTTP_BODY_MIN_RATE bytes/s on average once
+ * HTTP_BODY_GRACE_MS have passed (slowloris bodies). */
+#define HTTP_BODY_GRACE_MS 10000
+#define HTTP_BODY_MIN_RATE 1024
 #define HTTP_CONN_TIMEOUT_S 30
 #define HTTP_CONN_MEMORY (64 * 1024)
 #define HTTP_TOO_BIG_JSON                                                \
@@ -59,6 +68,11 @@ struct http_server {
 	pthread_mutex_t mu;		/* asyncs */
 	pthread_cond_t cv;		/* an async completed */
 	struct http_async *asyncs;	/* live handles */
+	int max_conns;
+	int conns;			/* handed to MHD, not yet closed
+					 * (atomic) */
+	unsigned long refused;		/* atomic */
+	int refusing;			/* atomic: shutting down */
 };
 
 struct http_hdr {
@@ -102,6 +116,8 @@ struct http_req {
 	char peer_ip[64];
 	int loopback;
 	int handled;		/* the handler ran */
+	int authorized;		/* preauth accepted the caller */
+	int64_t start_ms;
 	const char *too_big_json;
 	struct http_async *async;
 };
@@ -180,6 +196,58 @@ http_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	*con_cls = NULL;
 }
 
+static void
+http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+		 enum MHD_ConnectionNotificationCode toe)
+{
+	struct http_server *s = cls;
+
+	(void)conn;
+	(void)socket_ctx;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+}
+
+struct http_frame_count {
+	int host, length, encoding;
+};
+
+static enum MHD_Result
+http_frame_iter(void *cls, enum MHD_ValueKind kind, const char *key,
+		const char *value)
+{
+	struct http_frame_count *fc = cls;
+
+	(void)kind;
+	(void)value;
+	if (strcasecmp(key, "host") == 0)
+		fc->host++;
+	else if (strcasecmp(key, "content-length") == 0)
+		fc->length++;
+	else if (strcasecmp(key, "transfer-encoding") == 0)
+		fc->encoding++;
+	return MHD_YES;
+}
+
+/* The listener checked the first head of the connection (net/head.c);
+ * later requests on a keep-alive connection are checked here for what
+ * could make a proxy and MHD disagree on framing. NULL when fine. */
+static const char *
+http_framing_error(struct MHD_Connection *conn, const char *version)
+{
+	struct http_frame_count fc = {0};
+	int http11 = version != NULL && strcmp(version, "HTTP/1.1") == 0;
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, http_frame_iter,
+				  &fc);
+	if (http11 ? fc.host != 1 : fc.host > 1)
+		return "exactly one Host header is required";
+	if (fc.length > 1 || fc.encoding > 1 ||
+	    (fc.length && fc.encoding))
+		return "ambiguous message framing";
+	return NULL;
+}
+
 /* Build a response with the headers every response carries. */
 static struct MHD_Response *
 http_response_new(const char *content_type, const char *body, size_t len)
@@ -214,6 +282,14 @@ http_queue(struct http_req *r)
 		if (r->resp == NULL)
 			return MHD_NO;
 	}
+	/* Past half the hand-off cap, no more keep-alive: every answer
+	 * closes its connection, so slots recycle and a peer cannot hold
+	 * one with a slowly trickled follow-up head (the listener's head
+	 * deadline only covers a connection's first request). */
+	if (__atomic_load_n(&r->s->conns, __ATOMIC_SEQ_CST) >
+	    r->s->max_conns / 2)
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
 	ret = MHD_queue_response(r->conn, r->status, r->resp);
 	MHD_destroy_response(r->resp);
 	r->resp = NULL;
@@ -236,11 +312,12 @@ http_too_big(struct http_req *r)
 /* First call: set up the request; headers are known here. */
 static enum MHD_Result
 http_begin(struct http_server *s, struct MHD_Connection *conn,
-	   const char *url, const char *method, void **con_cls)
+	   const char *url, const char *method, const char *version,
+	   void **con_cls)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct http_req *r = xcalloc(1, sizeof(*r));
-	const char *cl;
+	const char *cl, *why;
 
 	r->s = s;
 	r->conn = conn;
@@ -257,8 +334,26 @@ http_begin(struct http_server *s, struct MHD_Connection *conn,
 				     &r->loopback);
 	}
 	*con_cls = r;
+	r->start_ms = util_mono_ms();
+	/* Every answer from here on is queued in this first call: MHD then
+	 * never reads the body and closes the connection. */
+	if (__atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST)) {
+		r->resp = http_response_new("application/json",
+					    HTTP_STOPPING_JSON,
+					    strlen(HTTP_STOPPING_JSON));
+		r->status = MHD_HTTP_SERVICE_UNAVAILABLE;
+		goto close;
+	}
+	if ((why = http_framing_error(conn, version)) != NULL) {
+		r->resp = http_response_new("text/plain; charset=utf-8", why,
+					    strlen(why));
+		r->status = MHD_HTTP_BAD_REQUEST;
+		goto close;
+	}
 	r->limit = s->cbs.body_limit != NULL ?
 		s->cbs.body_limit(r, s->cbs.arg) : 0;
+	if (s->cbs.preauth != NULL && s->cbs.preauth(r, s->cbs.arg) != 0)
+		goto close;
 	/* A declared length over the limit: answer now and close, instead
 	 * of reading a body we will throw away. Queueing in this first call
 	 * makes MHD discard the request body and close the connection. */
@@ -277,6 +372,11 @@ http_begin(struct http_server *s, struct MHD_Connection *conn,
 		}
 	}
 	return MHD_YES;
+close:
+	if (r->resp != NULL)
+		MHD_add_response_header(r->resp, MHD_HTTP_HEADER_CONNECTION,
+					"close");
+	return http_queue(r);
 }
 
 static enum MHD_Result
@@ -287,9 +387,8 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	struct http_server *s = cls;
 	struct http_req *r = *con_cls;
 
-	(void)version;
 	if (r == NULL)
-		return http_begin(s, conn, url, method, con_cls);
+		return http_begin(s, conn, url, method, version, con_cls);
 	if (r->queued) {
 		/* 413 already queued: swallow whatever still arrives. */
 		*upload_data_size = 0;
@@ -301,6 +400,18 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 		*upload_data_size = 0;
 		if (r->too_big)
 			return MHD_YES;
+		{
+			int64_t ms = util_mono_ms() - r->start_ms;
+
+			/* Slowloris body: below the minimum rate, close. */
+			if (ms > HTTP_BODY_GRACE_MS &&
+			    (r->len + n) * 1000 / (uint64_t)ms <
+			    HTTP_BODY_MIN_RATE) {
+				log_debug("http", "%s %s: body too slow; "
+					  "closing", r->method, r->path);
+				return MHD_NO;
+			}
+		}
 		if (n > r->limit - r->len) {
 			r->too_big = 1;
 			free(r->body);
@@ -359,6 +470,7 @@ http_server_new(const struct http_server_cbs *cbs)
 	struct http_server *s = xcalloc(1, sizeof(*s));
 
 	s->cbs = *cbs;
+	s->max_conns = HTTP_MAX_CONNS;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	return s;
@@ -380,6 +492,7 @@ http_server_start(struct http_server *s)
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
+		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, s,
 		MHD_OPTION_END);
 	if (s->d == NULL) {
 		log_error("http", "MHD_start_daemon failed");
@@ -392,12 +505,64 @@ int
 http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 		  socklen_t salen)
 {
+	/* Counted before MHD sees it, uncounted when MHD reports it closed
+	 * (or refused it): MHD's own count never exceeds ours, so its limit
+	 * (and the 0.9.75 deadlock behind it) is out of reach. */
+	if (__atomic_add_fetch(&s->conns, 1, __ATOMIC_SEQ_CST) >
+	    s->max_conns || __atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST)) {
+		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+		__atomic_add_fetch(&s->refused, 1, __ATOMIC_SEQ_CST);
+		listener_refuse(fd, "503 Service Unavailable");
+		return -1;
+	}
 	if (MHD_add_connection(s->d, fd, sa, salen) != MHD_YES) {
-		/* MHD closed fd itself. */
+		/* MHD closed fd itself, without a notification. */
+		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
 		log_warn("http", "MHD_add_connection failed");
 		return -1;
 	}
 	return 0;
+}
+
+void
+http_server_refuse_new(struct http_server *s)
+{
+	if (s != NULL)
+		__atomic_store_n(&s->refusing, 1, __ATOMIC_SEQ_CST);
+}
+
+void
+http_server_set_max_conns(struct http_server *s, int n)
+{
+	if (n < 1)
+		n = HTTP_MAX_CONNS;
+	if (n > HTTP_CONN_LIMIT / 2)
+		n = HTTP_CONN_LIMIT / 2;
+	s->max_conns = n;
+}
+
+int
+http_server_conns(const struct http_server *s)
+{
+	return __atomic_load_n(&s->conns, __ATOMIC_SEQ_CST);
+}
+
+unsigned long
+http_server_refused(const struct http_server *s)
+{
+	return __atomic_load_n(&s->refused, __ATOMIC_SEQ_CST);
+}
+
+void
+http_req_set_authorized(struct http_req *r)
+{
+	r->authorized = 1;
+}
+
+int
+http_req_authorized(const struct http_req *r)
+{
+	return r->authorized;
 }
 
 void

@@ -23,6 +23,11 @@ struct http_server_cbs {
 	size_t (*body_limit)(struct http_req *r, void *arg);
 	http_handler_fn handler;
 	void *arg;
+	/* Optional, called right after body_limit, before any byte of the
+	 * body is read: return 0 to go on, or 1 after answering with one
+	 * http_reply_* (a 401/429); that answer is sent with Connection:
+	 * close and the body is never read. */
+	int (*preauth)(struct http_req *r, void *arg);
 };
 
 struct http_server *http_server_new(const struct http_server_cbs *cbs);
@@ -32,6 +37,21 @@ int http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 		      socklen_t salen);
 void http_server_stop(struct http_server *s);
 void http_server_free(struct http_server *s);
+/* From now on every new request is answered 503 with Connection: close
+ * (the first step of the shutdown order; NULL is a no-op). */
+void http_server_refuse_new(struct http_server *s);
+/* Connections handed to MHD at once; over it the next is answered 503
+ * and closed by us. Clamped to [1, half of MHD's own limit] so that
+ * MHD's limit is never reached (doc/hardening.md: the 0.9.75 deadlock).
+ * Call before http_server_start. */
+void http_server_set_max_conns(struct http_server *s, int n);
+/* Connections currently with MHD; refusals at the cap so far. */
+int http_server_conns(const struct http_server *s);
+unsigned long http_server_refused(const struct http_server *s);
+/* Mark the request as authenticated by preauth (the handler need not
+ * check again). */
+void http_req_set_authorized(struct http_req *r);
+int http_req_authorized(const struct http_req *r);
 
 const char *http_req_method(const struct http_req *r);
 const char *http_req_path(const struct http_req *r);

@@ -26,20 +26,45 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/head.h"
 
 #define LISTENER_MAX_FDS 16
-#define LISTENER_WINDOW 8192
+/* lws takes up to 16 KiB of head (ws.c max_http_header_data); a longer
+ * head is answered 431 here. */
+#define LISTENER_WINDOW 16384
 #define LISTENER_BACKLOG 1024
+/* Budgets for unclassified sockets (doc/hardening.md). */
 #define LISTENER_MAX_PENDING 4096
+#define LISTENER_PER_ADDR 32
+/* Sockets younger than this do not count against the per-address budget
+ * (a client opening 64 connections at once is not an attacker) up to
+ * LISTENER_BURST_FACTOR times the budget. */
+#define LISTENER_GRACE_MS 500
+#define LISTENER_BURST_FACTOR 4
 #define LISTENER_PENDING_MS 10000
 #define LISTENER_EMFILE_PAUSE_MS 100
+#define LISTENER_ADDR_BUCKETS 1024
+
+struct listener_addr;
 
 struct listener_pending {
 	int fd;
 	struct sockaddr_storage sa;
 	socklen_t salen;
-	int64_t deadline;
-	struct listener_pending *prev, *next;
+	int64_t since;
+	int64_t deadline;	/* for the complete head, from accept */
+	struct listener_pending *prev, *next;	/* all, oldest first */
+	struct listener_addr *addr;
+	struct listener_pending *aprev, *anext;	/* same address */
+};
+
+/* Unclassified sockets of one source address (IPv4, IPv6 /64; loopback
+ * IPv6 as /128). */
+struct listener_addr {
+	unsigned char key[16];
+	int n;
+	struct listener_pending *head, *tail;
+	struct listener_addr *next;	/* bucket chain */
 };
 
 struct listener {
@@ -57,95 +82,51 @@ struct listener {
 	/* Ordered by deadline (FIFO: every entry gets the same timeout). */
 	struct listener_pending *head, *tail;
 	int npending;
+	int max_pending, per_addr;
+	struct listener_addr *buckets[LISTENER_ADDR_BUCKETS];
+	struct listener_stats st;
 	/* epoll tags: the address of these identifies the event source. */
 	char tag_ev;
 	char tag_listen[LISTENER_MAX_FDS];
 };
 
-/* Case-insensitive prefix test. */
-static int
-listener_iprefix(const char *s, size_t len, const char *pfx)
-{
-	size_t n = strlen(pfx);
-
-	return len >= n && strncasecmp(s, pfx, n) == 0;
-}
-
-/* Does the comma-separated header value v[0..len) hold tok (compared
- * case-insensitively; "tok/version" counts)? */
-static int
-listener_has_token(const char *v, size_t len, const char *tok)
-{
-	size_t tl = strlen(tok);
-
-	size_t i = 0;
-
-	while (i < len) {
-		size_t start, end;
-
-		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-			i++;
-		start = i;
-		while (i < len && v[i] != ',')
-			i++;
-		end = i;
-		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
-			end--;
-		if (end - start >= tl &&
-		    strncasecmp(v + start, tok, tl) == 0 &&
-		    (end - start == tl || v[start + tl] == '/'))
-			return 1;
-	}
-	return 0;
-}
-
 enum listener_class
-listener_classify(const char *buf, size_t len, size_t window)
+listener_classify(const char *buf, size_t len, size_t window,
+		  const char **status)
 {
-	const char *end = NULL, *p, *line;
-	int upgrade = 0, connection = 0;
-	size_t i;
+	struct head_info hi;
+	enum head_result r = head_check(buf, len, window, &hi);
 
-	/* Anything but GET goes to MHD at once: a WS upgrade must be GET. */
-	for (i = 0; i < len && i < 4; i++)
-		if (buf[i] != "GET "[i])
-			return LISTENER_HTTP;
-	if (len < 4)
+	if (status != NULL)
+		*status = head_status_line(r);
+	switch (r) {
+	case HEAD_INCOMPLETE:
 		return LISTENER_PENDING;
-	for (i = 0; i + 4 <= len; i++) {
-		if (memcmp(buf + i, "\r\n\r\n", 4) == 0) {
-			end = buf + i + 2;	/* past the last header */
-			break;
-		}
+	case HEAD_OK:
+		return hi.websocket ? LISTENER_WS : LISTENER_HTTP;
+	default:
+		return LISTENER_REFUSE;
 	}
-	if (end == NULL)
-		return len >= window ? LISTENER_HTTP : LISTENER_PENDING;
-	/* Skip the request line; then one header per CRLF-terminated line. */
-	p = memchr(buf, '\n', (size_t)(end - buf));
-	if (p == NULL)
-		return LISTENER_HTTP;
-	p++;
-	while (p < end) {
-		const char *nl = memchr(p, '\n', (size_t)(end - p));
-		size_t ll;
+}
 
-		if (nl == NULL)
+void
+listener_refuse(int fd, const char *status)
+{
+	char buf[4096], out[256];
+	int i, n;
+
+	/* Consume what was sent (bounded) so that close sends a FIN, not
+	 * an RST that could discard the answer before the peer reads it. */
+	for (i = 0; i < 16; i++)
+		if (recv(fd, buf, sizeof(buf), MSG_DONTWAIT) <= 0)
 			break;
-		line = p;
-		ll = (size_t)(nl - line);
-		if (ll > 0 && line[ll - 1] == '\r')
-			ll--;
-		if (listener_iprefix(line, ll, "upgrade:") &&
-		    listener_has_token(line + 8, ll - 8, "websocket"))
-			upgrade = 1;
-		if (listener_iprefix(line, ll, "connection:") &&
-		    listener_has_token(line + 11, ll - 11, "upgrade"))
-			connection = 1;
-		p = nl + 1;
-	}
-	/* lws drops an upgrade without "Connection: upgrade" unanswered;
-	 * MHD at least answers it (as Node's http server would). */
-	return upgrade && connection ? LISTENER_WS : LISTENER_HTTP;
+	n = snprintf(out, sizeof(out), "HTTP/1.1 %s\r\nConnection: close\r\n"
+		     "Content-Type: text/plain; charset=utf-8\r\n"
+		     "Content-Length: %zu\r\n\r\n%s\n", status,
+		     strlen(status) + 1, status);
+	if (n > 0 && send(fd, out, (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
+		(void)0;	/* best effort */
+	close(fd);
 }
 
 const char *
@@ -245,6 +226,8 @@ listener_alloc(void)
 	l->epfd = -1;
 	l->evfd = -1;
 	l->pending_ms = LISTENER_PENDING_MS;
+	l->max_pending = LISTENER_MAX_PENDING;
+	l->per_addr = LISTENER_PER_ADDR;
 	return l;
 }
 
@@ -368,9 +351,109 @@ listener_set_pending_timeout(struct listener *l, int ms)
 	l->pending_ms = ms > 0 ? ms : LISTENER_PENDING_MS;
 }
 
+void
+listener_set_budgets(struct listener *l, int per_addr, int total)
+{
+	if (per_addr > 0)
+		l->per_addr = per_addr;
+	if (total > 0)
+		l->max_pending = total;
+}
+
+void
+listener_get_stats(const struct listener *l, struct listener_stats *out)
+{
+	/* Counters are only written by the listener thread; a torn read
+	 * of a statistic is harmless. */
+	*out = l->st;
+}
+
+/* The budget key of a peer address. */
+static void
+listener_addr_key(const struct sockaddr_storage *sa, unsigned char key[16])
+{
+	memset(key, 0, 16);
+	if (sa->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)sa;
+
+		key[10] = key[11] = 0xff;
+		memcpy(key + 12, &s4->sin_addr, 4);
+	} else if (sa->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)sa;
+
+		memcpy(key, &s6->sin6_addr, 16);
+		if (!IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr) &&
+		    !IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			memset(key + 8, 0, 8);	/* one budget per /64 */
+	}
+}
+
+static unsigned
+listener_addr_hash(const unsigned char key[16])
+{
+	unsigned h = 2166136261u;
+	int i;
+
+	for (i = 0; i < 16; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h % LISTENER_ADDR_BUCKETS;
+}
+
+static struct listener_addr *
+listener_addr_get(struct listener *l, const struct sockaddr_storage *sa)
+{
+	unsigned char key[16];
+	struct listener_addr *a;
+	unsigned h;
+
+	listener_addr_key(sa, key);
+	h = listener_addr_hash(key);
+	for (a = l->buckets[h]; a != NULL; a = a->next)
+		if (memcmp(a->key, key, 16) == 0)
+			return a;
+	a = xcalloc(1, sizeof(*a));
+	memcpy(a->key, key, 16);
+	a->next = l->buckets[h];
+	l->buckets[h] = a;
+	return a;
+}
+
+static void
+listener_addr_put(struct listener *l, struct listener_addr *a)
+{
+	struct listener_addr **pp;
+
+	if (a->n > 0)
+		return;
+	for (pp = &l->buckets[listener_addr_hash(a->key)]; *pp != NULL;
+	     pp = &(*pp)->next) {
+		if (*pp == a) {
+			*pp = a->next;
+			free(a);
+			return;
+		}
+	}
+}
+
+/* The address holding the most unclassified sockets. */
+static struct listener_addr *
+listener_addr_heaviest(struct listener *l)
+{
+	struct listener_addr *a, *best = NULL;
+	int i;
+
+	for (i = 0; i < LISTENER_ADDR_BUCKETS; i++)
+		for (a = l->buckets[i]; a != NULL; a = a->next)
+			if (best == NULL || a->n > best->n)
+				best = a;
+	return best;
+}
+
 static void
 listener_unlink(struct listener *l, struct listener_pending *p)
 {
+	struct listener_addr *a = p->addr;
+
 	if (p->prev != NULL)
 		p->prev->next = p->next;
 	else
@@ -381,6 +464,20 @@ listener_unlink(struct listener *l, struct listener_pending *p)
 		l->tail = p->prev;
 	p->prev = p->next = NULL;
 	l->npending--;
+	if (a != NULL) {
+		if (p->aprev != NULL)
+			p->aprev->anext = p->anext;
+		else
+			a->head = p->anext;
+		if (p->anext != NULL)
+			p->anext->aprev = p->aprev;
+		else
+			a->tail = p->aprev;
+		p->aprev = p->anext = NULL;
+		a->n--;
+		p->addr = NULL;
+		listener_addr_put(l, a);
+	}
 }
 
 /* Drop a pending socket: unregister, close, free. */
@@ -399,6 +496,7 @@ listener_peek(struct listener *l, struct listener_pending *p, int hup)
 {
 	char buf[LISTENER_WINDOW];
 	enum listener_class c;
+	const char *status = NULL;
 	ssize_t n;
 	int fd;
 
@@ -413,7 +511,7 @@ listener_peek(struct listener *l, struct listener_pending *p, int hup)
 			listener_drop(l, p);
 		return;
 	}
-	c = listener_classify(buf, (size_t)n, sizeof(buf));
+	c = listener_classify(buf, (size_t)n, sizeof(buf), &status);
 	if (c == LISTENER_PENDING) {
 		/* The peer stopped sending before a full head. */
 		if (hup)
@@ -423,13 +521,40 @@ listener_peek(struct listener *l, struct listener_pending *p, int hup)
 	fd = p->fd;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
 	listener_unlink(l, p);
-	if (c == LISTENER_WS)
+	if (c == LISTENER_WS) {
+		l->st.to_ws++;
 		l->cbs.to_ws(l->cbs.arg, fd, (struct sockaddr *)&p->sa,
 			     p->salen);
-	else
+	} else if (c == LISTENER_HTTP) {
+		l->st.to_http++;
 		l->cbs.to_http(l->cbs.arg, fd, (struct sockaddr *)&p->sa,
 			       p->salen);
+	} else {
+		l->st.bad_heads++;
+		listener_refuse(fd, status);
+	}
 	free(p);
+}
+
+/* Room for one more unclassified socket from a? 0: refuse it. Frees a
+ * slot when the total is full by closing the oldest socket of the
+ * heaviest address, so a newcomer is never refused for someone else. */
+static int
+listener_admit(struct listener *l, struct listener_addr *a, int64_t now)
+{
+	if (a->n >= l->per_addr &&
+	    (a->n >= l->per_addr * LISTENER_BURST_FACTOR ||
+	     now - a->head->since >= LISTENER_GRACE_MS))
+		return 0;
+	if (l->npending >= l->max_pending) {
+		struct listener_addr *h = listener_addr_heaviest(l);
+
+		if (h == NULL || h == a || h->n <= a->n)
+			return 0;
+		l->st.evicted++;
+		listener_drop(l, h->head);
+	}
+	return 1;
 }
 
 static void
@@ -461,8 +586,10 @@ listener_accept(struct listener *l, int lfd)
 
 	for (i = 0; i < 64; i++) {
 		struct listener_pending *p;
+		struct listener_addr *a;
 		struct epoll_event ev;
 		struct sockaddr_storage sa;
+		int64_t now;
 		socklen_t salen = sizeof(sa);
 		int fd, one = 1;
 
@@ -480,15 +607,21 @@ listener_accept(struct listener *l, int lfd)
 		if (sa.ss_family == AF_INET || sa.ss_family == AF_INET6)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
 				   sizeof(one));
-		if (l->npending >= LISTENER_MAX_PENDING) {
-			close(fd);
+		now = util_mono_ms();
+		a = listener_addr_get(l, &sa);
+		if (!listener_admit(l, a, now)) {
+			l->st.refused++;
+			listener_addr_put(l, a);
+			listener_refuse(fd, "503 Service Unavailable");
 			continue;
 		}
+		l->st.accepted++;
 		p = xcalloc(1, sizeof(*p));
 		p->fd = fd;
 		memcpy(&p->sa, &sa, salen);
 		p->salen = salen;
-		p->deadline = util_mono_ms() + l->pending_ms;
+		p->since = now;
+		p->deadline = now + l->pending_ms;
 		p->prev = l->tail;
 		if (l->tail != NULL)
 			l->tail->next = p;
@@ -496,6 +629,16 @@ listener_accept(struct listener *l, int lfd)
 			l->head = p;
 		l->tail = p;
 		l->npending++;
+		p->addr = a;
+		p->aprev = a->tail;
+		if (a->tail != NULL)
+			a->tail->anext = p;
+		else
+			a->head = p;
+		a->tail = p;
+		a->n++;
+		if (l->npending > l->st.max_pending)
+			l->st.max_pending = l->npending;
 		memset(&ev, 0, sizeof(ev));
 		ev.events = EPOLLIN | EPOLLET | EPOLLRDHUP;
 		ev.data.ptr = p;
@@ -520,8 +663,10 @@ listener_thread(void *arg)
 		int64_t now = util_mono_ms(), wait = -1;
 		int i, n;
 
-		while (l->head != NULL && l->head->deadline <= now)
+		while (l->head != NULL && l->head->deadline <= now) {
+			l->st.timed_out++;
 			listener_drop(l, l->head);
+		}
 		if (l->paused && l->paused_until <= now)
 			listener_pause(l, 0);
 		if (l->head != NULL)

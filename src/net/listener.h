@@ -16,15 +16,40 @@ struct listener_cbs {
 	void *arg;
 };
 
-enum listener_class { LISTENER_PENDING = 0, LISTENER_HTTP, LISTENER_WS };
+enum listener_class {
+	LISTENER_PENDING = 0,
+	LISTENER_HTTP,
+	LISTENER_WS,
+	LISTENER_REFUSE,	/* answer *status and close */
+};
 
-/* Classify a peeked request head (pure; unit-tested). Not "GET " → HTTP at
- * once; a complete GET head is WS when it has an Upgrade header with the
- * token "websocket" and a Connection header with the token "upgrade"
- * (case-insensitive); a head that fills the window unfinished → HTTP;
- * otherwise PENDING. */
+/* Classify a peeked request head (pure; unit-tested). Every head must be
+ * complete and pass head_check (net/head.h) before anyone gets the fd;
+ * a complete GET head is WS when it has an Upgrade header with the token
+ * "websocket" and a Connection header with the token "upgrade"
+ * (case-insensitive); anything else well formed is HTTP. A bad head, or
+ * one that fills the window unfinished, is REFUSE with *status ("400 Bad
+ * Request", "431 ...", "505 ..."). */
 enum listener_class listener_classify(const char *buf, size_t len,
-				      size_t window);
+				      size_t window, const char **status);
+
+/* Answer "HTTP/1.1 <status>" with Connection: close and close fd (best
+ * effort, never blocks). Also used by http for its 503. */
+void listener_refuse(int fd, const char *status);
+
+struct listener_stats {
+	unsigned long accepted, refused, evicted, timed_out, bad_heads;
+	unsigned long to_http, to_ws;
+	int max_pending;	/* high-water mark of unclassified sockets */
+};
+
+/* Budgets for unclassified sockets: per source address (IPv4 address,
+ * IPv6 /64) and in total. Over its budget, the newest socket of an
+ * address is refused (503); when the total is full, the oldest socket of
+ * the address holding the most is closed to make room. Call before
+ * listener_start; values <= 0 keep the defaults (32 and 4096). */
+void listener_set_budgets(struct listener *l, int per_addr, int total);
+void listener_get_stats(const struct listener *l, struct listener_stats *out);
 
 /* Bind every host in hosts[0..n) on port (hosts like "127.0.0.1", "::1",
  * "0.0.0.0"). Returns 0, or -errno of the first failure with *failed_host

@@ -32,6 +32,9 @@
 #define WS_HEADER_MAX 4096
 #define WS_REASON_MAX 120
 #define WS_CLOSE_TIMEOUT_S 10
+/* Outbound bytes queued across every connection (issue 10): over it, the
+ * slow consumers with the oldest backlog are closed 1008 first. */
+#define WS_TOTAL_BUDGET (128u * 1024 * 1024)
 
 /* Captured request headers: lowercase name, lws token (-1: custom). */
 static const struct {
@@ -83,6 +86,7 @@ struct ws_conn {
 	/* output */
 	struct ws_msg *out_head, *out_tail;
 	size_t buffered;
+	int64_t backlog_since;	/* when the queue last became non-empty */
 	int closing, drop, close_code;
 	char close_reason[WS_REASON_MAX + 1];
 	size_t close_reason_len;
@@ -127,6 +131,9 @@ struct ws_server {
 	struct ws_timer *timers;
 	int stop_code;
 	char stop_reason[WS_REASON_MAX + 1];
+	size_t total_buffered;	/* sum of every conn's queue */
+	size_t max_total;	/* global budget (ws_server_set_total_budget) */
+	unsigned long budget_closed;
 };
 
 static void
@@ -139,6 +146,7 @@ ws_msg_free_all(struct ws_conn *c)
 		free(m);
 	}
 	c->out_head = c->out_tail = NULL;
+	c->s->total_buffered -= c->buffered;
 	c->buffered = 0;
 }
 
@@ -325,6 +333,7 @@ ws_conn_writeable(struct ws_conn *c)
 		if (c->out_head == NULL)
 			c->out_tail = NULL;
 		c->buffered -= m->len;
+		c->s->total_buffered -= m->len;
 		n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
 		free(m);
 		if (n < 0)
@@ -437,6 +446,10 @@ ws_thread(void *arg)
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, 1);
 	pthread_mutex_unlock(&s->mu);
+	/* Closures still queued run here, on this thread with the context
+	 * alive (their owners may wait for them or have handed them
+	 * ownership); adopted fds are closed (stopping). */
+	ws_drain(s);
 	/* Destroy on the service thread: remaining connections get their
 	 * CLOSED callbacks (and on_close) here. */
 	lws_context_destroy(s->ctx);
@@ -453,6 +466,7 @@ ws_server_new(const struct ws_server_opts *o, const struct ws_server_cbs *cbs)
 
 	s->o = *o;
 	s->cbs = *cbs;
+	s->max_total = WS_TOTAL_BUDGET;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	atomic_init(&s->stopping, 0);
@@ -677,6 +691,56 @@ ws_timer_cancel(struct ws_timer *t)
 	free(t);
 }
 
+/* Bytes the global budget still allows. */
+static size_t
+s_budget_room(const struct ws_server *s)
+{
+	return s->total_buffered >= s->max_total ? 0 :
+		s->max_total - s->total_buffered;
+}
+
+/* The global budget is full: close the slow consumers whose backlog is
+ * the oldest (1008, queue dropped) until len fits. -1 when c itself was
+ * closed (or nothing could be freed). */
+static int
+ws_budget_make_room(struct ws_conn *c, size_t len)
+{
+	struct ws_server *s = c->s;
+
+	while (len > s_budget_room(s)) {
+		struct ws_conn *o, *old = NULL;
+
+		for (o = s->conns; o != NULL; o = o->next)
+			if (o->buffered > 0 && !o->drop &&
+			    (old == NULL || o->backlog_since <
+			     old->backlog_since))
+				old = o;
+		if (old == NULL)
+			old = c;
+		log_warn("ws", "conn %llu: slow consumer (%zu bytes queued; "
+			 "%zu queued in all)", (unsigned long long)old->id,
+			 old->buffered, s->total_buffered);
+		s->budget_closed++;
+		ws_msg_free_all(old);
+		ws_conn_close(old, 1008, "slow consumer");
+		if (old == c)
+			return -1;
+	}
+	return 0;
+}
+
+void
+ws_server_set_total_budget(struct ws_server *s, size_t bytes)
+{
+	s->max_total = bytes > 0 ? bytes : WS_TOTAL_BUDGET;
+}
+
+unsigned long
+ws_server_budget_closed(const struct ws_server *s)
+{
+	return s->budget_closed;
+}
+
 int
 ws_conn_send(struct ws_conn *c, const char *text, size_t len)
 {
@@ -694,6 +758,8 @@ ws_conn_send(struct ws_conn *c, const char *text, size_t len)
 		ws_conn_close(c, 1008, "slow consumer");
 		return -1;
 	}
+	if (len > s_budget_room(c->s) && ws_budget_make_room(c, len) != 0)
+		return -1;
 	m = xmalloc(sizeof(*m) + LWS_PRE + len);
 	m->next = NULL;
 	m->len = len;
@@ -703,7 +769,10 @@ ws_conn_send(struct ws_conn *c, const char *text, size_t len)
 	else
 		c->out_head = m;
 	c->out_tail = m;
+	if (c->buffered == 0)
+		c->backlog_since = util_mono_ms();
 	c->buffered += len;
+	c->s->total_buffered += len;
 	lws_callback_on_writable(c->wsi);
 	return 0;
 }

@@ -28,6 +28,13 @@ struct ws_server_opts {
 	size_t max_buffered;	/* output queue limit; over it -> 1008 */
 };
 
+/* Global budget for queued outbound bytes across connections (default
+ * 128 MB; 0 keeps it). When a send would pass it, the connections whose
+ * backlog is the oldest are closed 1008 "slow consumer" (their queues
+ * dropped) until it fits. Call before ws_server_start. */
+void ws_server_set_total_budget(struct ws_server *s, size_t bytes);
+/* Connections closed by the global budget so far (lws thread). */
+unsigned long ws_server_budget_closed(const struct ws_server *s);
 struct ws_server *ws_server_new(const struct ws_server_opts *o,
 				const struct ws_server_cbs *cbs);
 int ws_server_start(struct ws_server *s);

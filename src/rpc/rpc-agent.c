@@ -194,7 +194,10 @@ static int rpc_agent_run(struct rpc_call *call)
 	rq.extra_system = extra;
 	rq.model_override = ovr;
 	rq.channel = ch && *ch ? ch : "agent";
-	rq.timeout_ms = v ? json_integer_value(v) * 1000 : 0;
+	/* Range-checked before the arithmetic (a client's 1e18 would
+	 * overflow): longer than the longest wait means "no limit". */
+	rq.timeout_ms = !v ? 0 : json_integer_value(v) > AGENT_WAIT_MAX_MS /
+		1000 ? AGENT_WAIT_MAX_MS : json_integer_value(v) * 1000;
 	rc = run_start(rt, &rq, &j->sink, &r, &err);
 	if (rc != GW_OK) {
 		/* The sink was never attached: one error res. */

@@ -549,6 +549,13 @@ const char *rpc_method_published_scope(const char *method)
 	return r ? r->scope : NULL;
 }
 
+const char *rpc_method_group_scope(const char *method)
+{
+	const struct rpc_method *m = rpc_method_find(method);
+
+	return m ? m->scope : NULL;
+}
+
 size_t rpc_scope_table_size(void)
 {
 	return ARRAY_SIZE(rpc_scope_table);
@@ -1461,7 +1468,16 @@ struct rpc_stop {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int done;
+	int abandoned;	/* the waiter timed out: the closure frees st */
 };
+
+static void rpc_stop_free(struct rpc_stop *st)
+{
+	pthread_mutex_destroy(&st->mu);
+	pthread_cond_destroy(&st->cv);
+	free(st->reason);
+	free(st);
+}
 
 static void rpc_shutdown_on_lws(void *arg)
 {
@@ -1469,6 +1485,7 @@ static void rpc_shutdown_on_lws(void *arg)
 	struct rpc_server *s = st->srv;
 	struct rpc_conn *c;
 	json_t *p;
+	int abandoned;
 
 	s->stopping = 1;
 	rpc_diagnostics_stop(s);
@@ -1503,8 +1520,11 @@ static void rpc_shutdown_on_lws(void *arg)
 	}
 	pthread_mutex_lock(&st->mu);
 	st->done = 1;
+	abandoned = st->abandoned;
 	pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
+	if (abandoned)
+		rpc_stop_free(st);
 }
 
 void rpc_server_shutdown(struct rpc_server *s, const char *reason,
@@ -1530,16 +1550,15 @@ void rpc_server_shutdown(struct rpc_server *s, const char *reason,
 	       pthread_cond_timedwait(&st->cv, &st->mu, &ts) == 0)
 		;
 	done = st->done;
+	/* The closure still runs later (ws runs every queued closure
+	 * before its thread exits): it frees st then. */
+	st->abandoned = !done;
 	pthread_mutex_unlock(&st->mu);
 	if (!done) {
-		/* The closure may still run later: leak st rather than race. */
 		log_warn("gateway", "shutdown broadcast timed out");
 		return;
 	}
-	pthread_mutex_destroy(&st->mu);
-	pthread_cond_destroy(&st->cv);
-	free(st->reason);
-	free(st);
+	rpc_stop_free(st);
 }
 
 void rpc_server_free(struct rpc_server *s)

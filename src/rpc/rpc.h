@@ -89,6 +89,9 @@ const char *rpc_method_scope(const char *method);
 /* The published scope of a method (protocol.schema.json `methods`:
  * "operator.*", "dynamic" or "node"), NULL when unpublished. */
 const char *rpc_method_published_scope(const char *method);
+/* The scope column of the method's group table (NULL when not
+ * implemented or none); tests check it agrees with the scope table. */
+const char *rpc_method_group_scope(const char *method);
 /* The scope table rows (tests). */
 size_t rpc_scope_table_size(void);
 const char *rpc_scope_table_name(size_t i);

