@@ -83,11 +83,17 @@ def test_hooks_secret_resolved_once_per_snapshot(launcher, tmp_path):
     once per request, and never for a request that offers no token."""
     count = tmp_path / "count"
     script = tmp_path / "tok.sh"
-    script.write_text("#!/bin/sh\necho x >> %s\necho hook-secret\n" % count)
-    script.chmod(0o755)
-    gw = launcher.start(config={"gateway": {"mode": "local"},
-                                "hooks": {"enabled": True, "token": {
-                                    "source": "exec", "id": str(script)}}})
+    script.write_text(
+        "#!/bin/sh\necho x >> %s\ncat >/dev/null\n"
+        "echo '{\"protocolVersion\": 1, \"values\": "
+        "{\"hooks/token\": \"hook-secret\"}}'\n" % count)
+    script.chmod(0o700)
+    gw = launcher.start(config={
+        "gateway": {"mode": "local"},
+        "secrets": {"providers": {"hx": {"source": "exec",
+                                         "command": str(script)}}},
+        "hooks": {"enabled": True, "token": {
+            "source": "exec", "provider": "hx", "id": "hooks/token"}}})
     at_start = len(count.read_text().splitlines())
     for _ in range(3):
         r = gw.http("POST", "/hooks/wake", json={"text": "hi"})
