@@ -14,6 +14,7 @@
 #include "core/common.h"
 #include "config/config.h"
 #include "core/util.h"
+#include "service/service.h"
 
 #define CLI_TARGET_DEFAULT_PORT 18789
 #define CLI_TARGET_DEV_PORT 19001
@@ -53,6 +54,11 @@ int cli_target_local_load(const char *profile, int dev, struct cli_local *l)
 		if (port > 0)
 			l->port = port;
 	}
+	/* No configured credential: the token the gateway generated and
+	 * keeps in the state dir (same host, same user). */
+	if (!l->cfg_token && !l->cfg_password &&
+	    service_token_read(l->state_dir, &l->cfg_token) != 1)
+		l->cfg_token = NULL;
 	config_unref(c);
 	config_issues_free(&is);
 	config_paths_free(&p);

@@ -57,6 +57,24 @@ struct cli_args {
 	const char *scope;	/* --scope: comma-separated (or repeated
 				 * words after it, in pos) */
 	int latest;
+	/* service, status, doctor, logs, dashboard (cli-service.c,
+	 * cli-status.c, cli-doctor.c, cli-logs.c) */
+	int system;
+	int print;
+	const char *target;
+	const char *user;
+	int disable;
+	int rotate;
+	int no_open;
+	int no_probe;
+	int all;
+	int fix;
+	int lint;
+	int non_interactive;
+	int yes;
+	int follow;
+	const char *limit;
+	int plain;
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -234,6 +252,37 @@ void cli_target_opts(const struct cli_target *t, const char *const *scopes,
 void cli_json_print(FILE *f, const json_t *v);
 /* ECMAScript Number::toString of a finite double into out. */
 void cli_json_number(double v, char *out, size_t cap);
+
+/* --- service lifecycle, token, dashboard (cli-service.c) -------------- */
+
+int cli_service_install(struct cli_args *a);
+int cli_service_uninstall(struct cli_args *a);
+int cli_service_start(struct cli_args *a);
+int cli_service_stop(struct cli_args *a);
+/* systemctl restart when the unit is installed and systemd answers, else
+ * SIGUSR1 through the lock (saying when the 30 s limit defers it). */
+int cli_service_restart(struct cli_args *a);
+int cli_service_auth_token(struct cli_args *a);
+int cli_service_dashboard(struct cli_args *a);
+
+extern const struct cli_opt cli_service_install_opts[];
+extern const struct cli_opt cli_service_opts[];
+extern const struct cli_opt cli_service_stop_opts[];
+extern const struct cli_opt cli_service_restart_opts[];
+extern const struct cli_opt cli_service_token_opts[];
+extern const struct cli_opt cli_service_dashboard_opts[];
+
+/* The profile the service is for: --dev, --profile, OPENCLAW_PROFILE. */
+const char *cli_service_profile(const struct cli_args *a);
+/* Path of the systemd unit file for this profile. New string or NULL. */
+char *cli_service_unit_path(const struct cli_args *a, int system);
+/* The absolute path of this binary. New string or NULL. */
+char *cli_service_self_path(void);
+enum service_target;
+/* The unit `gateway install` would write. New string or NULL + *err. */
+char *cli_service_render(const struct cli_args *a,
+			 const struct cli_local *l, enum service_target t,
+			 int system, char **err);
 
 /* --- the daemon's lock file (cli-lock.c) ------------------------------- */
 

@@ -1,0 +1,355 @@
+"""The gateway as a service (issue 9): unit writers, install/uninstall/
+start/stop/restart against a recording `systemctl` stand-in first on PATH
+(systemd cannot run here), every generated unit through
+`systemd-analyze verify`, the token kept in the state dir, the dashboard
+URL and the CLI that finds the local token and never locks itself out.
+"""
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+
+import pytest
+
+from harness import EXT_URL, PEER, bin_missing
+
+pytestmark = [
+    pytest.mark.skipif(bool(EXT_URL) and bin_missing(),
+                       reason="needs the clawgate binary"),
+    pytest.mark.skipif(PEER, reason="clawgate's own CLI and service files"),
+]
+
+STANDIN = r"""#!/bin/sh
+# Stand-in for the OS tool systemctl: records its arguments, answers
+# show-environment, fails when SYSTEMCTL_FAIL matches the verb.
+printf '%s\n' "$*" >> "$SYSTEMCTL_LOG"
+for a in "$@"; do
+    case "$a" in --*) ;; *) verb=$a; break ;; esac
+done
+if [ -n "$SYSTEMCTL_FAIL" ] && [ "$verb" = "$SYSTEMCTL_FAIL" ]; then
+    echo "Failed to $verb: stand-in failure" >&2
+    exit 1
+fi
+exit 0
+"""
+
+
+@pytest.fixture
+def svc(launcher, tmp_path):
+    """A fixture world: HOME, XDG_* and a system unit dir under tmp_path,
+    the recording systemctl first on PATH."""
+    state = launcher.prepare()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    ctl = bindir / "systemctl"
+    ctl.write_text(STANDIN)
+    ctl.chmod(0o755)
+    rt = tmp_path / "run"
+    rt.mkdir()
+    env = {
+        "PATH": "%s:%s" % (bindir, os.environ.get("PATH", "/usr/bin:/bin")),
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        "XDG_RUNTIME_DIR": str(rt),
+        "CLAWGATE_SYSTEM_UNIT_DIR": str(tmp_path / "system"),
+        "CLAWGATE_LINGER_DIR": str(tmp_path / "linger"),
+        "SYSTEMCTL_LOG": str(tmp_path / "systemctl.log"),
+    }
+
+    class S:
+        pass
+    s = S()
+    s.state = state
+    s.env = env
+    s.tmp = tmp_path
+    s.unit_dir = tmp_path / "xdg" / "systemd" / "user"
+    s.unit = s.unit_dir / "openclaw-gateway.service"
+    s.log = tmp_path / "systemctl.log"
+
+    def run(*args, env=None, **kw):
+        e = dict(s.env)
+        e.update(env or {})
+        return launcher.run(list(args), env=e, state_dir=state, **kw)
+
+    def calls():
+        if not s.log.exists():
+            return []
+        return s.log.read_text().splitlines()
+    s.run = run
+    s.calls = calls
+    return s
+
+
+def verify(tmp_path, text, user=True):
+    """systemd-analyze verify, strict: rc 0 and nothing on stderr."""
+    exe = shutil.which("systemd-analyze")
+    if not exe:
+        pytest.skip("systemd-analyze not installed (contrib/deps.sh)")
+    d = tmp_path / ("verify-user" if user else "verify-system")
+    d.mkdir(exist_ok=True)
+    f = d / "openclaw-gateway.service"
+    f.write_text(text)
+    rt = tmp_path / "verify-rt"
+    rt.mkdir(exist_ok=True)
+    env = dict(os.environ, XDG_RUNTIME_DIR=str(rt))
+    argv = [exe, "verify"] + (["--user"] if user else []) + [str(f)]
+    p = subprocess.run(argv, capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert p.returncode == 0, p.stderr
+    assert p.stderr.strip() == "", p.stderr
+
+
+def unit_lines(text):
+    return [ln for ln in text.splitlines() if ln and not ln.startswith("#")]
+
+
+def test_print_user_unit_is_openclaw_compatible_and_verifies(svc, tmp_path):
+    with open(os.path.join(svc.state, "openclaw.json"), "w") as f:
+        json.dump({"gateway": {"mode": "local",
+                               "auth": {"token": "s3cret-token-xyz"}}}, f)
+    rc, out, err = svc.run("gateway", "install", "--print", "--port", "18123")
+    assert rc == 0, err
+    lines = unit_lines(out)
+    assert "Type=notify" in lines
+    assert "NotifyAccess=main" in lines
+    assert "Restart=always" in lines
+    assert "RestartPreventExitStatus=78" in lines
+    assert "WantedBy=default.target" in lines
+    exec_start = [ln for ln in lines if ln.startswith("ExecStart=")]
+    assert len(exec_start) == 1
+    argv = exec_start[0][len("ExecStart="):].split()
+    assert os.path.isabs(argv[0]) and os.access(argv[0], os.X_OK)
+    assert argv[1:] == ["gateway", "run", "--port", "18123"]
+    assert "Environment=OPENCLAW_SERVICE_MARKER=openclaw" in lines
+    assert "Environment=OPENCLAW_SERVICE_KIND=gateway" in lines
+    assert "Environment=OPENCLAW_GATEWAY_PORT=18123" in lines
+    assert ("Environment=OPENCLAW_SYSTEMD_UNIT=openclaw-gateway.service"
+            in lines)
+    assert "Environment=OPENCLAW_STATE_DIR=%s" % svc.state in lines
+    assert any(ln.startswith('Environment="CLAWGATE_SERVICE=clawgate ')
+               for ln in lines)
+    assert "s3cret-token-xyz" not in out
+    assert "TOKEN" not in out.upper().replace("OPENCLAW", "")
+    # --print touches nothing
+    assert not svc.unit.exists()
+    assert svc.calls() == []
+    verify(tmp_path, out)
+
+
+def test_print_profile_and_system_units_verify(svc, tmp_path):
+    rc, out, err = svc.run("--profile", "work", "gateway", "install",
+                           "--print")
+    assert rc == 0, err
+    assert ("Environment=OPENCLAW_SYSTEMD_UNIT="
+            "openclaw-gateway-work.service") in out
+    assert "Environment=OPENCLAW_PROFILE=work" in out
+    assert "Description=OpenClaw Gateway (profile: work, clawgate)" in out
+    verify(tmp_path, out)
+    rc, out, err = svc.run("gateway", "install", "--print", "--system",
+                           "--user", "daemon")
+    assert rc == 0, err
+    assert "WantedBy=multi-user.target" in out
+    assert "User=daemon" in out
+    verify(tmp_path, out, user=False)
+
+
+def test_print_launchd_and_schtasks(svc):
+    rc, out, err = svc.run("gateway", "install", "--print", "--target",
+                           "launchd", "--port", "18124")
+    assert rc == 0, err
+    assert "<string>ai.openclaw.gateway</string>" in out
+    assert "<key>OPENCLAW_SERVICE_MARKER</key>" in out
+    assert "<string>--port</string>\n    <string>18124</string>" in out
+    assert "<key>RunAtLoad</key>" in out
+    rc, out, err = svc.run("gateway", "install", "--print", "--target",
+                           "schtasks", "--port", "18125")
+    assert rc == 0, err
+    assert "<URI>\\OpenClaw Gateway</URI>" in out
+    assert "<Arguments>gateway run --port 18125</Arguments>" in out
+    assert "<LogonTrigger>" in out
+    rc, out, err = svc.run("gateway", "install", "--target", "launchd")
+    assert rc == 1
+    assert "--print" in err
+    rc, out, err = svc.run("gateway", "install", "--print", "--target", "x")
+    assert rc == 2
+
+
+def test_install_start_stop_uninstall_through_systemctl(svc, tmp_path):
+    rc, out, err = svc.run("gateway", "install", "--port", "18126")
+    assert rc == 0, err
+    assert svc.unit.exists()
+    text = svc.unit.read_text()
+    assert "ExecStart=" in text and "--port 18126" in text
+    verify(tmp_path, text)
+    assert svc.calls() == [
+        "--user show-environment",
+        "--user daemon-reload",
+        "--user enable openclaw-gateway.service",
+        "--user restart openclaw-gateway.service",
+    ]
+    assert "loginctl enable-linger" in out  # no linger file in the fixture
+    # same setup again: no change, accepted
+    rc, out, err = svc.run("gateway", "install", "--port", "18126")
+    assert rc == 0, err
+    # a different port is drift: refused without --force
+    rc, out, err = svc.run("gateway", "install", "--port", "18127",
+                           "--json")
+    assert rc == 1
+    res = json.loads(out)
+    assert res["ok"] is False and res["result"] == "exists"
+    assert "ExecStart" in res["message"]
+    assert "--port 18126" in svc.unit.read_text()
+    rc, out, err = svc.run("gateway", "install", "--port", "18127",
+                           "--force")
+    assert rc == 0, err
+    assert "--port 18127" in svc.unit.read_text()
+
+    svc.log.unlink()
+    rc, out, err = svc.run("gateway", "stop", "--disable", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["result"] == "stopped"
+    rc, out, err = svc.run("gateway", "start")
+    assert rc == 0, err
+    assert svc.calls() == [
+        "--user show-environment",
+        "--user stop openclaw-gateway.service",
+        "--user disable openclaw-gateway.service",
+        "--user show-environment",
+        "--user start openclaw-gateway.service",
+    ]
+    svc.log.unlink()
+    rc, out, err = svc.run("gateway", "uninstall")
+    assert rc == 0, err
+    assert not svc.unit.exists()
+    assert "--user disable openclaw-gateway.service" in svc.calls()
+    assert svc.calls()[-1] == "--user daemon-reload"
+    rc, out, err = svc.run("gateway", "start")
+    assert rc == 1
+    assert "not installed" in err and "clawgate gateway install" in err
+
+
+def test_systemctl_failure_is_reported(svc):
+    rc, out, err = svc.run("gateway", "install",
+                           env={"SYSTEMCTL_FAIL": "restart"})
+    assert rc == 1
+    assert "systemctl failed" in err and "stand-in failure" in err
+
+
+def test_no_user_manager_explains_the_fix(svc, tmp_path):
+    rc, out, err = svc.run("gateway", "install",
+                           env={"XDG_RUNTIME_DIR": None})
+    assert rc == 1
+    assert "XDG_RUNTIME_DIR" in err and "loginctl enable-linger" in err
+    assert not svc.unit.exists()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    rc, out, err = svc.run("gateway", "install",
+                           env={"PATH": str(empty)})
+    assert rc == 1
+    assert "systemd is not available" in err
+    assert "--print" in err
+    assert not svc.unit.exists()
+    rc, out, err = svc.run("gateway", "install", "--json",
+                           env={"SYSTEMCTL_FAIL": "show-environment"})
+    assert rc == 1
+    res = json.loads(out)
+    assert res["result"] == "unavailable"
+    assert "enable-linger" in res["message"]
+
+
+# ---- the token kept in the state dir, the banner, dashboard, auth-token ---
+
+def banner_dashboard(gw):
+    lines = [ln for ln in gw.stdout().splitlines() if ln.strip()]
+    assert lines, gw.output()
+    assert lines[-1].startswith("Dashboard: http://127.0.0.1:%d/#token="
+                                % gw.port), lines
+    return lines[-1].split("#token=", 1)[1]
+
+
+def test_generated_token_is_kept_and_reused(launcher):
+    gw = launcher.start(token=None)
+    path = os.path.join(gw.state_dir, "gateway.token")
+    st = os.stat(path)
+    assert stat.S_IMODE(st.st_mode) == 0o600
+    tok = open(path).read().strip()
+    assert len(tok) >= 32
+    assert banner_dashboard(gw) == tok
+    assert tok not in gw.stderr()  # never in the log
+    # the CLI on the same host finds it: no --token needed
+    rc, out, err = launcher.run(["gateway", "auth-token"],
+                                state_dir=gw.state_dir)
+    assert rc == 0, err
+    assert out.strip() == tok
+    rc, out, err = launcher.run(["gateway", "call", "health", "--json"],
+                                env={"OPENCLAW_GATEWAY_PORT": gw.port},
+                                state_dir=gw.state_dir)
+    assert rc == 0, err
+    rc, out, err = launcher.run(["dashboard", "--json"],
+                                state_dir=gw.state_dir)
+    assert rc == 0, err
+    d = json.loads(out)
+    assert d["url"] == "http://127.0.0.1:%d/#token=%s" % (gw.port, tok)
+    assert d["httpUrl"] == "http://127.0.0.1:%d/" % gw.port
+    assert d["tokenIncluded"] is True and d["running"] is True
+    rc, out, err = launcher.run(["dashboard", "--no-open"],
+                                state_dir=gw.state_dir)
+    assert rc == 0 and "#token=%s" % tok in out
+    gw.stop()
+    gw2 = launcher.start(token=None, state_dir=gw.state_dir, port=gw.port)
+    assert banner_dashboard(gw2) == tok
+    assert open(path).read().strip() == tok
+
+
+def test_rotate_restarts_with_the_new_token(launcher):
+    gw = launcher.start(token=None)
+    old = banner_dashboard(gw)
+    rc, out, err = launcher.run(["gateway", "auth-token", "--rotate"],
+                                state_dir=gw.state_dir, timeout=120)
+    assert rc == 0, out + err
+    new = out.strip().splitlines()[-1]
+    assert new != old and len(new) >= 32
+    assert "Gateway restarted" in out
+    rc, out, err = launcher.run(["gateway", "call", "health", "--json",
+                                 "--token", new, "--url", gw.url],
+                                state_dir=gw.state_dir)
+    assert rc == 0, err
+    rc, out, err = launcher.run(["gateway", "call", "health", "--json",
+                                 "--token", old, "--url", gw.url],
+                                state_dir=gw.state_dir)
+    assert rc != 0
+
+
+def test_missing_token_says_so(gateway, launcher):
+    rc, out, err = launcher.run(["gateway", "call", "health", "--url",
+                                 gateway.url])
+    assert rc != 0
+    rc, out, err = launcher.run(["gateway", "status", "--url",
+                                 gateway.url])
+    assert "gateway token required" in out + err
+    assert "device identity required" not in out + err
+
+
+def test_shared_token_does_not_lock_the_cli_out(launcher):
+    cfg = {"gateway": {"mode": "local",
+                       "nodes": {"pairing": {"autoApproveLocal": False}}}}
+    gw = launcher.start(config=cfg)
+    client = launcher.prepare()  # a fresh CLI identity, never approved
+    for args in (["devices", "list", "--json"],
+                 ["gateway", "call", "health", "--json"]):
+        rc, out, err = launcher.run(args + ["--url", gw.url, "--token",
+                                            gw.token], state_dir=client)
+        assert rc == 0, (args, out, err)
+        assert "pairing required" not in out + err
+
+
+def test_restart_without_systemd_uses_the_lock(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    rc, out, err = svc.run("gateway", "restart", "--json", timeout=120)
+    assert rc == 0, out + err
+    res = json.loads(out)
+    assert res["ok"] is True and res["result"] == "restarted"
+    # no unit installed: systemctl is not asked to restart anything
+    assert not any("restart" in c for c in svc.calls())
+    assert gw.alive()
