@@ -59,15 +59,6 @@ const struct cli_opt cli_gateway_health_opts[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
-const struct cli_opt cli_gateway_status_opts[] = {
-	CLI_CLIENT_OPTS("probe timeout in ms (default 10000)"),
-	{"require-rpc", CLI_OPT_FLAG, A(require_rpc), NULL,
-	 "also run a read RPC (status); fail when it fails"},
-	{"deep", CLI_OPT_FLAG, A(deep), NULL,
-	 "also look for other gateway-like services"},
-	{NULL, 0, 0, NULL, NULL},
-};
-
 const struct cli_opt cli_gateway_probe_opts[] = {
 	CLI_CLIENT_OPTS("per-target timeout in ms (default 3000)"),
 	{NULL, 0, 0, NULL, NULL},
@@ -103,7 +94,7 @@ static void cli_gateway_print_json(const json_t *j)
 }
 
 /* Parse --timeout (ms) or use def. -1 when invalid. */
-static int cli_gateway_timeout(const struct cli_args *a, int def)
+int cli_gateway_timeout(const struct cli_args *a, int def)
 {
 	char *end;
 	long v;
@@ -175,25 +166,15 @@ const char *cli_gateway_capability(const json_t *hello, const json_t *error)
 
 /* --- connecting and reporting failures ---------------------------------- */
 
-/* Who we say we are for one command (reference/peer.md table). */
-struct cli_gateway_as {
-	const char *client_id;
-	const char *mode;
-	const char *version;
-	const char *display_name;
-	const char *scope;
-	int min_protocol;
-};
-
 /* Connect as `as`. Except in probe mode (probes create no identity, as
  * upstream) the connect is signed with the CLI's device identity from
  * state_dir, so a remote gateway that requires pairing can pair it; a
  * device token it receives is kept for the next connects. */
-static int cli_gateway_connect(const struct cli_target *t,
-			       const struct cli_gateway_as *as,
-			       const char *state_dir, int timeout_ms,
-			       struct gwclient **c, json_t **hello,
-			       struct gwclient_err *e)
+int cli_gateway_connect(const struct cli_target *t,
+			const struct cli_gateway_as *as,
+			const char *state_dir, int timeout_ms,
+			struct gwclient **c, json_t **hello,
+			struct gwclient_err *e)
 {
 	const char *scopes[] = {as->scope, NULL};
 	struct cli_identity ci;
@@ -228,8 +209,8 @@ static int cli_gateway_connect(const struct cli_target *t,
 }
 
 /* The one-line text of a failure, as the real CLI words it. New string. */
-static char *cli_gateway_err_text(const struct cli_target *t,
-				  const struct gwclient_err *e)
+char *cli_gateway_err_text(const struct cli_target *t,
+			   const struct gwclient_err *e)
 {
 	if (e->kind == GWC_ERR_CONNECT && e->sys[0])
 		return xasprintf("Gateway not reachable at %s (%s).", t->url,
@@ -490,272 +471,6 @@ int cli_gateway_health(struct cli_args *a)
 	if (json_is_false(json_object_get(payload, "ok")))
 		r = 1;
 	json_decref(payload);
-	return r;
-}
-
-/* --- gateway status ----------------------------------------------------- */
-
-/* "http://host:port/" for a ws:// URL; NULL when it does not parse. */
-static char *cli_gateway_dashboard(const char *url)
-{
-	struct wsclient_url u;
-	char err[128], *s;
-
-	if (wsclient_url_parse(url, &u, err, sizeof(err)) < 0)
-		return NULL;
-	s = xasprintf("http://%s%s%s:%d/", u.ipv6 ? "[" : "", u.host,
-		      u.ipv6 ? "]" : "", u.port);
-	wsclient_url_free(&u);
-	return s;
-}
-
-static const char *const cli_gateway_service_markers[] = {
-	"openclaw", "clawdbot", "moltbot", NULL,
-};
-
-/* Is this unit/plist one of ours (canonical name or marker env)? */
-static int cli_gateway_service_own(const char *name, const char *body)
-{
-	return strncmp(name, "openclaw-gateway", 16) == 0 ||
-	       (strstr(body, "OPENCLAW_SERVICE_MARKER=openclaw") &&
-		strstr(body, "OPENCLAW_SERVICE_KIND=gateway"));
-}
-
-static void cli_gateway_scan_dir(const char *dir, const char *scope,
-				 json_t *found)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	char *path, *body;
-	const char *const *m;
-	size_t n;
-
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		if (de->d_name[0] == '.')
-			continue;
-		path = xasprintf("%s/%s", dir, de->d_name);
-		body = cli_read_prefix(path, CLI_GW_SERVICE_FILE_MAX, &n);
-		if (!body) {
-			free(path);
-			continue;
-		}
-		for (m = cli_gateway_service_markers; *m; m++)
-			if (strcasestr(body, *m))
-				break;
-		if (*m && !cli_gateway_service_own(de->d_name, body))
-			json_array_append_new(found,
-					      json_pack("{s:s,s:s,s:s}",
-							"label", de->d_name,
-							"scope", scope, "path",
-							path));
-		free(body);
-		free(path);
-	}
-	closedir(d);
-}
-
-static json_t *cli_gateway_scan_services(void)
-{
-	static const char *const system_dirs[] = {
-		"/etc/systemd/system", "/usr/lib/systemd/system",
-		"/lib/systemd/system", NULL,
-	};
-	const char *home = getenv("HOME");
-	const char *const *d;
-	json_t *found = json_array();
-	char *user;
-
-	if (home && *home) {
-		user = xasprintf("%s/.config/systemd/user", home);
-		cli_gateway_scan_dir(user, "user", found);
-		free(user);
-	}
-	for (d = system_dirs; *d; d++)
-		cli_gateway_scan_dir(*d, "system", found);
-	return found;
-}
-
-static void cli_gateway_print_services(const json_t *found)
-{
-	const json_t *s;
-	const char *label, *scope;
-	size_t i;
-
-	if (!json_array_size(found))
-		return;
-	printf("\nOther gateway-like services detected (best effort):\n");
-	json_array_foreach(found, i, s) {
-		printf("- %s (%s, %s)\n",
-		       json_string_value(json_object_get(s, "label")),
-		       json_string_value(json_object_get(s, "scope")),
-		       json_string_value(json_object_get(s, "path")));
-	}
-	json_array_foreach(found, i, s) {
-		label = json_string_value(json_object_get(s, "label"));
-		scope = json_string_value(json_object_get(s, "scope"));
-		printf("Cleanup hint: %ssystemctl %sdisable --now %s\n",
-		       strcmp(scope, "user") == 0 ? "" : "sudo ",
-		       strcmp(scope, "user") == 0 ? "--user " : "", label);
-	}
-	printf("Recommendation: run a single gateway per machine for most "
-	       "setups. One gateway supports multiple agents.\n");
-}
-
-/* "a, b" from a JSON array of strings. New string. */
-static char *cli_gateway_join(const json_t *arr)
-{
-	const json_t *v;
-	char *s = xstrdup(""), *n;
-	size_t i;
-
-	json_array_foreach(arr, i, v) {
-		if (!json_string_value(v))
-			continue;
-		n = xasprintf("%s%s%s", s, *s ? ", " : "",
-			      json_string_value(v));
-		free(s);
-		s = n;
-	}
-	return s;
-}
-
-int cli_gateway_status(struct cli_args *a)
-{
-	const struct cli_gateway_as rpc_as = {"gateway-client", "backend",
-					      PACKAGE_VERSION,
-					      "gateway:status",
-					      "operator.read", 4};
-	const struct cli_gateway_as probe_as = {"cli", "probe", "dev", NULL,
-						"operator.read", 3};
-	struct cli_local l;
-	struct cli_target t;
-	struct gwclient *c = NULL;
-	struct gwclient_err e = {0}, re = {0};
-	json_t *hello = NULL, *lock = NULL, *payload = NULL, *out = NULL;
-	json_t *services = NULL, *listening = NULL;
-	const char *cap;
-	char *dash = NULL, *err_text = NULL, *rpc_err = NULL, *s;
-	int timeout, held = -1, probe_ok, rpc_ok = 0, r = 1;
-	json_int_t pid = 0;
-
-	cli_target_local_load(a->profile, a->dev, &l);
-	cli_target_resolve(a, &l, &t);
-	timeout = cli_gateway_timeout(a, CLI_GW_DEFAULT_TIMEOUT_MS);
-	if (timeout < 0) {
-		r = 2;
-		goto out;
-	}
-	if (t.local_default) {
-		held = cli_lock_read(l.state_dir, &lock);
-		pid = json_integer_value(json_object_get(lock, "pid"));
-		if (held == 1)
-			listening = json_object_get(lock, "listening");
-	}
-	probe_ok = cli_gateway_connect(&t, a->require_rpc ? &rpc_as
-							  : &probe_as,
-				       l.state_dir, timeout, &c, &hello,
-				       &e) == 0;
-	if (!probe_ok)
-		err_text = cli_gateway_err_text(&t, &e);
-	if (probe_ok && a->require_rpc) {
-		rpc_ok = gwclient_request(c, "status", NULL, timeout, 0,
-					  &payload, &re) == 0;
-		if (!rpc_ok)
-			rpc_err = cli_gateway_err_text(&t, &re);
-	}
-	cap = cli_gateway_capability(probe_ok ? hello : NULL,
-				     probe_ok ? NULL : e.error);
-	dash = cli_gateway_dashboard(t.url);
-	if (a->deep)
-		services = cli_gateway_scan_services();
-	r = probe_ok && (!a->require_rpc || rpc_ok) ? 0 : 1;
-
-	if (a->json) {
-		out = json_object();
-		if (held == 1)
-			json_object_set_new(out, "runtime",
-					    json_pack("{s:s,s:I}", "status",
-						      "running", "pid",
-						      pid));
-		else if (t.local_default)
-			json_object_set_new(out, "runtime",
-					    json_pack("{s:s}", "status",
-						      "stopped"));
-		else
-			json_object_set_new(out, "runtime",
-					    json_pack("{s:s}", "status",
-						      "unknown"));
-		json_object_set_new(out, "probe",
-				    json_pack("{s:b,s:s}", "ok", probe_ok,
-					      "url", t.url));
-		if (err_text)
-			json_object_set_new(json_object_get(out, "probe"),
-					    "error", json_string(err_text));
-		if (a->require_rpc) {
-			json_object_set_new(out, "rpc",
-					    json_pack("{s:b,s:s}", "ok",
-						      rpc_ok, "url", t.url));
-			if (!rpc_ok)
-				json_object_set_new(
-					json_object_get(out, "rpc"), "error",
-					json_string(rpc_err ? rpc_err
-							    : err_text));
-		}
-		if (dash)
-			json_object_set_new(out, "dashboard",
-					    json_string(dash));
-		if (cap)
-			json_object_set_new(out, "capability",
-					    json_string(cap));
-		json_object_set_new(out, "listening",
-				    listening ? json_incref(listening)
-					      : json_array());
-		if (services)
-			json_object_set(out, "extraServices", services);
-		cli_gateway_print_json(out);
-		goto out;
-	}
-	if (held == 1 && pid > 0)
-		printf("Runtime: running (pid %lld)\n", (long long)pid);
-	else if (held == 1)
-		printf("Runtime: running\n");
-	else if (t.local_default)
-		printf("Runtime: stopped\n");
-	printf("Probe target: %s\n", t.url);
-	if (dash)
-		printf("Dashboard: %s\n", dash);
-	printf("Connectivity probe: %s\n", probe_ok ? "ok" : "failed");
-	if (err_text)
-		printf("Probe error: %s\n", err_text);
-	if (a->require_rpc) {
-		printf("Read probe: %s\n", rpc_ok ? "ok" : "failed");
-		if (rpc_err)
-			printf("Read probe error: %s\n", rpc_err);
-	}
-	if (cap)
-		printf("Capability: %s\n", cap);
-	if (listening && json_array_size(listening)) {
-		s = cli_gateway_join(listening);
-		printf("Listening: %s\n", s);
-		free(s);
-	}
-	cli_gateway_print_services(services);
-out:
-	gwclient_close(c);
-	gwclient_err_free(&e);
-	gwclient_err_free(&re);
-	json_decref(hello);
-	json_decref(lock);
-	json_decref(payload);
-	json_decref(out);
-	json_decref(services);
-	free(dash);
-	free(err_text);
-	free(rpc_err);
-	cli_target_free(&t);
-	cli_target_local_free(&l);
 	return r;
 }
 

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/wsclient.h"
@@ -18,6 +19,22 @@
 
 #define CLI_TARGET_DEFAULT_PORT 18789
 #define CLI_TARGET_DEV_PORT 19001
+
+static const char *cli_target_bind_name(enum config_bind b)
+{
+	switch (b) {
+	case BIND_LAN:
+		return "lan";
+	case BIND_CUSTOM:
+		return "custom";
+	case BIND_AUTO:
+		return "auto";
+	case BIND_TAILNET:
+		return "tailnet";
+	default:
+		return "loopback";
+	}
+}
 
 /* The local context comes from the config module, as the daemon sees it:
  * paths and profiles, then the file with its precedence rules. An invalid
@@ -40,11 +57,19 @@ int cli_target_local_load(const char *profile, int dev, struct cli_local *l)
 	ov.dev = dev || (p.profile && strcmp(p.profile, "dev") == 0);
 	if (config_load(p.config_path, &ov, &c, &is) == GW_OK) {
 		l->port = c->port;
+		if (c->log_file)
+			l->cfg_log_file = xstrdup(c->log_file);
+		if (c->mode)
+			l->cfg_mode = xstrdup(c->mode);
+		l->cfg_exists = c->file_exists;
+		l->bind = cli_target_bind_name(c->bind);
 		if (c->auth_token && !c->auth_token_generated)
 			l->cfg_token = xstrdup(c->auth_token);
 		if (c->auth_password)
 			l->cfg_password = xstrdup(c->auth_password);
 	} else {
+		l->bind = "loopback";
+		l->cfg_exists = access(p.config_path, F_OK) == 0;
 		l->cfg_error = xasprintf("%s: %s: %s", p.config_path,
 					 is.n ? is.v[0].path : "?",
 					 is.n ? is.v[0].message : "invalid");
@@ -74,6 +99,8 @@ void cli_target_local_free(struct cli_local *l)
 	xfree_secret(l->cfg_token);
 	xfree_secret(l->cfg_password);
 	free(l->cfg_error);
+	free(l->cfg_log_file);
+	free(l->cfg_mode);
 	memset(l, 0, sizeof(*l));
 }
 

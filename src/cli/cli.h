@@ -131,17 +131,42 @@ void cli_help(FILE *f, const struct cli_cmd *cmd);
 
 /* --- gateway commands (cli-gateway.c) ---------------------------------- */
 
+struct cli_target;
+
 int cli_gateway_run(struct cli_args *a);
 int cli_gateway_call(struct cli_args *a);
 int cli_gateway_health(struct cli_args *a);
-int cli_gateway_status(struct cli_args *a);
 int cli_gateway_probe(struct cli_args *a);
 
 extern const struct cli_opt cli_gateway_run_opts[];
 extern const struct cli_opt cli_gateway_call_opts[];
 extern const struct cli_opt cli_gateway_health_opts[];
-extern const struct cli_opt cli_gateway_status_opts[];
 extern const struct cli_opt cli_gateway_probe_opts[];
+
+/* Who we say we are for one command (reference/peer.md table). */
+struct cli_gateway_as {
+	const char *client_id;
+	const char *mode;
+	const char *version;
+	const char *display_name;
+	const char *scope;
+	int min_protocol;
+};
+
+struct gwclient;
+struct gwclient_err;
+/* Connect to t as `as` (signed with the CLI's identity in state_dir unless
+ * mode is probe or state_dir NULL). 0 or an error in e. */
+int cli_gateway_connect(const struct cli_target *t,
+			const struct cli_gateway_as *as,
+			const char *state_dir, int timeout_ms,
+			struct gwclient **c, json_t **hello,
+			struct gwclient_err *e);
+/* The one-line text of a failure, as the real CLI words it. New string. */
+char *cli_gateway_err_text(const struct cli_target *t,
+			   const struct gwclient_err *e);
+/* --timeout in ms, or def; -1 (message printed) when invalid. */
+int cli_gateway_timeout(const struct cli_args *a, int def);
 
 /* Capability from a hello-ok (auth.scopes) or a connect error object:
  * "admin-capable", "write-capable", "read-only", "pairing-pending",
@@ -214,6 +239,10 @@ struct cli_local {
 	char *cfg_token;	/* gateway.auth.token of the file */
 	char *cfg_password;	/* gateway.auth.password of the file */
 	char *cfg_error;	/* why the file could not be read, or NULL */
+	char *cfg_log_file;	/* logging.file, or NULL */
+	int cfg_exists;		/* the config file exists */
+	char *cfg_mode;		/* gateway.mode, or NULL */
+	const char *bind;	/* gateway.bind ("loopback") */
 };
 
 int cli_target_local_load(const char *profile, int dev, struct cli_local *l);
@@ -252,6 +281,19 @@ void cli_target_opts(const struct cli_target *t, const char *const *scopes,
 void cli_json_print(FILE *f, const json_t *v);
 /* ECMAScript Number::toString of a finite double into out. */
 void cli_json_number(double v, char *out, size_t cap);
+
+/* --- status, health (cli-status.c) ------------------------------------ */
+
+struct cli_local;
+/* `gateway status`: openclaw's text and JSON keys (cli, logFile, service,
+ * config, gateway, port, rpc, extraServices). */
+int cli_status_gateway(struct cli_args *a);
+/* Top-level `status`: the overview. */
+int cli_status_overview(struct cli_args *a);
+extern const struct cli_opt cli_status_gateway_opts[];
+extern const struct cli_opt cli_status_overview_opts[];
+/* The log file the gateway of this state dir writes today. New string. */
+char *cli_status_log_file(const struct cli_local *l);
 
 /* --- service lifecycle, token, dashboard (cli-service.c) -------------- */
 

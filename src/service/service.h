@@ -102,3 +102,9 @@ json_t *service_scan_extra(const char *managed);
 json_t *service_drift(const char *installed, const char *expected);
 /* ExecStart= of a systemd unit text ("" when absent). New string. */
 char *service_unit_exec_start(const char *text);
+
+/* --- ports (service-port.c) --------------------------------------------- */
+
+/* The LISTEN sockets on a TCP port: [{address, pid?, commandLine?}].
+ * New reference. */
+json_t *service_port_listeners(int port);

@@ -353,3 +353,173 @@ def test_restart_without_systemd_uses_the_lock(svc, launcher):
     # no unit installed: systemctl is not asked to restart anything
     assert not any("restart" in c for c in svc.calls())
     assert gw.alive()
+
+
+# ---- gateway status / status / health ----------------------------------
+
+OPENCLAW_STATUS_KEYS = {"cli", "logFile", "service", "config", "gateway",
+                        "hostDesktop", "port", "rpc", "extraServices"}
+
+
+def status_json(svc, gw, *extra, env=None):
+    e = {"OPENCLAW_GATEWAY_PORT": gw.port}
+    e.update(env or {})
+    rc, out, err = svc.run("gateway", "status", "--json", "--token",
+                           gw.token, *extra, env=e)
+    return rc, json.loads(out), err
+
+
+def test_gateway_status_json_has_openclaws_keys(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    rc, st, err = status_json(svc, gw, "--require-rpc")
+    assert rc == 0, err
+    assert OPENCLAW_STATUS_KEYS <= set(st), sorted(st)
+    assert st["rpc"]["ok"] is True and st["rpc"]["kind"] == "read"
+    assert st["rpc"]["url"] == "ws://127.0.0.1:%d" % gw.port
+    assert st["rpc"]["capability"] == "read_only"
+    assert st["rpc"]["auth"]["scopes"] == ["operator.read"]
+    assert st["gateway"]["port"] == gw.port
+    assert st["gateway"]["probeUrl"] == "ws://127.0.0.1:%d" % gw.port
+    assert st["gateway"]["controlUiLinks"]["httpUrl"] == \
+        "http://127.0.0.1:%d/" % gw.port
+    assert st["service"]["runtime"] == {"status": "running",
+                                        "pid": gw.proc.pid}
+    assert st["service"]["loaded"] is False
+    assert st["port"]["status"] == "busy"
+    assert {li.get("pid") for li in st["port"]["listeners"]} == \
+        {gw.proc.pid}
+    assert st["config"]["cli"]["path"] == os.path.join(svc.state,
+                                                       "openclaw.json")
+    assert st["config"]["mismatch"] is False
+    assert st["logFile"].startswith(os.path.join(svc.state, "logs"))
+    assert st["extraServices"] == []
+    # text: openclaw's lines
+    rc, out, err = svc.run("gateway", "status", "--token", gw.token,
+                           env={"OPENCLAW_GATEWAY_PORT": gw.port})
+    assert rc == 0, err
+    for line in ("Service: systemd (disabled)",
+                 "File logs: ", "Config (cli): ", "Config (service): ",
+                 "Gateway: bind=loopback (127.0.0.1), port=%d" % gw.port,
+                 "Probe target: ws://127.0.0.1:%d" % gw.port,
+                 "Dashboard: http://127.0.0.1:%d/" % gw.port,
+                 "Runtime: running (pid %d)" % gw.proc.pid,
+                 "Connectivity probe: ok",
+                 "Capability: connected-no-operator-scope",
+                 "Troubleshooting: https://docs.openclaw.ai/"):
+        assert line in out, (line, out)
+    # --no-probe: no rpc block
+    rc, st, err = status_json(svc, gw, "--no-probe")
+    assert rc == 0 and "rpc" not in st
+
+
+def test_gateway_status_require_rpc_fails_when_down(svc, launcher):
+    port = 1  # nothing listens on port 1 of loopback
+    rc, out, err = svc.run("gateway", "status", "--json", "--require-rpc",
+                           "--url", "ws://127.0.0.1:%d" % port, "--token",
+                           "T")
+    assert rc == 1
+    st = json.loads(out)
+    assert st["rpc"]["ok"] is False and "error" in st["rpc"]
+    assert st["service"]["runtime"]["status"] == "stopped"
+
+
+def test_gateway_status_sees_the_installed_unit_and_its_drift(svc):
+    rc, out, err = svc.run("gateway", "install", "--port", "18131")
+    assert rc == 0, err
+    rc, out, err = svc.run("gateway", "status", "--json", "--no-probe",
+                           env={"OPENCLAW_GATEWAY_PORT": 18131})
+    assert rc == 0, err
+    s = json.loads(out)["service"]
+    assert s["label"] == "systemd" and s["loaded"] is True
+    assert s["command"]["sourcePath"] == str(svc.unit)
+    assert s["command"]["programArguments"][1:] == [
+        "gateway", "run", "--port", "18131"]
+    assert s["command"]["environment"]["OPENCLAW_SERVICE_MARKER"] == \
+        "openclaw"
+    assert s["configAudit"] == {"ok": True, "issues": []}
+    # the unit now runs another binary: drift
+    text = svc.unit.read_text().replace("ExecStart=/", "ExecStart=/old/")
+    svc.unit.write_text(text)
+    rc, out, err = svc.run("gateway", "status", "--json", "--no-probe")
+    s = json.loads(out)["service"]
+    assert s["configAudit"]["ok"] is False
+    assert [i["message"] for i in s["configAudit"]["issues"]] == \
+        ["ExecStart"]
+    rc, out, err = svc.run("gateway", "status", "--no-probe")
+    assert "Service config issue: ExecStart differs" in err
+    assert "clawgate gateway install --force" in err
+
+
+STALE_UNIT = """[Unit]
+Description=Clawdbot Gateway
+[Service]
+ExecStart=/usr/bin/node /opt/clawdbot/dist/index.js gateway --port 18789
+[Install]
+WantedBy=default.target
+"""
+
+OTHER_UNIT = """[Unit]
+Description=another gateway
+[Service]
+ExecStart=/usr/bin/openclaw gateway --port 19001
+Environment=OPENCLAW_SERVICE_MARKER=openclaw
+Environment=OPENCLAW_SERVICE_KIND=gateway
+[Install]
+WantedBy=default.target
+"""
+
+
+def test_status_deep_finds_gateway_like_services(svc):
+    sysdir = svc.tmp / "system"
+    sysdir.mkdir()
+    (sysdir / "clawdbot-gateway.service").write_text(STALE_UNIT)
+    (sysdir / "nginx.service").write_text(
+        "[Service]\nExecStart=/usr/sbin/nginx\n")
+    svc.unit_dir.mkdir(parents=True)
+    (svc.unit_dir / "openclaw-gateway-rescue.service").write_text(
+        OTHER_UNIT)
+    rc, out, err = svc.run("gateway", "status", "--deep", "--json",
+                           "--no-probe")
+    assert rc == 0, err
+    extra = {e["label"]: e for e in json.loads(out)["extraServices"]}
+    assert set(extra) == {"clawdbot-gateway.service",
+                          "openclaw-gateway-rescue.service"}
+    stale = extra["clawdbot-gateway.service"]
+    assert stale["marker"] == "clawdbot" and stale["legacy"] is True
+    assert stale["scope"] == "system"
+    assert stale["detail"] == "unit: %s" % (sysdir /
+                                             "clawdbot-gateway.service")
+    assert extra["openclaw-gateway-rescue.service"]["legacy"] is False
+    rc, out, err = svc.run("gateway", "status", "--deep", "--no-probe")
+    assert "Other gateway-like services detected (best effort):" in out
+    assert ("Inspection hint: systemctl --system status -- "
+            "clawdbot-gateway.service") in out
+    # without --deep nothing is scanned
+    rc, out, err = svc.run("gateway", "status", "--json", "--no-probe")
+    assert json.loads(out)["extraServices"] == []
+
+
+def test_top_level_status_and_health(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    env = {"OPENCLAW_GATEWAY_PORT": gw.port}
+    rc, out, err = svc.run("status", "--json", "--all", "--token", gw.token,
+                           env=env)
+    assert rc == 0, err
+    st = json.loads(out)
+    assert st["gateway"]["reachable"] is True
+    assert st["dashboard"] == "http://127.0.0.1:%d/" % gw.port
+    assert st["runtime"]["running"] is True
+    assert st["service"]["installed"] is False
+    assert [a["id"] for a in st["agents"]] == ["main"]
+    assert st["sessions"]["count"] == 0
+    assert st["health"]["ok"] is True
+    rc, out, err = svc.run("status", "--token", gw.token, env=env)
+    assert rc == 0, err
+    assert "reachable" in out and "Agents: 1" in out
+    rc, out, err = svc.run("status", "--json", "--token", "wrong", env=env)
+    st = json.loads(out)
+    assert st["gateway"]["reachable"] is False
+    assert "token mismatch" in st["gateway"]["error"]
+    rc, out, err = svc.run("health", "--token", gw.token, env=env)
+    assert rc == 0, err
+    assert "Gateway Health" in out and "OK" in out
