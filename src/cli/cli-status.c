@@ -129,18 +129,11 @@ static json_t *cli_status_service(struct cli_args *a,
 						      "OPENCLAW_CONFIG_PATH")))
 			*daemon_cfg = xstrdup(json_string_value(json_object_get(
 				env, "OPENCLAW_CONFIG_PATH")));
+		/* Drift: the unit against what this config would
+		 * install (port, binary, paths). */
 		drift = NULL;
-		/* Compare with the unit for the service's own port. */
-		{
-			struct cli_args b = *a;
-			const char *p = json_string_value(json_object_get(
-				env, "OPENCLAW_GATEWAY_PORT"));
-
-			if (!b.port && p)
-				b.port = p;
-			expected = cli_service_render(&b, l, SERVICE_SYSTEMD,
-						      a->system, &err);
-		}
+		expected = cli_service_render(a, l, SERVICE_SYSTEMD, a->system,
+					      &err);
 		if (expected)
 			drift = service_drift(text, expected);
 		json_array_foreach(drift, i, d) {

@@ -81,9 +81,12 @@ int cli_target_local_load(const char *profile, int dev, struct cli_local *l)
 	}
 	/* No configured credential: the token the gateway generated and
 	 * keeps in the state dir (same host, same user). */
-	if (!l->cfg_token && !l->cfg_password &&
-	    service_token_read(l->state_dir, &l->cfg_token) != 1)
-		l->cfg_token = NULL;
+	if (!l->cfg_token && !l->cfg_password) {
+		if (service_token_read(l->state_dir, &l->cfg_token) == 1)
+			l->cfg_token_kept = 1;
+		else
+			l->cfg_token = NULL;
+	}
 	config_unref(c);
 	config_issues_free(&is);
 	config_paths_free(&p);

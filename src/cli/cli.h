@@ -240,6 +240,7 @@ struct cli_local {
 	char *cfg_password;	/* gateway.auth.password of the file */
 	char *cfg_error;	/* why the file could not be read, or NULL */
 	char *cfg_log_file;	/* logging.file, or NULL */
+	int cfg_token_kept;	/* cfg_token is <state_dir>/gateway.token */
 	int cfg_exists;		/* the config file exists */
 	char *cfg_mode;		/* gateway.mode, or NULL */
 	const char *bind;	/* gateway.bind ("loopback") */
@@ -294,6 +295,11 @@ extern const struct cli_opt cli_status_gateway_opts[];
 extern const struct cli_opt cli_status_overview_opts[];
 /* The log file the gateway of this state dir writes today. New string. */
 char *cli_status_log_file(const struct cli_local *l);
+
+/* --- doctor (cli-doctor.c) -------------------------------------------- */
+
+int cli_doctor(struct cli_args *a);
+extern const struct cli_opt cli_doctor_opts[];
 
 /* --- service lifecycle, token, dashboard (cli-service.c) -------------- */
 

@@ -108,3 +108,45 @@ char *service_unit_exec_start(const char *text);
 /* The LISTEN sockets on a TCP port: [{address, pid?, commandLine?}].
  * New reference. */
 json_t *service_port_listeners(int port);
+
+/* --- doctor (service-doctor.c) ------------------------------------------ */
+
+enum service_doctor_severity {
+	SERVICE_DOCTOR_INFO,
+	SERVICE_DOCTOR_WARN,
+	SERVICE_DOCTOR_ERROR,
+};
+
+/* What the checks look at, the fixes they may make, what they found. */
+struct service_doctor {
+	const char *state_dir;
+	const char *config_path;
+	int port;
+	json_t *raw;		/* the config file as written (JSON5), owned */
+	const char *config_error; /* why the config is invalid, or NULL */
+	const char *gateway_token; /* effective token (configured or kept) */
+	const char *configured_token; /* gateway.auth.token / env, or NULL */
+	const char *unit_path;	/* the systemd unit of this profile */
+	const char *unit_expected; /* what `gateway install` would write */
+	const char *managed_label; /* openclaw-gateway[-profile].service */
+	int system;
+	int lock_held;
+	long lock_pid;
+	int fix, yes, lint;
+	/* Fixes that need the CLI: a config merge patch through the running
+	 * gateway (a config snapshot), re-installing the unit. NULL: not
+	 * possible now. 0 or -1 with *err (new string). */
+	int (*config_patch)(void *arg, const char *patch, char **err);
+	int (*reinstall)(void *arg, char **err);
+	void *arg;
+	json_t *findings;	/* [{id, severity, message, fixable, fixed,
+				 * fix?, hint?}], owned */
+};
+
+/* Parse the config file as written into d->raw (absent or invalid: NULL).
+ * Returns 0. */
+int service_doctor_load_raw(struct service_doctor *d);
+/* Run every check of the table (only the config ones with lint). */
+int service_doctor_run(struct service_doctor *d);
+/* The check ids, in report order. */
+const char *const *service_doctor_ids(size_t *n);

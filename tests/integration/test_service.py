@@ -440,12 +440,14 @@ def test_gateway_status_sees_the_installed_unit_and_its_drift(svc):
     # the unit now runs another binary: drift
     text = svc.unit.read_text().replace("ExecStart=/", "ExecStart=/old/")
     svc.unit.write_text(text)
-    rc, out, err = svc.run("gateway", "status", "--json", "--no-probe")
+    env = {"OPENCLAW_GATEWAY_PORT": 18131}
+    rc, out, err = svc.run("gateway", "status", "--json", "--no-probe",
+                           env=env)
     s = json.loads(out)["service"]
     assert s["configAudit"]["ok"] is False
     assert [i["message"] for i in s["configAudit"]["issues"]] == \
         ["ExecStart"]
-    rc, out, err = svc.run("gateway", "status", "--no-probe")
+    rc, out, err = svc.run("gateway", "status", "--no-probe", env=env)
     assert "Service config issue: ExecStart differs" in err
     assert "clawgate gateway install --force" in err
 
@@ -523,3 +525,174 @@ def test_top_level_status_and_health(svc, launcher):
     rc, out, err = svc.run("health", "--token", gw.token, env=env)
     assert rc == 0, err
     assert "Gateway Health" in out and "OK" in out
+
+
+# ---- doctor --------------------------------------------------------------
+
+def doctor(svc, *args, env=None):
+    e = {"OPENCLAW_GATEWAY_PORT": svc.port}
+    e.update(env or {})
+    rc, out, err = svc.run("doctor", "--json", *args, env=e)
+    assert rc in (0, 1), (rc, out, err)
+    res = json.loads(out)
+    return rc, res, {f["id"]: f for f in res["findings"]}
+
+
+@pytest.fixture
+def dsvc(svc):
+    from harness import free_port
+    svc.port = free_port()
+    return svc
+
+
+def test_doctor_clean_state_exits_0(dsvc):
+    rc, res, ids = doctor(dsvc)
+    assert rc == 0, res
+    assert res["ok"] is True
+    assert [f for f in res["findings"] if f["severity"] != "info"] == []
+
+
+def test_doctor_config_findings_and_lint(dsvc):
+    cfg = os.path.join(dsvc.state, "openclaw.json")
+    with open(cfg, "w") as f:
+        f.write('{gateway: {mode: "local", auth: {token: "abc"}},'
+                ' hooks: {token: "abc"},'
+                ' models: {providers: {x: {apiKey: "${X_KEY}"}}}}')
+    os.chmod(cfg, 0o600)
+    rc, res, ids = doctor(dsvc)
+    assert rc == 1
+    assert ids["hooks.token-reuse"]["severity"] == "error"
+    assert ids["auth.weak-token"]["severity"] == "warn"
+    assert ids["secrets.plaintext"]["message"].endswith(
+        "gateway.auth.token, hooks.token")  # ${X_KEY} is not plaintext
+    assert "config.mode" not in ids
+    assert res["summary"]["errors"] == 1
+    rc, out, err = dsvc.run("doctor", "--lint",
+                            env={"OPENCLAW_GATEWAY_PORT": dsvc.port})
+    assert rc == 1
+    lint = {f["id"] for f in json.loads(out)["findings"]}
+    assert lint == {"hooks.token-reuse", "auth.weak-token",
+                    "secrets.plaintext"}
+    with open(cfg, "w") as f:
+        f.write("{gateway: {port: 'x'}}")
+    rc, res, ids = doctor(dsvc)
+    assert rc == 1 and ids["config.valid"]["severity"] == "error"
+    rc, out, err = dsvc.run("--profile", "../bad", "doctor")
+    assert rc == 2
+
+
+def test_doctor_fix_repairs_modes(dsvc):
+    os.chmod(dsvc.state, 0o755)
+    tok = os.path.join(dsvc.state, "gateway.token")
+    with open(tok, "w") as f:
+        f.write("x" * 43 + "\n")
+    os.chmod(tok, 0o644)
+    rc, res, ids = doctor(dsvc)
+    assert rc == 1
+    assert ids["state.dir-mode"]["fixable"] is True
+    assert ids["state.file-mode"]["message"].startswith(tok)
+    rc, res, ids = doctor(dsvc, "--fix")
+    assert rc == 0, res
+    assert ids["state.dir-mode"]["fixed"] is True
+    assert stat.S_IMODE(os.stat(dsvc.state).st_mode) == 0o700
+    assert stat.S_IMODE(os.stat(tok).st_mode) == 0o600
+    rc, res, ids = doctor(dsvc)
+    assert rc == 0 and ids == {}
+
+
+def test_doctor_fix_sets_mode_through_a_config_snapshot(dsvc, launcher):
+    cfg = os.path.join(dsvc.state, "openclaw.json")
+    with open(cfg, "w") as f:
+        f.write('{"gateway": {"bind": "loopback"}}')
+    os.chmod(cfg, 0o600)
+    gw = launcher.start(state_dir=dsvc.state, port=dsvc.port,
+                        token="Strong-token-0123456789-abcdefgh")
+    env = {"OPENCLAW_GATEWAY_TOKEN": gw.token}
+    rc, res, ids = doctor(dsvc, env=env)
+    assert rc == 1 and "config.mode" in ids
+    rc, res, ids = doctor(dsvc, "--fix", env=env)
+    assert rc == 0, res
+    assert ids["config.mode"]["fixed"] is True
+    assert "config rollback" in ids["config.mode"]["fix"]
+    rc, out, err = dsvc.run("config", "get", "gateway.mode", "--url",
+                            gw.url, "--token", gw.token)
+    assert rc == 0 and out.strip().strip('"') == "local", out + err
+    rc, out, err = dsvc.run("config", "rollback", "--url", gw.url,
+                            "--token", gw.token)
+    assert rc == 0, err
+    rc, res, ids = doctor(dsvc, env=env)
+    assert "config.mode" in ids
+
+
+def test_doctor_port_collision_names_the_pid(dsvc):
+    import socket
+    s = socket.socket()
+    s.bind(("127.0.0.1", dsvc.port))
+    s.listen(1)
+    try:
+        rc, res, ids = doctor(dsvc)
+    finally:
+        s.close()
+    assert rc == 1
+    f = ids["port.collision"]
+    assert f["severity"] == "error"
+    assert "pid %d" % os.getpid() in f["message"]
+
+
+def test_doctor_service_drift_duplicates_linger(dsvc):
+    import pwd
+    rc, out, err = dsvc.run("gateway", "install",
+                            env={"OPENCLAW_GATEWAY_PORT": dsvc.port})
+    assert rc == 0, err
+    sysdir = dsvc.tmp / "system"
+    sysdir.mkdir()
+    stale = sysdir / "clawdbot-gateway.service"
+    stale.write_text(STALE_UNIT)
+    other = dsvc.port + 1 if dsvc.port < 65535 else dsvc.port - 1
+    rc, res, ids = doctor(dsvc, env={"OPENCLAW_GATEWAY_PORT": other})
+    assert rc == 1
+    assert "--port %d" % dsvc.port in ids["service.drift"]["message"]
+    assert ids["service.duplicates"]["fixable"] is True
+    assert "legacy" in ids["service.duplicates"]["message"]
+    assert ids["service.linger"]["severity"] == "warn"
+    dsvc.log.unlink()
+    # --fix re-installs the unit; the stale one needs --yes
+    rc, res, ids = doctor(dsvc, "--fix", env={"OPENCLAW_GATEWAY_PORT": other})
+    assert ids["service.drift"]["fixed"] is True
+    assert "--port %d" % other in dsvc.unit.read_text()
+    assert "--user daemon-reload" in dsvc.calls()
+    assert ids["service.duplicates"]["fixed"] is False
+    assert stale.exists()
+    rc, res, ids = doctor(dsvc, "--fix", "--yes",
+                          env={"OPENCLAW_GATEWAY_PORT": other})
+    assert ids["service.duplicates"]["fixed"] is True
+    assert not stale.exists()
+    assert "disable --now clawdbot-gateway.service" in dsvc.calls()
+    linger = dsvc.tmp / "linger"
+    linger.mkdir()
+    (linger / pwd.getpwuid(os.getuid()).pw_name).write_text("")
+    rc, res, ids = doctor(dsvc, env={"OPENCLAW_GATEWAY_PORT": other})
+    assert rc == 0, res
+    assert ids == {}
+
+
+def test_doctor_store_checks(dsvc):
+    import sqlite3
+    d = os.path.join(dsvc.state, "state")
+    os.makedirs(d, mode=0o700)
+    db = os.path.join(d, "clawgate.sqlite")
+    c = sqlite3.connect(db)
+    c.execute("create table t(x)")
+    c.execute("pragma user_version=1")
+    c.commit()
+    c.close()
+    os.chmod(db, 0o600)
+    rc, res, ids = doctor(dsvc)
+    assert rc == 0, res
+    assert ids["store.migrations"]["severity"] == "info"
+    assert "pending migration" in ids["store.migrations"]["message"]
+    with open(db, "r+b") as f:
+        f.write(b"this is not an SQLite database at all")
+    rc, res, ids = doctor(dsvc)
+    assert rc == 1
+    assert ids["store.integrity"]["severity"] == "error"
