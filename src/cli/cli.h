@@ -296,6 +296,13 @@ extern const struct cli_opt cli_status_overview_opts[];
 /* The log file the gateway of this state dir writes today. New string. */
 char *cli_status_log_file(const struct cli_local *l);
 
+/* --- logs (cli-logs.c) ------------------------------------------------ */
+
+int cli_logs(struct cli_args *a);
+extern const struct cli_opt cli_logs_opts[];
+/* Colour on: stdout is a terminal, no --no-color, no NO_COLOR. */
+int cli_color(const struct cli_args *a);
+
 /* --- doctor (cli-doctor.c) -------------------------------------------- */
 
 int cli_doctor(struct cli_args *a);

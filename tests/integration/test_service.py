@@ -696,3 +696,60 @@ def test_doctor_store_checks(dsvc):
     rc, res, ids = doctor(dsvc)
     assert rc == 1
     assert ids["store.integrity"]["severity"] == "error"
+
+
+# ---- logs ----------------------------------------------------------------
+
+def test_logs_over_rpc_then_from_the_file(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    env = {"OPENCLAW_GATEWAY_PORT": gw.port}
+    rc, out, err = svc.run("logs", "--limit", "3", "--json", "--token",
+                           gw.token, env=env)
+    assert rc == 0, err
+    lines = [json.loads(x) for x in out.splitlines()]
+    assert 1 <= len(lines) <= 3
+    assert {"time", "level", "subsystem", "message"} <= set(lines[0])
+    rc, out, err = svc.run("logs", "--plain", "--token", gw.token, env=env)
+    assert rc == 0, err
+    assert "[gateway] ready" in out
+    assert "\033[" not in out  # no colour off a terminal
+    gw.stop()
+    rc, out, err = svc.run("logs", "--plain", "--limit", "2", env=env)
+    assert rc == 0, err
+    assert "Gateway not reachable" in err and "reading" in err
+    assert len(out.splitlines()) == 2
+    assert "shutdown" in out or "stopping" in out or "[gateway]" in out
+    rc, out, err = svc.run("logs", "--limit", "0", env=env)
+    assert rc == 2
+
+
+def test_logs_follow_prints_new_lines(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    env = launcher.env_for(svc.state, dict(svc.env,
+                                           OPENCLAW_GATEWAY_PORT=gw.port))
+    from harness import BIN_ARGV
+    p = subprocess.Popen(list(BIN_ARGV) + ["logs", "--follow", "--json",
+                                           "--limit", "1", "--token",
+                                           gw.token],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=env, text=True)
+    try:
+        first = p.stdout.readline()
+        assert first, p.stderr.read()
+        # something the gateway logs: a config change through the CLI
+        rc, out, err = svc.run("config", "set", "logging.level", "info",
+                               "--url", gw.url, "--token", gw.token)
+        assert rc == 0, err
+        seen = []
+        for _ in range(200):  # bounded: each readline is one log line
+            line = p.stdout.readline()
+            if not line:
+                break
+            seen.append(json.loads(line)["message"])
+            if any("logging.level" in m or "reload" in m for m in seen):
+                break
+        assert any("logging.level" in m or "reload" in m for m in seen), \
+            seen
+    finally:
+        p.terminate()
+        p.wait(timeout=30)
