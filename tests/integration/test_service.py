@@ -731,25 +731,41 @@ def test_logs_follow_prints_new_lines(svc, launcher):
     p = subprocess.Popen(list(BIN_ARGV) + ["logs", "--follow", "--json",
                                            "--limit", "1", "--token",
                                            gw.token],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         env=env, text=True)
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                         env=env)
+    import select
+    import time
+
+    def readline(deadline):
+        """One line, or None at the deadline (the CLI may have hung)."""
+        buf = b""
+        fd = p.stdout.fileno()
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [],
+                                    max(0, deadline - time.monotonic()))
+            if not r:
+                break
+            ch = os.read(fd, 1)
+            if not ch:
+                break
+            if ch == b"\n":
+                return buf.decode()
+            buf += ch
+        return None
+
     try:
-        first = p.stdout.readline()
-        assert first, p.stderr.read()
+        deadline = time.monotonic() + 60
+        first = readline(deadline)
+        assert first, "no first line"
         # something the gateway logs: a config change through the CLI
         rc, out, err = svc.run("config", "set", "logging.level", "info",
                                "--url", gw.url, "--token", gw.token)
         assert rc == 0, err
         seen = []
-        for _ in range(200):  # bounded: each readline is one log line
-            line = p.stdout.readline()
-            if not line:
-                break
+        while not any("logging.level" in m or "reload" in m for m in seen):
+            line = readline(deadline)
+            assert line is not None, seen
             seen.append(json.loads(line)["message"])
-            if any("logging.level" in m or "reload" in m for m in seen):
-                break
-        assert any("logging.level" in m or "reload" in m for m in seen), \
-            seen
     finally:
         p.terminate()
         p.wait(timeout=30)
