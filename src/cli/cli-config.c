@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/wsclient.h"
@@ -557,51 +558,32 @@ out:
 	return r;
 }
 
-/* gateway restart: SIGUSR1 to the pid in the lock file, then wait until
- * the restarted process (same pid) wrote its lock again. */
-int cli_config_gateway_restart(struct cli_args *a)
+/* config file: the active config path (no gateway needed). */
+int cli_config_file(struct cli_args *a)
 {
 	struct cli_local l;
-	json_t *lock = NULL, *now = NULL;
-	int64_t started, deadline;
-	long pid;
-	int held, r = 1;
+	json_t *j;
 
 	cli_target_local_load(a->profile, a->dev, &l);
-	held = cli_lock_read(l.state_dir, &lock);
-	pid = (long)json_integer_value(json_object_get(lock, "pid"));
-	if (held != 1 || pid <= 0) {
-		fprintf(stderr, "Gateway is not running (no lock held in %s).\n",
-			l.state_dir);
-		goto out;
+	if (a->json) {
+		j = json_pack("{s:s,s:b}", "path", l.config_path, "exists",
+			      access(l.config_path, F_OK) == 0);
+		cli_json_print(stdout, j);
+		json_decref(j);
+	} else {
+		printf("%s\n", l.config_path);
 	}
-	started = json_integer_value(json_object_get(lock, "startedAtMs"));
-	if (kill((pid_t)pid, SIGUSR1) != 0) {
-		fprintf(stderr, "cannot signal pid %ld: %s\n", pid,
-			strerror(errno));
-		goto out;
-	}
-	deadline = util_mono_ms() + (a->timeout ? atoi(a->timeout) : 60000);
-	while (util_mono_ms() < deadline) {
-		struct timespec ts = {0, 50 * 1000000};
-
-		json_decref(now);
-		now = NULL;
-		if (cli_lock_read(l.state_dir, &now) == 1 &&
-		    json_integer_value(json_object_get(now, "startedAtMs")) >
-			    started) {
-			printf("Gateway restarted (pid %lld).\n",
-			       (long long)json_integer_value(
-				       json_object_get(now, "pid")));
-			r = 0;
-			goto out;
-		}
-		nanosleep(&ts, NULL);
-	}
-	fprintf(stderr, "Gateway did not come back in time (pid %ld).\n", pid);
-out:
-	json_decref(lock);
-	json_decref(now);
 	cli_target_local_free(&l);
-	return r;
+	return 0;
+}
+
+/* config schema: the JSON schema of openclaw.json (offline). */
+int cli_config_schema(struct cli_args *a)
+{
+	json_t *s = config_schema_json(PACKAGE_VERSION);
+
+	(void)a;
+	cli_json_print(stdout, s);
+	json_decref(s);
+	return 0;
 }

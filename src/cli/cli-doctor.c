@@ -179,15 +179,24 @@ int cli_doctor(struct cli_args *a)
 	printf("clawgate doctor (state %s, config %s)\n\n", l.state_dir,
 	       l.config_path);
 	json_array_foreach(d.findings, i, f) {
-		printf("%s %-18s %s\n",
-		       json_is_true(json_object_get(f, "fixed")) ? "[fixed]"
-		       : strcmp(json_string_value(json_object_get(
-				       f, "severity")), "error") == 0
-			       ? "[error]"
-		       : strcmp(json_string_value(json_object_get(
-				       f, "severity")), "warn") == 0
-			       ? "[warn] "
-			       : "[info] ",
+		const char *tag, *on = "";
+		int color = cli_color(a);
+
+		sev = json_string_value(json_object_get(f, "severity"));
+		if (json_is_true(json_object_get(f, "fixed"))) {
+			tag = "[fixed]";
+			on = "\033[32m";
+		} else if (strcmp(sev, "error") == 0) {
+			tag = "[error]";
+			on = "\033[31m";
+		} else if (strcmp(sev, "warn") == 0) {
+			tag = "[warn] ";
+			on = "\033[33m";
+		} else {
+			tag = "[info] ";
+		}
+		printf("%s%s%s %-18s %s\n", color ? on : "", tag,
+		       color && *on ? "\033[0m" : "",
 		       json_string_value(json_object_get(f, "id")),
 		       json_string_value(json_object_get(f, "message")));
 		if (json_object_get(f, "fix"))

@@ -107,6 +107,12 @@ const struct cli_cmd cli_cmds[] = {
 	 "[--follow] [--limit N] [--json] [--plain] [options]",
 	 "Print the gateway's log (logs.tail; the file when it is down)", 0,
 	 0},
+	{"completion", cli_completion, cli_no_opts, "bash|zsh|fish",
+	 "Print a shell completion script", 1, 0},
+	{"config file", cli_config_file, cli_config_opts, "[--json]",
+	 "Print the active config file path", 0, 0},
+	{"config schema", cli_config_schema, cli_config_opts, "[--json]",
+	 "Print the JSON schema of openclaw.json", 0, 0},
 	{"dashboard", cli_service_dashboard, cli_service_dashboard_opts,
 	 "[--no-open] [--json]",
 	 "Print (and open) the Control UI URL with the token", 0, 0},
@@ -332,6 +338,14 @@ static int cli_help_cmd(struct cli_args *a)
 		cli_help(stdout, NULL);
 		return 0;
 	}
+	/* `help devices`, `help gateway`: the group's subcommands. */
+	if (a->npos == 1 && cli_completion_is_group_word(a->pos[0])) {
+		cli_completion_group_help(stdout, a->pos[0]);
+		if (strcmp(a->pos[0], "gateway") == 0)
+			printf("`clawgate gateway` alone runs the gateway: see "
+			       "'clawgate help gateway run'.\n");
+		return 0;
+	}
 	c = cli_cmd_find(a->pos, a->npos, &used);
 	if (!c || used != a->npos) {
 		fprintf(stderr, "clawgate: unknown command: %s\n", a->pos[0]);
@@ -405,6 +419,20 @@ int cli_main(int argc, char **argv)
 		goto out;
 	}
 	cmd = cli_cmd_find(argv + i, argc - i, &used);
+	if (!cmd && cli_completion_is_group_word(argv[i])) {
+		/* `clawgate devices [--help]`: the group's subcommands; an
+		 * unknown subcommand gets them too, on stderr. */
+		int alone = argc - i == 1 || (argc - i == 2 &&
+			(strcmp(argv[i + 1], "--help") == 0 ||
+			 strcmp(argv[i + 1], "-h") == 0));
+
+		if (!alone)
+			fprintf(stderr, "clawgate: unknown command: %s %s\n\n",
+				argv[i], argv[i + 1]);
+		cli_completion_group_help(alone ? stdout : stderr, argv[i]);
+		r = alone ? 0 : 2;
+		goto out;
+	}
 	if (!cmd) {
 		cli_print_unknown(argc - i, argv + i);
 		r = 2;

@@ -201,8 +201,9 @@ int cli_config_diff(struct cli_args *a);
 int cli_config_history(struct cli_args *a);
 int cli_config_rollback(struct cli_args *a);
 int cli_config_plan(struct cli_args *a);
-/* gateway restart: SIGUSR1 to the lock file's pid, wait for it. */
-int cli_config_gateway_restart(struct cli_args *a);
+/* config file: the active path; config schema: the JSON schema. */
+int cli_config_file(struct cli_args *a);
+int cli_config_schema(struct cli_args *a);
 
 extern const struct cli_opt cli_config_opts[];
 
@@ -295,6 +296,14 @@ extern const struct cli_opt cli_status_gateway_opts[];
 extern const struct cli_opt cli_status_overview_opts[];
 /* The log file the gateway of this state dir writes today. New string. */
 char *cli_status_log_file(const struct cli_local *l);
+
+/* --- completion and group help (cli-completion.c) --------------------- */
+
+int cli_completion(struct cli_args *a);
+/* The subcommands of a group ("devices") with their summaries. */
+void cli_completion_group_help(FILE *f, const char *group);
+/* 1 when some command path starts with "w ". */
+int cli_completion_is_group_word(const char *w);
 
 /* --- logs (cli-logs.c) ------------------------------------------------ */
 

@@ -769,3 +769,54 @@ def test_logs_follow_prints_new_lines(svc, launcher):
     finally:
         p.terminate()
         p.wait(timeout=30)
+
+
+# ---- completion, group help, config file/schema ---------------------------
+
+def test_completion_scripts_cover_the_command_table(svc, tmp_path):
+    rc, out, err = svc.run("completion", "bash")
+    assert rc == 0, err
+    f = tmp_path / "c.bash"
+    f.write_text(out)
+    p = subprocess.run(["bash", "-c", "source %s && COMP_WORDS=(clawgate "
+                        "gateway st); COMP_CWORD=2; _clawgate && echo "
+                        "${COMPREPLY[*]}" % f], capture_output=True,
+                       text=True, timeout=30)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.split() == ["status", "start", "stop"]
+    rc, out, err = svc.run("completion", "zsh")
+    assert rc == 0 and out.startswith("#compdef clawgate")
+    rc, out, err = svc.run("completion", "fish")
+    assert rc == 0
+    assert "complete -c clawgate -n __fish_use_subcommand -a doctor" in out
+    assert "-l no-open" in out
+    rc, out, err = svc.run("completion", "tcsh")
+    assert rc == 2
+
+
+def test_group_help(svc):
+    rc, out, err = svc.run("devices")
+    assert rc == 0, err
+    assert "devices approve" in out and "devices list" in out
+    rc, out, err = svc.run("help", "gateway")
+    assert rc == 0
+    for sub in ("install", "uninstall", "start", "stop", "restart",
+                "status", "auth-token"):
+        assert "gateway %s " % sub in out
+    rc, out, err = svc.run("devices", "frob")
+    assert rc == 2 and "unknown command: devices frob" in err
+    assert "devices list" in err
+
+
+def test_config_file_and_schema(svc):
+    rc, out, err = svc.run("config", "file")
+    assert rc == 0 and out.strip() == os.path.join(svc.state,
+                                                   "openclaw.json")
+    rc, out, err = svc.run("config", "file", "--json")
+    assert json.loads(out) == {"path": os.path.join(svc.state,
+                                                    "openclaw.json"),
+                               "exists": False}
+    rc, out, err = svc.run("config", "schema")
+    assert rc == 0, err
+    schema = json.loads(out)
+    assert "gateway" in json.dumps(schema)
