@@ -820,3 +820,53 @@ def test_config_file_and_schema(svc):
     assert rc == 0, err
     schema = json.loads(out)
     assert "gateway" in json.dumps(schema)
+
+
+# ---- make install ----------------------------------------------------------
+
+def test_make_install_destdir(tmp_path):
+    from harness import BIN_ARGV
+    build = os.path.dirname(os.path.abspath(BIN_ARGV[-1]))
+    if not os.path.exists(os.path.join(build, "Makefile")):
+        pytest.skip("CLAWGATE_BIN is not in a build tree")
+    dest = tmp_path / "dest"
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
+    p = subprocess.run(["make", "-s", "-C", build, "install",
+                        "DESTDIR=%s" % dest, "prefix=/usr"],
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert p.returncode == 0, p.stdout + p.stderr
+    files = sorted(str(f.relative_to(dest)) for f in dest.rglob("*")
+                   if f.is_file())
+    assert files == [
+        "usr/bin/clawgate",
+        "usr/share/bash-completion/completions/clawgate",
+        "usr/share/clawgate/systemd/openclaw-gateway.service",
+        "usr/share/fish/vendor_completions.d/clawgate.fish",
+        "usr/share/man/man1/clawgate-config.1",
+        "usr/share/man/man1/clawgate-devices.1",
+        "usr/share/man/man1/clawgate-doctor.1",
+        "usr/share/man/man1/clawgate-gateway.1",
+        "usr/share/man/man1/clawgate.1",
+        "usr/share/man/man5/clawgate.json.5",
+        "usr/share/zsh/site-functions/_clawgate",
+    ], files
+    unit = (dest / "usr/share/clawgate/systemd/openclaw-gateway.service")
+    text = unit.read_text()
+    import re
+    m = re.search(r"^ExecStart=(/\S*/bin/clawgate) gateway run --port 18789$",
+                  text, re.M)
+    assert m, text  # $(bindir) of the configure run
+    assert "@" not in text
+    verify(tmp_path, text.replace(m.group(1),
+                                  str(dest / "usr/bin/clawgate")))
+    comp = (dest / "usr/share/bash-completion/completions/clawgate")
+    assert "complete -o default -F _clawgate clawgate" in comp.read_text()
+    man = shutil.which("man")
+    if man:
+        for page in (dest / "usr/share/man").rglob("*.[15]"):
+            r = subprocess.run([man, "--warnings", "-l", str(page)],
+                               capture_output=True, text=True, timeout=60,
+                               env=dict(os.environ, MANPAGER="cat",
+                                        PAGER="cat"))
+            assert r.returncode == 0 and r.stderr == "", (page, r.stderr)
