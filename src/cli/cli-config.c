@@ -587,3 +587,150 @@ int cli_config_schema(struct cli_args *a)
 	json_decref(s);
 	return 0;
 }
+
+#define CLI_CONFIG_PATCH_FILE_MAX (8 * 1024 * 1024)
+#define CLI_CONFIG_PATCH_STDIN_MAX (1024 * 1024)
+
+const struct cli_opt cli_config_patch_opts[] = {
+	{"file", CLI_OPT_STR, offsetof(struct cli_args, file), "PATH",
+	 "the JSON5 merge patch (objects merge, null deletes)"},
+	{"stdin", CLI_OPT_FLAG, offsetof(struct cli_args, from_stdin), NULL,
+	 "read the patch from stdin"},
+	{"dry-run", CLI_OPT_FLAG, offsetof(struct cli_args, dry_run), NULL,
+	 "show the plan, write nothing"},
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* The patch text from --file or --stdin (bounded). New string or NULL. */
+static char *cli_config_patch_text(const struct cli_args *a, size_t *len)
+{
+	char *buf;
+	size_t n = 0, k;
+
+	if (a->file && !a->from_stdin) {
+		buf = cli_read_prefix(a->file, CLI_CONFIG_PATCH_FILE_MAX + 1,
+				      len);
+		if (!buf)
+			fprintf(stderr, "cannot read %s: %s\n", a->file,
+				strerror(errno));
+		else if (*len > CLI_CONFIG_PATCH_FILE_MAX) {
+			fprintf(stderr, "%s: patch files are limited to 8 "
+				"MiB\n", a->file);
+			free(buf);
+			buf = NULL;
+		}
+		return buf;
+	}
+	buf = xmalloc(CLI_CONFIG_PATCH_STDIN_MAX + 2);
+	while (n <= CLI_CONFIG_PATCH_STDIN_MAX &&
+	       (k = fread(buf + n, 1, CLI_CONFIG_PATCH_STDIN_MAX + 1 - n,
+			  stdin)) > 0)
+		n += k;
+	if (n > CLI_CONFIG_PATCH_STDIN_MAX) {
+		fprintf(stderr, "piped patches are limited to 1 MiB\n");
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* config patch --file F | --stdin [--dry-run]: a JSON5 merge patch
+ * through the gateway (one snapshot), or its plan with --dry-run. */
+int cli_config_patch_cmd(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	struct cli_args b;
+	struct json5_error jerr;
+	json_t *patch = NULL, *cur = NULL, *p = NULL, *res = NULL;
+	json_t *params = NULL;
+	char *text = NULL, *ftext = NULL, *merged = NULL, *tmp = NULL;
+	char *pos[1];
+	size_t len = 0, flen = 0;
+	int r = 1, fd;
+
+	memset(&cc, 0, sizeof(cc));
+	if (!a->file && !a->from_stdin) {
+		fprintf(stderr, "Usage: clawgate config patch --file PATCH."
+			"json5 | --stdin [--dry-run]\n");
+		return 2;
+	}
+	text = cli_config_patch_text(a, &len);
+	if (!text)
+		return 1;
+	if (json5_parse(text, len, &patch, &jerr) < 0 ||
+	    !json_is_object(patch)) {
+		fprintf(stderr, "invalid patch: %s\n", json_is_object(patch)
+			? "" : "must be a JSON5 object");
+		goto out;
+	}
+	if (a->dry_run) {
+		/* Merge into the file as it is and ask for the plan. */
+		cli_target_local_load(a->profile, a->dev, &cc.l);
+		ftext = cli_read_prefix(cc.l.config_path, CLI_CONFIG_MAX_FILE,
+					&flen);
+		if (ftext && json5_parse(ftext, flen, &cur, &jerr) < 0) {
+			fprintf(stderr, "%s does not parse\n",
+				cc.l.config_path);
+			goto out;
+		}
+		if (!cur)
+			cur = json_object();
+		config_merge_patch(&cur, patch);
+		merged = json_dumps(cur, JSON_INDENT(2));
+		tmp = xasprintf("/tmp/clawgate-patch-XXXXXX");
+		fd = mkstemp(tmp);
+		if (fd < 0 || write(fd, merged, strlen(merged)) !=
+				      (ssize_t)strlen(merged)) {
+			fprintf(stderr, "cannot write a temporary file\n");
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+		b = *a;
+		pos[0] = tmp;
+		b.pos = pos;
+		b.npos = 1;
+		if (!a->json)
+			printf("Dry run (nothing written).\n");
+		r = cli_config_plan(&b);
+		b.pos = NULL;
+		goto out;
+	}
+	if (cli_config_open(a, &cc, 0) < 0 ||
+	    cli_config_call(&cc, "config.get", NULL, &p) < 0)
+		goto out;
+	params = json_pack("{s:s%}", "raw", text, len);
+	if (json_is_true(json_object_get(p, "exists")))
+		json_object_set(params, "baseHash", json_object_get(p, "hash"));
+	if (cli_config_call(&cc, "config.patch", params, &res) < 0)
+		goto out;
+	if (a->json) {
+		cli_json_print(stdout, res);
+	} else {
+		printf("Patched the config (%s; snapshot %lld).\n",
+		       cli_config_action_word(res),
+		       (long long)json_integer_value(json_object_get(
+			       res, "snapshotId")));
+		cli_config_print_changes(json_object_get(res, "changes"));
+	}
+	r = 0;
+out:
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	json_decref(patch);
+	json_decref(cur);
+	json_decref(p);
+	json_decref(res);
+	json_decref(params);
+	xfree_secret(text);
+	xfree_secret(ftext);
+	xfree_secret(merged);
+	cli_config_close(&cc);
+	return r;
+}

@@ -75,6 +75,10 @@ struct cli_args {
 	int follow;
 	const char *limit;
 	int plain;
+	int pending;		/* devices clear --pending */
+	const char *file;	/* config patch --file */
+	int from_stdin;		/* config patch --stdin */
+	int dry_run;		/* config patch --dry-run */
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -186,6 +190,9 @@ int cli_devices_reject(struct cli_args *a);
 int cli_devices_remove(struct cli_args *a);
 int cli_devices_rotate(struct cli_args *a);
 int cli_devices_revoke(struct cli_args *a);
+/* clear --yes [--pending]: every paired device (and pending request). */
+int cli_devices_clear(struct cli_args *a);
+extern const struct cli_opt cli_devices_clear_opts[];
 
 extern const struct cli_opt cli_devices_opts[];
 extern const struct cli_opt cli_devices_approve_opts[];
@@ -204,6 +211,9 @@ int cli_config_plan(struct cli_args *a);
 /* config file: the active path; config schema: the JSON schema. */
 int cli_config_file(struct cli_args *a);
 int cli_config_schema(struct cli_args *a);
+/* config patch --file F | --stdin [--dry-run]. */
+int cli_config_patch_cmd(struct cli_args *a);
+extern const struct cli_opt cli_config_patch_opts[];
 
 extern const struct cli_opt cli_config_opts[];
 

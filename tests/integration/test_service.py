@@ -870,3 +870,50 @@ def test_make_install_destdir(tmp_path):
                                env=dict(os.environ, MANPAGER="cat",
                                         PAGER="cat"))
             assert r.returncode == 0 and r.stderr == "", (page, r.stderr)
+
+
+# ---- config patch, devices clear ------------------------------------------
+
+def test_config_patch_and_dry_run(svc, launcher, tmp_path):
+    gw = launcher.start(state_dir=svc.state)
+    patch = tmp_path / "p.json5"
+    patch.write_text("{ logging: { level: 'debug' } }  // a comment\n")
+    common = ["--url", gw.url, "--token", gw.token]
+    rc, out, err = svc.run("config", "patch", "--file", str(patch),
+                           "--dry-run", *common)
+    assert rc == 0, err
+    assert "Dry run (nothing written)" in out and "logging.level" in out
+    rc, out, err = svc.run("config", "get", "logging.level", *common)
+    assert out.strip().strip('"') != "debug"
+    rc, out, err = svc.run("config", "patch", "--file", str(patch), "--json",
+                           *common)
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["snapshotId"] >= 1
+    rc, out, err = svc.run("config", "get", "logging.level", *common)
+    assert out.strip().strip('"') == "debug"
+    rc, out, err = svc.run("config", "patch", "--stdin", *common,
+                           input=b"[1, 2]")
+    assert rc == 1 and "JSON5 object" in err
+    rc, out, err = svc.run("config", "patch", *common)
+    assert rc == 2
+
+
+def test_devices_clear(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    common = ["--url", gw.url, "--token", gw.token]
+    other = launcher.prepare()
+    # a signed CLI connect pairs that CLI's identity (loopback auto-approve)
+    rc, out, err = launcher.run(["devices", "list", "--json"] + common,
+                                state_dir=other)
+    assert rc == 0, err
+    rc, out, err = svc.run("devices", "list", "--json", *common)
+    paired = {d["deviceId"] for d in json.loads(out)["paired"]}
+    assert len(paired) >= 1
+    rc, out, err = svc.run("devices", "clear", *common)
+    assert rc == 2 and "--yes" in err
+    rc, out, err = svc.run("devices", "clear", "--yes", "--pending",
+                           "--json", *common)
+    assert rc == 0, err
+    res = json.loads(out)
+    assert set(res["removed"]) == paired and res["rejected"] == []
