@@ -917,3 +917,70 @@ def test_devices_clear(svc, launcher):
     assert rc == 0, err
     res = json.loads(out)
     assert set(res["removed"]) == paired and res["rejected"] == []
+
+
+# ---- gateway probe -----------------------------------------------------------
+
+PROBE_KEYS = {"ok", "degraded", "capability", "ts", "durationMs",
+              "timeoutMs", "primaryTargetId", "warnings", "network",
+              "discovery", "targets"}
+TARGET_KEYS = {"id", "kind", "url", "active", "tunnel", "connect", "auth",
+               "server", "self", "config", "health", "summary", "presence"}
+
+
+def test_probe_json_has_openclaws_fields(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    rc, out, err = svc.run("gateway", "probe", "--json", "--url", gw.url,
+                           "--token", gw.token,
+                           env={"OPENCLAW_GATEWAY_PORT": gw.port})
+    assert rc == 0, err
+    p = json.loads(out)
+    assert PROBE_KEYS <= set(p), sorted(p)
+    assert p["ok"] is True and p["degraded"] is True
+    assert p["capability"] == "connected_no_operator_scope"
+    assert p["timeoutMs"] == 3000 and p["durationMs"] >= 0
+    assert p["primaryTargetId"] == "explicit"
+    assert [w["code"] for w in p["warnings"]] == ["probe_scope_limited"]
+    assert p["network"]["localLoopbackUrl"] == gw.url
+    assert len(p["targets"]) == 1
+    t = p["targets"][0]
+    assert TARGET_KEYS <= set(t)
+    assert t["connect"]["ok"] is True and t["connect"]["scopeLimited"]
+    assert t["connect"]["error"] == "missing scope: operator.read"
+    assert t["auth"]["scopes"] == []
+    rc, out, err = svc.run("gateway", "probe", "--url", gw.url, "--token",
+                           gw.token, env={"OPENCLAW_GATEWAY_PORT": gw.port})
+    assert rc == 0
+    assert "Reachable: yes" in out and "Probe budget: 3000ms" in out
+    assert "Discovery (this machine)" in out
+    assert "multiple reachable gateway identities" not in out
+
+
+def test_probe_warns_about_several_gateways(svc, launcher, tmp_path):
+    a = launcher.start(state_dir=svc.state)
+    home = tmp_path / "probehome"
+    home.mkdir()
+    other = home / ".openclaw-rescue"
+    other.mkdir(mode=0o700)
+    b = launcher.start(state_dir=str(other), token=None,
+                       env={"HOME": str(home)})
+    rc, out, err = svc.run("gateway", "probe", "--json", "--url", a.url,
+                           "--token", a.token,
+                           env={"HOME": str(home),
+                                "OPENCLAW_GATEWAY_PORT": a.port})
+    assert rc == 0, err
+    p = json.loads(out)
+    assert p["discovery"]["count"] == 1
+    assert p["discovery"]["beacons"][0]["port"] == b.port
+    ids = [t["id"] for t in p["targets"]]
+    assert ids == ["explicit", "localState:.openclaw-rescue"], ids
+    assert all(t["connect"]["ok"] for t in p["targets"])
+    codes = [w["code"] for w in p["warnings"]]
+    assert "multiple_gateways" in codes
+    w = [w for w in p["warnings"] if w["code"] == "multiple_gateways"][0]
+    assert "multiple reachable gateway identities detected" in w["message"]
+    rc, out, err = svc.run("gateway", "probe", "--url", a.url, "--token",
+                           a.token, env={"HOME": str(home),
+                                         "OPENCLAW_GATEWAY_PORT": a.port})
+    assert "multiple reachable gateway identities detected" in out
+    assert "Local state dir ws://127.0.0.1:%d" % b.port in out
