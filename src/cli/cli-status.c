@@ -560,11 +560,11 @@ int cli_status_overview(struct cli_args *a)
 	svc = NULL;
 	json_object_set_new(out, "dashboard",
 			    json_sprintf("http://127.0.0.1:%d/", l.port));
-	json_object_set_new(out, "agents",
-			    json_incref(json_object_get(agents, "agents")
-						? json_object_get(agents,
-								  "agents")
-						: json_array()));
+	if (json_object_get(agents, "agents"))
+		json_object_set(out, "agents",
+				json_object_get(agents, "agents"));
+	else
+		json_object_set_new(out, "agents", json_array());
 	json_object_set_new(out, "sessions", json_pack(
 		"{s:I}", "count",
 		(json_int_t)json_array_size(json_object_get(sessions,

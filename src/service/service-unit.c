@@ -126,10 +126,13 @@ static int service_env_build(enum service_target t,
 
 #define ENV(k, v)                                                             \
 	do {                                                                  \
-		if (n < cap && (v)) {                                         \
+		char *v_ = (v);                                               \
+		if (n < cap && v_) {                                          \
 			env[n].key = (k);                                     \
-			env[n].value = (v);                                   \
+			env[n].value = v_;                                    \
 			n++;                                                  \
+		} else {                                                      \
+			free(v_);                                             \
 		}                                                             \
 	} while (0)
 	ENV("HOME", s->home ? xstrdup(s->home) : NULL);
