@@ -500,8 +500,8 @@ static json_t *cli_config_operand(struct cli_config_conn *cc, int online,
 int cli_config_diff(struct cli_args *a)
 {
 	struct cli_config_conn cc;
-	json_t *va = NULL, *vb = NULL;
-	char **paths = NULL, sa[32];
+	json_t *va = NULL, *vb = NULL, *jd = NULL;
+	char **paths = NULL, sa[32] = "";
 	size_t n, i;
 	int online, r = 1;
 
@@ -527,6 +527,8 @@ int cli_config_diff(struct cli_args *a)
 	if (!va || !vb)
 		goto out;
 	n = config_plan_diff(va, vb, &paths);
+	if (a->json)
+		jd = json_array();
 	for (i = 0; i < n; i++) {
 		const json_t *x = config_get(va, paths[i]);
 		const json_t *y = config_get(vb, paths[i]);
@@ -537,7 +539,12 @@ int cli_config_diff(struct cli_args *a)
 		const char *cls = config_options_reload_name(
 			config_plan_classify(paths[i], NULL));
 
-		if (!x)
+		if (jd)
+			json_array_append_new(jd, json_pack(
+				"{s:s,s:s,s:O?,s:O?,s:s}", "path", paths[i],
+				"op", !x ? "add" : !y ? "remove" : "change",
+				"from", x, "to", y, "reload", cls));
+		else if (!x)
 			printf("+ %s: %s  [%s]\n", paths[i], ys, cls);
 		else if (!y)
 			printf("- %s: %s  [%s]\n", paths[i], xs, cls);
@@ -546,6 +553,19 @@ int cli_config_diff(struct cli_args *a)
 			       cls);
 		free(xs);
 		free(ys);
+	}
+	if (jd) {
+		json_t *o = json_pack("{s:s,s:s,s:O}", "a",
+				      a->npos > 0 ? a->pos[0] : sa, "b",
+				      a->npos > 1 ? a->pos[1]
+						  : cc.l.config_path,
+				      "changes", jd);
+
+		cli_json_print(stdout, o);
+		json_decref(o);
+		json_decref(jd);
+		r = 0;
+		goto out;
 	}
 	if (n == 0)
 		printf("No differences.\n");

@@ -444,12 +444,23 @@ out:
 	return r;
 }
 
+/* The gateway's minimum time between restarts (the same
+ * CLAWGATE_RESTART_COOLDOWN_MS override it honours). */
+static int64_t cli_service_cooldown_ms(void)
+{
+	const char *v = getenv("CLAWGATE_RESTART_COOLDOWN_MS");
+	long long n = v ? atoll(v) : 0;
+
+	return n > 0 ? n : CLI_SERVICE_COOLDOWN_MS;
+}
+
 /* SIGUSR1 to the lock's pid; wait for a newer startedAtMs. */
 static int cli_service_restart_signal(struct cli_args *a,
 				      const struct cli_local *l)
 {
 	json_t *lock = NULL, *now = NULL;
 	int64_t started, deadline, age, wait_ms = CLI_SERVICE_RESTART_WAIT_MS;
+	int64_t cooldown;
 	long pid;
 	int held, r = 1;
 
@@ -471,13 +482,13 @@ static int cli_service_restart_signal(struct cli_args *a,
 		goto out;
 	}
 	age = util_now_ms() - started;
-	if (age >= 0 && age < CLI_SERVICE_COOLDOWN_MS && !a->json)
+	cooldown = cli_service_cooldown_ms();
+	if (age >= 0 && age < cooldown && !a->json)
 		fprintf(stderr, "Restart requested; the gateway started %llds "
-			"ago, so it may be deferred by the %ds restart limit "
+			"ago, so it may be deferred by the %llds restart limit "
 			"(up to %llds).\n", (long long)(age / 1000),
-			CLI_SERVICE_COOLDOWN_MS / 1000,
-			(long long)((CLI_SERVICE_COOLDOWN_MS - age + 999) /
-				    1000));
+			(long long)(cooldown / 1000),
+			(long long)((cooldown - age + 999) / 1000));
 	deadline = util_mono_ms() + wait_ms;
 	while (util_mono_ms() < deadline) {
 		struct timespec ts = {0, 50 * 1000000};

@@ -984,3 +984,31 @@ def test_probe_warns_about_several_gateways(svc, launcher, tmp_path):
                                          "OPENCLAW_GATEWAY_PORT": a.port})
     assert "multiple reachable gateway identities detected" in out
     assert "Local state dir ws://127.0.0.1:%d" % b.port in out
+
+
+def test_restart_says_when_the_limit_defers_it(svc, launcher):
+    env = {"CLAWGATE_RESTART_COOLDOWN_MS": "3000"}
+    gw = launcher.start(state_dir=svc.state, env=env)
+    rc, out, err = svc.run("gateway", "restart", env=env, timeout=120)
+    assert rc == 0, out + err
+    assert "Gateway restarted (pid %d)" % gw.proc.pid in out
+    # at once again: deferred by the limit, and the CLI says so
+    rc, out, err = svc.run("gateway", "restart", env=env, timeout=120)
+    assert rc == 0, out + err
+    assert "may be deferred by the 3s restart limit" in err
+    assert "Gateway restarted" in out
+
+
+def test_config_diff_json(svc, launcher, tmp_path):
+    a = tmp_path / "a.json"
+    b = tmp_path / "b.json"
+    a.write_text('{"gateway": {"mode": "local", "port": 1}}')
+    b.write_text('{"gateway": {"mode": "local", "port": 2}, '
+                 '"logging": {"level": "debug"}}')
+    rc, out, err = svc.run("config", "diff", str(a), str(b), "--json")
+    assert rc == 0, err
+    d = json.loads(out)
+    ch = {c["path"]: c for c in d["changes"]}
+    assert ch["gateway.port"]["op"] == "change"
+    assert ch["gateway.port"]["from"] == 1 and ch["gateway.port"]["to"] == 2
+    assert ch["logging.level"]["op"] == "add"
