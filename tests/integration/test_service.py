@@ -1012,3 +1012,93 @@ def test_config_diff_json(svc, launcher, tmp_path):
     assert ch["gateway.port"]["op"] == "change"
     assert ch["gateway.port"]["from"] == 1 and ch["gateway.port"]["to"] == 2
     assert ch["logging.level"]["op"] == "add"
+
+
+# ---- sd_notify from the daemon, restart under systemd, colour ---------------
+
+def test_daemon_notifies_systemd(launcher, tmp_path):
+    import socket
+    import time
+    path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(path)
+    s.settimeout(60)
+
+    def recv_until(prefix):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            msg = s.recv(4096).decode()
+            if msg.startswith(prefix):
+                return dict(kv.split("=", 1) for kv in msg.split("\n"))
+        raise AssertionError("no %s datagram" % prefix)
+
+    try:
+        gw = launcher.start(env={"NOTIFY_SOCKET": path})
+        ready = recv_until("READY=1")
+        assert ready["MAINPID"] == str(gw.proc.pid)
+        rc, out, err = launcher.run(["gateway", "restart"],
+                                    state_dir=gw.state_dir, timeout=120)
+        assert rc == 0, out + err
+        rel = recv_until("RELOADING=1")
+        assert int(rel["MONOTONIC_USEC"]) > 0
+        # the re-exec keeps the pid: the same MAINPID is ready again
+        again = recv_until("READY=1")
+        assert again["MAINPID"] == str(gw.proc.pid)
+        gw.stop()
+        recv_until("STOPPING=1")
+    finally:
+        s.close()
+
+
+def test_restart_under_systemd_uses_systemctl(svc):
+    rc, out, err = svc.run("gateway", "install")
+    assert rc == 0, err
+    svc.log.unlink()
+    rc, out, err = svc.run("gateway", "restart", "--json")
+    assert rc == 0, err
+    assert json.loads(out)["result"] == "restarted"
+    assert svc.calls() == ["--user show-environment",
+                           "--user restart openclaw-gateway.service"]
+
+
+def run_on_tty(svc, args, env=None):
+    """Run the CLI with stdout on a pseudo-terminal: (rc, output)."""
+    import pty
+    from harness import BIN_ARGV
+    e = dict(os.environ)
+    e.update({k: str(v) for k, v in svc.env.items()})
+    e.update(OPENCLAW_STATE_DIR=svc.state,
+             OPENCLAW_CONFIG_PATH=os.path.join(svc.state, "openclaw.json"),
+             HOME=os.path.join(svc.state, "home"),
+             OPENCLAW_GATEWAY_PORT=str(svc.port))
+    e.pop("NO_COLOR", None)
+    for k, v in (env or {}).items():
+        e[k] = v
+    master, slave = pty.openpty()
+    p = subprocess.Popen(list(BIN_ARGV) + args, stdout=slave,
+                         stderr=subprocess.DEVNULL, env=e)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            b = os.read(master, 4096)
+        except OSError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    os.close(master)
+    return p.wait(timeout=60), b"".join(chunks).decode()
+
+
+def test_colour_only_on_a_terminal(dsvc):
+    os.chmod(dsvc.state, 0o755)  # one warn finding
+    rc, out = run_on_tty(dsvc, ["doctor"])
+    assert rc == 1 and "\033[33m[warn]" in out, out
+    rc, out = run_on_tty(dsvc, ["--no-color", "doctor"])
+    assert rc == 1 and "\033[" not in out and "[warn]" in out
+    rc, out = run_on_tty(dsvc, ["doctor"], env={"NO_COLOR": "1"})
+    assert "\033[" not in out
+    rc, out, err = dsvc.run("doctor",
+                            env={"OPENCLAW_GATEWAY_PORT": dsvc.port})
+    assert "\033[" not in out  # a pipe
