@@ -600,26 +600,56 @@ def test_doctor_fix_repairs_modes(dsvc):
     assert rc == 0 and ids == {}
 
 
+def lock_started(state_dir):
+    try:
+        with open(os.path.join(state_dir, "gateway.lock")) as f:
+            return json.load(f).get("startedAtMs", 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def wait_restarted(gw, before, timeout=60):
+    """gateway.mode is a restart-class key: wait for the new process
+    (a newer startedAtMs in the lock) to answer /readyz."""
+    import time
+    import requests
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if lock_started(gw.state_dir) > before:
+            try:
+                if gw.http("GET", "/readyz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+        time.sleep(0.02)
+    raise AssertionError("no restart; stderr:\n" + gw.stderr()[-3000:])
+
+
 def test_doctor_fix_sets_mode_through_a_config_snapshot(dsvc, launcher):
     cfg = os.path.join(dsvc.state, "openclaw.json")
     with open(cfg, "w") as f:
         f.write('{"gateway": {"bind": "loopback"}}')
     os.chmod(cfg, 0o600)
     gw = launcher.start(state_dir=dsvc.state, port=dsvc.port,
-                        token="Strong-token-0123456789-abcdefgh")
+                        token="Strong-token-0123456789-abcdefgh",
+                        env={"CLAWGATE_RESTART_COOLDOWN_MS": "200"})
     env = {"OPENCLAW_GATEWAY_TOKEN": gw.token}
     rc, res, ids = doctor(dsvc, env=env)
     assert rc == 1 and "config.mode" in ids
+    before = lock_started(gw.state_dir)
     rc, res, ids = doctor(dsvc, "--fix", env=env)
     assert rc == 0, res
     assert ids["config.mode"]["fixed"] is True
     assert "config rollback" in ids["config.mode"]["fix"]
+    wait_restarted(gw, before)
     rc, out, err = dsvc.run("config", "get", "gateway.mode", "--url",
                             gw.url, "--token", gw.token)
     assert rc == 0 and out.strip().strip('"') == "local", out + err
+    before = lock_started(gw.state_dir)
     rc, out, err = dsvc.run("config", "rollback", "--url", gw.url,
                             "--token", gw.token)
     assert rc == 0, err
+    wait_restarted(gw, before)
     rc, res, ids = doctor(dsvc, env=env)
     assert "config.mode" in ids
 
