@@ -48,6 +48,14 @@ const struct cli_opt cli_devices_clear_opts[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
+const struct cli_opt cli_devices_rename_opts[] = {
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
+	{"device", CLI_OPT_STR, A(device), "ID", "device id"},
+	{"name", CLI_OPT_STR, A(name), "LABEL",
+	 "operator label (1..64 characters)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
 static const char *const cli_dev_scopes[] = {
 	"operator.admin", "operator.pairing", NULL,
 };
@@ -493,5 +501,47 @@ out:
 	json_decref(removed);
 	json_decref(rejected);
 	cli_dev_close(&d);
+	return r;
+}
+
+/* rename --device <id> --name <label>: the operator label of a paired
+ * device (device.pair.rename {deviceId, label}; 1..64 characters). */
+int cli_devices_rename(struct cli_args *a)
+{
+	json_t *params, *payload = NULL;
+	char *label;
+	size_t n;
+	int r;
+
+	if (!a->device || !a->name) {
+		fprintf(stderr, "Device rename: --device <id> and --name "
+			"<label> are required\n");
+		return 2;
+	}
+	label = xstrdup(a->name);
+	while (*label == ' ')
+		memmove(label, label + 1, strlen(label));
+	n = strlen(label);
+	while (n && label[n - 1] == ' ')
+		label[--n] = '\0';
+	if (n == 0 || n > 64) {
+		fprintf(stderr, "Device rename: --name must be 1 to 64 "
+			"characters\n");
+		free(label);
+		return 2;
+	}
+	params = json_pack("{s:s,s:s}", "deviceId", a->device, "label",
+			   label);
+	r = cli_dev_call(a, "Device rename", "device.pair.rename", params,
+			 &payload);
+	if (r == 0) {
+		if (a->json)
+			cli_json_print(stdout, payload);
+		else
+			printf("Renamed %s to \"%s\"\n", a->device, label);
+	}
+	json_decref(params);
+	json_decref(payload);
+	free(label);
 	return r;
 }

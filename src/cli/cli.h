@@ -76,6 +76,7 @@ struct cli_args {
 	const char *limit;
 	int plain;
 	int pending;		/* devices clear --pending */
+	const char *name;	/* devices rename --name */
 	const char *file;	/* config patch --file */
 	int from_stdin;		/* config patch --stdin */
 	int dry_run;		/* config patch --dry-run */
@@ -190,6 +191,9 @@ int cli_devices_reject(struct cli_args *a);
 int cli_devices_remove(struct cli_args *a);
 int cli_devices_rotate(struct cli_args *a);
 int cli_devices_revoke(struct cli_args *a);
+/* rename --device <id> --name <label> (device.pair.rename). */
+int cli_devices_rename(struct cli_args *a);
+extern const struct cli_opt cli_devices_rename_opts[];
 /* clear --yes [--pending]: every paired device (and pending request). */
 int cli_devices_clear(struct cli_args *a);
 extern const struct cli_opt cli_devices_clear_opts[];

@@ -1132,3 +1132,25 @@ def test_colour_only_on_a_terminal(dsvc):
     rc, out, err = dsvc.run("doctor",
                             env={"OPENCLAW_GATEWAY_PORT": dsvc.port})
     assert "\033[" not in out  # a pipe
+
+
+def test_devices_rename_arguments_and_call(svc, launcher):
+    gw = launcher.start(state_dir=svc.state)
+    common = ["--url", gw.url, "--token", gw.token]
+    rc, out, err = svc.run("devices", "rename", "--device", "x", *common)
+    assert rc == 2 and "--name" in err
+    rc, out, err = svc.run("devices", "rename", "--device", "x", "--name",
+                           "  ", *common)
+    assert rc == 2
+    rc, out, err = svc.run("devices", "rename", "--device", "x", "--name",
+                           "n" * 65, *common)
+    assert rc == 2
+    rc, out, err = svc.run("devices", "rename", "--device", "x", "--name",
+                           " Kitchen Mac ", "--json", *common)
+    # the call reaches the gateway as device.pair.rename {deviceId, label}
+    res = json.loads(out)
+    if rc == 0:
+        assert res  # a gateway that has the method
+    else:
+        assert "device.pair.rename" in res["error"]["message"] or \
+            res["error"].get("code") in ("INVALID_REQUEST", "NOT_FOUND")
