@@ -180,7 +180,7 @@ int cli_doctor(struct cli_args *a)
 	       l.config_path);
 	json_array_foreach(d.findings, i, f) {
 		const char *tag, *on = "";
-		int color = cli_color(a);
+		int color = cli_logs_color(a);
 
 		sev = json_string_value(json_object_get(f, "severity"));
 		if (json_is_true(json_object_get(f, "fixed"))) {

@@ -35,7 +35,7 @@ const struct cli_opt cli_logs_opts[] = {
 	{NULL, 0, 0, NULL, NULL},
 };
 
-int cli_color(const struct cli_args *a)
+int cli_logs_color(const struct cli_args *a)
 {
 	const char *nc = getenv("NO_COLOR");
 
@@ -200,7 +200,7 @@ int cli_logs(struct cli_args *a)
 	timeout = cli_gateway_timeout(a, CLI_LOGS_TIMEOUT_MS);
 	if (timeout < 0)
 		return 2;
-	color = !a->plain && !a->json && cli_color(a);
+	color = !a->plain && !a->json && cli_logs_color(a);
 	signal(SIGINT, cli_logs_on_signal);
 	signal(SIGTERM, cli_logs_on_signal);
 	cli_target_local_load(a->profile, a->dev, &l);

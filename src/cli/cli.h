@@ -324,7 +324,7 @@ int cli_completion_is_group_word(const char *w);
 int cli_logs(struct cli_args *a);
 extern const struct cli_opt cli_logs_opts[];
 /* Colour on: stdout is a terminal, no --no-color, no NO_COLOR. */
-int cli_color(const struct cli_args *a);
+int cli_logs_color(const struct cli_args *a);
 
 /* --- doctor (cli-doctor.c) -------------------------------------------- */
 
