@@ -151,13 +151,20 @@ static void daemon_token_keep(struct daemon *d)
 }
 
 /* The last banner line: the Control UI URL with the token fragment
- * (stdout only, never the log). */
+ * (stdout only, never the log). Under systemd stdout is the journal:
+ * the token stays out of it. */
 static void daemon_print_dashboard(struct daemon *d)
 {
 	const char *t = d->cfg->auth_mode == AUTH_MODE_TOKEN
 				? d->cfg->auth_token : NULL;
 	const unsigned char *p;
 
+	if (getenv("INVOCATION_ID") || getenv("NOTIFY_SOCKET")) {
+		printf("Dashboard: http://127.0.0.1:%d/ (the URL with the "
+		       "token: clawgate dashboard)\n", d->cfg->port);
+		fflush(stdout);
+		return;
+	}
 	printf("Dashboard: http://127.0.0.1:%d/", d->cfg->port);
 	if (t && *t) {
 		printf("#token=");

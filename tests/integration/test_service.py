@@ -1066,6 +1066,10 @@ def test_daemon_notifies_systemd(launcher, tmp_path):
         gw = launcher.start(env={"NOTIFY_SOCKET": path})
         ready = recv_until("READY=1")
         assert ready["MAINPID"] == str(gw.proc.pid)
+        # under systemd stdout is the journal: no token in it
+        last = [x for x in gw.stdout().splitlines() if x.strip()][-1]
+        assert last == ("Dashboard: http://127.0.0.1:%d/ (the URL with "
+                        "the token: clawgate dashboard)" % gw.port)
         rc, out, err = launcher.run(["gateway", "restart"],
                                     state_dir=gw.state_dir, timeout=120)
         assert rc == 0, out + err
