@@ -166,6 +166,13 @@ static json_t *cli_status_service(struct cli_args *a,
 		json_object_set_new(svc, "inspectionReason",
 				    json_string("service-manager-unavailable"));
 		json_object_set_new(svc, "detail", json_string(why));
+		runtime = json_object_get(svc, "runtime");
+		json_object_set_new(runtime, "inspectionReason",
+				    json_string("service-manager-unavailable"));
+		json_object_set_new(runtime, "detail", json_string(why));
+		json_object_set_new(runtime, "inspectionFailure", json_pack(
+			"{s:s,s:s}", "code",
+			"service-runtime-inspection-failed", "detail", why));
 	}
 	json_object_set_new(svc, "systemdInstallation",
 			    json_pack("{s:s}", "kind", loaded ? (a->system ?

@@ -1158,3 +1158,31 @@ def test_devices_rename_arguments_and_call(svc, launcher):
     else:
         assert "device.pair.rename" in res["error"]["message"] or \
             res["error"].get("code") in ("INVALID_REQUEST", "NOT_FOUND")
+
+
+def key_paths(o, p=""):
+    out = {}
+    if isinstance(o, dict):
+        for k, v in o.items():
+            out[p + "." + k] = type(v).__name__
+            out.update(key_paths(v, p + "." + k))
+    return out
+
+
+def test_gateway_status_json_reads_like_openclaws(svc, launcher):
+    """Every key path (and its JSON type) of `openclaw gateway status
+    --json` as openclaw 2026.9.6 printed it against a gateway on a host
+    without a service manager (data/openclaw-gateway-status.json) is in
+    ours, so its consumers read ours unchanged."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    with open(os.path.join(here, "data",
+                           "openclaw-gateway-status.json")) as f:
+        ref = key_paths(json.load(f))
+    gw = launcher.start(state_dir=svc.state)
+    rc, st, err = status_json(svc, gw, env={"XDG_RUNTIME_DIR": None})
+    assert rc == 0, err
+    ours = key_paths(st)
+    missing = sorted(k for k in ref if k not in ours)
+    assert missing == [], missing
+    wrong = sorted(k for k in ref if ours[k] != ref[k])
+    assert wrong == [], [(k, ref[k], ours[k]) for k in wrong]
