@@ -313,15 +313,32 @@ void cli_help(FILE *f, const struct cli_cmd *cmd)
 	if (!cmd) {
 		fprintf(f, "Usage: clawgate [--profile NAME] [--dev] "
 			   "<command> [options]\n\nCommands:\n");
+		/* Grouped by first word, groups in table order. */
 		for (i = 0; i < cli_ncmds; i++) {
-			char left[48];
+			size_t j, k, w = strcspn(cli_cmds[i].path, " ");
 
-			if (cli_cmds[i].hidden)
-				continue;
-			snprintf(left, sizeof(left), "%s%s", cli_cmds[i].path,
-				 strcmp(cli_cmds[i].path, "help") == 0
-					 ? " [command]" : "");
-			fprintf(f, "  %-24s %s\n", left, cli_cmds[i].summary);
+			for (k = 0; k < i; k++)
+				if (strncmp(cli_cmds[k].path, cli_cmds[i].path,
+					    w) == 0 &&
+				    strcspn(cli_cmds[k].path, " ") == w)
+					break;
+			if (k < i)
+				continue;	/* group already printed */
+			for (j = i; j < cli_ncmds; j++) {
+				char left[48];
+
+				if (cli_cmds[j].hidden ||
+				    strcspn(cli_cmds[j].path, " ") != w ||
+				    strncmp(cli_cmds[j].path, cli_cmds[i].path,
+					    w) != 0)
+					continue;
+				snprintf(left, sizeof(left), "%s%s",
+					 cli_cmds[j].path,
+					 strcmp(cli_cmds[j].path, "help") == 0
+						 ? " [command]" : "");
+				fprintf(f, "  %-24s %s\n", left,
+					cli_cmds[j].summary);
+			}
 		}
 		fprintf(f, "\n`clawgate gateway` alone runs the gateway "
 			   "(as `gateway run`).\n\nGlobal options:\n");
