@@ -28,7 +28,7 @@ const struct cli_opt cli_doctor_opts[] = {
 	{"lint", CLI_OPT_FLAG, A(lint), NULL,
 	 "config checks only, JSON, never fixes"},
 	{"non-interactive", CLI_OPT_FLAG, A(non_interactive), NULL,
-	 "never prompt (the doctor never does)"},
+	 "never ask (on a terminal --fix asks before removing stale units)"},
 	{"system", CLI_OPT_FLAG, A(system), NULL,
 	 "check the system unit instead of the user unit"},
 	{"token", CLI_OPT_STR, A(token), "TOKEN",
@@ -77,6 +77,19 @@ out:
 	json_decref(params);
 	cli_target_free(&t);
 	return r;
+}
+
+/* A y/N question on the terminal. */
+static int cli_doctor_confirm(void *arg, const char *question)
+{
+	char line[16];
+
+	(void)arg;
+	printf("%s [y/N] ", question);
+	fflush(stdout);
+	if (!fgets(line, sizeof(line), stdin))
+		return 0;
+	return line[0] == 'y' || line[0] == 'Y';
 }
 
 /* Re-write the unit (as `gateway install --force` without the restart),
@@ -151,6 +164,9 @@ int cli_doctor(struct cli_args *a)
 	d.unit_expected = expected;
 	d.config_patch = d.lock_held ? cli_doctor_patch : NULL;
 	d.reinstall = cli_doctor_reinstall;
+	if (d.fix && !a->yes && !a->non_interactive && !a->json &&
+	    isatty(STDIN_FILENO) && isatty(STDOUT_FILENO))
+		d.confirm = cli_doctor_confirm;
 	d.arg = &cd;
 	service_doctor_load_raw(&d);
 	service_doctor_run(&d);

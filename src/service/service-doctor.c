@@ -446,10 +446,22 @@ static void service_doctor_service_duplicates(struct service_doctor *c)
 				    "gateway per machine", scope, label);
 			continue;
 		}
-		if (!c->fix || !c->yes) {
-			service_doctor_hint(f, "clawgate doctor --fix --yes disables "
-				    "and removes it (or: systemctl --%s "
-				    "disable --now %s)", scope, label);
+		if (c->fix && !c->yes && c->confirm) {
+			char *q = xasprintf("Disable and remove the legacy "
+					    "unit %s (%s)?", label,
+					    path ? path : scope);
+			int ok = c->confirm(c->arg, q);
+
+			free(q);
+			if (!ok) {
+				service_doctor_hint(f, "kept (answered no)");
+				continue;
+			}
+		} else if (!c->fix || !c->yes) {
+			service_doctor_hint(f, "clawgate doctor --fix --yes "
+					    "disables and removes it (or: "
+					    "systemctl --%s disable --now "
+					    "%s)", scope, label);
 			continue;
 		}
 		service_systemctl(strcmp(scope, "system") == 0,

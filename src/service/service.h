@@ -138,6 +138,9 @@ struct service_doctor {
 	 * possible now. 0 or -1 with *err (new string). */
 	int (*config_patch)(void *arg, const char *patch, char **err);
 	int (*reinstall)(void *arg, char **err);
+	/* Ask the operator (a terminal, no --non-interactive): 1 yes, 0 no.
+	 * NULL: never ask (only --yes removes stale units). */
+	int (*confirm)(void *arg, const char *question);
 	void *arg;
 	json_t *findings;	/* [{id, severity, message, fixable, fixed,
 				 * fix?, hint?}], owned */

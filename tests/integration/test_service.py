@@ -1095,8 +1095,9 @@ def test_restart_under_systemd_uses_systemctl(svc):
                            "--user restart openclaw-gateway.service"]
 
 
-def run_on_tty(svc, args, env=None):
-    """Run the CLI with stdout on a pseudo-terminal: (rc, output)."""
+def run_on_tty(svc, args, env=None, answer=None):
+    """Run the CLI on a pseudo-terminal (stdin and stdout), typing answer
+    when it asks a question: (rc, output)."""
     import pty
     from harness import BIN_ARGV
     e = dict(os.environ)
@@ -1109,7 +1110,7 @@ def run_on_tty(svc, args, env=None):
     for k, v in (env or {}).items():
         e[k] = v
     master, slave = pty.openpty()
-    p = subprocess.Popen(list(BIN_ARGV) + args, stdout=slave,
+    p = subprocess.Popen(list(BIN_ARGV) + args, stdin=slave, stdout=slave,
                          stderr=subprocess.DEVNULL, env=e)
     os.close(slave)
     chunks = []
@@ -1121,6 +1122,9 @@ def run_on_tty(svc, args, env=None):
         if not b:
             break
         chunks.append(b)
+        if answer is not None and b"[y/N]" in b"".join(chunks):
+            os.write(master, answer)
+            answer = None
     os.close(master)
     return p.wait(timeout=60), b"".join(chunks).decode()
 
@@ -1186,3 +1190,19 @@ def test_gateway_status_json_reads_like_openclaws(svc, launcher):
     assert missing == [], missing
     wrong = sorted(k for k in ref if ours[k] != ref[k])
     assert wrong == [], [(k, ref[k], ours[k]) for k in wrong]
+
+
+def test_doctor_asks_on_a_terminal_before_removing_stale_units(dsvc):
+    sysdir = dsvc.tmp / "system"
+    sysdir.mkdir()
+    stale = sysdir / "clawdbot-gateway.service"
+    stale.write_text(STALE_UNIT)
+    rc, out = run_on_tty(dsvc, ["doctor", "--fix"], answer=b"n\n")
+    assert "Disable and remove the legacy unit clawdbot-gateway.service" \
+        in out
+    assert stale.exists() and "kept (answered no)" in out
+    rc, out = run_on_tty(dsvc, ["doctor", "--fix", "--non-interactive"])
+    assert "[y/N]" not in out and stale.exists()
+    rc, out = run_on_tty(dsvc, ["doctor", "--fix"], answer=b"y\n")
+    assert not stale.exists()
+    assert "disable --now clawdbot-gateway.service" in dsvc.calls()
