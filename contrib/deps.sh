@@ -12,6 +12,7 @@ PKGS=(
 	python3-requests python3-nacl python3-jsonschema
 	nodejs npm wrk ca-certificates
 	zlib1g-dev chromium
+	systemd
 )
 
 # A package counts as present when dpkg has it installed; nodejs/npm also

@@ -46,6 +46,7 @@
 #include "presence/presence.h"
 #include "rpc/rpc.h"
 #include "secrets/secrets.h"
+#include "service/service.h"
 #include "store/store.h"
 
 /* The upstream release whose protocol and frames we match. */
@@ -110,28 +111,17 @@ static int daemon_env_int(const char *name)
 	return v > 0 && v < (1 << 30) ? (int)v : 0;
 }
 
-/* systemd readiness without libsystemd: one datagram to $NOTIFY_SOCKET. */
+/* systemd readiness without libsystemd (src/service/service-notify.c). */
 static void daemon_sd_notify(const char *msg)
 {
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa;
-	socklen_t len;
-	int fd;
-
-	if (!path || (path[0] != '/' && path[0] != '@') ||
-	    strlen(path) >= sizeof(sa.sun_path))
-		return;
-	memset(&sa, 0, sizeof(sa));
-	sa.sun_family = AF_UNIX;
-	memcpy(sa.sun_path, path, strlen(path));
-	if (sa.sun_path[0] == '@')
-		sa.sun_path[0] = 0;
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
-	close(fd);
+	if (strcmp(msg, "READY=1") == 0)
+		service_notify_ready("ready");
+	else if (strcmp(msg, "RELOADING=1") == 0)
+		service_notify_reloading();
+	else if (strcmp(msg, "STOPPING=1") == 0)
+		service_notify_stopping();
+	else
+		service_notify(msg);
 }
 
 static int daemon_mkdirs(const char *dir)
@@ -151,6 +141,56 @@ static int daemon_mkdirs(const char *dir)
 		r = -errno;
 	free(p);
 	return r;
+}
+
+/* Keep a generated token in <state_dir>/gateway.token (0600). */
+static void daemon_token_keep(struct daemon *d)
+{
+	char *cur = NULL;
+	int r;
+
+	if (service_token_read(d->paths.state_dir, &cur) == 1 &&
+	    strcmp(cur, d->cfg->auth_token) == 0) {
+		xfree_secret(cur);
+		return;
+	}
+	xfree_secret(cur);
+	r = service_token_write(d->paths.state_dir, d->cfg->auth_token);
+	if (r < 0)
+		log_warn("gateway", "cannot keep the gateway token in %s: %s "
+			 "(it changes on the next start)", d->paths.state_dir,
+			 strerror(-r));
+}
+
+/* The last banner line: the Control UI URL with the token fragment
+ * (stdout only, never the log). Under systemd stdout is the journal:
+ * the token stays out of it. */
+static void daemon_print_dashboard(struct daemon *d)
+{
+	const char *t = d->cfg->auth_mode == AUTH_MODE_TOKEN
+				? d->cfg->auth_token : NULL;
+	const unsigned char *p;
+
+	if (getenv("INVOCATION_ID") || getenv("NOTIFY_SOCKET")) {
+		printf("Dashboard: http://127.0.0.1:%d/ (the URL with the "
+		       "token: clawgate dashboard)\n", d->cfg->port);
+		fflush(stdout);
+		return;
+	}
+	printf("Dashboard: http://127.0.0.1:%d/", d->cfg->port);
+	if (t && *t) {
+		printf("#token=");
+		for (p = (const unsigned char *)t; *p; p++) {
+			if ((*p >= 'A' && *p <= 'Z') ||
+			    (*p >= 'a' && *p <= 'z') ||
+			    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+				putchar(*p);
+			else
+				printf("%%%02X", *p);
+		}
+	}
+	printf("\n");
+	fflush(stdout);
 }
 
 /* The state-dir lock: flock held for the process lifetime. */
@@ -804,6 +844,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	struct rpc_deps rd = {0};
 	const char *hosts[4], *failed = NULL;
 	char *path = NULL, *errmsg = NULL, *inherited_tok = NULL;
+	char *stored_tok = NULL;
 	const char *inherited;
 	int nhosts, r, i;
 	int64_t pv = 0, hv = 0;
@@ -828,6 +869,14 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	}
 	/* SecretRefs resolve inside config_load, for every surface. */
 	secrets_install(SECRETS_SCOPE_FULL, d->paths.state_dir);
+	/* A generated token is kept in the state dir and reused on every
+	 * start (it wins over an inherited one: `auth-token --rotate`). */
+	if (service_token_read(d->paths.state_dir, &stored_tok) == 1) {
+		xfree_secret(inherited_tok);
+		inherited_tok = stored_tok;
+		stored_tok = NULL;
+		ov.generated_token = inherited_tok;
+	}
 	r = config_load(d->paths.config_path, &ov, &d->cfg, &issues);
 	xfree_secret(inherited_tok);
 	inherited_tok = NULL;
@@ -871,6 +920,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	}
 	if (daemon_lock(d) != 0)
 		return 1;
+	if (d->cfg->auth_token_generated)
+		daemon_token_keep(d);
 
 	if (o->verbose)
 		log_set_level(LOG_DEBUG);
@@ -1200,18 +1251,17 @@ again:
 		 "127.0.0.1", d.cfg->port, d.listening);
 	log_info("gateway", "auth mode: %s; state: %s", auth_mode_name(d.cfg->auth_mode),
 		 d.paths.state_dir);
-	if (d.cfg->auth_token_generated) {
-		/* Printed on stdout for the operator, never into the log. */
-		printf("Gateway token (generated for this run; set "
-		       "gateway.auth.token or OPENCLAW_GATEWAY_TOKEN to keep "
-		       "one): %s\n", d.cfg->auth_token);
-	}
+	if (d.cfg->auth_token_generated)
+		printf("Gateway token: generated once, kept in %s/gateway.token "
+		       "(`clawgate gateway auth-token` prints it)\n",
+		       d.paths.state_dir);
 	printf("Gateway URL: ws://127.0.0.1:%d  OpenAI-compatible API: "
 	       "http://127.0.0.1:%d/v1\n", d.cfg->port, d.cfg->port);
 	api_ui_banner(d.cfg, stdout);
 	fflush(stdout);
 	log_info("gateway", "ready (%lldms)",
 		 (long long)(util_mono_ms() - d.start_mono));
+	daemon_print_dashboard(&d);
 	daemon_lifecycle_start(&d);
 	daemon_sd_notify("READY=1");
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/wsclient.h"
@@ -499,8 +500,8 @@ static json_t *cli_config_operand(struct cli_config_conn *cc, int online,
 int cli_config_diff(struct cli_args *a)
 {
 	struct cli_config_conn cc;
-	json_t *va = NULL, *vb = NULL;
-	char **paths = NULL, sa[32];
+	json_t *va = NULL, *vb = NULL, *jd = NULL;
+	char **paths = NULL, sa[32] = "";
 	size_t n, i;
 	int online, r = 1;
 
@@ -526,6 +527,8 @@ int cli_config_diff(struct cli_args *a)
 	if (!va || !vb)
 		goto out;
 	n = config_plan_diff(va, vb, &paths);
+	if (a->json)
+		jd = json_array();
 	for (i = 0; i < n; i++) {
 		const json_t *x = config_get(va, paths[i]);
 		const json_t *y = config_get(vb, paths[i]);
@@ -536,7 +539,12 @@ int cli_config_diff(struct cli_args *a)
 		const char *cls = config_options_reload_name(
 			config_plan_classify(paths[i], NULL));
 
-		if (!x)
+		if (jd)
+			json_array_append_new(jd, json_pack(
+				"{s:s,s:s,s:O?,s:O?,s:s}", "path", paths[i],
+				"op", !x ? "add" : !y ? "remove" : "change",
+				"from", x, "to", y, "reload", cls));
+		else if (!x)
 			printf("+ %s: %s  [%s]\n", paths[i], ys, cls);
 		else if (!y)
 			printf("- %s: %s  [%s]\n", paths[i], xs, cls);
@@ -545,6 +553,19 @@ int cli_config_diff(struct cli_args *a)
 			       cls);
 		free(xs);
 		free(ys);
+	}
+	if (jd) {
+		json_t *o = json_pack("{s:s,s:s,s:O}", "a",
+				      a->npos > 0 ? a->pos[0] : sa, "b",
+				      a->npos > 1 ? a->pos[1]
+						  : cc.l.config_path,
+				      "changes", jd);
+
+		cli_json_print(stdout, o);
+		json_decref(o);
+		json_decref(jd);
+		r = 0;
+		goto out;
 	}
 	if (n == 0)
 		printf("No differences.\n");
@@ -557,51 +578,179 @@ out:
 	return r;
 }
 
-/* gateway restart: SIGUSR1 to the pid in the lock file, then wait until
- * the restarted process (same pid) wrote its lock again. */
-int cli_config_gateway_restart(struct cli_args *a)
+/* config file: the active config path (no gateway needed). */
+int cli_config_file(struct cli_args *a)
 {
 	struct cli_local l;
-	json_t *lock = NULL, *now = NULL;
-	int64_t started, deadline;
-	long pid;
-	int held, r = 1;
+	json_t *j;
 
 	cli_target_local_load(a->profile, a->dev, &l);
-	held = cli_lock_read(l.state_dir, &lock);
-	pid = (long)json_integer_value(json_object_get(lock, "pid"));
-	if (held != 1 || pid <= 0) {
-		fprintf(stderr, "Gateway is not running (no lock held in %s).\n",
-			l.state_dir);
-		goto out;
+	if (a->json) {
+		j = json_pack("{s:s,s:b}", "path", l.config_path, "exists",
+			      access(l.config_path, F_OK) == 0);
+		cli_json_print(stdout, j);
+		json_decref(j);
+	} else {
+		printf("%s\n", l.config_path);
 	}
-	started = json_integer_value(json_object_get(lock, "startedAtMs"));
-	if (kill((pid_t)pid, SIGUSR1) != 0) {
-		fprintf(stderr, "cannot signal pid %ld: %s\n", pid,
-			strerror(errno));
-		goto out;
-	}
-	deadline = util_mono_ms() + (a->timeout ? atoi(a->timeout) : 60000);
-	while (util_mono_ms() < deadline) {
-		struct timespec ts = {0, 50 * 1000000};
+	cli_target_local_free(&l);
+	return 0;
+}
 
-		json_decref(now);
-		now = NULL;
-		if (cli_lock_read(l.state_dir, &now) == 1 &&
-		    json_integer_value(json_object_get(now, "startedAtMs")) >
-			    started) {
-			printf("Gateway restarted (pid %lld).\n",
-			       (long long)json_integer_value(
-				       json_object_get(now, "pid")));
-			r = 0;
+/* config schema: the JSON schema of openclaw.json (offline). */
+int cli_config_schema(struct cli_args *a)
+{
+	json_t *s = config_schema_json(PACKAGE_VERSION);
+
+	(void)a;
+	cli_json_print(stdout, s);
+	json_decref(s);
+	return 0;
+}
+
+#define CLI_CONFIG_PATCH_FILE_MAX (8 * 1024 * 1024)
+#define CLI_CONFIG_PATCH_STDIN_MAX (1024 * 1024)
+
+const struct cli_opt cli_config_patch_opts[] = {
+	{"file", CLI_OPT_STR, offsetof(struct cli_args, file), "PATH",
+	 "the JSON5 merge patch (objects merge, null deletes)"},
+	{"stdin", CLI_OPT_FLAG, offsetof(struct cli_args, from_stdin), NULL,
+	 "read the patch from stdin"},
+	{"dry-run", CLI_OPT_FLAG, offsetof(struct cli_args, dry_run), NULL,
+	 "show the plan, write nothing"},
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
+	{NULL, 0, 0, NULL, NULL},
+};
+
+/* The patch text from --file or --stdin (bounded). New string or NULL. */
+static char *cli_config_patch_text(const struct cli_args *a, size_t *len)
+{
+	char *buf;
+	size_t n = 0, k;
+
+	if (a->file && !a->from_stdin) {
+		buf = cli_read_prefix(a->file, CLI_CONFIG_PATCH_FILE_MAX + 1,
+				      len);
+		if (!buf)
+			fprintf(stderr, "cannot read %s: %s\n", a->file,
+				strerror(errno));
+		else if (*len > CLI_CONFIG_PATCH_FILE_MAX) {
+			fprintf(stderr, "%s: patch files are limited to 8 "
+				"MiB\n", a->file);
+			free(buf);
+			buf = NULL;
+		}
+		return buf;
+	}
+	buf = xmalloc(CLI_CONFIG_PATCH_STDIN_MAX + 2);
+	while (n <= CLI_CONFIG_PATCH_STDIN_MAX &&
+	       (k = fread(buf + n, 1, CLI_CONFIG_PATCH_STDIN_MAX + 1 - n,
+			  stdin)) > 0)
+		n += k;
+	if (n > CLI_CONFIG_PATCH_STDIN_MAX) {
+		fprintf(stderr, "piped patches are limited to 1 MiB\n");
+		free(buf);
+		return NULL;
+	}
+	buf[n] = '\0';
+	*len = n;
+	return buf;
+}
+
+/* config patch --file F | --stdin [--dry-run]: a JSON5 merge patch
+ * through the gateway (one snapshot), or its plan with --dry-run. */
+int cli_config_patch_cmd(struct cli_args *a)
+{
+	struct cli_config_conn cc;
+	struct cli_args b;
+	struct json5_error jerr;
+	json_t *patch = NULL, *cur = NULL, *p = NULL, *res = NULL;
+	json_t *params = NULL;
+	char *text = NULL, *ftext = NULL, *merged = NULL, *tmp = NULL;
+	char *pos[1];
+	size_t len = 0, flen = 0;
+	int r = 1, fd;
+
+	memset(&cc, 0, sizeof(cc));
+	if (!a->file && !a->from_stdin) {
+		fprintf(stderr, "Usage: clawgate config patch --file PATCH."
+			"json5 | --stdin [--dry-run]\n");
+		return 2;
+	}
+	text = cli_config_patch_text(a, &len);
+	if (!text)
+		return 1;
+	if (json5_parse(text, len, &patch, &jerr) < 0 ||
+	    !json_is_object(patch)) {
+		fprintf(stderr, "invalid patch: %s\n", json_is_object(patch)
+			? "" : "must be a JSON5 object");
+		goto out;
+	}
+	if (a->dry_run) {
+		/* Merge into the file as it is and ask for the plan. */
+		cli_target_local_load(a->profile, a->dev, &cc.l);
+		ftext = cli_read_prefix(cc.l.config_path, CLI_CONFIG_MAX_FILE,
+					&flen);
+		if (ftext && json5_parse(ftext, flen, &cur, &jerr) < 0) {
+			fprintf(stderr, "%s does not parse\n",
+				cc.l.config_path);
 			goto out;
 		}
-		nanosleep(&ts, NULL);
+		if (!cur)
+			cur = json_object();
+		config_merge_patch(&cur, patch);
+		merged = json_dumps(cur, JSON_INDENT(2));
+		tmp = xasprintf("/tmp/clawgate-patch-XXXXXX");
+		fd = mkstemp(tmp);
+		if (fd < 0 || write(fd, merged, strlen(merged)) !=
+				      (ssize_t)strlen(merged)) {
+			fprintf(stderr, "cannot write a temporary file\n");
+			if (fd >= 0)
+				close(fd);
+			goto out;
+		}
+		close(fd);
+		b = *a;
+		pos[0] = tmp;
+		b.pos = pos;
+		b.npos = 1;
+		if (!a->json)
+			printf("Dry run (nothing written).\n");
+		r = cli_config_plan(&b);
+		b.pos = NULL;
+		goto out;
 	}
-	fprintf(stderr, "Gateway did not come back in time (pid %ld).\n", pid);
+	if (cli_config_open(a, &cc, 0) < 0 ||
+	    cli_config_call(&cc, "config.get", NULL, &p) < 0)
+		goto out;
+	params = json_pack("{s:s%}", "raw", text, len);
+	if (json_is_true(json_object_get(p, "exists")))
+		json_object_set(params, "baseHash", json_object_get(p, "hash"));
+	if (cli_config_call(&cc, "config.patch", params, &res) < 0)
+		goto out;
+	if (a->json) {
+		cli_json_print(stdout, res);
+	} else {
+		printf("Patched the config (%s; snapshot %lld).\n",
+		       cli_config_action_word(res),
+		       (long long)json_integer_value(json_object_get(
+			       res, "snapshotId")));
+		cli_config_print_changes(json_object_get(res, "changes"));
+	}
+	r = 0;
 out:
-	json_decref(lock);
-	json_decref(now);
-	cli_target_local_free(&l);
+	if (tmp) {
+		unlink(tmp);
+		free(tmp);
+	}
+	json_decref(patch);
+	json_decref(cur);
+	json_decref(p);
+	json_decref(res);
+	json_decref(params);
+	xfree_secret(text);
+	xfree_secret(ftext);
+	xfree_secret(merged);
+	cli_config_close(&cc);
 	return r;
 }

@@ -10,6 +10,7 @@
 #include "config.h"
 
 #include "auth/device.h"
+#include "auth/identity.h"
 #include "cli/cli.h"
 #include "cli/wsclient.h"
 #include "core/common.h"
@@ -36,6 +37,22 @@ const struct cli_opt cli_devices_token_opts[] = {
 	{"role", CLI_OPT_STR, A(role), "ROLE", "role (operator, node)"},
 	{"scope", CLI_OPT_STR, A(scope), "SCOPE",
 	 "scopes of the new token (comma-separated or several words)"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_devices_clear_opts[] = {
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
+	{"yes", CLI_OPT_FLAG, A(yes), NULL, "really remove them all"},
+	{"pending", CLI_OPT_FLAG, A(pending), NULL,
+	 "also reject every pending request"},
+	{NULL, 0, 0, NULL, NULL},
+};
+
+const struct cli_opt cli_devices_rename_opts[] = {
+	CLI_CLIENT_OPTS("timeout in ms (default 10000)"),
+	{"device", CLI_OPT_STR, A(device), "ID", "device id"},
+	{"name", CLI_OPT_STR, A(name), "LABEL",
+	 "operator label (1..64 characters)"},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -78,7 +95,7 @@ static void cli_dev_fail(const struct cli_args *a, const char *what,
 		char *d = json_dumps(json_object_get(e->error, "details"),
 				     JSON_COMPACT);
 
-		fprintf(stderr, "details: %s\n", d ? d : "");
+		fprintf(stderr, "Details: %s\n", d ? d : "");
 		free(d);
 	}
 }
@@ -387,5 +404,148 @@ int cli_devices_revoke(struct cli_args *a)
 	}
 	json_decref(params);
 	json_decref(payload);
+	return r;
+}
+
+/* clear --yes [--pending]: remove every paired device (and reject every
+ * pending request), over one connection. */
+int cli_devices_clear(struct cli_args *a)
+{
+	struct cli_dev d;
+	struct gwclient_err e = {0};
+	json_t *list = NULL, *p = NULL, *params, *v, *removed, *rejected;
+	json_t *out;
+	const char *id, *self;
+	size_t i;
+	int r, self_paired = 0;
+
+	if (!a->yes) {
+		fprintf(stderr, "Device clear removes every paired device%s; "
+			"re-run with --yes.\n", a->pending
+			? " and rejects every pending request" : "");
+		return 2;
+	}
+	r = cli_dev_open(a, "Device clear", &d);
+	if (r)
+		return r;
+	removed = json_array();
+	rejected = json_array();
+	if (gwclient_request(d.c, "device.pair.list", NULL, d.timeout, 0,
+			     &list, &e) != 0)
+		goto fail;
+	/* This CLI's own device goes last: removing it closes this
+	 * connection, which then is the expected answer. */
+	self = d.ci.id ? d.ci.id->device_id : "";
+	json_array_foreach(json_object_get(list, "paired"), i, v) {
+		id = json_string_value(json_object_get(v, "deviceId"));
+		if (!id)
+			continue;
+		if (strcmp(id, self) == 0) {
+			self_paired = 1;
+			continue;
+		}
+		params = json_pack("{s:s}", "deviceId", id);
+		r = gwclient_request(d.c, "device.pair.remove", params,
+				     d.timeout, 0, &p, &e);
+		json_decref(params);
+		json_decref(p);
+		p = NULL;
+		if (r)
+			goto fail;
+		json_array_append_new(removed, json_string(id));
+	}
+	json_array_foreach(a->pending ? json_object_get(list, "pending")
+				      : NULL, i, v) {
+		id = json_string_value(json_object_get(v, "requestId"));
+		if (!id)
+			continue;
+		params = json_pack("{s:s}", "requestId", id);
+		r = gwclient_request(d.c, "device.pair.reject", params,
+				     d.timeout, 0, &p, &e);
+		json_decref(params);
+		json_decref(p);
+		p = NULL;
+		if (r)
+			goto fail;
+		json_array_append_new(rejected, json_string(id));
+	}
+	if (self_paired) {
+		params = json_pack("{s:s}", "deviceId", self);
+		r = gwclient_request(d.c, "device.pair.remove", params,
+				     d.timeout, 0, &p, &e);
+		json_decref(params);
+		json_decref(p);
+		p = NULL;
+		if (r && e.kind != GWC_ERR_CLOSED)
+			goto fail;
+		json_array_append_new(removed, json_string(self));
+	}
+	if (a->json) {
+		out = json_pack("{s:b,s:O,s:O}", "ok", 1, "removed", removed,
+				"rejected", rejected);
+		cli_json_print(stdout, out);
+		json_decref(out);
+	} else {
+		printf("Removed %zu paired device%s", json_array_size(removed),
+		       json_array_size(removed) == 1 ? "" : "s");
+		if (a->pending)
+			printf(", rejected %zu pending request%s",
+			       json_array_size(rejected),
+			       json_array_size(rejected) == 1 ? "" : "s");
+		printf(".\n");
+	}
+	r = 0;
+	goto out;
+fail:
+	cli_dev_fail(a, "Device clear", &e);
+	r = 1;
+out:
+	gwclient_err_free(&e);
+	json_decref(list);
+	json_decref(removed);
+	json_decref(rejected);
+	cli_dev_close(&d);
+	return r;
+}
+
+/* rename --device <id> --name <label>: the operator label of a paired
+ * device (device.pair.rename {deviceId, label}; 1..64 characters). */
+int cli_devices_rename(struct cli_args *a)
+{
+	json_t *params, *payload = NULL;
+	char *label;
+	size_t n;
+	int r;
+
+	if (!a->device || !a->name) {
+		fprintf(stderr, "Device rename: --device <id> and --name "
+			"<label> are required\n");
+		return 2;
+	}
+	label = xstrdup(a->name);
+	while (*label == ' ')
+		memmove(label, label + 1, strlen(label));
+	n = strlen(label);
+	while (n && label[n - 1] == ' ')
+		label[--n] = '\0';
+	if (n == 0 || n > 64) {
+		fprintf(stderr, "Device rename: --name must be 1 to 64 "
+			"characters\n");
+		free(label);
+		return 2;
+	}
+	params = json_pack("{s:s,s:s}", "deviceId", a->device, "label",
+			   label);
+	r = cli_dev_call(a, "Device rename", "device.pair.rename", params,
+			 &payload);
+	if (r == 0) {
+		if (a->json)
+			cli_json_print(stdout, payload);
+		else
+			printf("Renamed %s to \"%s\"\n", a->device, label);
+	}
+	json_decref(params);
+	json_decref(payload);
+	free(label);
 	return r;
 }

@@ -8,15 +8,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/wsclient.h"
 #include "core/common.h"
 #include "config/config.h"
 #include "core/util.h"
+#include "service/service.h"
 
 #define CLI_TARGET_DEFAULT_PORT 18789
 #define CLI_TARGET_DEV_PORT 19001
+
+static const char *cli_target_bind_name(enum config_bind b)
+{
+	switch (b) {
+	case BIND_LAN:
+		return "lan";
+	case BIND_CUSTOM:
+		return "custom";
+	case BIND_AUTO:
+		return "auto";
+	case BIND_TAILNET:
+		return "tailnet";
+	default:
+		return "loopback";
+	}
+}
 
 /* The local context comes from the config module, as the daemon sees it:
  * paths and profiles, then the file with its precedence rules. An invalid
@@ -39,11 +57,19 @@ int cli_target_local_load(const char *profile, int dev, struct cli_local *l)
 	ov.dev = dev || (p.profile && strcmp(p.profile, "dev") == 0);
 	if (config_load(p.config_path, &ov, &c, &is) == GW_OK) {
 		l->port = c->port;
+		if (c->log_file)
+			l->cfg_log_file = xstrdup(c->log_file);
+		if (c->mode)
+			l->cfg_mode = xstrdup(c->mode);
+		l->cfg_exists = c->file_exists;
+		l->bind = cli_target_bind_name(c->bind);
 		if (c->auth_token && !c->auth_token_generated)
 			l->cfg_token = xstrdup(c->auth_token);
 		if (c->auth_password)
 			l->cfg_password = xstrdup(c->auth_password);
 	} else {
+		l->bind = "loopback";
+		l->cfg_exists = access(p.config_path, F_OK) == 0;
 		l->cfg_error = xasprintf("%s: %s: %s", p.config_path,
 					 is.n ? is.v[0].path : "?",
 					 is.n ? is.v[0].message : "invalid");
@@ -52,6 +78,14 @@ int cli_target_local_load(const char *profile, int dev, struct cli_local *l)
 		port = env_port ? util_parse_port(env_port) : -1;
 		if (port > 0)
 			l->port = port;
+	}
+	/* No configured credential: the token the gateway generated and
+	 * keeps in the state dir (same host, same user). */
+	if (!l->cfg_token && !l->cfg_password) {
+		if (service_token_read(l->state_dir, &l->cfg_token) == 1)
+			l->cfg_token_kept = 1;
+		else
+			l->cfg_token = NULL;
 	}
 	config_unref(c);
 	config_issues_free(&is);
@@ -68,6 +102,8 @@ void cli_target_local_free(struct cli_local *l)
 	xfree_secret(l->cfg_token);
 	xfree_secret(l->cfg_password);
 	free(l->cfg_error);
+	free(l->cfg_log_file);
+	free(l->cfg_mode);
 	memset(l, 0, sizeof(*l));
 }
 

@@ -39,7 +39,7 @@ const struct cli_cmd cli_cmds[] = {
 	 "Call a gateway RPC method and print its payload", 1, 0},
 	{"gateway health", cli_gateway_health, cli_gateway_health_opts,
 	 "[options]", "Fetch the gateway's health", 0, 0},
-	{"gateway status", cli_gateway_status, cli_gateway_status_opts,
+	{"gateway status", cli_status_gateway, cli_status_gateway_opts,
 	 "[options]", "Show the gateway's runtime and probe it", 0, 0},
 	{"gateway probe", cli_gateway_probe, cli_gateway_probe_opts,
 	 "[options]", "Probe the given and the local gateway", 0, 0},
@@ -58,9 +58,9 @@ const struct cli_cmd cli_cmds[] = {
 	{"devices revoke", cli_devices_revoke, cli_devices_token_opts,
 	 "--device <id> --role <role> [options]",
 	 "Revoke the device token of a role", 0, 0},
-	{"gateway restart", cli_config_gateway_restart, cli_config_opts,
-	 "[options]", "Restart the running gateway in place (SIGUSR1)", 0,
-	 0},
+	{"gateway restart", cli_service_restart, cli_service_restart_opts,
+	 "[options]", "Restart the gateway (systemctl, or in place with "
+	 "SIGUSR1)", 0, 0},
 	{"config get", cli_config_get, cli_config_opts, "[path] [options]",
 	 "Print the running config (redacted), or one value", 1, 0},
 	{"config set", cli_config_set, cli_config_opts,
@@ -127,6 +127,52 @@ const struct cli_cmd cli_cmds[] = {
 	 "Disable an automation", 1, 0},
 	{"cron get", cli_cron_get, cli_cron_opts, "<id> [options]",
 	 "Print an automation as JSON", 1, 0},
+	{"gateway install", cli_service_install, cli_service_install_opts,
+	 "[--port N] [--force] [--system] [--print] [options]",
+	 "Install the gateway as a systemd service and start it", 0, 0},
+	{"gateway uninstall", cli_service_uninstall, cli_service_opts,
+	 "[options]", "Stop, disable and remove the gateway service", 0, 0},
+	{"gateway start", cli_service_start, cli_service_opts, "[options]",
+	 "Start the installed gateway service", 0, 0},
+	{"gateway stop", cli_service_stop, cli_service_stop_opts,
+	 "[--disable] [options]", "Stop the gateway service", 0, 0},
+	{"gateway auth-token", cli_service_auth_token, cli_service_token_opts,
+	 "[--rotate] [options]",
+	 "Print the local gateway token (or generate a new one)", 0, 0},
+	{"status", cli_status_overview, cli_status_overview_opts,
+	 "[--deep] [--all] [--json]",
+	 "Overview: dashboard, reachability, service, agents, sessions", 0,
+	 0},
+	{"health", cli_gateway_health, cli_gateway_health_opts, "[options]",
+	 "Fetch the gateway's health (= gateway health)", 0, 0},
+	{"doctor", cli_doctor, cli_doctor_opts,
+	 "[--fix] [--yes] [--json] [--lint] [--non-interactive]",
+	 "Check config, state, service, port and store; --fix repairs", 0,
+	 0},
+	{"logs", cli_logs, cli_logs_opts,
+	 "[--follow] [--limit N] [--json] [--plain] [options]",
+	 "Print the gateway's log (logs.tail; the file when it is down)", 0,
+	 0},
+	{"completion", cli_completion, cli_no_opts, "bash|zsh|fish",
+	 "Print a shell completion script", 1, 0},
+	{"config file", cli_config_file, cli_config_opts, "[--json]",
+	 "Print the active config file path", 0, 0},
+	{"config schema", cli_config_schema, cli_config_opts, "[--json]",
+	 "Print the JSON schema of openclaw.json", 0, 0},
+	{"config patch", cli_config_patch_cmd, cli_config_patch_opts,
+	 "--file PATCH | --stdin [--dry-run] [options]",
+	 "Apply a JSON5 merge patch through the gateway (one snapshot)", 0,
+	 0},
+	{"devices rename", cli_devices_rename, cli_devices_rename_opts,
+	 "--device <id> --name <label> [options]",
+	 "Give a paired device an operator label", 0, 0},
+	{"devices clear", cli_devices_clear, cli_devices_clear_opts,
+	 "--yes [--pending] [options]",
+	 "Remove every paired device (--pending: reject requests too)", 0,
+	 0},
+	{"dashboard", cli_service_dashboard, cli_service_dashboard_opts,
+	 "[--no-open] [--json]",
+	 "Print (and open) the Control UI URL with the token", 0, 0},
 	{"help", cli_help_cmd, cli_no_opts, "[command]",
 	 "Show help for a command", 3, 0},
 };
@@ -313,15 +359,32 @@ void cli_help(FILE *f, const struct cli_cmd *cmd)
 	if (!cmd) {
 		fprintf(f, "Usage: clawgate [--profile NAME] [--dev] "
 			   "<command> [options]\n\nCommands:\n");
+		/* Grouped by first word, groups in table order. */
 		for (i = 0; i < cli_ncmds; i++) {
-			char left[48];
+			size_t j, k, w = strcspn(cli_cmds[i].path, " ");
 
-			if (cli_cmds[i].hidden)
-				continue;
-			snprintf(left, sizeof(left), "%s%s", cli_cmds[i].path,
-				 strcmp(cli_cmds[i].path, "help") == 0
-					 ? " [command]" : "");
-			fprintf(f, "  %-24s %s\n", left, cli_cmds[i].summary);
+			for (k = 0; k < i; k++)
+				if (strncmp(cli_cmds[k].path, cli_cmds[i].path,
+					    w) == 0 &&
+				    strcspn(cli_cmds[k].path, " ") == w)
+					break;
+			if (k < i)
+				continue;	/* group already printed */
+			for (j = i; j < cli_ncmds; j++) {
+				char left[48];
+
+				if (cli_cmds[j].hidden ||
+				    strcspn(cli_cmds[j].path, " ") != w ||
+				    strncmp(cli_cmds[j].path, cli_cmds[i].path,
+					    w) != 0)
+					continue;
+				snprintf(left, sizeof(left), "%s%s",
+					 cli_cmds[j].path,
+					 strcmp(cli_cmds[j].path, "help") == 0
+						 ? " [command]" : "");
+				fprintf(f, "  %-24s %s\n", left,
+					cli_cmds[j].summary);
+			}
 		}
 		fprintf(f, "\n`clawgate gateway` alone runs the gateway "
 			   "(as `gateway run`).\n\nGlobal options:\n");
@@ -347,6 +410,14 @@ static int cli_help_cmd(struct cli_args *a)
 
 	if (a->npos == 0) {
 		cli_help(stdout, NULL);
+		return 0;
+	}
+	/* `help devices`, `help gateway`: the group's subcommands. */
+	if (a->npos == 1 && cli_completion_is_group_word(a->pos[0])) {
+		cli_completion_group_help(stdout, a->pos[0]);
+		if (strcmp(a->pos[0], "gateway") == 0)
+			printf("`clawgate gateway` alone runs the gateway: see "
+			       "'clawgate help gateway run'.\n");
 		return 0;
 	}
 	c = cli_cmd_find(a->pos, a->npos, &used);
@@ -422,6 +493,20 @@ int cli_main(int argc, char **argv)
 		goto out;
 	}
 	cmd = cli_cmd_find(argv + i, argc - i, &used);
+	if (!cmd && cli_completion_is_group_word(argv[i])) {
+		/* `clawgate devices [--help]`: the group's subcommands; an
+		 * unknown subcommand gets them too, on stderr. */
+		int alone = argc - i == 1 || (argc - i == 2 &&
+			(strcmp(argv[i + 1], "--help") == 0 ||
+			 strcmp(argv[i + 1], "-h") == 0));
+
+		if (!alone)
+			fprintf(stderr, "clawgate: unknown command: %s %s\n\n",
+				argv[i], argv[i + 1]);
+		cli_completion_group_help(alone ? stdout : stderr, argv[i]);
+		r = alone ? 0 : 2;
+		goto out;
+	}
 	if (!cmd) {
 		cli_print_unknown(argc - i, argv + i);
 		r = 2;

@@ -79,6 +79,26 @@ struct cli_args {
 	const char *agent;
 	/* automations (cli-cron.c) */
 	struct cli_cron_args cron;
+	/* service, status, doctor, logs, dashboard (cli-service.c,
+	 * cli-status.c, cli-doctor.c, cli-logs.c) */
+	int system;
+	int print;
+	const char *target;
+	const char *user;
+	int disable;
+	int rotate;
+	int no_open;
+	int no_probe;
+	int all;
+	int fix;
+	int lint;
+	int non_interactive;
+	int follow;
+	const char *limit;
+	int pending;		/* devices clear --pending */
+	const char *name;	/* devices rename --name */
+	const char *file;	/* config patch --file */
+	int from_stdin;		/* config patch --stdin */
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -135,17 +155,42 @@ void cli_help(FILE *f, const struct cli_cmd *cmd);
 
 /* --- gateway commands (cli-gateway.c) ---------------------------------- */
 
+struct cli_target;
+
 int cli_gateway_run(struct cli_args *a);
 int cli_gateway_call(struct cli_args *a);
 int cli_gateway_health(struct cli_args *a);
-int cli_gateway_status(struct cli_args *a);
 int cli_gateway_probe(struct cli_args *a);
 
 extern const struct cli_opt cli_gateway_run_opts[];
 extern const struct cli_opt cli_gateway_call_opts[];
 extern const struct cli_opt cli_gateway_health_opts[];
-extern const struct cli_opt cli_gateway_status_opts[];
 extern const struct cli_opt cli_gateway_probe_opts[];
+
+/* Who we say we are for one command (reference/peer.md table). */
+struct cli_gateway_as {
+	const char *client_id;
+	const char *mode;
+	const char *version;
+	const char *display_name;
+	const char *scope;
+	int min_protocol;
+};
+
+struct gwclient;
+struct gwclient_err;
+/* Connect to t as `as` (signed with the CLI's identity in state_dir unless
+ * mode is probe or state_dir NULL). 0 or an error in e. */
+int cli_gateway_connect(const struct cli_target *t,
+			const struct cli_gateway_as *as,
+			const char *state_dir, int timeout_ms,
+			struct gwclient **c, json_t **hello,
+			struct gwclient_err *e);
+/* The one-line text of a failure, as the real CLI words it. New string. */
+char *cli_gateway_err_text(const struct cli_target *t,
+			   const struct gwclient_err *e);
+/* --timeout in ms, or def; -1 (message printed) when invalid. */
+int cli_gateway_timeout(const struct cli_args *a, int def);
 
 /* Capability from a hello-ok (auth.scopes) or a connect error object:
  * "admin-capable", "write-capable", "read-only", "pairing-pending",
@@ -165,6 +210,12 @@ int cli_devices_reject(struct cli_args *a);
 int cli_devices_remove(struct cli_args *a);
 int cli_devices_rotate(struct cli_args *a);
 int cli_devices_revoke(struct cli_args *a);
+/* rename --device <id> --name <label> (device.pair.rename). */
+int cli_devices_rename(struct cli_args *a);
+extern const struct cli_opt cli_devices_rename_opts[];
+/* clear --yes [--pending]: every paired device (and pending request). */
+int cli_devices_clear(struct cli_args *a);
+extern const struct cli_opt cli_devices_clear_opts[];
 
 extern const struct cli_opt cli_devices_opts[];
 extern const struct cli_opt cli_devices_approve_opts[];
@@ -199,8 +250,12 @@ int cli_config_diff(struct cli_args *a);
 int cli_config_history(struct cli_args *a);
 int cli_config_rollback(struct cli_args *a);
 int cli_config_plan(struct cli_args *a);
-/* gateway restart: SIGUSR1 to the lock file's pid, wait for it. */
-int cli_config_gateway_restart(struct cli_args *a);
+/* config file: the active path; config schema: the JSON schema. */
+int cli_config_file(struct cli_args *a);
+int cli_config_schema(struct cli_args *a);
+/* config patch --file F | --stdin [--dry-run]. */
+int cli_config_patch_cmd(struct cli_args *a);
+extern const struct cli_opt cli_config_patch_opts[];
 
 extern const struct cli_opt cli_config_opts[];
 
@@ -255,6 +310,11 @@ struct cli_local {
 	char *cfg_token;	/* gateway.auth.token of the file */
 	char *cfg_password;	/* gateway.auth.password of the file */
 	char *cfg_error;	/* why the file could not be read, or NULL */
+	char *cfg_log_file;	/* logging.file, or NULL */
+	int cfg_token_kept;	/* cfg_token is <state_dir>/gateway.token */
+	int cfg_exists;		/* the config file exists */
+	char *cfg_mode;		/* gateway.mode, or NULL */
+	const char *bind;	/* gateway.bind ("loopback") */
 };
 
 int cli_target_local_load(const char *profile, int dev, struct cli_local *l);
@@ -293,6 +353,70 @@ void cli_target_opts(const struct cli_target *t, const char *const *scopes,
 void cli_json_print(FILE *f, const json_t *v);
 /* ECMAScript Number::toString of a finite double into out. */
 void cli_json_number(double v, char *out, size_t cap);
+
+/* --- status, health (cli-status.c) ------------------------------------ */
+
+struct cli_local;
+/* `gateway status`: openclaw's text and JSON keys (cli, logFile, service,
+ * config, gateway, port, rpc, extraServices). */
+int cli_status_gateway(struct cli_args *a);
+/* Top-level `status`: the overview. */
+int cli_status_overview(struct cli_args *a);
+extern const struct cli_opt cli_status_gateway_opts[];
+extern const struct cli_opt cli_status_overview_opts[];
+/* The log file the gateway of this state dir writes today. New string. */
+char *cli_status_log_file(const struct cli_local *l);
+
+/* --- completion and group help (cli-completion.c) --------------------- */
+
+int cli_completion(struct cli_args *a);
+/* The subcommands of a group ("devices") with their summaries. */
+void cli_completion_group_help(FILE *f, const char *group);
+/* 1 when some command path starts with "w ". */
+int cli_completion_is_group_word(const char *w);
+
+/* --- logs (cli-logs.c) ------------------------------------------------ */
+
+int cli_logs(struct cli_args *a);
+extern const struct cli_opt cli_logs_opts[];
+/* Colour on: stdout is a terminal, no --no-color, no NO_COLOR. */
+int cli_logs_color(const struct cli_args *a);
+
+/* --- doctor (cli-doctor.c) -------------------------------------------- */
+
+int cli_doctor(struct cli_args *a);
+extern const struct cli_opt cli_doctor_opts[];
+
+/* --- service lifecycle, token, dashboard (cli-service.c) -------------- */
+
+int cli_service_install(struct cli_args *a);
+int cli_service_uninstall(struct cli_args *a);
+int cli_service_start(struct cli_args *a);
+int cli_service_stop(struct cli_args *a);
+/* systemctl restart when the unit is installed and systemd answers, else
+ * SIGUSR1 through the lock (saying when the 30 s limit defers it). */
+int cli_service_restart(struct cli_args *a);
+int cli_service_auth_token(struct cli_args *a);
+int cli_service_dashboard(struct cli_args *a);
+
+extern const struct cli_opt cli_service_install_opts[];
+extern const struct cli_opt cli_service_opts[];
+extern const struct cli_opt cli_service_stop_opts[];
+extern const struct cli_opt cli_service_restart_opts[];
+extern const struct cli_opt cli_service_token_opts[];
+extern const struct cli_opt cli_service_dashboard_opts[];
+
+/* The profile the service is for: --dev, --profile, OPENCLAW_PROFILE. */
+const char *cli_service_profile(const struct cli_args *a);
+/* Path of the systemd unit file for this profile. New string or NULL. */
+char *cli_service_unit_path(const struct cli_args *a, int system);
+/* The absolute path of this binary. New string or NULL. */
+char *cli_service_self_path(void);
+enum service_target;
+/* The unit `gateway install` would write. New string or NULL + *err. */
+char *cli_service_render(const struct cli_args *a,
+			 const struct cli_local *l, enum service_target t,
+			 int system, char **err);
 
 /* --- the daemon's lock file (cli-lock.c) ------------------------------- */
 

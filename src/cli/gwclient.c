@@ -229,8 +229,9 @@ static int gwclient_wait_res(struct gwclient *c, const char *id,
 	}
 }
 
-int gwclient_connect(const struct gwclient_opts *o, struct gwclient **out,
-		     json_t **hello, struct gwclient_err *e)
+static int gwclient_connect_once(const struct gwclient_opts *o,
+				 struct gwclient **out, json_t **hello,
+				 struct gwclient_err *e)
 {
 	struct wsclient_url u;
 	struct gwclient *c = NULL;
@@ -355,4 +356,46 @@ void gwclient_close(struct gwclient *c)
 		return;
 	wsclient_close(c->ws, 0);
 	free(c);
+}
+
+static int gwclient_err_is(const struct gwclient_err *e, const char *code)
+{
+	const char *c = json_string_value(json_object_get(e->error, "code"));
+	const char *dc = json_string_value(json_object_get(
+		json_object_get(e->error, "details"), "code"));
+
+	return e->kind == GWC_ERR_RPC &&
+	       ((c && strcmp(c, code) == 0) || (dc && strcmp(dc, code) == 0));
+}
+
+/* As the openclaw CLI: a shared credential is enough on its own, so an
+ * unapproved device identity never locks the operator out (pairing
+ * required: connect again without the device block). Without any
+ * credential, say that the token is what is missing. */
+int gwclient_connect(const struct gwclient_opts *o, struct gwclient **out,
+		     json_t **hello, struct gwclient_err *e)
+{
+	struct gwclient_opts plain;
+	int r;
+
+	r = gwclient_connect_once(o, out, hello, e);
+	if (r && o->sign && (o->token || o->password) &&
+	    (gwclient_err_is(e, "NOT_PAIRED") ||
+	     gwclient_err_is(e, "PAIRING_REQUIRED"))) {
+		plain = *o;
+		plain.sign = NULL;
+		plain.sign_arg = NULL;
+		gwclient_err_free(e);
+		r = gwclient_connect_once(&plain, out, hello, e);
+	}
+	if (r && !o->token && !o->password &&
+	    (gwclient_err_is(e, "DEVICE_IDENTITY_REQUIRED") ||
+	     gwclient_err_is(e, "AUTH_TOKEN_MISSING"))) {
+		free(e->message);
+		e->message = xstrdup("gateway token required (pass --token, "
+				     "set OPENCLAW_GATEWAY_TOKEN, or on the "
+				     "gateway host run `clawgate gateway "
+				     "auth-token`)");
+	}
+	return r;
 }

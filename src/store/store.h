@@ -59,6 +59,13 @@ enum store_write_flags {
  * code and, if errmsg is not NULL, a message for the operator (caller
  * frees it). */
 int store_open(const char *path, struct store **out, char **errmsg);
+/* Offline check of the database at path (read-only, no migration):
+ * *quick_check gets PRAGMA quick_check's answer ("ok" when sound; new
+ * string), *version the schema version, *latest the newest this binary
+ * knows. GW_OK, or GW_ESTORE (cannot open; the reason in *quick_check
+ * when known). */
+int store_check_file(const char *path, char **quick_check, int *version,
+		     int *latest);
 /* Drain queued writes (at most STORE_DRAIN_MS), stop the writer, close
  * every reader connection, checkpoint (TRUNCATE) and close. Join threads
  * that used store_reader first. NULL is fine. */

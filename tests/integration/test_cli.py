@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from harness import EXT_URL, UPSTREAM, bin_missing, free_port
+from harness import EXT_URL, bin_missing, free_port
 
 pytestmark = pytest.mark.skipif(bool(EXT_URL) and bin_missing(),
                                 reason="needs the clawgate binary")
@@ -72,10 +72,7 @@ def test_gateway_status_require_rpc(gateway, launcher):
     rc, out, err = cli(launcher, "gateway", "status", "--url", gateway.url,
                        "--token", gateway.token, "--require-rpc")
     assert rc == 0, out + err
-    if UPSTREAM:
-        assert "Read probe: ok" in out
-    else:
-        assert "Connectivity probe: ok" in out
+    assert "Read probe: ok" in out
     assert "Capability: read-only" in out
 
 
