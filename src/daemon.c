@@ -170,14 +170,19 @@ static void daemon_print_dashboard(struct daemon *d)
 	const char *t = d->cfg->auth_mode == AUTH_MODE_TOKEN
 				? d->cfg->auth_token : NULL;
 	const unsigned char *p;
+	char base[256];
 
+	if (api_ui_banner(d->cfg, stdout, base, sizeof(base)) != 0) {
+		fflush(stdout);
+		return;		/* gateway.controlUi.enabled: false */
+	}
 	if (getenv("INVOCATION_ID") || getenv("NOTIFY_SOCKET")) {
-		printf("Dashboard: http://127.0.0.1:%d/ (the URL with the "
-		       "token: clawgate dashboard)\n", d->cfg->port);
+		printf("Dashboard: http://127.0.0.1:%d%s/ (the URL with the "
+		       "token: clawgate dashboard)\n", d->cfg->port, base);
 		fflush(stdout);
 		return;
 	}
-	printf("Dashboard: http://127.0.0.1:%d/", d->cfg->port);
+	printf("Dashboard: http://127.0.0.1:%d%s/", d->cfg->port, base);
 	if (t && *t) {
 		printf("#token=");
 		for (p = (const unsigned char *)t; *p; p++) {
@@ -1257,7 +1262,6 @@ again:
 		       d.paths.state_dir);
 	printf("Gateway URL: ws://127.0.0.1:%d  OpenAI-compatible API: "
 	       "http://127.0.0.1:%d/v1\n", d.cfg->port, d.cfg->port);
-	api_ui_banner(d.cfg, stdout);
 	fflush(stdout);
 	log_info("gateway", "ready (%lldms)",
 		 (long long)(util_mono_ms() - d.start_mono));

@@ -626,24 +626,19 @@ const char *api_ui_build_source(const struct gw_config *cfg)
 	return "bundled";
 }
 
-void api_ui_banner(const struct gw_config *cfg, FILE *out)
+int api_ui_banner(const struct gw_config *cfg, FILE *out, char *base,
+		  size_t n)
 {
-	char base[256];
 	int configured = api_ui_cfg_str(cfg, "gateway.controlUi.root") != NULL;
 
 	if (!cfg || !api_cfg_bool(cfg, "gateway.controlUi.enabled", 1) ||
 	    api_ui_base_path(api_ui_cfg_str(cfg, "gateway.controlUi.basePath"),
-			     base, sizeof(base)) != 0)
-		return;
+			     base, n) != 0)
+		return -1;
 	if (!configured && __atomic_load_n(&api_ui_installed_state,
-					   __ATOMIC_RELAXED) != 1) {
+					   __ATOMIC_RELAXED) != 1)
 		fprintf(out, "Control UI: not installed (make install-ui)\n");
-		return;
-	}
-	/* The token goes in the fragment: never sent to the server. */
-	fprintf(out, "Control UI: http://127.0.0.1:%d%s/%s%s\n", cfg->port,
-		base, cfg->auth_token_generated ? "#token=" : "",
-		cfg->auth_token_generated ? cfg->auth_token : "");
+	return 0;
 }
 
 /* ---- the worker side ------------------------------------------------------ */

@@ -37,9 +37,13 @@ int api_ui_handle(struct api *a, struct http_req *r, struct gw_config *cfg);
  * root). Any thread; no file access (the installed copy is probed at start
  * and on each UI request). */
 const char *api_ui_build_source(const struct gw_config *cfg);
-/* The start-up line for the operator: where the dashboard is, or how to
- * install it (nothing when gateway.controlUi.enabled is false). */
-void api_ui_banner(const struct gw_config *cfg, FILE *out);
+/* The dashboard's path on the gateway's port: 0 with base = "" or "/x"
+ * (gateway.controlUi.basePath) when the UI is on; -1 when
+ * gateway.controlUi.enabled is false. When no UI is installed (and no
+ * root is configured) a line on `out` says how to install it. The
+ * daemon prints the one `Dashboard:` line from it. */
+int api_ui_banner(const struct gw_config *cfg, FILE *out, char *base,
+		  size_t n);
 /* Probe the installed copy (start-up; file access). */
 void api_ui_probe(void);
 /* The installed UI directory by the search order above, or NULL (owned). */

@@ -402,12 +402,12 @@ def test_switch_is_hot(launcher, ui_root):
     assert gw.alive()
 
 
-def banner(gw):
+def banner(gw, prefix="Control UI: "):
     """The daemon's Control UI line on stdout (printed once it is up)."""
     deadline = time.monotonic() + 10
     while True:
         for line in gw.stdout().splitlines():
-            if line.startswith("Control UI: "):
+            if line.startswith(prefix):
                 return line
         assert time.monotonic() < deadline, gw.stdout()
         time.sleep(0.05)
@@ -415,7 +415,9 @@ def banner(gw):
 
 def test_banner(launcher, ui_root):
     gw = start_ui(launcher, ui_root, basePath="/oc")
-    assert banner(gw) == "Control UI: http://127.0.0.1:%d/oc/" % gw.port
+    line = banner(gw, "Dashboard: ")
+    assert line.startswith("Dashboard: http://127.0.0.1:%d/oc/" % gw.port)
+    assert "Control UI: " not in gw.stdout()
 
 
 def test_no_ui_installed_page(launcher):
