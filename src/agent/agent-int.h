@@ -41,6 +41,9 @@ struct provider_http_req {
 	int64_t timeout_ms;	/* whole request (0 = none) */
 	int64_t idle_timeout_ms; /* no byte for this long (read timeout) */
 	int64_t connect_timeout_ms;
+	/* Upstream connection pool (models.connectionPool; 0 = default):
+	 * idle connections kept, connections per host, idle seconds. */
+	long pool_max_idle, pool_max_host, pool_idle_s;
 };
 
 struct provider_http_cbs {
@@ -90,6 +93,8 @@ struct agent_target {
 	json_t *headers;	/* object or NULL */
 	int64_t timeout_ms;
 	int usage_in_stream;	/* send stream_options.include_usage */
+	long pool_max_idle, pool_max_host, pool_idle_s;	/* see
+							 * provider_http_req */
 	char *error;		/* non-NULL: unusable (reason) */
 };
 void agent_target_free(struct agent_target *t);

@@ -350,6 +350,21 @@ static int agent_provider_has_model(const json_t *p, const char *model)
 
 /* Resolve "provider/model" or a bare model id into a target. NULL with
  * *err when the reference names nothing configured. */
+/* models.connectionPool.* (0 when unset: the provider's default). */
+static void agent_target_pool(const struct gw_config *cfg,
+			      struct agent_target *t)
+{
+	const json_t *pool = config_get(agent_cfg_root(cfg),
+					"models.connectionPool");
+
+	t->pool_max_idle = (long)json_integer_value(json_object_get(pool,
+								  "maxIdle"));
+	t->pool_max_host = (long)json_integer_value(json_object_get(pool,
+							"maxPerHost"));
+	t->pool_idle_s = (long)json_integer_value(json_object_get(pool,
+							  "idleSeconds"));
+}
+
 static struct agent_target *agent_target_new(const struct gw_config *cfg,
 					     const char *ref, char **err)
 {
@@ -409,6 +424,7 @@ static struct agent_target *agent_target_new(const struct gw_config *cfg,
 	if (json_is_object(v))
 		t->headers = json_deep_copy(v);
 	t->usage_in_stream = 1;
+	agent_target_pool(cfg, t);
 	api = json_string_value(json_object_get(p, "api"));
 	base = json_string_value(json_object_get(p, "baseUrl"));
 	if (api && strcmp(api, "openai-completions") != 0 &&

@@ -785,6 +785,9 @@ static void run_attempt(struct run *r)
 	hr.idle_timeout_ms = t->timeout_ms;
 	hr.connect_timeout_ms = RUN_CONNECT_TIMEOUT_MS < t->timeout_ms
 				? RUN_CONNECT_TIMEOUT_MS : t->timeout_ms;
+	hr.pool_max_idle = t->pool_max_idle;
+	hr.pool_max_host = t->pool_max_host;
+	hr.pool_idle_s = t->pool_idle_s;
 	cbs.on_event = run_on_event;
 	cbs.on_done = run_on_done;
 	cbs.arg = r;

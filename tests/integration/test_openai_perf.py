@@ -1,0 +1,87 @@
+"""The fast path of the OpenAI face (issue 11): upstream connections are
+reused, every answer is acknowledged only after its session and
+transcript rows committed (also when many requests share one store
+commit), and one session-key rule serves every face."""
+
+import json
+import os
+import sqlite3
+import threading
+
+import pytest
+
+from oahelp import auth, chat, oagw, post, up, upstream  # noqa: F401
+
+
+def db_rows(gw, sql, args=()):
+    path = os.path.join(gw.state_dir, "state", "clawgate.sqlite")
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+# ---- upstream connection pool -----------------------------------------------
+
+def test_upstream_connection_reused(oagw, up):
+    """Sequential completions to a keep-alive upstream share one TCP
+    connection (the multi handle's cache outlives each request)."""
+    for i in range(5):
+        r = post(oagw, "/v1/chat/completions",
+                 chat("hi [[json]] [[reply:ok%d]]" % i))
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "ok%d" % i
+    st = up.snapshot()
+    assert st["chat"] == 5
+    assert st["chat_conns"] == 1
+
+
+def test_upstream_connection_closed_by_server(oagw, up):
+    """An upstream that closes after each answer (Connection: close) still
+    gets every request, on a new connection each time."""
+    for i in range(3):
+        r = post(oagw, "/v1/chat/completions", chat("hi [[reply:c%d]]" % i))
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "c%d" % i
+    st = up.snapshot()
+    assert st["chat"] == 3
+    assert st["chat_conns"] == 3
+
+
+# ---- every answer after its commit ------------------------------------------
+
+def test_concurrent_answers_after_commit(oagw, up):
+    """Many requests at once (their writes share store commits): each
+    answer is sent only after its session row and both transcript
+    messages are committed, so a reader sees them at once."""
+    n = 24
+    seen = {}
+    errs = []
+
+    def one(i):
+        try:
+            key = "agent:main:perf-commit-%d" % i
+            r = post(oagw, "/v1/chat/completions",
+                     chat("q%d [[json]] [[reply:a%d]]" % (i, i)),
+                     headers={"x-openclaw-session-key": key})
+            assert r.status_code == 200, r.text
+            rows = db_rows(oagw, "SELECT role, text FROM transcript "
+                           "WHERE session_key = ? ORDER BY seq", (key,))
+            srow = db_rows(oagw, "SELECT status FROM sessions WHERE "
+                           "key = ?", (key,))
+            seen[i] = (rows, srow)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errs.append(e)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not errs, errs
+    assert len(seen) == n
+    for i, (rows, srow) in seen.items():
+        assert rows == [("user", "q%d [[json]] [[reply:a%d]]" % (i, i)),
+                        ("assistant", "a%d" % i)]
+        assert srow == [("done",)]
