@@ -661,38 +661,45 @@ static int agent_key_chars_ok(const char *k)
 	return 1;
 }
 
+enum agent_key_verdict agent_session_key_check(const char *key)
+{
+	const char *e;
+
+	if (!key || !*key || strlen(key) > AGENT_SESSION_KEY_MAX ||
+	    !agent_key_chars_ok(key))
+		return AGENT_KEY_INVALID;
+	if (agent_session_key_reserved(key))
+		return AGENT_KEY_RESERVED;
+	if (agent_has_prefix_ci(key, "agent:")) {
+		e = strchr(key + 6, ':');
+		if (!e || e == key + 6 || !e[1])
+			return AGENT_KEY_INVALID;
+	}
+	return AGENT_KEY_OK;
+}
+
 int agent_session_key_canon(struct agent_rt *rt, const char *key, char **out,
 			    char **err)
 {
 	char *id;
-	const char *rest;
 
 	*out = NULL;
-	if (!key || !*key || strlen(key) > AGENT_SESSION_KEY_MAX ||
-	    !agent_key_chars_ok(key)) {
-		*err = xstrdup("invalid session key");
-		return GW_EINVAL;
-	}
-	if (agent_session_key_reserved(key)) {
+	switch (agent_session_key_check(key)) {
+	case AGENT_KEY_OK:
+		break;
+	case AGENT_KEY_RESERVED:
 		*err = xstrdup("session key cannot use reserved internal "
 			       "session namespaces");
+		return GW_EINVAL;
+	default:
+		*err = xstrdup("invalid session key");
 		return GW_EINVAL;
 	}
 	id = agent_session_key_agent(key);
 	if (id) {
-		rest = strchr(key + 6, ':') + 1;
-		if (!*rest) {
-			free(id);
-			*err = xstrdup("invalid session key");
-			return GW_EINVAL;
-		}
-		*out = xasprintf("agent:%s:%s", id, rest);
+		*out = xasprintf("agent:%s:%s", id, strchr(key + 6, ':') + 1);
 		free(id);
 		return GW_OK;
-	}
-	if (agent_has_prefix_ci(key, "agent:")) {
-		*err = xstrdup("invalid session key");
-		return GW_EINVAL;
 	}
 	if (strcasecmp(key, "main") == 0 || strcasecmp(key, "global") == 0)
 		*out = xasprintf("agent:%s:main", agent_default_id(rt));
@@ -708,31 +715,37 @@ int agent_session_key_for_http(const char *agent_id, const char *prefix,
 	char uuid[37], *id;
 
 	*out = NULL;
-	if (explicit_key && *explicit_key) {
-		if (agent_session_key_reserved(explicit_key)) {
+	if (explicit_key) {
+		switch (agent_session_key_check(explicit_key)) {
+		case AGENT_KEY_OK:
+			*out = xstrdup(explicit_key);
+			return GW_OK;
+		case AGENT_KEY_RESERVED:
 			*err = xstrdup("`x-openclaw-session-key` cannot use "
 				       "reserved internal session "
 				       "namespaces.");
 			return GW_EINVAL;
-		}
-		if (strlen(explicit_key) > AGENT_SESSION_KEY_MAX ||
-		    !agent_key_chars_ok(explicit_key)) {
+		default:
 			*err = xstrdup("invalid `x-openclaw-session-key`.");
 			return GW_EINVAL;
 		}
-		*out = xstrdup(explicit_key);
-		return GW_OK;
 	}
-	id = agent_lower(agent_id && *agent_id ? agent_id : AGENT_DEFAULT_ID);
 	if (user && *user) {
-		if (strlen(user) > 256 || !agent_key_chars_ok(user)) {
-			free(id);
+		if (strlen(user) > AGENT_HTTP_USER_MAX) {
+			*err = xasprintf("`user` is too long (max %d).",
+					 AGENT_HTTP_USER_MAX);
+			return GW_EINVAL;
+		}
+		if (!agent_key_chars_ok(user)) {
 			*err = xstrdup("invalid `user`.");
 			return GW_EINVAL;
 		}
+	}
+	id = agent_lower(agent_id && *agent_id ? agent_id : AGENT_DEFAULT_ID);
+	if (user && *user) {
 		*out = xasprintf("agent:%s:%s-user:%s", id, prefix, user);
 	} else {
-		util_uuid(uuid);
+		store_uuid7(uuid);
 		*out = xasprintf("agent:%s:%s:%s", id, prefix, uuid);
 	}
 	free(id);
@@ -780,7 +793,7 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 	rt->state_dir = xstrdup(o->state_dir ? o->state_dir : ".");
 	pthread_mutex_init(&rt->mu, NULL);
 	pthread_cond_init(&rt->idle, NULL);
-	session_recover(rt->store);
+	store_session_recover(rt->store);
 	r = provider_new(&rt->prov);
 	if (r != GW_OK) {
 		pthread_mutex_destroy(&rt->mu);

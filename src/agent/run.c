@@ -397,7 +397,7 @@ static void run_deliver(void *arg)
 
 struct run_endjob {
 	struct run *r;
-	struct session_end e;
+	struct store_session_end e;
 	json_t *events;
 };
 
@@ -405,7 +405,7 @@ static int run_end_tx(sqlite3 *db, void *arg)
 {
 	struct run_endjob *j = arg;
 
-	return session_end_tx(db, &j->e, j->events);
+	return store_session_end_tx(db, &j->e, j->events);
 }
 
 static void run_end_done(int rc, void *arg)
@@ -813,7 +813,7 @@ static void run_attempt_job(void *arg)
 struct run_beginjob {
 	struct agent_rt *rt;
 	struct run *r;			/* a queued run's activation */
-	struct session_begin b;
+	struct store_session_begin b;
 	json_t *events;
 };
 
@@ -821,7 +821,7 @@ static int run_begin_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
 
-	return session_begin_tx(db, &j->b, j->events);
+	return store_session_begin_tx(db, &j->b, j->events);
 }
 
 static void run_begin_done(int rc, void *arg)
@@ -924,11 +924,11 @@ static void run_build_messages(struct run *r, sqlite3 *db)
 						     sys));
 	if (r->use_history) {
 		if (db)
-			session_history_openai_db(db, r->session_key,
-						  SESSION_HISTORY_MAX, out);
+			store_session_history_db(db, r->session_key,
+						  STORE_SESSION_HISTORY_MAX, out);
 		else
-			session_history_openai(rt->store, r->session_key,
-					       SESSION_HISTORY_MAX, out);
+			store_session_history(rt->store, r->session_key,
+					       STORE_SESSION_HISTORY_MAX, out);
 	}
 	json_array_foreach(r->in_msgs, i, m)
 		json_array_append(out, m);
@@ -954,12 +954,12 @@ static json_t *run_transcript_in(struct run_request *rq)
 			last = m;
 			continue;
 		}
-		text = session_content_text(json_object_get(m, "content"));
+		text = store_session_text(json_object_get(m, "content"));
 		json_array_append_new(out, session_message_new("user", text));
 		free(text);
 	}
 	if (last) {
-		text = session_content_text(json_object_get(last, "content"));
+		text = store_session_text(json_object_get(last, "content"));
 		json_array_append_new(out, session_message_new("user", text));
 		free(text);
 	}
@@ -988,7 +988,7 @@ static int run_activate_tx(sqlite3 *db, void *arg)
 	struct run_beginjob *j = arg;
 
 	run_build_messages(j->r, db);
-	return session_begin_tx(db, &j->b, j->events);
+	return store_session_begin_tx(db, &j->b, j->events);
 }
 
 static void run_activate_done(int rc, void *arg)
@@ -1089,7 +1089,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		}
 		run_unref(r);
 		r = NULL;
-		if (session_idem_get(rt->store, rq->run_id, &st, &key, &res) ==
+		if (store_session_idem_get(rt->store, rq->run_id, &st, &key, &res) ==
 		    GW_OK) {
 			r = run_replay_new(rt, rq->run_id, key, agent, st, res);
 			rq->origin = RUN_REPLAY;
@@ -1111,14 +1111,14 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 			goto out;
 		}
 	} else {
-		util_uuid(idbuf);
+		store_uuid7(idbuf);
 	}
 	r = run_alloc(rt, rq->run_id && *rq->run_id ? rq->run_id : idbuf,
 		      rq->session_key, agent);
 	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
 	override = rq->model_override && *rq->model_override
 		   ? xstrdup(rq->model_override)
-		   : session_model_override(rt->store, rq->session_key);
+		   : store_session_model_override(rt->store, rq->session_key);
 	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
 				 &r->nchain, err);
 	if (rc != GW_OK)

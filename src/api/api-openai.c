@@ -29,8 +29,6 @@
 
 #define OA_MAX_IMAGES 8
 #define OA_MAX_STOP 4
-#define OA_MAX_USER 256
-#define OA_MAX_KEY 512
 #define OA_EMPTY_REPLY "No response from OpenClaw."
 #define OA_BAD_MODEL "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`."
 
@@ -186,40 +184,11 @@ int api_openai_session(struct http_req *r, const char *agent_id,
 		       const char *prefix, const char *user, char **key,
 		       char **err)
 {
-	static const char *const reserved[] = { "subagent:", "cron:",
-						"acp:" };
-	const char *h = api_header(r, "x-openclaw-session-key");
-	char uuid[37];
-	size_t i;
-
 	*key = NULL;
 	*err = NULL;
-	if (h) {
-		for (i = 0; i < ARRAY_SIZE(reserved); i++)
-			if (strncasecmp(h, reserved[i],
-					strlen(reserved[i])) == 0)
-				break;
-		if (i < ARRAY_SIZE(reserved) || strlen(h) > OA_MAX_KEY) {
-			*err = xstrdup("`x-openclaw-session-key` cannot use "
-				       "reserved internal session namespaces.");
-			return -1;
-		}
-		*key = xstrdup(h);
-		return 0;
-	}
-	if (user && *user) {
-		if (strlen(user) > OA_MAX_USER) {
-			*err = xasprintf("`user` is too long (max %d).",
-					 OA_MAX_USER);
-			return -1;
-		}
-		*key = xasprintf("agent:%s:%s-user:%s", agent_id, prefix,
-				 user);
-		return 0;
-	}
-	util_uuid(uuid);
-	*key = xasprintf("agent:%s:%s:%s", agent_id, prefix, uuid);
-	return 0;
+	return agent_session_key_for_http(agent_id, prefix, user,
+		api_header(r, "x-openclaw-session-key"), key, err) == GW_OK
+		? 0 : -1;
 }
 
 const char *api_openai_channel(struct http_req *r)

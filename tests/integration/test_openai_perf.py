@@ -85,3 +85,65 @@ def test_concurrent_answers_after_commit(oagw, up):
         assert rows == [("user", "q%d [[json]] [[reply:a%d]]" % (i, i)),
                         ("assistant", "a%d" % i)]
         assert srow == [("done",)]
+
+
+# ---- one session-key rule -----------------------------------------------------
+
+BAD_KEYS = [("cron:x", "reserved"), ("agent:main:cron:x", "reserved"),
+            ("Agent:Main:SubAgent:y", "reserved"), ("agent:main:", "invalid")]
+
+
+@pytest.mark.parametrize("key,kind", BAD_KEYS)
+def test_key_rule_openai_and_responses(oagw, up, key, kind):
+    """x-openclaw-session-key follows the WS rule: reserved namespaces are
+    refused after an agent:<id>: prefix too, before any upstream call."""
+    for path, body in (("/v1/chat/completions", chat("hi")),
+                       ("/v1/responses", {"model": "openclaw",
+                                          "input": "hi"})):
+        r = post(oagw, path, body, headers={"x-openclaw-session-key": key})
+        assert r.status_code == 400, (path, r.text)
+        assert kind in r.json()["error"]["message"], r.text
+    assert up.snapshot()["chat"] == 0
+
+
+@pytest.mark.parametrize("key,kind", BAD_KEYS)
+def test_key_rule_tools_invoke(oagw, up, key, kind):
+    r = post(oagw, "/tools/invoke", {"tool": "session_status",
+                                     "sessionKey": key})
+    assert r.status_code == 400, r.text
+    assert kind in json.dumps(r.json())
+
+
+def test_key_rule_ws(oagw, up):
+    ws = oagw.connect(scopes=["operator.write"])
+    for key, kind in BAD_KEYS:
+        r = ws.request("chat.send", {"sessionKey": key, "message": "hi",
+                                     "idempotencyKey": "k-" + key})
+        assert r["ok"] is False, key
+        assert kind in r["error"]["message"], r
+    assert up.snapshot()["chat"] == 0
+
+
+HOOK = "hook-secret-perf"
+
+
+@pytest.fixture(scope="module")
+def hookgw(tmp_root, upstream):
+    from harness import Launcher
+    from oahelp import oa_config
+    lch = Launcher(tmp_root)
+    gw = lch.start(config=oa_config(upstream, {"hooks": {
+        "enabled": True, "token": HOOK, "allowRequestSessionKey": True}}))
+    yield gw
+    lch.cleanup()
+
+
+@pytest.mark.parametrize("key,kind", BAD_KEYS)
+def test_key_rule_hooks(hookgw, up, key, kind):
+    for sub in ("/agent", "/wake"):
+        body = {"message": "hi", "text": "hi", "sessionKey": key}
+        r = hookgw.http("POST", "/hooks" + sub, json=body,
+                        headers={"Authorization": "Bearer " + HOOK})
+        assert r.status_code == 400, (sub, r.text)
+        assert kind in r.text, (sub, r.text)
+    assert up.snapshot()["chat"] == 0
