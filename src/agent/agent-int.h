@@ -134,6 +134,17 @@ struct agent_rt {
 	int stopping;
 	uint64_t run_seq;		/* start order of runs */
 	json_t *sysevents;		/* session key -> [text] (wake) */
+	/* Workspace system prompts by directory, valid while the files'
+	 * (inode, size, mtime) are unchanged; resolved provider secrets of
+	 * the current config snapshot (never resolved per request). */
+	pthread_mutex_t cache_mu;
+	struct agent_prompt_ent *prompts;
+	size_t nprompts;
+	struct gw_config *secrets_cfg;		/* a reference */
+	struct agent_secret {
+		char *provider, *key;
+	} *secrets;
+	size_t nsecrets;
 };
 
 /* run.c: abort every live run and wait (bounded) until they ended. */

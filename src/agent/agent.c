@@ -365,7 +365,74 @@ static void agent_target_pool(const struct gw_config *cfg,
 							  "idleSeconds"));
 }
 
-static struct agent_target *agent_target_new(const struct gw_config *cfg,
+/* rt->cache_mu held: forget the resolved secrets. */
+static void agent_secrets_drop(struct agent_rt *rt)
+{
+	for (size_t i = 0; i < rt->nsecrets; i++) {
+		free(rt->secrets[i].provider);
+		xfree_secret(rt->secrets[i].key);
+	}
+	free(rt->secrets);
+	rt->secrets = NULL;
+	rt->nsecrets = 0;
+	config_unref(rt->secrets_cfg);
+	rt->secrets_cfg = NULL;
+}
+
+static void agent_secrets_clear(struct agent_rt *rt)
+{
+	pthread_mutex_lock(&rt->cache_mu);
+	agent_secrets_drop(rt);
+	pthread_mutex_unlock(&rt->cache_mu);
+}
+
+/* The apiKey of provider pid (value v) in snapshot cfg: resolved once per
+ * snapshot (a SecretRef may read a file or run a command), kept while cfg
+ * is the snapshot in use. Failures are not kept. */
+static int agent_secret(struct agent_rt *rt, const struct gw_config *cfg,
+			const char *pid, const json_t *v, char **out,
+			char *why, size_t len)
+{
+	size_t i;
+
+	if (!rt)
+		return config_secret_resolve(v, out, why, len);
+	pthread_mutex_lock(&rt->cache_mu);
+	if (rt->secrets_cfg == cfg) {
+		for (i = 0; i < rt->nsecrets; i++) {
+			if (strcmp(rt->secrets[i].provider, pid) == 0) {
+				*out = xstrdup(rt->secrets[i].key);
+				pthread_mutex_unlock(&rt->cache_mu);
+				return 0;
+			}
+		}
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	if (config_secret_resolve(v, out, why, len) != 0)
+		return -1;
+	pthread_mutex_lock(&rt->cache_mu);
+	if (rt->secrets_cfg != cfg) {
+		agent_secrets_drop(rt);
+		/* The reference keeps the address from being reused by a
+		 * later snapshot. */
+		rt->secrets_cfg = config_ref((struct gw_config *)cfg);
+	}
+	for (i = 0; i < rt->nsecrets; i++)
+		if (strcmp(rt->secrets[i].provider, pid) == 0)
+			break;
+	if (i == rt->nsecrets && rt->nsecrets < 256) {
+		rt->secrets = xrealloc(rt->secrets, (rt->nsecrets + 1) *
+				       sizeof(*rt->secrets));
+		rt->secrets[i].provider = xstrdup(pid);
+		rt->secrets[i].key = xstrdup(*out);
+		rt->nsecrets++;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	return 0;
+}
+
+static struct agent_target *agent_target_new(struct agent_rt *rt,
+					     const struct gw_config *cfg,
 					     const char *ref, char **err)
 {
 	const json_t *provs = config_get(agent_cfg_root(cfg),
@@ -455,7 +522,8 @@ static struct agent_target *agent_target_new(const struct gw_config *cfg,
 	}
 	v = json_object_get(p, "apiKey");
 	if (v && !json_is_null(v) &&
-	    config_secret_resolve(v, &t->api_key, why, sizeof(why)) != 0) {
+	    agent_secret(rt, cfg, t->provider, v, &t->api_key, why,
+			 sizeof(why)) != 0) {
 		t->error = xasprintf("provider '%s': apiKey: %s", t->provider,
 				     why);
 		return t;
@@ -520,7 +588,7 @@ int agent_resolve_chain(struct agent_rt *rt, const struct gw_config *cfg,
 	json_array_foreach(refs, i, v) {
 		char *e = NULL;
 
-		t = agent_target_new(cfg, json_string_value(v), &e);
+		t = agent_target_new(rt, cfg, json_string_value(v), &e);
 		if (!t) {
 			if (i == 0 || (override && *override)) {
 				*err = e;
@@ -578,18 +646,64 @@ static char *agent_read_small(const char *path)
 	return buf;
 }
 
-char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
-			     const char *agent_id)
-{
-	static const char *const files[] = {"AGENTS.md", "SOUL.md"};
-	json_t *ents = agent_entries(cfg);
-	char *ws = agent_workspace(rt, cfg, agent_id,
-				   json_object_get(ents, agent_id));
-	char *out = NULL, *path, *text, *tmp;
-	size_t i;
+#define AGENT_PROMPT_FILES 2
+#define AGENT_PROMPT_CACHE 32
 
-	for (i = 0; i < ARRAY_SIZE(files); i++) {
-		path = xasprintf("%s/%s", ws, files[i]);
+struct agent_prompt_file {
+	int present;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct agent_prompt_ent {
+	char *ws;
+	struct agent_prompt_file f[AGENT_PROMPT_FILES];
+	char *text;		/* NULL: no prompt */
+};
+
+static const char *const agent_prompt_names[AGENT_PROMPT_FILES] = {
+	"AGENTS.md", "SOUL.md"
+};
+
+static void agent_prompt_stat(const char *ws, struct agent_prompt_file *f)
+{
+	struct stat sb;
+
+	for (int i = 0; i < AGENT_PROMPT_FILES; i++) {
+		char *path = xasprintf("%s/%s", ws, agent_prompt_names[i]);
+
+		memset(&f[i], 0, sizeof(f[i]));
+		if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			f[i].present = 1;
+			f[i].dev = sb.st_dev;
+			f[i].ino = sb.st_ino;
+			f[i].size = sb.st_size;
+			f[i].mtime = sb.st_mtim;
+		}
+		free(path);
+	}
+}
+
+static int agent_prompt_same(const struct agent_prompt_file *a,
+			     const struct agent_prompt_file *b)
+{
+	for (int i = 0; i < AGENT_PROMPT_FILES; i++)
+		if (a[i].present != b[i].present || a[i].dev != b[i].dev ||
+		    a[i].ino != b[i].ino || a[i].size != b[i].size ||
+		    a[i].mtime.tv_sec != b[i].mtime.tv_sec ||
+		    a[i].mtime.tv_nsec != b[i].mtime.tv_nsec)
+			return 0;
+	return 1;
+}
+
+static char *agent_prompt_read(const char *ws)
+{
+	char *out = NULL, *path, *text, *tmp;
+
+	for (int i = 0; i < AGENT_PROMPT_FILES; i++) {
+		path = xasprintf("%s/%s", ws, agent_prompt_names[i]);
 		text = agent_read_small(path);
 		free(path);
 		if (!text)
@@ -599,6 +713,61 @@ char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
 		free(text);
 		out = tmp;
 	}
+	return out;
+}
+
+/* The prompt of workspace ws: cached while its files' (inode, size,
+ * mtime) stay the same (a stat per file, no read, when nothing changed). */
+static char *agent_prompt_cached(struct agent_rt *rt, const char *ws)
+{
+	struct agent_prompt_file now[AGENT_PROMPT_FILES];
+	struct agent_prompt_ent *e = NULL;
+	char *text = NULL;
+	size_t i;
+
+	agent_prompt_stat(ws, now);
+	pthread_mutex_lock(&rt->cache_mu);
+	for (i = 0; i < rt->nprompts; i++)
+		if (strcmp(rt->prompts[i].ws, ws) == 0)
+			e = &rt->prompts[i];
+	if (e && agent_prompt_same(e->f, now)) {
+		text = e->text ? xstrdup(e->text) : NULL;
+		pthread_mutex_unlock(&rt->cache_mu);
+		return text;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	text = agent_prompt_read(ws);
+	pthread_mutex_lock(&rt->cache_mu);
+	e = NULL;
+	for (i = 0; i < rt->nprompts; i++)
+		if (strcmp(rt->prompts[i].ws, ws) == 0)
+			e = &rt->prompts[i];
+	if (!e && rt->nprompts < AGENT_PROMPT_CACHE) {
+		rt->prompts = xrealloc(rt->prompts, (rt->nprompts + 1) *
+				       sizeof(*rt->prompts));
+		e = &rt->prompts[rt->nprompts++];
+		e->ws = xstrdup(ws);
+		e->text = NULL;
+	}
+	if (e) {
+		/* A file changed between the stat and the read is seen by
+		 * the next call (its stat differs from the one kept). */
+		memcpy(e->f, now, sizeof(now));
+		free(e->text);
+		e->text = text ? xstrdup(text) : NULL;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	return text;
+}
+
+char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
+			     const char *agent_id)
+{
+	json_t *ents = agent_entries(cfg);
+	char *ws = agent_workspace(rt, cfg, agent_id,
+				   json_object_get(ents, agent_id));
+	char *out = rt ? agent_prompt_cached(rt, ws) : agent_prompt_read(ws);
+
 	free(ws);
 	json_decref(ents);
 	return out;
@@ -792,11 +961,13 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 	rt->store = o->store;
 	rt->state_dir = xstrdup(o->state_dir ? o->state_dir : ".");
 	pthread_mutex_init(&rt->mu, NULL);
+	pthread_mutex_init(&rt->cache_mu, NULL);
 	pthread_cond_init(&rt->idle, NULL);
 	store_session_recover(rt->store);
 	r = provider_new(&rt->prov);
 	if (r != GW_OK) {
 		pthread_mutex_destroy(&rt->mu);
+		pthread_mutex_destroy(&rt->cache_mu);
 		pthread_cond_destroy(&rt->idle);
 		free(rt->state_dir);
 		free(rt);
@@ -819,7 +990,14 @@ void agent_rt_free(struct agent_rt *rt, int wait_ms)
 	run_abort_all(rt, wait_ms);
 	provider_free(rt->prov);
 	json_decref(rt->sysevents);
+	for (size_t i = 0; i < rt->nprompts; i++) {
+		free(rt->prompts[i].ws);
+		free(rt->prompts[i].text);
+	}
+	free(rt->prompts);
+	agent_secrets_clear(rt);
 	pthread_mutex_destroy(&rt->mu);
+	pthread_mutex_destroy(&rt->cache_mu);
 	pthread_cond_destroy(&rt->idle);
 	free(rt->state_dir);
 	free(rt);
@@ -994,7 +1172,7 @@ int agent_embed(struct agent_rt *rt, const char *agent_id,
 				 id);
 		goto out;
 	}
-	t = agent_target_new(cfg, ref, err);
+	t = agent_target_new(rt, cfg, ref, err);
 	if (!t)
 		goto out;
 	if (t->error) {

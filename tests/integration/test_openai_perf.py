@@ -147,3 +147,37 @@ def test_key_rule_hooks(hookgw, up, key, kind):
         assert r.status_code == 400, (sub, r.text)
         assert kind in r.text, (sub, r.text)
     assert up.snapshot()["chat"] == 0
+
+
+# ---- run set-up caches ----------------------------------------------------------
+
+def test_workspace_prompt_follows_edits(launcher, upstream):
+    """The workspace prompt is cached, but an edited, added or removed
+    file is seen by the next run."""
+    from oahelp import oa_config
+    upstream.reset()
+    gw = launcher.start(config=oa_config(upstream))
+    ws_dir = os.path.join(gw.state_dir, "workspace")
+    os.makedirs(ws_dir, exist_ok=True)
+    agents = os.path.join(ws_dir, "AGENTS.md")
+    soul = os.path.join(ws_dir, "SOUL.md")
+
+    def system_seen():
+        r = post(gw, "/v1/chat/completions", chat("hi [[json]]"))
+        assert r.status_code == 200, r.text
+        msgs = upstream.snapshot()["requests"][-1]["messages"]
+        return msgs[0]["content"] if msgs[0]["role"] == "system" else None
+
+    assert system_seen() is None
+    with open(agents, "w") as f:
+        f.write("First rule.")
+    assert system_seen() == "First rule."
+    assert system_seen() == "First rule."
+    with open(agents, "w") as f:
+        f.write("Second, longer rule.")
+    assert system_seen() == "Second, longer rule."
+    with open(soul, "w") as f:
+        f.write("Be brief.")
+    assert system_seen() == "Second, longer rule.\n\nBe brief."
+    os.unlink(agents)
+    assert system_seen() == "Be brief."
