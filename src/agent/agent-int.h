@@ -150,5 +150,9 @@ struct agent_rt {
 /* run.c: abort every live run and wait (bounded) until they ended. */
 void run_abort_all(struct agent_rt *rt, int wait_ms);
 
-/* Emit queued observer events ([{event, key, payload}]); steals events. */
+/* A new array for the observer events of a store job, or NULL when the
+ * observer says nobody listens (the store then builds none). */
+json_t *agent_events_new(struct agent_rt *rt);
+/* Emit queued observer events ([{event, key, payload}]); steals events
+ * (NULL is fine). */
 void agent_emit(struct agent_rt *rt, json_t *events);

@@ -933,6 +933,18 @@ void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o)
 	pthread_mutex_unlock(&rt->mu);
 }
 
+json_t *agent_events_new(struct agent_rt *rt)
+{
+	struct agent_observer o;
+
+	pthread_mutex_lock(&rt->mu);
+	o = rt->obs;
+	pthread_mutex_unlock(&rt->mu);
+	if (o.listening && !o.listening(o.arg))
+		return NULL;
+	return json_array();
+}
+
 void agent_emit(struct agent_rt *rt, json_t *events)
 {
 	struct agent_observer o;

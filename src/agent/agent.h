@@ -40,6 +40,10 @@ struct agent_observer {
 	 * {sessionKey, reason, ts, ...row}). payload is stolen. Any thread. */
 	void (*on_session)(void *arg, const char *event,
 			   const char *session_key, json_t *payload);
+	/* Optional, any thread, cheap: 0 when nobody would get session
+	 * events now (no client connected); the core then skips building
+	 * them (no row reads or JSON in the store writer). */
+	int (*listening)(void *arg);
 	void *arg;
 };
 void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o);

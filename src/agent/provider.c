@@ -149,6 +149,10 @@ struct provider {
 	pthread_mutex_t mu;
 	struct provider_job *head, *tail;
 	int stopping;
+	/* The agent thread is (about to be) blocked in multi_poll with an
+	 * empty queue: only then does a post need curl_multi_wakeup (an
+	 * eventfd write and a wake-up), not while it is busy. */
+	int sleeping;
 	struct provider_http *live;	/* agent thread only */
 	/* Agent thread only: the pool limits applied to multi, and easy
 	 * handles kept for reuse (curl_easy_reset keeps nothing of the last
@@ -185,6 +189,7 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 {
 	struct provider_job *j;
 	CURLM *multi;
+	int wake;
 
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping) {
@@ -200,9 +205,11 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 		p->head = j;
 	p->tail = j;
 	multi = p->multi;
+	wake = p->sleeping;
+	p->sleeping = 0;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
-	if (multi)
+	if (multi && wake)
 		p->cu->multi_wakeup(multi);
 	return 0;
 }
@@ -548,7 +555,16 @@ static void *provider_main(void *arg)
 		}
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
 		if (p->multi) {
+			pthread_mutex_lock(&p->mu);
+			if (p->head || p->stopping)
+				wait_ms = 0;
+			else
+				p->sleeping = 1;
+			pthread_mutex_unlock(&p->mu);
 			p->cu->multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+			pthread_mutex_lock(&p->mu);
+			p->sleeping = 0;
+			pthread_mutex_unlock(&p->mu);
 			continue;
 		}
 		util_deadline(&ts, wait_ms);

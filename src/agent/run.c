@@ -479,7 +479,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->r = r;
-	j->events = json_array();
+	j->events = agent_events_new(r->rt);
 	j->e.key = xstrdup(r->session_key);
 	j->e.run_id = xstrdup(r->id);
 	j->e.message = msg;
@@ -971,7 +971,7 @@ static struct run_beginjob *run_beginjob_new(struct run *r)
 	struct run_beginjob *bj = xcalloc(1, sizeof(*bj));
 
 	bj->rt = r->rt;
-	bj->events = json_array();
+	bj->events = agent_events_new(r->rt);
 	bj->b.key = xstrdup(r->session_key);
 	bj->b.agent_id = xstrdup(r->agent_id);
 	bj->b.run_id = xstrdup(r->id);

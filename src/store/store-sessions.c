@@ -172,6 +172,10 @@ json_t *store_session_row_load(sqlite3 *db, const char *key)
 void store_session_event(json_t *events, const char *event, const char *key,
 			  json_t *payload)
 {
+	if (!events) {
+		json_decref(payload);
+		return;
+	}
 	json_array_append_new(events, json_pack("{s:s,s:s,s:o}", "event",
 						event, "key", key, "payload",
 						payload));
@@ -181,8 +185,11 @@ void store_session_event(json_t *events, const char *event, const char *key,
 void store_session_changed(sqlite3 *db, json_t *events, const char *key,
 			    const char *reason, const char *run_id)
 {
-	json_t *p = store_session_row_load(db, key);
+	json_t *p;
 
+	if (!events)
+		return;		/* nobody listens: no row load */
+	p = store_session_row_load(db, key);
 	if (!p)
 		p = json_object();
 	json_object_del(p, "key");
@@ -292,8 +299,9 @@ int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
 		r = sess_fail(db, "session bump");
 		goto out;
 	}
-	store_session_event(events, "session.message", key,
-		      json_pack("{s:s,s:O,s:s,s:I,s:s}", "sessionKey", key,
+	if (events)
+		store_session_event(events, "session.message", key,
+			json_pack("{s:s,s:O,s:s,s:I,s:s}", "sessionKey", key,
 				"message", msg, "messageId", mid,
 				"messageSeq", (json_int_t)seq, "sessionId",
 				sid));
