@@ -753,7 +753,6 @@ static void run_attempt(struct run *r)
 	struct agent_target *t;
 	struct provider_http_req hr = {0};
 	struct provider_http_cbs cbs = {0};
-	json_t *body;
 	char *text, *err = NULL;
 
 	if (r->ended)
@@ -767,13 +766,13 @@ static void run_attempt(struct run *r)
 		run_fail(r, RUN_ERROR, xstrdup(t->error), 502);
 		return;
 	}
-	body = json_deep_copy(r->req);
-	json_object_set_new(body, "model", json_string(t->model));
-	if (t->usage_in_stream && !json_object_get(body, "stream_options"))
-		json_object_set_new(body, "stream_options",
+	/* The request body is the run's own: the model of this attempt is
+	 * set in place (no copy of the messages per attempt). */
+	json_object_set_new(r->req, "model", json_string(t->model));
+	if (t->usage_in_stream && !json_object_get(r->req, "stream_options"))
+		json_object_set_new(r->req, "stream_options",
 				    json_pack("{s:b}", "include_usage", 1));
-	text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
+	text = json_dumps(r->req, JSON_COMPACT);
 	hr.url = t->url;
 	hr.body = text;
 	hr.headers = t->headers;

@@ -157,11 +157,18 @@ wrk_parse() {
 		err = 0; for (i = 4; i <= NF; i += 2) err += $i + 0 } }
 	END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }'
 }
-# run name conns url script [auth]
-declare -A R
+# CPU ticks (user + system) of a process
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+# run name conns url script [auth]: R[name] = "rps p50 p99 errors";
+# C[name] = CPU microseconds per request of the process that served it
+declare -A R C
 run() {
 	local name="$1" c="$2" url="$3" script="$4" auth="${5:-}" t=2 out
+	local pid=$NGX_PID t0 t1 n
+	[ -n "$auth" ] && pid=$GW_PID
 	[ "$c" -lt 2 ] && t=1
+	t0=$(ticks "$pid")
 	if [ -n "$auth" ]; then
 		out=$(wrk -t$t -c"$c" -d"${DURATION}s" --latency -s "$script" \
 			-H "Authorization: Bearer T" "$url" 2>&1)
@@ -169,8 +176,12 @@ run() {
 		out=$(wrk -t$t -c"$c" -d"${DURATION}s" --latency -s "$script" \
 			"$url" 2>&1)
 	fi
+	t1=$(ticks "$pid")
 	echo "$out" >"$TMP/wrk-$name.txt"
 	R[$name]=$(echo "$out" | wrk_parse)
+	n=$(echo "$out" | awk '/requests in/ {print $1}')
+	C[$name]=$(awk -v a="$t0" -v b="$t1" -v n="${n:-0}" -v hz="$HZ" \
+		'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "n/a" }')
 }
 D="http://127.0.0.1:$UP"
 G="http://127.0.0.1:$GP"
@@ -216,6 +227,8 @@ sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 printf '%-34s %12s %12s %10s\n' "figure" "direct" "clawgate" "ratio/add"
 printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns" \
 	"$(f direct16 1)" "$(f gw16 1)" "$(ratio "$(f gw16 1)" "$(f direct16 1)")"
+printf '%-34s %12s %12s %10s\n' "CPU us/request, $CONNS conns" \
+	"${C[direct16]}" "${C[gw16]}" "(nginx / clawgate)"
 printf '%-34s %12s %12s %10s\n' "chat p50 ms, 1 conn" \
 	"$(f direct1 2)" "$(f gw1 2)" "+$(sub "$(f gw1 2)" "$(f direct1 2)")"
 printf '%-34s %12s %12s %10s\n' "chat p99 ms, 1 conn" \
