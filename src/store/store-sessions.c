@@ -241,23 +241,34 @@ int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
 	const char *role = json_string_value(json_object_get(msg, "role"));
 	char *sid = NULL;
 	int64_t seq, now = util_now_ms();
-	int r;
+	int r, rc;
 
-	r = sess_prep(db, "SELECT session_id, message_count FROM sessions "
-			 "WHERE key = ?", &s);
-	if (r != GW_OK)
-		return r;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) != SQLITE_ROW) {
-		store_stmt_done(s);
-		return GW_ENOTFOUND;
-	}
-	sid = xstrdup(sess_col(s, 0));
-	seq = sqlite3_column_int64(s, 1) + 1;
-	store_stmt_done(s);
-	s = NULL;
 	store_uuid7(mid);
 	text = store_session_text(json_object_get(msg, "content"));
+	preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
+	/* Bump the row and learn its session id and the new seq at once. */
+	r = sess_prep(db, "UPDATE sessions SET message_count = "
+		      "message_count + 1, last_preview = ?, updated_at = ? "
+		      "WHERE key = ? RETURNING session_id, message_count", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, preview, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? GW_ENOTFOUND
+				      : sess_fail(db, "session bump");
+		goto out;
+	}
+	sid = xstrdup(sess_col(s, 0));
+	seq = sqlite3_column_int64(s, 1);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		r = sess_fail(db, "session bump");
+		goto out;
+	}
+	store_stmt_done(s);
+	s = NULL;
 	mjson = json_dumps(msg, JSON_COMPACT);
 	r = sess_prep(db, "INSERT INTO transcript(session_key, session_id, "
 			 "seq, message_id, role, text, message, run_id, "
@@ -286,19 +297,6 @@ int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
 	}
 	store_stmt_done(s);
 	s = NULL;
-	preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
-	r = sess_prep(db, "UPDATE sessions SET message_count = ?, "
-			 "last_preview = ?, updated_at = ? WHERE key = ?", &s);
-	if (r != GW_OK)
-		goto out;
-	sqlite3_bind_int64(s, 1, seq);
-	sqlite3_bind_text(s, 2, preview, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 3, now);
-	sqlite3_bind_text(s, 4, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		r = sess_fail(db, "session bump");
-		goto out;
-	}
 	if (events)
 		store_session_event(events, "session.message", key,
 			json_pack("{s:s,s:O,s:s,s:I,s:s}", "sessionKey", key,
@@ -321,6 +319,7 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b, json_t *e
 {
 	sqlite3_stmt *s = NULL;
 	struct store_session_meta m = {.run_id = b->run_id};
+	char sid[37];
 	int64_t now = util_now_ms();
 	json_t *msg;
 	size_t i;
@@ -341,22 +340,28 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b, json_t *e
 			return r;
 		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
 	}
-	r = store_session_ensure_tx(db, b->key, b->agent_id, b->channel);
+	/* Create the row or mark it running, in one statement. */
+	store_uuid7(sid);
+	r = sess_prep(db, "INSERT INTO sessions(key, session_id, agent_id, "
+		      "channel, status, last_run_id, created_at, updated_at) "
+		      "VALUES(?,?,?,?,'running',?,?,?) ON CONFLICT(key) DO "
+		      "UPDATE SET status = 'running', last_run_id = "
+		      "excluded.last_run_id, last_error = NULL, channel = "
+		      "coalesce(excluded.channel, channel), updated_at = "
+		      "excluded.updated_at", &s);
 	if (r != GW_OK)
 		return r;
-	r = sess_prep(db, "UPDATE sessions SET status = 'running', "
-			 "last_run_id = ?, last_error = NULL, "
-			 "channel = coalesce(?, channel), updated_at = ? "
-			 "WHERE key = ?", &s);
-	if (r != GW_OK)
-		return r;
-	sqlite3_bind_text(s, 1, b->run_id, -1, SQLITE_TRANSIENT);
-	sess_bind_text(s, 2, b->channel);
-	sqlite3_bind_int64(s, 3, now);
-	sqlite3_bind_text(s, 4, b->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 4, b->channel);
+	sqlite3_bind_text(s, 5, b->run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, now);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "session run");
 	store_stmt_done(s);
+	s = NULL;
 	if (r != GW_OK)
 		return r;
 	json_array_foreach(b->messages, i, msg) {
