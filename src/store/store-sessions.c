@@ -441,11 +441,14 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e, json_t *event
 		return r;
 idem:
 	rjson = json_dumps(e->result, JSON_COMPACT);
-	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
-			 "session_key, status, result, created_at, ended_at, "
-			 "expires_at) VALUES(?,?,?,?,coalesce((SELECT "
-			 "created_at FROM idempotency WHERE run_id = ?1), ?5),"
-			 "?5,?6)", &s);
+	/* The row of the start keeps its created_at. */
+	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
+		      "status, result, created_at, ended_at, expires_at) "
+		      "VALUES(?1,?2,?3,?4,?5,?5,?6) ON CONFLICT(run_id) DO "
+		      "UPDATE SET session_key = excluded.session_key, "
+		      "status = excluded.status, result = excluded.result, "
+		      "ended_at = excluded.ended_at, expires_at = "
+		      "excluded.expires_at", &s);
 	if (r != GW_OK)
 		goto out;
 	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_TRANSIENT);

@@ -222,7 +222,7 @@ STORE=$(grep -o 'store: [0-9]* writes in [0-9]* commits.*' "$TMP/gw.log" |
 # ---- figures --------------------------------------------------------------
 f() { echo "${R[$1]}" | awk -v i="$2" '{print $i}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
-sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 
 printf '%-34s %12s %12s %10s\n' "figure" "direct" "clawgate" "ratio/add"
 printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns" \
@@ -230,15 +230,15 @@ printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns" \
 printf '%-34s %12s %12s %10s\n' "CPU us/request, $CONNS conns" \
 	"${C[direct16]}" "${C[gw16]}" "(nginx / clawgate)"
 printf '%-34s %12s %12s %10s\n' "chat p50 ms, 1 conn" \
-	"$(f direct1 2)" "$(f gw1 2)" "+$(sub "$(f gw1 2)" "$(f direct1 2)")"
+	"$(f direct1 2)" "$(f gw1 2)" "$(sub "$(f gw1 2)" "$(f direct1 2)")"
 printf '%-34s %12s %12s %10s\n' "chat p99 ms, 1 conn" \
-	"$(f direct1 3)" "$(f gw1 3)" "+$(sub "$(f gw1 3)" "$(f direct1 3)")"
+	"$(f direct1 3)" "$(f gw1 3)" "$(sub "$(f gw1 3)" "$(f direct1 3)")"
 printf '%-34s %12s %12s %10s\n' "stream req/s, $CONNS conns" \
 	"$(f sdirect16 1)" "$(f sgw16 1)" "$(ratio "$(f sgw16 1)" "$(f sdirect16 1)")"
 printf '%-34s %12s %12s %10s\n' "stream (TTFT) p50 ms, 1 conn" \
-	"$(f sdirect1 2)" "$(f sgw1 2)" "+$(sub "$(f sgw1 2)" "$(f sdirect1 2)")"
+	"$(f sdirect1 2)" "$(f sgw1 2)" "$(sub "$(f sgw1 2)" "$(f sdirect1 2)")"
 printf '%-34s %12s %12s %10s\n' "stream (TTFT) p99 ms, 1 conn" \
-	"$(f sdirect1 3)" "$(f sgw1 3)" "+$(sub "$(f sgw1 3)" "$(f sdirect1 3)")"
+	"$(f sdirect1 3)" "$(f sgw1 3)" "$(sub "$(f sgw1 3)" "$(f sdirect1 3)")"
 printf '%-34s %12s %12s %10s\n' "responses req/s, $CONNS conns" \
 	"-" "$(f resp16 1)" "$(ratio "$(f resp16 1)" "$(f gw16 1)") of chat"
 printf '%-34s %12s %12s %10s\n' "responses p50/p99 ms, 1 conn" \
