@@ -117,8 +117,6 @@ char *agent_canon_id(struct agent_rt *rt, const struct gw_config *cfg,
 /* ---- session.c: sessions.*, chat.history and the session tools; the
  * SQL is in src/store/store-sessions.c (store/store-sessions.h) -------- */
 
-/* A transcript message {role, content:[{type:text,text}], timestamp}. */
-json_t *session_message_new(const char *role, const char *text);
 
 /* ---- the runtime ---------------------------------------------------------- */
 

@@ -460,7 +460,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 			 run_status_name(st), r->error ? ": " : "",
 			 r->error ? r->error : "");
 	if (r->tlen || (r->tool_calls && json_array_size(r->tool_calls))) {
-		msg = session_message_new("assistant", r->text ? r->text : "");
+		msg = store_session_message("assistant", r->text ? r->text : "");
 		json_object_set_new(msg, "stopReason", json_string(
 			st == RUN_OK ? (r->finish_reason ? r->finish_reason
 							 : "stop")
@@ -954,12 +954,12 @@ static json_t *run_transcript_in(struct run_request *rq)
 			continue;
 		}
 		text = store_session_text(json_object_get(m, "content"));
-		json_array_append_new(out, session_message_new("user", text));
+		json_array_append_new(out, store_session_message("user", text));
 		free(text);
 	}
 	if (last) {
 		text = store_session_text(json_object_get(last, "content"));
-		json_array_append_new(out, session_message_new("user", text));
+		json_array_append_new(out, store_session_message("user", text));
 		free(text);
 	}
 	return out;

@@ -22,12 +22,6 @@
 
 #define SESSION_ROW_COLS STORE_SESSION_ROW_COLS
 
-static int session_fail(sqlite3 *db, const char *what)
-{
-	log_warn("store", "%s: %s", what, sqlite3_errmsg(db));
-	return GW_ESTORE;
-}
-
 /* The cached statement for sql (a constant) on db: store_stmt_done it. */
 static int session_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
 {
@@ -51,13 +45,6 @@ static void session_bind_text(sqlite3_stmt *s, int i, const char *v)
 static const char *session_col(sqlite3_stmt *s, int i)
 {
 	return (const char *)sqlite3_column_text(s, i);
-}
-
-json_t *session_message_new(const char *role, const char *text)
-{
-	return json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", role, "content",
-			 "type", "text", "text", text ? text : "",
-			 "timestamp", (json_int_t)util_now_ms());
 }
 
 /* ---- reads ------------------------------------------------------------------ */
@@ -320,7 +307,7 @@ json_t *session_history(struct agent_rt *rt, const char *key, int limit,
 			if (len > SESSION_MSG_MAX_CHARS ||
 			    (max_chars > 0 &&
 			     strlen(session_col(s, 4)) > (size_t)max_chars)) {
-				m = session_message_new("assistant",
+				m = store_session_message("assistant",
 					"[chat.history omitted: message too "
 					"large]");
 			} else {
@@ -359,92 +346,8 @@ json_t *session_history(struct agent_rt *rt, const char *key, int limit,
 
 /* ---- operator writes (sync; worker threads) ------------------------------- */
 
-struct session_job {
-	const char *key;
-	const char *agent_id;
-	const json_t *patch;
-	const char *reason;
-	const char *text;
-	const char *label;
-	int delete_transcript;
-	int deleted;
-	char *message_id;
-	char *err;
-	json_t *entry;
-	json_t *events;
-};
-
-static const char *const session_patch_denied[] = {
-	"key", "agentId", "expectedSessionId", "expectedLifecycleRevision",
-	"expectedPermissionMode", "expectedToolOverrides",
-	"expectedMarkedUnreadAt",
-};
-
-static int session_patch_run(sqlite3 *db, void *arg)
-{
-	struct session_job *j = arg;
-	sqlite3_stmt *s = NULL;
-	json_t *settings = NULL, *v;
-	const char *k;
-	char *sj = NULL;
-	size_t i;
-	int r;
-
-	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
-	if (r != GW_OK)
-		return r;
-	if (session_prep(db, "SELECT settings FROM sessions WHERE key = ?",
-			 &s) != GW_OK)
-		return GW_ESTORE;
-	sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) == SQLITE_ROW)
-		settings = json_loads(session_col(s, 0), 0, NULL);
-	store_stmt_done(s);
-	s = NULL;
-	if (!json_is_object(settings)) {
-		json_decref(settings);
-		settings = json_object();
-	}
-	json_object_foreach((json_t *)j->patch, k, v) {
-		for (i = 0; i < ARRAY_SIZE(session_patch_denied); i++)
-			if (strcmp(k, session_patch_denied[i]) == 0)
-				break;
-		if (i < ARRAY_SIZE(session_patch_denied) ||
-		    strcmp(k, "label") == 0)
-			continue;
-		if (json_is_null(v))
-			json_object_del(settings, k);
-		else
-			json_object_set(settings, k, v);
-	}
-	sj = json_dumps(settings, JSON_COMPACT);
-	v = json_object_get(j->patch, "label");
-	r = session_prep(db, v ? "UPDATE sessions SET settings = ?, "
-			 "updated_at = ?, label = ?3 WHERE key = ?4"
-			 : "UPDATE sessions SET settings = ?, updated_at = ? "
-			 "WHERE key = ?4", &s);
-	if (r != GW_OK)
-		goto out;
-	sqlite3_bind_text(s, 1, sj, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 2, util_now_ms());
-	if (v)
-		session_bind_text(s, 3, json_string_value(v));
-	sqlite3_bind_text(s, 4, j->key, -1, SQLITE_TRANSIENT);
-	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
-					   : session_fail(db, "session patch");
-	if (r == GW_OK) {
-		j->entry = store_session_row_load(db, j->key);
-		store_session_changed(db, j->events, j->key, "patch", NULL);
-	}
-out:
-	store_stmt_done(s);
-	json_decref(settings);
-	free(sj);
-	return r;
-}
-
 static int session_job_sync(struct agent_rt *rt, store_fn fn,
-			    struct session_job *j)
+			    struct store_session_job *j)
 {
 	int r;
 
@@ -463,7 +366,7 @@ static int session_job_sync(struct agent_rt *rt, store_fn fn,
 /* session_job_sync with j->agent_id taken from j->key ("main" when the key
  * names no agent). */
 static int session_job_sync_key(struct agent_rt *rt, store_fn fn,
-				struct session_job *j)
+				struct store_session_job *j)
 {
 	char *aid = agent_session_key_agent(j->key);
 	int r;
@@ -478,7 +381,7 @@ static int session_job_sync_key(struct agent_rt *rt, store_fn fn,
 int session_patch(struct agent_rt *rt, const char *key, const json_t *patch,
 		  json_t **entry, char **err)
 {
-	struct session_job j = {.key = key, .patch = patch};
+	struct store_session_job j = {.key = key, .patch = patch};
 	const json_t *v = json_object_get(patch, "label");
 	int r;
 
@@ -496,7 +399,7 @@ int session_patch(struct agent_rt *rt, const char *key, const json_t *patch,
 			       "null");
 		return GW_EINVAL;
 	}
-	r = session_job_sync_key(rt, session_patch_run, &j);
+	r = session_job_sync_key(rt, store_session_patch_run, &j);
 	if (r == GW_OK)
 		*entry = j.entry;
 	else
@@ -504,42 +407,12 @@ int session_patch(struct agent_rt *rt, const char *key, const json_t *patch,
 	return r;
 }
 
-static int session_reset_run(sqlite3 *db, void *arg)
-{
-	struct session_job *j = arg;
-	sqlite3_stmt *s = NULL;
-	char sid[37];
-	int r;
-
-	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
-	if (r != GW_OK)
-		return r;
-	store_uuid7(sid);
-	if (session_prep(db, "UPDATE sessions SET session_id = ?, "
-			 "message_count = 0, last_preview = NULL, status = "
-			 "NULL, last_error = NULL, input_tokens = 0, "
-			 "output_tokens = 0, updated_at = ? WHERE key = ?",
-			 &s) != GW_OK)
-		return GW_ESTORE;
-	sqlite3_bind_text(s, 1, sid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 2, util_now_ms());
-	sqlite3_bind_text(s, 3, j->key, -1, SQLITE_TRANSIENT);
-	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
-					   : session_fail(db, "session reset");
-	store_stmt_done(s);
-	if (r == GW_OK) {
-		j->entry = store_session_row_load(db, j->key);
-		store_session_changed(db, j->events, j->key, j->reason, NULL);
-	}
-	return r;
-}
-
 int session_reset(struct agent_rt *rt, const char *key, const char *reason,
 		  json_t **entry)
 {
-	struct session_job j = {.key = key, .reason = reason ? reason
+	struct store_session_job j = {.key = key, .reason = reason ? reason
 							      : "reset"};
-	int r = session_job_sync_key(rt, session_reset_run, &j);
+	int r = session_job_sync_key(rt, store_session_reset_run, &j);
 
 	*entry = r == GW_OK ? j.entry : NULL;
 	if (r != GW_OK)
@@ -547,77 +420,22 @@ int session_reset(struct agent_rt *rt, const char *key, const char *reason,
 	return r;
 }
 
-static int session_delete_run(sqlite3 *db, void *arg)
-{
-	struct session_job *j = arg;
-	sqlite3_stmt *s = NULL;
-	int r;
-
-	if (session_prep(db, "DELETE FROM sessions WHERE key = ?", &s) !=
-	    GW_OK)
-		return GW_ESTORE;
-	sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
-	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
-					   : session_fail(db, "session delete");
-	store_stmt_done(s);
-	if (r != GW_OK)
-		return r;
-	j->deleted = sqlite3_changes(db) > 0;
-	if (j->delete_transcript) {
-		if (session_prep(db, "DELETE FROM transcript WHERE "
-				 "session_key = ?", &s) != GW_OK)
-			return GW_ESTORE;
-		sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
-		r = sqlite3_step(s) == SQLITE_DONE
-			? GW_OK : session_fail(db, "transcript delete");
-		store_stmt_done(s);
-	}
-	if (r == GW_OK && j->deleted)
-		store_session_event(j->events, "sessions.changed", j->key,
-			      json_pack("{s:s,s:s,s:I}", "sessionKey", j->key,
-					"reason", "delete", "ts",
-					(json_int_t)util_now_ms()));
-	return r;
-}
-
 int session_delete(struct agent_rt *rt, const char *key,
 		   int delete_transcript, int *deleted)
 {
-	struct session_job j = {.key = key,
+	struct store_session_job j = {.key = key,
 				.delete_transcript = delete_transcript};
-	int r = session_job_sync(rt, session_delete_run, &j);
+	int r = session_job_sync(rt, store_session_delete_run, &j);
 
 	*deleted = j.deleted;
-	return r;
-}
-
-static int session_inject_run(sqlite3 *db, void *arg)
-{
-	struct session_job *j = arg;
-	struct store_session_meta m = {.status = "injected"};
-	json_t *msg;
-	int r;
-
-	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
-	if (r != GW_OK)
-		return r;
-	msg = session_message_new("assistant", j->text);
-	if (j->label)
-		json_object_set_new(msg, "label", json_string(j->label));
-	json_object_set_new(msg, "injected", json_true());
-	r = store_session_append_tx(db, j->key, msg, &m, j->events,
-			      &j->message_id);
-	json_decref(msg);
-	if (r == GW_OK)
-		store_session_changed(db, j->events, j->key, "inject", NULL);
 	return r;
 }
 
 int session_inject(struct agent_rt *rt, const char *key, const char *text,
 		   const char *label, char **message_id)
 {
-	struct session_job j = {.key = key, .text = text, .label = label};
-	int r = session_job_sync_key(rt, session_inject_run, &j);
+	struct store_session_job j = {.key = key, .text = text, .label = label};
+	int r = session_job_sync_key(rt, store_session_inject_run, &j);
 
 	*message_id = r == GW_OK ? j.message_id : NULL;
 	if (r != GW_OK)

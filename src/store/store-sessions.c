@@ -597,3 +597,166 @@ int store_session_recover(struct store *st)
 			 "shutdown; recorded as errors", n);
 	return r;
 }
+
+/* ---- sessions.patch / reset / delete, chat.inject (store jobs) ---- */
+
+json_t *store_session_message(const char *role, const char *text)
+{
+	return json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", role, "content",
+			 "type", "text", "text", text ? text : "",
+			 "timestamp", (json_int_t)util_now_ms());
+}
+
+static const char *const store_session_patch_denied[] = {
+	"key", "agentId", "expectedSessionId", "expectedLifecycleRevision",
+	"expectedPermissionMode", "expectedToolOverrides",
+	"expectedMarkedUnreadAt",
+};
+
+int store_session_patch_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	json_t *settings = NULL, *v;
+	const char *k;
+	char *sj = NULL;
+	size_t i;
+	int r;
+
+	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
+	if (r != GW_OK)
+		return r;
+	if (sess_prep(db, "SELECT settings FROM sessions WHERE key = ?",
+			 &s) != GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		settings = json_loads(sess_col(s, 0), 0, NULL);
+	store_stmt_done(s);
+	s = NULL;
+	if (!json_is_object(settings)) {
+		json_decref(settings);
+		settings = json_object();
+	}
+	json_object_foreach((json_t *)j->patch, k, v) {
+		for (i = 0; i < ARRAY_SIZE(store_session_patch_denied); i++)
+			if (strcmp(k, store_session_patch_denied[i]) == 0)
+				break;
+		if (i < ARRAY_SIZE(store_session_patch_denied) ||
+		    strcmp(k, "label") == 0)
+			continue;
+		if (json_is_null(v))
+			json_object_del(settings, k);
+		else
+			json_object_set(settings, k, v);
+	}
+	sj = json_dumps(settings, JSON_COMPACT);
+	v = json_object_get(j->patch, "label");
+	r = sess_prep(db, v ? "UPDATE sessions SET settings = ?, "
+			 "updated_at = ?, label = ?3 WHERE key = ?4"
+			 : "UPDATE sessions SET settings = ?, updated_at = ? "
+			 "WHERE key = ?4", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, sj, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	if (v)
+		sess_bind_text(s, 3, json_string_value(v));
+	sqlite3_bind_text(s, 4, j->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session patch");
+	if (r == GW_OK) {
+		j->entry = store_session_row_load(db, j->key);
+		store_session_changed(db, j->events, j->key, "patch", NULL);
+	}
+out:
+	store_stmt_done(s);
+	json_decref(settings);
+	free(sj);
+	return r;
+}
+
+int store_session_reset_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	char sid[37];
+	int r;
+
+	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
+	if (r != GW_OK)
+		return r;
+	store_uuid7(sid);
+	if (sess_prep(db, "UPDATE sessions SET session_id = ?, "
+			 "message_count = 0, last_preview = NULL, status = "
+			 "NULL, last_error = NULL, input_tokens = 0, "
+			 "output_tokens = 0, updated_at = ? WHERE key = ?",
+			 &s) != GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	sqlite3_bind_text(s, 3, j->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session reset");
+	store_stmt_done(s);
+	if (r == GW_OK) {
+		j->entry = store_session_row_load(db, j->key);
+		store_session_changed(db, j->events, j->key, j->reason, NULL);
+	}
+	return r;
+}
+
+int store_session_delete_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if (sess_prep(db, "DELETE FROM sessions WHERE key = ?", &s) !=
+	    GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session delete");
+	store_stmt_done(s);
+	if (r != GW_OK)
+		return r;
+	j->deleted = sqlite3_changes(db) > 0;
+	if (j->delete_transcript) {
+		if (sess_prep(db, "DELETE FROM transcript WHERE "
+				 "session_key = ?", &s) != GW_OK)
+			return GW_ESTORE;
+		sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
+		r = sqlite3_step(s) == SQLITE_DONE
+			? GW_OK : sess_fail(db, "transcript delete");
+		store_stmt_done(s);
+	}
+	if (r == GW_OK && j->deleted)
+		store_session_event(j->events, "sessions.changed", j->key,
+			      json_pack("{s:s,s:s,s:I}", "sessionKey", j->key,
+					"reason", "delete", "ts",
+					(json_int_t)util_now_ms()));
+	return r;
+}
+
+int store_session_inject_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	struct store_session_meta m = {.status = "injected"};
+	json_t *msg;
+	int r;
+
+	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
+	if (r != GW_OK)
+		return r;
+	msg = store_session_message("assistant", j->text);
+	if (j->label)
+		json_object_set_new(msg, "label", json_string(j->label));
+	json_object_set_new(msg, "injected", json_true());
+	r = store_session_append_tx(db, j->key, msg, &m, j->events,
+			      &j->message_id);
+	json_decref(msg);
+	if (r == GW_OK)
+		store_session_changed(db, j->events, j->key, "inject", NULL);
+	return r;
+}

@@ -99,3 +99,28 @@ struct store_session_meta {
 int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
 			    const struct store_session_meta *m,
 			    json_t *events, char **id_out);
+
+/* A transcript message {role, content:[{type:text,text}], timestamp}. */
+json_t *store_session_message(const char *role, const char *text);
+
+/* sessions.patch, sessions.reset, sessions.delete and chat.inject as store
+ * jobs (store_fn; store_write_sync with a struct store_session_job). The
+ * caller sets events to an array and emits it after the commit. */
+struct store_session_job {
+	const char *key;
+	const char *agent_id;
+	const json_t *patch;	/* patch: fields (null clears) */
+	const char *reason;	/* reset: sessions.changed reason */
+	const char *text;	/* inject */
+	const char *label;	/* inject */
+	int delete_transcript;	/* delete */
+	int deleted;		/* out (delete) */
+	char *message_id;	/* out (inject), owned */
+	char *err;
+	json_t *entry;		/* out (patch, reset): the new row */
+	json_t *events;
+};
+int store_session_patch_run(sqlite3 *db, void *arg);
+int store_session_reset_run(sqlite3 *db, void *arg);
+int store_session_delete_run(sqlite3 *db, void *arg);
+int store_session_inject_run(sqlite3 *db, void *arg);

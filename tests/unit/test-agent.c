@@ -322,7 +322,7 @@ START_TEST(test_idempotency_replay)
 	j.b.key = k_main;
 	j.b.agent_id = a_main;
 	j.b.run_id = r1;
-	j.b.messages = json_pack("[o]", session_message_new("user", "hi"));
+	j.b.messages = json_pack("[o]", store_session_message("user", "hi"));
 	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
 	json_decref(j.b.messages);
 	ck_assert_int_eq(store_session_idem_get(st, "run-1", &status, &key, &res),
@@ -336,7 +336,7 @@ START_TEST(test_idempotency_replay)
 	j.e.key = k_main;
 	j.e.run_id = r1;
 	j.e.status = "ok";
-	j.e.message = session_message_new("assistant", "hello back");
+	j.e.message = store_session_message("assistant", "hello back");
 	j.e.result = json_pack("{s:s,s:s,s:s,s:s}", "runId", "run-1",
 			       "sessionKey", "agent:main:main", "status", "ok",
 			       "text", "hello back");
