@@ -1,8 +1,7 @@
-/* The queries behind sessions.*, chat.history, agent.wait and the session
- * tools. The run path's SQL (rows, transcripts, idempotency) is in
- * src/store/store-sessions.c; the statements left here are constants
- * taken from the connection's statement cache (store_stmt). Writes run as
- * store jobs on the writer thread; reads use this thread's reader. */
+/* sessions.*, chat.history, agent.wait and the session tools: parameters,
+ * payload shapes and the agent-level rules. Every SQL statement (rows,
+ * transcripts, idempotency; reads and the write jobs) is in
+ * src/store/store-sessions.c. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,33 +20,6 @@
 #define SESSION_HISTORY_BYTES (6 * 1024 * 1024)
 
 #define SESSION_ROW_COLS STORE_SESSION_ROW_COLS
-
-/* The cached statement for sql (a constant) on db: store_stmt_done it. */
-static int session_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
-{
-	*s = store_stmt(db, sql);
-	return *s ? GW_OK : GW_ESTORE;
-}
-
-static sqlite3 *session_reader(struct store *st)
-{
-	return st ? store_reader(st) : NULL;
-}
-
-static void session_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-static const char *session_col(sqlite3_stmt *s, int i)
-{
-	return (const char *)sqlite3_column_text(s, i);
-}
-
-/* ---- reads ------------------------------------------------------------------ */
 
 int session_run_status(struct agent_rt *rt, const char *run_id,
 		       json_t **result)
@@ -84,42 +56,20 @@ int session_run_status(struct agent_rt *rt, const char *run_id,
 
 json_t *session_get(struct agent_rt *rt, const char *key)
 {
-	sqlite3 *db = session_reader(rt->store);
-
-	return db ? store_session_row_load(db, key) : NULL;
-}
-
-/* The first user message of the current session, shortened (a title). */
-static char *session_derived_title(sqlite3 *db, const char *key)
-{
-	sqlite3_stmt *s = NULL;
-	char *t = NULL;
-
-	if (session_prep(db, "SELECT t.text FROM transcript t JOIN sessions s "
-			 "ON s.key = t.session_key AND s.session_id = "
-			 "t.session_id WHERE t.session_key = ? AND t.role = "
-			 "'user' ORDER BY t.seq LIMIT 1", &s) != GW_OK)
-		return NULL;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) == SQLITE_ROW && session_col(s, 0))
-		t = xstrndup(session_col(s, 0), 60);
-	store_stmt_done(s);
-	return t;
+	return store_session_get(rt->store, key);
 }
 
 json_t *session_list(struct agent_rt *rt, const json_t *params)
 {
-	sqlite3 *db = session_reader(rt->store);
-	sqlite3_stmt *s = NULL;
-	json_t *rows = json_array(), *row, *defaults, *out;
+	json_t *rows, *defaults, *out;
 	const json_t *v;
-	const char *agent = NULL, *search = NULL, *label = NULL, *key;
+	const char *agent = NULL, *search = NULL, *label = NULL;
 	int64_t limit = SESSION_LIST_DEFAULT, offset = 0, active = 0, total = 0;
 	int last_msg, titles;
 	struct gw_config *cfg;
 	struct agent_target **chain = NULL;
 	size_t n = 0, i;
-	char *err = NULL, *def, *t;
+	char *err = NULL, *def;
 
 	v = json_object_get(params, "limit");
 	if (json_is_integer(v) && json_integer_value(v) > 0)
@@ -137,36 +87,10 @@ json_t *session_list(struct agent_rt *rt, const json_t *params)
 	last_msg = json_is_true(json_object_get(params, "includeLastMessage"));
 	titles = json_is_true(json_object_get(params,
 					      "includeDerivedTitles"));
-	if (db && session_prep(db, "SELECT " SESSION_ROW_COLS " FROM sessions "
-			       "WHERE (?1 IS NULL OR agent_id = lower(?1)) "
-			       "AND (?2 IS NULL OR instr(lower(key), "
-			       "lower(?2)) OR instr(lower(coalesce(label, "
-			       "'')), lower(?2))) AND (?3 IS NULL OR label = "
-			       "?3) AND (?4 = 0 OR updated_at >= ?4) ORDER BY "
-			       "updated_at DESC, key", &s) == GW_OK) {
-		session_bind_text(s, 1, agent);
-		session_bind_text(s, 2, search && *search ? search : NULL);
-		session_bind_text(s, 3, label);
-		sqlite3_bind_int64(s, 4, active ? util_now_ms() -
-				   active * 60000 : 0);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			total++;
-			if (total <= offset ||
-			    (int64_t)json_array_size(rows) >= limit)
-				continue;
-			row = store_session_row_json(s);
-			if (!last_msg)
-				json_object_del(row, "lastMessagePreview");
-			key = session_col(s, 0);
-			if (titles && (t = session_derived_title(db, key))) {
-				json_object_set_new(row, "derivedTitle",
-						    json_string(t));
-				free(t);
-			}
-			json_array_append_new(rows, row);
-		}
-		store_stmt_done(s);
-	}
+	rows = store_session_list(rt->store, agent, search && *search ? search
+				  : NULL, label, active ? util_now_ms() -
+				  active * 60000 : 0, offset, limit, last_msg,
+				  titles, &total);
 	defaults = json_object();
 	cfg = config_current();
 	def = agent_canon_id(rt, cfg, NULL);
@@ -203,23 +127,13 @@ json_t *session_list(struct agent_rt *rt, const json_t *params)
 	return out;
 }
 
-static const char *session_preview_role(const char *r)
-{
-	if (!strcmp(r, "user") || !strcmp(r, "assistant") ||
-	    !strcmp(r, "tool") || !strcmp(r, "system"))
-		return r;
-	return "other";
-}
-
 json_t *session_preview(struct agent_rt *rt, const json_t *keys, int limit,
 			int max_chars)
 {
-	sqlite3 *db = session_reader(rt->store);
-	sqlite3_stmt *s = NULL;
-	json_t *previews = json_array(), *items, *tmp, *p;
+	json_t *previews = json_array(), *items, *p;
 	const json_t *k;
 	const char *key, *status;
-	size_t i, j;
+	size_t i;
 	int exists;
 	char *canon, *err;
 
@@ -236,43 +150,12 @@ json_t *session_preview(struct agent_rt *rt, const json_t *keys, int limit,
 				"missing", "items"));
 			continue;
 		}
-		items = json_array();
-		tmp = json_array();
-		exists = 0;
-		status = "error";
-		if (db && session_prep(db, "SELECT 1 FROM sessions WHERE key "
-				       "= ?", &s) == GW_OK) {
-			sqlite3_bind_text(s, 1, canon, -1, SQLITE_TRANSIENT);
-			exists = sqlite3_step(s) == SQLITE_ROW;
-			store_stmt_done(s);
-		}
-		if (db && exists &&
-		    session_prep(db, "SELECT t.role, t.text FROM transcript t "
-				 "JOIN sessions s ON s.key = t.session_key "
-				 "AND s.session_id = t.session_id WHERE "
-				 "t.session_key = ? ORDER BY t.seq DESC "
-				 "LIMIT ?", &s) == GW_OK) {
-			sqlite3_bind_text(s, 1, canon, -1, SQLITE_TRANSIENT);
-			sqlite3_bind_int(s, 2, limit);
-			while (sqlite3_step(s) == SQLITE_ROW) {
-				char *t = xstrndup(session_col(s, 1),
-						   (size_t)max_chars);
-
-				json_array_append_new(tmp, json_pack(
-					"{s:s,s:s}", "role",
-					session_preview_role(
-						session_col(s, 0)),
-					"text", t));
-				free(t);
-			}
-			store_stmt_done(s);
-		}
-		for (j = json_array_size(tmp); j > 0; j--)
-			json_array_append(items, json_array_get(tmp, j - 1));
-		json_decref(tmp);
-		if (db)
-			status = !exists ? "missing" :
-				 json_array_size(items) ? "ok" : "empty";
+		items = store_session_preview(rt->store, canon, limit,
+					      max_chars, &exists);
+		status = !items ? "error" : !exists ? "missing" :
+			 json_array_size(items) ? "ok" : "empty";
+		if (!items)
+			items = json_array();
 		p = json_pack("{s:s,s:s,s:o}", "key", key, "status", status,
 			      "items", items);
 		json_array_append_new(previews, p);
@@ -285,52 +168,13 @@ json_t *session_preview(struct agent_rt *rt, const json_t *keys, int limit,
 json_t *session_history(struct agent_rt *rt, const char *key, int limit,
 			int max_chars)
 {
-	sqlite3 *db = session_reader(rt->store);
-	sqlite3_stmt *s = NULL;
-	json_t *msgs = json_array(), *tmp = json_array(), *m, *out, *row;
-	const char *sid = NULL;
-	size_t i, total = 0, len;
+	json_t *msgs, *out, *row = NULL;
+	const char *sid;
 
-	row = db ? store_session_row_load(db, key) : NULL;
-	if (row)
-		sid = json_string_value(json_object_get(row, "sessionId"));
-	if (db && row &&
-	    session_prep(db, "SELECT message, length(message), message_id, "
-			 "seq, text FROM transcript WHERE session_key = ? AND "
-			 "session_id = ? ORDER BY seq DESC LIMIT ?", &s) ==
-	    GW_OK) {
-		sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
-		sqlite3_bind_int(s, 3, limit);
-		while (sqlite3_step(s) == SQLITE_ROW) {
-			len = (size_t)sqlite3_column_int64(s, 1);
-			if (len > SESSION_MSG_MAX_CHARS ||
-			    (max_chars > 0 &&
-			     strlen(session_col(s, 4)) > (size_t)max_chars)) {
-				m = store_session_message("assistant",
-					"[chat.history omitted: message too "
-					"large]");
-			} else {
-				m = json_loads(session_col(s, 0), 0, NULL);
-			}
-			if (!m)
-				continue;
-			total += len;
-			if (total > SESSION_HISTORY_BYTES) {
-				json_decref(m);
-				break;
-			}
-			json_object_set_new(m, "messageId",
-					    json_string(session_col(s, 2)));
-			json_object_set_new(m, "messageSeq", json_integer(
-				sqlite3_column_int64(s, 3)));
-			json_array_append_new(tmp, m);
-		}
-		store_stmt_done(s);
-	}
-	for (i = json_array_size(tmp); i > 0; i--)
-		json_array_append(msgs, json_array_get(tmp, i - 1));
-	json_decref(tmp);
+	msgs = store_session_messages(rt->store, key, limit, max_chars,
+				      SESSION_MSG_MAX_CHARS,
+				      SESSION_HISTORY_BYTES, &row);
+	sid = json_string_value(json_object_get(row, "sessionId"));
 	out = json_pack("{s:s,s:o}", "sessionKey", key, "messages", msgs);
 	if (sid)
 		json_object_set_new(out, "sessionId", json_string(sid));

@@ -760,3 +760,175 @@ int store_session_inject_run(sqlite3 *db, void *arg)
 		store_session_changed(db, j->events, j->key, "inject", NULL);
 	return r;
 }
+
+/* ---- reads behind sessions.list / preview, chat.history -------------- */
+
+json_t *store_session_get(struct store *st, const char *key)
+{
+	sqlite3 *db = sess_reader(st);
+
+	return db ? store_session_row_load(db, key) : NULL;
+}
+
+/* The first user message of the current session, shortened (a title). */
+static char *store_session_title(sqlite3 *db, const char *key)
+{
+	sqlite3_stmt *s = NULL;
+	char *t = NULL;
+
+	if (sess_prep(db, "SELECT t.text FROM transcript t JOIN sessions s "
+		      "ON s.key = t.session_key AND s.session_id = "
+		      "t.session_id WHERE t.session_key = ? AND t.role = "
+		      "'user' ORDER BY t.seq LIMIT 1", &s) != GW_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) == SQLITE_ROW && sess_col(s, 0))
+		t = xstrndup(sess_col(s, 0), 60);
+	store_stmt_done(s);
+	return t;
+}
+
+json_t *store_session_list(struct store *st, const char *agent,
+			   const char *search, const char *label,
+			   int64_t since, int64_t offset, int64_t limit,
+			   int last_msg, int titles, int64_t *total)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *rows = json_array(), *row;
+	const char *key;
+	char *t;
+
+	*total = 0;
+	if (!db || sess_prep(db, "SELECT " STORE_SESSION_ROW_COLS " FROM "
+			     "sessions WHERE (?1 IS NULL OR agent_id = "
+			     "lower(?1)) AND (?2 IS NULL OR instr(lower(key), "
+			     "lower(?2)) OR instr(lower(coalesce(label, "
+			     "'')), lower(?2))) AND (?3 IS NULL OR label = "
+			     "?3) AND (?4 = 0 OR updated_at >= ?4) ORDER BY "
+			     "updated_at DESC, key", &s) != GW_OK)
+		return rows;
+	sess_bind_text(s, 1, agent);
+	sess_bind_text(s, 2, search);
+	sess_bind_text(s, 3, label);
+	sqlite3_bind_int64(s, 4, since);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		(*total)++;
+		if (*total <= offset ||
+		    (int64_t)json_array_size(rows) >= limit)
+			continue;
+		row = store_session_row_json(s);
+		if (!last_msg)
+			json_object_del(row, "lastMessagePreview");
+		key = sess_col(s, 0);
+		if (titles && (t = store_session_title(db, key))) {
+			json_object_set_new(row, "derivedTitle",
+					    json_string(t));
+			free(t);
+		}
+		json_array_append_new(rows, row);
+	}
+	store_stmt_done(s);
+	return rows;
+}
+
+static const char *store_session_preview_role(const char *r)
+{
+	if (!strcmp(r, "user") || !strcmp(r, "assistant") ||
+	    !strcmp(r, "tool") || !strcmp(r, "system"))
+		return r;
+	return "other";
+}
+
+json_t *store_session_preview(struct store *st, const char *key, int limit,
+			      int max_chars, int *exists)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *items, *tmp;
+	size_t j;
+	char *t;
+
+	*exists = 0;
+	if (!db)
+		return NULL;
+	if (sess_prep(db, "SELECT 1 FROM sessions WHERE key = ?", &s) ==
+	    GW_OK) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+		*exists = sqlite3_step(s) == SQLITE_ROW;
+		store_stmt_done(s);
+		s = NULL;
+	}
+	items = json_array();
+	if (!*exists || sess_prep(db, "SELECT t.role, t.text FROM transcript "
+				  "t JOIN sessions s ON s.key = "
+				  "t.session_key AND s.session_id = "
+				  "t.session_id WHERE t.session_key = ? "
+				  "ORDER BY t.seq DESC LIMIT ?", &s) != GW_OK)
+		return items;
+	tmp = json_array();
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, limit);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		t = xstrndup(sess_col(s, 1), (size_t)max_chars);
+		json_array_append_new(tmp, json_pack("{s:s,s:s}", "role",
+			store_session_preview_role(sess_col(s, 0)), "text", t));
+		free(t);
+	}
+	store_stmt_done(s);
+	for (j = json_array_size(tmp); j > 0; j--)
+		json_array_append(items, json_array_get(tmp, j - 1));
+	json_decref(tmp);
+	return items;
+}
+
+json_t *store_session_messages(struct store *st, const char *key,
+			       int limit, int max_chars, size_t max_len,
+			       size_t max_bytes, json_t **row_out)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *msgs = json_array(), *tmp, *m, *row;
+	const char *sid;
+	size_t i, total = 0, len;
+
+	*row_out = row = db ? store_session_row_load(db, key) : NULL;
+	if (!row)
+		return msgs;
+	sid = json_string_value(json_object_get(row, "sessionId"));
+	if (sess_prep(db, "SELECT message, length(message), message_id, "
+		      "seq, text FROM transcript WHERE session_key = ? AND "
+		      "session_id = ? ORDER BY seq DESC LIMIT ?", &s) != GW_OK)
+		return msgs;
+	tmp = json_array();
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 3, limit);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		len = (size_t)sqlite3_column_int64(s, 1);
+		if (len > max_len || (max_chars > 0 &&
+				      strlen(sess_col(s, 4)) >
+				      (size_t)max_chars))
+			m = store_session_message("assistant",
+				"[chat.history omitted: message too large]");
+		else
+			m = json_loads(sess_col(s, 0), 0, NULL);
+		if (!m)
+			continue;
+		total += len;
+		if (total > max_bytes) {
+			json_decref(m);
+			break;
+		}
+		json_object_set_new(m, "messageId",
+				    json_string(sess_col(s, 2)));
+		json_object_set_new(m, "messageSeq",
+				    json_integer(sqlite3_column_int64(s, 3)));
+		json_array_append_new(tmp, m);
+	}
+	store_stmt_done(s);
+	for (i = json_array_size(tmp); i > 0; i--)
+		json_array_append(msgs, json_array_get(tmp, i - 1));
+	json_decref(tmp);
+	return msgs;
+}

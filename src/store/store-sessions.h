@@ -124,3 +124,29 @@ int store_session_patch_run(sqlite3 *db, void *arg);
 int store_session_reset_run(sqlite3 *db, void *arg);
 int store_session_delete_run(sqlite3 *db, void *arg);
 int store_session_inject_run(sqlite3 *db, void *arg);
+
+/* Reads behind sessions.*, chat.history and the session tools (this
+ * thread's reader). */
+/* One row (GatewaySessionRow shape) or NULL. */
+json_t *store_session_get(struct store *st, const char *key);
+/* Rows newest first, filtered (NULL / 0: no filter; since: updated_at >=,
+ * epoch ms), the window [offset, offset + limit); *total counts every
+ * match. last_msg keeps lastMessagePreview; titles adds derivedTitle.
+ * New array (empty when the store is unavailable). */
+json_t *store_session_list(struct store *st, const char *agent,
+			   const char *search, const char *label,
+			   int64_t since, int64_t offset, int64_t limit,
+			   int last_msg, int titles, int64_t *total);
+/* The last limit messages of the current session of key, oldest first,
+ * as [{role, text}] (texts cut to max_chars); *exists: the row exists.
+ * NULL when the store is unavailable. */
+json_t *store_session_preview(struct store *st, const char *key, int limit,
+			      int max_chars, int *exists);
+/* chat.history: the last limit stored messages of the current session
+ * (display JSON + messageId, messageSeq), oldest first; a message longer
+ * than max_len bytes (or whose text exceeds max_chars > 0) is replaced by
+ * a note; stops past max_bytes in total. *row: the session row (new
+ * reference) or NULL when there is none (then the array is empty). */
+json_t *store_session_messages(struct store *st, const char *key,
+			       int limit, int max_chars, size_t max_len,
+			       size_t max_bytes, json_t **row);
