@@ -120,6 +120,9 @@ struct run_request {
 	 * timeoutSeconds bounds silence: connect, first byte, stream gaps. */
 	int64_t timeout_ms;
 	int origin;			/* out: enum run_origin */
+	/* 1 when the face has just generated session_key (a new uuid key):
+	 * no stored session can exist, so its settings are not read. */
+	int new_session;
 };
 
 /* Start a run; sink (copied; may be NULL) is a consumer, attached after

@@ -1117,6 +1117,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
 	override = rq->model_override && *rq->model_override
 		   ? xstrdup(rq->model_override)
+		   : rq->new_session ? NULL
 		   : store_session_model_override(rt->store, rq->session_key);
 	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
 				 &r->nchain, err);

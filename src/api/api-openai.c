@@ -1037,6 +1037,7 @@ void api_openai_chat(struct api *a, struct http_req *r,
 	rq.tool_choice = json_incref(json_object_get(body, "tool_choice"));
 	rq.params = oa_params(body);
 	rq.channel = api_openai_channel(r);
+	rq.new_session = c->h.abort_on_gone;	/* a generated key */
 	api_run_start(&c->h, &rq, oa_chat_begun);
 	goto out;
 bad:

@@ -881,6 +881,7 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	rq.params = params;
 	params = NULL;
 	rq.channel = api_openai_channel(r);
+	rq.new_session = c->h.abort_on_gone;	/* a generated key */
 	api_run_start(&c->h, &rq, rs_begun);
 	goto out;
 bad:

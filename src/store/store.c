@@ -18,11 +18,10 @@
 #define STORE_VIEWS_META_KEY "store.views_sha256"
 #define STORE_KEY_MAX 512
 #define STORE_GROUP_MAX 128	/* jobs sharing one commit, at most */
-/* Page cache per connection (negative: KiB) and the memory-mapped part of
- * the file: the writer's random index inserts (uuid session keys) hit the
- * cache instead of pread(2). Both are upper bounds, used as needed. */
+/* Page cache per connection (negative: KiB; an upper bound, used as
+ * needed): index pages stay cached instead of pread(2). No mmap: the file
+ * grows all the time and every read transaction would remap it. */
 #define STORE_CACHE_KB (-16384)
-#define STORE_MMAP_SIZE (256LL * 1024 * 1024)
 
 struct store_wait {
 	int finished;
@@ -114,9 +113,8 @@ static int store_pragmas(sqlite3 *db)
 		 "PRAGMA synchronous=NORMAL;"
 		 "PRAGMA journal_size_limit=%d;"
 		 "PRAGMA foreign_keys=ON;"
-		 "PRAGMA cache_size=%d;"
-		 "PRAGMA mmap_size=%lld;", STORE_JOURNAL_SIZE_LIMIT,
-		 STORE_CACHE_KB, (long long)STORE_MMAP_SIZE);
+		 "PRAGMA cache_size=%d;", STORE_JOURNAL_SIZE_LIMIT,
+		 STORE_CACHE_KB);
 	return store_exec(db, sql);
 }
 
