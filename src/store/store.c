@@ -50,6 +50,7 @@ struct store {
 	int writer_started;
 	int in_tx;			/* writer thread only */
 	uint64_t writes, commits;	/* writer thread; read under mu */
+	int64_t opened_ms;		/* util_mono_ms() at open */
 
 	pthread_mutex_t mu;		/* guards everything below */
 	pthread_cond_t cv;		/* job queued or stopping */
@@ -687,6 +688,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 	st = xcalloc(1, sizeof(*st));
 	st->path = xstrdup(path);
 	st->wdb = db;
+	st->opened_ms = util_mono_ms();
 	store_stmt_register(db);
 	db = NULL;
 	pthread_mutex_init(&st->mu, NULL);
@@ -752,12 +754,15 @@ void store_close(struct store *st)
 		pthread_key_delete(st->rkey);
 	if (st->wdb) {
 		uint64_t w = 0, c = 0;
+		double secs = (double)(util_mono_ms() - st->opened_ms) / 1000;
 
 		store_stats(st, &w, &c);
 		if (c)
 			log_info("store", "store: %llu writes in %llu commits "
-				 "(%.1f per commit)", (unsigned long long)w,
-				 (unsigned long long)c, (double)w / (double)c);
+				 "(%.1f per commit; %.0f commits/s over %.0f s)",
+				 (unsigned long long)w, (unsigned long long)c,
+				 (double)w / (double)c,
+				 secs > 0 ? (double)c / secs : 0.0, secs);
 		store_stmt_forget(st->wdb);
 		sqlite3_exec(st->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
 			     NULL, NULL);
