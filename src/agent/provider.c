@@ -20,7 +20,7 @@
 #define PROVIDER_POOL_MAX_IDLE 64
 #define PROVIDER_POOL_MAX_HOST 0
 #define PROVIDER_POOL_IDLE_S 60
-#define PROVIDER_EASY_SPARE 64	/* easy handles kept for reuse */
+#define PROVIDER_EASY_SPARE 16	/* easy handles kept for reuse */
 
 /* ---- SSE ------------------------------------------------------------------ */
 

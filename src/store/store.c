@@ -18,10 +18,11 @@
 #define STORE_VIEWS_META_KEY "store.views_sha256"
 #define STORE_KEY_MAX 512
 #define STORE_GROUP_MAX 128	/* jobs sharing one commit, at most */
-/* Page cache per connection (negative: KiB; an upper bound, used as
- * needed): index pages stay cached instead of pread(2). No mmap: the file
- * grows all the time and every read transaction would remap it. */
-#define STORE_CACHE_KB (-16384)
+/* The writer's page cache (negative: KiB; an upper bound, used as
+ * needed): the index pages it updates stay cached instead of pread(2).
+ * Readers keep SQLite's default. No mmap: the file grows all the time and
+ * every read transaction would remap it. */
+#define STORE_CACHE_SQL "PRAGMA cache_size=-16384"
 
 struct store_wait {
 	int finished;
@@ -107,15 +108,13 @@ out:
  * Debian's build defaults WAL connections to FULL (c-stack.md section 3). */
 static int store_pragmas(sqlite3 *db)
 {
-	char sql[256];
+	char sql[128];
 
 	sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
 	snprintf(sql, sizeof(sql),
 		 "PRAGMA synchronous=NORMAL;"
 		 "PRAGMA journal_size_limit=%d;"
-		 "PRAGMA foreign_keys=ON;"
-		 "PRAGMA cache_size=%d;", STORE_JOURNAL_SIZE_LIMIT,
-		 STORE_CACHE_KB);
+		 "PRAGMA foreign_keys=ON;", STORE_JOURNAL_SIZE_LIMIT);
 	return store_exec(db, sql);
 }
 
@@ -679,7 +678,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 				path, *mode ? mode : sqlite3_errmsg(db));
 		goto out;
 	}
-	if (store_pragmas(db))
+	if (store_pragmas(db) || store_exec(db, STORE_CACHE_SQL))
 		goto fail;
 	r = store_migrate(db, path, &msg);
 	if (r)
