@@ -18,11 +18,6 @@
 #define STORE_VIEWS_META_KEY "store.views_sha256"
 #define STORE_KEY_MAX 512
 #define STORE_GROUP_MAX 128	/* jobs sharing one commit, at most */
-/* The writer's page cache (negative: KiB; an upper bound, used as
- * needed): the index pages it updates stay cached instead of pread(2).
- * Readers keep SQLite's default. No mmap: the file grows all the time and
- * every read transaction would remap it. */
-#define STORE_CACHE_SQL "PRAGMA cache_size=-16384"
 
 struct store_wait {
 	int finished;
@@ -678,7 +673,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 				path, *mode ? mode : sqlite3_errmsg(db));
 		goto out;
 	}
-	if (store_pragmas(db) || store_exec(db, STORE_CACHE_SQL))
+	if (store_pragmas(db))
 		goto fail;
 	r = store_migrate(db, path, &msg);
 	if (r)
