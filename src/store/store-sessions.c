@@ -170,7 +170,7 @@ json_t *store_session_row_load(sqlite3 *db, const char *key)
 }
 
 void store_session_event(json_t *events, const char *event, const char *key,
-			  json_t *payload)
+			 json_t *payload)
 {
 	if (!events) {
 		json_decref(payload);
@@ -183,7 +183,7 @@ void store_session_event(json_t *events, const char *event, const char *key,
 
 /* Queue a sessions.changed event carrying the current row. */
 void store_session_changed(sqlite3 *db, json_t *events, const char *key,
-			    const char *reason, const char *run_id)
+			   const char *reason, const char *run_id)
 {
 	json_t *p;
 
@@ -203,7 +203,7 @@ void store_session_changed(sqlite3 *db, json_t *events, const char *key,
 
 /* Create the row when absent (tx). */
 int store_session_ensure_tx(sqlite3 *db, const char *key,
-			     const char *agent_id, const char *channel)
+			    const char *agent_id, const char *channel)
 {
 	sqlite3_stmt *s = NULL;
 	char sid[37];
@@ -233,8 +233,8 @@ int store_session_ensure_tx(sqlite3 *db, const char *key,
  * (tx). Queues a session.message event. *id_out (may be NULL) gets the
  * message id. */
 int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
-			     const struct store_session_meta *m, json_t *events,
-			     char **id_out)
+			    const struct store_session_meta *m, json_t *events,
+			    char **id_out)
 {
 	sqlite3_stmt *s = NULL;
 	char mid[37], *text = NULL, *mjson = NULL, *preview = NULL;
@@ -315,7 +315,8 @@ out:
 	return r;
 }
 
-int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b, json_t *events)
+int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
+			   json_t *events)
 {
 	sqlite3_stmt *s = NULL;
 	struct store_session_meta m = {.run_id = b->run_id};
@@ -398,7 +399,8 @@ static const char *session_row_status(const char *run_status)
 	return "failed";
 }
 
-int store_session_end_tx(sqlite3 *db, struct store_session_end *e, json_t *events)
+int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
+			 json_t *events)
 {
 	struct store_session_meta m = {
 		.run_id = e->run_id, .status = e->status,
@@ -473,13 +475,13 @@ static sqlite3 *sess_reader(struct store *st)
 }
 
 int store_session_history(struct store *st, const char *key, int max,
-			   json_t *out)
+			  json_t *out)
 {
 	return store_session_history_db(sess_reader(st), key, max, out);
 }
 
 int store_session_history_db(sqlite3 *db, const char *key, int max,
-			      json_t *out)
+			     json_t *out)
 {
 	sqlite3_stmt *s = NULL;
 	json_t *tmp = json_array(), *m;
@@ -517,7 +519,7 @@ int store_session_history_db(sqlite3 *db, const char *key, int max,
 }
 
 int store_session_idem_get(struct store *st, const char *run_id, char **status,
-		     char **session_key, json_t **result)
+			   char **session_key, json_t **result)
 {
 	sqlite3 *db = sess_reader(st);
 	sqlite3_stmt *s = NULL;
