@@ -13,6 +13,7 @@ PKGS=(
 	nodejs npm wrk ca-certificates
 	zlib1g-dev chromium
 	systemd
+	nginx-light	# the mock upstream of tests/bench/openai-overhead.sh
 )
 
 # A package counts as present when dpkg has it installed; nodejs/npm also

@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 
 #include "agent/agent.h"
+#include "store/store-sessions.h"
 
 struct gw_config;
 
@@ -41,6 +42,9 @@ struct provider_http_req {
 	int64_t timeout_ms;	/* whole request (0 = none) */
 	int64_t idle_timeout_ms; /* no byte for this long (read timeout) */
 	int64_t connect_timeout_ms;
+	/* Upstream connection pool (models.connectionPool; 0 = default):
+	 * idle connections kept, connections per host, idle seconds. */
+	long pool_max_idle, pool_max_host, pool_idle_s;
 };
 
 struct provider_http_cbs {
@@ -90,6 +94,8 @@ struct agent_target {
 	json_t *headers;	/* object or NULL */
 	int64_t timeout_ms;
 	int usage_in_stream;	/* send stream_options.include_usage */
+	long pool_max_idle, pool_max_host, pool_idle_s;	/* see
+							 * provider_http_req */
 	char *error;		/* non-NULL: unusable (reason) */
 };
 void agent_target_free(struct agent_target *t);
@@ -108,48 +114,9 @@ char *agent_workspace_prompt(struct agent_rt *rt,
 char *agent_canon_id(struct agent_rt *rt, const struct gw_config *cfg,
 		     const char *id);
 
-/* ---- session.c: rows, transcripts, idempotency (SQLite) ----------------- */
+/* ---- session.c: sessions.*, chat.history and the session tools; the
+ * SQL is in src/store/store-sessions.c (store/store-sessions.h) -------- */
 
-#define SESSION_IDEM_TTL_MS (5 * 60 * 1000)
-#define SESSION_HISTORY_MAX 200
-
-/* Messages of the current session of key as OpenAI chat messages
- * (oldest first, at most max), appended to out. The _db form reads
- * through db (a store job's connection). */
-int session_history_openai(struct store *st, const char *key, int max,
-			   json_t *out);
-int session_history_openai_db(sqlite3 *db, const char *key, int max,
-			      json_t *out);
-/* An idempotency row (live or finished) for run_id: GW_ENOTFOUND when
- * absent or expired. *result: the stored result object (new ref). */
-int session_idem_get(struct store *st, const char *run_id, char **status,
-		     char **session_key, json_t **result);
-
-/* What one run writes at its start and at its end (writer thread). */
-struct session_begin {
-	char *key, *agent_id, *run_id, *channel;
-	json_t *messages;	/* transcript messages to append (array) */
-};
-struct session_end {
-	char *key, *run_id;
-	json_t *message;	/* the assistant message, or NULL */
-	const char *status;	/* "ok", "error", "aborted", "timeout" */
-	json_t *result;		/* idempotency result object */
-	int64_t in_tok, out_tok;
-	char *model;
-	int skip_row;		/* the run never started (ended queued):
-				 * only its idempotency row is written */
-};
-int session_begin_tx(sqlite3 *db, struct session_begin *b, json_t *events);
-int session_end_tx(sqlite3 *db, struct session_end *e, json_t *events);
-/* Plain text of an OpenAI/transcript content (string or parts). */
-char *session_content_text(const json_t *content);
-/* The session's model override (sessions.patch model) or NULL. */
-char *session_model_override(struct store *st, const char *key);
-/* At start: runs left "running" by a crash become errors. */
-int session_recover(struct store *st);
-/* A transcript message {role, content:[{type:text,text}], timestamp}. */
-json_t *session_message_new(const char *role, const char *text);
 
 /* ---- the runtime ---------------------------------------------------------- */
 
@@ -165,10 +132,20 @@ struct agent_rt {
 	int stopping;
 	uint64_t run_seq;		/* start order of runs */
 	json_t *sysevents;		/* session key -> [text] (wake) */
+	/* Workspace system prompts by directory, valid while the files'
+	 * (inode, size, mtime) are unchanged. Provider secrets live in the
+	 * config snapshot (src/secrets/), resolved at activation. */
+	pthread_mutex_t cache_mu;
+	struct agent_prompt_ent *prompts;
+	size_t nprompts;
 };
 
 /* run.c: abort every live run and wait (bounded) until they ended. */
 void run_abort_all(struct agent_rt *rt, int wait_ms);
 
-/* Emit queued observer events ([{event, key, payload}]); steals events. */
+/* A new array for the observer events of a store job, or NULL when the
+ * observer says nobody listens (the store then builds none). */
+json_t *agent_events_new(struct agent_rt *rt);
+/* Emit queued observer events ([{event, key, payload}]); steals events
+ * (NULL is fine). */
 void agent_emit(struct agent_rt *rt, json_t *events);

@@ -351,7 +351,23 @@ static int agent_provider_has_model(const json_t *p, const char *model)
 
 /* Resolve "provider/model" or a bare model id into a target. NULL with
  * *err when the reference names nothing configured. */
-static struct agent_target *agent_target_new(const struct gw_config *cfg,
+/* models.connectionPool.* (0 when unset: the provider's default). */
+static void agent_target_pool(const struct gw_config *cfg,
+			      struct agent_target *t)
+{
+	const json_t *pool = config_get(agent_cfg_root(cfg),
+					"models.connectionPool");
+
+	t->pool_max_idle = (long)json_integer_value(json_object_get(pool,
+								  "maxIdle"));
+	t->pool_max_host = (long)json_integer_value(json_object_get(pool,
+							"maxPerHost"));
+	t->pool_idle_s = (long)json_integer_value(json_object_get(pool,
+							  "idleSeconds"));
+}
+
+static struct agent_target *agent_target_new(struct agent_rt *rt,
+					     const struct gw_config *cfg,
 					     const char *ref, char **err)
 {
 	const json_t *provs = config_get(agent_cfg_root(cfg),
@@ -410,6 +426,7 @@ static struct agent_target *agent_target_new(const struct gw_config *cfg,
 	if (json_is_object(v))
 		t->headers = json_deep_copy(v);
 	t->usage_in_stream = 1;
+	agent_target_pool(cfg, t);
 	api = json_string_value(json_object_get(p, "api"));
 	base = json_string_value(json_object_get(p, "baseUrl"));
 	if (api && strcmp(api, "openai-completions") != 0 &&
@@ -533,7 +550,7 @@ int agent_resolve_chain(struct agent_rt *rt, const struct gw_config *cfg,
 	json_array_foreach(refs, i, v) {
 		char *e = NULL;
 
-		t = agent_target_new(cfg, json_string_value(v), &e);
+		t = agent_target_new(rt, cfg, json_string_value(v), &e);
 		if (!t) {
 			if (i == 0 || (override && *override)) {
 				*err = e;
@@ -591,18 +608,64 @@ static char *agent_read_small(const char *path)
 	return buf;
 }
 
-char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
-			     const char *agent_id)
-{
-	static const char *const files[] = {"AGENTS.md", "SOUL.md"};
-	json_t *ents = agent_entries(cfg);
-	char *ws = agent_workspace(rt, cfg, agent_id,
-				   json_object_get(ents, agent_id));
-	char *out = NULL, *path, *text, *tmp;
-	size_t i;
+#define AGENT_PROMPT_FILES 2
+#define AGENT_PROMPT_CACHE 32
 
-	for (i = 0; i < ARRAY_SIZE(files); i++) {
-		path = xasprintf("%s/%s", ws, files[i]);
+struct agent_prompt_file {
+	int present;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+};
+
+struct agent_prompt_ent {
+	char *ws;
+	struct agent_prompt_file f[AGENT_PROMPT_FILES];
+	char *text;		/* NULL: no prompt */
+};
+
+static const char *const agent_prompt_names[AGENT_PROMPT_FILES] = {
+	"AGENTS.md", "SOUL.md"
+};
+
+static void agent_prompt_stat(const char *ws, struct agent_prompt_file *f)
+{
+	struct stat sb;
+
+	for (int i = 0; i < AGENT_PROMPT_FILES; i++) {
+		char *path = xasprintf("%s/%s", ws, agent_prompt_names[i]);
+
+		memset(&f[i], 0, sizeof(f[i]));
+		if (stat(path, &sb) == 0 && S_ISREG(sb.st_mode)) {
+			f[i].present = 1;
+			f[i].dev = sb.st_dev;
+			f[i].ino = sb.st_ino;
+			f[i].size = sb.st_size;
+			f[i].mtime = sb.st_mtim;
+		}
+		free(path);
+	}
+}
+
+static int agent_prompt_same(const struct agent_prompt_file *a,
+			     const struct agent_prompt_file *b)
+{
+	for (int i = 0; i < AGENT_PROMPT_FILES; i++)
+		if (a[i].present != b[i].present || a[i].dev != b[i].dev ||
+		    a[i].ino != b[i].ino || a[i].size != b[i].size ||
+		    a[i].mtime.tv_sec != b[i].mtime.tv_sec ||
+		    a[i].mtime.tv_nsec != b[i].mtime.tv_nsec)
+			return 0;
+	return 1;
+}
+
+static char *agent_prompt_read(const char *ws)
+{
+	char *out = NULL, *path, *text, *tmp;
+
+	for (int i = 0; i < AGENT_PROMPT_FILES; i++) {
+		path = xasprintf("%s/%s", ws, agent_prompt_names[i]);
 		text = agent_read_small(path);
 		free(path);
 		if (!text)
@@ -612,6 +675,61 @@ char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
 		free(text);
 		out = tmp;
 	}
+	return out;
+}
+
+/* The prompt of workspace ws: cached while its files' (inode, size,
+ * mtime) stay the same (a stat per file, no read, when nothing changed). */
+static char *agent_prompt_cached(struct agent_rt *rt, const char *ws)
+{
+	struct agent_prompt_file now[AGENT_PROMPT_FILES];
+	struct agent_prompt_ent *e = NULL;
+	char *text = NULL;
+	size_t i;
+
+	agent_prompt_stat(ws, now);
+	pthread_mutex_lock(&rt->cache_mu);
+	for (i = 0; i < rt->nprompts; i++)
+		if (strcmp(rt->prompts[i].ws, ws) == 0)
+			e = &rt->prompts[i];
+	if (e && agent_prompt_same(e->f, now)) {
+		text = e->text ? xstrdup(e->text) : NULL;
+		pthread_mutex_unlock(&rt->cache_mu);
+		return text;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	text = agent_prompt_read(ws);
+	pthread_mutex_lock(&rt->cache_mu);
+	e = NULL;
+	for (i = 0; i < rt->nprompts; i++)
+		if (strcmp(rt->prompts[i].ws, ws) == 0)
+			e = &rt->prompts[i];
+	if (!e && rt->nprompts < AGENT_PROMPT_CACHE) {
+		rt->prompts = xrealloc(rt->prompts, (rt->nprompts + 1) *
+				       sizeof(*rt->prompts));
+		e = &rt->prompts[rt->nprompts++];
+		e->ws = xstrdup(ws);
+		e->text = NULL;
+	}
+	if (e) {
+		/* A file changed between the stat and the read is seen by
+		 * the next call (its stat differs from the one kept). */
+		memcpy(e->f, now, sizeof(now));
+		free(e->text);
+		e->text = text ? xstrdup(text) : NULL;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	return text;
+}
+
+char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
+			     const char *agent_id)
+{
+	json_t *ents = agent_entries(cfg);
+	char *ws = agent_workspace(rt, cfg, agent_id,
+				   json_object_get(ents, agent_id));
+	char *out = rt ? agent_prompt_cached(rt, ws) : agent_prompt_read(ws);
+
 	free(ws);
 	json_decref(ents);
 	return out;
@@ -674,38 +792,45 @@ static int agent_key_chars_ok(const char *k)
 	return 1;
 }
 
+enum agent_key_verdict agent_session_key_check(const char *key)
+{
+	const char *e;
+
+	if (!key || !*key || strlen(key) > AGENT_SESSION_KEY_MAX ||
+	    !agent_key_chars_ok(key))
+		return AGENT_KEY_INVALID;
+	if (agent_session_key_reserved(key))
+		return AGENT_KEY_RESERVED;
+	if (agent_has_prefix_ci(key, "agent:")) {
+		e = strchr(key + 6, ':');
+		if (!e || e == key + 6 || !e[1])
+			return AGENT_KEY_INVALID;
+	}
+	return AGENT_KEY_OK;
+}
+
 int agent_session_key_canon(struct agent_rt *rt, const char *key, char **out,
 			    char **err)
 {
 	char *id;
-	const char *rest;
 
 	*out = NULL;
-	if (!key || !*key || strlen(key) > AGENT_SESSION_KEY_MAX ||
-	    !agent_key_chars_ok(key)) {
-		*err = xstrdup("invalid session key");
-		return GW_EINVAL;
-	}
-	if (agent_session_key_reserved(key)) {
+	switch (agent_session_key_check(key)) {
+	case AGENT_KEY_OK:
+		break;
+	case AGENT_KEY_RESERVED:
 		*err = xstrdup("session key cannot use reserved internal "
 			       "session namespaces");
+		return GW_EINVAL;
+	default:
+		*err = xstrdup("invalid session key");
 		return GW_EINVAL;
 	}
 	id = agent_session_key_agent(key);
 	if (id) {
-		rest = strchr(key + 6, ':') + 1;
-		if (!*rest) {
-			free(id);
-			*err = xstrdup("invalid session key");
-			return GW_EINVAL;
-		}
-		*out = xasprintf("agent:%s:%s", id, rest);
+		*out = xasprintf("agent:%s:%s", id, strchr(key + 6, ':') + 1);
 		free(id);
 		return GW_OK;
-	}
-	if (agent_has_prefix_ci(key, "agent:")) {
-		*err = xstrdup("invalid session key");
-		return GW_EINVAL;
 	}
 	if (strcasecmp(key, "main") == 0 || strcasecmp(key, "global") == 0)
 		*out = xasprintf("agent:%s:main", agent_default_id(rt));
@@ -721,31 +846,37 @@ int agent_session_key_for_http(const char *agent_id, const char *prefix,
 	char uuid[37], *id;
 
 	*out = NULL;
-	if (explicit_key && *explicit_key) {
-		if (agent_session_key_reserved(explicit_key)) {
+	if (explicit_key) {
+		switch (agent_session_key_check(explicit_key)) {
+		case AGENT_KEY_OK:
+			*out = xstrdup(explicit_key);
+			return GW_OK;
+		case AGENT_KEY_RESERVED:
 			*err = xstrdup("`x-openclaw-session-key` cannot use "
 				       "reserved internal session "
 				       "namespaces.");
 			return GW_EINVAL;
-		}
-		if (strlen(explicit_key) > AGENT_SESSION_KEY_MAX ||
-		    !agent_key_chars_ok(explicit_key)) {
+		default:
 			*err = xstrdup("invalid `x-openclaw-session-key`.");
 			return GW_EINVAL;
 		}
-		*out = xstrdup(explicit_key);
-		return GW_OK;
 	}
-	id = agent_lower(agent_id && *agent_id ? agent_id : AGENT_DEFAULT_ID);
 	if (user && *user) {
-		if (strlen(user) > 256 || !agent_key_chars_ok(user)) {
-			free(id);
+		if (strlen(user) > AGENT_HTTP_USER_MAX) {
+			*err = xasprintf("`user` is too long (max %d).",
+					 AGENT_HTTP_USER_MAX);
+			return GW_EINVAL;
+		}
+		if (!agent_key_chars_ok(user)) {
 			*err = xstrdup("invalid `user`.");
 			return GW_EINVAL;
 		}
+	}
+	id = agent_lower(agent_id && *agent_id ? agent_id : AGENT_DEFAULT_ID);
+	if (user && *user) {
 		*out = xasprintf("agent:%s:%s-user:%s", id, prefix, user);
 	} else {
-		util_uuid(uuid);
+		store_uuid7(uuid);
 		*out = xasprintf("agent:%s:%s:%s", id, prefix, uuid);
 	}
 	free(id);
@@ -762,6 +893,18 @@ void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o)
 	else
 		memset(&rt->obs, 0, sizeof(rt->obs));
 	pthread_mutex_unlock(&rt->mu);
+}
+
+json_t *agent_events_new(struct agent_rt *rt)
+{
+	struct agent_observer o;
+
+	pthread_mutex_lock(&rt->mu);
+	o = rt->obs;
+	pthread_mutex_unlock(&rt->mu);
+	if (o.listening && !o.listening(o.arg))
+		return NULL;
+	return json_array();
 }
 
 void agent_emit(struct agent_rt *rt, json_t *events)
@@ -792,11 +935,13 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 	rt->store = o->store;
 	rt->state_dir = xstrdup(o->state_dir ? o->state_dir : ".");
 	pthread_mutex_init(&rt->mu, NULL);
+	pthread_mutex_init(&rt->cache_mu, NULL);
 	pthread_cond_init(&rt->idle, NULL);
-	session_recover(rt->store);
+	store_session_recover(rt->store);
 	r = provider_new(&rt->prov);
 	if (r != GW_OK) {
 		pthread_mutex_destroy(&rt->mu);
+		pthread_mutex_destroy(&rt->cache_mu);
 		pthread_cond_destroy(&rt->idle);
 		free(rt->state_dir);
 		free(rt);
@@ -819,7 +964,13 @@ void agent_rt_free(struct agent_rt *rt, int wait_ms)
 	run_abort_all(rt, wait_ms);
 	provider_free(rt->prov);
 	json_decref(rt->sysevents);
+	for (size_t i = 0; i < rt->nprompts; i++) {
+		free(rt->prompts[i].ws);
+		free(rt->prompts[i].text);
+	}
+	free(rt->prompts);
 	pthread_mutex_destroy(&rt->mu);
+	pthread_mutex_destroy(&rt->cache_mu);
 	pthread_cond_destroy(&rt->idle);
 	free(rt->state_dir);
 	free(rt);
@@ -994,7 +1145,7 @@ int agent_embed(struct agent_rt *rt, const char *agent_id,
 				 id);
 		goto out;
 	}
-	t = agent_target_new(cfg, ref, err);
+	t = agent_target_new(rt, cfg, ref, err);
 	if (!t)
 		goto out;
 	if (t->error) {

@@ -40,6 +40,10 @@ struct agent_observer {
 	 * {sessionKey, reason, ts, ...row}). payload is stolen. Any thread. */
 	void (*on_session)(void *arg, const char *event,
 			   const char *session_key, json_t *payload);
+	/* Optional, any thread, cheap: 0 when nobody would get session
+	 * events now (no client connected); the core then skips building
+	 * them (no row reads or JSON in the store writer). */
+	int (*listening)(void *arg);
 	void *arg;
 };
 void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o);
@@ -116,6 +120,9 @@ struct run_request {
 	 * timeoutSeconds bounds silence: connect, first byte, stream gaps. */
 	int64_t timeout_ms;
 	int origin;			/* out: enum run_origin */
+	/* 1 when the face has just generated session_key (a new uuid key):
+	 * no stored session can exist, so its settings are not read. */
+	int new_session;
 };
 
 /* Start a run; sink (copied; may be NULL) is a consumer, attached after
@@ -184,6 +191,7 @@ int agent_embed(struct agent_rt *rt, const char *agent_id,
 /* ---- session keys (SPEC §3) ------------------------------------------------ */
 
 #define AGENT_SESSION_KEY_MAX 512
+#define AGENT_HTTP_USER_MAX 256	/* the OpenAI `user` field */
 
 /* 1 when key uses a reserved internal namespace (subagent:, cron:, acp:,
  * also after an "agent:<id>:" prefix). */
@@ -192,14 +200,26 @@ int agent_session_key_reserved(const char *key);
 char *agent_session_key_main(const char *agent_id);
 /* The agent id of an "agent:<id>:..." key (new string) or NULL. */
 char *agent_session_key_agent(const char *key);
+/* THE rule for a session key a client names, used by every face (WS
+ * methods, OpenAI and Responses x-openclaw-session-key, hooks sessionKey,
+ * /tools/invoke sessionKey): AGENT_KEY_INVALID when empty, longer than
+ * AGENT_SESSION_KEY_MAX, with control characters, or an "agent:" key
+ * without a non-empty "<id>:<rest>"; AGENT_KEY_RESERVED when it uses a
+ * reserved internal namespace (subagent:, cron:, acp:), also after an
+ * "agent:<id>:" prefix (agent:main:cron:x). Each face words the error in
+ * its own protocol's shape. */
+enum agent_key_verdict { AGENT_KEY_OK = 0, AGENT_KEY_INVALID,
+			 AGENT_KEY_RESERVED };
+enum agent_key_verdict agent_session_key_check(const char *key);
 /* Canonical key for a WS-supplied key: "agent:<id>:rest" is kept (id
  * lowercased); a bare key becomes "agent:<default>:<key>". GW_EINVAL with
- * *err for an empty, too long or reserved key. */
+ * *err when agent_session_key_check refuses it. */
 int agent_session_key_canon(struct agent_rt *rt, const char *key, char **out,
 			    char **err);
-/* Session key of an HTTP request: explicit key (validated; reserved ones
- * refused with the upstream message) > "agent:<id>:<prefix>-user:<user>"
- * > "agent:<id>:<prefix>:<uuid>". prefix: "openai" or "openresponses". */
+/* Session key of an HTTP request: explicit key (agent_session_key_check;
+ * reserved ones refused with the upstream message) >
+ * "agent:<id>:<prefix>-user:<user>" > "agent:<id>:<prefix>:<uuid>".
+ * prefix: "openai" or "openresponses". */
 int agent_session_key_for_http(const char *agent_id, const char *prefix,
 			       const char *user, const char *explicit_key,
 			       char **out, char **err);

@@ -29,6 +29,8 @@ static const struct {
 	{ "curl_multi_poll", offsetof(struct curl_dl, multi_poll) },
 	{ "curl_multi_wakeup", offsetof(struct curl_dl, multi_wakeup) },
 	{ "curl_multi_cleanup", offsetof(struct curl_dl, multi_cleanup) },
+	{ "curl_easy_reset", offsetof(struct curl_dl, easy_reset) },
+	{ "curl_multi_setopt", offsetof(struct curl_dl, multi_setopt) },
 	{ "curl_slist_append", offsetof(struct curl_dl, slist_append) },
 	{ "curl_slist_free_all", offsetof(struct curl_dl, slist_free_all) },
 	{ "curl_global_init", offsetof(struct curl_dl, global_init) },

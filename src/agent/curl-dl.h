@@ -12,6 +12,7 @@ struct curl_dl {
 	CURLcode (*easy_getinfo)(CURL *e, CURLINFO info, ...);
 	const char *(*easy_strerror)(CURLcode code);
 	void (*easy_cleanup)(CURL *e);
+	void (*easy_reset)(CURL *e);
 	CURLM *(*multi_init)(void);
 	CURLMcode (*multi_add_handle)(CURLM *m, CURL *e);
 	CURLMcode (*multi_remove_handle)(CURLM *m, CURL *e);
@@ -21,6 +22,7 @@ struct curl_dl {
 				unsigned int nfds, int timeout_ms, int *ret);
 	CURLMcode (*multi_wakeup)(CURLM *m);
 	CURLMcode (*multi_cleanup)(CURLM *m);
+	CURLMcode (*multi_setopt)(CURLM *m, CURLMoption opt, ...);
 	struct curl_slist *(*slist_append)(struct curl_slist *l,
 					   const char *s);
 	void (*slist_free_all)(struct curl_slist *l);

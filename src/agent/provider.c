@@ -14,6 +14,13 @@
 
 #define PROVIDER_BODY_MAX (4u * 1024 * 1024)	/* non-SSE bodies */
 #define PROVIDER_POLL_MS 1000
+/* Upstream connection pool defaults (models.connectionPool.*): idle
+ * connections kept by the multi handle's cache, connections per host
+ * (0 = no limit) and how long an idle one may be reused. */
+#define PROVIDER_POOL_MAX_IDLE 64
+#define PROVIDER_POOL_MAX_HOST 0
+#define PROVIDER_POOL_IDLE_S 60
+#define PROVIDER_EASY_SPARE 16	/* easy handles kept for reuse */
 
 /* ---- SSE ------------------------------------------------------------------ */
 
@@ -142,7 +149,17 @@ struct provider {
 	pthread_mutex_t mu;
 	struct provider_job *head, *tail;
 	int stopping;
+	/* The agent thread is (about to be) blocked in multi_poll with an
+	 * empty queue: only then does a post need curl_multi_wakeup (an
+	 * eventfd write and a wake-up), not while it is busy. */
+	int sleeping;
 	struct provider_http *live;	/* agent thread only */
+	/* Agent thread only: the pool limits applied to multi, and easy
+	 * handles kept for reuse (curl_easy_reset keeps nothing of the last
+	 * request but its caches). */
+	long max_idle, max_host;
+	CURL *spare[PROVIDER_EASY_SPARE];
+	int nspare;
 };
 
 struct provider_http {
@@ -172,6 +189,7 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 {
 	struct provider_job *j;
 	CURLM *multi;
+	int wake;
 
 	pthread_mutex_lock(&p->mu);
 	if (p->stopping) {
@@ -187,9 +205,11 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 		p->head = j;
 	p->tail = j;
 	multi = p->multi;
+	wake = p->sleeping;
+	p->sleeping = 0;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
-	if (multi)
+	if (multi && wake)
 		p->cu->multi_wakeup(multi);
 	return 0;
 }
@@ -205,7 +225,12 @@ static void provider_http_free(struct provider_http *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	p->cu->multi_remove_handle(p->multi, h->easy);
-	p->cu->easy_cleanup(h->easy);
+	if (p->nspare < PROVIDER_EASY_SPARE) {
+		p->cu->easy_reset(h->easy);
+		p->spare[p->nspare++] = h->easy;
+	} else {
+		p->cu->easy_cleanup(h->easy);
+	}
 	p->cu->slist_free_all(h->hdrs);
 	free(h->body);
 	free(h->rbuf);
@@ -286,6 +311,26 @@ static int provider_multi(struct provider *p, char **err)
 	return 0;
 }
 
+/* Agent thread: the connection cache limits of rq, when they changed. */
+static void provider_pool_apply(struct provider *p,
+				const struct provider_http_req *rq)
+{
+	long idle = rq->pool_max_idle > 0 ? rq->pool_max_idle
+					  : PROVIDER_POOL_MAX_IDLE;
+	long host = rq->pool_max_host > 0 ? rq->pool_max_host
+					  : PROVIDER_POOL_MAX_HOST;
+
+	if (idle != p->max_idle) {
+		p->cu->multi_setopt(p->multi, CURLMOPT_MAXCONNECTS, idle);
+		p->max_idle = idle;
+	}
+	if (host != p->max_host) {
+		p->cu->multi_setopt(p->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+				    host);
+		p->max_host = host;
+	}
+}
+
 struct provider_http *provider_http_start(struct provider *p,
 					  const struct provider_http_req *rq,
 					  const struct provider_http_cbs *cbs,
@@ -304,7 +349,8 @@ struct provider_http *provider_http_start(struct provider *p,
 	h->p = p;
 	h->cbs = *cbs;
 	provider_sse_init(&h->sse, 8u * 1024 * 1024);
-	h->easy = cu->easy_init();
+	provider_pool_apply(p, rq);
+	h->easy = p->nspare ? p->spare[--p->nspare] : cu->easy_init();
 	if (!h->easy) {
 		*err = xstrdup("cannot create an HTTP client handle");
 		free(h);
@@ -341,6 +387,9 @@ struct provider_http *provider_http_start(struct provider *p,
 	cu->easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	cu->easy_setopt(h->easy, CURLOPT_USERAGENT, "clawgate");
 	cu->easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
+	cu->easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	cu->easy_setopt(h->easy, CURLOPT_MAXAGE_CONN, rq->pool_idle_s > 0
+			? rq->pool_idle_s : (long)PROVIDER_POOL_IDLE_S);
 	if (rq->timeout_ms > 0)
 		cu->easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
 				(long)rq->timeout_ms);
@@ -506,7 +555,16 @@ static void *provider_main(void *arg)
 		}
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
 		if (p->multi) {
+			pthread_mutex_lock(&p->mu);
+			if (p->head || p->stopping)
+				wait_ms = 0;
+			else
+				p->sleeping = 1;
+			pthread_mutex_unlock(&p->mu);
 			p->cu->multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+			pthread_mutex_lock(&p->mu);
+			p->sleeping = 0;
+			pthread_mutex_unlock(&p->mu);
 			continue;
 		}
 		util_deadline(&ts, wait_ms);
@@ -517,6 +575,8 @@ static void *provider_main(void *arg)
 	}
 	while (p->live)
 		provider_http_free(p->live);
+	while (p->nspare)
+		p->cu->easy_cleanup(p->spare[--p->nspare]);
 	while (p->timers) {
 		struct provider_timer *t = p->timers;
 
@@ -557,6 +617,8 @@ void provider_free(struct provider *p)
 		p->cu->multi_wakeup(multi);
 	pthread_join(p->thread, NULL);
 	provider_run_jobs(p);
+	while (p->nspare)
+		p->cu->easy_cleanup(p->spare[--p->nspare]);
 	if (p->multi)
 		p->cu->multi_cleanup(p->multi);
 	pthread_cond_destroy(&p->wake);

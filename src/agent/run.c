@@ -397,7 +397,7 @@ static void run_deliver(void *arg)
 
 struct run_endjob {
 	struct run *r;
-	struct session_end e;
+	struct store_session_end e;
 	json_t *events;
 };
 
@@ -405,7 +405,7 @@ static int run_end_tx(sqlite3 *db, void *arg)
 {
 	struct run_endjob *j = arg;
 
-	return session_end_tx(db, &j->e, j->events);
+	return store_session_end_tx(db, &j->e, j->events);
 }
 
 static void run_end_done(int rc, void *arg)
@@ -460,7 +460,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 			 run_status_name(st), r->error ? ": " : "",
 			 r->error ? r->error : "");
 	if (r->tlen || (r->tool_calls && json_array_size(r->tool_calls))) {
-		msg = session_message_new("assistant", r->text ? r->text : "");
+		msg = store_session_message("assistant", r->text ? r->text : "");
 		json_object_set_new(msg, "stopReason", json_string(
 			st == RUN_OK ? (r->finish_reason ? r->finish_reason
 							 : "stop")
@@ -479,7 +479,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	}
 	j = xcalloc(1, sizeof(*j));
 	j->r = r;
-	j->events = json_array();
+	j->events = agent_events_new(r->rt);
 	j->e.key = xstrdup(r->session_key);
 	j->e.run_id = xstrdup(r->id);
 	j->e.message = msg;
@@ -753,7 +753,6 @@ static void run_attempt(struct run *r)
 	struct agent_target *t;
 	struct provider_http_req hr = {0};
 	struct provider_http_cbs cbs = {0};
-	json_t *body;
 	char *text, *err = NULL;
 
 	if (r->ended)
@@ -767,13 +766,13 @@ static void run_attempt(struct run *r)
 		run_fail(r, RUN_ERROR, xstrdup(t->error), 502);
 		return;
 	}
-	body = json_deep_copy(r->req);
-	json_object_set_new(body, "model", json_string(t->model));
-	if (t->usage_in_stream && !json_object_get(body, "stream_options"))
-		json_object_set_new(body, "stream_options",
+	/* The request body is the run's own: the model of this attempt is
+	 * set in place (no copy of the messages per attempt). */
+	json_object_set_new(r->req, "model", json_string(t->model));
+	if (t->usage_in_stream && !json_object_get(r->req, "stream_options"))
+		json_object_set_new(r->req, "stream_options",
 				    json_pack("{s:b}", "include_usage", 1));
-	text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
+	text = json_dumps(r->req, JSON_COMPACT);
 	hr.url = t->url;
 	hr.body = text;
 	hr.headers = t->headers;
@@ -785,6 +784,9 @@ static void run_attempt(struct run *r)
 	hr.idle_timeout_ms = t->timeout_ms;
 	hr.connect_timeout_ms = RUN_CONNECT_TIMEOUT_MS < t->timeout_ms
 				? RUN_CONNECT_TIMEOUT_MS : t->timeout_ms;
+	hr.pool_max_idle = t->pool_max_idle;
+	hr.pool_max_host = t->pool_max_host;
+	hr.pool_idle_s = t->pool_idle_s;
 	cbs.on_event = run_on_event;
 	cbs.on_done = run_on_done;
 	cbs.arg = r;
@@ -810,7 +812,7 @@ static void run_attempt_job(void *arg)
 struct run_beginjob {
 	struct agent_rt *rt;
 	struct run *r;			/* a queued run's activation */
-	struct session_begin b;
+	struct store_session_begin b;
 	json_t *events;
 };
 
@@ -818,7 +820,7 @@ static int run_begin_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
 
-	return session_begin_tx(db, &j->b, j->events);
+	return store_session_begin_tx(db, &j->b, j->events);
 }
 
 static void run_begin_done(int rc, void *arg)
@@ -921,11 +923,11 @@ static void run_build_messages(struct run *r, sqlite3 *db)
 						     sys));
 	if (r->use_history) {
 		if (db)
-			session_history_openai_db(db, r->session_key,
-						  SESSION_HISTORY_MAX, out);
+			store_session_history_db(db, r->session_key,
+						  STORE_SESSION_HISTORY_MAX, out);
 		else
-			session_history_openai(rt->store, r->session_key,
-					       SESSION_HISTORY_MAX, out);
+			store_session_history(rt->store, r->session_key,
+					       STORE_SESSION_HISTORY_MAX, out);
 	}
 	json_array_foreach(r->in_msgs, i, m)
 		json_array_append(out, m);
@@ -951,13 +953,13 @@ static json_t *run_transcript_in(struct run_request *rq)
 			last = m;
 			continue;
 		}
-		text = session_content_text(json_object_get(m, "content"));
-		json_array_append_new(out, session_message_new("user", text));
+		text = store_session_text(json_object_get(m, "content"));
+		json_array_append_new(out, store_session_message("user", text));
 		free(text);
 	}
 	if (last) {
-		text = session_content_text(json_object_get(last, "content"));
-		json_array_append_new(out, session_message_new("user", text));
+		text = store_session_text(json_object_get(last, "content"));
+		json_array_append_new(out, store_session_message("user", text));
 		free(text);
 	}
 	return out;
@@ -968,7 +970,7 @@ static struct run_beginjob *run_beginjob_new(struct run *r)
 	struct run_beginjob *bj = xcalloc(1, sizeof(*bj));
 
 	bj->rt = r->rt;
-	bj->events = json_array();
+	bj->events = agent_events_new(r->rt);
 	bj->b.key = xstrdup(r->session_key);
 	bj->b.agent_id = xstrdup(r->agent_id);
 	bj->b.run_id = xstrdup(r->id);
@@ -985,7 +987,7 @@ static int run_activate_tx(sqlite3 *db, void *arg)
 	struct run_beginjob *j = arg;
 
 	run_build_messages(j->r, db);
-	return session_begin_tx(db, &j->b, j->events);
+	return store_session_begin_tx(db, &j->b, j->events);
 }
 
 static void run_activate_done(int rc, void *arg)
@@ -1086,7 +1088,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		}
 		run_unref(r);
 		r = NULL;
-		if (session_idem_get(rt->store, rq->run_id, &st, &key, &res) ==
+		if (store_session_idem_get(rt->store, rq->run_id, &st, &key, &res) ==
 		    GW_OK) {
 			r = run_replay_new(rt, rq->run_id, key, agent, st, res);
 			rq->origin = RUN_REPLAY;
@@ -1108,14 +1110,15 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 			goto out;
 		}
 	} else {
-		util_uuid(idbuf);
+		store_uuid7(idbuf);
 	}
 	r = run_alloc(rt, rq->run_id && *rq->run_id ? rq->run_id : idbuf,
 		      rq->session_key, agent);
 	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
 	override = rq->model_override && *rq->model_override
 		   ? xstrdup(rq->model_override)
-		   : session_model_override(rt->store, rq->session_key);
+		   : rq->new_session ? NULL
+		   : store_session_model_override(rt->store, rq->session_key);
 	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
 				 &r->nchain, err);
 	if (rc != GW_OK)

@@ -266,8 +266,17 @@ static int hooks_session(struct http_req *r, const struct gw_config *cfg,
 				return -1;
 			}
 		}
-		if (strlen(s) > 512) {
-			hooks_fail(r, 400, "sessionKey too long");
+		switch (agent_session_key_check(s)) {
+		case AGENT_KEY_OK:
+			break;
+		case AGENT_KEY_RESERVED:
+			hooks_fail(r, 400, "sessionKey cannot use reserved "
+				   "internal session namespaces");
+			return -1;
+		default:
+			hooks_fail(r, 400, strlen(s) > AGENT_SESSION_KEY_MAX
+				   ? "sessionKey too long"
+				   : "invalid sessionKey");
 			return -1;
 		}
 		*key = xstrdup(s);

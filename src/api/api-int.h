@@ -92,6 +92,9 @@ struct api_run {
 	struct run *run;
 	struct run_sink sink;	/* callbacks set by the endpoint */
 	int ended, abort_on_gone;
+	/* The run is started on a worker (api_run_start): started once
+	 * run_start returned there; gone when the client left before. */
+	int started, gone;
 	/* Frees the endpoint state (h included) when the last ref goes. */
 	void (*release)(struct api_run *h);
 };
@@ -100,9 +103,13 @@ struct api_run {
  * handler, on_done (a client gone early detaches the sink). */
 void api_run_init(struct api_run *h, struct api *a, struct http_req *r,
 		  void (*release)(struct api_run *h));
-/* run_start with h's sink; on failure answers 400 (GW_EINVAL) or 503
- * and drops the sink's reference. */
-int api_run_start(struct api_run *h, struct run_request *rq, char **err);
+/* run_start with h's sink, on a worker thread (run set-up reads SQLite and
+ * files: never on the libmicrohttpd thread). rq's strings are copied and
+ * its JSON stolen. Once the run started, begun(h) runs there (may be
+ * NULL); on failure the job answers 400 (GW_EINVAL) or 503 and drops the
+ * sink's reference. Inline when there is no worker pool. */
+void api_run_start(struct api_run *h, struct run_request *rq,
+		   void (*begun)(struct api_run *h));
 void api_run_unref(struct api_run *h);
 
 /* ---- api-responses.c, api-embeddings.c, api-tools.c --------------------- */

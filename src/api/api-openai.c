@@ -29,8 +29,6 @@
 
 #define OA_MAX_IMAGES 8
 #define OA_MAX_STOP 4
-#define OA_MAX_USER 256
-#define OA_MAX_KEY 512
 #define OA_EMPTY_REPLY "No response from OpenClaw."
 #define OA_BAD_MODEL "Invalid `model`. Use `openclaw` or `openclaw/<agentId>`."
 
@@ -186,40 +184,11 @@ int api_openai_session(struct http_req *r, const char *agent_id,
 		       const char *prefix, const char *user, char **key,
 		       char **err)
 {
-	static const char *const reserved[] = { "subagent:", "cron:",
-						"acp:" };
-	const char *h = api_header(r, "x-openclaw-session-key");
-	char uuid[37];
-	size_t i;
-
 	*key = NULL;
 	*err = NULL;
-	if (h) {
-		for (i = 0; i < ARRAY_SIZE(reserved); i++)
-			if (strncasecmp(h, reserved[i],
-					strlen(reserved[i])) == 0)
-				break;
-		if (i < ARRAY_SIZE(reserved) || strlen(h) > OA_MAX_KEY) {
-			*err = xstrdup("`x-openclaw-session-key` cannot use "
-				       "reserved internal session namespaces.");
-			return -1;
-		}
-		*key = xstrdup(h);
-		return 0;
-	}
-	if (user && *user) {
-		if (strlen(user) > OA_MAX_USER) {
-			*err = xasprintf("`user` is too long (max %d).",
-					 OA_MAX_USER);
-			return -1;
-		}
-		*key = xasprintf("agent:%s:%s-user:%s", agent_id, prefix,
-				 user);
-		return 0;
-	}
-	util_uuid(uuid);
-	*key = xasprintf("agent:%s:%s:%s", agent_id, prefix, uuid);
-	return 0;
+	return agent_session_key_for_http(agent_id, prefix, user,
+		api_header(r, "x-openclaw-session-key"), key, err) == GW_OK
+		? 0 : -1;
 }
 
 const char *api_openai_channel(struct http_req *r)
@@ -671,6 +640,13 @@ void api_run_unref(struct api_run *h)
 	h->release(h);
 }
 
+static void api_run_ref(struct api_run *h)
+{
+	pthread_mutex_lock(&h->mu);
+	h->refs++;
+	pthread_mutex_unlock(&h->mu);
+}
+
 /* Worker: detach the sink of a client that went away. */
 static void api_run_detach(void *arg)
 {
@@ -696,12 +672,19 @@ static void api_run_detach(void *arg)
 /* MHD thread: the request is over; early when the client went away
  * before the answer was complete. Must not block: the detach (which may
  * wait for a callback in flight) runs on a worker, with this callback's
- * reference. */
+ * reference. A client gone before its run started is left to the start
+ * job (it sees h->gone). */
 static void api_run_done(void *arg, int early)
 {
 	struct api_run *h = arg;
+	int pending;
 
-	if (early && h->run && h->a->d.workers &&
+	pthread_mutex_lock(&h->mu);
+	pending = early && !h->started;
+	if (pending)
+		h->gone = 1;
+	pthread_mutex_unlock(&h->mu);
+	if (!pending && early && h->run && h->a->d.workers &&
 	    workq_post(h->a->d.workers, api_run_detach, h) == 0)
 		return;
 	api_run_unref(h);
@@ -718,20 +701,85 @@ void api_run_init(struct api_run *h, struct api *a, struct http_req *r,
 	http_async_on_done(h->as, api_run_done, h);
 }
 
-int api_run_start(struct api_run *h, struct run_request *rq, char **err)
+/* A run to start on a worker: the request with owned strings. */
+struct api_run_job {
+	struct api_run *h;
+	struct run_request rq;
+	char *agent, *key, *run_id, *system, *override, *channel;
+	void (*begun)(struct api_run *h);
+};
+
+static char *api_dup(const char *s)
 {
-	int rc = run_start(h->a->d.agents, rq, &h->sink, &h->run, err);
+	return s ? xstrdup(s) : NULL;
+}
 
+static void api_run_start_job(void *arg)
+{
+	struct api_run_job *j = arg;
+	struct api_run *h = j->h;
+	struct run *run = NULL;
+	char *err = NULL, *s;
+	int rc, gone;
+
+	rc = run_start(h->a->d.agents, &j->rq, &h->sink, &run, &err);
+	pthread_mutex_lock(&h->mu);
+	h->run = run;
+	h->started = 1;
+	gone = h->gone;
+	pthread_mutex_unlock(&h->mu);
 	if (rc != GW_OK) {
-		char *s = api_error_json("invalid_request_error",
-					 *err ? *err : "cannot start the run");
-
-		http_async_reply_json(h->as, rc == GW_EINVAL ? 400 : 503, s);
+		s = api_error_json("invalid_request_error",
+				   err ? err : "cannot start the run");
+		pthread_mutex_lock(&h->mu);
+		if (!h->ended) {
+			h->ended = 1;
+			http_async_reply_json(h->as, rc == GW_EINVAL ? 400
+							  : 503, s);
+			h->as = NULL;
+		}
+		pthread_mutex_unlock(&h->mu);
 		free(s);
-		h->as = NULL;
-		h->refs--;	/* no sink */
+		api_run_unref(h);	/* no sink */
+	} else if (gone) {
+		/* The client left while the run was starting: detach as
+		 * api_run_done would have (with this job's reference). */
+		api_run_ref(h);
+		api_run_detach(h);
+	} else if (j->begun) {
+		j->begun(h);
 	}
-	return rc;
+	api_run_unref(h);		/* the job's */
+	free(err);
+	free(j->agent);
+	free(j->key);
+	free(j->run_id);
+	free(j->system);
+	free(j->override);
+	free(j->channel);
+	free(j);
+}
+
+void api_run_start(struct api_run *h, struct run_request *rq,
+		   void (*begun)(struct api_run *h))
+{
+	struct api_run_job *j = xcalloc(1, sizeof(*j));
+
+	j->h = h;
+	j->begun = begun;
+	j->rq = *rq;
+	j->rq.agent_id = j->agent = api_dup(rq->agent_id);
+	j->rq.session_key = j->key = api_dup(rq->session_key);
+	j->rq.run_id = j->run_id = api_dup(rq->run_id);
+	j->rq.extra_system = j->system = api_dup(rq->extra_system);
+	j->rq.model_override = j->override = api_dup(rq->model_override);
+	j->rq.channel = j->channel = api_dup(rq->channel);
+	/* The JSON now belongs to the job. */
+	rq->messages = rq->tools = rq->tool_choice = rq->params = NULL;
+	api_run_ref(h);
+	if (!h->a->d.workers ||
+	    workq_post(h->a->d.workers, api_run_start_job, j) != 0)
+		api_run_start_job(j);
 }
 
 /* ---- POST /v1/chat/completions: the run ------------------------------------- */
@@ -920,6 +968,17 @@ out:
 	api_run_unref(&c->h);	/* the sink's reference */
 }
 
+/* Worker: the run started; a stream gets its headers and role chunk. */
+static void oa_chat_begun(struct api_run *h)
+{
+	struct oa_chat *c = (struct oa_chat *)h;
+
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended)
+		oa_chat_begin(c);
+	pthread_mutex_unlock(&c->h.mu);
+}
+
 void api_openai_chat(struct api *a, struct http_req *r,
 		     struct gw_config *cfg)
 {
@@ -978,12 +1037,8 @@ void api_openai_chat(struct api *a, struct http_req *r,
 	rq.tool_choice = json_incref(json_object_get(body, "tool_choice"));
 	rq.params = oa_params(body);
 	rq.channel = api_openai_channel(r);
-	if (api_run_start(&c->h, &rq, &err) != GW_OK)
-		goto out;
-	pthread_mutex_lock(&c->h.mu);
-	if (!c->h.ended)
-		oa_chat_begin(c);
-	pthread_mutex_unlock(&c->h.mu);
+	rq.new_session = c->h.abort_on_gone;	/* a generated key */
+	api_run_start(&c->h, &rq, oa_chat_begun);
 	goto out;
 bad:
 	api_error(r, 400, "invalid_request_error", err);

@@ -556,6 +556,17 @@ static void rs_begin(struct rs_run *c)
 		 "output_text", "text", "", "annotations"));
 }
 
+/* Worker: the run started; a stream gets its opening events. */
+static void rs_begun(struct api_run *h)
+{
+	struct rs_run *c = (struct rs_run *)h;
+
+	pthread_mutex_lock(&c->h.mu);
+	if (!c->h.ended)
+		rs_begin(c);
+	pthread_mutex_unlock(&c->h.mu);
+}
+
 static void rs_delta(void *arg, const char *text, size_t len)
 {
 	struct rs_run *c = arg;
@@ -870,12 +881,8 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	rq.params = params;
 	params = NULL;
 	rq.channel = api_openai_channel(r);
-	if (api_run_start(&c->h, &rq, &err) != GW_OK)
-		goto out;
-	pthread_mutex_lock(&c->h.mu);
-	if (!c->h.ended)
-		rs_begin(c);
-	pthread_mutex_unlock(&c->h.mu);
+	rq.new_session = c->h.abort_on_gone;	/* a generated key */
+	api_run_start(&c->h, &rq, rs_begun);
 	goto out;
 bad:
 	api_error(r, 400, "invalid_request_error", err);

@@ -423,6 +423,13 @@ void api_tools_invoke(struct api *a, struct http_req *r,
 	agent = xstrdup(aid ? aid : agent_default_id(a->d.agents));
 	if (!key || !*key || strcmp(key, "main") == 0) {
 		skey = xasprintf("agent:%s:main", agent);
+	} else if (agent_session_key_check(key) != AGENT_KEY_OK) {
+		tools_error(r, 400, "invalid_request",
+			    agent_session_key_check(key) == AGENT_KEY_RESERVED
+			    ? "sessionKey cannot use reserved internal "
+			      "session namespaces"
+			    : "invalid sessionKey");
+		goto out;
 	} else {
 		/* agent:<id>:... must name the same agent as agentId. */
 		if (aid && strncmp(key, "agent:", 6) == 0) {

@@ -316,6 +316,17 @@ static const struct config_option config_options[] = {
 	OPT("models.providers.*.timeoutSeconds", INT, HOT,
 	    "Upstream request timeout in seconds (default 300)",
 	    .min = 1, .max = 86400),
+	OPT("models.connectionPool", OBJECT, HOT,
+	    "Upstream connections kept open and reused (keep-alive)"),
+	OPT("models.connectionPool.maxIdle", INT, HOT,
+	    "Idle upstream connections kept for reuse", .def = "64",
+	    .min = 1, .max = 100000),
+	OPT("models.connectionPool.maxPerHost", INT, HOT,
+	    "Connections per upstream host (0 = no limit; more requests "
+	    "wait for a free one)", .def = "0", .min = 0, .max = 100000),
+	OPT("models.connectionPool.idleSeconds", INT, HOT,
+	    "How long an idle upstream connection may be reused",
+	    .def = "60", .min = 1, .max = 86400),
 
 	/* subtrees not implemented yet: accepted as is */
 	OPT("hooks", OBJECT, HOT, "Webhooks", .flags = CFG_F_OPEN),

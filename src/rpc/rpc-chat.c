@@ -48,8 +48,15 @@ static json_t *rpc_chat_base(struct rpc_chat_fan *f, const char *state)
 static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 {
 	struct rpc_chat_fan *f = arg;
-	json_t *p = rpc_chat_base(f, "delta");
+	json_t *p;
 
+	if (!rpc_has_listeners(f->srv)) {
+		/* Nobody connected: only the numbering moves on. */
+		f->chat_seq++;
+		f->agent_seq++;
+		return;
+	}
+	p = rpc_chat_base(f, "delta");
 	json_object_set_new(p, "deltaText", json_stringn(text, len));
 	rpc_broadcast(f->srv, "chat", p, 0, SCOPE_READ);
 	rpc_chat_agent_event(f, "assistant", json_pack("{s:s%}", "delta",
@@ -196,11 +203,17 @@ static void rpc_chat_on_session(void *arg, const char *event,
 			       rpc_chat_pred_changed, NULL, NULL);
 }
 
+static int rpc_chat_listening(void *arg)
+{
+	return rpc_has_listeners(arg);
+}
+
 void rpc_chat_observe(struct rpc_server *s)
 {
 	struct agent_observer o = {
 		.on_run = rpc_chat_on_run,
 		.on_session = rpc_chat_on_session,
+		.listening = rpc_chat_listening,
 		.arg = s,
 	};
 

@@ -1,6 +1,7 @@
 /* Shared between the rpc-*.c files only. */
 #pragma once
 
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <jansson.h>
@@ -50,6 +51,7 @@ struct rpc_server {
 	struct rpc_deps d;
 	struct rpc_conn *ready;	/* list of READY connections */
 	int nready;
+	atomic_int listeners;	/* nready, readable from any thread */
 	struct ws_timer *tick_timer;
 	struct ws_timer *health_timer;
 	/* Cached health payload (serialized), refreshed on the timer. */
@@ -112,6 +114,9 @@ typedef int (*rpc_conn_pred)(const struct rpc_conn *c, void *arg);
 void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
 		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
 		    void *pred_arg, void (*pred_free)(void *));
+/* Any thread: whether any connection is ready (completed its handshake);
+ * event producers skip building payloads nobody would get. */
+int rpc_has_listeners(struct rpc_server *s);
 /* Any thread: close the ready connections that satisfy pred with code and
  * reason (e.g. 4001 "device removed"). */
 void rpc_close_where(struct rpc_server *s, rpc_conn_pred pred, void *pred_arg,

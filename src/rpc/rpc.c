@@ -887,6 +887,7 @@ void rpc_ws_on_close(struct ws_conn *wc, void *arg)
 		c->next = c->prev = NULL;
 		s->nready--;
 		rpc_device_online(c->device_id, -1);
+		atomic_store(&s->listeners, s->nready);
 		if (!s->stopping)
 			rpc_presence_disconnect(c);
 		if (c->role && strcmp(c->role, "node") == 0)
@@ -913,6 +914,12 @@ void rpc_conn_ready(struct rpc_conn *c)
 	s->ready = c;
 	s->nready++;
 	rpc_device_online(c->device_id, 1);
+	atomic_store(&s->listeners, s->nready);
+}
+
+int rpc_has_listeners(struct rpc_server *s)
+{
+	return atomic_load(&s->listeners) > 0;
 }
 
 /* ---- dispatch ----------------------------------------------------------- */
@@ -1328,8 +1335,18 @@ void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
 		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
 		    void *pred_arg, void (*pred_free)(void *))
 {
-	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
+	struct rpc_bcast *b;
 
+	if (!rpc_has_listeners(s)) {
+		/* Nobody to tell: no serialising, no lws wake-up. A client
+		 * that completes its handshake now would not have got it
+		 * a moment earlier either. */
+		json_decref(payload);
+		if (pred_free)
+			pred_free(pred_arg);
+		return;
+	}
+	b = xcalloc(1, sizeof(*b));
 	b->pred = pred;
 	b->pred_arg = pred_arg;
 	b->pred_free = pred_free;

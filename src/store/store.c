@@ -17,6 +17,7 @@
 
 #define STORE_VIEWS_META_KEY "store.views_sha256"
 #define STORE_KEY_MAX 512
+#define STORE_GROUP_MAX 128	/* jobs sharing one commit, at most */
 
 struct store_wait {
 	int finished;
@@ -44,6 +45,8 @@ struct store {
 	pthread_t writer;
 	int writer_started;
 	int in_tx;			/* writer thread only */
+	uint64_t writes, commits;	/* writer thread; read under mu */
+	int64_t opened_ms;		/* util_mono_ms() at open */
 
 	pthread_mutex_t mu;		/* guards everything below */
 	pthread_cond_t cv;		/* job queued or stopping */
@@ -322,30 +325,104 @@ out:
 	return r;
 }
 
-/* Run one job in its transaction; writer thread. */
-static int store_run(struct store *st, const struct store_job *j)
+/* A cached statement run to completion (BEGIN, COMMIT, SAVEPOINT...). */
+static int store_step1(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = store_stmt(db, sql);
+	int rc;
+
+	if (!s)
+		return GW_ESTORE;
+	rc = sqlite3_step(s);
+	store_stmt_done(s);
+	if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+		return GW_OK;
+	return store_fail(db, sql);
+}
+
+/* Run jobs[0..n) in one transaction (each in a savepoint when n > 1),
+ * commit once, store each job's result in rc[]; writer thread. */
+static void store_run_group(struct store *st, struct store_job **jobs,
+			    int n, int *rc)
 {
 	sqlite3 *db = st->wdb;
-	int durable = j->flags & STORE_DURABLE;
-	int r;
+	int durable = 0, r, i, start = 0, commit;
 
-	if (durable && store_exec(db, "PRAGMA synchronous=FULL"))
-		return GW_ESTORE;
-	r = store_exec(db, "BEGIN IMMEDIATE");
-	if (r)
+	for (i = 0; i < n; i++)
+		durable |= jobs[i]->flags & STORE_DURABLE;
+	if (durable && store_exec(db, "PRAGMA synchronous=FULL")) {
+		for (i = 0; i < n; i++)
+			rc[i] = GW_ESTORE;
+		return;
+	}
+again:
+	if (store_step1(db, "BEGIN IMMEDIATE")) {
+		for (i = start; i < n; i++)
+			rc[i] = GW_ESTORE;
 		goto out;
-	st->in_tx = 1;
-	r = j->fn(db, j->arg);
-	st->in_tx = 0;
-	if (r == GW_OK)
-		r = store_exec(db, "COMMIT");
+	}
+	for (i = start; i < n; i++) {
+		if (n > 1 && store_step1(db, "SAVEPOINT store_job")) {
+			rc[i] = GW_ESTORE;
+			continue;
+		}
+		st->in_tx = 1;
+		r = jobs[i]->fn(db, jobs[i]->arg);
+		st->in_tx = 0;
+		if (sqlite3_get_autocommit(db)) {
+			/* SQLite rolled the whole transaction back (I/O
+			 * error, full disk): the group's earlier writes are
+			 * lost with it; the jobs after it start again. */
+			log_warn("store", "transaction rolled back by an "
+				 "error: %d write(s) lost", i - start + 1);
+			for (int k = start; k < i; k++)
+				rc[k] = GW_ESTORE;
+			rc[i] = r ? r : GW_ESTORE;
+			start = i + 1;
+			if (start < n)
+				goto again;
+			goto out;
+		}
+		rc[i] = r;
+		if (n == 1)
+			break;
+		if (r != GW_OK &&
+		    store_step1(db, "ROLLBACK TO store_job") != GW_OK)
+			rc[i] = GW_ESTORE;
+		store_step1(db, "RELEASE store_job");
+	}
+	commit = 0;
+	for (i = start; i < n; i++)
+		commit |= rc[i] == GW_OK;
+	r = commit ? store_step1(db, "COMMIT") : GW_ESTORE;
+	if (r != GW_OK) {
+		for (i = start; i < n; i++)
+			if (rc[i] == GW_OK)
+				rc[i] = GW_ESTORE;
+	}
 	if (!sqlite3_get_autocommit(db) &&
 	    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL) != SQLITE_OK)
 		store_fail(db, "ROLLBACK");
+	if (r == GW_OK) {
+		pthread_mutex_lock(&st->mu);
+		st->commits++;
+		pthread_mutex_unlock(&st->mu);
+	}
 out:
+	pthread_mutex_lock(&st->mu);
+	st->writes += (uint64_t)n;
+	pthread_mutex_unlock(&st->mu);
 	if (durable)
 		store_exec(db, "PRAGMA synchronous=NORMAL");
-	return r;
+}
+
+/* Run one job in its transaction; writer thread. */
+static int store_run(struct store *st, struct store_job *j)
+{
+	int rc = GW_ESTORE;
+
+	store_run_group(st, &j, 1, &rc);
+	return rc;
 }
 
 static void store_finish(struct store *st, struct store_job *j, int rc)
@@ -365,32 +442,51 @@ static void store_finish(struct store *st, struct store_job *j, int rc)
 static void *store_writer_main(void *arg)
 {
 	struct store *st = arg;
+	struct store_job *jobs[STORE_GROUP_MAX];
+	int rc[STORE_GROUP_MAX];
 
 	for (;;) {
 		struct store_job *j;
-		int drop;
+		int drop, n = 0;
 
 		pthread_mutex_lock(&st->mu);
 		while (!st->head && !st->stopping)
 			pthread_cond_wait(&st->cv, &st->mu);
-		j = st->head;
-		if (!j) {
+		if (!st->head) {
 			pthread_mutex_unlock(&st->mu);
 			break;
 		}
-		st->head = j->next;
+		/* Everything queued so far (bounded) shares one commit. */
+		while ((j = st->head) && n < STORE_GROUP_MAX) {
+			st->head = j->next;
+			j->next = NULL;
+			jobs[n++] = j;
+		}
 		if (!st->head)
 			st->tail = NULL;
 		drop = st->stopping && util_mono_ms() > st->drain_deadline;
 		pthread_mutex_unlock(&st->mu);
 		if (drop) {
-			log_warn("store", "write dropped at shutdown");
-			store_finish(st, j, GW_EUNAVAIL);
-		} else {
-			store_finish(st, j, store_run(st, j));
+			log_warn("store", "%d write(s) dropped at shutdown", n);
+			for (int i = 0; i < n; i++)
+				store_finish(st, jobs[i], GW_EUNAVAIL);
+			continue;
 		}
+		store_run_group(st, jobs, n, rc);
+		for (int i = 0; i < n; i++)
+			store_finish(st, jobs[i], rc[i]);
 	}
 	return NULL;
+}
+
+void store_stats(struct store *st, uint64_t *writes, uint64_t *commits)
+{
+	pthread_mutex_lock(&st->mu);
+	if (writes)
+		*writes = st->writes;
+	if (commits)
+		*commits = st->commits;
+	pthread_mutex_unlock(&st->mu);
 }
 
 static int store_on_writer(const struct store *st)
@@ -490,6 +586,7 @@ static void store_reader_free(void *p)
 		}
 	}
 	pthread_mutex_unlock(&st->mu);
+	store_stmt_forget(rd->db);
 	sqlite3_close(rd->db);
 	free(rd);
 }
@@ -509,6 +606,7 @@ sqlite3 *store_reader(struct store *st)
 		sqlite3_close(db);
 		return NULL;
 	}
+	store_stmt_register(db);
 	rd = xcalloc(1, sizeof(*rd));
 	rd->st = st;
 	rd->db = db;
@@ -532,8 +630,17 @@ static void store_wal(sqlite3 *db, char *mode, size_t size)
 	sqlite3_finalize(s);
 }
 
+/* Process-wide SQLite settings, before its first use: no memory
+ * statistics (they take a global mutex on every allocation). SQLITE_MISUSE
+ * when SQLite was already initialised is harmless. */
+static void store_global_config(void)
+{
+	sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
+
 int store_open(const char *path, struct store **out, char **errmsg)
 {
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
 	struct store *st = NULL;
 	char *msg = NULL;
 	sqlite3 *db = NULL;
@@ -542,6 +649,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 	int r = GW_ESTORE, e;
 
 	*out = NULL;
+	pthread_once(&once, store_global_config);
 	if ((e = store_mkdirs(path)) < 0 || (e = store_create_file(path)) < 0) {
 		msg = xasprintf("state database %s: %s", path, strerror(-e));
 		r = GW_EIO;
@@ -574,6 +682,8 @@ int store_open(const char *path, struct store **out, char **errmsg)
 	st = xcalloc(1, sizeof(*st));
 	st->path = xstrdup(path);
 	st->wdb = db;
+	st->opened_ms = util_mono_ms();
+	store_stmt_register(db);
 	db = NULL;
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
@@ -629,6 +739,7 @@ void store_close(struct store *st)
 		struct store_reader *rd = st->readers;
 
 		st->readers = rd->next;
+		store_stmt_forget(rd->db);
 		sqlite3_close(rd->db);
 		free(rd);
 	}
@@ -636,6 +747,17 @@ void store_close(struct store *st)
 	if (st->rkey_ok)
 		pthread_key_delete(st->rkey);
 	if (st->wdb) {
+		uint64_t w = 0, c = 0;
+		double secs = (double)(util_mono_ms() - st->opened_ms) / 1000;
+
+		store_stats(st, &w, &c);
+		if (c)
+			log_info("store", "store: %llu writes in %llu commits "
+				 "(%.1f per commit; %.0f commits/s over %.0f s)",
+				 (unsigned long long)w, (unsigned long long)c,
+				 (double)w / (double)c,
+				 secs > 0 ? (double)c / secs : 0.0, secs);
+		store_stmt_forget(st->wdb);
 		sqlite3_exec(st->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
 			     NULL, NULL);
 		sqlite3_close(st->wdb);
@@ -668,14 +790,14 @@ int store_schema_version(struct store *st, int *out)
 
 /* ---- typed helpers --------------------------------------------------- */
 
-/* Prepare sql on db, logging on failure. */
+/* The cached statement for sql on db (store_stmt_done it), logging on
+ * failure. */
 static int store_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
 {
 	if (!db)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK)
-		return store_fail(db, sql);
-	return GW_OK;
+	*s = store_stmt(db, sql);
+	return *s ? GW_OK : GW_ESTORE;
 }
 
 static int store_key_ok(const char *key)
@@ -704,7 +826,7 @@ int store_meta_get(struct store *st, const char *key, char **val)
 		r = store_fail(db, "meta get");
 	}
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -725,7 +847,7 @@ int store_meta_set_tx(sqlite3 *db, const char *key, const char *val)
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_fail(db, "meta set");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -767,7 +889,7 @@ int store_state_version_get(struct store *st, const char *kind,
 	else if (rc != SQLITE_DONE)
 		r = store_fail(db, "state version get");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -794,7 +916,7 @@ int store_state_version_bump_tx(sqlite3 *db, const char *kind,
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_fail(db, "state version bump");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -851,7 +973,7 @@ int store_presence_upsert_tx(sqlite3 *db, const char *key,
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_fail(db, "presence upsert");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	free(text);
 	return r;
 }
@@ -895,7 +1017,7 @@ int store_presence_delete_tx(sqlite3 *db, const char *key)
 	else if (sqlite3_changes(db) == 0)
 		r = GW_ENOTFOUND;
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -928,7 +1050,7 @@ int store_presence_prune_tx(sqlite3 *db, int64_t min_ts, int max_rows,
 		goto out;
 	}
 	n += sqlite3_changes(db);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	s = NULL;
 	if (max_rows >= 0) {
 		r = store_prep(db, "DELETE FROM presence WHERE key IN "
@@ -946,7 +1068,7 @@ int store_presence_prune_tx(sqlite3 *db, int64_t min_ts, int max_rows,
 	if (removed)
 		*removed = n;
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -1004,7 +1126,7 @@ int store_presence_load(struct store *st, json_t **array)
 	arr = NULL;
 out:
 	json_decref(arr);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -1031,7 +1153,7 @@ static int store_audit_insert(sqlite3 *db, int64_t ts, const char *actor,
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_fail(db, "audit insert");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 

@@ -31,7 +31,13 @@ extern const char store_views_sql[];
 
 /* A write job. Runs on the writer thread inside BEGIN IMMEDIATE; return
  * GW_OK to commit, any other code to roll back. Use only db inside (not
- * store_reader: a reader does not see the open transaction). */
+ * store_reader: a reader does not see the open transaction).
+ * Group commit: the writer runs the jobs queued at the same time in one
+ * transaction, each inside its own SAVEPOINT (an error return rolls back
+ * only that job's changes), then commits once and completes each job in
+ * queue order; a job is never reported committed before the COMMIT
+ * returned. A STORE_DURABLE job makes its whole group commit with
+ * synchronous=FULL. */
 typedef int (*store_fn)(sqlite3 *db, void *arg);
 /* Completion of a queued job, on the writer thread after COMMIT/ROLLBACK.
  * rc is fn's result, GW_ESTORE when BEGIN/COMMIT failed, or GW_EUNAVAIL
@@ -92,6 +98,27 @@ int store_flush(struct store *st);
  * thread exits or store_close. NULL on failure (logged). Use one-shot
  * statements; do not hold a read transaction open (it blocks checkpoints). */
 sqlite3 *store_reader(struct store *st);
+
+/* A prepared statement for sql on db, kept by db's statement cache: the
+ * first call prepares it (SQLITE_PREPARE_PERSISTENT), later calls get the
+ * same statement back, so sql must be a constant (a string literal). Bind,
+ * step, then hand it back with store_stmt_done (reset, bindings cleared),
+ * never sqlite3_finalize. On a connection that is not the store's, or for
+ * a statement already handed out (nested use), a fresh statement is
+ * prepared and store_stmt_done finalizes it. NULL on error (logged). Use
+ * it on the thread that owns db: the writer inside a job, or this
+ * thread's reader (store_reader). */
+sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql);
+void store_stmt_done(sqlite3_stmt *s);
+/* Caches of the store's connections (store.c registers them at open and
+ * drops them before sqlite3_close). */
+void store_stmt_register(sqlite3 *db);
+void store_stmt_forget(sqlite3 *db);
+
+/* Writer figures since open: writes committed or rolled back (jobs run)
+ * and transactions committed. Several writes share one commit when
+ * callers queue at once (group commit). */
+void store_stats(struct store *st, uint64_t *writes, uint64_t *commits);
 
 /* Schema version recorded in the database (PRAGMA user_version). */
 int store_schema_version(struct store *st, int *out);

@@ -814,6 +814,33 @@ wsb_active(void)
 
 /* ---- requests ----------------------------------------------------------- */
 
+/* params with every "%ID%" replaced by a token unique to this request
+ * (pid, connection, request id): chat.send needs a new idempotency key. */
+static void
+wsb_params_subst(char *out, size_t size, const char *in, int conn,
+    uint64_t id)
+{
+	char tok[64];
+	size_t o = 0, tl;
+	const char *p;
+
+	tl = (size_t)snprintf(tok, sizeof(tok), "%d-%d-%llu", (int)getpid(),
+	    conn, (unsigned long long)id);
+	while (*in != '\0' && o + 1 < size) {
+		p = strncmp(in, "%ID%", 4) == 0 ? tok : NULL;
+		if (p != NULL) {
+			if (o + tl + 1 >= size)
+				break;
+			memcpy(out + o, tok, tl);
+			o += tl;
+			in += 4;
+		} else {
+			out[o++] = *in++;
+		}
+	}
+	out[o] = '\0';
+}
+
 static bool
 wsb_send_request(struct wsb_conn *c, uint64_t now)
 {
@@ -821,11 +848,16 @@ wsb_send_request(struct wsb_conn *c, uint64_t now)
 	int n, i;
 	uint64_t id = c->next_id++;
 
-	if (opt.params != NULL)
+	if (opt.params != NULL) {
+		char params[1024];
+
+		wsb_params_subst(params, sizeof(params), opt.params,
+		    (int)(c - conns), id);
 		n = snprintf(buf, sizeof(buf),
 		    "{\"type\":\"req\",\"id\":\"%llu\",\"method\":\"%s\","
 		    "\"params\":%s}", (unsigned long long)id, opt.method,
-		    opt.params);
+		    params);
+	}
 	else
 		n = snprintf(buf, sizeof(buf),
 		    "{\"type\":\"req\",\"id\":\"%llu\",\"method\":\"%s\"}",
@@ -1362,7 +1394,8 @@ wsb_usage(FILE *f)
 	    "  -H, --hold S         idle: hold time unless signalled (60)\n"
 	    "  -T, --timeout S      connect-all / ready timeout (30)\n"
 	    "  -m, --method NAME    rpc method (health)\n"
-	    "  -P, --params JSON    rpc params (omitted)\n"
+	    "  -P, --params JSON    rpc params (omitted); %ID% becomes a "
+	    "token unique to the request\n"
 	    "  -s, --scopes LIST    connect scopes (operator.read)\n"
 	    "  -i, --inflight N     idle/rpc: handshakes in flight (16)\n"
 	    "  -n, --max N          cap on requests/handshakes (5000000)\n"

@@ -14,13 +14,16 @@ scripted by the test, either with directives in the last user message:
     [[tool:NAME:JSON]]  answer with a tool call NAME(arguments=JSON)
     [[usage:IN,OUT]]    report these token counts
     [[finish:REASON]]   finish_reason (default stop / tool_calls)
+    [[json]]            answer one chat.completion JSON (Content-Length,
+                        keep-alive) even when a stream was asked for
 
 or with a queue of scripts pushed to the control endpoint:
 
     POST /__control  {"push": {"reply": "...", "status": 500, ...}}
                      {"reset": true}
     GET  /__stats    {"chat": n, "embeddings": n, "requests": [bodies],
-                      "inflight": n, "disconnects": n}
+                      "inflight": n, "disconnects": n,
+                      "chat_conns": distinct client connections of chats}
 
 Keys of a pushed script mirror the directives (reply, chunks, delay, slow,
 status, cut, hang, tool: {name, arguments}, usage: [in, out], finish).
@@ -59,8 +62,8 @@ def script_from_text(text):
             s["reply"] = arg
         elif name in ("chunks", "delay", "slow", "status", "cut"):
             s[name] = int(arg)
-        elif name == "hang":
-            s["hang"] = True
+        elif name in ("hang", "json"):
+            s[name] = True
         elif name == "tool":
             tname, _, targs = arg.partition(":")
             s["tool"] = {"name": tname, "arguments": targs or "{}"}
@@ -89,7 +92,9 @@ class FakeUpstream:
         self.lock = threading.Lock()
         self.queue = []
         self.stats = {"chat": 0, "embeddings": 0, "requests": [],
-                      "inflight": 0, "disconnects": 0, "headers": []}
+                      "inflight": 0, "disconnects": 0, "headers": [],
+                      "chat_conns": 0}
+        self.peers = set()
         self.stop_event = threading.Event()
         up = self
 
@@ -145,7 +150,9 @@ class FakeUpstream:
                     if body.get("reset"):
                         up.queue.clear()
                         up.stats.update(chat=0, embeddings=0, requests=[],
-                                        disconnects=0, headers=[])
+                                        disconnects=0, headers=[],
+                                        chat_conns=0)
+                        up.peers.clear()
                     if "push" in body:
                         up.queue.append(body["push"])
                 self._send(200, b'{"ok":true}')
@@ -159,6 +166,8 @@ class FakeUpstream:
             def _chat(self, body):
                 with up.lock:
                     up.stats["chat"] += 1
+                    up.peers.add(self.client_address)
+                    up.stats["chat_conns"] = len(up.peers)
                     up.stats["requests"].append(body)
                     up.stats["headers"].append(dict(self.headers))
                     del up.stats["requests"][:-50]
@@ -210,7 +219,7 @@ class FakeUpstream:
                 usage_obj = {"prompt_tokens": usage[0],
                              "completion_tokens": usage[1],
                              "total_tokens": usage[0] + usage[1]}
-                if not body.get("stream"):
+                if not body.get("stream") or s.get("json"):
                     msg = {"role": "assistant",
                            "content": None if tool and not s.get("reply")
                            else text}

@@ -129,6 +129,37 @@ START_TEST(test_key_reserved)
 }
 END_TEST
 
+START_TEST(test_key_check)
+{
+	char big[AGENT_SESSION_KEY_MAX + 2];
+
+	ck_assert_int_eq(agent_session_key_check("agent:main:main"),
+			 AGENT_KEY_OK);
+	ck_assert_int_eq(agent_session_key_check("team-chat"), AGENT_KEY_OK);
+	ck_assert_int_eq(agent_session_key_check("cron:x"),
+			 AGENT_KEY_RESERVED);
+	ck_assert_int_eq(agent_session_key_check("agent:main:cron:x"),
+			 AGENT_KEY_RESERVED);
+	ck_assert_int_eq(agent_session_key_check("Agent:Main:SubAgent:x"),
+			 AGENT_KEY_RESERVED);
+	ck_assert_int_eq(agent_session_key_check(""), AGENT_KEY_INVALID);
+	ck_assert_int_eq(agent_session_key_check(NULL), AGENT_KEY_INVALID);
+	ck_assert_int_eq(agent_session_key_check("a\nb"), AGENT_KEY_INVALID);
+	ck_assert_int_eq(agent_session_key_check("agent:"), AGENT_KEY_INVALID);
+	ck_assert_int_eq(agent_session_key_check("agent:main"),
+			 AGENT_KEY_INVALID);
+	ck_assert_int_eq(agent_session_key_check("agent::x"),
+			 AGENT_KEY_INVALID);
+	ck_assert_int_eq(agent_session_key_check("agent:main:"),
+			 AGENT_KEY_INVALID);
+	memset(big, 'k', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	ck_assert_int_eq(agent_session_key_check(big), AGENT_KEY_INVALID);
+	big[AGENT_SESSION_KEY_MAX] = 0;
+	ck_assert_int_eq(agent_session_key_check(big), AGENT_KEY_OK);
+}
+END_TEST
+
 START_TEST(test_key_http)
 {
 	char *k = NULL, *err = NULL;
@@ -154,6 +185,19 @@ START_TEST(test_key_http)
 	ck_assert_ptr_null(k);
 	ck_assert_str_eq(err, "`x-openclaw-session-key` cannot use reserved "
 			 "internal session namespaces.");
+	free(err);
+	/* The same rule as WS: reserved after an agent prefix too. */
+	err = NULL;
+	ck_assert_int_eq(agent_session_key_for_http("main", "openai", NULL,
+						    "agent:main:cron:x", &k,
+						    &err), GW_EINVAL);
+	ck_assert_ptr_null(k);
+	ck_assert_ptr_nonnull(strstr(err, "reserved"));
+	free(err);
+	err = NULL;
+	ck_assert_int_eq(agent_session_key_for_http("main", "openai", NULL,
+						    "agent:main:", &k, &err),
+			 GW_EINVAL);
 	free(err);
 }
 END_TEST
@@ -207,8 +251,8 @@ static int rm_cb(const char *p, const struct stat *sb, int flag,
 }
 
 struct idem_job {
-	struct session_begin b;
-	struct session_end e;
+	struct store_session_begin b;
+	struct store_session_end e;
 	int end;
 };
 
@@ -216,8 +260,8 @@ static int idem_run(sqlite3 *db, void *arg)
 {
 	struct idem_job *j = arg;
 	json_t *ev = json_array();
-	int r = j->end ? session_end_tx(db, &j->e, ev)
-		       : session_begin_tx(db, &j->b, ev);
+	int r = j->end ? store_session_end_tx(db, &j->e, ev)
+		       : store_session_begin_tx(db, &j->b, ev);
 
 	json_decref(ev);
 	return r;
@@ -278,10 +322,10 @@ START_TEST(test_idempotency_replay)
 	j.b.key = k_main;
 	j.b.agent_id = a_main;
 	j.b.run_id = r1;
-	j.b.messages = json_pack("[o]", session_message_new("user", "hi"));
+	j.b.messages = json_pack("[o]", store_session_message("user", "hi"));
 	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
 	json_decref(j.b.messages);
-	ck_assert_int_eq(session_idem_get(st, "run-1", &status, &key, &res),
+	ck_assert_int_eq(store_session_idem_get(st, "run-1", &status, &key, &res),
 			 GW_OK);
 	ck_assert_str_eq(status, "running");
 	ck_assert_str_eq(key, "agent:main:main");
@@ -292,7 +336,7 @@ START_TEST(test_idempotency_replay)
 	j.e.key = k_main;
 	j.e.run_id = r1;
 	j.e.status = "ok";
-	j.e.message = session_message_new("assistant", "hello back");
+	j.e.message = store_session_message("assistant", "hello back");
 	j.e.result = json_pack("{s:s,s:s,s:s,s:s}", "runId", "run-1",
 			       "sessionKey", "agent:main:main", "status", "ok",
 			       "text", "hello back");
@@ -363,6 +407,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_sse_split);
 	tcase_add_test(tc, test_sse_partial_and_overflow);
 	tcase_add_test(tc, test_key_reserved);
+	tcase_add_test(tc, test_key_check);
 	tcase_add_test(tc, test_key_http);
 	tcase_add_test(tc, test_key_canon);
 	tcase_add_test(tc, test_idempotency_replay);

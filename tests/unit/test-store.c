@@ -497,6 +497,145 @@ START_TEST(test_write_sync_on_writer)
 }
 END_TEST
 
+/* A job that holds the writer (inside its transaction) until released:
+ * everything queued meanwhile is drained as one group. */
+struct gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running, open;
+};
+
+static int gate_fn(sqlite3 *db, void *arg)
+{
+	struct gate *g = arg;
+
+	(void)db;
+	pthread_mutex_lock(&g->mu);
+	g->running = 1;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	return GW_OK;
+}
+
+struct durable_call {
+	struct store *st;
+	int64_t sync;
+	int rc;
+};
+
+static void *durable_thread(void *arg)
+{
+	struct durable_call *d = arg;
+
+	d->rc = store_write_sync(d->st, sync_fn, &d->sync, STORE_DURABLE);
+	return NULL;
+}
+
+START_TEST(test_group_commit)
+{
+	struct store *st = open_ok();
+	struct gate g = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+			  0, 0 };
+	struct durable_call d = { .st = st, .sync = -1, .rc = -1 };
+	uint64_t w0, c0, w1, c1;
+	pthread_t th;
+	char *v = NULL;
+
+	ck_assert_int_eq(store_flush(st), GW_OK);
+	store_stats(st, &w0, &c0);
+	norder = 0;
+	ck_assert_int_eq(store_write(st, gate_fn, &g, NULL), GW_OK);
+	pthread_mutex_lock(&g.mu);
+	while (!g.running)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	/* Queued while the writer is busy: 40 jobs (one rolls back its own
+	 * insert, one fails in SQLite) and a durable synchronous write. */
+	for (int i = 0; i < 40; i++) {
+		struct seq_arg *a = xcalloc(1, sizeof(*a));
+
+		a->i = i;
+		a->fail = i == 11 ? 1 : i == 23 ? 2 : 0;
+		ck_assert_int_eq(store_write(st, seq_fn, a, seq_done), GW_OK);
+	}
+	/* It joins their group or commits on its own: FULL either way. */
+	ck_assert_int_eq(pthread_create(&th, NULL, durable_thread, &d), 0);
+	pthread_mutex_lock(&g.mu);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	ck_assert_int_eq(pthread_join(th, NULL), 0);
+	ck_assert_int_eq(store_flush(st), GW_OK);
+	ck_assert_int_eq(d.rc, GW_OK);
+	ck_assert_int_eq(d.sync, 2);	/* its commit was FULL */
+	store_stats(st, &w1, &c1);
+	/* gate + 40 + durable + flush: every write ran... */
+	ck_assert_uint_eq(w1 - w0, 43);
+	/* ...in far fewer commits: the 40 queued behind the gate shared
+	 * one (one by one would be 43) */
+	ck_assert_uint_le(c1 - c0, 4);
+	pthread_mutex_lock(&order_mu);
+	ck_assert_int_eq(norder, 40);
+	for (int i = 0; i < 40; i++) {
+		ck_assert_int_eq(order[i], i);
+		ck_assert_int_eq(order_rc[i], i == 11 ? GW_EINVAL :
+				 i == 23 ? GW_ESTORE : GW_OK);
+	}
+	pthread_mutex_unlock(&order_mu);
+	/* only the failed jobs' own changes were rolled back */
+	ck_assert_int_eq(store_meta_get(st, "seq.11", &v), GW_ENOTFOUND);
+	ck_assert_int_eq(store_meta_get(st, "seq.23", &v), GW_ENOTFOUND);
+	ck_assert_int_eq(store_meta_get(st, "seq.10", &v), GW_OK);
+	free(v);
+	ck_assert_int_eq(store_meta_get(st, "seq.39", &v), GW_OK);
+	free(v);
+	ck_assert_int_eq(store_meta_get(st, "durable", &v), GW_OK);
+	free(v);
+	/* the next lone write is back to NORMAL */
+	ck_assert_int_eq(store_write_sync(st, sync_fn, &d.sync, 0), GW_OK);
+	ck_assert_int_eq(d.sync, 1);
+	store_close(st);
+}
+END_TEST
+
+START_TEST(test_stmt_cache)
+{
+	struct store *st = open_ok();
+	sqlite3 *rd = store_reader(st), *raw = raw_open();
+	static const char sql[] = "SELECT count(*) FROM meta WHERE key = ?";
+	sqlite3_stmt *a, *b, *c;
+
+	a = store_stmt(rd, sql);
+	ck_assert_ptr_nonnull(a);
+	sqlite3_bind_text(a, 1, "x", -1, SQLITE_STATIC);
+	ck_assert_int_eq(sqlite3_step(a), SQLITE_ROW);
+	store_stmt_done(a);
+	/* the same statement again, reset and unbound */
+	b = store_stmt(rd, sql);
+	ck_assert_ptr_eq(a, b);
+	ck_assert_int_eq(sqlite3_bind_parameter_count(b), 1);
+	ck_assert_int_eq(sqlite3_stmt_busy(b), 0);
+	/* nested use of the same text: a second, uncached statement */
+	c = store_stmt(rd, sql);
+	ck_assert_ptr_nonnull(c);
+	ck_assert_ptr_ne(b, c);
+	store_stmt_done(c);
+	store_stmt_done(b);
+	ck_assert_ptr_eq(store_stmt(rd, sql), a);
+	store_stmt_done(a);
+	/* a connection that is not the store's: prepared and finalized */
+	c = store_stmt(raw, sql);
+	ck_assert_ptr_nonnull(c);
+	store_stmt_done(c);
+	ck_assert_ptr_null(sqlite3_next_stmt(raw, NULL));
+	ck_assert_ptr_null(store_stmt(rd, "SELECT nosuch FROM nowhere"));
+	sqlite3_close(raw);
+	store_close(st);
+}
+END_TEST
+
 START_TEST(test_meta)
 {
 	struct store *st = open_ok();
@@ -803,6 +942,8 @@ static Suite *store_suite(void)
 	tcase_add_test(tc, test_close_drains);
 	tcase_add_test(tc, test_write_sync_durable);
 	tcase_add_test(tc, test_write_sync_on_writer);
+	tcase_add_test(tc, test_group_commit);
+	tcase_add_test(tc, test_stmt_cache);
 	tcase_add_test(tc, test_meta);
 	tcase_add_test(tc, test_state_version_monotonic);
 	tcase_add_test(tc, test_presence);

@@ -1,0 +1,936 @@
+/* Sessions, transcripts, runs and idempotency (store-sessions.h): the SQL
+ * of the run path. Every statement is a constant prepared once per
+ * connection (store_stmt) and reset after use (store_stmt_done). */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "store/store-sessions.h"
+#include "store/store.h"
+
+/* Writer thread only: when the next idempotency sweep is due. */
+static int64_t store_session_next_sweep;
+
+void store_uuid7(char out[37])
+{
+	unsigned char b[16];
+	uint64_t ms = (uint64_t)util_now_ms();
+	static const char hex[] = "0123456789abcdef";
+	int i, o = 0;
+
+	util_random(b + 6, 10);
+	for (i = 0; i < 6; i++)
+		b[i] = (unsigned char)(ms >> (40 - 8 * i));
+	b[6] = (unsigned char)(0x70 | (b[6] & 0x0f));
+	b[8] = (unsigned char)(0x80 | (b[8] & 0x3f));
+	for (i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[b[i] >> 4];
+		out[o++] = hex[b[i] & 15];
+	}
+	out[o] = 0;
+}
+
+static int sess_fail(sqlite3 *db, const char *what)
+{
+	log_warn("store", "%s: %s", what, sqlite3_errmsg(db));
+	return GW_ESTORE;
+}
+
+/* The cached statement for sql (a constant) on db. */
+static int sess_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
+{
+	*s = store_stmt(db, sql);
+	return *s ? GW_OK : GW_ESTORE;
+}
+
+static void sess_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+static const char *sess_col(sqlite3_stmt *s, int i)
+{
+	return (const char *)sqlite3_column_text(s, i);
+}
+
+/* Plain text of a message content (string or [{type:text,text}]). */
+char *store_session_text(const json_t *content)
+{
+	const json_t *p;
+	char *out = NULL, *tmp;
+	const char *t;
+	size_t i;
+
+	if (json_is_string(content))
+		return xstrdup(json_string_value(content));
+	json_array_foreach(content, i, p) {
+		t = json_string_value(json_object_get(p, "text"));
+		if (!t)
+			continue;
+		tmp = out ? xasprintf("%s\n%s", out, t) : xstrdup(t);
+		free(out);
+		out = tmp;
+	}
+	return out ? out : xstrdup("");
+}
+
+static const char *store_session_kind(const char *key)
+{
+	if (strstr(key, ":group:") || strstr(key, ":channel:"))
+		return "group";
+	if (strcmp(key, "global") == 0)
+		return "global";
+	return "direct";
+}
+
+/* A GatewaySessionRow from a statement over STORE_SESSION_ROW_COLS. */
+json_t *store_session_row_json(sqlite3_stmt *s)
+{
+	const char *key = sess_col(s, 0), *v, *slash;
+	json_t *row, *settings, *sv;
+	const char *k;
+	int64_t in, out;
+
+	row = json_pack("{s:s,s:s,s:s,s:s}", "key", key, "kind",
+			store_session_kind(key), "sessionId", sess_col(s, 1),
+			"agentId", sess_col(s, 2));
+	if ((v = sess_col(s, 3)))
+		json_object_set_new(row, "channel", json_string(v));
+	if ((v = sess_col(s, 4))) {
+		json_object_set_new(row, "label", json_string(v));
+		json_object_set_new(row, "displayName", json_string(v));
+	}
+	settings = json_loads(sess_col(s, 5) ? sess_col(s, 5) : "{}", 0,
+			      NULL);
+	json_object_foreach(settings, k, sv) {
+		if (strcmp(k, "model") == 0 || json_object_get(row, k))
+			continue;
+		json_object_set(row, k, sv);
+	}
+	if ((v = sess_col(s, 6)))
+		json_object_set_new(row, "status", json_string(v));
+	if ((v = sess_col(s, 7)) && *v)
+		json_object_set_new(row, "lastRunId", json_string(v));
+	if ((v = sess_col(s, 8)))
+		json_object_set_new(row, "lastRunError", json_string(v));
+	v = json_string_value(json_object_get(settings, "model"));
+	if (v)
+		json_object_set_new(row, "modelOverrideSource",
+				    json_string("user"));
+	else
+		v = sess_col(s, 9);
+	if (v && (slash = strchr(v, '/'))) {
+		json_object_set_new(row, "modelProvider",
+			json_stringn(v, (size_t)(slash - v)));
+		json_object_set_new(row, "model", json_string(slash + 1));
+	} else if (v) {
+		json_object_set_new(row, "model", json_string(v));
+	}
+	json_decref(settings);
+	in = sqlite3_column_int64(s, 10);
+	out = sqlite3_column_int64(s, 11);
+	json_object_set_new(row, "inputTokens", json_integer(in));
+	json_object_set_new(row, "outputTokens", json_integer(out));
+	json_object_set_new(row, "totalTokens", json_integer(in + out));
+	if ((v = sess_col(s, 13)))
+		json_object_set_new(row, "lastMessagePreview", json_string(v));
+	json_object_set_new(row, "createdAt",
+			    json_integer(sqlite3_column_int64(s, 14)));
+	json_object_set_new(row, "updatedAt",
+			    json_integer(sqlite3_column_int64(s, 15)));
+	json_object_set_new(row, "isMain",
+		json_boolean(strlen(key) > 5 &&
+			     strcmp(key + strlen(key) - 5, ":main") == 0));
+	return row;
+}
+
+json_t *store_session_row_load(sqlite3 *db, const char *key)
+{
+	sqlite3_stmt *s = NULL;
+	json_t *row = NULL;
+
+	if (sess_prep(db, "SELECT " STORE_SESSION_ROW_COLS " FROM sessions "
+			 "WHERE key = ?", &s) != GW_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		row = store_session_row_json(s);
+	store_stmt_done(s);
+	return row;
+}
+
+void store_session_event(json_t *events, const char *event, const char *key,
+			 json_t *payload)
+{
+	if (!events) {
+		json_decref(payload);
+		return;
+	}
+	json_array_append_new(events, json_pack("{s:s,s:s,s:o}", "event",
+						event, "key", key, "payload",
+						payload));
+}
+
+/* Queue a sessions.changed event carrying the current row. */
+void store_session_changed(sqlite3 *db, json_t *events, const char *key,
+			   const char *reason, const char *run_id)
+{
+	json_t *p;
+
+	if (!events)
+		return;		/* nobody listens: no row load */
+	p = store_session_row_load(db, key);
+	if (!p)
+		p = json_object();
+	json_object_del(p, "key");
+	json_object_set_new(p, "sessionKey", json_string(key));
+	json_object_set_new(p, "reason", json_string(reason));
+	json_object_set_new(p, "ts", json_integer(util_now_ms()));
+	if (run_id)
+		json_object_set_new(p, "runId", json_string(run_id));
+	store_session_event(events, "sessions.changed", key, p);
+}
+
+/* Create the row when absent (tx). */
+int store_session_ensure_tx(sqlite3 *db, const char *key,
+			    const char *agent_id, const char *channel)
+{
+	sqlite3_stmt *s = NULL;
+	char sid[37];
+	int64_t now = util_now_ms();
+	int r;
+
+	store_uuid7(sid);
+	r = sess_prep(db, "INSERT INTO sessions(key, session_id, "
+			 "agent_id, channel, created_at, updated_at) "
+			 "VALUES(?,?,?,?,?,?) ON CONFLICT(key) DO NOTHING",
+			 &s);
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, agent_id, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 4, channel);
+	sqlite3_bind_int64(s, 5, now);
+	sqlite3_bind_int64(s, 6, now);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session insert");
+	store_stmt_done(s);
+	return r;
+}
+
+/* Append one message to the current session of key and bump the row
+ * (tx). Queues a session.message event. *id_out (may be NULL) gets the
+ * message id. */
+int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
+			    const struct store_session_meta *m, json_t *events,
+			    char **id_out)
+{
+	sqlite3_stmt *s = NULL;
+	char mid[37], *text = NULL, *mjson = NULL, *preview = NULL;
+	const char *role = json_string_value(json_object_get(msg, "role"));
+	char *sid = NULL;
+	int64_t seq, now = util_now_ms();
+	int r, rc;
+
+	store_uuid7(mid);
+	text = store_session_text(json_object_get(msg, "content"));
+	preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
+	/* Bump the row and learn its session id and the new seq at once. */
+	r = sess_prep(db, "UPDATE sessions SET message_count = "
+		      "message_count + 1, last_preview = ?, updated_at = ? "
+		      "WHERE key = ? RETURNING session_id, message_count", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, preview, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
+	rc = sqlite3_step(s);
+	if (rc != SQLITE_ROW) {
+		r = rc == SQLITE_DONE ? GW_ENOTFOUND
+				      : sess_fail(db, "session bump");
+		goto out;
+	}
+	sid = xstrdup(sess_col(s, 0));
+	seq = sqlite3_column_int64(s, 1);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		r = sess_fail(db, "session bump");
+		goto out;
+	}
+	store_stmt_done(s);
+	s = NULL;
+	mjson = json_dumps(msg, JSON_COMPACT);
+	r = sess_prep(db, "INSERT INTO transcript(session_key, session_id, "
+			 "seq, message_id, role, text, message, run_id, "
+			 "status, input_tokens, output_tokens, model, "
+			 "created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, seq);
+	sqlite3_bind_text(s, 4, mid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 6, text, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 8, m ? m->run_id : NULL);
+	sess_bind_text(s, 9, m ? m->status : NULL);
+	if (m && (m->in_tok || m->out_tok)) {
+		sqlite3_bind_int64(s, 10, m->in_tok);
+		sqlite3_bind_int64(s, 11, m->out_tok);
+	}
+	sess_bind_text(s, 12, m ? m->model : NULL);
+	sqlite3_bind_int64(s, 13, now);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		r = sess_fail(db, "transcript append");
+		goto out;
+	}
+	store_stmt_done(s);
+	s = NULL;
+	if (events)
+		store_session_event(events, "session.message", key,
+			json_pack("{s:s,s:O,s:s,s:I,s:s}", "sessionKey", key,
+				"message", msg, "messageId", mid,
+				"messageSeq", (json_int_t)seq, "sessionId",
+				sid));
+	if (id_out)
+		*id_out = xstrdup(mid);
+	r = GW_OK;
+out:
+	store_stmt_done(s);
+	free(sid);
+	free(text);
+	free(mjson);
+	free(preview);
+	return r;
+}
+
+int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
+			   json_t *events)
+{
+	sqlite3_stmt *s = NULL;
+	struct store_session_meta m = {.run_id = b->run_id};
+	char sid[37];
+	int64_t now = util_now_ms();
+	json_t *msg;
+	size_t i;
+	int r;
+
+	if (now >= store_session_next_sweep) {
+		/* Reads skip expired rows; the sweep only bounds the table. */
+		s = store_stmt(db, "DELETE FROM idempotency WHERE "
+			       "expires_at < ?");
+		if (!s)
+			return GW_ESTORE;
+		sqlite3_bind_int64(s, 1, now);
+		r = sqlite3_step(s) == SQLITE_DONE
+			? GW_OK : sess_fail(db, "idempotency sweep");
+		store_stmt_done(s);
+		s = NULL;
+		if (r != GW_OK)
+			return r;
+		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
+	}
+	/* Create the row or mark it running, in one statement. */
+	store_uuid7(sid);
+	r = sess_prep(db, "INSERT INTO sessions(key, session_id, agent_id, "
+		      "channel, status, last_run_id, created_at, updated_at) "
+		      "VALUES(?,?,?,?,'running',?,?,?) ON CONFLICT(key) DO "
+		      "UPDATE SET status = 'running', last_run_id = "
+		      "excluded.last_run_id, last_error = NULL, channel = "
+		      "coalesce(excluded.channel, channel), updated_at = "
+		      "excluded.updated_at", &s);
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 4, b->channel);
+	sqlite3_bind_text(s, 5, b->run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, now);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session run");
+	store_stmt_done(s);
+	s = NULL;
+	if (r != GW_OK)
+		return r;
+	json_array_foreach(b->messages, i, msg) {
+		r = store_session_append_tx(db, b->key, msg, &m, events, NULL);
+		if (r != GW_OK)
+			return r;
+	}
+	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
+			 "session_key, status, created_at, expires_at) "
+			 "VALUES(?,?,'running',?,?)", &s);
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(s, 1, b->run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, b->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int64(s, 4, now + STORE_SESSION_RUNNING_TTL_MS);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "idempotency");
+	store_stmt_done(s);
+	if (r != GW_OK)
+		return r;
+	store_session_changed(db, events, b->key, "run.start", b->run_id);
+	return GW_OK;
+}
+
+static const char *session_row_status(const char *run_status)
+{
+	if (strcmp(run_status, "ok") == 0)
+		return "done";
+	if (strcmp(run_status, "aborted") == 0)
+		return "killed";
+	if (strcmp(run_status, "timeout") == 0)
+		return "timeout";
+	return "failed";
+}
+
+int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
+			 json_t *events)
+{
+	struct store_session_meta m = {
+		.run_id = e->run_id, .status = e->status,
+		.in_tok = e->in_tok, .out_tok = e->out_tok, .model = e->model,
+	};
+	sqlite3_stmt *s = NULL;
+	int64_t now = util_now_ms();
+	char *rjson = NULL;
+	int r;
+
+	if (e->message && !e->skip_row) {
+		r = store_session_append_tx(db, e->key, e->message, &m, events,
+				      NULL);
+		if (r != GW_OK && r != GW_ENOTFOUND)
+			return r;
+	}
+	if (e->skip_row)
+		goto idem;
+	r = sess_prep(db, "UPDATE sessions SET status = ?, "
+			 "input_tokens = input_tokens + ?, "
+			 "output_tokens = output_tokens + ?, "
+			 "model = coalesce(?, model), last_error = ?, "
+			 "updated_at = ? WHERE key = ?", &s);
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(s, 1, session_row_status(e->status), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, e->in_tok);
+	sqlite3_bind_int64(s, 3, e->out_tok);
+	sess_bind_text(s, 4, e->model);
+	sess_bind_text(s, 5, json_string_value(json_object_get(e->result,
+								  "error")));
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_text(s, 7, e->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session end");
+	store_stmt_done(s);
+	s = NULL;
+	if (r != GW_OK)
+		return r;
+idem:
+	rjson = json_dumps(e->result, JSON_COMPACT);
+	/* The row of the start keeps its created_at. */
+	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
+		      "status, result, created_at, ended_at, expires_at) "
+		      "VALUES(?1,?2,?3,?4,?5,?5,?6) ON CONFLICT(run_id) DO "
+		      "UPDATE SET session_key = excluded.session_key, "
+		      "status = excluded.status, result = excluded.result, "
+		      "ended_at = excluded.ended_at, expires_at = "
+		      "excluded.expires_at", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 5, now);
+	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "idempotency end");
+	if (r == GW_OK && !e->skip_row)
+		store_session_changed(db, events, e->key, "run.end", e->run_id);
+out:
+	store_stmt_done(s);
+	free(rjson);
+	return r;
+}
+
+static sqlite3 *sess_reader(struct store *st)
+{
+	return st ? store_reader(st) : NULL;
+}
+
+int store_session_history(struct store *st, const char *key, int max,
+			  json_t *out)
+{
+	return store_session_history_db(sess_reader(st), key, max, out);
+}
+
+int store_session_history_db(sqlite3 *db, const char *key, int max,
+			     json_t *out)
+{
+	sqlite3_stmt *s = NULL;
+	json_t *tmp = json_array(), *m;
+	const char *role;
+	size_t i;
+
+	if (!db) {
+		json_decref(tmp);
+		return GW_ESTORE;
+	}
+	if (sess_prep(db, "SELECT role, text FROM transcript t JOIN "
+			 "sessions s ON s.key = t.session_key AND "
+			 "s.session_id = t.session_id WHERE t.session_key = ? "
+			 "ORDER BY t.seq DESC LIMIT ?", &s) != GW_OK) {
+		json_decref(tmp);
+		return GW_ESTORE;
+	}
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, max);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		role = sess_col(s, 0);
+		if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0)
+			continue;
+		json_array_append_new(tmp, json_pack("{s:s,s:s}", "role", role,
+						     "content",
+						     sess_col(s, 1)));
+	}
+	store_stmt_done(s);
+	for (i = json_array_size(tmp); i > 0; i--) {
+		m = json_array_get(tmp, i - 1);
+		json_array_append(out, m);
+	}
+	json_decref(tmp);
+	return GW_OK;
+}
+
+int store_session_idem_get(struct store *st, const char *run_id, char **status,
+			   char **session_key, json_t **result)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	int r = GW_ENOTFOUND;
+
+	*status = NULL;
+	*session_key = NULL;
+	*result = NULL;
+	if (!db)
+		return GW_ESTORE;
+	if (sess_prep(db, "SELECT status, session_key, result FROM "
+			 "idempotency WHERE run_id = ? AND expires_at >= ?",
+			 &s) != GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	if (sqlite3_step(s) == SQLITE_ROW) {
+		*status = xstrdup(sess_col(s, 0));
+		*session_key = xstrdup(sess_col(s, 1));
+		if (sess_col(s, 2))
+			*result = json_loads(sess_col(s, 2), 0, NULL);
+		r = GW_OK;
+	}
+	store_stmt_done(s);
+	return r;
+}
+
+char *store_session_model_override(struct store *st, const char *key)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	char *r = NULL;
+
+	if (!db || sess_prep(db, "SELECT json_extract(settings, "
+				"'$.model') FROM sessions WHERE key = ?",
+				&s) != GW_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) == SQLITE_ROW && sess_col(s, 0) &&
+	    *sess_col(s, 0))
+		r = xstrdup(sess_col(s, 0));
+	store_stmt_done(s);
+	return r;
+}
+
+static int store_session_recover_run(sqlite3 *db, void *arg)
+{
+	int *n = arg;
+
+	if (sqlite3_exec(db, "UPDATE idempotency SET status = 'error', "
+			 "result = json_object('runId', run_id, 'status', "
+			 "'error', 'error', 'run interrupted by a gateway "
+			 "restart', 'sessionKey', session_key, 'text', ''), "
+			 "ended_at = created_at, expires_at = "
+			 "CAST((julianday('now') - 2440587.5) * 86400000 AS "
+			 "INTEGER) + 300000 WHERE status = 'running'",
+			 NULL, NULL, NULL) != SQLITE_OK)
+		return sess_fail(db, "recover runs");
+	*n = sqlite3_changes(db);
+	if (sqlite3_exec(db, "UPDATE sessions SET status = 'failed', "
+			 "last_error = 'run interrupted by a gateway restart' "
+			 "WHERE status = 'running'", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return sess_fail(db, "recover sessions");
+	return GW_OK;
+}
+
+int store_session_recover(struct store *st)
+{
+	int n = 0, r;
+
+	if (!st)
+		return GW_OK;
+	r = store_write_sync(st, store_session_recover_run, &n, 0);
+	if (r == GW_OK && n)
+		log_warn("agent", "%d run(s) were interrupted by the last "
+			 "shutdown; recorded as errors", n);
+	return r;
+}
+
+/* ---- sessions.patch / reset / delete, chat.inject (store jobs) ---- */
+
+json_t *store_session_message(const char *role, const char *text)
+{
+	return json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", role, "content",
+			 "type", "text", "text", text ? text : "",
+			 "timestamp", (json_int_t)util_now_ms());
+}
+
+static const char *const store_session_patch_denied[] = {
+	"key", "agentId", "expectedSessionId", "expectedLifecycleRevision",
+	"expectedPermissionMode", "expectedToolOverrides",
+	"expectedMarkedUnreadAt",
+};
+
+int store_session_patch_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	json_t *settings = NULL, *v;
+	const char *k;
+	char *sj = NULL;
+	size_t i;
+	int r;
+
+	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
+	if (r != GW_OK)
+		return r;
+	if (sess_prep(db, "SELECT settings FROM sessions WHERE key = ?",
+			 &s) != GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		settings = json_loads(sess_col(s, 0), 0, NULL);
+	store_stmt_done(s);
+	s = NULL;
+	if (!json_is_object(settings)) {
+		json_decref(settings);
+		settings = json_object();
+	}
+	json_object_foreach((json_t *)j->patch, k, v) {
+		for (i = 0; i < ARRAY_SIZE(store_session_patch_denied); i++)
+			if (strcmp(k, store_session_patch_denied[i]) == 0)
+				break;
+		if (i < ARRAY_SIZE(store_session_patch_denied) ||
+		    strcmp(k, "label") == 0)
+			continue;
+		if (json_is_null(v))
+			json_object_del(settings, k);
+		else
+			json_object_set(settings, k, v);
+	}
+	sj = json_dumps(settings, JSON_COMPACT);
+	v = json_object_get(j->patch, "label");
+	r = sess_prep(db, v ? "UPDATE sessions SET settings = ?, "
+			 "updated_at = ?, label = ?3 WHERE key = ?4"
+			 : "UPDATE sessions SET settings = ?, updated_at = ? "
+			 "WHERE key = ?4", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, sj, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	if (v)
+		sess_bind_text(s, 3, json_string_value(v));
+	sqlite3_bind_text(s, 4, j->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session patch");
+	if (r == GW_OK) {
+		j->entry = store_session_row_load(db, j->key);
+		store_session_changed(db, j->events, j->key, "patch", NULL);
+	}
+out:
+	store_stmt_done(s);
+	json_decref(settings);
+	free(sj);
+	return r;
+}
+
+int store_session_reset_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	char sid[37];
+	int r;
+
+	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
+	if (r != GW_OK)
+		return r;
+	store_uuid7(sid);
+	if (sess_prep(db, "UPDATE sessions SET session_id = ?, "
+			 "message_count = 0, last_preview = NULL, status = "
+			 "NULL, last_error = NULL, input_tokens = 0, "
+			 "output_tokens = 0, updated_at = ? WHERE key = ?",
+			 &s) != GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, util_now_ms());
+	sqlite3_bind_text(s, 3, j->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session reset");
+	store_stmt_done(s);
+	if (r == GW_OK) {
+		j->entry = store_session_row_load(db, j->key);
+		store_session_changed(db, j->events, j->key, j->reason, NULL);
+	}
+	return r;
+}
+
+int store_session_delete_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	if (sess_prep(db, "DELETE FROM sessions WHERE key = ?", &s) !=
+	    GW_OK)
+		return GW_ESTORE;
+	sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "session delete");
+	store_stmt_done(s);
+	if (r != GW_OK)
+		return r;
+	j->deleted = sqlite3_changes(db) > 0;
+	if (j->delete_transcript) {
+		if (sess_prep(db, "DELETE FROM transcript WHERE "
+				 "session_key = ?", &s) != GW_OK)
+			return GW_ESTORE;
+		sqlite3_bind_text(s, 1, j->key, -1, SQLITE_TRANSIENT);
+		r = sqlite3_step(s) == SQLITE_DONE
+			? GW_OK : sess_fail(db, "transcript delete");
+		store_stmt_done(s);
+	}
+	if (r == GW_OK && j->deleted)
+		store_session_event(j->events, "sessions.changed", j->key,
+			      json_pack("{s:s,s:s,s:I}", "sessionKey", j->key,
+					"reason", "delete", "ts",
+					(json_int_t)util_now_ms()));
+	return r;
+}
+
+int store_session_inject_run(sqlite3 *db, void *arg)
+{
+	struct store_session_job *j = arg;
+	struct store_session_meta m = {.status = "injected"};
+	json_t *msg;
+	int r;
+
+	r = store_session_ensure_tx(db, j->key, j->agent_id, NULL);
+	if (r != GW_OK)
+		return r;
+	msg = store_session_message("assistant", j->text);
+	if (j->label)
+		json_object_set_new(msg, "label", json_string(j->label));
+	json_object_set_new(msg, "injected", json_true());
+	r = store_session_append_tx(db, j->key, msg, &m, j->events,
+			      &j->message_id);
+	json_decref(msg);
+	if (r == GW_OK)
+		store_session_changed(db, j->events, j->key, "inject", NULL);
+	return r;
+}
+
+/* ---- reads behind sessions.list / preview, chat.history -------------- */
+
+json_t *store_session_get(struct store *st, const char *key)
+{
+	sqlite3 *db = sess_reader(st);
+
+	return db ? store_session_row_load(db, key) : NULL;
+}
+
+/* The first user message of the current session, shortened (a title). */
+static char *store_session_title(sqlite3 *db, const char *key)
+{
+	sqlite3_stmt *s = NULL;
+	char *t = NULL;
+
+	if (sess_prep(db, "SELECT t.text FROM transcript t JOIN sessions s "
+		      "ON s.key = t.session_key AND s.session_id = "
+		      "t.session_id WHERE t.session_key = ? AND t.role = "
+		      "'user' ORDER BY t.seq LIMIT 1", &s) != GW_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	if (sqlite3_step(s) == SQLITE_ROW && sess_col(s, 0))
+		t = xstrndup(sess_col(s, 0), 60);
+	store_stmt_done(s);
+	return t;
+}
+
+json_t *store_session_list(struct store *st, const char *agent,
+			   const char *search, const char *label,
+			   int64_t since, int64_t offset, int64_t limit,
+			   int last_msg, int titles, int64_t *total)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *rows = json_array(), *row;
+	const char *key;
+	char *t;
+
+	*total = 0;
+	if (!db || sess_prep(db, "SELECT " STORE_SESSION_ROW_COLS " FROM "
+			     "sessions WHERE (?1 IS NULL OR agent_id = "
+			     "lower(?1)) AND (?2 IS NULL OR instr(lower(key), "
+			     "lower(?2)) OR instr(lower(coalesce(label, "
+			     "'')), lower(?2))) AND (?3 IS NULL OR label = "
+			     "?3) AND (?4 = 0 OR updated_at >= ?4) ORDER BY "
+			     "updated_at DESC, key", &s) != GW_OK)
+		return rows;
+	sess_bind_text(s, 1, agent);
+	sess_bind_text(s, 2, search);
+	sess_bind_text(s, 3, label);
+	sqlite3_bind_int64(s, 4, since);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		(*total)++;
+		if (*total <= offset ||
+		    (int64_t)json_array_size(rows) >= limit)
+			continue;
+		row = store_session_row_json(s);
+		if (!last_msg)
+			json_object_del(row, "lastMessagePreview");
+		key = sess_col(s, 0);
+		if (titles && (t = store_session_title(db, key))) {
+			json_object_set_new(row, "derivedTitle",
+					    json_string(t));
+			free(t);
+		}
+		json_array_append_new(rows, row);
+	}
+	store_stmt_done(s);
+	return rows;
+}
+
+static const char *store_session_preview_role(const char *r)
+{
+	if (!strcmp(r, "user") || !strcmp(r, "assistant") ||
+	    !strcmp(r, "tool") || !strcmp(r, "system"))
+		return r;
+	return "other";
+}
+
+json_t *store_session_preview(struct store *st, const char *key, int limit,
+			      int max_chars, int *exists)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *items, *tmp;
+	size_t j;
+	char *t;
+
+	*exists = 0;
+	if (!db)
+		return NULL;
+	if (sess_prep(db, "SELECT 1 FROM sessions WHERE key = ?", &s) ==
+	    GW_OK) {
+		sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+		*exists = sqlite3_step(s) == SQLITE_ROW;
+		store_stmt_done(s);
+		s = NULL;
+	}
+	items = json_array();
+	if (!*exists || sess_prep(db, "SELECT t.role, t.text FROM transcript "
+				  "t JOIN sessions s ON s.key = "
+				  "t.session_key AND s.session_id = "
+				  "t.session_id WHERE t.session_key = ? "
+				  "ORDER BY t.seq DESC LIMIT ?", &s) != GW_OK)
+		return items;
+	tmp = json_array();
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 2, limit);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		t = xstrndup(sess_col(s, 1), (size_t)max_chars);
+		json_array_append_new(tmp, json_pack("{s:s,s:s}", "role",
+			store_session_preview_role(sess_col(s, 0)), "text", t));
+		free(t);
+	}
+	store_stmt_done(s);
+	for (j = json_array_size(tmp); j > 0; j--)
+		json_array_append(items, json_array_get(tmp, j - 1));
+	json_decref(tmp);
+	return items;
+}
+
+json_t *store_session_messages(struct store *st, const char *key,
+			       int limit, int max_chars, size_t max_len,
+			       size_t max_bytes, json_t **row_out)
+{
+	sqlite3 *db = sess_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *msgs = json_array(), *tmp, *m, *row;
+	const char *sid;
+	size_t i, total = 0, len;
+
+	*row_out = row = db ? store_session_row_load(db, key) : NULL;
+	if (!row)
+		return msgs;
+	sid = json_string_value(json_object_get(row, "sessionId"));
+	if (sess_prep(db, "SELECT message, length(message), message_id, "
+		      "seq, text FROM transcript WHERE session_key = ? AND "
+		      "session_id = ? ORDER BY seq DESC LIMIT ?", &s) != GW_OK)
+		return msgs;
+	tmp = json_array();
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int(s, 3, limit);
+	while (sqlite3_step(s) == SQLITE_ROW) {
+		len = (size_t)sqlite3_column_int64(s, 1);
+		if (len > max_len || (max_chars > 0 &&
+				      strlen(sess_col(s, 4)) >
+				      (size_t)max_chars))
+			m = store_session_message("assistant",
+				"[chat.history omitted: message too large]");
+		else
+			m = json_loads(sess_col(s, 0), 0, NULL);
+		if (!m)
+			continue;
+		total += len;
+		if (total > max_bytes) {
+			json_decref(m);
+			break;
+		}
+		json_object_set_new(m, "messageId",
+				    json_string(sess_col(s, 2)));
+		json_object_set_new(m, "messageSeq",
+				    json_integer(sqlite3_column_int64(s, 3)));
+		json_array_append_new(tmp, m);
+	}
+	store_stmt_done(s);
+	for (i = json_array_size(tmp); i > 0; i--)
+		json_array_append(msgs, json_array_get(tmp, i - 1));
+	json_decref(tmp);
+	return msgs;
+}

@@ -1,0 +1,152 @@
+/* Sessions, transcripts, runs and idempotency in SQLite: every statement
+ * of these tables that the run path uses, prepared once per connection
+ * (store_stmt). Writes are the _tx functions, run inside a store job on
+ * the writer (they add observer events to an array the caller emits once
+ * the job committed); reads use the calling thread's reader connection.
+ * Used by the agent core (src/agent/). */
+#pragma once
+
+#include <stdint.h>
+
+#include <jansson.h>
+#include <sqlite3.h>
+
+struct store;
+
+#define STORE_SESSION_IDEM_TTL_MS (5 * 60 * 1000)
+#define STORE_SESSION_RUNNING_TTL_MS (24LL * 3600 * 1000)
+#define STORE_SESSION_HISTORY_MAX 200
+#define STORE_SESSION_PREVIEW_LEN 200
+/* Expired idempotency rows are swept at most this often (reads ignore
+ * them anyway). */
+#define STORE_SESSION_SWEEP_MS 1000
+
+/* The columns store_session_row_json reads, in order. */
+#define STORE_SESSION_ROW_COLS \
+	"key, session_id, agent_id, channel, label, settings, status, " \
+	"last_run_id, last_error, model, input_tokens, output_tokens, " \
+	"message_count, last_preview, created_at, updated_at"
+
+/* A new time-ordered id (UUID version 7: 48-bit ms timestamp, 74 random
+ * bits) for rows keyed by id: inserts land at the right edge of the
+ * b-trees, so the writes of one commit share pages instead of touching a
+ * random leaf each (run ids, message ids, session ids, generated session
+ * keys). */
+void store_uuid7(char out[37]);
+
+/* Messages of the current session of key as OpenAI chat messages
+ * (oldest first, at most max), appended to out. The _db form reads
+ * through db (a store job's connection). */
+int store_session_history(struct store *st, const char *key, int max,
+			  json_t *out);
+int store_session_history_db(sqlite3 *db, const char *key, int max,
+			     json_t *out);
+/* An idempotency row (live or finished) for run_id: GW_ENOTFOUND when
+ * absent or expired. *result: the stored result object (new ref). */
+int store_session_idem_get(struct store *st, const char *run_id,
+			   char **status, char **session_key,
+			   json_t **result);
+
+/* What one run writes at its start and at its end (writer thread). */
+struct store_session_begin {
+	char *key, *agent_id, *run_id, *channel;
+	json_t *messages;	/* transcript messages to append (array) */
+};
+struct store_session_end {
+	char *key, *run_id;
+	json_t *message;	/* the assistant message, or NULL */
+	const char *status;	/* "ok", "error", "aborted", "timeout" */
+	json_t *result;		/* idempotency result object */
+	int64_t in_tok, out_tok;
+	char *model;
+	int skip_row;		/* the run never started (ended queued):
+				 * only its idempotency row is written */
+};
+int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
+			   json_t *events);
+int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
+			 json_t *events);
+/* Plain text of an OpenAI/transcript content (string or parts). */
+char *store_session_text(const json_t *content);
+/* The session's model override (sessions.patch model) or NULL. */
+char *store_session_model_override(struct store *st, const char *key);
+/* At start: runs left "running" by a crash become errors. */
+int store_session_recover(struct store *st);
+
+/* Row helpers shared with the sessions.* queries (src/agent/session.c). */
+/* A GatewaySessionRow from a statement over STORE_SESSION_ROW_COLS. */
+json_t *store_session_row_json(sqlite3_stmt *s);
+/* The row of key (new reference) or NULL. */
+json_t *store_session_row_load(sqlite3 *db, const char *key);
+/* Queue {event, key, payload (stolen)} on events. */
+void store_session_event(json_t *events, const char *event, const char *key,
+			 json_t *payload);
+/* Queue a sessions.changed event carrying the current row. */
+void store_session_changed(sqlite3 *db, json_t *events, const char *key,
+			   const char *reason, const char *run_id);
+/* Create the row when absent (tx). */
+int store_session_ensure_tx(sqlite3 *db, const char *key,
+			    const char *agent_id, const char *channel);
+/* Per-message metadata of a transcript append. */
+struct store_session_meta {
+	const char *run_id;
+	const char *status;
+	int64_t in_tok, out_tok;
+	const char *model;
+};
+/* Append msg to the current session of key and bump the row (tx); queues
+ * a session.message event; *id_out (may be NULL) gets the message id. */
+int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
+			    const struct store_session_meta *m,
+			    json_t *events, char **id_out);
+
+/* A transcript message {role, content:[{type:text,text}], timestamp}. */
+json_t *store_session_message(const char *role, const char *text);
+
+/* sessions.patch, sessions.reset, sessions.delete and chat.inject as store
+ * jobs (store_fn; store_write_sync with a struct store_session_job). The
+ * caller sets events to an array and emits it after the commit. */
+struct store_session_job {
+	const char *key;
+	const char *agent_id;
+	const json_t *patch;	/* patch: fields (null clears) */
+	const char *reason;	/* reset: sessions.changed reason */
+	const char *text;	/* inject */
+	const char *label;	/* inject */
+	int delete_transcript;	/* delete */
+	int deleted;		/* out (delete) */
+	char *message_id;	/* out (inject), owned */
+	char *err;
+	json_t *entry;		/* out (patch, reset): the new row */
+	json_t *events;
+};
+int store_session_patch_run(sqlite3 *db, void *arg);
+int store_session_reset_run(sqlite3 *db, void *arg);
+int store_session_delete_run(sqlite3 *db, void *arg);
+int store_session_inject_run(sqlite3 *db, void *arg);
+
+/* Reads behind sessions.*, chat.history and the session tools (this
+ * thread's reader). */
+/* One row (GatewaySessionRow shape) or NULL. */
+json_t *store_session_get(struct store *st, const char *key);
+/* Rows newest first, filtered (NULL / 0: no filter; since: updated_at >=,
+ * epoch ms), the window [offset, offset + limit); *total counts every
+ * match. last_msg keeps lastMessagePreview; titles adds derivedTitle.
+ * New array (empty when the store is unavailable). */
+json_t *store_session_list(struct store *st, const char *agent,
+			   const char *search, const char *label,
+			   int64_t since, int64_t offset, int64_t limit,
+			   int last_msg, int titles, int64_t *total);
+/* The last limit messages of the current session of key, oldest first,
+ * as [{role, text}] (texts cut to max_chars); *exists: the row exists.
+ * NULL when the store is unavailable. */
+json_t *store_session_preview(struct store *st, const char *key, int limit,
+			      int max_chars, int *exists);
+/* chat.history: the last limit stored messages of the current session
+ * (display JSON + messageId, messageSeq), oldest first; a message longer
+ * than max_len bytes (or whose text exceeds max_chars > 0) is replaced by
+ * a note; stops past max_bytes in total. *row: the session row (new
+ * reference) or NULL when there is none (then the array is empty). */
+json_t *store_session_messages(struct store *st, const char *key,
+			       int limit, int max_chars, size_t max_len,
+			       size_t max_bytes, json_t **row);

@@ -1,0 +1,262 @@
+#!/bin/bash
+# openai-overhead.sh: what clawgate adds in front of an OpenAI upstream
+# (issue 11). nginx (Debian's nginx-light) is the mock upstream on a free
+# loopback port, answering a fixed chat.completion (JSON) and a fixed SSE
+# stream; clawgate fronts it. wrk runs the same load straight at nginx and
+# through clawgate and the figures are printed side by side.
+#
+#   tests/bench/openai-overhead.sh [--duration S] [--conns N] [--json FILE]
+#
+#   CLAWGATE_BIN  the daemon (default ./clawgate; use a build without
+#                 sanitizers)
+#   WSBENCH       the WS load generator for chat.send (default next to the
+#                 daemon: tests/bench/wsbench; skipped when absent)
+#
+# Needs nginx, wrk, python3 (free ports) and curl. Loopback only; every
+# step is bounded; nothing is left running. See tests/bench/README.md.
+set -u
+
+DURATION=5
+CONNS=16
+JSON_OUT=""
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--duration) DURATION="$2"; shift 2 ;;
+	--conns) CONNS="$2"; shift 2 ;;
+	--json) JSON_OUT="$2"; shift 2 ;;
+	-h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "openai-overhead.sh: unknown argument '$1'" >&2; exit 2 ;;
+	esac
+done
+
+BIN="${CLAWGATE_BIN:-./clawgate}"
+WSBENCH="${WSBENCH:-$(dirname "$BIN")/tests/bench/wsbench}"
+NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
+PY="${CLAWGATE_PYTHON:-python3}"
+for t in "$NGINX" wrk curl "$PY"; do
+	command -v "$t" >/dev/null 2>&1 || {
+		echo "openai-overhead.sh: $t not found" >&2; exit 2; }
+done
+[ -x "$BIN" ] || { echo "openai-overhead.sh: no clawgate at $BIN" >&2
+	exit 2; }
+if ldd "$BIN" 2>/dev/null | grep -q libasan; then
+	echo "openai-overhead.sh: warning: $BIN is an ASan build" >&2
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/clawgate-oaover.XXXXXX")
+NGX_PID=""
+GW_PID=""
+
+stop_pid() {
+	local pid="$1" i=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	while [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null; do
+		sleep 0.02; i=$((i + 1))
+	done
+	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
+	wait "$pid" 2>/dev/null
+	return 0
+}
+cleanup() {
+	stop_pid "$GW_PID"
+	stop_pid "$NGX_PID"
+	rm -rf "$TMP"
+}
+trap cleanup EXIT INT TERM
+
+freeport() {
+	"$PY" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
+}
+wait_http() {	# url: until it answers (bounded, ~10 s)
+	local i=0
+	until curl -s -o /dev/null "$1"; do
+		i=$((i + 1)); [ $i -lt 500 ] || return 1; sleep 0.02
+	done
+}
+
+# ---- the mock upstream --------------------------------------------------
+UP=$(freeport)
+CHUNK='{"id":"c","object":"chat.completion.chunk","created":1,"model":"mock","choices":[{"index":0,'
+mkdir -p "$TMP/ngx"
+cat >"$TMP/ngx/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+master_process off;
+error_log $TMP/ngx/error.log warn;
+pid $TMP/ngx/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $TMP/ngx/body;
+  keepalive_requests 1000000;
+  keepalive_timeout 60s;
+  server {
+    listen 127.0.0.1:$UP backlog=4096;
+    location = /json/v1/chat/completions {
+      default_type application/json;
+      return 200 '{"id":"chatcmpl-mock","object":"chat.completion","created":1,"model":"mock","choices":[{"index":0,"message":{"role":"assistant","content":"Hello from the mock."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":5,"total_tokens":14}}';
+    }
+    location = /sse/v1/chat/completions {
+      default_type text/event-stream;
+      return 200 'data: $CHUNK"delta":{"role":"assistant"},"finish_reason":null}]}\n\ndata: $CHUNK"delta":{"content":"Hello"},"finish_reason":null}]}\n\ndata: $CHUNK"delta":{"content":" from the mock."},"finish_reason":"stop"}],"usage":{"prompt_tokens":9,"completion_tokens":5,"total_tokens":14}}\n\ndata: [DONE]\n\n';
+    }
+  }
+}
+EOF
+"$NGINX" -p "$TMP/ngx" -c "$TMP/ngx/nginx.conf" >"$TMP/ngx/out.log" 2>&1 &
+NGX_PID=$!
+wait_http "http://127.0.0.1:$UP/" || { cat "$TMP/ngx/out.log"
+	echo "openai-overhead.sh: nginx did not start" >&2; exit 1; }
+
+# ---- clawgate in front ----------------------------------------------------
+GP=$(freeport)
+mkdir -p "$TMP/state"
+cat >"$TMP/state/openclaw.json" <<EOF
+{ "gateway": { "mode": "local" },
+  "models": { "providers": { "mock": {
+    "baseUrl": "http://127.0.0.1:$UP/sse/v1", "api": "openai-completions",
+    "models": [ { "id": "mock" } ] } } },
+  "agents": { "defaults": { "model": "mock/mock" } } }
+EOF
+OPENCLAW_STATE_DIR=$TMP/state OPENCLAW_CONFIG_PATH=$TMP/state/openclaw.json \
+	HOME=$TMP "$BIN" gateway run --port "$GP" --auth token --token T \
+	--allow-unconfigured >"$TMP/gw.log" 2>&1 &
+GW_PID=$!
+wait_http "http://127.0.0.1:$GP/readyz" || { tail -20 "$TMP/gw.log"
+	echo "openai-overhead.sh: clawgate did not start" >&2; exit 1; }
+
+# ---- wrk ------------------------------------------------------------------
+lua() {	# file body: a POST script
+	cat >"$1" <<EOF
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '$2'
+EOF
+}
+MSGS='"messages":[{"role":"user","content":"Say hello."}]'
+lua "$TMP/direct.lua" "{\"model\":\"mock\",$MSGS}"
+lua "$TMP/direct-stream.lua" "{\"model\":\"mock\",\"stream\":true,$MSGS}"
+lua "$TMP/gw.lua" "{\"model\":\"openclaw\",$MSGS}"
+lua "$TMP/gw-stream.lua" "{\"model\":\"openclaw\",\"stream\":true,$MSGS}"
+lua "$TMP/resp.lua" '{"model":"openclaw","input":"Say hello."}'
+
+# wrk output → "rps p50_ms p99_ms errors"
+wrk_parse() {
+	awk '
+	function ms(v) {
+		if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+		if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+		if (v ~ /s$/) return substr(v, 1, length(v) - 1) * 1000
+		return v + 0
+	}
+	/Requests\/sec/ { rps = $2 }
+	/^ +50%/ { p50 = ms($2) }
+	/^ +99%/ { p99 = ms($2) }
+	/Non-2xx|Socket errors/ { err += $NF; if ($0 ~ /Socket/) {
+		err = 0; for (i = 4; i <= NF; i += 2) err += $i + 0 } }
+	END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }'
+}
+# CPU ticks (user + system) of a process
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+# run name conns url script [auth]: R[name] = "rps p50 p99 errors";
+# C[name] = CPU microseconds per request of the process that served it
+declare -A R C
+run() {
+	local name="$1" c="$2" url="$3" script="$4" auth="${5:-}" t=2 out
+	local pid=$NGX_PID t0 t1 n
+	[ -n "$auth" ] && pid=$GW_PID
+	[ "$c" -lt 2 ] && t=1
+	t0=$(ticks "$pid")
+	if [ -n "$auth" ]; then
+		out=$(wrk -t$t -c"$c" -d"${DURATION}s" --latency -s "$script" \
+			-H "Authorization: Bearer T" "$url" 2>&1)
+	else
+		out=$(wrk -t$t -c"$c" -d"${DURATION}s" --latency -s "$script" \
+			"$url" 2>&1)
+	fi
+	t1=$(ticks "$pid")
+	echo "$out" >"$TMP/wrk-$name.txt"
+	R[$name]=$(echo "$out" | wrk_parse)
+	n=$(echo "$out" | awk '/requests in/ {print $1}')
+	C[$name]=$(awk -v a="$t0" -v b="$t1" -v n="${n:-0}" -v hz="$HZ" \
+		'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print "n/a" }')
+}
+D="http://127.0.0.1:$UP"
+G="http://127.0.0.1:$GP"
+# warm-up (libcurl load, first connections, SQLite pages)
+wrk -t1 -c4 -d1s -s "$TMP/gw.lua" -H "Authorization: Bearer T" \
+	"$G/v1/chat/completions" >/dev/null 2>&1
+
+run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
+run gw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
+run direct1 1 "$D/json/v1/chat/completions" "$TMP/direct.lua"
+run gw1 1 "$G/v1/chat/completions" "$TMP/gw.lua" auth
+run sdirect16 "$CONNS" "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
+run sgw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
+run sdirect1 1 "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
+run sgw1 1 "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
+run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua" auth
+run resp1 1 "$G/v1/responses" "$TMP/resp.lua" auth
+
+# chat.send over WS: a new session and idempotency key per request
+CS="n/a"
+CSE=0
+if [ -x "$WSBENCH" ]; then
+	o=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c "$CONNS" \
+		-d "$DURATION" -w 1 -m chat.send -s operator.write \
+		-P '{"sessionKey":"bench-%ID%","message":"Say hello.","idempotencyKey":"%ID%"}' \
+		2>&1 | grep '^RESULT' | tail -1)
+	CS=$(echo "$o" | sed -n 's/.* req_per_s=\([0-9.]*\).*/\1/p')
+	CSE=$(echo "$o" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
+	[ -n "$CS" ] || CS="n/a"
+fi
+# every chat.send run ends before the figures of the store are read
+curl -s -o /dev/null -H "Authorization: Bearer T" "$G/v1/models"
+RSS=$(awk '/VmRSS/ {print $2}' "/proc/$GW_PID/status" 2>/dev/null)
+stop_pid "$GW_PID"; GW_PID=""
+STORE=$(grep -o 'store: [0-9]* writes in [0-9]* commits.*' "$TMP/gw.log" |
+	tail -1)
+
+# ---- figures --------------------------------------------------------------
+f() { echo "${R[$1]}" | awk -v i="$2" '{print $i}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
+sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
+
+printf '%-34s %12s %12s %10s\n' "figure" "direct" "clawgate" "ratio/add"
+printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns" \
+	"$(f direct16 1)" "$(f gw16 1)" "$(ratio "$(f gw16 1)" "$(f direct16 1)")"
+printf '%-34s %12s %12s %10s\n' "CPU us/request, $CONNS conns" \
+	"${C[direct16]}" "${C[gw16]}" "(nginx / clawgate)"
+printf '%-34s %12s %12s %10s\n' "chat p50 ms, 1 conn" \
+	"$(f direct1 2)" "$(f gw1 2)" "$(sub "$(f gw1 2)" "$(f direct1 2)")"
+printf '%-34s %12s %12s %10s\n' "chat p99 ms, 1 conn" \
+	"$(f direct1 3)" "$(f gw1 3)" "$(sub "$(f gw1 3)" "$(f direct1 3)")"
+printf '%-34s %12s %12s %10s\n' "stream req/s, $CONNS conns" \
+	"$(f sdirect16 1)" "$(f sgw16 1)" "$(ratio "$(f sgw16 1)" "$(f sdirect16 1)")"
+printf '%-34s %12s %12s %10s\n' "stream (TTFT) p50 ms, 1 conn" \
+	"$(f sdirect1 2)" "$(f sgw1 2)" "$(sub "$(f sgw1 2)" "$(f sdirect1 2)")"
+printf '%-34s %12s %12s %10s\n' "stream (TTFT) p99 ms, 1 conn" \
+	"$(f sdirect1 3)" "$(f sgw1 3)" "$(sub "$(f sgw1 3)" "$(f sdirect1 3)")"
+printf '%-34s %12s %12s %10s\n' "responses req/s, $CONNS conns" \
+	"-" "$(f resp16 1)" "$(ratio "$(f resp16 1)" "$(f gw16 1)") of chat"
+printf '%-34s %12s %12s %10s\n' "responses p50/p99 ms, 1 conn" \
+	"-" "$(f resp1 2)/$(f resp1 3)" ""
+printf '%-34s %12s %12s %10s\n' "chat.send (WS) req/s, $CONNS conns" \
+	"-" "$CS" "$(ratio "$CS" "$(f gw16 1)") of chat"
+ERRS=0
+for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
+echo "errors (non-2xx + socket, all wrk runs): $ERRS; chat.send errors: ${CSE:-?}"
+echo "daemon RSS after load: ${RSS:-?} kB"
+echo "${STORE:-store: figures not logged}"
+if [ -n "$JSON_OUT" ]; then
+	{
+		echo "{"
+		for k in "${!R[@]}"; do
+			set -- ${R[$k]}
+			echo "\"$k\": {\"rps\": $1, \"p50_ms\": $2, \"p99_ms\": $3, \"errors\": $4},"
+		done
+		echo "\"chat_send_rps\": \"$CS\"}"
+	} >"$JSON_OUT"
+fi

@@ -1,0 +1,183 @@
+"""The fast path of the OpenAI face (issue 11): upstream connections are
+reused, every answer is acknowledged only after its session and
+transcript rows committed (also when many requests share one store
+commit), and one session-key rule serves every face."""
+
+import json
+import os
+import sqlite3
+import threading
+
+import pytest
+
+from oahelp import auth, chat, oagw, post, up, upstream  # noqa: F401
+
+
+def db_rows(gw, sql, args=()):
+    path = os.path.join(gw.state_dir, "state", "clawgate.sqlite")
+    con = sqlite3.connect("file:%s?mode=ro" % path, uri=True, timeout=5)
+    try:
+        return con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+
+
+# ---- upstream connection pool -----------------------------------------------
+
+def test_upstream_connection_reused(oagw, up):
+    """Sequential completions to a keep-alive upstream share one TCP
+    connection (the multi handle's cache outlives each request)."""
+    for i in range(5):
+        r = post(oagw, "/v1/chat/completions",
+                 chat("hi [[json]] [[reply:ok%d]]" % i))
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "ok%d" % i
+    st = up.snapshot()
+    assert st["chat"] == 5
+    assert st["chat_conns"] == 1
+
+
+def test_upstream_connection_closed_by_server(oagw, up):
+    """An upstream that closes after each answer (Connection: close) still
+    gets every request, on a new connection each time."""
+    for i in range(3):
+        r = post(oagw, "/v1/chat/completions", chat("hi [[reply:c%d]]" % i))
+        assert r.status_code == 200, r.text
+        assert r.json()["choices"][0]["message"]["content"] == "c%d" % i
+    st = up.snapshot()
+    assert st["chat"] == 3
+    assert st["chat_conns"] == 3
+
+
+# ---- every answer after its commit ------------------------------------------
+
+def test_concurrent_answers_after_commit(oagw, up):
+    """Many requests at once (their writes share store commits): each
+    answer is sent only after its session row and both transcript
+    messages are committed, so a reader sees them at once."""
+    n = 24
+    seen = {}
+    errs = []
+
+    def one(i):
+        try:
+            key = "agent:main:perf-commit-%d" % i
+            r = post(oagw, "/v1/chat/completions",
+                     chat("q%d [[json]] [[reply:a%d]]" % (i, i)),
+                     headers={"x-openclaw-session-key": key})
+            assert r.status_code == 200, r.text
+            rows = db_rows(oagw, "SELECT role, text FROM transcript "
+                           "WHERE session_key = ? ORDER BY seq", (key,))
+            srow = db_rows(oagw, "SELECT status FROM sessions WHERE "
+                           "key = ?", (key,))
+            seen[i] = (rows, srow)
+        except Exception as e:  # noqa: BLE001 - reported below
+            errs.append(e)
+
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(30)
+    assert not errs, errs
+    assert len(seen) == n
+    for i, (rows, srow) in seen.items():
+        assert rows == [("user", "q%d [[json]] [[reply:a%d]]" % (i, i)),
+                        ("assistant", "a%d" % i)]
+        assert srow == [("done",)]
+
+
+# ---- one session-key rule -----------------------------------------------------
+
+BAD_KEYS = [("cron:x", "reserved"), ("agent:main:cron:x", "reserved"),
+            ("Agent:Main:SubAgent:y", "reserved"), ("agent:main:", "invalid")]
+
+
+@pytest.mark.parametrize("key,kind", BAD_KEYS)
+def test_key_rule_openai_and_responses(oagw, up, key, kind):
+    """x-openclaw-session-key follows the WS rule: reserved namespaces are
+    refused after an agent:<id>: prefix too, before any upstream call."""
+    for path, body in (("/v1/chat/completions", chat("hi")),
+                       ("/v1/responses", {"model": "openclaw",
+                                          "input": "hi"})):
+        r = post(oagw, path, body, headers={"x-openclaw-session-key": key})
+        assert r.status_code == 400, (path, r.text)
+        assert kind in r.json()["error"]["message"], r.text
+    assert up.snapshot()["chat"] == 0
+
+
+@pytest.mark.parametrize("key,kind", BAD_KEYS)
+def test_key_rule_tools_invoke(oagw, up, key, kind):
+    r = post(oagw, "/tools/invoke", {"tool": "session_status",
+                                     "sessionKey": key})
+    assert r.status_code == 400, r.text
+    assert kind in json.dumps(r.json())
+
+
+def test_key_rule_ws(oagw, up):
+    ws = oagw.connect(scopes=["operator.write"])
+    for key, kind in BAD_KEYS:
+        r = ws.request("chat.send", {"sessionKey": key, "message": "hi",
+                                     "idempotencyKey": "k-" + key})
+        assert r["ok"] is False, key
+        assert kind in r["error"]["message"], r
+    assert up.snapshot()["chat"] == 0
+
+
+HOOK = "hook-secret-perf"
+
+
+@pytest.fixture(scope="module")
+def hookgw(tmp_root, upstream):
+    from harness import Launcher
+    from oahelp import oa_config
+    lch = Launcher(tmp_root)
+    gw = lch.start(config=oa_config(upstream, {"hooks": {
+        "enabled": True, "token": HOOK, "allowRequestSessionKey": True}}))
+    yield gw
+    lch.cleanup()
+
+
+@pytest.mark.parametrize("key,kind", BAD_KEYS)
+def test_key_rule_hooks(hookgw, up, key, kind):
+    for sub in ("/agent", "/wake"):
+        body = {"message": "hi", "text": "hi", "sessionKey": key}
+        r = hookgw.http("POST", "/hooks" + sub, json=body,
+                        headers={"Authorization": "Bearer " + HOOK})
+        assert r.status_code == 400, (sub, r.text)
+        assert kind in r.text, (sub, r.text)
+    assert up.snapshot()["chat"] == 0
+
+
+# ---- run set-up caches ----------------------------------------------------------
+
+def test_workspace_prompt_follows_edits(launcher, upstream):
+    """The workspace prompt is cached, but an edited, added or removed
+    file is seen by the next run."""
+    from oahelp import oa_config
+    upstream.reset()
+    gw = launcher.start(config=oa_config(upstream))
+    ws_dir = os.path.join(gw.state_dir, "workspace")
+    os.makedirs(ws_dir, exist_ok=True)
+    agents = os.path.join(ws_dir, "AGENTS.md")
+    soul = os.path.join(ws_dir, "SOUL.md")
+
+    def system_seen():
+        r = post(gw, "/v1/chat/completions", chat("hi [[json]]"))
+        assert r.status_code == 200, r.text
+        msgs = upstream.snapshot()["requests"][-1]["messages"]
+        return msgs[0]["content"] if msgs[0]["role"] == "system" else None
+
+    assert system_seen() is None
+    with open(agents, "w") as f:
+        f.write("First rule.")
+    assert system_seen() == "First rule."
+    assert system_seen() == "First rule."
+    with open(agents, "w") as f:
+        f.write("Second, longer rule.")
+    assert system_seen() == "Second, longer rule."
+    with open(soul, "w") as f:
+        f.write("Be brief.")
+    assert system_seen() == "Second, longer rule.\n\nBe brief."
+    os.unlink(agents)
+    assert system_seen() == "Be brief."
