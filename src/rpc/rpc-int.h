@@ -171,6 +171,8 @@ extern const struct rpc_method rpc_chat_methods[];
 extern const size_t rpc_chat_methods_count;
 extern const struct rpc_method rpc_agent_methods[];
 extern const size_t rpc_agent_methods_count;
+extern const struct rpc_method rpc_channels_methods[];
+extern const size_t rpc_channels_methods_count;
 
 /* rpc-chat.c: register the run fan-out (chat/agent events) and the
  * session events with the agent runtime (rpc_server_new). */

@@ -458,6 +458,7 @@ static const struct {
 	{rpc_sessions_methods, &rpc_sessions_methods_count},
 	{rpc_chat_methods, &rpc_chat_methods_count},
 	{rpc_agent_methods, &rpc_agent_methods_count},
+	{rpc_channels_methods, &rpc_channels_methods_count},
 };
 
 /* Events this server emits (features.events). */
@@ -466,6 +467,7 @@ static const char *const rpc_events[] = {
 	"device.pair.requested", "device.pair.resolved",
 	"config.changed",
 	"chat", "agent", "session.message", "sessions.changed",
+	"channel",
 };
 
 static const struct {

@@ -1,0 +1,4 @@
+-- 0005: placeholder on the irc branch only. Migration 0005 is reserved
+-- for another branch; the lead drops this file when merging (the embed
+-- script wants versions without gaps).
+SELECT 1;
