@@ -185,14 +185,23 @@ def test_approval_survives_kill9(tmp_root, world):
         bob = IrcClient(srv.port, "bob")
         bob.send("PRIVMSG bot2 :let me in")
         while True:
-            if bob.privmsgs_from("bot2").startswith("Pairing code:"):
+            text = bob.privmsgs_from("bot2")
+            if text.startswith("Pairing code:"):
+                code = text.split(":", 1)[1].strip()
                 break
-        ws = admin(gw)
-        req = [r for r in ws.call("channels.pairing.list", {})["requests"]
-               if r["senderId"].startswith("bob!")][0]
-        ws.call("channels.pairing.approve", {
-            "channel": "irc", "accountId": "default",
-            "requestId": req["requestId"]})
+        # Approved with the operator CLI, by the code the person got.
+        cli = ["--url", gw.url, "--token", "T"]
+        rc, out, err = lch.run(["pairing", "list", "irc"] + cli,
+                               state_dir=gw.state_dir)
+        assert rc == 0, err
+        assert "irc:default  sender bob!" in out
+        rc, out, err = lch.run(["pairing", "approve", "irc", code] + cli,
+                               state_dir=gw.state_dir)
+        assert rc == 0, err
+        assert out.startswith("Approved irc sender bob!")
+        rc, out, err = lch.run(["pairing", "list", "irc"] + cli,
+                               state_dir=gw.state_dir)
+        assert out.strip() == "No pending DM access requests."
         os.killpg(gw.proc.pid, signal.SIGKILL)
         gw.proc.wait(10)
         # The server still holds the killed process's connection (until
@@ -211,3 +220,45 @@ def test_approval_survives_kill9(tmp_root, world):
         bob.close()
     finally:
         lch.cleanup()
+
+
+def test_channels_cli_stop_start(world):
+    gw, lch = world.gw, world.lch
+    cli = ["--url", gw.url, "--token", "T"]
+    rc, out, err = lch.run(["channels", "status", "--probe"] + cli,
+                           state_dir=gw.state_dir)
+    assert rc == 0, err
+    assert "default: enabled, running, connected, dm pairing" in out
+    rc, out, err = lch.run(["channels", "stop", "irc"] + cli,
+                           state_dir=gw.state_dir)
+    assert rc == 0 and out.strip() == "Stopped irc.", (out, err)
+    world.alice.wait(lambda p, c, a: c == "QUIT" and p and
+                     p.startswith(BOT + "!"))
+    ws = admin(gw)
+    acct = ws.call("channels.status", {})["channelAccounts"]["irc"][0]
+    assert acct["running"] is False and acct["connected"] is False
+    assert acct["lastStopAt"] is not None
+    # A message while stopped is not seen; start brings the bot back.
+    rc, out, err = lch.run(["channels", "start", "irc"] + cli,
+                           state_dir=gw.state_dir)
+    assert rc == 0, err
+    world.alice.wait(lambda p, c, a: c == "JOIN" and p and
+                     p.startswith(BOT + "!") and a[0].lower() == ROOM)
+    res = ws.request("channels.stop", {"channel": "nope"})
+    assert res["ok"] is False
+    assert res["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_send_method(world):
+    ws = admin(world.gw)
+    res = ws.call("send", {"to": ROOM, "channel": "irc",
+                           "message": "**hello** from `send`",
+                           "idempotencyKey": "k1"})
+    assert res["channel"] == "irc" and res["chatId"] == ROOM
+    assert world.alice.privmsgs_from(BOT, ROOM) == "hello from send"
+    res = ws.request("send", {"to": "bad target", "channel": "irc",
+                              "message": "x", "idempotencyKey": "k2"})
+    assert res["ok"] is False
+    res = ws.request("send", {"to": ROOM, "idempotencyKey": "k3",
+                              "bogus": 1})
+    assert res["error"]["code"] == "INVALID_REQUEST"
