@@ -11,6 +11,7 @@ PKGS=(
 	python3 python3-pytest python3-pytest-timeout python3-websockets
 	python3-requests python3-nacl python3-jsonschema
 	nodejs npm wrk ca-certificates
+	ngircd
 )
 
 # A package counts as present when dpkg has it installed; nodejs/npm also

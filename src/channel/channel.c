@@ -1396,3 +1396,40 @@ struct store *channels_store(struct channels *c)
 {
 	return c->o.store;
 }
+
+void channels_health_fill(struct channels *c, json_t *health)
+{
+	json_t *chans, *order, *labels, *detail = NULL;
+	const char *k;
+	json_t *v;
+
+	if (!c)
+		return;
+	channels_healthy(c, &detail);
+	chans = json_object();
+	order = json_array();
+	labels = json_object();
+	json_object_foreach(detail, k, v) {
+		const struct channel_adapter *ad = channel_adapter_find(k);
+		int running = 0, connected = 0;
+		const char *ak;
+		json_t *av;
+
+		json_object_foreach(v, ak, av) {
+			running |= json_is_true(json_object_get(av,
+							"running"));
+			connected |= json_is_true(json_object_get(av,
+							  "connected"));
+		}
+		json_object_set_new(chans, k, json_pack("{s:b,s:b,s:b,s:O}",
+			"configured", 1, "running", running, "connected",
+			connected, "accounts", v));
+		json_array_append_new(order, json_string(k));
+		json_object_set_new(labels, k, json_string(ad ? ad->label
+							      : k));
+	}
+	json_decref(detail);
+	json_object_set_new(health, "channels", chans);
+	json_object_set_new(health, "channelOrder", order);
+	json_object_set_new(health, "channelLabels", labels);
+}

@@ -60,6 +60,9 @@ json_t *channels_pairing_accounts(struct channels *c, const char *channel,
 				  const char *account);
 /* The store the subsystem writes (pairing requests, approvals). */
 struct store *channels_store(struct channels *c);
+/* Fill health.channels / channelOrder / channelLabels of a health
+ * snapshot (c may be NULL: left as is). Takes the accounts lock only. */
+void channels_health_fill(struct channels *c, json_t *health);
 /* Health summary for /readyz and health: 1 when every enabled account is
  * connected; *detail (may be NULL) gets {<channel>: {<account>: {...}}}. */
 int channels_healthy(struct channels *c, json_t **detail);

@@ -13,6 +13,7 @@
 #include "core/workq.h"
 #include "net/ws.h"
 #include "presence/presence.h"
+#include "channel/channel.h"
 #include "rpc/rpc-int.h"
 
 #define RPC_PREAUTH_MAX_PAYLOAD (64u * 1024)
@@ -1370,6 +1371,7 @@ void rpc_health_refresh(struct rpc_server *s, int broadcast)
 	char *sp = xasprintf("%s/state/clawgate.sqlite", s->d.state_dir);
 	json_t *h = presence_health(sp);
 
+	channels_health_fill(channels_global(), h);
 	free(sp);
 	free(s->health_json);
 	s->health_json = json_dumps(h, JSON_COMPACT);
