@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,10 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "channel/channel-int.h"
 #include "channel/irc-line.h"
@@ -36,7 +41,8 @@
 #define IRC_NICK_MAX 32
 #define IRC_BAD_LINES_LOG 5
 
-enum irc_state { IRC_DOWN = 0, IRC_CONNECTING, IRC_REGISTERING, IRC_READY };
+enum irc_state { IRC_DOWN = 0, IRC_CONNECTING, IRC_TLS, IRC_REGISTERING,
+		 IRC_READY };
 
 struct irc_out {
 	char *line;		/* with CR LF */
@@ -70,6 +76,9 @@ struct irc_conn {
 	int attempts;
 	int sasl;		/* 1 requested, 2 done */
 	int identified;
+	/* TLS (OpenSSL, certificate and host name verified) */
+	SSL_CTX *ctx;
+	SSL *ssl;
 };
 
 static const char *irc_cfg_str(const json_t *cfg, const char *k)
@@ -279,10 +288,28 @@ static void irc_flush(struct irc_conn *k)
 {
 	ssize_t n;
 
-	if (k->io.fd < 0 || k->st == IRC_CONNECTING)
+	if (k->io.fd < 0 || k->st == IRC_CONNECTING || k->st == IRC_TLS)
 		return;
 	while (k->wlen) {
-		n = send(k->io.fd, k->wbuf, k->wlen, MSG_NOSIGNAL);
+		if (k->ssl) {
+			int w = SSL_write(k->ssl, k->wbuf, (int)(k->wlen >
+					  65536 ? 65536 : k->wlen));
+
+			if (w <= 0) {
+				int e = SSL_get_error(k->ssl, w);
+
+				if (e == SSL_ERROR_WANT_WRITE ||
+				    e == SSL_ERROR_WANT_READ) {
+					irc_want_write(k, 1);
+					return;
+				}
+				irc_drop(k, "TLS write failed");
+				return;
+			}
+			n = w;
+		} else {
+			n = send(k->io.fd, k->wbuf, k->wlen, MSG_NOSIGNAL);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -382,6 +409,10 @@ static void irc_connect(struct irc_conn *k);
 
 static void irc_close_fd(struct irc_conn *k)
 {
+	SSL_free(k->ssl);
+	k->ssl = NULL;
+	SSL_CTX_free(k->ctx);
+	k->ctx = NULL;
 	if (k->io.fd >= 0) {
 		channel_io_del(k->a, &k->io);
 		close(k->io.fd);
@@ -783,8 +814,29 @@ static void irc_read(struct irc_conn *k)
 
 		if (k->io.fd < 0)
 			return;
-		n = recv(k->io.fd, k->in + k->inlen, sizeof(k->in) - 1 -
-			 k->inlen, 0);
+		if (k->ssl) {
+			int rd = SSL_read(k->ssl, k->in + k->inlen,
+					  (int)(sizeof(k->in) - 1 - k->inlen));
+
+			if (rd <= 0) {
+				int e = SSL_get_error(k->ssl, rd);
+
+				if (e == SSL_ERROR_WANT_READ)
+					return;
+				if (e == SSL_ERROR_WANT_WRITE) {
+					irc_want_write(k, 1);
+					return;
+				}
+				irc_drop(k, e == SSL_ERROR_ZERO_RETURN ?
+					 "connection closed by the server" :
+					 "TLS read failed");
+				return;
+			}
+			n = rd;
+		} else {
+			n = recv(k->io.fd, k->in + k->inlen, sizeof(k->in) -
+				 1 - k->inlen, 0);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -828,6 +880,77 @@ static void irc_read(struct irc_conn *k)
 	}
 }
 
+/* Start the TLS handshake on the connected socket: the system trust
+ * store (SSL_CERT_FILE / SSL_CERT_DIR override it), peer verification
+ * and the host name (or IP address) checked against the certificate. */
+static int irc_tls_begin(struct irc_conn *k)
+{
+	const char *host = irc_cfg_str(k->a->cfg, "host");
+	unsigned char buf[sizeof(struct in6_addr)];
+	int is_ip = inet_pton(AF_INET, host, buf) == 1 ||
+		    inet_pton(AF_INET6, host, buf) == 1;
+
+	k->ctx = SSL_CTX_new(TLS_client_method());
+	if (!k->ctx)
+		goto fail;
+	SSL_CTX_set_min_proto_version(k->ctx, TLS1_2_VERSION);
+	SSL_CTX_set_verify(k->ctx, SSL_VERIFY_PEER, NULL);
+	if (SSL_CTX_set_default_verify_paths(k->ctx) != 1)
+		goto fail;
+	SSL_CTX_set_mode(k->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	k->ssl = SSL_new(k->ctx);
+	if (!k->ssl || SSL_set_fd(k->ssl, k->io.fd) != 1)
+		goto fail;
+	if (is_ip) {
+		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(k->ssl),
+						  host) != 1)
+			goto fail;
+	} else {
+		SSL_set_tlsext_host_name(k->ssl, host);
+		if (SSL_set1_host(k->ssl, host) != 1)
+			goto fail;
+	}
+	k->st = IRC_TLS;
+	return 0;
+fail:
+	ERR_clear_error();
+	irc_drop(k, "cannot set up TLS");
+	return -1;
+}
+
+static void irc_tls_step(struct irc_conn *k)
+{
+	int r = SSL_connect(k->ssl), e;
+	char why[300];
+
+	if (r == 1) {
+		irc_register(k);
+		irc_want_write(k, k->wlen > 0);
+		return;
+	}
+	e = SSL_get_error(k->ssl, r);
+	if (e == SSL_ERROR_WANT_READ) {
+		irc_want_write(k, 0);
+		return;
+	}
+	if (e == SSL_ERROR_WANT_WRITE) {
+		irc_want_write(k, 1);
+		return;
+	}
+	if (SSL_get_verify_result(k->ssl) != X509_V_OK)
+		snprintf(why, sizeof(why), "TLS certificate verification "
+			 "failed: %s", X509_verify_cert_error_string(
+				 SSL_get_verify_result(k->ssl)));
+	else
+		snprintf(why, sizeof(why), "TLS handshake failed: %s",
+			 ERR_reason_error_string(ERR_peek_last_error()) ?
+			 ERR_reason_error_string(ERR_peek_last_error()) :
+			 "connection closed");
+	ERR_clear_error();
+	irc_drop(k, why);
+}
+
 static void irc_io_cb(struct channel_io *io, uint32_t ev)
 {
 	struct irc_conn *k = io->arg;
@@ -846,8 +969,17 @@ static void irc_io_cb(struct channel_io *io, uint32_t ev)
 			irc_drop(k, why);
 			return;
 		}
+		if (irc_cfg_tls(k->a->cfg)) {
+			if (irc_tls_begin(k) == 0)
+				irc_tls_step(k);
+			return;
+		}
 		irc_register(k);
 		irc_want_write(k, k->wlen > 0);
+		return;
+	}
+	if (k->st == IRC_TLS) {
+		irc_tls_step(k);
 		return;
 	}
 	if (ev & EPOLLIN)
@@ -870,14 +1002,6 @@ static void irc_connect(struct irc_conn *k)
 	char port[8], why[200];
 	int fd = -1, rc, one = 1;
 
-	if (irc_cfg_tls(cfg)) {
-		irc_close_fd(k);
-		k->st = IRC_DOWN;
-		channel_account_error(k->a, "TLS is not supported yet by "
-				      "clawgate's IRC adapter; set "
-				      "channels.irc.tls=false");
-		return;
-	}
 	snprintf(port, sizeof(port), "%d", irc_cfg_port(cfg));
 	snprintf(k->nick, sizeof(k->nick), "%.*s", IRC_NICK_MAX,
 		 irc_cfg_str(cfg, "nick"));

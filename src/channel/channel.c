@@ -300,6 +300,8 @@ void channel_account_error(struct chan_account *a, const char *error)
 	free(a->last_error);
 	a->last_error = error ? xstrdup(error) : NULL;
 	pthread_mutex_unlock(&a->c->mu);
+	if (error)
+		channel_emit(a, "error", json_pack("{s:s}", "error", error));
 }
 
 void channel_account_outbound(struct chan_account *a)

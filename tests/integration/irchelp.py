@@ -25,13 +25,41 @@ def require_ngircd():
         pytest.skip("ngircd is not installed (contrib/deps.sh installs it)")
 
 
+def make_certs(d):
+    """A test CA and a server certificate for 127.0.0.1 (openssl CLI);
+    returns the CA file."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True,
+                       capture_output=True, cwd=d)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+        "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=test CA")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "srv.key",
+        "-out", "srv.csr", "-subj", "/CN=127.0.0.1")
+    with open(os.path.join(d, "ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "srv.csr", "-CA", "ca.pem", "-CAkey",
+        "ca.key", "-CAcreateserial", "-out", "srv.pem", "-days", "2",
+        "-extfile", "ext")
+    return os.path.join(d, "ca.pem")
+
+
 class IrcServer:
     """ngircd in the foreground; its log lines are kept for waiting."""
 
-    def __init__(self, tmp_dir, extra_limits=""):
+    def __init__(self, tmp_dir, extra_limits="", tls=False):
         require_ngircd()
         self.dir = tmp_dir
         self.port = free_port()
+        self.tls_port = None
+        ssl_section = ""
+        if tls:
+            self.tls_port = free_port()
+            self.ca = make_certs(tmp_dir)
+            ssl_section = ("[SSL]\nCertFile = %s\nKeyFile = %s\n"
+                           "Ports = %d\n" % (
+                               os.path.join(tmp_dir, "srv.pem"),
+                               os.path.join(tmp_dir, "srv.key"),
+                               self.tls_port))
         self.conf = os.path.join(tmp_dir, "ngircd.conf")
         with open(self.conf, "w") as f:
             f.write(
@@ -42,8 +70,9 @@ class IrcServer:
                 "[Limits]\nMaxConnectionsIP = 0\nMaxNickLength = 30\n"
                 "MaxJoins = 0\n%s"
                 "[Options]\nPAM = no\nIdent = no\nDNS = no\n"
-                "[Operator]\nName = %s\nPassword = %s\n"
-                % (self.port, extra_limits, OPER_NAME, OPER_PASS))
+                "[Operator]\nName = %s\nPassword = %s\n%s"
+                % (self.port, extra_limits, OPER_NAME, OPER_PASS,
+                   ssl_section))
         self.lines = []
         self.cv = threading.Condition()
         self.proc = subprocess.Popen(

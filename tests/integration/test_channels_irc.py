@@ -269,3 +269,44 @@ def test_send_method(world):
     res = ws.request("send", {"to": ROOM, "idempotencyKey": "k3",
                               "bogus": 1})
     assert res["error"]["code"] == "INVALID_REQUEST"
+
+
+def test_tls_verified(tmp_root, world):
+    """TLS on by default: a server whose CA is trusted (SSL_CERT_FILE)
+    works; the same server without that trust is refused."""
+    d = os.path.join(tmp_root, "ngircd-tls-%d" % os.getpid())
+    os.makedirs(d, exist_ok=True)
+    srv = IrcServer(d, tls=True)
+    lch = Launcher(tmp_root)
+    try:
+        cfg = irc_config(world.up, srv.tls_port, {"nick": "tlsbot"})
+        del cfg["channels"]["irc"]["tls"]        # default: true
+        carol = IrcClient(srv.port, "carol")
+        carol.join(ROOM)
+        lch.start(config=cfg, env={"SSL_CERT_FILE": srv.ca})
+        carol.wait(lambda p, c, a: c == "JOIN" and p and
+                   p.startswith("tlsbot!") and a[0].lower() == ROOM)
+        carol.send("PRIVMSG %s :tlsbot: [[reply:over tls]] hi" % ROOM)
+        assert carol.privmsgs_from("tlsbot", ROOM) == "over tls"
+        carol.close()
+        # Not trusted: no connection, the reason in channels.status.
+        cfg = irc_config(world.up, srv.tls_port, {"nick": "badbot"})
+        del cfg["channels"]["irc"]["tls"]
+        gw = lch.start(config=cfg, env={"SSL_CERT_FILE": os.path.join(
+            d, "srv.key")})
+        ws = admin(gw)
+        deadline = time.monotonic() + 30
+        while True:
+            acct = ws.call("channels.status", {})["channelAccounts"][
+                "irc"][0]
+            if acct["lastError"]:
+                break
+            assert time.monotonic() < deadline, acct
+            ws.wait_event("channel", timeout=max(
+                0.1, deadline - time.monotonic()))
+        assert "certificate verif" in acct["lastError"], acct
+        assert acct["connected"] is False
+        assert acct["mode"] == "tls"
+    finally:
+        lch.cleanup()
+        srv.stop()
