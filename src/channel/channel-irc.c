@@ -354,8 +354,9 @@ static int irc_send(struct chan_account *a, const char *target,
 	size_t n, i, budget;
 
 	*err = NULL;
-	if (!k || k->st != IRC_READY) {
-		*err = xstrdup("IRC is not connected");
+	/* While (re)connecting, lines wait in the queue for the welcome. */
+	if (!k) {
+		*err = xstrdup("IRC is not running");
 		return -1;
 	}
 	if (!irc_target_ok(target)) {

@@ -25,6 +25,7 @@
 #define CHANNEL_PAIR_TTL_MS 3600000
 #define CHANNEL_PAIR_CAP 3
 #define CHANNEL_READY_GRACE_MS 30000
+#define CHANNEL_RECOVER_MAX 1000
 #define CHANNEL_MAX_EVENTS 32
 #define CHANNEL_TEXT_MAX 16384	/* inbound text kept per message */
 
@@ -417,9 +418,15 @@ static struct channel_want *channel_wanted(const json_t *root)
 
 		if (!def)
 			def = "default";
+		/* The channel-wide keys are the default account (inherited
+		 * by the named ones), unless accounts.<default> says more. */
+		any = ch && (json_object_get(ch, "host") ||
+			     json_object_get(ch, "nick"));
 		json_object_foreach((json_t *)accts, k, v) {
 			if (!json_is_object(v))
 				continue;
+			if (strcmp(k, def) == 0)
+				any = 0;
 			w = xcalloc(1, sizeof(*w));
 			w->ad = ad;
 			w->id = xstrdup(k);
@@ -427,9 +434,9 @@ static struct channel_want *channel_wanted(const json_t *root)
 			w->cfg = ad->resolve(ch, k, w->is_default);
 			w->next = list;
 			list = w;
-			any = 1;
 		}
-		if (!any && (ch || getenv("IRC_HOST"))) {
+		if (any || (!json_object_size(accts) &&
+			    (ch || getenv("IRC_HOST")))) {
 			w = xcalloc(1, sizeof(*w));
 			w->ad = ad;
 			w->id = xstrdup(def);
@@ -459,6 +466,9 @@ struct channel_apply {
 	json_t *root;
 };
 
+static void channel_recover(struct channels *c, struct chan_account *a);
+static void channel_after_ingest(struct channels *c, void *arg);
+
 static int channel_cfg_enabled(const json_t *cfg)
 {
 	const json_t *e = json_object_get(cfg, "enabled");
@@ -471,6 +481,7 @@ static void channel_apply_run(struct channels *c, void *arg)
 	struct channel_apply *ap = arg;
 	struct chan_account **pp, *a;
 	struct channel_want *w;
+	int fresh = 0;
 
 	/* Removed accounts: stop and unlink. */
 	for (pp = &c->accounts; *pp;) {
@@ -502,6 +513,7 @@ static void channel_apply_run(struct channels *c, void *arg)
 			/* Changed subtree: restart this account only. */
 			channel_account_stop(a);
 		} else {
+			fresh = 1;
 			a = xcalloc(1, sizeof(*a));
 			a->c = c;
 			a->ad = w->ad;
@@ -521,6 +533,9 @@ static void channel_apply_run(struct channels *c, void *arg)
 		a->enabled = channel_cfg_enabled(w->cfg);
 		a->configured = w->ad->configured(w->cfg);
 		pthread_mutex_unlock(&c->mu);
+		if (fresh)
+			channel_recover(c, a);
+		fresh = 0;
 		if (!a->manual_stop)
 			channel_account_start(a);
 	}
@@ -876,6 +891,56 @@ static void channel_pair_reply(struct channels *c, struct channel_job *j)
 		free(err);
 	}
 	free(msg);
+}
+
+/* An account seen for the first time in this process: messages an
+ * earlier process accepted but did not answer (it died in between) are
+ * dispatched again, in order. Pending DMs are not: IRC nicks change
+ * owners, so they are marked discarded (as OpenClaw does). */
+static void channel_recover(struct channels *c, struct chan_account *a)
+{
+	json_t *rows = NULL, *row;
+	size_t i;
+
+	if (store_channels_ingress_unfinished(c->o.store, a->channel, a->id,
+					      CHANNEL_RECOVER_MAX, &rows)
+	    != GW_OK)
+		return;
+	json_array_foreach(rows, i, row) {
+		struct channel_job *j;
+		int64_t id = json_integer_value(json_object_get(row, "id"));
+		char nick[64];
+
+		if (json_is_true(json_object_get(row, "isDm"))) {
+			store_channels_ingress_mark(c->o.store, id,
+						    "discarded", "restart",
+						    NULL, NULL);
+			continue;
+		}
+		j = xcalloc(1, sizeof(*j));
+		j->c = c;
+		j->id = id;
+		j->channel = xstrdup(a->channel);
+		j->account = xstrdup(a->id);
+		j->conversation = xstrdup(json_string_value(json_object_get(
+					  row, "conversation")));
+		j->sender = xstrdup(json_string_value(json_object_get(row,
+							  "sender")));
+		irc_line_nick(j->sender, nick, sizeof(nick));
+		j->nick = xstrdup(nick);
+		j->text = xstrdup(json_string_value(json_object_get(row,
+							"text")));
+		j->bot_nick = xstrdup("");
+		j->cfg = json_incref(a->cfg);
+		j->root = json_incref(a->root);
+		j->verdict = CHANNEL_ACCEPT;
+		j->reason = "";
+		log_info("channels", "%s:%s recovering message %lld from %s",
+			 a->channel, a->id, (long long)id, j->sender);
+		/* After the account is up: the answer needs a connection. */
+		channel_post(c, channel_after_ingest, j);
+	}
+	json_decref(rows);
 }
 
 /* Loop thread: what the ingest transaction decided. */
@@ -1291,10 +1356,11 @@ static void channel_send_run(struct channels *c, void *arg)
 				   k->account ? k->account : "default");
 		return;
 	}
-	if (!a->running) {
+	if (!a->running || !a->connected) {
 		k->rc = GW_EUNAVAIL;
-		k->err = xasprintf("%s account %s is not running", k->channel,
-				   a->id);
+		k->err = xasprintf("%s account %s is not %s", k->channel,
+				   a->id, a->running ? "connected" :
+				   "running");
 		return;
 	}
 	plain = irc_line_markdown(k->text);

@@ -418,3 +418,40 @@ int store_channels_pair_resolve(struct store *st, const char *channel,
 		json_decref(x.req);
 	return r;
 }
+
+int store_channels_ingress_unfinished(struct store *st, const char *channel,
+				      const char *account, int limit,
+				      json_t **out)
+{
+	sqlite3 *db = store_reader(st);
+	sqlite3_stmt *s = NULL;
+	json_t *a = json_array();
+	int r, rc;
+
+	*out = NULL;
+	r = store_channels_prep(db, "SELECT id, conversation, sender, is_dm, "
+		"text FROM channel_ingress WHERE channel = ? AND account = ? "
+		"AND status IN ('pending', 'dispatched') ORDER BY id LIMIT ?",
+		&s);
+	if (r)
+		goto out;
+	sqlite3_bind_text(s, 1, channel, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, account, -1, SQLITE_STATIC);
+	sqlite3_bind_int(s, 3, limit);
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		json_array_append_new(a, json_pack("{s:I,s:s,s:s,s:b,s:s}",
+			"id", (json_int_t)sqlite3_column_int64(s, 0),
+			"conversation", (const char *)sqlite3_column_text(s, 1),
+			"sender", (const char *)sqlite3_column_text(s, 2),
+			"isDm", sqlite3_column_int(s, 3),
+			"text", (const char *)sqlite3_column_text(s, 4)));
+	if (rc != SQLITE_DONE)
+		r = store_channels_fail(db, "channel ingress unfinished");
+out:
+	sqlite3_finalize(s);
+	if (r == GW_OK)
+		*out = a;
+	else
+		json_decref(a);
+	return r;
+}

@@ -58,5 +58,11 @@ int store_channels_pair_resolve(struct store *st, const char *channel,
 				const char *account, const char *id,
 				int approve, int64_t now_ms, int64_t ttl_ms,
 				json_t **req);
+/* Rows of (channel, account) accepted but not answered by an earlier
+ * process (status pending or dispatched), oldest first, at most limit:
+ * [{id, conversation, sender, isDm, text}]. Reader connection. */
+int store_channels_ingress_unfinished(struct store *st, const char *channel,
+				      const char *account, int limit,
+				      json_t **out);
 /* A fresh pairing code (8 characters from STORE_CHANNELS_ALPHABET). */
 void store_channels_code(char out[STORE_CHANNELS_CODE_LEN + 1]);

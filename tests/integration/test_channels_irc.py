@@ -310,3 +310,66 @@ def test_tls_verified(tmp_root, world):
     finally:
         lch.cleanup()
         srv.stop()
+
+
+def test_reload_restarts_only_changed_accounts(world):
+    """Adding a named account starts it and leaves the default one
+    running; removing it stops it (config file edit, hot reload)."""
+    import json
+    gw, alice = world.gw, world.alice
+    ws = admin(gw)
+
+    def acct(name):
+        for a in ws.call("channels.status", {})["channelAccounts"]["irc"]:
+            if a["accountId"] == name:
+                return a
+        return None
+    before = acct("default")["lastStartAt"]
+    with open(gw.config_path) as f:
+        cfg = json.load(f)
+    cfg["channels"]["irc"]["accounts"] = {"work": {"nick": "workbot"}}
+    with open(gw.config_path, "w") as f:
+        json.dump(cfg, f)
+    alice.wait(lambda p, c, a: c == "JOIN" and p and
+               p.startswith("workbot!") and a[0].lower() == ROOM, 30)
+    assert acct("default")["lastStartAt"] == before
+    assert acct("work")["connected"] is True
+    del cfg["channels"]["irc"]["accounts"]
+    with open(gw.config_path, "w") as f:
+        json.dump(cfg, f)
+    alice.wait(lambda p, c, a: c == "QUIT" and p and
+               p.startswith("workbot!"), 30)
+    assert acct("work") is None
+    assert acct("default")["lastStartAt"] == before
+
+
+def test_accepted_message_recovered_after_kill9(tmp_root, world):
+    """A channel message accepted (ingress row written) whose answer was
+    still being computed when the gateway died is answered after the
+    restart."""
+    up, srv = world.up, world.srv
+    lch = Launcher(tmp_root)
+    try:
+        dave = IrcClient(srv.port, "dave")
+        dave.join("#rec")
+        irc = {"nick": "rbot", "channels": ["#rec"],
+               "groups": {"#rec": {"allowFrom": ["*"]}}}
+        gw = lch.start(config=irc_config(up, srv.port, irc))
+        dave.wait(lambda p, c, a: c == "JOIN" and p and
+                  p.startswith("rbot!"))
+        up.reset()
+        up.push(hang=True)
+        dave.send("PRIVMSG #rec :rbot: recover me")
+        up.wait(lambda st: st["inflight"] >= 1, 30)
+        os.killpg(gw.proc.pid, signal.SIGKILL)
+        gw.proc.wait(10)
+        lch.start(state_dir=gw.state_dir, port=gw.port)
+        # The fake upstream's default answer echoes the user text.
+        _, _, a, _ = dave.wait(lambda p, c, a: c == "PRIVMSG" and p and
+                               p.startswith("rbot") and a[0] == "#rec", 60)
+        text = a[1]
+        assert text == "echo: rbot: recover me", text
+        dave.close()
+    finally:
+        up.reset()
+        lch.cleanup()
