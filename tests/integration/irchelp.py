@@ -140,6 +140,7 @@ class IrcClient:
     def __init__(self, port, nick, user=None):
         self.nick = nick
         self.sock = socket.create_connection(("127.0.0.1", port), 10)
+        self.sock.settimeout(None)     # the reader blocks; waits time out
         self.q = queue.Queue()
         self.seen = []
         self.closed = False
