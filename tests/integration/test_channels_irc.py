@@ -373,3 +373,51 @@ def test_accepted_message_recovered_after_kill9(tmp_root, world):
     finally:
         up.reset()
         lch.cleanup()
+
+
+def test_pairing_capped_and_dismiss(world):
+    """A DM flood from many nicks: at most 3 pending requests per account,
+    the others get nothing; dismissing one makes room again."""
+    ws = admin(world.gw)
+    for r in ws.call("channels.pairing.list", {})["requests"]:
+        ws.call("channels.pairing.dismiss", {
+            "channel": "irc", "accountId": "default",
+            "requestId": r["requestId"]})
+    people = [IrcClient(world.srv.port, "flood%d" % i) for i in range(5)]
+
+    def decision(nick):
+        return ws.wait_event("channel", pred=lambda e: e["payload"].get(
+            "type") == "message" and e["payload"]["senderId"].startswith(
+            nick + "!"))["payload"]
+    codes = []
+    for p in people:
+        p.send("PRIVMSG %s :let me in" % BOT)
+        d = decision(p.nick)
+        assert d["status"] == "pairing"
+        codes.append(d["codeSent"])
+    assert codes == [True, True, True, False, False]
+    sent = [p.nick for p in people
+            if any("Pairing code:" in s for s in p.seen)]
+    lst = ws.call("channels.pairing.list", {})["requests"]
+    assert len(lst) == 3
+    pending = sorted(r["senderId"].split("!")[0] for r in lst)
+    assert pending == ["flood0", "flood1", "flood2"]
+    # The first three got their code; the last two got nothing.
+    for p in people[:3]:
+        pairing_code(p)
+    assert "flood3" not in sent and "flood4" not in sent
+    res = ws.call("channels.pairing.dismiss", {
+        "channel": "irc", "accountId": "default",
+        "requestId": lst[0]["requestId"]})
+    assert res["senderId"] == lst[0]["senderId"]
+    res = ws.request("channels.pairing.dismiss", {
+        "channel": "irc", "accountId": "default",
+        "requestId": lst[0]["requestId"]})
+    assert res["error"]["message"] == \
+        "pending DM access request no longer exists"
+    people[3].send("PRIVMSG %s :again" % BOT)
+    d = decision("flood3")
+    assert d["codeSent"] is True
+    pairing_code(people[3])
+    for p in people:
+        p.close()

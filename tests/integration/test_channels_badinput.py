@@ -1,0 +1,127 @@
+"""The IRC adapter against a scripted fake IRC server (a socket the test
+drives line by line): nick collision at registration, PING/PONG, and bad
+input from the server (a line growing past 8 KB without CRLF, an over-long
+line, malformed lines, colour codes and invalid UTF-8) answered with a
+bounded drop, never a crash; the next good message is still served."""
+
+import json
+import socket
+
+import pytest
+
+from chathelp import chat_config
+from fakeupstream import FakeUpstream
+from harness import Launcher
+
+
+class FakeIrc:
+    def __init__(self):
+        self.ls = socket.socket()
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(1)
+        self.port = self.ls.getsockname()[1]
+        self.conn = None
+        self.buf = b""
+
+    def accept(self, timeout=30):
+        self.ls.settimeout(timeout)
+        self.conn, _ = self.ls.accept()
+        self.conn.settimeout(30)
+
+    def line(self):
+        while b"\r\n" not in self.buf:
+            data = self.conn.recv(65536)
+            assert data, "gateway closed the connection"
+            self.buf += data
+        raw, self.buf = self.buf.split(b"\r\n", 1)
+        return raw.decode("utf-8", "replace")
+
+    def expect(self, pred):
+        seen = []
+        while True:
+            s = self.line()
+            seen.append(s)
+            if pred(s):
+                return s
+            assert len(seen) < 200, seen
+
+    def send(self, data):
+        self.conn.sendall(data)
+
+    def close(self):
+        if self.conn:
+            self.conn.close()
+        self.ls.close()
+
+
+@pytest.fixture
+def fake_world(tmp_root):
+    srv = FakeIrc()
+    up = FakeUpstream(api_key="sk-fake").start()
+    lch = Launcher(tmp_root)
+    cfg = chat_config(up, {"channels": {"irc": {
+        "host": "127.0.0.1", "port": srv.port, "tls": False,
+        "nick": "clawbot", "dmPolicy": "open", "allowFrom": ["*"]}}})
+    gw = lch.start(config=cfg)
+    srv.accept()
+    yield srv, up, gw
+    lch.cleanup()
+    up.stop()
+    srv.close()
+
+
+def register(srv):
+    srv.expect(lambda s: s.startswith("CAP LS"))
+    srv.send(b":fake CAP * LS :multi-prefix\r\n")
+    srv.expect(lambda s: s == "NICK clawbot")
+    srv.send(b":fake 433 * clawbot :Nickname already in use\r\n")
+    srv.expect(lambda s: s == "NICK clawbot_1")
+    srv.send(b":fake 001 clawbot_1 :Welcome\r\n")
+
+
+def test_bounded_input_and_collision(fake_world):
+    srv, up, gw = fake_world
+    register(srv)
+    ws = gw.connect(scopes=["operator.admin"])
+    st = ws.call("channels.status", {"probe": True})
+    acct = st["channelAccounts"]["irc"][0]
+    assert acct["connected"] is True
+    assert acct["probe"]["nick"] == "clawbot_1"
+    srv.send(b"PING :abc\r\n")
+    srv.expect(lambda s: s == "PONG :abc")
+    # 20 KB without CRLF (dropped up to its end), a 9 KB line, junk.
+    srv.send(b":x!y@z PRIVMSG clawbot :" + b"A" * 20000)
+    srv.send(b"[[reply:must not run]]\r\n")
+    srv.send(b":x!y@z PRIVMSG clawbot :" + b"B" * 9000 + b"\r\n")
+    srv.send(b":\r\n@only-tags\r\n\x00\x01\r\n:a b\r\n\r\n")
+    # Colours stripped, invalid UTF-8 replaced; then answered.
+    srv.send(b":alice!~a@host PRIVMSG clawbot :\x0304,12red\x03 \x02b\x02 "
+             b"\xff\xfe ok\r\n")
+    line = srv.expect(lambda s: s.startswith("PRIVMSG alice :"))
+    assert line == "PRIVMSG alice :echo: red b ?? ok"
+    bodies = up.snapshot()["requests"]
+    users = [m["content"] for b in bodies for m in b["messages"]
+             if m["role"] == "user"]
+    assert "red b ?? ok" in users
+    assert not any("must not run" in u or "BBBB" in u for u in users)
+    # CTCP VERSION gets a NOTICE, never a run.
+    srv.send(b":alice!~a@host PRIVMSG clawbot_1 :\x01VERSION\x01\r\n")
+    srv.expect(lambda s: s.startswith("NOTICE alice :\x01VERSION "))
+    assert up.snapshot()["chat"] == 1
+    assert gw.alive()
+
+
+def test_server_error_reconnects(fake_world):
+    srv, up, gw = fake_world
+    register(srv)
+    srv.send(b"ERROR :Closing Link: clawbot_1 (Killed (op (bye)))\r\n")
+    srv.conn.close()
+    # The adapter comes back by itself (backoff about 1 s).
+    srv.accept(30)
+    srv.buf = b""
+    srv.expect(lambda s: s.startswith("NICK "))
+    ws = gw.connect(scopes=["operator.admin"])
+    acct = ws.call("channels.status", {})["channelAccounts"]["irc"][0]
+    assert acct["reconnectAttempts"] >= 1
+    assert "Killed" in (acct["lastError"] or "")
+    json.dumps(acct)
