@@ -64,6 +64,9 @@ RESULT_DEFS = {
     "logs.tail": "#/definitions/LogsTailResult",
     "health": "#/definitions/Snapshot/properties/health",
     "channels.status": "#/definitions/ChannelsStatusResult",
+    "channels.pairing.list": "#/definitions/ChannelsPairingListResult",
+    "channels.pairing.approve": "#/definitions/ChannelsPairingApproveResult",
+    "channels.pairing.dismiss": "#/definitions/ChannelsPairingDismissResult",
     "agent.identity.get": "#/definitions/AgentIdentityResult",
 }
 # Payload definitions for events.
