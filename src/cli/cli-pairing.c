@@ -205,6 +205,11 @@ static int cli_pairing_resolve(struct cli_args *a, int approve)
 			   "requestId", code);
 	if (approve && a->notify)
 		json_object_set_new(params, "notify", json_true());
+	/* As `openclaw pairing approve`: the first approval makes the
+	 * sender the command owner when none is configured. */
+	if (approve)
+		json_object_set_new(params, "bootstrapCommandOwner",
+				    json_true());
 	r = cli_pairing_call(a, what, approve ? "channels.pairing.approve" :
 			     "channels.pairing.dismiss", params, &payload);
 	if (r == 0) {

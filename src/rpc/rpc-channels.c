@@ -7,6 +7,8 @@
 #include <time.h>
 
 #include "channel/channel.h"
+#include "config/config-reload.h"
+#include "core/json5.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -215,6 +217,70 @@ static int rpc_channels_owner_configured(const struct rpc_call *call)
 	return json_array_size(o) > 0;
 }
 
+#define RPC_CHANNELS_CONFIG_MAX (4 * 1024 * 1024)
+
+/* First-owner bootstrap: with no commands.ownerAllowFrom configured, set
+ * it to ["<channel>:<sender>"] through the one config write path (the file
+ * is rewritten as JSON and reloaded). Returns the result word. */
+static const char *rpc_channels_bootstrap_owner(struct rpc_call *call,
+						const char *channel,
+						const char *sender)
+{
+	struct config_reloader *r = config_reloader_global();
+	struct config_req req = { .source = "rpc", .actor = "pairing",
+				  .method = call->method };
+	struct config_result res;
+	struct json5_error jerr;
+	json_t *root = NULL, *cmds;
+	const char *word = "unavailable";
+	char *text = NULL, *out = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (!r)
+		return word;
+	memset(&res, 0, sizeof(res));
+	config_reloader_lock(r);
+	rc = util_read_file(config_reloader_path(r), RPC_CHANNELS_CONFIG_MAX,
+			    &text, &len);
+	if (rc == 0) {
+		root = json_object();	/* no file yet */
+	} else if (rc != 1 || json5_parse(text, len, &root, &jerr) != 0 ||
+		   !json_is_object(root)) {
+		log_warn("channels", "command-owner bootstrap: cannot read "
+			 "%s", config_reloader_path(r));
+		goto out;
+	}
+	if (json_array_size(config_get(root, "commands.ownerAllowFrom"))) {
+		word = "already-configured";
+		goto out;
+	}
+	cmds = json_object_get(root, "commands");
+	if (!json_is_object(cmds)) {
+		cmds = json_object();
+		json_object_set_new(root, "commands", cmds);
+	}
+	json_object_set_new(cmds, "ownerAllowFrom", json_pack("[s++]",
+			    channel, ":", sender));
+	out = json_dumps(root, JSON_INDENT(2));
+	if (out && config_reloader_write_locked(r, out, strlen(out), &req,
+						&res) == GW_OK) {
+		word = "configured";
+		log_info("channels", "command owner bootstrapped: %s:%s",
+			 channel, sender);
+	}
+	else
+		log_warn("channels", "command-owner bootstrap failed: %s",
+			 res.reason ? res.reason : "config write failed");
+out:
+	config_reloader_unlock(r);
+	config_result_free(&res);
+	json_decref(root);
+	free(text);
+	free(out);
+	return word;
+}
+
 static int rpc_channels_pairing_list(struct rpc_call *call)
 {
 	static const struct rpc_channels_prop p[] = {
@@ -366,7 +432,8 @@ static int rpc_channels_pair_resolve(struct rpc_call *call, int approve)
 	if (approve && json_is_true(json_object_get(call->params,
 						    "bootstrapCommandOwner")))
 		owner = rpc_channels_owner_configured(call) ?
-			"already-configured" : "unavailable";
+			"already-configured" :
+			rpc_channels_bootstrap_owner(call, ch, sender);
 	if (approve)
 		call->payload = json_pack("{s:s,s:s,s:s,s:s}", "requestId",
 					  rid, "senderId", sender,

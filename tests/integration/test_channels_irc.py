@@ -206,6 +206,11 @@ def test_approval_survives_kill9(tmp_root, world):
                                state_dir=gw.state_dir)
         assert rc == 0, err
         assert out.startswith("Approved irc sender bob!")
+        # The CLI bootstraps the first command owner (no owner before).
+        import json
+        with open(gw.config_path) as f:
+            owners = json.load(f)["commands"]["ownerAllowFrom"]
+        assert owners == ["irc:" + out.split("sender ", 1)[1].rstrip(".\n")]
         rc, out, err = lch.run(["pairing", "list", "irc"] + cli,
                                state_dir=gw.state_dir)
         assert out.strip() == "No pending DM access requests."
