@@ -79,6 +79,7 @@ struct irc_conn {
 	/* TLS (OpenSSL, certificate and host name verified) */
 	SSL_CTX *ctx;
 	SSL *ssl;
+	int64_t reg_timeout_ms;	/* connect + TLS + registration bound */
 };
 
 static const char *irc_cfg_str(const json_t *cfg, const char *k)
@@ -1045,7 +1046,7 @@ static void irc_connect(struct irc_conn *k)
 		irc_drop(k, strerror(errno));
 		return;
 	}
-	channel_timer_set(k->a, &k->reg_t, IRC_REGISTER_TIMEOUT_MS);
+	channel_timer_set(k->a, &k->reg_t, k->reg_timeout_ms);
 }
 
 static int irc_start(struct chan_account *a)
@@ -1067,6 +1068,9 @@ static int irc_start(struct chan_account *a)
 	k->reg_t.arg = k;
 	k->burst = IRC_FLOOD_BURST;
 	k->flood_ms = fl && atoi(fl) > 0 ? atoi(fl) : IRC_FLOOD_INTERVAL_MS;
+	fl = getenv("CLAWGATE_IRC_REGISTER_TIMEOUT_MS");
+	k->reg_timeout_ms = fl && atoi(fl) > 0 ? atoi(fl)
+					       : IRC_REGISTER_TIMEOUT_MS;
 	a->impl = k;
 	irc_connect(k);
 	return 0;

@@ -54,16 +54,33 @@ class FakeIrc:
         self.ls.close()
 
 
-@pytest.fixture
-def fake_world(tmp_root):
+def make_world(tmp_root, env=None):
     srv = FakeIrc()
     up = FakeUpstream(api_key="sk-fake").start()
     lch = Launcher(tmp_root)
     cfg = chat_config(up, {"channels": {"irc": {
         "host": "127.0.0.1", "port": srv.port, "tls": False,
         "nick": "clawbot", "dmPolicy": "open", "allowFrom": ["*"]}}})
-    gw = lch.start(config=cfg)
+    gw = lch.start(config=cfg, env=env)
     srv.accept()
+    return srv, up, gw, lch
+
+
+@pytest.fixture
+def fake_world(tmp_root):
+    srv, up, gw, lch = make_world(tmp_root)
+    yield srv, up, gw
+    lch.cleanup()
+    up.stop()
+    srv.close()
+
+
+@pytest.fixture
+def stall_world(tmp_root):
+    # A shorter registration bound (default 30 s) so that a stalled server
+    # shows within the test; still far above a reply's round trip.
+    srv, up, gw, lch = make_world(tmp_root, env={
+        "CLAWGATE_IRC_REGISTER_TIMEOUT_MS": "5000"})
     yield srv, up, gw
     lch.cleanup()
     up.stop()
@@ -125,3 +142,21 @@ def test_server_error_reconnects(fake_world):
     assert acct["reconnectAttempts"] >= 1
     assert "Killed" in (acct["lastError"] or "")
     json.dumps(acct)
+
+
+def test_server_stalls_or_closes_mid_registration(stall_world):
+    srv, up, gw = stall_world
+    # Stall: read the registration, answer nothing.
+    srv.expect(lambda s: s.startswith("USER "))
+    srv.accept(30)          # the adapter gave up and connected again
+    srv.buf = b""
+    srv.expect(lambda s: s.startswith("NICK "))
+    # Close mid-registration: the adapter comes back again.
+    srv.conn.close()
+    srv.accept(30)
+    srv.buf = b""
+    register(srv)
+    ws = gw.connect(scopes=["operator.admin"])
+    acct = ws.call("channels.status", {})["channelAccounts"]["irc"][0]
+    assert acct["connected"] is True
+    assert gw.alive()
