@@ -27,8 +27,10 @@ const char *channel_policy_group(const json_t *acct)
 	return channel_policy_str(acct, "groupPolicy", "allowlist");
 }
 
-int channel_policy_match(const json_t *acct, const json_t *list,
-			 const char *sender, const char *nick)
+/* One allowlist, without accessGroup: expansion. */
+static int channel_policy_match_list(const json_t *acct, const json_t *list,
+				     const char *sender, const char *nick,
+				     const json_t *root, int depth)
 {
 	int names = json_is_true(json_object_get(acct,
 				 "dangerouslyAllowNameMatching"));
@@ -40,6 +42,22 @@ int channel_policy_match(const json_t *acct, const json_t *list,
 
 		if (!s || !*s)
 			continue;
+		if (strncmp(s, "accessGroup:", 12) == 0) {
+			/* accessGroups.<name> {type: "message.senders",
+			 * members: {irc: [...]}} */
+			const json_t *g = json_object_get(json_object_get(
+				root, "accessGroups"), s + 12);
+			const char *type = json_string_value(
+				json_object_get(g, "type"));
+
+			if (depth == 0 && g && (!type || strcmp(type,
+					"message.senders") == 0) &&
+			    channel_policy_match_list(acct, json_object_get(
+					json_object_get(g, "members"), "irc"),
+					sender, nick, root, 1))
+				return 1;
+			continue;
+		}
 		if (strncasecmp(s, "irc:", 4) == 0)
 			s += 4;
 		if (strcmp(s, "*") == 0)
@@ -53,6 +71,13 @@ int channel_policy_match(const json_t *acct, const json_t *list,
 			return 1;
 	}
 	return 0;
+}
+
+int channel_policy_match(const json_t *acct, const json_t *root,
+			 const json_t *list, const char *sender,
+			 const char *nick)
+{
+	return channel_policy_match_list(acct, list, sender, nick, root, 0);
 }
 
 static int channel_policy_nickchar(int c)
@@ -121,7 +146,8 @@ enum channel_verdict channel_policy_decide(const struct channel_policy_in *in,
 			*reason = "dmPolicy=disabled";
 			return CHANNEL_DROP;
 		}
-		if (channel_policy_match(a, allow, in->sender, in->nick))
+		if (channel_policy_match(a, in->root, allow, in->sender,
+					 in->nick))
 			return CHANNEL_ACCEPT;
 		if (strcmp(pol, "open") == 0) {
 			*reason = "dmPolicy=open";
@@ -162,10 +188,10 @@ enum channel_verdict channel_policy_decide(const struct channel_policy_in *in,
 		gallow = json_object_get(a, "groupAllowFrom");
 		if (json_array_size(allow) || json_array_size(gallow) ||
 		    strcmp(pol, "allowlist") == 0) {
-			if (!channel_policy_match(a, allow, in->sender,
-						  in->nick) &&
-			    !channel_policy_match(a, gallow, in->sender,
-						  in->nick)) {
+			if (!channel_policy_match(a, in->root, allow,
+						  in->sender, in->nick) &&
+			    !channel_policy_match(a, in->root, gallow,
+						  in->sender, in->nick)) {
 				*reason = "policy=allowlist";
 				return CHANNEL_DROP;
 			}

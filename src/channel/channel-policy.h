@@ -36,9 +36,11 @@ const char *channel_policy_dm(const json_t *acct);
 const char *channel_policy_group(const json_t *acct);
 /* 1 if sender (nick!user@host, nick) matches one entry of list (array of
  * strings: "*", globs on the full id, "irc:" prefixes, bare nicks only
- * with dangerouslyAllowNameMatching). */
-int channel_policy_match(const json_t *acct, const json_t *list,
-			 const char *sender, const char *nick);
+ * with dangerouslyAllowNameMatching, "accessGroup:<name>" for the irc
+ * members of root's accessGroups.<name>). */
+int channel_policy_match(const json_t *acct, const json_t *root,
+			 const json_t *list, const char *sender,
+			 const char *nick);
 /* 1 if text mentions nick (a whole word, case-insensitive) or matches
  * one of the regex patterns (array, may be NULL). */
 int channel_policy_mentioned(const char *text, const char *nick,

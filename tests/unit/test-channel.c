@@ -342,6 +342,37 @@ START_TEST(test_policy_table)
 }
 END_TEST
 
+START_TEST(test_policy_access_groups)
+{
+	json_t *root = json_loads("{\"accessGroups\":{\"ops\":{\"type\":"
+		"\"message.senders\",\"members\":{\"irc\":[\"op!*@*\"],"
+		"\"telegram\":[\"123\"]}},\"other\":{\"type\":\"x\","
+		"\"members\":{\"irc\":[\"*\"]}}}}", 0, NULL);
+	json_t *acct = json_loads("{\"dmPolicy\":\"allowlist\",\"allowFrom\":"
+		"[\"accessGroup:ops\",\"accessGroup:other\","
+		"\"accessGroup:none\"]}", 0, NULL);
+	struct channel_policy_in in = { 0 };
+	const char *reason;
+
+	ck_assert_ptr_nonnull(root);
+	ck_assert_ptr_nonnull(acct);
+	in.acct = acct;
+	in.root = root;
+	in.is_dm = 1;
+	in.sender = "op!~op@host";
+	in.nick = "op";
+	in.text = "hi";
+	in.bot_nick = "bot";
+	ck_assert_int_eq(channel_policy_decide(&in, &reason), CHANNEL_ACCEPT);
+	in.sender = "eve!~e@host";
+	in.nick = "eve";
+	ck_assert_int_eq(channel_policy_decide(&in, &reason), CHANNEL_DROP);
+	ck_assert_str_eq(reason, "dmPolicy=allowlist");
+	json_decref(acct);
+	json_decref(root);
+}
+END_TEST
+
 START_TEST(test_pairing_code)
 {
 	char c[STORE_CHANNELS_CODE_LEN + 1];
@@ -374,6 +405,7 @@ static Suite *channel_suite(void)
 	tcase_add_test(tc, test_budget);
 	tcase_add_loop_test(tc, test_policy_table, 0,
 			    sizeof(policy_cases) / sizeof(policy_cases[0]));
+	tcase_add_test(tc, test_policy_access_groups);
 	tcase_add_test(tc, test_pairing_code);
 	suite_add_tcase(s, tc);
 	return s;
