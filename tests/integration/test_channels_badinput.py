@@ -160,3 +160,62 @@ def test_server_stalls_or_closes_mid_registration(stall_world):
     acct = ws.call("channels.status", {})["channelAccounts"]["irc"][0]
     assert acct["connected"] is True
     assert gw.alive()
+
+
+def nickserv_world(tmp_root, extra):
+    srv = FakeIrc()
+    up = FakeUpstream(api_key="sk-fake").start()
+    lch = Launcher(tmp_root)
+    irc = {"host": "127.0.0.1", "port": srv.port, "tls": False,
+           "nick": "clawbot", "password": "srvpass",
+           "nickserv": {"password": "nspass"}, "channels": ["#a"]}
+    irc.update(extra)
+    gw = lch.start(config=chat_config(up, {"channels": {"irc": irc}}))
+    srv.accept()
+    return srv, up, gw, lch
+
+
+def test_sasl_plain_when_offered(tmp_root):
+    import base64
+    srv, up, gw, lch = nickserv_world(tmp_root, {})
+    try:
+        assert srv.line() == "PASS srvpass"
+        srv.expect(lambda s: s.startswith("CAP LS"))
+        srv.send(b":fake CAP * LS :multi-prefix sasl=PLAIN\r\n")
+        srv.expect(lambda s: s == "CAP REQ :sasl")
+        srv.send(b":fake CAP * ACK :sasl\r\n")
+        srv.expect(lambda s: s == "AUTHENTICATE PLAIN")
+        srv.send(b"AUTHENTICATE +\r\n")
+        auth = srv.expect(lambda s: s.startswith("AUTHENTICATE "))
+        assert base64.b64decode(auth.split(" ", 1)[1]) == \
+            b"clawbot\0clawbot\0nspass"
+        srv.send(b":fake 903 clawbot :SASL authentication successful\r\n")
+        srv.expect(lambda s: s == "CAP END")
+        srv.send(b":fake 001 clawbot :Welcome\r\n")
+        # SASL done: no NickServ IDENTIFY, straight to JOIN.
+        line = srv.expect(lambda s: s.startswith("JOIN ") or
+                          "IDENTIFY" in s)
+        assert line == "JOIN #a"
+    finally:
+        lch.cleanup()
+        up.stop()
+        srv.close()
+
+
+def test_nickserv_identify_without_sasl(tmp_root):
+    srv, up, gw, lch = nickserv_world(tmp_root, {})
+    try:
+        srv.expect(lambda s: s.startswith("CAP LS"))
+        srv.send(b":fake CAP * LS :multi-prefix\r\n")
+        srv.expect(lambda s: s == "CAP END")
+        srv.send(b":fake 001 clawbot :Welcome\r\n")
+        assert srv.expect(lambda s: "NickServ" in s) == \
+            "PRIVMSG NickServ :IDENTIFY nspass"
+        srv.expect(lambda s: s == "JOIN #a")
+        # Kicked: rejoins at once.
+        srv.send(b":op!o@h KICK #a clawbot :out\r\n")
+        srv.expect(lambda s: s == "JOIN #a")
+    finally:
+        lch.cleanup()
+        up.stop()
+        srv.close()
