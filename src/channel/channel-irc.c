@@ -80,6 +80,7 @@ struct irc_conn {
 	SSL_CTX *ctx;
 	SSL *ssl;
 	int64_t reg_timeout_ms;	/* connect + TLS + registration bound */
+	int64_t ping_every_ms, ping_timeout_ms;
 };
 
 static const char *irc_cfg_str(const json_t *cfg, const char *k)
@@ -496,7 +497,7 @@ static void irc_ping_cb(struct channel_timer *t)
 	struct irc_conn *k = t->arg;
 	int64_t now = util_mono_ms();
 
-	if (k->ping_sent_at && now - k->ping_sent_at >= IRC_PING_TIMEOUT_MS) {
+	if (k->ping_sent_at && now - k->ping_sent_at >= k->ping_timeout_ms) {
 		irc_drop(k, "ping timeout");
 		return;
 	}
@@ -505,9 +506,9 @@ static void irc_ping_cb(struct channel_timer *t)
 		irc_raw(k, "PING :clawgate-%lld", (long long)now);
 	}
 	channel_timer_set(k->a, &k->ping_t, k->ping_sent_at +
-			  IRC_PING_TIMEOUT_MS - now < IRC_PING_EVERY_MS ?
-			  k->ping_sent_at + IRC_PING_TIMEOUT_MS - now :
-			  IRC_PING_EVERY_MS);
+			  k->ping_timeout_ms - now < k->ping_every_ms ?
+			  k->ping_sent_at + k->ping_timeout_ms - now :
+			  k->ping_every_ms);
 }
 
 static void irc_join_all(struct irc_conn *k)
@@ -696,7 +697,7 @@ static void irc_welcome(struct irc_conn *k, const struct irc_msg *m)
 	}
 	xfree_secret(pw);
 	irc_join_all(k);
-	channel_timer_set(k->a, &k->ping_t, IRC_PING_EVERY_MS);
+	channel_timer_set(k->a, &k->ping_t, k->ping_every_ms);
 	irc_pump(k);
 }
 
@@ -1068,6 +1069,10 @@ static int irc_start(struct chan_account *a)
 	k->reg_t.arg = k;
 	k->burst = IRC_FLOOD_BURST;
 	k->flood_ms = fl && atoi(fl) > 0 ? atoi(fl) : IRC_FLOOD_INTERVAL_MS;
+	fl = getenv("CLAWGATE_IRC_PING_MS");	/* tests: PING interval */
+	k->ping_every_ms = fl && atoi(fl) > 0 ? atoi(fl) : IRC_PING_EVERY_MS;
+	k->ping_timeout_ms = IRC_PING_TIMEOUT_MS > 2 * k->ping_every_ms ?
+			     2 * k->ping_every_ms : IRC_PING_TIMEOUT_MS;
 	fl = getenv("CLAWGATE_IRC_REGISTER_TIMEOUT_MS");
 	k->reg_timeout_ms = fl && atoi(fl) > 0 ? atoi(fl)
 					       : IRC_REGISTER_TIMEOUT_MS;

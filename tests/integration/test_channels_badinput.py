@@ -219,3 +219,31 @@ def test_nickserv_identify_without_sasl(tmp_root):
         lch.cleanup()
         up.stop()
         srv.close()
+
+
+def test_ping_lag_and_ping_timeout(tmp_root):
+    """The bot PINGs the server (interval shortened for the test); a PONG
+    gives the lag in the probe; a server that stops answering is dropped
+    (ping timeout) and reconnected."""
+    srv, up, gw, lch = make_world(tmp_root, env={
+        "CLAWGATE_IRC_PING_MS": "1000"})
+    try:
+        register(srv)
+        ping = srv.expect(lambda s: s.startswith("PING "))
+        srv.send(b":fake PONG fake :" + ping.split(":", 1)[1].encode() +
+                 b"\r\n")
+        ws = gw.connect(scopes=["operator.admin"])
+        srv.expect(lambda s: s.startswith("PING "))   # the next one
+        probe = ws.call("channels.status", {"probe": True})[
+            "channelAccounts"]["irc"][0]["probe"]
+        assert probe["connected"] is True and probe["lagMs"] >= 0
+        # Silence from here on: the adapter drops and reconnects.
+        srv.accept(30)
+        srv.buf = b""
+        srv.expect(lambda s: s.startswith("NICK "))
+        acct = ws.call("channels.status", {})["channelAccounts"]["irc"][0]
+        assert acct["lastError"] == "ping timeout"
+    finally:
+        lch.cleanup()
+        up.stop()
+        srv.close()
