@@ -40,6 +40,7 @@
 #define IRC_USERHOST_GUESS 74	/* "~" + 10-char user + "@" + 63-char host */
 #define IRC_NICK_MAX 32
 #define IRC_BAD_LINES_LOG 5
+#define IRC_CTCP_QUEUE_MAX 4
 
 enum irc_state { IRC_DOWN = 0, IRC_CONNECTING, IRC_TLS, IRC_REGISTERING,
 		 IRC_READY };
@@ -341,6 +342,33 @@ static void irc_queue_clear(struct irc_conn *k)
 	k->qlen = 0;
 }
 
+/* One line through the token bucket (CTCP answers): dropped when the
+ * queue already holds more than a few lines, so that a CTCP flood cannot
+ * make the bot flood the server. */
+static void irc_queue_fmt(struct irc_conn *k, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static void irc_queue_fmt(struct irc_conn *k, const char *fmt, ...)
+{
+	struct irc_out *o;
+	char line[IRC_LINE_MAX - 1];
+	va_list ap;
+
+	if (k->qlen >= IRC_CTCP_QUEUE_MAX)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	o = xcalloc(1, sizeof(*o));
+	o->line = xasprintf("%s\r\n", line);
+	if (k->qtail)
+		k->qtail->next = o;
+	else
+		k->qhead = o;
+	k->qtail = o;
+	k->qlen++;
+	irc_pump(k);
+}
+
 static int irc_target_ok(const char *t)
 {
 	size_t n = t ? strlen(t) : 0;
@@ -539,10 +567,10 @@ static void irc_ctcp(struct irc_conn *k, const char *nick, char *body,
 	if (arg)
 		*arg++ = 0;
 	if (strcasecmp(body, "VERSION") == 0) {
-		irc_raw(k, "NOTICE %s :\x01VERSION clawgate (OpenClaw "
+		irc_queue_fmt(k, "NOTICE %s :\x01VERSION clawgate (OpenClaw "
 			"gateway)\x01", nick);
 	} else if (strcasecmp(body, "PING") == 0) {
-		irc_raw(k, "NOTICE %s :\x01PING %.100s\x01", nick,
+		irc_queue_fmt(k, "NOTICE %s :\x01PING %.100s\x01", nick,
 			arg ? arg : "");
 	} else if (strcasecmp(body, "TIME") == 0) {
 		char ts[64];
@@ -551,9 +579,9 @@ static void irc_ctcp(struct irc_conn *k, const char *nick, char *body,
 
 		gmtime_r(&now, &tm);
 		strftime(ts, sizeof(ts), "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		irc_raw(k, "NOTICE %s :\x01TIME %s\x01", nick, ts);
+		irc_queue_fmt(k, "NOTICE %s :\x01TIME %s\x01", nick, ts);
 	} else if (strcasecmp(body, "CLIENTINFO") == 0) {
-		irc_raw(k, "NOTICE %s :\x01CLIENTINFO ACTION CLIENTINFO PING "
+		irc_queue_fmt(k, "NOTICE %s :\x01CLIENTINFO ACTION CLIENTINFO PING "
 			"TIME VERSION\x01", nick);
 	} else if (strcasecmp(body, "ACTION") == 0 && arg) {
 		/* "/me text": a message like any other */

@@ -26,6 +26,11 @@
 #define CHANNEL_PAIR_CAP 3
 #define CHANNEL_READY_GRACE_MS 30000
 #define CHANNEL_RECOVER_MAX 1000
+/* Runs in flight or queued per account; beyond it messages are dropped
+ * ("overloaded") so that a flood cannot queue unbounded work. */
+#define CHANNEL_MAX_RUNS 64
+/* Ingress rows are kept 30 days (pruned when the subsystem starts). */
+#define CHANNEL_INGRESS_KEEP_MS (30LL * 24 * 3600 * 1000)
 #define CHANNEL_MAX_EVENTS 32
 #define CHANNEL_TEXT_MAX 16384	/* inbound text kept per message */
 
@@ -843,6 +848,17 @@ static void channel_dispatch(struct channels *c, struct channel_job *j)
 	rq.use_history = 1;
 	rq.channel = j->channel;
 	a = channel_account_find(c, j->channel, j->account);
+	if (a && a->active_runs >= CHANNEL_MAX_RUNS) {
+		log_warn("channels", "%s: drop %s %s (overloaded: %d runs)",
+			 j->channel, j->sender, j->conversation,
+			 a->active_runs);
+		store_channels_ingress_mark(c->o.store, j->id, "dropped",
+					    "overloaded", j->session_key,
+					    NULL);
+		json_decref(rq.messages);
+		channel_reply_free(rp);
+		return;
+	}
 	if (a) {
 		pthread_mutex_lock(&c->mu);
 		a->active_runs++;
@@ -1065,6 +1081,15 @@ int channels_new(const struct channels_opts *o, struct channels **out)
 	if (pthread_create(&c->thread, NULL, channel_main, c) != 0)
 		goto fail;
 	c->thread_ok = 1;
+	{
+		int removed = 0;
+
+		if (store_channels_ingress_prune(c->o.store, util_now_ms() -
+						 CHANNEL_INGRESS_KEEP_MS,
+						 &removed) == GW_OK && removed)
+			log_info("channels", "pruned %d ingress rows older "
+				 "than 30 days", removed);
+	}
 	*out = c;
 	return GW_OK;
 fail:

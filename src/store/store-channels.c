@@ -455,3 +455,38 @@ out:
 		json_decref(a);
 	return r;
 }
+
+struct store_channels_prune {
+	int64_t before;
+	int removed;
+};
+
+static int store_channels_prune_fn(sqlite3 *db, void *arg)
+{
+	struct store_channels_prune *p = arg;
+	sqlite3_stmt *s = NULL;
+	int r;
+
+	r = store_channels_prep(db, "DELETE FROM channel_ingress WHERE "
+				"received_at < ?", &s);
+	if (r)
+		return r;
+	sqlite3_bind_int64(s, 1, p->before);
+	if (sqlite3_step(s) != SQLITE_DONE)
+		r = store_channels_fail(db, "channel ingress prune");
+	else
+		p->removed = sqlite3_changes(db);
+	sqlite3_finalize(s);
+	return r;
+}
+
+int store_channels_ingress_prune(struct store *st, int64_t before_ms,
+				 int *removed)
+{
+	struct store_channels_prune p = { before_ms, 0 };
+	int r = store_write_sync(st, store_channels_prune_fn, &p, 0);
+
+	if (removed)
+		*removed = r == GW_OK ? p.removed : 0;
+	return r;
+}

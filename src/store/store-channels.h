@@ -64,5 +64,9 @@ int store_channels_pair_resolve(struct store *st, const char *channel,
 int store_channels_ingress_unfinished(struct store *st, const char *channel,
 				      const char *account, int limit,
 				      json_t **out);
+/* Delete ingress rows received before before_ms (retention); *removed
+ * may be NULL. Queued, waits for the commit. */
+int store_channels_ingress_prune(struct store *st, int64_t before_ms,
+				 int *removed);
 /* A fresh pairing code (8 characters from STORE_CHANNELS_ALPHABET). */
 void store_channels_code(char out[STORE_CHANNELS_CODE_LEN + 1]);
