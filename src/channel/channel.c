@@ -222,7 +222,7 @@ static void *channel_main(void *arg)
 	struct epoll_event ev[CHANNEL_MAX_EVENTS];
 
 	while (!atomic_load(&c->stopping)) {
-		int timeout = -1, n, i;
+		int timeout = -1, n, i, cmds;
 		int64_t now = util_mono_ms();
 
 		if (c->timers) {
@@ -236,14 +236,19 @@ static void *channel_main(void *arg)
 				  strerror(errno));
 			break;
 		}
+		/* Commands run after the batch's I/O: a command may stop an
+		 * account and free the io an event of this batch points to. */
+		cmds = 0;
 		for (i = 0; i < n; i++) {
 			struct channel_io *io = ev[i].data.ptr;
 
 			if (io == &c->evio)
-				channel_run_cmds(c);
+				cmds = 1;
 			else
 				io->cb(io, ev[i].events);
 		}
+		if (cmds)
+			channel_run_cmds(c);
 		now = util_mono_ms();
 		while (c->timers && c->timers->at <= now) {
 			struct channel_timer *t = c->timers;
