@@ -14,6 +14,8 @@ from chathelp import chat_config
 from fakeupstream import FakeUpstream
 from harness import Launcher
 from irchelp import IrcClient, IrcServer, require_ngircd
+from harness import clean_env
+import subprocess
 
 BOT = "clawbot"
 ROOM = "#room"
@@ -426,3 +428,21 @@ def test_pairing_capped_and_dismiss(world):
     pairing_code(people[3])
     for p in people:
         p.close()
+
+
+def test_real_openclaw_channels_status(world):
+    """The real `openclaw channels status --probe` (2026.9.6) against
+    clawgate shows the IRC account connected (skipped without the peer)."""
+    from test_peer_cli import _OK, _WHY, OC
+    if not _OK:
+        pytest.skip(_WHY)
+    env = clean_env()
+    env.update(OC_URL=world.gw.url, OC_TOKEN="T")
+    p = subprocess.run(["bash", OC, "channels", "status", "--probe"],
+                       capture_output=True, env=env, timeout=120,
+                       stdin=subprocess.DEVNULL)
+    out = p.stdout.decode("utf-8", "replace")
+    assert p.returncode == 0, out + p.stderr.decode("utf-8", "replace")
+    assert "Gateway reachable." in out
+    assert "IRC default: enabled, configured, running, connected" in out
+    assert "dm:pairing" in out
