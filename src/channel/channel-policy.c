@@ -213,3 +213,11 @@ enum channel_verdict channel_policy_decide(const struct channel_policy_in *in,
 		return CHANNEL_ACCEPT;
 	}
 }
+
+const json_t *channel_policy_group_cfg(const json_t *acct, const char *target)
+{
+	const json_t *groups = json_object_get(acct, "groups");
+	const json_t *g = channel_policy_group_entry(groups, target);
+
+	return g ? g : json_object_get(groups, "*");
+}

@@ -31,6 +31,10 @@ struct channel_policy_in {
  * "channel-not-allowed", "missing-mention"), "" when accepted. */
 enum channel_verdict channel_policy_decide(const struct channel_policy_in *in,
 					   const char **reason);
+/* The groups entry of a channel (RFC 1459 case-insensitive), else
+ * groups["*"], else NULL. Borrowed. */
+const json_t *channel_policy_group_cfg(const json_t *acct,
+				       const char *target);
 /* The effective dmPolicy / groupPolicy names of an account. */
 const char *channel_policy_dm(const json_t *acct);
 const char *channel_policy_group(const json_t *acct);

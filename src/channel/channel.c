@@ -852,6 +852,11 @@ static void channel_dispatch(struct channels *c, struct channel_job *j)
 				j->text);
 	rq.use_history = 1;
 	rq.channel = j->channel;
+	/* groups["#room"].systemPrompt: extra system text for that room. */
+	if (!j->is_dm)
+		rq.extra_system = json_string_value(json_object_get(
+			channel_policy_group_cfg(j->cfg, j->conversation),
+			"systemPrompt"));
 	a = channel_account_find(c, j->channel, j->account);
 	if (a && a->active_runs >= CHANNEL_MAX_RUNS) {
 		log_warn("channels", "%s: drop %s %s (overloaded: %d runs)",

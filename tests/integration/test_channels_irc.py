@@ -25,7 +25,8 @@ def irc_config(up, port, extra=None):
     irc = {"enabled": True, "host": "127.0.0.1", "port": port,
            "tls": False, "nick": BOT, "channels": [ROOM],
            "groupPolicy": "allowlist",
-           "groups": {ROOM: {"allowFrom": ["*"]}}}
+           "groups": {ROOM: {"allowFrom": ["*"],
+                             "systemPrompt": "You are in the test room."}}}
     irc.update(extra or {})
     return chat_config(up, {"channels": {"irc": irc}})
 
@@ -144,6 +145,11 @@ def test_channel_mention_gating(world):
     # first, and dropped (missing-mention) without an upstream call.
     assert up.snapshot()["chat"] == before + 1
     assert not any("should never be said" in s for s in alice.seen)
+    # groups["#room"].systemPrompt reaches the model as system text.
+    body = up.snapshot()["requests"][-1]
+    systems = [m["content"] for m in body["messages"]
+               if m["role"] in ("system", "developer")]
+    assert any("You are in the test room." in str(c) for c in systems)
     ws = admin(world.gw)
     keys = [s["key"] for s in ws.call("sessions.list", {})["sessions"]]
     assert "agent:main:irc:group:#room" in keys
