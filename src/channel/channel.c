@@ -503,10 +503,12 @@ static void channel_apply_run(struct channels *c, void *arg)
 			pp = &a->next;
 			continue;
 		}
-		channel_account_stop(a);
+		/* Unlinked first: once the network sees it leave, status no
+		 * longer lists it. */
 		pthread_mutex_lock(&c->mu);
 		*pp = a->next;
 		pthread_mutex_unlock(&c->mu);
+		channel_account_stop(a);
 		channel_account_free(a);
 	}
 	for (w = ap->want; w; w = w->next) {
