@@ -14,6 +14,7 @@ PKGS=(
 	zlib1g-dev chromium
 	systemd
 	nginx-light	# the mock upstream of tests/bench/openai-overhead.sh
+	ngircd
 )
 
 # A package counts as present when dpkg has it installed; nodejs/npm also

@@ -298,3 +298,53 @@ SELECT
 	substr(summary, 1, 200) AS summary
 FROM cron_runs_t
 ORDER BY coalesce(started_at, queued_at) DESC;
+-- Channel ingress (doc/channels.md): the 200 newest inbound channel
+-- messages and what became of each (pending, dispatched, answered, failed,
+-- dropped with OpenClaw's reason words, pairing).
+DROP VIEW IF EXISTS channel_ingress_recent;
+CREATE VIEW channel_ingress_recent AS
+SELECT
+	id,
+	channel,
+	account,
+	conversation,
+	sender,
+	is_dm,
+	status,
+	reason,
+	session_key,
+	substr(text, 1, 120) AS text,
+	strftime('%Y-%m-%dT%H:%M:%fZ', received_at / 1000.0, 'unixepoch')
+		AS received
+FROM channel_ingress
+ORDER BY id DESC
+LIMIT 200;
+
+-- Pending DM pairing requests (not expired: 1 hour) and approved senders.
+DROP VIEW IF EXISTS channel_pairing_pending;
+CREATE VIEW channel_pairing_pending AS
+SELECT
+	channel,
+	account,
+	sender_id,
+	code,
+	request_id,
+	strftime('%Y-%m-%dT%H:%M:%fZ', created_at / 1000.0, 'unixepoch')
+		AS created,
+	strftime('%Y-%m-%dT%H:%M:%fZ', (created_at + 3600000) / 1000.0,
+		 'unixepoch') AS expires
+FROM channel_pairing
+WHERE created_at > (CAST(strftime('%s', 'now') AS INTEGER) * 1000 - 3600000)
+ORDER BY created_at;
+
+DROP VIEW IF EXISTS channel_allowed_senders;
+CREATE VIEW channel_allowed_senders AS
+SELECT
+	channel,
+	account,
+	sender_id,
+	approved_via,
+	strftime('%Y-%m-%dT%H:%M:%fZ', approved_at / 1000.0, 'unixepoch')
+		AS approved
+FROM channel_allow
+ORDER BY approved_at DESC;

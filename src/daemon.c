@@ -27,6 +27,7 @@
 #include "agent/curl-dl.h"
 #include "api/api.h"
 #include "api/api-ui.h"
+#include "channel/channel.h"
 #include "auth/auth.h"
 #include "auth/identity.h"
 #include "auth/limiter.h"
@@ -74,6 +75,7 @@ struct daemon {
 	struct api *api;
 	struct agent_rt *agents;	/* agent runtime (runs, sessions) */
 	struct cron *cron;		/* automations scheduler */
+	struct channels *channels;	/* channel connections (IRC) */
 	char boot_id[37];
 	char *listening;
 	char *build_id;
@@ -302,6 +304,10 @@ static int daemon_ready(char *failing, size_t n, void *arg)
 
 	if (!d->ready) {
 		snprintf(failing, n, "gateway");
+		return 0;
+	}
+	if (d->channels && !channels_healthy(d->channels, NULL)) {
+		snprintf(failing, n, "channels");
 		return 0;
 	}
 	return 1;
@@ -594,6 +600,29 @@ static int64_t daemon_restart_wait(struct daemon *d)
 	return w;
 }
 
+static void daemon_on_channel_event(void *arg, json_t *payload)
+{
+	struct daemon *d = arg;
+
+	if (d->rpc)
+		rpc_broadcast(d->rpc, "channel", payload, 0, SCOPE_READ);
+	else
+		json_decref(payload);
+}
+
+/* Channel connections (IRC): their own loop thread; accounts from the
+ * config, restarted per changed subtree on reload. */
+static void daemon_channels_start(struct daemon *d)
+{
+	struct channels_opts co = { d->store, d->agents,
+				    daemon_on_channel_event, d };
+
+	if (channels_new(&co, &d->channels) != GW_OK)
+		return;
+	channels_set_global(d->channels);
+	channels_apply(d->channels, d->cfg);
+}
+
 static void daemon_on_config_apply(const struct gw_config *old,
 				   const struct gw_config *neu,
 				   const struct config_plan *p, void *arg)
@@ -603,6 +632,7 @@ static void daemon_on_config_apply(const struct gw_config *old,
 
 	if (p->rotate && d->rpc)
 		rpc_config_auth_rotated(d->rpc, neu);
+	channels_apply(d->channels, neu);
 	if (!d->opts->verbose && neu->log_level &&
 	    (!old || !old->log_level ||
 	     strcmp(old->log_level, neu->log_level) != 0) &&
@@ -1067,6 +1097,7 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	rpc_server_start(d->rpc);
 	if (d->cron && cron_start(d->cron) != GW_OK)
 		log_warn("cron", "cannot start the scheduler");
+	daemon_channels_start(d);
 	lc.to_ws = daemon_to_ws;
 	lc.to_http = daemon_to_http;
 	lc.arg = d;
@@ -1123,6 +1154,9 @@ static void daemon_stop(struct daemon *d, int signo)
 	 * still send; a late HTTP request gets "gateway is stopping". The
 	 * runtime is freed only once neither face can reach it. */
 	agent_rt_stop(d->agents, 2000);
+	channels_set_global(NULL);
+	channels_free(d->channels);
+	d->channels = NULL;
 	if (d->ws)
 		ws_server_stop(d->ws, d->restarting ? 1012 : 1001,
 			       d->restarting ? "service restart" :

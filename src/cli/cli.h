@@ -99,6 +99,11 @@ struct cli_args {
 	const char *name;	/* devices rename --name */
 	const char *file;	/* config patch --file */
 	int from_stdin;		/* config patch --stdin */
+	/* pairing, channels (cli-pairing.c, cli-channels.c) */
+	const char *channel;
+	const char *account;
+	int notify;
+	int probe;
 	/* positional arguments (pointers into argv) */
 	char **pos;
 	int npos;
@@ -424,3 +429,18 @@ char *cli_service_render(const struct cli_args *a,
  * 1 when it is held (the daemon is alive), 0 when it is stale. *out gets
  * the parsed content (new reference) or NULL. */
 int cli_lock_read(const char *state_dir, json_t **out);
+
+/* --- pairing, channels (cli-pairing.c, cli-channels.c) ------------------- */
+
+int cli_pairing_list(struct cli_args *a);
+int cli_pairing_approve(struct cli_args *a);
+int cli_pairing_dismiss(struct cli_args *a);
+int cli_channels_status(struct cli_args *a);
+int cli_channels_start(struct cli_args *a);
+int cli_channels_stop(struct cli_args *a);
+/* Connect (signed), call method with params, close: 0 with *payload, 1
+ * (failure printed) or 2 (usage). */
+int cli_pairing_call(struct cli_args *a, const char *what,
+		     const char *method, const json_t *params,
+		     json_t **payload);
+extern const struct cli_opt cli_pairing_opts[];

@@ -406,6 +406,8 @@ static const struct config_option config_options[] = {
 	OPT("broadcast", ANY, HOT, "Broadcast groups"),
 	OPT("mcp", ANY, HOT, "MCP servers"),
 	OPT("commands", ANY, RESTART, "Chat commands"),
+	OPT("accessGroups", ANY, HOT,
+	    "Reusable sender groups for channel allowlists (accessGroup:<name>)"),
 	OPT("discovery", ANY, RESTART, "mDNS / wide-area discovery"),
 	OPT("canvasHost", ANY, RESTART, "Canvas host"),
 	OPT("browser", ANY, RESTART, "Browser control"),

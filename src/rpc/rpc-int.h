@@ -212,6 +212,8 @@ extern const struct rpc_method rpc_secrets_methods[];
 extern const size_t rpc_secrets_methods_count;
 extern const struct rpc_method rpc_cron_methods[];
 extern const size_t rpc_cron_methods_count;
+extern const struct rpc_method rpc_channels_methods[];
+extern const size_t rpc_channels_methods_count;
 
 /* rpc-chat.c: register the run fan-out (chat/agent events) and the
  * session events with the agent runtime (rpc_server_new). */

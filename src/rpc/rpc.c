@@ -13,6 +13,7 @@
 #include "core/workq.h"
 #include "net/ws.h"
 #include "presence/presence.h"
+#include "channel/channel.h"
 #include "rpc/rpc-int.h"
 
 #define RPC_PREAUTH_MAX_PAYLOAD (64u * 1024)
@@ -465,6 +466,7 @@ static const struct {
 	{rpc_node_methods, &rpc_node_methods_count},
 	{rpc_secrets_methods, &rpc_secrets_methods_count},
 	{rpc_cron_methods, &rpc_cron_methods_count},
+	{rpc_channels_methods, &rpc_channels_methods_count},
 };
 
 /* Events this server emits (features.events). */
@@ -475,6 +477,7 @@ static const char *const rpc_events[] = {
 	"chat", "agent", "session.message", "sessions.changed",
 	"node.pair.requested", "node.pair.resolved", "node.invoke.request",
 	"cron",
+	"channel",
 };
 
 static const struct {
@@ -1408,6 +1411,7 @@ void rpc_health_refresh(struct rpc_server *s, int broadcast)
 	char *sp = xasprintf("%s/state/clawgate.sqlite", s->d.state_dir);
 	json_t *h = presence_health(sp);
 
+	channels_health_fill(channels_global(), h);
 	free(sp);
 	json_object_set_new(h, "eventLoop", rpc_diagnostics_event_loop());
 	free(s->health_json);
