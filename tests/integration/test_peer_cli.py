@@ -283,3 +283,30 @@ def test_openclaw_node_host_relay(gateway, tmp_path):
         except ProcessLookupError:
             pass
         host.wait(30)
+
+
+def test_openclaw_dashboard(start_gateway, tmp_path):
+    """`openclaw dashboard --no-open` (text and --json, cfg mode) finds the
+    Control UI the gateway serves on its port (reference/openclaw-cli.md
+    rows 68, 69: `Control UI dashboard is unavailable (HTTP 404)` before)."""
+    root = tmp_path / "ui"
+    root.mkdir()
+    (root / "index.html").write_text(
+        "<!doctype html><title>OpenClaw Control</title><div></div>\n")
+    gw = start_gateway(config={"gateway": {"controlUi": {"root": str(root)}}})
+    cli = tmp_path / "cli"
+    cli.mkdir()
+    (cli / "openclaw.json").write_text(json.dumps(
+        {"gateway": {"mode": "local", "port": gw.port,
+                     "auth": {"token": gw.token}}}))
+    env = {"OC_CLIENT_STATE_DIR": str(cli)}
+    rc, out, err = oc("dashboard", "--no-open", timeout=120, env_extra=env)
+    assert rc == 0, out + err
+    assert "Dashboard URL: http://127.0.0.1:%d/" % gw.port in out, out
+    rc, out, err = oc("dashboard", "--json", "--no-open", timeout=120,
+                      env_extra=env)
+    assert rc == 0, out + err
+    d = json.loads(out)
+    assert d["ok"] is True, d
+    assert d["httpUrl"] == "http://127.0.0.1:%d/" % gw.port, d
+    assert d["wsUrl"] == "ws://127.0.0.1:%d" % gw.port, d
