@@ -32,13 +32,13 @@ CHROMIUM = os.environ.get("CLAWGATE_CHROMIUM", "/usr/bin/chromium")
 NODE = os.environ.get("CLAWGATE_NODE") or shutil.which("node")
 WATCHDOG_S = 600
 
-# The one method the UI calls that clawgate does not implement yet:
-# channels.status, on the Automations view (issue 16, the IRC/channels
-# branch, adds it). Any other failing RPC on any view is a regression.
-NOT_YET = {"channels.status"}
+# Methods the UI calls that clawgate does not implement yet: none. Any
+# failing RPC on any view is a regression.
+NOT_YET = set()
 # Views whose RPCs all succeed, with a method each view must have sent (it
-# really loaded). Every view but automations (NOT_YET above).
-PASSING = {"sessions": "sessions.list", "logs": "logs.tail",
+# really loaded): every view.
+PASSING = {"automations": "channels.status",
+           "sessions": "sessions.list", "logs": "logs.tail",
            "connection": "last-heartbeat", "chat": "chat.startup",
            "settings": "config.schema", "systems": "node.list",
            "usage": "usage.status", "debug": "diagnostics.lanes",
