@@ -108,7 +108,9 @@ def test_openclaw_logs(gateway):
 
 @pytest.mark.parametrize("method", ["node.list", "node.pair.list",
                                     "usage.status", "usage.cost",
-                                    "skills.status", "tools.catalog"])
+                                    "skills.status", "tools.catalog",
+                                    "cron.list", "cron.status",
+                                    "channels.status"])
 def test_openclaw_gateway_call_issue8(gateway, method):
     rc, out, err = oc("gateway", "call", method, "--url", gateway.url,
                       "--token", gateway.token, "--json")
