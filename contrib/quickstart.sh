@@ -5,7 +5,9 @@
 # the daemon prints its URL and, when it generated one, its token.
 # The pinned Control UI is installed (contrib/install-ui.sh, into
 # ~/.local/share/clawgate/control-ui), so the gateway's own URL opens the
-# dashboard (the daemon prints it: "Control UI: http://127.0.0.1:PORT/..."). Extra arguments go to `clawgate gateway run` (e.g. --port 18790).
+# dashboard: the daemon's last start-up line is
+# "Dashboard: http://127.0.0.1:PORT/#token=...". Extra arguments go to
+# `clawgate gateway run` (e.g. --port 18790).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
