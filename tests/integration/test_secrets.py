@@ -178,6 +178,35 @@ def test_cold_store_ref_recovers_after_store_set(tmp_root, up):
         lch.cleanup()
 
 
+def test_degraded_owners_in_status_not_readiness(tmp_root, up):
+    """OpenClaw (summary.ts, server readiness): a cold model provider is
+    listed in status.degradedSecretOwners with a redacted reason, while
+    /readyz stays ready (an isolatable owner does not take the gateway out
+    of rotation); the entry goes once the owner resolves."""
+    lch, gw, d = start_with(tmp_root, up,
+                            {"source": "store", "provider": "default",
+                             "id": "FAKE_API_KEY"})
+    try:
+        c = gw.connect()
+        st = c.call("status", {})
+        assert st["degradedSecretOwners"] == [{
+            "ownerKind": "provider", "ownerId": "fake",
+            "state": "unavailable", "degradationState": "cold",
+            "paths": ["models.providers.fake.apiKey"],
+            "reason": "secret reference was not found"}]
+        r = gw.http("GET", "/readyz")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["ready"] is True and body["failing"] == []
+        assert "FAKE_API_KEY" not in json.dumps(st)
+        c.call("secrets.store.set", {"name": "FAKE_API_KEY",
+                                     "value": "sk-deg-1", "kind": "secret"})
+        assert c.call("status", {})["degradedSecretOwners"] == []
+        ok(gw, up)
+    finally:
+        lch.cleanup()
+
+
 def test_exec_provider_one_call_per_activation(tmp_root, up):
     lch = Launcher(tmp_root)
     d = lch.prepare()
