@@ -568,6 +568,65 @@ def test_audit_apply_clean(tmp_root, up):
         lch.cleanup()
 
 
+def test_audit_legacy_residue(launcher):
+    """LEGACY_RESIDUE as OpenClaw's audit: retired auth sources by name
+    (auth-profiles.json, auth.json warn; auth-state.json info) in every
+    agent directory, <state>/credentials/oauth.json, and their migration
+    archives; never read. REF_SHADOWED stays 0: clawgate keeps no
+    auth-profile credentials that could take precedence over a config
+    ref."""
+    d = launcher.prepare({"agents": {"list": [
+        {"id": "ops", "agentDir": "AGENTDIR"}]}})
+    ops = os.path.join(d, "opsdir")
+    with open(os.path.join(d, "openclaw.json")) as f:
+        text = f.read().replace("AGENTDIR", ops)
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        f.write(text)
+
+    def run():
+        rc, out, err = launcher.run(["secrets", "audit", "--check",
+                                     "--json"], state_dir=d)
+        return rc, json.loads(out)
+
+    rc, rep = run()
+    assert (rc, rep["status"]) == (0, "clean"), rep
+    main = os.path.join(d, "agents", "main", "agent")
+    other = os.path.join(d, "agents", "work", "agent")
+    creds = os.path.join(d, "credentials")
+    for x in (main, other, ops, creds):
+        os.makedirs(x, exist_ok=True)
+    files = {os.path.join(main, "auth-profiles.json"): "warn",
+             os.path.join(main, "auth-state.json"): "info",
+             os.path.join(creds, "oauth.json"): "warn",
+             os.path.join(other, "auth.json"): "warn",
+             os.path.join(ops, "auth-profiles.json"): "warn",
+             os.path.join(main, "auth-profiles.json.migrated-2026"): "warn",
+             os.path.join(ops, "auth.json.sqlite-import.1.bak"): "warn"}
+    for path in files:
+        with open(path, "w") as f:
+            f.write('{"profiles": {"x": {"key": "sk-legacy-value"}}}')
+    # not residue: an unrelated file, an import without .bak
+    for name in ("notes.json", "auth.json.sqlite-import.1"):
+        with open(os.path.join(ops, name), "w") as f:
+            f.write("{}")
+    rc, rep = run()
+    assert rc == 1 and rep["status"] == "findings", rep
+    got = {f["file"]: f for f in rep["findings"]}
+    assert {p: f["severity"] for p, f in got.items()} == files
+    for f in rep["findings"]:
+        assert f["code"] == "LEGACY_RESIDUE" and f["jsonPath"] == "<root>"
+    assert "openclaw doctor --fix" in \
+        got[os.path.join(creds, "oauth.json")]["message"]
+    assert "legacy-oauth" in got[os.path.join(creds, "oauth.json")]["message"]
+    assert "Archived auth source auth-profiles" in got[os.path.join(
+        main, "auth-profiles.json.migrated-2026")]["message"]
+    assert rep["summary"]["legacyResidueCount"] == len(files)
+    assert rep["summary"]["shadowedRefCount"] == 0
+    assert "sk-legacy-value" not in json.dumps(rep)
+    rc, out, err = launcher.run(["secrets", "audit"], state_dir=d)
+    assert rc == 0, err
+
+
 def test_apply_refuses_exec_without_consent(launcher):
     d = launcher.prepare(config={"gateway": {"mode": "local"}})
     plan_path = os.path.join(d, "plan.json")
