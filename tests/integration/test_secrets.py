@@ -826,6 +826,54 @@ def test_config_set_preflight_resolves_refs(tmp_root, up):
         lch.cleanup()
 
 
+def test_config_set_runs_providers_once(tmp_root, up):
+    """config.set's preflight resolves the refs once; the reload after the
+    write reuses that resolution (same bytes), so an exec provider runs
+    once per config.set, not twice; the new config is live."""
+    lch = Launcher(tmp_root)
+    d = lch.prepare()
+    calls = os.path.join(d, "calls.log")
+    script = os.path.join(d, "resolver.py")
+    with open(script, "w") as f:
+        f.write("#!/usr/bin/env python3\n"
+                "import json, sys\n"
+                "req = json.load(sys.stdin)\n"
+                "open(%r, 'a').write(json.dumps(req) + '\\n')\n"
+                "print(json.dumps({'protocolVersion': 1, 'values':"
+                " {i: 'sk-once-' + i for i in req['ids']}}))\n" % calls)
+    os.chmod(script, 0o700)
+    prov = {"vault": {"source": "exec", "command": script,
+                      "passEnv": ["PATH"]}}
+    cfg = secret_config(up, d, {"source": "exec", "provider": "vault",
+                                "id": "a"}, prov)
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        json.dump(cfg, f)
+
+    def ncalls():
+        with open(calls) as f:
+            return len(f.readlines())
+    try:
+        gw = lch.start(state_dir=d)
+        assert ncalls() == 1
+        c = gw.connect()
+        got = c.call("config.get", {})
+        new = json.loads(json.dumps(got["parsed"]))
+        new["models"]["providers"]["fake"]["apiKey"] = {
+            "source": "exec", "provider": "vault", "id": "b"}
+        res = c.call("config.set", {"raw": json.dumps(new),
+                                    "baseHash": got["hash"]})
+        assert res["ok"] is True
+        assert ncalls() == 2, open(calls).read()    # preflight only
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-once-b"
+        # an explicit secrets.reload still runs the provider again
+        assert c.call("secrets.reload", {})["ok"] is True
+        assert ncalls() == 3
+        c.close()
+    finally:
+        lch.cleanup()
+
+
 def run_tty(argv, env, cwd, answers, timeout=30):
     """Run argv on a pseudo-terminal; answer each "[...] " prompt in turn.
     Returns (rc, output)."""
