@@ -207,6 +207,33 @@ def test_degraded_owners_in_status_not_readiness(tmp_root, up):
         lch.cleanup()
 
 
+def test_store_ref_ignores_allowed_hosts(tmp_root, up):
+    """allowedHosts binds an entry to hosts for OpenClaw's secret egress
+    proxy (sentinel substitution), which clawgate does not have; a
+    SecretRef to the entry resolves whatever its hosts, as OpenClaw's
+    readSecretStoreValue (it reads value and kind only). So a config that
+    works on OpenClaw works here: the provider (127.0.0.1, not in the
+    list) gets the key."""
+    lch = Launcher(tmp_root)
+    d = lch.prepare()
+    rc, out, err = lch.run(["secrets", "store", "set", "FAKE_API_KEY",
+                            "--allow-host", "api.example.com"],
+                           state_dir=d, input=b"sk-hosts-Zq81\n")
+    assert rc == 0, err
+    cfg = secret_config(up, d, {"source": "store", "provider": "default",
+                                "id": "FAKE_API_KEY"})
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        json.dump(cfg, f)
+    try:
+        gw = lch.start(state_dir=d)
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-hosts-Zq81"
+        ents = gw.connect().call("secrets.store.list", {})["entries"]
+        assert ents[0]["allowedHosts"] == ["api.example.com"]
+    finally:
+        lch.cleanup()
+
+
 def test_exec_provider_one_call_per_activation(tmp_root, up):
     lch = Launcher(tmp_root)
     d = lch.prepare()
