@@ -165,11 +165,14 @@ wrk_parse() {
 		err = 0; for (i = 4; i <= NF; i += 2) err += $i + 0 } }
 	END { printf "%.0f %.3f %.3f %d\n", rps, p50, p99, err }'
 }
-declare -A R
-START_MS=()
-wrk_run() {	# name conns url [script]
-	local name="$1" c="$2" url="$3" s="${4:-}" t=2 out
+declare -A R CPU
+# CPU ticks (user + system) of a process
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+HZ=$(getconf CLK_TCK)
+wrk_run() {	# name conns url [script]; CPU[name]: daemon CPU us/request
+	local name="$1" c="$2" url="$3" s="${4:-}" t=2 out t0 t1 n
 	[ "$c" -lt 2 ] && t=1
+	t0=$(ticks "$GW_PID")
 	if [ -n "$s" ]; then
 		out=$(wrk -t$t -c"$c" -d"${DURATION}s" --latency -s "$s" \
 			-H "Authorization: Bearer T" "$url" 2>&1)
@@ -177,8 +180,12 @@ wrk_run() {	# name conns url [script]
 		out=$(wrk -t$t -c"$c" -d"${DURATION}s" --latency \
 			-H "Authorization: Bearer T" "$url" 2>&1)
 	fi
+	t1=$(ticks "$GW_PID")
 	echo "$out" >"$TMP/wrk-$name.txt"
 	R[$name]=$(echo "$out" | wrk_parse)
+	n=$(echo "$out" | awk '/requests in/ {print $1}')
+	CPU[$name]=$(awk -v a="$t0" -v b="$t1" -v n="${n:-0}" -v hz="$HZ" \
+		'BEGIN { if (n > 0) printf "%.1f", (b - a) * 1e6 / hz / n; else print 0 }')
 }
 now_ms() { date +%s%3N; }
 
@@ -245,6 +252,12 @@ printf '%-32s %14s %14s %10s\n' "figure" "0 refs" "$NREFS refs" "refs/plain"
 printf '%-32s %14s %14s %10s\n' "chat req/s, $CONNS conns" \
 	"$(f chat16-plain 1)" "$(f chat16-refs 1)" \
 	"$(ratio "$(f chat16-refs 1)" "$(f chat16-plain 1)")"
+printf '%-32s %14s %14s %10s\n' "daemon CPU us/chat, $CONNS conns" \
+	"$(med CPU chat16-plain)" "$(med CPU chat16-refs)" \
+	"$(ratio "$(med CPU chat16-refs)" "$(med CPU chat16-plain)")"
+printf '%-32s %14s %14s %10s\n' "daemon CPU us/models, $CONNS c" \
+	"$(med CPU models16-plain)" "$(med CPU models16-refs)" \
+	"$(ratio "$(med CPU models16-refs)" "$(med CPU models16-plain)")"
 printf '%-32s %14s %14s %10s\n' "chat p50 ms, $CONNS conns" \
 	"$(f chat16-plain 2)" "$(f chat16-refs 2)" ""
 printf '%-32s %14s %14s %10s\n' "chat req/s, 1 conn" \
