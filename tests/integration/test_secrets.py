@@ -203,6 +203,25 @@ def test_degraded_owners_in_status_not_readiness(tmp_root, up):
                                      "value": "sk-deg-1", "kind": "secret"})
         assert c.call("status", {})["degradedSecretOwners"] == []
         ok(gw, up)
+        # config.set names the degraded owners of the config it wrote
+        # (state cold|stale, as OpenClaw's write result), only when any
+        got = c.call("config.get", {})
+        new = json.loads(json.dumps(got["parsed"]))
+        new["models"]["providers"]["Other"] = dict(
+            new["models"]["providers"]["fake"],
+            apiKey={"source": "store", "provider": "default",
+                    "id": "OTHER_API_KEY"})
+        res = c.call("config.set", {"raw": json.dumps(new),
+                                    "baseHash": got["hash"]})
+        assert res["degradedSecretOwners"] == [{
+            "ownerKind": "provider", "ownerId": "other", "state": "cold",
+            "paths": ["models.providers.Other.apiKey"],
+            "reason": "secret reference was not found"}]
+        got = c.call("config.get", {})
+        del new["models"]["providers"]["Other"]
+        res = c.call("config.set", {"raw": json.dumps(new),
+                                    "baseHash": got["hash"]})
+        assert res["ok"] is True and "degradedSecretOwners" not in res
     finally:
         lch.cleanup()
 
