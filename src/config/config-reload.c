@@ -425,9 +425,14 @@ static int config_reload_hash_differs(const char *raw, size_t len,
 	return strcmp(h, hash) != 0;
 }
 
-int config_reloader_run_locked(struct config_reloader *r,
-			       const struct config_req *req,
-			       struct config_result *res)
+/* pre (may be NULL, consumed): a config config_reloader_write_locked
+ * loaded from the bytes it then wrote. When the file still holds those
+ * bytes it is used as is, so that the providers of its SecretRefs are not
+ * run a second time (the preflight's resolution is the reload's). */
+static int config_reloader_run_pre(struct config_reloader *r,
+				   const struct config_req *req,
+				   struct config_result *res,
+				   struct gw_config *pre)
 {
 	struct gw_config *cur = config_current(), *neu = NULL;
 	struct config_overrides ov;
@@ -471,6 +476,13 @@ again:
 	if (!explicit_req && strcmp(res->hash, r->rejected_hash) == 0)
 		goto out;
 
+	if (pre && strcmp(pre->hash, res->hash) == 0) {
+		neu = pre;
+		pre = NULL;
+		free(neu->path);
+		neu->path = xstrdup(r->path);
+		goto loaded;
+	}
 	config_reload_overrides(r, cur, &ov);
 	if (config_load(r->path, &ov, &neu, &res->issues) != GW_OK &&
 	    !explicit_req && !reread) {
@@ -603,9 +615,17 @@ out:
 	free(paths);
 	free(rpaths);
 	free(raw);
+	config_unref(pre);
 	config_unref(neu);
 	config_unref(cur);
 	return r_;
+}
+
+int config_reloader_run_locked(struct config_reloader *r,
+			       const struct config_req *req,
+			       struct config_result *res)
+{
+	return config_reloader_run_pre(r, req, res, NULL);
 }
 
 int config_reloader_run(struct config_reloader *r,
@@ -668,10 +688,10 @@ int config_reloader_write_locked(struct config_reloader *r, const char *text,
 		res->reason = config_reload_issues_text(&res->issues);
 		return rc == GW_EIO ? GW_EIO : GW_ECONFIG;
 	}
-	config_unref(c);
 	rc = config_reload_commit_file(tmp, r->path);
 	free(tmp);
 	if (rc != 0) {
+		config_unref(c);
 		log_warn("reload", "cannot write %s: %s", r->path,
 			 strerror(-rc));
 		config_issues_add(&res->issues, "<root>", "cannot write %s: %s",
@@ -683,7 +703,7 @@ int config_reloader_write_locked(struct config_reloader *r, const char *text,
 		 req->actor ? req->actor : "?", req->method ? req->method :
 		 req->source);
 	config_issues_free(&res->issues);
-	return config_reloader_run_locked(r, req, res);
+	return config_reloader_run_pre(r, req, res, c);
 }
 
 int config_reloader_plan_text(struct config_reloader *r, const char *text,

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "rpc/rpc-int.h"
+#include "secrets/secrets.h"
 
 #define RPC_CONFIG_WRITE_LIMIT 30
 #define RPC_CONFIG_WRITE_WINDOW_MS 60000
@@ -283,6 +284,23 @@ static int rpc_config_restore(struct rpc_call *call, json_t *v,
 }
 
 /* Write text through the reload path and answer like upstream. */
+/* OpenClaw's config write result names the degraded secret owners of the
+ * config it prepared: [{ownerKind, ownerId, state: cold|stale, paths,
+ * reason}] (its status summary says state "unavailable" and
+ * degradationState instead). */
+static json_t *rpc_config_degraded(const struct gw_config *cfg)
+{
+	json_t *a = secrets_degraded_owners_json(cfg), *o;
+	size_t i;
+
+	json_array_foreach(a, i, o) {
+		json_object_set(o, "state",
+				json_object_get(o, "degradationState"));
+		json_object_del(o, "degradationState");
+	}
+	return a;
+}
+
 static int rpc_config_write(struct rpc_call *call, struct config_reloader *r,
 			    const char *text, size_t len, int force_restart,
 			    int64_t parent, const char *source)
@@ -294,6 +312,7 @@ static int rpc_config_write(struct rpc_call *call, struct config_reloader *r,
 	};
 	struct config_result res;
 	struct gw_config *cur;
+	json_t *deg;
 	int rc;
 
 	rc = config_reloader_write_locked(r, text, len, &req, &res);
@@ -317,6 +336,7 @@ static int rpc_config_write(struct rpc_call *call, struct config_reloader *r,
 		return rc;
 	}
 	cur = config_current();
+	deg = rpc_config_degraded(cur);
 	call->payload = json_pack("{s:b,s:s,s:o,s:s,s:I,s:s,s:b,s:o}", "ok", 1,
 				  "path", config_reloader_path(r), "config",
 				  config_redact(cur ? cur->root : NULL),
@@ -325,6 +345,9 @@ static int rpc_config_write(struct rpc_call *call, struct config_reloader *r,
 				  config_outcome_name(res.outcome), "restart",
 				  res.outcome == CONFIG_OUT_RESTART, "changes",
 				  config_plan_json(&res.plan));
+	if (json_array_size(deg))
+		json_object_set(call->payload, "degradedSecretOwners", deg);
+	json_decref(deg);
 	config_unref(cur);
 	config_result_free(&res);
 	return GW_OK;

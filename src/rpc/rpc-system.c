@@ -17,6 +17,7 @@
 #include "net/ws.h"
 #include "presence/presence.h"
 #include "rpc/rpc-int.h"
+#include "secrets/secrets.h"
 
 #define LOGS_DEFAULT_LIMIT 500
 #define LOGS_MAX_LIMIT 5000
@@ -156,6 +157,8 @@ static int rpc_system_status(struct rpc_call *call)
 	json_object_set_new(call->payload, "channelSummary", json_array());
 	json_object_set_new(call->payload, "queuedSystemEvents",
 			    json_array());
+	json_object_set_new(call->payload, "degradedSecretOwners",
+			    secrets_degraded_owners_json(call->cfg));
 	json_decref(by_agent);
 	return GW_OK;
 }

@@ -5,6 +5,7 @@
  * applying it yields a new config root, and the plaintext it migrated is
  * scrubbed from .env and from the stored config versions (each target is
  * replaced there by its ref, so a rollback still yields a working config). */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -236,7 +237,7 @@ int secrets_name_is_secret(const char *name)
 struct secrets_audit {
 	json_t *findings;
 	json_t *plains;			/* [[path, file, value]] of the config */
-	int plain, unresolved, checked, skipped, residue;
+	int plain, unresolved, checked, skipped, residue, legacy;
 	const char *file;		/* the file being scanned */
 	char *const *includes;		/* with their raw texts */
 	char **include_texts;
@@ -443,6 +444,170 @@ static void secrets_audit_residue(struct secrets_audit *a, sqlite3 *db,
 	free(v);
 }
 
+/* ---- legacy auth sources (OpenClaw's LEGACY_RESIDUE) --------------------
+ *
+ * OpenClaw retired the per-agent auth files for its SQLite auth store; the
+ * audit reports, by name only (never read), each retired source still on
+ * disk and each archive its migration left: auth-profiles.json and
+ * auth.json (warn), auth-state.json (info) in every agent directory, the
+ * shared main one adding <oauth dir>/oauth.json; archives
+ * "<name>.migrated-*" and "<name>.sqlite-import.*.bak" next to them. */
+
+struct secrets_legacy {
+	struct secrets_audit *a;
+	json_t *seen;			/* path -> true */
+};
+
+static const struct {
+	const char *name, *kind, *severity;
+} secrets_legacy_files[] = {
+	{"auth-profiles.json", "auth-profiles", "warn"},
+	{"auth-state.json", "auth-state", "info"},
+	{"auth.json", "legacy-auth", "warn"},
+};
+
+static void secrets_legacy_add(struct secrets_legacy *l, const char *path,
+			       const char *severity, const char *msg)
+{
+	if (json_object_get(l->seen, path))
+		return;
+	json_object_set_new(l->seen, path, json_true());
+	l->a->legacy++;
+	secrets_audit_add(l->a, "LEGACY_RESIDUE", severity, path, "<root>",
+			  msg);
+}
+
+static void secrets_legacy_source(struct secrets_legacy *l,
+				  const char *path, const char *kind,
+				  const char *severity)
+{
+	struct stat sb;
+	char *msg;
+
+	if (lstat(path, &sb) != 0)
+		return;
+	msg = xasprintf("Retired auth source %s is present; run openclaw "
+			"doctor --fix to migrate and archive it.", kind);
+	secrets_legacy_add(l, path, severity, msg);
+	free(msg);
+}
+
+static void secrets_legacy_archives(struct secrets_legacy *l,
+				    const char *dir, const char *base,
+				    const char *kind)
+{
+	char *migrated = xasprintf("%s.migrated-", base);
+	char *imported = xasprintf("%s.sqlite-import.", base);
+	struct dirent *de;
+	char *path, *msg;
+	size_t n;
+	DIR *d;
+
+	d = opendir(dir);
+	while (d && (de = readdir(d))) {
+		n = strlen(de->d_name);
+		if (strncmp(de->d_name, migrated, strlen(migrated)) != 0 &&
+		    !(strncmp(de->d_name, imported, strlen(imported)) == 0 &&
+		      n >= 4 && strcmp(de->d_name + n - 4, ".bak") == 0))
+			continue;
+		path = xasprintf("%s/%s", dir, de->d_name);
+		msg = xasprintf("Archived auth source %s may contain plaintext "
+				"credentials; retain it only as long as "
+				"recovery requires.", kind);
+		secrets_legacy_add(l, path, "warn", msg);
+		free(msg);
+		free(path);
+	}
+	if (d)
+		closedir(d);
+	free(migrated);
+	free(imported);
+}
+
+static void secrets_legacy_agent_dir(struct secrets_legacy *l,
+				     const char *dir, const char *oauth)
+{
+	char *p;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(secrets_legacy_files); i++) {
+		p = xasprintf("%s/%s", dir, secrets_legacy_files[i].name);
+		secrets_legacy_source(l, p, secrets_legacy_files[i].kind,
+				      secrets_legacy_files[i].severity);
+		free(p);
+	}
+	if (oauth)
+		secrets_legacy_source(l, oauth, "legacy-oauth", "warn");
+}
+
+static void secrets_legacy_agent_archives(struct secrets_legacy *l,
+					  const char *dir)
+{
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(secrets_legacy_files); i++)
+		secrets_legacy_archives(l, dir, secrets_legacy_files[i].name,
+					secrets_legacy_files[i].kind);
+}
+
+static void secrets_audit_legacy(struct secrets_audit *a, const json_t *root,
+				 const char *state_dir)
+{
+	struct secrets_legacy l = { .a = a, .seen = json_object() };
+	const char *env_dir = getenv("OPENCLAW_AGENT_DIR");
+	const char *env_oauth = getenv("OPENCLAW_OAUTH_DIR");
+	char *main_dir, *oauth, *oauth_dir, *agents, *p;
+	json_t *dirs = json_array(), *v, *list;
+	struct dirent *de;
+	size_t i;
+	DIR *d;
+
+	main_dir = env_dir && *env_dir ? xstrdup(env_dir) :
+		xasprintf("%s/agents/main/agent", state_dir);
+	oauth_dir = env_oauth && *env_oauth ? xstrdup(env_oauth) :
+		xasprintf("%s/credentials", state_dir);
+	oauth = xasprintf("%s/oauth.json", oauth_dir);
+	/* the shared main directory, every <state>/agents/X/agent, and the
+	 * configured agents' directories */
+	secrets_legacy_agent_dir(&l, main_dir, oauth);
+	json_array_append_new(dirs, json_string(main_dir));
+	agents = xasprintf("%s/agents", state_dir);
+	d = opendir(agents);
+	while (d && (de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		p = xasprintf("%s/%s/agent", agents, de->d_name);
+		json_array_append_new(dirs, json_string(p));
+		free(p);
+	}
+	if (d)
+		closedir(d);
+	list = root ? (json_t *)config_get(root, "agents.list") : NULL;
+	json_array_foreach(list, i, v) {
+		const char *id = json_string_value(json_object_get(v, "id"));
+		const char *ad = json_string_value(json_object_get(v,
+								   "agentDir"));
+
+		if (ad && *ad)
+			json_array_append_new(dirs, json_string(ad));
+		else if (id && *id && !strchr(id, '/'))
+			json_array_append_new(dirs, json_sprintf(
+				"%s/agents/%s/agent", state_dir, id));
+	}
+	json_array_foreach(dirs, i, v)
+		secrets_legacy_agent_dir(&l, json_string_value(v), NULL);
+	/* then the archives, in the same directories and next to oauth.json */
+	json_array_foreach(dirs, i, v)
+		secrets_legacy_agent_archives(&l, json_string_value(v));
+	secrets_legacy_archives(&l, oauth_dir, "oauth.json", "legacy-oauth");
+	json_decref(dirs);
+	json_decref(l.seen);
+	free(agents);
+	free(main_dir);
+	free(oauth);
+	free(oauth_dir);
+}
+
 json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 {
 	struct secrets_audit a = { .findings = json_array(),
@@ -487,6 +652,7 @@ json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 	secrets_audit_env_file(&a, p1);
 	if (strcmp(p1, p2) != 0)
 		secrets_audit_env_file(&a, p2);
+	secrets_audit_legacy(&a, root, o->state_dir);
 	/* every stored config version */
 	dbpath = xasprintf("%s/state/clawgate.sqlite", o->state_dir);
 	if (store_secrets_open_ro(dbpath, &db) == GW_OK) {
@@ -504,7 +670,7 @@ json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 			a.skipped == 0, "summary", "plaintextCount", a.plain,
 			"unresolvedRefCount", a.unresolved, "shadowedRefCount",
 			0, "storeResidueCount", a.residue, "legacyResidueCount",
-			0,
+			a.legacy,
 			"findings", a.findings);
 	json_decref(a.plains);
 	for (i = 0; i < nf; i++)

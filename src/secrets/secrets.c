@@ -461,6 +461,80 @@ json_t *secrets_status_json(const struct gw_config *cfg)
 	return a;
 }
 
+/* OpenClaw's redacted failure classes (runtime-degraded-state): a reason
+ * never carries an id or a value. */
+static const char *secrets_reason_class(const char *reason)
+{
+	if (reason && (strstr(reason, "no such") || strstr(reason, "missing") ||
+		       strstr(reason, "not found") ||
+		       strstr(reason, "no value")))
+		return "secret reference was not found";
+	if (reason && strstr(reason, "placeholder"))
+		return "resolved secret value is a redaction placeholder";
+	return "secret provider failed";
+}
+
+/* "models.providers.X" -> provider/X (lower case), "hooks" ->
+ * capability/hooks, else gateway/<owner>. */
+static json_t *secrets_owner_ref(const char *owner)
+{
+	static const char mp[] = "models.providers.";
+	char *id;
+	json_t *o;
+	size_t i;
+
+	if (strncmp(owner, mp, sizeof(mp) - 1) == 0) {
+		id = xstrdup(owner + sizeof(mp) - 1);
+		for (i = 0; id[i]; i++)
+			id[i] = (char)tolower((unsigned char)id[i]);
+		o = json_pack("{s:s,s:s}", "ownerKind", "provider", "ownerId",
+			      id);
+		free(id);
+		return o;
+	}
+	if (strcmp(owner, "hooks") == 0)
+		return json_pack("{s:s,s:s}", "ownerKind", "capability",
+				 "ownerId", "hooks");
+	return json_pack("{s:s,s:s}", "ownerKind", "gateway", "ownerId",
+			 owner);
+}
+
+json_t *secrets_degraded_owners_json(const struct gw_config *cfg)
+{
+	const struct secrets_snapshot *s = cfg ? cfg->secrets : NULL;
+	json_t *a = json_array(), *o, *byowner = json_object();
+	const struct secrets_entry *e;
+	size_t i;
+
+	for (i = 0; s && i < s->n; i++) {
+		e = &s->v[i];
+		if (e->state == SECRETS_WARM)
+			continue;
+		o = json_object_get(byowner, e->owner);
+		if (!o) {
+			o = secrets_owner_ref(e->owner);
+			json_object_set_new(o, "state",
+					    json_string("unavailable"));
+			json_object_set_new(o, "degradationState",
+					    json_string("stale"));
+			json_object_set_new(o, "paths", json_array());
+			json_object_set_new(o, "reason", json_string(
+				secrets_reason_class(e->reason)));
+			json_object_set_new(byowner, e->owner, o);
+			json_array_append(a, o);
+		}
+		/* One cold path makes the owner cold (OpenClaw: stale only
+		 * when every ref keeps its last-known-good value). */
+		if (e->state == SECRETS_COLD)
+			json_object_set_new(o, "degradationState",
+					    json_string("cold"));
+		json_array_append_new(json_object_get(o, "paths"),
+				      json_string(e->path));
+	}
+	json_decref(byowner);
+	return a;
+}
+
 /* ---- collecting refs ---------------------------------------------------- */
 
 struct secrets_collect {

@@ -63,6 +63,10 @@ int secrets_warning_count(const struct gw_config *cfg);
 int secrets_uses_store_name(const struct gw_config *cfg, const char *name);
 /* [{path, owner, source, provider, state}] (no ids, no values). */
 json_t *secrets_status_json(const struct gw_config *cfg);
+/* OpenClaw's status.degradedSecretOwners: one object per cold or stale
+ * owner {ownerKind, ownerId, state:"unavailable", degradationState,
+ * paths, reason (a redacted class)}; [] when every owner resolved. */
+json_t *secrets_degraded_owners_json(const struct gw_config *cfg);
 
 /* Resolve every SecretRef of root without a snapshot or log lines (the
  * audit and apply preflight): fn gets each ref's path, source, provider

@@ -178,6 +178,81 @@ def test_cold_store_ref_recovers_after_store_set(tmp_root, up):
         lch.cleanup()
 
 
+def test_degraded_owners_in_status_not_readiness(tmp_root, up):
+    """OpenClaw (summary.ts, server readiness): a cold model provider is
+    listed in status.degradedSecretOwners with a redacted reason, while
+    /readyz stays ready (an isolatable owner does not take the gateway out
+    of rotation); the entry goes once the owner resolves."""
+    lch, gw, d = start_with(tmp_root, up,
+                            {"source": "store", "provider": "default",
+                             "id": "FAKE_API_KEY"})
+    try:
+        c = gw.connect()
+        st = c.call("status", {})
+        assert st["degradedSecretOwners"] == [{
+            "ownerKind": "provider", "ownerId": "fake",
+            "state": "unavailable", "degradationState": "cold",
+            "paths": ["models.providers.fake.apiKey"],
+            "reason": "secret reference was not found"}]
+        r = gw.http("GET", "/readyz")
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["ready"] is True and body["failing"] == []
+        assert "FAKE_API_KEY" not in json.dumps(st)
+        c.call("secrets.store.set", {"name": "FAKE_API_KEY",
+                                     "value": "sk-deg-1", "kind": "secret"})
+        assert c.call("status", {})["degradedSecretOwners"] == []
+        ok(gw, up)
+        # config.set names the degraded owners of the config it wrote
+        # (state cold|stale, as OpenClaw's write result), only when any
+        got = c.call("config.get", {})
+        new = json.loads(json.dumps(got["parsed"]))
+        new["models"]["providers"]["Other"] = dict(
+            new["models"]["providers"]["fake"],
+            apiKey={"source": "store", "provider": "default",
+                    "id": "OTHER_API_KEY"})
+        res = c.call("config.set", {"raw": json.dumps(new),
+                                    "baseHash": got["hash"]})
+        assert res["degradedSecretOwners"] == [{
+            "ownerKind": "provider", "ownerId": "other", "state": "cold",
+            "paths": ["models.providers.Other.apiKey"],
+            "reason": "secret reference was not found"}]
+        got = c.call("config.get", {})
+        del new["models"]["providers"]["Other"]
+        res = c.call("config.set", {"raw": json.dumps(new),
+                                    "baseHash": got["hash"]})
+        assert res["ok"] is True and "degradedSecretOwners" not in res
+    finally:
+        lch.cleanup()
+
+
+def test_store_ref_ignores_allowed_hosts(tmp_root, up):
+    """allowedHosts binds an entry to hosts for OpenClaw's secret egress
+    proxy (sentinel substitution), which clawgate does not have; a
+    SecretRef to the entry resolves whatever its hosts, as OpenClaw's
+    readSecretStoreValue (it reads value and kind only). So a config that
+    works on OpenClaw works here: the provider (127.0.0.1, not in the
+    list) gets the key."""
+    lch = Launcher(tmp_root)
+    d = lch.prepare()
+    rc, out, err = lch.run(["secrets", "store", "set", "FAKE_API_KEY",
+                            "--allow-host", "api.example.com"],
+                           state_dir=d, input=b"sk-hosts-Zq81\n")
+    assert rc == 0, err
+    cfg = secret_config(up, d, {"source": "store", "provider": "default",
+                                "id": "FAKE_API_KEY"})
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        json.dump(cfg, f)
+    try:
+        gw = lch.start(state_dir=d)
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-hosts-Zq81"
+        ents = gw.connect().call("secrets.store.list", {})["entries"]
+        assert ents[0]["allowedHosts"] == ["api.example.com"]
+    finally:
+        lch.cleanup()
+
+
 def test_exec_provider_one_call_per_activation(tmp_root, up):
     lch = Launcher(tmp_root)
     d = lch.prepare()
@@ -539,6 +614,65 @@ def test_audit_apply_clean(tmp_root, up):
         lch.cleanup()
 
 
+def test_audit_legacy_residue(launcher):
+    """LEGACY_RESIDUE as OpenClaw's audit: retired auth sources by name
+    (auth-profiles.json, auth.json warn; auth-state.json info) in every
+    agent directory, <state>/credentials/oauth.json, and their migration
+    archives; never read. REF_SHADOWED stays 0: clawgate keeps no
+    auth-profile credentials that could take precedence over a config
+    ref."""
+    d = launcher.prepare({"agents": {"list": [
+        {"id": "ops", "agentDir": "AGENTDIR"}]}})
+    ops = os.path.join(d, "opsdir")
+    with open(os.path.join(d, "openclaw.json")) as f:
+        text = f.read().replace("AGENTDIR", ops)
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        f.write(text)
+
+    def run():
+        rc, out, err = launcher.run(["secrets", "audit", "--check",
+                                     "--json"], state_dir=d)
+        return rc, json.loads(out)
+
+    rc, rep = run()
+    assert (rc, rep["status"]) == (0, "clean"), rep
+    main = os.path.join(d, "agents", "main", "agent")
+    other = os.path.join(d, "agents", "work", "agent")
+    creds = os.path.join(d, "credentials")
+    for x in (main, other, ops, creds):
+        os.makedirs(x, exist_ok=True)
+    files = {os.path.join(main, "auth-profiles.json"): "warn",
+             os.path.join(main, "auth-state.json"): "info",
+             os.path.join(creds, "oauth.json"): "warn",
+             os.path.join(other, "auth.json"): "warn",
+             os.path.join(ops, "auth-profiles.json"): "warn",
+             os.path.join(main, "auth-profiles.json.migrated-2026"): "warn",
+             os.path.join(ops, "auth.json.sqlite-import.1.bak"): "warn"}
+    for path in files:
+        with open(path, "w") as f:
+            f.write('{"profiles": {"x": {"key": "sk-legacy-value"}}}')
+    # not residue: an unrelated file, an import without .bak
+    for name in ("notes.json", "auth.json.sqlite-import.1"):
+        with open(os.path.join(ops, name), "w") as f:
+            f.write("{}")
+    rc, rep = run()
+    assert rc == 1 and rep["status"] == "findings", rep
+    got = {f["file"]: f for f in rep["findings"]}
+    assert {p: f["severity"] for p, f in got.items()} == files
+    for f in rep["findings"]:
+        assert f["code"] == "LEGACY_RESIDUE" and f["jsonPath"] == "<root>"
+    assert "openclaw doctor --fix" in \
+        got[os.path.join(creds, "oauth.json")]["message"]
+    assert "legacy-oauth" in got[os.path.join(creds, "oauth.json")]["message"]
+    assert "Archived auth source auth-profiles" in got[os.path.join(
+        main, "auth-profiles.json.migrated-2026")]["message"]
+    assert rep["summary"]["legacyResidueCount"] == len(files)
+    assert rep["summary"]["shadowedRefCount"] == 0
+    assert "sk-legacy-value" not in json.dumps(rep)
+    rc, out, err = launcher.run(["secrets", "audit"], state_dir=d)
+    assert rc == 0, err
+
+
 def test_apply_refuses_exec_without_consent(launcher):
     d = launcher.prepare(config={"gateway": {"mode": "local"}})
     plan_path = os.path.join(d, "plan.json")
@@ -734,6 +868,54 @@ def test_config_set_preflight_resolves_refs(tmp_root, up):
         c.close()
         ok(gw, up)
         assert last_auth(up) == "Bearer sk-p2"
+    finally:
+        lch.cleanup()
+
+
+def test_config_set_runs_providers_once(tmp_root, up):
+    """config.set's preflight resolves the refs once; the reload after the
+    write reuses that resolution (same bytes), so an exec provider runs
+    once per config.set, not twice; the new config is live."""
+    lch = Launcher(tmp_root)
+    d = lch.prepare()
+    calls = os.path.join(d, "calls.log")
+    script = os.path.join(d, "resolver.py")
+    with open(script, "w") as f:
+        f.write("#!/usr/bin/env python3\n"
+                "import json, sys\n"
+                "req = json.load(sys.stdin)\n"
+                "open(%r, 'a').write(json.dumps(req) + '\\n')\n"
+                "print(json.dumps({'protocolVersion': 1, 'values':"
+                " {i: 'sk-once-' + i for i in req['ids']}}))\n" % calls)
+    os.chmod(script, 0o700)
+    prov = {"vault": {"source": "exec", "command": script,
+                      "passEnv": ["PATH"]}}
+    cfg = secret_config(up, d, {"source": "exec", "provider": "vault",
+                                "id": "a"}, prov)
+    with open(os.path.join(d, "openclaw.json"), "w") as f:
+        json.dump(cfg, f)
+
+    def ncalls():
+        with open(calls) as f:
+            return len(f.readlines())
+    try:
+        gw = lch.start(state_dir=d)
+        assert ncalls() == 1
+        c = gw.connect()
+        got = c.call("config.get", {})
+        new = json.loads(json.dumps(got["parsed"]))
+        new["models"]["providers"]["fake"]["apiKey"] = {
+            "source": "exec", "provider": "vault", "id": "b"}
+        res = c.call("config.set", {"raw": json.dumps(new),
+                                    "baseHash": got["hash"]})
+        assert res["ok"] is True
+        assert ncalls() == 2, open(calls).read()    # preflight only
+        ok(gw, up)
+        assert last_auth(up) == "Bearer sk-once-b"
+        # an explicit secrets.reload still runs the provider again
+        assert c.call("secrets.reload", {})["ok"] is True
+        assert ncalls() == 3
+        c.close()
     finally:
         lch.cleanup()
 

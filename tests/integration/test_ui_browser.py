@@ -244,3 +244,42 @@ def test_ui_views_rpcs(launcher):
             continue
         top = "/" + v["path"].split("/")[1]
         assert v["location"].startswith(top), (name, v["location"])
+
+
+def test_ui_secrets_page(launcher):
+    """Settings → Secrets (issue 15): the page lists the store through
+    secrets.store.list, adds a protected secret through its Add dialog
+    (secrets.store.set), lists it again, and no value of a secret ever
+    reaches the page; an env entry set by the CLI shows with its value."""
+    need_browser()
+    d = launcher.prepare()
+    rc, out, err = launcher.run(
+        ["secrets", "store", "set", "CLI_API_KEY"], state_dir=d,
+        input=b"cli-secret-value-1\n")
+    assert rc == 0, err
+    rc, out, err = launcher.run(
+        ["secrets", "store", "set", "LOG_LEVEL", "--kind", "env",
+         "--value", "debug"], state_dir=d)
+    assert rc == 0, err
+    gw = launcher.start(config={}, state_dir=d,
+                        env={"CLAWGATE_CONTROL_UI_DIR": UI_DIR})
+    ev = run("secrets", gw, "secrets",
+             set={"name": "UI_API_KEY", "value": "ui-secret-value-2"})
+    failed = {m: s for m, s in ev["methods"].items() if s["failed"]}
+    assert not set(failed) - NOT_YET, failed
+    for m in ("secrets.store.list", "secrets.store.set"):
+        assert ev["methods"][m]["failed"] == 0, ev["methods"][m]
+    assert ev["set"]["ok"] is True, ev["set"]
+    assert ev["set"]["params"] == {"name": "UI_API_KEY", "kind": "secret"}
+    text = ev["text"]
+    for name in ("CLI_API_KEY", "LOG_LEVEL", "UI_API_KEY"):
+        assert name in text, text[-3000:]
+    assert "debug" in text
+    for value in ("cli-secret-value-1", "ui-secret-value-2"):
+        assert value not in ev["html"] and value not in text
+    # The gateway stored it (listed over RPC too, sealed, no value).
+    c = gw.connect()
+    ents = {e["name"]: e for e in
+            c.call("secrets.store.list", {})["entries"]}
+    assert ents["UI_API_KEY"]["kind"] == "secret"
+    assert "value" not in ents["UI_API_KEY"]

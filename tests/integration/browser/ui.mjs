@@ -22,6 +22,10 @@
 //   record    the recorder: load "/", then visit each view in the app and
 //             record the WS req/res frames per view; reports, per view,
 //             the methods sent and the ones that failed.
+//   secrets   open /settings/secrets, wait for secrets.store.list; with
+//             opts.set {name, value}, add that entry through the page's
+//             Add dialog (protected secret) and wait for the list that
+//             follows; reports the RPCs and the table's text.
 import { createRequire } from "module";
 import fs from "fs";
 import path from "path";
@@ -303,11 +307,68 @@ async function scenarioRecord(page, rec) {
   emit({ event: "done", views, http: rec.http });
 }
 
+async function scenarioSecrets(page, rec) {
+  await gotoApp(page, "/settings/secrets");
+  await waitConnected(rec);
+  rec.bucket = "secrets";
+  const listed = () => rec.find((r) => r.method === "secrets.store.list" &&
+                                r.res && r.res.ok);
+  // The first list may have been sent before the bucket switch.
+  await rec.until(listed, TIMEOUT, "the secrets.store.list answer");
+  const table = page.locator("table").first();
+  let set = null;
+  if (opts.set) {
+    const add = page.locator("button.btn--sm.primary",
+                             { hasText: "Add" }).first();
+    await add.waitFor({ state: "visible", timeout: TIMEOUT });
+    await add.click();
+    const form = page.locator("form.secrets-store-dialog");
+    await form.waitFor({ state: "visible", timeout: TIMEOUT });
+    await form.locator('input[name="name"]').fill(opts.set.name);
+    await form.locator('textarea[name="value"]').fill(opts.set.value);
+    await form.locator('input[name="access-mode"][value="secret"]').check();
+    await shot(page, "secrets-dialog");
+    const before = rec.reqs.size;
+    await form.locator('button[type="submit"]').click();
+    const r = await rec.until(() => rec.find(
+      (x) => x.method === "secrets.store.set" && x.res), TIMEOUT,
+    "the secrets.store.set answer");
+    set = { params: { name: r.params.name, kind: r.params.kind },
+            ok: r.res.ok, error: r.res.error || null };
+    // The page lists again after a write.
+    await rec.until(() => [...rec.reqs.entries()].some(
+      ([, x], i) => x.method === "secrets.store.list" && x.res &&
+        x.at >= r.at), TIMEOUT, "the list after the set");
+    void before;
+    await page.waitForFunction((n) => document.body.innerText.includes(n),
+                               opts.set.name, { timeout: TIMEOUT });
+  } else {
+    await table.waitFor({ state: "visible", timeout: TIMEOUT })
+      .catch(() => {});
+  }
+  await rec.settle("secrets", 800, 5000);
+  await shot(page, "secrets");
+  const methods = {};
+  for (const r of rec.reqs.values()) {
+    if (r.method === "connect") continue;
+    const m = methods[r.method] || (methods[r.method] = { sent: 0, failed: 0 });
+    m.sent++;
+    if (r.res && !r.res.ok) {
+      m.failed++;
+      m.error = r.res.error;
+    }
+  }
+  emit({ event: "done", methods, set, http: rec.http,
+         text: await page.innerText("body"),
+         html: await page.content() });
+}
+
 const SCENARIOS = {
   connect: scenarioConnect,
   pairing: scenarioPairing,
   approve: scenarioApprove,
   record: scenarioRecord,
+  secrets: scenarioSecrets,
 };
 
 async function main() {
