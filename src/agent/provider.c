@@ -598,6 +598,7 @@ int provider_new(struct provider **out)
 		free(p);
 		return GW_EINTERNAL;
 	}
+	pthread_setname_np(p->thread, "agent");	/* per-thread CPU in top/bench */
 	*out = p;
 	return GW_OK;
 }

@@ -18,6 +18,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/workq.h"
 #include "net/http.h"
 #include "secrets/secrets.h"
 
@@ -292,6 +293,85 @@ static int hooks_session(struct http_req *r, const struct gw_config *cfg,
 	return 0;
 }
 
+/* A wake or agent run started on a worker (run set-up reads SQLite and
+ * files: never on the libmicrohttpd thread), answered from there. The
+ * strings are owned by the job. */
+struct hooks_job {
+	struct api *a;
+	struct http_async *as;
+	int wake;
+	struct run_request rq;
+	char *agent, *key, *run_id, *text, *model, *channel, *mode;
+};
+
+static void hooks_job_free(struct hooks_job *j)
+{
+	json_decref(j->rq.messages);
+	free(j->agent);
+	free(j->key);
+	free(j->run_id);
+	free(j->text);
+	free(j->model);
+	free(j->channel);
+	free(j->mode);
+	free(j);
+}
+
+static void hooks_async_json(struct http_async *as, int status, json_t *v)
+{
+	char *s = json_dumps(v, JSON_COMPACT);
+
+	http_async_reply_json(as, status, s ? s : "null");
+	free(s);
+	json_decref(v);
+}
+
+static void hooks_run_end(void *arg, const struct run_result *res);
+
+static void hooks_job_run(void *arg)
+{
+	struct hooks_job *j = arg;
+	struct run_sink sink = { NULL, NULL, hooks_run_end, NULL };
+	struct run *run = NULL;
+	char *err = NULL;
+	int rc;
+
+	if (j->wake) {
+		rc = agent_wake(j->a->d.agents, j->agent, j->key, j->text,
+				j->mode, NULL, &err);
+		if (rc != GW_OK)
+			hooks_async_json(j->as, 400, json_pack("{s:b,s:s}",
+				"ok", 0, "error", err ? err : "wake failed"));
+		else
+			hooks_async_json(j->as, 200, json_pack("{s:b,s:s}",
+				"ok", 1, "mode", j->mode));
+		goto out;
+	}
+	rc = run_start(j->a->d.agents, &j->rq, &sink, &run, &err);
+	if (rc != GW_OK)
+		hooks_async_json(j->as, rc == GW_EINVAL ? 400 : 503,
+				 json_pack("{s:b,s:s}", "ok", 0, "error",
+					   err ? err : "cannot start the run"));
+	else
+		hooks_async_json(j->as, 200, json_pack("{s:b,s:s}", "ok", 1,
+						       "runId", run_id(run)));
+	run_unref(run);
+out:
+	free(err);
+	hooks_job_free(j);
+}
+
+/* Takes the reply of r over and runs j on a worker (inline without a
+ * pool). */
+static void hooks_job_post(struct api *a, struct http_req *r,
+			   struct hooks_job *j)
+{
+	j->a = a;
+	j->as = http_reply_later(r);
+	if (!a->d.workers || workq_post(a->d.workers, hooks_job_run, j) != 0)
+		hooks_job_run(j);
+}
+
 static void hooks_wake(struct api *a, struct http_req *r,
 		       const struct gw_config *cfg, const json_t *body)
 {
@@ -299,7 +379,8 @@ static void hooks_wake(struct api *a, struct http_req *r,
 	const char *mode = json_string_value(json_object_get(body, "mode"));
 	const char *sk = json_string_value(json_object_get(body,
 							   "sessionKey"));
-	char *agent = NULL, *err = NULL;
+	struct hooks_job *j;
+	char *agent = NULL;
 
 	if (!text || !*text) {
 		hooks_fail(r, 400, "text required");
@@ -321,15 +402,16 @@ static void hooks_wake(struct api *a, struct http_req *r,
 			   "hooks.allowRequestSessionKey)");
 		goto out;
 	}
-	if (agent_wake(a->d.agents, agent, sk, text, mode, NULL, &err) !=
-	    GW_OK) {
-		hooks_fail(r, 400, err ? err : "wake failed");
-		goto out;
-	}
-	api_reply_json(r, 200, json_pack("{s:b,s:s}", "ok", 1, "mode", mode));
+	j = xcalloc(1, sizeof(*j));
+	j->wake = 1;
+	j->agent = agent;
+	agent = NULL;
+	j->key = sk ? xstrdup(sk) : NULL;
+	j->text = xstrdup(text);
+	j->mode = xstrdup(mode);
+	hooks_job_post(a, r, j);
 out:
 	free(agent);
-	free(err);
 }
 
 static void hooks_run_end(void *arg, const struct run_result *res)
@@ -349,11 +431,8 @@ static void hooks_agent_run(struct api *a, struct http_req *r,
 	const char *idem = json_string_value(json_object_get(body,
 							     "idempotencyKey"));
 	const json_t *to = json_object_get(body, "timeoutSeconds");
-	struct run_sink sink = { NULL, NULL, hooks_run_end, NULL };
-	struct run_request rq = {0};
-	struct run *run = NULL;
-	char *agent = NULL, *key = NULL, *err = NULL, *text = NULL;
-	int rc;
+	struct hooks_job *j;
+	char *agent = NULL, *key = NULL;
 
 	if (!msg || !*msg) {
 		hooks_fail(r, 400, "message required");
@@ -382,32 +461,25 @@ static void hooks_agent_run(struct api *a, struct http_req *r,
 		return;
 	if (hooks_session(r, cfg, body, agent, &key) != 0)
 		goto out;
-	text = name && *name ? xasprintf("[%s] %s", name, msg) : xstrdup(msg);
-	rq.agent_id = agent;
-	rq.session_key = key;
-	rq.run_id = idem;
-	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
-				text);
-	rq.use_history = 1;
-	rq.model_override = model;
-	rq.channel = json_string_value(json_object_get(body, "channel")) ?:
-		"hook";
-	rq.timeout_ms = json_is_integer(to) ?
+	j = xcalloc(1, sizeof(*j));
+	j->text = name && *name ? xasprintf("[%s] %s", name, msg) :
+		xstrdup(msg);
+	j->rq.agent_id = j->agent = agent;
+	j->rq.session_key = j->key = key;
+	j->rq.run_id = j->run_id = idem ? xstrdup(idem) : NULL;
+	j->rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
+				   j->text);
+	j->rq.use_history = 1;
+	j->rq.model_override = j->model = model ? xstrdup(model) : NULL;
+	j->rq.channel = j->channel = xstrdup(json_string_value(
+		json_object_get(body, "channel")) ?: "hook");
+	j->rq.timeout_ms = json_is_integer(to) ?
 		(int64_t)json_integer_value(to) * 1000 : 0;
-	rc = run_start(a->d.agents, &rq, &sink, &run, &err);
-	if (rc != GW_OK) {
-		hooks_fail(r, rc == GW_EINVAL ? 400 : 503,
-			   err ? err : "cannot start the run");
-		goto out;
-	}
-	api_reply_json(r, 200, json_pack("{s:b,s:s}", "ok", 1, "runId",
-					 run_id(run)));
-	run_unref(run);
+	hooks_job_post(a, r, j);
+	return;
 out:
 	free(agent);
 	free(key);
-	free(err);
-	free(text);
 }
 
 int api_hooks_preauth(struct api *a, struct http_req *r,

@@ -64,7 +64,8 @@ struct workq *workq_new(int nthreads, int max_queued)
 	q->nthreads = nthreads;
 	q->threads = xcalloc((size_t)nthreads, sizeof(pthread_t));
 	for (i = 0; i < nthreads; i++)
-		pthread_create(&q->threads[i], NULL, workq_main, q);
+		if (pthread_create(&q->threads[i], NULL, workq_main, q) == 0)
+			pthread_setname_np(q->threads[i], "worker");
 	return q;
 }
 

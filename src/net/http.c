@@ -46,7 +46,7 @@
 #define HTTP_BODY_GRACE_MS 10000
 #define HTTP_BODY_MIN_RATE 1024
 #define HTTP_CONN_TIMEOUT_S 30
-#define HTTP_CONN_MEMORY (64 * 1024)
+#define HTTP_CONN_MEMORY (32 * 1024)
 #define HTTP_TOO_BIG_JSON                                                \
 	"{\"error\":{\"message\":\"Payload too large\","                 \
 	"\"type\":\"invalid_request_error\"}}"

@@ -736,6 +736,7 @@ listener_start(struct listener *l, const struct listener_cbs *cbs)
 		r = -r;
 		goto fail;
 	}
+	pthread_setname_np(l->thread, "listener");
 	l->running = 1;
 	return 0;
 fail:

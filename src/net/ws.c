@@ -517,6 +517,7 @@ ws_server_start(struct ws_server *s)
 		r = -r;
 		goto fail;
 	}
+	pthread_setname_np(s->thread, "ws");
 	s->running = 1;
 	return 0;
 fail:

@@ -229,46 +229,20 @@ int store_session_ensure_tx(sqlite3 *db, const char *key,
 	return r;
 }
 
-/* Append one message to the current session of key and bump the row
- * (tx). Queues a session.message event. *id_out (may be NULL) gets the
- * message id. */
-int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
-			    const struct store_session_meta *m, json_t *events,
-			    char **id_out)
+/* Insert msg as transcript row seq of session sid (the sessions row was
+ * bumped by the caller) and queue its session.message event (tx). */
+static int sess_transcript_insert(sqlite3 *db, const char *key,
+				  const char *sid, int64_t seq, json_t *msg,
+				  const char *text,
+				  const struct store_session_meta *m,
+				  json_t *events, int64_t now, char **id_out)
 {
 	sqlite3_stmt *s = NULL;
-	char mid[37], *text = NULL, *mjson = NULL, *preview = NULL;
+	char mid[37], *mjson = NULL;
 	const char *role = json_string_value(json_object_get(msg, "role"));
-	char *sid = NULL;
-	int64_t seq, now = util_now_ms();
-	int r, rc;
+	int r;
 
 	store_uuid7(mid);
-	text = store_session_text(json_object_get(msg, "content"));
-	preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
-	/* Bump the row and learn its session id and the new seq at once. */
-	r = sess_prep(db, "UPDATE sessions SET message_count = "
-		      "message_count + 1, last_preview = ?, updated_at = ? "
-		      "WHERE key = ? RETURNING session_id, message_count", &s);
-	if (r != GW_OK)
-		goto out;
-	sqlite3_bind_text(s, 1, preview, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 2, now);
-	sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
-	rc = sqlite3_step(s);
-	if (rc != SQLITE_ROW) {
-		r = rc == SQLITE_DONE ? GW_ENOTFOUND
-				      : sess_fail(db, "session bump");
-		goto out;
-	}
-	sid = xstrdup(sess_col(s, 0));
-	seq = sqlite3_column_int64(s, 1);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		r = sess_fail(db, "session bump");
-		goto out;
-	}
-	store_stmt_done(s);
-	s = NULL;
 	mjson = json_dumps(msg, JSON_COMPACT);
 	r = sess_prep(db, "INSERT INTO transcript(session_key, session_id, "
 			 "seq, message_id, role, text, message, run_id, "
@@ -295,8 +269,6 @@ int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
 		r = sess_fail(db, "transcript append");
 		goto out;
 	}
-	store_stmt_done(s);
-	s = NULL;
 	if (events)
 		store_session_event(events, "session.message", key,
 			json_pack("{s:s,s:O,s:s,s:I,s:s}", "sessionKey", key,
@@ -308,9 +280,70 @@ int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
 	r = GW_OK;
 out:
 	store_stmt_done(s);
+	free(mjson);
+	return r;
+}
+
+/* Read the RETURNING session_id, message_count row of a bump: 1 with
+ * *sid (new string) and *count, 0 when no row matched, -1 on error. */
+static int sess_bumped(sqlite3 *db, sqlite3_stmt *s, const char *what,
+		       char **sid, int64_t *count)
+{
+	int rc = sqlite3_step(s);
+
+	if (rc == SQLITE_DONE)
+		return 0;
+	if (rc != SQLITE_ROW) {
+		sess_fail(db, what);
+		return -1;
+	}
+	*sid = xstrdup(sess_col(s, 0));
+	*count = sqlite3_column_int64(s, 1);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sess_fail(db, what);
+		free(*sid);
+		*sid = NULL;
+		return -1;
+	}
+	return 1;
+}
+
+/* Append one message to the current session of key and bump the row
+ * (tx). Queues a session.message event. *id_out (may be NULL) gets the
+ * message id. */
+int store_session_append_tx(sqlite3 *db, const char *key, json_t *msg,
+			    const struct store_session_meta *m, json_t *events,
+			    char **id_out)
+{
+	sqlite3_stmt *s = NULL;
+	char *text = NULL, *preview = NULL, *sid = NULL;
+	int64_t seq = 0, now = util_now_ms();
+	int r, rc;
+
+	text = store_session_text(json_object_get(msg, "content"));
+	preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
+	/* Bump the row and learn its session id and the new seq at once. */
+	r = sess_prep(db, "UPDATE sessions SET message_count = "
+		      "message_count + 1, last_preview = ?, updated_at = ? "
+		      "WHERE key = ? RETURNING session_id, message_count", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, preview, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_int64(s, 2, now);
+	sqlite3_bind_text(s, 3, key, -1, SQLITE_TRANSIENT);
+	rc = sess_bumped(db, s, "session bump", &sid, &seq);
+	store_stmt_done(s);
+	s = NULL;
+	if (rc <= 0) {
+		r = rc == 0 ? GW_ENOTFOUND : GW_ESTORE;
+		goto out;
+	}
+	r = sess_transcript_insert(db, key, sid, seq, msg, text, m, events,
+				   now, id_out);
+out:
+	store_stmt_done(s);
 	free(sid);
 	free(text);
-	free(mjson);
 	free(preview);
 	return r;
 }
@@ -320,11 +353,11 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 {
 	sqlite3_stmt *s = NULL;
 	struct store_session_meta m = {.run_id = b->run_id};
-	char sid[37];
-	int64_t now = util_now_ms();
+	char sid[37], **texts = NULL, *preview = NULL, *cur = NULL;
+	int64_t count = 0, now = util_now_ms();
 	json_t *msg;
-	size_t i;
-	int r;
+	size_t i, n = 0;
+	int r, rc;
 
 	if (now >= store_session_next_sweep) {
 		/* Reads skip expired rows; the sweep only bounds the table. */
@@ -341,17 +374,28 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			return r;
 		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
 	}
-	/* Create the row or mark it running, in one statement. */
+	/* Create the row or mark it running and count the new messages, in
+	 * one statement that returns their session id and last seq. */
+	n = json_array_size(b->messages);
+	texts = xcalloc(n ? n : 1, sizeof(*texts));
+	json_array_foreach(b->messages, i, msg)
+		texts[i] = store_session_text(json_object_get(msg, "content"));
+	if (n)
+		preview = xstrndup(texts[n - 1], STORE_SESSION_PREVIEW_LEN);
 	store_uuid7(sid);
 	r = sess_prep(db, "INSERT INTO sessions(key, session_id, agent_id, "
-		      "channel, status, last_run_id, created_at, updated_at) "
-		      "VALUES(?,?,?,?,'running',?,?,?) ON CONFLICT(key) DO "
+		      "channel, status, last_run_id, created_at, updated_at, "
+		      "message_count, last_preview) "
+		      "VALUES(?,?,?,?,'running',?,?,?,?,?) ON CONFLICT(key) DO "
 		      "UPDATE SET status = 'running', last_run_id = "
 		      "excluded.last_run_id, last_error = NULL, channel = "
 		      "coalesce(excluded.channel, channel), updated_at = "
-		      "excluded.updated_at", &s);
+		      "excluded.updated_at, message_count = message_count + "
+		      "excluded.message_count, last_preview = "
+		      "coalesce(excluded.last_preview, last_preview) "
+		      "RETURNING session_id, message_count", &s);
 	if (r != GW_OK)
-		return r;
+		goto out;
 	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
@@ -359,22 +403,28 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	sqlite3_bind_text(s, 5, b->run_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, now);
-	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
-					   : sess_fail(db, "session run");
+	sqlite3_bind_int64(s, 8, (sqlite3_int64)n);
+	sess_bind_text(s, 9, preview);
+	rc = sess_bumped(db, s, "session run", &cur, &count);
 	store_stmt_done(s);
 	s = NULL;
-	if (r != GW_OK)
-		return r;
+	if (rc <= 0) {
+		r = rc == 0 ? sess_fail(db, "session run (no row)") : GW_ESTORE;
+		goto out;
+	}
 	json_array_foreach(b->messages, i, msg) {
-		r = store_session_append_tx(db, b->key, msg, &m, events, NULL);
+		r = sess_transcript_insert(db, b->key, cur,
+					   count - (int64_t)n + 1 + (int64_t)i,
+					   msg, texts[i], &m, events, now,
+					   NULL);
 		if (r != GW_OK)
-			return r;
+			goto out;
 	}
 	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
 			 "session_key, status, created_at, expires_at) "
 			 "VALUES(?,?,'running',?,?)", &s);
 	if (r != GW_OK)
-		return r;
+		goto out;
 	sqlite3_bind_text(s, 1, b->run_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, b->key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 3, now);
@@ -382,10 +432,19 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "idempotency");
 	store_stmt_done(s);
+	s = NULL;
 	if (r != GW_OK)
-		return r;
+		goto out;
 	store_session_changed(db, events, b->key, "run.start", b->run_id);
-	return GW_OK;
+out:
+	store_stmt_done(s);
+	if (texts)
+		for (i = 0; i < n; i++)
+			free(texts[i]);
+	free(texts);
+	free(preview);
+	free(cur);
+	return r;
 }
 
 static const char *session_row_status(const char *run_status)
@@ -407,25 +466,29 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 		.in_tok = e->in_tok, .out_tok = e->out_tok, .model = e->model,
 	};
 	sqlite3_stmt *s = NULL;
-	int64_t now = util_now_ms();
-	char *rjson = NULL;
-	int r;
+	int64_t seq = 0, now = util_now_ms();
+	char *rjson = NULL, *text = NULL, *preview = NULL, *sid = NULL;
+	int r, rc;
 
-	if (e->message && !e->skip_row) {
-		r = store_session_append_tx(db, e->key, e->message, &m, events,
-				      NULL);
-		if (r != GW_OK && r != GW_ENOTFOUND)
-			return r;
-	}
 	if (e->skip_row)
 		goto idem;
+	/* End the row and, with the reply, count its message: one
+	 * statement (no row: the session was deleted during the run). */
+	if (e->message) {
+		text = store_session_text(json_object_get(e->message,
+							  "content"));
+		preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
+	}
 	r = sess_prep(db, "UPDATE sessions SET status = ?, "
 			 "input_tokens = input_tokens + ?, "
 			 "output_tokens = output_tokens + ?, "
 			 "model = coalesce(?, model), last_error = ?, "
-			 "updated_at = ? WHERE key = ?", &s);
+			 "updated_at = ?, message_count = message_count + ?, "
+			 "last_preview = coalesce(?, last_preview) "
+			 "WHERE key = ? RETURNING session_id, message_count",
+			 &s);
 	if (r != GW_OK)
-		return r;
+		goto out;
 	sqlite3_bind_text(s, 1, session_row_status(e->status), -1,
 			  SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, e->in_tok);
@@ -434,13 +497,22 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 	sess_bind_text(s, 5, json_string_value(json_object_get(e->result,
 								  "error")));
 	sqlite3_bind_int64(s, 6, now);
-	sqlite3_bind_text(s, 7, e->key, -1, SQLITE_TRANSIENT);
-	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
-					   : sess_fail(db, "session end");
+	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
+	sess_bind_text(s, 8, preview);
+	sqlite3_bind_text(s, 9, e->key, -1, SQLITE_TRANSIENT);
+	rc = sess_bumped(db, s, "session end", &sid, &seq);
 	store_stmt_done(s);
 	s = NULL;
-	if (r != GW_OK)
-		return r;
+	if (rc < 0) {
+		r = GW_ESTORE;
+		goto out;
+	}
+	if (rc > 0 && e->message) {
+		r = sess_transcript_insert(db, e->key, sid, seq, e->message,
+					   text, &m, events, now, NULL);
+		if (r != GW_OK)
+			goto out;
+	}
 idem:
 	rjson = json_dumps(e->result, JSON_COMPACT);
 	/* The row of the start keeps its created_at. */
@@ -466,6 +538,9 @@ idem:
 out:
 	store_stmt_done(s);
 	free(rjson);
+	free(text);
+	free(preview);
+	free(sid);
 	return r;
 }
 

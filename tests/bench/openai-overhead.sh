@@ -160,6 +160,16 @@ wrk_parse() {
 # CPU ticks (user + system) of a process
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 HZ=$(getconf CLK_TCK)
+# CPU ticks per thread name of a process ("name ticks" lines, threads of
+# one name summed; the libmicrohttpd thread keeps the name "clawgate")
+thread_ticks() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		# comm may hold spaces: the fields after ") "
+		sed -e 's/^[0-9]* (\(.*\)) /\1\t/' "$t/stat" 2>/dev/null
+	done | awk -F'\t' '{ split($2, f, " "); n[$1] += f[12] + f[13] }
+		END { for (k in n) print k, n[k] }'
+}
 # run name conns url script [auth]: R[name] = "rps p50 p99 errors";
 # C[name] = CPU microseconds per request of the process that served it
 declare -A R C
@@ -190,7 +200,10 @@ wrk -t1 -c4 -d1s -s "$TMP/gw.lua" -H "Authorization: Bearer T" \
 	"$G/v1/chat/completions" >/dev/null 2>&1
 
 run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
+TT0=$(thread_ticks "$GW_PID")
 run gw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
+TT1=$(thread_ticks "$GW_PID")
+GWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gw16.txt")
 run direct1 1 "$D/json/v1/chat/completions" "$TMP/direct.lua"
 run gw1 1 "$G/v1/chat/completions" "$TMP/gw.lua" auth
 run sdirect16 "$CONNS" "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
@@ -249,6 +262,15 @@ ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
 echo "errors (non-2xx + socket, all wrk runs): $ERRS; chat.send errors: ${CSE:-?}"
 echo "daemon RSS after load: ${RSS:-?} kB"
+# CPU per request of each thread during the chat run, largest first
+printf '%s\n--\n%s\n' "$TT0" "$TT1" | awk -v n="${GWN:-0}" -v hz="$HZ" '
+	/^--$/ { after = 1; next }
+	{ if (after) b[$1] = $2; else a[$1] = $2 }
+	END { if (n <= 0) exit
+		for (k in b) { us = (b[k] - a[k]) * 1e6 / hz / n
+			if (us >= 0.5) printf "%.1f %s\n", us, k }
+	}' | sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
+	END { print "CPU us/request by thread (chat, '"$CONNS"' conns): " s }'
 echo "${STORE:-store: figures not logged}"
 if [ -n "$JSON_OUT" ]; then
 	{

@@ -5,6 +5,8 @@
 # RSS, and /v1/models requests per second (wrk, keep-alive).
 #   CLAWGATE_BIN  the daemon (use a build without sanitizers)
 #   BENCH_N       TTFT samples (default 300)
+#   BENCH_STREAMS concurrent streams (default 200, at most 1000: the
+#                 HTTP front door holds 1024 connections)
 #   BENCH_SECS    wrk duration (default 5)
 # Needs python3 and wrk. Prints one "name: value" line per figure.
 set -eu
@@ -21,6 +23,11 @@ cleanup() {
 	rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
+streams=${BENCH_STREAMS:-200}
+case $streams in ''|*[!0-9]*) echo "BENCH_STREAMS: a number" >&2; exit 2;; esac
+[ "$streams" -le 1000 ] || { echo "BENCH_STREAMS: at most 1000" >&2; exit 2; }
+# a socket per stream on each side, plus the upstream's
+ulimit -n $((streams * 3 + 256)) 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 freeport() {
 	"$py" -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'
@@ -52,10 +59,11 @@ until curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; do
 	i=$((i+1)); [ $i -lt 200 ] || { cat "$tmp/gw.log"; exit 1; }; sleep 0.05
 done
 
-"$py" - "$uport" "$port" "$gpid" "${BENCH_N:-300}" <<'PY'
+"$py" - "$uport" "$port" "$gpid" "${BENCH_N:-300}" "$streams" <<'PY'
 import json, socket, sys, threading, time
 uport, gport, gpid, n = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], \
     int(sys.argv[4])
+N = int(sys.argv[5])
 
 def ttft(port, path, auth):
     body = json.dumps({"model": "openclaw" if auth else "fake-model",
@@ -106,8 +114,7 @@ def rss_kb(pid):
             if line.startswith("VmRSS:"):
                 return int(line.split()[1])
 
-# 200 concurrent streams: each 40 chunks, 100 ms apart (~4 s)
-N = 200
+# N concurrent streams (BENCH_STREAMS): each 40 chunks, 100 ms apart (~4 s)
 base = rss_kb(gpid)
 peak = [base]
 done = []
@@ -138,8 +145,8 @@ while any(t.is_alive() for t in ts):
     time.sleep(0.05)
 for t in ts:
     t.join()
-print("streams_200: completed %d/%d rss_base_mb %.1f rss_peak_mb %.1f "
-      "added_per_stream_kb %.1f" % (sum(done), N, base / 1024.0,
+print("streams_%d: completed %d/%d rss_base_mb %.1f rss_peak_mb %.1f "
+      "added_per_stream_kb %.1f" % (N, sum(done), N, base / 1024.0,
                                     max(peak) / 1024.0,
                                     (max(peak) - base) / float(N)))
 PY

@@ -87,6 +87,39 @@ def test_concurrent_answers_after_commit(oagw, up):
         assert srow == [("done",)]
 
 
+def test_session_row_counts_every_message(oagw, up):
+    """The start of a run creates or marks the session row and counts its
+    new messages in one statement, the end counts the reply in the row's
+    end update: seqs stay contiguous across runs, message_count equals
+    the rows, last_preview is the latest message, a failed run still
+    records its prompt."""
+    key = "agent:main:perf-count"
+    hdr = {"x-openclaw-session-key": key}
+    for i in range(3):
+        r = post(oagw, "/v1/chat/completions",
+                 chat("c%d [[json]] [[reply:r%d]]" % (i, i)), headers=hdr)
+        assert r.status_code == 200, r.text
+    rows = db_rows(oagw, "SELECT seq, role, text, session_id FROM "
+                   "transcript WHERE session_key = ? ORDER BY seq", (key,))
+    assert [r[0] for r in rows] == [1, 2, 3, 4, 5, 6]
+    assert [r[1] for r in rows] == ["user", "assistant"] * 3
+    assert rows[5][2] == "r2"
+    assert len({r[3] for r in rows}) == 1
+    srow = db_rows(oagw, "SELECT message_count, last_preview, status, "
+                   "session_id FROM sessions WHERE key = ?", (key,))
+    assert srow == [(6, "r2", "done", rows[0][3])]
+    # an upstream error: the prompt is counted, the row says failed
+    r = post(oagw, "/v1/chat/completions", chat("boom [[status:500]]"),
+             headers=hdr)
+    assert r.status_code >= 400, r.text
+    rows = db_rows(oagw, "SELECT seq, role, text FROM transcript WHERE "
+                   "session_key = ? ORDER BY seq", (key,))
+    assert rows[6][:2] == (7, "user")
+    srow = db_rows(oagw, "SELECT message_count, status FROM sessions "
+                   "WHERE key = ?", (key,))
+    assert srow == [(len(rows), "failed")]
+
+
 # ---- one session-key rule -----------------------------------------------------
 
 BAD_KEYS = [("cron:x", "reserved"), ("agent:main:cron:x", "reserved"),
