@@ -123,6 +123,11 @@ static const char *cron_str(const json_t *o, const char *k)
 	return json_string_value(json_object_get(o, k));
 }
 
+static int cron_strsame(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
+}
+
 static int64_t cron_int(const json_t *o, const char *k)
 {
 	const json_t *v = json_object_get(o, k);
@@ -1204,7 +1209,7 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 	const json_t *v;
 	struct run_request rq = {0};
 	const char *msg, *model;
-	char *err = NULL;
+	char *err = NULL, *line = NULL;
 	int rc = GW_EUNAVAIL;
 
 	if (!strcmp(cron_str(pl, "kind"), "command")) {
@@ -1219,8 +1224,29 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 		return;
 	}
 	msg = cron_str(pl, "message");
-	if (!msg)
-		msg = cron_str(pl, "text");
+	if (!strcmp(cron_str(pl, "kind"), "systemEvent")) {
+		/* clawgate's heartbeat model is the `wake` method's: a
+		 * system event joins the next turn of the session;
+		 * next-heartbeat only queues it, now runs that turn at once */
+		const char *t = cron_str(pl, "text");
+
+		if (!cron_strsame(cron_str(r->job, "wakeMode"), "now")) {
+			struct run_result res = {0};
+
+			rc = c->agents ? agent_wake(c->agents, r->agent_id,
+						    r->session_key, t,
+						    "next-heartbeat", NULL,
+						    &err) : GW_EUNAVAIL;
+			res.status = rc == GW_OK ? RUN_OK : RUN_ERROR;
+			res.error = rc == GW_OK ? NULL : err ? err :
+				    "the agent runtime is unavailable";
+			cron_run_on_end(r, &res);
+			free(err);
+			return;
+		}
+		line = cron_errf("System event: %s", t);
+		msg = line;
+	}
 	model = cron_str(pl, "model");
 	rq.agent_id = r->agent_id;
 	rq.session_key = r->session_key;
@@ -1250,6 +1276,7 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 		cron_run_on_end(r, &res);
 	}
 	free(err);
+	free(line);
 }
 
 /* Mark a queued run started (locked). */

@@ -6,6 +6,7 @@ cron.runs, and failure alerts (per-job `failureAlert`, global
 `cron.failureAlert`) and recovery notices reach the channel. People are
 Python IRC clients in the channels."""
 
+import json
 import os
 import sqlite3
 
@@ -222,3 +223,29 @@ def test_bad_failure_alert_refused(world, fa, needle):
     ws = world.gw.connect()
     res = ws.request("cron.add", job("x", failureAlert=fa))
     assert res["ok"] is False and needle in res["error"]["message"]
+
+
+def test_system_event_wake_modes(world):
+    """systemEvent on clawgate's wake model: next-heartbeat queues the
+    event for the session's next turn (no model call by the run itself);
+    now runs that turn at once with the event as its message."""
+    ws = world.gw.connect()
+    chats = world.up.snapshot()["chat"]
+    j = ws.call("cron.add", job(
+        "x", sessionTarget="main", agentId="helper",
+        wakeMode="next-heartbeat",
+        payload={"kind": "systemEvent", "text": "remember the milk"}))
+    fin, e = run_once(ws, j["id"])
+    assert fin["status"] == "ok" and fin["sessionKey"] == "agent:helper:main"
+    assert world.up.snapshot()["chat"] == chats   # queued, not run
+    ws.call("cron.update", {"id": j["id"], "patch": {
+        "wakeMode": "now",
+        "payload": {"kind": "systemEvent", "text": "check the oven"}}})
+    fin, e = run_once(ws, j["id"])
+    assert fin["status"] == "ok"
+    st = world.up.snapshot()
+    assert st["chat"] == chats + 1
+    body = json.dumps(st["requests"][-1])
+    # the queued event joined this turn; the new one is its message
+    assert "System: remember the milk" in body
+    assert "System event: check the oven" in body
