@@ -249,3 +249,30 @@ def test_system_event_wake_modes(world):
     # the queued event joined this turn; the new one is its message
     assert "System: remember the milk" in body
     assert "System event: check the oven" in body
+
+
+def test_real_openclaw_cron_announce_to_irc(world):
+    """The real `openclaw cron add --announce --channel irc --to #room`
+    (2026.9.6), then `cron run --wait`: the answer reaches the channel.
+    Skipped when node 24 + openclaw are not installed."""
+    from test_peer_cli import _OK, _WHY, oc
+    if not _OK:
+        pytest.skip(_WHY)
+    gw = world.gw
+
+    def occ(*args):
+        rc, out, err = oc("cron", *args, "--url", gw.url, "--token",
+                          gw.token, timeout=120)
+        assert rc == 0, out + err
+        return json.loads(out[out.index("{"):])
+    j = occ("add", "--name", "peer announce", "--every", "1h",
+            "--message", "[[reply:from the real cli]] go", "--announce",
+            "--channel", "irc", "--to", ROOM)
+    assert j["delivery"]["mode"] == "announce"
+    assert j["delivery"]["channel"] == "irc" and j["delivery"]["to"] == ROOM
+    res = occ("run", j["id"], "--wait", "--poll-interval", "200ms",
+              "--wait-timeout", "60s")
+    assert res["status"] == "ok" and res["completionStatus"] == "succeeded"
+    assert world.alice.privmsgs_from(BOT, ROOM) == "from the real cli"
+    page = occ("runs", "--id", j["id"])
+    assert page["entries"][0]["deliveryStatus"] == "delivered"
