@@ -293,6 +293,7 @@ SELECT
 	input_tokens,
 	output_tokens,
 	delivery_status,
+	delivery_error,
 	completion_status,
 	session_key,
 	substr(summary, 1, 200) AS summary

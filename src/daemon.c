@@ -642,6 +642,25 @@ static void daemon_on_config_apply(const struct gw_config *old,
 		cron_configure(d->cron, neu->root);
 }
 
+/* Cron delivery and failure alerts go through the channel send path. */
+static int daemon_cron_deliver(void *arg, const char *channel,
+			       const char *account, const char *to,
+			       const char *text, char **err)
+{
+	json_t *res = NULL;
+	int rc;
+
+	(void)arg;
+	if (!channels_global()) {
+		*err = xstrdup("no channel is running");
+		return GW_EUNAVAIL;
+	}
+	rc = channels_send(channels_global(), channel, account, to, text,
+			   &res, err);
+	json_decref(res);
+	return rc;
+}
+
 /* A cron event: to operators holding operator.read. */
 static void daemon_on_cron_event(void *arg, json_t *payload)
 {
@@ -1032,7 +1051,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	}
 	{
 		struct cron_opts co = { d->store, d->agents,
-					daemon_on_cron_event, d };
+					daemon_on_cron_event, d,
+					daemon_cron_deliver, d };
 
 		if (cron_new(&co, d->cfg->root, &d->cron) != GW_OK)
 			log_warn("cron", "automations unavailable");

@@ -68,7 +68,7 @@ const struct cli_opt cli_cron_job_opts[] = {
 	{"keep-after-run", CLI_OPT_FLAG, C(keep_after_run), NULL,
 	 "keep a one-shot job"},
 	{"announce", CLI_OPT_FLAG, C(announce), NULL,
-	 "deliver the reply (stored; clawgate reports not delivered)"},
+	 "deliver the reply to --channel/--to (doc/cron.md)"},
 	{"no-deliver", CLI_OPT_FLAG, C(no_deliver), NULL, "no delivery"},
 	{"channel", CLI_OPT_STR, C(channel), "NAME", "delivery channel"},
 	{"to", CLI_OPT_STR, C(to), "TARGET", "delivery target"},

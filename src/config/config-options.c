@@ -390,7 +390,7 @@ static const struct config_option config_options[] = {
 	OPT("cron.webhookSsrfPolicy", ANY, HOT, "Webhook SSRF policy"),
 	OPT("cron.sessionRetention", ANY, HOT,
 	    "How long isolated run sessions are kept"),
-	OPT("cron.failureAlert", ANY, HOT, "Failure alerts (stored only)"),
+	OPT("cron.failureAlert", ANY, HOT, "Failure alerts (doc/cron.md)"),
 	OPT("identity", ANY, NONE, "Assistant identity"),
 	OPT("wizard", ANY, NONE, "Onboarding wizard state"),
 	OPT("bindings", ANY, NONE, "Channel to agent routing"),

@@ -33,13 +33,16 @@
 #define CRON_INTERRUPTED "interrupted: the gateway stopped before the run " \
 	"finished"
 #define CRON_CMD_OUTPUT_MAX (64 * 1024)
-#define CRON_NO_DELIVERY "not delivered: clawgate has no delivery " \
-	"channels (announce/webhook are accepted and stored only)"
+#define CRON_ALERT_AFTER 2
+#define CRON_ALERT_COOLDOWN_MS 3600000
 
 /* A job in memory: its public JSON (cron.get shape, state included). */
 struct cron_job {
 	json_t *j;
 	int busy;		/* a run is queued or running */
+	/* the open failure-alert incident: its cause ("" unknown, after a
+	 * restart), NULL when none */
+	char *incident;
 };
 
 /* One run, queued → running → done. */
@@ -56,6 +59,13 @@ struct cron_run {
 	int status;		/* enum run_status */
 	char *error, *text, *model;
 	int64_t in_tok, out_tok;
+	/* delivery (cron_deliver) */
+	const char *dstatus;	/* delivered | not-delivered | not-requested */
+	char *derror;		/* why not delivered */
+	const char *dsuppress;	/* empty | silent: nothing to deliver */
+	/* failure alert sent for this run: -1 none, 0 failed, 1 delivered */
+	int alert;
+	char *alert_error;
 	struct cron_run *next;
 };
 
@@ -79,6 +89,10 @@ struct cron {
 	int allow_command;
 	int skip_missed;
 	int64_t session_retention_ms;	/* 0: keep isolated sessions */
+	json_t *failure_alert;		/* cron.failureAlert (object) or NULL */
+	int (*deliver)(void *arg, const char *channel, const char *account,
+		       const char *to, const char *text, char **err);
+	void *deliver_arg;
 	/* state */
 	struct cron_job **jobs;
 	int njobs, cap;
@@ -107,6 +121,11 @@ static char *cron_errf(const char *fmt, ...)
 static const char *cron_str(const json_t *o, const char *k)
 {
 	return json_string_value(json_object_get(o, k));
+}
+
+static int cron_strsame(const char *a, const char *b)
+{
+	return a && b && !strcmp(a, b);
 }
 
 static int64_t cron_int(const json_t *o, const char *k)
@@ -304,6 +323,9 @@ static const char *const cron_delivery_keys[] = { "mode", "channel",
 	"threadId", "accountId", "bestEffort", "failureDestination",
 	"completionDestination", "to", NULL };
 
+static const char *const cron_alert_keys[] = { "after", "channel", "to",
+	"cooldownMs", "includeSkipped", "mode", "accountId", NULL };
+
 /* 0, or -1 with *err naming the first key of o not in keys. */
 static int cron_keys_ok(const json_t *o, const char *const *keys,
 			const char *where, char **err)
@@ -319,6 +341,48 @@ static int cron_keys_ok(const json_t *o, const char *const *keys,
 		}
 	}
 	return 0;
+}
+
+/* A job's failureAlert: false, or the published object. */
+static int cron_check_alert(const json_t *fa, char **err)
+{
+	const json_t *v;
+	const char *m;
+
+	if (!fa || json_is_false(fa))
+		return GW_OK;
+	if (!json_is_object(fa)) {
+		*err = cron_errf("failureAlert must be false or an object");
+		return GW_EINVAL;
+	}
+	if (cron_keys_ok(fa, cron_alert_keys, "failureAlert", err))
+		return GW_EINVAL;
+	v = json_object_get(fa, "after");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 1)) {
+		*err = cron_errf("failureAlert.after must be an integer >= 1");
+		return GW_EINVAL;
+	}
+	v = json_object_get(fa, "cooldownMs");
+	if (v && (!json_is_integer(v) || json_integer_value(v) < 0)) {
+		*err = cron_errf("failureAlert.cooldownMs must be an integer "
+				 ">= 0");
+		return GW_EINVAL;
+	}
+	m = cron_str(fa, "mode");
+	if (json_object_get(fa, "mode") &&
+	    (!m || (strcmp(m, "announce") && strcmp(m, "webhook")))) {
+		*err = cron_errf("failureAlert.mode must be announce or "
+				 "webhook");
+		return GW_EINVAL;
+	}
+	if ((json_object_get(fa, "channel") && !cron_str(fa, "channel")) ||
+	    (json_object_get(fa, "to") && !cron_str(fa, "to")) ||
+	    (json_object_get(fa, "accountId") && !cron_str(fa, "accountId"))) {
+		*err = cron_errf("failureAlert.channel, to and accountId must "
+				 "be strings");
+		return GW_EINVAL;
+	}
+	return GW_OK;
 }
 
 /* Optional string fields of the job. */
@@ -608,7 +672,7 @@ static int cron_validate(struct cron *c, json_t *j, int64_t now, char **err)
 				 "webhook");
 		return GW_EINVAL;
 	}
-	return GW_OK;
+	return cron_check_alert(json_object_get(j, "failureAlert"), err);
 }
 
 /* The delivery a job asked for: 0 none, 1 required, 2 best effort. */
@@ -710,6 +774,8 @@ static void cron_run_free(struct cron_run *r)
 	free(r->error);
 	free(r->text);
 	free(r->model);
+	free(r->derror);
+	free(r->alert_error);
 	free(r);
 }
 
@@ -784,6 +850,7 @@ static int cron_enqueue(struct cron *c, struct cron_job *cj,
 	int rc;
 
 	r->c = c;
+	r->alert = -1;
 	util_uuid(r->run_id);
 	r->job_id = xstrdup(cron_str(cj->j, "id"));
 	r->job_name = xstrdup(cron_str(cj->j, "name"));
@@ -1142,7 +1209,7 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 	const json_t *v;
 	struct run_request rq = {0};
 	const char *msg, *model;
-	char *err = NULL;
+	char *err = NULL, *line = NULL;
 	int rc = GW_EUNAVAIL;
 
 	if (!strcmp(cron_str(pl, "kind"), "command")) {
@@ -1157,8 +1224,29 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 		return;
 	}
 	msg = cron_str(pl, "message");
-	if (!msg)
-		msg = cron_str(pl, "text");
+	if (!strcmp(cron_str(pl, "kind"), "systemEvent")) {
+		/* clawgate's heartbeat model is the `wake` method's: a
+		 * system event joins the next turn of the session;
+		 * next-heartbeat only queues it, now runs that turn at once */
+		const char *t = cron_str(pl, "text");
+
+		if (!cron_strsame(cron_str(r->job, "wakeMode"), "now")) {
+			struct run_result res = {0};
+
+			rc = c->agents ? agent_wake(c->agents, r->agent_id,
+						    r->session_key, t,
+						    "next-heartbeat", NULL,
+						    &err) : GW_EUNAVAIL;
+			res.status = rc == GW_OK ? RUN_OK : RUN_ERROR;
+			res.error = rc == GW_OK ? NULL : err ? err :
+				    "the agent runtime is unavailable";
+			cron_run_on_end(r, &res);
+			free(err);
+			return;
+		}
+		line = cron_errf("System event: %s", t);
+		msg = line;
+	}
 	model = cron_str(pl, "model");
 	rq.agent_id = r->agent_id;
 	rq.session_key = r->session_key;
@@ -1188,6 +1276,7 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 		cron_run_on_end(r, &res);
 	}
 	free(err);
+	free(line);
 }
 
 /* Mark a queued run started (locked). */
@@ -1206,6 +1295,289 @@ static void cron_started(struct cron *c, struct cron_run *r, int64_t now)
 		log_error("cron", "cannot record the start of run %s",
 			  r->run_id);
 	cron_emit_started(c, r, cj ? cj->j : NULL);
+}
+
+/* ---- delivery and failure alerts ------------------------------------------- */
+
+/* Where a message goes: a channel conversation. */
+struct cron_route {
+	char *channel, *to, *account;
+};
+
+static void cron_route_clear(struct cron_route *rt)
+{
+	free(rt->channel);
+	free(rt->to);
+	free(rt->account);
+	memset(rt, 0, sizeof(*rt));
+}
+
+/* Resolve channel/to/accountId as upstream's announce does: an explicit
+ * channel, else the provider prefix of `to` ("irc:#room"), else the only
+ * channel clawgate has (irc); clawgate keeps no "last" route, so `to` is
+ * required. 0, or -1 with *err. */
+static int cron_route_resolve(const char *ch, const char *to,
+			      const char *acct, struct cron_route *rt,
+			      char **err)
+{
+	if (!to || !*to) {
+		*err = cron_errf("no delivery target: set delivery.to "
+				 "(clawgate keeps no last route)");
+		return -1;
+	}
+	if (!ch || !*ch || !strcmp(ch, "last"))
+		ch = "irc";
+	if (!strncmp(to, "irc:", 4)) {
+		if (strcmp(ch, "irc")) {
+			*err = cron_errf("the target names channel irc, the "
+					 "delivery channel is %s", ch);
+			return -1;
+		}
+		to += 4;
+	}
+	rt->channel = xstrdup(ch);
+	rt->to = xstrdup(to);
+	rt->account = acct && *acct ? xstrdup(acct) : NULL;
+	return 0;
+}
+
+static int cron_route_send(struct cron *c, const struct cron_route *rt,
+			   const char *text, char **err)
+{
+	if (!c->deliver) {
+		*err = cron_errf("clawgate has no channel subsystem running");
+		return GW_EUNAVAIL;
+	}
+	return c->deliver(c->deliver_arg, rt->channel, rt->account, rt->to,
+			  text, err);
+}
+
+/* Deliver the answer of an ended run as its job's delivery asks (cron
+ * thread, unlocked): r->dstatus, r->derror, r->dsuppress. */
+static void cron_deliver(struct cron *c, struct cron_run *r)
+{
+	const json_t *dl = json_object_get(r->job, "delivery");
+	const char *mode = cron_str(dl, "mode"), *t = r->text;
+	struct cron_route rt = { 0 };
+	char *err = NULL;
+	size_t n;
+
+	r->dstatus = "not-requested";
+	if (!cron_delivery_wanted(r->job))
+		return;
+	r->dstatus = "not-delivered";
+	if (r->status != RUN_OK) {
+		r->derror = cron_errf("not delivered: the run failed");
+		return;
+	}
+	if (!strcmp(mode, "webhook")) {
+		r->derror = cron_errf("not delivered: webhook delivery is not "
+				      "supported by clawgate");
+		return;
+	}
+	while (t && (*t == ' ' || *t == '\n' || *t == '\t' || *t == '\r'))
+		t++;
+	n = t ? strlen(t) : 0;
+	while (n && (t[n - 1] == ' ' || t[n - 1] == '\n' ||
+		     t[n - 1] == '\t' || t[n - 1] == '\r'))
+		n--;
+	if (!n) {
+		r->dsuppress = "empty";
+		return;
+	}
+	if (n == 8 && !strncmp(t, "NO_REPLY", 8)) {
+		r->dsuppress = "silent";
+		return;
+	}
+	if (cron_route_resolve(cron_str(dl, "channel"), cron_str(dl, "to"),
+			       cron_str(dl, "accountId"), &rt, &err) == 0 &&
+	    cron_route_send(c, &rt, r->text, &err) == GW_OK) {
+		r->dstatus = "delivered";
+	} else {
+		r->derror = cron_errf("not delivered: %s%s%s",
+				      rt.channel ? rt.channel : "",
+				      rt.channel ? ": " : "",
+				      err ? err : "send failed");
+	}
+	log_info("cron", "job %s run %s: delivery to %s %s: %s", r->job_id,
+		 r->run_id, rt.channel ? rt.channel : "-", rt.to ? rt.to : "-",
+		 r->derror ? r->derror : "delivered");
+	free(err);
+	cron_route_clear(&rt);
+}
+
+static int64_t cron_alert_int(const json_t *ja, const json_t *g,
+			      const char *k, int64_t def)
+{
+	const json_t *v = json_object_get(ja, k);
+
+	if (!json_is_integer(v))
+		v = json_object_get(g, k);
+	return json_is_integer(v) && json_integer_value(v) >= 0 ?
+	       json_integer_value(v) : def;
+}
+
+/* Decide the failure alert (or recovery notice) for an ended run, as
+ * upstream's policy (doc/cron.md), locked. Returns 1 with *rt and *text
+ * to send (then the incident and lastFailureAlertAtMs are already
+ * updated), 0 for none, -1 when an alert is due but has no usable route
+ * (*text is then the reason). */
+static int cron_alert_plan(struct cron *c, struct cron_run *r, int64_t now,
+			   struct cron_route *rt, char **text)
+{
+	struct cron_job *cj = cron_find(c, r->job_id, NULL);
+	const json_t *ja, *g = c->failure_alert, *dl, *fd, *src;
+	const char *name, *cause, *mode = NULL;
+	int explicit, exec_fail, dlv_fail, alt = 0, primary = 0;
+	int64_t errs, after, cooldown, last;
+	char *err = NULL;
+
+	if (!cj)
+		return 0;
+	ja = json_object_get(cj->j, "failureAlert");
+	dl = json_object_get(cj->j, "delivery");
+	if (json_is_false(ja))
+		return 0;
+	explicit = json_is_object(ja);
+	exec_fail = r->status != RUN_OK;
+	dlv_fail = !exec_fail && cron_delivery_wanted(cj->j) == 1 &&
+		   strcmp(r->dstatus, "delivered") && !r->dsuppress;
+	if (!explicit &&
+	    (json_is_false(json_object_get(g, "enabled")) ||
+	     json_is_true(json_object_get(dl, "bestEffort"))))
+		return 0;
+	/* the route: the job's own, then delivery.failureDestination over
+	 * the global one, then the primary announce target */
+	fd = json_object_get(dl, "failureDestination");
+	if (explicit && (cron_str(ja, "channel") || cron_str(ja, "to"))) {
+		src = ja;
+		mode = cron_str(ja, "mode");
+		alt = cron_route_resolve(cron_str(ja, "channel"),
+					 cron_str(ja, "to"),
+					 cron_str(ja, "accountId"), rt,
+					 &err) == 0;
+	} else if (cron_str(fd, "to") || cron_str(g, "to")) {
+		src = cron_str(fd, "to") ? fd : g;
+		mode = cron_str(fd, "mode") ? cron_str(fd, "mode") :
+		       cron_str(g, "mode");
+		alt = cron_route_resolve(cron_str(fd, "channel") ?
+					 cron_str(fd, "channel") :
+					 cron_str(g, "channel"),
+					 cron_str(src, "to"),
+					 cron_str(fd, "accountId") ?
+					 cron_str(fd, "accountId") :
+					 cron_str(g, "accountId"), rt,
+					 &err) == 0;
+	} else if (cron_str(dl, "mode") &&
+		   !strcmp(cron_str(dl, "mode"), "announce") &&
+		   cron_str(dl, "to")) {
+		primary = cron_route_resolve(cron_str(dl, "channel"),
+					     cron_str(dl, "to"),
+					     cron_str(dl, "accountId"), rt,
+					     &err) == 0;
+	}
+	/* without a route only an alert object activates the policy */
+	if (!alt && !primary && !err && !explicit && !json_is_object(g))
+		return 0;
+	name = cron_str(cj->j, "name");
+	if (!exec_fail && !dlv_fail) {
+		if (!cj->incident || (!alt && !primary))
+			goto none;
+		free(cj->incident);
+		cj->incident = NULL;
+		*text = cron_errf("Automation \"%s\" recovered: its last run "
+				  "succeeded.", name);
+		free(err);
+		return 1;
+	}
+	cooldown = cron_alert_int(ja, g, "cooldownMs", CRON_ALERT_COOLDOWN_MS);
+	last = cron_int(cron_state(cj->j), "lastFailureAlertAtMs");
+	if (exec_fail) {
+		errs = cron_int(cron_state(cj->j), "consecutiveErrors") + 1;
+		after = cron_alert_int(ja, g, "after", CRON_ALERT_AFTER);
+		if (after < 1)
+			after = 1;
+		if (errs < after)
+			goto none;
+		cause = r->status == RUN_TIMEOUT ? "timed out" :
+			r->status == RUN_ABORTED ? "aborted" : "failed";
+	} else {
+		/* a delivery failure alerts only through an alternate
+		 * route, never the primary one that just failed */
+		if (!alt)
+			goto none;
+		errs = 0;
+		cause = "delivery failed";
+	}
+	/* one incident per cause; a changed cause after the cooldown */
+	if (cj->incident && (!strcmp(cj->incident, cause) ||
+			     now - last < cooldown))
+		goto none;
+	free(cj->incident);
+	cj->incident = xstrdup(cause);
+	json_object_set_new(cron_state(cj->j), "lastFailureAlertAtMs",
+			    json_integer(now));
+	if (err || (!alt && !primary) || (mode && !strcmp(mode, "webhook"))) {
+		cron_route_clear(rt);
+		*text = err ? err : cron_errf("%s",
+			mode && !strcmp(mode, "webhook") ?
+			"webhook failure alerts are not supported by clawgate" :
+			"no failure alert target: set failureAlert.to or "
+			"cron.failureAlert.to");
+		return -1;
+	}
+	if (exec_fail)
+		*text = cron_errf("Automation \"%s\" %s (%lld consecutive "
+				  "failure%s). Details: openclaw cron runs "
+				  "--id %s", name, cause, (long long)errs,
+				  errs == 1 ? "" : "s", r->job_id);
+	else
+		*text = cron_errf("Automation \"%s\" ran, but its result could "
+				  "not be delivered. Details: openclaw cron "
+				  "runs --id %s", name, r->job_id);
+	return 1;
+none:
+	free(err);
+	cron_route_clear(rt);
+	return 0;
+}
+
+/* Deliver, then decide and send the failure alert of an ended run
+ * (cron thread, called locked; unlocks around the sends). */
+static void cron_after_run(struct cron *c, struct cron_run *r)
+{
+	struct cron_route rt = { 0 };
+	char *text = NULL, *err = NULL;
+	int k;
+
+	pthread_mutex_unlock(&c->mu);
+	cron_deliver(c, r);
+	pthread_mutex_lock(&c->mu);
+	k = cron_alert_plan(c, r, util_now_ms(), &rt, &text);
+	if (k < 0) {
+		r->alert = 0;
+		r->alert_error = text;
+		log_warn("cron", "job %s: failure alert not sent: %s",
+			 r->job_id, text);
+		return;
+	}
+	if (k == 0)
+		return;
+	pthread_mutex_unlock(&c->mu);
+	if (cron_route_send(c, &rt, text, &err) == GW_OK) {
+		r->alert = 1;
+	} else {
+		r->alert = 0;
+		r->alert_error = cron_errf("%s: %s", rt.channel,
+					   err ? err : "send failed");
+	}
+	log_info("cron", "job %s: failure notification to %s %s: %s",
+		 r->job_id, rt.channel, rt.to,
+		 r->alert ? "delivered" : r->alert_error);
+	pthread_mutex_lock(&c->mu);
+	free(err);
+	free(text);
+	cron_route_clear(&rt);
 }
 
 static const int64_t cron_backoff_ms[] = { 30000, 60000, 300000, 900000,
@@ -1244,12 +1616,15 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 		break;
 	}
 	want = cron_delivery_wanted(r->job);
-	if (want)
+	if (r->dstatus)
+		ds = r->dstatus;
+	else if (want)
 		ds = "not-delivered";
 	if (strcmp(status, "ok") != 0)
 		cs = "failed";
 	else
-		cs = want == 1 ? "failed" : "succeeded";
+		cs = want == 1 && strcmp(ds, "delivered") && !r->dsuppress ?
+		     "failed" : "succeeded";
 	cj = cron_find(c, r->job_id, &idx);
 	if (cj) {
 		const char *kind = cron_str(json_object_get(cj->j, "schedule"),
@@ -1265,12 +1640,34 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 		json_object_set_new(st, "lastStatus", json_string(status));
 		json_object_set_new(st, "lastDurationMs", json_integer(dur));
 		json_object_set_new(st, "lastDeliveryStatus", json_string(ds));
-		json_object_set_new(st, "lastDelivered", json_false());
-		if (want)
+		json_object_set_new(st, "lastDelivered",
+				    json_boolean(!strcmp(ds, "delivered")));
+		if (r->derror)
 			json_object_set_new(st, "lastDeliveryError",
-					    json_string(CRON_NO_DELIVERY));
+					    json_string(r->derror));
 		else
 			json_object_del(st, "lastDeliveryError");
+		if (r->dsuppress)
+			json_object_set_new(st, "deliverySuppressionReason",
+					    json_string(r->dsuppress));
+		else
+			json_object_del(st, "deliverySuppressionReason");
+		if (r->alert >= 0) {
+			json_object_set_new(st,
+				"lastFailureNotificationDelivered",
+				json_boolean(r->alert == 1));
+			json_object_set_new(st,
+				"lastFailureNotificationDeliveryStatus",
+				json_string(r->alert == 1 ? "delivered" :
+					    "not-delivered"));
+			if (r->alert_error)
+				json_object_set_new(st,
+				    "lastFailureNotificationDeliveryError",
+				    json_string(r->alert_error));
+			else
+				json_object_del(st,
+				    "lastFailureNotificationDeliveryError");
+		}
 		errs = cron_int(st, "consecutiveErrors");
 		if (error) {
 			json_object_set_new(st, "lastError",
@@ -1323,7 +1720,7 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 	x.input_tokens = r->in_tok;
 	x.output_tokens = r->out_tok;
 	x.delivery_status = ds;
-	x.delivery_error = want ? CRON_NO_DELIVERY : NULL;
+	x.delivery_error = r->derror;
 	x.completion_status = cs;
 	x.next_run_at = next;
 	if (store_cron_run_job_put(c->store, &x, cj && !removed ? cj->j : NULL,
@@ -1338,7 +1735,10 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 		      "status", status, "completionStatus", cs, "runAtMs",
 		      (json_int_t)r->started_at, "durationMs", (json_int_t)dur,
 		      "sessionKey", r->session_key, "deliveryStatus", ds,
-		      "delivered", 0);
+		      "delivered", !strcmp(ds, "delivered"));
+	if (r->derror)
+		json_object_set_new(p, "deliveryError",
+				    json_string(r->derror));
 	if (error)
 		json_object_set_new(p, "error", json_string(error));
 	if (r->text && *r->text)
@@ -1357,6 +1757,7 @@ static void cron_finished(struct cron *c, struct cron_run *r)
 	if (removed) {
 		cron_emit_job(c, "removed", cj->j);
 		json_decref(cj->j);
+		free(cj->incident);
 		free(cj);
 	}
 	c->nrunning--;
@@ -1405,6 +1806,7 @@ static void *cron_thread(void *arg)
 			while ((r = c->done)) {
 				c->done = r->next;
 				r->next = NULL;
+				cron_after_run(c, r);
 				cron_finished(c, r);
 			}
 			if (ret > 0 && c->agents) {
@@ -1524,6 +1926,10 @@ void cron_configure(struct cron *c, const json_t *root)
 			ms = 24LL * 3600 * 1000;
 		c->session_retention_ms = ms;
 	}
+	json_decref(c->failure_alert);
+	c->failure_alert = json_is_object(json_object_get(cron,
+							  "failureAlert")) ?
+		json_deep_copy(json_object_get(cron, "failureAlert")) : NULL;
 	cron_wake(c);
 	pthread_mutex_unlock(&c->mu);
 }
@@ -1541,6 +1947,8 @@ int cron_new(const struct cron_opts *o, const json_t *root,
 	c->agents = o->agents;
 	c->on_event = o->on_event;
 	c->arg = o->arg;
+	c->deliver = o->deliver;
+	c->deliver_arg = o->deliver_arg;
 	c->boot_ms = now;
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
@@ -1563,6 +1971,11 @@ int cron_new(const struct cron_opts *o, const json_t *root,
 		int changed = 0;
 
 		cj->j = json_incref(v);
+		/* an alert was sent and no run succeeded since: the incident
+		 * is still open (its cause is not kept across restarts) */
+		if (json_object_get(st, "lastFailureAlertAtMs") &&
+		    cron_int(st, "consecutiveErrors") > 0)
+			cj->incident = xstrdup("");
 		json_array_foreach(ids, k, id) {
 			if (strcmp(json_string_value(id), cron_str(v, "id")))
 				continue;
@@ -1661,9 +2074,11 @@ void cron_free(struct cron *c)
 	}
 	for (i = 0; i < c->njobs; i++) {
 		json_decref(c->jobs[i]->j);
+		free(c->jobs[i]->incident);
 		free(c->jobs[i]);
 	}
 	free(c->jobs);
+	json_decref(c->failure_alert);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
 	free(c);
@@ -2253,6 +2668,7 @@ int cron_remove(struct cron *c, const json_t *p, json_t **out, char **err,
 		c->jobs[idx] = c->jobs[--c->njobs];
 		cron_emit_job(c, "removed", cj->j);
 		json_decref(cj->j);
+		free(cj->incident);
 		free(cj);
 		cron_wake(c);
 		r = GW_OK;

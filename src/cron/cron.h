@@ -30,6 +30,13 @@ struct cron_opts {
 	/* A `cron` event (payload stolen), any thread, must not block. */
 	void (*on_event)(void *arg, json_t *payload);
 	void *arg;
+	/* Send text to a channel conversation (delivery.mode announce and
+	 * failure alerts), called from the scheduler thread; may block until
+	 * the message is queued. 0, or an error code with *err (new string).
+	 * May be NULL: nothing is delivered. */
+	int (*deliver)(void *arg, const char *channel, const char *account,
+		       const char *to, const char *text, char **err);
+	void *deliver_arg;
 };
 
 /* Load the jobs, recover interrupted runs, apply config (the cron.* keys
