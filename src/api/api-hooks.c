@@ -392,8 +392,11 @@ static void hooks_agent_run(struct api *a, struct http_req *r,
 	rq.model_override = model;
 	rq.channel = json_string_value(json_object_get(body, "channel")) ?:
 		"hook";
-	rq.timeout_ms = json_is_integer(to) ?
-		(int64_t)json_integer_value(to) * 1000 : 0;
+	/* range-check before x1000: capped at a year, no int64 overflow */
+	rq.timeout_ms = !json_is_integer(to) || json_integer_value(to) <= 0 ?
+		0 : json_integer_value(to) > 366 * 86400 ?
+		(int64_t)366 * 86400 * 1000 :
+		(int64_t)json_integer_value(to) * 1000;
 	rc = run_start(a->d.agents, &rq, &sink, &run, &err);
 	if (rc != GW_OK) {
 		hooks_fail(r, rc == GW_EINVAL ? 400 : 503,
