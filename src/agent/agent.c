@@ -24,6 +24,7 @@
 
 #define AGENT_DEFAULT_ID "main"
 #define AGENT_DEFAULT_TIMEOUT_MS (300 * 1000)
+#define AGENT_MAX_TIMEOUT_S (366 * 86400)
 #define AGENT_CONNECT_TIMEOUT_MS 10000
 #define AGENT_PROMPT_FILE_MAX (64 * 1024)
 
@@ -420,8 +421,14 @@ static struct agent_target *agent_target_new(struct agent_rt *rt,
 	free(prov);
 	t->timeout_ms = AGENT_DEFAULT_TIMEOUT_MS;
 	v = json_object_get(p, "timeoutSeconds");
-	if (json_is_number(v) && json_number_value(v) > 0)
+	/* Range-check the double before scaling: NaN/inf or more than a
+	 * year would overflow the int64 conversion (UB). */
+	if (json_is_number(v) && json_number_value(v) > 0 &&
+	    json_number_value(v) <= AGENT_MAX_TIMEOUT_S)
 		t->timeout_ms = (int64_t)(json_number_value(v) * 1000);
+	else if (json_is_number(v) && json_number_value(v) >
+		 AGENT_MAX_TIMEOUT_S)
+		t->timeout_ms = (int64_t)AGENT_MAX_TIMEOUT_S * 1000;
 	v = json_object_get(p, "headers");
 	if (json_is_object(v))
 		t->headers = json_deep_copy(v);

@@ -79,7 +79,10 @@ json_t *session_list(struct agent_rt *rt, const json_t *params)
 	if (json_is_integer(v) && json_integer_value(v) > 0)
 		offset = json_integer_value(v);
 	v = json_object_get(params, "activeMinutes");
-	if (json_is_integer(v) && json_integer_value(v) > 0)
+	/* Range-check before active * 60000: a window reaching back past
+	 * the epoch is no filter at all, and must not overflow. */
+	if (json_is_integer(v) && json_integer_value(v) > 0 &&
+	    json_integer_value(v) <= util_now_ms() / 60000)
 		active = json_integer_value(v);
 	agent = json_string_value(json_object_get(params, "agentId"));
 	search = json_string_value(json_object_get(params, "search"));

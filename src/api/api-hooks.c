@@ -473,8 +473,12 @@ static void hooks_agent_run(struct api *a, struct http_req *r,
 	j->rq.model_override = j->model = model ? xstrdup(model) : NULL;
 	j->rq.channel = j->channel = xstrdup(json_string_value(
 		json_object_get(body, "channel")) ?: "hook");
-	j->rq.timeout_ms = json_is_integer(to) ?
-		(int64_t)json_integer_value(to) * 1000 : 0;
+	/* range-check before x1000: capped at a year, no int64 overflow */
+	j->rq.timeout_ms = !json_is_integer(to) ||
+		json_integer_value(to) <= 0 ? 0 :
+		json_integer_value(to) > 366 * 86400 ?
+		(int64_t)366 * 86400 * 1000 :
+		(int64_t)json_integer_value(to) * 1000;
 	hooks_job_post(a, r, j);
 	return;
 out:

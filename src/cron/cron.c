@@ -1182,8 +1182,12 @@ static int cron_cmd_start(struct cron *c, struct cron_run *r, char **err)
 	x->timeout_ms = c->timeout_ms;
 	pthread_mutex_unlock(&c->mu);
 	v = json_object_get(pl, "timeoutSeconds");
+	/* range-check the double before x1000 (NaN/huge: UB) */
 	if (json_is_number(v))
-		x->timeout_ms = (int64_t)(json_number_value(v) * 1000);
+		x->timeout_ms = !(json_number_value(v) > 0) ? 0 :
+			json_number_value(v) > 366 * 86400 ?
+			(int64_t)366 * 86400 * 1000 :
+			(int64_t)(json_number_value(v) * 1000);
 	pthread_attr_init(&at);
 	pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
 	pthread_mutex_lock(&c->mu);
@@ -1260,8 +1264,12 @@ static void cron_launch(struct cron *c, struct cron_run *r)
 	pthread_mutex_lock(&c->mu);
 	rq.timeout_ms = c->timeout_ms;
 	pthread_mutex_unlock(&c->mu);
+	/* range-check the double before x1000 (NaN/huge: UB) */
 	if (json_is_number(v))
-		rq.timeout_ms = (int64_t)(json_number_value(v) * 1000);
+		rq.timeout_ms = !(json_number_value(v) > 0) ? 0 :
+			json_number_value(v) > 366 * 86400 ?
+			(int64_t)366 * 86400 * 1000 :
+			(int64_t)(json_number_value(v) * 1000);
 	r->sink.on_end = cron_run_on_end;
 	r->sink.arg = r;
 	if (c->agents)

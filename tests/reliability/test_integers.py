@@ -18,3 +18,16 @@ def test_agent_timeout_huge(launcher):
     assert c.call("health") is not None
     c.close()
     assert sanitizer_report(gw.stderr()) is None
+
+
+def test_sessions_list_active_minutes_huge(launcher):
+    """activeMinutes x 60000 overflowed int64 for huge values; a window
+    reaching past the epoch now means no filter."""
+    gw = launcher.start()
+    c = gw.connect()
+    base = c.call("sessions.list", {})
+    for m in (2 ** 63 - 1, 10 ** 17, 153722867280913):
+        got = c.call("sessions.list", {"activeMinutes": m})
+        assert got["count"] == base["count"]
+    c.close()
+    assert sanitizer_report(gw.stderr()) is None
