@@ -361,6 +361,8 @@ static int rpc_device_pair_rename(struct rpc_call *call)
 	struct pairing *p = rpc_device_pairing(call);
 	struct pairing_actor who;
 	const char *did, *label;
+	const unsigned char *c;
+	size_t nchar = 0;
 	char actor[160];
 	int r;
 
@@ -370,10 +372,13 @@ static int rpc_device_pair_rename(struct rpc_call *call)
 		return GW_EINVAL;
 	did = rpc_device_str(call, "deviceId");
 	label = rpc_device_str(call, "label");
-	if (strlen(label) > 256) {
+	/* DevicePairRenameParams: label is 1..64 characters (code points). */
+	for (c = (const unsigned char *)label; *c; c++)
+		nchar += (*c & 0xC0) != 0x80;
+	if (nchar > 64) {
 		rpc_call_error(call, "INVALID_REQUEST", NULL,
 			       "invalid device.pair.rename params: at /label: "
-			       "must be at most 256 characters");
+			       "must be at most 64 characters");
 		return GW_EINVAL;
 	}
 	if (rpc_device_own(call, did) != 0)

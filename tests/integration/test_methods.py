@@ -279,6 +279,13 @@ def test_device_pair_rename(cgw):
         "unknown deviceId"
     bad = admin.request("device.pair.rename", {"deviceId": dev.id})
     assert bad["ok"] is False
+    # DevicePairRenameParams: label maxLength 64 characters (not bytes)
+    out = admin.call("device.pair.rename", {"deviceId": dev.id,
+                                            "label": "\u00e9" * 64})
+    assert out["label"] == "\u00e9" * 64
+    bad = admin.request("device.pair.rename", {"deviceId": dev.id,
+                                               "label": "n" * 65})
+    assert bad["ok"] is False and "at most 64" in bad["error"]["message"]
 
 
 def test_stability_records_restarts(start_gateway):

@@ -1211,3 +1211,21 @@ def test_doctor_asks_on_a_terminal_before_removing_stale_units(dsvc):
     rc, out = run_on_tty(dsvc, ["doctor", "--fix"], answer=b"y\n")
     assert not stale.exists()
     assert "disable --now clawdbot-gateway.service" in dsvc.calls()
+
+
+def test_devices_rename_end_to_end(svc, launcher):
+    # the CLI renames a paired device; the gateway's device list shows it
+    from pairing_util import Device, device_connect
+    gw = launcher.start(state_dir=svc.state)
+    dev = Device()
+    ws, res = device_connect(gw, dev)
+    assert res["ok"] is True, res
+    ws.close()
+    common = ["--url", gw.url, "--token", gw.token]
+    rc, out, err = svc.run("devices", "rename", "--device", dev.id,
+                           "--name", "Kitchen Mac", "--json", *common)
+    assert rc == 0, (out, err)
+    admin = gw.connect()
+    paired = [d for d in admin.call("device.pair.list")["paired"]
+              if d["deviceId"] == dev.id]
+    assert paired[0]["displayName"] == "Kitchen Mac"
