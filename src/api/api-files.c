@@ -48,28 +48,6 @@ static const char *const files_special[] = {
 	"<|return|>", "<|call|>", "<start_of_turn>", "<end_of_turn>",
 };
 
-/* A growing string. */
-struct files_buf {
-	char *p;
-	size_t n, cap;
-};
-
-static void files_put(struct files_buf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = 0;
-}
-
-static void files_puts(struct files_buf *b, const char *s)
-{
-	files_put(b, s, strlen(s));
-}
-
 static int64_t files_limit(const struct gw_config *cfg, const char *k,
 			   int64_t def)
 {
@@ -166,13 +144,13 @@ static size_t files_utf8_len(const unsigned char *s, size_t n)
 static char *files_decode(const unsigned char *in, size_t n, const char *cs,
 			  size_t max_chars)
 {
-	struct files_buf b = {0};
+	struct util_buf b = {0};
 	size_t i = 0, chars = 0, l;
 	int latin1 = !strcmp(cs, "iso-8859-1") || !strcmp(cs, "latin1") ||
 		     !strcmp(cs, "windows-1252") || !strcmp(cs, "us-ascii");
 	char u[2];
 
-	files_put(&b, "", 0);
+	util_buf_put(&b, "", 0);
 	if (!latin1 && n >= 3 && in[0] == 0xef && in[1] == 0xbb &&
 	    in[2] == 0xbf)
 		i = 3;
@@ -183,18 +161,18 @@ static char *files_decode(const unsigned char *in, size_t n, const char *cs,
 		}
 		if (latin1) {
 			if (in[i] < 0x80) {
-				files_put(&b, (const char *)in + i, 1);
+				util_buf_put(&b, (const char *)in + i, 1);
 			} else {
 				u[0] = (char)(0xc0 | (in[i] >> 6));
 				u[1] = (char)(0x80 | (in[i] & 0x3f));
-				files_put(&b, u, 2);
+				util_buf_put(&b, u, 2);
 			}
 			i++;
 		} else if ((l = files_utf8_len(in + i, n - i))) {
-			files_put(&b, (const char *)in + i, l);
+			util_buf_put(&b, (const char *)in + i, l);
 			i += l;
 		} else {
-			files_puts(&b, "\xef\xbf\xbd");
+			util_buf_puts(&b, "\xef\xbf\xbd");
 			i++;
 		}
 		chars++;
@@ -316,20 +294,20 @@ static size_t files_tag(const char *s, int *close)
  * sanitizeExternalContentText). */
 static char *files_sanitize(const char *t)
 {
-	struct files_buf b = {0};
+	struct util_buf b = {0};
 	size_t i = 0, k, n;
 	int end;
 
-	files_put(&b, "", 0);
+	util_buf_put(&b, "", 0);
 	while (t[i]) {
 		if (t[i] == '<' && (n = files_marker(t + i, &end))) {
-			files_puts(&b, end ? "[[END_MARKER_SANITIZED]]"
+			util_buf_puts(&b, end ? "[[END_MARKER_SANITIZED]]"
 					   : "[[MARKER_SANITIZED]]");
 			i += n;
 			continue;
 		}
 		if (t[i] == '<' && (n = files_reserved(t + i))) {
-			files_puts(&b, "[REMOVED_SPECIAL_TOKEN]");
+			util_buf_puts(&b, "[REMOVED_SPECIAL_TOKEN]");
 			i += n;
 			continue;
 		}
@@ -339,35 +317,35 @@ static char *files_sanitize(const char *t)
 				break;
 		}
 		if (k < ARRAY_SIZE(files_special)) {
-			files_puts(&b, "[REMOVED_SPECIAL_TOKEN]");
+			util_buf_puts(&b, "[REMOVED_SPECIAL_TOKEN]");
 			i += n;
 			continue;
 		}
-		files_put(&b, t + i, 1);
+		util_buf_put(&b, t + i, 1);
 		i++;
 	}
 	return b.p;
 }
 
 /* No <file> / </file> inside a file block. */
-static void files_put_escaped(struct files_buf *b, const char *t)
+static void files_put_escaped(struct util_buf *b, const char *t)
 {
 	size_t i = 0, n;
 	int close;
 
 	while (t[i]) {
 		if (t[i] == '<' && (n = files_tag(t + i, &close))) {
-			files_puts(b, close ? "&lt;/file&gt;" : "&lt;file");
+			util_buf_puts(b, close ? "&lt;/file&gt;" : "&lt;file");
 			i += n;
 			continue;
 		}
-		files_put(b, t + i, 1);
+		util_buf_put(b, t + i, 1);
 		i++;
 	}
 }
 
 /* The name attribute: one line, no directories or controls, escaped. */
-static void files_put_name(struct files_buf *b, const char *name)
+static void files_put_name(struct util_buf *b, const char *name)
 {
 	const char *base = name ? name : "", *p;
 	char c[2] = {0, 0};
@@ -382,17 +360,17 @@ static void files_put_name(struct files_buf *b, const char *name)
 		base = "file";
 	for (p = base; *p && n < FILES_NAME_MAX; p++, n++) {
 		switch (*p) {
-		case '<': files_puts(b, "&lt;"); break;
-		case '>': files_puts(b, "&gt;"); break;
-		case '&': files_puts(b, "&amp;"); break;
-		case '"': files_puts(b, "&quot;"); break;
-		case '\'': files_puts(b, "&apos;"); break;
+		case '<': util_buf_puts(b, "&lt;"); break;
+		case '>': util_buf_puts(b, "&gt;"); break;
+		case '&': util_buf_puts(b, "&amp;"); break;
+		case '"': util_buf_puts(b, "&quot;"); break;
+		case '\'': util_buf_puts(b, "&apos;"); break;
 		default:
 			if ((unsigned char)*p < 0x20 || *p == 0x7f) {
-				files_puts(b, " ");
+				util_buf_puts(b, " ");
 			} else {
 				c[0] = *p;
-				files_puts(b, c);
+				util_buf_puts(b, c);
 			}
 		}
 	}
@@ -413,7 +391,7 @@ int api_input_file(const struct gw_config *cfg, const json_t *part,
 	const char *data, *fname;
 	int64_t max_bytes = files_limit(cfg, "maxBytes", FILES_MAX_BYTES);
 	int64_t max_chars = files_limit(cfg, "maxChars", FILES_MAX_CHARS);
-	struct files_buf b = {0};
+	struct util_buf b = {0};
 	char mime[128], cs[64], *clean = NULL, *text = NULL, *safe = NULL;
 	uint8_t *bytes = NULL, rnd[8];
 	char id[17];
@@ -488,21 +466,21 @@ int api_input_file(const struct gw_config *cfg, const json_t *part,
 	fname = json_string_value(json_object_get(src, "filename"));
 	if (!fname)
 		fname = json_string_value(json_object_get(part, "filename"));
-	files_puts(&b, "<file name=\"");
+	util_buf_puts(&b, "<file name=\"");
 	files_put_name(&b, fname);
 	if (files_blank(text)) {
-		files_puts(&b, "\">[No extractable text]</file>");
+		util_buf_puts(&b, "\">[No extractable text]</file>");
 	} else {
 		util_random(rnd, sizeof(rnd));
 		util_hex(rnd, sizeof(rnd), id);
 		safe = files_sanitize(text);
-		files_puts(&b, "\">\n\n<<<EXTERNAL_UNTRUSTED_CONTENT id=\"");
-		files_puts(&b, id);
-		files_puts(&b, "\">>>\nSource: External\n---\n");
+		util_buf_puts(&b, "\">\n\n<<<EXTERNAL_UNTRUSTED_CONTENT id=\"");
+		util_buf_puts(&b, id);
+		util_buf_puts(&b, "\">>>\nSource: External\n---\n");
 		files_put_escaped(&b, safe);
-		files_puts(&b, "\n<<<END_EXTERNAL_UNTRUSTED_CONTENT id=\"");
-		files_puts(&b, id);
-		files_puts(&b, "\">>>\n</file>");
+		util_buf_puts(&b, "\n<<<END_EXTERNAL_UNTRUSTED_CONTENT id=\"");
+		util_buf_puts(&b, id);
+		util_buf_puts(&b, "\">>>\n</file>");
 	}
 	*block = b.p;
 	free(clean);

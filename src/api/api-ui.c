@@ -444,38 +444,16 @@ char *api_ui_csp(char *const *hashes, size_t n, const char *host)
 	return out;
 }
 
-/* A growing string. */
-struct api_ui_buf {
-	char *s;
-	size_t len, cap;
-};
-
-static void api_ui_put(struct api_ui_buf *b, const char *s, size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-	}
-	memcpy(b->s + b->len, s, n);
-	b->len += n;
-	b->s[b->len] = 0;
-}
-
-static void api_ui_puts(struct api_ui_buf *b, const char *s)
-{
-	api_ui_put(b, s, strlen(s));
-}
-
-static void api_ui_put_escaped(struct api_ui_buf *b, const char *s)
+static void api_ui_put_escaped(struct util_buf *b, const char *s)
 {
 	for (; *s; s++) {
 		switch (*s) {
-		case '&': api_ui_puts(b, "&amp;"); break;
-		case '<': api_ui_puts(b, "&lt;"); break;
-		case '>': api_ui_puts(b, "&gt;"); break;
-		case '"': api_ui_puts(b, "&quot;"); break;
-		case '\'': api_ui_puts(b, "&#39;"); break;
-		default: api_ui_put(b, s, 1);
+		case '&': util_buf_puts(b, "&amp;"); break;
+		case '<': util_buf_puts(b, "&lt;"); break;
+		case '>': util_buf_puts(b, "&gt;"); break;
+		case '"': util_buf_puts(b, "&quot;"); break;
+		case '\'': util_buf_puts(b, "&#39;"); break;
+		default: util_buf_put(b, s, 1);
 		}
 	}
 }
@@ -483,7 +461,7 @@ static void api_ui_put_escaped(struct api_ui_buf *b, const char *s)
 char *api_ui_index_rewrite(const char *html, const char *base,
 			   const char *env_json)
 {
-	struct api_ui_buf b = {0}, t = {0};
+	struct util_buf b = {0}, t = {0};
 	const char *from[2 + 3 * ARRAY_SIZE(api_ui_root_assets)];
 	char *to[ARRAY_SIZE(from)], *tag_end;
 	const char *p, *tag;
@@ -512,10 +490,10 @@ char *api_ui_index_rewrite(const char *html, const char *base,
 				break;
 		}
 		if (i < nrep) {
-			api_ui_puts(&t, to[i]);
+			util_buf_puts(&t, to[i]);
 			p += strlen(from[i]);
 		} else {
-			api_ui_put(&t, p, 1);
+			util_buf_put(&t, p, 1);
 			p++;
 		}
 	}
@@ -524,25 +502,25 @@ char *api_ui_index_rewrite(const char *html, const char *base,
 			free((char *)from[i]);
 		free(to[i]);
 	}
-	if (!t.s)
-		api_ui_puts(&t, "");
+	if (!t.p)
+		util_buf_puts(&t, "");
 	/* The <html> tag: drop the build id, add our attributes. */
-	for (tag = t.s; (tag = strcasestr(tag, "<html")); tag += 5)
+	for (tag = t.p; (tag = strcasestr(tag, "<html")); tag += 5)
 		if (!isalnum((unsigned char)tag[5]) && tag[5] != '_')
 			break;
 	tag_end = tag ? strchr(tag, '>') : NULL;
 	if (!tag || !tag_end) {
-		free(b.s);
-		return t.s;
+		free(b.p);
+		return t.p;
 	}
-	api_ui_put(&b, t.s, (size_t)(tag - t.s));
-	api_ui_puts(&b, "<html " UI_BASE_ATTR "=\"");
+	util_buf_put(&b, t.p, (size_t)(tag - t.p));
+	util_buf_puts(&b, "<html " UI_BASE_ATTR "=\"");
 	api_ui_put_escaped(&b, base);
-	api_ui_puts(&b, "\" " UI_TERMINAL_ATTR "=\"false\"");
+	util_buf_puts(&b, "\" " UI_TERMINAL_ATTR "=\"false\"");
 	if (env_json) {
-		api_ui_puts(&b, " " UI_ENV_ATTR "=\"");
+		util_buf_puts(&b, " " UI_ENV_ATTR "=\"");
 		api_ui_put_escaped(&b, env_json);
-		api_ui_puts(&b, "\"");
+		util_buf_puts(&b, "\"");
 	}
 	for (p = tag + 5; p < tag_end;) {
 		attr = NULL;
@@ -554,12 +532,12 @@ char *api_ui_index_rewrite(const char *html, const char *base,
 			p = attr + 1;
 			continue;
 		}
-		api_ui_put(&b, p, 1);
+		util_buf_put(&b, p, 1);
 		p++;
 	}
-	api_ui_puts(&b, tag_end);
-	free(t.s);
-	return b.s;
+	util_buf_puts(&b, tag_end);
+	free(t.p);
+	return b.p;
 }
 
 /* ---- roots --------------------------------------------------------------- */

@@ -5,6 +5,7 @@
 
 #include "channel/irc-line.h"
 #include "core/common.h"
+#include "core/util.h"
 
 static int irc_line_cmd_ok(const char *c)
 {
@@ -245,24 +246,8 @@ int irc_line_is_channel(const char *t)
 
 /* ---- Markdown to plain text ---------------------------------------------- */
 
-struct irc_line_buf {
-	char *p;
-	size_t n, cap;
-};
-
-static void irc_line_put(struct irc_line_buf *b, const char *s, size_t n)
-{
-	if (b->n + n + 1 > b->cap) {
-		b->cap = (b->n + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->n, s, n);
-	b->n += n;
-	b->p[b->n] = 0;
-}
-
 /* One line outside a code fence. */
-static void irc_line_md_inline(struct irc_line_buf *b, const char *s,
+static void irc_line_md_inline(struct util_buf *b, const char *s,
 			       size_t n)
 {
 	size_t i = 0, j;
@@ -283,11 +268,11 @@ static void irc_line_md_inline(struct irc_line_buf *b, const char *s,
 			for (j = i + 1; j < n && s[j] != '`'; j++)
 				;
 			if (j < n) {
-				irc_line_put(b, s + i + 1, j - i - 1);
+				util_buf_put(b, s + i + 1, j - i - 1);
 				i = j;
 				continue;
 			}
-			irc_line_put(b, s + i, 1);
+			util_buf_put(b, s + i, 1);
 			continue;
 		}
 		if ((c == '*' || c == '_' || c == '~') && i + 1 < n &&
@@ -309,30 +294,30 @@ static void irc_line_md_inline(struct irc_line_buf *b, const char *s,
 					size_t tl = (size_t)(cb - s) - i - 1;
 					size_t ul = (size_t)(cp - cb) - 2;
 
-					irc_line_put(b, s + i + 1, tl);
+					util_buf_put(b, s + i + 1, tl);
 					if (ul && (tl != ul ||
 						   memcmp(s + i + 1, cb + 2,
 							  ul))) {
-						irc_line_put(b, " (", 2);
-						irc_line_put(b, cb + 2, ul);
-						irc_line_put(b, ")", 1);
+						util_buf_put(b, " (", 2);
+						util_buf_put(b, cb + 2, ul);
+						util_buf_put(b, ")", 1);
 					}
 					i = (size_t)(cp - s);
 					continue;
 				}
 			}
 		}
-		irc_line_put(b, &c, 1);
+		util_buf_put(b, &c, 1);
 	}
 }
 
 char *irc_line_markdown(const char *md)
 {
-	struct irc_line_buf b = { 0 };
+	struct util_buf b = { 0 };
 	const char *p = md, *nl;
 	int fence = 0;
 
-	irc_line_put(&b, "", 0);
+	util_buf_put(&b, "", 0);
 	while (*p) {
 		size_t n;
 		const char *q;
@@ -348,17 +333,17 @@ char *irc_line_markdown(const char *md)
 			fence = !fence;	/* drop the fence line itself */
 		} else {
 			if (fence)
-				irc_line_put(&b, p, n);
+				util_buf_put(&b, p, n);
 			else
 				irc_line_md_inline(&b, p, n);
-			irc_line_put(&b, "\n", 1);
+			util_buf_put(&b, "\n", 1);
 		}
 		if (!nl)
 			break;
 		p = nl + 1;
 	}
-	while (b.n && b.p[b.n - 1] == '\n')
-		b.p[--b.n] = 0;
+	while (b.len && b.p[b.len - 1] == '\n')
+		b.p[--b.len] = 0;
 	return b.p;
 }
 

@@ -31,23 +31,6 @@ void config_env_strv_free(char **v)
 
 /* ---- ${VAR} -------------------------------------------------------------- */
 
-struct config_env_buf {
-	char *p;
-	size_t len, cap;
-};
-
-static void config_env_put(struct config_env_buf *b, const char *s,
-			   size_t n)
-{
-	if (b->len + n + 1 > b->cap) {
-		b->cap = (b->len + n + 1) * 2;
-		b->p = xrealloc(b->p, b->cap);
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = 0;
-}
-
 /* Length of a valid variable name at s (up to the closing brace), or 0. */
 static size_t config_env_name(const char *s, const char *end)
 {
@@ -68,7 +51,7 @@ static size_t config_env_name(const char *s, const char *end)
 static char *config_env_expand(const char *s, size_t len, const char *path,
 			       struct config_issues *is, size_t *outlen)
 {
-	struct config_env_buf b = { 0 };
+	struct util_buf b = { 0 };
 	const char *p = s, *end = s + len;
 	int changed = 0;
 
@@ -81,14 +64,14 @@ static char *config_env_expand(const char *s, size_t len, const char *path,
 			const char *q = memchr(p, '$', (size_t)(end - p));
 
 			n = q ? (size_t)(q - p) : (size_t)(end - p);
-			config_env_put(&b, p, n);
+			util_buf_put(&b, p, n);
 			p += n;
 			continue;
 		}
 		if (p + 2 < end && p[1] == '$' && p[2] == '{' &&
 		    (n = config_env_name(p + 3, end)) > 0) {
 			/* $${VAR} -> literal ${VAR} */
-			config_env_put(&b, p + 1, n + 3);
+			util_buf_put(&b, p + 1, n + 3);
 			p += n + 4;
 			changed = 1;
 			continue;
@@ -99,20 +82,20 @@ static char *config_env_expand(const char *s, size_t len, const char *path,
 			const char *val = getenv(name);
 
 			if (val && *val) {
-				config_env_put(&b, val, strlen(val));
+				util_buf_put(&b, val, strlen(val));
 				changed = 1;
 			} else {
 				config_issues_warn(is, path, "environment "
 						   "variable \"%s\" is missing "
 						   "or empty; left unresolved",
 						   name);
-				config_env_put(&b, p, n + 3);
+				util_buf_put(&b, p, n + 3);
 			}
 			free(name);
 			p += n + 3;
 			continue;
 		}
-		config_env_put(&b, p, 1);
+		util_buf_put(&b, p, 1);
 		p++;
 	}
 	if (!changed) {
@@ -307,17 +290,17 @@ static json_t *config_env_load(struct config_env_inc *c, const json_t *spec,
 		goto out;
 	}
 	for (k = 0; k <= c->depth; k++) {
-		struct config_env_buf chain = { 0 };
+		struct util_buf chain = { 0 };
 		int j;
 
 		if (strcmp(c->stack[k], real) != 0)
 			continue;
 		for (j = 0; j <= c->depth; j++) {
-			config_env_put(&chain, c->stack[j],
+			util_buf_put(&chain, c->stack[j],
 				       strlen(c->stack[j]));
-			config_env_put(&chain, " -> ", 4);
+			util_buf_put(&chain, " -> ", 4);
 		}
-		config_env_put(&chain, real, strlen(real));
+		util_buf_put(&chain, real, strlen(real));
 		config_issues_add(c->is, path, "circular $include: %s",
 				  chain.p);
 		free(chain.p);

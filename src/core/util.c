@@ -1,6 +1,7 @@
 /* Clocks, ids, encodings, hashing, randomness. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,4 +251,43 @@ int util_parse_port(const char *s)
 	if (*end || v < 1 || v > 65535)
 		return -1;
 	return (int)v;
+}
+
+void util_buf_put(struct util_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		b->cap = (b->len + n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+	}
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = 0;
+}
+
+void util_buf_puts(struct util_buf *b, const char *s)
+{
+	util_buf_put(b, s, strlen(s));
+}
+
+void util_buf_printf(struct util_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL,
+			      b->p ? b->cap - b->len : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0)
+			return;
+		if (b->p && (size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		b->cap = (b->cap + (size_t)n + 1) * 2;
+		b->p = xrealloc(b->p, b->cap);
+		if (b->len == 0)
+			b->p[0] = '\0';
+	}
 }

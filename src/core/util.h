@@ -40,5 +40,16 @@ struct timespec;
 /* An absolute CLOCK_REALTIME deadline ms from now (for timed waits). */
 void util_deadline(struct timespec *ts, int64_t ms);
 
+/* A growing NUL-terminated string: start with {0}; p is NULL until the
+ * first append, then owned by the caller (free(b.p)). */
+struct util_buf {
+	char *p;
+	size_t len, cap;
+};
+void util_buf_put(struct util_buf *b, const char *s, size_t n);
+void util_buf_puts(struct util_buf *b, const char *s);
+void util_buf_printf(struct util_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
 /* Parse a decimal port 1..65535; -1 on error. */
 int util_parse_port(const char *s);

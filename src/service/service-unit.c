@@ -11,36 +11,8 @@
 #include <string.h>
 
 #include "core/common.h"
+#include "core/util.h"
 #include "service/service.h"
-
-struct service_buf {
-	char *s;
-	size_t len, cap;
-};
-
-static void service_buf_add(struct service_buf *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void service_buf_add(struct service_buf *b, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->s ? b->s + b->len : NULL,
-			      b->s ? b->cap - b->len : 0, fmt, ap);
-		va_end(ap);
-		if (b->s && (size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		b->cap = (b->cap + (size_t)n + 1) * 2;
-		b->s = xrealloc(b->s, b->cap);
-		if (b->len == 0)
-			b->s[0] = '\0';
-	}
-}
 
 static const struct {
 	const char *name;
@@ -166,46 +138,46 @@ static void service_env_free(struct service_env *env, int n)
  * % doubled. New string. */
 static char *service_systemd_word(const char *v)
 {
-	struct service_buf b = {0};
+	struct util_buf b = {0};
 	int quote = strpbrk(v, " \t\"\\'") != NULL;
 	const char *p;
 
-	service_buf_add(&b, "%s", quote ? "\"" : "");
+	util_buf_printf(&b, "%s", quote ? "\"" : "");
 	for (p = v; *p; p++) {
 		if (*p == '%')
-			service_buf_add(&b, "%%%%");
+			util_buf_printf(&b, "%%%%");
 		else if (*p == '"' || *p == '\\')
-			service_buf_add(&b, "\\%c", *p);
+			util_buf_printf(&b, "\\%c", *p);
 		else
-			service_buf_add(&b, "%c", *p);
+			util_buf_printf(&b, "%c", *p);
 	}
-	service_buf_add(&b, "%s", quote ? "\"" : "");
-	return b.s;
+	util_buf_printf(&b, "%s", quote ? "\"" : "");
+	return b.p;
 }
 
-static void service_xml(struct service_buf *b, const char *v)
+static void service_xml(struct util_buf *b, const char *v)
 {
 	for (; *v; v++) {
 		switch (*v) {
 		case '&':
-			service_buf_add(b, "&amp;");
+			util_buf_printf(b, "&amp;");
 			break;
 		case '<':
-			service_buf_add(b, "&lt;");
+			util_buf_printf(b, "&lt;");
 			break;
 		case '>':
-			service_buf_add(b, "&gt;");
+			util_buf_printf(b, "&gt;");
 			break;
 		case '"':
-			service_buf_add(b, "&quot;");
+			util_buf_printf(b, "&quot;");
 			break;
 		default:
-			service_buf_add(b, "%c", *v);
+			util_buf_printf(b, "%c", *v);
 		}
 	}
 }
 
-static void service_render_systemd(struct service_buf *b,
+static void service_render_systemd(struct util_buf *b,
 				   const struct service_spec *s,
 				   struct service_env *env, int nenv)
 {
@@ -213,15 +185,15 @@ static void service_render_systemd(struct service_buf *b,
 	char *w, *bin = service_systemd_word(s->binary);
 	int i;
 
-	service_buf_add(b, "# Written by `clawgate gateway install`; "
+	util_buf_printf(b, "# Written by `clawgate gateway install`; "
 			"re-run it after changing the port or the binary.\n"
 			"[Unit]\n");
 	if (profile)
-		service_buf_add(b, "Description=OpenClaw Gateway (profile: "
+		util_buf_printf(b, "Description=OpenClaw Gateway (profile: "
 				"%s, clawgate)\n", profile);
 	else
-		service_buf_add(b, "Description=OpenClaw Gateway (clawgate)\n");
-	service_buf_add(b, "After=network-online.target\n"
+		util_buf_printf(b, "Description=OpenClaw Gateway (clawgate)\n");
+	util_buf_printf(b, "After=network-online.target\n"
 			"Wants=network-online.target\n"
 			"StartLimitBurst=10\n"
 			"StartLimitIntervalSec=300\n\n"
@@ -241,23 +213,23 @@ static void service_render_systemd(struct service_buf *b,
 			"UMask=0077\n", bin, s->port);
 	if (s->system && s->user) {
 		w = service_systemd_word(s->user);
-		service_buf_add(b, "User=%s\n", w);
+		util_buf_printf(b, "User=%s\n", w);
 		free(w);
 	}
 	for (i = 0; i < nenv; i++) {
 		char *kv = xasprintf("%s=%s", env[i].key, env[i].value);
 
 		w = service_systemd_word(kv);
-		service_buf_add(b, "Environment=%s\n", w);
+		util_buf_printf(b, "Environment=%s\n", w);
 		free(w);
 		free(kv);
 	}
-	service_buf_add(b, "\n[Install]\nWantedBy=%s\n",
+	util_buf_printf(b, "\n[Install]\nWantedBy=%s\n",
 			s->system ? "multi-user.target" : "default.target");
 	free(bin);
 }
 
-static void service_render_launchd(struct service_buf *b,
+static void service_render_launchd(struct util_buf *b,
 				   const struct service_spec *s,
 				   struct service_env *env, int nenv)
 {
@@ -268,63 +240,63 @@ static void service_render_launchd(struct service_buf *b,
 	int k;
 
 	snprintf(port, sizeof(port), "%d", s->port);
-	service_buf_add(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+	util_buf_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
 			"<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" "
 			"\"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n"
 			"<plist version=\"1.0\">\n<dict>\n"
 			"  <key>Label</key>\n  <string>");
 	service_xml(b, label);
-	service_buf_add(b, "</string>\n  <key>ProgramArguments</key>\n"
+	util_buf_printf(b, "</string>\n  <key>ProgramArguments</key>\n"
 			"  <array>\n");
 	for (i = 0; i < ARRAY_SIZE(args); i++) {
-		service_buf_add(b, "    <string>");
+		util_buf_printf(b, "    <string>");
 		service_xml(b, args[i]);
-		service_buf_add(b, "</string>\n");
+		util_buf_printf(b, "</string>\n");
 	}
-	service_buf_add(b, "  </array>\n  <key>RunAtLoad</key>\n  <true/>\n"
+	util_buf_printf(b, "  </array>\n  <key>RunAtLoad</key>\n  <true/>\n"
 			"  <key>KeepAlive</key>\n  <dict>\n"
 			"    <key>SuccessfulExit</key>\n    <false/>\n"
 			"  </dict>\n  <key>ThrottleInterval</key>\n"
 			"  <integer>5</integer>\n"
 			"  <key>EnvironmentVariables</key>\n  <dict>\n");
 	for (k = 0; k < nenv; k++) {
-		service_buf_add(b, "    <key>%s</key>\n    <string>",
+		util_buf_printf(b, "    <key>%s</key>\n    <string>",
 				env[k].key);
 		service_xml(b, env[k].value);
-		service_buf_add(b, "</string>\n");
+		util_buf_printf(b, "</string>\n");
 	}
-	service_buf_add(b, "  </dict>\n  <key>StandardOutPath</key>\n"
+	util_buf_printf(b, "  </dict>\n  <key>StandardOutPath</key>\n"
 			"  <string>");
 	service_xml(b, s->state_dir);
-	service_buf_add(b, "/logs/gateway.log</string>\n"
+	util_buf_printf(b, "/logs/gateway.log</string>\n"
 			"  <key>StandardErrorPath</key>\n  <string>");
 	service_xml(b, s->state_dir);
-	service_buf_add(b, "/logs/gateway.err.log</string>\n</dict>\n"
+	util_buf_printf(b, "/logs/gateway.err.log</string>\n</dict>\n"
 			"</plist>\n");
 	free(label);
 }
 
-static void service_render_schtasks(struct service_buf *b,
+static void service_render_schtasks(struct util_buf *b,
 				    const struct service_spec *s,
 				    struct service_env *env, int nenv)
 {
 	char *name = service_unit_name(SERVICE_SCHTASKS, s->profile);
 	int k;
 
-	service_buf_add(b, "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n"
+	util_buf_printf(b, "<?xml version=\"1.0\" encoding=\"UTF-16\"?>\n"
 			"<Task version=\"1.2\" xmlns=\"http://schemas."
 			"microsoft.com/windows/2004/02/mit/task\">\n"
 			"  <RegistrationInfo>\n    <URI>\\");
 	service_xml(b, name);
-	service_buf_add(b, "</URI>\n    <Description>");
+	util_buf_printf(b, "</URI>\n    <Description>");
 	service_xml(b, name);
-	service_buf_add(b, " (clawgate). Environment:");
+	util_buf_printf(b, " (clawgate). Environment:");
 	for (k = 0; k < nenv; k++) {
-		service_buf_add(b, " %s=", env[k].key);
+		util_buf_printf(b, " %s=", env[k].key);
 		service_xml(b, env[k].value);
-		service_buf_add(b, ";");
+		util_buf_printf(b, ";");
 	}
-	service_buf_add(b, "</Description>\n  </RegistrationInfo>\n"
+	util_buf_printf(b, "</Description>\n  </RegistrationInfo>\n"
 			"  <Triggers>\n    <LogonTrigger>\n"
 			"      <Enabled>true</Enabled>\n"
 			"    </LogonTrigger>\n  </Triggers>\n"
@@ -345,7 +317,7 @@ static void service_render_schtasks(struct service_buf *b,
 			"  <Actions Context=\"Author\">\n    <Exec>\n"
 			"      <Command>");
 	service_xml(b, s->binary);
-	service_buf_add(b, "</Command>\n      <Arguments>gateway run --port "
+	util_buf_printf(b, "</Command>\n      <Arguments>gateway run --port "
 			"%d</Arguments>\n    </Exec>\n  </Actions>\n"
 			"</Task>\n", s->port);
 	free(name);
@@ -353,7 +325,7 @@ static void service_render_schtasks(struct service_buf *b,
 
 static const struct {
 	enum service_target t;
-	void (*render)(struct service_buf *, const struct service_spec *,
+	void (*render)(struct util_buf *, const struct service_spec *,
 		       struct service_env *, int);
 } service_writers[] = {
 	{SERVICE_SYSTEMD, service_render_systemd},
@@ -370,7 +342,7 @@ char *service_unit_render(enum service_target t,
 			  const struct service_spec *s, char **err)
 {
 	struct service_env env[16];
-	struct service_buf b = {0};
+	struct util_buf b = {0};
 	int nenv, i;
 	size_t k;
 
@@ -408,8 +380,8 @@ char *service_unit_render(enum service_target t,
 out:
 	service_env_free(env, nenv);
 	if (*err) {
-		free(b.s);
+		free(b.p);
 		return NULL;
 	}
-	return b.s;
+	return b.p;
 }
