@@ -492,6 +492,36 @@ out:
 
 /* --- top-level status --------------------------------------------------- */
 
+/* The channel section of `status --deep`: one line per account of the
+ * channels.status snapshot {channel: [account, ...]}. */
+static void cli_status_channels(const json_t *accounts)
+{
+	const char *ch;
+	const json_t *list, *acct;
+	size_t i;
+
+	printf("Channels:%s\n", json_object_size(accounts) ? "" : " none");
+	json_object_foreach((json_t *)accounts, ch, list) {
+		json_array_foreach(list, i, acct) {
+			const char *id = json_string_value(
+				json_object_get(acct, "accountId"));
+			const char *err = json_string_value(
+				json_object_get(acct, "lastError"));
+
+			printf("  %s %s: %s%s%s\n", ch, id ? id : "default",
+			       json_is_true(json_object_get(acct,
+							    "connected"))
+				       ? "connected"
+			       : json_is_true(json_object_get(acct,
+							      "running"))
+				       ? "running, not connected"
+				       : "stopped",
+			       err && *err ? " · last error: " : "",
+			       err && *err ? err : "");
+		}
+	}
+}
+
 int cli_status_overview(struct cli_args *a)
 {
 	const struct cli_gateway_as as = {"cli", "cli", PACKAGE_VERSION, NULL,
@@ -502,7 +532,7 @@ int cli_status_overview(struct cli_args *a)
 	struct gwclient_err e = {0};
 	json_t *hello = NULL, *status = NULL, *health = NULL, *sessions = NULL;
 	json_t *out = NULL, *lock = NULL, *services = NULL, *agents = NULL;
-	json_t *findings = json_array(), *svc = NULL;
+	json_t *findings = json_array(), *svc = NULL, *channels = NULL;
 	char *err_text = NULL, *label = NULL, *unit = NULL, *tokpath = NULL;
 	int timeout, ok, held, r = 0;
 	long pid;
@@ -535,6 +565,14 @@ int cli_status_overview(struct cli_args *a)
 		gwclient_request(c, "sessions.list", NULL, timeout, 0,
 				 &sessions, &e2);
 		gwclient_err_free(&e2);
+		if (a->deep || a->all) {
+			json_t *p = json_pack("{s:b}", "probe", 1);
+
+			gwclient_request(c, "channels.status", p, timeout, 0,
+					 &channels, &e2);
+			gwclient_err_free(&e2);
+			json_decref(p);
+		}
 	}
 	label = service_unit_name(SERVICE_SYSTEMD, cli_service_profile(a));
 	unit = cli_service_unit_path(a, 0);
@@ -581,6 +619,9 @@ int cli_status_overview(struct cli_args *a)
 		json_object_set(out, "extraServices", services);
 	if (a->all && health)
 		json_object_set(out, "health", health);
+	if (json_object_get(channels, "channelAccounts"))
+		json_object_set(out, "channels",
+				json_object_get(channels, "channelAccounts"));
 	if (a->json) {
 		cli_json_print(stdout, out);
 		goto out;
@@ -623,6 +664,9 @@ int cli_status_overview(struct cli_args *a)
 				       json_array_get(services, i),
 				       "detail")));
 	}
+	if (json_object_get(channels, "channelAccounts"))
+		cli_status_channels(json_object_get(channels,
+						    "channelAccounts"));
 	if (a->all && health)
 		printf("Health: %s\n",
 		       json_is_false(json_object_get(health, "ok")) ? "FAILED"
@@ -641,6 +685,7 @@ out:
 	json_decref(services);
 	json_decref(findings);
 	json_decref(svc);
+	json_decref(channels);
 	free(err_text);
 	free(label);
 	free(unit);

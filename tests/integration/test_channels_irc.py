@@ -91,6 +91,25 @@ def test_bot_connected_and_status(world):
     assert r.status_code == 200
 
 
+def test_status_deep_channel_section(world):
+    """`clawgate status --deep` lists each channel account and its state."""
+    gw, lch = world.gw, world.lch
+    cli = ["--url", gw.url, "--token", "T"]
+    rc, out, err = lch.run(["status", "--deep", "--json"] + cli,
+                           state_dir=gw.state_dir)
+    assert rc == 0, err
+    import json
+    acct = json.loads(out)["channels"]["irc"][0]
+    assert acct["accountId"] == "default" and acct["connected"] is True
+    rc, out, err = lch.run(["status", "--deep"] + cli,
+                           state_dir=gw.state_dir)
+    assert rc == 0, err
+    assert "Channels:\n  irc default: connected\n" in out, out
+    # Without --deep no channel probe is made and no section printed.
+    rc, out, err = lch.run(["status"] + cli, state_dir=gw.state_dir)
+    assert rc == 0 and "Channels:" not in out, out
+
+
 def test_dm_pairing_then_approve(world):
     up, alice = world.up, world.alice
     before = up.snapshot()["chat"]
