@@ -1105,6 +1105,14 @@ static int irc_start(struct chan_account *a)
 	k->reg_timeout_ms = fl && atoi(fl) > 0 ? atoi(fl)
 					       : IRC_REGISTER_TIMEOUT_MS;
 	a->impl = k;
+	if (irc_cfg_str(a->cfg, "_secretError")) {
+		/* a cold secret owner: no connection until secrets.reload
+		 * (or a config change) resolves it */
+		channel_account_error(a, irc_cfg_str(a->cfg, "_secretError"));
+		log_warn("irc", "%s: %s", a->id,
+			 irc_cfg_str(a->cfg, "_secretError"));
+		return 0;
+	}
 	irc_connect(k);
 	return 0;
 }

@@ -16,6 +16,7 @@
 #include "channel/channel-policy.h"
 #include "channel/irc-line.h"
 #include "config/config.h"
+#include "secrets/secrets.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -411,7 +412,47 @@ struct channel_want {
 	struct channel_want *next;
 };
 
-static struct channel_want *channel_wanted(const json_t *root)
+/* An account's secret fields are owners of the secrets snapshot: the
+ * resolved value replaces the field in the account's config (so a changed
+ * value restarts the account); a cold one sets "_secretError" and the
+ * adapter does not connect. A field that holds no active ref keeps its
+ * config value. */
+static const char *const channel_secret_fields[] = {
+	"password", "nickserv.password",
+};
+
+static void channel_secrets(const struct gw_config *gc, const json_t *root,
+			    const char *chan, const char *acct, json_t *cfg)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(channel_secret_fields); i++) {
+		const char *f = channel_secret_fields[i], *val = NULL;
+		char *path = xasprintf("channels.%s.accounts.%s.%s", chan,
+				       acct, f), why[400];
+		json_t *parent = cfg;
+		const char *leaf = f;
+		int r;
+
+		if (!config_get(root, path)) {
+			free(path);
+			path = xasprintf("channels.%s.%s", chan, f);
+		}
+		r = secrets_lookup(gc, path, &val, why, sizeof(why));
+		if (strchr(f, '.')) {
+			parent = json_object_get(cfg, "nickserv");
+			leaf = strchr(f, '.') + 1;
+		}
+		if (r == GW_OK && json_is_object(parent))
+			json_object_set_new(parent, leaf, json_string(val));
+		else if (r == GW_EUNAVAIL &&
+			 !json_object_get(cfg, "_secretError"))
+			json_object_set_new(cfg, "_secretError",
+					    json_string(why));
+		free(path);
+	}
+}
+
+static struct channel_want *channel_wanted(const struct gw_config *gc,
+					   const json_t *root)
 {
 	const json_t *chans = json_object_get(root, "channels");
 	struct channel_want *list = NULL, *w;
@@ -442,6 +483,7 @@ static struct channel_want *channel_wanted(const json_t *root)
 			w->id = xstrdup(k);
 			w->is_default = strcmp(k, def) == 0;
 			w->cfg = ad->resolve(ch, k, w->is_default);
+			channel_secrets(gc, root, ad->id, k, w->cfg);
 			w->next = list;
 			list = w;
 		}
@@ -452,6 +494,7 @@ static struct channel_want *channel_wanted(const json_t *root)
 			w->id = xstrdup(def);
 			w->is_default = 1;
 			w->cfg = ad->resolve(ch, def, 1);
+			channel_secrets(gc, root, ad->id, def, w->cfg);
 			w->next = list;
 			list = w;
 		}
@@ -562,7 +605,7 @@ void channels_apply(struct channels *c, const struct gw_config *cfg)
 	ap.root = json_incref(cfg ? cfg->root : NULL);
 	if (!ap.root)
 		ap.root = json_object();
-	ap.want = channel_wanted(ap.root);
+	ap.want = channel_wanted(cfg, ap.root);
 	channel_call(c, channel_apply_run, &ap);
 	pthread_mutex_lock(&c->mu);
 	json_decref(c->root);

@@ -475,7 +475,8 @@ static const char *secrets_reason_class(const char *reason)
 }
 
 /* "models.providers.X" -> provider/X (lower case), "hooks" ->
- * capability/hooks, else gateway/<owner>. */
+ * capability/hooks, "channels.C.accounts.A" -> account/C:A, else
+ * gateway/<owner>. */
 static json_t *secrets_owner_ref(const char *owner)
 {
 	static const char mp[] = "models.providers.";
@@ -488,6 +489,16 @@ static json_t *secrets_owner_ref(const char *owner)
 		for (i = 0; id[i]; i++)
 			id[i] = (char)tolower((unsigned char)id[i]);
 		o = json_pack("{s:s,s:s}", "ownerKind", "provider", "ownerId",
+			      id);
+		free(id);
+		return o;
+	}
+	if (strncmp(owner, "channels.", 9) == 0 &&
+	    strstr(owner + 9, ".accounts.")) {
+		const char *ch = owner + 9, *acct = strstr(ch, ".accounts.");
+
+		id = xasprintf("%.*s:%s", (int)(acct - ch), ch, acct + 10);
+		o = json_pack("{s:s,s:s}", "ownerKind", "account", "ownerId",
 			      id);
 		free(id);
 		return o;
@@ -579,6 +590,22 @@ static int secrets_owner(const json_t *root, enum secrets_scope scope,
 	if (n >= 3 && strcmp(segs[0], "models") == 0 &&
 	    strcmp(segs[1], "providers") == 0) {
 		*owner = xasprintf("models.providers.%s", segs[2]);
+		return 1;
+	}
+	if (n >= 3 && strcmp(segs[0], "channels") == 0) {
+		/* a channel account (OpenClaw: ownerKind account, ownerId
+		 * <channel>:<account>); channel-wide keys belong to the
+		 * default account */
+		const char *def = json_string_value(json_object_get(
+			json_object_get(config_get(root, "channels"), segs[1]),
+			"defaultAccount"));
+
+		if (n >= 5 && strcmp(segs[2], "accounts") == 0)
+			*owner = xasprintf("channels.%s.accounts.%s", segs[1],
+					   segs[3]);
+		else
+			*owner = xasprintf("channels.%s.accounts.%s", segs[1],
+					   def ? def : "default");
 		return 1;
 	}
 	if (n == 2 && strcmp(segs[0], "hooks") == 0) {
@@ -760,20 +787,31 @@ static void secrets_walk(struct secrets_collect *c, const json_t *node,
 	}
 }
 
+/* Secret fields inside the open "channels" subtree (not in the option
+ * table): channel account passwords. */
+static const char *const secrets_channel_keys[] = {
+	"channels.irc.password",
+	"channels.irc.nickserv.password",
+	"channels.irc.accounts.*.password",
+	"channels.irc.accounts.*.nickserv.password",
+};
+
 static void secrets_collect(struct secrets_collect *c)
 {
 	const struct config_option *t;
-	size_t n, i;
+	size_t n, i, nt;
 
-	t = config_options_table(&n);
+	t = config_options_table(&nt);
+	n = nt + ARRAY_SIZE(secrets_channel_keys);
 	for (i = 0; i < n; i++) {
 		char *copy, *save = NULL, *tok, *key[16];
 		const char *segs[16];
 		size_t nk = 0;
 
-		if (t[i].type != CFG_SECRET)
+		if (i < nt && t[i].type != CFG_SECRET)
 			continue;
-		copy = xstrdup(t[i].key);
+		copy = xstrdup(i < nt ? t[i].key
+				      : secrets_channel_keys[i - nt]);
 		for (tok = strtok_r(copy, ".", &save); tok && nk < 16;
 		     tok = strtok_r(NULL, ".", &save))
 			key[nk++] = tok;

@@ -5,7 +5,8 @@
  * never the HTTP or WebSocket thread). A request reads the value through
  * the config snapshot it already holds: one pointer, no I/O.
  *
- * Owners (gateway auth, each model provider, hooks) fail independently:
+ * Owners (gateway auth, each model provider, hooks, each channel account)
+ * fail independently:
  * gateway auth and structurally invalid refs fail the load (closed); any
  * other owner that cannot be resolved is cold at start (its requests fail
  * with SECRET_SURFACE_UNAVAILABLE) or, on reload, keeps its last-known-good

@@ -46,7 +46,7 @@ def make_certs(d):
 class IrcServer:
     """ngircd in the foreground; its log lines are kept for waiting."""
 
-    def __init__(self, tmp_dir, extra_limits="", tls=False):
+    def __init__(self, tmp_dir, extra_limits="", tls=False, password=None):
         require_ngircd()
         self.dir = tmp_dir
         self.port = free_port()
@@ -66,12 +66,14 @@ class IrcServer:
                 "[Global]\nName = irc.test\nInfo = clawgate test\n"
                 "Listen = 127.0.0.1\nPorts = %d\nMotdPhrase = test\n"
                 "AdminInfo1 = test\nAdminInfo2 = test\n"
-                "AdminEMail = test@example.invalid\n"
+                "AdminEMail = test@example.invalid\n%s"
                 "[Limits]\nMaxConnectionsIP = 0\nMaxNickLength = 30\n"
                 "MaxJoins = 0\n%s"
                 "[Options]\nPAM = no\nIdent = no\nDNS = no\n"
                 "[Operator]\nName = %s\nPassword = %s\n%s"
-                % (self.port, extra_limits, OPER_NAME, OPER_PASS,
+                % (self.port,
+                   "Password = %s\n" % password if password else "",
+                   extra_limits, OPER_NAME, OPER_PASS,
                    ssl_section))
         self.lines = []
         self.cv = threading.Condition()
@@ -137,7 +139,7 @@ def parse(line):
 class IrcClient:
     """A person on IRC: registers, answers PING, collects lines."""
 
-    def __init__(self, port, nick, user=None):
+    def __init__(self, port, nick, user=None, password=None):
         self.nick = nick
         self.sock = socket.create_connection(("127.0.0.1", port), 10)
         self.sock.settimeout(None)     # the reader blocks; waits time out
@@ -145,6 +147,8 @@ class IrcClient:
         self.seen = []
         self.closed = False
         threading.Thread(target=self._reader, daemon=True).start()
+        if password:
+            self.send("PASS %s" % password)
         self.send("NICK %s" % nick)
         self.send("USER %s 0 * :Test Person" % (user or nick))
         self.wait(lambda p, c, a: c == "001", 20)
