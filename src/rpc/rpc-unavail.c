@@ -104,6 +104,14 @@ static json_t *rpc_unavail_skills(struct rpc_call *call)
 			 "managedSkillsDir", dir, "skills");
 }
 
+/* No plugins: an empty catalog that cannot be changed. */
+static json_t *rpc_unavail_plugins(struct rpc_call *call)
+{
+	(void)call;
+	return json_pack("{s:[],s:[],s:b}", "plugins", "diagnostics",
+			 "mutationAllowed", 0);
+}
+
 static json_t *rpc_unavail_update(struct rpc_call *call)
 {
 	(void)call;
@@ -141,6 +149,8 @@ typedef json_t *(*rpc_unavail_read_fn)(struct rpc_call *call);
 	  "plugin approvals", rpc_unavail_empty_array)			\
 	X("plugin.approval.resolve", "operator.approvals", 0,		\
 	  "plugin approvals", NULL)					\
+	X("plugins.list", "operator.read", 0,				\
+	  "plugins", rpc_unavail_plugins)				\
 	X("progressCard.get", "operator.read", 0,			\
 	  "progress cards", rpc_unavail_progress_card)			\
 	X("progressCard.put", "operator.write", 0,			\

@@ -26,6 +26,11 @@
 //             opts.set {name, value}, add that entry through the page's
 //             Add dialog (protected secret) and wait for the list that
 //             follows; reports the RPCs and the table's text.
+//   dmpairing open /settings/channels (DM access requests), wait until the
+//             pending request of opts.sender (a senderId prefix) shows,
+//             click its Approve button, confirm in the dialog and wait for
+//             the channels.pairing.approve answer and the list after it;
+//             reports every RPC of the page and the request's text.
 import { createRequire } from "module";
 import fs from "fs";
 import path from "path";
@@ -363,12 +368,67 @@ async function scenarioSecrets(page, rec) {
          html: await page.content() });
 }
 
+async function scenarioDmPairing(page, rec) {
+  await gotoApp(page, "/settings/channels");
+  await waitConnected(rec);
+  const listed = () => rec.find((r) => r.method === "channels.pairing.list" &&
+    r.res && r.res.ok && (r.res.payload.requests || []).some(
+      (q) => q.senderId.startsWith(opts.sender)));
+  const l = await rec.until(listed, TIMEOUT,
+                            "channels.pairing.list with the request");
+  const req = l.res.payload.requests.find(
+    (q) => q.senderId.startsWith(opts.sender));
+  // The request's row: its Approve button is labelled with the sender.
+  const btn = page.locator(
+    `button[aria-label^="Approve ${req.senderId} for"]`).first();
+  await btn.waitFor({ state: "visible", timeout: TIMEOUT });
+  const row = page.locator(".channels-pairing-request",
+                           { has: btn }).first();
+  const rowText = await row.innerText();
+  await btn.scrollIntoViewIfNeeded();
+  await shot(page, "dmpairing-pending");
+  await btn.click();
+  const dialog = page.locator(".channels-pairing-dialog").first();
+  await dialog.waitFor({ state: "visible", timeout: TIMEOUT });
+  const dialogText = await dialog.innerText();
+  await shot(page, "dmpairing-dialog");
+  await dialog.locator("button.primary").click();
+  const r = await rec.until(() => rec.find(
+    (x) => x.method === "channels.pairing.approve" && x.res), TIMEOUT,
+  "the channels.pairing.approve answer");
+  // The page lists again after the approval; the row goes away.
+  await rec.until(() => rec.find(
+    (x) => x.method === "channels.pairing.list" && x.res &&
+      x.at >= r.at), TIMEOUT, "the list after the approval");
+  await btn.waitFor({ state: "detached", timeout: TIMEOUT });
+  await rec.until(() => ![...rec.reqs.values()].some((x) => !x.res), 10000,
+                  "the last answers").catch(() => {});
+  await shot(page, "dmpairing-approved");
+  const methods = {};
+  for (const x of rec.reqs.values()) {
+    if (x.method === "connect") continue;
+    const m = methods[x.method] || (methods[x.method] = { sent: 0, failed: 0 });
+    m.sent++;
+    if (x.res && !x.res.ok) {
+      m.failed++;
+      m.error = x.res.error;
+    }
+  }
+  emit({ event: "done", request: req, rowText, dialogText, methods,
+         http: rec.http,
+         approve: { params: r.params, ok: r.res.ok,
+                    payload: r.res.payload || null,
+                    error: r.res.error || null },
+         text: (await page.innerText("body")).slice(0, 8000) });
+}
+
 const SCENARIOS = {
   connect: scenarioConnect,
   pairing: scenarioPairing,
   approve: scenarioApprove,
   record: scenarioRecord,
   secrets: scenarioSecrets,
+  dmpairing: scenarioDmPairing,
 };
 
 async function main() {
