@@ -105,22 +105,6 @@ static const char *const cli_cron_scopes[] = {
 	"operator.admin", NULL,
 };
 
-struct cli_cron {
-	struct cli_local l;
-	struct cli_target t;
-	struct cli_identity ci;
-	struct gwclient *c;
-	int timeout;
-};
-
-static void cli_cron_close(struct cli_cron *d)
-{
-	gwclient_close(d->c);
-	cli_identity_close(&d->ci);
-	cli_target_free(&d->t);
-	cli_target_local_free(&d->l);
-}
-
 /* As openclaw: JSON {ok:false, error:{type, message}} or a line on
  * stderr. */
 static void cli_cron_error(const struct cli_args *a, const char *msg)
@@ -136,43 +120,22 @@ static void cli_cron_error(const struct cli_args *a, const char *msg)
 	fprintf(stderr, "%s\n", msg);
 }
 
-static int cli_cron_open(struct cli_args *a, struct cli_cron *d)
+static int cli_cron_open(struct cli_args *a, struct cli_session *d)
 {
-	struct gwclient_opts o;
 	struct gwclient_err e = {0};
-	json_t *hello = NULL;
-	char *end;
-	long ms = CLI_CRON_TIMEOUT_MS;
+	int r = cli_session_open(a, cli_cron_scopes, CLI_CRON_TIMEOUT_MS,
+				 3600000, d, &e);
 
-	memset(d, 0, sizeof(*d));
-	if (a->timeout) {
-		ms = strtol(a->timeout, &end, 10);
-		if (*end || ms <= 0 || ms > 3600000) {
-			fprintf(stderr, "invalid --timeout: %s\n", a->timeout);
-			return 2;
-		}
-	}
-	d->timeout = (int)ms;
-	cli_target_local_load(a->profile, a->dev, &d->l);
-	cli_target_resolve(a, &d->l, &d->t);
-	if (cli_identity_open(d->l.state_dir, &d->ci) != 0)
-		return 1;
-	cli_target_opts(&d->t, cli_cron_scopes, d->timeout, &o);
-	o.password = d->t.password;
-	o.sign = cli_identity_sign;
-	o.sign_arg = &d->ci;
-	if (gwclient_connect(&o, &d->c, &hello, &e) != 0) {
-		cli_cron_error(a, e.message ? e.message : "connect failed");
-		gwclient_err_free(&e);
-		return 1;
-	}
-	cli_identity_store_token(&d->ci, hello);
-	json_decref(hello);
-	return 0;
+	if (r == 1 && e.message)
+		cli_cron_error(a, e.message);
+	else if (r == 1 && d->ci.id)
+		cli_cron_error(a, "connect failed");
+	gwclient_err_free(&e);
+	return r;
 }
 
 /* One request on an open connection; 0 or 1 (printed). */
-static int cli_cron_req(struct cli_args *a, struct cli_cron *d,
+static int cli_cron_req(struct cli_args *a, struct cli_session *d,
 			const char *method, const json_t *params,
 			json_t **payload)
 {
@@ -192,7 +155,7 @@ static int cli_cron_req(struct cli_args *a, struct cli_cron *d,
 static int cli_cron_simple(struct cli_args *a, const char *method,
 			   json_t *params)
 {
-	struct cli_cron d;
+	struct cli_session d;
 	json_t *p = NULL;
 	int r = cli_cron_open(a, &d);
 
@@ -202,8 +165,7 @@ static int cli_cron_simple(struct cli_args *a, const char *method,
 		cli_json_print(stdout, p);
 	json_decref(p);
 	json_decref(params);
-	if (d.c || d.l.state_dir)
-		cli_cron_close(&d);
+	cli_session_close(&d);
 	return r;
 }
 
@@ -311,7 +273,7 @@ static void cli_cron_sched(const json_t *s, char *buf, size_t n)
 
 int cli_cron_list(struct cli_args *a)
 {
-	struct cli_cron d;
+	struct cli_session d;
 	json_t *params, *p = NULL, *v;
 	int r;
 	size_t i;
@@ -361,8 +323,7 @@ int cli_cron_list(struct cli_args *a)
 	}
 	json_decref(p);
 	json_decref(params);
-	if (d.c || d.l.state_dir)
-		cli_cron_close(&d);
+	cli_session_close(&d);
 	return r;
 }
 
@@ -698,7 +659,7 @@ static int cli_cron_dur(const char *v, int64_t def, int64_t *out)
 int cli_cron_run(struct cli_args *a)
 {
 	const struct cli_cron_args *o = &a->cron;
-	struct cli_cron d;
+	struct cli_session d;
 	json_t *params, *res = NULL, *page = NULL, *q = NULL, *e = NULL;
 	int64_t wait_ms, poll_ms, t0;
 	const char *id, *st;
@@ -767,8 +728,7 @@ out:
 	json_decref(page);
 	json_decref(res);
 	json_decref(params);
-	if (d.c || d.l.state_dir)
-		cli_cron_close(&d);
+	cli_session_close(&d);
 	return r;
 }
 

@@ -60,15 +60,6 @@ static const char *const cli_dev_scopes[] = {
 	"operator.admin", "operator.pairing", NULL,
 };
 
-/* One connection for one command. */
-struct cli_dev {
-	struct cli_local l;
-	struct cli_target t;
-	struct cli_identity ci;
-	struct gwclient *c;
-	int timeout;
-};
-
 static void cli_dev_fail(const struct cli_args *a, const char *what,
 			 const struct gwclient_err *e)
 {
@@ -100,49 +91,18 @@ static void cli_dev_fail(const struct cli_args *a, const char *what,
 	}
 }
 
-static void cli_dev_close(struct cli_dev *d)
-{
-	gwclient_close(d->c);
-	cli_identity_close(&d->ci);
-	cli_target_free(&d->t);
-	cli_target_local_free(&d->l);
-}
-
-/* Connect (signed). 0, or 1 with the failure printed. */
+/* Connect (signed). 0, or 1 with the failure printed, or 2 (usage). */
 static int cli_dev_open(struct cli_args *a, const char *what,
-			struct cli_dev *d)
+			struct cli_session *d)
 {
-	struct gwclient_opts o;
 	struct gwclient_err e = {0};
-	json_t *hello = NULL;
-	char *end;
-	long ms = CLI_DEV_TIMEOUT_MS;
+	int r = cli_session_open(a, cli_dev_scopes, CLI_DEV_TIMEOUT_MS,
+				 600000, d, &e);
 
-	memset(d, 0, sizeof(*d));
-	if (a->timeout) {
-		ms = strtol(a->timeout, &end, 10);
-		if (*end || ms <= 0 || ms > 600000) {
-			fprintf(stderr, "invalid --timeout: %s\n", a->timeout);
-			return 2;
-		}
-	}
-	d->timeout = (int)ms;
-	cli_target_local_load(a->profile, a->dev, &d->l);
-	cli_target_resolve(a, &d->l, &d->t);
-	if (cli_identity_open(d->l.state_dir, &d->ci) != 0)
-		return 1;
-	cli_target_opts(&d->t, cli_dev_scopes, d->timeout, &o);
-	o.password = d->t.password;	/* with the token too */
-	o.sign = cli_identity_sign;
-	o.sign_arg = &d->ci;
-	if (gwclient_connect(&o, &d->c, &hello, &e) != 0) {
+	if (r == 1 && d->ci.id)
 		cli_dev_fail(a, what, &e);
-		gwclient_err_free(&e);
-		return 1;
-	}
-	cli_identity_store_token(&d->ci, hello);
-	json_decref(hello);
-	return 0;
+	gwclient_err_free(&e);
+	return r;
 }
 
 /* Connect, call method, close. 0, 1 (printed) or 2 (usage). */
@@ -150,7 +110,7 @@ static int cli_dev_call(struct cli_args *a, const char *what,
 			const char *method, const json_t *params,
 			json_t **payload)
 {
-	struct cli_dev d;
+	struct cli_session d;
 	struct gwclient_err e = {0};
 	int r;
 
@@ -161,7 +121,7 @@ static int cli_dev_call(struct cli_args *a, const char *what,
 		r = 1;
 	}
 	gwclient_err_free(&e);
-	cli_dev_close(&d);
+	cli_session_close(&d);
 	return r;
 }
 
@@ -411,7 +371,7 @@ int cli_devices_revoke(struct cli_args *a)
  * pending request), over one connection. */
 int cli_devices_clear(struct cli_args *a)
 {
-	struct cli_dev d;
+	struct cli_session d;
 	struct gwclient_err e = {0};
 	json_t *list = NULL, *p = NULL, *params, *v, *removed, *rejected;
 	json_t *out;
@@ -504,7 +464,7 @@ out:
 	json_decref(list);
 	json_decref(removed);
 	json_decref(rejected);
-	cli_dev_close(&d);
+	cli_session_close(&d);
 	return r;
 }
 

@@ -53,54 +53,20 @@ int cli_pairing_call(struct cli_args *a, const char *what,
 		     const char *method, const json_t *params,
 		     json_t **payload)
 {
-	struct cli_local l;
-	struct cli_target t;
-	struct cli_identity ci;
-	struct gwclient_opts o;
+	struct cli_session d;
 	struct gwclient_err e = {0};
-	struct gwclient *c = NULL;
-	json_t *hello = NULL;
-	long ms = CLI_PAIRING_TIMEOUT_MS;
-	char *end;
-	int r = 1;
+	int r;
 
 	*payload = NULL;
-	if (a->timeout) {
-		ms = strtol(a->timeout, &end, 10);
-		if (*end || ms <= 0 || ms > 600000) {
-			fprintf(stderr, "invalid --timeout: %s\n", a->timeout);
-			return 2;
-		}
-	}
-	memset(&l, 0, sizeof(l));
-	memset(&t, 0, sizeof(t));
-	memset(&ci, 0, sizeof(ci));
-	cli_target_local_load(a->profile, a->dev, &l);
-	cli_target_resolve(a, &l, &t);
-	if (cli_identity_open(l.state_dir, &ci) != 0)
-		goto out;
-	cli_target_opts(&t, cli_pairing_scopes, (int)ms, &o);
-	o.password = t.password;
-	o.sign = cli_identity_sign;
-	o.sign_arg = &ci;
-	if (gwclient_connect(&o, &c, &hello, &e) != 0) {
+	r = cli_session_open(a, cli_pairing_scopes, CLI_PAIRING_TIMEOUT_MS,
+			     600000, &d, &e);
+	if (r == 0 && gwclient_request(d.c, method, params, d.timeout, 0,
+				       payload, &e) != 0)
+		r = 1;
+	if (r == 1 && d.ci.id)
 		cli_pairing_fail(a, what, &e);
-		goto out;
-	}
-	cli_identity_store_token(&ci, hello);
-	if (gwclient_request(c, method, params, (int)ms, 0, payload, &e)
-	    != 0) {
-		cli_pairing_fail(a, what, &e);
-		goto out;
-	}
-	r = 0;
-out:
-	json_decref(hello);
 	gwclient_err_free(&e);
-	gwclient_close(c);
-	cli_identity_close(&ci);
-	cli_target_free(&t);
-	cli_target_local_free(&l);
+	cli_session_close(&d);
 	return r;
 }
 

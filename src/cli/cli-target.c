@@ -193,3 +193,45 @@ void cli_target_opts(const struct cli_target *t, const char *const *scopes,
 	o->max_protocol = 4;
 	o->timeout_ms = timeout_ms;
 }
+
+int cli_session_open(const struct cli_args *a, const char *const *scopes,
+		     int def_ms, int max_ms, struct cli_session *s,
+		     struct gwclient_err *e)
+{
+	struct gwclient_opts o;
+	json_t *hello = NULL;
+	char *end;
+	long ms = def_ms;
+
+	memset(s, 0, sizeof(*s));
+	if (a->timeout) {
+		ms = strtol(a->timeout, &end, 10);
+		if (*end || ms <= 0 || ms > max_ms) {
+			fprintf(stderr, "invalid --timeout: %s\n", a->timeout);
+			return 2;
+		}
+	}
+	s->timeout = (int)ms;
+	cli_target_local_load(a->profile, a->dev, &s->l);
+	cli_target_resolve(a, &s->l, &s->t);
+	if (cli_identity_open(s->l.state_dir, &s->ci) != 0)
+		return 1;
+	cli_target_opts(&s->t, scopes, s->timeout, &o);
+	o.password = s->t.password;
+	o.sign = cli_identity_sign;
+	o.sign_arg = &s->ci;
+	if (gwclient_connect(&o, &s->c, &hello, e) != 0)
+		return 1;
+	cli_identity_store_token(&s->ci, hello);
+	json_decref(hello);
+	return 0;
+}
+
+void cli_session_close(struct cli_session *s)
+{
+	gwclient_close(s->c);
+	cli_identity_close(&s->ci);
+	cli_target_free(&s->t);
+	cli_target_local_free(&s->l);
+	memset(s, 0, sizeof(*s));
+}

@@ -352,6 +352,29 @@ struct gwclient_opts;
 void cli_target_opts(const struct cli_target *t, const char *const *scopes,
 		     int timeout_ms, struct gwclient_opts *o);
 
+struct gwclient;
+struct gwclient_err;
+/* A signed connection for one command group: the local context, the
+ * target, the CLI's identity and the open connection. */
+struct cli_session {
+	struct cli_local l;
+	struct cli_target t;
+	struct cli_identity ci;
+	struct gwclient *c;
+	int timeout;		/* ms, from --timeout or the default */
+};
+
+/* Parse --timeout (1..max_ms, default def_ms), resolve the target and
+ * connect signed with the CLI's identity asking for scopes (the password
+ * goes with the token too); a device token received is kept. 0; 2 when
+ * --timeout is invalid (printed); 1 with e filled when the connect failed,
+ * or e->message NULL when the identity could not be opened (printed).
+ * cli_session_close is safe after any result. */
+int cli_session_open(const struct cli_args *a, const char *const *scopes,
+		     int def_ms, int max_ms, struct cli_session *s,
+		     struct gwclient_err *e);
+void cli_session_close(struct cli_session *s);
+
 /* --- output (cli-json.c) ---------------------------------------------- */
 
 /* Print v as JSON.stringify(v, null, 2) does, plus a newline. */
