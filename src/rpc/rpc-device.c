@@ -227,6 +227,16 @@ static void rpc_device_resolved(struct rpc_call *call, const char *rid,
 		      0, SCOPE_PAIRING);
 }
 
+/* A pairing result as the call's answer: GW_ENOTFOUND becomes
+ * INVALID_REQUEST "unknown <what>"; other errors pass through. */
+static int rpc_device_result(struct rpc_call *call, int r, const char *what)
+{
+	if (r == GW_ENOTFOUND)
+		rpc_call_error(call, "INVALID_REQUEST", NULL, "unknown %s",
+			       what);
+	return r;
+}
+
 static int rpc_device_pair_approve(struct rpc_call *call)
 {
 	static const char *const keys[] = {"requestId"};
@@ -269,12 +279,7 @@ static int rpc_device_pair_approve(struct rpc_call *call)
 	}
 	rpc_device_actor(call, actor, sizeof(actor), &who);
 	r = pairing_approve(p, rid, &who, &dev, &did);
-	if (r == GW_ENOTFOUND) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "unknown requestId");
-		goto out;
-	}
-	if (r != GW_OK)
+	if (rpc_device_result(call, r, "requestId") != GW_OK)
 		goto out;
 	log_info("pairing", "approved device=%s request=%s by %s", did, rid,
 		 actor);
@@ -305,12 +310,7 @@ static int rpc_device_pair_reject(struct rpc_call *call)
 	rid = rpc_device_str(call, "requestId");
 	rpc_device_actor(call, actor, sizeof(actor), &who);
 	r = pairing_reject(p, rid, &who, &did);
-	if (r == GW_ENOTFOUND) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "unknown requestId");
-		return r;
-	}
-	if (r != GW_OK)
+	if (rpc_device_result(call, r, "requestId") != GW_OK)
 		return r;
 	log_info("pairing", "rejected device=%s request=%s by %s", did, rid,
 		 actor);
@@ -340,12 +340,7 @@ static int rpc_device_pair_remove(struct rpc_call *call)
 		return GW_EFORBIDDEN;
 	rpc_device_actor(call, actor, sizeof(actor), &who);
 	r = pairing_remove(p, did, &who, &dev);
-	if (r == GW_ENOTFOUND) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "unknown deviceId");
-		return r;
-	}
-	if (r != GW_OK)
+	if (rpc_device_result(call, r, "deviceId") != GW_OK)
 		return r;
 	log_info("pairing", "removed device=%s by %s", did, actor);
 	json_object_set_new(dev, "removedAtMs", json_integer(util_now_ms()));
@@ -385,12 +380,7 @@ static int rpc_device_pair_rename(struct rpc_call *call)
 		return GW_EFORBIDDEN;
 	rpc_device_actor(call, actor, sizeof(actor), &who);
 	r = pairing_rename(p, did, label, &who);
-	if (r == GW_ENOTFOUND) {
-		rpc_call_error(call, "INVALID_REQUEST", NULL,
-			       "unknown deviceId");
-		return r;
-	}
-	if (r != GW_OK)
+	if (rpc_device_result(call, r, "deviceId") != GW_OK)
 		return r;
 	log_info("pairing", "renamed device=%s label=%.100s by %s", did,
 		 label, actor);
