@@ -11,6 +11,8 @@ scripted by the test, either with directives in the last user message:
     [[status:CODE]]     answer an OpenAI error JSON with that HTTP status
     [[cut:N]]           stream N chunks, then drop the connection
     [[hang]]            accept and never answer (until the client leaves)
+    [[gate]]            wait before the first byte until the test calls
+                        open_gate() (bounded: 120 s)
     [[tool:NAME:JSON]]  answer with a tool call NAME(arguments=JSON)
     [[usage:IN,OUT]]    report these token counts
     [[finish:REASON]]   finish_reason (default stop / tool_calls)
@@ -62,7 +64,7 @@ def script_from_text(text):
             s["reply"] = arg
         elif name in ("chunks", "delay", "slow", "status", "cut"):
             s[name] = int(arg)
-        elif name in ("hang", "json"):
+        elif name in ("hang", "json", "gate"):
             s[name] = True
         elif name == "tool":
             tname, _, targs = arg.partition(":")
@@ -96,6 +98,7 @@ class FakeUpstream:
                       "chat_conns": 0}
         self.peers = set()
         self.stop_event = threading.Event()
+        self.gate = threading.Event()
         up = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -184,6 +187,8 @@ class FakeUpstream:
 
             def _chat_run(self, body):
                 s = self._script(body)
+                if s.get("gate"):
+                    up.gate.wait(120)
                 if s.get("slow"):
                     time.sleep(s["slow"] / 1000.0)
                 if s.get("hang"):
@@ -349,6 +354,7 @@ class FakeUpstream:
 
     def stop(self):
         self.stop_event.set()
+        self.gate.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -357,7 +363,12 @@ class FakeUpstream:
         with self.lock:
             self.queue.append(script)
 
+    def open_gate(self):
+        """Let every request held by [[gate]] go on (and later ones pass)."""
+        self.gate.set()
+
     def reset(self):
+        self.gate.clear()
         with self.lock:
             self.queue.clear()
             self.stats.update(chat=0, embeddings=0, requests=[],

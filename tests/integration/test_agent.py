@@ -197,11 +197,11 @@ def test_many_concurrent_runs(start_gateway, upstream):
         idem = new_key()
         ids.append(idem)
         ws.send_req("chat.send", {"sessionKey": "c%d" % i,
-                                  "message": "[[reply:x y z]] "
-                                             "[[slow:1500]]",
+                                  "message": "[[reply:x y z]] [[gate]]",
                                   "idempotencyKey": idem})
-    upstream.wait(lambda s: s["inflight"] >= n, timeout=20)
+    upstream.wait(lambda s: s["inflight"] >= n, timeout=60)
     during = _rss_kb(gw.proc.pid)
+    upstream.open_gate()
     done = set()
     deadline = time.monotonic() + 60
     while len(done) < n:
