@@ -15,6 +15,7 @@ PKGS=(
 	systemd
 	nginx-light	# the mock upstream of tests/bench/openai-overhead.sh
 	ngircd
+	libev-dev libwebsockets-evlib-ev	# the WS loop on epoll (src/net/ws.c)
 )
 
 # A package counts as present when dpkg has it installed; nodejs/npm also

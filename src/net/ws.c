@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <ev.h>
 #include <libwebsockets.h>
 
 #include "core/common.h"
@@ -28,7 +29,12 @@
 #include "net/listener.h"
 
 #define WS_PROTOCOL_NAME "openclaw"
-#define WS_RX_BUFFER (64 * 1024)
+/* lws's per-connection receive buffer, held for the connection's life:
+ * messages arrive in chunks of this size and are reassembled in c->rx.
+ * Small, so an idle socket costs little (64 KiB cost ~1.2 KB of RSS per
+ * idle socket); writes keep WS_TX_PACKET. */
+#define WS_RX_BUFFER 4096
+#define WS_TX_PACKET (64 * 1024)
 #define WS_HEADER_MAX 4096
 #define WS_REASON_MAX 120
 #define WS_CLOSE_TIMEOUT_S 10
@@ -106,6 +112,7 @@ struct ws_job {
 
 struct ws_timer {
 	lws_sorted_usec_list_t sul;	/* first: lws hands this back */
+	ev_timer ev;		/* instead of sul on the libev loop */
 	struct ws_server *s;
 	void (*fn)(void *arg);
 	void *arg;
@@ -118,6 +125,22 @@ struct ws_server {
 	struct lws_protocols protocols[2];
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
+	/* The service loop: libev on epoll (lws's own poll(2) loop scans
+	 * every fd on each wake-up: quadratic in open connections). NULL
+	 * when the lws libev plugin is missing (poll fallback). */
+	struct ev_loop *loop;
+	/* Work of the loop (lws thread; read anywhere, approximate):
+	 * wake-ups, and watchers (fds or timers) examined over them. On
+	 * epoll these are the ready events only; the poll fallback counts
+	 * every fd it scans. */
+	_Atomic unsigned long long loop_iters, loop_scanned;
+	const char *backend;	/* set at start, for any thread */
+	atomic_size_t ntimers;	/* ws_timer handles alive */
+	/* lws 4.1's libev glue never moves its armed timer earlier (it
+	 * restarts an active ev_timer, which libev ignores): a timeout that
+	 * lws schedules before the armed one would wait for it. This 1 s
+	 * lws timer bounds that wait; ws_timer runs on libev directly. */
+	lws_sorted_usec_list_t sul_beat;
 	pthread_t thread;
 	int running;
 	atomic_int stopping;
@@ -308,12 +331,11 @@ ws_conn_rx(struct ws_conn *c, const char *in, size_t len)
 		c->s->cbs.on_message(c, c->rx != NULL ? c->rx : "", c->rx_len,
 				     c->rx_binary, c->s->cbs.arg);
 	c->rx_len = 0;
-	/* Do not keep a big buffer around between messages. */
-	if (c->rx_cap > WS_RX_BUFFER) {
-		free(c->rx);
-		c->rx = NULL;
-		c->rx_cap = 0;
-	}
+	/* Keep no buffer between messages: an idle connection holds none
+	 * (it cost ~4 KB each of 10,000 idle sockets). */
+	free(c->rx);
+	c->rx = NULL;
+	c->rx_cap = 0;
 	return 0;
 }
 
@@ -385,6 +407,9 @@ ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		/* Broadcast to every protocol: ours is the only one. */
 		ws_drain(s);
+		/* ws_server_stop: leave ev_run (its wake-up lands here). */
+		if (atomic_load(&s->stopping) && s->loop != NULL)
+			ev_break(s->loop, EVBREAK_ALL);
 		return 0;
 	case LWS_CALLBACK_ESTABLISHED:
 		ws_conn_open(s, wsi, pss);
@@ -419,8 +444,11 @@ ws_timers_free(struct ws_server *s)
 
 	for (t = s->timers; t != NULL; t = next) {
 		next = t->next;
+		if (s->loop != NULL)
+			ev_timer_stop(s->loop, &t->ev);
 		free(t);
 	}
+	atomic_store(&s->ntimers, 0);
 	s->timers = NULL;
 }
 
@@ -435,14 +463,26 @@ ws_lws_log(int level, const char *line)
 		(int)n, line);
 }
 
+static void ws_beat(lws_sorted_usec_list_t *sul);
+
 static void *
 ws_thread(void *arg)
 {
 	struct ws_server *s = arg;
 
-	while (!atomic_load(&s->stopping))
+	if (s->loop != NULL)
+		lws_sul_schedule(s->ctx, 0, &s->sul_beat, ws_beat,
+				 LWS_US_PER_SEC);
+	while (!atomic_load(&s->stopping)) {
+		if (s->loop != NULL) {
+			ev_run(s->loop, 0);
+			continue;
+		}
+		atomic_fetch_add(&s->loop_iters, 1);
+		atomic_fetch_add(&s->loop_scanned, s->count + 1);
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+	}
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, 1);
 	pthread_mutex_unlock(&s->mu);
@@ -450,13 +490,119 @@ ws_thread(void *arg)
 	 * alive (their owners may wait for them or have handed them
 	 * ownership); adopted fds are closed (stopping). */
 	ws_drain(s);
+	lws_sul_cancel(&s->sul_beat);
 	/* Destroy on the service thread: remaining connections get their
 	 * CLOSED callbacks (and on_close) here. */
 	lws_context_destroy(s->ctx);
 	s->ctx = NULL;
 	s->vh = NULL;
 	ws_timers_free(s);
+	if (s->loop != NULL)
+		ev_loop_destroy(s->loop);
+	s->loop = NULL;
 	return NULL;
+}
+
+/* No lws validity timer per connection: lws keeps every wsi's timer in
+ * one sorted list, and inserting the newest (always the latest deadline)
+ * walks the whole list, quadratic in idle connections. The protocol's
+ * own keepalive is the `tick` event every 30 s (slow or dead peers are
+ * closed by the output budgets); upstream sends no WebSocket pings. */
+static const lws_retry_bo_t ws_retry_policy = {
+	.secs_since_valid_ping = 0,
+	.secs_since_valid_hangup = 0,
+};
+
+static void
+ws_beat(lws_sorted_usec_list_t *sul)
+{
+	struct ws_server *s = lws_container_of(sul, struct ws_server,
+					       sul_beat);
+
+	lws_sul_schedule(s->ctx, 0, &s->sul_beat, ws_beat, LWS_US_PER_SEC);
+}
+
+/* libev's pending watchers are the work of one wake-up (lws thread). */
+static void
+ws_ev_invoke(struct ev_loop *loop)
+{
+	struct ws_server *s = ev_userdata(loop);
+
+	atomic_fetch_add(&s->loop_iters, 1);
+	atomic_fetch_add(&s->loop_scanned, (unsigned)ev_pending_count(loop));
+	ev_invoke_pending(loop);
+}
+
+/* The lws context on a libev loop of ours (epoll), or, when lws cannot
+ * load its libev plugin, on lws's own poll(2) loop. */
+static struct lws_context *
+ws_context_new(struct ws_server *s)
+{
+	struct lws_context_creation_info info;
+	struct lws_context *ctx;
+	/* CLAWGATE_WS_LOOP=poll: lws's own loop (a test proves that the
+	 * work figure catches its quadratic cost; doc/hardening.md). */
+	const char *want = getenv("CLAWGATE_WS_LOOP");
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.gid = (gid_t)-1;
+	info.uid = (uid_t)-1;
+	info.user = s;
+	info.max_http_header_data = 16384;
+	if (want == NULL || strcmp(want, "poll") != 0)
+		s->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
+	if (s->loop != NULL) {
+		ev_set_userdata(s->loop, s);
+		ev_set_invoke_pending_cb(s->loop, ws_ev_invoke);
+		info.options |= LWS_SERVER_OPTION_LIBEV;
+		info.foreign_loops = (void **)&s->loop;
+		ctx = lws_create_context(&info);
+		if (ctx != NULL)
+			return ctx;
+		log_warn("ws", "lws libev loop unavailable "
+			 "(libwebsockets-evlib-ev); using poll");
+		ev_loop_destroy(s->loop);
+		s->loop = NULL;
+	}
+	info.options &= ~(uint64_t)LWS_SERVER_OPTION_LIBEV;
+	info.foreign_loops = NULL;
+	return lws_create_context(&info);
+}
+
+static const char *
+ws_backend_name(struct ev_loop *loop)
+{
+	if (loop == NULL)
+		return "poll";
+	switch (ev_backend(loop)) {
+	case EVBACKEND_EPOLL: return "epoll";
+	case EVBACKEND_POLL: return "poll";
+	case EVBACKEND_SELECT: return "select";
+	default: return "other";
+	}
+}
+
+const char *
+ws_server_loop_backend(const struct ws_server *s)
+{
+	return s != NULL && s->backend != NULL ? s->backend : "none";
+}
+
+size_t
+ws_server_timers(const struct ws_server *s)
+{
+	return atomic_load(&s->ntimers);
+}
+
+void
+ws_server_loop_work(const struct ws_server *s, unsigned long long *iters,
+		    unsigned long long *scanned)
+{
+	*iters = atomic_load(&s->loop_iters);
+	*scanned = atomic_load(&s->loop_scanned);
 }
 
 struct ws_server *
@@ -474,6 +620,7 @@ ws_server_new(const struct ws_server_opts *o, const struct ws_server_cbs *cbs)
 	s->protocols[0].callback = ws_callback;
 	s->protocols[0].per_session_data_size = sizeof(struct ws_pss);
 	s->protocols[0].rx_buffer_size = WS_RX_BUFFER;
+	s->protocols[0].tx_packet_size = WS_TX_PACKET;
 	s->protocols[0].user = s;
 	return s;
 }
@@ -487,15 +634,8 @@ ws_server_start(struct ws_server *s)
 	if (s->running)
 		return -EALREADY;
 	lws_set_log_level(LLL_ERR | LLL_WARN, ws_lws_log);
-	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.gid = (gid_t)-1;
-	info.uid = (uid_t)-1;
-	info.user = s;
-	info.max_http_header_data = 16384;
-	s->ctx = lws_create_context(&info);
+	s->ctx = ws_context_new(s);
+	s->backend = ws_backend_name(s->loop);
 	if (s->ctx == NULL) {
 		log_error("ws", "lws_create_context failed");
 		return -EIO;
@@ -505,6 +645,7 @@ ws_server_start(struct ws_server *s)
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.vhost_name = "clawgate";
 	info.protocols = s->protocols;
+	info.retry_and_idle_policy = &ws_retry_policy;
 	s->vh = lws_create_vhost(s->ctx, &info);
 	if (s->vh == NULL) {
 		log_error("ws", "lws_create_vhost failed");
@@ -524,6 +665,9 @@ fail:
 	lws_context_destroy(s->ctx);
 	s->ctx = NULL;
 	s->vh = NULL;
+	if (s->loop != NULL)
+		ev_loop_destroy(s->loop);
+	s->loop = NULL;
 	return r;
 }
 
@@ -642,9 +786,9 @@ ws_server_count(struct ws_server *s)
 }
 
 static void
-ws_timer_fire(lws_sorted_usec_list_t *sul)
+ws_timer_run(struct ws_timer *t)
 {
-	struct ws_timer *t = lws_container_of(sul, struct ws_timer, sul);
+	atomic_fetch_sub(&t->s->ntimers, 1);
 	void (*fn)(void *arg) = t->fn;
 	void *arg = t->arg;
 
@@ -658,12 +802,27 @@ ws_timer_fire(lws_sorted_usec_list_t *sul)
 	fn(arg);
 }
 
+static void
+ws_timer_fire(lws_sorted_usec_list_t *sul)
+{
+	ws_timer_run(lws_container_of(sul, struct ws_timer, sul));
+}
+
+static void
+ws_timer_ev_fire(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	ws_timer_run(lws_container_of(w, struct ws_timer, ev));
+}
+
 struct ws_timer *
 ws_timer_add(struct ws_server *s, int64_t delay_ms, void (*fn)(void *arg),
 	     void *arg)
 {
 	struct ws_timer *t = xcalloc(1, sizeof(*t));
 
+	atomic_fetch_add(&s->ntimers, 1);
 	t->s = s;
 	t->fn = fn;
 	t->arg = arg;
@@ -671,9 +830,17 @@ ws_timer_add(struct ws_server *s, int64_t delay_ms, void (*fn)(void *arg),
 	if (s->timers != NULL)
 		s->timers->prev = t;
 	s->timers = t;
-	lws_sul_schedule(s->ctx, 0, &t->sul, ws_timer_fire,
-			 (lws_usec_t)(delay_ms < 0 ? 0 : delay_ms) *
-			 LWS_US_PER_MS);
+	if (delay_ms < 0)
+		delay_ms = 0;
+	if (s->loop != NULL) {
+		ev_now_update(s->loop);
+		ev_timer_init(&t->ev, ws_timer_ev_fire,
+			      (ev_tstamp)delay_ms / 1000.0, 0.0);
+		ev_timer_start(s->loop, &t->ev);
+	} else {
+		lws_sul_schedule(s->ctx, 0, &t->sul, ws_timer_fire,
+				 (lws_usec_t)delay_ms * LWS_US_PER_MS);
+	}
 	return t;
 }
 
@@ -682,7 +849,11 @@ ws_timer_cancel(struct ws_timer *t)
 {
 	if (t == NULL)
 		return;
-	lws_sul_cancel(&t->sul);
+	atomic_fetch_sub(&t->s->ntimers, 1);
+	if (t->s->loop != NULL)
+		ev_timer_stop(t->s->loop, &t->ev);
+	else
+		lws_sul_cancel(&t->sul);
 	if (t->prev != NULL)
 		t->prev->next = t->next;
 	else

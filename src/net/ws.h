@@ -52,6 +52,16 @@ void ws_server_stop(struct ws_server *s, int code, const char *reason,
 		    int wait_ms);
 void ws_server_free(struct ws_server *s);
 size_t ws_server_count(struct ws_server *s);
+/* The service loop's backend ("epoll"; "poll" without the lws libev
+ * plugin) and its work so far: wake-ups, and the fds or timers examined
+ * over them (ready events on epoll; every fd per wake-up on poll). Any
+ * thread; approximate while it runs. */
+const char *ws_server_loop_backend(const struct ws_server *s);
+void ws_server_loop_work(const struct ws_server *s, unsigned long long *iters,
+			 unsigned long long *scanned);
+/* ws_timer handles alive (an idle ready connection holds none). Any
+ * thread. */
+size_t ws_server_timers(const struct ws_server *s);
 
 /* lws thread only: timers. Returns a handle for cancel. The handle is
  * freed when fn starts: never cancel it from fn or after it ran. */

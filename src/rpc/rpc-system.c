@@ -104,6 +104,22 @@ static json_t *rpc_system_worker_pools(struct rpc_server *s)
 			 ws.running, "pendingTasks", ws.queued);
 }
 
+/* clawgate's own figure (doc/hardening.md, "idle sockets"): the WS
+ * service loop's backend and its work so far; the reliability harness
+ * checks that the work per connect does not grow with open sockets. */
+static json_t *rpc_system_ws_loop(struct rpc_server *s)
+{
+	unsigned long long iters = 0, scanned = 0;
+
+	if (!s->d.ws)
+		return json_null();
+	ws_server_loop_work(s->d.ws, &iters, &scanned);
+	return json_pack("{s:s,s:I,s:I,s:I}", "backend",
+			 ws_server_loop_backend(s->d.ws), "wakeups",
+			 (json_int_t)iters, "events", (json_int_t)scanned,
+			 "timers", (json_int_t)ws_server_timers(s->d.ws));
+}
+
 /* status (worker): the gateway, sessions (counted from the store), the
  * heartbeat state (clawgate runs no heartbeat), process memory and the
  * lws timer lag. */
@@ -120,6 +136,7 @@ static int rpc_system_status(struct rpc_call *call)
 		       "port", s->d.port, "listening", s->d.listening,
 		       "authMode", auth_mode_name(call->cfg->auth_mode),
 		       "connections", s->nready);
+	json_object_set_new(gw, "wsLoop", rpc_system_ws_loop(s));
 	if (call->scopes & SCOPE_ADMIN) {
 		json_object_set_new(gw, "stateDir",
 				    json_string(s->d.state_dir));
