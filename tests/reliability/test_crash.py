@@ -1,9 +1,14 @@
-"""kill -9 at a random moment during config writes and during pairing
-approvals: after a restart every acknowledged write is there (the file and
-config_snapshots; paired_device), and SQLite's integrity_check is ok.
-Trials: 3 + 2 (short), CLAWGATE_KILL_TRIALS or 200 (+ a quarter as many
-pairing trials) in the full run."""
+"""kill -9 at a random moment during config writes, pairing approvals,
+device-token rotations (and the tokens approvals issue) and transcript
+appends (OpenAI HTTP, streamed and not, and WS chat.send): after a restart
+every acknowledged write is there (the file and config_snapshots;
+paired_device; device_token; sessions and transcript), and SQLite's
+integrity_check of the file the kill left is ok after every trial.
+Trials: 3 + 2 + 3 + 3 (short); in the full run CLAWGATE_KILL_TRIALS
+(default 1,000) in all, shared 20 % config, 5 % pairing, 37.5 % token
+rotation, 37.5 % transcript."""
 
+import hashlib
 import json
 import os
 import random
@@ -12,10 +17,19 @@ import sqlite3
 import threading
 import time
 
+from pairing_util import REMOTE, Device, device_connect
 from relhelp import FULL, figure
 
-TRIALS = int(os.environ.get("CLAWGATE_KILL_TRIALS") or
-             (200 if FULL else 3))
+TOTAL = int(os.environ.get("CLAWGATE_KILL_TRIALS") or 1000)
+
+
+def _share(short, part):
+    """Trials of one kind: short in make check, part/1000 of the total
+    in the full run (at least 1)."""
+    return max(1, TOTAL * part // 1000) if FULL else short
+
+
+TRIALS = _share(3, 200)
 
 
 def _config(k):
@@ -102,7 +116,6 @@ def test_kill9_during_config_writes(launcher):
 
 
 def _pairing_writer(gw, acked, stop):
-    from pairing_util import REMOTE, Device, device_connect
     try:
         op = gw.connect()
         while not stop.is_set():
@@ -122,7 +135,7 @@ def _pairing_writer(gw, acked, stop):
 def test_kill9_during_pairing_approvals(launcher):
     """kill -9 while devices are being approved: every approval that was
     acknowledged is a paired device after the restart."""
-    trials = max(1, TRIALS // 4) if FULL else 2
+    trials = _share(2, 50)
     rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 2))
     gw = launcher.start()
     state = gw.state_dir
@@ -154,4 +167,266 @@ def test_kill9_during_pairing_approvals(launcher):
     figure("kill9_pairing_lost", lost)
     assert ok == "ok"
     assert lost == 0
+    assert restarts_failed == 0
+
+
+# ---- shared by the token and transcript trials -------------------------------
+
+class _Acks:
+    """A count of acknowledged writes that the kill can wait on."""
+
+    def __init__(self):
+        self.cv = threading.Condition()
+        self.n = 0
+
+    def add(self):
+        with self.cv:
+            self.n += 1
+            self.cv.notify_all()
+
+    def wait(self, n, timeout):
+        with self.cv:
+            return self.cv.wait_for(lambda: self.n >= n, timeout)
+
+
+def _db(state):
+    return os.path.join(state, "state", "clawgate.sqlite")
+
+
+def _ro(state):
+    return sqlite3.connect("file:%s?mode=ro" % _db(state), uri=True,
+                           timeout=5)
+
+
+def _integrity_ok(state):
+    """PRAGMA integrity_check of the file as the kill left it."""
+    con = _ro(state)
+    try:
+        return con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        con.close()
+
+
+def _kill_trial(launcher, gw, rnd, workers, start_kw):
+    """One trial: start the worker threads (fn(gw, acks, stop)), kill -9
+    once a random number (0-8) of writes were acknowledged plus a random
+    jitter, join them, and restart on the same state. Returns (new gw,
+    acknowledged this trial, integrity ok, restart ok)."""
+    acks, stop = _Acks(), threading.Event()
+    ts = [threading.Thread(target=w, args=(gw, acks, stop))
+          for w in workers]
+    for t in ts:
+        t.start()
+    acks.wait(rnd.randint(0, 8), 10)
+    time.sleep(rnd.uniform(0, 0.03))   # the kill moment, not a sync
+    gw.proc.send_signal(signal.SIGKILL)
+    gw.proc.wait(10)
+    stop.set()
+    for t in ts:
+        t.join(15)
+    ok = _integrity_ok(gw.state_dir)
+    state = gw.state_dir
+    gw = launcher.start(state_dir=state, **start_kw)
+    return gw, acks.n, ok, gw.proc.poll() is None
+
+
+# ---- device-token rotation and tokens issued by approvals --------------------
+
+ROT_SCOPES = ["operator.read", "operator.pairing"]
+ROT_DEVICES = 2
+
+
+def _sha(tok):
+    return hashlib.sha256(tok.encode()).hexdigest()
+
+
+class _RotDev:
+    """A paired device and the tokens it was acknowledged, in order."""
+
+    def __init__(self):
+        self.dev = Device()
+        self.tokens = []
+        self.inflight = False
+
+
+def _pair(gw, op, dev):
+    """Pair dev (operator approval); returns the token of its first
+    connect (hello-ok.auth.deviceToken)."""
+    ws, res = device_connect(gw, dev, headers=REMOTE, scopes=ROT_SCOPES)
+    rid = res["error"]["details"]["requestId"]
+    ws.close()
+    out = op.request("device.pair.approve", {"requestId": rid}, timeout=5)
+    if not out.get("ok"):
+        return None
+    ws, res = device_connect(gw, dev, headers=REMOTE, scopes=ROT_SCOPES)
+    ws.close()
+    if not res.get("ok"):
+        return None
+    return res["payload"]["auth"]["deviceToken"]
+
+
+def _mismatch(res):
+    err = res.get("error") or {}
+    return (err.get("details") or {}).get("code") == \
+        "AUTH_DEVICE_TOKEN_MISMATCH"
+
+
+def _rotator(rd, refused):
+    """The device connects with its last token and rotates it, again and
+    again; a refused last token while the daemon runs is a loss."""
+    def run(gw, acks, stop):
+        try:
+            while not stop.is_set():
+                ws, res = device_connect(
+                    gw, rd.dev, headers=REMOTE, scopes=ROT_SCOPES,
+                    auth={"deviceToken": rd.tokens[-1]})
+                if not res.get("ok"):
+                    if _mismatch(res):
+                        refused.append(rd.dev.id)
+                    ws.close()
+                    return
+                rd.inflight = True
+                out = ws.request("device.token.rotate", {
+                    "deviceId": rd.dev.id, "role": "operator"}, timeout=5)
+                ws.close()
+                if not out.get("ok"):
+                    return
+                rd.tokens.append(out["payload"]["token"])
+                rd.inflight = False
+                acks.add()
+        except Exception:
+            pass
+    return run
+
+
+def _issuer(issued):
+    """New devices approved by an operator; the token of each one's
+    first connect is an acknowledged write."""
+    def run(gw, acks, stop):
+        try:
+            op = gw.connect()
+            while not stop.is_set():
+                dev = Device()
+                tok = _pair(gw, op, dev)
+                if tok is None:
+                    return
+                issued.append((dev, tok))
+                acks.add()
+        except Exception:
+            pass
+    return run
+
+
+def _token_row(gw, dev_id):
+    con = _ro(gw.state_dir)
+    try:
+        r = con.execute("SELECT token_hash FROM device_token WHERE "
+                        "device_id = ? AND role = 'operator' AND "
+                        "revoked_at IS NULL", (dev_id,)).fetchone()
+        return r[0] if r else None
+    finally:
+        con.close()
+
+
+def _token_connects(gw, dev, tok):
+    ws, res = device_connect(gw, dev, headers=REMOTE, scopes=ROT_SCOPES,
+                             auth={"deviceToken": tok})
+    ws.close()
+    return res
+
+
+def _rotate_shared(gw, rd):
+    """The device, connected by the shared secret, rotates its token and
+    receives the new one in-band (tokens are stored hashed, so this is
+    how a device whose token it no longer knows gets one)."""
+    ws, res = device_connect(gw, rd.dev, headers=REMOTE, scopes=ROT_SCOPES)
+    assert res.get("ok"), res
+    out = ws.request("device.token.rotate", {"deviceId": rd.dev.id,
+                                             "role": "operator"}, timeout=5)
+    ws.close()
+    assert out.get("ok"), out
+    rd.tokens.append(out["payload"]["token"])
+
+
+def _check_rotated(gw, rd):
+    """After a restart: (lost, stale) of one rotating device. The last
+    acknowledged token is in effect, or a rotation in flight at the kill
+    (never answered) replaced it; the token before is refused."""
+    lost = stale = 0
+    have = _token_row(gw, rd.dev.id)
+    last = rd.tokens[-1]
+    if have != _sha(last):
+        if not (rd.inflight and have is not None and
+                have not in {_sha(t) for t in rd.tokens}):
+            lost += 1
+        res = _token_connects(gw, rd.dev, last)
+        if res.get("ok") or not _mismatch(res):
+            stale += 1
+        _rotate_shared(gw, rd)
+        if _token_row(gw, rd.dev.id) != _sha(rd.tokens[-1]):
+            lost += 1
+    elif len(rd.tokens) > 1:
+        res = _token_connects(gw, rd.dev, rd.tokens[-2])
+        if res.get("ok") or not _mismatch(res):
+            stale += 1
+    rd.inflight = False
+    if not _token_connects(gw, rd.dev, rd.tokens[-1]).get("ok"):
+        lost += 1
+    return lost, stale
+
+
+def test_kill9_during_token_rotation(launcher):
+    """kill -9 while paired devices rotate their own tokens and new
+    devices are approved: after the restart each device's last
+    acknowledged token authenticates a connect (or a rotation the kill
+    cut before its answer replaced it), the token before it is refused,
+    every token an approval issued works, and integrity_check is ok."""
+    trials = _share(3, 375)
+    rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 3))
+    cfg = {"gateway": {"mode": "local", "auth": {
+        "rateLimit": {"maxAttempts": 1000000}}}}
+    gw = launcher.start(config=cfg)
+    op = gw.connect()
+    devs = [_RotDev() for _ in range(ROT_DEVICES)]
+    for rd in devs:
+        rd.tokens.append(_pair(gw, op, rd.dev))
+        assert rd.tokens[0]
+    op.close()
+    acked = lost = stale = bad_db = restarts_failed = 0
+    refused, issued, checked = [], [], 0
+    for _ in range(trials):
+        workers = [_rotator(rd, refused) for rd in devs] + \
+            [_issuer(issued)]
+        gw, n, ok, up = _kill_trial(launcher, gw, rnd, workers, {})
+        acked += n
+        bad_db += not ok
+        restarts_failed += not up
+        for rd in devs:
+            lo, st = _check_rotated(gw, rd)
+            lost += lo
+            stale += st
+        for dev, tok in issued[checked:]:
+            if not _token_connects(gw, dev, tok).get("ok"):
+                lost += 1
+        checked = len(issued)
+    con = _ro(gw.state_dir)
+    try:
+        hashes = {r[0]: r[1] for r in con.execute(
+            "SELECT device_id, token_hash FROM device_token WHERE "
+            "role = 'operator' AND revoked_at IS NULL")}
+    finally:
+        con.close()
+    gw.stop()
+    lost += len([d for d, tok in issued if hashes.get(d.id) != _sha(tok)])
+    lost += len(refused)
+    figure("kill9_token_trials", trials)
+    figure("kill9_token_acked_writes", acked)
+    figure("kill9_token_rotations_acked", acked - len(issued))
+    figure("kill9_token_issued_acked", len(issued))
+    figure("kill9_token_lost", lost)
+    figure("kill9_token_stale_accepted", stale)
+    figure("kill9_token_integrity_failures", bad_db)
+    assert bad_db == 0
+    assert lost == 0
+    assert stale == 0
     assert restarts_failed == 0
