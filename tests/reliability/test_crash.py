@@ -29,148 +29,7 @@ def _share(short, part):
     return max(1, TOTAL * part // 1000) if FULL else short
 
 
-TRIALS = _share(3, 200)
-
-
-def _config(k):
-    return {"gateway": {"mode": "local", "reload": {"debounceMs": 50},
-                        "auth": {"mode": "token", "token": "tok-1",
-                                 "rateLimit": {"maxAttempts": k}}}}
-
-
-def _writer(gw, acked, stop):
-    try:
-        c = gw.connect(token="tok-1")
-        k = acked[-1] if acked else 1
-        while not stop.is_set() and k < 1000:
-            got = c.call("config.get")
-            k += 1
-            res = c.request("config.patch", {
-                "raw": json.dumps({"gateway": {"auth": {"rateLimit": {
-                    "maxAttempts": k}}}}),
-                "baseHash": got["hash"]}, timeout=5)
-            if not res.get("ok"):
-                break
-            acked.append(k)
-    except Exception:
-        pass
-
-
-def _integrity(db):
-    """(integrity_check, set of maxAttempts values in config_snapshots)."""
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
-    try:
-        ok = con.execute("PRAGMA integrity_check").fetchone()[0]
-        vals = set()
-        for (text,) in con.execute("SELECT text FROM config_snapshots "
-                                   "WHERE text IS NOT NULL"):
-            g = json.loads(text).get("gateway", {})
-            v = g.get("auth", {}).get("rateLimit", {}).get("maxAttempts")
-            if v is not None:
-                vals.add(v)
-        return ok, vals
-    finally:
-        con.close()
-
-
-def test_kill9_during_config_writes(launcher):
-    rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 1))
-    gw = launcher.start(config={"gateway": _config(1)["gateway"]},
-                        token=None, auth=None)
-    state = gw.state_dir
-    total_acked, lost, restarts_failed = 0, 0, 0
-    last = 1
-    all_acked = []
-    for trial in range(TRIALS):
-        acked = [last]
-        stop = threading.Event()
-        t = threading.Thread(target=_writer, args=(gw, acked, stop))
-        t.start()
-        time.sleep(rnd.uniform(0.02, 0.6))
-        gw.proc.send_signal(signal.SIGKILL)
-        gw.proc.wait(10)
-        stop.set()
-        t.join(10)
-        total_acked += len(acked) - 1
-        all_acked += acked[1:]
-        last = acked[-1]
-        on_disk = json.load(open(gw.config_path))
-        got = on_disk["gateway"]["auth"]["rateLimit"]["maxAttempts"]
-        # the last acknowledged value, or the one in flight at the kill
-        if got not in (last, last + 1):
-            lost += 1
-        last = got
-        gw = launcher.start(state_dir=state, token=None, auth=None)
-        if gw.proc.poll() is not None:
-            restarts_failed += 1
-    gw.stop()
-    db = os.path.join(state, "state", "clawgate.sqlite")
-    ok, snaps = _integrity(db)
-    lost += len([k for k in all_acked if k not in snaps])
-    figure("kill9_config_trials", TRIALS)
-    figure("kill9_config_acked_writes", total_acked)
-    figure("kill9_config_lost", lost)
-    assert ok == "ok"
-    assert lost == 0
-    assert restarts_failed == 0
-
-
-def _pairing_writer(gw, acked, stop):
-    try:
-        op = gw.connect()
-        while not stop.is_set():
-            dev = Device()
-            ws, res = device_connect(gw, dev, headers=REMOTE)
-            rid = res["error"]["details"]["requestId"]
-            ws.close()
-            out = op.request("device.pair.approve", {"requestId": rid},
-                             timeout=5)
-            if not out.get("ok"):
-                break
-            acked.append(dev.id)
-    except Exception:
-        pass
-
-
-def test_kill9_during_pairing_approvals(launcher):
-    """kill -9 while devices are being approved: every approval that was
-    acknowledged is a paired device after the restart."""
-    trials = _share(2, 50)
-    rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 2))
-    gw = launcher.start()
-    state = gw.state_dir
-    acked, restarts_failed = [], 0
-    for _ in range(trials):
-        stop = threading.Event()
-        t = threading.Thread(target=_pairing_writer, args=(gw, acked, stop))
-        t.start()
-        time.sleep(rnd.uniform(0.05, 0.6))
-        gw.proc.send_signal(signal.SIGKILL)
-        gw.proc.wait(10)
-        stop.set()
-        t.join(10)
-        gw = launcher.start(state_dir=state)
-        if gw.proc.poll() is not None:
-            restarts_failed += 1
-    gw.stop()
-    db = os.path.join(state, "state", "clawgate.sqlite")
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True, timeout=5)
-    try:
-        ok = con.execute("PRAGMA integrity_check").fetchone()[0]
-        paired = {r[0] for r in con.execute(
-            "SELECT device_id FROM paired_device")}
-    finally:
-        con.close()
-    lost = len([d for d in acked if d not in paired])
-    figure("kill9_pairing_trials", trials)
-    figure("kill9_pairing_acked_approvals", len(acked))
-    figure("kill9_pairing_lost", lost)
-    assert ok == "ok"
-    assert lost == 0
-    assert restarts_failed == 0
-
-
-# ---- shared by the token and transcript trials -------------------------------
+# ---- one trial -------------------------------------------------------------
 
 class _Acks:
     """A count of acknowledged writes that the kill can wait on."""
@@ -207,11 +66,12 @@ def _integrity_ok(state):
         con.close()
 
 
-def _kill_trial(launcher, gw, rnd, workers, start_kw):
+def _kill_trial(launcher, gw, rnd, workers, start_kw, after_kill=None):
     """One trial: start the worker threads (fn(gw, acks, stop)), kill -9
     once a random number (0-8) of writes were acknowledged plus a random
-    jitter, join them, and restart on the same state. Returns (new gw,
-    acknowledged this trial, integrity ok, restart ok)."""
+    jitter, join them, check the file the kill left (integrity_check,
+    then after_kill(state)) and restart on the same state. Returns (new
+    gw, acknowledged this trial, integrity ok, restart ok)."""
     acks, stop = _Acks(), threading.Event()
     ts = [threading.Thread(target=w, args=(gw, acks, stop))
           for w in workers]
@@ -226,11 +86,153 @@ def _kill_trial(launcher, gw, rnd, workers, start_kw):
         t.join(15)
     ok = _integrity_ok(gw.state_dir)
     state = gw.state_dir
+    if after_kill:
+        after_kill(state)
     gw = launcher.start(state_dir=state, **start_kw)
     return gw, acks.n, ok, gw.proc.poll() is None
 
 
-# ---- device-token rotation and tokens issued by approvals --------------------
+# ---- config writes ---------------------------------------------------------
+
+def _config(k):
+    return {"gateway": {"mode": "local", "reload": {"debounceMs": 50},
+                        "auth": {"mode": "token", "token": "tok-1",
+                                 "rateLimit": {"maxAttempts": k}}}}
+
+
+def _writer(acked):
+    """config.patch of maxAttempts k+1, k+2, ... (the last acknowledged
+    value is acked[-1])."""
+    def run(gw, acks, stop):
+        try:
+            c = gw.connect(token="tok-1")
+            k = acked[-1]
+            while not stop.is_set() and k < 1000000:
+                got = c.call("config.get")
+                k += 1
+                res = c.request("config.patch", {
+                    "raw": json.dumps({"gateway": {"auth": {"rateLimit": {
+                        "maxAttempts": k}}}}),
+                    "baseHash": got["hash"]}, timeout=5)
+                if not res.get("ok"):
+                    break
+                acked.append(k)
+                acks.add()
+        except Exception:
+            pass
+    return run
+
+
+def _snapshots(state):
+    """The maxAttempts values in config_snapshots."""
+    con = _ro(state)
+    try:
+        vals = set()
+        for (text,) in con.execute("SELECT text FROM config_snapshots "
+                                   "WHERE text IS NOT NULL"):
+            g = json.loads(text).get("gateway", {})
+            v = g.get("auth", {}).get("rateLimit", {}).get("maxAttempts")
+            if v is not None:
+                vals.add(v)
+        return vals
+    finally:
+        con.close()
+
+
+def test_kill9_during_config_writes(launcher):
+    """kill -9 while config.patch writes: the file holds the last
+    acknowledged value (or the one in flight), config_snapshots every
+    acknowledged one."""
+    trials = _share(3, 200)
+    rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 1))
+    kw = {"token": None, "auth": None}
+    gw = launcher.start(config={"gateway": _config(1)["gateway"]}, **kw)
+    acked, lost, bad_db, restarts_failed = [1], 0, 0, 0
+
+    def on_disk(state):
+        nonlocal lost
+        with open(os.path.join(state, "openclaw.json")) as f:
+            got = json.load(f)["gateway"]["auth"]["rateLimit"][
+                "maxAttempts"]
+        # the last acknowledged value, or the one in flight at the kill
+        if got not in (acked[-1], acked[-1] + 1):
+            lost += 1
+        if got != acked[-1]:
+            acked.append(got)   # the next writer continues from it
+            unacked.append(got)
+
+    unacked = []
+    for _ in range(trials):
+        gw, n, ok, up = _kill_trial(launcher, gw, rnd, [_writer(acked)],
+                                    kw, on_disk)
+        bad_db += not ok
+        restarts_failed += not up
+    snaps = _snapshots(gw.state_dir)
+    gw.stop()
+    lost += len([k for k in acked[1:] if k not in snaps and
+                 k not in unacked])
+    figure("kill9_config_trials", trials)
+    figure("kill9_config_acked_writes", len(acked) - 1 - len(unacked))
+    figure("kill9_config_cut_committed", len(unacked))
+    figure("kill9_config_lost", lost)
+    figure("kill9_config_integrity_failures", bad_db)
+    assert bad_db == 0
+    assert lost == 0
+    assert restarts_failed == 0
+
+
+# ---- pairing approvals -----------------------------------------------------
+
+def _pairing_writer(acked):
+    def run(gw, acks, stop):
+        try:
+            op = gw.connect()
+            while not stop.is_set():
+                dev = Device()
+                ws, res = device_connect(gw, dev, headers=REMOTE)
+                rid = res["error"]["details"]["requestId"]
+                ws.close()
+                out = op.request("device.pair.approve", {"requestId": rid},
+                                 timeout=5)
+                if not out.get("ok"):
+                    break
+                acked.append(dev.id)
+                acks.add()
+        except Exception:
+            pass
+    return run
+
+
+def test_kill9_during_pairing_approvals(launcher):
+    """kill -9 while devices are being approved: every approval that was
+    acknowledged is a paired device after the restart."""
+    trials = _share(2, 50)
+    rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 2))
+    gw = launcher.start()
+    acked, restarts_failed, bad_db = [], 0, 0
+    for _ in range(trials):
+        gw, n, ok, up = _kill_trial(launcher, gw, rnd,
+                                    [_pairing_writer(acked)], {})
+        bad_db += not ok
+        restarts_failed += not up
+    con = _ro(gw.state_dir)
+    try:
+        paired = {r[0] for r in con.execute(
+            "SELECT device_id FROM paired_device")}
+    finally:
+        con.close()
+    gw.stop()
+    lost = len([d for d in acked if d not in paired])
+    figure("kill9_pairing_trials", trials)
+    figure("kill9_pairing_acked_approvals", len(acked))
+    figure("kill9_pairing_lost", lost)
+    figure("kill9_pairing_integrity_failures", bad_db)
+    assert bad_db == 0
+    assert lost == 0
+    assert restarts_failed == 0
+
+
+# ---- device-token rotation and tokens issued by approvals ------------------
 
 ROT_SCOPES = ["operator.read", "operator.pairing"]
 ROT_DEVICES = 2
@@ -348,13 +350,16 @@ def _rotate_shared(gw, rd):
     rd.tokens.append(out["payload"]["token"])
 
 
-def _check_rotated(gw, rd):
-    """After a restart: (lost, stale) of one rotating device. The last
+def _check_rotated(gw, rd, cut):
+    """After a restart: (lost, stale) of one rotating device; cut counts
+    [rotations in flight at the kill, of which committed]. The last
     acknowledged token is in effect, or a rotation in flight at the kill
     (never answered) replaced it; the token before is refused."""
     lost = stale = 0
     have = _token_row(gw, rd.dev.id)
     last = rd.tokens[-1]
+    cut[0] += rd.inflight
+    cut[1] += rd.inflight and have != _sha(last)
     if have != _sha(last):
         if not (rd.inflight and have is not None and
                 have not in {_sha(t) for t in rd.tokens}):
@@ -393,7 +398,7 @@ def test_kill9_during_token_rotation(launcher):
         assert rd.tokens[0]
     op.close()
     acked = lost = stale = bad_db = restarts_failed = 0
-    refused, issued, checked = [], [], 0
+    refused, issued, checked, cut = [], [], 0, [0, 0]
     for _ in range(trials):
         workers = [_rotator(rd, refused) for rd in devs] + \
             [_issuer(issued)]
@@ -402,7 +407,7 @@ def test_kill9_during_token_rotation(launcher):
         bad_db += not ok
         restarts_failed += not up
         for rd in devs:
-            lo, st = _check_rotated(gw, rd)
+            lo, st = _check_rotated(gw, rd, cut)
             lost += lo
             stale += st
         for dev, tok in issued[checked:]:
@@ -423,10 +428,177 @@ def test_kill9_during_token_rotation(launcher):
     figure("kill9_token_acked_writes", acked)
     figure("kill9_token_rotations_acked", acked - len(issued))
     figure("kill9_token_issued_acked", len(issued))
+    figure("kill9_token_rotations_cut", cut[0])
+    figure("kill9_token_rotations_cut_committed", cut[1])
     figure("kill9_token_lost", lost)
     figure("kill9_token_stale_accepted", stale)
     figure("kill9_token_integrity_failures", bad_db)
     assert bad_db == 0
     assert lost == 0
     assert stale == 0
+    assert restarts_failed == 0
+
+
+# ---- transcript appends ----------------------------------------------------
+
+def _http_chat(key, text, stream):
+    """(body, headers) of one turn on session key."""
+    return {"model": "openclaw", "stream": stream,
+            "messages": [{"role": "user", "content": text}]}, \
+        {"Authorization": "Bearer T", "x-openclaw-session-key": key}
+
+
+def _oa_worker(tag, stream, acked, sent):
+    """Sequential /v1/chat/completions on one session: a complete 200
+    answer (the JSON, or the stream to its [DONE]) is acknowledged."""
+    def run(gw, acks, stop):
+        key = "agent:main:k9-%s-%s" % (tag, gw.port)
+        i = 0
+        try:
+            while not stop.is_set():
+                i += 1
+                text = "%s-%d" % (tag, i)
+                body, hdr = _http_chat(key, text, stream)
+                sent.append(text)
+                r = gw.http("POST", "/v1/chat/completions", json=body,
+                            headers=hdr, stream=stream, timeout=10)
+                if r.status_code != 200:
+                    return
+                if stream:
+                    reply, done = "", False
+                    for ln in r.iter_lines():
+                        if not ln.startswith(b"data: "):
+                            continue
+                        if ln == b"data: [DONE]":
+                            done = True
+                            break
+                        for ch in json.loads(ln[6:])["choices"]:
+                            reply += ch.get("delta", {}).get(
+                                "content") or ""
+                    r.close()
+                    if not done:
+                        return
+                else:
+                    reply = r.json()["choices"][0]["message"]["content"]
+                acked.append((key, text, reply))
+                acks.add()
+        except Exception:
+            pass
+    return run
+
+
+def _ws_worker(tag, acked, sent):
+    """Sequential WS chat.send on one session: the run's `chat` final
+    event is the acknowledgement."""
+    def run(gw, acks, stop):
+        i = 0
+        try:
+            ws = gw.connect()
+            while not stop.is_set():
+                i += 1
+                text = "%s-%d" % (tag, i)
+                rid = "k9-%s-%d-%d" % (tag, gw.port, i)
+                sent.append(text)
+                res = ws.request("chat.send", {
+                    "sessionKey": "k9-%s-%d" % (tag, gw.port),
+                    "message": text, "idempotencyKey": rid}, timeout=10)
+                if not res.get("ok"):
+                    return
+                while True:
+                    ev = ws.wait_event("chat", timeout=10, pred=lambda f:
+                                       f["payload"]["runId"] == rid)
+                    p = ev["payload"]
+                    if p["state"] in ("final", "aborted", "error"):
+                        break
+                if p["state"] != "final":
+                    return
+                reply = p["message"]["content"][0]["text"]
+                acked.append((p["sessionKey"], text, reply))
+                acks.add()
+        except Exception:
+            pass
+    return run
+
+
+def _check_transcript(state, acked):
+    """(integrity ok, lost, inconsistent sessions) of the killed file:
+    each acknowledged turn has its session row and its user and
+    assistant transcript rows; each touched session row counts exactly
+    its transcript rows."""
+    con = _ro(state)
+    try:
+        ok = con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        lost = 0
+        for key, text, reply in acked:
+            rows = con.execute(
+                "SELECT role FROM transcript WHERE session_key = ? AND "
+                "((role = 'user' AND text = ?) OR (role = 'assistant' "
+                "AND text = ?))", (key, text, reply)).fetchall()
+            srow = con.execute("SELECT 1 FROM sessions WHERE key = ?",
+                               (key,)).fetchone()
+            if sorted(r[0] for r in rows) != ["assistant", "user"] or \
+                    not srow:
+                lost += 1
+        bad = 0
+        for (key,) in {(k,) for k, _, _ in acked}:
+            n, cnt = con.execute(
+                "SELECT (SELECT count(*) FROM transcript WHERE "
+                "session_key = ?1), message_count FROM sessions WHERE "
+                "key = ?1", (key,)).fetchone() or (0, -1)
+            bad += n != cnt
+        return ok, lost, bad
+    finally:
+        con.close()
+
+
+def test_kill9_during_transcript_appends(launcher):
+    """kill -9 while OpenAI requests (streamed and not) and WS chat.send
+    runs append to transcripts through the store's group commit: every
+    answered turn (a complete 200, a stream to [DONE], a `chat` final
+    event) has its session row and both transcript rows after the
+    restart, the rows agree with message_count, and integrity_check of
+    the file the kill left is ok."""
+    from fakeupstream import FakeUpstream
+    from oahelp import oa_config
+    trials = _share(3, 375)
+    rnd = random.Random(int(os.environ.get("CLAWGATE_KILL_SEED") or 4))
+    up = FakeUpstream(api_key="sk-fake").start()
+    try:
+        gw = launcher.start(config=oa_config(up))
+        acked, total, lost, bad_rows, bad_db, cut = [], 0, 0, 0, 0, 0
+        restarts_failed = 0
+        kinds = {"h": 0, "s": 0, "w": 0}
+        for trial in range(trials):
+            acked = []
+            sent = []
+            workers = [_oa_worker("h%d-a" % trial, False, acked, sent),
+                       _oa_worker("h%d-b" % trial, False, acked, sent),
+                       _oa_worker("s%d" % trial, True, acked, sent),
+                       _ws_worker("w%d" % trial, acked, sent)]
+            state = gw.state_dir
+            gw, n, ok, alive = _kill_trial(launcher, gw, rnd, workers, {})
+            ok2, lo, bad = _check_transcript(state, acked)
+            for k, _, _ in acked:
+                kinds[k.split("k9-")[1][0]] += 1
+            total += len(acked)
+            cut += len(sent) - len(acked)
+            lost += lo
+            bad_rows += bad
+            bad_db += not (ok and ok2)
+            restarts_failed += not alive
+        gw.stop()
+    finally:
+        up.stop()
+    figure("kill9_transcript_trials", trials)
+    figure("kill9_transcript_acked_turns", total)
+    figure("kill9_transcript_acked_http", kinds["h"])
+    figure("kill9_transcript_acked_http_stream", kinds["s"])
+    figure("kill9_transcript_acked_ws", kinds["w"])
+    figure("kill9_transcript_cut_turns", cut)
+    figure("kill9_transcript_lost", lost)
+    figure("kill9_transcript_count_mismatch", bad_rows)
+    figure("kill9_transcript_integrity_failures", bad_db)
+    assert bad_db == 0
+    assert lost == 0
+    assert bad_rows == 0
     assert restarts_failed == 0
