@@ -29,6 +29,33 @@ def _share(short, part):
     return max(1, TOTAL * part // 1000) if FULL else short
 
 
+TOTALS = {"trials": 0, "acked": 0, "lost": 0, "integrity": 0}
+
+
+def _report(kind, trials, acked, lost, bad_db, **extra):
+    """The figures of one kind: trials, acknowledged writes, lost,
+    integrity failures (then extra ones), and one summary line."""
+    figure("kill9_%s_trials" % kind, trials)
+    figure("kill9_%s_acked_writes" % kind, acked)
+    figure("kill9_%s_lost" % kind, lost)
+    figure("kill9_%s_integrity_failures" % kind, bad_db)
+    for k, v in extra.items():
+        figure("kill9_%s_%s" % (kind, k), v)
+    print("KILL9 %s: %d trials, %d acknowledged writes, %d lost, %d "
+          "integrity failures" % (kind, trials, acked, lost, bad_db))
+    for k, v in (("trials", trials), ("acked", acked), ("lost", lost),
+                 ("integrity", bad_db)):
+        TOTALS[k] += v
+
+
+def teardown_module(module):
+    if TOTALS["trials"]:
+        figure("kill9_total_trials", TOTALS["trials"])
+        figure("kill9_total_acked_writes", TOTALS["acked"])
+        figure("kill9_total_lost", TOTALS["lost"])
+        figure("kill9_total_integrity_failures", TOTALS["integrity"])
+
+
 # ---- one trial -------------------------------------------------------------
 
 class _Acks:
@@ -171,11 +198,8 @@ def test_kill9_during_config_writes(launcher):
     gw.stop()
     lost += len([k for k in acked[1:] if k not in snaps and
                  k not in unacked])
-    figure("kill9_config_trials", trials)
-    figure("kill9_config_acked_writes", len(acked) - 1 - len(unacked))
-    figure("kill9_config_cut_committed", len(unacked))
-    figure("kill9_config_lost", lost)
-    figure("kill9_config_integrity_failures", bad_db)
+    _report("config", trials, len(acked) - 1 - len(unacked), lost, bad_db,
+            cut_committed=len(unacked))
     assert bad_db == 0
     assert lost == 0
     assert restarts_failed == 0
@@ -223,10 +247,7 @@ def test_kill9_during_pairing_approvals(launcher):
         con.close()
     gw.stop()
     lost = len([d for d in acked if d not in paired])
-    figure("kill9_pairing_trials", trials)
-    figure("kill9_pairing_acked_approvals", len(acked))
-    figure("kill9_pairing_lost", lost)
-    figure("kill9_pairing_integrity_failures", bad_db)
+    _report("pairing", trials, len(acked), lost, bad_db)
     assert bad_db == 0
     assert lost == 0
     assert restarts_failed == 0
@@ -424,15 +445,10 @@ def test_kill9_during_token_rotation(launcher):
     gw.stop()
     lost += len([d for d, tok in issued if hashes.get(d.id) != _sha(tok)])
     lost += len(refused)
-    figure("kill9_token_trials", trials)
-    figure("kill9_token_acked_writes", acked)
-    figure("kill9_token_rotations_acked", acked - len(issued))
-    figure("kill9_token_issued_acked", len(issued))
-    figure("kill9_token_rotations_cut", cut[0])
-    figure("kill9_token_rotations_cut_committed", cut[1])
-    figure("kill9_token_lost", lost)
-    figure("kill9_token_stale_accepted", stale)
-    figure("kill9_token_integrity_failures", bad_db)
+    _report("token", trials, acked, lost, bad_db,
+            rotations_acked=acked - len(issued), issued_acked=len(issued),
+            rotations_cut=cut[0], rotations_cut_committed=cut[1],
+            stale_accepted=stale)
     assert bad_db == 0
     assert lost == 0
     assert stale == 0
@@ -589,15 +605,9 @@ def test_kill9_during_transcript_appends(launcher):
         gw.stop()
     finally:
         up.stop()
-    figure("kill9_transcript_trials", trials)
-    figure("kill9_transcript_acked_turns", total)
-    figure("kill9_transcript_acked_http", kinds["h"])
-    figure("kill9_transcript_acked_http_stream", kinds["s"])
-    figure("kill9_transcript_acked_ws", kinds["w"])
-    figure("kill9_transcript_cut_turns", cut)
-    figure("kill9_transcript_lost", lost)
-    figure("kill9_transcript_count_mismatch", bad_rows)
-    figure("kill9_transcript_integrity_failures", bad_db)
+    _report("transcript", trials, total, lost, bad_db,
+            acked_http=kinds["h"], acked_http_stream=kinds["s"],
+            acked_ws=kinds["w"], cut_turns=cut, count_mismatch=bad_rows)
     assert bad_db == 0
     assert lost == 0
     assert bad_rows == 0
