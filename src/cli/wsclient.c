@@ -30,6 +30,7 @@ struct wsclient {
 	uint8_t *rbuf;		/* received, not yet consumed bytes */
 	size_t rlen;
 	size_t rcap;
+	struct wsclient_reader rd;	/* frames and message assembly */
 	int close_code;		/* from the peer's close frame */
 	char *close_reason;
 	int closed;		/* peer closed (frame or EOF) */
@@ -198,6 +199,108 @@ int wsclient_frame_parse(const uint8_t *buf, size_t n,
 	return 1;
 }
 
+void wsclient_reader_init(struct wsclient_reader *r, size_t max)
+{
+	memset(r, 0, sizeof(*r));
+	r->max = max;
+	r->mop = -1;
+}
+
+void wsclient_reader_reset(struct wsclient_reader *r)
+{
+	free(r->msg);
+	wsclient_reader_init(r, r->max);
+}
+
+/* Bytes the frame header at buf needs, when frame_parse wants more. */
+static size_t wsclient_header_need(const uint8_t *buf, size_t n)
+{
+	size_t h = 2;
+
+	if (n < 2)
+		return 2;
+	if ((buf[1] & 0x7f) == 126)
+		h += 2;
+	else if ((buf[1] & 0x7f) == 127)
+		h += 8;
+	return (buf[1] & 0x80) ? h + 4 : h;
+}
+
+static enum wsclient_ev wsclient_reader_fail(struct wsclient_reader *r,
+					     struct wsclient_event *ev,
+					     int error, const char *what)
+{
+	wsclient_reader_reset(r);
+	ev->used = 0;
+	ev->error = error;
+	ev->what = what;
+	return ev->kind = WSCLIENT_EV_ERROR;
+}
+
+enum wsclient_ev wsclient_reader_step(struct wsclient_reader *r,
+				      const uint8_t *buf, size_t n,
+				      struct wsclient_event *ev)
+{
+	struct wsclient_frame f;
+	const uint8_t *p;
+	int data, parsed;
+
+	memset(ev, 0, sizeof(*ev));
+	parsed = wsclient_frame_parse(buf, n, &f);
+	if (parsed == 0) {
+		ev->need = wsclient_header_need(buf, n);
+		return ev->kind = WSCLIENT_EV_NEED;
+	}
+	if (parsed < 0 || f.masked)
+		return wsclient_reader_fail(r, ev, GW_EINVAL,
+					    "invalid frame from server");
+	ev->opcode = f.opcode;
+	data = f.opcode == WS_OP_TEXT || f.opcode == WS_OP_BINARY ||
+	       f.opcode == WS_OP_CONT;
+	if (!data && f.opcode != WS_OP_CLOSE && f.opcode != WS_OP_PING &&
+	    f.opcode != WS_OP_PONG)
+		return wsclient_reader_fail(r, ev, GW_EINVAL,
+					    "unknown opcode");
+	if (data && (f.opcode == WS_OP_CONT) != (r->mop >= 0))
+		return wsclient_reader_fail(r, ev, GW_EINVAL,
+					    "bad fragmentation");
+	/* before waiting for the payload: a huge length is refused at once */
+	if (f.len > r->max || (data && f.len > r->max - r->mlen))
+		return wsclient_reader_fail(r, ev, GW_ETOOBIG,
+					    "message too large");
+	if (n - f.hdr_len < f.len) {
+		ev->need = f.hdr_len + (size_t)f.len;
+		return ev->kind = WSCLIENT_EV_NEED;
+	}
+	p = buf + f.hdr_len;
+	ev->used = f.hdr_len + (size_t)f.len;
+	if (!data) {
+		ev->payload = p;
+		ev->len = (size_t)f.len;
+		if (f.opcode == WS_OP_PING)
+			return ev->kind = WSCLIENT_EV_PING;
+		if (f.opcode == WS_OP_PONG)
+			return ev->kind = WSCLIENT_EV_PONG;
+		ev->close_code = f.len >= 2 ? (p[0] << 8) | p[1] : 1005;
+		return ev->kind = WSCLIENT_EV_CLOSE;
+	}
+	if (r->mop < 0)
+		r->mop = f.opcode;
+	r->msg = xrealloc(r->msg, r->mlen + (size_t)f.len + 1);
+	if (f.len)
+		memcpy(r->msg + r->mlen, p, (size_t)f.len);
+	r->mlen += (size_t)f.len;
+	if (!f.fin)
+		return ev->kind = WSCLIENT_EV_FRAGMENT;
+	r->msg[r->mlen] = '\0';
+	ev->msg = (char *)r->msg;
+	ev->mlen = r->mlen;
+	ev->opcode = r->mop;
+	r->msg = NULL;
+	wsclient_reader_reset(r);
+	return ev->kind = WSCLIENT_EV_MESSAGE;
+}
+
 static void wsclient_set_err(struct wsclient *c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -342,6 +445,7 @@ struct wsclient *wsclient_new_fd(int fd)
 	if (fl >= 0)
 		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	c->fd = fd;
+	wsclient_reader_init(&c->rd, WSCLIENT_MAX_MESSAGE);
 	return c;
 }
 
@@ -355,10 +459,10 @@ int wsclient_send_text(struct wsclient *c, const char *s, size_t len)
 				   util_mono_ms() + 30000);
 }
 
-static void wsclient_on_close(struct wsclient *c, const uint8_t *p,
-			      size_t len)
+static void wsclient_on_close(struct wsclient *c, int code,
+			      const uint8_t *p, size_t len)
 {
-	c->close_code = len >= 2 ? (p[0] << 8) | p[1] : 1005;
+	c->close_code = code;
 	free(c->close_reason);
 	c->close_reason = len > 2 ? xstrndup((const char *)p + 2, len - 2)
 				  : xstrdup("");
@@ -376,85 +480,53 @@ static void wsclient_on_close(struct wsclient *c, const uint8_t *p,
 int wsclient_recv(struct wsclient *c, int64_t deadline, char **out,
 		  size_t *len, int *opcode)
 {
-	struct wsclient_frame f;
-	uint8_t *msg = NULL;
-	size_t mlen = 0;
-	int mop = -1, r;
+	struct wsclient_event ev;
+	int r;
 
 	*out = NULL;
 	for (;;) {
-		while ((r = wsclient_frame_parse(c->rbuf, c->rlen, &f)) == 0) {
-			r = wsclient_fill(c, c->rlen + 1, deadline);
+		switch (wsclient_reader_step(&c->rd, c->rbuf, c->rlen, &ev)) {
+		case WSCLIENT_EV_NEED:
+			/* a partial message stays in c->rd for the next call */
+			r = wsclient_fill(c, ev.need, deadline);
 			if (r)
-				goto fail;
-		}
-		if (r < 0 || f.masked) {
-			wsclient_set_err(c, "invalid frame from server");
-			r = GW_EINVAL;
-			goto fail;
-		}
-		if (f.len > WSCLIENT_MAX_MESSAGE ||
-		    mlen + f.len > WSCLIENT_MAX_MESSAGE) {
-			wsclient_set_err(c, "message too large (limit %u)",
-					 WSCLIENT_MAX_MESSAGE);
-			r = GW_ETOOBIG;
-			goto fail;
-		}
-		r = wsclient_fill(c, f.hdr_len + (size_t)f.len, deadline);
-		if (r)
-			goto fail;
-		switch (f.opcode) {
-		case WS_OP_PING:
-			r = wsclient_send_frame(c, WS_OP_PONG,
-						c->rbuf + f.hdr_len,
-						(size_t)f.len, deadline);
+				return r;
+			continue;
+		case WSCLIENT_EV_ERROR:
+			if (ev.error == GW_ETOOBIG)
+				wsclient_set_err(c, "%s (limit %zu)", ev.what,
+						 c->rd.max);
+			else if (strcmp(ev.what, "unknown opcode") == 0)
+				wsclient_set_err(c, "%s %d", ev.what,
+						 ev.opcode);
+			else
+				wsclient_set_err(c, "%s", ev.what);
+			return ev.error;
+		case WSCLIENT_EV_PING:
+			r = wsclient_send_frame(c, WS_OP_PONG, ev.payload,
+						ev.len, deadline);
 			if (r)
-				goto fail;
+				return r;
 			break;
-		case WS_OP_PONG:
+		case WSCLIENT_EV_CLOSE:
+			wsclient_on_close(c, ev.close_code, ev.payload,
+					  ev.len);
+			wsclient_consume(c, ev.used);
+			return GW_EIO;
+		case WSCLIENT_EV_MESSAGE:
+			wsclient_consume(c, ev.used);
+			*out = ev.msg;
+			if (len)
+				*len = ev.mlen;
+			if (opcode)
+				*opcode = ev.opcode;
+			return 0;
+		case WSCLIENT_EV_PONG:
+		case WSCLIENT_EV_FRAGMENT:
 			break;
-		case WS_OP_CLOSE:
-			wsclient_on_close(c, c->rbuf + f.hdr_len,
-					  (size_t)f.len);
-			wsclient_consume(c, f.hdr_len + (size_t)f.len);
-			r = GW_EIO;
-			goto fail;
-		case WS_OP_TEXT:
-		case WS_OP_BINARY:
-		case WS_OP_CONT:
-			if ((f.opcode == WS_OP_CONT) != (mop >= 0)) {
-				wsclient_set_err(c, "bad fragmentation");
-				r = GW_EINVAL;
-				goto fail;
-			}
-			if (mop < 0)
-				mop = f.opcode;
-			msg = xrealloc(msg, mlen + (size_t)f.len + 1);
-			memcpy(msg + mlen, c->rbuf + f.hdr_len,
-			       (size_t)f.len);
-			mlen += (size_t)f.len;
-			if (f.fin) {
-				wsclient_consume(c, f.hdr_len +
-						 (size_t)f.len);
-				msg[mlen] = '\0';
-				*out = (char *)msg;
-				if (len)
-					*len = mlen;
-				if (opcode)
-					*opcode = mop;
-				return 0;
-			}
-			break;
-		default:
-			wsclient_set_err(c, "unknown opcode %d", f.opcode);
-			r = GW_EINVAL;
-			goto fail;
 		}
-		wsclient_consume(c, f.hdr_len + (size_t)f.len);
+		wsclient_consume(c, ev.used);
 	}
-fail:
-	free(msg);
-	return r;
 }
 
 int wsclient_close_code(const struct wsclient *c)
@@ -494,6 +566,7 @@ void wsclient_close(struct wsclient *c, int code)
 	}
 	if (c->fd >= 0)
 		close(c->fd);
+	wsclient_reader_reset(&c->rd);
 	free(c->rbuf);
 	free(c->close_reason);
 	free(c);

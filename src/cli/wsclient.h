@@ -60,6 +60,51 @@ int wsclient_frame_parse(const uint8_t *buf, size_t n,
 void wsclient_mask(uint8_t *data, size_t n, const uint8_t mask[4],
 		   size_t off);
 
+/* The pure side of wsclient_recv: bytes in, frames and messages out, no
+ * socket. The caller keeps the received bytes; each step looks at the
+ * front of them, decodes at most one frame and says how many bytes it used
+ * (consume them before the next step). Data fragments are assembled here,
+ * bounded by max. The fuzz target tests/fuzz/fuzz-wsframe.c drives it. */
+struct wsclient_reader {
+	size_t max;		/* message limit (WSCLIENT_MAX_MESSAGE) */
+	uint8_t *msg;		/* data fragments so far */
+	size_t mlen;
+	int mop;		/* opcode of the message, -1 when none */
+};
+
+enum wsclient_ev {
+	WSCLIENT_EV_NEED,	/* buf must hold ev.need bytes; none used */
+	WSCLIENT_EV_FRAGMENT,	/* a non-final data fragment was kept */
+	WSCLIENT_EV_MESSAGE,	/* ev.msg (NUL-terminated, caller frees) */
+	WSCLIENT_EV_PING,	/* ev.payload/ev.len point into buf */
+	WSCLIENT_EV_PONG,
+	WSCLIENT_EV_CLOSE,	/* ev.close_code, reason in payload + 2 */
+	WSCLIENT_EV_ERROR,	/* ev.error (GW_EINVAL, GW_ETOOBIG), ev.what;
+				 * the reader is reset, nothing used */
+};
+
+struct wsclient_event {
+	enum wsclient_ev kind;
+	size_t used;		/* bytes of buf this step consumed */
+	size_t need;		/* WSCLIENT_EV_NEED */
+	const uint8_t *payload;	/* control frames */
+	size_t len;
+	char *msg;		/* WSCLIENT_EV_MESSAGE */
+	size_t mlen;
+	int opcode;		/* WS_OP_TEXT or WS_OP_BINARY */
+	int close_code;		/* 1005 when the close frame has no code */
+	int error;
+	const char *what;	/* static text for WSCLIENT_EV_ERROR */
+};
+
+void wsclient_reader_init(struct wsclient_reader *r, size_t max);
+void wsclient_reader_reset(struct wsclient_reader *r);
+/* Decode at most one frame from buf[0..n) (frames from a server: never
+ * masked). Fills ev and returns ev->kind. */
+enum wsclient_ev wsclient_reader_step(struct wsclient_reader *r,
+				      const uint8_t *buf, size_t n,
+				      struct wsclient_event *ev);
+
 struct wsclient;
 
 /* Connect (TCP + HTTP upgrade) within timeout_ms. On failure returns a

@@ -175,24 +175,32 @@ char *service_unit_exec_start(const char *text)
 	return service_unit_value(text, "ExecStart", 0);
 }
 
-/* Every Environment= line, joined by '\n'. */
+/* Every Environment= line up to the first empty one, joined by '\n'. One
+ * pass: asking service_unit_value for the nth line each time was quadratic
+ * in the number of lines (the fuzz target ran at a tenth of its speed). */
 static char *service_unit_env(const char *text)
 {
-	char *acc = xstrdup(""), *v, *n;
-	int i;
+	static const char key[] = "Environment=";
+	struct util_buf b = { 0 };
+	const char *line = text, *nl;
+	size_t n;
 
-	for (i = 0;; i++) {
-		v = service_unit_value(text, "Environment", i);
-		if (!*v) {
-			free(v);
-			break;
+	util_buf_put(&b, "", 0);
+	while (line && *line) {
+		nl = strchr(line, '\n');
+		n = nl ? (size_t)(nl - line) : strlen(line);
+		if (n >= sizeof(key) - 1 &&
+		    strncmp(line, key, sizeof(key) - 1) == 0) {
+			if (n == sizeof(key) - 1)
+				break;
+			if (b.len)
+				util_buf_put(&b, "\n", 1);
+			util_buf_put(&b, line + sizeof(key) - 1,
+				     n - (sizeof(key) - 1));
 		}
-		n = xasprintf("%s%s%s", acc, *acc ? "\n" : "", v);
-		free(acc);
-		free(v);
-		acc = n;
+		line = nl ? nl + 1 : NULL;
 	}
-	return acc;
+	return b.p;
 }
 
 json_t *service_drift(const char *installed, const char *expected)
