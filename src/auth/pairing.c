@@ -187,7 +187,49 @@ static void pr_device_free(struct pr_device *d)
 	free(d);
 }
 
-static struct pr_device *pr_device_dup(const struct pr_device *s)
+/* The store's view of d (borrowed; *tok is an array the caller frees). */
+static void pr_dev_row(const struct pr_device *d, struct store_device *row,
+		       struct store_device_token **tok)
+{
+	size_t i;
+
+	*tok = xcalloc(d->ntok + 1, sizeof(**tok));
+	for (i = 0; i < d->ntok; i++) {
+		(*tok)[i].role = d->tok[i].role;
+		(*tok)[i].hash = d->tok[i].hash;
+		(*tok)[i].scopes = d->tok[i].scopes;
+		(*tok)[i].created = d->tok[i].created;
+		(*tok)[i].rotated = d->tok[i].rotated;
+		(*tok)[i].revoked = d->tok[i].revoked;
+		(*tok)[i].last_used = d->tok[i].last_used;
+	}
+	*row = (struct store_device){
+		.id = d->id, .public_key = d->public_key,
+		.display_name = d->display_name, .platform = d->platform,
+		.device_family = d->device_family, .client_id = d->client_id,
+		.client_mode = d->client_mode, .remote_ip = d->remote_ip,
+		.via = d->via, .roles = d->roles, .scopes = d->scopes,
+		.created = d->created, .approved = d->approved,
+		.tok = *tok, .ntok = d->ntok,
+	};
+}
+
+/* A token from the store's view of one (owned copies). */
+static void pr_token_set(struct pr_token *t,
+			 const struct store_device_token *s)
+{
+	memset(t, 0, sizeof(*t));
+	t->role = xstrdup(s->role ? s->role : "operator");
+	memcpy(t->hash, s->hash, 65);
+	t->scopes = json_deep_copy(s->scopes);
+	t->created = s->created;
+	t->rotated = s->rotated;
+	t->revoked = s->revoked;
+	t->last_used = s->last_used;
+}
+
+/* A new device from the store's view of one (owned copies). */
+static struct pr_device *pr_device_from_row(const struct store_device *s)
 {
 	struct pr_device *d = xcalloc(1, sizeof(*d));
 	size_t i;
@@ -207,11 +249,20 @@ static struct pr_device *pr_device_dup(const struct pr_device *s)
 	d->approved = s->approved;
 	d->ntok = s->ntok;
 	d->tok = xcalloc(s->ntok + 1, sizeof(*d->tok));
-	for (i = 0; i < s->ntok; i++) {
-		d->tok[i] = s->tok[i];
-		d->tok[i].role = xstrdup(s->tok[i].role);
-		d->tok[i].scopes = json_deep_copy(s->tok[i].scopes);
-	}
+	for (i = 0; i < s->ntok; i++)
+		pr_token_set(&d->tok[i], &s->tok[i]);
+	return d;
+}
+
+static struct pr_device *pr_device_dup(const struct pr_device *s)
+{
+	struct store_device row;
+	struct store_device_token *tok = NULL;
+	struct pr_device *d;
+
+	pr_dev_row(s, &row, &tok);
+	d = pr_device_from_row(&row);
+	free(tok);
 	return d;
 }
 
@@ -411,33 +462,6 @@ static json_t *pr_dev_json(const struct pr_device *d)
 
 /* ---- store rows ---------------------------------------------------------- */
 
-/* The store's view of d (borrowed; *tok is an array the caller frees). */
-static void pr_dev_row(const struct pr_device *d, struct store_device *row,
-		       struct store_device_token **tok)
-{
-	size_t i;
-
-	*tok = xcalloc(d->ntok + 1, sizeof(**tok));
-	for (i = 0; i < d->ntok; i++) {
-		(*tok)[i].role = d->tok[i].role;
-		(*tok)[i].hash = d->tok[i].hash;
-		(*tok)[i].scopes = d->tok[i].scopes;
-		(*tok)[i].created = d->tok[i].created;
-		(*tok)[i].rotated = d->tok[i].rotated;
-		(*tok)[i].revoked = d->tok[i].revoked;
-		(*tok)[i].last_used = d->tok[i].last_used;
-	}
-	*row = (struct store_device){
-		.id = d->id, .public_key = d->public_key,
-		.display_name = d->display_name, .platform = d->platform,
-		.device_family = d->device_family, .client_id = d->client_id,
-		.client_mode = d->client_mode, .remote_ip = d->remote_ip,
-		.via = d->via, .roles = d->roles, .scopes = d->scopes,
-		.created = d->created, .approved = d->approved,
-		.tok = *tok, .ntok = d->ntok,
-	};
-}
-
 /* Commit c durably (synchronous=FULL), with d (may be NULL) as c->put. */
 static int pr_commit(struct pairing *p, struct store_devices_change *c,
 		     const struct pr_device *d)
@@ -464,22 +488,8 @@ static int pr_commit(struct pairing *p, struct store_devices_change *c,
 static int pr_load_dev(const struct store_device *s, void *arg)
 {
 	struct pairing *p = arg;
-	struct pr_device *d = xcalloc(1, sizeof(*d));
+	struct pr_device *d = pr_device_from_row(s);
 
-	d->id = pr_dup(s->id);
-	d->public_key = pr_dup(s->public_key);
-	d->display_name = pr_dup(s->display_name);
-	d->platform = pr_dup(s->platform);
-	d->device_family = pr_dup(s->device_family);
-	d->client_id = pr_dup(s->client_id);
-	d->client_mode = pr_dup(s->client_mode);
-	d->roles = json_deep_copy(s->roles);
-	d->scopes = json_deep_copy(s->scopes);
-	d->remote_ip = pr_dup(s->remote_ip);
-	d->via = pr_dup(s->via);
-	d->created = s->created;
-	d->approved = s->approved;
-	d->tok = xcalloc(1, sizeof(*d->tok));
 	d->next = p->devs;
 	p->devs = d;
 	return 0;
@@ -490,20 +500,11 @@ static int pr_load_tok(const char *device_id,
 {
 	struct pairing *p = arg;
 	struct pr_device *d = device_id ? pr_find_dev(p, device_id) : NULL;
-	struct pr_token *t;
 
 	if (!d || !s->hash || strlen(s->hash) != 64)
 		return 0;
 	d->tok = xrealloc(d->tok, (d->ntok + 1) * sizeof(*d->tok));
-	t = &d->tok[d->ntok++];
-	memset(t, 0, sizeof(*t));
-	t->role = xstrdup(s->role ? s->role : "operator");
-	memcpy(t->hash, s->hash, 65);
-	t->scopes = json_deep_copy(s->scopes);
-	t->created = s->created;
-	t->rotated = s->rotated;
-	t->revoked = s->revoked;
-	t->last_used = s->last_used;
+	pr_token_set(&d->tok[d->ntok++], s);
 	return 0;
 }
 

@@ -65,7 +65,7 @@ static int store_devices_run(sqlite3 *db, sqlite3_stmt *s, const char *what)
 	return rc == SQLITE_DONE ? GW_OK : store_devices_fail(db, what);
 }
 
-/* ---- reads ---------------------------------------------------------------- */
+/* ---- reads -------------------------------------------------------------- */
 
 int store_devices_each(struct store *st,
 		       int (*fn)(const struct store_device *d, void *arg),

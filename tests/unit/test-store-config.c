@@ -4,54 +4,16 @@
 #include "config.h"
 
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "store/store-config.h"
 #include "store/store.h"
-
-static char tmpdir[256];
-static char dbpath[512];
-
-static int rm_cb(const char *p, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void setup(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test-storecfg-XXXXXX",
-		 t && *t ? t : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(dbpath, sizeof(dbpath), "%s/state/clawgate.sqlite", tmpdir);
-}
-
-static void teardown(void)
-{
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static struct store *open_ok(void)
-{
-	struct store *st = NULL;
-	char *msg = NULL;
-
-	ck_assert_int_eq(store_open(dbpath, &st, &msg), GW_OK);
-	ck_assert_ptr_null(msg);
-	return st;
-}
+#include "store-fixture.h"
 
 static int64_t add(struct store *st, const char *hash, const char *outcome,
 		   const char *text, int64_t keep)
