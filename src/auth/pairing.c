@@ -5,14 +5,12 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
-#include <sqlite3.h>
-
 #include "auth/device.h"
 #include "auth/pairing.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
-#include "store/store.h"
+#include "store/store-devices.h"
 
 struct pr_token {
 	char *role;
@@ -160,11 +158,6 @@ static int pr_meta_differs(const char *pinned, const char *claimed)
 	return d;
 }
 
-static char *pr_json_text(const json_t *v)
-{
-	return json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-}
-
 static void pr_token_clear(struct pr_token *t)
 {
 	free(t->role);
@@ -194,7 +187,49 @@ static void pr_device_free(struct pr_device *d)
 	free(d);
 }
 
-static struct pr_device *pr_device_dup(const struct pr_device *s)
+/* The store's view of d (borrowed; *tok is an array the caller frees). */
+static void pr_dev_row(const struct pr_device *d, struct store_device *row,
+		       struct store_device_token **tok)
+{
+	size_t i;
+
+	*tok = xcalloc(d->ntok + 1, sizeof(**tok));
+	for (i = 0; i < d->ntok; i++) {
+		(*tok)[i].role = d->tok[i].role;
+		(*tok)[i].hash = d->tok[i].hash;
+		(*tok)[i].scopes = d->tok[i].scopes;
+		(*tok)[i].created = d->tok[i].created;
+		(*tok)[i].rotated = d->tok[i].rotated;
+		(*tok)[i].revoked = d->tok[i].revoked;
+		(*tok)[i].last_used = d->tok[i].last_used;
+	}
+	*row = (struct store_device){
+		.id = d->id, .public_key = d->public_key,
+		.display_name = d->display_name, .platform = d->platform,
+		.device_family = d->device_family, .client_id = d->client_id,
+		.client_mode = d->client_mode, .remote_ip = d->remote_ip,
+		.via = d->via, .roles = d->roles, .scopes = d->scopes,
+		.created = d->created, .approved = d->approved,
+		.tok = *tok, .ntok = d->ntok,
+	};
+}
+
+/* A token from the store's view of one (owned copies). */
+static void pr_token_set(struct pr_token *t,
+			 const struct store_device_token *s)
+{
+	memset(t, 0, sizeof(*t));
+	t->role = xstrdup(s->role ? s->role : "operator");
+	memcpy(t->hash, s->hash, 65);
+	t->scopes = json_deep_copy(s->scopes);
+	t->created = s->created;
+	t->rotated = s->rotated;
+	t->revoked = s->revoked;
+	t->last_used = s->last_used;
+}
+
+/* A new device from the store's view of one (owned copies). */
+static struct pr_device *pr_device_from_row(const struct store_device *s)
 {
 	struct pr_device *d = xcalloc(1, sizeof(*d));
 	size_t i;
@@ -214,11 +249,20 @@ static struct pr_device *pr_device_dup(const struct pr_device *s)
 	d->approved = s->approved;
 	d->ntok = s->ntok;
 	d->tok = xcalloc(s->ntok + 1, sizeof(*d->tok));
-	for (i = 0; i < s->ntok; i++) {
-		d->tok[i] = s->tok[i];
-		d->tok[i].role = xstrdup(s->tok[i].role);
-		d->tok[i].scopes = json_deep_copy(s->tok[i].scopes);
-	}
+	for (i = 0; i < s->ntok; i++)
+		pr_token_set(&d->tok[i], &s->tok[i]);
+	return d;
+}
+
+static struct pr_device *pr_device_dup(const struct pr_device *s)
+{
+	struct store_device row;
+	struct store_device_token *tok = NULL;
+	struct pr_device *d;
+
+	pr_dev_row(s, &row, &tok);
+	d = pr_device_from_row(&row);
+	free(tok);
 	return d;
 }
 
@@ -416,298 +460,116 @@ static json_t *pr_dev_json(const struct pr_device *d)
 	return o;
 }
 
-/* ---- SQL jobs ------------------------------------------------------------ */
+/* ---- store rows ---------------------------------------------------------- */
 
-/* A durable write: statements (sqlite3_mprintf'd) and an audit row. */
-struct pr_job {
-	char **sql;
-	size_t n, cap;
-	const char *action;	/* audit action or NULL */
-	const char *actor, *target, *remote_ip;
-	json_t *detail;
-};
-
-static void pr_job_add(struct pr_job *j, char *sql)
+/* Commit c durably (synchronous=FULL), with d (may be NULL) as c->put. */
+static int pr_commit(struct pairing *p, struct store_devices_change *c,
+		     const struct pr_device *d)
 {
-	if (j->n == j->cap) {
-		j->cap = j->cap ? j->cap * 2 : 8;
-		j->sql = xrealloc(j->sql, j->cap * sizeof(*j->sql));
+	struct store_device row;
+	struct store_device_token *tok = NULL;
+	int r;
+
+	if (d) {
+		pr_dev_row(d, &row, &tok);
+		c->put = &row;
 	}
-	j->sql[j->n++] = sql;
-}
-
-static void pr_job_clear(struct pr_job *j)
-{
-	size_t i;
-
-	for (i = 0; i < j->n; i++)
-		sqlite3_free(j->sql[i]);
-	free(j->sql);
-	json_decref(j->detail);
-	memset(j, 0, sizeof(*j));
-}
-
-static int pr_job_run(sqlite3 *db, void *arg)
-{
-	struct pr_job *j = arg;
-	char *err = NULL;
-	size_t i;
-
-	for (i = 0; i < j->n; i++) {
-		if (!j->sql[i])
-			return GW_ESTORE;
-		if (sqlite3_exec(db, j->sql[i], NULL, NULL, &err) !=
-		    SQLITE_OK) {
-			log_error("pairing", "store: %s", err ? err : "?");
-			sqlite3_free(err);
-			return GW_ESTORE;
-		}
-	}
-	if (j->action)
-		return store_audit_tx(db, j->actor, j->action, j->target,
-				      j->detail, j->remote_ip);
-	return GW_OK;
-}
-
-static void pr_sql_device(struct pr_job *j, const struct pr_device *d)
-{
-	char *roles = pr_json_text(d->roles), *scopes = pr_json_text(d->scopes);
-	char *ts;
-	size_t i;
-
-	pr_job_add(j, sqlite3_mprintf(
-		"INSERT INTO paired_device(device_id, public_key, "
-		"display_name, platform, device_family, client_id, "
-		"client_mode, roles, scopes, remote_ip, approved_via, "
-		"created_at, approved_at) VALUES(%Q,%Q,%Q,%Q,%Q,%Q,%Q,%Q,%Q,"
-		"%Q,%Q,%lld,%lld) ON CONFLICT(device_id) DO UPDATE SET "
-		"public_key=excluded.public_key, "
-		"display_name=excluded.display_name, "
-		"platform=excluded.platform, "
-		"device_family=excluded.device_family, "
-		"client_id=excluded.client_id, "
-		"client_mode=excluded.client_mode, roles=excluded.roles, "
-		"scopes=excluded.scopes, remote_ip=excluded.remote_ip, "
-		"approved_via=excluded.approved_via, "
-		"approved_at=excluded.approved_at",
-		d->id, d->public_key, d->display_name, d->platform,
-		d->device_family, d->client_id, d->client_mode, roles, scopes,
-		d->remote_ip, d->via, (long long)d->created,
-		(long long)d->approved));
-	pr_job_add(j, sqlite3_mprintf(
-		"DELETE FROM device_token WHERE device_id=%Q", d->id));
-	for (i = 0; i < d->ntok; i++) {
-		const struct pr_token *t = &d->tok[i];
-
-		ts = pr_json_text(t->scopes);
-		pr_job_add(j, sqlite3_mprintf(
-			"INSERT INTO device_token(device_id, role, "
-			"token_hash, scopes, created_at, rotated_at, "
-			"revoked_at, last_used_at) VALUES(%Q,%Q,%Q,%Q,%lld,"
-			"NULLIF(%lld,0),NULLIF(%lld,0),NULLIF(%lld,0))",
-			d->id, t->role, t->hash, ts, (long long)t->created,
-			(long long)t->rotated, (long long)t->revoked,
-			(long long)t->last_used));
-		free(ts);
-	}
-	free(roles);
-	free(scopes);
-}
-
-static void pr_sql_request(struct pr_job *j, const struct pr_request *r)
-{
-	char *scopes = pr_json_text(r->scopes);
-
-	pr_job_add(j, sqlite3_mprintf(
-		"DELETE FROM pairing_request WHERE device_id=%Q OR "
-		"request_id=%Q", r->device_id, r->id));
-	pr_job_add(j, sqlite3_mprintf(
-		"INSERT INTO pairing_request(request_id, device_id, "
-		"public_key, display_name, platform, device_family, client_id, "
-		"client_mode, role, scopes, remote_ip, reason, is_repair, "
-		"created_at, updated_at, expires_at) VALUES(%Q,%Q,%Q,%Q,%Q,%Q,"
-		"%Q,%Q,%Q,%Q,%Q,%Q,%d,%lld,%lld,%lld)", r->id, r->device_id,
-		r->public_key, r->display_name, r->platform, r->device_family,
-		r->client_id, r->client_mode, r->role, scopes, r->remote_ip,
-		r->reason, r->is_repair, (long long)r->created,
-		(long long)r->updated, (long long)r->expires));
-	free(scopes);
-}
-
-/* Commit j durably (synchronous=FULL). */
-static int pr_commit(struct pairing *p, struct pr_job *j)
-{
-	int r = store_write_sync(p->st, pr_job_run, j, STORE_DURABLE);
-
+	r = store_devices_commit(p->st, c);
+	c->put = NULL;
+	free(tok);
 	if (r != GW_OK)
 		log_error("pairing", "durable write failed: %s",
 			  gw_err_str(r));
 	return r;
 }
 
-/* Queued (not awaited) write of a request refresh. */
-static void pr_async_done(int rc, void *arg)
-{
-	struct pr_job *j = arg;
-
-	if (rc != GW_OK && rc != GW_EUNAVAIL)
-		log_warn("pairing", "pending request write failed: %s",
-			 gw_err_str(rc));
-	pr_job_clear(j);
-	free(j);
-}
-
-static void pr_async(struct pairing *p, struct pr_job *j)
-{
-	if (store_write(p->st, pr_job_run, j, pr_async_done) != GW_OK)
-		pr_async_done(GW_EUNAVAIL, j);
-}
-
 /* ---- load ---------------------------------------------------------------- */
 
-static char *pr_col(sqlite3_stmt *s, int i)
+static int pr_load_dev(const struct store_device *s, void *arg)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
+	struct pairing *p = arg;
+	struct pr_device *d = pr_device_from_row(s);
 
-	return t ? xstrdup((const char *)t) : NULL;
+	d->next = p->devs;
+	p->devs = d;
+	return 0;
 }
 
-static json_t *pr_col_json(sqlite3_stmt *s, int i)
+static int pr_load_tok(const char *device_id,
+		       const struct store_device_token *s, void *arg)
 {
-	const unsigned char *t = sqlite3_column_text(s, i);
-	json_t *v = t ? json_loads((const char *)t, 0, NULL) : NULL;
+	struct pairing *p = arg;
+	struct pr_device *d = device_id ? pr_find_dev(p, device_id) : NULL;
 
-	if (!json_is_array(v)) {
-		json_decref(v);
-		v = json_array();
-	}
-	return v;
+	if (!d || !s->hash || strlen(s->hash) != 64)
+		return 0;
+	d->tok = xrealloc(d->tok, (d->ntok + 1) * sizeof(*d->tok));
+	pr_token_set(&d->tok[d->ntok++], s);
+	return 0;
 }
 
-static int pr_load(struct pairing *p, sqlite3 *db)
+static int pr_load_req(const struct store_pairing_request *s, void *arg)
 {
-	sqlite3_stmt *s = NULL;
-	struct pr_device *d;
+	struct pairing *p = arg;
 	struct pr_request *r;
-	struct pr_token *t;
-	const char *txt;
-	int rc = GW_ESTORE;
+	int i;
 
-	if (sqlite3_prepare_v2(db, "SELECT device_id, public_key, "
-			       "display_name, platform, device_family, "
-			       "client_id, client_mode, roles, scopes, "
-			       "remote_ip, approved_via, created_at, "
-			       "approved_at FROM paired_device", -1, &s,
-			       NULL) != SQLITE_OK)
-		goto out;
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		d = xcalloc(1, sizeof(*d));
-		d->id = pr_col(s, 0);
-		d->public_key = pr_col(s, 1);
-		d->display_name = pr_col(s, 2);
-		d->platform = pr_col(s, 3);
-		d->device_family = pr_col(s, 4);
-		d->client_id = pr_col(s, 5);
-		d->client_mode = pr_col(s, 6);
-		d->roles = pr_col_json(s, 7);
-		d->scopes = pr_col_json(s, 8);
-		d->remote_ip = pr_col(s, 9);
-		d->via = pr_col(s, 10);
-		d->created = sqlite3_column_int64(s, 11);
-		d->approved = sqlite3_column_int64(s, 12);
-		d->tok = xcalloc(1, sizeof(*d->tok));
-		d->next = p->devs;
-		p->devs = d;
+	if (!s->id || strlen(s->id) > 36)
+		return 0;
+	r = xcalloc(1, sizeof(*r));
+	memcpy(r->id, s->id, strlen(s->id) + 1);
+	r->device_id = pr_dup(s->device_id);
+	r->public_key = pr_dup(s->public_key);
+	r->display_name = pr_dup(s->display_name);
+	r->platform = pr_dup(s->platform);
+	r->device_family = pr_dup(s->device_family);
+	r->client_id = pr_dup(s->client_id);
+	r->client_mode = pr_dup(s->client_mode);
+	r->role = pr_dup(s->role);
+	r->scopes = json_deep_copy(s->scopes);
+	r->remote_ip = pr_dup(s->remote_ip);
+	r->reason = pairing_need_name(PAIRING_NOT_PAIRED);
+	for (i = 1; s->reason && i < (int)ARRAY_SIZE(pairing_need_names);
+	     i++)
+		if (strcmp(s->reason, pairing_need_names[i]) == 0)
+			r->reason = pairing_need_names[i];
+	r->is_repair = s->is_repair;
+	r->created = s->created;
+	r->updated = s->updated;
+	r->expires = s->expires;
+	if (!r->device_id || !r->public_key || !r->role) {
+		pr_request_free(r);
+		return 0;
 	}
-	sqlite3_finalize(s);
-	if (sqlite3_prepare_v2(db, "SELECT device_id, role, token_hash, "
-			       "scopes, created_at, rotated_at, revoked_at, "
-			       "last_used_at FROM device_token", -1, &s,
-			       NULL) != SQLITE_OK)
-		goto out;
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		txt = (const char *)sqlite3_column_text(s, 0);
-		d = txt ? pr_find_dev(p, txt) : NULL;
-		txt = (const char *)sqlite3_column_text(s, 2);
-		if (!d || !txt || strlen(txt) != 64)
-			continue;
-		d->tok = xrealloc(d->tok, (d->ntok + 1) * sizeof(*d->tok));
-		t = &d->tok[d->ntok++];
-		memset(t, 0, sizeof(*t));
-		t->role = pr_col(s, 1);
-		if (!t->role)
-			t->role = xstrdup("operator");
-		memcpy(t->hash, txt, 65);
-		t->scopes = pr_col_json(s, 3);
-		t->created = sqlite3_column_int64(s, 4);
-		t->rotated = sqlite3_column_int64(s, 5);
-		t->revoked = sqlite3_column_int64(s, 6);
-		t->last_used = sqlite3_column_int64(s, 7);
-	}
-	sqlite3_finalize(s);
-	if (sqlite3_prepare_v2(db, "SELECT request_id, device_id, "
-			       "public_key, display_name, platform, "
-			       "device_family, client_id, client_mode, role, "
-			       "scopes, remote_ip, reason, is_repair, "
-			       "created_at, updated_at, expires_at FROM "
-			       "pairing_request ORDER BY updated_at", -1, &s,
-			       NULL) != SQLITE_OK)
-		goto out;
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		int i;
+	r->next = p->reqs;
+	p->reqs = r;
+	p->nreqs++;
+	return 0;
+}
 
-		txt = (const char *)sqlite3_column_text(s, 0);
-		if (!txt || strlen(txt) > 36)
-			continue;
-		r = xcalloc(1, sizeof(*r));
-		memcpy(r->id, txt, strlen(txt) + 1);
-		r->device_id = pr_col(s, 1);
-		r->public_key = pr_col(s, 2);
-		r->display_name = pr_col(s, 3);
-		r->platform = pr_col(s, 4);
-		r->device_family = pr_col(s, 5);
-		r->client_id = pr_col(s, 6);
-		r->client_mode = pr_col(s, 7);
-		r->role = pr_col(s, 8);
-		r->scopes = pr_col_json(s, 9);
-		r->remote_ip = pr_col(s, 10);
-		txt = (const char *)sqlite3_column_text(s, 11);
-		r->reason = pairing_need_name(PAIRING_NOT_PAIRED);
-		for (i = 1; txt && i < (int)ARRAY_SIZE(pairing_need_names);
-		     i++)
-			if (strcmp(txt, pairing_need_names[i]) == 0)
-				r->reason = pairing_need_names[i];
-		r->is_repair = sqlite3_column_int(s, 12);
-		r->created = sqlite3_column_int64(s, 13);
-		r->updated = sqlite3_column_int64(s, 14);
-		r->expires = sqlite3_column_int64(s, 15);
-		if (!r->device_id || !r->public_key || !r->role) {
-			pr_request_free(r);
-			continue;
-		}
-		r->next = p->reqs;
-		p->reqs = r;
-		p->nreqs++;
-	}
-	rc = GW_OK;
-out:
-	sqlite3_finalize(s);
+static int pr_load(struct pairing *p)
+{
+	int rc = store_devices_each(p->st, pr_load_dev, p);
+
+	if (rc == GW_OK)
+		rc = store_device_tokens_each(p->st, pr_load_tok, p);
+	if (rc == GW_OK)
+		rc = store_pairing_requests_each(p->st, pr_load_req, p);
 	if (rc != GW_OK)
 		log_error("pairing", "cannot load pairing state: %s",
-			  sqlite3_errmsg(db));
+			  gw_err_str(rc));
 	return rc;
 }
 
 int pairing_open(struct store *st, struct pairing **out)
 {
 	struct pairing *p = xcalloc(1, sizeof(*p));
-	sqlite3 *db = store_reader(st);
 	int r;
 
 	p->st = st;
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_mutex_init(&p->wmu, NULL);
-	r = db ? pr_load(p, db) : GW_ESTORE;
+	r = pr_load(p);
 	if (r != GW_OK) {
 		pairing_free(p);
 		p = NULL;
@@ -834,7 +696,7 @@ json_t *pairing_request(struct pairing *p, const struct pairing_claim *c,
 			int need, int *fresh)
 {
 	struct pr_request *r, *old = NULL, **pp;
-	struct pr_job *j;
+	struct store_pairing_request row;
 	int64_t now = util_now_ms();
 	json_t *ev;
 
@@ -890,13 +752,19 @@ json_t *pairing_request(struct pairing *p, const struct pairing_claim *c,
 		p->nreqs++;
 	}
 	ev = pr_req_json(r, 1);
-	j = xcalloc(1, sizeof(*j));
-	pr_job_add(j, sqlite3_mprintf(
-		"DELETE FROM pairing_request WHERE expires_at <= %lld",
-		(long long)now));
-	pr_sql_request(j, r);
+	row = (struct store_pairing_request){
+		.id = r->id, .device_id = r->device_id,
+		.public_key = r->public_key, .display_name = r->display_name,
+		.platform = r->platform, .device_family = r->device_family,
+		.client_id = r->client_id, .client_mode = r->client_mode,
+		.role = r->role, .remote_ip = r->remote_ip,
+		.reason = r->reason, .scopes = r->scopes,
+		.is_repair = r->is_repair, .created = r->created,
+		.updated = r->updated, .expires = r->expires,
+	};
+	/* copied before it returns: queued under mu, in decision order */
+	store_pairing_request_queue(p->st, &row, now);
 	pthread_mutex_unlock(&p->mu);
-	pr_async(p, j);
 	return ev;
 }
 
@@ -961,15 +829,21 @@ json_t *pairing_list(struct pairing *p)
 
 /* ---- durable decisions --------------------------------------------------- */
 
-static void pr_job_audit(struct pr_job *j, const struct pairing_actor *who,
-			 const char *action, const char *target,
-			 json_t *detail)
+static void pr_job_audit(struct store_devices_change *j,
+			 const struct pairing_actor *who, const char *action,
+			 const char *target, json_t *detail)
 {
 	j->action = action;
 	j->actor = who && who->actor ? who->actor : "gateway";
 	j->remote_ip = who ? who->remote_ip : NULL;
 	j->target = target;
 	j->detail = detail;
+}
+
+static void pr_job_clear(struct store_devices_change *j)
+{
+	json_decref((json_t *)j->detail);
+	memset(j, 0, sizeof(*j));
 }
 
 /* A fresh token for role in d (replacing any): plain text in *plain. */
@@ -1081,7 +955,7 @@ int pairing_approve(struct pairing *p, const char *request_id,
 		    const struct pairing_actor *who, json_t **device,
 		    char **device_id)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_request *r;
 	struct pr_device *d = NULL;
 	int64_t now = util_now_ms();
@@ -1102,13 +976,11 @@ int pairing_approve(struct pairing *p, const char *request_id,
 		     r->client_mode, r->role, r->scopes, r->remote_ip,
 		     "operator", now);
 	pthread_mutex_unlock(&p->mu);
-	pr_sql_device(&j, d);
-	pr_job_add(&j, sqlite3_mprintf("DELETE FROM pairing_request WHERE "
-				       "request_id=%Q", rid));
+	j.drop_request_id = rid;
 	pr_job_audit(&j, who, "device.pair.approve", d->id,
 		     json_pack("{s:s,s:O,s:O}", "requestId", rid, "roles",
 			       d->roles, "scopes", d->scopes));
-	rc = pr_commit(p, &j);
+	rc = pr_commit(p, &j, d);
 	if (rc != GW_OK)
 		goto out;
 	if (device_id)
@@ -1131,7 +1003,7 @@ int pairing_approve_silent(struct pairing *p, const struct pairing_claim *c,
 			   const struct pairing_actor *who, char **request_id,
 			   char **token, int64_t *issued_at)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_device *d;
 	json_t *ts;
 	int64_t now = util_now_ms();
@@ -1149,13 +1021,11 @@ int pairing_approve_silent(struct pairing *p, const struct pairing_claim *c,
 	ts = pr_role_scopes(d->scopes, c->role);
 	pr_issue(d, c->role, ts, now, token, 0);
 	json_decref(ts);
-	pr_sql_device(&j, d);
-	pr_job_add(&j, sqlite3_mprintf("DELETE FROM pairing_request WHERE "
-				       "device_id=%Q", d->id));
+	j.drop_requests_of = d->id;
 	pr_job_audit(&j, who, "device.pair.approve.silent", d->id,
 		     json_pack("{s:s,s:O,s:O}", "requestId", rid, "roles",
 			       d->roles, "scopes", d->scopes));
-	rc = pr_commit(p, &j);
+	rc = pr_commit(p, &j, d);
 	if (rc != GW_OK) {
 		xfree_secret(*token);
 		*token = NULL;
@@ -1177,7 +1047,7 @@ out:
 int pairing_reject(struct pairing *p, const char *request_id,
 		   const struct pairing_actor *who, char **device_id)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_request *r;
 	char rid[37], *did = NULL;
 	int rc;
@@ -1194,11 +1064,10 @@ int pairing_reject(struct pairing *p, const char *request_id,
 		rc = GW_ENOTFOUND;
 		goto out;
 	}
-	pr_job_add(&j, sqlite3_mprintf("DELETE FROM pairing_request WHERE "
-				       "request_id=%Q", rid));
+	j.drop_request_id = rid;
 	pr_job_audit(&j, who, "device.pair.reject", did,
 		     json_pack("{s:s}", "requestId", rid));
-	rc = pr_commit(p, &j);
+	rc = pr_commit(p, &j, NULL);
 	if (rc != GW_OK)
 		goto out;
 	pthread_mutex_lock(&p->mu);
@@ -1218,7 +1087,7 @@ out:
 int pairing_remove(struct pairing *p, const char *device_id,
 		   const struct pairing_actor *who, json_t **removed)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_device *d;
 	json_t *snap = NULL;
 	int rc;
@@ -1233,14 +1102,9 @@ int pairing_remove(struct pairing *p, const char *device_id,
 		rc = GW_ENOTFOUND;
 		goto out;
 	}
-	pr_job_add(&j, sqlite3_mprintf("DELETE FROM device_token WHERE "
-				       "device_id=%Q", device_id));
-	pr_job_add(&j, sqlite3_mprintf("DELETE FROM paired_device WHERE "
-				       "device_id=%Q", device_id));
-	pr_job_add(&j, sqlite3_mprintf("DELETE FROM pairing_request WHERE "
-				       "device_id=%Q", device_id));
+	j.remove_id = device_id;
 	pr_job_audit(&j, who, "device.pair.remove", device_id, NULL);
-	rc = pr_commit(p, &j);
+	rc = pr_commit(p, &j, NULL);
 	if (rc != GW_OK)
 		goto out;
 	pthread_mutex_lock(&p->mu);
@@ -1261,7 +1125,7 @@ out:
 int pairing_rename(struct pairing *p, const char *device_id,
 		   const char *name, const struct pairing_actor *who)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_device *d;
 	int found, rc;
 
@@ -1273,11 +1137,10 @@ int pairing_rename(struct pairing *p, const char *device_id,
 		rc = GW_ENOTFOUND;
 		goto out;
 	}
-	pr_job_add(&j, sqlite3_mprintf("UPDATE paired_device SET "
-				       "display_name=%Q WHERE device_id=%Q",
-				       name, device_id));
+	j.rename_id = device_id;
+	j.rename_to = name;
 	pr_job_audit(&j, who, "device.pair.rename", device_id, NULL);
-	rc = pr_commit(p, &j);
+	rc = pr_commit(p, &j, NULL);
 	if (rc != GW_OK)
 		goto out;
 	pthread_mutex_lock(&p->mu);
@@ -1311,12 +1174,11 @@ static int pr_dev_for_role(struct pairing *p, const char *device_id,
 }
 
 static int pr_token_commit(struct pairing *p, struct pr_device *d,
-			   struct pr_job *j)
+			   struct store_devices_change *j)
 {
 	int rc;
 
-	pr_sql_device(j, d);
-	rc = pr_commit(p, j);
+	rc = pr_commit(p, j, d);
 	if (rc == GW_OK) {
 		pthread_mutex_lock(&p->mu);
 		pr_put_dev(p, d);
@@ -1330,7 +1192,7 @@ static int pr_token_commit(struct pairing *p, struct pr_device *d,
 int pairing_token_ensure(struct pairing *p, const char *device_id,
 			 const char *role, char **token, int64_t *issued_at)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_device *d = NULL;
 	struct pr_token *t;
 	json_t *ts;
@@ -1370,7 +1232,7 @@ int pairing_token_rotate(struct pairing *p, const char *device_id,
 			 const struct pairing_actor *who, char **token,
 			 json_t **scopes_out, int64_t *rotated_at)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_device *d = NULL;
 	struct pr_token *t;
 	json_t *ts = NULL, *v;
@@ -1419,7 +1281,7 @@ int pairing_token_revoke(struct pairing *p, const char *device_id,
 			 const char *role, const struct pairing_actor *who,
 			 int64_t *revoked_at)
 {
-	struct pr_job j = {0};
+	struct store_devices_change j = {0};
 	struct pr_device *d = NULL;
 	struct pr_token *t;
 	int64_t now = util_now_ms();

@@ -510,58 +510,53 @@ static int cli_secrets_import_one(const char *name, const char *value,
 	return 0;
 }
 
+static int cli_secrets_import_row(const char *name, const char *val,
+				  size_t len, const char *kind, void *arg)
+{
+	struct cli_secrets_imp *im = arg;
+	char why[300];
+
+	if (!name || !val || !secrets_env_name_valid(name)) {
+		fprintf(stderr, "skipping an entry with an invalid name\n");
+		return 0;
+	}
+	if (!kind || (strcmp(kind, "secret") != 0 &&
+		      strcmp(kind, "env") != 0))
+		kind = cli_secrets_guess_kind(name);
+	if (im->a->dry_run) {
+		printf("Would import %s (%s).\n", name, kind);
+	} else if (secrets_store_set(im->x->st, name, kind, val, len, NULL,
+				     "openclaw import", why, sizeof(why)) !=
+		   GW_OK) {
+		fprintf(stderr, "%s: %s\n", name, why);
+		im->rc = 1;
+		return 1;
+	} else {
+		printf("Imported %s (%s).\n", name, kind);
+	}
+	im->n++;
+	return 0;
+}
+
 /* OpenClaw's store: team rows of secret_store_entries, not deleted. */
 static int cli_secrets_import_openclaw(struct cli_secrets_imp *im,
 				       const char *path)
 {
 	sqlite3 *db = NULL;
-	sqlite3_stmt *s = NULL;
-	int rc;
+	char why[300] = "";
 
 	if (store_secrets_open_ro(path, &db) != GW_OK) {
 		fprintf(stderr, "cannot open %s\n", path);
 		return 1;
 	}
-	if (sqlite3_prepare_v2(db, "SELECT name, value, kind FROM "
-			       "secret_store_entries WHERE scope_kind = 'team' "
-			       "AND deleted_at_ms IS NULL ORDER BY name", -1,
-			       &s, NULL) != SQLITE_OK) {
+	if (store_secrets_openclaw_each(db, cli_secrets_import_row, im, why,
+					sizeof(why)) == GW_ENOTFOUND) {
 		fprintf(stderr, "%s has no OpenClaw secret store "
-			"(secret_store_entries): %s\n", path,
-			sqlite3_errmsg(db));
-		sqlite3_close(db);
+			"(secret_store_entries): %s\n", path, why);
+		store_secrets_close_ro(db);
 		return 1;
 	}
-	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-		const char *name = (const char *)sqlite3_column_text(s, 0);
-		const char *val = (const char *)sqlite3_column_text(s, 1);
-		const char *kind = (const char *)sqlite3_column_text(s, 2);
-		char why[300];
-
-		if (!name || !val || !secrets_env_name_valid(name)) {
-			fprintf(stderr, "skipping an entry with an invalid "
-				"name\n");
-			continue;
-		}
-		if (!kind || (strcmp(kind, "secret") != 0 &&
-			      strcmp(kind, "env") != 0))
-			kind = cli_secrets_guess_kind(name);
-		if (im->a->dry_run) {
-			printf("Would import %s (%s).\n", name, kind);
-		} else if (secrets_store_set(im->x->st, name, kind, val,
-					     (size_t)sqlite3_column_bytes(s, 1),
-					     NULL, "openclaw import", why,
-					     sizeof(why)) != GW_OK) {
-			fprintf(stderr, "%s: %s\n", name, why);
-			im->rc = 1;
-			break;
-		} else {
-			printf("Imported %s (%s).\n", name, kind);
-		}
-		im->n++;
-	}
-	sqlite3_finalize(s);
-	sqlite3_close(db);
+	store_secrets_close_ro(db);
 	return im->rc;
 }
 

@@ -16,12 +16,11 @@
 #include <unistd.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
 #include "config/config-reload.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "store/store-config.h"
 #include "store/store.h"
 
 #define CONFIG_RELOAD_MAX_FILE (4u * 1024 * 1024)
@@ -203,71 +202,7 @@ struct config_row {
 	char *text;		/* redacted */
 	char *paths;		/* JSON */
 	int64_t restored_from;
-	int64_t keep;
-	int64_t id;		/* out */
 };
-
-static void config_row_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-static int config_row_insert(sqlite3 *db, void *arg)
-{
-	struct config_row *row = arg;
-	sqlite3_stmt *s = NULL;
-	int rc;
-
-	rc = sqlite3_prepare_v2(db, "INSERT INTO config_snapshots(ts, hash, "
-				"parent, source, actor, method, text, paths, "
-				"outcome, reason, restored_from) VALUES "
-				"(?,?,?,?,?,?,?,?,?,?,?)", -1, &s, NULL);
-	if (rc != SQLITE_OK)
-		goto fail;
-	sqlite3_bind_int64(s, 1, util_now_ms());
-	sqlite3_bind_text(s, 2, row->hash, -1, SQLITE_TRANSIENT);
-	if (row->parent > 0)
-		sqlite3_bind_int64(s, 3, row->parent);
-	else
-		sqlite3_bind_null(s, 3);
-	sqlite3_bind_text(s, 4, row->source, -1, SQLITE_TRANSIENT);
-	config_row_bind_text(s, 5, row->actor);
-	config_row_bind_text(s, 6, row->method);
-	config_row_bind_text(s, 7, row->text);
-	sqlite3_bind_text(s, 8, row->paths ? row->paths : "[]", -1,
-			  SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 9, row->outcome, -1, SQLITE_TRANSIENT);
-	config_row_bind_text(s, 10, row->reason);
-	if (row->restored_from > 0)
-		sqlite3_bind_int64(s, 11, row->restored_from);
-	else
-		sqlite3_bind_null(s, 11);
-	if (sqlite3_step(s) != SQLITE_DONE)
-		goto fail;
-	sqlite3_finalize(s);
-	s = NULL;
-	row->id = sqlite3_last_insert_rowid(db);
-	if (row->keep > 0) {
-		rc = sqlite3_prepare_v2(db, "DELETE FROM config_snapshots "
-					"WHERE id <= ? - ?", -1, &s, NULL);
-		if (rc != SQLITE_OK)
-			goto fail;
-		sqlite3_bind_int64(s, 1, row->id);
-		sqlite3_bind_int64(s, 2, row->keep);
-		if (sqlite3_step(s) != SQLITE_DONE)
-			goto fail;
-		sqlite3_finalize(s);
-	}
-	return GW_OK;
-fail:
-	log_warn("reload", "cannot record config snapshot: %s",
-		 sqlite3_errmsg(db));
-	sqlite3_finalize(s);
-	return GW_ESTORE;
-}
 
 /* Retention from meta.config_snapshots_keep (0 or absent = keep all). */
 static int64_t config_reload_keep(struct config_reloader *r)
@@ -286,13 +221,21 @@ static int64_t config_reload_keep(struct config_reloader *r)
 static int64_t config_reload_record(struct config_reloader *r,
 				    struct config_row *row)
 {
+	struct store_config_row sr = {
+		.hash = row->hash, .parent = row->parent,
+		.source = row->source, .actor = row->actor,
+		.method = row->method, .outcome = row->outcome,
+		.reason = row->reason, .text = row->text, .paths = row->paths,
+		.restored_from = row->restored_from,
+	};
+	int64_t id = 0;
+
 	if (!r->store)
 		return 0;
-	row->keep = config_reload_keep(r);
-	if (store_write_sync(r->store, config_row_insert, row,
-			     STORE_DURABLE) != GW_OK)
-		return 0;
-	return row->id;
+	if (store_config_add(r->store, &sr, config_reload_keep(r), &id) !=
+	    GW_OK)
+		log_warn("reload", "cannot record config snapshot");
+	return id;
 }
 
 /* ---- the reloader ------------------------------------------------------- */
@@ -734,101 +677,33 @@ int config_reloader_plan_text(struct config_reloader *r, const char *text,
 
 json_t *config_reloader_history(struct config_reloader *r, int limit)
 {
-	sqlite3 *db = r->store ? store_reader(r->store) : NULL;
-	sqlite3_stmt *s = NULL;
-	json_t *a = json_array();
+	json_t *a = NULL, *row;
+	size_t i;
 
-	if (!db)
-		return a;
 	if (limit <= 0 || limit > CONFIG_RELOAD_HISTORY_MAX)
 		limit = CONFIG_RELOAD_HISTORY_MAX;
-	if (sqlite3_prepare_v2(db, "SELECT id, ts, hash, parent, source, "
-			       "actor, method, paths, outcome, reason, "
-			       "restored_from FROM config_snapshots ORDER BY "
-			       "id DESC LIMIT ?", -1, &s, NULL) != SQLITE_OK) {
-		log_warn("reload", "config history: %s", sqlite3_errmsg(db));
-		return a;
-	}
-	sqlite3_bind_int(s, 1, limit);
-	while (sqlite3_step(s) == SQLITE_ROW) {
-		json_t *row = json_object(), *paths;
-		const char *t;
-
-		json_object_set_new(row, "id",
-				    json_integer(sqlite3_column_int64(s, 0)));
-		json_object_set_new(row, "ts",
-				    json_integer(sqlite3_column_int64(s, 1)));
-		json_object_set_new(row, "hash", json_string(
-			(const char *)sqlite3_column_text(s, 2)));
-		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
-			json_object_set_new(row, "parent", json_integer(
-				sqlite3_column_int64(s, 3)));
-		json_object_set_new(row, "source", json_string(
-			(const char *)sqlite3_column_text(s, 4)));
-		if ((t = (const char *)sqlite3_column_text(s, 5)))
-			json_object_set_new(row, "actor", json_string(t));
-		if ((t = (const char *)sqlite3_column_text(s, 6)))
-			json_object_set_new(row, "method", json_string(t));
-		paths = json_loads((const char *)sqlite3_column_text(s, 7), 0,
-				   NULL);
-		json_object_set_new(row, "changes", paths ? paths
-							  : json_array());
-		json_object_set_new(row, "outcome", json_string(
-			(const char *)sqlite3_column_text(s, 8)));
-		if ((t = (const char *)sqlite3_column_text(s, 9)))
-			json_object_set_new(row, "reason", json_string(t));
-		if (sqlite3_column_type(s, 10) != SQLITE_NULL)
-			json_object_set_new(row, "restoredFrom", json_integer(
-				sqlite3_column_int64(s, 10)));
+	if (!r->store || store_config_history(r->store, limit, &a) != GW_OK)
+		return json_array();
+	json_array_foreach(a, i, row)
 		json_object_set_new(row, "current", json_boolean(
-			sqlite3_column_int64(s, 0) == r->current_id));
-		json_array_append_new(a, row);
-	}
-	sqlite3_finalize(s);
+			json_integer_value(json_object_get(row, "id")) ==
+			r->current_id));
 	return a;
 }
 
 int config_reloader_snapshot_text(struct config_reloader *r, int64_t id,
 				  char **text, int64_t *out_id)
 {
-	sqlite3 *db = r->store ? store_reader(r->store) : NULL;
-	sqlite3_stmt *s = NULL;
 	struct gw_config *cur;
-	int rc = GW_ENOTFOUND;
+	int rc;
 
 	*text = NULL;
-	if (!db)
+	if (!r->store)
 		return GW_EUNAVAIL;
 	cur = config_current();
-	if (id > 0)
-		rc = sqlite3_prepare_v2(db, "SELECT id, text FROM "
-			"config_snapshots WHERE id = ?1 AND text IS NOT NULL "
-			"AND outcome <> 'rejected'", -1, &s, NULL);
-	else
-		rc = sqlite3_prepare_v2(db, "SELECT id, text FROM "
-			"config_snapshots WHERE id < ?2 AND text IS NOT NULL "
-			"AND outcome <> 'rejected' AND hash <> ?3 ORDER BY id "
-			"DESC LIMIT 1", -1, &s, NULL);
-	if (rc != SQLITE_OK) {
-		rc = GW_ESTORE;
-		goto out;
-	}
-	if (id > 0)
-		sqlite3_bind_int64(s, 1, id);
-	else {
-		sqlite3_bind_int64(s, 2, r->current_id > 0 ? r->current_id
-							   : INT64_MAX);
-		sqlite3_bind_text(s, 3, cur ? cur->hash : "", -1,
-				  SQLITE_TRANSIENT);
-	}
-	rc = GW_ENOTFOUND;
-	if (sqlite3_step(s) == SQLITE_ROW) {
-		*out_id = sqlite3_column_int64(s, 0);
-		*text = xstrdup((const char *)sqlite3_column_text(s, 1));
-		rc = GW_OK;
-	}
-out:
-	sqlite3_finalize(s);
+	rc = store_config_text(r->store, id, r->current_id > 0 ?
+			       r->current_id : INT64_MAX,
+			       cur ? cur->hash : "", text, out_id);
 	config_unref(cur);
 	return rc;
 }

@@ -659,7 +659,7 @@ json_t *secrets_audit(const struct secrets_audit_opts *o, int *status)
 		secrets_audit_residue(&a, db, o->state_dir);
 		a.file = dbpath;
 		store_secrets_config_texts(db, secrets_audit_version, &a);
-		sqlite3_close(db);
+		store_secrets_close_ro(db);
 	}
 	*status = a.unresolved ? 2 : json_array_size(a.findings) ? 1 : 0;
 	rep = json_pack("{s:i,s:s,s:{s:i,s:i,s:b},s:{s:i,s:i,s:i,s:i,s:i},"

@@ -406,7 +406,7 @@ static int secrets_store_resolve(struct secrets_batch *b, char *why,
 		else if (r != GW_OK)
 			b->errs[i] = xstrdup(sub);
 	}
-	sqlite3_close(own);
+	store_secrets_close_ro(own);
 	return 0;
 }
 

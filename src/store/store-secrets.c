@@ -2,6 +2,7 @@
  * scope. Values arrive sealed (src/secrets/secrets-store.c); this file
  * never handles plaintext. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -65,11 +66,10 @@ int store_secrets_get_db(sqlite3 *db, const char *name,
 	memset(out, 0, sizeof(*out));
 	if (!db)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, "SELECT " STORE_SECRETS_COLS " FROM "
+	if (!(s = store_stmt(db, "SELECT " STORE_SECRETS_COLS " FROM "
 			       "secret_store_entries WHERE scope_kind = 'team' "
 			       "AND scope_id = '' AND name = ? AND "
-			       "deleted_at_ms IS NULL", -1, &s, NULL) !=
-	    SQLITE_OK)
+			       "deleted_at_ms IS NULL")))
 		return store_secrets_fail(db, "get");
 	sqlite3_bind_text(s, 1, name, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(s);
@@ -80,7 +80,7 @@ int store_secrets_get_db(sqlite3 *db, const char *name,
 		r = rc == SQLITE_DONE ? GW_ENOTFOUND
 				      : store_secrets_fail(db, "get");
 	}
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -99,17 +99,17 @@ int store_secrets_list_db(sqlite3 *db, struct store_secret **v, size_t *n)
 	*n = 0;
 	if (!db)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, "SELECT " STORE_SECRETS_COLS " FROM "
+	if (!(s = store_stmt(db, "SELECT " STORE_SECRETS_COLS " FROM "
 			       "secret_store_entries WHERE scope_kind = 'team' "
 			       "AND scope_id = '' AND deleted_at_ms IS NULL "
-			       "ORDER BY name", -1, &s, NULL) != SQLITE_OK)
+			       "ORDER BY name")))
 		return store_secrets_fail(db, "list");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
 		*v = xrealloc(*v, (*n + 1) * sizeof(**v));
 		memset(&(*v)[*n], 0, sizeof(**v));
 		store_secrets_row(s, &(*v)[(*n)++]);
 	}
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return rc == SQLITE_DONE ? GW_OK : store_secrets_fail(db, "list");
 }
 
@@ -124,13 +124,13 @@ static int store_secrets_purge_tx(sqlite3 *db)
 	sqlite3_stmt *s = NULL;
 	int rc;
 
-	if (sqlite3_prepare_v2(db, "DELETE FROM secret_store_entries WHERE "
+	if (!(s = store_stmt(db, "DELETE FROM secret_store_entries WHERE "
 			       "deleted_at_ms IS NOT NULL AND deleted_at_ms "
-			       "< ?", -1, &s, NULL) != SQLITE_OK)
+			       "< ?")))
 		return store_secrets_fail(db, "purge");
 	sqlite3_bind_int64(s, 1, util_now_ms() - STORE_SECRETS_PURGE_MS);
 	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return rc == SQLITE_DONE ? GW_OK : store_secrets_fail(db, "purge");
 }
 
@@ -143,7 +143,7 @@ static int store_secrets_put_fn(sqlite3 *db, void *arg)
 
 	if (store_secrets_purge_tx(db) != GW_OK)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, "INSERT INTO secret_store_entries("
+	if (!(s = store_stmt(db, "INSERT INTO secret_store_entries("
 			       "scope_kind, scope_id, name, value, kind, "
 			       "created_at_ms, updated_at_ms, updated_by, "
 			       "deleted_at_ms, allowed_hosts) VALUES ('team', "
@@ -154,8 +154,7 @@ static int store_secrets_put_fn(sqlite3 *db, void *arg)
 			       "excluded.created_at_ms END, updated_at_ms = "
 			       "excluded.updated_at_ms, updated_by = "
 			       "excluded.updated_by, deleted_at_ms = NULL, "
-			       "allowed_hosts = excluded.allowed_hosts", -1, &s,
-			       NULL) != SQLITE_OK)
+			       "allowed_hosts = excluded.allowed_hosts")))
 		return store_secrets_fail(db, "put");
 	sqlite3_bind_text(s, 1, e->name, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_blob(s, 2, e->value, (int)e->value_len,
@@ -173,7 +172,7 @@ static int store_secrets_put_fn(sqlite3 *db, void *arg)
 	else
 		sqlite3_bind_null(s, 7);
 	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return rc == SQLITE_DONE ? GW_OK : store_secrets_fail(db, "put");
 }
 
@@ -195,11 +194,11 @@ static int store_secrets_delete_fn(sqlite3 *db, void *arg)
 
 	if (store_secrets_purge_tx(db) != GW_OK)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, "UPDATE secret_store_entries SET "
+	if (!(s = store_stmt(db, "UPDATE secret_store_entries SET "
 			       "deleted_at_ms = ?, updated_at_ms = ?, "
 			       "updated_by = ? WHERE scope_kind = 'team' AND "
 			       "scope_id = '' AND name = ? AND deleted_at_ms "
-			       "IS NULL", -1, &s, NULL) != SQLITE_OK)
+			       "IS NULL")))
 		return store_secrets_fail(db, "delete");
 	sqlite3_bind_int64(s, 1, util_now_ms());
 	sqlite3_bind_int64(s, 2, util_now_ms());
@@ -209,7 +208,7 @@ static int store_secrets_delete_fn(sqlite3 *db, void *arg)
 		sqlite3_bind_null(s, 3);
 	sqlite3_bind_text(s, 4, d->name, -1, SQLITE_TRANSIENT);
 	rc = sqlite3_step(s);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (rc != SQLITE_DONE)
 		return store_secrets_fail(db, "delete");
 	return sqlite3_changes(db) ? GW_OK : GW_ENOTFOUND;
@@ -243,6 +242,39 @@ int store_secrets_open_ro(const char *path, sqlite3 **db)
 	return GW_OK;
 }
 
+void store_secrets_close_ro(sqlite3 *db)
+{
+	sqlite3_close(db);
+}
+
+int store_secrets_openclaw_each(sqlite3 *db,
+				int (*fn)(const char *name,
+					  const char *value, size_t len,
+					  const char *kind, void *arg),
+				void *arg, char *why, size_t len)
+{
+	sqlite3_stmt *s = NULL;
+	int rc, stop = 0;
+
+	/* a foreign file read once: not worth a cached statement */
+	if (sqlite3_prepare_v2(db, "SELECT name, value, kind FROM "
+			       "secret_store_entries WHERE scope_kind = 'team' "
+			       "AND deleted_at_ms IS NULL ORDER BY name", -1,
+			       &s, NULL) != SQLITE_OK) {
+		snprintf(why, len, "%s", sqlite3_errmsg(db));
+		return GW_ENOTFOUND;
+	}
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
+		stop = fn((const char *)sqlite3_column_text(s, 0),
+			  (const char *)sqlite3_column_text(s, 1),
+			  (size_t)sqlite3_column_bytes(s, 1),
+			  (const char *)sqlite3_column_text(s, 2), arg);
+	if (!stop && rc != SQLITE_DONE)
+		snprintf(why, len, "%s", sqlite3_errmsg(db));
+	sqlite3_finalize(s);
+	return stop || rc == SQLITE_DONE ? GW_OK : GW_ESTORE;
+}
+
 int store_secrets_config_texts(sqlite3 *db,
 			       void (*fn)(int64_t id, const char *text,
 					  void *arg), void *arg)
@@ -252,14 +284,13 @@ int store_secrets_config_texts(sqlite3 *db,
 
 	if (!db)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, "SELECT id, text FROM config_snapshots "
-			       "WHERE text IS NOT NULL ORDER BY id", -1, &s,
-			       NULL) != SQLITE_OK)
+	if (!(s = store_stmt(db, "SELECT id, text FROM config_snapshots "
+			       "WHERE text IS NOT NULL ORDER BY id")))
 		return store_secrets_fail(db, "config versions");
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		fn(sqlite3_column_int64(s, 0),
 		   (const char *)sqlite3_column_text(s, 1), arg);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return rc == SQLITE_DONE ? GW_OK
 				 : store_secrets_fail(db, "config versions");
 }
@@ -281,11 +312,10 @@ static int store_secrets_rewrite_fn(sqlite3 *db, void *arg)
 
 	rw->changed = 0;
 	sqlite3_exec(db, "PRAGMA secure_delete=ON", NULL, NULL, NULL);
-	if (sqlite3_prepare_v2(db, "SELECT id, text FROM config_snapshots "
-			       "WHERE text IS NOT NULL", -1, &s, NULL) !=
-	    SQLITE_OK ||
-	    sqlite3_prepare_v2(db, "UPDATE config_snapshots SET text = ? "
-			       "WHERE id = ?", -1, &u, NULL) != SQLITE_OK) {
+	if (!(s = store_stmt(db, "SELECT id, text FROM config_snapshots "
+			       "WHERE text IS NOT NULL")) ||
+	    !(u = store_stmt(db, "UPDATE config_snapshots SET text = ? "
+			       "WHERE id = ?"))) {
 		store_secrets_fail(db, "config rewrite");
 		goto out;
 	}
@@ -310,6 +340,7 @@ static int store_secrets_rewrite_fn(sqlite3 *db, void *arg)
 		sqlite3_bind_int64(u, 2, ids[i]);
 		rc = sqlite3_step(u);
 		sqlite3_reset(u);
+		sqlite3_clear_bindings(u);
 		if (rc != SQLITE_DONE) {
 			store_secrets_fail(db, "config rewrite");
 			goto out;
@@ -322,8 +353,8 @@ out:
 		free(texts[i]);
 	free(texts);
 	free(ids);
-	sqlite3_finalize(s);
-	sqlite3_finalize(u);
+	store_stmt_done(s);
+	store_stmt_done(u);
 	return r;
 }
 

@@ -20,7 +20,7 @@
 #include "core/log.h"
 #include "store/store.h"
 
-#define STORE_STMT_MAX 64	/* statements cached per connection */
+#define STORE_STMT_MAX 128	/* statements cached per connection */
 
 struct store_stmt_ent {
 	const char *sql;	/* the caller's constant (identity) */

@@ -201,6 +201,16 @@ int store_secrets_delete(struct store *st, const char *name,
 /* Open a database file read-only (for the secrets provider before the
  * daemon's store is open, and for import). GW_ENOTFOUND when absent. */
 int store_secrets_open_ro(const char *path, sqlite3 **db);
+/* Close a connection of store_secrets_open_ro (NULL is fine). */
+void store_secrets_close_ro(sqlite3 *db);
+/* The live team entries of an OpenClaw secret store (plaintext values) in
+ * db, by name; fn's non-zero return stops the walk. GW_OK, GW_ENOTFOUND
+ * when db has no such table, GW_ESTORE; the reason in why. */
+int store_secrets_openclaw_each(sqlite3 *db,
+				int (*fn)(const char *name,
+					  const char *value, size_t len,
+					  const char *kind, void *arg),
+				void *arg, char *why, size_t len);
 /* Stored config versions (config_snapshots.text, redacted JSON), for the
  * secrets audit and apply: fn sees each row with a text, oldest first. */
 int store_secrets_config_texts(sqlite3 *db,
