@@ -33,7 +33,9 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out);
 struct agent_observer {
 	/* A run started (any face), before it can emit: attach sinks here.
 	 * Runs on the thread that called run_start. Not called for a run
-	 * that joined an existing one or replays a finished one. */
+	 * that joined an existing one or replays a finished one, nor when
+	 * listening says nobody listens (a client that connects later does
+	 * not get that run's events). */
 	void (*on_run)(void *arg, struct run *r);
 	/* A session changed: event "session.message" (payload {sessionKey,
 	 * message, messageId, messageSeq}) or "sessions.changed" (payload
@@ -95,6 +97,11 @@ struct run_sink {
 	/* Exactly once, last. res and its strings are valid during the call. */
 	void (*on_end)(void *arg, const struct run_result *res);
 	void *arg;
+	/* 1: on_end only copies and hands off under its own lock, so it
+	 * may run on any thread. When every sink of a run says so, on_end
+	 * runs on the store writer right after the end's commit (one
+	 * thread hand-off less per run); else on the agent thread. */
+	int any_thread;
 };
 
 struct run_request {

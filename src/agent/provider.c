@@ -360,6 +360,8 @@ struct provider_http *provider_http_start(struct provider *p,
 	h->hdrs = cu->slist_append(h->hdrs, "Content-Type: application/json");
 	h->hdrs = cu->slist_append(h->hdrs, "Accept: text/event-stream, "
 				   "application/json");
+	/* No "Expect: 100-continue" round trip before a body > 1 KiB. */
+	h->hdrs = cu->slist_append(h->hdrs, "Expect:");
 	if (rq->api_key && *rq->api_key) {
 		line = xasprintf("Authorization: Bearer %s", rq->api_key);
 		h->hdrs = cu->slist_append(h->hdrs, line);

@@ -78,7 +78,12 @@ struct run {
 	json_t *in_msgs;		/* the request's messages */
 	json_t *tr_in;			/* transcript messages at the start */
 	int use_history;
+	/* The start's store job, kept to commit with the end when nobody
+	 * can see the run in between (run_defer_begin). */
+	struct run_beginjob *begin;
 };
+
+static void run_beginjob_free(struct run_beginjob *j);
 
 static void run_ref(struct run *r)
 {
@@ -106,6 +111,8 @@ void run_unref(struct run *r)
 	json_decref(r->in_msgs);
 	json_decref(r->tr_in);
 	free(r->sinks);
+	if (r->begin)
+		run_beginjob_free(r->begin);
 	pthread_mutex_destroy(&r->mu);
 	free(r->id);
 	free(r->session_key);
@@ -395,16 +402,55 @@ static void run_deliver(void *arg)
 	run_unref(r);
 }
 
+/* Store writer, after the end's commit: deliver right here when every
+ * sink may run on any thread (result is the stored result JSON); 0 when
+ * the agent thread must do it. The run's fields are no longer written
+ * once it ended. */
+static int run_deliver_here(struct run *r, const json_t *result)
+{
+	struct run_result res;
+	size_t i;
+
+	pthread_mutex_lock(&r->mu);	/* recursive: run_emit_end */
+	for (i = 0; i < r->nsinks; i++)
+		if (!r->sinks[i].any_thread)
+			break;
+	if (i < r->nsinks || !result) {
+		pthread_mutex_unlock(&r->mu);
+		return 0;
+	}
+	run_result_fill(&res, result);
+	run_emit_end(r, &res);
+	pthread_mutex_unlock(&r->mu);
+	run_unlink(r);
+	run_unref(r);
+	return 1;
+}
+
 struct run_endjob {
 	struct run *r;
 	struct store_session_end e;
+	json_t *events;
+	struct run_beginjob *begin;	/* deferred start, or NULL */
+};
+
+struct run_beginjob {
+	struct agent_rt *rt;
+	struct run *r;			/* a queued run's activation */
+	struct store_session_begin b;
 	json_t *events;
 };
 
 static int run_end_tx(sqlite3 *db, void *arg)
 {
 	struct run_endjob *j = arg;
+	int rc;
 
+	/* A deferred start commits with its end, in this job's savepoint:
+	 * both or neither. */
+	if (j->begin &&
+	    (rc = store_session_begin_tx(db, &j->begin->b, NULL)) != GW_OK)
+		return rc;
 	return store_session_end_tx(db, &j->e, j->events);
 }
 
@@ -424,14 +470,18 @@ static void run_end_done(int rc, void *arg)
 	}
 	if (rc != GW_OK)
 		json_decref(j->events);
+	if (j->begin)
+		run_beginjob_free(j->begin);
 	free(j->e.key);
 	free(j->e.run_id);
 	free(j->e.model);
 	json_decref(j->e.message);
+	if (r->replay || !run_deliver_here(r, j->e.result)) {
+		if (provider_post(r->rt->prov, run_deliver, r) != 0)
+			run_deliver(r);
+	}
 	json_decref(j->e.result);
 	free(j);
-	if (provider_post(r->rt->prov, run_deliver, r) != 0)
-		run_deliver(r);
 }
 
 /* Agent thread: record the end (status set by the caller). */
@@ -489,6 +539,8 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
 	j->e.skip_row = r->never_started;
+	j->begin = r->begin;
+	r->begin = NULL;
 	run_ref(r);
 	if (!r->rt->store ||
 	    store_write(r->rt->store, run_end_tx, j, run_end_done) != GW_OK)
@@ -809,13 +861,6 @@ static void run_attempt_job(void *arg)
 
 /* ---- start ------------------------------------------------------------------ */
 
-struct run_beginjob {
-	struct agent_rt *rt;
-	struct run *r;			/* a queued run's activation */
-	struct store_session_begin b;
-	json_t *events;
-};
-
 static int run_begin_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
@@ -823,23 +868,29 @@ static int run_begin_tx(sqlite3 *db, void *arg)
 	return store_session_begin_tx(db, &j->b, j->events);
 }
 
-static void run_begin_done(int rc, void *arg)
+static void run_beginjob_free(struct run_beginjob *j)
 {
-	struct run_beginjob *j = arg;
-
-	if (rc == GW_OK)
-		agent_emit(j->rt, j->events);
-	else {
-		log_warn("agent", "run %s: transcript start failed: %s",
-			 j->b.run_id, gw_err_str(rc));
-		json_decref(j->events);
-	}
+	json_decref(j->events);
 	free(j->b.key);
 	free(j->b.agent_id);
 	free(j->b.run_id);
 	free(j->b.channel);
 	json_decref(j->b.messages);
 	free(j);
+}
+
+static void run_begin_done(int rc, void *arg)
+{
+	struct run_beginjob *j = arg;
+
+	if (rc == GW_OK) {
+		agent_emit(j->rt, j->events);
+		j->events = NULL;
+	} else {
+		log_warn("agent", "run %s: transcript start failed: %s",
+			 j->b.run_id, gw_err_str(rc));
+	}
+	run_beginjob_free(j);
 }
 
 /* The system prompt of a run: workspace files, then request text. */
@@ -1047,6 +1098,27 @@ static struct run *run_replay_new(struct agent_rt *rt, const char *id,
 	return r;
 }
 
+/* Whether a new run's start can wait for its end and commit with it
+ * (one store job instead of two): nobody can see the run in between. Its
+ * session key was generated for it (no one else knows it, no stored
+ * history), no caller idempotency key (a retry cannot look for it) and no
+ * client is connected that would get its session events (the job built
+ * none). The client of the run is answered after the commit, as always;
+ * what it gives up is a trace of a run in flight when the gateway dies. */
+static int run_defer_begin(const struct run_request *rq,
+			   const struct run_beginjob *bj)
+{
+	/* CLAWGATE_NO_DEFER_BEGIN=1: always commit the start first (for
+	 * before/after measurements, tests/bench/README.md). */
+	static atomic_int off = -1;
+
+	if (atomic_load(&off) < 0)
+		atomic_store(&off, getenv("CLAWGATE_NO_DEFER_BEGIN") != NULL);
+	return rq->new_session && !rq->use_history &&
+	       !(rq->run_id && *rq->run_id) && !bj->events &&
+	       !atomic_load(&off);
+}
+
 int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err)
 {
@@ -1163,8 +1235,9 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	obs = rt->obs;
 	queued = r->queued;
 	pthread_mutex_unlock(&rt->mu);
-	/* Observers first: their events go out before the caller's end. */
-	if (obs.on_run)
+	/* Observers first: their events go out before the caller's end.
+	 * Nobody listening: no fan-out sink to feed for this run. */
+	if (obs.on_run && (!obs.listening || obs.listening(obs.arg)))
 		obs.on_run(obs.arg, r);
 	if (sink)
 		run_attach(r, sink);
@@ -1179,7 +1252,10 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 
 	run_build_messages(r, NULL);
 	bj = run_beginjob_new(r);
-	if (!rt->store ||
+	if (run_defer_begin(rq, bj))
+		r->begin = bj;	/* committed with the end (agent thread
+				 * only from now on: run_finish takes it) */
+	else if (!rt->store ||
 	    store_write(rt->store, run_begin_tx, bj, run_begin_done) != GW_OK)
 		run_begin_done(GW_EUNAVAIL, bj);
 

@@ -331,7 +331,7 @@ static void hooks_run_end(void *arg, const struct run_result *res);
 static void hooks_job_run(void *arg)
 {
 	struct hooks_job *j = arg;
-	struct run_sink sink = { NULL, NULL, hooks_run_end, NULL };
+	struct run_sink sink = { NULL, NULL, hooks_run_end, NULL, 0 };
 	struct run *run = NULL;
 	char *err = NULL;
 	int rc;

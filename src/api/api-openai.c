@@ -26,6 +26,7 @@
 #include "core/util.h"
 #include "core/workq.h"
 #include "net/http.h"
+#include "store/store-sessions.h"
 
 #define OA_MAX_IMAGES 8
 #define OA_MAX_STOP 4
@@ -1011,7 +1012,7 @@ void api_openai_chat(struct api *a, struct http_req *r,
 		goto bad;
 
 	c = xcalloc(1, sizeof(*c));
-	util_uuid(uuid);
+	store_uuid7(uuid);
 	snprintf(c->id, sizeof(c->id), "chatcmpl_%s", uuid);
 	c->model = xstrdup(model && *model ? model : "openclaw");
 	c->created = util_now_ms() / 1000;
@@ -1024,6 +1025,7 @@ void api_openai_chat(struct api *a, struct http_req *r,
 	c->h.sink.on_tool_call = oa_chat_tool;
 	c->h.sink.on_end = oa_chat_end;
 	c->h.sink.arg = c;
+	c->h.sink.any_thread = 1;	/* on_end copies under h.mu */
 	api_run_init(&c->h, a, r, oa_chat_release);
 
 	rq.agent_id = agent;

@@ -16,6 +16,7 @@
 #include "core/util.h"
 #include "core/workq.h"
 #include "net/http.h"
+#include "store/store-sessions.h"
 
 #define RS_MAX_TOOLS 64
 
@@ -604,7 +605,7 @@ static void rs_tool_delta(void *arg, const json_t *d)
 		goto out;
 	while (c->ntools <= idx) {
 		t = &c->tools[c->ntools++];
-		util_uuid(uuid);
+		store_uuid7(uuid);
 		snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
 	}
 	t = &c->tools[idx];
@@ -651,7 +652,7 @@ static void rs_tools_from_result(struct rs_run *c, const json_t *calls)
 		if (c->ntools >= RS_MAX_TOOLS)
 			break;
 		t = &c->tools[c->ntools++];
-		util_uuid(uuid);
+		store_uuid7(uuid);
 		snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
 		t->call_id = xstrdup(json_string_value(json_object_get(tc,
 						"id")) ?: "");
@@ -851,9 +852,9 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 		goto bad;
 
 	c = xcalloc(1, sizeof(*c));
-	util_uuid(uuid);
+	store_uuid7(uuid);
 	snprintf(c->id, sizeof(c->id), "resp_%s", uuid);
-	util_uuid(uuid);
+	store_uuid7(uuid);
 	snprintf(c->msg_id, sizeof(c->msg_id), "msg_%s", uuid);
 	c->model = xstrdup(model && *model ? model : "openclaw");
 	c->created = util_now_ms() / 1000;
@@ -864,6 +865,7 @@ void api_responses(struct api *a, struct http_req *r, struct gw_config *cfg)
 	c->h.sink.on_tool_call = rs_tool_delta;
 	c->h.sink.on_end = rs_end;
 	c->h.sink.arg = c;
+	c->h.sink.any_thread = 1;	/* on_end copies under h.mu */
 	api_run_init(&c->h, a, r, rs_release);
 	rs_map_put(&a->resp_map, c->id, key, agent, user);
 

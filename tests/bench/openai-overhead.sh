@@ -11,6 +11,14 @@
 #                 sanitizers)
 #   WSBENCH       the WS load generator for chat.send (default next to the
 #                 daemon: tests/bench/wsbench; skipped when absent)
+#   BENCH_PERF    a file: record the daemon with `perf record -g` during
+#                 the 16-connection chat run (`perf report -i FILE`)
+#   BENCH_STRACE  a file: `strace -f -c` of the daemon during that run
+#   BENCH_CALLGRIND  a file: run the daemon under valgrind's callgrind
+#                 and count instructions during the 16-connection chat run
+#                 (repeatable, unlike req/s on a shared machine; implies
+#                 BENCH_ONLY=chat; `callgrind_annotate FILE` for where)
+#   BENCH_ONLY    "chat": only the chat rows (quick before/after checks)
 #
 # Needs nginx, wrk, python3 (free ports) and curl. Loopback only; every
 # step is bounded; nothing is left running. See tests/bench/README.md.
@@ -43,6 +51,17 @@ if ldd "$BIN" 2>/dev/null | grep -q libasan; then
 	echo "openai-overhead.sh: warning: $BIN is an ASan build" >&2
 fi
 
+CG="${BENCH_CALLGRIND:-}"
+WAIT_N=500
+STOP_N=300
+VG=()
+if [ -n "$CG" ]; then
+	BENCH_ONLY=chat
+	WAIT_N=6000
+	STOP_N=3000
+	VG=(valgrind --tool=callgrind --instr-atstart=no
+		--callgrind-out-file="$CG")
+fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/clawgate-oaover.XXXXXX")
 NGX_PID=""
 GW_PID=""
@@ -51,7 +70,7 @@ stop_pid() {
 	local pid="$1" i=0
 	[ -n "$pid" ] || return 0
 	kill -TERM "$pid" 2>/dev/null || return 0
-	while [ $i -lt 300 ] && kill -0 "$pid" 2>/dev/null; do
+	while [ $i -lt "$STOP_N" ] && kill -0 "$pid" 2>/dev/null; do
 		sleep 0.02; i=$((i + 1))
 	done
 	kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null
@@ -71,7 +90,7 @@ freeport() {
 wait_http() {	# url: until it answers (bounded, ~10 s)
 	local i=0
 	until curl -s -o /dev/null "$1"; do
-		i=$((i + 1)); [ $i -lt 500 ] || return 1; sleep 0.02
+		i=$((i + 1)); [ $i -lt "$WAIT_N" ] || return 1; sleep 0.02
 	done
 }
 
@@ -120,7 +139,7 @@ cat >"$TMP/state/openclaw.json" <<EOF
   "agents": { "defaults": { "model": "mock/mock" } } }
 EOF
 OPENCLAW_STATE_DIR=$TMP/state OPENCLAW_CONFIG_PATH=$TMP/state/openclaw.json \
-	HOME=$TMP "$BIN" gateway run --port "$GP" --auth token --token T \
+	HOME=$TMP "${VG[@]}" "$BIN" gateway run --port "$GP" --auth token --token T \
 	--allow-unconfigured >"$TMP/gw.log" 2>&1 &
 GW_PID=$!
 wait_http "http://127.0.0.1:$GP/readyz" || { tail -20 "$TMP/gw.log"
@@ -170,6 +189,14 @@ thread_ticks() {
 	done | awk -F'\t' '{ split($2, f, " "); n[$1] += f[12] + f[13] }
 		END { for (k in n) print k, n[k] }'
 }
+# context switches (voluntary: it slept; + involuntary) per thread name
+thread_cs() {
+	local t
+	for t in /proc/"$1"/task/*; do
+		awk '/^Name:/ { n = $2 } /ctxt_switches/ { c += $2 }
+			END { print n, c }' "$t/status" 2>/dev/null
+	done | awk '{ n[$1] += $2 } END { for (k in n) print k, n[k] }'
+}
 # run name conns url script [auth]: R[name] = "rps p50 p99 errors";
 # C[name] = CPU microseconds per request of the process that served it
 declare -A R C
@@ -201,22 +228,40 @@ wrk -t1 -c4 -d1s -s "$TMP/gw.lua" -H "Authorization: Bearer T" \
 
 run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
 TT0=$(thread_ticks "$GW_PID")
+CS0=$(thread_cs "$GW_PID")
+PERF_PID=""
+[ -n "$CG" ] && callgrind_control -i on "$GW_PID" >/dev/null
+if [ -n "${BENCH_PERF:-}" ]; then
+	perf record -q ${BENCH_PERF_ARGS:--g} -p "$GW_PID" -o "$BENCH_PERF" \
+		-- sleep "$DURATION" >/dev/null 2>&1 &
+	PERF_PID=$!
+elif [ -n "${BENCH_STRACE:-}" ]; then
+	# syscall counts (strace slows the daemon: only the counts matter)
+	timeout -s INT "$DURATION" strace -f -c -o "$BENCH_STRACE" \
+		-p "$GW_PID" >/dev/null 2>&1 &
+	PERF_PID=$!
+fi
 run gw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
 TT1=$(thread_ticks "$GW_PID")
+CS1=$(thread_cs "$GW_PID")
+[ -n "$PERF_PID" ] && wait "$PERF_PID"
+[ -n "$CG" ] && callgrind_control -i off "$GW_PID" >/dev/null
 GWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gw16.txt")
 run direct1 1 "$D/json/v1/chat/completions" "$TMP/direct.lua"
 run gw1 1 "$G/v1/chat/completions" "$TMP/gw.lua" auth
+if [ "${BENCH_ONLY:-}" != chat ]; then
 run sdirect16 "$CONNS" "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
 run sgw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
 run sdirect1 1 "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
 run sgw1 1 "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
 run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua" auth
 run resp1 1 "$G/v1/responses" "$TMP/resp.lua" auth
+fi
 
 # chat.send over WS: a new session and idempotency key per request
 CS="n/a"
 CSE=0
-if [ -x "$WSBENCH" ]; then
+if [ -x "$WSBENCH" ] && [ "${BENCH_ONLY:-}" != chat ]; then
 	o=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c "$CONNS" \
 		-d "$DURATION" -w 1 -m chat.send -s operator.write \
 		-P '{"sessionKey":"bench-%ID%","message":"Say hello.","idempotencyKey":"%ID%"}' \
@@ -233,7 +278,7 @@ STORE=$(grep -o 'store: [0-9]* writes in [0-9]* commits.*' "$TMP/gw.log" |
 	tail -1)
 
 # ---- figures --------------------------------------------------------------
-f() { echo "${R[$1]}" | awk -v i="$2" '{print $i}'; }
+f() { echo "${R[$1]:-}" | awk -v i="$2" '{print $i}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 
@@ -271,7 +316,20 @@ printf '%s\n--\n%s\n' "$TT0" "$TT1" | awk -v n="${GWN:-0}" -v hz="$HZ" '
 			if (us >= 0.5) printf "%.1f %s\n", us, k }
 	}' | sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
 	END { print "CPU us/request by thread (chat, '"$CONNS"' conns): " s }'
+printf '%s\n--\n%s\n' "$CS0" "$CS1" | awk -v n="${GWN:-0}" '
+	/^--$/ { after = 1; next }
+	{ if (after) b[$1] = $2; else a[$1] = $2 }
+	END { if (n <= 0) exit
+		for (k in b) { c = (b[k] - a[k]) / n; t += c
+			if (c >= 0.01) printf "%.2f %s\n", c, k }
+		printf "%.2f total\n", t
+	}' | sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
+	END { print "context switches/request by thread (chat, '"$CONNS"' conns): " s }'
 echo "${STORE:-store: figures not logged}"
+if [ -n "$CG" ]; then
+	awk -v n="${GWN:-0}" '/^(summary|totals):/ { ir = $2 }
+		END { if (n > 0) printf "instructions/request (callgrind, chat, all threads): %.0f (%d requests)\n", ir / n, n }' "$CG"
+fi
 if [ -n "$JSON_OUT" ]; then
 	{
 		echo "{"

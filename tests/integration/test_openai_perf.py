@@ -4,6 +4,7 @@ transcript rows committed (also when many requests share one store
 commit), and one session-key rule serves every face."""
 
 import json
+import socket
 import os
 import sqlite3
 import threading
@@ -214,3 +215,88 @@ def test_workspace_prompt_follows_edits(launcher, upstream):
     assert system_seen() == "Second, longer rule.\n\nBe brief."
     os.unlink(agents)
     assert system_seen() == "Be brief."
+
+
+# ---- a run nobody can see commits its start with its end --------------------
+
+LONG = " ".join("w%d" % i for i in range(200)) + " [[delay:100]]"
+
+
+def _open_stream(gw, text):
+    """A raw streaming completion of a 20 s answer (200 words 100 ms
+    apart); returns the socket once the role chunk arrived (the run is in
+    flight). Closing it aborts the run at its next chunk."""
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10)
+    body = json.dumps(chat(text, stream=True)).encode()
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer T\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    got = b""
+    while b'"role"' not in got:
+        chunk = s.recv(4096)
+        assert chunk, got
+        got += chunk
+    return s
+
+
+def _wait_rows(gw, sql, want, tries=400):
+    """Poll (bounded) until the query returns want."""
+    rows = None
+    for _ in range(tries):
+        rows = db_rows(gw, sql)
+        if rows == want:
+            return rows
+        threading.Event().wait(0.025)
+    return rows
+
+
+@pytest.fixture
+def holdgw(launcher, upstream):
+    """A fresh gateway whose provider waits a minute between chunks."""
+    from oahelp import oa_config
+    upstream.reset()
+    return launcher.start(config=oa_config(upstream, {"models": {
+        "providers": {"fake": {"timeoutSeconds": 60}}}}))
+
+
+def test_unseen_run_commits_start_with_end(holdgw, upstream):
+    """A completion with a generated session key while no WS client is
+    connected: its start (session row, user message, idempotency row) is
+    written in the same store job as its end, so nothing is in the
+    database while it runs; when the client leaves, the abort records
+    the whole run (row killed, the prompt, the aborted result)."""
+    s = _open_stream(holdgw, "unseen " + LONG)
+    upstream.wait(lambda st: st["inflight"] == 1, timeout=8)
+    assert db_rows(holdgw, "SELECT count(*) FROM sessions") == [(0,)]
+    assert db_rows(holdgw, "SELECT count(*) FROM transcript") == [(0,)]
+    s.close()
+    assert _wait_rows(holdgw, "SELECT status FROM sessions",
+                      [("killed",)]) == [("killed",)]
+    rows = db_rows(holdgw, "SELECT role, text, status FROM transcript "
+                   "ORDER BY seq")
+    assert rows[0] == ("user", "unseen " + LONG, None)
+    # the partial answer, recorded as aborted
+    assert [r[0] for r in rows] == ["user", "assistant"]
+    assert rows[1][1].startswith("echo: unseen") and rows[1][2] == "aborted"
+    assert db_rows(holdgw, "SELECT status FROM idempotency") == \
+        [("aborted",)]
+    r = post(holdgw, "/v1/chat/completions", chat("after [[reply:fine]]"))
+    assert r.status_code == 200, r.text
+    assert len(db_rows(holdgw, "SELECT key FROM sessions")) == 2
+
+
+def test_watched_run_start_committed_first(holdgw, upstream):
+    """With a WS client connected (it could list sessions or get their
+    events), a run's start is committed before its upstream answers: the
+    row says running and holds the prompt while the run is in flight."""
+    ws = holdgw.connect(scopes=["operator.read"])
+    s = _open_stream(holdgw, "watched " + LONG)
+    upstream.wait(lambda st: st["inflight"] == 1, timeout=8)
+    assert _wait_rows(holdgw, "SELECT status FROM sessions",
+                      [("running",)]) == [("running",)]
+    assert db_rows(holdgw, "SELECT role, text FROM transcript") == \
+        [("user", "watched " + LONG)]
+    s.close()
+    assert _wait_rows(holdgw, "SELECT status FROM sessions",
+                      [("killed",)]) == [("killed",)]
+    ws.close()
