@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -36,11 +37,19 @@
 #include "core/log.h"
 #include "net/listener.h"
 
-/* MHD's own limit, and ours: MHD 0.9.75 deadlocks when it is reached
- * through MHD_add_connection (doc/hardening.md), so we count hand-offs
- * and refuse at HTTP_MAX_CONNS, far below it. */
+/* MHD's own limit per daemon, and ours: MHD 0.9.75 deadlocks when it is
+ * reached through MHD_add_connection (doc/hardening.md), so each shard (one
+ * MHD daemon) counts its hand-offs and takes at most HTTP_SHARD_CONNS, half
+ * of it. More connections than that go to more shards, up to max_conns in
+ * all (gateway.http.maxConnections). */
 #define HTTP_CONN_LIMIT 2048
-#define HTTP_MAX_CONNS 1024
+#define HTTP_SHARD_CONNS 1024
+#define HTTP_MAX_CONNS 16384
+#define HTTP_MAX_SHARDS 64
+/* Descriptors kept for everything but HTTP streams (listen and
+ * unclassified sockets, WS, the store, logs) when the fd limit sizes the
+ * cap: each HTTP stream holds its client socket and an upstream one. */
+#define HTTP_FD_RESERVE 5120
 /* A body must arrive at HTTP_BODY_MIN_RATE bytes/s on average once
  * HTTP_BODY_GRACE_MS have passed (slowloris bodies). */
 #define HTTP_BODY_GRACE_MS 10000
@@ -61,16 +70,30 @@
 	"\"type\":\"server_error\"}}"
 
 struct http_async;
+struct http_server;
+
+/* One MHD daemon with its own thread and its own count. */
+struct http_shard {
+	struct MHD_Daemon *d;
+	struct http_server *s;
+	int cap;			/* at most HTTP_SHARD_CONNS */
+	int conns;			/* handed to this daemon, not yet
+					 * closed (atomic) */
+};
 
 struct http_server {
-	struct MHD_Daemon *d;
+	struct http_shard shards[HTTP_MAX_SHARDS];
+	int nshards;			/* started (atomic; grows on the
+					 * listener thread only) */
+	int maxshards;			/* ceil(max_conns / shard_conns) */
 	struct http_server_cbs cbs;
 	pthread_mutex_t mu;		/* asyncs */
 	pthread_cond_t cv;		/* an async completed */
 	struct http_async *asyncs;	/* live handles */
-	int max_conns;
-	int conns;			/* handed to MHD, not yet closed
-					 * (atomic) */
+	int max_conns;			/* all shards together */
+	int shard_conns;
+	int conns;			/* handed to MHD, not yet closed,
+					 * all shards (atomic) */
 	unsigned long refused;		/* atomic */
 	int refusing;			/* atomic: shutting down */
 };
@@ -200,12 +223,14 @@ static void
 http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		 enum MHD_ConnectionNotificationCode toe)
 {
-	struct http_server *s = cls;
+	struct http_shard *sh = cls;
 
 	(void)conn;
 	(void)socket_ctx;
-	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_SEQ_CST);
+		__atomic_sub_fetch(&sh->s->conns, 1, __ATOMIC_SEQ_CST);
+	}
 }
 
 struct http_frame_count {
@@ -470,53 +495,105 @@ http_server_new(const struct http_server_cbs *cbs)
 	struct http_server *s = xcalloc(1, sizeof(*s));
 
 	s->cbs = *cbs;
+	s->shard_conns = HTTP_SHARD_CONNS;
 	s->max_conns = HTTP_MAX_CONNS;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	return s;
 }
 
-int
-http_server_start(struct http_server *s)
+/* Start shard i (listener thread, or http_server_start for shard 0). */
+static int
+http_shard_start(struct http_server *s, int i)
 {
+	struct http_shard *sh = &s->shards[i];
 	unsigned int flags = MHD_USE_NO_LISTEN_SOCKET |
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
-	if (s->d != NULL)
-		return -EALREADY;
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
+	sh->s = s;
+	sh->cap = s->max_conns - i * s->shard_conns;
+	if (sh->cap > s->shard_conns)
+		sh->cap = s->shard_conns;
+	sh->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
 		MHD_OPTION_EXTERNAL_LOGGER, http_log, s,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
-		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, s,
+		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, sh,
 		MHD_OPTION_END);
-	if (s->d == NULL) {
-		log_error("http", "MHD_start_daemon failed");
+	if (sh->d == NULL) {
+		log_error("http", "MHD_start_daemon failed (shard %d)", i);
 		return -EIO;
 	}
+	__atomic_store_n(&s->nshards, i + 1, __ATOMIC_SEQ_CST);
+	if (i > 0)
+		log_info("http", "HTTP shard %d of at most %d started "
+			 "(%d connections)", i + 1, s->maxshards,
+			 http_server_conns(s));
 	return 0;
+}
+
+int
+http_server_start(struct http_server *s)
+{
+	if (s->nshards > 0)
+		return -EALREADY;
+	s->maxshards = (s->max_conns + s->shard_conns - 1) / s->shard_conns;
+	return http_shard_start(s, 0);
+}
+
+/* The started shard with the most room, starting one more when every
+ * started shard is full; NULL when all are full. Listener thread. */
+static struct http_shard *
+http_shard_pick(struct http_server *s)
+{
+	struct http_shard *best = NULL;
+	int i, room = 0, n = __atomic_load_n(&s->nshards, __ATOMIC_SEQ_CST);
+
+	for (i = 0; i < n; i++) {
+		struct http_shard *sh = &s->shards[i];
+		int r = sh->cap - __atomic_load_n(&sh->conns,
+						  __ATOMIC_SEQ_CST);
+
+		if (r > room) {
+			room = r;
+			best = sh;
+		}
+	}
+	if (best == NULL && n > 0 && n < s->maxshards &&
+	    http_shard_start(s, n) == 0)
+		best = &s->shards[n];
+	return best;
 }
 
 int
 http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 		  socklen_t salen)
 {
-	/* Counted before MHD sees it, uncounted when MHD reports it closed
-	 * (or refused it): MHD's own count never exceeds ours, so its limit
-	 * (and the 0.9.75 deadlock behind it) is out of reach. */
-	if (__atomic_add_fetch(&s->conns, 1, __ATOMIC_SEQ_CST) >
-	    s->max_conns || __atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST)) {
-		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+	struct http_shard *sh = NULL;
+
+	/* Counted by its shard before MHD sees it, uncounted when MHD
+	 * reports it closed (or refused it): no MHD daemon's own count
+	 * ever exceeds its shard's, so its limit (and the 0.9.75 deadlock
+	 * behind it) is out of reach. Only the listener thread adds, so
+	 * the room seen by http_shard_pick cannot shrink before the add. */
+	if (!__atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST))
+		sh = http_shard_pick(s);
+	if (sh == NULL || __atomic_add_fetch(&sh->conns, 1,
+					     __ATOMIC_SEQ_CST) > sh->cap) {
+		if (sh != NULL)
+			__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_SEQ_CST);
 		__atomic_add_fetch(&s->refused, 1, __ATOMIC_SEQ_CST);
 		listener_refuse(fd, "503 Service Unavailable");
 		return -1;
 	}
-	if (MHD_add_connection(s->d, fd, sa, salen) != MHD_YES) {
+	__atomic_add_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+	if (MHD_add_connection(sh->d, fd, sa, salen) != MHD_YES) {
 		/* MHD closed fd itself, without a notification. */
+		__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_SEQ_CST);
 		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
 		log_warn("http", "MHD_add_connection failed");
 		return -1;
@@ -536,15 +613,75 @@ http_server_set_max_conns(struct http_server *s, int n)
 {
 	if (n < 1)
 		n = HTTP_MAX_CONNS;
-	if (n > HTTP_CONN_LIMIT / 2)
-		n = HTTP_CONN_LIMIT / 2;
+	if (n > HTTP_SHARD_CONNS * HTTP_MAX_SHARDS)
+		n = HTTP_SHARD_CONNS * HTTP_MAX_SHARDS;
 	s->max_conns = n;
+}
+
+void
+http_server_set_shard_conns(struct http_server *s, int n)
+{
+	if (n < 1 || n > HTTP_CONN_LIMIT / 2)
+		n = HTTP_SHARD_CONNS;
+	s->shard_conns = n;
+	if (s->max_conns > n * HTTP_MAX_SHARDS)
+		s->max_conns = n * HTTP_MAX_SHARDS;
+}
+
+int
+http_server_max_conns(const struct http_server *s)
+{
+	return s->max_conns;
+}
+
+int
+http_server_fit_nofile(struct http_server *s)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)s->max_conns * 2 + HTTP_FD_RESERVE, was;
+	int max;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return s->max_conns;
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY &&
+			rl.rlim_max < want ? rl.rlim_max : want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("http", "open-file limit raised from %llu "
+				 "to %llu (hard limit %llu)",
+				 (unsigned long long)was,
+				 (unsigned long long)rl.rlim_cur,
+				 (unsigned long long)rl.rlim_max);
+		else
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		long long fit = ((long long)rl.rlim_cur - HTTP_FD_RESERVE) / 2;
+
+		max = fit < 64 ? 64 : (int)fit;
+		if (max < s->max_conns) {
+			log_warn("http", "gateway.http.maxConnections %d "
+				 "lowered to %d: the open-file limit is %llu "
+				 "and each stream holds two sockets",
+				 s->max_conns, max,
+				 (unsigned long long)rl.rlim_cur);
+			s->max_conns = max;
+		}
+	}
+	return s->max_conns;
 }
 
 int
 http_server_conns(const struct http_server *s)
 {
 	return __atomic_load_n(&s->conns, __ATOMIC_SEQ_CST);
+}
+
+int
+http_server_shards(const struct http_server *s)
+{
+	return __atomic_load_n(&s->nshards, __ATOMIC_SEQ_CST);
 }
 
 unsigned long
@@ -570,8 +707,9 @@ http_server_stop(struct http_server *s)
 {
 	struct http_async *a;
 	struct timespec dl;
+	int i;
 
-	if (s == NULL || s->d == NULL)
+	if (s == NULL || s->nshards == 0)
 		return;
 	/* MHD panics on suspended connections at stop: end every live
 	 * async reply (503 or end of stream) and resume. */
@@ -598,8 +736,11 @@ http_server_stop(struct http_server *s)
 	       pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
 		;
 	pthread_mutex_unlock(&s->mu);
-	MHD_stop_daemon(s->d);
-	s->d = NULL;
+	for (i = 0; i < s->nshards; i++) {
+		MHD_stop_daemon(s->shards[i].d);
+		s->shards[i].d = NULL;
+	}
+	s->nshards = 0;
 }
 
 void
