@@ -49,18 +49,31 @@
 /* Descriptors kept for everything but HTTP streams (listen and
  * unclassified sockets, WS, the store, logs) when the fd limit sizes the
  * cap: each HTTP stream holds its client socket and an upstream one. */
-#define HTTP_FD_RESERVE 5120
+#define HTTP_FD_RESERVE 512
 /* A body must arrive at HTTP_BODY_MIN_RATE bytes/s on average once
  * HTTP_BODY_GRACE_MS have passed (slowloris bodies). */
 #define HTTP_BODY_GRACE_MS 10000
 #define HTTP_BODY_MIN_RATE 1024
 #define HTTP_CONN_TIMEOUT_S 30
+/* Memory pool of a connection (its request head, header table, reply
+ * head and chunk buffer; bodies pass through it in pieces). A head of up
+ * to 16 KiB (the listener's limit) needs the big pool; most heads are
+ * small (a client SDK's is ~1 KiB), and what a pool touches stays
+ * resident for the connection's life, so connections whose first head
+ * is at most HTTP_SMALL_HEAD bytes in at most HTTP_SMALL_LINES lines go
+ * to shards with the small pool (issue 11: RSS per held stream). */
 #define HTTP_CONN_MEMORY (32 * 1024)
+#define HTTP_CONN_MEMORY_SMALL (8 * 1024)
+#define HTTP_SMALL_HEAD 2048
+#define HTTP_SMALL_LINES 32
 #define HTTP_TOO_BIG_JSON                                                \
 	"{\"error\":{\"message\":\"Payload too large\","                 \
 	"\"type\":\"invalid_request_error\"}}"
 #define HTTP_STREAM_MAX (8u * 1024 * 1024)
-#define HTTP_STREAM_BLOCK 4096
+/* MHD allocates (and clears) this with every callback response; chunked
+ * replies are written straight into the connection's own buffer, so only
+ * HTTP/1.0 (unchunked) streams read in blocks of it. */
+#define HTTP_STREAM_BLOCK 512
 #define HTTP_STOP_DRAIN_MS 300
 #define HTTP_STOPPING_JSON                                               \
 	"{\"error\":{\"message\":\"Server shutting down\","            \
@@ -76,6 +89,7 @@ struct http_server;
 struct http_shard {
 	struct MHD_Daemon *d;
 	struct http_server *s;
+	int big;			/* pool HTTP_CONN_MEMORY, else _SMALL */
 	int cap;			/* at most HTTP_SHARD_CONNS */
 	int conns;			/* handed to this daemon, not yet
 					 * closed (atomic) */
@@ -85,7 +99,8 @@ struct http_server {
 	struct http_shard shards[HTTP_MAX_SHARDS];
 	int nshards;			/* started (atomic; grows on the
 					 * listener thread only) */
-	int maxshards;			/* ceil(max_conns / shard_conns) */
+	int maxshards;			/* ceil(max_conns / shard_conns), +1
+					 * for the other pool class */
 	struct http_server_cbs cbs;
 	pthread_mutex_t mu;		/* asyncs */
 	pthread_cond_t cv;		/* an async completed */
@@ -143,6 +158,7 @@ struct http_req {
 	int64_t start_ms;
 	const char *too_big_json;
 	struct http_async *async;
+	size_t hint;		/* declared length + 1: the body's buffer */
 };
 
 static void http_async_unref(struct http_async *a);
@@ -395,6 +411,8 @@ http_begin(struct http_server *s, struct MHD_Connection *conn,
 			http_too_big(r);
 			return http_queue(r);
 		}
+		if (errno == 0 && end != cl)
+			r->hint = (size_t)n + 1;
 	}
 	return MHD_YES;
 close:
@@ -445,7 +463,8 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_YES;
 		}
 		if (r->len + n + 1 > r->cap) {
-			size_t cap = r->cap ? r->cap : 4096;
+			size_t cap = r->cap ? r->cap : r->hint ? r->hint :
+				4096;
 
 			while (cap < r->len + n + 1)
 				cap *= 2;
@@ -504,7 +523,7 @@ http_server_new(const struct http_server_cbs *cbs)
 
 /* Start shard i (listener thread, or http_server_start for shard 0). */
 static int
-http_shard_start(struct http_server *s, int i)
+http_shard_start(struct http_server *s, int i, int big)
 {
 	struct http_shard *sh = &s->shards[i];
 	unsigned int flags = MHD_USE_NO_LISTEN_SOCKET |
@@ -512,15 +531,15 @@ http_shard_start(struct http_server *s, int i)
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
 	sh->s = s;
-	sh->cap = s->max_conns - i * s->shard_conns;
-	if (sh->cap > s->shard_conns)
-		sh->cap = s->shard_conns;
+	sh->big = big;
+	sh->cap = s->shard_conns;
 	sh->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
 		MHD_OPTION_EXTERNAL_LOGGER, http_log, s,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(big ?
+			HTTP_CONN_MEMORY : HTTP_CONN_MEMORY_SMALL),
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
 		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, sh,
 		MHD_OPTION_END);
@@ -531,8 +550,8 @@ http_shard_start(struct http_server *s, int i)
 	__atomic_store_n(&s->nshards, i + 1, __ATOMIC_SEQ_CST);
 	if (i > 0)
 		log_info("http", "HTTP shard %d of at most %d started "
-			 "(%d connections)", i + 1, s->maxshards,
-			 http_server_conns(s));
+			 "(%s pool; %d connections)", i + 1, s->maxshards,
+			 big ? "big" : "small", http_server_conns(s));
 	return 0;
 }
 
@@ -541,14 +560,39 @@ http_server_start(struct http_server *s)
 {
 	if (s->nshards > 0)
 		return -EALREADY;
-	s->maxshards = (s->max_conns + s->shard_conns - 1) / s->shard_conns;
-	return http_shard_start(s, 0);
+	s->maxshards = (s->max_conns + s->shard_conns - 1) / s->shard_conns
+		+ 1;
+	if (s->maxshards > HTTP_MAX_SHARDS)
+		s->maxshards = HTTP_MAX_SHARDS;
+	return http_shard_start(s, 0, 0);
 }
 
-/* The started shard with the most room, starting one more when every
- * started shard is full; NULL when all are full. Listener thread. */
+/* 1 when the head waiting on fd (complete: the listener peeked it) is
+ * too big for a small pool. Listener thread. */
+static int
+http_head_is_big(int fd)
+{
+	char buf[HTTP_SMALL_HEAD];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	int lines = 0;
+	ssize_t i;
+
+	for (i = 0; i + 2 < n; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (++lines > HTTP_SMALL_LINES)
+			return 1;
+		if (buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return 0;
+	}
+	return 1;
+}
+
+/* The started shard of the pool class with the most room, starting one
+ * more when every one of them is full; NULL when none can take it.
+ * Listener thread. */
 static struct http_shard *
-http_shard_pick(struct http_server *s)
+http_shard_pick(struct http_server *s, int big)
 {
 	struct http_shard *best = NULL;
 	int i, room = 0, n = __atomic_load_n(&s->nshards, __ATOMIC_SEQ_CST);
@@ -558,13 +602,13 @@ http_shard_pick(struct http_server *s)
 		int r = sh->cap - __atomic_load_n(&sh->conns,
 						  __ATOMIC_SEQ_CST);
 
-		if (r > room) {
+		if (sh->big == big && r > room) {
 			room = r;
 			best = sh;
 		}
 	}
 	if (best == NULL && n > 0 && n < s->maxshards &&
-	    http_shard_start(s, n) == 0)
+	    http_shard_start(s, n, big) == 0)
 		best = &s->shards[n];
 	return best;
 }
@@ -580,8 +624,9 @@ http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 	 * ever exceeds its shard's, so its limit (and the 0.9.75 deadlock
 	 * behind it) is out of reach. Only the listener thread adds, so
 	 * the room seen by http_shard_pick cannot shrink before the add. */
-	if (!__atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST))
-		sh = http_shard_pick(s);
+	if (!__atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST) &&
+	    __atomic_load_n(&s->conns, __ATOMIC_SEQ_CST) < s->max_conns)
+		sh = http_shard_pick(s, http_head_is_big(fd));
 	if (sh == NULL || __atomic_add_fetch(&sh->conns, 1,
 					     __ATOMIC_SEQ_CST) > sh->cap) {
 		if (sh != NULL)

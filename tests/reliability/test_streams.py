@@ -103,3 +103,48 @@ def test_503_when_every_shard_is_full(launcher):
         assert gw.stop() == 0
     finally:
         up.stop()
+
+
+def _stream_once(port, extra_head=b"", content="hold"):
+    """One streaming completion on a fresh connection: (status, done)."""
+    body = ('{"model":"openclaw","stream":true,"messages":[{"role":"user",'
+            '"content":"%s"}]}' % content).encode()
+    s = tcp(port, timeout=60)
+    s.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n"
+              b"Authorization: Bearer T\r\nContent-Type: application/json"
+              b"\r\n" + extra_head + b"Content-Length: %d\r\n"
+              b"Connection: close\r\n\r\n" % len(body) + body)
+    buf = b""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    return status_of(buf), b"data: [DONE]" in buf
+
+
+def test_big_heads_and_bodies_still_work(launcher):
+    """Connections whose first head is small get a small libmicrohttpd
+    memory pool (RSS per stream); a 12 KiB head goes to a shard with the
+    big pool and a 1 MB body streams through the small one; a keep-alive
+    connection that began small takes a 6 KiB follow-up head."""
+    up = HoldUpstream().start()
+    up.set_release(True)
+    try:
+        gw = launcher.start(config=_config(up, 64))
+        pad = b"X-Pad: " + b"a" * 12000 + b"\r\n"
+        assert _stream_once(gw.port, pad) == (200, True)
+        assert _stream_once(gw.port, content="x" * 1000000) == (200, True)
+        s = tcp(gw.port)
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status_of(read_reply(s)) == 200
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: " +
+                  b"a" * 6000 + b"\r\n\r\n")
+        assert status_of(read_reply(s)) == 200
+        s.close()
+        assert "big pool" in gw.output()
+        assert gw.stop() == 0
+    finally:
+        up.stop()
