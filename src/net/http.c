@@ -1,5 +1,9 @@
-/* HTTP transport on libmicrohttpd: a daemon without a listen socket fed by
- * the listener through MHD_add_connection.
+/* HTTP transport on libmicrohttpd: daemons without a listen socket fed by
+ * the listener through MHD_add_connection. There are several (shards, each
+ * with its own thread and count, started on demand), so that no daemon
+ * ever gets near its own connection limit (doc/hardening.md) while the
+ * gateway holds up to gateway.http.maxConnections; one access handler and
+ * one struct http_server serve them all.
  *
  * Request lifetime: the first access-handler call allocates a struct
  * http_req and returns without queueing (MHD 0.9.75 closes keep-alive
@@ -46,9 +50,10 @@
 #define HTTP_SHARD_CONNS 1024
 #define HTTP_MAX_CONNS 16384
 #define HTTP_MAX_SHARDS 64
-/* Descriptors kept for everything but HTTP streams (listen and
- * unclassified sockets, WS, the store, logs) when the fd limit sizes the
- * cap: each HTTP stream holds its client socket and an upstream one. */
+/* Descriptors kept for everything but HTTP streams (listen sockets, the
+ * shards' epoll and event fds, the store, logs) when the fd limit sizes
+ * the cap: each HTTP stream holds its client socket and an upstream one.
+ * Beyond it, accept pauses on EMFILE (listener.c). */
 #define HTTP_FD_RESERVE 512
 /* A body must arrive at HTTP_BODY_MIN_RATE bytes/s on average once
  * HTTP_BODY_GRACE_MS have passed (slowloris bodies). */
