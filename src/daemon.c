@@ -1064,8 +1064,17 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	hc.preauth = api_preauth;
 	hc.arg = d->api;
 	d->http = http_server_new(&hc);
-	http_server_set_max_conns(d->http, daemon_env_int(
-		"CLAWGATE_HTTP_MAX_CONNS"));
+	{
+		const json_t *mc = config_get(d->cfg->root,
+					      "gateway.http.maxConnections");
+		int env = daemon_env_int("CLAWGATE_HTTP_MAX_CONNS");
+
+		http_server_set_max_conns(d->http, env > 0 ? env :
+			(int)json_integer_value(mc));
+		http_server_set_shard_conns(d->http, daemon_env_int(
+			"CLAWGATE_HTTP_SHARD_CONNS"));
+		http_server_fit_nofile(d->http);
+	}
 
 	r = daemon_listen(d, hosts, nhosts, &failed);
 	if (r != 0) {

@@ -390,6 +390,11 @@ struct provider_http *provider_http_start(struct provider *p,
 	cu->easy_setopt(h->easy, CURLOPT_USERAGENT, "clawgate");
 	cu->easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
 	cu->easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* A 1 KiB receive buffer (default 16 KiB): an SSE event is smaller,
+	 * and below a page the buffer shares its page with other small
+	 * allocations; -3 KB resident per held stream (issue 11,
+	 * tests/bench/streams.sh). */
+	cu->easy_setopt(h->easy, CURLOPT_BUFFERSIZE, 1024L);
 	cu->easy_setopt(h->easy, CURLOPT_MAXAGE_CONN, rq->pool_idle_s > 0
 			? rq->pool_idle_s : (long)PROVIDER_POOL_IDLE_S);
 	if (rq->timeout_ms > 0)

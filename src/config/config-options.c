@@ -194,6 +194,10 @@ static const struct config_option config_options[] = {
 	OPT("gateway.http.cors.maxAgeSeconds", INT, HOT,
 	    "Preflight cache lifetime", .def = "600", .min = 0,
 	    .max = 86400),
+	OPT("gateway.http.maxConnections", INT, RESTART,
+	    "HTTP connections held at once (streams included); more are "
+	    "answered 503. Lowered to fit the open-file limit",
+	    .def = "16384", .min = 1, .max = 65536),
 	OPT("gateway.http.models", OBJECT, HOT, "GET /v1/models listing"),
 	OPT("gateway.http.models.includeProviderModels", BOOL, HOT,
 	    "Also list provider models (usable as `model`)",

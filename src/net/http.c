@@ -1,5 +1,9 @@
-/* HTTP transport on libmicrohttpd: a daemon without a listen socket fed by
- * the listener through MHD_add_connection.
+/* HTTP transport on libmicrohttpd: daemons without a listen socket fed by
+ * the listener through MHD_add_connection. There are several (shards, each
+ * with its own thread and count, started on demand), so that no daemon
+ * ever gets near its own connection limit (doc/hardening.md) while the
+ * gateway holds up to gateway.http.maxConnections; one access handler and
+ * one struct http_server serve them all.
  *
  * Request lifetime: the first access-handler call allocates a struct
  * http_req and returns without queueing (MHD 0.9.75 closes keep-alive
@@ -27,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include <microhttpd.h>
@@ -36,22 +41,44 @@
 #include "core/log.h"
 #include "net/listener.h"
 
-/* MHD's own limit, and ours: MHD 0.9.75 deadlocks when it is reached
- * through MHD_add_connection (doc/hardening.md), so we count hand-offs
- * and refuse at HTTP_MAX_CONNS, far below it. */
+/* MHD's own limit per daemon, and ours: MHD 0.9.75 deadlocks when it is
+ * reached through MHD_add_connection (doc/hardening.md), so each shard (one
+ * MHD daemon) counts its hand-offs and takes at most HTTP_SHARD_CONNS, half
+ * of it. More connections than that go to more shards, up to max_conns in
+ * all (gateway.http.maxConnections). */
 #define HTTP_CONN_LIMIT 2048
-#define HTTP_MAX_CONNS 1024
+#define HTTP_SHARD_CONNS 1024
+#define HTTP_MAX_CONNS 16384
+#define HTTP_MAX_SHARDS 64
+/* Descriptors kept for everything but HTTP streams (listen sockets, the
+ * shards' epoll and event fds, the store, logs) when the fd limit sizes
+ * the cap: each HTTP stream holds its client socket and an upstream one.
+ * Beyond it, accept pauses on EMFILE (listener.c). */
+#define HTTP_FD_RESERVE 512
 /* A body must arrive at HTTP_BODY_MIN_RATE bytes/s on average once
  * HTTP_BODY_GRACE_MS have passed (slowloris bodies). */
 #define HTTP_BODY_GRACE_MS 10000
 #define HTTP_BODY_MIN_RATE 1024
 #define HTTP_CONN_TIMEOUT_S 30
+/* Memory pool of a connection (its request head, header table, reply
+ * head and chunk buffer; bodies pass through it in pieces). A head of up
+ * to 16 KiB (the listener's limit) needs the big pool; most heads are
+ * small (a client SDK's is ~1 KiB), and what a pool touches stays
+ * resident for the connection's life, so connections whose first head
+ * is at most HTTP_SMALL_HEAD bytes in at most HTTP_SMALL_LINES lines go
+ * to shards with the small pool (issue 11: RSS per held stream). */
 #define HTTP_CONN_MEMORY (32 * 1024)
+#define HTTP_CONN_MEMORY_SMALL (8 * 1024)
+#define HTTP_SMALL_HEAD 2048
+#define HTTP_SMALL_LINES 32
 #define HTTP_TOO_BIG_JSON                                                \
 	"{\"error\":{\"message\":\"Payload too large\","                 \
 	"\"type\":\"invalid_request_error\"}}"
 #define HTTP_STREAM_MAX (8u * 1024 * 1024)
-#define HTTP_STREAM_BLOCK 4096
+/* MHD allocates (and clears) this with every callback response; chunked
+ * replies are written straight into the connection's own buffer, so only
+ * HTTP/1.0 (unchunked) streams read in blocks of it. */
+#define HTTP_STREAM_BLOCK 512
 #define HTTP_STOP_DRAIN_MS 300
 #define HTTP_STOPPING_JSON                                               \
 	"{\"error\":{\"message\":\"Server shutting down\","            \
@@ -61,16 +88,32 @@
 	"\"type\":\"server_error\"}}"
 
 struct http_async;
+struct http_server;
+
+/* One MHD daemon with its own thread and its own count. */
+struct http_shard {
+	struct MHD_Daemon *d;
+	struct http_server *s;
+	int big;			/* pool HTTP_CONN_MEMORY, else _SMALL */
+	int cap;			/* at most HTTP_SHARD_CONNS */
+	int conns;			/* handed to this daemon, not yet
+					 * closed (atomic) */
+};
 
 struct http_server {
-	struct MHD_Daemon *d;
+	struct http_shard shards[HTTP_MAX_SHARDS];
+	int nshards;			/* started (atomic; grows on the
+					 * listener thread only) */
+	int maxshards;			/* ceil(max_conns / shard_conns), +1
+					 * for the other pool class */
 	struct http_server_cbs cbs;
 	pthread_mutex_t mu;		/* asyncs */
 	pthread_cond_t cv;		/* an async completed */
 	struct http_async *asyncs;	/* live handles */
-	int max_conns;
-	int conns;			/* handed to MHD, not yet closed
-					 * (atomic) */
+	int max_conns;			/* all shards together */
+	int shard_conns;
+	int conns;			/* handed to MHD, not yet closed,
+					 * all shards (atomic) */
 	unsigned long refused;		/* atomic */
 	int refusing;			/* atomic: shutting down */
 };
@@ -120,6 +163,7 @@ struct http_req {
 	int64_t start_ms;
 	const char *too_big_json;
 	struct http_async *async;
+	size_t hint;		/* declared length + 1: the body's buffer */
 };
 
 static void http_async_unref(struct http_async *a);
@@ -200,12 +244,14 @@ static void
 http_notify_conn(void *cls, struct MHD_Connection *conn, void **socket_ctx,
 		 enum MHD_ConnectionNotificationCode toe)
 {
-	struct http_server *s = cls;
+	struct http_shard *sh = cls;
 
 	(void)conn;
 	(void)socket_ctx;
-	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_SEQ_CST);
+		__atomic_sub_fetch(&sh->s->conns, 1, __ATOMIC_SEQ_CST);
+	}
 }
 
 struct http_frame_count {
@@ -370,6 +416,8 @@ http_begin(struct http_server *s, struct MHD_Connection *conn,
 			http_too_big(r);
 			return http_queue(r);
 		}
+		if (errno == 0 && end != cl)
+			r->hint = (size_t)n + 1;
 	}
 	return MHD_YES;
 close:
@@ -420,7 +468,8 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 			return MHD_YES;
 		}
 		if (r->len + n + 1 > r->cap) {
-			size_t cap = r->cap ? r->cap : 4096;
+			size_t cap = r->cap ? r->cap : r->hint ? r->hint :
+				4096;
 
 			while (cap < r->len + n + 1)
 				cap *= 2;
@@ -470,53 +519,131 @@ http_server_new(const struct http_server_cbs *cbs)
 	struct http_server *s = xcalloc(1, sizeof(*s));
 
 	s->cbs = *cbs;
+	s->shard_conns = HTTP_SHARD_CONNS;
 	s->max_conns = HTTP_MAX_CONNS;
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	return s;
 }
 
-int
-http_server_start(struct http_server *s)
+/* Start shard i (listener thread, or http_server_start for shard 0). */
+static int
+http_shard_start(struct http_server *s, int i, int big)
 {
+	struct http_shard *sh = &s->shards[i];
 	unsigned int flags = MHD_USE_NO_LISTEN_SOCKET |
 		MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC |
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
-	if (s->d != NULL)
-		return -EALREADY;
-	s->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
+	sh->s = s;
+	sh->big = big;
+	sh->cap = s->shard_conns;
+	sh->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
 		MHD_OPTION_EXTERNAL_LOGGER, http_log, s,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTP_CONN_MEMORY,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(big ?
+			HTTP_CONN_MEMORY : HTTP_CONN_MEMORY_SMALL),
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
-		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, s,
+		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, sh,
 		MHD_OPTION_END);
-	if (s->d == NULL) {
-		log_error("http", "MHD_start_daemon failed");
+	if (sh->d == NULL) {
+		log_error("http", "MHD_start_daemon failed (shard %d)", i);
 		return -EIO;
 	}
+	__atomic_store_n(&s->nshards, i + 1, __ATOMIC_SEQ_CST);
+	if (i > 0)
+		log_info("http", "HTTP shard %d of at most %d started "
+			 "(%s pool; %d connections)", i + 1, s->maxshards,
+			 big ? "big" : "small", http_server_conns(s));
 	return 0;
+}
+
+int
+http_server_start(struct http_server *s)
+{
+	if (s->nshards > 0)
+		return -EALREADY;
+	s->maxshards = (s->max_conns + s->shard_conns - 1) / s->shard_conns
+		+ 1;
+	if (s->maxshards > HTTP_MAX_SHARDS)
+		s->maxshards = HTTP_MAX_SHARDS;
+	return http_shard_start(s, 0, 0);
+}
+
+/* 1 when the head waiting on fd (complete: the listener peeked it) is
+ * too big for a small pool. Listener thread. */
+static int
+http_head_is_big(int fd)
+{
+	char buf[HTTP_SMALL_HEAD];
+	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+	int lines = 0;
+	ssize_t i;
+
+	for (i = 0; i + 2 < n; i++) {
+		if (buf[i] != '\n')
+			continue;
+		if (++lines > HTTP_SMALL_LINES)
+			return 1;
+		if (buf[i + 1] == '\r' && buf[i + 2] == '\n')
+			return 0;
+	}
+	return 1;
+}
+
+/* The started shard of the pool class with the most room, starting one
+ * more when every one of them is full; NULL when none can take it.
+ * Listener thread. */
+static struct http_shard *
+http_shard_pick(struct http_server *s, int big)
+{
+	struct http_shard *best = NULL;
+	int i, room = 0, n = __atomic_load_n(&s->nshards, __ATOMIC_SEQ_CST);
+
+	for (i = 0; i < n; i++) {
+		struct http_shard *sh = &s->shards[i];
+		int r = sh->cap - __atomic_load_n(&sh->conns,
+						  __ATOMIC_SEQ_CST);
+
+		if (sh->big == big && r > room) {
+			room = r;
+			best = sh;
+		}
+	}
+	if (best == NULL && n > 0 && n < s->maxshards &&
+	    http_shard_start(s, n, big) == 0)
+		best = &s->shards[n];
+	return best;
 }
 
 int
 http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 		  socklen_t salen)
 {
-	/* Counted before MHD sees it, uncounted when MHD reports it closed
-	 * (or refused it): MHD's own count never exceeds ours, so its limit
-	 * (and the 0.9.75 deadlock behind it) is out of reach. */
-	if (__atomic_add_fetch(&s->conns, 1, __ATOMIC_SEQ_CST) >
-	    s->max_conns || __atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST)) {
-		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+	struct http_shard *sh = NULL;
+
+	/* Counted by its shard before MHD sees it, uncounted when MHD
+	 * reports it closed (or refused it): no MHD daemon's own count
+	 * ever exceeds its shard's, so its limit (and the 0.9.75 deadlock
+	 * behind it) is out of reach. Only the listener thread adds, so
+	 * the room seen by http_shard_pick cannot shrink before the add. */
+	if (!__atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST) &&
+	    __atomic_load_n(&s->conns, __ATOMIC_SEQ_CST) < s->max_conns)
+		sh = http_shard_pick(s, http_head_is_big(fd));
+	if (sh == NULL || __atomic_add_fetch(&sh->conns, 1,
+					     __ATOMIC_SEQ_CST) > sh->cap) {
+		if (sh != NULL)
+			__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_SEQ_CST);
 		__atomic_add_fetch(&s->refused, 1, __ATOMIC_SEQ_CST);
 		listener_refuse(fd, "503 Service Unavailable");
 		return -1;
 	}
-	if (MHD_add_connection(s->d, fd, sa, salen) != MHD_YES) {
+	__atomic_add_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
+	if (MHD_add_connection(sh->d, fd, sa, salen) != MHD_YES) {
 		/* MHD closed fd itself, without a notification. */
+		__atomic_sub_fetch(&sh->conns, 1, __ATOMIC_SEQ_CST);
 		__atomic_sub_fetch(&s->conns, 1, __ATOMIC_SEQ_CST);
 		log_warn("http", "MHD_add_connection failed");
 		return -1;
@@ -536,15 +663,75 @@ http_server_set_max_conns(struct http_server *s, int n)
 {
 	if (n < 1)
 		n = HTTP_MAX_CONNS;
-	if (n > HTTP_CONN_LIMIT / 2)
-		n = HTTP_CONN_LIMIT / 2;
+	if (n > HTTP_SHARD_CONNS * HTTP_MAX_SHARDS)
+		n = HTTP_SHARD_CONNS * HTTP_MAX_SHARDS;
 	s->max_conns = n;
+}
+
+void
+http_server_set_shard_conns(struct http_server *s, int n)
+{
+	if (n < 1 || n > HTTP_CONN_LIMIT / 2)
+		n = HTTP_SHARD_CONNS;
+	s->shard_conns = n;
+	if (s->max_conns > n * HTTP_MAX_SHARDS)
+		s->max_conns = n * HTTP_MAX_SHARDS;
+}
+
+int
+http_server_max_conns(const struct http_server *s)
+{
+	return s->max_conns;
+}
+
+int
+http_server_fit_nofile(struct http_server *s)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)s->max_conns * 2 + HTTP_FD_RESERVE, was;
+	int max;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return s->max_conns;
+	was = rl.rlim_cur;
+	if (rl.rlim_cur < want && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max != RLIM_INFINITY &&
+			rl.rlim_max < want ? rl.rlim_max : want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+			log_info("http", "open-file limit raised from %llu "
+				 "to %llu (hard limit %llu)",
+				 (unsigned long long)was,
+				 (unsigned long long)rl.rlim_cur,
+				 (unsigned long long)rl.rlim_max);
+		else
+			rl.rlim_cur = was;
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+		long long fit = ((long long)rl.rlim_cur - HTTP_FD_RESERVE) / 2;
+
+		max = fit < 64 ? 64 : (int)fit;
+		if (max < s->max_conns) {
+			log_warn("http", "gateway.http.maxConnections %d "
+				 "lowered to %d: the open-file limit is %llu "
+				 "and each stream holds two sockets",
+				 s->max_conns, max,
+				 (unsigned long long)rl.rlim_cur);
+			s->max_conns = max;
+		}
+	}
+	return s->max_conns;
 }
 
 int
 http_server_conns(const struct http_server *s)
 {
 	return __atomic_load_n(&s->conns, __ATOMIC_SEQ_CST);
+}
+
+int
+http_server_shards(const struct http_server *s)
+{
+	return __atomic_load_n(&s->nshards, __ATOMIC_SEQ_CST);
 }
 
 unsigned long
@@ -570,8 +757,9 @@ http_server_stop(struct http_server *s)
 {
 	struct http_async *a;
 	struct timespec dl;
+	int i;
 
-	if (s == NULL || s->d == NULL)
+	if (s == NULL || s->nshards == 0)
 		return;
 	/* MHD panics on suspended connections at stop: end every live
 	 * async reply (503 or end of stream) and resume. */
@@ -598,8 +786,11 @@ http_server_stop(struct http_server *s)
 	       pthread_cond_timedwait(&s->cv, &s->mu, &dl) == 0)
 		;
 	pthread_mutex_unlock(&s->mu);
-	MHD_stop_daemon(s->d);
-	s->d = NULL;
+	for (i = 0; i < s->nshards; i++) {
+		MHD_stop_daemon(s->shards[i].d);
+		s->shards[i].d = NULL;
+	}
+	s->nshards = 0;
 }
 
 void

@@ -40,13 +40,26 @@ void http_server_free(struct http_server *s);
 /* From now on every new request is answered 503 with Connection: close
  * (the first step of the shutdown order; NULL is a no-op). */
 void http_server_refuse_new(struct http_server *s);
-/* Connections handed to MHD at once; over it the next is answered 503
- * and closed by us. Clamped to [1, half of MHD's own limit] so that
- * MHD's limit is never reached (doc/hardening.md: the 0.9.75 deadlock).
- * Call before http_server_start. */
+/* Connections handed to libmicrohttpd at once, all shards together
+ * (gateway.http.maxConnections; <= 0: the default, 16,384); over it the
+ * next is answered 503 and closed by us. Each shard is one MHD daemon
+ * with its own thread that takes at most the shard size (default 1,024,
+ * clamped to half of MHD's own limit, so that MHD's limit is never
+ * reached: doc/hardening.md, the 0.9.75 deadlock); shards start on demand
+ * and a new connection goes to the one with the most room. Call before
+ * http_server_start. */
 void http_server_set_max_conns(struct http_server *s, int n);
-/* Connections currently with MHD; refusals at the cap so far. */
+void http_server_set_shard_conns(struct http_server *s, int n);
+int http_server_max_conns(const struct http_server *s);
+/* Raise the soft RLIMIT_NOFILE toward what the cap needs (two sockets per
+ * stream plus a reserve; at most the hard limit) and log it; when the
+ * limit stays too low, lower the cap (logged). Returns the cap. Call
+ * before any transport sizes its tables from the limit (lws). */
+int http_server_fit_nofile(struct http_server *s);
+/* Connections currently with MHD; shards started; refusals at the cap so
+ * far. */
 int http_server_conns(const struct http_server *s);
+int http_server_shards(const struct http_server *s);
 unsigned long http_server_refused(const struct http_server *s);
 /* Mark the request as authenticated by preauth (the handler need not
  * check again). */

@@ -157,15 +157,23 @@ def _burst(port, n, head, results, idx):
             results[i] = None
 
 
-def test_http_burst_past_the_cap(launcher):
+# (total cap, shard size): one libmicrohttpd daemon, and three shards
+BURSTS = [(scale(64, 1024), None), (scale(96, 3072), scale(32, 1024))]
+
+
+@pytest.mark.parametrize("cap,shard", BURSTS, ids=["one", "shards"])
+def test_http_burst_past_the_cap(launcher, cap, shard):
     """A fast burst of complete HTTP heads past the hand-off cap: the
     surplus is answered 503 + close, /healthz answers during and after,
     fds come back and SIGTERM ends the daemon (finding D1: libmicrohttpd
-    0.9.75 deadlocked on itself at its own limit)."""
-    n = scale(300, 2300)
-    cap = scale(64, 1024)
+    0.9.75 deadlocked on itself at its own limit). With shards, each
+    libmicrohttpd daemon is filled to its own cap and no further."""
+    n = cap + scale(236, 1276)
     raise_nofile(n + 2000)
-    gw = launcher.start(env={"CLAWGATE_HTTP_MAX_CONNS": str(cap)})
+    env = {"CLAWGATE_HTTP_MAX_CONNS": str(cap)}
+    if shard:
+        env["CLAWGATE_HTTP_SHARD_CONNS"] = str(shard)
+    gw = launcher.start(env=env)
     pid = gw.proc.pid
     base_fds = nfds(pid)
     # a complete head whose body never comes: libmicrohttpd holds it

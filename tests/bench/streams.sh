@@ -1,0 +1,215 @@
+#!/bin/sh
+# streams.sh: many concurrent SSE streams through clawgate (issue 11:
+# "10,000 concurrent SSE streams held with <= 16 KB RSS each").
+#
+#   tests/bench/streams.sh [N ...]      (default: 1000 10000)
+#
+# For each N: a fresh clawgate in front of holdupstream.py (a loopback
+# asyncio upstream that answers every streaming chat completion with its
+# headers and a role chunk, then holds it until released), N concurrent
+# `stream: true` POST /v1/chat/completions opened (32 connects in flight),
+# held until the upstream holds all N, measured, released, and every
+# stream checked for its [DONE]. Prints per N: answers, streams held at
+# once, completed, daemon RSS before / held, (held - before) / N, fds, and
+# where the added RSS is (/proc/PID/smaps: [heap], other anonymous
+# mappings, thread stacks).
+#
+#   CLAWGATE_BIN      the daemon (default ./clawgate; a build without
+#                     sanitizers)
+#   STREAMS_TRICKLE   ms between content chunks of a held stream (default
+#                     0: held silent; e.g. 1000 for live streams)
+#
+# Each stream holds two sockets in the daemon (client, upstream), so N is
+# capped at (hard RLIMIT_NOFILE - 512) / 2; the script says so when it
+# caps. Loopback only; every wait is bounded; nothing is left running.
+set -eu
+here=$(cd "$(dirname "$0")" && pwd)
+src=$(cd "$here/../.." && pwd)
+bin=${CLAWGATE_BIN:-./clawgate}
+py=${CLAWGATE_PYTHON:-/usr/bin/python3}
+[ -x "$py" ] || py=python3
+[ -x "$bin" ] || { echo "streams.sh: no clawgate at $bin" >&2; exit 2; }
+if ldd "$bin" 2>/dev/null | grep -q libasan; then
+	echo "streams.sh: warning: $bin is an ASan build" >&2
+fi
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+[ $# -gt 0 ] || set -- 1000 10000
+for n in "$@"; do
+	case $n in ''|*[!0-9]*) echo "streams.sh: N: a number" >&2; exit 2;;
+	esac
+done
+exec timeout -k 10 1800 "$py" - "$bin" "$src" "${STREAMS_TRICKLE:-0}" \
+	"$@" <<'PY'
+import json, os, resource, signal, socket, subprocess, sys, tempfile
+import time, urllib.request
+
+bin_, src, trickle = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sizes = [int(a) for a in sys.argv[4:]]
+sys.path.insert(0, os.path.join(src, "tests", "integration"))
+from holdupstream import StreamRun  # noqa: E402
+
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+cap = (hard - 512) // 2
+tmp = tempfile.mkdtemp(prefix="clawgate-streams.")
+procs = []
+
+
+def stop(p):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            return p.wait(20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(5)
+    return p.returncode
+
+
+def freeport():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def http(port, method, path, timeout=10):
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path),
+                                 method=method,
+                                 data=b"" if method == "POST" else None)
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        return r.read()
+
+
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("VmRSS:"):
+                return int(ln.split()[1])
+    return 0
+
+
+def smaps(pid):
+    """Rss (kB) of [heap], thread stacks and other anonymous mappings."""
+    out = {"heap": 0, "stack": 0, "anon": 0}
+    cur = None
+    with open("/proc/%d/smaps" % pid) as f:
+        for ln in f:
+            parts = ln.split()
+            if not parts:
+                continue
+            if not parts[0].endswith(":") or "-" in parts[0]:
+                name = parts[5] if len(parts) > 5 else ""
+                cur = ("heap" if name == "[heap]" else
+                       "stack" if name.startswith("[stack") else
+                       "anon" if name == "" else None)
+                continue
+            if parts[0] == "Rss:" and cur:
+                out[cur] += int(parts[1])
+    return out
+
+
+def stats(uport):
+    return json.loads(http(uport, "GET", "/__stats"))
+
+
+up = subprocess.Popen([sys.executable,
+                       os.path.join(src, "tests/integration/holdupstream.py"),
+                       "--trickle-ms", str(trickle)],
+                      stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
+procs.append(up)
+uport = int(up.stdout.readline())
+rows = []
+try:
+    for want in sizes:
+        n = min(want, cap)
+        if n < want:
+            print("note: %d streams asked; the hard fd limit (%d) allows "
+                  "%d (2 sockets each + 512)" % (want, hard, n))
+        d = tempfile.mkdtemp(dir=tmp)
+        port = freeport()
+        cfg = {"gateway": {"mode": "local",
+                           "http": {"maxConnections": max(n + 64, 1024)}},
+               "models": {"providers": {"hold": {
+                   "baseUrl": "http://127.0.0.1:%d/v1" % uport,
+                   "apiKey": "k", "api": "openai-completions",
+                   "timeoutSeconds": 600,
+                   "models": [{"id": "hold-model"}]}}},
+               "agents": {"defaults": {"model": "hold/hold-model"}},
+               "logging": {"level": "info"}}
+        with open(os.path.join(d, "openclaw.json"), "w") as f:
+            json.dump(cfg, f)
+        env = dict(os.environ, OPENCLAW_STATE_DIR=d, HOME=d,
+                   OPENCLAW_CONFIG_PATH=os.path.join(d, "openclaw.json"))
+        log = open(os.path.join(d, "gw.log"), "wb")
+        gw = subprocess.Popen([bin_, "gateway", "run", "--port", str(port),
+                               "--token", "T", "--allow-unconfigured"],
+                              env=env, stdout=log, stderr=log,
+                              stdin=subprocess.DEVNULL)
+        procs.append(gw)
+        for _ in range(400):
+            try:
+                http(port, "GET", "/readyz", 1)
+                break
+            except OSError:
+                time.sleep(0.05)
+        # warm-up: libcurl loaded, the store's caches, malloc arenas
+        http(uport, "POST", "/__release")
+        StreamRun(port, 64, timeout=120).run(lambda: None)
+        http(uport, "POST", "/__hold")
+        time.sleep(1)
+        base, base_maps = rss_kb(gw.pid), smaps(gw.pid)
+        seen = {}
+
+        def on_open():
+            deadline = time.monotonic() + 300
+            while stats(uport)["held"] < n and time.monotonic() < deadline:
+                time.sleep(0.1)
+            time.sleep(1)
+            seen["held"] = stats(uport)["held"]
+            seen["rss"] = rss_kb(gw.pid)
+            seen["maps"] = smaps(gw.pid)
+            seen["fds"] = len(os.listdir("/proc/%d/fd" % gw.pid))
+            seen["threads"] = len(os.listdir("/proc/%d/task" % gw.pid))
+            http(uport, "POST", "/__release")
+
+        t0 = time.monotonic()
+        run = StreamRun(port, n, timeout=1200).run(on_open)
+        dt = time.monotonic() - t0
+        http(uport, "POST", "/__hold")
+        rc = stop(gw)
+        log.close()
+        with open(os.path.join(d, "gw.log"), "rb") as f:
+            shards = sum(1 for ln in f if b"HTTP shard" in ln) + 1
+        ok = sum(1 for s in run.status if s == 200)
+        per = (seen["rss"] - base) / float(n)
+        maps = {k: (seen["maps"][k] - base_maps[k]) / float(n)
+                for k in base_maps}
+        rows.append((n, ok, seen["held"], sum(run.done), base, seen["rss"],
+                     per, maps, seen["fds"], seen["threads"], shards, rc,
+                     dt))
+finally:
+    for p in procs:
+        stop(p)
+    subprocess.call(["rm", "-rf", tmp])
+
+print()
+print("%-32s" % "streams" + "".join("%14d" % r[0] for r in rows))
+for i, name, fmt in [
+        (1, "answered 200", "%14d"), (2, "held at once (upstream)", "%14d"),
+        (3, "completed with [DONE]", "%14d"),
+        (4, "daemon RSS before, kB", "%14d"),
+        (5, "daemon RSS held, kB", "%14d"),
+        (6, "RSS per stream, KB", "%14.1f")]:
+    print("%-32s" % name + "".join(fmt % r[i] for r in rows))
+for k in ("heap", "anon", "stack"):
+    print("%-32s" % ("  of which %s, KB" % k) +
+          "".join("%14.1f" % r[7][k] for r in rows))
+for i, name, fmt in [
+        (8, "daemon fds held", "%14d"), (9, "daemon threads held", "%14d"),
+        (10, "HTTP shards", "%14d"), (11, "exit status (SIGTERM)", "%14d"),
+        (12, "wall time, s", "%14.1f")]:
+    print("%-32s" % name + "".join(fmt % r[i] for r in rows))
+bad = [r for r in rows if r[1] != r[0] or r[3] != r[0] or r[2] != r[0]]
+sys.exit(1 if bad else 0)
+PY
