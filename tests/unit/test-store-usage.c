@@ -192,6 +192,32 @@ START_TEST(test_node_rows)
 }
 END_TEST
 
+/* Reads reuse one prepared statement per connection (store_stmt). */
+START_TEST(test_reads_cached)
+{
+	struct store *st = open_ok();
+	sqlite3_stmt *x = NULL;
+	json_t *rows;
+	int i, n = 0;
+
+	for (i = 0; i < 3; i++) {
+		rows = NULL;
+		ck_assert_int_eq(store_nodes_list(st, STORE_NODES_SURFACE,
+						  &rows), GW_OK);
+		json_decref(rows);
+		rows = NULL;
+		ck_assert_int_eq(store_usage_session_counts(st, &rows), GW_OK);
+		json_decref(rows);
+	}
+	while ((x = sqlite3_next_stmt(store_reader(st), x)))
+		if (strstr(sqlite3_sql(x), "FROM meta WHERE key >") ||
+		    strstr(sqlite3_sql(x), "FROM sessions"))
+			n++;
+	ck_assert_int_eq(n, 2);
+	store_close(st);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("store-usage");
@@ -203,6 +229,7 @@ int main(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_usage_rows);
 	tcase_add_test(tc, test_node_rows);
+	tcase_add_test(tc, test_reads_cached);
 	suite_add_tcase(s, tc);
 	sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
