@@ -23,9 +23,8 @@ static int store_channels_prep(sqlite3 *db, const char *sql,
 {
 	if (!db)
 		return GW_ESTORE;
-	if (sqlite3_prepare_v2(db, sql, -1, s, NULL) != SQLITE_OK)
-		return store_channels_fail(db, sql);
-	return GW_OK;
+	*s = store_stmt(db, sql);
+	return *s ? GW_OK : store_channels_fail(db, sql);
 }
 
 void store_channels_code(char out[STORE_CHANNELS_CODE_LEN + 1])
@@ -62,7 +61,7 @@ int store_channels_ingress_add_tx(sqlite3 *db,
 		r = store_channels_fail(db, "channel ingress add");
 	else
 		*id = sqlite3_last_insert_rowid(db);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -88,7 +87,7 @@ int store_channels_ingress_mark_tx(sqlite3 *db, int64_t id,
 	sqlite3_bind_int64(s, 6, id);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_channels_fail(db, "channel ingress mark");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -166,7 +165,7 @@ int store_channels_allowed_tx(sqlite3 *db, const char *channel,
 		*yes = 1;
 	else if (rc != SQLITE_DONE)
 		r = store_channels_fail(db, "channel allowed");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -218,7 +217,7 @@ int store_channels_pair_request_tx(sqlite3 *db, const char *channel,
 	sqlite3_bind_int64(s, 1, now_ms - ttl_ms);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_channels_fail(db, "channel pairing prune");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r)
 		return r;
 	r = store_channels_prep(db, "UPDATE channel_pairing SET "
@@ -235,7 +234,7 @@ int store_channels_pair_request_tx(sqlite3 *db, const char *channel,
 		*code = xstrdup((const char *)sqlite3_column_text(s, 0));
 	else if (rc != SQLITE_DONE)
 		r = store_channels_fail(db, "channel pairing refresh");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r || *code)
 		return r;
 	r = store_channels_prep(db, "SELECT count(*) FROM channel_pairing "
@@ -248,7 +247,7 @@ int store_channels_pair_request_tx(sqlite3 *db, const char *channel,
 		pending = sqlite3_column_int64(s, 0);
 	else
 		r = store_channels_fail(db, "channel pairing count");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r || pending >= cap)
 		return r;
 	rid = store_channels_request_id(channel, account, sender, now_ms);
@@ -281,7 +280,7 @@ int store_channels_pair_request_tx(sqlite3 *db, const char *channel,
 	if (!*code)
 		r = GW_EINTERNAL;
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	free(rid);
 	return r;
 }
@@ -335,7 +334,7 @@ int store_channels_pair_list(struct store *st, const char *channel,
 	if (rc != SQLITE_DONE)
 		r = store_channels_fail(db, "channel pairing list");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r == GW_OK)
 		*out = a;
 	else
@@ -374,7 +373,7 @@ static int store_channels_resolve_fn(sqlite3 *db, void *arg)
 		r = GW_ENOTFOUND;
 	else
 		r = store_channels_fail(db, "channel pairing resolve");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r || !x->approve)
 		return r;
 	r = store_channels_prep(db, "INSERT OR REPLACE INTO channel_allow "
@@ -391,7 +390,7 @@ static int store_channels_resolve_fn(sqlite3 *db, void *arg)
 	sqlite3_bind_int64(s, 4, x->now);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_channels_fail(db, "channel allow add");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r == GW_OK)
 		r = store_audit_tx(db, NULL, "channel.pairing.approve",
 				   json_string_value(json_object_get(x->req,
@@ -448,7 +447,7 @@ int store_channels_ingress_unfinished(struct store *st, const char *channel,
 	if (rc != SQLITE_DONE)
 		r = store_channels_fail(db, "channel ingress unfinished");
 out:
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	if (r == GW_OK)
 		*out = a;
 	else
@@ -476,7 +475,7 @@ static int store_channels_prune_fn(sqlite3 *db, void *arg)
 		r = store_channels_fail(db, "channel ingress prune");
 	else
 		p->removed = sqlite3_changes(db);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 

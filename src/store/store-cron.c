@@ -17,7 +17,19 @@ static int store_cron_fail(sqlite3 *db, const char *what)
 	return GW_ESTORE;
 }
 
+/* The cached statement for sql (a constant): hand it back with
+ * store_stmt_done. */
 static int store_cron_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
+{
+	if (!db)
+		return GW_ESTORE;
+	*s = store_stmt(db, sql);
+	return *s ? GW_OK : store_cron_fail(db, sql);
+}
+
+/* A statement for sql built at run time (not cached): finalize it. */
+static int store_cron_prep_built(sqlite3 *db, const char *sql,
+				 sqlite3_stmt **s)
 {
 	if (!db)
 		return GW_ESTORE;
@@ -89,7 +101,7 @@ static int store_cron_job_put_tx(sqlite3 *db, void *arg)
 	sqlite3_bind_int64(s, 12, store_cron_int(j, "updatedAtMs"));
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "job put");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -121,7 +133,7 @@ static int store_cron_job_delete_tx(sqlite3 *db, void *arg)
 	sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "scratch delete");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	s = NULL;
 	if (r)
 		return r;
@@ -133,7 +145,7 @@ static int store_cron_job_delete_tx(sqlite3 *db, void *arg)
 		r = store_cron_fail(db, "job delete");
 	else if (sqlite3_changes(db) == 0)
 		r = GW_ENOTFOUND;
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -169,7 +181,7 @@ int store_cron_jobs_load(struct store *st, json_t **out)
 		json_decref(a);
 		a = NULL;
 	}
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	*out = a;
 	return r;
 }
@@ -235,7 +247,7 @@ static int store_cron_run_put_tx(sqlite3 *db, void *arg)
 	store_cron_bind_str(s, 21, x->completion_status);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "run put");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	free(summary);
 	return r;
 }
@@ -272,7 +284,7 @@ static int store_cron_prune_tx(sqlite3 *db, const char *job_id, int64_t now)
 	sqlite3_bind_int(s, 3, STORE_CRON_KEEP_ROWS);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "runs prune");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -328,7 +340,7 @@ static int store_cron_runs_interrupt_tx(sqlite3 *db, void *arg)
 	while ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		json_array_append_new(x->ids, json_string((const char *)
 			sqlite3_column_text(s, 0)));
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	s = NULL;
 	if (rc != SQLITE_DONE)
 		return store_cron_fail(db, "runs interrupt");
@@ -344,7 +356,7 @@ static int store_cron_runs_interrupt_tx(sqlite3 *db, void *arg)
 	sqlite3_bind_int64(s, 3, x->now);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "runs interrupt");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -509,7 +521,7 @@ int store_cron_runs_list(struct store *st,
 	store_cron_where(q, where, sizeof(where));
 	snprintf(sql, sizeof(sql), "SELECT count(*) FROM cron_runs_t %s",
 		 where);
-	r = store_cron_prep(db, sql, &s);
+	r = store_cron_prep_built(db, sql, &s);
 	if (r)
 		return r;
 	store_cron_bind_q(s, q);
@@ -526,7 +538,7 @@ int store_cron_runs_list(struct store *st,
 		 "coalesce(started_at, queued_at) %s, rowid %s LIMIT ?6 "
 		 "OFFSET ?7", where, q->asc ? "ASC" : "DESC",
 		 q->asc ? "ASC" : "DESC");
-	r = store_cron_prep(db, sql, &s);
+	r = store_cron_prep_built(db, sql, &s);
 	if (r)
 		return r;
 	store_cron_bind_q(s, q);
@@ -576,7 +588,7 @@ int store_cron_stale_sessions(struct store *st, int64_t before,
 		json_decref(a);
 		a = NULL;
 	}
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	*keys = a;
 	return r;
 }
@@ -593,7 +605,7 @@ static int store_cron_session_pruned_tx(sqlite3 *db, void *arg)
 	sqlite3_bind_text(s, 1, arg, -1, SQLITE_STATIC);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "session pruned");
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -628,7 +640,7 @@ int store_cron_scratch_get(struct store *st, const char *job_id,
 	} else if (rc != SQLITE_DONE) {
 		r = store_cron_fail(db, "scratch get");
 	}
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -655,7 +667,7 @@ static int store_cron_scratch_set_tx(sqlite3 *db, void *arg)
 		exists = sqlite3_column_type(s, 0) != SQLITE_NULL;
 		cur = sqlite3_column_int64(s, 1);
 	}
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	s = NULL;
 	x->rev = cur;
 	x->ok = 0;
@@ -680,7 +692,7 @@ static int store_cron_scratch_set_tx(sqlite3 *db, void *arg)
 		r = store_cron_fail(db, "scratch set");
 	else
 		x->rev = cur + 1;
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 

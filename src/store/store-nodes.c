@@ -25,9 +25,8 @@ int store_nodes_list(struct store *st, enum store_nodes_kind kind,
 	if (!db)
 		return GW_EUNAVAIL;
 	/* Keys of the prefix: [pfx, pfx + 0xff). */
-	if (sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key > ?1 "
-			       "AND key < ?1 || char(255) ORDER BY key", -1,
-			       &s, NULL) != SQLITE_OK) {
+	if (!(s = store_stmt(db, "SELECT value FROM meta WHERE key > ?1 AND "
+			     "key < ?1 || char(255) ORDER BY key"))) {
 		log_warn("store", "nodes list: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -50,7 +49,7 @@ int store_nodes_list(struct store *st, enum store_nodes_kind kind,
 	r = GW_OK;
 out:
 	json_decref(a);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -95,15 +94,13 @@ static int store_nodes_write_fn(sqlite3 *db, void *arg)
 		snprintf(key, sizeof(key), "%s%s", store_nodes_prefix[k],
 			 j->node_id);
 		if (!j->row[k]) {
-			if (sqlite3_prepare_v2(db, "DELETE FROM meta WHERE "
-					       "key = ?", -1, &s, NULL) !=
-			    SQLITE_OK)
+			if (!(s = store_stmt(db, "DELETE FROM meta WHERE "
+					     "key = ?")))
 				return GW_ESTORE;
 			sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 		} else {
-			if (sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO "
-					       "meta(key, value) VALUES(?, ?)",
-					       -1, &s, NULL) != SQLITE_OK)
+			if (!(s = store_stmt(db, "INSERT OR REPLACE INTO "
+					     "meta(key, value) VALUES(?, ?)")))
 				return GW_ESTORE;
 			text = json_dumps(j->row[k], JSON_COMPACT);
 			sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
@@ -114,7 +111,7 @@ static int store_nodes_write_fn(sqlite3 *db, void *arg)
 				 sqlite3_errmsg(db));
 			r = GW_ESTORE;
 		}
-		sqlite3_finalize(s);
+		store_stmt_done(s);
 		s = NULL;
 	}
 	return r;

@@ -264,11 +264,15 @@ int store_secrets_openclaw_each(sqlite3 *db,
 		snprintf(why, len, "%s", sqlite3_errmsg(db));
 		return GW_ENOTFOUND;
 	}
-	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW)
-		stop = fn((const char *)sqlite3_column_text(s, 0),
-			  (const char *)sqlite3_column_text(s, 1),
-			  (size_t)sqlite3_column_bytes(s, 1),
+	while (!stop && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		/* text before bytes (the order SQLite documents) */
+		const char *name = (const char *)sqlite3_column_text(s, 0);
+		const char *val = (const char *)sqlite3_column_text(s, 1);
+		size_t n = (size_t)sqlite3_column_bytes(s, 1);
+
+		stop = fn(name, val, n,
 			  (const char *)sqlite3_column_text(s, 2), arg);
+	}
 	if (!stop && rc != SQLITE_DONE)
 		snprintf(why, len, "%s", sqlite3_errmsg(db));
 	sqlite3_finalize(s);

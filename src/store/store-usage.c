@@ -42,7 +42,7 @@ int store_usage_rows(struct store *st, int64_t start_ms, int64_t end_ms,
 
 	if (!db)
 		return GW_EUNAVAIL;
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+	if (!(s = store_stmt(db, sql))) {
 		log_warn("store", "usage rows: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -76,7 +76,7 @@ int store_usage_rows(struct store *st, int64_t start_ms, int64_t end_ms,
 	r = GW_OK;
 out:
 	json_decref(a);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -92,7 +92,7 @@ int store_usage_session_counts(struct store *st, json_t **by_agent)
 
 	if (!db)
 		return GW_EUNAVAIL;
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+	if (!(s = store_stmt(db, sql))) {
 		log_warn("store", "session counts: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -107,7 +107,7 @@ int store_usage_session_counts(struct store *st, json_t **by_agent)
 	r = GW_OK;
 out:
 	json_decref(o);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }
 
@@ -127,7 +127,7 @@ int store_usage_sessions(struct store *st, const char *agent_id,
 
 	if (!db)
 		return GW_EUNAVAIL;
-	if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+	if (!(s = store_stmt(db, sql))) {
 		log_warn("store", "usage sessions: %s", sqlite3_errmsg(db));
 		goto out;
 	}
@@ -160,6 +160,6 @@ int store_usage_sessions(struct store *st, const char *agent_id,
 	r = GW_OK;
 out:
 	json_decref(a);
-	sqlite3_finalize(s);
+	store_stmt_done(s);
 	return r;
 }

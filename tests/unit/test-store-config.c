@@ -179,9 +179,8 @@ END_TEST
 START_TEST(test_history_cached)
 {
 	struct store *st = open_ok();
-	sqlite3_stmt *x = NULL;
 	json_t *rows;
-	int i, n = 0;
+	int i;
 
 	add(st, "h", "applied", "{}", 0);
 	for (i = 0; i < 4; i++) {
@@ -189,10 +188,7 @@ START_TEST(test_history_cached)
 		ck_assert_int_eq(store_config_history(st, 10, &rows), GW_OK);
 		json_decref(rows);
 	}
-	while ((x = sqlite3_next_stmt(store_reader(st), x)))
-		if (strstr(sqlite3_sql(x), "restored_from FROM"))
-			n++;
-	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(stmts_of(store_reader(st), "restored_from FROM"), 1);
 	store_close(st);
 }
 END_TEST
@@ -266,25 +262,17 @@ START_TEST(test_openclaw_each)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-	Suite *s = suite_create("store-config");
-	TCase *tc = tcase_create("store-config");
-	SRunner *sr;
-	int failed;
-
-	log_set_console(0);
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_add_history);
 	tcase_add_test(tc, test_retention);
 	tcase_add_test(tc, test_text);
 	tcase_add_test(tc, test_add_refused);
 	tcase_add_test(tc, test_history_cached);
 	tcase_add_test(tc, test_openclaw_each);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+	return fixture_main("store-config", add_tests);
 }

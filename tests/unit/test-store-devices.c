@@ -169,33 +169,6 @@ static struct store_pairing_request make_req(const char *id,
 	};
 }
 
-/* Statements of the writer's connection whose SQL contains text (run as
- * a write job, so it sees the writer's prepared statements). */
-struct stmt_count {
-	const char *text;
-	int n;
-};
-
-static int stmt_count_fn(sqlite3 *db, void *arg)
-{
-	struct stmt_count *c = arg;
-	sqlite3_stmt *s = NULL;
-
-	c->n = 0;
-	while ((s = sqlite3_next_stmt(db, s)))
-		if (strstr(sqlite3_sql(s), c->text))
-			c->n++;
-	return GW_OK;
-}
-
-static int writer_stmts(struct store *st, const char *text)
-{
-	struct stmt_count c = { text, -1 };
-
-	ck_assert_int_eq(store_write_sync(st, stmt_count_fn, &c, 0), GW_OK);
-	return c.n;
-}
-
 /* ---- tests --------------------------------------------------------------- */
 
 /* The token object of role in the walk's tokens, or NULL. */
@@ -461,8 +434,7 @@ START_TEST(test_statements_cached)
 	struct store_device_token t[2];
 	struct store_devices_change c = { 0 };
 	struct seen s;
-	sqlite3_stmt *x = NULL;
-	int i, n = 0;
+	int i;
 
 	make_dev(&d, t, 2);
 	c.put = &d;
@@ -475,10 +447,7 @@ START_TEST(test_statements_cached)
 		walk(st, &s);
 		seen_clear(&s);
 	}
-	while ((x = sqlite3_next_stmt(store_reader(st), x)))
-		if (strstr(sqlite3_sql(x), "FROM paired_device"))
-			n++;
-	ck_assert_int_eq(n, 1);
+	ck_assert_int_eq(stmts_of(store_reader(st), "FROM paired_device"), 1);
 	free_dev();
 	store_close(st);
 }
@@ -512,15 +481,8 @@ START_TEST(test_walk_stops)
 }
 END_TEST
 
-int main(void)
+static void add_tests(TCase *tc)
 {
-	Suite *s = suite_create("store-devices");
-	TCase *tc = tcase_create("store-devices");
-	SRunner *sr;
-	int failed;
-
-	log_set_console(0);
-	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_put_roundtrip);
 	tcase_add_test(tc, test_put_replaces_tokens);
 	tcase_add_test(tc, test_rename_remove);
@@ -528,10 +490,9 @@ int main(void)
 	tcase_add_test(tc, test_commit_atomic);
 	tcase_add_test(tc, test_statements_cached);
 	tcase_add_test(tc, test_walk_stops);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int main(void)
+{
+	return fixture_main("store-devices", add_tests);
 }

@@ -4,58 +4,20 @@
 #include "config.h"
 
 #include <check.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "core/common.h"
 #include "core/log.h"
 #include "store/store.h"
 #include "store/store-nodes.h"
 #include "store/store-usage.h"
-
-static char tmpdir[256];
-static char dbpath[512];
+#include "store-fixture.h"
 
 #define DAY 86400000LL
 /* 2026-01-02T00:00:00Z */
 #define T0 1767312000000LL
-
-static int rm_cb(const char *p, const struct stat *sb, int flag,
-		 struct FTW *ftw)
-{
-	(void)sb;
-	(void)flag;
-	(void)ftw;
-	return remove(p);
-}
-
-static void setup(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	snprintf(tmpdir, sizeof(tmpdir), "%s/test-usage-XXXXXX",
-		 t && *t ? t : "/tmp");
-	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
-	snprintf(dbpath, sizeof(dbpath), "%s/state/clawgate.sqlite", tmpdir);
-}
-
-static void teardown(void)
-{
-	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static struct store *open_ok(void)
-{
-	struct store *st = NULL;
-	char *msg = NULL;
-
-	ck_assert_int_eq(store_open(dbpath, &st, &msg), GW_OK);
-	ck_assert_ptr_null(msg);
-	return st;
-}
 
 static int fill_fn(sqlite3 *db, void *arg)
 {
@@ -192,21 +154,37 @@ START_TEST(test_node_rows)
 }
 END_TEST
 
-int main(void)
+/* Reads reuse one prepared statement per connection (store_stmt). */
+START_TEST(test_reads_cached)
 {
-	Suite *s = suite_create("store-usage");
-	TCase *tc = tcase_create("store-usage");
-	SRunner *sr;
-	int failed;
+	struct store *st = open_ok();
+	json_t *rows;
+	int i;
 
-	log_set_console(0);
-	tcase_add_checked_fixture(tc, setup, teardown);
+	for (i = 0; i < 3; i++) {
+		rows = NULL;
+		ck_assert_int_eq(store_nodes_list(st, STORE_NODES_SURFACE,
+						  &rows), GW_OK);
+		json_decref(rows);
+		rows = NULL;
+		ck_assert_int_eq(store_usage_session_counts(st, &rows), GW_OK);
+		json_decref(rows);
+	}
+	ck_assert_int_eq(stmts_of(store_reader(st), "FROM meta WHERE key >"),
+			 1);
+	ck_assert_int_eq(stmts_of(store_reader(st), "FROM sessions"), 1);
+	store_close(st);
+}
+END_TEST
+
+static void add_tests(TCase *tc)
+{
 	tcase_add_test(tc, test_usage_rows);
 	tcase_add_test(tc, test_node_rows);
-	suite_add_tcase(s, tc);
-	sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	tcase_add_test(tc, test_reads_cached);
+}
+
+int main(void)
+{
+	return fixture_main("store-usage", add_tests);
 }
