@@ -46,7 +46,9 @@ import time, urllib.request
 bin_, src, trickle = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sizes = [int(a) for a in sys.argv[4:]]
 sys.path.insert(0, os.path.join(src, "tests", "integration"))
+sys.path.insert(0, os.path.join(src, "tests", "reliability"))
 from holdupstream import StreamRun  # noqa: E402
+from relhelp import rss_kb  # noqa: E402
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 cap = (hard - 512) // 2
@@ -79,14 +81,6 @@ def http(port, method, path, timeout=10):
                                  data=b"" if method == "POST" else None)
     with urllib.request.urlopen(req, timeout=timeout) as r:
         return r.read()
-
-
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1])
-    return 0
 
 
 def smaps(pid):
