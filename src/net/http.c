@@ -681,12 +681,6 @@ http_server_set_shard_conns(struct http_server *s, int n)
 }
 
 int
-http_server_max_conns(const struct http_server *s)
-{
-	return s->max_conns;
-}
-
-int
 http_server_fit_nofile(struct http_server *s)
 {
 	struct rlimit rl;
