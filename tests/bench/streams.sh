@@ -12,7 +12,7 @@
 # stream checked for its [DONE]. Prints per N: answers, streams held at
 # once, completed, daemon RSS before / held, (held - before) / N, fds, and
 # where the added RSS is (/proc/PID/smaps: [heap], other anonymous
-# mappings, thread stacks).
+# mappings, thread stacks), and the busiest threads' CPU while held.
 #
 #   CLAWGATE_BIN      the daemon (default ./clawgate; a build without
 #                     sanitizers)
