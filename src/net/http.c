@@ -111,6 +111,7 @@ struct http_server {
 	pthread_cond_t cv;		/* an async completed */
 	struct http_async *asyncs;	/* live handles */
 	int max_conns;			/* all shards together */
+	int max_set;			/* max_conns was configured */
 	int shard_conns;
 	int conns;			/* handed to MHD, not yet closed,
 					 * all shards (atomic) */
@@ -661,6 +662,7 @@ http_server_refuse_new(struct http_server *s)
 void
 http_server_set_max_conns(struct http_server *s, int n)
 {
+	s->max_set = n >= 1;
 	if (n < 1)
 		n = HTTP_MAX_CONNS;
 	if (n > HTTP_SHARD_CONNS * HTTP_MAX_SHARDS)
@@ -676,12 +678,6 @@ http_server_set_shard_conns(struct http_server *s, int n)
 	s->shard_conns = n;
 	if (s->max_conns > n * HTTP_MAX_SHARDS)
 		s->max_conns = n * HTTP_MAX_SHARDS;
-}
-
-int
-http_server_max_conns(const struct http_server *s)
-{
-	return s->max_conns;
 }
 
 int
@@ -711,11 +707,12 @@ http_server_fit_nofile(struct http_server *s)
 
 		max = fit < 64 ? 64 : (int)fit;
 		if (max < s->max_conns) {
-			log_warn("http", "gateway.http.maxConnections %d "
-				 "lowered to %d: the open-file limit is %llu "
-				 "and each stream holds two sockets",
-				 s->max_conns, max,
-				 (unsigned long long)rl.rlim_cur);
+			/* A warning when the operator asked for more. */
+			log_msg(s->max_set ? LOG_WARN : LOG_INFO, "http",
+				"gateway.http.maxConnections %d lowered to "
+				"%d: the open-file limit is %llu and each "
+				"stream holds two sockets", s->max_conns, max,
+				(unsigned long long)rl.rlim_cur);
 			s->max_conns = max;
 		}
 	}

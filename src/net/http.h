@@ -50,7 +50,6 @@ void http_server_refuse_new(struct http_server *s);
  * http_server_start. */
 void http_server_set_max_conns(struct http_server *s, int n);
 void http_server_set_shard_conns(struct http_server *s, int n);
-int http_server_max_conns(const struct http_server *s);
 /* Raise the soft RLIMIT_NOFILE toward what the cap needs (two sockets per
  * stream plus a reserve; at most the hard limit) and log it; when the
  * limit stays too low, lower the cap (logged). Returns the cap. Call

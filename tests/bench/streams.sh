@@ -12,7 +12,7 @@
 # stream checked for its [DONE]. Prints per N: answers, streams held at
 # once, completed, daemon RSS before / held, (held - before) / N, fds, and
 # where the added RSS is (/proc/PID/smaps: [heap], other anonymous
-# mappings, thread stacks).
+# mappings, thread stacks), and the busiest threads' CPU while held.
 #
 #   CLAWGATE_BIN      the daemon (default ./clawgate; a build without
 #                     sanitizers)
@@ -46,7 +46,9 @@ import time, urllib.request
 bin_, src, trickle = sys.argv[1], sys.argv[2], int(sys.argv[3])
 sizes = [int(a) for a in sys.argv[4:]]
 sys.path.insert(0, os.path.join(src, "tests", "integration"))
+sys.path.insert(0, os.path.join(src, "tests", "reliability"))
 from holdupstream import StreamRun  # noqa: E402
+from relhelp import rss_kb  # noqa: E402
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 cap = (hard - 512) // 2
@@ -81,14 +83,6 @@ def http(port, method, path, timeout=10):
         return r.read()
 
 
-def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for ln in f:
-            if ln.startswith("VmRSS:"):
-                return int(ln.split()[1])
-    return 0
-
-
 def smaps(pid):
     """Rss (kB) of [heap], thread stacks and other anonymous mappings."""
     out = {"heap": 0, "stack": 0, "anon": 0}
@@ -106,6 +100,22 @@ def smaps(pid):
                 continue
             if parts[0] == "Rss:" and cur:
                 out[cur] += int(parts[1])
+    return out
+
+
+def thread_cpu(pid):
+    """{thread name: CPU seconds} of pid (threads of one name summed)."""
+    out = {}
+    hz = os.sysconf("SC_CLK_TCK")
+    for t in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/stat" % (pid, t)) as f:
+                st = f.read()
+        except OSError:
+            continue
+        name = st[st.index("(") + 1:st.rindex(")")]
+        f = st[st.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0) + (int(f[11]) + int(f[12])) / hz
     return out
 
 
@@ -165,7 +175,11 @@ try:
             deadline = time.monotonic() + 300
             while stats(uport)["held"] < n and time.monotonic() < deadline:
                 time.sleep(0.1)
-            time.sleep(1)
+            c0, t0 = thread_cpu(gw.pid), time.monotonic()
+            time.sleep(2)
+            c1, dt = thread_cpu(gw.pid), time.monotonic() - t0
+            seen["cpu"] = sorted(((c1[k] - c0.get(k, 0)) / dt * 100, k)
+                                 for k in c1)[::-1][:3]
             seen["held"] = stats(uport)["held"]
             seen["rss"] = rss_kb(gw.pid)
             seen["maps"] = smaps(gw.pid)
@@ -187,7 +201,7 @@ try:
                 for k in base_maps}
         rows.append((n, ok, seen["held"], sum(run.done), base, seen["rss"],
                      per, maps, seen["fds"], seen["threads"], shards, rc,
-                     dt))
+                     dt, seen["cpu"]))
 finally:
     for p in procs:
         stop(p)
@@ -210,6 +224,12 @@ for i, name, fmt in [
         (10, "HTTP shards", "%14d"), (11, "exit status (SIGTERM)", "%14d"),
         (12, "wall time, s", "%14.1f")]:
     print("%-32s" % name + "".join(fmt % r[i] for r in rows))
+print("%-32s" % "busiest threads while held" +
+      "".join("%14s" % ("%s %.0f%%" % (r[13][0][1], r[13][0][0]))
+              for r in rows))
+for i in (1, 2):
+    print("%-32s" % "" + "".join("%14s" % ("%s %.0f%%" % (
+        r[13][i][1], r[13][i][0])) if len(r[13]) > i else "" for r in rows))
 bad = [r for r in rows if r[1] != r[0] or r[3] != r[0] or r[2] != r[0]]
 sys.exit(1 if bad else 0)
 PY

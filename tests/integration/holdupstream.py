@@ -186,10 +186,14 @@ class StreamRun:
     `window` connects in flight (the front door counts unclassified
     sockets per address), then held until the caller's release; .status
     holds each answer's status (0: no answer), .done whether it ended
-    with [DONE]. Bounded by `timeout` seconds in all."""
+    with [DONE]. A 503 is retried up to `retries` times, 50 ms apart (a
+    connection the client closed counts at the gateway until its HTTP
+    thread has seen the close). Bounded by `timeout` seconds in all."""
 
-    def __init__(self, port, n, token="T", window=32, timeout=300):
+    def __init__(self, port, n, token="T", window=32, timeout=300,
+                 retries=0):
         self.port, self.n, self.window = port, n, window
+        self.retries = retries
         self.req = stream_request(token)
         self.timeout = timeout
         self.status = [0] * n
@@ -200,12 +204,18 @@ class StreamRun:
     async def _one(self, i, sem):
         w = None
         try:
-            async with sem:
-                r, w = await asyncio.open_connection("127.0.0.1",
-                                                     self.port)
-                w.write(self.req)
-                head = await r.readuntil(b"\r\n\r\n")
-                self.status[i] = int(head.split(b" ", 2)[1])
+            for attempt in range(self.retries + 1):
+                if w is not None:
+                    w.close()
+                    await asyncio.sleep(0.05)
+                async with sem:
+                    r, w = await asyncio.open_connection("127.0.0.1",
+                                                         self.port)
+                    w.write(self.req)
+                    head = await r.readuntil(b"\r\n\r\n")
+                    self.status[i] = int(head.split(b" ", 2)[1])
+                if self.status[i] != 503:
+                    break
             self.opened.release()
             buf = b""
             while len(buf) < MAX_BODY:
