@@ -127,7 +127,10 @@ def test_idle_authenticated_sockets(launcher):
     with open("/proc/%d/maps" % pid) as f:
         asan = "libasan" in f.read()
     # ASan's shadow and redzones triple the figure: bound release builds
-    assert per < (256 if asan else 32) * 1024
+    # (3.5 KB at 10,000; a few hundred sockets carry the heap's growth
+    # steps: 8 KB at 500; 12.5 KB before the reassembly buffer was freed
+    # between messages and lws's receive chunk cut to 1 KiB)
+    assert per < (256 if asan else 8 if n >= 5000 else 16) * 1024
 
 
 def test_idle_work_figure_catches_poll_loop(launcher):
