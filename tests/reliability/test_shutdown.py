@@ -208,11 +208,17 @@ def test_sigterm_with_cron_and_irc(launcher, irc_world):
     figure("sigterm_cron_irc", "%d trials, 0 bad" % trials)
 
 
-def test_sigusr1_with_cron_and_irc(launcher, irc_world):
+@pytest.mark.parametrize("mode", ["re-exec", "in-process"])
+def test_sigusr1_with_cron_and_irc(launcher, irc_world, mode):
+    """The in-place restart, both ways: re-exec (the default) and in the
+    same process (OPENCLAW_NO_RESPAWN=1: every thread of the old run is
+    gone before the new one starts, in the same address space)."""
     w = irc_world
     trials = scale(2, 10)
-    gw = launcher.start(config=_irc_cron_config(w),
-                        env={"CLAWGATE_RESTART_COOLDOWN_MS": "1"})
+    env = {"CLAWGATE_RESTART_COOLDOWN_MS": "1"}
+    if mode == "in-process":
+        env["OPENCLAW_NO_RESPAWN"] = "1"
+    gw = launcher.start(config=_irc_cron_config(w), env=env)
     pid = gw.proc.pid
     _bot_joined(w)
     for i in range(trials):
@@ -231,6 +237,8 @@ def test_sigusr1_with_cron_and_irc(launcher, irc_world):
         _bot_joined(w)
         rep = sanitizer_report(gw.stderr())
         assert rep is None, rep
+    if mode == "in-process":
+        assert "in-process restart" in gw.stderr() + gw.stdout()
     assert gw.stop() == 0
     assert sanitizer_report(gw.stderr()) is None
-    figure("sigusr1_cron_irc", "%d restarts, 0 bad" % trials)
+    figure("sigusr1_cron_irc_" + mode, "%d restarts, 0 bad" % trials)
