@@ -1183,9 +1183,11 @@ static void daemon_stop(struct daemon *d, int signo)
 	 * still send; a late HTTP request gets "gateway is stopping". The
 	 * runtime is freed only once neither face can reach it. */
 	agent_rt_stop(d->agents, 2000);
+	/* The channel loop thread ends here (it starts runs and writes the
+	 * store); its memory stays until the runtime is freed: a run still
+	 * ending calls its channel sink (doc/hardening.md, "Threads"). */
 	channels_set_global(NULL);
-	channels_free(d->channels);
-	d->channels = NULL;
+	channels_quit(d->channels);
 	if (d->ws)
 		ws_server_stop(d->ws, d->restarting ? 1012 : 1001,
 			       d->restarting ? "service restart" :
@@ -1194,6 +1196,8 @@ static void daemon_stop(struct daemon *d, int signo)
 		http_server_stop(d->http);
 	agent_rt_free(d->agents, 0);
 	d->agents = NULL;
+	channels_free(d->channels);
+	d->channels = NULL;
 	secrets_set_store(NULL);
 	cron_free(d->cron);
 	d->cron = NULL;

@@ -56,6 +56,7 @@ struct channels {
 	struct chan_account *accounts;
 	pthread_mutex_t qmu;		/* command queue */
 	struct channel_cmd *qhead, *qtail;
+	int closed;			/* under qmu: posts refused */
 	struct channel_timer *timers;	/* loop thread */
 	atomic_int stopping;
 	json_t *root;			/* config root of the last apply */
@@ -83,15 +84,23 @@ static const struct channel_adapter *channel_adapter_find(const char *id)
 
 /* ---- loop: commands, io, timers ---------------------------------------- */
 
-static void channel_post(struct channels *c,
-			 void (*fn)(struct channels *c, void *arg), void *arg)
+/* Queue fn for the loop thread. -1 once the loop has quit (fn will never
+ * run: the caller still owns arg); every command queued before that runs
+ * (the loop drains its queue before it returns). */
+static int channel_post(struct channels *c,
+			void (*fn)(struct channels *c, void *arg), void *arg)
 {
-	struct channel_cmd *k = xcalloc(1, sizeof(*k));
+	struct channel_cmd *k;
 	uint64_t one = 1;
 
+	pthread_mutex_lock(&c->qmu);
+	if (c->closed) {
+		pthread_mutex_unlock(&c->qmu);
+		return -1;
+	}
+	k = xcalloc(1, sizeof(*k));
 	k->fn = fn;
 	k->arg = arg;
-	pthread_mutex_lock(&c->qmu);
 	if (c->qtail)
 		c->qtail->next = k;
 	else
@@ -100,6 +109,7 @@ static void channel_post(struct channels *c,
 	pthread_mutex_unlock(&c->qmu);
 	if (write(c->evfd, &one, sizeof(one)) < 0 && errno != EAGAIN)
 		log_warn("channels", "eventfd write: %s", strerror(errno));
+	return 0;
 }
 
 /* A command the caller waits for (never from the loop thread). */
@@ -133,7 +143,10 @@ static void channel_call(struct channels *c,
 	}
 	pthread_mutex_init(&k.mu, NULL);
 	pthread_cond_init(&k.cv, NULL);
-	channel_post(c, channel_call_run, &k);
+	/* After channels_quit fn does not run (the stop order makes every
+	 * caller stop first: reloads, workers, the cron thread). */
+	if (channel_post(c, channel_call_run, &k) != 0)
+		k.done = 1;
 	pthread_mutex_lock(&k.mu);
 	while (!k.done)
 		pthread_cond_wait(&k.cv, &k.mu);
@@ -866,11 +879,9 @@ static void channel_reply_on_end(void *arg, const struct run_result *res)
 		log_warn("channels", "%s:%s run for %s: %s", rp->channel,
 			 rp->account, rp->target,
 			 res->error ? res->error : "failed");
-	if (atomic_load(&rp->c->stopping)) {
+	if (atomic_load(&rp->c->stopping) ||
+	    channel_post(rp->c, channel_reply_send, rp) != 0)
 		channel_reply_free(rp);
-		return;
-	}
-	channel_post(rp->c, channel_reply_send, rp);
 }
 
 static void channel_dispatch(struct channels *c, struct channel_job *j)
@@ -1009,7 +1020,8 @@ static void channel_recover(struct channels *c, struct chan_account *a)
 		log_info("channels", "%s:%s recovering message %lld from %s",
 			 a->channel, a->id, (long long)id, j->sender);
 		/* After the account is up: the answer needs a connection. */
-		channel_post(c, channel_after_ingest, j);
+		if (channel_post(c, channel_after_ingest, j) != 0)
+			channel_job_free(j);
 	}
 	json_decref(rows);
 }
@@ -1074,11 +1086,9 @@ static void channel_ingest_done(int rc, void *arg)
 		channel_job_free(j);
 		return;
 	}
-	if (atomic_load(&j->c->stopping)) {
+	if (atomic_load(&j->c->stopping) ||
+	    channel_post(j->c, channel_after_ingest, j) != 0)
 		channel_job_free(j);
-		return;
-	}
-	channel_post(j->c, channel_after_ingest, j);
 }
 
 void channel_inbound(struct chan_account *a, const struct channel_inbound *m)
@@ -1163,10 +1173,27 @@ static void channel_stop_all(struct channels *c, void *arg)
 		channel_account_stop(a);
 }
 
+/* The loop's last command: later posts are refused, the ones queued
+ * before this still run (channel_run_cmds drains the queue). */
 static void channel_quit(struct channels *c, void *arg)
 {
 	(void)arg;
+	pthread_mutex_lock(&c->qmu);
+	c->closed = 1;
+	pthread_mutex_unlock(&c->qmu);
 	atomic_store(&c->stopping, 1);
+}
+
+void channels_quit(struct channels *c)
+{
+	if (!c || !c->thread_ok)
+		return;
+	channel_call(c, channel_stop_all, NULL);
+	/* Ingress jobs already queued finish before the loop goes. */
+	store_flush(c->o.store);
+	channel_post(c, channel_quit, NULL);
+	pthread_join(c->thread, NULL);
+	c->thread_ok = 0;
 }
 
 void channels_free(struct channels *c)
@@ -1175,13 +1202,7 @@ void channels_free(struct channels *c)
 
 	if (!c)
 		return;
-	if (c->thread_ok) {
-		channel_call(c, channel_stop_all, NULL);
-		/* Ingress jobs already queued finish before the loop goes. */
-		store_flush(c->o.store);
-		channel_post(c, channel_quit, NULL);
-		pthread_join(c->thread, NULL);
-	}
+	channels_quit(c);
 	while ((a = c->accounts)) {
 		c->accounts = a->next;
 		channel_account_free(a);

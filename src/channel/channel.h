@@ -31,7 +31,12 @@ int channels_new(const struct channels_opts *o, struct channels **out);
  * changed restart, removed ones stop, new enabled ones start; accounts an
  * operator stopped stay stopped. Any thread. */
 void channels_apply(struct channels *c, const struct gw_config *cfg);
-/* Stop every account and the loop thread, then free. NULL is fine. */
+/* Stop the loop thread (accounts quit, queued ingress written, queued
+ * commands run); later posts are refused and run ends that arrive after
+ * it only free their state. The memory stays for channels_free, which
+ * must come after the agent runtime is freed (run sinks point here). */
+void channels_quit(struct channels *c);
+/* channels_quit if still running, then free. NULL is fine. */
 void channels_free(struct channels *c);
 
 /* The instance the RPC face uses (set by the daemon). */

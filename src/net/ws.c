@@ -1,5 +1,7 @@
 /* WebSocket transport on libwebsockets: one context, one vhost without a
- * listen socket, one service thread. Sockets arrive from the listener
+ * listen socket, one service thread running a libev loop (epoll) that lws
+ * is integrated into (lws's own poll(2) loop when its libev plugin is
+ * missing; doc/hardening.md, "Idle sockets"). Sockets arrive from the listener
  * through a mutex-protected job queue drained on the lws thread in
  * LWS_CALLBACK_EVENT_WAIT_CANCELLED (lws_adopt_* is only legal there);
  * ws_post() closures travel the same queue.
@@ -29,11 +31,12 @@
 #include "net/listener.h"
 
 #define WS_PROTOCOL_NAME "openclaw"
-/* lws's per-connection receive buffer, held for the connection's life:
- * messages arrive in chunks of this size and are reassembled in c->rx.
- * Small, so an idle socket costs little (64 KiB cost ~1.2 KB of RSS per
- * idle socket); writes keep WS_TX_PACKET. */
-#define WS_RX_BUFFER 4096
+/* lws's per-connection receive buffer, held (and touched) for the
+ * connection's life: messages arrive in chunks of this size and are
+ * reassembled in c->rx. 1 KiB instead of 64 KiB saves ~4 KB of RSS per
+ * idle socket; a 20 MB message still takes the same time (lws parses
+ * byte by byte either way). Writes keep WS_TX_PACKET. */
+#define WS_RX_BUFFER 1024
 #define WS_TX_PACKET (64 * 1024)
 #define WS_HEADER_MAX 4096
 #define WS_REASON_MAX 120
@@ -788,10 +791,10 @@ ws_server_count(struct ws_server *s)
 static void
 ws_timer_run(struct ws_timer *t)
 {
-	atomic_fetch_sub(&t->s->ntimers, 1);
 	void (*fn)(void *arg) = t->fn;
 	void *arg = t->arg;
 
+	atomic_fetch_sub(&t->s->ntimers, 1);
 	if (t->prev != NULL)
 		t->prev->next = t->next;
 	else

@@ -4,7 +4,7 @@ service loop does per connect. 500 (short) or 10,000 (full) connections
 from 127.0.0.1 (CLAWGATE_IDLE_SOCKETS overrides), opened in two equal
 batches: the per-address pre-auth budget must not refuse a client that
 opens many connections at once, and the second batch, opened while the
-first is idle, must cost the loop no more work per connect than the
+first is idle, must cost the loop the same work per connect as the
 first (status gateway.wsLoop: the events the loop handled; lws's own
 poll(2) loop scanned every open fd on each wake-up, which made opening N
 sockets quadratic). The check counts work, it does not time it."""
@@ -53,6 +53,10 @@ def _loop(gw):
     finally:
         c.close()
 
+
+# Events one handshake may add when none of them coalesce (measured:
+# 4 to 7 per connect in all, the halves within 1 of each other).
+SLACK = 8
 
 # No tick or health broadcast to the idle sockets while they open: each
 # would add one event per open socket to the batch it falls in.
@@ -115,14 +119,18 @@ def test_idle_authenticated_sockets(launcher):
     # An idle ready connection holds no timer of ours (the handshake
     # timer is gone), so the timers do not grow with idle sockets.
     assert w2["timers"] < 16, w2
-    # Linear: the second half, opened next to the first, costs about
-    # the same work per connect (a scan of every open fd per wake-up
-    # makes it 3x; a per-connect walk of the open ones at least 2x).
-    assert work2 < 1.5 * work1, (work1, work2)
+    # Linear: the second half, opened next to the first, costs the same
+    # work per connect, give or take how the events of a handshake
+    # coalesce (SLACK); a scan of every open fd per wake-up adds about a
+    # quarter of the open sockets per connect (+40 at 500).
+    assert work2 < work1 + SLACK, (work1, work2)
     with open("/proc/%d/maps" % pid) as f:
         asan = "libasan" in f.read()
     # ASan's shadow and redzones triple the figure: bound release builds
-    assert per < (256 if asan else 32) * 1024
+    # (3.5 KB at 10,000; a few hundred sockets carry the heap's growth
+    # steps: 8 KB at 500; 12.5 KB before the reassembly buffer was freed
+    # between messages and lws's receive chunk cut to 1 KiB)
+    assert per < (256 if asan else 8 if n >= 5000 else 16) * 1024
 
 
 def test_idle_work_figure_catches_poll_loop(launcher):
@@ -135,4 +143,4 @@ def test_idle_work_figure_catches_poll_loop(launcher):
            "%.1f then %.1f" % (r["work1"], r["work2"]))
     assert r["opened"] == n
     assert r["loop"]["backend"] == "poll"
-    assert r["work2"] >= 1.5 * r["work1"], (r["work1"], r["work2"])
+    assert r["work2"] >= r["work1"] + SLACK, (r["work1"], r["work2"])

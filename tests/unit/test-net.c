@@ -1335,6 +1335,82 @@ START_TEST(test_ws_post)
 }
 END_TEST
 
+/* The loop is epoll and its work per connect does not grow with the
+ * connections already open (counted, not timed: lws's poll(2) loop scans
+ * every open fd per wake-up). */
+START_TEST(test_ws_loop_work_per_connect)
+{
+	enum { N = 40, SLACK = 8 };
+	struct rd *r[2 * N];
+	unsigned long long it, w0, w1, w2;
+	double per1, per2;
+	int i;
+
+	ck_assert_str_eq(ws_server_loop_backend(fx.w), "epoll");
+	ws_server_loop_work(fx.w, &it, &w0);
+	for (i = 0; i < N; i++) {
+		r[i] = ws_connect("/", NULL, 0);
+		ws_expect_text(r[i], "hello");
+	}
+	ws_server_loop_work(fx.w, &it, &w1);
+	for (i = N; i < 2 * N; i++) {
+		r[i] = ws_connect("/", NULL, 0);
+		ws_expect_text(r[i], "hello");
+	}
+	ws_server_loop_work(fx.w, &it, &w2);
+	ck_assert_uint_eq(ws_server_count(fx.w), 2 * N);
+	per1 = (double)(w1 - w0) / N;
+	per2 = (double)(w2 - w1) / N;
+	ck_assert_msg(per1 > 0 && per2 < per1 + SLACK,
+		      "events per connect %.1f then %.1f", per1, per2);
+	for (i = 0; i < 2 * N; i++)
+		ws_done(r[i]);
+}
+END_TEST
+
+static struct ws_timer *fx_long_timer;
+
+static void
+fx_timer_fired(void *arg)
+{
+	(void)arg;
+	fx_signal(&fx.posted);
+}
+
+static void
+fx_timers_add(void *arg)
+{
+	(void)arg;
+	/* A long timer first, a short one after: on lws 4.1's libev glue
+	 * the short one waited for the long one (doc/hardening.md). */
+	fx_long_timer = ws_timer_add(fx.w, 600000, fx_timer_fired, NULL);
+	ws_timer_add(fx.w, 20, fx_timer_fired, NULL);
+}
+
+static void
+fx_timers_cancel(void *arg)
+{
+	(void)arg;
+	ws_timer_cancel(fx_long_timer);
+	fx_long_timer = NULL;
+	fx_signal(&fx.closed);
+}
+
+START_TEST(test_ws_timer_order)
+{
+	size_t base = ws_server_timers(fx.w);
+
+	ws_post(fx.w, fx_timers_add, NULL);
+	/* The short timer fires (the long one is 10 minutes away). */
+	ck_assert_int_eq(fx_wait(&fx.posted, 1, 20000), 1);
+	ck_assert_uint_eq(ws_server_timers(fx.w), base + 1);
+	ws_post(fx.w, fx_timers_cancel, NULL);
+	ck_assert_int_eq(fx_wait(&fx.closed, 1, 20000), 1);
+	ck_assert_uint_eq(ws_server_timers(fx.w), base);
+	ck_assert_int_eq(fx.posted, 1);
+}
+END_TEST
+
 START_TEST(test_ws_slow_consumer)
 {
 	struct rd *r = ws_connect("/", NULL, 4096);
@@ -1394,6 +1470,8 @@ net_suite(void)
 	tcase_add_test(live, test_ws_server_close);
 	tcase_add_test(live, test_ws_post);
 	tcase_add_test(live, test_ws_slow_consumer);
+	tcase_add_test(live, test_ws_loop_work_per_connect);
+	tcase_add_test(live, test_ws_timer_order);
 	suite_add_tcase(s, live);
 	return s;
 }
