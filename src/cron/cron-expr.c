@@ -1000,6 +1000,8 @@ int cron_parse_at(const char *s, const struct cron_tz *tz, int64_t *out_ms)
 	return 0;
 }
 
+#define CRON_DURATION_MAX_MS (100LL * 365 * 86400000)
+
 int cron_parse_duration(const char *s, int64_t default_unit_ms,
 			int64_t *out_ms)
 {
@@ -1046,9 +1048,11 @@ int cron_parse_duration(const char *s, int64_t default_unit_ms,
 			mul = default_unit_ms;
 		}
 		s += ul;
-		total += v * mul;
-		if (total > 100LL * 365 * 86400000)
+		/* bound the product before computing it: 12 digits of weeks
+		 * overflowed int64 (found by the cronexpr fuzz target) */
+		if (mul > 0 && v > (CRON_DURATION_MAX_MS - total) / mul)
 			return -1;
+		total += v * mul;
 		parts++;
 	}
 	while (isspace((unsigned char)*s))

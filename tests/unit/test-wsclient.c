@@ -23,6 +23,16 @@ static size_t put(uint8_t *buf, size_t at, int op, int fin, const char *p,
 	return at + n;
 }
 
+/* One step at buf[*pos..n) that must give kind; consumes what it used. */
+static void step(struct wsclient_reader *r, const uint8_t *buf, size_t n,
+		 size_t *pos, struct wsclient_event *ev, enum wsclient_ev kind)
+{
+	ck_assert_int_eq(wsclient_reader_step(r, buf + *pos, n - *pos, ev),
+			 kind);
+	ck_assert_uint_le(ev->used, n - *pos);
+	*pos += ev->used;
+}
+
 START_TEST(test_reader_sequence)
 {
 	struct wsclient_reader r;
@@ -39,53 +49,38 @@ START_TEST(test_reader_sequence)
 	n = put(buf, n, WS_OP_CLOSE, 1, "\x03\xe8" "bye", 5);
 	wsclient_reader_init(&r, WSCLIENT_MAX_MESSAGE);
 
-	ck_assert_int_eq(wsclient_reader_step(&r, buf, n, &ev),
-			 WSCLIENT_EV_FRAGMENT);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_FRAGMENT);
 	ck_assert_uint_eq(ev.used, 5);
-	pos += ev.used;
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, n - pos, &ev),
-			 WSCLIENT_EV_PING);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_PING);
 	ck_assert_uint_eq(ev.len, 2);
 	ck_assert_int_eq(memcmp(ev.payload, "pi", 2), 0);
-	ck_assert_ptr_eq(ev.payload, buf + pos + 2);
-	pos += ev.used;
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, n - pos, &ev),
-			 WSCLIENT_EV_FRAGMENT);
-	pos += ev.used;
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, n - pos, &ev),
-			 WSCLIENT_EV_PONG);
+	ck_assert_ptr_eq(ev.payload, buf + pos - 2);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_FRAGMENT);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_PONG);
 	ck_assert_uint_eq(ev.len, 0);
-	pos += ev.used;
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, n - pos, &ev),
-			 WSCLIENT_EV_MESSAGE);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_MESSAGE);
 	ck_assert_str_eq(ev.msg, "Hello");
 	ck_assert_uint_eq(ev.mlen, 5);
 	ck_assert_int_eq(ev.opcode, WS_OP_TEXT);
 	free(ev.msg);
-	pos += ev.used;
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, n - pos, &ev),
-			 WSCLIENT_EV_MESSAGE);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_MESSAGE);
 	ck_assert_uint_eq(ev.mlen, 2);
 	ck_assert_int_eq(memcmp(ev.msg, "\0b", 3), 0);
 	ck_assert_int_eq(ev.opcode, WS_OP_BINARY);
 	free(ev.msg);
-	pos += ev.used;
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, n - pos, &ev),
-			 WSCLIENT_EV_CLOSE);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_CLOSE);
 	ck_assert_int_eq(ev.close_code, 1000);
 	ck_assert_uint_eq(ev.len, 5);
 	ck_assert_int_eq(memcmp(ev.payload + 2, "bye", 3), 0);
-	pos += ev.used;
 	ck_assert_uint_eq(pos, n);
-	ck_assert_int_eq(wsclient_reader_step(&r, buf + pos, 0, &ev),
-			 WSCLIENT_EV_NEED);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_NEED);
 	ck_assert_uint_eq(ev.need, 2);
 	wsclient_reader_reset(&r);
 
 	/* a close frame without a code */
 	n = put(buf, 0, WS_OP_CLOSE, 1, "", 0);
-	ck_assert_int_eq(wsclient_reader_step(&r, buf, n, &ev),
-			 WSCLIENT_EV_CLOSE);
+	pos = 0;
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_CLOSE);
 	ck_assert_int_eq(ev.close_code, 1005);
 }
 END_TEST
@@ -174,23 +169,31 @@ START_TEST(test_reader_errors)
 	struct wsclient_reader r;
 	struct wsclient_event ev;
 	uint8_t buf[300];
-	size_t n;
+	size_t n, pos;
 
-	expect_error(masked, sizeof(masked), 1024, GW_EINVAL,
-		     "invalid frame from server");
-	expect_error(rsv, sizeof(rsv), 1024, GW_EINVAL,
-		     "invalid frame from server");
-	expect_error(long_ping, sizeof(long_ping), 1024, GW_EINVAL,
-		     "invalid frame from server");
-	expect_error(frag_close, sizeof(frag_close), 1024, GW_EINVAL,
-		     "invalid frame from server");
-	expect_error(msb, sizeof(msb), 1024, GW_EINVAL,
-		     "invalid frame from server");
-	expect_error(unknown, sizeof(unknown), 1024, GW_EINVAL,
-		     "unknown opcode");
-	expect_error(cont, sizeof(cont), 1024, GW_EINVAL, "bad fragmentation");
-	expect_error(huge, sizeof(huge), WSCLIENT_MAX_MESSAGE, GW_ETOOBIG,
-		     "message too large");
+	static const struct {
+		const uint8_t *b;
+		size_t n, max;
+		int error;
+		const char *what;
+	} cases[] = {
+#define CASE(a, max, e, w) { a, sizeof(a), max, e, w }
+		CASE(masked, 1024, GW_EINVAL, "invalid frame from server"),
+		CASE(rsv, 1024, GW_EINVAL, "invalid frame from server"),
+		CASE(long_ping, 1024, GW_EINVAL, "invalid frame from server"),
+		CASE(frag_close, 1024, GW_EINVAL, "invalid frame from server"),
+		CASE(msb, 1024, GW_EINVAL, "invalid frame from server"),
+		CASE(unknown, 1024, GW_EINVAL, "unknown opcode"),
+		CASE(cont, 1024, GW_EINVAL, "bad fragmentation"),
+		CASE(huge, WSCLIENT_MAX_MESSAGE, GW_ETOOBIG,
+		     "message too large"),
+#undef CASE
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		expect_error(cases[i].b, cases[i].n, cases[i].max,
+			     cases[i].error, cases[i].what);
 
 	/* a new data frame inside a fragmented message */
 	wsclient_reader_init(&r, 100);
@@ -204,17 +207,14 @@ START_TEST(test_reader_errors)
 	/* fragments that add up past the limit; control frames do not count */
 	memset(buf, 'z', sizeof(buf));
 	n = put(buf, 0, WS_OP_TEXT, 0, (char *)buf + 200, 60);
-	ck_assert_int_eq(wsclient_reader_step(&r, buf, n, &ev),
-			 WSCLIENT_EV_FRAGMENT);
-	n = put(buf, 0, WS_OP_PING, 1, (char *)buf + 200, 50);
-	ck_assert_int_eq(wsclient_reader_step(&r, buf, n, &ev),
-			 WSCLIENT_EV_PING);
-	n = put(buf, 0, WS_OP_CONT, 0, (char *)buf + 200, 40);
-	ck_assert_int_eq(wsclient_reader_step(&r, buf, n, &ev),
-			 WSCLIENT_EV_FRAGMENT);
-	n = put(buf, 0, WS_OP_CONT, 1, (char *)buf + 200, 1);
-	ck_assert_int_eq(wsclient_reader_step(&r, buf, n, &ev),
-			 WSCLIENT_EV_ERROR);
+	n = put(buf, n, WS_OP_PING, 1, (char *)buf + 200, 50);
+	n = put(buf, n, WS_OP_CONT, 0, (char *)buf + 200, 40);
+	n = put(buf, n, WS_OP_CONT, 1, (char *)buf + 200, 1);
+	pos = 0;
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_FRAGMENT);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_PING);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_FRAGMENT);
+	step(&r, buf, n, &pos, &ev, WSCLIENT_EV_ERROR);
 	ck_assert_int_eq(ev.error, GW_ETOOBIG);
 	wsclient_reader_reset(&r);
 }
