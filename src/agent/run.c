@@ -824,7 +824,7 @@ static void run_attempt(struct run *r)
 	if (t->usage_in_stream && !json_object_get(r->req, "stream_options"))
 		json_object_set_new(r->req, "stream_options",
 				    json_pack("{s:b}", "include_usage", 1));
-	text = json_dumps(r->req, JSON_COMPACT);
+	text = store_json_dump(r->req, NULL);
 	hr.url = t->url;
 	hr.body = text;
 	hr.headers = t->headers;

@@ -821,7 +821,7 @@ static void oa_chat_emit(struct oa_chat *c, json_t *delta,
 		json_object_set_new(o, "choices", json_array());
 	if (usage)
 		json_object_set_new(o, "usage", usage);
-	s = json_dumps(o, JSON_COMPACT);
+	s = store_json_dump(o, NULL);
 	line = xasprintf("data: %s\n\n", s);
 	http_async_write(c->h.as, line, strlen(line));
 	free(line);
@@ -918,7 +918,7 @@ static void oa_chat_reply(struct oa_chat *c, const struct run_result *res)
 		      "index", 0, "message", msg, "finish_reason",
 		      tools ? "tool_calls" : res->finish_reason ?
 		      res->finish_reason : "stop", "usage", oa_usage(res));
-	s = json_dumps(o, JSON_COMPACT);
+	s = store_json_dump(o, NULL);
 	http_async_reply_json(c->h.as, 200, s);
 	c->h.as = NULL;
 	free(s);

@@ -55,6 +55,131 @@ void store_uuid7(char out[37])
 	out[o] = 0;
 }
 
+/* ---- compact JSON text, jansson's JSON_COMPACT byte for byte ----------- */
+
+/* json_dumps spends most of its time outside the text: a loop check that
+ * formats every container's address into a hash table, a callback per
+ * piece. The run path dumps a few small objects per request (transcript
+ * messages, the result, the upstream body, the reply), so it has its own
+ * writer. */
+static int sess_json_put(struct util_buf *b, const json_t *v, int depth);
+
+static void sess_json_str(struct util_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, run = 0;
+	char esc[7];
+
+	util_buf_put(b, "\"", 1);
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *e = NULL;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		util_buf_put(b, s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		case '\b': e = "\\b"; break;
+		case '\f': e = "\\f"; break;
+		case '\n': e = "\\n"; break;
+		case '\r': e = "\\r"; break;
+		case '\t': e = "\\t"; break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			esc[6] = 0;
+			e = esc;
+		}
+		util_buf_puts(b, e);
+	}
+	util_buf_put(b, s + run, n - run);
+	util_buf_put(b, "\"", 1);
+}
+
+static int sess_json_put(struct util_buf *b, const json_t *v, int depth)
+{
+	void *it;
+	json_t *x;
+	size_t i;
+	char num[32], *t;
+	int first = 1;
+
+	if (depth > 2048)	/* jansson's default nesting bound */
+		return -1;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		util_buf_put(b, "{", 1);
+		for (it = json_object_iter((json_t *)v); it;
+		     it = json_object_iter_next((json_t *)v, it)) {
+			if (!first)
+				util_buf_put(b, ",", 1);
+			first = 0;
+			sess_json_str(b, json_object_iter_key(it),
+				      json_object_iter_key_len(it));
+			util_buf_put(b, ":", 1);
+			if (sess_json_put(b, json_object_iter_value(it),
+					  depth + 1) < 0)
+				return -1;
+		}
+		util_buf_put(b, "}", 1);
+		return 0;
+	case JSON_ARRAY:
+		util_buf_put(b, "[", 1);
+		json_array_foreach(v, i, x) {
+			if (i)
+				util_buf_put(b, ",", 1);
+			if (sess_json_put(b, x, depth + 1) < 0)
+				return -1;
+		}
+		util_buf_put(b, "]", 1);
+		return 0;
+	case JSON_STRING:
+		sess_json_str(b, json_string_value(v), json_string_length(v));
+		return 0;
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		util_buf_puts(b, num);
+		return 0;
+	case JSON_REAL:
+		/* Rare here; jansson's own rules (%.17g, ".0", exponent). */
+		t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!t)
+			return -1;
+		util_buf_puts(b, t);
+		free(t);
+		return 0;
+	case JSON_TRUE:
+		util_buf_put(b, "true", 4);
+		return 0;
+	case JSON_FALSE:
+		util_buf_put(b, "false", 5);
+		return 0;
+	case JSON_NULL:
+		util_buf_put(b, "null", 4);
+		return 0;
+	}
+	return -1;
+}
+
+char *store_json_dump(const json_t *v, size_t *len)
+{
+	struct util_buf b = {0};
+
+	if ((!json_is_object(v) && !json_is_array(v)) ||
+	    sess_json_put(&b, v, 0) < 0) {
+		free(b.p);
+		return NULL;
+	}
+	if (len)
+		*len = b.len;
+	return b.p;
+}
+
 static int sess_fail(sqlite3 *db, const char *what)
 {
 	log_warn("store", "%s: %s", what, sqlite3_errmsg(db));
@@ -261,7 +386,7 @@ static int sess_transcript_insert(sqlite3 *db, const char *key,
 	int r;
 
 	store_uuid7(mid);
-	mjson = json_dumps(msg, JSON_COMPACT);
+	mjson = store_json_dump(msg, NULL);
 	r = sess_prep(db, "INSERT INTO transcript(session_key, session_id, "
 			 "seq, message_id, role, text, message, run_id, "
 			 "status, input_tokens, output_tokens, model, "
@@ -532,7 +657,7 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 			goto out;
 	}
 idem:
-	rjson = json_dumps(e->result, JSON_COMPACT);
+	rjson = store_json_dump(e->result, NULL);
 	/* The row of the start keeps its created_at. */
 	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
 		      "status, result, created_at, ended_at, expires_at) "

@@ -33,6 +33,11 @@ struct store;
  * random leaf each (run ids, message ids, session ids, generated session
  * keys). */
 void store_uuid7(char out[37]);
+/* json_dumps(v, JSON_COMPACT) of an object or array, byte for byte, in
+ * a fraction of its time (no loop check: the run path's own trees);
+ * *len (may be NULL) gets the length. NULL when v is neither or holds a
+ * real jansson refuses (nan, inf). */
+char *store_json_dump(const json_t *v, size_t *len);
 
 /* Messages of the current session of key as OpenAI chat messages
  * (oldest first, at most max), appended to out. The _db form reads

@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "store/store-sessions.h"
 
 /* ---- SSE ------------------------------------------------------------------ */
 
@@ -55,6 +56,55 @@ static void sse_check(const struct sse_got *g)
 	ck_assert_str_eq(g->ev[2], "nospace");
 	ck_assert_str_eq(g->ev[3], "[DONE]");
 }
+
+/* store_json_dump writes what json_dumps(JSON_COMPACT) writes. */
+START_TEST(test_json_dump_matches_jansson)
+{
+	static const char *const docs[] = {
+		"{}", "[]", "[[],{},[{}]]",
+		"{\"a\":1,\"b\":-9223372036854775807,\"c\":[true,false,null]}",
+		"{\"s\":\"q\\\"b\\\\s/ \\b\\f\\n\\r\\t \\u0001\\u001f\\u007f\"}",
+		"{\"u\":\"caf\\u00e9 \\u2028 \\ud83d\\ude00\",\"\\u00e9k\":\"\"}",
+		"{\"r\":[0.5,1.0,1e300,-2.5e-10,100.0,0.1]}",
+		"{\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+		"\"text\":\"Hello\"}],\"usage\":{\"input\":9,\"output\":5}}",
+	};
+	size_t i, n;
+	json_t *v, *deep = json_array(), *cur = deep;
+	char *a, *b;
+
+	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		v = json_loads(docs[i], 0, NULL);
+		ck_assert_msg(v, "%s", docs[i]);
+		a = json_dumps(v, JSON_COMPACT);
+		b = store_json_dump(v, &n);
+		ck_assert_str_eq(b, a);
+		ck_assert_uint_eq(n, strlen(a));
+		free(a);
+		free(b);
+		json_decref(v);
+	}
+	/* insertion order, as jansson */
+	v = json_object();
+	json_object_set_new(v, "z", json_integer(1));
+	json_object_set_new(v, "a", json_integer(2));
+	b = store_json_dump(v, NULL);
+	ck_assert_str_eq(b, "{\"z\":1,\"a\":2}");
+	free(b);
+	/* only containers, like json_dumps without JSON_ENCODE_ANY */
+	ck_assert_ptr_null(store_json_dump(json_object_get(v, "z"), NULL));
+	json_decref(v);
+	/* bounded depth */
+	for (i = 0; i < 3000; i++) {
+		json_t *x = json_array();
+
+		json_array_append_new(cur, x);
+		cur = x;
+	}
+	ck_assert_ptr_null(store_json_dump(deep, NULL));
+	json_decref(deep);
+}
+END_TEST
 
 START_TEST(test_sse_whole)
 {
@@ -411,6 +461,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_key_http);
 	tcase_add_test(tc, test_key_canon);
 	tcase_add_test(tc, test_idempotency_replay);
+	tcase_add_test(tc, test_json_dump_matches_jansson);
 	suite_add_tcase(s, tc);
 	return s;
 }
