@@ -448,6 +448,9 @@ static int run_end_tx(sqlite3 *db, void *arg)
 
 	/* A deferred start commits with its end, in this job's savepoint:
 	 * both or neither. */
+	if (j->begin && !j->e.skip_row)
+		return store_session_run_tx(db, &j->begin->b, &j->e,
+					    j->events);
 	if (j->begin &&
 	    (rc = store_session_begin_tx(db, &j->begin->b, NULL)) != GW_OK)
 		return rc;
@@ -1027,6 +1030,7 @@ static struct run_beginjob *run_beginjob_new(struct run *r)
 	bj->b.run_id = xstrdup(r->id);
 	bj->b.channel = r->channel ? xstrdup(r->channel) : NULL;
 	bj->b.messages = r->tr_in;
+	bj->b.started_at = r->started_at;
 	r->tr_in = NULL;
 	return bj;
 }
@@ -1098,6 +1102,12 @@ static struct run *run_replay_new(struct agent_rt *rt, const char *id,
 	return r;
 }
 
+int run_start_light(const struct run_request *rq)
+{
+	return rq->new_session && !(rq->run_id && *rq->run_id) &&
+	       !rq->use_history;
+}
+
 /* Whether a new run's start can wait for its end and commit with it
  * (one store job instead of two): nobody can see the run in between. Its
  * session key was generated for it (no one else knows it, no stored
@@ -1114,9 +1124,7 @@ static int run_defer_begin(const struct run_request *rq,
 
 	if (atomic_load(&off) < 0)
 		atomic_store(&off, getenv("CLAWGATE_NO_DEFER_BEGIN") != NULL);
-	return rq->new_session && !rq->use_history &&
-	       !(rq->run_id && *rq->run_id) && !bj->events &&
-	       !atomic_load(&off);
+	return run_start_light(rq) && !bj->events && !atomic_load(&off);
 }
 
 int run_start(struct agent_rt *rt, struct run_request *rq,
@@ -1260,7 +1268,12 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		run_begin_done(GW_EUNAVAIL, bj);
 
 	run_ref(r);
-	if (provider_post(rt->prov, run_attempt_job, r) != 0) {
+	if (provider_on_thread(rt->prov)) {
+		/* Started on the agent thread (agent_post): the attempt
+		 * now, no hand-off. Its callbacks come from a later
+		 * curl_multi_perform, never from here. */
+		run_attempt_job(r);
+	} else if (provider_post(rt->prov, run_attempt_job, r) != 0) {
 		/* Stopping: nothing will drive it; end it here. */
 		run_unref(r);
 		run_unlink(r);

@@ -778,6 +778,12 @@ void api_run_start(struct api_run *h, struct run_request *rq,
 	/* The JSON now belongs to the job. */
 	rq->messages = rq->tools = rq->tool_choice = rq->params = NULL;
 	api_run_ref(h);
+	/* A start that reads no store row goes straight to the agent
+	 * thread (which then sends the upstream request at once), any
+	 * other to a worker; never on this (libmicrohttpd) thread. */
+	if (run_start_light(&j->rq) &&
+	    agent_post(h->a->d.agents, api_run_start_job, j) == 0)
+		return;
 	if (!h->a->d.workers ||
 	    workq_post(h->a->d.workers, api_run_start_job, j) != 0)
 		api_run_start_job(j);

@@ -491,6 +491,27 @@ out:
 	return r;
 }
 
+/* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS. */
+static int sess_sweep(sqlite3 *db, int64_t now)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (now < store_session_next_sweep)
+		return GW_OK;
+	/* Reads skip expired rows; the sweep only bounds the table. */
+	s = store_stmt(db, "DELETE FROM idempotency WHERE expires_at < ?");
+	if (!s)
+		return GW_ESTORE;
+	sqlite3_bind_int64(s, 1, now);
+	r = sqlite3_step(s) == SQLITE_DONE
+		? GW_OK : sess_fail(db, "idempotency sweep");
+	store_stmt_done(s);
+	if (r == GW_OK)
+		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
+	return r;
+}
+
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events)
 {
@@ -502,21 +523,8 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	size_t i, n = 0;
 	int r, rc;
 
-	if (now >= store_session_next_sweep) {
-		/* Reads skip expired rows; the sweep only bounds the table. */
-		s = store_stmt(db, "DELETE FROM idempotency WHERE "
-			       "expires_at < ?");
-		if (!s)
-			return GW_ESTORE;
-		sqlite3_bind_int64(s, 1, now);
-		r = sqlite3_step(s) == SQLITE_DONE
-			? GW_OK : sess_fail(db, "idempotency sweep");
-		store_stmt_done(s);
-		s = NULL;
-		if (r != GW_OK)
-			return r;
-		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
-	}
+	if ((r = sess_sweep(db, now)) != GW_OK)
+		return r;
 	/* Create the row or mark it running and count the new messages, in
 	 * one statement that returns their session id and last seq. */
 	n = json_array_size(b->messages);
@@ -590,6 +598,7 @@ out:
 	return r;
 }
 
+
 static const char *session_row_status(const char *run_status)
 {
 	if (strcmp(run_status, "ok") == 0)
@@ -599,6 +608,122 @@ static const char *session_row_status(const char *run_status)
 	if (strcmp(run_status, "timeout") == 0)
 		return "timeout";
 	return "failed";
+}
+
+int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
+			 struct store_session_end *e, json_t *events)
+{
+	struct store_session_meta mu = {.run_id = b->run_id};
+	struct store_session_meta ma = {
+		.run_id = e->run_id, .status = e->status,
+		.in_tok = e->in_tok, .out_tok = e->out_tok, .model = e->model,
+	};
+	sqlite3_stmt *s = NULL;
+	char sid[37], **texts = NULL, *atext = NULL, *preview = NULL;
+	char *cur = NULL, *rjson = NULL;
+	int64_t count = 0, now = util_now_ms();
+	int64_t at = b->started_at ? b->started_at : now;
+	json_t *msg;
+	size_t i, n, total;
+	int r, rc;
+
+	if ((r = sess_sweep(db, now)) != GW_OK)
+		return r;
+	n = json_array_size(b->messages);
+	total = n + (e->message ? 1 : 0);
+	texts = xcalloc(n ? n : 1, sizeof(*texts));
+	json_array_foreach(b->messages, i, msg)
+		texts[i] = store_session_text(json_object_get(msg, "content"));
+	if (e->message)
+		atext = store_session_text(json_object_get(e->message,
+							   "content"));
+	if (atext || n)
+		preview = xstrndup(atext ? atext : texts[n - 1],
+				   STORE_SESSION_PREVIEW_LEN);
+	store_uuid7(sid);
+	/* The row as the start and the end would have left it. */
+	r = sess_prep(db, "INSERT INTO sessions(key, session_id, agent_id, "
+		      "channel, status, last_run_id, last_error, model, "
+		      "input_tokens, output_tokens, message_count, "
+		      "last_preview, created_at, updated_at) "
+		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO "
+		      "UPDATE SET status = excluded.status, last_run_id = "
+		      "excluded.last_run_id, last_error = excluded.last_error, "
+		      "channel = coalesce(excluded.channel, channel), model = "
+		      "coalesce(excluded.model, model), input_tokens = "
+		      "input_tokens + excluded.input_tokens, output_tokens = "
+		      "output_tokens + excluded.output_tokens, message_count = "
+		      "message_count + excluded.message_count, last_preview = "
+		      "coalesce(excluded.last_preview, last_preview), "
+		      "updated_at = excluded.updated_at "
+		      "RETURNING session_id, message_count", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 4, b->channel);
+	sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 7, json_string_value(json_object_get(e->result,
+								  "error")));
+	sess_bind_text(s, 8, e->model);
+	sqlite3_bind_int64(s, 9, e->in_tok);
+	sqlite3_bind_int64(s, 10, e->out_tok);
+	sqlite3_bind_int64(s, 11, (sqlite3_int64)total);
+	sess_bind_text(s, 12, preview);
+	sqlite3_bind_int64(s, 13, at);
+	sqlite3_bind_int64(s, 14, now);
+	rc = sess_bumped(db, s, "session run", &cur, &count);
+	store_stmt_done(s);
+	s = NULL;
+	if (rc <= 0) {
+		r = rc == 0 ? sess_fail(db, "session run (no row)") : GW_ESTORE;
+		goto out;
+	}
+	json_array_foreach(b->messages, i, msg) {
+		r = sess_transcript_insert(db, b->key, cur,
+					   count - (int64_t)total + 1 +
+					   (int64_t)i, msg, texts[i], &mu,
+					   events, at, NULL);
+		if (r != GW_OK)
+			goto out;
+	}
+	if (e->message) {
+		r = sess_transcript_insert(db, b->key, cur, count, e->message,
+					   atext, &ma, events, now, NULL);
+		if (r != GW_OK)
+			goto out;
+	}
+	rjson = store_json_dump(e->result, NULL);
+	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
+		      "session_key, status, result, created_at, ended_at, "
+		      "expires_at) VALUES(?,?,?,?,?,?,?)", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 4, rjson);
+	sqlite3_bind_int64(s, 5, at);
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, now + STORE_SESSION_IDEM_TTL_MS);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "idempotency run");
+	if (r == GW_OK)
+		store_session_changed(db, events, e->key, "run.end", e->run_id);
+out:
+	store_stmt_done(s);
+	if (texts)
+		for (i = 0; i < n; i++)
+			free(texts[i]);
+	free(texts);
+	free(atext);
+	free(preview);
+	free(cur);
+	free(rjson);
+	return r;
 }
 
 int store_session_end_tx(sqlite3 *db, struct store_session_end *e,

@@ -56,6 +56,7 @@ int store_session_idem_get(struct store *st, const char *run_id,
 struct store_session_begin {
 	char *key, *agent_id, *run_id, *channel;
 	json_t *messages;	/* transcript messages to append (array) */
+	int64_t started_at;	/* run_tx: the run's start (0 = now) */
 };
 struct store_session_end {
 	char *key, *run_id;
@@ -71,6 +72,12 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events);
 int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 			 json_t *events);
+/* A whole run at once (its start waited for its end): the rows the start
+ * and the end would have written, in 4 statements instead of 7 (one row
+ * upsert, the transcript inserts, one idempotency row). The session row's
+ * and the prompt's created_at are b->started_at. */
+int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
+			 struct store_session_end *e, json_t *events);
 /* Plain text of an OpenAI/transcript content (string or parts). */
 char *store_session_text(const json_t *content);
 /* The session's model override (sessions.patch model) or NULL. */
