@@ -659,6 +659,40 @@ static void run_chunk(struct run *r, const json_t *o, int full)
 	}
 }
 
+/* run_chunk(o, 0) for the common chunk, without a JSON tree (most of a
+ * run's parsing: one chunk per token). 0: parse it with jansson. */
+static int run_chunk_fast(struct run *r, const char *data, size_t len)
+{
+	struct provider_chunk c;
+	char stack[512], *t;
+	size_t n;
+
+	if (!provider_chunk_scan(data, len, &c))
+		return 0;
+	if (c.in_set)
+		r->in_tok = c.in_tok;
+	if (c.out_set)
+		r->out_tok = c.out_tok;
+	if (!c.has_choice)
+		return 1;
+	if (c.content.is_str && c.content.len) {
+		t = c.content.len < sizeof(stack) ? stack
+						  : xmalloc(c.content.len + 1);
+		n = provider_chunk_text(&c.content, t);
+		run_text_append(r, t, n);
+		r->first = 1;
+		run_emit_delta(r, t, n);
+		if (t != stack)
+			free(t);
+	}
+	if (c.finish.is_str && c.finish.len) {
+		free(r->finish_reason);
+		r->finish_reason = xmalloc(c.finish.len + 1);
+		provider_chunk_text(&c.finish, r->finish_reason);
+	}
+	return 1;
+}
+
 static void run_on_event(void *arg, const char *data, size_t len)
 {
 	struct run *r = arg;
@@ -671,6 +705,8 @@ static void run_on_event(void *arg, const char *data, size_t len)
 		r->done_marker = 1;
 		return;
 	}
+	if (run_chunk_fast(r, data, len))
+		return;
 	o = json_loadb(data, len, 0, NULL);
 	if (!o)
 		return;
@@ -1281,7 +1317,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		rc = GW_EUNAVAIL;
 		goto out;
 	}
-	log_info("agent", "run %s started (agent %s, session %s, model %s)",
+	log_debug("agent", "run %s started (agent %s, session %s, model %s)",
 		 r->id, agent, r->session_key, r->chain[0]->ref);
 	*out = r;
 	r = NULL;

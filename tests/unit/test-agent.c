@@ -106,6 +106,52 @@ START_TEST(test_json_dump_matches_jansson)
 }
 END_TEST
 
+/* The chunk scanner takes the common chunks and leaves the rest to
+ * jansson. */
+START_TEST(test_chunk_scan)
+{
+	struct provider_chunk c;
+	char t[64];
+	const char *ok1 = "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":"
+		"{\"content\":\"a\\\"b\\nc\"},\"finish_reason\":null}]}";
+	const char *ok2 = " {\"choices\":[{\"delta\":{},\"finish_reason\":"
+		"\"length\"}],\"usage\":{\"prompt_tokens\":9,"
+		"\"completion_tokens\":5}} ";
+	const char *ok3 = "{\"choices\":[],\"usage\":{\"prompt_tokens\":2}}";
+	static const char *const no[] = {
+		"{\"error\":{\"message\":\"x\"}}",
+		"{\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"\\u00e9\"}}]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}",
+		"{\"usage\":{\"prompt_tokens\":1e3}}",
+		"{\"choices\":[{\"delta\":{\"content\":\"a\"}}]",
+		"{\"choices\":[{\"delta\":{\"content\":\"a\"}}]} x",
+		"{\"choices\":[{\"delta\":{\"content\":\"\xc3\"}}]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"\x01\"}}]}",
+		"[1]", "{\"a\":01}", "{\"a\":tru}",
+	};
+	size_t i;
+
+	ck_assert_int_eq(provider_chunk_scan(ok1, strlen(ok1), &c), 1);
+	ck_assert_int_eq(c.has_choice, 1);
+	ck_assert_int_eq(c.content.is_str, 1);
+	ck_assert_uint_eq(provider_chunk_text(&c.content, t), 5);
+	ck_assert_str_eq(t, "a\"b\nc");
+	ck_assert_int_eq(c.finish.is_str, 0);
+	ck_assert_int_eq(c.in_set + c.out_set, 0);
+	ck_assert_int_eq(provider_chunk_scan(ok2, strlen(ok2), &c), 1);
+	ck_assert_int_eq(c.content.is_str, 0);
+	provider_chunk_text(&c.finish, t);
+	ck_assert_str_eq(t, "length");
+	ck_assert(c.in_set && c.in_tok == 9 && c.out_set && c.out_tok == 5);
+	ck_assert_int_eq(provider_chunk_scan(ok3, strlen(ok3), &c), 1);
+	ck_assert(!c.has_choice && c.in_set && c.in_tok == 2 && !c.out_set);
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		ck_assert_msg(!provider_chunk_scan(no[i], strlen(no[i]), &c),
+			      "%s", no[i]);
+}
+END_TEST
+
 START_TEST(test_sse_whole)
 {
 	struct provider_sse s;
@@ -462,6 +508,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_key_canon);
 	tcase_add_test(tc, test_idempotency_replay);
 	tcase_add_test(tc, test_json_dump_matches_jansson);
+	tcase_add_test(tc, test_chunk_scan);
 	suite_add_tcase(s, tc);
 	return s;
 }
