@@ -6,7 +6,8 @@
  *
  * Threads: run_start/run_abort/run_detach and the query functions may be
  * called from any thread. Sink callbacks run on the agent's own thread (the
- * libcurl multi thread) and must not block: copy, post, return. */
+ * libcurl multi thread; on_end of a run whose sinks are all any_thread on
+ * the store writer) and must not block: copy, post, return. */
 #pragma once
 
 #include <stddef.h>

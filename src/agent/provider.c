@@ -754,48 +754,74 @@ static int chunk_num(struct chunk_scan *s, int *is_int, long long *v)
 
 static int chunk_skip(struct chunk_scan *s);
 
-/* An object; for each key, fn(arg, key, klen) is called with s->p on the
- * value and must consume it (0) or give up (-1). */
-static int chunk_obj(struct chunk_scan *s,
-		     int (*fn)(struct chunk_scan *s, void *arg,
-			       const char *k, size_t kn), void *arg)
+/* A '{'/'[' ... '}'/']' list: each(s, arg, index) consumes an element. */
+static int chunk_seq(struct chunk_scan *s, char open, char close,
+		     int (*each)(struct chunk_scan *s, void *arg, size_t i),
+		     void *arg)
 {
-	const char *k;
-	size_t kn;
-	int esc;
+	size_t i;
 
-	if (++s->depth > 16 || s->p >= s->end || *s->p != '{')
+	if (++s->depth > 16 || s->p >= s->end || *s->p != open)
 		return -1;
 	s->p++;
 	chunk_ws(s);
-	if (s->p < s->end && *s->p == '}') {
-		s->p++;
-		s->depth--;
-		return 0;
-	}
-	for (;;) {
+	for (i = 0; !(i == 0 && s->p < s->end && *s->p == close); i++) {
 		chunk_ws(s);
-		if (chunk_str(s, &k, &kn, &esc) < 0 || esc)
-			return -1;
-		chunk_ws(s);
-		if (s->p >= s->end || *s->p != ':')
-			return -1;
-		s->p++;
-		chunk_ws(s);
-		if ((fn ? fn(s, arg, k, kn) : chunk_skip(s)) < 0)
+		if (each(s, arg, i) < 0)
 			return -1;
 		chunk_ws(s);
 		if (s->p < s->end && *s->p == ',') {
 			s->p++;
 			continue;
 		}
-		if (s->p < s->end && *s->p == '}') {
-			s->p++;
-			s->depth--;
-			return 0;
-		}
-		return -1;
+		break;
 	}
+	if (s->p >= s->end || *s->p != close)
+		return -1;
+	s->p++;
+	s->depth--;
+	return 0;
+}
+
+typedef int (*chunk_key_fn)(struct chunk_scan *s, void *arg, const char *k,
+			    size_t kn);
+struct chunk_members {
+	chunk_key_fn fn;
+	void *arg;
+};
+
+static int chunk_member(struct chunk_scan *s, void *arg, size_t i)
+{
+	struct chunk_members *m = arg;
+	const char *k;
+	size_t kn;
+	int esc;
+
+	(void)i;
+	if (chunk_str(s, &k, &kn, &esc) < 0 || esc)
+		return -1;
+	chunk_ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return -1;
+	s->p++;
+	chunk_ws(s);
+	return m->fn ? m->fn(s, m->arg, k, kn) : chunk_skip(s);
+}
+
+/* An object; for each key, fn(arg, key, klen) is called with s->p on the
+ * value and must consume it (0) or give up (-1); NULL skips them. */
+static int chunk_obj(struct chunk_scan *s, chunk_key_fn fn, void *arg)
+{
+	struct chunk_members m = { fn, arg };
+
+	return chunk_seq(s, '{', '}', chunk_member, &m);
+}
+
+static int chunk_skip_elem(struct chunk_scan *s, void *arg, size_t i)
+{
+	(void)arg;
+	(void)i;
+	return chunk_skip(s);
 }
 
 /* An array; fn(arg, index) consumes each element (NULL: skipped). */
@@ -803,33 +829,7 @@ static int chunk_arr(struct chunk_scan *s,
 		     int (*fn)(struct chunk_scan *s, void *arg, size_t i),
 		     void *arg)
 {
-	size_t i = 0;
-
-	if (++s->depth > 16 || s->p >= s->end || *s->p != '[')
-		return -1;
-	s->p++;
-	chunk_ws(s);
-	if (s->p < s->end && *s->p == ']') {
-		s->p++;
-		s->depth--;
-		return 0;
-	}
-	for (;; i++) {
-		chunk_ws(s);
-		if ((fn ? fn(s, arg, i) : chunk_skip(s)) < 0)
-			return -1;
-		chunk_ws(s);
-		if (s->p < s->end && *s->p == ',') {
-			s->p++;
-			continue;
-		}
-		if (s->p < s->end && *s->p == ']') {
-			s->p++;
-			s->depth--;
-			return 0;
-		}
-		return -1;
-	}
+	return chunk_seq(s, '[', ']', fn ? fn : chunk_skip_elem, arg);
 }
 
 static int chunk_skip(struct chunk_scan *s)
@@ -854,6 +854,18 @@ static int chunk_skip(struct chunk_scan *s)
 
 #define CHUNK_KEY(k, kn, lit) \
 	((kn) == sizeof(lit) - 1 && memcmp((k), (lit), (kn)) == 0)
+
+/* A member the run reads, once: -1 when repeated (jansson keeps the
+ * last), 1 when its value opens with open (the caller scans it), 0 when it
+ * was something else (skipped). */
+static int chunk_once(struct chunk_scan *s, int *seen, char open)
+{
+	if ((*seen)++)
+		return -1;
+	if (s->p < s->end && *s->p == open)
+		return 1;
+	return chunk_skip(s) < 0 ? -1 : 0;
+}
 
 /* A string value or null (anything else: *set stays, *is_str 0). */
 static int chunk_str_val(struct chunk_scan *s, struct provider_chunk_str *o)
@@ -884,14 +896,11 @@ static int chunk_choice(struct chunk_scan *s, void *arg, const char *k,
 			size_t kn)
 {
 	struct provider_chunk *c = arg;
+	int rc;
 
-	if (CHUNK_KEY(k, kn, "delta")) {
-		if (c->delta_seen++)
-			return -1;
-		if (s->p < s->end && *s->p == '{')
-			return chunk_obj(s, chunk_delta, c);
-		return chunk_skip(s);
-	}
+	if (CHUNK_KEY(k, kn, "delta"))
+		return (rc = chunk_once(s, &c->delta_seen, '{')) <= 0
+		       ? rc : chunk_obj(s, chunk_delta, c);
 	if (CHUNK_KEY(k, kn, "finish_reason"))
 		return chunk_str_val(s, &c->finish);
 	return chunk_skip(s);
@@ -945,23 +954,16 @@ static int chunk_top(struct chunk_scan *s, void *arg, const char *k,
 		     size_t kn)
 {
 	struct provider_chunk *c = arg;
+	int rc;
 
 	if (CHUNK_KEY(k, kn, "error"))
 		return -1;
-	if (CHUNK_KEY(k, kn, "choices")) {
-		if (c->choices_seen++)
-			return -1;
-		if (s->p < s->end && *s->p == '[')
-			return chunk_arr(s, chunk_choices, c);
-		return chunk_skip(s);
-	}
-	if (CHUNK_KEY(k, kn, "usage")) {
-		if (c->usage_seen++)
-			return -1;
-		if (s->p < s->end && *s->p == '{')
-			return chunk_obj(s, chunk_usage, c);
-		return chunk_skip(s);
-	}
+	if (CHUNK_KEY(k, kn, "choices"))
+		return (rc = chunk_once(s, &c->choices_seen, '[')) <= 0
+		       ? rc : chunk_arr(s, chunk_choices, c);
+	if (CHUNK_KEY(k, kn, "usage"))
+		return (rc = chunk_once(s, &c->usage_seen, '{')) <= 0
+		       ? rc : chunk_obj(s, chunk_usage, c);
 	return chunk_skip(s);
 }
 

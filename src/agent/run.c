@@ -1,9 +1,12 @@
 /* Runs: one conversation turn answered by the first usable model of the
  * agent's chain. Validation and the transcript start happen on the
- * caller's thread; the upstream request, the streamed chunks, the sinks
+ * caller's thread (the agent thread for a start that reads no store row,
+ * run_start_light); the upstream request, the streamed chunks, the sinks
  * and the end happen on the agent thread. The end is written to SQLite
  * (assistant message, usage, idempotency result) before the sinks get
- * on_end, so a client that reacts to "final" reads what it saw.
+ * on_end, so a client that reacts to "final" reads what it saw; sinks that
+ * may run anywhere get it on the store writer right after the commit. A
+ * run nobody can see (run_defer_begin) writes its start with its end.
  *
  * Runs of one session are serialised: a run started while another of the
  * same session is live waits in FIFO order (queued) and starts when the

@@ -491,6 +491,77 @@ out:
 	return r;
 }
 
+/* The plain texts of the messages of a run's start (n of them; at least
+ * one slot) and their release. */
+static char **sess_texts(const json_t *msgs, size_t *n)
+{
+	char **texts;
+	json_t *msg;
+	size_t i;
+
+	*n = json_array_size(msgs);
+	texts = xcalloc(*n ? *n : 1, sizeof(*texts));
+	json_array_foreach(msgs, i, msg)
+		texts[i] = store_session_text(json_object_get(msg, "content"));
+	return texts;
+}
+
+static void sess_texts_free(char **texts, size_t n)
+{
+	size_t i;
+
+	if (texts)
+		for (i = 0; i < n; i++)
+			free(texts[i]);
+	free(texts);
+}
+
+/* Step a session upsert ... RETURNING session_id, message_count and
+ * release it: GW_OK with *sid and *count. */
+static int sess_bump_step(sqlite3 *db, sqlite3_stmt *s, char **sid,
+			  int64_t *count)
+{
+	int rc = sess_bumped(db, s, "session run", sid, count);
+
+	store_stmt_done(s);
+	if (rc <= 0)
+		return rc == 0 ? sess_fail(db, "session run (no row)")
+			       : GW_ESTORE;
+	return GW_OK;
+}
+
+/* The messages of a run's start as transcript rows first_seq... */
+static int sess_insert_prompts(sqlite3 *db, const char *key,
+			       const char *sid, int64_t first_seq,
+			       const json_t *msgs, char **texts,
+			       const struct store_session_meta *m,
+			       json_t *events, int64_t at)
+{
+	json_t *msg;
+	size_t i;
+	int r;
+
+	json_array_foreach(msgs, i, msg) {
+		r = sess_transcript_insert(db, key, sid, first_seq + (int64_t)i,
+					   msg, texts[i], m, events, at, NULL);
+		if (r != GW_OK)
+			return r;
+	}
+	return GW_OK;
+}
+
+/* Parameters 1-4 of a start's session upsert: key, session_id (for a new
+ * row), agent_id, channel. */
+static void sess_bind_start(sqlite3_stmt *s,
+			    const struct store_session_begin *b,
+			    const char *sid)
+{
+	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
+	sess_bind_text(s, 4, b->channel);
+}
+
 /* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS. */
 static int sess_sweep(sqlite3 *db, int64_t now)
 {
@@ -519,18 +590,14 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	struct store_session_meta m = {.run_id = b->run_id};
 	char sid[37], **texts = NULL, *preview = NULL, *cur = NULL;
 	int64_t count = 0, now = util_now_ms();
-	json_t *msg;
-	size_t i, n = 0;
-	int r, rc;
+	size_t n = 0;
+	int r;
 
 	if ((r = sess_sweep(db, now)) != GW_OK)
 		return r;
 	/* Create the row or mark it running and count the new messages, in
 	 * one statement that returns their session id and last seq. */
-	n = json_array_size(b->messages);
-	texts = xcalloc(n ? n : 1, sizeof(*texts));
-	json_array_foreach(b->messages, i, msg)
-		texts[i] = store_session_text(json_object_get(msg, "content"));
+	texts = sess_texts(b->messages, &n);
 	if (n)
 		preview = xstrndup(texts[n - 1], STORE_SESSION_PREVIEW_LEN);
 	store_uuid7(sid);
@@ -547,30 +614,20 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 		      "RETURNING session_id, message_count", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
-	sess_bind_text(s, 4, b->channel);
+	sess_bind_start(s, b, sid);
 	sqlite3_bind_text(s, 5, b->run_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, now);
 	sqlite3_bind_int64(s, 8, (sqlite3_int64)n);
 	sess_bind_text(s, 9, preview);
-	rc = sess_bumped(db, s, "session run", &cur, &count);
-	store_stmt_done(s);
+	r = sess_bump_step(db, s, &cur, &count);
 	s = NULL;
-	if (rc <= 0) {
-		r = rc == 0 ? sess_fail(db, "session run (no row)") : GW_ESTORE;
+	if (r != GW_OK)
 		goto out;
-	}
-	json_array_foreach(b->messages, i, msg) {
-		r = sess_transcript_insert(db, b->key, cur,
-					   count - (int64_t)n + 1 + (int64_t)i,
-					   msg, texts[i], &m, events, now,
-					   NULL);
-		if (r != GW_OK)
-			goto out;
-	}
+	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)n + 1,
+				b->messages, texts, &m, events, now);
+	if (r != GW_OK)
+		goto out;
 	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
 			 "session_key, status, created_at, expires_at) "
 			 "VALUES(?,?,'running',?,?)", &s);
@@ -589,10 +646,7 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	store_session_changed(db, events, b->key, "run.start", b->run_id);
 out:
 	store_stmt_done(s);
-	if (texts)
-		for (i = 0; i < n; i++)
-			free(texts[i]);
-	free(texts);
+	sess_texts_free(texts, n);
 	free(preview);
 	free(cur);
 	return r;
@@ -623,17 +677,13 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	char *cur = NULL, *rjson = NULL;
 	int64_t count = 0, now = util_now_ms();
 	int64_t at = b->started_at ? b->started_at : now;
-	json_t *msg;
-	size_t i, n, total;
-	int r, rc;
+	size_t n = 0, total;
+	int r;
 
 	if ((r = sess_sweep(db, now)) != GW_OK)
 		return r;
-	n = json_array_size(b->messages);
+	texts = sess_texts(b->messages, &n);
 	total = n + (e->message ? 1 : 0);
-	texts = xcalloc(n ? n : 1, sizeof(*texts));
-	json_array_foreach(b->messages, i, msg)
-		texts[i] = store_session_text(json_object_get(msg, "content"));
 	if (e->message)
 		atext = store_session_text(json_object_get(e->message,
 							   "content"));
@@ -659,10 +709,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		      "RETURNING session_id, message_count", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
-	sess_bind_text(s, 4, b->channel);
+	sess_bind_start(s, b, sid);
 	sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
 			  SQLITE_STATIC);
 	sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_TRANSIENT);
@@ -675,21 +722,14 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	sess_bind_text(s, 12, preview);
 	sqlite3_bind_int64(s, 13, at);
 	sqlite3_bind_int64(s, 14, now);
-	rc = sess_bumped(db, s, "session run", &cur, &count);
-	store_stmt_done(s);
+	r = sess_bump_step(db, s, &cur, &count);
 	s = NULL;
-	if (rc <= 0) {
-		r = rc == 0 ? sess_fail(db, "session run (no row)") : GW_ESTORE;
+	if (r != GW_OK)
 		goto out;
-	}
-	json_array_foreach(b->messages, i, msg) {
-		r = sess_transcript_insert(db, b->key, cur,
-					   count - (int64_t)total + 1 +
-					   (int64_t)i, msg, texts[i], &mu,
-					   events, at, NULL);
-		if (r != GW_OK)
-			goto out;
-	}
+	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)total + 1,
+				b->messages, texts, &mu, events, at);
+	if (r != GW_OK)
+		goto out;
 	if (e->message) {
 		r = sess_transcript_insert(db, b->key, cur, count, e->message,
 					   atext, &ma, events, now, NULL);
@@ -715,10 +755,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		store_session_changed(db, events, e->key, "run.end", e->run_id);
 out:
 	store_stmt_done(s);
-	if (texts)
-		for (i = 0; i < n; i++)
-			free(texts[i]);
-	free(texts);
+	sess_texts_free(texts, n);
 	free(atext);
 	free(preview);
 	free(cur);
