@@ -727,11 +727,13 @@ static int chunk_str(struct chunk_scan *s, const char **raw, size_t *rlen,
  * up (jansson refuses integers beyond int64). */
 static int chunk_num(struct chunk_scan *s, int *is_int, long long *v)
 {
-	const unsigned char *start = s->p;
-	int digits = 0;
+	int digits = 0, neg = 0;
+	long long n = 0;
 
-	if (s->p < s->end && *s->p == '-')
+	if (s->p < s->end && *s->p == '-') {
+		neg = 1;
 		s->p++;
+	}
 	if (s->p >= s->end || !(*s->p >= '0' && *s->p <= '9'))
 		return -1;
 	if (*s->p == '0') {
@@ -739,6 +741,8 @@ static int chunk_num(struct chunk_scan *s, int *is_int, long long *v)
 		digits = 1;
 	} else {
 		while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
+			if (digits < 16)	/* longer ones give up below */
+				n = n * 10 + (*s->p - '0');
 			s->p++;
 			digits++;
 		}
@@ -748,7 +752,7 @@ static int chunk_num(struct chunk_scan *s, int *is_int, long long *v)
 	*is_int = 1;
 	if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))
 		return -1;	/* a real: rare in a chunk, jansson decides */
-	*v = strtoll((const char *)start, NULL, 10);
+	*v = neg ? -n : n;
 	return 0;
 }
 

@@ -62,22 +62,52 @@ void store_uuid7(char out[37])
  * piece. The run path dumps a few small objects per request (transcript
  * messages, the result, the upstream body, the reply), so it has its own
  * writer. */
-static int sess_json_put(struct util_buf *b, const json_t *v, int depth);
+struct sess_jbuf {
+	char *p;
+	size_t len, cap;
+};
 
-static void sess_json_str(struct util_buf *b, const char *s, size_t n)
+static void sess_jgrow(struct sess_jbuf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 256;
+
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	b->p = xrealloc(b->p, cap);
+	b->cap = cap;
+}
+
+static inline void sess_jput(struct sess_jbuf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+		sess_jgrow(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static inline void sess_jc(struct sess_jbuf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		sess_jgrow(b, 1);
+	b->p[b->len++] = c;
+}
+
+static int sess_json_put(struct sess_jbuf *b, const json_t *v, int depth);
+
+static void sess_json_str(struct sess_jbuf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, run = 0;
 	char esc[7];
 
-	util_buf_put(b, "\"", 1);
+	sess_jc(b, '"');
 	for (i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		const char *e = NULL;
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		util_buf_put(b, s + run, i - run);
+		sess_jput(b, s + run, i - run);
 		run = i + 1;
 		switch (c) {
 		case '"': e = "\\\""; break;
@@ -94,13 +124,13 @@ static void sess_json_str(struct util_buf *b, const char *s, size_t n)
 			esc[6] = 0;
 			e = esc;
 		}
-		util_buf_puts(b, e);
+		sess_jput(b, e, strlen(e));
 	}
-	util_buf_put(b, s + run, n - run);
-	util_buf_put(b, "\"", 1);
+	sess_jput(b, s + run, n - run);
+	sess_jc(b, '"');
 }
 
-static int sess_json_put(struct util_buf *b, const json_t *v, int depth)
+static int sess_json_put(struct sess_jbuf *b, const json_t *v, int depth)
 {
 	void *it;
 	json_t *x;
@@ -112,30 +142,30 @@ static int sess_json_put(struct util_buf *b, const json_t *v, int depth)
 		return -1;
 	switch (json_typeof(v)) {
 	case JSON_OBJECT:
-		util_buf_put(b, "{", 1);
+		sess_jc(b, '{');
 		for (it = json_object_iter((json_t *)v); it;
 		     it = json_object_iter_next((json_t *)v, it)) {
 			if (!first)
-				util_buf_put(b, ",", 1);
+				sess_jc(b, ',');
 			first = 0;
 			sess_json_str(b, json_object_iter_key(it),
 				      json_object_iter_key_len(it));
-			util_buf_put(b, ":", 1);
+			sess_jc(b, ':');
 			if (sess_json_put(b, json_object_iter_value(it),
 					  depth + 1) < 0)
 				return -1;
 		}
-		util_buf_put(b, "}", 1);
+		sess_jc(b, '}');
 		return 0;
 	case JSON_ARRAY:
-		util_buf_put(b, "[", 1);
+		sess_jc(b, '[');
 		json_array_foreach(v, i, x) {
 			if (i)
-				util_buf_put(b, ",", 1);
+				sess_jc(b, ',');
 			if (sess_json_put(b, x, depth + 1) < 0)
 				return -1;
 		}
-		util_buf_put(b, "]", 1);
+		sess_jc(b, ']');
 		return 0;
 	case JSON_STRING:
 		sess_json_str(b, json_string_value(v), json_string_length(v));
@@ -143,24 +173,24 @@ static int sess_json_put(struct util_buf *b, const json_t *v, int depth)
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 			 json_integer_value(v));
-		util_buf_puts(b, num);
+		sess_jput(b, num, strlen(num));
 		return 0;
 	case JSON_REAL:
 		/* Rare here; jansson's own rules (%.17g, ".0", exponent). */
 		t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		if (!t)
 			return -1;
-		util_buf_puts(b, t);
+		sess_jput(b, t, strlen(t));
 		free(t);
 		return 0;
 	case JSON_TRUE:
-		util_buf_put(b, "true", 4);
+		sess_jput(b, "true", 4);
 		return 0;
 	case JSON_FALSE:
-		util_buf_put(b, "false", 5);
+		sess_jput(b, "false", 5);
 		return 0;
 	case JSON_NULL:
-		util_buf_put(b, "null", 4);
+		sess_jput(b, "null", 4);
 		return 0;
 	}
 	return -1;
@@ -168,13 +198,15 @@ static int sess_json_put(struct util_buf *b, const json_t *v, int depth)
 
 char *store_json_dump(const json_t *v, size_t *len)
 {
-	struct util_buf b = {0};
+	struct sess_jbuf b = {0};
 
 	if ((!json_is_object(v) && !json_is_array(v)) ||
 	    sess_json_put(&b, v, 0) < 0) {
 		free(b.p);
 		return NULL;
 	}
+	sess_jc(&b, 0);		/* NUL-terminated */
+	b.len--;
 	if (len)
 		*len = b.len;
 	return b.p;
