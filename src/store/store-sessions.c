@@ -62,12 +62,7 @@ void store_uuid7(char out[37])
  * piece. The run path dumps a few small objects per request (transcript
  * messages, the result, the upstream body, the reply), so it has its own
  * writer. */
-struct sess_jbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void sess_jgrow(struct sess_jbuf *b, size_t n)
+static void sess_jgrow(struct store_json_buf *b, size_t n)
 {
 	size_t cap = b->cap ? b->cap : 256;
 
@@ -77,7 +72,7 @@ static void sess_jgrow(struct sess_jbuf *b, size_t n)
 	b->cap = cap;
 }
 
-static inline void sess_jput(struct sess_jbuf *b, const char *s, size_t n)
+void store_json_raw(struct store_json_buf *b, const char *s, size_t n)
 {
 	if (b->len + n + 1 > b->cap)
 		sess_jgrow(b, n);
@@ -85,16 +80,16 @@ static inline void sess_jput(struct sess_jbuf *b, const char *s, size_t n)
 	b->len += n;
 }
 
-static inline void sess_jc(struct sess_jbuf *b, char c)
+static inline void sess_jc(struct store_json_buf *b, char c)
 {
 	if (b->len + 2 > b->cap)
 		sess_jgrow(b, 1);
 	b->p[b->len++] = c;
 }
 
-static int sess_json_put(struct sess_jbuf *b, const json_t *v, int depth);
+static int sess_json_put(struct store_json_buf *b, const json_t *v, int depth);
 
-static void sess_json_str(struct sess_jbuf *b, const char *s, size_t n)
+void store_json_str(struct store_json_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i, run = 0;
@@ -107,7 +102,7 @@ static void sess_json_str(struct sess_jbuf *b, const char *s, size_t n)
 
 		if (c >= 0x20 && c != '"' && c != '\\')
 			continue;
-		sess_jput(b, s + run, i - run);
+		store_json_raw(b, s + run, i - run);
 		run = i + 1;
 		switch (c) {
 		case '"': e = "\\\""; break;
@@ -124,13 +119,13 @@ static void sess_json_str(struct sess_jbuf *b, const char *s, size_t n)
 			esc[6] = 0;
 			e = esc;
 		}
-		sess_jput(b, e, strlen(e));
+		store_json_raw(b, e, strlen(e));
 	}
-	sess_jput(b, s + run, n - run);
+	store_json_raw(b, s + run, n - run);
 	sess_jc(b, '"');
 }
 
-static int sess_json_put(struct sess_jbuf *b, const json_t *v, int depth)
+static int sess_json_put(struct store_json_buf *b, const json_t *v, int depth)
 {
 	void *it;
 	json_t *x;
@@ -148,7 +143,7 @@ static int sess_json_put(struct sess_jbuf *b, const json_t *v, int depth)
 			if (!first)
 				sess_jc(b, ',');
 			first = 0;
-			sess_json_str(b, json_object_iter_key(it),
+			store_json_str(b, json_object_iter_key(it),
 				      json_object_iter_key_len(it));
 			sess_jc(b, ':');
 			if (sess_json_put(b, json_object_iter_value(it),
@@ -168,48 +163,70 @@ static int sess_json_put(struct sess_jbuf *b, const json_t *v, int depth)
 		sess_jc(b, ']');
 		return 0;
 	case JSON_STRING:
-		sess_json_str(b, json_string_value(v), json_string_length(v));
+		store_json_str(b, json_string_value(v), json_string_length(v));
 		return 0;
 	case JSON_INTEGER:
 		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
 			 json_integer_value(v));
-		sess_jput(b, num, strlen(num));
+		store_json_raw(b, num, strlen(num));
 		return 0;
 	case JSON_REAL:
 		/* Rare here; jansson's own rules (%.17g, ".0", exponent). */
 		t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
 		if (!t)
 			return -1;
-		sess_jput(b, t, strlen(t));
+		store_json_raw(b, t, strlen(t));
 		free(t);
 		return 0;
 	case JSON_TRUE:
-		sess_jput(b, "true", 4);
+		store_json_raw(b, "true", 4);
 		return 0;
 	case JSON_FALSE:
-		sess_jput(b, "false", 5);
+		store_json_raw(b, "false", 5);
 		return 0;
 	case JSON_NULL:
-		sess_jput(b, "null", 4);
+		store_json_raw(b, "null", 4);
 		return 0;
 	}
 	return -1;
 }
 
+int store_json_val(struct store_json_buf *b, const json_t *v)
+{
+	return sess_json_put(b, v, 0);
+}
+
+void store_json_int(struct store_json_buf *b, int64_t v)
+{
+	char num[24];
+
+	store_json_raw(b, num, (size_t)snprintf(num, sizeof(num), "%lld",
+						(long long)v));
+}
+
+char *store_json_done(struct store_json_buf *b, size_t *len)
+{
+	char *p;
+
+	sess_jc(b, 0);		/* NUL-terminated */
+	b->len--;
+	if (len)
+		*len = b->len;
+	p = b->p;
+	memset(b, 0, sizeof(*b));
+	return p;
+}
+
 char *store_json_dump(const json_t *v, size_t *len)
 {
-	struct sess_jbuf b = {0};
+	struct store_json_buf b = {0};
 
 	if ((!json_is_object(v) && !json_is_array(v)) ||
 	    sess_json_put(&b, v, 0) < 0) {
 		free(b.p);
 		return NULL;
 	}
-	sess_jc(&b, 0);		/* NUL-terminated */
-	b.len--;
-	if (len)
-		*len = b.len;
-	return b.p;
+	return store_json_done(&b, len);
 }
 
 static int sess_fail(sqlite3 *db, const char *what)

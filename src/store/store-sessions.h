@@ -38,6 +38,19 @@ void store_uuid7(char out[37]);
  * *len (may be NULL) gets the length. NULL when v is neither or holds a
  * real jansson refuses (nan, inf). */
 char *store_json_dump(const json_t *v, size_t *len);
+/* The same writer for JSON text built in place (replies of a known shape):
+ * start with {0}; raw bytes, a quoted escaped string, a value (-1 as
+ * store_json_dump's NULL), an integer; store_json_done returns the
+ * NUL-terminated text (the caller frees it) and resets b. */
+struct store_json_buf {
+	char *p;
+	size_t len, cap;
+};
+void store_json_raw(struct store_json_buf *b, const char *s, size_t n);
+void store_json_str(struct store_json_buf *b, const char *s, size_t n);
+int store_json_val(struct store_json_buf *b, const json_t *v);
+void store_json_int(struct store_json_buf *b, int64_t v);
+char *store_json_done(struct store_json_buf *b, size_t *len);
 
 /* Messages of the current session of key as OpenAI chat messages
  * (oldest first, at most max), appended to out. The _db form reads
