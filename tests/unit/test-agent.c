@@ -91,6 +91,29 @@ START_TEST(test_json_dump_matches_jansson)
 	b = store_json_dump(v, NULL);
 	ck_assert_str_eq(b, "{\"z\":1,\"a\":2}");
 	free(b);
+	/* built in place: the same bytes as the tree */
+	{
+		struct store_json_buf jb = {0};
+		json_t *t = json_pack("{s:s,s:I,s:[i,n]}", "k", "a\"\n\x01",
+				      "n", (json_int_t)-42, "v", 1);
+
+		store_json_raw(&jb, "{\"k\":", 5);
+		store_json_str(&jb, "a\"\n\x01", 4);
+		store_json_raw(&jb, ",\"n\":", 5);
+		store_json_int(&jb, -42);
+		store_json_raw(&jb, ",\"v\":", 5);
+		ck_assert_int_eq(store_json_val(&jb, json_object_get(t, "v")),
+				 0);
+		store_json_raw(&jb, "}", 1);
+		a = json_dumps(t, JSON_COMPACT);
+		b = store_json_done(&jb, &n);
+		ck_assert_str_eq(b, a);
+		ck_assert_uint_eq(n, strlen(a));
+		ck_assert_ptr_null(jb.p);
+		free(a);
+		free(b);
+		json_decref(t);
+	}
 	/* only containers, like json_dumps without JSON_ENCODE_ANY */
 	ck_assert_ptr_null(store_json_dump(json_object_get(v, "z"), NULL));
 	json_decref(v);
