@@ -1076,6 +1076,19 @@ static struct run_beginjob *run_beginjob_new(struct run *r)
 
 /* A queued run's turn came: read its history and write its start in one
  * store job, then start the upstream request on the agent thread. */
+/* A start built before the run turned out queued: its transcript
+ * messages back to the run, its request without messages (both are
+ * made again at its turn). */
+static void run_begin_undo(struct run *r, struct run_beginjob *bj)
+{
+	if (!bj)
+		return;
+	r->tr_in = bj->b.messages;
+	bj->b.messages = NULL;
+	run_beginjob_free(bj);
+	json_object_del(r->req, "messages");
+}
+
 static int run_activate_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
@@ -1171,7 +1184,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 {
 	struct gw_config *cfg = config_current();
 	struct run *r = NULL, *q;
-	struct run_beginjob *bj;
+	struct run_beginjob *bj = NULL;
 	struct agent_observer obs;
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
 	char idbuf[37];
@@ -1258,6 +1271,16 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (rq->tool_choice)
 		json_object_set(r->req, "tool_choice", rq->tool_choice);
 	r->timeout_ms = rq->timeout_ms;
+	/* Whether its start waits for its end is settled before the run is
+	 * in the live list, where an abort could end it at once. */
+	if (run_start_light(rq)) {
+		run_build_messages(r, NULL);
+		bj = run_beginjob_new(r);
+		if (run_defer_begin(rq, bj)) {
+			r->begin = bj;	/* run_finish takes it */
+			bj = NULL;
+		}
+	}
 
 	/* Live: the list holds one reference. A run of a session that has
 	 * a live run waits for its turn. */
@@ -1289,6 +1312,11 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (sink)
 		run_attach(r, sink);
 	if (queued) {
+		/* (Not for a just generated key.) Its start is written
+		 * when its turn comes, with its history read then. */
+		run_begin_undo(r, bj ? bj : r->begin);
+		bj = NULL;
+		r->begin = NULL;
 		log_info("agent", "run %s queued behind the live run of "
 			 "session %s", r->id, r->session_key);
 		*out = r;
@@ -1297,14 +1325,14 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		goto out;
 	}
 
-	run_build_messages(r, NULL);
-	bj = run_beginjob_new(r);
-	if (run_defer_begin(rq, bj))
-		r->begin = bj;	/* committed with the end (agent thread
-				 * only from now on: run_finish takes it) */
-	else if (!rt->store ||
-	    store_write(rt->store, run_begin_tx, bj, run_begin_done) != GW_OK)
+	if (!bj && !r->begin) {
+		run_build_messages(r, NULL);
+		bj = run_beginjob_new(r);
+	}
+	if (bj && (!rt->store || store_write(rt->store, run_begin_tx, bj,
+					     run_begin_done) != GW_OK))
 		run_begin_done(GW_EUNAVAIL, bj);
+	bj = NULL;
 
 	run_ref(r);
 	if (provider_on_thread(rt->prov)) {
@@ -1335,6 +1363,8 @@ out:
 	json_decref(rq->params);
 	rq->params = NULL;
 	json_decref(res);
+	if (bj)
+		run_beginjob_free(bj);
 	run_unref(r);
 	free(agent);
 	free(override);
