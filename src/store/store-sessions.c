@@ -442,13 +442,13 @@ static int sess_transcript_insert(sqlite3 *db, const char *key,
 			 "created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, seq);
-	sqlite3_bind_text(s, 4, mid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 6, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 4, mid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_STATIC);
 	sess_bind_text(s, 8, m ? m->run_id : NULL);
 	sess_bind_text(s, 9, m ? m->status : NULL);
 	if (m && (m->in_tok || m->out_tok)) {
@@ -600,14 +600,15 @@ static int sess_insert_prompts(sqlite3 *db, const char *key,
 }
 
 /* Parameters 1-4 of a start's session upsert: key, session_id (for a new
- * row), agent_id, channel. */
+ * row), agent_id, channel. Static binds: the strings outlive the step
+ * (store_stmt_done clears the bindings), as in the run path's inserts. */
 static void sess_bind_start(sqlite3_stmt *s,
 			    const struct store_session_begin *b,
 			    const char *sid)
 {
-	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_STATIC);
 	sess_bind_text(s, 4, b->channel);
 }
 
@@ -761,7 +762,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	sess_bind_start(s, b, sid);
 	sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
 			  SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
 	sess_bind_text(s, 7, json_string_value(json_object_get(e->result,
 								  "error")));
 	sess_bind_text(s, 8, e->model);
@@ -791,9 +792,9 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		      "expires_at) VALUES(?,?,?,?,?,?,?)", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
 	sess_bind_text(s, 4, rjson);
 	sqlite3_bind_int64(s, 5, at);
 	sqlite3_bind_int64(s, 6, now);
