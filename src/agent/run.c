@@ -1277,6 +1277,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		run_build_messages(r, NULL);
 		bj = run_beginjob_new(r);
 		if (run_defer_begin(rq, bj)) {
+			bj->b.fresh = 1;	/* a new key (new_session) */
 			r->begin = bj;	/* run_finish takes it */
 			bj = NULL;
 		}

@@ -714,6 +714,27 @@ static const char *session_row_status(const char *run_status)
 	return "failed";
 }
 
+static const char *const sess_run_sql[2] = {
+	"INSERT INTO sessions(key, session_id, agent_id, channel, status, "
+	"last_run_id, last_error, model, input_tokens, output_tokens, "
+	"message_count, last_preview, created_at, updated_at) "
+	"VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	"INSERT INTO sessions(key, session_id, agent_id, channel, status, "
+	"last_run_id, last_error, model, input_tokens, output_tokens, "
+	"message_count, last_preview, created_at, updated_at) "
+	"VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO "
+	"UPDATE SET status = excluded.status, last_run_id = "
+	"excluded.last_run_id, last_error = excluded.last_error, "
+	"channel = coalesce(excluded.channel, channel), model = "
+	"coalesce(excluded.model, model), input_tokens = "
+	"input_tokens + excluded.input_tokens, output_tokens = "
+	"output_tokens + excluded.output_tokens, message_count = "
+	"message_count + excluded.message_count, last_preview = "
+	"coalesce(excluded.last_preview, last_preview), "
+	"updated_at = excluded.updated_at "
+	"RETURNING session_id, message_count",
+};
+
 int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 			 struct store_session_end *e, json_t *events)
 {
@@ -728,7 +749,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	int64_t count = 0, now = util_now_ms();
 	int64_t at = b->started_at ? b->started_at : now;
 	size_t n = 0, total;
-	int r;
+	int r, rc, v;
 
 	if ((r = sess_sweep(db, now)) != GW_OK)
 		return r;
@@ -741,41 +762,46 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		preview = xstrndup(atext ? atext : texts[n - 1],
 				   STORE_SESSION_PREVIEW_LEN);
 	store_uuid7(sid);
-	/* The row as the start and the end would have left it. */
-	r = sess_prep(db, "INSERT INTO sessions(key, session_id, agent_id, "
-		      "channel, status, last_run_id, last_error, model, "
-		      "input_tokens, output_tokens, message_count, "
-		      "last_preview, created_at, updated_at) "
-		      "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO "
-		      "UPDATE SET status = excluded.status, last_run_id = "
-		      "excluded.last_run_id, last_error = excluded.last_error, "
-		      "channel = coalesce(excluded.channel, channel), model = "
-		      "coalesce(excluded.model, model), input_tokens = "
-		      "input_tokens + excluded.input_tokens, output_tokens = "
-		      "output_tokens + excluded.output_tokens, message_count = "
-		      "message_count + excluded.message_count, last_preview = "
-		      "coalesce(excluded.last_preview, last_preview), "
-		      "updated_at = excluded.updated_at "
-		      "RETURNING session_id, message_count", &s);
-	if (r != GW_OK)
-		goto out;
-	sess_bind_start(s, b, sid);
-	sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
-	sess_bind_text(s, 7, json_string_value(json_object_get(e->result,
-								  "error")));
-	sess_bind_text(s, 8, e->model);
-	sqlite3_bind_int64(s, 9, e->in_tok);
-	sqlite3_bind_int64(s, 10, e->out_tok);
-	sqlite3_bind_int64(s, 11, (sqlite3_int64)total);
-	sess_bind_text(s, 12, preview);
-	sqlite3_bind_int64(s, 13, at);
-	sqlite3_bind_int64(s, 14, now);
-	r = sess_bump_step(db, s, &cur, &count);
-	s = NULL;
-	if (r != GW_OK)
-		goto out;
+	/* The row as the start and the end would have left it: a plain
+	 * insert for a key generated for this run (no RETURNING, the seqs
+	 * are 1..total), the upsert when the key has a row. */
+	for (v = b->fresh ? 0 : 1; v < 2; v++) {
+		r = sess_prep(db, sess_run_sql[v], &s);
+		if (r != GW_OK)
+			goto out;
+		sess_bind_start(s, b, sid);
+		sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
+		sess_bind_text(s, 7, json_string_value(
+			json_object_get(e->result, "error")));
+		sess_bind_text(s, 8, e->model);
+		sqlite3_bind_int64(s, 9, e->in_tok);
+		sqlite3_bind_int64(s, 10, e->out_tok);
+		sqlite3_bind_int64(s, 11, (sqlite3_int64)total);
+		sess_bind_text(s, 12, preview);
+		sqlite3_bind_int64(s, 13, at);
+		sqlite3_bind_int64(s, 14, now);
+		if (v == 1) {
+			r = sess_bump_step(db, s, &cur, &count);
+			s = NULL;
+			if (r != GW_OK)
+				goto out;
+			break;
+		}
+		rc = sqlite3_step(s);
+		if (rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT) {
+			r = sess_fail(db, "session run");
+			goto out;
+		}
+		store_stmt_done(s);
+		s = NULL;
+		if (rc == SQLITE_DONE) {
+			cur = xstrdup(sid);
+			count = (int64_t)total;
+			break;
+		}
+	}
 	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)total + 1,
 				b->messages, texts, &mu, events, at);
 	if (r != GW_OK)

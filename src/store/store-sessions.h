@@ -70,6 +70,9 @@ struct store_session_begin {
 	char *key, *agent_id, *run_id, *channel;
 	json_t *messages;	/* transcript messages to append (array) */
 	int64_t started_at;	/* run_tx: the run's start (0 = now) */
+	int fresh;		/* run_tx: the key was generated for this
+				 * run (its row is inserted, not upserted,
+				 * unless it exists after all) */
 };
 struct store_session_end {
 	char *key, *run_id;

@@ -420,6 +420,79 @@ static void open_store(struct store **st, struct agent_rt **rt)
 	ck_assert_int_eq(agent_rt_new(&o, rt), GW_OK);
 }
 
+static int run_tx_job(sqlite3 *db, void *arg)
+{
+	struct idem_job *j = arg;
+
+	return store_session_run_tx(db, &j->b, &j->e, NULL);
+}
+
+static int64_t q_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* A whole run in one job: a generated key's row is inserted; the same
+ * "fresh" key again (it has a row after all) is upserted: counts and
+ * tokens add up, seqs continue. */
+START_TEST(test_run_tx_fresh_and_existing)
+{
+	struct store *st = NULL;
+	struct agent_rt *rt = NULL;
+	struct idem_job j = {0};
+	char key[] = "agent:main:openai:k1", agent[] = "main";
+	char r1[] = "run-a", r2[] = "run-b";
+	sqlite3 *db = NULL;
+	char path[512];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-agent-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	open_store(&st, &rt);
+	j.b.key = j.e.key = key;
+	j.b.agent_id = agent;
+	j.b.fresh = 1;
+	j.e.status = "ok";
+	j.e.in_tok = 3;
+	j.e.out_tok = 2;
+	for (int i = 0; i < 2; i++) {
+		j.b.run_id = j.e.run_id = i ? r2 : r1;
+		j.b.started_at = 1000 + i;
+		j.b.messages = json_pack("[o]", store_session_message("user",
+								      "q"));
+		j.e.message = store_session_message("assistant", "a");
+		j.e.result = json_pack("{s:s}", "text", "a");
+		ck_assert_int_eq(store_write_sync(st, run_tx_job, &j, 0),
+				 GW_OK);
+		json_decref(j.b.messages);
+		json_decref(j.e.message);
+		json_decref(j.e.result);
+	}
+	snprintf(path, sizeof(path), "%s/state/clawgate.sqlite", tmpdir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(q_int(db, "SELECT message_count FROM sessions"), 4);
+	ck_assert_int_eq(q_int(db, "SELECT input_tokens FROM sessions"), 6);
+	ck_assert_int_eq(q_int(db, "SELECT created_at FROM sessions"), 1000);
+	ck_assert_int_eq(q_int(db, "SELECT group_concat(seq, '') FROM "
+			       "(SELECT seq FROM transcript ORDER BY seq)"),
+			 1234);
+	ck_assert_int_eq(q_int(db, "SELECT count(DISTINCT session_id) FROM "
+			       "transcript"), 1);
+	ck_assert_int_eq(q_int(db, "SELECT count(*) FROM idempotency WHERE "
+			       "status = 'ok'"), 2);
+	sqlite3_close(db);
+	agent_rt_free(rt, 1000);
+	store_close(st);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 START_TEST(test_idempotency_replay)
 {
 	struct store *st = NULL;
@@ -532,6 +605,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_idempotency_replay);
 	tcase_add_test(tc, test_json_dump_matches_jansson);
 	tcase_add_test(tc, test_chunk_scan);
+	tcase_add_test(tc, test_run_tx_fresh_and_existing);
 	suite_add_tcase(s, tc);
 	return s;
 }
