@@ -31,6 +31,29 @@ void provider_sse_free(struct provider_sse *s);
 int provider_sse_feed(struct provider_sse *s, const char *p, size_t n, provider_sse_fn fn,
 	     void *arg);
 
+/* The fields of a chat.completion.chunk the run reads, scanned without
+ * building a JSON tree: provider_chunk_scan returns 1 when data is valid
+ * JSON that the scanner fully modelled (the values below are then what
+ * jansson would give), 0 when the caller must parse it with jansson
+ * (an "error" member, tool calls, \u escapes, reals or long numbers in
+ * it, a repeated key the run reads, nesting deeper than 16, invalid
+ * JSON). Strings point into data (raw, JSON-escaped). */
+struct provider_chunk_str {
+	const char *raw;
+	size_t len;
+	int seen, is_str, esc;
+};
+struct provider_chunk {
+	int choices_seen, has_choice, choice_obj, delta_seen, usage_seen;
+	struct provider_chunk_str content, finish;	/* choices[0] */
+	int in_seen, in_set, out_seen, out_set;		/* usage */
+	long long in_tok, out_tok;
+};
+int provider_chunk_scan(const char *data, size_t len,
+			struct provider_chunk *c);
+/* The unescaped text of v into out (v->len + 1 bytes); its length. */
+size_t provider_chunk_text(const struct provider_chunk_str *v, char *out);
+
 struct provider;		/* the engine: one thread, one curl multi */
 struct provider_http;	/* one upstream request */
 

@@ -934,6 +934,11 @@ void agent_emit(struct agent_rt *rt, json_t *events)
 	json_decref(events);
 }
 
+int agent_post(struct agent_rt *rt, void (*fn)(void *arg), void *arg)
+{
+	return provider_post(rt->prov, fn, arg);
+}
+
 int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 {
 	struct agent_rt *rt = xcalloc(1, sizeof(*rt));

@@ -6,7 +6,8 @@
  *
  * Threads: run_start/run_abort/run_detach and the query functions may be
  * called from any thread. Sink callbacks run on the agent's own thread (the
- * libcurl multi thread) and must not block: copy, post, return. */
+ * libcurl multi thread; on_end of a run whose sinks are all any_thread on
+ * the store writer) and must not block: copy, post, return. */
 #pragma once
 
 #include <stddef.h>
@@ -146,6 +147,14 @@ struct run_request {
  * before it); aborting a waiting run ends it without an upstream call. */
 int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err);
+/* 1 when run_start reads nothing from the store for rq: its session key
+ * was just generated (new_session) and it has no idempotency key. Such a
+ * start may run on the agent thread (agent_post): the set-up is CPU work
+ * (config snapshot, JSON) and the cached workspace prompt's stat()s, and
+ * the upstream request starts without another thread hand-off. */
+int run_start_light(const struct run_request *rq);
+/* Run fn(arg) on the agent thread. -1 when stopping (fn not called). */
+int agent_post(struct agent_rt *rt, void (*fn)(void *arg), void *arg);
 /* Add / remove a consumer. A detached sink gets no more callbacks once
  * run_detach returns (on_end is not called for it). A consumer that goes
  * away never stops the run for the others. */

@@ -633,3 +633,384 @@ void provider_free(struct provider *p)
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }
+
+/* ---- chat.completion.chunk fast path --------------------------------------- */
+
+/* A strict scanner for the common chunk (see agent-int.h): valid JSON
+ * only, and anything it does not model (escapes other than the short
+ * ones, \u, big numbers, "error", tool calls, repeated keys of interest,
+ * deep nesting) makes it give up, so that jansson decides. */
+struct chunk_scan {
+	const unsigned char *p, *end;
+	int depth;
+};
+
+static void chunk_ws(struct chunk_scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' ||
+				 *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static int chunk_lit(struct chunk_scan *s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, lit, n) != 0)
+		return -1;
+	s->p += n;
+	return 0;
+}
+
+/* One UTF-8 sequence at s->p (first byte >= 0x80), as jansson accepts:
+ * no overlong forms, no surrogates, at most U+10FFFF. */
+static int chunk_utf8(struct chunk_scan *s)
+{
+	const unsigned char *p = s->p;
+	unsigned c = *p, need, cp, min, i;
+
+	if (c >= 0xc2 && c <= 0xdf) {
+		need = 1; cp = c & 0x1f; min = 0x80;
+	} else if (c >= 0xe0 && c <= 0xef) {
+		need = 2; cp = c & 0x0f; min = 0x800;
+	} else if (c >= 0xf0 && c <= 0xf4) {
+		need = 3; cp = c & 0x07; min = 0x10000;
+	} else {
+		return -1;
+	}
+	if ((size_t)(s->end - p) <= need)
+		return -1;
+	for (i = 1; i <= need; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return -1;
+		cp = (cp << 6) | (p[i] & 0x3f);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return -1;
+	s->p += need + 1;
+	return 0;
+}
+
+/* A string at s->p (on its quote): *raw and *rlen its bytes between the
+ * quotes, *esc whether it holds a (short) escape. \u gives up. */
+static int chunk_str(struct chunk_scan *s, const char **raw, size_t *rlen,
+		     int *esc)
+{
+	const unsigned char *start;
+
+	if (s->p >= s->end || *s->p != '"')
+		return -1;
+	start = ++s->p;
+	*esc = 0;
+	while (s->p < s->end && *s->p != '"') {
+		unsigned char c = *s->p;
+
+		if (c < 0x20)
+			return -1;
+		if (c == '\\') {
+			if (s->p + 1 >= s->end ||
+			    !strchr("\"\\/bfnrt", s->p[1]) || !s->p[1])
+				return -1;
+			*esc = 1;
+			s->p += 2;
+		} else if (c >= 0x80) {
+			if (chunk_utf8(s) < 0)
+				return -1;
+		} else {
+			s->p++;
+		}
+	}
+	if (s->p >= s->end)
+		return -1;
+	*raw = (const char *)start;
+	*rlen = (size_t)(s->p - start);
+	s->p++;
+	return 0;
+}
+
+/* A number; *is_int when it has no fraction or exponent. Long ones give
+ * up (jansson refuses integers beyond int64). */
+static int chunk_num(struct chunk_scan *s, int *is_int, long long *v)
+{
+	int digits = 0, neg = 0;
+	long long n = 0;
+
+	if (s->p < s->end && *s->p == '-') {
+		neg = 1;
+		s->p++;
+	}
+	if (s->p >= s->end || !(*s->p >= '0' && *s->p <= '9'))
+		return -1;
+	if (*s->p == '0') {
+		s->p++;
+		digits = 1;
+	} else {
+		while (s->p < s->end && *s->p >= '0' && *s->p <= '9') {
+			if (digits < 16)	/* longer ones give up below */
+				n = n * 10 + (*s->p - '0');
+			s->p++;
+			digits++;
+		}
+	}
+	if (digits > 15)
+		return -1;
+	*is_int = 1;
+	if (s->p < s->end && (*s->p == '.' || *s->p == 'e' || *s->p == 'E'))
+		return -1;	/* a real: rare in a chunk, jansson decides */
+	*v = neg ? -n : n;
+	return 0;
+}
+
+static int chunk_skip(struct chunk_scan *s);
+
+/* A '{'/'[' ... '}'/']' list: each(s, arg, index) consumes an element. */
+static int chunk_seq(struct chunk_scan *s, char open, char close,
+		     int (*each)(struct chunk_scan *s, void *arg, size_t i),
+		     void *arg)
+{
+	size_t i;
+
+	if (++s->depth > 16 || s->p >= s->end || *s->p != open)
+		return -1;
+	s->p++;
+	chunk_ws(s);
+	for (i = 0; !(i == 0 && s->p < s->end && *s->p == close); i++) {
+		chunk_ws(s);
+		if (each(s, arg, i) < 0)
+			return -1;
+		chunk_ws(s);
+		if (s->p < s->end && *s->p == ',') {
+			s->p++;
+			continue;
+		}
+		break;
+	}
+	if (s->p >= s->end || *s->p != close)
+		return -1;
+	s->p++;
+	s->depth--;
+	return 0;
+}
+
+typedef int (*chunk_key_fn)(struct chunk_scan *s, void *arg, const char *k,
+			    size_t kn);
+struct chunk_members {
+	chunk_key_fn fn;
+	void *arg;
+};
+
+static int chunk_member(struct chunk_scan *s, void *arg, size_t i)
+{
+	struct chunk_members *m = arg;
+	const char *k;
+	size_t kn;
+	int esc;
+
+	(void)i;
+	if (chunk_str(s, &k, &kn, &esc) < 0 || esc)
+		return -1;
+	chunk_ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return -1;
+	s->p++;
+	chunk_ws(s);
+	return m->fn ? m->fn(s, m->arg, k, kn) : chunk_skip(s);
+}
+
+/* An object; for each key, fn(arg, key, klen) is called with s->p on the
+ * value and must consume it (0) or give up (-1); NULL skips them. */
+static int chunk_obj(struct chunk_scan *s, chunk_key_fn fn, void *arg)
+{
+	struct chunk_members m = { fn, arg };
+
+	return chunk_seq(s, '{', '}', chunk_member, &m);
+}
+
+static int chunk_skip_elem(struct chunk_scan *s, void *arg, size_t i)
+{
+	(void)arg;
+	(void)i;
+	return chunk_skip(s);
+}
+
+/* An array; fn(arg, index) consumes each element (NULL: skipped). */
+static int chunk_arr(struct chunk_scan *s,
+		     int (*fn)(struct chunk_scan *s, void *arg, size_t i),
+		     void *arg)
+{
+	return chunk_seq(s, '[', ']', fn ? fn : chunk_skip_elem, arg);
+}
+
+static int chunk_skip(struct chunk_scan *s)
+{
+	const char *raw;
+	size_t n;
+	int esc, is_int;
+	long long v;
+
+	if (s->p >= s->end)
+		return -1;
+	switch (*s->p) {
+	case '{': return chunk_obj(s, NULL, NULL);
+	case '[': return chunk_arr(s, NULL, NULL);
+	case '"': return chunk_str(s, &raw, &n, &esc);
+	case 't': return chunk_lit(s, "true");
+	case 'f': return chunk_lit(s, "false");
+	case 'n': return chunk_lit(s, "null");
+	default: return chunk_num(s, &is_int, &v);
+	}
+}
+
+#define CHUNK_KEY(k, kn, lit) \
+	((kn) == sizeof(lit) - 1 && memcmp((k), (lit), (kn)) == 0)
+
+/* A member the run reads, once: -1 when repeated (jansson keeps the
+ * last), 1 when its value opens with open (the caller scans it), 0 when it
+ * was something else (skipped). */
+static int chunk_once(struct chunk_scan *s, int *seen, char open)
+{
+	if ((*seen)++)
+		return -1;
+	if (s->p < s->end && *s->p == open)
+		return 1;
+	return chunk_skip(s) < 0 ? -1 : 0;
+}
+
+/* A string value or null (anything else: *set stays, *is_str 0). */
+static int chunk_str_val(struct chunk_scan *s, struct provider_chunk_str *o)
+{
+	if (o->seen++)
+		return -1;	/* a repeated key: jansson keeps the last */
+	if (s->p >= s->end || *s->p != '"')
+		return chunk_skip(s);
+	if (chunk_str(s, &o->raw, &o->len, &o->esc) < 0)
+		return -1;
+	o->is_str = 1;
+	return 0;
+}
+
+static int chunk_delta(struct chunk_scan *s, void *arg, const char *k,
+		       size_t kn)
+{
+	struct provider_chunk *c = arg;
+
+	if (CHUNK_KEY(k, kn, "content"))
+		return chunk_str_val(s, &c->content);
+	if (CHUNK_KEY(k, kn, "tool_calls"))
+		return -1;
+	return chunk_skip(s);
+}
+
+static int chunk_choice(struct chunk_scan *s, void *arg, const char *k,
+			size_t kn)
+{
+	struct provider_chunk *c = arg;
+	int rc;
+
+	if (CHUNK_KEY(k, kn, "delta"))
+		return (rc = chunk_once(s, &c->delta_seen, '{')) <= 0
+		       ? rc : chunk_obj(s, chunk_delta, c);
+	if (CHUNK_KEY(k, kn, "finish_reason"))
+		return chunk_str_val(s, &c->finish);
+	return chunk_skip(s);
+}
+
+static int chunk_choices(struct chunk_scan *s, void *arg, size_t i)
+{
+	struct provider_chunk *c = arg;
+
+	if (i > 0)
+		return chunk_skip(s);
+	c->has_choice = 1;
+	if (s->p < s->end && *s->p == '{') {
+		c->choice_obj = 1;
+		return chunk_obj(s, chunk_choice, c);
+	}
+	return chunk_skip(s);
+}
+
+static int chunk_int_val(struct chunk_scan *s, int *seen, int *set,
+			 long long *v)
+{
+	int is_int = 0;
+
+	if ((*seen)++)
+		return -1;
+	if (s->p < s->end && (*s->p == '-' || (*s->p >= '0' &&
+						 *s->p <= '9'))) {
+		if (chunk_num(s, &is_int, v) < 0)
+			return -1;
+		*set = is_int;
+		return 0;
+	}
+	return chunk_skip(s);
+}
+
+static int chunk_usage(struct chunk_scan *s, void *arg, const char *k,
+		       size_t kn)
+{
+	struct provider_chunk *c = arg;
+
+	if (CHUNK_KEY(k, kn, "prompt_tokens"))
+		return chunk_int_val(s, &c->in_seen, &c->in_set, &c->in_tok);
+	if (CHUNK_KEY(k, kn, "completion_tokens"))
+		return chunk_int_val(s, &c->out_seen, &c->out_set,
+				     &c->out_tok);
+	return chunk_skip(s);
+}
+
+static int chunk_top(struct chunk_scan *s, void *arg, const char *k,
+		     size_t kn)
+{
+	struct provider_chunk *c = arg;
+	int rc;
+
+	if (CHUNK_KEY(k, kn, "error"))
+		return -1;
+	if (CHUNK_KEY(k, kn, "choices"))
+		return (rc = chunk_once(s, &c->choices_seen, '[')) <= 0
+		       ? rc : chunk_arr(s, chunk_choices, c);
+	if (CHUNK_KEY(k, kn, "usage"))
+		return (rc = chunk_once(s, &c->usage_seen, '{')) <= 0
+		       ? rc : chunk_obj(s, chunk_usage, c);
+	return chunk_skip(s);
+}
+
+int provider_chunk_scan(const char *data, size_t len,
+			struct provider_chunk *c)
+{
+	struct chunk_scan s = {
+		(const unsigned char *)data,
+		(const unsigned char *)data + len, 0
+	};
+
+	memset(c, 0, sizeof(*c));
+	chunk_ws(&s);
+	if (chunk_obj(&s, chunk_top, c) < 0)
+		return 0;
+	chunk_ws(&s);
+	return s.p == s.end;
+}
+
+size_t provider_chunk_text(const struct provider_chunk_str *v, char *out)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < v->len; i++) {
+		char ch = v->raw[i];
+
+		if (ch == '\\' && v->esc) {
+			switch (v->raw[++i]) {
+			case 'b': ch = '\b'; break;
+			case 'f': ch = '\f'; break;
+			case 'n': ch = '\n'; break;
+			case 'r': ch = '\r'; break;
+			case 't': ch = '\t'; break;
+			default: ch = v->raw[i]; break;	/* quote, \, slash */
+			}
+		}
+		out[n++] = ch;
+	}
+	out[n] = 0;
+	return n;
+}

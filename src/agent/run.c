@@ -1,9 +1,12 @@
 /* Runs: one conversation turn answered by the first usable model of the
  * agent's chain. Validation and the transcript start happen on the
- * caller's thread; the upstream request, the streamed chunks, the sinks
+ * caller's thread (the agent thread for a start that reads no store row,
+ * run_start_light); the upstream request, the streamed chunks, the sinks
  * and the end happen on the agent thread. The end is written to SQLite
  * (assistant message, usage, idempotency result) before the sinks get
- * on_end, so a client that reacts to "final" reads what it saw.
+ * on_end, so a client that reacts to "final" reads what it saw; sinks that
+ * may run anywhere get it on the store writer right after the commit. A
+ * run nobody can see (run_defer_begin) writes its start with its end.
  *
  * Runs of one session are serialised: a run started while another of the
  * same session is live waits in FIFO order (queued) and starts when the
@@ -448,6 +451,9 @@ static int run_end_tx(sqlite3 *db, void *arg)
 
 	/* A deferred start commits with its end, in this job's savepoint:
 	 * both or neither. */
+	if (j->begin && !j->e.skip_row)
+		return store_session_run_tx(db, &j->begin->b, &j->e,
+					    j->events);
 	if (j->begin &&
 	    (rc = store_session_begin_tx(db, &j->begin->b, NULL)) != GW_OK)
 		return rc;
@@ -656,6 +662,40 @@ static void run_chunk(struct run *r, const json_t *o, int full)
 	}
 }
 
+/* run_chunk(o, 0) for the common chunk, without a JSON tree (most of a
+ * run's parsing: one chunk per token). 0: parse it with jansson. */
+static int run_chunk_fast(struct run *r, const char *data, size_t len)
+{
+	struct provider_chunk c;
+	char stack[512], *t;
+	size_t n;
+
+	if (!provider_chunk_scan(data, len, &c))
+		return 0;
+	if (c.in_set)
+		r->in_tok = c.in_tok;
+	if (c.out_set)
+		r->out_tok = c.out_tok;
+	if (!c.has_choice)
+		return 1;
+	if (c.content.is_str && c.content.len) {
+		t = c.content.len < sizeof(stack) ? stack
+						  : xmalloc(c.content.len + 1);
+		n = provider_chunk_text(&c.content, t);
+		run_text_append(r, t, n);
+		r->first = 1;
+		run_emit_delta(r, t, n);
+		if (t != stack)
+			free(t);
+	}
+	if (c.finish.is_str && c.finish.len) {
+		free(r->finish_reason);
+		r->finish_reason = xmalloc(c.finish.len + 1);
+		provider_chunk_text(&c.finish, r->finish_reason);
+	}
+	return 1;
+}
+
 static void run_on_event(void *arg, const char *data, size_t len)
 {
 	struct run *r = arg;
@@ -668,6 +708,8 @@ static void run_on_event(void *arg, const char *data, size_t len)
 		r->done_marker = 1;
 		return;
 	}
+	if (run_chunk_fast(r, data, len))
+		return;
 	o = json_loadb(data, len, 0, NULL);
 	if (!o)
 		return;
@@ -824,7 +866,7 @@ static void run_attempt(struct run *r)
 	if (t->usage_in_stream && !json_object_get(r->req, "stream_options"))
 		json_object_set_new(r->req, "stream_options",
 				    json_pack("{s:b}", "include_usage", 1));
-	text = json_dumps(r->req, JSON_COMPACT);
+	text = store_json_dump(r->req, NULL);
 	hr.url = t->url;
 	hr.body = text;
 	hr.headers = t->headers;
@@ -1027,12 +1069,26 @@ static struct run_beginjob *run_beginjob_new(struct run *r)
 	bj->b.run_id = xstrdup(r->id);
 	bj->b.channel = r->channel ? xstrdup(r->channel) : NULL;
 	bj->b.messages = r->tr_in;
+	bj->b.started_at = r->started_at;
 	r->tr_in = NULL;
 	return bj;
 }
 
 /* A queued run's turn came: read its history and write its start in one
  * store job, then start the upstream request on the agent thread. */
+/* A start built before the run turned out queued: its transcript
+ * messages back to the run, its request without messages (both are
+ * made again at its turn). */
+static void run_begin_undo(struct run *r, struct run_beginjob *bj)
+{
+	if (!bj)
+		return;
+	r->tr_in = bj->b.messages;
+	bj->b.messages = NULL;
+	run_beginjob_free(bj);
+	json_object_del(r->req, "messages");
+}
+
 static int run_activate_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
@@ -1098,6 +1154,12 @@ static struct run *run_replay_new(struct agent_rt *rt, const char *id,
 	return r;
 }
 
+int run_start_light(const struct run_request *rq)
+{
+	return rq->new_session && !(rq->run_id && *rq->run_id) &&
+	       !rq->use_history;
+}
+
 /* Whether a new run's start can wait for its end and commit with it
  * (one store job instead of two): nobody can see the run in between. Its
  * session key was generated for it (no one else knows it, no stored
@@ -1114,9 +1176,7 @@ static int run_defer_begin(const struct run_request *rq,
 
 	if (atomic_load(&off) < 0)
 		atomic_store(&off, getenv("CLAWGATE_NO_DEFER_BEGIN") != NULL);
-	return rq->new_session && !rq->use_history &&
-	       !(rq->run_id && *rq->run_id) && !bj->events &&
-	       !atomic_load(&off);
+	return run_start_light(rq) && !bj->events && !atomic_load(&off);
 }
 
 int run_start(struct agent_rt *rt, struct run_request *rq,
@@ -1124,7 +1184,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 {
 	struct gw_config *cfg = config_current();
 	struct run *r = NULL, *q;
-	struct run_beginjob *bj;
+	struct run_beginjob *bj = NULL;
 	struct agent_observer obs;
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
 	char idbuf[37];
@@ -1211,6 +1271,17 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (rq->tool_choice)
 		json_object_set(r->req, "tool_choice", rq->tool_choice);
 	r->timeout_ms = rq->timeout_ms;
+	/* Whether its start waits for its end is settled before the run is
+	 * in the live list, where an abort could end it at once. */
+	if (run_start_light(rq)) {
+		run_build_messages(r, NULL);
+		bj = run_beginjob_new(r);
+		if (run_defer_begin(rq, bj)) {
+			bj->b.fresh = 1;	/* a new key (new_session) */
+			r->begin = bj;	/* run_finish takes it */
+			bj = NULL;
+		}
+	}
 
 	/* Live: the list holds one reference. A run of a session that has
 	 * a live run waits for its turn. */
@@ -1242,6 +1313,11 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (sink)
 		run_attach(r, sink);
 	if (queued) {
+		/* (Not for a just generated key.) Its start is written
+		 * when its turn comes, with its history read then. */
+		run_begin_undo(r, bj ? bj : r->begin);
+		bj = NULL;
+		r->begin = NULL;
 		log_info("agent", "run %s queued behind the live run of "
 			 "session %s", r->id, r->session_key);
 		*out = r;
@@ -1250,17 +1326,22 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		goto out;
 	}
 
-	run_build_messages(r, NULL);
-	bj = run_beginjob_new(r);
-	if (run_defer_begin(rq, bj))
-		r->begin = bj;	/* committed with the end (agent thread
-				 * only from now on: run_finish takes it) */
-	else if (!rt->store ||
-	    store_write(rt->store, run_begin_tx, bj, run_begin_done) != GW_OK)
+	if (!bj && !r->begin) {
+		run_build_messages(r, NULL);
+		bj = run_beginjob_new(r);
+	}
+	if (bj && (!rt->store || store_write(rt->store, run_begin_tx, bj,
+					     run_begin_done) != GW_OK))
 		run_begin_done(GW_EUNAVAIL, bj);
+	bj = NULL;
 
 	run_ref(r);
-	if (provider_post(rt->prov, run_attempt_job, r) != 0) {
+	if (provider_on_thread(rt->prov)) {
+		/* Started on the agent thread (agent_post): the attempt
+		 * now, no hand-off. Its callbacks come from a later
+		 * curl_multi_perform, never from here. */
+		run_attempt_job(r);
+	} else if (provider_post(rt->prov, run_attempt_job, r) != 0) {
 		/* Stopping: nothing will drive it; end it here. */
 		run_unref(r);
 		run_unlink(r);
@@ -1268,7 +1349,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		rc = GW_EUNAVAIL;
 		goto out;
 	}
-	log_info("agent", "run %s started (agent %s, session %s, model %s)",
+	log_debug("agent", "run %s started (agent %s, session %s, model %s)",
 		 r->id, agent, r->session_key, r->chain[0]->ref);
 	*out = r;
 	r = NULL;
@@ -1283,6 +1364,8 @@ out:
 	json_decref(rq->params);
 	rq->params = NULL;
 	json_decref(res);
+	if (bj)
+		run_beginjob_free(bj);
 	run_unref(r);
 	free(agent);
 	free(override);

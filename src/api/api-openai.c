@@ -778,6 +778,12 @@ void api_run_start(struct api_run *h, struct run_request *rq,
 	/* The JSON now belongs to the job. */
 	rq->messages = rq->tools = rq->tool_choice = rq->params = NULL;
 	api_run_ref(h);
+	/* A start that reads no store row goes straight to the agent
+	 * thread (which then sends the upstream request at once), any
+	 * other to a worker; never on this (libmicrohttpd) thread. */
+	if (run_start_light(&j->rq) &&
+	    agent_post(h->a->d.agents, api_run_start_job, j) == 0)
+		return;
 	if (!h->a->d.workers ||
 	    workq_post(h->a->d.workers, api_run_start_job, j) != 0)
 		api_run_start_job(j);
@@ -802,31 +808,88 @@ static void oa_chat_release(struct api_run *h)
 	free(c);
 }
 
-/* One SSE chunk: choices [{index 0, delta, finish_reason}] (delta stolen;
- * NULL = no choices). c->h.mu held. */
-static void oa_chat_emit(struct oa_chat *c, json_t *delta,
-			 const char *finish, json_t *usage)
-{
-	json_t *o;
-	char *s, *line;
+/* A string constant into b. */
+#define OA_LIT(b, lit) store_json_raw((b), (lit), sizeof(lit) - 1)
 
-	o = json_pack("{s:s,s:s,s:I,s:s}", "id", c->id, "object",
-		      "chat.completion.chunk", "created",
-		      (json_int_t)c->created, "model", c->model);
-	if (delta)
-		json_object_set_new(o, "choices", json_pack("[{s:i,s:o,s:o}]",
-			"index", 0, "delta", delta, "finish_reason",
-			finish ? json_string(finish) : json_null()));
-	else
-		json_object_set_new(o, "choices", json_array());
-	if (usage)
-		json_object_set_new(o, "usage", usage);
-	s = json_dumps(o, JSON_COMPACT);
-	line = xasprintf("data: %s\n\n", s);
-	http_async_write(c->h.as, line, strlen(line));
+/* The usage object of a reply. */
+static void oa_usage_put(struct store_json_buf *b, const struct run_result *res)
+{
+	OA_LIT(b, "{\"prompt_tokens\":");
+	store_json_int(b, res->input_tokens);
+	OA_LIT(b, ",\"completion_tokens\":");
+	store_json_int(b, res->output_tokens);
+	OA_LIT(b, ",\"total_tokens\":");
+	store_json_int(b, res->input_tokens + res->output_tokens);
+	OA_LIT(b, "}");
+}
+
+/* The fields every reply object starts with: {"id":..,"object":..,
+ * "created":..,"model":.. (no closing brace). */
+static void oa_head_put(struct store_json_buf *b, const struct oa_chat *c,
+			const char *object)
+{
+	OA_LIT(b, "{\"id\":");
+	store_json_str(b, c->id, strlen(c->id));
+	OA_LIT(b, ",\"object\":");
+	store_json_str(b, object, strlen(object));
+	OA_LIT(b, ",\"created\":");
+	store_json_int(b, c->created);
+	OA_LIT(b, ",\"model\":");
+	store_json_str(b, c->model, strlen(c->model));
+}
+
+/* One SSE chunk, built as text (what json_pack + dump gave, byte for
+ * byte): choices [{index 0, delta, finish_reason}] where delta is the
+ * JSON text draw, or {"content": content} when content is set; neither:
+ * no choices. usage: a usage member. c->h.mu held. */
+static void oa_chat_emit(struct oa_chat *c, const char *draw,
+			 const char *content, size_t clen, const char *finish,
+			 const struct run_result *usage)
+{
+	struct store_json_buf b = {0};
+	size_t n;
+	char *line;
+
+	OA_LIT(&b, "data: ");
+	oa_head_put(&b, c, "chat.completion.chunk");
+	if (draw || content) {
+		OA_LIT(&b, ",\"choices\":[{\"index\":0,\"delta\":");
+		if (content) {
+			OA_LIT(&b, "{\"content\":");
+			store_json_str(&b, content, clen);
+			OA_LIT(&b, "}");
+		} else {
+			store_json_raw(&b, draw, strlen(draw));
+		}
+		OA_LIT(&b, ",\"finish_reason\":");
+		if (finish)
+			store_json_str(&b, finish, strlen(finish));
+		else
+			OA_LIT(&b, "null");
+		OA_LIT(&b, "}]");
+	} else {
+		OA_LIT(&b, ",\"choices\":[]");
+	}
+	if (usage) {
+		OA_LIT(&b, ",\"usage\":");
+		oa_usage_put(&b, usage);
+	}
+	OA_LIT(&b, "}\n\n");
+	line = store_json_done(&b, &n);
+	http_async_write(c->h.as, line, n);
 	free(line);
-	free(s);
-	json_decref(o);
+}
+
+/* A tool-call delta chunk: delta {"tool_calls": calls}. */
+static void oa_chat_emit_tools(struct oa_chat *c, json_t *calls)
+{
+	json_t *d = json_pack("{s:o}", "tool_calls", calls);
+	char *t = store_json_dump(d, NULL);
+
+	if (t)
+		oa_chat_emit(c, t, NULL, 0, NULL, NULL);
+	free(t);
+	json_decref(d);
 }
 
 /* Stream headers and the role chunk, once (c->h.mu held). */
@@ -838,7 +901,7 @@ static void oa_chat_begin(struct oa_chat *c)
 	http_async_header(c->h.as, "Cache-Control", "no-cache");
 	http_async_stream_begin(c->h.as, 200,
 				"text/event-stream; charset=utf-8");
-	oa_chat_emit(c, json_pack("{s:s}", "role", "assistant"), NULL, NULL);
+	oa_chat_emit(c, "{\"role\":\"assistant\"}", NULL, 0, NULL, NULL);
 }
 
 static void oa_chat_delta(void *arg, const char *text, size_t len)
@@ -850,8 +913,7 @@ static void oa_chat_delta(void *arg, const char *text, size_t len)
 	pthread_mutex_lock(&c->h.mu);
 	if (!c->h.ended) {
 		oa_chat_begin(c);
-		oa_chat_emit(c, json_pack("{s:s%}", "content", text, len),
-			     NULL, NULL);
+		oa_chat_emit(c, NULL, text, len, NULL, NULL);
 		c->deltas++;
 	}
 	pthread_mutex_unlock(&c->h.mu);
@@ -866,19 +928,10 @@ static void oa_chat_tool(void *arg, const json_t *delta)
 	pthread_mutex_lock(&c->h.mu);
 	if (!c->h.ended) {
 		oa_chat_begin(c);
-		oa_chat_emit(c, json_pack("{s:[O]}", "tool_calls", delta),
-			     NULL, NULL);
+		oa_chat_emit_tools(c, json_pack("[O]", delta));
 		c->deltas++;
 	}
 	pthread_mutex_unlock(&c->h.mu);
-}
-
-static json_t *oa_usage(const struct run_result *res)
-{
-	return json_pack("{s:I,s:I,s:I}", "prompt_tokens",
-			 (json_int_t)res->input_tokens, "completion_tokens",
-			 (json_int_t)res->output_tokens, "total_tokens",
-			 (json_int_t)(res->input_tokens + res->output_tokens));
 }
 
 static int oa_error_status(const struct run_result *res)
@@ -894,7 +947,9 @@ static void oa_chat_reply(struct oa_chat *c, const struct run_result *res)
 {
 	const char *text = res->text ? res->text : "";
 	int tools = res->tool_calls && json_array_size(res->tool_calls) > 0;
-	json_t *msg, *o;
+	const char *fr = tools ? "tool_calls" : res->finish_reason ?
+			 res->finish_reason : "stop";
+	struct store_json_buf b = {0};
 	char *s;
 
 	if (res->status != RUN_OK) {
@@ -907,22 +962,27 @@ static void oa_chat_reply(struct oa_chat *c, const struct run_result *res)
 	}
 	if (!*text && !tools)
 		text = OA_EMPTY_REPLY;
-	msg = json_pack("{s:s}", "role", "assistant");
-	json_object_set_new(msg, "content", *text ? json_string(text) :
-			    json_null());
-	if (tools)
-		json_object_set(msg, "tool_calls", (json_t *)res->tool_calls);
-	o = json_pack("{s:s,s:s,s:I,s:s,s:[{s:i,s:o,s:s}],s:o}", "id", c->id,
-		      "object", "chat.completion", "created",
-		      (json_int_t)c->created, "model", c->model, "choices",
-		      "index", 0, "message", msg, "finish_reason",
-		      tools ? "tool_calls" : res->finish_reason ?
-		      res->finish_reason : "stop", "usage", oa_usage(res));
-	s = json_dumps(o, JSON_COMPACT);
+	/* What json_pack + dump gave, built as text. */
+	oa_head_put(&b, c, "chat.completion");
+	OA_LIT(&b, ",\"choices\":[{\"index\":0,\"message\":"
+		       "{\"role\":\"assistant\",\"content\":");
+	if (*text)
+		store_json_str(&b, text, strlen(text));
+	else
+		OA_LIT(&b, "null");
+	if (tools) {
+		OA_LIT(&b, ",\"tool_calls\":");
+		store_json_val(&b, res->tool_calls);
+	}
+	OA_LIT(&b, "},\"finish_reason\":");
+	store_json_str(&b, fr, strlen(fr));
+	OA_LIT(&b, "}],\"usage\":");
+	oa_usage_put(&b, res);
+	OA_LIT(&b, "}");
+	s = store_json_done(&b, NULL);
 	http_async_reply_json(c->h.as, 200, s);
 	c->h.as = NULL;
 	free(s);
-	json_decref(o);
 }
 
 static void oa_chat_end(void *arg, const struct run_result *res)
@@ -945,22 +1005,21 @@ static void oa_chat_end(void *arg, const struct run_result *res)
 		char *t = xasprintf("Error: %s", res->error ? res->error :
 				    "internal error");
 
-		oa_chat_emit(c, json_pack("{s:s}", "content", t), "stop",
-			     NULL);
+		oa_chat_emit(c, NULL, t, strlen(t), "stop", NULL);
 		free(t);
 	} else {
 		if (c->deltas == 0 && res->text && *res->text)
-			oa_chat_emit(c, json_pack("{s:s}", "content",
-						  res->text), NULL, NULL);
+			oa_chat_emit(c, NULL, res->text, strlen(res->text),
+				     NULL, NULL);
 		if (c->deltas == 0 && tools)
-			oa_chat_emit(c, json_pack("{s:O}", "tool_calls",
-				(json_t *)res->tool_calls), NULL, NULL);
-		oa_chat_emit(c, json_object(), tools ? "tool_calls" :
+			oa_chat_emit_tools(c, json_incref(
+				(json_t *)res->tool_calls));
+		oa_chat_emit(c, "{}", NULL, 0, tools ? "tool_calls" :
 			     res->finish_reason ? res->finish_reason : "stop",
 			     NULL);
 	}
 	if (c->include_usage)
-		oa_chat_emit(c, NULL, NULL, oa_usage(res));
+		oa_chat_emit(c, NULL, NULL, 0, NULL, res);
 	http_async_write(c->h.as, "data: [DONE]\n\n", 14);
 	http_async_end(c->h.as);
 	c->h.as = NULL;

@@ -453,7 +453,7 @@ static void rs_event(struct rs_run *c, const char *type, json_t *data)
 
 	json_object_set_new(data, "type", json_string(type));
 	json_object_set_new(data, "sequence_number", json_integer(c->seq++));
-	s = json_dumps(data, JSON_COMPACT);
+	s = store_json_dump(data, NULL);
 	line = xasprintf("event: %s\ndata: %s\n\n", type, s);
 	http_async_write(c->h.as, line, strlen(line));
 	free(line);
@@ -698,7 +698,7 @@ static void rs_end(void *arg, const struct run_result *res)
 	text = c->text ? c->text : "";
 	resource = rs_resource(c, res);
 	if (!c->stream) {
-		char *s = json_dumps(resource, JSON_COMPACT);
+		char *s = store_json_dump(resource, NULL);
 		int st = 200;
 
 		if (res->status != RUN_OK)

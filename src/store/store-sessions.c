@@ -55,6 +55,180 @@ void store_uuid7(char out[37])
 	out[o] = 0;
 }
 
+/* ---- compact JSON text, jansson's JSON_COMPACT byte for byte ----------- */
+
+/* json_dumps spends most of its time outside the text: a loop check that
+ * formats every container's address into a hash table, a callback per
+ * piece. The run path dumps a few small objects per request (transcript
+ * messages, the result, the upstream body, the reply), so it has its own
+ * writer. */
+static void sess_jgrow(struct store_json_buf *b, size_t n)
+{
+	size_t cap = b->cap ? b->cap : 256;
+
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	b->p = xrealloc(b->p, cap);
+	b->cap = cap;
+}
+
+void store_json_raw(struct store_json_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap)
+		sess_jgrow(b, n);
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+}
+
+static inline void sess_jc(struct store_json_buf *b, char c)
+{
+	if (b->len + 2 > b->cap)
+		sess_jgrow(b, 1);
+	b->p[b->len++] = c;
+}
+
+static int sess_json_put(struct store_json_buf *b, const json_t *v, int depth);
+
+void store_json_str(struct store_json_buf *b, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t i, run = 0;
+	char esc[7];
+
+	sess_jc(b, '"');
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		const char *e = NULL;
+
+		if (c >= 0x20 && c != '"' && c != '\\')
+			continue;
+		store_json_raw(b, s + run, i - run);
+		run = i + 1;
+		switch (c) {
+		case '"': e = "\\\""; break;
+		case '\\': e = "\\\\"; break;
+		case '\b': e = "\\b"; break;
+		case '\f': e = "\\f"; break;
+		case '\n': e = "\\n"; break;
+		case '\r': e = "\\r"; break;
+		case '\t': e = "\\t"; break;
+		default:
+			memcpy(esc, "\\u00", 4);
+			esc[4] = hex[c >> 4];
+			esc[5] = hex[c & 15];
+			esc[6] = 0;
+			e = esc;
+		}
+		store_json_raw(b, e, strlen(e));
+	}
+	store_json_raw(b, s + run, n - run);
+	sess_jc(b, '"');
+}
+
+static int sess_json_put(struct store_json_buf *b, const json_t *v, int depth)
+{
+	void *it;
+	json_t *x;
+	size_t i;
+	char num[32], *t;
+	int first = 1;
+
+	if (depth > 2048)	/* jansson's default nesting bound */
+		return -1;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		sess_jc(b, '{');
+		for (it = json_object_iter((json_t *)v); it;
+		     it = json_object_iter_next((json_t *)v, it)) {
+			if (!first)
+				sess_jc(b, ',');
+			first = 0;
+			store_json_str(b, json_object_iter_key(it),
+				      json_object_iter_key_len(it));
+			sess_jc(b, ':');
+			if (sess_json_put(b, json_object_iter_value(it),
+					  depth + 1) < 0)
+				return -1;
+		}
+		sess_jc(b, '}');
+		return 0;
+	case JSON_ARRAY:
+		sess_jc(b, '[');
+		json_array_foreach(v, i, x) {
+			if (i)
+				sess_jc(b, ',');
+			if (sess_json_put(b, x, depth + 1) < 0)
+				return -1;
+		}
+		sess_jc(b, ']');
+		return 0;
+	case JSON_STRING:
+		store_json_str(b, json_string_value(v), json_string_length(v));
+		return 0;
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
+			 json_integer_value(v));
+		store_json_raw(b, num, strlen(num));
+		return 0;
+	case JSON_REAL:
+		/* Rare here; jansson's own rules (%.17g, ".0", exponent). */
+		t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+		if (!t)
+			return -1;
+		store_json_raw(b, t, strlen(t));
+		free(t);
+		return 0;
+	case JSON_TRUE:
+		store_json_raw(b, "true", 4);
+		return 0;
+	case JSON_FALSE:
+		store_json_raw(b, "false", 5);
+		return 0;
+	case JSON_NULL:
+		store_json_raw(b, "null", 4);
+		return 0;
+	}
+	return -1;
+}
+
+int store_json_val(struct store_json_buf *b, const json_t *v)
+{
+	return sess_json_put(b, v, 0);
+}
+
+void store_json_int(struct store_json_buf *b, int64_t v)
+{
+	char num[24];
+
+	store_json_raw(b, num, (size_t)snprintf(num, sizeof(num), "%lld",
+						(long long)v));
+}
+
+char *store_json_done(struct store_json_buf *b, size_t *len)
+{
+	char *p;
+
+	sess_jc(b, 0);		/* NUL-terminated */
+	b->len--;
+	if (len)
+		*len = b->len;
+	p = b->p;
+	memset(b, 0, sizeof(*b));
+	return p;
+}
+
+char *store_json_dump(const json_t *v, size_t *len)
+{
+	struct store_json_buf b = {0};
+
+	if ((!json_is_object(v) && !json_is_array(v)) ||
+	    sess_json_put(&b, v, 0) < 0) {
+		free(b.p);
+		return NULL;
+	}
+	return store_json_done(&b, len);
+}
+
 static int sess_fail(sqlite3 *db, const char *what)
 {
 	log_warn("store", "%s: %s", what, sqlite3_errmsg(db));
@@ -261,20 +435,20 @@ static int sess_transcript_insert(sqlite3 *db, const char *key,
 	int r;
 
 	store_uuid7(mid);
-	mjson = json_dumps(msg, JSON_COMPACT);
+	mjson = store_json_dump(msg, NULL);
 	r = sess_prep(db, "INSERT INTO transcript(session_key, session_id, "
 			 "seq, message_id, role, text, message, run_id, "
 			 "status, input_tokens, output_tokens, model, "
 			 "created_at) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 3, seq);
-	sqlite3_bind_text(s, 4, mid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 6, text, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(s, 4, mid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 6, text, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_STATIC);
 	sess_bind_text(s, 8, m ? m->run_id : NULL);
 	sess_bind_text(s, 9, m ? m->status : NULL);
 	if (m && (m->in_tok || m->out_tok)) {
@@ -366,6 +540,99 @@ out:
 	return r;
 }
 
+/* The plain texts of the messages of a run's start (n of them; at least
+ * one slot) and their release. */
+static char **sess_texts(const json_t *msgs, size_t *n)
+{
+	char **texts;
+	json_t *msg;
+	size_t i;
+
+	*n = json_array_size(msgs);
+	texts = xcalloc(*n ? *n : 1, sizeof(*texts));
+	json_array_foreach(msgs, i, msg)
+		texts[i] = store_session_text(json_object_get(msg, "content"));
+	return texts;
+}
+
+static void sess_texts_free(char **texts, size_t n)
+{
+	size_t i;
+
+	if (texts)
+		for (i = 0; i < n; i++)
+			free(texts[i]);
+	free(texts);
+}
+
+/* Step a session upsert ... RETURNING session_id, message_count and
+ * release it: GW_OK with *sid and *count. */
+static int sess_bump_step(sqlite3 *db, sqlite3_stmt *s, char **sid,
+			  int64_t *count)
+{
+	int rc = sess_bumped(db, s, "session run", sid, count);
+
+	store_stmt_done(s);
+	if (rc <= 0)
+		return rc == 0 ? sess_fail(db, "session run (no row)")
+			       : GW_ESTORE;
+	return GW_OK;
+}
+
+/* The messages of a run's start as transcript rows first_seq... */
+static int sess_insert_prompts(sqlite3 *db, const char *key,
+			       const char *sid, int64_t first_seq,
+			       const json_t *msgs, char **texts,
+			       const struct store_session_meta *m,
+			       json_t *events, int64_t at)
+{
+	json_t *msg;
+	size_t i;
+	int r;
+
+	json_array_foreach(msgs, i, msg) {
+		r = sess_transcript_insert(db, key, sid, first_seq + (int64_t)i,
+					   msg, texts[i], m, events, at, NULL);
+		if (r != GW_OK)
+			return r;
+	}
+	return GW_OK;
+}
+
+/* Parameters 1-4 of a start's session upsert: key, session_id (for a new
+ * row), agent_id, channel. Static binds: the strings outlive the step
+ * (store_stmt_done clears the bindings), as in the run path's inserts. */
+static void sess_bind_start(sqlite3_stmt *s,
+			    const struct store_session_begin *b,
+			    const char *sid)
+{
+	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_STATIC);
+	sess_bind_text(s, 4, b->channel);
+}
+
+/* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS. */
+static int sess_sweep(sqlite3 *db, int64_t now)
+{
+	sqlite3_stmt *s;
+	int r;
+
+	if (now < store_session_next_sweep)
+		return GW_OK;
+	/* Reads skip expired rows; the sweep only bounds the table. */
+	s = store_stmt(db, "DELETE FROM idempotency WHERE expires_at < ?");
+	if (!s)
+		return GW_ESTORE;
+	sqlite3_bind_int64(s, 1, now);
+	r = sqlite3_step(s) == SQLITE_DONE
+		? GW_OK : sess_fail(db, "idempotency sweep");
+	store_stmt_done(s);
+	if (r == GW_OK)
+		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
+	return r;
+}
+
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events)
 {
@@ -373,31 +640,14 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	struct store_session_meta m = {.run_id = b->run_id};
 	char sid[37], **texts = NULL, *preview = NULL, *cur = NULL;
 	int64_t count = 0, now = util_now_ms();
-	json_t *msg;
-	size_t i, n = 0;
-	int r, rc;
+	size_t n = 0;
+	int r;
 
-	if (now >= store_session_next_sweep) {
-		/* Reads skip expired rows; the sweep only bounds the table. */
-		s = store_stmt(db, "DELETE FROM idempotency WHERE "
-			       "expires_at < ?");
-		if (!s)
-			return GW_ESTORE;
-		sqlite3_bind_int64(s, 1, now);
-		r = sqlite3_step(s) == SQLITE_DONE
-			? GW_OK : sess_fail(db, "idempotency sweep");
-		store_stmt_done(s);
-		s = NULL;
-		if (r != GW_OK)
-			return r;
-		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
-	}
+	if ((r = sess_sweep(db, now)) != GW_OK)
+		return r;
 	/* Create the row or mark it running and count the new messages, in
 	 * one statement that returns their session id and last seq. */
-	n = json_array_size(b->messages);
-	texts = xcalloc(n ? n : 1, sizeof(*texts));
-	json_array_foreach(b->messages, i, msg)
-		texts[i] = store_session_text(json_object_get(msg, "content"));
+	texts = sess_texts(b->messages, &n);
 	if (n)
 		preview = xstrndup(texts[n - 1], STORE_SESSION_PREVIEW_LEN);
 	store_uuid7(sid);
@@ -414,30 +664,20 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 		      "RETURNING session_id, message_count", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_TRANSIENT);
-	sess_bind_text(s, 4, b->channel);
+	sess_bind_start(s, b, sid);
 	sqlite3_bind_text(s, 5, b->run_id, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, now);
 	sqlite3_bind_int64(s, 8, (sqlite3_int64)n);
 	sess_bind_text(s, 9, preview);
-	rc = sess_bumped(db, s, "session run", &cur, &count);
-	store_stmt_done(s);
+	r = sess_bump_step(db, s, &cur, &count);
 	s = NULL;
-	if (rc <= 0) {
-		r = rc == 0 ? sess_fail(db, "session run (no row)") : GW_ESTORE;
+	if (r != GW_OK)
 		goto out;
-	}
-	json_array_foreach(b->messages, i, msg) {
-		r = sess_transcript_insert(db, b->key, cur,
-					   count - (int64_t)n + 1 + (int64_t)i,
-					   msg, texts[i], &m, events, now,
-					   NULL);
-		if (r != GW_OK)
-			goto out;
-	}
+	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)n + 1,
+				b->messages, texts, &m, events, now);
+	if (r != GW_OK)
+		goto out;
 	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
 			 "session_key, status, created_at, expires_at) "
 			 "VALUES(?,?,'running',?,?)", &s);
@@ -456,14 +696,12 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	store_session_changed(db, events, b->key, "run.start", b->run_id);
 out:
 	store_stmt_done(s);
-	if (texts)
-		for (i = 0; i < n; i++)
-			free(texts[i]);
-	free(texts);
+	sess_texts_free(texts, n);
 	free(preview);
 	free(cur);
 	return r;
 }
+
 
 static const char *session_row_status(const char *run_status)
 {
@@ -474,6 +712,131 @@ static const char *session_row_status(const char *run_status)
 	if (strcmp(run_status, "timeout") == 0)
 		return "timeout";
 	return "failed";
+}
+
+static const char *const sess_run_sql[2] = {
+	"INSERT INTO sessions(key, session_id, agent_id, channel, status, "
+	"last_run_id, last_error, model, input_tokens, output_tokens, "
+	"message_count, last_preview, created_at, updated_at) "
+	"VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+	"INSERT INTO sessions(key, session_id, agent_id, channel, status, "
+	"last_run_id, last_error, model, input_tokens, output_tokens, "
+	"message_count, last_preview, created_at, updated_at) "
+	"VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?) ON CONFLICT(key) DO "
+	"UPDATE SET status = excluded.status, last_run_id = "
+	"excluded.last_run_id, last_error = excluded.last_error, "
+	"channel = coalesce(excluded.channel, channel), model = "
+	"coalesce(excluded.model, model), input_tokens = "
+	"input_tokens + excluded.input_tokens, output_tokens = "
+	"output_tokens + excluded.output_tokens, message_count = "
+	"message_count + excluded.message_count, last_preview = "
+	"coalesce(excluded.last_preview, last_preview), "
+	"updated_at = excluded.updated_at "
+	"RETURNING session_id, message_count",
+};
+
+int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
+			 struct store_session_end *e, json_t *events)
+{
+	struct store_session_meta mu = {.run_id = b->run_id};
+	struct store_session_meta ma = {
+		.run_id = e->run_id, .status = e->status,
+		.in_tok = e->in_tok, .out_tok = e->out_tok, .model = e->model,
+	};
+	sqlite3_stmt *s = NULL;
+	char sid[37], **texts = NULL, *atext = NULL, *preview = NULL;
+	char *cur = NULL, *rjson = NULL;
+	int64_t count = 0, now = util_now_ms();
+	int64_t at = b->started_at ? b->started_at : now;
+	size_t n = 0, total;
+	int r, rc, v;
+
+	if ((r = sess_sweep(db, now)) != GW_OK)
+		return r;
+	texts = sess_texts(b->messages, &n);
+	total = n + (e->message ? 1 : 0);
+	if (e->message)
+		atext = store_session_text(json_object_get(e->message,
+							   "content"));
+	if (atext || n)
+		preview = xstrndup(atext ? atext : texts[n - 1],
+				   STORE_SESSION_PREVIEW_LEN);
+	store_uuid7(sid);
+	/* The row as the start and the end would have left it: a plain
+	 * insert for a key generated for this run (no RETURNING, the seqs
+	 * are 1..total), the upsert when the key has a row. */
+	for (v = b->fresh ? 0 : 1; v < 2; v++) {
+		r = sess_prep(db, sess_run_sql[v], &s);
+		if (r != GW_OK)
+			goto out;
+		sess_bind_start(s, b, sid);
+		sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
+		sess_bind_text(s, 7, json_string_value(
+			json_object_get(e->result, "error")));
+		sess_bind_text(s, 8, e->model);
+		sqlite3_bind_int64(s, 9, e->in_tok);
+		sqlite3_bind_int64(s, 10, e->out_tok);
+		sqlite3_bind_int64(s, 11, (sqlite3_int64)total);
+		sess_bind_text(s, 12, preview);
+		sqlite3_bind_int64(s, 13, at);
+		sqlite3_bind_int64(s, 14, now);
+		if (v == 1) {
+			r = sess_bump_step(db, s, &cur, &count);
+			s = NULL;
+			if (r != GW_OK)
+				goto out;
+			break;
+		}
+		rc = sqlite3_step(s);
+		if (rc != SQLITE_DONE && (rc & 0xff) != SQLITE_CONSTRAINT) {
+			r = sess_fail(db, "session run");
+			goto out;
+		}
+		store_stmt_done(s);
+		s = NULL;
+		if (rc == SQLITE_DONE) {
+			cur = xstrdup(sid);
+			count = (int64_t)total;
+			break;
+		}
+	}
+	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)total + 1,
+				b->messages, texts, &mu, events, at);
+	if (r != GW_OK)
+		goto out;
+	if (e->message) {
+		r = sess_transcript_insert(db, b->key, cur, count, e->message,
+					   atext, &ma, events, now, NULL);
+		if (r != GW_OK)
+			goto out;
+	}
+	rjson = store_json_dump(e->result, NULL);
+	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
+		      "session_key, status, result, created_at, ended_at, "
+		      "expires_at) VALUES(?,?,?,?,?,?,?)", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
+	sess_bind_text(s, 4, rjson);
+	sqlite3_bind_int64(s, 5, at);
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, now + STORE_SESSION_IDEM_TTL_MS);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "idempotency run");
+	if (r == GW_OK)
+		store_session_changed(db, events, e->key, "run.end", e->run_id);
+out:
+	store_stmt_done(s);
+	sess_texts_free(texts, n);
+	free(atext);
+	free(preview);
+	free(cur);
+	free(rjson);
+	return r;
 }
 
 int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
@@ -532,7 +895,7 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 			goto out;
 	}
 idem:
-	rjson = json_dumps(e->result, JSON_COMPACT);
+	rjson = store_json_dump(e->result, NULL);
 	/* The row of the start keeps its created_at. */
 	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
 		      "status, result, created_at, ended_at, expires_at) "

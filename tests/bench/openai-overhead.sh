@@ -293,12 +293,16 @@ printf '%-34s %12s %12s %10s\n' "chat p99 ms, 1 conn" \
 	"$(f direct1 3)" "$(f gw1 3)" "$(sub "$(f gw1 3)" "$(f direct1 3)")"
 printf '%-34s %12s %12s %10s\n' "stream req/s, $CONNS conns" \
 	"$(f sdirect16 1)" "$(f sgw16 1)" "$(ratio "$(f sgw16 1)" "$(f sdirect16 1)")"
+printf '%-34s %12s %12s %10s\n' "stream CPU us/request, $CONNS conns" \
+	"${C[sdirect16]:-}" "${C[sgw16]:-}" "(nginx / clawgate)"
 printf '%-34s %12s %12s %10s\n' "stream (TTFT) p50 ms, 1 conn" \
 	"$(f sdirect1 2)" "$(f sgw1 2)" "$(sub "$(f sgw1 2)" "$(f sdirect1 2)")"
 printf '%-34s %12s %12s %10s\n' "stream (TTFT) p99 ms, 1 conn" \
 	"$(f sdirect1 3)" "$(f sgw1 3)" "$(sub "$(f sgw1 3)" "$(f sdirect1 3)")"
 printf '%-34s %12s %12s %10s\n' "responses req/s, $CONNS conns" \
 	"-" "$(f resp16 1)" "$(ratio "$(f resp16 1)" "$(f gw16 1)") of chat"
+printf '%-34s %12s %12s %10s\n' "responses CPU us/request" \
+	"-" "${C[resp16]:-}" ""
 printf '%-34s %12s %12s %10s\n' "responses p50/p99 ms, 1 conn" \
 	"-" "$(f resp1 2)/$(f resp1 3)" ""
 printf '%-34s %12s %12s %10s\n' "chat.send (WS) req/s, $CONNS conns" \

@@ -4,11 +4,14 @@
  * no event is longer than the bound plus the chunk it arrived in (the
  * parser checks the bound on what it keeps buffered: an event that is
  * complete inside one chunk is delivered whole; curl's chunks are at most
- * 16 KiB). */
+ * 16 KiB). The input after the first byte is also one chunk for the
+ * chat.completion.chunk scanner, checked against jansson. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <jansson.h>
 
 #include "agent/agent-int.h"
 
@@ -66,6 +69,59 @@ static int fuzz_sse_run(const char *p, size_t n, unsigned step,
 	return r;
 }
 
+/* The chunk scanner (provider_chunk_scan) against jansson: when it takes
+ * an input, jansson parses it too and gives the same values. */
+static void fuzz_str_same(const struct provider_chunk_str *f,
+			  const json_t *v)
+{
+	char *t;
+	size_t n;
+
+	if (!json_is_string(v)) {
+		if (f->is_str)
+			abort();
+		return;
+	}
+	if (!f->is_str)
+		abort();
+	t = malloc(f->len + 1);
+	n = provider_chunk_text(f, t);
+	if (n != json_string_length(v) || memcmp(t, json_string_value(v), n))
+		abort();
+	free(t);
+}
+
+static void fuzz_chunk(const char *p, size_t n)
+{
+	struct provider_chunk c;
+	json_t *o, *u, *ch, *d, *v;
+
+	if (!provider_chunk_scan(p, n, &c))
+		return;
+	o = json_loadb(p, n, 0, NULL);
+	if (!json_is_object(o) || json_object_get(o, "error"))
+		abort();
+	u = json_object_get(o, "usage");
+	v = json_is_object(u) ? json_object_get(u, "prompt_tokens") : NULL;
+	if (c.in_set != json_is_integer(v) ||
+	    (c.in_set && c.in_tok != json_integer_value(v)))
+		abort();
+	v = json_is_object(u) ? json_object_get(u, "completion_tokens")
+			      : NULL;
+	if (c.out_set != json_is_integer(v) ||
+	    (c.out_set && c.out_tok != json_integer_value(v)))
+		abort();
+	ch = json_array_get(json_object_get(o, "choices"), 0);
+	if (c.has_choice != (ch != NULL))
+		abort();
+	d = json_object_get(ch, "delta");
+	if (json_object_get(d, "tool_calls"))
+		abort();
+	fuzz_str_same(&c.content, json_object_get(d, "content"));
+	fuzz_str_same(&c.finish, json_object_get(ch, "finish_reason"));
+	json_decref(o);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct fuzz_events a = { NULL, 0, 0, 0, 0 }, b = { NULL, 0, 0, 0, 0 };
@@ -73,6 +129,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
+	fuzz_chunk((const char *)data + 1, size - 1);
 	ra = fuzz_sse_run((const char *)data + 1, size - 1, 0, &a);
 	rb = fuzz_sse_run((const char *)data + 1, size - 1,
 			  (unsigned)data[0] % 16 + 1, &b);

@@ -300,3 +300,42 @@ def test_watched_run_start_committed_first(holdgw, upstream):
     assert _wait_rows(holdgw, "SELECT status FROM sessions",
                       [("killed",)]) == [("killed",)]
     ws.close()
+
+
+def test_unseen_run_rows_as_start_and_end(holdgw, upstream):
+    """The one job of an unseen run leaves the rows the start and the end
+    would have: the row done with the counts, tokens, model and preview,
+    the prompt and the reply at seqs 1 and 2, the ok result kept for
+    retries; the row and the prompt carry the run's start time."""
+    r = post(holdgw, "/v1/chat/completions",
+             chat("q1 [[usage:9,5]] [[reply:hello there]]"))
+    assert r.status_code == 200, r.text
+    srow = db_rows(holdgw, "SELECT key, status, message_count, "
+                   "input_tokens, output_tokens, model, last_preview, "
+                   "last_error, channel, created_at, updated_at, "
+                   "session_id FROM sessions")
+    assert len(srow) == 1
+    (key, status, count, tin, tout, model, preview, err, channel, c_at,
+     u_at, sid) = srow[0]
+    assert key.startswith("agent:main:openai:")
+    assert (status, count, tin, tout, preview, err) == \
+        ("done", 2, 9, 5, "hello there", None)
+    assert model.endswith("fake-model")
+    assert c_at <= u_at
+    rows = db_rows(holdgw, "SELECT seq, role, text, session_id, run_id, "
+                   "status, input_tokens, output_tokens, created_at "
+                   "FROM transcript ORDER BY seq")
+    assert [x[:3] for x in rows] == [
+        (1, "user", "q1 [[usage:9,5]] [[reply:hello there]]"),
+        (2, "assistant", "hello there")]
+    assert {x[3] for x in rows} == {sid}
+    assert rows[0][4] == rows[1][4]
+    assert rows[0][5:8] == (None, None, None)
+    assert rows[1][5:7] == ("ok", 9) and rows[1][7] == 5
+    assert rows[0][8] == c_at
+    idem = db_rows(holdgw, "SELECT run_id, session_key, status, result, "
+                   "created_at, ended_at FROM idempotency")
+    assert len(idem) == 1
+    assert idem[0][:3] == (rows[0][4], key, "ok")
+    assert json.loads(idem[0][3])["text"] == "hello there"
+    assert idem[0][4] == c_at and idem[0][5] >= idem[0][4]

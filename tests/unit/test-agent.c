@@ -20,6 +20,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "store/store-sessions.h"
 
 /* ---- SSE ------------------------------------------------------------------ */
 
@@ -55,6 +56,124 @@ static void sse_check(const struct sse_got *g)
 	ck_assert_str_eq(g->ev[2], "nospace");
 	ck_assert_str_eq(g->ev[3], "[DONE]");
 }
+
+/* store_json_dump writes what json_dumps(JSON_COMPACT) writes. */
+START_TEST(test_json_dump_matches_jansson)
+{
+	static const char *const docs[] = {
+		"{}", "[]", "[[],{},[{}]]",
+		"{\"a\":1,\"b\":-9223372036854775807,\"c\":[true,false,null]}",
+		"{\"s\":\"q\\\"b\\\\s/ \\b\\f\\n\\r\\t \\u0001\\u001f\\u007f\"}",
+		"{\"u\":\"caf\\u00e9 \\u2028 \\ud83d\\ude00\",\"\\u00e9k\":\"\"}",
+		"{\"r\":[0.5,1.0,1e300,-2.5e-10,100.0,0.1]}",
+		"{\"role\":\"assistant\",\"content\":[{\"type\":\"text\","
+		"\"text\":\"Hello\"}],\"usage\":{\"input\":9,\"output\":5}}",
+	};
+	size_t i, n;
+	json_t *v, *deep = json_array(), *cur = deep;
+	char *a, *b;
+
+	for (i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+		v = json_loads(docs[i], 0, NULL);
+		ck_assert_msg(v, "%s", docs[i]);
+		a = json_dumps(v, JSON_COMPACT);
+		b = store_json_dump(v, &n);
+		ck_assert_str_eq(b, a);
+		ck_assert_uint_eq(n, strlen(a));
+		free(a);
+		free(b);
+		json_decref(v);
+	}
+	/* insertion order, as jansson */
+	v = json_object();
+	json_object_set_new(v, "z", json_integer(1));
+	json_object_set_new(v, "a", json_integer(2));
+	b = store_json_dump(v, NULL);
+	ck_assert_str_eq(b, "{\"z\":1,\"a\":2}");
+	free(b);
+	/* built in place: the same bytes as the tree */
+	{
+		struct store_json_buf jb = {0};
+		json_t *t = json_pack("{s:s,s:I,s:[i,n]}", "k", "a\"\n\x01",
+				      "n", (json_int_t)-42, "v", 1);
+
+		store_json_raw(&jb, "{\"k\":", 5);
+		store_json_str(&jb, "a\"\n\x01", 4);
+		store_json_raw(&jb, ",\"n\":", 5);
+		store_json_int(&jb, -42);
+		store_json_raw(&jb, ",\"v\":", 5);
+		ck_assert_int_eq(store_json_val(&jb, json_object_get(t, "v")),
+				 0);
+		store_json_raw(&jb, "}", 1);
+		a = json_dumps(t, JSON_COMPACT);
+		b = store_json_done(&jb, &n);
+		ck_assert_str_eq(b, a);
+		ck_assert_uint_eq(n, strlen(a));
+		ck_assert_ptr_null(jb.p);
+		free(a);
+		free(b);
+		json_decref(t);
+	}
+	/* only containers, like json_dumps without JSON_ENCODE_ANY */
+	ck_assert_ptr_null(store_json_dump(json_object_get(v, "z"), NULL));
+	json_decref(v);
+	/* bounded depth */
+	for (i = 0; i < 3000; i++) {
+		json_t *x = json_array();
+
+		json_array_append_new(cur, x);
+		cur = x;
+	}
+	ck_assert_ptr_null(store_json_dump(deep, NULL));
+	json_decref(deep);
+}
+END_TEST
+
+/* The chunk scanner takes the common chunks and leaves the rest to
+ * jansson. */
+START_TEST(test_chunk_scan)
+{
+	struct provider_chunk c;
+	char t[64];
+	const char *ok1 = "{\"id\":\"x\",\"choices\":[{\"index\":0,\"delta\":"
+		"{\"content\":\"a\\\"b\\nc\"},\"finish_reason\":null}]}";
+	const char *ok2 = " {\"choices\":[{\"delta\":{},\"finish_reason\":"
+		"\"length\"}],\"usage\":{\"prompt_tokens\":9,"
+		"\"completion_tokens\":5}} ";
+	const char *ok3 = "{\"choices\":[],\"usage\":{\"prompt_tokens\":2}}";
+	static const char *const no[] = {
+		"{\"error\":{\"message\":\"x\"}}",
+		"{\"choices\":[{\"delta\":{\"tool_calls\":[]}}]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"\\u00e9\"}}]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"a\",\"content\":\"b\"}}]}",
+		"{\"usage\":{\"prompt_tokens\":1e3}}",
+		"{\"choices\":[{\"delta\":{\"content\":\"a\"}}]",
+		"{\"choices\":[{\"delta\":{\"content\":\"a\"}}]} x",
+		"{\"choices\":[{\"delta\":{\"content\":\"\xc3\"}}]}",
+		"{\"choices\":[{\"delta\":{\"content\":\"\x01\"}}]}",
+		"[1]", "{\"a\":01}", "{\"a\":tru}",
+	};
+	size_t i;
+
+	ck_assert_int_eq(provider_chunk_scan(ok1, strlen(ok1), &c), 1);
+	ck_assert_int_eq(c.has_choice, 1);
+	ck_assert_int_eq(c.content.is_str, 1);
+	ck_assert_uint_eq(provider_chunk_text(&c.content, t), 5);
+	ck_assert_str_eq(t, "a\"b\nc");
+	ck_assert_int_eq(c.finish.is_str, 0);
+	ck_assert_int_eq(c.in_set + c.out_set, 0);
+	ck_assert_int_eq(provider_chunk_scan(ok2, strlen(ok2), &c), 1);
+	ck_assert_int_eq(c.content.is_str, 0);
+	provider_chunk_text(&c.finish, t);
+	ck_assert_str_eq(t, "length");
+	ck_assert(c.in_set && c.in_tok == 9 && c.out_set && c.out_tok == 5);
+	ck_assert_int_eq(provider_chunk_scan(ok3, strlen(ok3), &c), 1);
+	ck_assert(!c.has_choice && c.in_set && c.in_tok == 2 && !c.out_set);
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		ck_assert_msg(!provider_chunk_scan(no[i], strlen(no[i]), &c),
+			      "%s", no[i]);
+}
+END_TEST
 
 START_TEST(test_sse_whole)
 {
@@ -301,6 +420,79 @@ static void open_store(struct store **st, struct agent_rt **rt)
 	ck_assert_int_eq(agent_rt_new(&o, rt), GW_OK);
 }
 
+static int run_tx_job(sqlite3 *db, void *arg)
+{
+	struct idem_job *j = arg;
+
+	return store_session_run_tx(db, &j->b, &j->e, NULL);
+}
+
+static int64_t q_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v = -1;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
+}
+
+/* A whole run in one job: a generated key's row is inserted; the same
+ * "fresh" key again (it has a row after all) is upserted: counts and
+ * tokens add up, seqs continue. */
+START_TEST(test_run_tx_fresh_and_existing)
+{
+	struct store *st = NULL;
+	struct agent_rt *rt = NULL;
+	struct idem_job j = {0};
+	char key[] = "agent:main:openai:k1", agent[] = "main";
+	char r1[] = "run-a", r2[] = "run-b";
+	sqlite3 *db = NULL;
+	char path[512];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-agent-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	open_store(&st, &rt);
+	j.b.key = j.e.key = key;
+	j.b.agent_id = agent;
+	j.b.fresh = 1;
+	j.e.status = "ok";
+	j.e.in_tok = 3;
+	j.e.out_tok = 2;
+	for (int i = 0; i < 2; i++) {
+		j.b.run_id = j.e.run_id = i ? r2 : r1;
+		j.b.started_at = 1000 + i;
+		j.b.messages = json_pack("[o]", store_session_message("user",
+								      "q"));
+		j.e.message = store_session_message("assistant", "a");
+		j.e.result = json_pack("{s:s}", "text", "a");
+		ck_assert_int_eq(store_write_sync(st, run_tx_job, &j, 0),
+				 GW_OK);
+		json_decref(j.b.messages);
+		json_decref(j.e.message);
+		json_decref(j.e.result);
+	}
+	snprintf(path, sizeof(path), "%s/state/clawgate.sqlite", tmpdir);
+	ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+	ck_assert_int_eq(q_int(db, "SELECT message_count FROM sessions"), 4);
+	ck_assert_int_eq(q_int(db, "SELECT input_tokens FROM sessions"), 6);
+	ck_assert_int_eq(q_int(db, "SELECT created_at FROM sessions"), 1000);
+	ck_assert_int_eq(q_int(db, "SELECT group_concat(seq, '') FROM "
+			       "(SELECT seq FROM transcript ORDER BY seq)"),
+			 1234);
+	ck_assert_int_eq(q_int(db, "SELECT count(DISTINCT session_id) FROM "
+			       "transcript"), 1);
+	ck_assert_int_eq(q_int(db, "SELECT count(*) FROM idempotency WHERE "
+			       "status = 'ok'"), 2);
+	sqlite3_close(db);
+	agent_rt_free(rt, 1000);
+	store_close(st);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 START_TEST(test_idempotency_replay)
 {
 	struct store *st = NULL;
@@ -411,6 +603,9 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_key_http);
 	tcase_add_test(tc, test_key_canon);
 	tcase_add_test(tc, test_idempotency_replay);
+	tcase_add_test(tc, test_json_dump_matches_jansson);
+	tcase_add_test(tc, test_chunk_scan);
+	tcase_add_test(tc, test_run_tx_fresh_and_existing);
 	suite_add_tcase(s, tc);
 	return s;
 }
