@@ -52,6 +52,8 @@ struct run {
 	int delivered;			/* on_end went out */
 	atomic_int stored;		/* the end is committed: a retry with
 					 * the same key replays, never joins */
+	atomic_int begin_failed;	/* its start was not stored: its end
+					 * is not either, and is an error */
 
 	/* Agent thread only: */
 	struct agent_target **chain;
@@ -440,6 +442,7 @@ struct run_endjob {
 struct run_beginjob {
 	struct agent_rt *rt;
 	struct run *r;			/* a queued run's activation */
+	struct run *owner;		/* a started run's own start (ref) */
 	struct store_session_begin b;
 	json_t *events;
 };
@@ -449,6 +452,10 @@ static int run_end_tx(sqlite3 *db, void *arg)
 	struct run_endjob *j = arg;
 	int rc;
 
+	/* Its start was not stored: neither is its end (writer order:
+	 * the start's job ran before this one). */
+	if (atomic_load(&j->r->begin_failed))
+		return GW_EIO;
 	/* A deferred start commits with its end, in this job's savepoint:
 	 * both or neither. */
 	if (j->begin && !j->e.skip_row)
@@ -468,6 +475,17 @@ static void run_end_done(int rc, void *arg)
 	if (rc != GW_OK) {
 		log_warn("agent", "run %s: transcript write failed: %s",
 			 r->id, gw_err_str(rc));
+		/* Not committed, so not acknowledged: every caller hears
+		 * an error, never the reply that was not stored. */
+		pthread_mutex_lock(&r->mu);
+		r->status = RUN_ERROR;
+		free(r->error);
+		r->error = xasprintf("transcript write failed: %s",
+				     gw_err_str(rc));
+		r->http_status = 500;
+		pthread_mutex_unlock(&r->mu);
+		json_decref(j->e.result);
+		j->e.result = run_result_json(r);
 	} else {
 		/* Before anyone can see "final": from now on a retry finds
 		 * the stored result. */
@@ -906,8 +924,12 @@ static void run_attempt_job(void *arg)
 static int run_begin_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
+	int rc = store_session_begin_tx(db, &j->b, j->events);
 
-	return store_session_begin_tx(db, &j->b, j->events);
+	/* Before the end's job runs (it is queued after this one). */
+	if (rc != GW_OK && j->owner)
+		atomic_store(&j->owner->begin_failed, 1);
+	return rc;
 }
 
 static void run_beginjob_free(struct run_beginjob *j)
@@ -931,6 +953,12 @@ static void run_begin_done(int rc, void *arg)
 	} else {
 		log_warn("agent", "run %s: transcript start failed: %s",
 			 j->b.run_id, gw_err_str(rc));
+	}
+	if (j->owner) {
+		if (rc != GW_OK)	/* its commit failed */
+			atomic_store(&j->owner->begin_failed, 1);
+		run_unref(j->owner);
+		j->owner = NULL;
 	}
 	run_beginjob_free(j);
 }
@@ -1102,6 +1130,8 @@ static void run_activate_done(int rc, void *arg)
 	struct run_beginjob *j = arg;
 	struct run *r = j->r;
 
+	if (rc != GW_OK)
+		atomic_store(&r->begin_failed, 1);
 	if (!json_object_get(r->req, "messages"))
 		run_build_messages(r, NULL);
 	j->r = NULL;
@@ -1329,6 +1359,10 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (!bj && !r->begin) {
 		run_build_messages(r, NULL);
 		bj = run_beginjob_new(r);
+	}
+	if (bj) {
+		bj->owner = r;
+		run_ref(r);
 	}
 	if (bj && (!rt->store || store_write(rt->store, run_begin_tx, bj,
 					     run_begin_done) != GW_OK))
