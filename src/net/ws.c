@@ -897,6 +897,16 @@ ws_budget_make_room(struct ws_conn *c, size_t len)
 			 old->buffered, s->total_buffered);
 		s->budget_closed++;
 		ws_msg_free_all(old);
+		/* What the kernel still holds for it goes too: the peer
+		 * does not read, so its send buffer would drain at the
+		 * pace of a closed receive window (seconds to minutes
+		 * before the peer saw the end); the close is abortive. */
+		{
+			struct linger lg = { 1, 0 };
+
+			setsockopt(lws_get_socket_fd(old->wsi), SOL_SOCKET,
+				   SO_LINGER, &lg, sizeof(lg));
+		}
 		ws_conn_close(old, 1008, "slow consumer");
 		if (old == c)
 			return -1;

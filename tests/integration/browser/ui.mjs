@@ -251,6 +251,10 @@ async function scenarioPairing(page, rec) {
   emit({ event: "pending", error: denied.res.error });
   await readLine();	// the test approved the request
   const h = await waitConnected(rec);
+  // The frames come first, the shell's text a render later (as in
+  // scenarioConnect): reading the body at once raced with it.
+  await page.waitForFunction((t) => document.body.innerText.includes(t),
+                             "Connected", { timeout: TIMEOUT });
   await shot(page, "pairing-connected");
   emit({ event: "done", server: h.server,
          text: (await page.innerText("body")).slice(0, 4000) });
