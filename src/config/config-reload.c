@@ -403,6 +403,14 @@ again:
 		goto out;
 	}
 	r->missing = 0;
+	/* An empty file is a write in progress (an editor's truncate
+	 * before its write), never a config: wait for the next change
+	 * instead of recording a rejection. */
+	if (rd > 0 && len == 0 && !explicit_req) {
+		log_info("reload", "config file %s is empty (a write in "
+			 "progress?); waiting for the next change", r->path);
+		goto out;
+	}
 	if (rd < 0) {
 		log_warn("reload", "config reload skipped (cannot read %s: %s)",
 			 r->path, strerror(-rd));

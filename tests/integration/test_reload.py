@@ -175,6 +175,22 @@ def test_editor_save_styles_each_one_reload(gw):
     assert got["appliedConfigHash"] == r[-1]["hash"]
 
 
+def test_empty_file_is_a_write_in_progress(gw):
+    """An editor's truncate before its write: the empty file is not
+    recorded as a rejected snapshot; the write that follows applies."""
+    n = len(wait_rows(gw, 1))
+    open(gw.config_path, "w").close()
+    deadline = time.monotonic() + 30
+    while "is empty (a write in progress?)" not in gw.output():
+        assert time.monotonic() < deadline, gw.output()[-2000:]
+        time.sleep(0.02)
+    assert len(rows(gw)) == n
+    write_config(gw, with_origins(base_config(), "http://after-empty"))
+    r = wait_rows(gw, n + 1)
+    assert r[n]["outcome"] == "applied", r[n:]
+    assert "gateway.controlUi.allowedOrigins" in r[n]["paths"]
+
+
 def test_touch_is_no_reload(gw):
     n = len(wait_rows(gw, 1))
     subprocess.run(["touch", gw.config_path], check=True)
