@@ -140,3 +140,20 @@ def test_pending_text_flushed_before_aborted(cgw, up):
     text = chat[-1]["message"]["content"][0]["text"]
     assert text.startswith("a000 a001")
     assert deltas_text(chat) == text
+
+
+def test_pending_text_flushed_before_tool_event(cgw, up):
+    ws = cgw.connect()
+    words = ["t%02d" % i for i in range(30)]
+    reply = " ".join(words)
+    idem = new_key()
+    assert send(ws, "toold-" + new_key(), "[[reply:%s]] [[chunks:30]] "
+                '[[tool:lookup:{"q":"x"}]]' % reply, idem=idem)["ok"]
+    frames = run_frames(ws, idem)
+    kinds = [(ev, p.get("stream") or p.get("state")) for ev, p in frames]
+    assert ("agent", "tool") in kinds, kinds
+    before_tool = [p for ev, p in frames[:kinds.index(("agent", "tool"))]
+                   if ev == "chat"]
+    # The whole text before the call went out in deltas before it.
+    assert deltas_text(before_tool) == reply
+    assert len(before_tool) < 30
