@@ -29,6 +29,25 @@ def run_frames(ws, run_id, timeout=20):
     return out + [("agent", end["payload"])]
 
 
+def stream(ws, prefix, message):
+    """chat.send message on a new session; the run's frames (run_frames)."""
+    idem = new_key()
+    assert send(ws, prefix + new_key(), message, idem=idem)["ok"]
+    return run_frames(ws, idem)
+
+
+def stream_words(ws, tag, n, directives):
+    """A reply of n numbered words, one chunk each (plus directives)."""
+    words = ["%s%02d" % (tag, i) for i in range(n)]
+    reply = " ".join(words)
+    return words, reply, stream(ws, tag + "-", "[[reply:%s]] [[chunks:%d]] "
+                                "%s" % (reply, n, directives))
+
+
+def kinds_of(frames):
+    return [(ev, p.get("stream") or p.get("state")) for ev, p in frames]
+
+
 def chat_of(frames):
     return [p for ev, p in frames if ev == "chat"]
 
@@ -53,13 +72,7 @@ def max_deltas(frames):
 
 
 def test_fast_chunks_are_coalesced(cgw, up):
-    ws = cgw.connect()
-    words = ["w%02d" % i for i in range(50)]
-    reply = " ".join(words)
-    idem = new_key()
-    assert send(ws, "fast-" + new_key(), "[[reply:%s]] [[chunks:50]] "
-                "[[delay:1]]" % reply, idem=idem)["ok"]
-    frames = run_frames(ws, idem)
+    words, reply, frames = stream_words(cgw.connect(), "w", 50, "[[delay:1]]")
     chat = chat_of(frames)
     assert chat[-1]["state"] == "final", chat
     deltas = [p for p in chat if p["state"] == "delta"]
@@ -75,7 +88,7 @@ def test_fast_chunks_are_coalesced(cgw, up):
     assert chat[-1]["message"]["content"][0]["text"] == reply
     assert [p["seq"] for p in chat] == list(range(1, len(chat) + 1))
     # The first delta is not held back: it follows the first chunk.
-    kinds = [(ev, p.get("stream") or p.get("state")) for ev, p in frames]
+    kinds = kinds_of(frames)
     assert kinds[:3] == [("agent", "lifecycle"), ("agent", "assistant"),
                          ("chat", "delta")], kinds[:5]
     assert deltas[0]["deltaText"].strip() == words[0]
@@ -84,12 +97,9 @@ def test_fast_chunks_are_coalesced(cgw, up):
 
 
 def test_spaced_chunks_get_one_delta_each(cgw, up):
-    ws = cgw.connect()
-    idem = new_key()
-    assert send(ws, "spaced-" + new_key(), "[[reply:one two three]] "
-                "[[chunks:3]] [[delay:600]]", idem=idem)["ok"]
-    frames = run_frames(ws, idem)
-    kinds = [(ev, p.get("stream") or p.get("state")) for ev, p in frames]
+    frames = stream(cgw.connect(), "spaced-", "[[reply:one two three]] "
+                    "[[chunks:3]] [[delay:600]]")
+    kinds = kinds_of(frames)
     assert kinds == [("agent", "lifecycle")] + \
         [("agent", "assistant"), ("chat", "delta")] * 3 + \
         [("chat", "final"), ("agent", "lifecycle")], kinds
@@ -100,13 +110,8 @@ def test_spaced_chunks_get_one_delta_each(cgw, up):
 
 
 def test_pending_text_flushed_before_error(cgw, up):
-    ws = cgw.connect()
-    words = ["e%02d" % i for i in range(40)]
-    idem = new_key()
-    assert send(ws, "cutd-" + new_key(), "[[reply:%s]] [[chunks:40]] "
-                "[[delay:1]] [[cut:30]]" % " ".join(words),
-                idem=idem)["ok"]
-    frames = run_frames(ws, idem)
+    words, _, frames = stream_words(cgw.connect(), "e", 40,
+                                    "[[delay:1]] [[cut:30]]")
     chat = chat_of(frames)
     assert chat[-1]["state"] == "error", chat
     deltas = [p for p in chat if p["state"] == "delta"]
@@ -143,14 +148,9 @@ def test_pending_text_flushed_before_aborted(cgw, up):
 
 
 def test_pending_text_flushed_before_tool_event(cgw, up):
-    ws = cgw.connect()
-    words = ["t%02d" % i for i in range(30)]
-    reply = " ".join(words)
-    idem = new_key()
-    assert send(ws, "toold-" + new_key(), "[[reply:%s]] [[chunks:30]] "
-                '[[tool:lookup:{"q":"x"}]]' % reply, idem=idem)["ok"]
-    frames = run_frames(ws, idem)
-    kinds = [(ev, p.get("stream") or p.get("state")) for ev, p in frames]
+    _, reply, frames = stream_words(cgw.connect(), "t", 30,
+                                    '[[tool:lookup:{"q":"x"}]]')
+    kinds = kinds_of(frames)
     assert ("agent", "tool") in kinds, kinds
     before_tool = [p for ev, p in frames[:kinds.index(("agent", "tool"))]
                    if ev == "chat"]
