@@ -1,9 +1,14 @@
 /* Chat methods (chat.send, chat.history, chat.abort, chat.inject) and the
  * fan-out of every run to WebSocket clients: `chat` and `agent` events
  * (each with its own per-run seq), and the session events to their
- * subscribers. Deltas are sent as they arrive from the upstream (no
- * throttling); `chat` deltas carry deltaText only, final carries the
- * whole message. */
+ * subscribers. `agent` assistant events go out per upstream chunk; `chat`
+ * deltas are throttled as upstream does: at most one per
+ * RPC_CHAT_DELTA_MS per run, the text in between coalesced into the next
+ * one (deltaText = everything since the previous delta, so their
+ * concatenation is the whole text), and what is pending flushed before a
+ * tool event and before the terminal final/aborted/error event. No timer:
+ * a pending tail waits for the next chunk or the run's end. `chat` deltas
+ * carry deltaText only, the terminal event carries the whole message. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +23,8 @@
 #define CHAT_MESSAGE_MAX (1024 * 1024)
 #define CHAT_HISTORY_DEFAULT 200
 #define CHAT_HISTORY_MAX 1000
+/* Minimum spacing of two `chat` deltas of one run (upstream: 150 ms). */
+#define RPC_CHAT_DELTA_MS 150
 
 /* ---- run fan-out (agent thread) -------------------------------------------- */
 
@@ -25,8 +32,21 @@ struct rpc_chat_fan {
 	struct rpc_server *srv;
 	char *run_id, *key, *agent_id;
 	int64_t chat_seq, agent_seq;
+	/* Text not yet sent in a `chat` delta, and when the last one went
+	 * (monotonic ms; 0: none yet). Agent thread only. */
+	struct util_buf pending;
+	int64_t delta_sent_at;
 	struct run_sink sink;
 };
+
+static void rpc_chat_fan_free(struct rpc_chat_fan *f)
+{
+	free(f->run_id);
+	free(f->key);
+	free(f->agent_id);
+	free(f->pending.p);
+	free(f);
+}
 
 static void rpc_chat_agent_event(struct rpc_chat_fan *f, const char *stream,
 				 json_t *data)
@@ -45,28 +65,46 @@ static json_t *rpc_chat_base(struct rpc_chat_fan *f, const char *state)
 			 (json_int_t)++f->chat_seq, "state", state);
 }
 
+/* Send the pending text as one `chat` delta (nothing when none). */
+static void rpc_chat_flush(struct rpc_chat_fan *f, int64_t now)
+{
+	json_t *p;
+
+	if (!f->pending.len)
+		return;
+	p = rpc_chat_base(f, "delta");
+	json_object_set_new(p, "deltaText",
+			    json_stringn(f->pending.p, f->pending.len));
+	rpc_broadcast(f->srv, "chat", p, 0, SCOPE_READ);
+	f->pending.len = 0;
+	f->delta_sent_at = now;
+}
+
 static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 {
 	struct rpc_chat_fan *f = arg;
-	json_t *p;
+	int64_t now;
 
 	if (!rpc_has_listeners(f->srv)) {
 		/* Nobody connected: only the numbering moves on. */
-		f->chat_seq++;
 		f->agent_seq++;
+		f->pending.len = 0;
 		return;
 	}
-	p = rpc_chat_base(f, "delta");
-	json_object_set_new(p, "deltaText", json_stringn(text, len));
-	rpc_broadcast(f->srv, "chat", p, 0, SCOPE_READ);
 	rpc_chat_agent_event(f, "assistant", json_pack("{s:s%}", "delta",
 						       text, len));
+	util_buf_put(&f->pending, text, len);
+	now = util_mono_ms();
+	if (!f->delta_sent_at || now - f->delta_sent_at >= RPC_CHAT_DELTA_MS)
+		rpc_chat_flush(f, now);
 }
 
 static void rpc_chat_on_tool(void *arg, const json_t *delta)
 {
 	struct rpc_chat_fan *f = arg;
 
+	/* The text before a tool call is shown whole above it. */
+	rpc_chat_flush(f, util_mono_ms());
 	rpc_chat_agent_event(f, "tool", json_pack("{s:s,s:O}", "phase",
 						  "update", "call", delta));
 }
@@ -86,6 +124,9 @@ static void rpc_chat_on_end(void *arg, const struct run_result *res)
 	json_t *p, *msg = NULL, *d;
 	const char *slash;
 
+	/* Clients see the whole text in deltas before the terminal event. */
+	if (rpc_has_listeners(f->srv))
+		rpc_chat_flush(f, util_mono_ms());
 	if (res->text && *res->text)
 		msg = json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", "assistant",
 				"content", "type", "text", "text", res->text,
@@ -148,10 +189,7 @@ static void rpc_chat_on_end(void *arg, const struct run_result *res)
 			json_object_set_new(d, "aborted", json_true());
 	}
 	rpc_chat_agent_event(f, "lifecycle", d);
-	free(f->run_id);
-	free(f->key);
-	free(f->agent_id);
-	free(f);
+	rpc_chat_fan_free(f);
 }
 
 /* A run started (any face): fan its stream out as chat/agent events. */
@@ -169,12 +207,8 @@ static void rpc_chat_on_run(void *arg, struct run *r)
 	f->sink.arg = f;
 	rpc_chat_agent_event(f, "lifecycle", json_pack("{s:s,s:I}", "phase",
 		"start", "startedAt", (json_int_t)run_started_at(r)));
-	if (run_attach(r, &f->sink) != GW_OK) {
-		free(f->run_id);
-		free(f->key);
-		free(f->agent_id);
-		free(f);
-	}
+	if (run_attach(r, &f->sink) != GW_OK)
+		rpc_chat_fan_free(f);
 }
 
 /* ---- session events --------------------------------------------------------- */
