@@ -286,7 +286,19 @@ enum wsclient_ev wsclient_reader_step(struct wsclient_reader *r,
 	}
 	if (r->mop < 0)
 		r->mop = f.opcode;
-	r->msg = xrealloc(r->msg, r->mlen + (size_t)f.len + 1);
+	if (r->mlen + (size_t)f.len + 1 > r->mcap) {
+		/* doubling: a message of many small fragments was a realloc
+		 * (a copy) per fragment; never more than max + 1 */
+		size_t need = r->mlen + (size_t)f.len + 1;
+		size_t cap = r->mcap ? r->mcap : 256;
+
+		while (cap < need)
+			cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+		if (cap > r->max + 1)
+			cap = r->max + 1 > need ? r->max + 1 : need;
+		r->msg = xrealloc(r->msg, cap);
+		r->mcap = cap;
+	}
 	if (f.len)
 		memcpy(r->msg + r->mlen, p, (size_t)f.len);
 	r->mlen += (size_t)f.len;

@@ -69,6 +69,7 @@ struct wsclient_reader {
 	size_t max;		/* message limit (WSCLIENT_MAX_MESSAGE) */
 	uint8_t *msg;		/* data fragments so far */
 	size_t mlen;
+	size_t mcap;		/* allocated: grows by doubling, max + 1 */
 	int mop;		/* opcode of the message, -1 when none */
 };
 
