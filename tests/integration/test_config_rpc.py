@@ -4,6 +4,7 @@ atomic write keeping the file mode, config.changed, the write limiter,
 rollback."""
 
 import json
+import time
 import os
 import stat
 
@@ -159,7 +160,13 @@ def test_plan_and_history(gw):
     assert p["valid"] is True and p["restart"] is True
     assert {"path": "gateway.port", "action": "restart",
             "rule": "gateway.port"} in p["changes"]
+    # The startup row is recorded just after the gateway starts serving.
+    deadline = time.monotonic() + 30
     h = c.call("config.history")
+    while not h["snapshots"]:
+        assert time.monotonic() < deadline, h
+        time.sleep(0.02)
+        h = c.call("config.history")
     assert h["snapshots"][0]["current"] is True
 
 
