@@ -99,7 +99,11 @@ def _batches(launcher, n, env=None):
                 dt=(t1 - t0) + (t2 - t1b),
                 per=(rss - base) * 1024.0 / max(a + b, 1),
                 work1=(w1["events"] - w0["events"]) / max(a, 1),
-                work2=(w2["events"] - w1["events"]) / max(b, 1), loop=w2)
+                work2=(w2["events"] - w1["events"]) / max(b, 1),
+                wake1=(w1["events"] - w0["events"]) /
+                max(w1["wakeups"] - w0["wakeups"], 1),
+                wake2=(w2["events"] - w1["events"]) /
+                max(w2["wakeups"] - w1["wakeups"], 1), loop=w2)
 
 
 def test_idle_authenticated_sockets(launcher):
@@ -134,13 +138,19 @@ def test_idle_authenticated_sockets(launcher):
 
 
 def test_idle_work_figure_catches_poll_loop(launcher):
-    """The same figure on lws's own poll(2) loop (CLAWGATE_WS_LOOP=poll,
-    the loop before issue 10's fix) grows with the sockets already open:
-    the check above would fail on it."""
+    """On lws's own poll(2) loop (CLAWGATE_WS_LOOP=poll, the loop before
+    issue 10's fix) the work grows with the sockets already open: every
+    wake-up scans every open fd, so the fds examined per wake-up in the
+    second half (n/2 to n open) are about three times the first half's
+    (0 to n/2), however the wake-ups batch on a loaded machine. (Per
+    connect, the figure the check above uses, it grows too, but how much
+    depends on how many connects a wake-up batches: timing.)"""
     n = scale(500, 2000)
     r = _batches(launcher, n, env={"CLAWGATE_WS_LOOP": "poll"})
     figure("idle_auth_poll_loop_events_per_connect",
            "%.1f then %.1f" % (r["work1"], r["work2"]))
+    figure("idle_auth_poll_loop_fds_per_wakeup",
+           "%.1f then %.1f" % (r["wake1"], r["wake2"]))
     assert r["opened"] == n
     assert r["loop"]["backend"] == "poll"
-    assert r["work2"] >= r["work1"] + SLACK, (r["work1"], r["work2"])
+    assert r["wake2"] >= 1.5 * r["wake1"], (r["wake1"], r["wake2"])
