@@ -18,23 +18,6 @@ static int store_config_fail(sqlite3 *db, const char *what)
 	return GW_ESTORE;
 }
 
-static void store_config_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-/* An id column: NULL when v <= 0. */
-static void store_config_bind_id(sqlite3_stmt *s, int i, int64_t v)
-{
-	if (v > 0)
-		sqlite3_bind_int64(s, i, v);
-	else
-		sqlite3_bind_null(s, i);
-}
-
 struct store_config_add_job {
 	const struct store_config_row *row;
 	int64_t keep, id;
@@ -54,16 +37,16 @@ static int store_config_add_fn(sqlite3 *db, void *arg)
 	if (!s)
 		return store_config_fail(db, "snapshot");
 	sqlite3_bind_int64(s, 1, util_now_ms());
-	store_config_bind_text(s, 2, row->hash);
-	store_config_bind_id(s, 3, row->parent);
-	store_config_bind_text(s, 4, row->source);
-	store_config_bind_text(s, 5, row->actor);
-	store_config_bind_text(s, 6, row->method);
-	store_config_bind_text(s, 7, row->text);
-	store_config_bind_text(s, 8, row->paths ? row->paths : "[]");
-	store_config_bind_text(s, 9, row->outcome);
-	store_config_bind_text(s, 10, row->reason);
-	store_config_bind_id(s, 11, row->restored_from);
+	store_bind_text(s, 2, row->hash);
+	store_bind_pos(s, 3, row->parent);
+	store_bind_text(s, 4, row->source);
+	store_bind_text(s, 5, row->actor);
+	store_bind_text(s, 6, row->method);
+	store_bind_text(s, 7, row->text);
+	store_bind_text(s, 8, row->paths ? row->paths : "[]");
+	store_bind_text(s, 9, row->outcome);
+	store_bind_text(s, 10, row->reason);
+	store_bind_pos(s, 11, row->restored_from);
 	rc = sqlite3_step(s);
 	store_stmt_done(s);
 	if (rc != SQLITE_DONE)
@@ -178,7 +161,7 @@ int store_config_text(struct store *st, int64_t id, int64_t before_id,
 			       "id DESC LIMIT 1");
 		if (s) {
 			sqlite3_bind_int64(s, 1, before_id);
-			store_config_bind_text(s, 2, hash ? hash : "");
+			store_bind_text(s, 2, hash ? hash : "");
 		}
 	}
 	if (!s)

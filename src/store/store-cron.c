@@ -38,22 +38,6 @@ static int store_cron_prep_built(sqlite3 *db, const char *sql,
 	return GW_OK;
 }
 
-static void store_cron_bind_ms(sqlite3_stmt *s, int i, int64_t v)
-{
-	if (v > 0)
-		sqlite3_bind_int64(s, i, v);
-	else
-		sqlite3_bind_null(s, i);
-}
-
-static void store_cron_bind_str(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
 static int64_t store_cron_int(const json_t *o, const char *k)
 {
 	const json_t *v = json_object_get(o, k);
@@ -82,19 +66,19 @@ static int store_cron_job_put_tx(sqlite3 *db, void *arg)
 			    "?,?,?,?)", &s);
 	if (r)
 		return r;
-	store_cron_bind_str(s, 1, json_string_value(json_object_get(j,
+	store_bind_text(s, 1, json_string_value(json_object_get(j,
 								    "id")));
-	store_cron_bind_str(s, 2, json_string_value(json_object_get(j,
+	store_bind_text(s, 2, json_string_value(json_object_get(j,
 								    "name")));
-	store_cron_bind_str(s, 3, json_string_value(json_object_get(j,
+	store_bind_text(s, 3, json_string_value(json_object_get(j,
 							"agentId")));
 	sqlite3_bind_int(s, 4, json_is_true(json_object_get(j, "enabled")));
-	store_cron_bind_str(s, 5, json_string_value(json_object_get(
+	store_bind_text(s, 5, json_string_value(json_object_get(
 		json_object_get(j, "schedule"), "kind")));
-	store_cron_bind_ms(s, 6, store_cron_int(st, "nextRunAtMs"));
-	store_cron_bind_ms(s, 7, store_cron_int(st, "runningAtMs"));
-	store_cron_bind_ms(s, 8, store_cron_int(st, "lastRunAtMs"));
-	store_cron_bind_str(s, 9, json_string_value(json_object_get(st,
+	store_bind_pos(s, 6, store_cron_int(st, "nextRunAtMs"));
+	store_bind_pos(s, 7, store_cron_int(st, "runningAtMs"));
+	store_bind_pos(s, 8, store_cron_int(st, "lastRunAtMs"));
+	store_bind_text(s, 9, json_string_value(json_object_get(st,
 							"lastRunStatus")));
 	sqlite3_bind_text(s, 10, p->text, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(s, 11, store_cron_int(j, "createdAtMs"));
@@ -215,24 +199,24 @@ static int store_cron_run_put_tx(sqlite3 *db, void *arg)
 		memcpy(summary, x->summary, n);
 		summary[n] = '\0';
 	}
-	store_cron_bind_str(s, 1, x->run_id);
-	store_cron_bind_str(s, 2, x->job_id);
-	store_cron_bind_str(s, 3, x->job_name);
-	store_cron_bind_str(s, 4, x->agent_id);
-	store_cron_bind_str(s, 5, x->trigger ? x->trigger : "schedule");
-	store_cron_bind_str(s, 6, x->status);
+	store_bind_text(s, 1, x->run_id);
+	store_bind_text(s, 2, x->job_id);
+	store_bind_text(s, 3, x->job_name);
+	store_bind_text(s, 4, x->agent_id);
+	store_bind_text(s, 5, x->trigger ? x->trigger : "schedule");
+	store_bind_text(s, 6, x->status);
 	sqlite3_bind_int64(s, 7, x->run_at);
 	sqlite3_bind_int64(s, 8, x->queued_at);
-	store_cron_bind_ms(s, 9, x->started_at);
-	store_cron_bind_ms(s, 10, x->ended_at);
+	store_bind_pos(s, 9, x->started_at);
+	store_bind_pos(s, 10, x->ended_at);
 	if (x->ended_at > 0)
 		sqlite3_bind_int64(s, 11, x->duration_ms);
 	else
 		sqlite3_bind_null(s, 11);
-	store_cron_bind_str(s, 12, x->error);
-	store_cron_bind_str(s, 13, summary ? summary : x->summary);
-	store_cron_bind_str(s, 14, x->session_key);
-	store_cron_bind_str(s, 15, x->model);
+	store_bind_text(s, 12, x->error);
+	store_bind_text(s, 13, summary ? summary : x->summary);
+	store_bind_text(s, 14, x->session_key);
+	store_bind_text(s, 15, x->model);
 	if (x->input_tokens >= 0)
 		sqlite3_bind_int64(s, 16, x->input_tokens);
 	else
@@ -241,10 +225,10 @@ static int store_cron_run_put_tx(sqlite3 *db, void *arg)
 		sqlite3_bind_int64(s, 17, x->output_tokens);
 	else
 		sqlite3_bind_null(s, 17);
-	store_cron_bind_str(s, 18, x->delivery_status);
-	store_cron_bind_str(s, 19, x->delivery_error);
-	store_cron_bind_ms(s, 20, x->next_run_at);
-	store_cron_bind_str(s, 21, x->completion_status);
+	store_bind_text(s, 18, x->delivery_status);
+	store_bind_text(s, 19, x->delivery_error);
+	store_bind_pos(s, 20, x->next_run_at);
+	store_bind_text(s, 21, x->completion_status);
 	if (sqlite3_step(s) != SQLITE_DONE)
 		r = store_cron_fail(db, "run put");
 	store_stmt_done(s);

@@ -19,14 +19,6 @@ static int store_devices_fail(sqlite3 *db, const char *what)
 	return GW_ESTORE;
 }
 
-static void store_devices_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
 /* A JSON value as text, bound at i. */
 static void store_devices_bind_json(sqlite3_stmt *s, int i, const json_t *v)
 {
@@ -199,9 +191,9 @@ static int store_devices_token_put_tx(sqlite3 *db, const char *device_id,
 
 	if (!s)
 		return store_devices_fail(db, "token");
-	store_devices_bind_text(s, 1, device_id);
-	store_devices_bind_text(s, 2, t->role);
-	store_devices_bind_text(s, 3, t->hash);
+	store_bind_text(s, 1, device_id);
+	store_bind_text(s, 2, t->role);
+	store_bind_text(s, 3, t->hash);
 	store_devices_bind_json(s, 4, t->scopes);
 	sqlite3_bind_int64(s, 5, t->created);
 	sqlite3_bind_int64(s, 6, t->rotated);
@@ -218,7 +210,7 @@ static int store_devices_delete_tx(sqlite3 *db, const char *sql,
 
 	if (!s)
 		return store_devices_fail(db, what);
-	store_devices_bind_text(s, 1, key);
+	store_bind_text(s, 1, key);
 	return store_devices_run(db, s, what);
 }
 
@@ -256,17 +248,17 @@ static int store_devices_put_tx(sqlite3 *db, const struct store_device *d)
 
 	if (!s)
 		return store_devices_fail(db, "put");
-	store_devices_bind_text(s, 1, d->id);
-	store_devices_bind_text(s, 2, d->public_key);
-	store_devices_bind_text(s, 3, d->display_name);
-	store_devices_bind_text(s, 4, d->platform);
-	store_devices_bind_text(s, 5, d->device_family);
-	store_devices_bind_text(s, 6, d->client_id);
-	store_devices_bind_text(s, 7, d->client_mode);
+	store_bind_text(s, 1, d->id);
+	store_bind_text(s, 2, d->public_key);
+	store_bind_text(s, 3, d->display_name);
+	store_bind_text(s, 4, d->platform);
+	store_bind_text(s, 5, d->device_family);
+	store_bind_text(s, 6, d->client_id);
+	store_bind_text(s, 7, d->client_mode);
 	store_devices_bind_json(s, 8, d->roles);
 	store_devices_bind_json(s, 9, d->scopes);
-	store_devices_bind_text(s, 10, d->remote_ip);
-	store_devices_bind_text(s, 11, d->via);
+	store_bind_text(s, 10, d->remote_ip);
+	store_bind_text(s, 11, d->via);
 	sqlite3_bind_int64(s, 12, d->created);
 	sqlite3_bind_int64(s, 13, d->approved);
 	r = store_devices_run(db, s, "put");
@@ -286,8 +278,8 @@ static int store_devices_rename_tx(sqlite3 *db, const char *id,
 
 	if (!s)
 		return store_devices_fail(db, "rename");
-	store_devices_bind_text(s, 1, name);
-	store_devices_bind_text(s, 2, id);
+	store_bind_text(s, 1, name);
+	store_bind_text(s, 2, id);
 	return store_devices_run(db, s, "rename");
 }
 
@@ -375,8 +367,8 @@ static int store_devices_req_fn(sqlite3 *db, void *arg)
 		       "OR request_id = ?");
 	if (!s)
 		return store_devices_fail(db, "request");
-	store_devices_bind_text(s, 1, r->device_id);
-	store_devices_bind_text(s, 2, r->id);
+	store_bind_text(s, 1, r->device_id);
+	store_bind_text(s, 2, r->id);
 	if ((rc = store_devices_run(db, s, "request")) != GW_OK)
 		return rc;
 	s = store_stmt(db, "INSERT INTO pairing_request(request_id, "
@@ -387,18 +379,18 @@ static int store_devices_req_fn(sqlite3 *db, void *arg)
 		       "?, ?, ?, ?)");
 	if (!s)
 		return store_devices_fail(db, "request");
-	store_devices_bind_text(s, 1, r->id);
-	store_devices_bind_text(s, 2, r->device_id);
-	store_devices_bind_text(s, 3, r->public_key);
-	store_devices_bind_text(s, 4, r->display_name);
-	store_devices_bind_text(s, 5, r->platform);
-	store_devices_bind_text(s, 6, r->device_family);
-	store_devices_bind_text(s, 7, r->client_id);
-	store_devices_bind_text(s, 8, r->client_mode);
-	store_devices_bind_text(s, 9, r->role);
+	store_bind_text(s, 1, r->id);
+	store_bind_text(s, 2, r->device_id);
+	store_bind_text(s, 3, r->public_key);
+	store_bind_text(s, 4, r->display_name);
+	store_bind_text(s, 5, r->platform);
+	store_bind_text(s, 6, r->device_family);
+	store_bind_text(s, 7, r->client_id);
+	store_bind_text(s, 8, r->client_mode);
+	store_bind_text(s, 9, r->role);
 	store_devices_bind_json(s, 10, r->scopes);
-	store_devices_bind_text(s, 11, r->remote_ip);
-	store_devices_bind_text(s, 12, r->reason);
+	store_bind_text(s, 11, r->remote_ip);
+	store_bind_text(s, 12, r->reason);
 	sqlite3_bind_int(s, 13, r->is_repair);
 	sqlite3_bind_int64(s, 14, r->created);
 	sqlite3_bind_int64(s, 15, r->updated);

@@ -242,14 +242,6 @@ static int sess_prep(sqlite3 *db, const char *sql, sqlite3_stmt **s)
 	return *s ? GW_OK : GW_ESTORE;
 }
 
-static void sess_bind_text(sqlite3_stmt *s, int i, const char *v)
-{
-	if (v)
-		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(s, i);
-}
-
 static const char *sess_col(sqlite3_stmt *s, int i)
 {
 	return (const char *)sqlite3_column_text(s, i);
@@ -412,7 +404,7 @@ int store_session_ensure_tx(sqlite3 *db, const char *key,
 	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 2, sid, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_text(s, 3, agent_id, -1, SQLITE_TRANSIENT);
-	sess_bind_text(s, 4, channel);
+	store_bind_text(s, 4, channel);
 	sqlite3_bind_int64(s, 5, now);
 	sqlite3_bind_int64(s, 6, now);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
@@ -449,13 +441,13 @@ static int sess_transcript_insert(sqlite3 *db, const char *key,
 	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 6, text, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_STATIC);
-	sess_bind_text(s, 8, m ? m->run_id : NULL);
-	sess_bind_text(s, 9, m ? m->status : NULL);
+	store_bind_text(s, 8, m ? m->run_id : NULL);
+	store_bind_text(s, 9, m ? m->status : NULL);
 	if (m && (m->in_tok || m->out_tok)) {
 		sqlite3_bind_int64(s, 10, m->in_tok);
 		sqlite3_bind_int64(s, 11, m->out_tok);
 	}
-	sess_bind_text(s, 12, m ? m->model : NULL);
+	store_bind_text(s, 12, m ? m->model : NULL);
 	sqlite3_bind_int64(s, 13, now);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		r = sess_fail(db, "transcript append");
@@ -609,7 +601,7 @@ static void sess_bind_start(sqlite3_stmt *s,
 	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_STATIC);
-	sess_bind_text(s, 4, b->channel);
+	store_bind_text(s, 4, b->channel);
 }
 
 /* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS. */
@@ -669,7 +661,7 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, now);
 	sqlite3_bind_int64(s, 8, (sqlite3_int64)n);
-	sess_bind_text(s, 9, preview);
+	store_bind_text(s, 9, preview);
 	r = sess_bump_step(db, s, &cur, &count);
 	s = NULL;
 	if (r != GW_OK)
@@ -773,13 +765,13 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
-		sess_bind_text(s, 7, json_string_value(
+		store_bind_text(s, 7, json_string_value(
 			json_object_get(e->result, "error")));
-		sess_bind_text(s, 8, e->model);
+		store_bind_text(s, 8, e->model);
 		sqlite3_bind_int64(s, 9, e->in_tok);
 		sqlite3_bind_int64(s, 10, e->out_tok);
 		sqlite3_bind_int64(s, 11, (sqlite3_int64)total);
-		sess_bind_text(s, 12, preview);
+		store_bind_text(s, 12, preview);
 		sqlite3_bind_int64(s, 13, at);
 		sqlite3_bind_int64(s, 14, now);
 		if (v == 1) {
@@ -821,7 +813,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
-	sess_bind_text(s, 4, rjson);
+	store_bind_text(s, 4, rjson);
 	sqlite3_bind_int64(s, 5, at);
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, now + STORE_SESSION_IDEM_TTL_MS);
@@ -874,12 +866,12 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 			  SQLITE_STATIC);
 	sqlite3_bind_int64(s, 2, e->in_tok);
 	sqlite3_bind_int64(s, 3, e->out_tok);
-	sess_bind_text(s, 4, e->model);
-	sess_bind_text(s, 5, json_string_value(json_object_get(e->result,
+	store_bind_text(s, 4, e->model);
+	store_bind_text(s, 5, json_string_value(json_object_get(e->result,
 								  "error")));
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
-	sess_bind_text(s, 8, preview);
+	store_bind_text(s, 8, preview);
 	sqlite3_bind_text(s, 9, e->key, -1, SQLITE_TRANSIENT);
 	rc = sess_bumped(db, s, "session end", &sid, &seq);
 	store_stmt_done(s);
@@ -1119,7 +1111,7 @@ int store_session_patch_run(sqlite3 *db, void *arg)
 	sqlite3_bind_text(s, 1, sj, -1, SQLITE_TRANSIENT);
 	sqlite3_bind_int64(s, 2, util_now_ms());
 	if (v)
-		sess_bind_text(s, 3, json_string_value(v));
+		store_bind_text(s, 3, json_string_value(v));
 	sqlite3_bind_text(s, 4, j->key, -1, SQLITE_TRANSIENT);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "session patch");
@@ -1266,9 +1258,9 @@ json_t *store_session_list(struct store *st, const char *agent,
 			     "?3) AND (?4 = 0 OR updated_at >= ?4) ORDER BY "
 			     "updated_at DESC, key", &s) != GW_OK)
 		return rows;
-	sess_bind_text(s, 1, agent);
-	sess_bind_text(s, 2, search);
-	sess_bind_text(s, 3, label);
+	store_bind_text(s, 1, agent);
+	store_bind_text(s, 2, search);
+	store_bind_text(s, 3, label);
 	sqlite3_bind_int64(s, 4, since);
 	while (sqlite3_step(s) == SQLITE_ROW) {
 		(*total)++;

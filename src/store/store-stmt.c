@@ -150,3 +150,19 @@ void store_stmt_done(sqlite3_stmt *s)
 	}
 	sqlite3_finalize(s);
 }
+
+void store_bind_text(sqlite3_stmt *s, int i, const char *v)
+{
+	if (v)
+		sqlite3_bind_text(s, i, v, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(s, i);
+}
+
+void store_bind_pos(sqlite3_stmt *s, int i, int64_t v)
+{
+	if (v > 0)
+		sqlite3_bind_int64(s, i, v);
+	else
+		sqlite3_bind_null(s, i);
+}

@@ -110,6 +110,10 @@ sqlite3 *store_reader(struct store *st);
  * thread's reader (store_reader). */
 sqlite3_stmt *store_stmt(sqlite3 *db, const char *sql);
 void store_stmt_done(sqlite3_stmt *s);
+/* Bind v at i, or NULL when v is NULL (text, copied) or <= 0 (an id or
+ * a time that is not set). */
+void store_bind_text(sqlite3_stmt *s, int i, const char *v);
+void store_bind_pos(sqlite3_stmt *s, int i, int64_t v);
 /* Caches of the store's connections (store.c registers them at open and
  * drops them before sqlite3_close). */
 void store_stmt_register(sqlite3 *db);
