@@ -204,6 +204,20 @@ async function waitConnected(rec, ms = TIMEOUT) {
 }
 
 async function firstPaint(page) {
+  // The paint entries are queued after the frame is presented, which a
+  // loaded machine may do after load: wait for first-contentful-paint
+  // (buffered observer, bounded at 10 s) before reading them.
+  await page.evaluate(() => new Promise((resolve) => {
+    const t = setTimeout(resolve, 10000);
+    new PerformanceObserver((list, obs) => {
+      if (list.getEntries().some((e) =>
+        e.name === "first-contentful-paint")) {
+        clearTimeout(t);
+        obs.disconnect();
+        resolve();
+      }
+    }).observe({ type: "paint", buffered: true });
+  }));
   return page.evaluate(() => {
     const p = performance.getEntriesByType("paint");
     const fp = p.find((e) => e.name === "first-paint");
