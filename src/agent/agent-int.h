@@ -3,6 +3,7 @@
 #pragma once
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -60,6 +61,8 @@ struct provider_http;	/* one upstream request */
 struct provider_http_req {
 	const char *url;
 	const char *body;	/* JSON text, copied */
+	char *body_take;	/* or JSON text the provider takes (freed by
+				 * it, also when the start fails) */
 	json_t *headers;	/* object name → string value (borrowed) */
 	const char *api_key;	/* Bearer token or NULL (never logged) */
 	int64_t timeout_ms;	/* whole request (0 = none) */
@@ -120,7 +123,10 @@ struct agent_target {
 	long pool_max_idle, pool_max_host, pool_idle_s;	/* see
 							 * provider_http_req */
 	char *error;		/* non-NULL: unusable (reason) */
+	atomic_int refs;	/* shared by runs and the chain cache; never
+				 * written after it was resolved */
 };
+/* Drop a reference (the last frees it). */
 void agent_target_free(struct agent_target *t);
 
 /* The model chain of an agent (primary then fallbacks), or the override
@@ -161,6 +167,12 @@ struct agent_rt {
 	pthread_mutex_t cache_mu;
 	struct agent_prompt_ent *prompts;
 	size_t nprompts;
+	/* What a run's set-up resolves from a config snapshot, by (snapshot,
+	 * agent id): the model chain without an override (shared targets)
+	 * and the workspace directory. Entries of an older snapshot are
+	 * dropped when the next one misses. Under cache_mu. */
+	struct agent_setup_ent *setups;
+	size_t nsetups;
 };
 
 /* run.c: abort every live run and wait (bounded) until they ended. */

@@ -324,7 +324,7 @@ json_t *agent_models(struct agent_rt *rt)
 
 void agent_target_free(struct agent_target *t)
 {
-	if (!t)
+	if (!t || atomic_fetch_sub(&t->refs, 1) > 1)
 		return;
 	free(t->ref);
 	free(t->provider);
@@ -415,6 +415,7 @@ static struct agent_target *agent_target_new(struct agent_rt *rt,
 		return NULL;
 	}
 	t = xcalloc(1, sizeof(*t));
+	atomic_init(&t->refs, 1);
 	t->provider = xstrdup(pid);
 	t->model = xstrdup(slash ? slash + 1 : ref);
 	t->ref = xasprintf("%s/%s", t->provider, t->model);
@@ -518,9 +519,9 @@ static char *agent_first_model(const struct gw_config *cfg)
 	return NULL;
 }
 
-int agent_resolve_chain(struct agent_rt *rt, const struct gw_config *cfg,
-			const char *agent_id, const char *override,
-			struct agent_target ***out, size_t *n, char **err)
+static int agent_chain_new(struct agent_rt *rt, const struct gw_config *cfg,
+			   const char *agent_id, const char *override,
+			   struct agent_target ***out, size_t *n, char **err)
 {
 	json_t *ents = agent_entries(cfg), *refs = json_array(), *m, *v;
 	struct agent_target **v_out = NULL, *t;
@@ -565,6 +566,7 @@ int agent_resolve_chain(struct agent_rt *rt, const struct gw_config *cfg,
 			}
 			/* A bad fallback: kept as an unusable target. */
 			t = xcalloc(1, sizeof(*t));
+			atomic_init(&t->refs, 1);
 			t->ref = xstrdup(json_string_value(v));
 			t->provider = xstrdup("?");
 			t->model = xstrdup(t->ref);
@@ -586,6 +588,126 @@ out:
 	json_decref(refs);
 	json_decref(ents);
 	return r;
+}
+
+/* ---- run set-up cache --------------------------------------------------- */
+
+#define AGENT_SETUP_CACHE 8
+
+struct agent_setup_ent {
+	struct gw_config *cfg;		/* a reference: the key stays unique */
+	char *agent;
+	struct agent_target **chain;	/* NULL until resolved without error */
+	size_t nchain;
+	char *ws;			/* workspace directory, or NULL */
+};
+
+static void agent_setup_ent_free(struct agent_setup_ent *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->nchain; i++)
+		agent_target_free(e->chain[i]);
+	free(e->chain);
+	free(e->agent);
+	free(e->ws);
+	config_unref(e->cfg);
+	memset(e, 0, sizeof(*e));
+}
+
+static void agent_setup_cache_free(struct agent_rt *rt)
+{
+	size_t i;
+
+	for (i = 0; i < rt->nsetups; i++)
+		agent_setup_ent_free(&rt->setups[i]);
+	free(rt->setups);
+	rt->setups = NULL;
+	rt->nsetups = 0;
+}
+
+/* cache_mu held: the entry of (cfg, agent), created when absent (entries
+ * of other snapshots are dropped first; the oldest goes when full). */
+static struct agent_setup_ent *agent_setup_get(struct agent_rt *rt,
+					       const struct gw_config *cfg,
+					       const char *agent)
+{
+	struct agent_setup_ent *e;
+	size_t i, k = 0;
+
+	for (i = 0; i < rt->nsetups; i++)
+		if (rt->setups[i].cfg == cfg &&
+		    strcmp(rt->setups[i].agent, agent) == 0)
+			return &rt->setups[i];
+	for (i = 0; i < rt->nsetups; i++) {
+		if (rt->setups[i].cfg != cfg)
+			agent_setup_ent_free(&rt->setups[i]);
+		else
+			rt->setups[k++] = rt->setups[i];
+	}
+	rt->nsetups = k;
+	if (!rt->setups)
+		rt->setups = xcalloc(AGENT_SETUP_CACHE, sizeof(*rt->setups));
+	if (rt->nsetups == AGENT_SETUP_CACHE) {
+		agent_setup_ent_free(&rt->setups[0]);
+		memmove(rt->setups, rt->setups + 1,
+			(AGENT_SETUP_CACHE - 1) * sizeof(*rt->setups));
+		rt->nsetups--;
+	}
+	e = &rt->setups[rt->nsetups++];
+	memset(e, 0, sizeof(*e));
+	e->cfg = config_ref((struct gw_config *)cfg);
+	e->agent = xstrdup(agent);
+	return e;
+}
+
+/* A copy of a chain (new references to the same targets). */
+static struct agent_target **agent_chain_share(struct agent_target **v,
+					       size_t n)
+{
+	struct agent_target **out = xcalloc(n, sizeof(*out));
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		atomic_fetch_add(&v[i]->refs, 1);
+		out[i] = v[i];
+	}
+	return out;
+}
+
+int agent_resolve_chain(struct agent_rt *rt, const struct gw_config *cfg,
+			const char *agent_id, const char *override,
+			struct agent_target ***out, size_t *n, char **err)
+{
+	struct agent_setup_ent *e;
+	int rc;
+
+	/* An override names its own model: resolved each time (rare). A
+	 * snapshot never changes, so its chain is resolved once. */
+	if (!rt || (override && *override))
+		return agent_chain_new(rt, cfg, agent_id, override, out, n,
+				       err);
+	pthread_mutex_lock(&rt->cache_mu);
+	e = agent_setup_get(rt, cfg, agent_id);
+	if (e->chain) {
+		*out = agent_chain_share(e->chain, e->nchain);
+		*n = e->nchain;
+		pthread_mutex_unlock(&rt->cache_mu);
+		*err = NULL;
+		return GW_OK;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	rc = agent_chain_new(rt, cfg, agent_id, NULL, out, n, err);
+	if (rc != GW_OK)
+		return rc;
+	pthread_mutex_lock(&rt->cache_mu);
+	e = agent_setup_get(rt, cfg, agent_id);
+	if (!e->chain) {
+		e->chain = agent_chain_share(*out, *n);
+		e->nchain = *n;
+	}
+	pthread_mutex_unlock(&rt->cache_mu);
+	return GW_OK;
 }
 
 static char *agent_read_small(const char *path)
@@ -729,16 +851,48 @@ static char *agent_prompt_cached(struct agent_rt *rt, const char *ws)
 	return text;
 }
 
-char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
-			     const char *agent_id)
+/* The workspace directory of an agent (new string). */
+static char *agent_workspace_of(struct agent_rt *rt,
+				const struct gw_config *cfg,
+				const char *agent_id)
 {
 	json_t *ents = agent_entries(cfg);
 	char *ws = agent_workspace(rt, cfg, agent_id,
 				   json_object_get(ents, agent_id));
-	char *out = rt ? agent_prompt_cached(rt, ws) : agent_prompt_read(ws);
 
-	free(ws);
 	json_decref(ents);
+	return ws;
+}
+
+char *agent_workspace_prompt(struct agent_rt *rt, const struct gw_config *cfg,
+			     const char *agent_id)
+{
+	struct agent_setup_ent *e;
+	char *ws = NULL, *out;
+
+	if (!rt) {
+		ws = agent_workspace_of(rt, cfg, agent_id);
+		out = agent_prompt_read(ws);
+		free(ws);
+		return out;
+	}
+	/* The directory comes from the snapshot (and the environment,
+	 * fixed at start): resolved once per snapshot and agent. */
+	pthread_mutex_lock(&rt->cache_mu);
+	e = agent_setup_get(rt, cfg, agent_id);
+	if (e->ws)
+		ws = xstrdup(e->ws);
+	pthread_mutex_unlock(&rt->cache_mu);
+	if (!ws) {
+		ws = agent_workspace_of(rt, cfg, agent_id);
+		pthread_mutex_lock(&rt->cache_mu);
+		e = agent_setup_get(rt, cfg, agent_id);
+		if (!e->ws)
+			e->ws = xstrdup(ws);
+		pthread_mutex_unlock(&rt->cache_mu);
+	}
+	out = agent_prompt_cached(rt, ws);
+	free(ws);
 	return out;
 }
 
@@ -981,6 +1135,7 @@ void agent_rt_free(struct agent_rt *rt, int wait_ms)
 		free(rt->prompts[i].text);
 	}
 	free(rt->prompts);
+	agent_setup_cache_free(rt);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_mutex_destroy(&rt->cache_mu);
 	pthread_cond_destroy(&rt->idle);

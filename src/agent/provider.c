@@ -226,7 +226,14 @@ static void provider_http_free(struct provider_http *h)
 		h->next->prev = h->prev;
 	p->cu->multi_remove_handle(p->multi, h->easy);
 	if (p->nspare < PROVIDER_EASY_SPARE) {
-		p->cu->easy_reset(h->easy);
+		/* Kept configured (provider_easy_new): no pointer into this
+		 * request may outlive it; the next request sets every
+		 * per-request option again (provider_easy_request). */
+		p->cu->easy_setopt(h->easy, CURLOPT_ERRORBUFFER, NULL);
+		p->cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+		p->cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+		p->cu->easy_setopt(h->easy, CURLOPT_WRITEDATA, NULL);
+		p->cu->easy_setopt(h->easy, CURLOPT_PRIVATE, NULL);
 		p->spare[p->nspare++] = h->easy;
 	} else {
 		p->cu->easy_cleanup(h->easy);
@@ -331,6 +338,54 @@ static void provider_pool_apply(struct provider *p,
 	}
 }
 
+/* A new easy handle with the options every request shares, set once:
+ * a handle goes back to the spare list configured (no curl_easy_reset)
+ * and provider_easy_request sets everything that differs per request. */
+static CURL *provider_easy_new(const struct curl_dl *cu)
+{
+	CURL *e = cu->easy_init();
+
+	if (!e)
+		return NULL;
+	cu->easy_setopt(e, CURLOPT_POST, 1L);
+	cu->easy_setopt(e, CURLOPT_WRITEFUNCTION, provider_write);
+	cu->easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	cu->easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	cu->easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	cu->easy_setopt(e, CURLOPT_USERAGENT, "clawgate");
+	cu->easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	cu->easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+	/* A 1 KiB receive buffer (default 16 KiB): an SSE event is smaller,
+	 * and below a page the buffer shares its page with other small
+	 * allocations; -3 KB resident per held stream (issue 11,
+	 * tests/bench/streams.sh). */
+	cu->easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+	return e;
+}
+
+/* Every option that may differ between two requests, each set on every
+ * request (a value a request leaves out is set to its default, so
+ * nothing of the handle's previous request carries over). */
+static void provider_easy_request(const struct curl_dl *cu,
+				  struct provider_http *h,
+				  const struct provider_http_req *rq)
+{
+	cu->easy_setopt(h->easy, CURLOPT_URL, rq->url);
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
+	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
+	cu->easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	cu->easy_setopt(h->easy, CURLOPT_PRIVATE, h);
+	cu->easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	cu->easy_setopt(h->easy, CURLOPT_MAXAGE_CONN, rq->pool_idle_s > 0
+			? rq->pool_idle_s : (long)PROVIDER_POOL_IDLE_S);
+	cu->easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, rq->timeout_ms > 0
+			? (long)rq->timeout_ms : 0L);
+	cu->easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
+			rq->connect_timeout_ms > 0
+			? (long)rq->connect_timeout_ms : 0L);
+}
+
 struct provider_http *provider_http_start(struct provider *p,
 					  const struct provider_http_req *rq,
 					  const struct provider_http_cbs *cbs,
@@ -342,21 +397,25 @@ struct provider_http *provider_http_start(struct provider *p,
 	json_t *v;
 	char *line;
 
-	if (provider_multi(p, err) < 0)
+	if (provider_multi(p, err) < 0) {
+		free(rq->body_take);
 		return NULL;
+	}
 	cu = p->cu;
 	h = xcalloc(1, sizeof(*h));
 	h->p = p;
 	h->cbs = *cbs;
 	provider_sse_init(&h->sse, 8u * 1024 * 1024);
 	provider_pool_apply(p, rq);
-	h->easy = p->nspare ? p->spare[--p->nspare] : cu->easy_init();
+	h->easy = p->nspare ? p->spare[--p->nspare] : provider_easy_new(cu);
 	if (!h->easy) {
 		*err = xstrdup("cannot create an HTTP client handle");
+		free(rq->body_take);
+		provider_sse_free(&h->sse);
 		free(h);
 		return NULL;
 	}
-	h->body = xstrdup(rq->body);
+	h->body = rq->body_take ? rq->body_take : xstrdup(rq->body);
 	h->hdrs = cu->slist_append(h->hdrs, "Content-Type: application/json");
 	h->hdrs = cu->slist_append(h->hdrs, "Accept: text/event-stream, "
 				   "application/json");
@@ -375,36 +434,9 @@ struct provider_http *provider_http_start(struct provider *p,
 		h->hdrs = cu->slist_append(h->hdrs, line);
 		xfree_secret(line);
 	}
-	cu->easy_setopt(h->easy, CURLOPT_URL, rq->url);
-	cu->easy_setopt(h->easy, CURLOPT_POST, 1L);
-	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
-	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
-	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
-	cu->easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, provider_write);
-	cu->easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
-	cu->easy_setopt(h->easy, CURLOPT_PRIVATE, h);
-	cu->easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
-	cu->easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
-	cu->easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
-	cu->easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
-	cu->easy_setopt(h->easy, CURLOPT_USERAGENT, "clawgate");
-	cu->easy_setopt(h->easy, CURLOPT_ACCEPT_ENCODING, "");
-	cu->easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
-	/* A 1 KiB receive buffer (default 16 KiB): an SSE event is smaller,
-	 * and below a page the buffer shares its page with other small
-	 * allocations; -3 KB resident per held stream (issue 11,
-	 * tests/bench/streams.sh). */
-	cu->easy_setopt(h->easy, CURLOPT_BUFFERSIZE, 1024L);
-	cu->easy_setopt(h->easy, CURLOPT_MAXAGE_CONN, rq->pool_idle_s > 0
-			? rq->pool_idle_s : (long)PROVIDER_POOL_IDLE_S);
-	if (rq->timeout_ms > 0)
-		cu->easy_setopt(h->easy, CURLOPT_TIMEOUT_MS,
-				(long)rq->timeout_ms);
 	h->idle_ms = rq->idle_timeout_ms;
 	h->last_ms = util_mono_ms();
-	if (rq->connect_timeout_ms > 0)
-		cu->easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS,
-				(long)rq->connect_timeout_ms);
+	provider_easy_request(cu, h, rq);
 	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
 		*err = xstrdup("cannot start the upstream request");
 		cu->easy_cleanup(h->easy);

@@ -337,16 +337,24 @@ static enum run_status run_status_parse(const char *s)
 /* The stored result object (idempotency row, replays, agent.wait). */
 static json_t *run_result_json(struct run *r)
 {
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s%,s:I,s:I,s:{s:I,s:I}}",
-			      "runId", r->id, "sessionKey", r->session_key,
-			      "status", run_status_name(r->status), "text",
-			      r->text ? r->text : "", r->tlen, "startedAt",
-			      (json_int_t)r->started_at, "endedAt",
-			      (json_int_t)r->ended_at, "usage", "input",
-			      (json_int_t)r->in_tok, "output",
-			      (json_int_t)r->out_tok);
+	/* What json_pack("{s:s,s:s,s:s,s:s%,s:I,s:I,s:{s:I,s:I}}") gave,
+	 * in the same member order, without parsing a format per run. */
+	json_t *o = json_object(), *u = json_object();
 
-	json_object_set_new(o, "agentId", json_string(r->agent_id));
+	json_object_set_new_nocheck(o, "runId", json_string(r->id));
+	json_object_set_new_nocheck(o, "sessionKey",
+				    json_string(r->session_key));
+	json_object_set_new_nocheck(o, "status", json_string_nocheck(
+		run_status_name(r->status)));
+	json_object_set_new_nocheck(o, "text", r->text
+		? json_stringn(r->text, r->tlen) : json_string_nocheck(""));
+	json_object_set_new_nocheck(o, "startedAt",
+				    json_integer(r->started_at));
+	json_object_set_new_nocheck(o, "endedAt", json_integer(r->ended_at));
+	json_object_set_new_nocheck(u, "input", json_integer(r->in_tok));
+	json_object_set_new_nocheck(u, "output", json_integer(r->out_tok));
+	json_object_set_new_nocheck(o, "usage", u);
+	json_object_set_new_nocheck(o, "agentId", json_string(r->agent_id));
 	if (r->finish_reason)
 		json_object_set_new(o, "finishReason",
 				    json_string(r->finish_reason));
@@ -886,7 +894,7 @@ static void run_attempt(struct run *r)
 				    json_pack("{s:b}", "include_usage", 1));
 	text = store_json_dump(r->req, NULL);
 	hr.url = t->url;
-	hr.body = text;
+	hr.body_take = text;
 	hr.headers = t->headers;
 	hr.api_key = t->api_key;
 	/* The provider's timeoutSeconds bounds silence (connect, first
@@ -904,7 +912,6 @@ static void run_attempt(struct run *r)
 	cbs.arg = r;
 	log_debug("agent", "run %s: %s via %s", r->id, t->ref, t->url);
 	r->http = provider_http_start(r->rt->prov, &hr, &cbs, &err);
-	free(text);
 	if (!r->http)
 		run_fail(r, RUN_ERROR, xasprintf("provider '%s': %s",
 						 t->provider, err), 502);
