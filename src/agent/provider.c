@@ -1,13 +1,20 @@
 /* The agent thread: one libcurl multi handle driving every upstream
  * request, a posted-job queue (woken with curl_multi_wakeup), and the
  * incremental SSE parser the streams go through. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "agent/agent-int.h"
 #include "agent/curl-dl.h"
+#include "agent/h1.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -160,7 +167,27 @@ struct provider {
 	long max_idle, max_host;
 	CURL *spare[PROVIDER_EASY_SPARE];
 	int nspare;
+	/* Agent thread only: plain-http transfers (h1.h) instead of libcurl
+	 * (off with CLAWGATE_UPSTREAM_CURL=1 or a proxy in the
+	 * environment), their idle keep-alive connections (newest first)
+	 * and the poll set handed to curl_multi_poll. */
+	int h1_off;
+	struct provider_idle *idle;
+	int nidle;
+	struct curl_waitfd *wfds;
+	size_t wcap;
 };
+
+/* An idle keep-alive upstream connection of the plain-http client. */
+struct provider_idle {
+	int fd;
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	int64_t since;			/* mono ms */
+	struct provider_idle *next;
+};
+
+enum { H1_CONNECTING = 1, H1_SENDING, H1_READING };
 
 struct provider_http {
 	struct provider *p;
@@ -176,6 +203,24 @@ struct provider_http {
 	char errbuf[CURL_ERROR_SIZE];
 	int64_t idle_ms, last_ms;	/* read timeout; last byte (mono) */
 	struct provider_http *next, *prev;
+	/* A plain-http transfer (easy is NULL): */
+	int h1;
+	int fd;				/* -1 when none */
+	int st;				/* H1_CONNECTING... */
+	int reused, retried;		/* a pooled connection; resent once */
+	struct sockaddr_storage sa;
+	socklen_t salen;
+	char hostport[64];
+	char *head;			/* request head (holds the key) */
+	size_t head_len, body_len, sent;
+	struct h1_resp resp;
+	short events, revents;
+	int ready;			/* step it without waiting */
+	int widx;			/* its slot in p->wfds, or -1 */
+	int64_t t0, connect_at, deadline;	/* mono ms (0: none) */
+	long pool_max_idle, pool_idle_s;
+	int cerr;			/* CURLE_* of a failure */
+	char cmsg[CURL_ERROR_SIZE];
 };
 
 static __thread struct provider *provider_self;
@@ -224,8 +269,13 @@ static void provider_http_free(struct provider_http *h)
 		p->live = h->next;
 	if (h->next)
 		h->next->prev = h->prev;
-	p->cu->multi_remove_handle(p->multi, h->easy);
-	if (p->nspare < PROVIDER_EASY_SPARE) {
+	if (h->h1) {
+		if (h->fd >= 0)
+			close(h->fd);
+		xfree_secret(h->head);
+		h1_resp_free(&h->resp);
+	} else if (p->cu->multi_remove_handle(p->multi, h->easy),
+		   p->nspare < PROVIDER_EASY_SPARE) {
 		/* Kept configured (provider_easy_new): no pointer into this
 		 * request may outlive it; the next request sets every
 		 * per-request option again (provider_easy_request). */
@@ -238,7 +288,8 @@ static void provider_http_free(struct provider_http *h)
 	} else {
 		p->cu->easy_cleanup(h->easy);
 	}
-	p->cu->slist_free_all(h->hdrs);
+	if (h->hdrs)
+		p->cu->slist_free_all(h->hdrs);
 	free(h->body);
 	free(h->rbuf);
 	provider_sse_free(&h->sse);
@@ -258,6 +309,30 @@ static void provider_sse_cb(void *arg, const char *data, size_t len)
 	h->cbs.on_event(h->cbs.arg, data, len);
 }
 
+/* Response body bytes of either client: SSE events of a 2xx
+ * event-stream, else the buffered body. 0 stops the transfer. */
+static int provider_body(struct provider_http *h, long status,
+			 const char *ct, const char *ptr, size_t n)
+{
+	if (!h->mode)
+		h->mode = (status >= 200 && status < 300 && ct &&
+			   strstr(ct, "text/event-stream")) ? 1 : 2;
+	if (h->mode == 1) {
+		/* An overflow stops the transfer; on_done reports it. */
+		return provider_sse_feed(&h->sse, ptr, n, provider_sse_cb,
+					 h) == 0;
+	}
+	if (h->rlen + n > PROVIDER_BODY_MAX) {
+		h->truncated = 1;
+		return 0;
+	}
+	h->rbuf = xrealloc(h->rbuf, h->rlen + n + 1);
+	memcpy(h->rbuf + h->rlen, ptr, n);
+	h->rlen += n;
+	h->rbuf[h->rlen] = 0;
+	return 1;
+}
+
 static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct provider_http *h = ud;
@@ -270,24 +345,8 @@ static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 		h->p->cu->easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE,
 				       &status);
 		h->p->cu->easy_getinfo(h->easy, CURLINFO_CONTENT_TYPE, &ct);
-		h->mode = (status >= 200 && status < 300 && ct &&
-			   strstr(ct, "text/event-stream")) ? 1 : 2;
 	}
-	if (h->mode == 1) {
-		/* An overflow stops the transfer; on_done reports it. */
-		if (provider_sse_feed(&h->sse, ptr, n, provider_sse_cb, h) < 0)
-			return 0;
-		return n;
-	}
-	if (h->rlen + n > PROVIDER_BODY_MAX) {
-		h->truncated = 1;
-		return 0;
-	}
-	h->rbuf = xrealloc(h->rbuf, h->rlen + n + 1);
-	memcpy(h->rbuf + h->rlen, ptr, n);
-	h->rlen += n;
-	h->rbuf[h->rlen] = 0;
-	return n;
+	return provider_body(h, status, ct, ptr, n) ? n : 0;
 }
 
 /* Agent thread: load libcurl and create the multi handle on first use. */
@@ -386,6 +445,399 @@ static void provider_easy_request(const struct curl_dl *cu,
 			? (long)rq->connect_timeout_ms : 0L);
 }
 
+/* ---- the plain-http client (h1.h) ---------------------------------------- */
+
+#define PROVIDER_H1_READS 8		/* recv calls per wake and transfer */
+
+static void provider_idle_close(struct provider_idle *c)
+{
+	close(c->fd);
+	free(c);
+}
+
+/* An idle connection to sa that is still usable (the peer neither
+ * closed it nor sent anything), or -1. Stale or expired ones are closed
+ * on the way. */
+static int provider_idle_take(struct provider *p, const struct sockaddr *sa,
+			      socklen_t salen, long idle_s)
+{
+	struct provider_idle **pp = &p->idle, *c;
+	int64_t now = util_mono_ms(), max_ms = (idle_s > 0 ? idle_s
+				: PROVIDER_POOL_IDLE_S) * 1000LL;
+	char b;
+	ssize_t n;
+	int fd;
+
+	while ((c = *pp)) {
+		if (now - c->since > max_ms) {
+			*pp = c->next;
+			p->nidle--;
+			provider_idle_close(c);
+			continue;
+		}
+		if (c->salen != salen || memcmp(&c->sa, sa, salen) != 0) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
+		p->nidle--;
+		n = recv(c->fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			fd = c->fd;
+			free(c);
+			return fd;
+		}
+		provider_idle_close(c);
+	}
+	return -1;
+}
+
+/* Keep a connection whose response ended cleanly (the oldest goes when
+ * the pool is full). */
+static void provider_idle_put(struct provider *p, struct provider_http *h)
+{
+	struct provider_idle *c = xcalloc(1, sizeof(*c)), **pp;
+	long max = h->pool_max_idle > 0 ? h->pool_max_idle
+					: PROVIDER_POOL_MAX_IDLE;
+
+	c->fd = h->fd;
+	h->fd = -1;
+	memcpy(&c->sa, &h->sa, h->salen);
+	c->salen = h->salen;
+	c->since = util_mono_ms();
+	c->next = p->idle;
+	p->idle = c;
+	p->nidle++;
+	while (p->nidle > max) {
+		for (pp = &p->idle; (*pp)->next; pp = &(*pp)->next)
+			;
+		provider_idle_close(*pp);
+		*pp = NULL;
+		p->nidle--;
+	}
+}
+
+/* The failure of h: a CURLE_* code and the message what + detail. */
+static int provider_h1_fail(struct provider_http *h, int code,
+			    const char *what, const char *detail)
+{
+	h->cerr = code;
+	snprintf(h->cmsg, sizeof(h->cmsg), "%s%s", what,
+		 detail ? detail : "");
+	return -1;
+}
+
+/* Open (or reuse) the connection; the request goes out from the step. */
+static int provider_h1_connect(struct provider *p, struct provider_http *h,
+			       int pooled)
+{
+	int fd, one = 1;
+
+	h->reused = 0;
+	h->st = H1_SENDING;
+	h->ready = 1;
+	h->events = POLLOUT;
+	h->sent = 0;
+	h1_resp_free(&h->resp);
+	h1_resp_init(&h->resp);
+	if (pooled && (fd = provider_idle_take(p, (struct sockaddr *)&h->sa,
+					       h->salen, h->pool_idle_s)) >= 0) {
+		h->fd = fd;
+		h->reused = 1;
+		return 0;
+	}
+	fd = socket(h->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return provider_h1_fail(h, CURLE_COULDNT_CONNECT,
+					"socket: ", strerror(errno));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	h->fd = fd;
+	if (connect(fd, (struct sockaddr *)&h->sa, h->salen) == 0)
+		return 0;
+	if (errno != EINPROGRESS) {
+		snprintf(h->cmsg, sizeof(h->cmsg), "Failed to connect to %s: "
+			 "%s", h->hostport, strerror(errno));
+		h->cerr = CURLE_COULDNT_CONNECT;
+		return -1;
+	}
+	h->st = H1_CONNECTING;
+	h->ready = 0;
+	return 0;
+}
+
+/* A reused connection failed before any response byte: the server
+ * closed it while it was idle; send once more on a new one. 1 when
+ * retried. */
+static int provider_h1_retry(struct provider *p, struct provider_http *h)
+{
+	if (!h->reused || h->retried || h1_resp_started(&h->resp))
+		return 0;
+	h->retried = 1;
+	close(h->fd);
+	h->fd = -1;
+	return provider_h1_connect(p, h, 0) == 0 ? 1 : -1;
+}
+
+static int provider_h1_body(void *arg, const char *ptr, size_t n)
+{
+	struct provider_http *h = arg;
+
+	return provider_body(h, h->resp.status, h->resp.ctype, ptr, n);
+}
+
+/* Drive one transfer: 0 to wait, 1 complete, -1 failed (cerr/cmsg). */
+static int provider_h1_step(struct provider *p, struct provider_http *h)
+{
+	char buf[16384];
+	struct iovec iov[2];
+	struct msghdr mh;
+	ssize_t n;
+	size_t used, total = h->head_len + h->body_len;
+	int err, rc, i, rt;
+	socklen_t el = sizeof(err);
+	short rev = h->revents;
+
+	h->revents = 0;
+	h->ready = 0;
+	if (!h->st)		/* the connect failed at the start */
+		return -1;
+again:
+	if (h->st == H1_CONNECTING) {
+		if (!(rev & (POLLOUT | POLLERR | POLLHUP)))
+			return 0;
+		if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
+			err = errno;
+		if (err) {
+			snprintf(h->cmsg, sizeof(h->cmsg), "Failed to "
+				 "connect to %s: %s", h->hostport,
+				 strerror(err));
+			h->cerr = CURLE_COULDNT_CONNECT;
+			return -1;
+		}
+		h->st = H1_SENDING;
+	}
+	if (h->st == H1_SENDING) {
+		while (h->sent < total) {
+			memset(&mh, 0, sizeof(mh));
+			i = 0;
+			if (h->sent < h->head_len) {
+				iov[i].iov_base = h->head + h->sent;
+				iov[i++].iov_len = h->head_len - h->sent;
+				iov[i].iov_base = h->body;
+				iov[i++].iov_len = h->body_len;
+			} else {
+				iov[i].iov_base = h->body + (h->sent -
+							     h->head_len);
+				iov[i++].iov_len = total - h->sent;
+			}
+			mh.msg_iov = iov;
+			mh.msg_iovlen = (size_t)i;
+			n = sendmsg(h->fd, &mh, MSG_NOSIGNAL);
+			if (n < 0 && (errno == EAGAIN ||
+				      errno == EWOULDBLOCK)) {
+				h->events = POLLOUT;
+				return 0;
+			}
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0) {
+				err = errno;
+				if ((rt = provider_h1_retry(p, h)) > 0) {
+					rev = 0;
+					goto again;
+				}
+				if (rt < 0)
+					return -1;
+				return provider_h1_fail(h, CURLE_SEND_ERROR,
+					"Failed sending data to the peer: ",
+					strerror(err));
+			}
+			h->sent += (size_t)n;
+		}
+		h->st = H1_READING;
+		h->events = POLLIN;
+	}
+	for (i = 0; i < PROVIDER_H1_READS; i++) {
+		n = recv(h->fd, buf, sizeof(buf), 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return 0;
+		if (n <= 0) {
+			err = n < 0 ? errno : 0;
+			if ((rt = provider_h1_retry(p, h)) > 0) {
+				rev = 0;
+				goto again;
+			}
+			if (rt < 0)
+				return -1;
+			if (n < 0)
+				return provider_h1_fail(h, CURLE_RECV_ERROR,
+					"Failure when receiving data from "
+					"the peer: ", strerror(err));
+			if (h1_resp_eof(&h->resp) == 1)
+				return 1;
+			return provider_h1_fail(h, h1_resp_started(&h->resp)
+				? CURLE_PARTIAL_FILE : CURLE_GOT_NOTHING,
+				"", h->resp.err);
+		}
+		h->last_ms = util_mono_ms();
+		rc = h1_resp_feed(&h->resp, buf, (size_t)n, &used,
+				  provider_h1_body, h);
+		if (rc == 1) {
+			if (used < (size_t)n)	/* more than one answer */
+				h->resp.keepalive = 0;
+			return 1;
+		}
+		if (rc == -2)
+			return provider_h1_fail(h, CURLE_WRITE_ERROR,
+				"Failure writing output to destination",
+				NULL);
+		if (rc < 0)
+			return provider_h1_fail(h, CURLE_WEIRD_SERVER_REPLY,
+				"Weird server reply: ", h->resp.err);
+	}
+	h->ready = 1;	/* more may be buffered: again before waiting */
+	return 0;
+}
+
+/* The transfer is over (rc from the step, or a deadline): the caller's
+ * on_done, then the handle goes (its connection to the pool when the
+ * response ended cleanly on a keep-alive connection). */
+static void provider_h1_finish(struct provider *p, struct provider_http *h,
+			       int rc)
+{
+	int cerr = rc < 0 ? h->cerr : 0;
+
+	if (cerr == CURLE_WRITE_ERROR && (h->sse.overflow || h->truncated))
+		cerr = 0;
+	if (rc == 1 && h->resp.keepalive && h->fd >= 0)
+		provider_idle_put(p, h);
+	h->cbs.on_done(h->cbs.arg, h->resp.status, cerr, cerr ? h->cmsg
+		       : NULL, h->rbuf ? h->rbuf : "", h->rlen,
+		       h->sse.overflow || h->truncated);
+	provider_http_free(h);
+}
+
+/* Check the deadlines of h: -1 (cerr set) when one passed. */
+static int provider_h1_late(struct provider_http *h, int64_t now)
+{
+	char t[96];
+
+	if (h->st == H1_CONNECTING && h->connect_at && now >= h->connect_at) {
+		snprintf(t, sizeof(t), "%lld milliseconds",
+			 (long long)(now - h->t0));
+		return provider_h1_fail(h, CURLE_OPERATION_TIMEDOUT,
+					"Connection timed out after ", t);
+	}
+	if (h->deadline && now >= h->deadline) {
+		snprintf(t, sizeof(t), "%lld milliseconds with %llu bytes "
+			 "received", (long long)(now - h->t0),
+			 (unsigned long long)h->resp.body_bytes);
+		return provider_h1_fail(h, CURLE_OPERATION_TIMEDOUT,
+					"Operation timed out after ", t);
+	}
+	return 0;
+}
+
+/* Step every plain-http transfer that is ready or was polled ready;
+ * callbacks may start or end others, so the walk restarts after one. */
+static void provider_h1_run(struct provider *p)
+{
+	struct provider_http *h, *next;
+	int64_t now = util_mono_ms();
+	int rc;
+
+	for (h = p->live; h; h = next) {
+		next = h->next;
+		if (!h->h1)
+			continue;
+		rc = provider_h1_late(h, now);
+		if (rc == 0 && (h->ready || h->revents))
+			rc = provider_h1_step(p, h);
+		if (rc == 0)
+			continue;
+		provider_h1_finish(p, h, rc);
+		next = p->live;
+		now = util_mono_ms();
+	}
+}
+
+/* The poll set of the plain-http transfers (p->wfds); returns its size
+ * and caps *wait_ms by their deadlines (0 when one is ready now). */
+static unsigned int provider_h1_pollset(struct provider *p, int *wait_ms)
+{
+	struct provider_http *h;
+	unsigned int n = 0;
+	int64_t now = util_mono_ms(), d;
+
+	for (h = p->live; h; h = h->next) {
+		h->widx = -1;
+		if (!h->h1 || h->fd < 0)
+			continue;
+		if (h->ready)
+			*wait_ms = 0;
+		d = h->st == H1_CONNECTING && h->connect_at ? h->connect_at : 0;
+		if (h->deadline && (!d || h->deadline < d))
+			d = h->deadline;
+		if (d && d - now < *wait_ms)
+			*wait_ms = d - now > 0 ? (int)(d - now) : 0;
+		if (n == p->wcap) {
+			p->wcap = p->wcap ? p->wcap * 2 : 64;
+			p->wfds = xrealloc(p->wfds, p->wcap *
+					   sizeof(*p->wfds));
+		}
+		p->wfds[n].fd = h->fd;
+		p->wfds[n].events = h->events;
+		p->wfds[n].revents = 0;
+		h->widx = (int)n++;
+	}
+	return n;
+}
+
+static void provider_h1_polled(struct provider *p)
+{
+	struct provider_http *h;
+
+	for (h = p->live; h; h = h->next)
+		if (h->h1 && h->widx >= 0)
+			h->revents = p->wfds[h->widx].revents;
+}
+
+/* Start rq on the plain-http client when it qualifies (h1.h): 1 started,
+ * 0 not for h1 (libcurl then), -1 failed (*err). */
+static int provider_h1_start(struct provider *p, struct provider_http *h,
+			     const struct provider_http_req *rq)
+{
+	struct h1_target t;
+
+	if (p->h1_off || rq->pool_max_host > 0 || !h1_url_parse(rq->url, &t) ||
+	    !h1_headers_ok(rq->headers))
+		return 0;
+	h->h1 = 1;
+	h->fd = -1;
+	h->widx = -1;
+	memcpy(&h->sa, &t.sa, t.salen);
+	h->salen = t.salen;
+	snprintf(h->hostport, sizeof(h->hostport), "%s", t.hostport);
+	h->body_len = strlen(h->body);
+	h->head = h1_request_head(&t, rq->api_key, rq->headers, h->body_len,
+				  &h->head_len);
+	h->pool_max_idle = rq->pool_max_idle;
+	h->pool_idle_s = rq->pool_idle_s;
+	h->t0 = util_mono_ms();
+	h->connect_at = h->t0 + (rq->connect_timeout_ms > 0
+				 ? rq->connect_timeout_ms : 300000);
+	h->deadline = rq->timeout_ms > 0 ? h->t0 + rq->timeout_ms : 0;
+	h1_resp_init(&h->resp);
+	/* A failed connect is reported from the loop, like libcurl's. */
+	if (provider_h1_connect(p, h, 1) < 0)
+		h->ready = 1, h->st = 0;
+	return 1;
+}
+
 struct provider_http *provider_http_start(struct provider *p,
 					  const struct provider_http_req *rq,
 					  const struct provider_http_cbs *cbs,
@@ -405,17 +857,22 @@ struct provider_http *provider_http_start(struct provider *p,
 	h = xcalloc(1, sizeof(*h));
 	h->p = p;
 	h->cbs = *cbs;
+	h->fd = -1;
 	provider_sse_init(&h->sse, 8u * 1024 * 1024);
+	h->body = rq->body_take ? rq->body_take : xstrdup(rq->body);
+	h->idle_ms = rq->idle_timeout_ms;
+	h->last_ms = util_mono_ms();
+	if (provider_h1_start(p, h, rq))
+		goto live;
 	provider_pool_apply(p, rq);
 	h->easy = p->nspare ? p->spare[--p->nspare] : provider_easy_new(cu);
 	if (!h->easy) {
 		*err = xstrdup("cannot create an HTTP client handle");
-		free(rq->body_take);
+		free(h->body);
 		provider_sse_free(&h->sse);
 		free(h);
 		return NULL;
 	}
-	h->body = rq->body_take ? rq->body_take : xstrdup(rq->body);
 	h->hdrs = cu->slist_append(h->hdrs, "Content-Type: application/json");
 	h->hdrs = cu->slist_append(h->hdrs, "Accept: text/event-stream, "
 				   "application/json");
@@ -434,8 +891,6 @@ struct provider_http *provider_http_start(struct provider *p,
 		h->hdrs = cu->slist_append(h->hdrs, line);
 		xfree_secret(line);
 	}
-	h->idle_ms = rq->idle_timeout_ms;
-	h->last_ms = util_mono_ms();
 	provider_easy_request(cu, h, rq);
 	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
 		*err = xstrdup("cannot start the upstream request");
@@ -446,6 +901,7 @@ struct provider_http *provider_http_start(struct provider *p,
 		free(h);
 		return NULL;
 	}
+live:
 	h->next = p->live;
 	if (p->live)
 		p->live->prev = h;
@@ -577,6 +1033,7 @@ static void *provider_main(void *arg)
 	CURLMsg *m;
 	struct timespec ts;
 	int running, left, stop, wait_ms;
+	unsigned int nw;
 
 	provider_self = p;
 	for (;;) {
@@ -592,15 +1049,19 @@ static void *provider_main(void *arg)
 				if (m->msg == CURLMSG_DONE)
 					provider_done(p, m);
 		}
+		provider_h1_run(p);
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
 		if (p->multi) {
+			nw = provider_h1_pollset(p, &wait_ms);
 			pthread_mutex_lock(&p->mu);
 			if (p->head || p->stopping)
 				wait_ms = 0;
-			else
+			else if (wait_ms > 0)
 				p->sleeping = 1;
 			pthread_mutex_unlock(&p->mu);
-			p->cu->multi_poll(p->multi, NULL, 0, wait_ms, NULL);
+			p->cu->multi_poll(p->multi, nw ? p->wfds : NULL, nw,
+					  wait_ms, NULL);
+			provider_h1_polled(p);
 			pthread_mutex_lock(&p->mu);
 			p->sleeping = 0;
 			pthread_mutex_unlock(&p->mu);
@@ -616,6 +1077,15 @@ static void *provider_main(void *arg)
 		provider_http_free(p->live);
 	while (p->nspare)
 		p->cu->easy_cleanup(p->spare[--p->nspare]);
+	while (p->idle) {
+		struct provider_idle *c = p->idle;
+
+		p->idle = c->next;
+		provider_idle_close(c);
+	}
+	p->nidle = 0;
+	free(p->wfds);
+	p->wfds = NULL;
 	while (p->timers) {
 		struct provider_timer *t = p->timers;
 
@@ -625,12 +1095,31 @@ static void *provider_main(void *arg)
 	return NULL;
 }
 
+/* libcurl for every request: asked for (CLAWGATE_UPSTREAM_CURL=1, for
+ * A/B measurements and as a way out), or a proxy in the environment
+ * (libcurl honours it; h1 knows no proxies). */
+static int provider_h1_disabled(void)
+{
+	static const char *const vars[] = {
+		"CLAWGATE_UPSTREAM_CURL", "http_proxy", "HTTP_PROXY",
+		"all_proxy", "ALL_PROXY",
+	};
+	const char *v;
+	size_t i;
+
+	for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++)
+		if ((v = getenv(vars[i])) && *v && strcmp(v, "0") != 0)
+			return 1;
+	return 0;
+}
+
 int provider_new(struct provider **out)
 {
 	struct provider *p = xcalloc(1, sizeof(*p));
 
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
+	p->h1_off = provider_h1_disabled();
 	if (pthread_create(&p->thread, NULL, provider_main, p) != 0) {
 		pthread_cond_destroy(&p->wake);
 		pthread_mutex_destroy(&p->mu);
