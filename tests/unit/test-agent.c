@@ -16,6 +16,7 @@
 #include <curl/curl.h>
 
 #include "agent/agent-int.h"
+#include "agent/h1.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -590,6 +591,221 @@ START_TEST(test_idempotency_replay)
 }
 END_TEST
 
+
+/* ---- h1: the plain-http upstream client ----------------------------------- */
+
+struct h1_got {
+	char body[4096];
+	size_t len;
+	int stop_after;		/* > 0: refuse once this many bytes came */
+};
+
+static int h1_got_cb(void *arg, const char *p, size_t n)
+{
+	struct h1_got *g = arg;
+
+	ck_assert_uint_le(g->len + n, sizeof(g->body) - 1);
+	memcpy(g->body + g->len, p, n);
+	g->len += n;
+	g->body[g->len] = 0;
+	return !(g->stop_after && g->len >= (size_t)g->stop_after);
+}
+
+/* Feed text in pieces of step bytes (0: whole); the feed's result, and
+ * for a complete response *used_total the bytes it took. */
+static int h1_feed_all(struct h1_resp *r, const char *text, size_t step,
+		       struct h1_got *g, size_t *used_total)
+{
+	size_t n = strlen(text), off = 0, k, used;
+	int rc = 0;
+
+	*used_total = 0;
+	while (off < n && rc == 0) {
+		k = step && step < n - off ? step : n - off;
+		rc = h1_resp_feed(r, text + off, k, &used, h1_got_cb, g);
+		off += rc == 1 ? used : k;
+	}
+	*used_total = off;
+	return rc;
+}
+
+START_TEST(test_h1_response)
+{
+	static const size_t steps[] = {0, 1, 2, 5};
+	size_t i, used;
+	struct h1_resp r;
+	struct h1_got g;
+	const char *len = "HTTP/1.1 200 OK\r\nContent-Type: application/json"
+			  "\r\nContent-Length: 7\r\n\r\n{\"a\":1}";
+	const char *chunked = "HTTP/1.1 200 OK\r\nContent-Type: text/event-"
+			      "stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+			      "6;x=y\r\ndata: \r\nB\r\n{\"b\":2}\n\nxy\r\n"
+			      "0\r\nX-T: 1\r\n\r\n";
+
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		memset(&g, 0, sizeof(g));
+		h1_resp_init(&r);
+		ck_assert_int_eq(h1_feed_all(&r, len, steps[i], &g, &used), 1);
+		ck_assert_int_eq(r.status, 200);
+		ck_assert_int_eq(r.keepalive, 1);
+		ck_assert_str_eq(r.ctype, "application/json");
+		ck_assert_str_eq(g.body, "{\"a\":1}");
+		ck_assert_uint_eq(used, strlen(len));
+		h1_resp_free(&r);
+
+		memset(&g, 0, sizeof(g));
+		h1_resp_init(&r);
+		ck_assert_int_eq(h1_feed_all(&r, chunked, steps[i], &g, &used),
+				 1);
+		ck_assert_str_eq(r.ctype, "text/event-stream");
+		ck_assert_str_eq(g.body, "data: {\"b\":2}\n\nxy");
+		ck_assert_int_eq(r.keepalive, 1);
+		h1_resp_free(&r);
+	}
+
+	/* A body delimited by the close: complete at the close only. */
+	memset(&g, 0, sizeof(g));
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, "HTTP/1.1 200 OK\r\nConnection: "
+				     "close\r\n\r\ndata: x\n\n", 3, &g, &used),
+			 0);
+	ck_assert_int_eq(r.keepalive, 0);
+	ck_assert_int_eq(h1_resp_eof(&r), 1);
+	ck_assert_str_eq(g.body, "data: x\n\n");
+	h1_resp_free(&r);
+
+	/* Interim 100 dropped; 204 has no body; HTTP/1.0 is not kept. */
+	memset(&g, 0, sizeof(g));
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, "HTTP/1.1 100 Continue\r\n\r\n"
+				     "HTTP/1.1 204 No Content\r\n\r\n", 4, &g,
+				     &used), 1);
+	ck_assert_int_eq(r.status, 204);
+	ck_assert_uint_eq(g.len, 0);
+	h1_resp_free(&r);
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, "HTTP/1.0 401 No\r\nContent-Length:"
+				     " 2\r\n\r\n{}", 0, &g, &used), 1);
+	ck_assert_int_eq(r.status, 401);
+	ck_assert_int_eq(r.keepalive, 0);
+	h1_resp_free(&r);
+
+	/* A second response right behind the first is not taken. */
+	memset(&g, 0, sizeof(g));
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, "HTTP/1.1 200 OK\r\nContent-Length:"
+				     " 2\r\n\r\nokHTTP/1.1", 0, &g, &used), 1);
+	ck_assert_uint_eq(used, strlen("HTTP/1.1 200 OK\r\nContent-Length: "
+				       "2\r\n\r\nok"));
+	h1_resp_free(&r);
+
+	/* Cut short: an error at the close, the status kept. */
+	memset(&g, 0, sizeof(g));
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, "HTTP/1.1 200 OK\r\nContent-Length:"
+				     " 9\r\n\r\nshort", 0, &g, &used), 0);
+	ck_assert_int_eq(h1_resp_eof(&r), -1);
+	ck_assert_ptr_nonnull(r.err);
+	ck_assert(h1_resp_started(&r));
+	h1_resp_free(&r);
+	h1_resp_init(&r);
+	ck_assert(!h1_resp_started(&r));
+	ck_assert_int_eq(h1_resp_eof(&r), -1);
+	h1_resp_free(&r);
+
+	/* The body callback stops the transfer. */
+	memset(&g, 0, sizeof(g));
+	g.stop_after = 1;
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, len, 0, &g, &used), -2);
+	h1_resp_free(&r);
+}
+END_TEST
+
+START_TEST(test_h1_response_errors)
+{
+	static const char *const bad[] = {
+		"HTTP/2 200 OK\r\n\r\n",
+		"HTTP/1.1 2000 OK\r\n\r\n",
+		"HTTP/1.1 099 OK\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nno colon\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2"
+		"\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nab"
+		"\r\n",
+		"HTTP/1.1 101 Switching\r\n\r\n",
+	};
+	struct h1_resp r;
+	struct h1_got g;
+	char *big;
+	size_t i, used;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		memset(&g, 0, sizeof(g));
+		h1_resp_init(&r);
+		ck_assert_msg(h1_feed_all(&r, bad[i], 0, &g, &used) == -1,
+			      "accepted: %s", bad[i]);
+		ck_assert_ptr_nonnull(r.err);
+		h1_resp_free(&r);
+	}
+	/* A head over the bound. */
+	big = xcalloc(1, H1_HEAD_MAX + 64);
+	strcpy(big, "HTTP/1.1 200 OK\r\nX: ");
+	memset(big + strlen(big), 'a', H1_HEAD_MAX);
+	memset(&g, 0, sizeof(g));
+	h1_resp_init(&r);
+	ck_assert_int_eq(h1_feed_all(&r, big, 4096, &g, &used), -1);
+	h1_resp_free(&r);
+	free(big);
+}
+END_TEST
+
+START_TEST(test_h1_url_and_head)
+{
+	static const char *const no[] = {
+		"https://127.0.0.1/v1", "http://localhost:8080/v1",
+		"http://user@127.0.0.1/v1", "http://127.0.0.1:0/v1",
+		"http://127.0.0.1:65536/v1", "http://127.0.0.1:/v1",
+		"http://127.1/v1", "http://[::1/v1", "http://127.0.0.1/a b",
+		"http://127.0.0.1:+80/", "http:///v1", NULL,
+	};
+	struct h1_target t;
+	json_t *hdrs;
+	char *head;
+	size_t i, n;
+
+	for (i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		ck_assert_msg(!h1_url_parse(no[i], &t), "took %s", no[i]);
+	ck_assert(h1_url_parse("http://127.0.0.1:8080/v1/chat/completions"
+			       "?a=1#f", &t));
+	ck_assert_str_eq(t.hostport, "127.0.0.1:8080");
+	ck_assert_uint_eq(t.path_len, strlen("/v1/chat/completions?a=1"));
+	ck_assert(h1_url_parse("http://[::1]:11434/v1", &t));
+	ck_assert_int_eq(t.sa.ss_family, AF_INET6);
+	ck_assert(h1_url_parse("http://10.0.0.2", &t));
+	ck_assert_uint_eq(t.path_len, 0);
+
+	hdrs = json_pack("{s:s,s:s,s:i}", "X-Team", "a", "X-Bad", "a\r\nb",
+			 "X-Num", 1);
+	ck_assert(h1_headers_ok(hdrs));
+	head = h1_request_head(&t, "sk-1", hdrs, 12, &n);
+	ck_assert_str_eq(head, "POST / HTTP/1.1\r\nHost: 10.0.0.2\r\n"
+			 "User-Agent: clawgate\r\nContent-Type: application/"
+			 "json\r\nAccept: text/event-stream, application/json"
+			 "\r\nAuthorization: Bearer sk-1\r\nX-Team: a\r\n"
+			 "Content-Length: 12\r\n\r\n");
+	ck_assert_uint_eq(n, strlen(head));
+	free(head);
+	json_object_set_new(hdrs, "user-agent", json_string("x"));
+	ck_assert(!h1_headers_ok(hdrs));
+	json_decref(hdrs);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
@@ -606,6 +822,9 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_json_dump_matches_jansson);
 	tcase_add_test(tc, test_chunk_scan);
 	tcase_add_test(tc, test_run_tx_fresh_and_existing);
+	tcase_add_test(tc, test_h1_response);
+	tcase_add_test(tc, test_h1_response_errors);
+	tcase_add_test(tc, test_h1_url_and_head);
 	suite_add_tcase(s, tc);
 	return s;
 }
