@@ -775,10 +775,10 @@ static unsigned int provider_h1_pollset(struct provider *p, int *wait_ms)
 
 	for (h = p->live; h; h = h->next) {
 		h->widx = -1;
+		if (h->h1 && h->ready)
+			*wait_ms = 0;
 		if (!h->h1 || h->fd < 0)
 			continue;
-		if (h->ready)
-			*wait_ms = 0;
 		d = h->st == H1_CONNECTING && h->connect_at ? h->connect_at : 0;
 		if (h->deadline && (!d || h->deadline < d))
 			d = h->deadline;
