@@ -287,7 +287,7 @@ int h1_resp_feed(struct h1_resp *r, const char *p, size_t n, size_t *used,
 			i += k - (r->hlen - e);
 			r->hlen = e;
 			rc = h1_parse_head(r);
-			r->hlen = 0;
+			h1_resp_free(r);	/* a held stream keeps none */
 			if (rc < 0)
 				return -1;
 			break;	/* 1 (interim): parse the next head */
@@ -322,6 +322,7 @@ int h1_resp_feed(struct h1_resp *r, const char *p, size_t n, size_t *used,
 			if (e && r->head[e - 1] == '\r')
 				e--;
 			r->hlen = 0;
+			r->head[e] = 0;
 			if (r->state == H1_S_CCRLF) {
 				if (e)
 					return h1_fail(r, "bad chunk end");
@@ -336,6 +337,7 @@ int h1_resp_feed(struct h1_resp *r, const char *p, size_t n, size_t *used,
 				r->state = r->left ? H1_S_CDATA
 						   : H1_S_TRAILER;
 			}
+			h1_resp_free(r);
 			break;
 		case H1_S_CDATA:
 			k = n - i;

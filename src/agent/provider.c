@@ -96,32 +96,64 @@ static size_t provider_sse_term(const char *b, size_t i, size_t n)
 	return 0;
 }
 
-int provider_sse_feed(struct provider_sse *s, const char *p, size_t n,
-		      provider_sse_fn fn, void *arg)
+/* Dispatch the complete events of b[0..n) scanning from scan_from;
+ * returns the offset of the first byte after the last event. */
+static size_t provider_sse_events(const char *b, size_t n, size_t scan_from,
+				  provider_sse_fn fn, void *arg)
 {
-	size_t i, start = 0, t, scan_from;
+	size_t i, start = 0, t;
 
-	if (s->overflow)
-		return -1;
-	scan_from = s->len ? s->len - (s->len > 2 ? 2 : s->len) : 0;
-	if (s->len + n + 1 > s->cap) {
-		s->cap = (s->len + n + 1) * 2;
-		s->buf = xrealloc(s->buf, s->cap);
-	}
-	memcpy(s->buf + s->len, p, n);
-	s->len += n;
-	for (i = scan_from; i < s->len; i++) {
-		t = provider_sse_term(s->buf, i, s->len);
+	for (i = scan_from; i < n; i++) {
+		t = provider_sse_term(b, i, n);
 		if (!t)
 			continue;
 		/* A "\r\n" pair splits across the check above: handle it. */
-		provider_sse_block(s->buf + start, i - start, fn, arg);
+		provider_sse_block(b + start, i - start, fn, arg);
 		i += t - 1;
 		start = i + 1;
 	}
-	if (start) {
-		memmove(s->buf, s->buf + start, s->len - start);
-		s->len -= start;
+	return start;
+}
+
+int provider_sse_feed(struct provider_sse *s, const char *p, size_t n,
+		      provider_sse_fn fn, void *arg)
+{
+	size_t start, scan_from;
+
+	if (s->overflow)
+		return -1;
+	if (!s->len) {
+		/* Nothing pending: events straight from p, only an
+		 * unfinished tail is kept (no copy of whole events). */
+		start = provider_sse_events(p, n, 0, fn, arg);
+		p += start;
+		n -= start;
+		scan_from = 0;
+	} else {
+		scan_from = s->len - (s->len > 2 ? 2 : s->len);
+	}
+	if (n) {
+		if (s->len + n + 1 > s->cap) {
+			s->cap = (s->len + n + 1) * 2;
+			s->buf = xrealloc(s->buf, s->cap);
+		}
+		memcpy(s->buf + s->len, p, n);
+		s->len += n;
+		if (scan_from || s->len > n) {
+			start = provider_sse_events(s->buf, s->len, scan_from,
+						    fn, arg);
+			if (start) {
+				memmove(s->buf, s->buf + start,
+					s->len - start);
+				s->len -= start;
+			}
+		}
+	}
+	if (!s->len && s->buf) {
+		/* Nothing pending: a held stream keeps no buffer. */
+		free(s->buf);
+		s->buf = NULL;
+		s->cap = 0;
 	}
 	if (s->max && s->len > s->max) {
 		s->overflow = 1;
@@ -200,7 +232,7 @@ struct provider_http {
 	char *rbuf;
 	size_t rlen;
 	int truncated;
-	char errbuf[CURL_ERROR_SIZE];
+	char errbuf[CURL_ERROR_SIZE];	/* libcurl's message, or h1's */
 	int64_t idle_ms, last_ms;	/* read timeout; last byte (mono) */
 	struct provider_http *next, *prev;
 	/* A plain-http transfer (easy is NULL): */
@@ -219,8 +251,8 @@ struct provider_http {
 	int widx;			/* its slot in p->wfds, or -1 */
 	int64_t t0, connect_at, deadline;	/* mono ms (0: none) */
 	long pool_max_idle, pool_idle_s;
-	int cerr;			/* CURLE_* of a failure */
-	char cmsg[CURL_ERROR_SIZE];
+	int cerr;			/* CURLE_* of a failure (message in
+					 * errbuf) */
 };
 
 static __thread struct provider *provider_self;
@@ -522,7 +554,7 @@ static int provider_h1_fail(struct provider_http *h, int code,
 			    const char *what, const char *detail)
 {
 	h->cerr = code;
-	snprintf(h->cmsg, sizeof(h->cmsg), "%s%s", what,
+	snprintf(h->errbuf, sizeof(h->errbuf), "%s%s", what,
 		 detail ? detail : "");
 	return -1;
 }
@@ -557,7 +589,7 @@ static int provider_h1_connect(struct provider *p, struct provider_http *h,
 	if (connect(fd, (struct sockaddr *)&h->sa, h->salen) == 0)
 		return 0;
 	if (errno != EINPROGRESS) {
-		snprintf(h->cmsg, sizeof(h->cmsg), "Failed to connect to %s: "
+		snprintf(h->errbuf, sizeof(h->errbuf), "Failed to connect to %s: "
 			 "%s", h->hostport, strerror(errno));
 		h->cerr = CURLE_COULDNT_CONNECT;
 		return -1;
@@ -587,7 +619,7 @@ static int provider_h1_body(void *arg, const char *ptr, size_t n)
 	return provider_body(h, h->resp.status, h->resp.ctype, ptr, n);
 }
 
-/* Drive one transfer: 0 to wait, 1 complete, -1 failed (cerr/cmsg). */
+/* Drive one transfer: 0 to wait, 1 complete, -1 failed (cerr/errbuf). */
 static int provider_h1_step(struct provider *p, struct provider_http *h)
 {
 	char buf[16384];
@@ -610,7 +642,7 @@ again:
 		if (getsockopt(h->fd, SOL_SOCKET, SO_ERROR, &err, &el) < 0)
 			err = errno;
 		if (err) {
-			snprintf(h->cmsg, sizeof(h->cmsg), "Failed to "
+			snprintf(h->errbuf, sizeof(h->errbuf), "Failed to "
 				 "connect to %s: %s", h->hostport,
 				 strerror(err));
 			h->cerr = CURLE_COULDNT_CONNECT;
@@ -684,6 +716,14 @@ again:
 				"", h->resp.err);
 		}
 		h->last_ms = util_mono_ms();
+		if (h->head) {
+			/* The answer started: no resend, so the request
+			 * is not kept (a held stream keeps neither). */
+			xfree_secret(h->head);
+			h->head = NULL;
+			free(h->body);
+			h->body = NULL;
+		}
 		rc = h1_resp_feed(&h->resp, buf, (size_t)n, &used,
 				  provider_h1_body, h);
 		if (rc == 1) {
@@ -715,7 +755,7 @@ static void provider_h1_finish(struct provider *p, struct provider_http *h,
 		cerr = 0;
 	if (rc == 1 && h->resp.keepalive && h->fd >= 0)
 		provider_idle_put(p, h);
-	h->cbs.on_done(h->cbs.arg, h->resp.status, cerr, cerr ? h->cmsg
+	h->cbs.on_done(h->cbs.arg, h->resp.status, cerr, cerr ? h->errbuf
 		       : NULL, h->rbuf ? h->rbuf : "", h->rlen,
 		       h->sse.overflow || h->truncated);
 	provider_http_free(h);

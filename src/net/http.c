@@ -989,8 +989,13 @@ http_async_read(void *cls, uint64_t pos, char *buf, size_t max)
 			k = max;
 		memcpy(buf, a->buf + a->off, k);
 		a->off += k;
-		if (a->off == a->len)
-			a->off = a->len = 0;
+		if (a->off == a->len) {
+			/* Drained: a held stream keeps no buffer (a write
+			 * allocates one again). */
+			a->off = a->len = a->cap = 0;
+			free(a->buf);
+			a->buf = NULL;
+		}
 		n = (ssize_t)k;
 	} else if (a->ended || a->gone) {
 		n = MHD_CONTENT_READER_END_OF_STREAM;
