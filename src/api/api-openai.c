@@ -798,6 +798,8 @@ struct oa_chat {
 	char id[48];
 	char *model;
 	int64_t created;
+	char *chunk_head;	/* a stream's "data: {"id":..."model":.." */
+	size_t chunk_head_len;
 };
 
 static void oa_chat_release(struct api_run *h)
@@ -805,6 +807,7 @@ static void oa_chat_release(struct api_run *h)
 	struct oa_chat *c = (struct oa_chat *)h;
 
 	free(c->model);
+	free(c->chunk_head);
 	free(c);
 }
 
@@ -850,8 +853,13 @@ static void oa_chat_emit(struct oa_chat *c, const char *draw,
 	size_t n;
 	char *line;
 
-	OA_LIT(&b, "data: ");
-	oa_head_put(&b, c, "chat.completion.chunk");
+	/* The fields every chunk of the stream starts with, built once. */
+	if (!c->chunk_head) {
+		OA_LIT(&b, "data: ");
+		oa_head_put(&b, c, "chat.completion.chunk");
+		c->chunk_head = store_json_done(&b, &c->chunk_head_len);
+	}
+	store_json_raw(&b, c->chunk_head, c->chunk_head_len);
 	if (draw || content) {
 		OA_LIT(&b, ",\"choices\":[{\"index\":0,\"delta\":");
 		if (content) {
@@ -876,8 +884,7 @@ static void oa_chat_emit(struct oa_chat *c, const char *draw,
 	}
 	OA_LIT(&b, "}\n\n");
 	line = store_json_done(&b, &n);
-	http_async_write(c->h.as, line, n);
-	free(line);
+	http_async_write_take(c->h.as, line, n);
 }
 
 /* A tool-call delta chunk: delta {"tool_calls": calls}. */

@@ -455,8 +455,7 @@ static void rs_event(struct rs_run *c, const char *type, json_t *data)
 	json_object_set_new(data, "sequence_number", json_integer(c->seq++));
 	s = store_json_dump(data, NULL);
 	line = xasprintf("event: %s\ndata: %s\n\n", type, s);
-	http_async_write(c->h.as, line, strlen(line));
-	free(line);
+	http_async_write_take(c->h.as, line, strlen(line));
 	free(s);
 	json_decref(data);
 }

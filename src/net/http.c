@@ -1175,6 +1175,27 @@ http_async_write(struct http_async *a, const void *data, size_t len)
 }
 
 int
+http_async_write_take(struct http_async *a, char *data, size_t len)
+{
+	int r;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->buf == NULL && len > 0 && len <= HTTP_STREAM_MAX &&
+	    !a->gone && !a->ended && !a->released) {
+		a->buf = data;
+		a->len = a->cap = len;
+		a->off = 0;
+		http_async_wake(a);
+		pthread_mutex_unlock(&a->mu);
+		return 0;
+	}
+	pthread_mutex_unlock(&a->mu);
+	r = http_async_write(a, data, len);
+	free(data);
+	return r;
+}
+
+int
 http_async_gone(struct http_async *a)
 {
 	int g;

@@ -126,6 +126,10 @@ void http_async_stream_begin(struct http_async *a, int status,
 /* Any thread: append to the stream (copied). 0, or -1 when the client went
  * away or the per-stream buffer limit was hit (the stream is then cut). */
 int http_async_write(struct http_async *a, const void *data, size_t len);
+/* The same with a malloc'd buffer the reply takes (freed by it, also on
+ * failure): nothing pending, it becomes the pending data without a copy
+ * (a streamed chunk: one allocation, no copy). */
+int http_async_write_take(struct http_async *a, char *data, size_t len);
 /* 1 once the client went away. */
 int http_async_gone(struct http_async *a);
 /* Any thread: end the stream (or, on a deferred handle never answered, a
