@@ -537,9 +537,14 @@ static int oa_messages(const json_t *msgs, int allow_url, json_t **out,
 					 OA_MAX_IMAGES);
 			goto fail;
 		}
-		m = json_deep_copy(v);
-		if (strcmp(role, "function") == 0)
+		/* Shared with the request body, which is only read after
+		 * this (and dropped): a copy only for a rewritten role. */
+		if (strcmp(role, "function") == 0) {
+			m = json_deep_copy(v);
 			json_object_set_new(m, "role", json_string("tool"));
+		} else {
+			m = json_incref((json_t *)v);
+		}
 		if (strcmp(role, "user") == 0 || strcmp(role, "tool") == 0 ||
 		    strcmp(role, "function") == 0)
 			last_user_ok = has_text || images > 0;
