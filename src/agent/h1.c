@@ -292,6 +292,7 @@ int h1_resp_feed(struct h1_resp *r, const char *p, size_t n, size_t *used,
 				return -1;
 			break;	/* 1 (interim): parse the next head */
 		case H1_S_LEN:
+		case H1_S_CDATA:	/* counted bytes: a body, a chunk */
 			k = n - i;
 			if ((int64_t)k > r->left)
 				k = (size_t)r->left;
@@ -300,7 +301,8 @@ int h1_resp_feed(struct h1_resp *r, const char *p, size_t n, size_t *used,
 				return -2;
 			i += k;
 			if (!r->left)
-				r->state = H1_S_DONE;
+				r->state = r->state == H1_S_LEN ? H1_S_DONE
+								: H1_S_CCRLF;
 			break;
 		case H1_S_CLOSE:
 			if (h1_body(r, p + i, n - i, fn, arg) < 0)
@@ -338,17 +340,6 @@ int h1_resp_feed(struct h1_resp *r, const char *p, size_t n, size_t *used,
 						   : H1_S_TRAILER;
 			}
 			h1_resp_free(r);
-			break;
-		case H1_S_CDATA:
-			k = n - i;
-			if ((int64_t)k > r->left)
-				k = (size_t)r->left;
-			r->left -= (int64_t)k;
-			if (h1_body(r, p + i, k, fn, arg) < 0)
-				return -2;
-			i += k;
-			if (!r->left)
-				r->state = H1_S_CCRLF;
 			break;
 		case H1_S_DONE:
 			*used = i;
