@@ -401,6 +401,32 @@ static void run_result_fill(struct run_result *res, const json_t *o)
 	res->ended_at = json_integer_value(json_object_get(o, "endedAt"));
 }
 
+/* What run_result_fill gives for run_result_json(r), read from the run
+ * itself (its fields are no longer written once it ended; r->mu held). */
+static void run_result_of(struct run *r, struct run_result *res)
+{
+	memset(res, 0, sizeof(*res));
+	res->status = r->status;
+	res->run_id = r->id;
+	res->session_key = r->session_key;
+	res->text = r->text ? r->text : "";
+	if (r->tool_calls && json_array_size(r->tool_calls))
+		res->tool_calls = r->tool_calls;
+	res->finish_reason = r->finish_reason;
+	res->input_tokens = r->in_tok;
+	res->output_tokens = r->out_tok;
+	res->model = r->model_used;
+	res->error = r->error;
+	res->http_status = r->http_status;
+	if (res->status != RUN_OK && !res->error)
+		res->error = res->status == RUN_ABORTED ? "run aborted"
+							: "run failed";
+	if (res->status != RUN_OK && !res->http_status)
+		res->http_status = res->status == RUN_TIMEOUT ? 504 : 502;
+	res->started_at = r->started_at;
+	res->ended_at = r->ended_at;
+}
+
 /* Agent thread: the end was stored; tell the sinks, leave the list. */
 static void run_deliver(void *arg)
 {
@@ -432,7 +458,7 @@ static int run_deliver_here(struct run *r, const json_t *result)
 		pthread_mutex_unlock(&r->mu);
 		return 0;
 	}
-	run_result_fill(&res, result);
+	run_result_of(r, &res);
 	run_emit_end(r, &res);
 	pthread_mutex_unlock(&r->mu);
 	run_unlink(r);
@@ -550,12 +576,17 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 		if (r->model_used)
 			json_object_set_new(msg, "model",
 					    json_string(r->model_used));
-		if (r->in_tok || r->out_tok)
-			json_object_set_new(msg, "usage", json_pack(
-				"{s:I,s:I,s:I}", "input",
-				(json_int_t)r->in_tok, "output",
-				(json_int_t)r->out_tok, "totalTokens",
-				(json_int_t)(r->in_tok + r->out_tok)));
+		if (r->in_tok || r->out_tok) {
+			json_t *u = json_object();
+
+			json_object_set_new_nocheck(u, "input",
+						    json_integer(r->in_tok));
+			json_object_set_new_nocheck(u, "output",
+						    json_integer(r->out_tok));
+			json_object_set_new_nocheck(u, "totalTokens",
+				json_integer(r->in_tok + r->out_tok));
+			json_object_set_new(msg, "usage", u);
+		}
 		if (r->tool_calls && json_array_size(r->tool_calls))
 			json_object_set(msg, "toolCalls", r->tool_calls);
 	}
