@@ -148,3 +148,9 @@ void api_hooks(struct api *a, struct http_req *r, struct gw_config *cfg,
  * (unknown route). */
 int api_cors(struct http_req *r, const struct gw_config *cfg,
 	     const char *allow);
+
+/* Fixed-shape JSON replies written as text (the bytes store_json_dump
+ * gives for the same tree): a string constant, a decimal integer. */
+struct store_json_buf;
+#define API_JSON_LIT(b, lit) store_json_raw((b), (lit), sizeof(lit) - 1)
+void api_json_int(struct store_json_buf *b, int64_t v);

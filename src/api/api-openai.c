@@ -816,11 +816,9 @@ static void oa_chat_release(struct api_run *h)
 	free(c);
 }
 
-/* A string constant into b. */
-#define OA_LIT(b, lit) store_json_raw((b), (lit), sizeof(lit) - 1)
+#define OA_LIT API_JSON_LIT
 
-/* A decimal integer into b (what "%lld" gives, without printf). */
-static void oa_int_put(struct store_json_buf *b, int64_t v)
+void api_json_int(struct store_json_buf *b, int64_t v)
 {
 	char num[24], *e = num + sizeof(num), *q = e;
 	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
@@ -838,11 +836,11 @@ static void oa_int_put(struct store_json_buf *b, int64_t v)
 static void oa_usage_put(struct store_json_buf *b, const struct run_result *res)
 {
 	OA_LIT(b, "{\"prompt_tokens\":");
-	oa_int_put(b, res->input_tokens);
+	api_json_int(b, res->input_tokens);
 	OA_LIT(b, ",\"completion_tokens\":");
-	oa_int_put(b, res->output_tokens);
+	api_json_int(b, res->output_tokens);
 	OA_LIT(b, ",\"total_tokens\":");
-	oa_int_put(b, res->input_tokens + res->output_tokens);
+	api_json_int(b, res->input_tokens + res->output_tokens);
 	OA_LIT(b, "}");
 }
 
@@ -856,7 +854,7 @@ static void oa_head_put(struct store_json_buf *b, const struct oa_chat *c,
 	OA_LIT(b, ",\"object\":");
 	store_json_str(b, object, strlen(object));
 	OA_LIT(b, ",\"created\":");
-	oa_int_put(b, c->created);
+	api_json_int(b, c->created);
 	OA_LIT(b, ",\"model\":");
 	store_json_str(b, c->model, strlen(c->model));
 }

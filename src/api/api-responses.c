@@ -427,9 +427,25 @@ struct rs_run {
 	int64_t created;
 	char *text;		/* streamed text so far */
 	size_t text_len;
-	struct rs_tool tools[RS_MAX_TOOLS];
+	struct rs_tool *tools;	/* ntools used, at most RS_MAX_TOOLS */
 	int ntools;
 };
+
+/* A new tool call entry with its item id (at most RS_MAX_TOOLS; grown
+ * as calls come, none for a plain answer). */
+static struct rs_tool *rs_tool_add(struct rs_run *c)
+{
+	struct rs_tool *t;
+	char uuid[37];
+
+	c->tools = xrealloc(c->tools, (size_t)(c->ntools + 1) *
+			    sizeof(*c->tools));
+	t = &c->tools[c->ntools++];
+	memset(t, 0, sizeof(*t));
+	store_uuid7(uuid);
+	snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
+	return t;
+}
 
 static void rs_release(struct api_run *h)
 {
@@ -441,6 +457,7 @@ static void rs_release(struct api_run *h)
 		free(c->tools[i].name);
 		free(c->tools[i].args);
 	}
+	free(c->tools);
 	free(c->text);
 	free(c->model);
 	free(c);
@@ -534,6 +551,84 @@ static json_t *rs_resource(struct rs_run *c, const struct run_result *res)
 	return o;
 }
 
+/* A string member ,"key":"value" (value NULL: ""). */
+static void rs_put_str(struct store_json_buf *b, const char *key,
+		       const char *v)
+{
+	store_json_raw(b, ",\"", 2);
+	store_json_raw(b, key, strlen(key));
+	store_json_raw(b, "\":", 2);
+	v = v ? v : "";
+	store_json_str(b, v, strlen(v));
+}
+
+/* The response resource as text: the bytes store_json_dump gives for
+ * rs_resource(c, res) (res set), without building the tree. */
+static char *rs_resource_text(struct rs_run *c, const struct run_result *res)
+{
+	struct store_json_buf b = {0};
+	const char *status = res->status != RUN_OK ? "failed" :
+		c->ntools > 0 ? "incomplete" : "completed";
+	const char *t = c->text ? c->text : res->text ? res->text : "";
+	int64_t in = res->input_tokens, out = res->output_tokens;
+	int i, n = 0;
+
+	API_JSON_LIT(&b, "{\"id\":");
+	store_json_str(&b, c->id, strlen(c->id));
+	API_JSON_LIT(&b, ",\"object\":\"response\",\"created_at\":");
+	api_json_int(&b, c->created);
+	rs_put_str(&b, "status", status);
+	rs_put_str(&b, "model", c->model);
+	API_JSON_LIT(&b, ",\"output\":[");
+	if (res->status == RUN_OK && (*t || c->ntools == 0)) {
+		API_JSON_LIT(&b, "{\"type\":\"message\"");
+		rs_put_str(&b, "id", c->msg_id);
+		API_JSON_LIT(&b, ",\"role\":\"assistant\",\"status\":"
+			     "\"completed\",\"content\":[{\"type\":"
+			     "\"output_text\"");
+		rs_put_str(&b, "text", t);
+		API_JSON_LIT(&b, ",\"annotations\":[]}]}");
+		n++;
+	}
+	for (i = 0; res->status == RUN_OK && i < c->ntools; i++) {
+		const struct rs_tool *tl = &c->tools[i];
+
+		if (n++)
+			API_JSON_LIT(&b, ",");
+		API_JSON_LIT(&b, "{\"type\":\"function_call\"");
+		rs_put_str(&b, "id", tl->item_id);
+		rs_put_str(&b, "call_id", tl->call_id);
+		rs_put_str(&b, "name", tl->name);
+		rs_put_str(&b, "arguments", tl->args);
+		API_JSON_LIT(&b, ",\"status\":\"completed\"}");
+	}
+	API_JSON_LIT(&b, "],\"usage\":{\"input_tokens\":");
+	api_json_int(&b, in);
+	API_JSON_LIT(&b, ",\"input_tokens_details\":{\"cached_tokens\":0,"
+		     "\"cache_write_tokens\":0},\"output_tokens\":");
+	api_json_int(&b, out);
+	API_JSON_LIT(&b, ",\"output_tokens_details\":{\"reasoning_tokens\":"
+		     "0},\"total_tokens\":");
+	api_json_int(&b, in + out);
+	API_JSON_LIT(&b, "},\"error\":");
+	if (res->status != RUN_OK) {
+		API_JSON_LIT(&b, "{\"code\":");
+		store_json_str(&b, res->status == RUN_TIMEOUT ? "timeout"
+			       : "api_error", res->status == RUN_TIMEOUT ? 7
+			       : 9);
+		rs_put_str(&b, "message", res->error ? res->error
+						     : "internal error");
+		API_JSON_LIT(&b, "}");
+	} else {
+		API_JSON_LIT(&b, "null");
+	}
+	if (c->ntools > 0)
+		API_JSON_LIT(&b, ",\"incomplete_details\":{\"reason\":"
+			     "\"tool_calls\"}");
+	API_JSON_LIT(&b, "}");
+	return store_json_done(&b, NULL);
+}
+
 /* created, in_progress, the message item and its part (c->h.mu held). */
 static void rs_begin(struct rs_run *c)
 {
@@ -597,16 +692,12 @@ static void rs_tool_delta(void *arg, const json_t *d)
 	const char *args = json_string_value(json_object_get(fn, "arguments"));
 	json_int_t idx = json_integer_value(json_object_get(d, "index"));
 	struct rs_tool *t;
-	char uuid[37];
 
 	pthread_mutex_lock(&c->h.mu);
 	if (c->h.ended || idx < 0 || idx >= RS_MAX_TOOLS)
 		goto out;
-	while (c->ntools <= idx) {
-		t = &c->tools[c->ntools++];
-		store_uuid7(uuid);
-		snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
-	}
+	while (c->ntools <= idx)
+		rs_tool_add(c);
 	t = &c->tools[idx];
 	if (id && !t->call_id)
 		t->call_id = xstrdup(id);
@@ -640,7 +731,6 @@ static void rs_tools_from_result(struct rs_run *c, const json_t *calls)
 {
 	const json_t *tc;
 	size_t i;
-	char uuid[37];
 
 	if (c->ntools > 0 || !calls)
 		return;
@@ -650,9 +740,7 @@ static void rs_tools_from_result(struct rs_run *c, const json_t *calls)
 
 		if (c->ntools >= RS_MAX_TOOLS)
 			break;
-		t = &c->tools[c->ntools++];
-		store_uuid7(uuid);
-		snprintf(t->item_id, sizeof(t->item_id), "fc_%s", uuid);
+		t = rs_tool_add(c);
 		t->call_id = xstrdup(json_string_value(json_object_get(tc,
 						"id")) ?: "");
 		t->name = xstrdup(json_string_value(json_object_get(fn,
@@ -695,9 +783,8 @@ static void rs_end(void *arg, const struct run_result *res)
 				 "delta", c->text));
 	}
 	text = c->text ? c->text : "";
-	resource = rs_resource(c, res);
 	if (!c->stream) {
-		char *s = store_json_dump(resource, NULL);
+		char *s = rs_resource_text(c, res);
 		int st = 200;
 
 		if (res->status != RUN_OK)
@@ -705,9 +792,9 @@ static void rs_end(void *arg, const struct run_result *res)
 				res->http_status >= 400 ? res->http_status : 500;
 		http_async_reply_json(c->h.as, st, s);
 		free(s);
-		json_decref(resource);
 		goto out;
 	}
+	resource = rs_resource(c, res);
 	if (res->status == RUN_OK) {
 		rs_event(c, "response.output_text.done", json_pack(
 			 "{s:s,s:i,s:i,s:s}", "item_id", c->msg_id,
