@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -204,6 +205,11 @@ struct provider {
 	 * environment), their idle keep-alive connections (newest first)
 	 * and the poll set handed to curl_multi_poll. */
 	int h1_off;
+	/* Wakes the agent thread out of poll() while it waits on h1
+	 * sockets only (libcurl not loaded: sleeping == 2). */
+	int wakefd;
+	struct pollfd *pfds;
+	size_t pcap;
 	struct provider_idle *idle;
 	int nidle;
 	struct curl_waitfd *wfds;
@@ -262,6 +268,15 @@ int provider_on_thread(struct provider *p)
 	return provider_self == p;
 }
 
+static void provider_wake_fd(struct provider *p)
+{
+	uint64_t one = 1;
+
+	if (p->wakefd >= 0 && write(p->wakefd, &one, sizeof(one)) < 0) {
+		/* EAGAIN: already signalled. */
+	}
+}
+
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 {
 	struct provider_job *j;
@@ -286,7 +301,9 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 	p->sleeping = 0;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
-	if (multi && wake)
+	if (wake == 2)
+		provider_wake_fd(p);
+	else if (multi && wake)
 		p->cu->multi_wakeup(multi);
 	return 0;
 }
@@ -889,11 +906,6 @@ struct provider_http *provider_http_start(struct provider *p,
 	json_t *v;
 	char *line;
 
-	if (provider_multi(p, err) < 0) {
-		free(rq->body_take);
-		return NULL;
-	}
-	cu = p->cu;
 	h = xcalloc(1, sizeof(*h));
 	h->p = p;
 	h->cbs = *cbs;
@@ -904,6 +916,14 @@ struct provider_http *provider_http_start(struct provider *p,
 	h->last_ms = util_mono_ms();
 	if (provider_h1_start(p, h, rq))
 		goto live;
+	/* libcurl is loaded by the first request that needs it. */
+	if (provider_multi(p, err) < 0) {
+		free(h->body);
+		provider_sse_free(&h->sse);
+		free(h);
+		return NULL;
+	}
+	cu = p->cu;
 	provider_pool_apply(p, rq);
 	h->easy = p->nspare ? p->spare[--p->nspare] : provider_easy_new(cu);
 	if (!h->easy) {
@@ -1067,6 +1087,34 @@ static int provider_run_timers(struct provider *p)
 	       ? (int)(p->timers->due - now) : PROVIDER_POLL_MS;
 }
 
+/* Without libcurl: poll the first nw entries of p->wfds and the wake
+ * eventfd; their revents go back into p->wfds. */
+static void provider_poll(struct provider *p, unsigned int nw, int wait_ms)
+{
+	uint64_t v;
+	unsigned int i;
+
+	if (nw + 1 > p->pcap) {
+		p->pcap = (nw + 1) * 2;
+		p->pfds = xrealloc(p->pfds, p->pcap * sizeof(*p->pfds));
+	}
+	for (i = 0; i < nw; i++) {
+		p->pfds[i].fd = p->wfds[i].fd;
+		p->pfds[i].events = p->wfds[i].events;
+		p->pfds[i].revents = 0;
+	}
+	p->pfds[nw].fd = p->wakefd;
+	p->pfds[nw].events = POLLIN;
+	p->pfds[nw].revents = 0;
+	if (poll(p->pfds, nw + 1, wait_ms) <= 0)
+		return;
+	for (i = 0; i < nw; i++)
+		p->wfds[i].revents = p->pfds[i].revents;
+	if (p->pfds[nw].revents && read(p->wakefd, &v, sizeof(v)) < 0) {
+		/* EAGAIN: nothing to drain. */
+	}
+}
+
 static void *provider_main(void *arg)
 {
 	struct provider *p = arg;
@@ -1107,6 +1155,22 @@ static void *provider_main(void *arg)
 			pthread_mutex_unlock(&p->mu);
 			continue;
 		}
+		if ((nw = provider_h1_pollset(p, &wait_ms)) > 0) {
+			/* h1 sockets and no libcurl: poll them and the wake
+			 * eventfd. */
+			pthread_mutex_lock(&p->mu);
+			if (p->head || p->stopping)
+				wait_ms = 0;
+			else if (wait_ms > 0)
+				p->sleeping = 2;
+			pthread_mutex_unlock(&p->mu);
+			provider_poll(p, nw, wait_ms);
+			provider_h1_polled(p);
+			pthread_mutex_lock(&p->mu);
+			p->sleeping = 0;
+			pthread_mutex_unlock(&p->mu);
+			continue;
+		}
 		util_deadline(&ts, wait_ms);
 		pthread_mutex_lock(&p->mu);
 		if (!p->head && !p->stopping)
@@ -1126,6 +1190,8 @@ static void *provider_main(void *arg)
 	p->nidle = 0;
 	free(p->wfds);
 	p->wfds = NULL;
+	free(p->pfds);
+	p->pfds = NULL;
 	while (p->timers) {
 		struct provider_timer *t = p->timers;
 
@@ -1160,7 +1226,11 @@ int provider_new(struct provider **out)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	p->h1_off = provider_h1_disabled();
-	if (pthread_create(&p->thread, NULL, provider_main, p) != 0) {
+	p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (p->wakefd < 0 ||
+	    pthread_create(&p->thread, NULL, provider_main, p) != 0) {
+		if (p->wakefd >= 0)
+			close(p->wakefd);
 		pthread_cond_destroy(&p->wake);
 		pthread_mutex_destroy(&p->mu);
 		free(p);
@@ -1182,6 +1252,7 @@ void provider_free(struct provider *p)
 	pthread_cond_signal(&p->wake);
 	multi = p->multi;
 	pthread_mutex_unlock(&p->mu);
+	provider_wake_fd(p);
 	if (multi)
 		p->cu->multi_wakeup(multi);
 	pthread_join(p->thread, NULL);
@@ -1190,6 +1261,7 @@ void provider_free(struct provider *p)
 		p->cu->easy_cleanup(p->spare[--p->nspare]);
 	if (p->multi)
 		p->cu->multi_cleanup(p->multi);
+	close(p->wakefd);
 	pthread_cond_destroy(&p->wake);
 	pthread_mutex_destroy(&p->mu);
 	free(p);

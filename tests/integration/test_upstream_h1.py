@@ -8,6 +8,7 @@ CLAWGATE_UPSTREAM_CURL=1 (libcurl asks for compressed answers, h1 does
 not: the Accept-Encoding header tells them apart)."""
 
 import json
+import os
 import socket
 import threading
 
@@ -145,6 +146,12 @@ def raw_config(base_url):
     }
 
 
+def libcurl_mapped(gw):
+    with open("/proc/%d/maps" % gw.proc.pid) as f:
+        return any(os.path.basename(line.split()[-1]).startswith("libcurl")
+                   for line in f if ".so" in line)
+
+
 def post(gw, body, stream=False):
     return gw.http("POST", "/v1/chat/completions", json=body,
                    headers={"Authorization": "Bearer " + TOKEN},
@@ -185,6 +192,8 @@ def test_chunked_stream_complete_and_in_order(launcher, raw):
     assert h["authorization"] == "Bearer sk-raw"
     assert h["host"] == "127.0.0.1:%d" % raw.port
     assert "accept-encoding" not in h, h	# not libcurl
+    # libcurl is loaded by the first request that needs it: none here.
+    assert not libcurl_mapped(gw)
 
 
 @pytest.mark.parametrize("raw", ["drop-idle", "drop-reuse"], indirect=True)
@@ -239,3 +248,4 @@ def test_libcurl_still_serves_the_rest(launcher, raw, how):
     with raw.lock:
         h = raw.requests[-1][1]
     assert "accept-encoding" in h, h
+    assert libcurl_mapped(gw)
