@@ -15,7 +15,7 @@
 
 struct gw_config;
 
-/* ---- provider.c: the agent thread (libcurl multi) and SSE ------------- */
+/* ---- provider.c: the agent thread (h1 and libcurl) and SSE ------------ */
 
 /* Incremental SSE parser: bytes in, one callback per complete event with
  * the concatenated "data:" lines (without the trailing newline). */

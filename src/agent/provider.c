@@ -1,6 +1,10 @@
-/* The agent thread: one libcurl multi handle driving every upstream
- * request, a posted-job queue (woken with curl_multi_wakeup), and the
- * incremental SSE parser the streams go through. */
+/* The agent thread: every upstream request, either on h1 (h1.h: plain
+ * http to an IP literal, its sockets polled here) or on one libcurl multi
+ * handle (loaded by the first request that needs it; then h1's sockets
+ * are polled by curl_multi_poll), a posted-job queue (woken with an
+ * eventfd, curl_multi_wakeup or a condition variable, whichever the
+ * thread waits on), timers, and the incremental SSE parser the streams
+ * go through. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
