@@ -1143,32 +1143,21 @@ static void *provider_main(void *arg)
 		}
 		provider_h1_run(p);
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
-		if (p->multi) {
-			nw = provider_h1_pollset(p, &wait_ms);
+		nw = provider_h1_pollset(p, &wait_ms);
+		if (p->multi || nw > 0) {
+			/* libcurl's sockets and h1's, or h1's alone (libcurl
+			 * not loaded) with the wake eventfd. */
 			pthread_mutex_lock(&p->mu);
 			if (p->head || p->stopping)
 				wait_ms = 0;
 			else if (wait_ms > 0)
-				p->sleeping = 1;
+				p->sleeping = p->multi ? 1 : 2;
 			pthread_mutex_unlock(&p->mu);
-			p->cu->multi_poll(p->multi, nw ? p->wfds : NULL, nw,
-					  wait_ms, NULL);
-			provider_h1_polled(p);
-			pthread_mutex_lock(&p->mu);
-			p->sleeping = 0;
-			pthread_mutex_unlock(&p->mu);
-			continue;
-		}
-		if ((nw = provider_h1_pollset(p, &wait_ms)) > 0) {
-			/* h1 sockets and no libcurl: poll them and the wake
-			 * eventfd. */
-			pthread_mutex_lock(&p->mu);
-			if (p->head || p->stopping)
-				wait_ms = 0;
-			else if (wait_ms > 0)
-				p->sleeping = 2;
-			pthread_mutex_unlock(&p->mu);
-			provider_poll(p, nw, wait_ms);
+			if (p->multi)
+				p->cu->multi_poll(p->multi, nw ? p->wfds : NULL,
+						  nw, wait_ms, NULL);
+			else
+				provider_poll(p, nw, wait_ms);
 			provider_h1_polled(p);
 			pthread_mutex_lock(&p->mu);
 			p->sleeping = 0;

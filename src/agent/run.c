@@ -370,6 +370,16 @@ static json_t *run_result_json(struct run *r)
 	return o;
 }
 
+/* A failed run always has an error text and an HTTP status. */
+static void run_result_defaults(struct run_result *res)
+{
+	if (res->status != RUN_OK && !res->error)
+		res->error = res->status == RUN_ABORTED ? "run aborted"
+							: "run failed";
+	if (res->status != RUN_OK && !res->http_status)
+		res->http_status = res->status == RUN_TIMEOUT ? 504 : 502;
+}
+
 static void run_result_fill(struct run_result *res, const json_t *o)
 {
 	const json_t *u = json_object_get(o, "usage");
@@ -392,13 +402,9 @@ static void run_result_fill(struct run_result *res, const json_t *o)
 	res->error = json_string_value(json_object_get(o, "error"));
 	res->http_status = (int)json_integer_value(json_object_get(o,
 							"httpStatus"));
-	if (res->status != RUN_OK && !res->error)
-		res->error = res->status == RUN_ABORTED ? "run aborted"
-							: "run failed";
-	if (res->status != RUN_OK && !res->http_status)
-		res->http_status = res->status == RUN_TIMEOUT ? 504 : 502;
 	res->started_at = json_integer_value(json_object_get(o, "startedAt"));
 	res->ended_at = json_integer_value(json_object_get(o, "endedAt"));
+	run_result_defaults(res);
 }
 
 /* What run_result_fill gives for run_result_json(r), read from the run
@@ -418,13 +424,9 @@ static void run_result_of(struct run *r, struct run_result *res)
 	res->model = r->model_used;
 	res->error = r->error;
 	res->http_status = r->http_status;
-	if (res->status != RUN_OK && !res->error)
-		res->error = res->status == RUN_ABORTED ? "run aborted"
-							: "run failed";
-	if (res->status != RUN_OK && !res->http_status)
-		res->http_status = res->status == RUN_TIMEOUT ? 504 : 502;
 	res->started_at = r->started_at;
 	res->ended_at = r->ended_at;
+	run_result_defaults(res);
 }
 
 /* Agent thread: the end was stored; tell the sinks, leave the list. */
