@@ -124,6 +124,13 @@ void store_stmt_forget(sqlite3 *db);
  * callers queue at once (group commit). */
 void store_stats(struct store *st, uint64_t *writes, uint64_t *commits);
 
+/* The writer's figures for the status RPC: {writes, commits, wal: {pages
+ * (WAL size after the last commit), pagesMax, softPages, hardPages,
+ * checkpoints (checkpointer runs), checkpointPages (frames they copied),
+ * checkpointsBusy, lastCheckpointUs, maxCheckpointUs, totalCheckpointUs,
+ * writerCheckpoints (forced past hardPages), resets (WAL rewound)}}. */
+json_t *store_status_json(struct store *st);
+
 /* Schema version recorded in the database (PRAGMA user_version). */
 int store_schema_version(struct store *st, int *out);
 
