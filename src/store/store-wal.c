@@ -53,12 +53,13 @@ struct store_wal {
 
 	/* set by the writer, read by store_wal_stats */
 	atomic_int wal_pages, wal_pages_max;
-	atomic_ullong resets, writer_ckpts;
+	atomic_ullong resets, writer_ckpts, frames;
 
 	pthread_mutex_t mu;		/* guards the rest */
 	pthread_cond_t cv;		/* kick or stopping */
 	pthread_cond_t idle_cv;		/* running went to 0 */
 	int kick, stopping, running;
+	int hold;			/* the writer checkpoints: no new run */
 	int attached;			/* the connection opened the WAL */
 	int base;			/* frames copied in this WAL so far */
 	uint64_t base_resets;		/* ... whose generation this is */
@@ -85,7 +86,10 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int n)
 		/* The transaction started a new WAL from its start. */
 		atomic_fetch_add_explicit(&w->resets, 1, memory_order_relaxed);
 		w->next_kick = w->soft;
+		w->last_n = 0;
 	}
+	atomic_fetch_add_explicit(&w->frames, (unsigned long long)(n - w->last_n),
+				  memory_order_relaxed);
 	w->last_n = n;
 	atomic_store_explicit(&w->wal_pages, n, memory_order_relaxed);
 	if (n > atomic_load_explicit(&w->wal_pages_max, memory_order_relaxed))
@@ -163,7 +167,7 @@ static void store_wal_run(struct store_wal *w)
 			return;
 		prev = nckpt;
 		pthread_mutex_lock(&w->mu);
-		rc = w->stopping;
+		rc = w->stopping || w->hold;
 		pthread_mutex_unlock(&w->mu);
 		if (rc)
 			return;
@@ -176,7 +180,7 @@ static void *store_wal_main(void *arg)
 
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
-		while (!w->kick && !w->stopping)
+		while ((!w->kick || w->hold) && !w->stopping)
 			pthread_cond_wait(&w->cv, &w->mu);
 		if (w->stopping) {
 			pthread_mutex_unlock(&w->mu);
@@ -256,8 +260,9 @@ fail:
 	return NULL;
 }
 
-/* Until the checkpointer's wake-up is over (at most STORE_WAL_WAIT_MS). */
-static void store_wal_wait_idle(struct store_wal *w)
+/* Hold the checkpointer (no new run) and wait until its current run is
+ * over (at most STORE_WAL_WAIT_MS). */
+static void store_wal_hold(struct store_wal *w)
 {
 	struct timespec ts;
 
@@ -269,9 +274,18 @@ static void store_wal_wait_idle(struct store_wal *w)
 		ts.tv_nsec -= 1000000000;
 	}
 	pthread_mutex_lock(&w->mu);
+	w->hold = 1;
 	while (w->running &&
 	       pthread_cond_timedwait(&w->idle_cv, &w->mu, &ts) == 0)
 		;
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void store_wal_release(struct store_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->hold = 0;
+	pthread_cond_signal(&w->cv);
 	pthread_mutex_unlock(&w->mu);
 }
 
@@ -284,17 +298,13 @@ void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 		return;
 	w->force = 0;
 	t0 = store_wal_us();
-	for (int i = 0; i < 2; i++) {
-		rc = sqlite3_wal_checkpoint_v2(wdb, NULL,
-					       SQLITE_CHECKPOINT_PASSIVE,
-					       &nlog, &nckpt);
-		if (rc != SQLITE_BUSY || i)
-			break;
-		/* The checkpointer is at it: with no commit meanwhile its
-		 * next round copies the rest; wait for it (bounded), then
-		 * copy what may be left. */
-		store_wal_wait_idle(w);
-	}
+	/* The checkpointer stops after its current round (it holds the
+	 * checkpoint lock meanwhile); no commit lands while the writer is
+	 * here, so this copies whatever is left. */
+	store_wal_hold(w);
+	rc = sqlite3_wal_checkpoint_v2(wdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+				       &nlog, &nckpt);
+	store_wal_release(w);
 	dt = store_wal_us() - t0;
 	if (rc == SQLITE_BUSY)
 		return;	/* asked again by the next commit */
@@ -341,6 +351,7 @@ void store_wal_stats(struct store_wal *w, struct store_wal_stats *out)
 	out->wal_pages = atomic_load(&w->wal_pages);
 	out->wal_pages_max = atomic_load(&w->wal_pages_max);
 	out->resets = atomic_load(&w->resets);
+	out->frames = atomic_load(&w->frames);
 	out->writer_checkpoints = atomic_load(&w->writer_ckpts);
 	out->soft = w->soft == INT_MAX ? 0 : w->soft;
 	out->hard = w->hard;

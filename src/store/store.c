@@ -487,10 +487,11 @@ json_t *store_status_json(struct store *st)
 {
 	struct store_wal_stats w;
 	uint64_t writes = 0, commits = 0;
+	json_t *j;
 
 	store_stats(st, &writes, &commits);
 	store_wal_stats(st->wal, &w);
-	return json_pack("{s:I,s:I,s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,"
+	j = json_pack("{s:I,s:I,s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,"
 			 "s:I,s:I,s:I}}", "writes", (json_int_t)writes,
 			 "commits", (json_int_t)commits, "wal",
 			 "pages", w.wal_pages, "pagesMax", w.wal_pages_max,
@@ -503,6 +504,9 @@ json_t *store_status_json(struct store *st)
 			 "totalCheckpointUs", (json_int_t)w.total_us,
 			 "writerCheckpoints", (json_int_t)w.writer_checkpoints,
 			 "resets", (json_int_t)w.resets);
+	json_object_set_new(json_object_get(j, "wal"), "frames",
+			    json_integer((json_int_t)w.frames));
+	return j;
 }
 
 void store_stats(struct store *st, uint64_t *writes, uint64_t *commits)
@@ -788,9 +792,10 @@ void store_close(struct store *st)
 				 (double)w / (double)c,
 				 secs > 0 ? (double)c / secs : 0.0, secs);
 		if (st->ckpt.checkpoints || st->ckpt.writer_checkpoints)
-			log_info("store", "store: %llu checkpoints (%llu "
-				 "pages, %.1f ms) off the writer, %llu on it; "
-				 "WAL at most %d pages",
+			log_info("store", "store: %.1f WAL pages per commit; "
+				 "%llu checkpoints (%llu pages, %.1f ms) off "
+				 "the writer, %llu on it; WAL at most %d pages",
+				 c ? (double)st->ckpt.frames / (double)c : 0.0,
 				 (unsigned long long)st->ckpt.checkpoints,
 				 (unsigned long long)st->ckpt.pages,
 				 (double)st->ckpt.total_us / 1000,
