@@ -48,6 +48,8 @@ struct store_wal {
 	int last_n;			/* WAL pages after the last commit */
 	int next_kick;			/* wake the checkpointer at this size */
 	int force;			/* past the hard bound */
+	int held;			/* holding the checkpointer until the
+					 * next commit rewound the WAL */
 	int64_t next_log_ms;
 	uint64_t unlogged;
 
@@ -75,6 +77,35 @@ static int64_t store_wal_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* Hold the checkpointer (no new run) and wait until its current run is
+ * over (at most STORE_WAL_WAIT_MS). */
+static void store_wal_hold(struct store_wal *w)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += STORE_WAL_WAIT_MS / 1000;
+	ts.tv_nsec += (long)(STORE_WAL_WAIT_MS % 1000) * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&w->mu);
+	w->hold = 1;
+	while (w->running &&
+	       pthread_cond_timedwait(&w->idle_cv, &w->mu, &ts) == 0)
+		;
+	pthread_mutex_unlock(&w->mu);
+}
+
+static void store_wal_release(struct store_wal *w)
+{
+	pthread_mutex_lock(&w->mu);
+	w->hold = 0;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 /* The writer's WAL hook: after every commit, n = pages in the WAL. */
 static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int n)
 {
@@ -82,6 +113,10 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int n)
 
 	(void)db;
 	(void)name;
+	if (w->held) {
+		w->held = 0;
+		store_wal_release(w);
+	}
 	if (n < w->last_n) {
 		/* The transaction started a new WAL from its start. */
 		atomic_fetch_add_explicit(&w->resets, 1, memory_order_relaxed);
@@ -260,35 +295,6 @@ fail:
 	return NULL;
 }
 
-/* Hold the checkpointer (no new run) and wait until its current run is
- * over (at most STORE_WAL_WAIT_MS). */
-static void store_wal_hold(struct store_wal *w)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += STORE_WAL_WAIT_MS / 1000;
-	ts.tv_nsec += (long)(STORE_WAL_WAIT_MS % 1000) * 1000000;
-	if (ts.tv_nsec >= 1000000000) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000;
-	}
-	pthread_mutex_lock(&w->mu);
-	w->hold = 1;
-	while (w->running &&
-	       pthread_cond_timedwait(&w->idle_cv, &w->mu, &ts) == 0)
-		;
-	pthread_mutex_unlock(&w->mu);
-}
-
-static void store_wal_release(struct store_wal *w)
-{
-	pthread_mutex_lock(&w->mu);
-	w->hold = 0;
-	pthread_cond_signal(&w->cv);
-	pthread_mutex_unlock(&w->mu);
-}
-
 void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 {
 	int nlog = -1, nckpt = -1, rc;
@@ -304,7 +310,13 @@ void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 	store_wal_hold(w);
 	rc = sqlite3_wal_checkpoint_v2(wdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
 				       &nlog, &nckpt);
-	store_wal_release(w);
+	/* All copied: the next transaction rewinds the WAL unless a
+	 * checkpoint holds its lock then, so the checkpointer stays held
+	 * until that commit (the hook releases it). */
+	if (rc == SQLITE_OK && nckpt >= nlog)
+		w->held = 1;
+	else
+		store_wal_release(w);
 	dt = store_wal_us() - t0;
 	if (rc == SQLITE_BUSY)
 		return;	/* asked again by the next commit */

@@ -114,6 +114,9 @@ void store_stmt_done(sqlite3_stmt *s);
  * a time that is not set). */
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
 void store_bind_pos(sqlite3_stmt *s, int i, int64_t v);
+/* store_bind_text without the copy: v must stay valid until the statement
+ * is handed back (store_stmt_done clears the bindings). The run path. */
+void store_bind_static(sqlite3_stmt *s, int i, const char *v);
 /* Caches of the store's connections (store.c registers them at open and
  * drops them before sqlite3_close). */
 void store_stmt_register(sqlite3 *db);
