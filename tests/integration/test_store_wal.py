@@ -46,8 +46,8 @@ def test_checkpoints_off_the_writer_and_bounded(walgw):
     # (start-up writes, e.g. the config snapshot, may already have run one)
     ck0, resets0 = wal["checkpoints"], wal["resets"]
     biggest = 0
-    # each completion stores its ~21 KB prompt (and answer): ~10 pages,
-    # so 60 of them write ~3 times the hard bound
+    # each completion stores its ~21 KB prompt twice (text and message):
+    # ~15 pages, so 60 of them write ~4 times the hard bound
     for i in range(60):
         r = post(walgw, "/v1/chat/completions",
                  chat("%d %s [[reply:ok%d]]" % (i, BIG, i)))
@@ -65,10 +65,10 @@ def test_checkpoints_off_the_writer_and_bounded(walgw):
     assert wal["checkpointPages"] > 0, wal
     assert wal["lastCheckpointUs"] > 0 and wal["totalCheckpointUs"] > 0
     # the WAL rewound at least once and never grew much past the hard
-    # bound (one commit's pages at most: a completion is ~12)
+    # bound (a few commits at most: a completion here is ~15 pages)
     assert wal["resets"] > resets0, wal
-    assert wal["pagesMax"] <= HARD + 32, wal
-    assert biggest <= (HARD + 32) * FRAME + 32, biggest
+    assert wal["pagesMax"] <= HARD + 64, wal
+    assert biggest <= (HARD + 64) * FRAME + 32, biggest
     # every answer's rows are there (copied or in the WAL)
     with walgw.connect(scopes=["operator.read"]) as c:
         n = c.call("status")["sessions"]["count"]
