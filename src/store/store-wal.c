@@ -38,6 +38,8 @@
 #define STORE_WAL_ROUNDS 4		/* PASSIVE runs per wake-up, at most */
 #define STORE_WAL_LOG_MS 60000		/* forced checkpoint log interval */
 #define STORE_WAL_WAIT_MS 2000		/* the writer waits for a run */
+#define STORE_WAL_BUSY_NS 100000	/* ... then for readers, in steps */
+#define STORE_WAL_BUSY_TRIES 50		/* of 0.1 ms, 5 ms at most */
 
 struct store_wal {
 	sqlite3 *db;			/* the checkpointer's connection */
@@ -48,6 +50,7 @@ struct store_wal {
 	int last_n;			/* WAL pages after the last commit */
 	int next_kick;			/* wake the checkpointer at this size */
 	int force;			/* past the hard bound */
+	int next_force;			/* force at this size */
 	int held;			/* holding the checkpointer until the
 					 * next commit rewound the WAL */
 	int64_t next_log_ms;
@@ -55,7 +58,7 @@ struct store_wal {
 
 	/* set by the writer, read by store_wal_stats */
 	atomic_int wal_pages, wal_pages_max;
-	atomic_ullong resets, writer_ckpts, frames;
+	atomic_ullong resets, writer_ckpts, writer_busy, frames;
 
 	pthread_mutex_t mu;		/* guards the rest */
 	pthread_cond_t cv;		/* kick or stopping */
@@ -75,6 +78,20 @@ static int64_t store_wal_us(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The writer's busy handler during its RESTART checkpoint: readers are
+ * one-shot statements, so wait for them in short steps, a few ms at most
+ * (the connection's busy_timeout sleeps 1, 2, 5, 10... ms). */
+static int store_wal_busy(void *arg, int n)
+{
+	struct timespec ts = { 0, STORE_WAL_BUSY_NS };
+
+	(void)arg;
+	if (n >= STORE_WAL_BUSY_TRIES)
+		return 0;
+	nanosleep(&ts, NULL);
+	return 1;
 }
 
 /* Hold the checkpointer (no new run) and wait until its current run is
@@ -121,6 +138,7 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int n)
 		/* The transaction started a new WAL from its start. */
 		atomic_fetch_add_explicit(&w->resets, 1, memory_order_relaxed);
 		w->next_kick = w->soft;
+		w->next_force = w->hard;
 		w->last_n = 0;
 	}
 	atomic_fetch_add_explicit(&w->frames, (unsigned long long)(n - w->last_n),
@@ -130,7 +148,7 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int n)
 	if (n > atomic_load_explicit(&w->wal_pages_max, memory_order_relaxed))
 		atomic_store_explicit(&w->wal_pages_max, n,
 				      memory_order_relaxed);
-	if (n >= w->hard)
+	if (n >= w->next_force)
 		w->force = 1;
 	if (n >= w->next_kick) {
 		w->next_kick = n + w->step;
@@ -268,6 +286,7 @@ struct store_wal *store_wal_start(const char *path, sqlite3 *wdb)
 	if (!w->soft)	/* no checkpointer runs: the hard bound only */
 		w->soft = INT_MAX;
 	w->next_kick = w->soft;
+	w->next_force = w->hard;
 	if (sqlite3_open_v2(path, &w->db, SQLITE_OPEN_READWRITE |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
 		log_warn("store", "checkpointer: open %s: %s", path,
@@ -309,20 +328,30 @@ void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 	t0 = store_wal_us();
 	/* The checkpointer stops after its current round (it holds the
 	 * checkpoint lock meanwhile); no commit lands while the writer is
-	 * here, so this copies whatever is left. */
+	 * here, so this copies whatever is left. RESTART then waits (a few
+	 * ms at most) until no reader uses the WAL's frames: a reader in
+	 * one at the next BEGIN would keep the WAL from rewinding, and the
+	 * writer would come back here at every commit. */
 	store_wal_hold(w);
-	rc = sqlite3_wal_checkpoint_v2(wdb, NULL, SQLITE_CHECKPOINT_PASSIVE,
+	sqlite3_busy_handler(wdb, store_wal_busy, NULL);
+	rc = sqlite3_wal_checkpoint_v2(wdb, NULL, SQLITE_CHECKPOINT_RESTART,
 				       &nlog, &nckpt);
-	/* All copied: the next transaction rewinds the WAL unless a
-	 * checkpoint holds its lock then, so the checkpointer stays held
+	sqlite3_busy_timeout(wdb, STORE_BUSY_TIMEOUT_MS);
+	/* The next transaction rewinds the WAL; the checkpointer stays held
 	 * until that commit (the hook releases it). */
-	if (rc == SQLITE_OK && nckpt >= nlog)
+	if (rc == SQLITE_OK)
 		w->held = 1;
 	else
 		store_wal_release(w);
 	dt = store_wal_us() - t0;
-	if (rc == SQLITE_BUSY)
-		return;	/* asked again by the next commit */
+	if (rc == SQLITE_BUSY) {
+		/* a reader stayed: again once the WAL grew by a quarter
+		 * of the bound, not at every commit */
+		w->next_force = w->last_n + (w->hard / 4 > 0 ? w->hard / 4 : 1);
+		atomic_fetch_add_explicit(&w->writer_busy, 1,
+					  memory_order_relaxed);
+		return;
+	}
 	if (rc != SQLITE_OK) {
 		log_warn("store", "checkpoint: %s", sqlite3_errmsg(wdb));
 		return;
@@ -368,6 +397,7 @@ void store_wal_stats(struct store_wal *w, struct store_wal_stats *out)
 	out->resets = atomic_load(&w->resets);
 	out->frames = atomic_load(&w->frames);
 	out->writer_checkpoints = atomic_load(&w->writer_ckpts);
+	out->writer_busy = atomic_load(&w->writer_busy);
 	out->soft = w->soft == INT_MAX ? 0 : w->soft;
 	out->hard = w->hard;
 	pthread_mutex_lock(&w->mu);

@@ -506,6 +506,8 @@ json_t *store_status_json(struct store *st)
 			 "resets", (json_int_t)w.resets);
 	json_object_set_new(json_object_get(j, "wal"), "frames",
 			    json_integer((json_int_t)w.frames));
+	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointsBusy",
+			    json_integer((json_int_t)w.writer_busy));
 	return j;
 }
 

@@ -157,6 +157,40 @@ START_TEST(test_hard_bound)
 }
 END_TEST
 
+/* A reader inside a read transaction pins the WAL: the writer's forced
+ * checkpoint cannot copy past it and says so, is tried again only once the
+ * WAL grew by a quarter of the bound (not at every commit), and rewinds the
+ * WAL once the reader is gone. */
+START_TEST(test_hard_bound_reader)
+{
+	struct store *st = open_with("0:64");
+	sqlite3 *rd = NULL;
+	sqlite3_stmt *s = NULL;
+	json_int_t r0;
+
+	write_big(st, 10, "pre");	/* ~30 frames */
+	r0 = wal_fig(st, "resets");
+	ck_assert_int_eq(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY,
+					 NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(rd, "SELECT key FROM meta", -1,
+					    &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);	/* read tx open */
+	write_big(st, 100, "pinned");	/* ~300 more frames */
+	ck_assert_int_eq(wal_fig(st, "resets"), r0);
+	ck_assert_int_gt(wal_fig(st, "pages"), 64 + 200);
+	ck_assert_int_ge(wal_fig(st, "writerCheckpointsBusy"), 1);
+	/* one try every 16 pages (~30), not one per commit (100) */
+	ck_assert_int_le(wal_fig(st, "writerCheckpointsBusy"), 50);
+	sqlite3_finalize(s);
+	sqlite3_close(rd);
+	write_big(st, 10, "post");
+	ck_assert_int_ge(wal_fig(st, "writerCheckpoints"), 1);
+	ck_assert_int_gt(wal_fig(st, "resets"), r0);
+	ck_assert_int_lt(wal_fig(st, "pages"), 64);
+	store_close(st);
+}
+END_TEST
+
 /* Both at once, with readers: every write committed and readable. */
 START_TEST(test_rows_survive_checkpoints)
 {
@@ -184,6 +218,7 @@ static void add(TCase *tc)
 	tcase_add_test(tc, test_no_automatic_checkpoint);
 	tcase_add_test(tc, test_checkpointer_runs);
 	tcase_add_test(tc, test_hard_bound);
+	tcase_add_test(tc, test_hard_bound_reader);
 	tcase_add_test(tc, test_rows_survive_checkpoints);
 }
 
