@@ -58,7 +58,7 @@ struct store_wal {
 
 	/* set by the writer, read by store_wal_stats */
 	atomic_int wal_pages, wal_pages_max;
-	atomic_ullong resets, writer_ckpts, writer_busy, frames;
+	atomic_ullong resets, writer_ckpts, writer_busy, frames, writer_us;
 
 	pthread_mutex_t mu;		/* guards the rest */
 	pthread_cond_t cv;		/* kick or stopping */
@@ -357,6 +357,8 @@ void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 		return;
 	}
 	atomic_fetch_add_explicit(&w->writer_ckpts, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&w->writer_us, (unsigned long long)dt,
+				  memory_order_relaxed);
 	w->unlogged++;
 	now = util_mono_ms();
 	if (now >= w->next_log_ms) {
@@ -398,6 +400,7 @@ void store_wal_stats(struct store_wal *w, struct store_wal_stats *out)
 	out->frames = atomic_load(&w->frames);
 	out->writer_checkpoints = atomic_load(&w->writer_ckpts);
 	out->writer_busy = atomic_load(&w->writer_busy);
+	out->writer_us = (int64_t)atomic_load(&w->writer_us);
 	out->soft = w->soft == INT_MAX ? 0 : w->soft;
 	out->hard = w->hard;
 	pthread_mutex_lock(&w->mu);

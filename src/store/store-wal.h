@@ -26,6 +26,7 @@ struct store_wal_stats {
 	uint64_t busy;		/* runs that found another checkpoint */
 	uint64_t writer_checkpoints; /* forced on the writer (hard bound) */
 	uint64_t writer_busy;	/* ... that found a reader in the WAL */
+	int64_t writer_us;	/* time the writer spent in them */
 	uint64_t resets;	/* the WAL rewound to its start */
 	uint64_t frames;	/* frames the writer's commits appended */
 	int64_t last_us, max_us, total_us; /* checkpointer run durations */

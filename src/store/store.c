@@ -508,6 +508,8 @@ json_t *store_status_json(struct store *st)
 			    json_integer((json_int_t)w.frames));
 	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointsBusy",
 			    json_integer((json_int_t)w.writer_busy));
+	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointUs",
+			    json_integer((json_int_t)w.writer_us));
 	return j;
 }
 
@@ -796,13 +798,15 @@ void store_close(struct store *st)
 		if (st->ckpt.checkpoints || st->ckpt.writer_checkpoints)
 			log_info("store", "store: %.1f WAL pages per commit; "
 				 "%llu checkpoints (%llu pages, %.1f ms) off "
-				 "the writer, %llu on it; WAL at most %d pages",
+				 "the writer, %llu on it (%.1f ms); WAL at most "
+				 "%d pages",
 				 c ? (double)st->ckpt.frames / (double)c : 0.0,
 				 (unsigned long long)st->ckpt.checkpoints,
 				 (unsigned long long)st->ckpt.pages,
 				 (double)st->ckpt.total_us / 1000,
 				 (unsigned long long)
 					 st->ckpt.writer_checkpoints,
+				 (double)st->ckpt.writer_us / 1000,
 				 st->ckpt.wal_pages_max);
 		store_stmt_forget(st->wdb);
 		sqlite3_exec(st->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
