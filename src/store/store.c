@@ -798,8 +798,8 @@ void store_close(struct store *st)
 		if (st->ckpt.checkpoints || st->ckpt.writer_checkpoints)
 			log_info("store", "store: %.1f WAL pages per commit; "
 				 "%llu checkpoints (%llu pages, %.1f ms) off "
-				 "the writer, %llu on it (%.1f ms); WAL at most "
-				 "%d pages",
+				 "the writer, %llu on it (%.1f ms, %llu found a "
+				 "reader); WAL at most %d pages",
 				 c ? (double)st->ckpt.frames / (double)c : 0.0,
 				 (unsigned long long)st->ckpt.checkpoints,
 				 (unsigned long long)st->ckpt.pages,
@@ -807,6 +807,7 @@ void store_close(struct store *st)
 				 (unsigned long long)
 					 st->ckpt.writer_checkpoints,
 				 (double)st->ckpt.writer_us / 1000,
+				 (unsigned long long)st->ckpt.writer_busy,
 				 st->ckpt.wal_pages_max);
 		store_stmt_forget(st->wdb);
 		sqlite3_exec(st->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
