@@ -18,6 +18,7 @@
 #include "presence/presence.h"
 #include "rpc/rpc-int.h"
 #include "secrets/secrets.h"
+#include "store/store.h"
 
 #define LOGS_DEFAULT_LIMIT 500
 #define LOGS_MAX_LIMIT 5000
@@ -137,6 +138,9 @@ static int rpc_system_status(struct rpc_call *call)
 		       "authMode", auth_mode_name(call->cfg->auth_mode),
 		       "connections", s->nready);
 	json_object_set_new(gw, "wsLoop", rpc_system_ws_loop(s));
+	/* clawgate's own: the store writer's commits and checkpoints */
+	if (s->d.store)
+		json_object_set_new(gw, "store", store_status_json(s->d.store));
 	if (call->scopes & SCOPE_ADMIN) {
 		json_object_set_new(gw, "stateDir",
 				    json_string(s->d.state_dir));

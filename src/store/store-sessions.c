@@ -89,6 +89,25 @@ static inline void sess_jc(struct store_json_buf *b, char c)
 
 static int sess_json_put(struct store_json_buf *b, const json_t *v, int depth);
 
+/* v in decimal into out (at least 21 bytes, not terminated): its length.
+ * snprintf's "%lld" costs ~750 instructions, this ~40. */
+static size_t sess_itoa(char *out, int64_t v)
+{
+	char tmp[20];
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	size_t n = 0, len = 0;
+
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		out[len++] = '-';
+	while (n)
+		out[len++] = tmp[--n];
+	return len;
+}
+
 void store_json_str(struct store_json_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
@@ -166,9 +185,7 @@ static int sess_json_put(struct store_json_buf *b, const json_t *v, int depth)
 		store_json_str(b, json_string_value(v), json_string_length(v));
 		return 0;
 	case JSON_INTEGER:
-		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT,
-			 json_integer_value(v));
-		store_json_raw(b, num, strlen(num));
+		store_json_raw(b, num, sess_itoa(num, json_integer_value(v)));
 		return 0;
 	case JSON_REAL:
 		/* Rare here; jansson's own rules (%.17g, ".0", exponent). */
@@ -200,8 +217,7 @@ void store_json_int(struct store_json_buf *b, int64_t v)
 {
 	char num[24];
 
-	store_json_raw(b, num, (size_t)snprintf(num, sizeof(num), "%lld",
-						(long long)v));
+	store_json_raw(b, num, sess_itoa(num, v));
 }
 
 char *store_json_done(struct store_json_buf *b, size_t *len)
@@ -441,13 +457,13 @@ static int sess_transcript_insert(sqlite3 *db, const char *key,
 	sqlite3_bind_text(s, 5, role ? role : "other", -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 6, text, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 7, mjson, -1, SQLITE_STATIC);
-	store_bind_text(s, 8, m ? m->run_id : NULL);
-	store_bind_text(s, 9, m ? m->status : NULL);
+	store_bind_static(s, 8, m ? m->run_id : NULL);
+	store_bind_static(s, 9, m ? m->status : NULL);
 	if (m && (m->in_tok || m->out_tok)) {
 		sqlite3_bind_int64(s, 10, m->in_tok);
 		sqlite3_bind_int64(s, 11, m->out_tok);
 	}
-	store_bind_text(s, 12, m ? m->model : NULL);
+	store_bind_static(s, 12, m ? m->model : NULL);
 	sqlite3_bind_int64(s, 13, now);
 	if (sqlite3_step(s) != SQLITE_DONE) {
 		r = sess_fail(db, "transcript append");
@@ -601,7 +617,7 @@ static void sess_bind_start(sqlite3_stmt *s,
 	sqlite3_bind_text(s, 1, b->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, sid, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, b->agent_id, -1, SQLITE_STATIC);
-	store_bind_text(s, 4, b->channel);
+	store_bind_static(s, 4, b->channel);
 }
 
 /* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS. */
@@ -765,13 +781,13 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
-		store_bind_text(s, 7, json_string_value(
+		store_bind_static(s, 7, json_string_value(
 			json_object_get(e->result, "error")));
-		store_bind_text(s, 8, e->model);
+		store_bind_static(s, 8, e->model);
 		sqlite3_bind_int64(s, 9, e->in_tok);
 		sqlite3_bind_int64(s, 10, e->out_tok);
 		sqlite3_bind_int64(s, 11, (sqlite3_int64)total);
-		store_bind_text(s, 12, preview);
+		store_bind_static(s, 12, preview);
 		sqlite3_bind_int64(s, 13, at);
 		sqlite3_bind_int64(s, 14, now);
 		if (v == 1) {
@@ -813,7 +829,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
 	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
-	store_bind_text(s, 4, rjson);
+	store_bind_static(s, 4, rjson);
 	sqlite3_bind_int64(s, 5, at);
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, now + STORE_SESSION_IDEM_TTL_MS);

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "store/store-wal.h"
 
 #define STORE_VIEWS_META_KEY "store.views_sha256"
 #define STORE_KEY_MAX 512
@@ -47,6 +48,8 @@ struct store {
 	int in_tx;			/* writer thread only */
 	uint64_t writes, commits;	/* writer thread; read under mu */
 	int64_t opened_ms;		/* util_mono_ms() at open */
+	struct store_wal *wal;		/* checkpointer (NULL: automatic) */
+	struct store_wal_stats ckpt;	/* its figures when it stopped */
 
 	pthread_mutex_t mu;		/* guards everything below */
 	pthread_cond_t cv;		/* job queued or stopping */
@@ -475,8 +478,39 @@ static void *store_writer_main(void *arg)
 		store_run_group(st, jobs, n, rc);
 		for (int i = 0; i < n; i++)
 			store_finish(st, jobs[i], rc[i]);
+		store_wal_writer_idle(st->wal, st->wdb);
 	}
 	return NULL;
+}
+
+json_t *store_status_json(struct store *st)
+{
+	struct store_wal_stats w;
+	uint64_t writes = 0, commits = 0;
+	json_t *j;
+
+	store_stats(st, &writes, &commits);
+	store_wal_stats(st->wal, &w);
+	j = json_pack("{s:I,s:I,s:{s:i,s:i,s:i,s:i,s:I,s:I,s:I,s:I,s:I,"
+			 "s:I,s:I,s:I}}", "writes", (json_int_t)writes,
+			 "commits", (json_int_t)commits, "wal",
+			 "pages", w.wal_pages, "pagesMax", w.wal_pages_max,
+			 "softPages", w.soft, "hardPages", w.hard,
+			 "checkpoints", (json_int_t)w.checkpoints,
+			 "checkpointPages", (json_int_t)w.pages,
+			 "checkpointsBusy", (json_int_t)w.busy,
+			 "lastCheckpointUs", (json_int_t)w.last_us,
+			 "maxCheckpointUs", (json_int_t)w.max_us,
+			 "totalCheckpointUs", (json_int_t)w.total_us,
+			 "writerCheckpoints", (json_int_t)w.writer_checkpoints,
+			 "resets", (json_int_t)w.resets);
+	json_object_set_new(json_object_get(j, "wal"), "frames",
+			    json_integer((json_int_t)w.frames));
+	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointsBusy",
+			    json_integer((json_int_t)w.writer_busy));
+	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointUs",
+			    json_integer((json_int_t)w.writer_us));
+	return j;
 }
 
 void store_stats(struct store *st, uint64_t *writes, uint64_t *commits)
@@ -619,7 +653,7 @@ sqlite3 *store_reader(struct store *st)
 }
 
 /* Switch to WAL (persistent in the file); mode gets the resulting mode. */
-static void store_wal(sqlite3 *db, char *mode, size_t size)
+static void store_journal_wal(sqlite3 *db, char *mode, size_t size)
 {
 	sqlite3_stmt *s = NULL;
 
@@ -667,7 +701,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 		msg = store_newer_msg(path, uv);
 		goto out;
 	}
-	store_wal(db, mode, sizeof(mode));
+	store_journal_wal(db, mode, sizeof(mode));
 	if (strcmp(mode, "wal") != 0) {
 		msg = xasprintf("state database %s: cannot enable WAL: %s",
 				path, *mode ? mode : sqlite3_errmsg(db));
@@ -688,6 +722,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 	pthread_mutex_init(&st->mu, NULL);
 	pthread_cond_init(&st->cv, NULL);
 	pthread_cond_init(&st->done_cv, NULL);
+	st->wal = store_wal_start(path, st->wdb);
 	if (pthread_key_create(&st->rkey, store_reader_free) != 0) {
 		msg = xasprintf("state database %s: no thread key", path);
 		r = GW_EINTERNAL;
@@ -734,6 +769,9 @@ void store_close(struct store *st)
 		pthread_mutex_unlock(&st->mu);
 		pthread_join(st->writer, NULL);
 	}
+	store_wal_stats(st->wal, &st->ckpt);
+	store_wal_stop(st->wal, st->wdb);
+	st->wal = NULL;
 	pthread_mutex_lock(&st->mu);
 	while (st->readers) {
 		struct store_reader *rd = st->readers;
@@ -757,6 +795,20 @@ void store_close(struct store *st)
 				 (unsigned long long)w, (unsigned long long)c,
 				 (double)w / (double)c,
 				 secs > 0 ? (double)c / secs : 0.0, secs);
+		if (st->ckpt.checkpoints || st->ckpt.writer_checkpoints)
+			log_info("store", "store: %.1f WAL pages per commit; "
+				 "%llu checkpoints (%llu pages, %.1f ms) off "
+				 "the writer, %llu on it (%.1f ms, %llu found a "
+				 "reader); WAL at most %d pages",
+				 c ? (double)st->ckpt.frames / (double)c : 0.0,
+				 (unsigned long long)st->ckpt.checkpoints,
+				 (unsigned long long)st->ckpt.pages,
+				 (double)st->ckpt.total_us / 1000,
+				 (unsigned long long)
+					 st->ckpt.writer_checkpoints,
+				 (double)st->ckpt.writer_us / 1000,
+				 (unsigned long long)st->ckpt.writer_busy,
+				 st->ckpt.wal_pages_max);
 		store_stmt_forget(st->wdb);
 		sqlite3_exec(st->wdb, "PRAGMA wal_checkpoint(TRUNCATE)", NULL,
 			     NULL, NULL);

@@ -114,6 +114,9 @@ void store_stmt_done(sqlite3_stmt *s);
  * a time that is not set). */
 void store_bind_text(sqlite3_stmt *s, int i, const char *v);
 void store_bind_pos(sqlite3_stmt *s, int i, int64_t v);
+/* store_bind_text without the copy: v must stay valid until the statement
+ * is handed back (store_stmt_done clears the bindings). The run path. */
+void store_bind_static(sqlite3_stmt *s, int i, const char *v);
 /* Caches of the store's connections (store.c registers them at open and
  * drops them before sqlite3_close). */
 void store_stmt_register(sqlite3 *db);
@@ -123,6 +126,13 @@ void store_stmt_forget(sqlite3 *db);
  * and transactions committed. Several writes share one commit when
  * callers queue at once (group commit). */
 void store_stats(struct store *st, uint64_t *writes, uint64_t *commits);
+
+/* The writer's figures for the status RPC: {writes, commits, wal: {pages
+ * (WAL size after the last commit), pagesMax, softPages, hardPages,
+ * checkpoints (checkpointer runs), checkpointPages (frames they copied),
+ * checkpointsBusy, lastCheckpointUs, maxCheckpointUs, totalCheckpointUs,
+ * writerCheckpoints (forced past hardPages), resets (WAL rewound)}}. */
+json_t *store_status_json(struct store *st);
 
 /* Schema version recorded in the database (PRAGMA user_version). */
 int store_schema_version(struct store *st, int *out);

@@ -1,0 +1,228 @@
+/* Unit tests for src/store/store-wal.c: the writer connection runs no
+ * automatic checkpoint, the checkpointer thread copies the WAL once it
+ * grew past the soft bound, the writer checkpoints itself past the hard
+ * bound (the WAL stays bounded), the bounds come from
+ * CLAWGATE_STORE_WAL_PAGES, and close still truncates the WAL. */
+#include "config.h"
+
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/common.h"
+#include "core/log.h"
+#include "store/store.h"
+#include "store-fixture.h"
+
+#define WAL_FRAME (4096 + 24)	/* page size + frame header */
+#define VALUE_LEN 8000		/* about 3 pages per write */
+
+/* One figure of the status JSON's "wal" object. */
+static json_int_t wal_fig(struct store *st, const char *name)
+{
+	json_t *j = store_status_json(st);
+	json_t *v = json_object_get(json_object_get(j, "wal"), name);
+	json_int_t n;
+
+	ck_assert_msg(json_is_integer(v), "no wal.%s", name);
+	n = json_integer_value(v);
+	json_decref(j);
+	return n;
+}
+
+/* n committed writes of VALUE_LEN bytes each, one commit each. */
+static void write_big(struct store *st, int n, const char *tag)
+{
+	char *val = malloc(VALUE_LEN + 1);
+	char key[64];
+
+	memset(val, 'x', VALUE_LEN);
+	val[VALUE_LEN] = '\0';
+	for (int i = 0; i < n; i++) {
+		snprintf(key, sizeof(key), "test.%s.%d", tag, i);
+		ck_assert_int_eq(store_meta_set(st, key, val), GW_OK);
+	}
+	free(val);
+}
+
+static off_t wal_size(void)
+{
+	char p[600];
+	struct stat sb;
+
+	snprintf(p, sizeof(p), "%s-wal", dbpath);
+	return stat(p, &sb) == 0 ? sb.st_size : -1;
+}
+
+static struct store *open_with(const char *bounds)
+{
+	struct store *st;
+
+	if (bounds)
+		setenv("CLAWGATE_STORE_WAL_PAGES", bounds, 1);
+	else
+		unsetenv("CLAWGATE_STORE_WAL_PAGES");
+	st = open_ok();
+	unsetenv("CLAWGATE_STORE_WAL_PAGES");
+	return st;
+}
+
+START_TEST(test_defaults_and_bad_env)
+{
+	struct store *st = open_with(NULL);
+
+	ck_assert_int_eq(wal_fig(st, "softPages"), 1000);
+	ck_assert_int_eq(wal_fig(st, "hardPages"), 4000);
+	ck_assert_int_eq(wal_fig(st, "checkpoints"), 0);
+	store_close(st);
+	st = open_with("12abc");
+	ck_assert_int_eq(wal_fig(st, "softPages"), 1000);
+	store_close(st);
+	st = open_with("64:32");	/* hard below soft */
+	ck_assert_int_eq(wal_fig(st, "hardPages"), 4000);
+	store_close(st);
+	st = open_with("50");
+	ck_assert_int_eq(wal_fig(st, "softPages"), 50);
+	ck_assert_int_eq(wal_fig(st, "hardPages"), 200);
+	store_close(st);
+}
+END_TEST
+
+/* No checkpointer (SOFT 0) and a hard bound out of reach: nothing
+ * checkpoints, so the WAL grows past the 1000 pages at which SQLite's
+ * automatic checkpoint would have copied and rewound it on the writer. */
+START_TEST(test_no_automatic_checkpoint)
+{
+	struct store *st = open_with("0:1000000");
+
+	write_big(st, 450, "auto");
+	ck_assert_int_gt(wal_fig(st, "pages"), 1000);
+	ck_assert_int_eq(wal_fig(st, "resets"), 0);
+	/* frames the commits appended: all of the WAL, as it never rewound */
+	ck_assert_int_eq(wal_fig(st, "frames"), wal_fig(st, "pages"));
+	ck_assert_int_eq(wal_fig(st, "checkpoints"), 0);
+	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	ck_assert_int_eq(wal_fig(st, "softPages"), 0);
+	store_close(st);
+	/* the final checkpoint at close stays: the WAL is emptied */
+	ck_assert_int_le(wal_size(), 0);
+}
+END_TEST
+
+/* Past the soft bound the checkpointer (not the writer) copies the WAL. */
+START_TEST(test_checkpointer_runs)
+{
+	struct store *st = open_with("32:1000000");
+	int i;
+
+	write_big(st, 200, "ckpt");
+	/* it runs on its own thread: wait for it (bounded) */
+	for (i = 0; i < 2000 && wal_fig(st, "checkpoints") == 0; i++)
+		usleep(5000);
+	ck_assert_int_ge(wal_fig(st, "checkpoints"), 1);
+	ck_assert_int_gt(wal_fig(st, "checkpointPages"), 0);
+	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	/* once it has copied everything, the next commit rewinds the WAL;
+	 * keep writing (bounded) until that happened */
+	for (i = 0; i < 400 && wal_fig(st, "resets") == 0; i++) {
+		char tag[32];
+
+		snprintf(tag, sizeof(tag), "more%d", i);
+		write_big(st, 1, tag);
+		usleep(2000);
+	}
+	ck_assert_int_ge(wal_fig(st, "resets"), 1);
+	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	store_close(st);
+}
+END_TEST
+
+/* No checkpointer: past the hard bound the writer checkpoints itself, so
+ * the WAL (and its file) stays within the bound plus a few commits (the
+ * rewind after it can miss a commit when a checkpoint holds its lock). */
+START_TEST(test_hard_bound)
+{
+	struct store *st = open_with("0:64");
+
+	write_big(st, 300, "hard");
+	ck_assert_int_ge(wal_fig(st, "writerCheckpoints"), 1);
+	ck_assert_int_ge(wal_fig(st, "resets"), 1);
+	ck_assert_int_eq(wal_fig(st, "checkpoints"), 0);
+	ck_assert_int_le(wal_fig(st, "pagesMax"), 64 + 32);
+	ck_assert_int_le(wal_size(), (64 + 32) * WAL_FRAME + 32);
+	store_close(st);
+}
+END_TEST
+
+/* A reader inside a read transaction pins the WAL: the writer's forced
+ * checkpoint cannot copy past it and says so, is tried again only once the
+ * WAL grew by a quarter of the bound (not at every commit), and rewinds the
+ * WAL once the reader is gone. */
+START_TEST(test_hard_bound_reader)
+{
+	struct store *st = open_with("0:64");
+	sqlite3 *rd = NULL;
+	sqlite3_stmt *s = NULL;
+	json_int_t r0;
+
+	write_big(st, 10, "pre");	/* ~30 frames */
+	r0 = wal_fig(st, "resets");
+	ck_assert_int_eq(sqlite3_open_v2(dbpath, &rd, SQLITE_OPEN_READONLY,
+					 NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_prepare_v2(rd, "SELECT key FROM meta", -1,
+					    &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);	/* read tx open */
+	write_big(st, 100, "pinned");	/* ~300 more frames */
+	ck_assert_int_eq(wal_fig(st, "resets"), r0);
+	ck_assert_int_gt(wal_fig(st, "pages"), 64 + 200);
+	ck_assert_int_ge(wal_fig(st, "writerCheckpointsBusy"), 1);
+	/* one try every 16 pages (~30), not one per commit (100) */
+	ck_assert_int_le(wal_fig(st, "writerCheckpointsBusy"), 50);
+	sqlite3_finalize(s);
+	sqlite3_close(rd);
+	write_big(st, 10, "post");
+	ck_assert_int_ge(wal_fig(st, "writerCheckpoints"), 1);
+	ck_assert_int_gt(wal_fig(st, "resets"), r0);
+	ck_assert_int_lt(wal_fig(st, "pages"), 64);
+	store_close(st);
+}
+END_TEST
+
+/* Both at once, with readers: every write committed and readable. */
+START_TEST(test_rows_survive_checkpoints)
+{
+	struct store *st = open_with("16:48");
+	char *v = NULL;
+
+	write_big(st, 200, "rows");
+	ck_assert_int_eq(store_meta_get(st, "test.rows.0", &v), GW_OK);
+	ck_assert_int_eq(strlen(v), VALUE_LEN);
+	free(v);
+	ck_assert_int_le(wal_fig(st, "pagesMax"), 48 + 32);
+	store_close(st);
+	st = open_with(NULL);
+	ck_assert_int_eq(store_meta_get(st, "test.rows.199", &v), GW_OK);
+	ck_assert_int_eq(strlen(v), VALUE_LEN);
+	free(v);
+	store_close(st);
+}
+END_TEST
+
+static void add(TCase *tc)
+{
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_defaults_and_bad_env);
+	tcase_add_test(tc, test_no_automatic_checkpoint);
+	tcase_add_test(tc, test_checkpointer_runs);
+	tcase_add_test(tc, test_hard_bound);
+	tcase_add_test(tc, test_hard_bound_reader);
+	tcase_add_test(tc, test_rows_survive_checkpoints);
+}
+
+int main(void)
+{
+	return fixture_main("store-wal", add);
+}
