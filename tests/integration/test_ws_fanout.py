@@ -190,16 +190,19 @@ def test_drop_if_slow_then_close(tmp_root, upstream):
         assert "slow consumer" not in gw.stderr()
         # Run events are not droppable: they fill what room is left (less
         # than one 60 KB note) and the first that does not fit closes it.
+        # (The log line is the decision; the socket closes once what the
+        # kernel holds is read, or when the close times out.)
         runs = 0
-        while admin.call("status")["gateway"]["connections"] == conns:
+        while "slow consumer" not in gw.stderr():
             assert runs < 300, "slow reader not closed after %d runs" % runs
             admin.call("chat.send", {"sessionKey": "x-" + new_key(),
                                      "idempotencyKey": new_key(),
                                      "message": "[[reply:%s]]" % REPLY})
             runs += 1
-        assert "slow consumer" in gw.stderr()
         code, reason = slow.expect_close(timeout=60)
-        assert (code, reason) == (1008, "slow consumer")
+        # The close frame, or the TCP end when the close timed out with a
+        # write still pending (as ws_conn_close bounds it).
+        assert (code, reason) in ((1008, "slow consumer"), (1006, ""))
         # What it did get: session.message events, seq without a gap
         # (a skipped frame takes no seq), no run event.
         check_seq(slow)
