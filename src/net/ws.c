@@ -115,6 +115,9 @@ struct ws_conn {
 	size_t buffered;
 	int64_t backlog_since;	/* when the queue last became non-empty */
 	int closing, drop, close_code;
+	/* Queued during ws_drain: written at its end (ws_flush_dirty). */
+	int dirty;
+	struct ws_conn *dirty_next;
 	char close_reason[WS_REASON_MAX + 1];
 	size_t close_reason_len;
 	struct ws_conn *prev, *next;
@@ -182,6 +185,11 @@ struct ws_server {
 				 * frames; CLAWGATE_WS_BATCH=0: off) */
 	unsigned char *tx;	/* batch buffer (LWS_PRE headroom first) */
 	size_t tx_cap;
+	/* While ws_drain runs its jobs, connections that get frames are
+	 * listed here and written once at its end, from the loop (no
+	 * writeable round trip: no POLLOUT armed and disarmed per burst). */
+	int in_drain;
+	struct ws_conn *dirty;
 	/* ws_server_out_stats (written on the lws thread) */
 	_Atomic unsigned long long st_frames, st_writes, st_batched,
 		st_dropped;
@@ -575,6 +583,8 @@ ws_conn_writeable(struct ws_conn *c)
 	return 0;
 }
 
+static void ws_flush_dirty(struct ws_server *s);
+
 static void
 ws_drain(struct ws_server *s)
 {
@@ -584,6 +594,7 @@ ws_drain(struct ws_server *s)
 	j = s->jobs;
 	s->jobs = s->jobs_tail = NULL;
 	pthread_mutex_unlock(&s->mu);
+	s->in_drain = 1;
 	for (; j != NULL; j = next) {
 		next = j->next;
 		if (j->fn != NULL) {
@@ -596,6 +607,8 @@ ws_drain(struct ws_server *s)
 		}
 		free(j);
 	}
+	s->in_drain = 0;
+	ws_flush_dirty(s);
 }
 
 static int
@@ -1189,6 +1202,7 @@ static void
 ws_conn_queue(struct ws_conn *c, struct ws_msg *m)
 {
 	int was_empty = c->out_head == NULL;
+	struct ws_server *s = c->s;
 
 	m->next = NULL;
 	if (c->out_tail != NULL)
@@ -1201,9 +1215,43 @@ ws_conn_queue(struct ws_conn *c, struct ws_msg *m)
 	c->buffered += m->len;
 	c->s->total_buffered += m->len;
 	/* A non-empty queue already has its writeable callback asked for
-	 * (the callback asks again while frames remain). */
-	if (was_empty)
-		lws_callback_on_writable(c->wsi);
+	 * (the callback asks again while frames remain), or is listed. */
+	if (!was_empty)
+		return;
+	if (s->in_drain && s->batch) {
+		if (!c->dirty) {
+			c->dirty = 1;
+			c->dirty_next = s->dirty;
+			s->dirty = c;
+		}
+		return;
+	}
+	lws_callback_on_writable(c->wsi);
+}
+
+/* The end of ws_drain: write what its jobs queued, one batch per
+ * connection, right away when lws holds nothing unsent for it (else, and
+ * for what does not fit one batch, the writeable callback). A
+ * connection stays valid for the whole drain (closing is asynchronous). */
+static void
+ws_flush_dirty(struct ws_server *s)
+{
+	struct ws_conn *c;
+
+	while ((c = s->dirty) != NULL) {
+		s->dirty = c->dirty_next;
+		c->dirty = 0;
+		c->dirty_next = NULL;
+		if (c->out_head == NULL)
+			continue;
+		if (!c->closing && !c->drop && !lws_partial_buffered(c->wsi) &&
+		    ws_conn_write_batch(c) < 0) {
+			ws_conn_close(c, 0, NULL);
+			continue;
+		}
+		if (c->out_head != NULL || c->closing)
+			lws_callback_on_writable(c->wsi);
+	}
 }
 
 int
