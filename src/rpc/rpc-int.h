@@ -24,6 +24,7 @@ struct rpc_conn {
 	uint64_t seq;		/* last event seq sent */
 	/* After hello: */
 	char *role;
+	int operator_role;	/* role is "operator" (set when ready) */
 	unsigned scopes;
 	json_t *scope_list;	/* the granted scopes as sent (array) */
 	char *client_id;

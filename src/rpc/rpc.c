@@ -911,6 +911,7 @@ void rpc_conn_ready(struct rpc_conn *c)
 		c->hs_timer = NULL;
 	}
 	c->state = RPC_READY;
+	c->operator_role = c->role && strcmp(c->role, "operator") == 0;
 	ws_conn_set_max_payload(c->ws, RPC_MAX_PAYLOAD);
 	c->next = s->ready;
 	if (s->ready)
@@ -1348,11 +1349,23 @@ char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
 size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
 		      const char *extra)
 {
-	int n = snprintf(out, RPC_EVENT_TAIL_MAX, "%llu%s}",
-			 (unsigned long long)seq, extra);
+	char digits[20];
+	size_t n = 0, d = 0, x = strlen(extra);
 
-	return n < 0 ? 0 : (size_t)n < RPC_EVENT_TAIL_MAX ? (size_t)n
-		: RPC_EVENT_TAIL_MAX - 1;
+	/* once per frame per connection: no printf */
+	do {
+		digits[d++] = (char)('0' + seq % 10);
+		seq /= 10;
+	} while (seq);
+	while (d)
+		out[n++] = digits[--d];
+	if (x > RPC_EVENT_TAIL_MAX - 2 - n)
+		x = RPC_EVENT_TAIL_MAX - 2 - n;
+	memcpy(out + n, extra, x);
+	n += x;
+	out[n++] = '}';
+	out[n] = '\0';
+	return n;
 }
 
 /* An event ready for the fan-out (payload borrowed). */
@@ -1389,10 +1402,8 @@ static void rpc_bcast_fan(struct rpc_bcast *b)
 		next = c->next;
 		if (!c->ws || c->state != RPC_READY)
 			continue;
-		if (b->scope_mask && strcmp(c->role, "operator") == 0 &&
-		    !rpc_scope_allows(c->scopes, b->scope_mask))
-			continue;
-		if (b->scope_mask && strcmp(c->role, "operator") != 0)
+		if (b->scope_mask && (!c->operator_role ||
+		    !rpc_scope_allows(c->scopes, b->scope_mask)))
 			continue;
 		if (b->pred && !b->pred(c, b->pred_arg))
 			continue;
