@@ -580,7 +580,12 @@ wsb_conn_message(struct wsb_conn *c, const char *p, size_t n)
 			wsb_on_res(c, &t, wsb_now());
 			return;
 		}
-		run.events++;
+		now = wsb_now();
+		/* rpc: the events of the measured window only (the figure is
+		 * events per request) */
+		if (opt.mode != MODE_RPC ||
+		    (now >= run.t_begin && now <= run.t_end))
+			run.events++;
 		if (c->wait_t != 0 && wsb_span_is(&t.event, "chat") &&
 		    memmem(p, n, c->wait_pat, c->wait_pat_len) != NULL &&
 		    (WSB_HAS(p, n, "\"state\":\"final\"") ||
@@ -588,7 +593,7 @@ wsb_conn_message(struct wsb_conn *c, const char *p, size_t n)
 		     WSB_HAS(p, n, "\"state\":\"aborted\""))) {
 			c->wait_end = true;
 			if (c->wait_res)
-				wsb_on_run_end(c, wsb_now());
+				wsb_on_run_end(c, now);
 		}
 		return;
 	default:
