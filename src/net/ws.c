@@ -824,7 +824,6 @@ struct ws_server *
 ws_server_new(const struct ws_server_opts *o, const struct ws_server_cbs *cbs)
 {
 	struct ws_server *s = xcalloc(1, sizeof(*s));
-
 	const char *e;
 
 	s->o = *o;
