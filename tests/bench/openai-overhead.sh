@@ -412,7 +412,11 @@ done
 echo "${STORE:-store: figures not logged}"
 WSF=$(grep -o 'ws: [0-9]* frames in [0-9]* writes.*' "$TMP/gw.log" | tail -1)
 [ -n "$WSF" ] && echo "$WSF"
-if [ -n "$CG" ]; then
+if [ -n "$CG" ] && [ "$ONLY" = chatsend ]; then
+	# instrumented over wsbench's measured window of the run row
+	awk -v n="${CSN[run]:-0}" '/^(summary|totals):/ { ir = $2 }
+		END { if (n > 0) printf "instructions/run (callgrind, chat.send run, all threads, user space): %.0f (%d runs)\n", ir / n, n }' "$CG"
+elif [ -n "$CG" ]; then
 	awk -v n="${GWN:-0}" '/^(summary|totals):/ { ir = $2 }
 		END { if (n > 0) printf "instructions/request (callgrind, chat, all threads): %.0f (%d requests)\n", ir / n, n }' "$CG"
 fi
