@@ -1112,6 +1112,16 @@ s_budget_room(const struct ws_server *s)
 		s->max_total - s->total_buffered;
 }
 
+/* Whether c has output waiting: queued here, or (while it is not
+ * closing) the unsent rest of a write that lws keeps: a batched write
+ * can move c's whole queue there, and its backlog is not over then. */
+static int
+ws_conn_backlogged(const struct ws_conn *c)
+{
+	return c->buffered > 0 ||
+	       (!c->closing && lws_partial_buffered(c->wsi));
+}
+
 /* The global budget is full: close the slow consumers whose backlog is
  * the oldest (1008, queue dropped) until len fits. -1 when c itself was
  * closed (or nothing could be freed). */
@@ -1124,7 +1134,7 @@ ws_budget_make_room(struct ws_conn *c, size_t len)
 		struct ws_conn *o, *old = NULL;
 
 		for (o = s->conns; o != NULL; o = o->next)
-			if (o->buffered > 0 && !o->drop &&
+			if (ws_conn_backlogged(o) && !o->drop &&
 			    (old == NULL || o->backlog_since <
 			     old->backlog_since))
 				old = o;
@@ -1145,7 +1155,13 @@ ws_budget_make_room(struct ws_conn *c, size_t len)
 			setsockopt(lws_get_socket_fd(old->wsi), SOL_SOCKET,
 				   SO_LINGER, &lg, sizeof(lg));
 		}
-		ws_conn_close(old, 1008, "slow consumer");
+		/* When lws itself still holds part of a write for it, a
+		 * close frame would wait for that to drain (the same closed
+		 * window): drop it at once. */
+		if (lws_partial_buffered(old->wsi))
+			ws_conn_close(old, 0, NULL);
+		else
+			ws_conn_close(old, 1008, "slow consumer");
 		if (old == c)
 			return -1;
 	}
@@ -1209,7 +1225,7 @@ ws_conn_queue(struct ws_conn *c, struct ws_msg *m)
 	else
 		c->out_head = m;
 	c->out_tail = m;
-	if (c->buffered == 0)
+	if (!ws_conn_backlogged(c))
 		c->backlog_since = util_mono_ms();
 	c->buffered += m->len;
 	c->s->total_buffered += m->len;
