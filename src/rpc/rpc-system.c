@@ -141,6 +141,7 @@ static int rpc_system_status(struct rpc_call *call)
 	/* clawgate's own: the store writer's commits and checkpoints */
 	if (s->d.store)
 		json_object_set_new(gw, "store", store_status_json(s->d.store));
+	json_object_set_new(gw, "wsOut", rpc_ws_out_json(s));
 	if (call->scopes & SCOPE_ADMIN) {
 		json_object_set_new(gw, "stateDir",
 				    json_string(s->d.state_dir));
