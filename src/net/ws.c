@@ -44,6 +44,13 @@
 /* Outbound bytes queued across every connection (issue 10): over it, the
  * slow consumers with the oldest backlog are closed 1008 first. */
 #define WS_TOTAL_BUDGET (128u * 1024 * 1024)
+/* One batched write carries queued frames up to this many bytes (a
+ * bigger frame goes alone). What lws keeps of a partial write is out of
+ * our queue's count (ws_conn_buffered), so this also bounds how much of
+ * a slow reader's backlog the budgets do not see. */
+#define WS_BATCH_MAX (64 * 1024)
+/* The batch buffer is kept between writes up to this size. */
+#define WS_TX_KEEP (256 * 1024)
 
 /* Captured request headers: lowercase name, lws token (-1: custom). */
 static const struct {
@@ -73,10 +80,21 @@ static const struct {
 };
 #define WS_NHDR ARRAY_SIZE(ws_hdr_table)
 
+struct ws_shared {
+	unsigned refs;		/* lws thread once posted */
+	size_t len;
+	char *text;
+};
+
+/* A queued frame: its whole text inline, or a shared head followed by an
+ * inline tail. */
 struct ws_msg {
 	struct ws_msg *next;
-	size_t len;
-	unsigned char buf[];	/* LWS_PRE headroom, then len bytes */
+	struct ws_shared *head;	/* NULL: the text is inline */
+	size_t len;		/* payload bytes: head + inline */
+	size_t ilen;		/* inline bytes */
+	unsigned char buf[];	/* inline text after LWS_PRE headroom, or
+				 * the tail right away (head != NULL) */
 };
 
 struct ws_conn {
@@ -97,6 +115,9 @@ struct ws_conn {
 	size_t buffered;
 	int64_t backlog_since;	/* when the queue last became non-empty */
 	int closing, drop, close_code;
+	/* Queued during ws_drain: written at its end (ws_flush_dirty). */
+	int dirty;
+	struct ws_conn *dirty_next;
 	char close_reason[WS_REASON_MAX + 1];
 	size_t close_reason_len;
 	struct ws_conn *prev, *next;
@@ -160,7 +181,94 @@ struct ws_server {
 	size_t total_buffered;	/* sum of every conn's queue */
 	size_t max_total;	/* global budget (ws_server_set_total_budget) */
 	unsigned long budget_closed;
+	int batch;		/* batched writes (no extension rewrites
+				 * frames; CLAWGATE_WS_BATCH=0: off) */
+	unsigned char *tx;	/* batch buffer (LWS_PRE headroom first) */
+	size_t tx_cap;
+	/* While ws_drain runs its jobs, connections that get frames are
+	 * listed here and written once at its end, from the loop (no
+	 * writeable round trip: no POLLOUT armed and disarmed per burst). */
+	int in_drain;
+	struct ws_conn *dirty;
+	/* ws_server_out_stats (written on the lws thread) */
+	_Atomic unsigned long long st_frames, st_writes, st_batched,
+		st_dropped;
 };
+
+struct ws_shared *
+ws_shared_new(char *text, size_t len)
+{
+	struct ws_shared *sh = xmalloc(sizeof(*sh));
+
+	sh->refs = 1;
+	sh->len = len;
+	sh->text = text;
+	return sh;
+}
+
+void
+ws_shared_unref(struct ws_shared *sh)
+{
+	if (sh == NULL || --sh->refs > 0)
+		return;
+	free(sh->text);
+	free(sh);
+}
+
+static unsigned char *
+ws_msg_inline(struct ws_msg *m)
+{
+	return m->head != NULL ? m->buf : m->buf + LWS_PRE;
+}
+
+static void
+ws_msg_free(struct ws_msg *m)
+{
+	ws_shared_unref(m->head);
+	free(m);
+}
+
+size_t
+ws_frame_header(unsigned char out[WS_FRAME_HDR_MAX], size_t len)
+{
+	uint64_t n = len;
+	int i;
+
+	out[0] = 0x81;		/* FIN, text */
+	if (n < 126) {
+		out[1] = (unsigned char)n;
+		return 2;
+	}
+	if (n <= 0xffff) {
+		out[1] = 126;
+		out[2] = (unsigned char)(n >> 8);
+		out[3] = (unsigned char)n;
+		return 4;
+	}
+	out[1] = 127;
+	for (i = 0; i < 8; i++)
+		out[2 + i] = (unsigned char)(n >> (56 - 8 * i));
+	return 10;
+}
+
+void
+ws_server_out_stats(const struct ws_server *s, struct ws_out_stats *st)
+{
+	st->frames = atomic_load_explicit(&s->st_frames, memory_order_relaxed);
+	st->writes = atomic_load_explicit(&s->st_writes, memory_order_relaxed);
+	st->batched = atomic_load_explicit(&s->st_batched,
+					   memory_order_relaxed);
+	st->dropped = atomic_load_explicit(&s->st_dropped,
+					   memory_order_relaxed);
+}
+
+static void
+ws_stat_add(_Atomic unsigned long long *v, unsigned long long n)
+{
+	/* one writer (the lws thread): no read-modify-write needed */
+	atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed)
+			      + n, memory_order_relaxed);
+}
 
 static void
 ws_msg_free_all(struct ws_conn *c)
@@ -169,7 +277,7 @@ ws_msg_free_all(struct ws_conn *c)
 
 	for (m = c->out_head; m != NULL; m = next) {
 		next = m->next;
-		free(m);
+		ws_msg_free(m);
 	}
 	c->out_head = c->out_tail = NULL;
 	c->s->total_buffered -= c->buffered;
@@ -342,9 +450,110 @@ ws_conn_rx(struct ws_conn *c, const char *in, size_t len)
 	return 0;
 }
 
-/* One queued message per callback; the close frame once the queue is
- * empty. lws keeps any unsent tail itself and calls back only when its
- * own buffer has drained. */
+/* Take the head of c's queue off its counts. */
+static struct ws_msg *
+ws_conn_pop(struct ws_conn *c)
+{
+	struct ws_msg *m = c->out_head;
+
+	c->out_head = m->next;
+	if (c->out_head == NULL)
+		c->out_tail = NULL;
+	c->buffered -= m->len;
+	c->s->total_buffered -= m->len;
+	return m;
+}
+
+/* The batch buffer with room for n bytes after LWS_PRE. */
+static unsigned char *
+ws_tx_reserve(struct ws_server *s, size_t n)
+{
+	if (LWS_PRE + n > s->tx_cap) {
+		s->tx_cap = LWS_PRE + (n > WS_BATCH_MAX ? n : WS_BATCH_MAX);
+		free(s->tx);
+		s->tx = xmalloc(s->tx_cap);
+	}
+	return s->tx + LWS_PRE;
+}
+
+static void
+ws_tx_trim(struct ws_server *s)
+{
+	if (s->tx_cap > LWS_PRE + WS_TX_KEEP) {
+		free(s->tx);
+		s->tx = NULL;
+		s->tx_cap = 0;
+	}
+}
+
+/* One frame, as lws frames it (LWS_WRITE_TEXT): an inline text from its
+ * own buffer, a shared one assembled in the batch buffer. */
+static int
+ws_conn_write_one(struct ws_conn *c)
+{
+	struct ws_server *s = c->s;
+	struct ws_msg *m = ws_conn_pop(c);
+	unsigned char *p;
+	int n;
+
+	if (m->head == NULL) {
+		p = m->buf + LWS_PRE;
+	} else {
+		p = ws_tx_reserve(s, m->len);
+		memcpy(p, m->head->text, m->head->len);
+		memcpy(p + m->head->len, m->buf, m->ilen);
+	}
+	/* counted before the peer can see it */
+	ws_stat_add(&s->st_frames, 1);
+	ws_stat_add(&s->st_writes, 1);
+	n = lws_write(c->wsi, p, m->len, LWS_WRITE_TEXT);
+	ws_msg_free(m);
+	ws_tx_trim(s);
+	return n < 0 ? -1 : 0;
+}
+
+/* Every queued frame that fits WS_BATCH_MAX (at least one), framed here
+ * and written at once as raw bytes: one send for what a broadcast burst
+ * queued. lws keeps and flushes an unsent tail itself. */
+static int
+ws_conn_write_batch(struct ws_conn *c)
+{
+	struct ws_server *s = c->s;
+	struct ws_msg *m;
+	size_t need = 0, k = 0, i, off = 0;
+	unsigned char *p;
+	int n;
+
+	for (m = c->out_head; m != NULL; m = m->next) {
+		if (k > 0 && need + WS_FRAME_HDR_MAX + m->len > WS_BATCH_MAX)
+			break;
+		need += WS_FRAME_HDR_MAX + m->len;
+		k++;
+	}
+	p = ws_tx_reserve(s, need);
+	for (i = 0; i < k; i++) {
+		m = ws_conn_pop(c);
+		off += ws_frame_header(p + off, m->len);
+		if (m->head != NULL) {
+			memcpy(p + off, m->head->text, m->head->len);
+			off += m->head->len;
+		}
+		memcpy(p + off, ws_msg_inline(m), m->ilen);
+		off += m->ilen;
+		ws_msg_free(m);
+	}
+	ws_stat_add(&s->st_frames, k);
+	ws_stat_add(&s->st_writes, 1);
+	if (k > 1)
+		ws_stat_add(&s->st_batched, k);
+	n = lws_write(c->wsi, p, off, LWS_WRITE_RAW);
+	ws_tx_trim(s);
+	return n < 0 ? -1 : 0;
+}
+
+/* The queued frames (batched, or one per callback), then the close frame
+ * once the queue is empty. lws keeps any unsent tail itself and calls
+ * back only when its own buffer has drained. */
 static int
 ws_conn_writeable(struct ws_conn *c)
 {
@@ -354,13 +563,11 @@ ws_conn_writeable(struct ws_conn *c)
 	if (c->drop)
 		return -1;
 	if (m != NULL) {
-		c->out_head = m->next;
-		if (c->out_head == NULL)
-			c->out_tail = NULL;
-		c->buffered -= m->len;
-		c->s->total_buffered -= m->len;
-		n = lws_write(c->wsi, m->buf + LWS_PRE, m->len, LWS_WRITE_TEXT);
-		free(m);
+		/* A lone inline frame goes from its own buffer. */
+		if (c->s->batch && (m->next != NULL || m->head != NULL))
+			n = ws_conn_write_batch(c);
+		else
+			n = ws_conn_write_one(c);
 		if (n < 0)
 			return -1;
 		if (c->out_head != NULL || c->closing)
@@ -376,6 +583,8 @@ ws_conn_writeable(struct ws_conn *c)
 	return 0;
 }
 
+static void ws_flush_dirty(struct ws_server *s);
+
 static void
 ws_drain(struct ws_server *s)
 {
@@ -385,6 +594,7 @@ ws_drain(struct ws_server *s)
 	j = s->jobs;
 	s->jobs = s->jobs_tail = NULL;
 	pthread_mutex_unlock(&s->mu);
+	s->in_drain = 1;
 	for (; j != NULL; j = next) {
 		next = j->next;
 		if (j->fn != NULL) {
@@ -397,6 +607,8 @@ ws_drain(struct ws_server *s)
 		}
 		free(j);
 	}
+	s->in_drain = 0;
+	ws_flush_dirty(s);
 }
 
 static int
@@ -612,10 +824,19 @@ struct ws_server *
 ws_server_new(const struct ws_server_opts *o, const struct ws_server_cbs *cbs)
 {
 	struct ws_server *s = xcalloc(1, sizeof(*s));
+	const char *e;
 
 	s->o = *o;
 	s->cbs = *cbs;
 	s->max_total = WS_TOTAL_BUDGET;
+	/* The vhost offers no extension (lws_create_vhost gets none), so no
+	 * connection's frames are rewritten: batched raw writes are safe. */
+	e = getenv("CLAWGATE_WS_BATCH");
+	s->batch = e == NULL || strcmp(e, "0") != 0;
+	/* Tests: a small per-connection output limit (slow consumers). */
+	e = getenv("CLAWGATE_WS_MAX_BUFFERED");
+	if (e != NULL && atol(e) > 0)
+		s->o.max_buffered = (size_t)atol(e);
 	pthread_mutex_init(&s->mu, NULL);
 	pthread_cond_init(&s->cv, NULL);
 	atomic_init(&s->stopping, 0);
@@ -683,12 +904,16 @@ ws_push(struct ws_server *s, struct ws_job *j)
 	pthread_mutex_lock(&s->mu);
 	ok = s->running && !atomic_load(&s->stopping);
 	if (ok) {
-		if (s->jobs_tail != NULL)
+		/* One wake-up per burst: while jobs are queued, the wake-up
+		 * of the first is pending (the lws thread reads its pipe,
+		 * then takes the whole list). */
+		if (s->jobs_tail != NULL) {
 			s->jobs_tail->next = j;
-		else
+		} else {
 			s->jobs = j;
+			lws_cancel_service(s->ctx);
+		}
 		s->jobs_tail = j;
-		lws_cancel_service(s->ctx);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return ok ? 0 : -1;
@@ -764,6 +989,19 @@ ws_server_stop(struct ws_server *s, int code, const char *reason,
 			close(j->fd);
 		free(j);
 	}
+	{
+		struct ws_out_stats st;
+
+		ws_server_out_stats(s, &st);
+		log_info("ws", "ws: %llu frames in %llu writes (%.2f per "
+			 "write; %llu shared a write), %llu dropped if slow",
+			 st.frames, st.writes, st.writes ?
+			 (double)st.frames / (double)st.writes : 0.0,
+			 st.batched, st.dropped);
+	}
+	free(s->tx);
+	s->tx = NULL;
+	s->tx_cap = 0;
 }
 
 void
@@ -874,6 +1112,16 @@ s_budget_room(const struct ws_server *s)
 		s->max_total - s->total_buffered;
 }
 
+/* Whether c has output waiting: queued here, or (while it is not
+ * closing) the unsent rest of a write that lws keeps: a batched write
+ * can move c's whole queue there, and its backlog is not over then. */
+static int
+ws_conn_backlogged(const struct ws_conn *c)
+{
+	return c->buffered > 0 ||
+	       (!c->closing && lws_partial_buffered(c->wsi));
+}
+
 /* The global budget is full: close the slow consumers whose backlog is
  * the oldest (1008, queue dropped) until len fits. -1 when c itself was
  * closed (or nothing could be freed). */
@@ -886,7 +1134,7 @@ ws_budget_make_room(struct ws_conn *c, size_t len)
 		struct ws_conn *o, *old = NULL;
 
 		for (o = s->conns; o != NULL; o = o->next)
-			if (o->buffered > 0 && !o->drop &&
+			if (ws_conn_backlogged(o) && !o->drop &&
 			    (old == NULL || o->backlog_since <
 			     old->backlog_since))
 				old = o;
@@ -907,7 +1155,13 @@ ws_budget_make_room(struct ws_conn *c, size_t len)
 			setsockopt(lws_get_socket_fd(old->wsi), SOL_SOCKET,
 				   SO_LINGER, &lg, sizeof(lg));
 		}
-		ws_conn_close(old, 1008, "slow consumer");
+		/* When lws itself still holds part of a write for it, a
+		 * close frame would wait for that to drain (the same closed
+		 * window): drop it at once. */
+		if (lws_partial_buffered(old->wsi))
+			ws_conn_close(old, 0, NULL);
+		else
+			ws_conn_close(old, 1008, "slow consumer");
 		if (old == c)
 			return -1;
 	}
@@ -926,15 +1180,20 @@ ws_server_budget_closed(const struct ws_server *s)
 	return s->budget_closed;
 }
 
-int
-ws_conn_send(struct ws_conn *c, const char *text, size_t len)
+/* Whether a frame of len bytes may be queued on c: 0 yes; 1 skipped
+ * (WS_SEND_DROP_IF_SLOW and over a limit); -1 closing, or closed 1008
+ * for passing a limit. */
+static int
+ws_conn_admit(struct ws_conn *c, size_t len, unsigned flags)
 {
-	struct ws_msg *m;
-
 	if (c->closing)
 		return -1;
 	if (len > c->s->o.max_buffered - c->buffered ||
 	    c->buffered > c->s->o.max_buffered) {
+		if (flags & WS_SEND_DROP_IF_SLOW) {
+			ws_stat_add(&c->s->st_dropped, 1);
+			return 1;
+		}
 		/* The peer does not read: nothing queued will get through,
 		 * so drop the queue and close at once. */
 		log_warn("ws", "conn %llu: slow consumer (%zu bytes queued)",
@@ -943,22 +1202,104 @@ ws_conn_send(struct ws_conn *c, const char *text, size_t len)
 		ws_conn_close(c, 1008, "slow consumer");
 		return -1;
 	}
-	if (len > s_budget_room(c->s) && ws_budget_make_room(c, len) != 0)
-		return -1;
-	m = xmalloc(sizeof(*m) + LWS_PRE + len);
+	if (len > s_budget_room(c->s)) {
+		if (flags & WS_SEND_DROP_IF_SLOW) {
+			ws_stat_add(&c->s->st_dropped, 1);
+			return 1;
+		}
+		if (ws_budget_make_room(c, len) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static void
+ws_conn_queue(struct ws_conn *c, struct ws_msg *m)
+{
+	int was_empty = c->out_head == NULL;
+	struct ws_server *s = c->s;
+
 	m->next = NULL;
-	m->len = len;
-	memcpy(m->buf + LWS_PRE, text, len);
 	if (c->out_tail != NULL)
 		c->out_tail->next = m;
 	else
 		c->out_head = m;
 	c->out_tail = m;
-	if (c->buffered == 0)
+	if (!ws_conn_backlogged(c))
 		c->backlog_since = util_mono_ms();
-	c->buffered += len;
-	c->s->total_buffered += len;
+	c->buffered += m->len;
+	c->s->total_buffered += m->len;
+	/* A non-empty queue already has its writeable callback asked for
+	 * (the callback asks again while frames remain), or is listed. */
+	if (!was_empty)
+		return;
+	if (s->in_drain && s->batch) {
+		if (!c->dirty) {
+			c->dirty = 1;
+			c->dirty_next = s->dirty;
+			s->dirty = c;
+		}
+		return;
+	}
 	lws_callback_on_writable(c->wsi);
+}
+
+/* The end of ws_drain: write what its jobs queued, one batch per
+ * connection, right away when lws holds nothing unsent for it (else, and
+ * for what does not fit one batch, the writeable callback). A
+ * connection stays valid for the whole drain (closing is asynchronous). */
+static void
+ws_flush_dirty(struct ws_server *s)
+{
+	struct ws_conn *c;
+
+	while ((c = s->dirty) != NULL) {
+		s->dirty = c->dirty_next;
+		c->dirty = 0;
+		c->dirty_next = NULL;
+		if (c->out_head == NULL)
+			continue;
+		if (!c->closing && !c->drop && !lws_partial_buffered(c->wsi) &&
+		    ws_conn_write_batch(c) < 0) {
+			ws_conn_close(c, 0, NULL);
+			continue;
+		}
+		if (c->out_head != NULL || c->closing)
+			lws_callback_on_writable(c->wsi);
+	}
+}
+
+int
+ws_conn_send(struct ws_conn *c, const char *text, size_t len)
+{
+	struct ws_msg *m;
+
+	if (ws_conn_admit(c, len, 0) != 0)
+		return -1;
+	m = xmalloc(sizeof(*m) + LWS_PRE + len);
+	m->head = NULL;
+	m->len = m->ilen = len;
+	memcpy(m->buf + LWS_PRE, text, len);
+	ws_conn_queue(c, m);
+	return 0;
+}
+
+int
+ws_conn_send_shared(struct ws_conn *c, struct ws_shared *head,
+		    const char *tail, size_t tail_len, unsigned flags)
+{
+	struct ws_msg *m;
+	int r = ws_conn_admit(c, head->len + tail_len, flags);
+
+	if (r != 0)
+		return r;
+	m = xmalloc(sizeof(*m) + tail_len);
+	m->head = head;
+	head->refs++;
+	m->len = head->len + tail_len;
+	m->ilen = tail_len;
+	memcpy(m->buf, tail, tail_len);
+	ws_conn_queue(c, m);
 	return 0;
 }
 

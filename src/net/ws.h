@@ -75,6 +75,42 @@ void ws_timer_cancel(struct ws_timer *t);
  * output queue would pass max_buffered (then it is closed 1008
  * "slow consumer"). */
 int ws_conn_send(struct ws_conn *c, const char *text, size_t len);
+
+/* Output batching. A connection's queued frames go out in as few writes
+ * as possible: every frame queued when the socket becomes writable is
+ * framed here and written at once (up to 64 KiB, or one bigger frame).
+ * That is only valid while no extension (permessage-deflate) rewrites
+ * frames: the vhost offers none. CLAWGATE_WS_BATCH=0 writes frame by
+ * frame (A/B). */
+
+/* A frame's leading text shared by the queues of several connections
+ * (a broadcast serialized once). Owns text (malloc'd); refcounted. Made
+ * on any thread, then used and released on the lws thread only. */
+struct ws_shared;
+struct ws_shared *ws_shared_new(char *text, size_t len);
+void ws_shared_unref(struct ws_shared *sh);
+
+#define WS_SEND_DROP_IF_SLOW 1u	/* skip, do not close, when over limits */
+/* Queue a text frame whose payload is head's text followed by tail (a
+ * few bytes copied per connection, e.g. its own seq). Returns 0 when
+ * queued, 1 when skipped (WS_SEND_DROP_IF_SLOW and the frame would pass
+ * the connection's max_buffered or the global budget), -1 as
+ * ws_conn_send. */
+int ws_conn_send_shared(struct ws_conn *c, struct ws_shared *head,
+			const char *tail, size_t tail_len, unsigned flags);
+
+/* The RFC 6455 header of an unmasked, final server text frame of len
+ * payload bytes: 2, 4 or 10 bytes written to out. */
+#define WS_FRAME_HDR_MAX 10
+size_t ws_frame_header(unsigned char out[WS_FRAME_HDR_MAX], size_t len);
+
+/* Output figures so far (any thread, approximate while it runs): data
+ * frames written, write calls (lws_write) that carried them, frames that
+ * shared a write with others, frames skipped by WS_SEND_DROP_IF_SLOW. */
+struct ws_out_stats {
+	unsigned long long frames, writes, batched, dropped;
+};
+void ws_server_out_stats(const struct ws_server *s, struct ws_out_stats *st);
 /* Flush what is queued, then close with code and reason (reason truncated
  * to 120 bytes). code 0 = drop without a close frame. */
 void ws_conn_close(struct ws_conn *c, int code, const char *reason);

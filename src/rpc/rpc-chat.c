@@ -8,7 +8,11 @@
  * concatenation is the whole text), and what is pending flushed before a
  * tool event and before the terminal final/aborted/error event. No timer:
  * a pending tail waits for the next chunk or the run's end. `chat` deltas
- * carry deltaText only, the terminal event carries the whole message. */
+ * carry deltaText only, the terminal event carries the whole message.
+ * The events of one callback (an assistant event and its chat delta; the
+ * flushed delta, the terminal chat event and the lifecycle end) are
+ * posted to the lws thread together: every client gets them in one
+ * write. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,14 +52,15 @@ static void rpc_chat_fan_free(struct rpc_chat_fan *f)
 	free(f);
 }
 
-static void rpc_chat_agent_event(struct rpc_chat_fan *f, const char *stream,
+static void rpc_chat_agent_event(struct rpc_chat_fan *f,
+				 struct rpc_events *q, const char *stream,
 				 json_t *data)
 {
 	json_object_set_new(data, "sessionKey", json_string(f->key));
-	rpc_broadcast(f->srv, "agent", json_pack("{s:s,s:I,s:s,s:I,s:o}",
+	rpc_events_add(q, "agent", json_pack("{s:s,s:I,s:s,s:I,s:o}",
 		"runId", f->run_id, "seq", (json_int_t)++f->agent_seq,
 		"stream", stream, "ts", (json_int_t)util_now_ms(), "data",
-		data), 0, SCOPE_READ);
+		data), 0, SCOPE_READ, NULL, NULL, NULL);
 }
 
 static json_t *rpc_chat_base(struct rpc_chat_fan *f, const char *state)
@@ -66,7 +71,8 @@ static json_t *rpc_chat_base(struct rpc_chat_fan *f, const char *state)
 }
 
 /* Send the pending text as one `chat` delta (nothing when none). */
-static void rpc_chat_flush(struct rpc_chat_fan *f, int64_t now)
+static void rpc_chat_flush(struct rpc_chat_fan *f, struct rpc_events *q,
+			   int64_t now)
 {
 	json_t *p;
 
@@ -75,7 +81,7 @@ static void rpc_chat_flush(struct rpc_chat_fan *f, int64_t now)
 	p = rpc_chat_base(f, "delta");
 	json_object_set_new(p, "deltaText",
 			    json_stringn(f->pending.p, f->pending.len));
-	rpc_broadcast(f->srv, "chat", p, 0, SCOPE_READ);
+	rpc_events_add(q, "chat", p, 0, SCOPE_READ, NULL, NULL, NULL);
 	f->pending.len = 0;
 	f->delta_sent_at = now;
 }
@@ -83,6 +89,7 @@ static void rpc_chat_flush(struct rpc_chat_fan *f, int64_t now)
 static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 {
 	struct rpc_chat_fan *f = arg;
+	struct rpc_events q = {.srv = f->srv};
 	int64_t now;
 
 	if (!rpc_has_listeners(f->srv)) {
@@ -91,22 +98,25 @@ static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 		f->pending.len = 0;
 		return;
 	}
-	rpc_chat_agent_event(f, "assistant", json_pack("{s:s%}", "delta",
-						       text, len));
+	rpc_chat_agent_event(f, &q, "assistant", json_pack("{s:s%}", "delta",
+							   text, len));
 	util_buf_put(&f->pending, text, len);
 	now = util_mono_ms();
 	if (!f->delta_sent_at || now - f->delta_sent_at >= RPC_CHAT_DELTA_MS)
-		rpc_chat_flush(f, now);
+		rpc_chat_flush(f, &q, now);
+	rpc_events_post(&q);
 }
 
 static void rpc_chat_on_tool(void *arg, const json_t *delta)
 {
 	struct rpc_chat_fan *f = arg;
+	struct rpc_events q = {.srv = f->srv};
 
 	/* The text before a tool call is shown whole above it. */
-	rpc_chat_flush(f, util_mono_ms());
-	rpc_chat_agent_event(f, "tool", json_pack("{s:s,s:O}", "phase",
-						  "update", "call", delta));
+	rpc_chat_flush(f, &q, util_mono_ms());
+	rpc_chat_agent_event(f, &q, "tool", json_pack("{s:s,s:O}", "phase",
+						      "update", "call", delta));
+	rpc_events_post(&q);
 }
 
 static const char *rpc_chat_error_kind(const struct run_result *res)
@@ -121,12 +131,13 @@ static const char *rpc_chat_error_kind(const struct run_result *res)
 static void rpc_chat_on_end(void *arg, const struct run_result *res)
 {
 	struct rpc_chat_fan *f = arg;
+	struct rpc_events q = {.srv = f->srv};
 	json_t *p, *msg = NULL, *d;
 	const char *slash;
 
 	/* Clients see the whole text in deltas before the terminal event. */
 	if (rpc_has_listeners(f->srv))
-		rpc_chat_flush(f, util_mono_ms());
+		rpc_chat_flush(f, &q, util_mono_ms());
 	if (res->text && *res->text)
 		msg = json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", "assistant",
 				"content", "type", "text", "text", res->text,
@@ -177,7 +188,7 @@ static void rpc_chat_on_end(void *arg, const struct run_result *res)
 		msg = NULL;
 		break;
 	}
-	rpc_broadcast(f->srv, "chat", p, 0, SCOPE_READ);
+	rpc_events_add(&q, "chat", p, 0, SCOPE_READ, NULL, NULL, NULL);
 	d = json_pack("{s:s,s:I,s:I}", "phase",
 		      res->status == RUN_OK ? "end" : "error", "startedAt",
 		      (json_int_t)res->started_at, "endedAt",
@@ -188,7 +199,8 @@ static void rpc_chat_on_end(void *arg, const struct run_result *res)
 		if (res->status == RUN_ABORTED)
 			json_object_set_new(d, "aborted", json_true());
 	}
-	rpc_chat_agent_event(f, "lifecycle", d);
+	rpc_chat_agent_event(f, &q, "lifecycle", d);
+	rpc_events_post(&q);
 	rpc_chat_fan_free(f);
 }
 
@@ -196,6 +208,7 @@ static void rpc_chat_on_end(void *arg, const struct run_result *res)
 static void rpc_chat_on_run(void *arg, struct run *r)
 {
 	struct rpc_chat_fan *f = xcalloc(1, sizeof(*f));
+	struct rpc_events q = {.srv = arg};
 
 	f->srv = arg;
 	f->run_id = xstrdup(run_id(r));
@@ -205,8 +218,9 @@ static void rpc_chat_on_run(void *arg, struct run *r)
 	f->sink.on_tool_call = rpc_chat_on_tool;
 	f->sink.on_end = rpc_chat_on_end;
 	f->sink.arg = f;
-	rpc_chat_agent_event(f, "lifecycle", json_pack("{s:s,s:I}", "phase",
-		"start", "startedAt", (json_int_t)run_started_at(r)));
+	rpc_chat_agent_event(f, &q, "lifecycle", json_pack("{s:s,s:I}",
+		"phase", "start", "startedAt", (json_int_t)run_started_at(r)));
+	rpc_events_post(&q);
 	if (run_attach(r, &f->sink) != GW_OK)
 		rpc_chat_fan_free(f);
 }

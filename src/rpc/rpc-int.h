@@ -24,6 +24,7 @@ struct rpc_conn {
 	uint64_t seq;		/* last event seq sent */
 	/* After hello: */
 	char *role;
+	int operator_role;	/* role is "operator" (set when ready) */
 	unsigned scopes;
 	json_t *scope_list;	/* the granted scopes as sent (array) */
 	char *client_id;
@@ -114,6 +115,36 @@ typedef int (*rpc_conn_pred)(const struct rpc_conn *c, void *arg);
 void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
 		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
 		    void *pred_arg, void (*pred_free)(void *));
+/* Events posted to the lws thread as one job: every connection gets them
+ * queued together, so they leave in one write. {.srv = s} to start;
+ * rpc_events_add takes what rpc_send_where takes (payload stolen);
+ * rpc_events_post hands them over (nothing is sent before). */
+struct rpc_bcast;
+struct rpc_events {
+	struct rpc_server *srv;
+	struct rpc_bcast *head, *tail;
+};
+void rpc_events_add(struct rpc_events *q, const char *event,
+		    json_t *payload, int with_state, unsigned scope_mask,
+		    rpc_conn_pred pred, void *pred_arg,
+		    void (*pred_free)(void *));
+void rpc_events_post(struct rpc_events *q);
+/* An event frame is head (shared by every connection) + tail (each
+ * connection's own seq): head is `{"type":"event","event":E,"payload":P,
+ * "seq":` (malloc'd, *len its length), tail the seq, extra (stateVersion
+ * member or "") and `}`; its length is returned. */
+#define RPC_EVENT_TAIL_MAX 128
+char *rpc_event_head(const char *event, const json_t *payload, size_t *len);
+size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
+		      const char *extra);
+/* WS_SEND_DROP_IF_SLOW for the events skipped for a slow consumer (chat
+ * deltas, presence, heartbeat, cron, pairing and approvals, talk.mode,
+ * session events), else 0: the others close it 1008. */
+unsigned rpc_event_flags(const char *event, const json_t *payload);
+/* status gateway.wsOut (any thread): data frames written to WS clients,
+ * the writes that carried them, the frames that shared a write, and the
+ * dropIfSlow events skipped for slow consumers, since the start. */
+json_t *rpc_ws_out_json(struct rpc_server *s);
 /* Any thread: whether any connection is ready (completed its handshake);
  * event producers skip building payloads nobody would get. */
 int rpc_has_listeners(struct rpc_server *s);

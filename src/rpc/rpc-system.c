@@ -137,6 +137,7 @@ static int rpc_system_status(struct rpc_call *call)
 		       "authMode", auth_mode_name(call->cfg->auth_mode),
 		       "connections", s->nready);
 	json_object_set_new(gw, "wsLoop", rpc_system_ws_loop(s));
+	json_object_set_new(gw, "wsOut", rpc_ws_out_json(s));
 	if (call->scopes & SCOPE_ADMIN) {
 		json_object_set_new(gw, "stateDir",
 				    json_string(s->d.state_dir));

@@ -15,6 +15,7 @@
 #include "presence/presence.h"
 #include "channel/channel.h"
 #include "rpc/rpc-int.h"
+#include "store/store-sessions.h"
 
 #define RPC_PREAUTH_MAX_PAYLOAD (64u * 1024)
 #define RPC_MAX_PAYLOAD (25u * 1024 * 1024)
@@ -910,6 +911,7 @@ void rpc_conn_ready(struct rpc_conn *c)
 		c->hs_timer = NULL;
 	}
 	c->state = RPC_READY;
+	c->operator_role = c->role && strcmp(c->role, "operator") == 0;
 	ws_conn_set_max_payload(c->ws, RPC_MAX_PAYLOAD);
 	c->next = s->ready;
 	if (s->ready)
@@ -1266,13 +1268,15 @@ void rpc_ws_on_message(struct ws_conn *wc, const char *data, size_t len,
 
 /* ---- events ------------------------------------------------------------- */
 
+/* One event for the lws thread: its frame text up to the seq serialized
+ * once (shared by every connection's queue), or a close order. */
 struct rpc_bcast {
+	struct rpc_bcast *next;	/* posted together (struct rpc_events) */
 	struct rpc_server *srv;
-	char *event;
-	char *payload;		/* serialized */
-	int with_state;
+	struct ws_shared *head;	/* {"type":"event",...,"seq": */
+	char extra[96];		/* after the seq: stateVersion or "" */
+	unsigned flags;		/* WS_SEND_DROP_IF_SLOW */
 	unsigned scope_mask;
-	int64_t pv, hv;
 	rpc_conn_pred pred;	/* NULL = every ready connection */
 	void *pred_arg;
 	void (*pred_free)(void *);
@@ -1285,46 +1289,155 @@ static void rpc_bcast_free(struct rpc_bcast *b)
 {
 	if (b->pred_free)
 		b->pred_free(b->pred_arg);
-	free(b->event);
-	free(b->payload);
+	ws_shared_unref(b->head);
 	free(b->close_reason);
 	free(b);
 }
 
-static void rpc_broadcast_on_lws(void *arg)
-{
-	struct rpc_bcast *b = arg;
-	struct rpc_conn *c, *next;
-	char sv[96] = "";
-	char *text;
-	size_t cap, n;
+/* Events skipped, not closed for, on a connection over its output limits
+ * (reference/ws-protocol.md section 9: dropIfSlow); chat deltas too. */
+static const char *const rpc_drop_if_slow[] = {
+	"cron", "device.pair.requested", "device.pair.resolved",
+	"exec.approval.requested", "exec.approval.resolved", "heartbeat",
+	"node.pair.requested", "node.pair.resolved",
+	"plugin.approval.requested", "plugin.approval.resolved", "presence",
+	"session.message", "session.tool", "sessions.changed", "talk.mode",
+};
 
-	if (b->with_state)
-		snprintf(sv, sizeof(sv),
-			 ",\"stateVersion\":{\"presence\":%lld,\"health\":%lld}",
-			 (long long)b->pv, (long long)b->hv);
-	cap = strlen(b->event) + strlen(b->payload) + strlen(sv) + 96;
-	text = xmalloc(cap);
+unsigned rpc_event_flags(const char *event, const json_t *payload)
+{
+	size_t i;
+	const char *st;
+
+	if (strcmp(event, "chat") == 0) {
+		st = json_string_value(json_object_get(payload, "state"));
+		return st && strcmp(st, "delta") == 0 ? WS_SEND_DROP_IF_SLOW
+						      : 0;
+	}
+	for (i = 0; i < ARRAY_SIZE(rpc_drop_if_slow); i++)
+		if (strcmp(event, rpc_drop_if_slow[i]) == 0)
+			return WS_SEND_DROP_IF_SLOW;
+	return 0;
+}
+
+char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
+{
+	struct store_json_buf jb = {0};
+	size_t mark;
+	char *p;
+
+#define RPC_LIT(b, s) store_json_raw(b, s, sizeof(s) - 1)
+	RPC_LIT(&jb, "{\"type\":\"event\",\"event\":");
+	store_json_str(&jb, event, strlen(event));
+	RPC_LIT(&jb, ",\"payload\":");
+	mark = jb.len;
+	if (!payload) {
+		RPC_LIT(&jb, "null");
+	} else if ((!json_is_object(payload) && !json_is_array(payload)) ||
+		   store_json_val(&jb, payload) < 0) {
+		/* Scalars, and what the fast writer refuses: jansson. */
+		jb.len = mark;
+		p = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
+		store_json_raw(&jb, p ? p : "null", p ? strlen(p) : 4);
+		free(p);
+	}
+	RPC_LIT(&jb, ",\"seq\":");
+#undef RPC_LIT
+	return store_json_done(&jb, len);
+}
+
+size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
+		      const char *extra)
+{
+	char digits[20];
+	size_t n = 0, d = 0, x = strlen(extra);
+
+	/* once per frame per connection: no printf */
+	do {
+		digits[d++] = (char)('0' + seq % 10);
+		seq /= 10;
+	} while (seq);
+	while (d)
+		out[n++] = digits[--d];
+	if (x > RPC_EVENT_TAIL_MAX - 2 - n)
+		x = RPC_EVENT_TAIL_MAX - 2 - n;
+	memcpy(out + n, extra, x);
+	n += x;
+	out[n++] = '}';
+	out[n] = '\0';
+	return n;
+}
+
+/* An event ready for the fan-out (payload borrowed). */
+static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s,
+				       const char *event,
+				       const json_t *payload, int with_state,
+				       unsigned scope_mask)
+{
+	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
+	size_t len;
+	char *text = rpc_event_head(event, payload, &len);
+
+	b->srv = s;
+	b->head = ws_shared_new(text, len);
+	b->flags = rpc_event_flags(event, payload);
+	b->scope_mask = scope_mask;
+	if (with_state)
+		snprintf(b->extra, sizeof(b->extra),
+			 ",\"stateVersion\":{\"presence\":%lld,"
+			 "\"health\":%lld}", (long long)presence_version(),
+			 (long long)presence_health_version());
+	return b;
+}
+
+/* One event to every ready connection it is for, each with its own seq
+ * (counting only the frames queued on that socket). */
+static void rpc_bcast_fan(struct rpc_bcast *b)
+{
+	struct rpc_conn *c, *next;
+	char tail[RPC_EVENT_TAIL_MAX];
+	size_t n;
+
 	for (c = b->srv->ready; c; c = next) {
 		next = c->next;
 		if (!c->ws || c->state != RPC_READY)
 			continue;
-		if (b->scope_mask && strcmp(c->role, "operator") == 0 &&
-		    !rpc_scope_allows(c->scopes, b->scope_mask))
-			continue;
-		if (b->scope_mask && strcmp(c->role, "operator") != 0)
+		if (b->scope_mask && (!c->operator_role ||
+		    !rpc_scope_allows(c->scopes, b->scope_mask)))
 			continue;
 		if (b->pred && !b->pred(c, b->pred_arg))
 			continue;
-		n = (size_t)snprintf(text, cap,
-			"{\"type\":\"event\",\"event\":\"%s\",\"payload\":%s,"
-			"\"seq\":%llu%s}", b->event, b->payload,
-			(unsigned long long)(c->seq + 1), sv);
-		c->seq++;
-		ws_conn_send(c->ws, text, n);
+		n = rpc_event_tail(tail, c->seq + 1, b->extra);
+		if (ws_conn_send_shared(c->ws, b->head, tail, n,
+					b->flags) == 0)
+			c->seq++;
 	}
-	free(text);
-	rpc_bcast_free(b);
+}
+
+/* Events posted together: each connection gets them queued at once (one
+ * write when it is writable). */
+static void rpc_broadcast_on_lws(void *arg)
+{
+	struct rpc_bcast *b = arg, *next;
+
+	for (; b; b = next) {
+		next = b->next;
+		rpc_bcast_fan(b);
+		rpc_bcast_free(b);
+	}
+}
+
+json_t *rpc_ws_out_json(struct rpc_server *s)
+{
+	struct ws_out_stats st;
+
+	if (!s->d.ws)
+		return json_null();
+	ws_server_out_stats(s->d.ws, &st);
+	return json_pack("{s:I,s:I,s:I,s:I}", "frames", (json_int_t)st.frames,
+			 "writes", (json_int_t)st.writes, "batchedFrames",
+			 (json_int_t)st.batched, "droppedIfSlow",
+			 (json_int_t)st.dropped);
 }
 
 void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
@@ -1334,13 +1447,14 @@ void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
 		       NULL);
 }
 
-void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
-		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
-		    void *pred_arg, void (*pred_free)(void *))
+void rpc_events_add(struct rpc_events *q, const char *event,
+		    json_t *payload, int with_state, unsigned scope_mask,
+		    rpc_conn_pred pred, void *pred_arg,
+		    void (*pred_free)(void *))
 {
 	struct rpc_bcast *b;
 
-	if (!rpc_has_listeners(s)) {
+	if (!rpc_has_listeners(q->srv)) {
 		/* Nobody to tell: no serialising, no lws wake-up. A client
 		 * that completes its handshake now would not have got it
 		 * a moment earlier either. */
@@ -1349,22 +1463,40 @@ void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
 			pred_free(pred_arg);
 		return;
 	}
-	b = xcalloc(1, sizeof(*b));
+	b = rpc_bcast_new(q->srv, event, payload, with_state, scope_mask);
+	json_decref(payload);
 	b->pred = pred;
 	b->pred_arg = pred_arg;
 	b->pred_free = pred_free;
+	if (q->tail)
+		q->tail->next = b;
+	else
+		q->head = b;
+	q->tail = b;
+}
 
-	b->srv = s;
-	b->event = xstrdup(event);
-	b->payload = json_dumps(payload ? payload : json_null(),
-				JSON_COMPACT | JSON_ENCODE_ANY);
-	json_decref(payload);
-	b->with_state = with_state;
-	b->scope_mask = scope_mask;
-	b->pv = presence_version();
-	b->hv = presence_health_version();
-	if (ws_post(s->d.ws, rpc_broadcast_on_lws, b) != 0)
+void rpc_events_post(struct rpc_events *q)
+{
+	struct rpc_bcast *b = q->head, *next;
+
+	q->head = q->tail = NULL;
+	if (!b || ws_post(q->srv->d.ws, rpc_broadcast_on_lws, b) == 0)
+		return;
+	for (; b; b = next) {
+		next = b->next;
 		rpc_bcast_free(b);
+	}
+}
+
+void rpc_send_where(struct rpc_server *s, const char *event, json_t *payload,
+		    int with_state, unsigned scope_mask, rpc_conn_pred pred,
+		    void *pred_arg, void (*pred_free)(void *))
+{
+	struct rpc_events q = {.srv = s};
+
+	rpc_events_add(&q, event, payload, with_state, scope_mask, pred,
+		       pred_arg, pred_free);
+	rpc_events_post(&q);
 }
 
 static void rpc_close_on_lws(void *arg)
@@ -1521,14 +1653,7 @@ static void rpc_shutdown_on_lws(void *arg)
 		json_object_set_new(p, "restartExpectedMs",
 				    json_integer(st->restart_ms));
 	/* Send synchronously: the fan-out below runs now, not posted. */
-	{
-		struct rpc_bcast *b = xcalloc(1, sizeof(*b));
-
-		b->srv = s;
-		b->event = xstrdup("shutdown");
-		b->payload = json_dumps(p, JSON_COMPACT);
-		rpc_broadcast_on_lws(b);
-	}
+	rpc_broadcast_on_lws(rpc_bcast_new(s, "shutdown", p, 0, 0));
 	json_decref(p);
 	for (c = s->ready; c; c = c->next) {
 		if (!c->ws)

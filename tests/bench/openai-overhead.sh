@@ -18,7 +18,10 @@
 #                 and count instructions during the 16-connection chat run
 #                 (repeatable, unlike req/s on a shared machine; implies
 #                 BENCH_ONLY=chat; `callgrind_annotate FILE` for where)
-#   BENCH_ONLY    "chat": only the chat rows (quick before/after checks)
+#   BENCH_ONLY    "chat": only the chat rows (quick before/after checks);
+#                 "chatsend": only the 16-connection chat run and the WS
+#                 chat.send run, with BENCH_PERF/STRACE/CALLGRIND on the
+#                 chat.send run instead (the WS fan-out)
 #
 # Needs nginx, wrk, python3 (free ports) and curl. Loopback only; every
 # step is bounded; nothing is left running. See tests/bench/README.md.
@@ -56,7 +59,7 @@ WAIT_N=500
 STOP_N=300
 VG=()
 if [ -n "$CG" ]; then
-	BENCH_ONLY=chat
+	[ "${BENCH_ONLY:-}" = chatsend ] || BENCH_ONLY=chat
 	WAIT_N=6000
 	STOP_N=3000
 	VG=(valgrind --tool=callgrind --instr-atstart=no
@@ -226,30 +229,41 @@ G="http://127.0.0.1:$GP"
 wrk -t1 -c4 -d1s -s "$TMP/gw.lua" -H "Authorization: Bearer T" \
 	"$G/v1/chat/completions" >/dev/null 2>&1
 
-run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
+# profilers (BENCH_PERF / BENCH_STRACE / BENCH_CALLGRIND) on one run
+PERF_PID=""
+prof_start() {
+	[ -n "$CG" ] && callgrind_control -i on "$GW_PID" >/dev/null
+	if [ -n "${BENCH_PERF:-}" ]; then
+		perf record -q ${BENCH_PERF_ARGS:--g} -p "$GW_PID" \
+			-o "$BENCH_PERF" -- sleep "$DURATION" >/dev/null 2>&1 &
+		PERF_PID=$!
+	elif [ -n "${BENCH_STRACE:-}" ]; then
+		# syscall counts (strace slows the daemon: only the counts matter)
+		timeout -s INT "$DURATION" strace -f -c -o "$BENCH_STRACE" \
+			-p "$GW_PID" >/dev/null 2>&1 &
+		PERF_PID=$!
+	fi
+}
+prof_stop() {
+	[ -n "$PERF_PID" ] && wait "$PERF_PID"
+	PERF_PID=""
+	[ -n "$CG" ] && callgrind_control -i off "$GW_PID" >/dev/null
+}
+ONLY="${BENCH_ONLY:-}"
+[ "$ONLY" = chatsend ] || run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
 TT0=$(thread_ticks "$GW_PID")
 CS0=$(thread_cs "$GW_PID")
-PERF_PID=""
-[ -n "$CG" ] && callgrind_control -i on "$GW_PID" >/dev/null
-if [ -n "${BENCH_PERF:-}" ]; then
-	perf record -q ${BENCH_PERF_ARGS:--g} -p "$GW_PID" -o "$BENCH_PERF" \
-		-- sleep "$DURATION" >/dev/null 2>&1 &
-	PERF_PID=$!
-elif [ -n "${BENCH_STRACE:-}" ]; then
-	# syscall counts (strace slows the daemon: only the counts matter)
-	timeout -s INT "$DURATION" strace -f -c -o "$BENCH_STRACE" \
-		-p "$GW_PID" >/dev/null 2>&1 &
-	PERF_PID=$!
-fi
+[ "$ONLY" = chatsend ] || prof_start
 run gw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
 TT1=$(thread_ticks "$GW_PID")
 CS1=$(thread_cs "$GW_PID")
-[ -n "$PERF_PID" ] && wait "$PERF_PID"
-[ -n "$CG" ] && callgrind_control -i off "$GW_PID" >/dev/null
+[ "$ONLY" = chatsend ] || prof_stop
 GWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gw16.txt")
+if [ "$ONLY" != chatsend ]; then
 run direct1 1 "$D/json/v1/chat/completions" "$TMP/direct.lua"
 run gw1 1 "$G/v1/chat/completions" "$TMP/gw.lua" auth
-if [ "${BENCH_ONLY:-}" != chat ]; then
+fi
+if [ -z "$ONLY" ]; then
 run sdirect16 "$CONNS" "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
 run sgw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
 run sdirect1 1 "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
@@ -258,17 +272,56 @@ run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua" auth
 run resp1 1 "$G/v1/responses" "$TMP/resp.lua" auth
 fi
 
-# chat.send over WS: a new session and idempotency key per request
-CS="n/a"
-CSE=0
-if [ -x "$WSBENCH" ] && [ "${BENCH_ONLY:-}" != chat ]; then
+# chat.send over WS: a new session and idempotency key per request, two
+# ways: "ack" counts the res (sent when the run started: the client sends
+# its next chat.send while runs still stream, so runs pile up), "run" (-W)
+# waits for the run's terminal `chat` event before the next request (16
+# runs in flight, like the 16 wrk connections of chat completions). The
+# daemon's CPU is sampled after wsbench's 1 s warm-up and at its end: CPU
+# us per run = CPU time / (runs/s x wall). The profilers go on "run".
+declare -A CS CSE CSN CSEV CSCPU
+cs_run() {	# name [wsbench args]
+	local name="$1" o t0 t1 bg
+	shift
+	(sleep 1; echo "$(ticks "$GW_PID") $(date +%s%N)" >"$TMP/$name-t0"
+	 thread_ticks "$GW_PID" >"$TMP/$name-tt0"
+	 thread_cs "$GW_PID" >"$TMP/$name-cs0"
+	 if [ "$ONLY" = chatsend ] && [ "$name" = run ]; then
+		prof_start
+		[ -n "$CG" ] && sleep "$DURATION"
+		prof_stop
+	 fi) &
+	bg=$!
 	o=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c "$CONNS" \
-		-d "$DURATION" -w 1 -m chat.send -s operator.write \
+		-d "$DURATION" -w 1 -m chat.send -s operator.write "$@" \
 		-P '{"sessionKey":"bench-%ID%","message":"Say hello.","idempotencyKey":"%ID%"}' \
 		2>&1 | grep '^RESULT' | tail -1)
-	CS=$(echo "$o" | sed -n 's/.* req_per_s=\([0-9.]*\).*/\1/p')
-	CSE=$(echo "$o" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
-	[ -n "$CS" ] || CS="n/a"
+	t1="$(ticks "$GW_PID") $(date +%s%N)"
+	thread_ticks "$GW_PID" >"$TMP/$name-tt1"
+	thread_cs "$GW_PID" >"$TMP/$name-cs1"
+	wait "$bg"
+	CS[$name]=$(echo "$o" | sed -n 's/.* req_per_s=\([0-9.]*\).*/\1/p')
+	CSE[$name]=$(echo "$o" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
+	CSN[$name]=$(echo "$o" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
+	CSEV[$name]=$(echo "$o" | sed -n 's/.* events=\([0-9]*\).*/\1/p')
+	[ -n "${CS[$name]}" ] || CS[$name]="n/a"
+	echo "$t1" >"$TMP/$name-t1"
+	CSCPU[$name]=$(echo "$(cat "$TMP/$name-t0" 2>/dev/null) $t1" |
+		awk -v r="${CS[$name]}" -v hz="$HZ" 'NF == 4 && r > 0 && $4 > $2 {
+		printf "%.1f", ($3 - $1) / hz / (($4 - $2) / 1e9) / r * 1e6 }')
+	[ -n "${CSCPU[$name]}" ] || CSCPU[$name]="n/a"
+}
+if [ -x "$WSBENCH" ] && [ "$ONLY" != chat ]; then
+	cs_run ack
+	# the ack run's backlog of runs ends first: wait until the daemon
+	# idles (under 10 % of a core over 0.2 s; bounded, 20 s)
+	i=0
+	while [ $i -lt 100 ]; do
+		a=$(ticks "$GW_PID"); sleep 0.2; b=$(ticks "$GW_PID")
+		[ $((b - a)) -le $((HZ / 50)) ] && break
+		i=$((i + 1))
+	done
+	cs_run run -W
 fi
 # every chat.send run ends before the figures of the store are read
 curl -s -o /dev/null -H "Authorization: Bearer T" "$G/v1/models"
@@ -286,7 +339,7 @@ printf '%-34s %12s %12s %10s\n' "figure" "direct" "clawgate" "ratio/add"
 printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns" \
 	"$(f direct16 1)" "$(f gw16 1)" "$(ratio "$(f gw16 1)" "$(f direct16 1)")"
 printf '%-34s %12s %12s %10s\n' "CPU us/request, $CONNS conns" \
-	"${C[direct16]}" "${C[gw16]}" "(nginx / clawgate)"
+	"${C[direct16]:-}" "${C[gw16]:-}" "(nginx / clawgate)"
 printf '%-34s %12s %12s %10s\n' "chat p50 ms, 1 conn" \
 	"$(f direct1 2)" "$(f gw1 2)" "$(sub "$(f gw1 2)" "$(f direct1 2)")"
 printf '%-34s %12s %12s %10s\n' "chat p99 ms, 1 conn" \
@@ -305,11 +358,19 @@ printf '%-34s %12s %12s %10s\n' "responses CPU us/request" \
 	"-" "${C[resp16]:-}" ""
 printf '%-34s %12s %12s %10s\n' "responses p50/p99 ms, 1 conn" \
 	"-" "$(f resp1 2)/$(f resp1 3)" ""
-printf '%-34s %12s %12s %10s\n' "chat.send (WS) req/s, $CONNS conns" \
-	"-" "$CS" "$(ratio "$CS" "$(f gw16 1)") of chat"
+for k in ack run; do
+	[ -n "${CS[$k]:-}" ] || continue
+	printf '%-34s %12s %12s %10s\n' "chat.send ($k) runs/s, $CONNS conns" \
+		"-" "${CS[$k]}" "$(ratio "${CS[$k]}" "$(f gw16 1)") of chat"
+	printf '%-34s %12s %12s %10s\n' "chat.send ($k) CPU us/run" "-" \
+		"${CSCPU[$k]}" ""
+	[ "${CSN[$k]:-0}" -gt 0 ] 2>/dev/null &&
+		printf '%-34s %12s %12s %10s\n' "chat.send ($k) frames/run" \
+		"-" "$(awk -v a="${CSEV[$k]}" -v b="${CSN[$k]}" 'BEGIN { printf "%.1f", a / b }')" "(all conns)"
+done
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
-echo "errors (non-2xx + socket, all wrk runs): $ERRS; chat.send errors: ${CSE:-?}"
+echo "errors (non-2xx + socket, all wrk runs): $ERRS; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?}"
 echo "daemon RSS after load: ${RSS:-?} kB"
 # CPU per request of each thread during the chat run, largest first
 printf '%s\n--\n%s\n' "$TT0" "$TT1" | awk -v n="${GWN:-0}" -v hz="$HZ" '
@@ -329,8 +390,33 @@ printf '%s\n--\n%s\n' "$CS0" "$CS1" | awk -v n="${GWN:-0}" '
 		printf "%.2f total\n", t
 	}' | sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
 	END { print "context switches/request by thread (chat, '"$CONNS"' conns): " s }'
+# the same for the chat.send runs (per run; the window of CSCPU)
+for k in ack run; do
+	[ -s "$TMP/$k-tt1" ] && [ "${CSCPU[$k]:-n/a}" != n/a ] || continue
+	RUNS=$(echo "$(cat "$TMP/$k-t0") $(cat "$TMP/$k-t1")" | awk -v r="${CS[$k]}" \
+		'{ printf "%.0f", r * ($4 - $2) / 1e9 }')
+	for w in tt cs; do
+		printf '%s\n--\n%s\n' "$(cat "$TMP/$k-${w}0")" \
+			"$(cat "$TMP/$k-${w}1")" | awk -v n="$RUNS" -v hz="$HZ" -v w=$w '
+		/^--$/ { after = 1; next }
+		{ if (after) b[$1] = $2; else a[$1] = $2 }
+		END { if (n <= 0) exit
+			for (k in b) { d = b[k] - a[k]
+				v = w == "tt" ? d * 1e6 / hz / n : d / n
+				if (v >= (w == "tt" ? 0.5 : 0.01)) printf "%.2f %s\n", v, k }
+		}' | sort -rn | awk -v w=$w -v k=$k '{ s = s sep $2 " " $1; sep = ", " }
+		END { print (w == "tt" ? "CPU us" : "context switches") \
+			"/run by thread (chat.send " k "): " s }'
+	done
+done
 echo "${STORE:-store: figures not logged}"
-if [ -n "$CG" ]; then
+WSF=$(grep -o 'ws: [0-9]* frames in [0-9]* writes.*' "$TMP/gw.log" | tail -1)
+[ -n "$WSF" ] && echo "$WSF"
+if [ -n "$CG" ] && [ "$ONLY" = chatsend ]; then
+	# instrumented over wsbench's measured window of the run row
+	awk -v n="${CSN[run]:-0}" '/^(summary|totals):/ { ir = $2 }
+		END { if (n > 0) printf "instructions/run (callgrind, chat.send run, all threads, user space): %.0f (%d runs)\n", ir / n, n }' "$CG"
+elif [ -n "$CG" ]; then
 	awk -v n="${GWN:-0}" '/^(summary|totals):/ { ir = $2 }
 		END { if (n > 0) printf "instructions/request (callgrind, chat, all threads): %.0f (%d requests)\n", ir / n, n }' "$CG"
 fi
@@ -341,6 +427,7 @@ if [ -n "$JSON_OUT" ]; then
 			set -- ${R[$k]}
 			echo "\"$k\": {\"rps\": $1, \"p50_ms\": $2, \"p99_ms\": $3, \"errors\": $4},"
 		done
-		echo "\"chat_send_rps\": \"$CS\"}"
+		echo "\"chat_send_rps\": \"${CS[ack]:-n/a}\","
+		echo "\"chat_send_run_rps\": \"${CS[run]:-n/a}\"}"
 	} >"$JSON_OUT"
 fi

@@ -78,6 +78,13 @@ struct wsb_conn {
 	uint64_t next_id;
 	int outstanding;
 	struct wsb_pend pend[WSB_MAX_DEPTH];
+	/* -W: the run this connection waits for ("runId":"<token>"), when
+	 * its request went out (0: waiting for none), and which of its res
+	 * and its terminal event arrived (the events can beat the res). */
+	char wait_pat[96];
+	size_t wait_pat_len;
+	uint64_t wait_t;
+	bool wait_res, wait_end;
 };
 
 /* Latency samples in milliseconds. */
@@ -109,6 +116,7 @@ struct wsb_opts {
 	const char *log_path;
 	char **exec_argv;
 	bool quiet;
+	bool wait_run;		/* -W: a request ends with its run's end */
 };
 
 static struct wsb_opts opt;
@@ -355,6 +363,7 @@ wsb_json_top(const char *p, size_t len, struct wsb_top *t)
 static void wsb_conn_fail(struct wsb_conn *c, const char *why);
 static void wsb_conn_finish(struct wsb_conn *c, bool ok);
 static void wsb_on_open(struct wsb_conn *c, uint64_t now);
+static void wsb_on_run_end(struct wsb_conn *c, uint64_t now);
 static void wsb_on_res(struct wsb_conn *c, const struct wsb_top *t,
     uint64_t now);
 
@@ -531,6 +540,8 @@ wsb_conn_connected(struct wsb_conn *c)
 	wsb_conn_flush(c);
 }
 
+#define WSB_HAS(p, n, lit) (memmem(p, n, lit, sizeof(lit) - 1) != NULL)
+
 static void
 wsb_conn_message(struct wsb_conn *c, const char *p, size_t n)
 {
@@ -565,10 +576,25 @@ wsb_conn_message(struct wsb_conn *c, const char *p, size_t n)
 		wsb_on_open(c, now);
 		return;
 	case ST_OPEN:
-		if (wsb_span_is(&t.type, "res"))
+		if (wsb_span_is(&t.type, "res")) {
 			wsb_on_res(c, &t, wsb_now());
-		else
+			return;
+		}
+		now = wsb_now();
+		/* rpc: the events of the measured window only (the figure is
+		 * events per request) */
+		if (opt.mode != MODE_RPC ||
+		    (now >= run.t_begin && now <= run.t_end))
 			run.events++;
+		if (c->wait_t != 0 && wsb_span_is(&t.event, "chat") &&
+		    memmem(p, n, c->wait_pat, c->wait_pat_len) != NULL &&
+		    (WSB_HAS(p, n, "\"state\":\"final\"") ||
+		     WSB_HAS(p, n, "\"state\":\"error\"") ||
+		     WSB_HAS(p, n, "\"state\":\"aborted\""))) {
+			c->wait_end = true;
+			if (c->wait_res)
+				wsb_on_run_end(c, now);
+		}
 		return;
 	default:
 		return;
@@ -870,6 +896,14 @@ wsb_send_request(struct wsb_conn *c, uint64_t now)
 	c->pend[i].used = true;
 	c->pend[i].id = id;
 	c->pend[i].t = now;
+	if (opt.wait_run) {
+		/* the run id is the idempotency key: the request's token */
+		c->wait_pat_len = (size_t)snprintf(c->wait_pat,
+		    sizeof(c->wait_pat), "\"runId\":\"%d-%d-%llu\"",
+		    (int)getpid(), (int)(c - conns), (unsigned long long)id);
+		c->wait_t = now;
+		c->wait_res = c->wait_end = false;
+	}
 	c->outstanding++;
 	run.sent++;
 	return wsb_conn_send_text(c, buf, (size_t)n);
@@ -896,6 +930,14 @@ wsb_on_res(struct wsb_conn *c, const struct wsb_top *t, uint64_t now)
 	ts = c->pend[i].t;
 	c->pend[i].used = false;
 	c->outstanding--;
+	if (opt.wait_run && t->ok == 1 && c->wait_t != 0) {
+		/* -W: done when the run's terminal chat event arrived too */
+		c->wait_res = true;
+		if (c->wait_end)
+			wsb_on_run_end(c, now);
+		return;
+	}
+	c->wait_t = 0;
 	if (ts >= run.t_begin && now <= run.t_end) {
 		run.requests++;
 		wsb_lat_add(&run.lat, wsb_ms(now - ts));
@@ -905,6 +947,21 @@ wsb_on_res(struct wsb_conn *c, const struct wsb_top *t, uint64_t now)
 			    (int)(t->error.n > 200 ? 200 : t->error.n),
 			    t->error.p ? t->error.p : "");
 		}
+	}
+	if (run.running && now < run.t_end && run.sent < opt.max_requests)
+		wsb_send_request(c, now);
+}
+
+/* -W: the awaited run ended (chat final, error or aborted). */
+static void
+wsb_on_run_end(struct wsb_conn *c, uint64_t now)
+{
+	uint64_t ts = c->wait_t;
+
+	c->wait_t = 0;
+	if (ts >= run.t_begin && now <= run.t_end) {
+		run.requests++;
+		wsb_lat_add(&run.lat, wsb_ms(now - ts));
 	}
 	if (run.running && now < run.t_end && run.sent < opt.max_requests)
 		wsb_send_request(c, now);
@@ -1400,6 +1457,11 @@ wsb_usage(FILE *f)
 	    "  -i, --inflight N     idle/rpc: handshakes in flight (16)\n"
 	    "  -n, --max N          cap on requests/handshakes (5000000)\n"
 	    "  -l, --log FILE       ready: daemon stdout/stderr\n"
+	    "  -W, --wait-run       rpc (chat.send, depth 1): a request ends "
+	    "when the\n"
+	    "                       `chat` final/error/aborted event of its run"
+	    " (runId =\n"
+	    "                       the %ID% token) arrives, not at its res\n"
 	    "  -q, --quiet\n", f);
 }
 
@@ -1422,6 +1484,7 @@ main(int argc, char **argv)
 		{ "max", required_argument, NULL, 'n' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "quiet", no_argument, NULL, 'q' },
+		{ "wait-run", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1462,7 +1525,7 @@ main(int argc, char **argv)
 	opt.max_handshakes = 5000000;
 	opt.token = getenv("OPENCLAW_GATEWAY_TOKEN");
 	optind = 2;
-	while ((ch = getopt_long(argc, argv, "+u:t:c:p:d:w:H:T:m:P:s:i:n:l:qh",
+	while ((ch = getopt_long(argc, argv, "+u:t:c:p:d:w:H:T:m:P:s:i:n:l:qWh",
 	    lopts, NULL)) != -1) {
 		switch (ch) {
 		case 'u': url = optarg; break;
@@ -1482,6 +1545,7 @@ main(int argc, char **argv)
 			break;
 		case 'l': opt.log_path = optarg; break;
 		case 'q': opt.quiet = true; break;
+		case 'W': opt.wait_run = true; break;
 		case 'h': wsb_usage(stdout); return 0;
 		default: wsb_usage(stderr); return 2;
 		}
@@ -1509,6 +1573,7 @@ main(int argc, char **argv)
 	    opt.duration > 3600 || opt.hold < 0 || opt.hold > 3600 ||
 	    opt.warmup < 0 || opt.warmup > 60 || opt.timeout <= 0 ||
 	    opt.timeout > 600 || opt.inflight < 1 || opt.max_requests < 1 ||
+	    (opt.wait_run && opt.depth != 1) ||
 	    strlen(opt.method) > 200 ||
 	    (opt.params != NULL && strlen(opt.params) > 700)) {
 		fprintf(stderr, "wsbench: option out of range\n");

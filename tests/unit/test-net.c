@@ -257,6 +257,11 @@ static struct {
 	int posted;
 	int gone, write_failed, producers;
 	struct http_async *hung;
+	/* "slowdrop": the droppable frames queued before the first skip,
+	 * whether the connection was closing then, what the non-droppable
+	 * frame after it returned and whether it was closing then. */
+	int sd_queued, sd_closing_after_drop, sd_last_rc, sd_closing;
+	int slowdrop_done;
 } fx = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER };
 
 static void
@@ -451,6 +456,49 @@ fx_flood(void *arg)
 	t->flood = ws_timer_add(fx.w, 1, fx_flood, t);
 }
 
+/* 20 frames sharing one head, each with its own tail, queued in one
+ * callback: they leave in one write. */
+static void
+fx_burst(struct ws_conn *c)
+{
+	struct ws_shared *sh = ws_shared_new(xstrdup("burst:"), 6);
+	char tail[16];
+	int i;
+
+	for (i = 0; i < 20; i++)
+		ck_assert_int_eq(ws_conn_send_shared(c, sh, tail,
+			(size_t)snprintf(tail, sizeof(tail), "%d", i), 0), 0);
+	ws_shared_unref(sh);
+}
+
+/* Droppable 64 KiB frames until one is skipped (the queue is at
+ * MAX_BUFFERED: nothing drains during one callback), then one that is
+ * not droppable. */
+static void
+fx_slowdrop(struct ws_conn *c)
+{
+	size_t n = 64 * 1024;
+	char *text = xmalloc(n);
+	struct ws_shared *sh;
+	int i, rc = 0;
+
+	memset(text, 'd', n);
+	sh = ws_shared_new(text, n);
+	for (i = 0; i < 2 * MAX_BUFFERED / (64 * 1024) && rc == 0; i++)
+		rc = ws_conn_send_shared(c, sh, "", 0, WS_SEND_DROP_IF_SLOW);
+	pthread_mutex_lock(&fx.mu);
+	fx.sd_queued = rc == 1 ? i - 1 : -1;
+	fx.sd_closing_after_drop = ws_conn_is_closing(c);
+	pthread_mutex_unlock(&fx.mu);
+	rc = ws_conn_send_shared(c, sh, "", 0, 0);
+	pthread_mutex_lock(&fx.mu);
+	fx.sd_last_rc = rc;
+	fx.sd_closing = ws_conn_is_closing(c);
+	pthread_mutex_unlock(&fx.mu);
+	ws_shared_unref(sh);
+	fx_signal(&fx.slowdrop_done);
+}
+
 static void
 fx_ws_message(struct ws_conn *c, const char *data, size_t len, int binary,
 	      void *arg)
@@ -484,6 +532,14 @@ fx_ws_message(struct ws_conn *c, const char *data, size_t len, int binary,
 	}
 	if (len == 5 && memcmp(data, "flood", 5) == 0) {
 		fx_flood(t);
+		return;
+	}
+	if (len == 5 && memcmp(data, "burst", 5) == 0) {
+		fx_burst(c);
+		return;
+	}
+	if (len == 8 && memcmp(data, "slowdrop", 8) == 0) {
+		fx_slowdrop(c);
 		return;
 	}
 	if (len == 4 && memcmp(data, "hdrs", 4) == 0) {
@@ -545,6 +601,7 @@ fx_setup(void)
 	log_set_console(0);
 	fx.opened = fx.closed = fx.too_big = fx.posted = 0;
 	fx.gone = fx.write_failed = fx.producers = 0;
+	fx.slowdrop_done = 0;
 	fx.hung = NULL;
 	fx.h = http_server_new(&hc);
 	ck_assert_int_eq(http_server_start(fx.h), 0);
@@ -1411,18 +1468,15 @@ START_TEST(test_ws_timer_order)
 }
 END_TEST
 
-START_TEST(test_ws_slow_consumer)
+/* Read what a closed slow consumer still gets: data frames, then a 1008
+ * "slow consumer" close or EOF. Returns the data bytes. */
+static size_t
+ws_drain_slow_close(struct rd *r)
 {
-	struct rd *r = ws_connect("/", NULL, 4096);
 	char *p;
 	size_t n, total = 0;
 	int op;
 
-	ws_expect_text(r, "hello");
-	ws_send(r->fd, 1, 1, "flood", 5);
-	/* Do not read: the server must give up on its own. */
-	ck_assert_int_eq(fx_wait(&fx.closed, 1, 20000), 1);
-	/* Now drain: data, then a 1008 close or EOF. */
 	while ((op = ws_recv(r, &p, &n)) == 1) {
 		total += n;
 		free(p);
@@ -1435,7 +1489,104 @@ START_TEST(test_ws_slow_consumer)
 	} else {
 		ck_assert_int_eq(op, -1);
 	}
-	ck_assert_uint_gt(total, 0);
+	return total;
+}
+
+START_TEST(test_ws_slow_consumer)
+{
+	struct rd *r = ws_connect("/", NULL, 4096);
+
+	ws_expect_text(r, "hello");
+	ws_send(r->fd, 1, 1, "flood", 5);
+	/* Do not read: the server must give up on its own. */
+	ck_assert_int_eq(fx_wait(&fx.closed, 1, 20000), 1);
+	/* Now drain: data, then a 1008 close or EOF. */
+	ck_assert_uint_gt(ws_drain_slow_close(r), 0);
+	ws_done(r);
+}
+END_TEST
+
+START_TEST(test_ws_frame_header)
+{
+	static const struct {
+		size_t len;
+		size_t n;
+		unsigned char h[WS_FRAME_HDR_MAX];
+	} v[] = {
+		{ 0, 2, { 0x81, 0 } },
+		{ 125, 2, { 0x81, 125 } },
+		{ 126, 4, { 0x81, 126, 0, 126 } },
+		{ 65535, 4, { 0x81, 126, 0xff, 0xff } },
+		{ 65536, 10, { 0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0 } },
+		{ 0x123456789aULL, 10,
+		  { 0x81, 127, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0x9a } },
+	};
+	unsigned char h[WS_FRAME_HDR_MAX];
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(v); i++) {
+		memset(h, 0xee, sizeof(h));
+		ck_assert_uint_eq(ws_frame_header(h, v[i].len), v[i].n);
+		ck_assert_mem_eq(h, v[i].h, v[i].n);
+	}
+}
+END_TEST
+
+/* Frames queued together leave in one write, framed as lws would, in
+ * order; the connection offered permessage-deflate and got none (the
+ * batched raw path is only valid without it). */
+START_TEST(test_ws_batched_writes)
+{
+	struct rd *r = ws_connect("/", "Sec-WebSocket-Extensions: "
+				  "permessage-deflate; "
+				  "client_max_window_bits\r\n", 0);
+	struct ws_out_stats a, b;
+	char want[16];
+	int i;
+
+	ws_expect_text(r, "hello");
+	ws_server_out_stats(fx.w, &a);
+	ws_send(r->fd, 1, 1, "burst", 5);
+	for (i = 0; i < 20; i++) {
+		snprintf(want, sizeof(want), "burst:%d", i);
+		ws_expect_text(r, want);
+	}
+	ws_server_out_stats(fx.w, &b);
+	ck_assert_uint_eq(b.frames - a.frames, 20);
+	ck_assert_uint_eq(b.writes - a.writes, 1);
+	ck_assert_uint_eq(b.batched - a.batched, 20);
+	/* A lone frame still goes as one write. */
+	ws_send(r->fd, 1, 1, "echo", 4);
+	ws_expect_text(r, "echo");
+	ws_server_out_stats(fx.w, &a);
+	ck_assert_uint_eq(a.frames - b.frames, 1);
+	ck_assert_uint_eq(a.writes - b.writes, 1);
+	ws_done(r);
+}
+END_TEST
+
+/* dropIfSlow: over max_buffered a droppable frame is skipped and the
+ * connection stays open; the next frame that is not droppable closes it
+ * 1008 "slow consumer" (counted, not timed: all within one callback). */
+START_TEST(test_ws_drop_if_slow)
+{
+	struct rd *r = ws_connect("/", NULL, 4096);
+	struct ws_out_stats a, b;
+
+	ws_expect_text(r, "hello");
+	ws_server_out_stats(fx.w, &a);
+	ws_send(r->fd, 1, 1, "slowdrop", 8);
+	ck_assert_int_eq(fx_wait(&fx.slowdrop_done, 1, 20000), 1);
+	pthread_mutex_lock(&fx.mu);
+	ck_assert_int_eq(fx.sd_queued, MAX_BUFFERED / (64 * 1024));
+	ck_assert_int_eq(fx.sd_closing_after_drop, 0);
+	ck_assert_int_eq(fx.sd_last_rc, -1);
+	ck_assert_int_eq(fx.sd_closing, 1);
+	pthread_mutex_unlock(&fx.mu);
+	ws_server_out_stats(fx.w, &b);
+	ck_assert_uint_eq(b.dropped - a.dropped, 1);
+	/* The queue was dropped with the close: a 1008 close or EOF. */
+	ws_drain_slow_close(r);
 	ws_done(r);
 }
 END_TEST
@@ -1470,6 +1621,9 @@ net_suite(void)
 	tcase_add_test(live, test_ws_server_close);
 	tcase_add_test(live, test_ws_post);
 	tcase_add_test(live, test_ws_slow_consumer);
+	tcase_add_test(tc, test_ws_frame_header);
+	tcase_add_test(live, test_ws_batched_writes);
+	tcase_add_test(live, test_ws_drop_if_slow);
 	tcase_add_test(live, test_ws_loop_work_per_connect);
 	tcase_add_test(live, test_ws_timer_order);
 	suite_add_tcase(s, live);

@@ -9,7 +9,9 @@
 #include "auth/auth.h"
 #include "auth/limiter.h"
 #include "core/common.h"
+#include "net/ws.h"
 #include "rpc/rpc.h"
+#include "rpc/rpc-int.h"
 
 static json_t *J(const char *text)
 {
@@ -270,6 +272,85 @@ START_TEST(test_auth_decision)
 }
 END_TEST
 
+/* An event frame is the shared head + each connection's tail: the same
+ * bytes as the frame built whole (jansson compact, seq, stateVersion). */
+START_TEST(test_event_splice)
+{
+	static const struct {
+		const char *event, *payload;
+		unsigned long long seq;
+		const char *extra;
+	} v[] = {
+		{ "chat", "{\"runId\":\"r\",\"state\":\"delta\","
+		  "\"deltaText\":\"a\\\"b\\u00e9\\n\"}", 1, "" },
+		{ "tick", "{\"ts\":1796536113451}", 18446744073709551615ULL,
+		  "" },
+		{ "presence", "{\"presence\":[{\"host\":\"h\",\"n\":1.5}]}",
+		  42, ",\"stateVersion\":{\"presence\":3,\"health\":7}" },
+		{ "health", "[]", 7, "" },
+		{ "x", "\"scalar\"", 2, "" },
+		{ "y", NULL, 3, "" },
+	};
+	char tail[RPC_EVENT_TAIL_MAX], *head, *want, *pay;
+	json_t *p;
+	size_t i, hl, tl;
+
+	for (i = 0; i < ARRAY_SIZE(v); i++) {
+		p = v[i].payload ? json_loads(v[i].payload, JSON_DECODE_ANY,
+					      NULL) : NULL;
+		ck_assert(!v[i].payload || p);
+		head = rpc_event_head(v[i].event, p, &hl);
+		ck_assert_uint_eq(hl, strlen(head));
+		tl = rpc_event_tail(tail, v[i].seq, v[i].extra);
+		ck_assert_uint_eq(tl, strlen(tail));
+		pay = p ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)
+			: strdup("null");
+		want = xasprintf("{\"type\":\"event\",\"event\":\"%s\","
+				 "\"payload\":%s,\"seq\":%llu%s}",
+				 v[i].event, pay, v[i].seq, v[i].extra);
+		ck_assert_uint_eq(hl + tl, strlen(want));
+		ck_assert_mem_eq(head, want, hl);
+		ck_assert_str_eq(tail, want + hl);
+		free(want);
+		free(pay);
+		free(head);
+		json_decref(p);
+	}
+}
+END_TEST
+
+/* dropIfSlow (reference/ws-protocol.md section 9). */
+START_TEST(test_event_flags)
+{
+	static const char *const drop[] = {
+		"presence", "heartbeat", "cron", "device.pair.requested",
+		"node.pair.resolved", "exec.approval.requested",
+		"plugin.approval.resolved", "talk.mode", "sessions.changed",
+		"session.message", "session.tool",
+	};
+	static const char *const keep[] = {
+		"tick", "health", "shutdown", "agent", "config.changed",
+		"channel", "connect.challenge",
+	};
+	json_t *p;
+	size_t i;
+
+	for (i = 0; i < ARRAY_SIZE(drop); i++)
+		ck_assert_uint_eq(rpc_event_flags(drop[i], NULL),
+				  WS_SEND_DROP_IF_SLOW);
+	for (i = 0; i < ARRAY_SIZE(keep); i++)
+		ck_assert_uint_eq(rpc_event_flags(keep[i], NULL), 0);
+	p = json_pack("{s:s}", "state", "delta");
+	ck_assert_uint_eq(rpc_event_flags("chat", p), WS_SEND_DROP_IF_SLOW);
+	json_object_set_new(p, "state", json_string("final"));
+	ck_assert_uint_eq(rpc_event_flags("chat", p), 0);
+	json_object_set_new(p, "state", json_string("error"));
+	ck_assert_uint_eq(rpc_event_flags("chat", p), 0);
+	ck_assert_uint_eq(rpc_event_flags("agent", p), 0);
+	json_decref(p);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
 	Suite *s = suite_create("rpc");
@@ -284,6 +365,10 @@ static Suite *rpc_suite(void)
 	tcase_add_test(tc, test_method_table);
 	tcase_add_test(tc, test_limiter);
 	tcase_add_test(tc, test_auth_decision);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("events");
+	tcase_add_test(tc, test_event_splice);
+	tcase_add_test(tc, test_event_flags);
 	suite_add_tcase(s, tc);
 	return s;
 }
