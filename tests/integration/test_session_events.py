@@ -7,17 +7,10 @@ that skipped them (skipped), and the connections subscribed now."""
 import time
 
 from chathelp import cgw, up, upstream  # noqa: F401
-from chathelp import new_key, run_events, send
+from chathelp import new_key, turn
 from harness import clawgate_only
 
 pytestmark = clawgate_only("gateway.sessionEvents is a clawgate figure")
-
-
-def turn(ws, key, msg):
-    idem = new_key()
-    assert send(ws, key, msg, idem=idem)["ok"]
-    assert run_events(ws, idem)[-1]["state"] == "final"
-    return idem
 
 
 def counts(ws):
