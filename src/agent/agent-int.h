@@ -11,6 +11,7 @@
 #include <sqlite3.h>
 
 #include "agent/agent.h"
+#include "agent/runidx.h"
 #include "store/store-sessions.h"
 
 struct gw_config;
@@ -155,6 +156,9 @@ struct agent_rt {
 	struct provider *prov;
 	pthread_mutex_t mu;		/* runs, observer */
 	struct run *runs;		/* live runs */
+	struct runidx runidx;		/* the live runs by id and session */
+	atomic_llong sess_ev_built;	/* agent_events_new: arrays given */
+	atomic_llong sess_ev_skipped;	/* ... and NULLs (no subscriber) */
 	int nruns;
 	pthread_cond_t idle;		/* nruns reached 0 */
 	struct agent_observer obs;
@@ -181,6 +185,9 @@ void run_abort_all(struct agent_rt *rt, int wait_ms);
 /* A new array for the observer events of a store job, or NULL when the
  * observer says nobody listens (the store then builds none). */
 json_t *agent_events_new(struct agent_rt *rt);
+/* Whether the observer would get a run's events now (its listening hook;
+ * 1 without one). */
+int agent_listening(struct agent_rt *rt);
 /* Emit queued observer events ([{event, key, payload}]); steals events
  * (NULL is fine). */
 void agent_emit(struct agent_rt *rt, json_t *events);

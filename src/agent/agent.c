@@ -1063,9 +1063,30 @@ json_t *agent_events_new(struct agent_rt *rt)
 	pthread_mutex_lock(&rt->mu);
 	o = rt->obs;
 	pthread_mutex_unlock(&rt->mu);
-	if (o.listening && !o.listening(o.arg))
+	if (o.subscribed ? !o.subscribed(o.arg)
+			 : o.listening && !o.listening(o.arg)) {
+		atomic_fetch_add(&rt->sess_ev_skipped, 1);
 		return NULL;
+	}
+	atomic_fetch_add(&rt->sess_ev_built, 1);
 	return json_array();
+}
+
+int agent_listening(struct agent_rt *rt)
+{
+	struct agent_observer o;
+
+	pthread_mutex_lock(&rt->mu);
+	o = rt->obs;
+	pthread_mutex_unlock(&rt->mu);
+	return !o.listening || o.listening(o.arg);
+}
+
+void agent_session_event_counts(struct agent_rt *rt, int64_t *built,
+				int64_t *skipped)
+{
+	*built = atomic_load(&rt->sess_ev_built);
+	*skipped = atomic_load(&rt->sess_ev_skipped);
 }
 
 void agent_emit(struct agent_rt *rt, json_t *events)
@@ -1136,6 +1157,7 @@ void agent_rt_free(struct agent_rt *rt, int wait_ms)
 	}
 	free(rt->prompts);
 	agent_setup_cache_free(rt);
+	runidx_free(&rt->runidx);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_mutex_destroy(&rt->cache_mu);
 	pthread_cond_destroy(&rt->idle);

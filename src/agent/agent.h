@@ -43,13 +43,23 @@ struct agent_observer {
 	 * {sessionKey, reason, ts, ...row}). payload is stolen. Any thread. */
 	void (*on_session)(void *arg, const char *event,
 			   const char *session_key, json_t *payload);
-	/* Optional, any thread, cheap: 0 when nobody would get session
-	 * events now (no client connected); the core then skips building
-	 * them (no row reads or JSON in the store writer). */
+	/* Optional, any thread, cheap: 0 when nobody would get run events
+	 * now (no client connected); on_run is then not called, and a run
+	 * nobody can see may commit its start with its end. */
 	int (*listening)(void *arg);
+	/* Optional, any thread, cheap: 0 when no client subscribed to
+	 * session events (sessions.subscribe, sessions.messages.subscribe);
+	 * the core then skips building them (no row reads or JSON in the
+	 * store writer). Without it, listening decides. */
+	int (*subscribed)(void *arg);
 	void *arg;
 };
 void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o);
+/* How many store jobs of runs and session writes were given an array for
+ * session events (built) and how many were not because nobody subscribed
+ * (skipped), since start. Any thread. */
+void agent_session_event_counts(struct agent_rt *rt, int64_t *built,
+				int64_t *skipped);
 /* Stop: abort every run (status RUN_ABORTED, sinks get on_end) with a
  * bounded wait; from then on run_start and agent_embed fail with
  * "gateway is stopping". The runtime stays valid for late callers until

@@ -19,6 +19,7 @@
  * the store holds one. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +40,7 @@ struct run {
 	atomic_int refs;
 	struct agent_rt *rt;
 	struct run *next, *prev;	/* rt->runs, under rt->mu */
+	struct runidx_node idx;		/* rt->runidx, under rt->mu */
 	int live;
 	int queued;			/* waits for the session (rt->mu) */
 	int never_started;		/* ended while queued */
@@ -87,6 +89,9 @@ struct run {
 	 * can see the run in between (run_defer_begin). */
 	struct run_beginjob *begin;
 };
+
+/* The run of a node of rt->runidx. */
+#define RUN_OF(n) ((struct run *)(void *)((char *)(n) - offsetof(struct run, idx)))
 
 static void run_beginjob_free(struct run_beginjob *j);
 
@@ -249,13 +254,14 @@ static void run_activate_queued(struct run *r);
  * (marked active, new reference), else NULL. */
 static struct run *run_next_of_session(struct agent_rt *rt, const char *key)
 {
+	struct runidx_node *n;
 	struct run *r, *best = NULL;
 
 	if (rt->stopping)
 		return NULL;
-	for (r = rt->runs; r; r = r->next) {
-		if (strcmp(r->session_key, key) != 0)
-			continue;
+	/* The session's runs in start order: the first queued one. */
+	for (n = runidx_first(&rt->runidx, key); n; n = n->s_next) {
+		r = RUN_OF(n);
 		if (!r->queued)
 			return NULL;
 		if (!best || r->seq < best->seq)
@@ -283,6 +289,7 @@ static void run_unlink(struct run *r)
 		if (r->next)
 			r->next->prev = r->prev;
 		r->next = r->prev = NULL;
+		runidx_del(&rt->runidx, &r->idx);
 		r->live = 0;
 		rt->nruns--;
 		was = 1;
@@ -299,14 +306,15 @@ static void run_unlink(struct run *r)
 
 struct run *run_find(struct agent_rt *rt, const char *id)
 {
-	struct run *r;
+	struct runidx_node *n;
+	struct run *r = NULL;
 
 	pthread_mutex_lock(&rt->mu);
-	for (r = rt->runs; r; r = r->next)
-		if (strcmp(r->id, id) == 0)
-			break;
-	if (r)
+	n = runidx_find(&rt->runidx, id);
+	if (n) {
+		r = RUN_OF(n);
 		run_ref(r);
+	}
 	pthread_mutex_unlock(&rt->mu);
 	return r;
 }
@@ -1233,9 +1241,9 @@ int run_start_light(const struct run_request *rq)
 /* Whether a new run's start can wait for its end and commit with it
  * (one store job instead of two): nobody can see the run in between. Its
  * session key was generated for it (no one else knows it, no stored
- * history), no caller idempotency key (a retry cannot look for it) and no
- * client is connected that would get its session events (the job built
- * none). The client of the run is answered after the commit, as always;
+ * history), no caller idempotency key (a retry cannot look for it), no
+ * client is connected that would get its run events and none subscribed
+ * to its session events (the job built none). The client of the run is answered after the commit, as always;
  * what it gives up is a trace of a run in flight when the gateway dies. */
 static int run_defer_begin(const struct run_request *rq,
 			   const struct run_beginjob *bj)
@@ -1246,14 +1254,15 @@ static int run_defer_begin(const struct run_request *rq,
 
 	if (atomic_load(&off) < 0)
 		atomic_store(&off, getenv("CLAWGATE_NO_DEFER_BEGIN") != NULL);
-	return run_start_light(rq) && !bj->events && !atomic_load(&off);
+	return run_start_light(rq) && !bj->events && !atomic_load(&off) &&
+	       !agent_listening(bj->rt);
 }
 
 int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err)
 {
 	struct gw_config *cfg = config_current();
-	struct run *r = NULL, *q;
+	struct run *r = NULL;
 	struct run_beginjob *bj = NULL;
 	struct agent_observer obs;
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
@@ -1362,9 +1371,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		rc = GW_EUNAVAIL;
 		goto out;
 	}
-	for (q = rt->runs; q; q = q->next)
-		if (strcmp(q->session_key, r->session_key) == 0)
-			r->queued = 1;
+	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
 	r->seq = ++rt->run_seq;
 	run_ref(r);
 	r->live = 1;
@@ -1372,6 +1379,9 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (rt->runs)
 		rt->runs->prev = r;
 	rt->runs = r;
+	r->idx.id = r->id;
+	r->idx.key = r->session_key;
+	runidx_add(&rt->runidx, &r->idx);
 	rt->nruns++;
 	obs = rt->obs;
 	queued = r->queued;
@@ -1488,25 +1498,26 @@ void run_abort(struct run *r)
 json_t *run_ids_of_session(struct agent_rt *rt, const char *session_key)
 {
 	json_t *a = json_array();
-	struct run *r;
+	struct runidx_node *n;
 
+	/* Newest first. */
 	pthread_mutex_lock(&rt->mu);
-	for (r = rt->runs; r; r = r->next)
-		if (strcmp(r->session_key, session_key) == 0)
-			json_array_append_new(a, json_string(r->id));
+	for (n = runidx_last(&rt->runidx, session_key); n; n = n->s_prev)
+		json_array_append_new(a, json_string(n->id));
 	pthread_mutex_unlock(&rt->mu);
 	return a;
 }
 
 int run_abort_session(struct agent_rt *rt, const char *session_key)
 {
+	struct runidx_node *x;
 	struct run *r, **v = NULL;
 	size_t n = 0, i;
 
+	/* Newest first. */
 	pthread_mutex_lock(&rt->mu);
-	for (r = rt->runs; r; r = r->next) {
-		if (strcmp(r->session_key, session_key) != 0)
-			continue;
+	for (x = runidx_last(&rt->runidx, session_key); x; x = x->s_prev) {
+		r = RUN_OF(x);
 		run_ref(r);
 		v = xrealloc(v, (n + 1) * sizeof(*v));
 		v[n++] = r;

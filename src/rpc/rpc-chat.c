@@ -256,12 +256,20 @@ static int rpc_chat_listening(void *arg)
 	return rpc_has_listeners(arg);
 }
 
+static int rpc_chat_subscribed(void *arg)
+{
+	struct rpc_server *s = arg;
+
+	return atomic_load(&s->session_subs) > 0;
+}
+
 void rpc_chat_observe(struct rpc_server *s)
 {
 	struct agent_observer o = {
 		.on_run = rpc_chat_on_run,
 		.on_session = rpc_chat_on_session,
 		.listening = rpc_chat_listening,
+		.subscribed = rpc_chat_subscribed,
 		.arg = s,
 	};
 

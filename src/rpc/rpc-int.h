@@ -44,6 +44,7 @@ struct rpc_conn {
 	/* Session subscriptions (rpc-sessions.c, lws thread): */
 	int sessions_sub;	/* sessions.subscribe */
 	json_t *session_keys;	/* sessions.messages.subscribe: key → true */
+	int session_counted;	/* counted in srv->session_subs */
 	int bad_role_calls;
 	struct rpc_conn *next, *prev;	/* ready list */
 };
@@ -53,6 +54,7 @@ struct rpc_server {
 	struct rpc_conn *ready;	/* list of READY connections */
 	int nready;
 	atomic_int listeners;	/* nready, readable from any thread */
+	atomic_int session_subs; /* connections with a session subscription */
 	struct ws_timer *tick_timer;
 	struct ws_timer *health_timer;
 	/* Cached health payload (serialized), refreshed on the timer. */
@@ -148,6 +150,9 @@ json_t *rpc_ws_out_json(struct rpc_server *s);
 /* Any thread: whether any connection is ready (completed its handshake);
  * event producers skip building payloads nobody would get. */
 int rpc_has_listeners(struct rpc_server *s);
+/* rpc-sessions.c (lws thread): recount c in srv->session_subs after its
+ * subscriptions changed, or it left (gone). */
+void rpc_sessions_recount(struct rpc_conn *c, int gone);
 /* Any thread: close the ready connections that satisfy pred with code and
  * reason (e.g. 4001 "device removed"). */
 void rpc_close_where(struct rpc_server *s, rpc_conn_pred pred, void *pred_arg,

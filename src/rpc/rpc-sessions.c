@@ -206,9 +206,21 @@ static int rpc_sessions_delete(struct rpc_call *call)
 
 /* ---- subscriptions (lws thread) -------------------------------------------- */
 
+void rpc_sessions_recount(struct rpc_conn *c, int gone)
+{
+	int now = !gone && (c->sessions_sub ||
+			    json_object_size(c->session_keys) > 0);
+
+	if (now == c->session_counted)
+		return;
+	c->session_counted = now;
+	atomic_fetch_add(&c->srv->session_subs, now ? 1 : -1);
+}
+
 static int rpc_sessions_subscribe(struct rpc_call *call)
 {
 	call->conn->sessions_sub = 1;
+	rpc_sessions_recount(call->conn, 0);
 	call->payload = json_pack("{s:b}", "subscribed", 1);
 	return GW_OK;
 }
@@ -216,6 +228,7 @@ static int rpc_sessions_subscribe(struct rpc_call *call)
 static int rpc_sessions_unsubscribe(struct rpc_call *call)
 {
 	call->conn->sessions_sub = 0;
+	rpc_sessions_recount(call->conn, 0);
 	call->payload = json_pack("{s:b}", "subscribed", 0);
 	return GW_OK;
 }
@@ -239,6 +252,7 @@ static int rpc_sessions_msg_subscribe(struct rpc_call *call)
 		return GW_EINVAL;
 	}
 	json_object_set_new(c->session_keys, key, json_true());
+	rpc_sessions_recount(c, 0);
 	call->payload = json_pack("{s:b,s:s}", "subscribed", 1, "key", key);
 	free(key);
 	return GW_OK;
@@ -252,6 +266,7 @@ static int rpc_sessions_msg_unsubscribe(struct rpc_call *call)
 	    !(key = rpc_sessions_key(call, "key")))
 		return GW_EINVAL;
 	json_object_del(call->conn->session_keys, key);
+	rpc_sessions_recount(call->conn, 0);
 	call->payload = json_pack("{s:b,s:s}", "subscribed", 0, "key", key);
 	free(key);
 	return GW_OK;

@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "agent/agent.h"
 #include "auth/auth.h"
 #include "auth/identity.h"
 #include "core/common.h"
@@ -121,6 +122,20 @@ static json_t *rpc_system_ws_loop(struct rpc_server *s)
 			 "timers", (json_int_t)ws_server_timers(s->d.ws));
 }
 
+/* status gateway.sessionEvents: store jobs that built session events for
+ * subscribers (built) and that skipped them with none (skipped), and the
+ * connections subscribed now. */
+static json_t *rpc_system_sess_events(struct rpc_server *s)
+{
+	int64_t built = 0, skipped = 0;
+
+	if (s->d.agents)
+		agent_session_event_counts(s->d.agents, &built, &skipped);
+	return json_pack("{s:I,s:I,s:i}", "built", (json_int_t)built,
+			 "skipped", (json_int_t)skipped, "subscribers",
+			 atomic_load(&s->session_subs));
+}
+
 /* status (worker): the gateway, sessions (counted from the store), the
  * heartbeat state (clawgate runs no heartbeat), process memory and the
  * lws timer lag. */
@@ -142,6 +157,7 @@ static int rpc_system_status(struct rpc_call *call)
 	if (s->d.store)
 		json_object_set_new(gw, "store", store_status_json(s->d.store));
 	json_object_set_new(gw, "wsOut", rpc_ws_out_json(s));
+	json_object_set_new(gw, "sessionEvents", rpc_system_sess_events(s));
 	if (call->scopes & SCOPE_ADMIN) {
 		json_object_set_new(gw, "stateDir",
 				    json_string(s->d.state_dir));

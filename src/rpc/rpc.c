@@ -892,6 +892,7 @@ void rpc_ws_on_close(struct ws_conn *wc, void *arg)
 		s->nready--;
 		rpc_device_online(c->device_id, -1);
 		atomic_store(&s->listeners, s->nready);
+		rpc_sessions_recount(c, 1);
 		if (!s->stopping)
 			rpc_presence_disconnect(c);
 		if (c->role && strcmp(c->role, "node") == 0)

@@ -89,3 +89,11 @@ def send(ws, key, message, idem=None, **extra):
               "idempotencyKey": idem or new_key()}
     params.update(extra)
     return ws.request("chat.send", params)
+
+
+def turn(ws, key, msg):
+    """One chat.send turn to its final chat event; returns its run id."""
+    idem = new_key()
+    assert send(ws, key, msg, idem=idem)["ok"]
+    assert run_events(ws, idem)[-1]["state"] == "final"
+    return idem

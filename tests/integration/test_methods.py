@@ -8,17 +8,10 @@ import signal
 import time
 
 from chathelp import cgw, up, upstream  # noqa: F401
-from chathelp import chat_config, new_key, run_events, send
+from chathelp import chat_config, new_key, run_events, send, turn
 from harness import clawgate_only
 
 pytestmark = clawgate_only("needs the fake upstream wired in the config")
-
-
-def turn(ws, key, msg):
-    idem = new_key()
-    assert send(ws, key, msg, idem=idem)["ok"]
-    assert run_events(ws, idem)[-1]["state"] == "final"
-    return idem
 
 
 def test_hello_capabilities_and_methods(cgw):

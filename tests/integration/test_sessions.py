@@ -2,17 +2,10 @@
 sessions.subscribe holders, session.message to per-key subscribers)."""
 
 from chathelp import cgw, up, upstream  # noqa: F401
-from chathelp import new_key, run_events, send
+from chathelp import new_key, turn
 from harness import clawgate_only
 
 pytestmark = clawgate_only("needs the fake upstream wired in the config")
-
-
-def turn(ws, key, msg):
-    idem = new_key()
-    assert send(ws, key, msg, idem=idem)["ok"]
-    assert run_events(ws, idem)[-1]["state"] == "final"
-    return idem
 
 
 def test_list_get_preview(cgw, up):

@@ -17,6 +17,7 @@
 
 #include "agent/agent-int.h"
 #include "agent/h1.h"
+#include "agent/runidx.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -806,6 +807,94 @@ START_TEST(test_h1_url_and_head)
 }
 END_TEST
 
+/* ---- the live-run index --------------------------------------------------- */
+
+struct ridx_run {
+	char id[16], key[16];
+	struct runidx_node n;
+};
+
+/* Many runs over few sessions, through several table growths: every id
+ * found, every session's runs in the order added, removal from the
+ * middle, the ends and the last run of a session; a duplicate id finds
+ * the newest. */
+START_TEST(test_runidx)
+{
+	enum { N = 1000, K = 7 };
+	static struct ridx_run v[N + 1];
+	struct runidx x;
+	struct runidx_node *n;
+	int i, k, cnt, prev;
+
+	runidx_init(&x);
+	ck_assert_ptr_null(runidx_find(&x, "none"));
+	ck_assert_ptr_null(runidx_first(&x, "none"));
+	ck_assert_ptr_null(runidx_last(&x, "none"));
+	for (i = 0; i < N; i++) {
+		snprintf(v[i].id, sizeof(v[i].id), "run-%d", i);
+		snprintf(v[i].key, sizeof(v[i].key), "s%d", i % K);
+		v[i].n.id = v[i].id;
+		v[i].n.key = v[i].key;
+		runidx_add(&x, &v[i].n);
+	}
+	ck_assert_uint_eq(x.nids, N);
+	ck_assert_uint_eq(x.nsess, K);
+	for (i = 0; i < N; i++)
+		ck_assert_ptr_eq(runidx_find(&x, v[i].id), &v[i].n);
+	ck_assert_ptr_null(runidx_find(&x, "run-1000"));
+	for (k = 0; k < K; k++) {
+		char key[16];
+
+		snprintf(key, sizeof(key), "s%d", k);
+		cnt = 0;
+		prev = -1;
+		for (n = runidx_first(&x, key); n; n = n->s_next) {
+			i = atoi(n->id + 4);
+			ck_assert_str_eq(n->key, key);
+			ck_assert_int_gt(i, prev);	/* order added */
+			prev = i;
+			cnt++;
+		}
+		ck_assert_int_eq(cnt, (N - k + K - 1) / K);
+		ck_assert_str_eq(runidx_last(&x, key)->id,
+				 v[k + (cnt - 1) * K].id);
+	}
+	/* Remove every run of s3 but the first and last, then those. */
+	for (i = 3 + K; i < N - K; i += K)
+		runidx_del(&x, &v[i].n);
+	n = runidx_first(&x, "s3");
+	ck_assert_ptr_eq(n, &v[3].n);
+	ck_assert_ptr_eq(n->s_next, runidx_last(&x, "s3"));
+	ck_assert_ptr_eq(runidx_last(&x, "s3")->s_prev, n);
+	ck_assert_ptr_null(runidx_find(&x, v[3 + K].id));
+	ck_assert_ptr_eq(runidx_find(&x, v[3].id), &v[3].n);
+	runidx_del(&x, &v[3].n);
+	ck_assert_ptr_null(runidx_first(&x, "s3")->s_prev);
+	runidx_del(&x, runidx_last(&x, "s3"));
+	ck_assert_ptr_null(runidx_first(&x, "s3"));
+	ck_assert_uint_eq(x.nsess, K - 1);
+	/* A session comes back after its last run left. */
+	snprintf(v[N].id, sizeof(v[N].id), "run-5");	/* duplicate id */
+	snprintf(v[N].key, sizeof(v[N].key), "s3");
+	v[N].n.id = v[N].id;
+	v[N].n.key = v[N].key;
+	runidx_add(&x, &v[N].n);
+	ck_assert_ptr_eq(runidx_first(&x, "s3"), &v[N].n);
+	ck_assert_ptr_eq(runidx_find(&x, "run-5"), &v[N].n);	/* newest */
+	runidx_del(&x, &v[N].n);
+	ck_assert_ptr_eq(runidx_find(&x, "run-5"), &v[5].n);
+	/* Everything else out: empty again. */
+	for (i = 0; i < N; i++)
+		if (v[i].n.sess)
+			runidx_del(&x, &v[i].n);
+	ck_assert_uint_eq(x.nids, 0);
+	ck_assert_uint_eq(x.nsess, 0);
+	for (i = 0; i < N; i++)
+		ck_assert_ptr_null(runidx_find(&x, v[i].id));
+	runidx_free(&x);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
@@ -825,6 +914,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_h1_response);
 	tcase_add_test(tc, test_h1_response_errors);
 	tcase_add_test(tc, test_h1_url_and_head);
+	tcase_add_test(tc, test_runidx);
 	suite_add_tcase(s, tc);
 	return s;
 }
