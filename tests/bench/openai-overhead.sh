@@ -410,6 +410,8 @@ for k in ack run; do
 	done
 done
 echo "${STORE:-store: figures not logged}"
+WALF=$(grep -o 'store: [0-9.]* WAL pages per commit.*' "$TMP/gw.log" | tail -1)
+[ -n "$WALF" ] && echo "$WALF"
 WSF=$(grep -o 'ws: [0-9]* frames in [0-9]* writes.*' "$TMP/gw.log" | tail -1)
 [ -n "$WSF" ] && echo "$WSF"
 if [ -n "$CG" ] && [ "$ONLY" = chatsend ]; then
