@@ -27,9 +27,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "core/common.h"
 #include "core/log.h"
@@ -37,7 +35,6 @@
 #include "store/store.h"
 #include "store/store-wal.h"
 
-#define STORE_WAL_NICE 10		/* the checkpointer thread's nice */
 #define STORE_WAL_ROUNDS 4		/* PASSIVE runs per wake-up, at most */
 #define STORE_WAL_LOG_MS 60000		/* forced checkpoint log interval */
 #define STORE_WAL_WAIT_MS 2000		/* the writer waits for a run */
@@ -234,12 +231,6 @@ static void *store_wal_main(void *arg)
 {
 	struct store_wal *w = arg;
 
-	/* Background work: below the threads callers wait on (Linux nice is
-	 * per thread), so a checkpoint yields the core when a request's
-	 * thread wakes up instead of delaying it. Best effort. */
-	if (setpriority(PRIO_PROCESS, (id_t)gettid(), STORE_WAL_NICE) != 0)
-		log_debug("store", "checkpointer priority not lowered: %s",
-			  strerror(errno));
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
 		while ((!w->kick || w->hold) && !w->stopping)

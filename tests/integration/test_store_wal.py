@@ -92,23 +92,3 @@ def test_status_store_figures_default(tmp_root, upstream):  # noqa: F811
         assert st["wal"]["writerCheckpoints"] == 0
     finally:
         lch.cleanup()
-
-
-def thread_nice(pid, name):
-    """The nice value of the process's thread called name (None: absent)."""
-    for tid in os.listdir("/proc/%d/task" % pid):
-        with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
-            st = f.read()
-        comm, rest = st[st.index("(") + 1:st.rindex(")")], st[st.rindex(")") + 2:]
-        if comm == name:
-            return int(rest.split()[16])   # field 19 of stat: nice
-    return None
-
-
-def test_checkpointer_runs_below_the_request_threads(walgw):
-    """The checkpointer thread is niced (a checkpoint yields the core to a
-    request's thread); the threads callers wait on are not."""
-    pid = walgw.proc.pid
-    assert thread_nice(pid, "store-ckpt") == 10
-    assert thread_nice(pid, "store") == 0
-    assert thread_nice(pid, "agent") == 0
