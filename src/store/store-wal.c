@@ -259,12 +259,13 @@ static void store_wal_bounds(int *soft, int *hard)
 	long s, h;
 
 	*soft = STORE_WAL_SOFT_PAGES;
-	*hard = STORE_WAL_SOFT_PAGES * STORE_WAL_HARD_FACTOR;
+	*hard = STORE_WAL_HARD_PAGES;
 	if (!e || !*e)
 		return;
 	errno = 0;
 	s = strtol(e, &end, 10);
-	h = s * STORE_WAL_HARD_FACTOR;
+	h = s * STORE_WAL_HARD_FACTOR > STORE_WAL_HARD_PAGES
+		    ? s * STORE_WAL_HARD_FACTOR : STORE_WAL_HARD_PAGES;
 	if (!errno && *end == ':')
 		h = strtol(end + 1, &end, 10);
 	if (errno || *end || s < 0 || h < 1 || h < s || h > 1000000) {

@@ -74,19 +74,23 @@ START_TEST(test_defaults_and_bad_env)
 {
 	struct store *st = open_with(NULL);
 
-	ck_assert_int_eq(wal_fig(st, "softPages"), 1000);
+	ck_assert_int_eq(wal_fig(st, "softPages"), 200);
 	ck_assert_int_eq(wal_fig(st, "hardPages"), 4000);
 	ck_assert_int_eq(wal_fig(st, "checkpoints"), 0);
 	store_close(st);
 	st = open_with("12abc");
-	ck_assert_int_eq(wal_fig(st, "softPages"), 1000);
+	ck_assert_int_eq(wal_fig(st, "softPages"), 200);
 	store_close(st);
 	st = open_with("64:32");	/* hard below soft */
 	ck_assert_int_eq(wal_fig(st, "hardPages"), 4000);
 	store_close(st);
-	st = open_with("50");
+	st = open_with("50");	/* SOFT alone: the default hard bound */
 	ck_assert_int_eq(wal_fig(st, "softPages"), 50);
-	ck_assert_int_eq(wal_fig(st, "hardPages"), 200);
+	ck_assert_int_eq(wal_fig(st, "hardPages"), 4000);
+	store_close(st);
+	st = open_with("2000");	/* ... or 4 x SOFT when that is larger */
+	ck_assert_int_eq(wal_fig(st, "softPages"), 2000);
+	ck_assert_int_eq(wal_fig(st, "hardPages"), 8000);
 	store_close(st);
 }
 END_TEST
