@@ -8,6 +8,7 @@
 
 #include "agent/runidx.h"
 #include "core/common.h"
+#include "core/util.h"
 
 #define RUNIDX_MIN 64
 
@@ -20,13 +21,7 @@ struct runidx_sess {
 
 static uint32_t runidx_hash(const char *s)
 {
-	uint32_t h = 2166136261u;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 16777619u;
-	}
-	return h;
+	return util_fnv1a(s, strlen(s));
 }
 
 void runidx_init(struct runidx *x)

@@ -67,6 +67,17 @@ void util_uuid(char out[37])
 		 b[10], b[11], b[12], b[13], b[14], b[15]);
 }
 
+uint32_t util_fnv1a(const void *p, size_t n)
+{
+	const unsigned char *b = p;
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
 void util_hex(const uint8_t *in, size_t n, char *out)
 {
 	static const char digits[] = "0123456789abcdef";

@@ -14,6 +14,9 @@ void util_random(void *buf, size_t n);
 /* Lowercase UUID v4 into out[37]. */
 void util_uuid(char out[37]);
 
+/* FNV-1a (32-bit) of n bytes: the hash of in-memory tables. */
+uint32_t util_fnv1a(const void *p, size_t n);
+
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void util_hex(const uint8_t *in, size_t n, char *out);
 /* SHA-256 of data into out[32]. */

@@ -391,12 +391,7 @@ listener_addr_key(const struct sockaddr_storage *sa, unsigned char key[16])
 static unsigned
 listener_addr_hash(const unsigned char key[16])
 {
-	unsigned h = 2166136261u;
-	int i;
-
-	for (i = 0; i < 16; i++)
-		h = (h ^ key[i]) * 16777619u;
-	return h % LISTENER_ADDR_BUCKETS;
+	return util_fnv1a(key, 16) % LISTENER_ADDR_BUCKETS;
 }
 
 static struct listener_addr *
