@@ -492,6 +492,71 @@ out:
 
 /* --- top-level status --------------------------------------------------- */
 
+/* The store section of `status --deep`: the writer's group commits and
+ * the WAL (the `status` RPC's gateway.store), and the database's files on
+ * disk when the gateway is this machine's. */
+static json_t *cli_status_store(const json_t *status, const char *state_dir)
+{
+	const json_t *gs = json_object_get(json_object_get(status, "gateway"),
+					   "store");
+	json_t *out = json_object();
+	char *path = xasprintf("%s/state/clawgate.sqlite", state_dir);
+	char *wal = xasprintf("%s-wal", path);
+	struct stat st;
+
+	if (gs)
+		json_object_update(out, (json_t *)gs);
+	json_object_set_new(out, "path", json_string(path));
+	if (stat(path, &st) == 0)
+		json_object_set_new(out, "fileBytes",
+				    json_integer((json_int_t)st.st_size));
+	if (stat(wal, &st) == 0)
+		json_object_set_new(out, "walFileBytes",
+				    json_integer((json_int_t)st.st_size));
+	free(path);
+	free(wal);
+	return out;
+}
+
+static json_int_t cli_status_int(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+static void cli_status_store_print(const json_t *s)
+{
+	const json_t *w = json_object_get(s, "wal");
+	json_int_t commits = cli_status_int(s, "commits");
+
+	printf("Store: %s", json_string_value(json_object_get(s, "path")));
+	if (json_object_get(s, "fileBytes"))
+		printf(" (%lld KiB, WAL file %lld KiB)",
+		       (long long)cli_status_int(s, "fileBytes") / 1024,
+		       (long long)cli_status_int(s, "walFileBytes") / 1024);
+	printf("\n");
+	if (!w) {
+		printf("  writer: no figures (gateway unreachable)\n");
+		return;
+	}
+	printf("  writer: %lld writes in %lld commits (%.1f per commit)\n",
+	       (long long)cli_status_int(s, "writes"), (long long)commits,
+	       commits ? (double)cli_status_int(s, "writes") / (double)commits
+		       : 0.0);
+	printf("  WAL: %lld pages now, at most %lld; checkpoints from %lld "
+	       "pages, on the writer past %lld\n",
+	       (long long)cli_status_int(w, "pages"),
+	       (long long)cli_status_int(w, "pagesMax"),
+	       (long long)cli_status_int(w, "softPages"),
+	       (long long)cli_status_int(w, "hardPages"));
+	printf("  checkpoints: %lld (%lld pages, longest %.1f ms, %lld found "
+	       "a reader), %lld on the writer\n",
+	       (long long)cli_status_int(w, "checkpoints"),
+	       (long long)cli_status_int(w, "checkpointPages"),
+	       (double)cli_status_int(w, "maxCheckpointUs") / 1000.0,
+	       (long long)cli_status_int(w, "checkpointsBusy"),
+	       (long long)cli_status_int(w, "writerCheckpoints"));
+}
+
 /* The channel section of `status --deep`: one line per account of the
  * channels.status snapshot {channel: [account, ...]}. */
 static void cli_status_channels(const json_t *accounts)
@@ -572,6 +637,9 @@ int cli_status_overview(struct cli_args *a)
 					 &channels, &e2);
 			gwclient_err_free(&e2);
 			json_decref(p);
+			gwclient_request(c, "status", NULL, timeout, 0,
+					 &status, &e2);
+			gwclient_err_free(&e2);
 		}
 	}
 	label = service_unit_name(SERVICE_SYSTEMD, cli_service_profile(a));
@@ -622,6 +690,9 @@ int cli_status_overview(struct cli_args *a)
 	if (json_object_get(channels, "channelAccounts"))
 		json_object_set(out, "channels",
 				json_object_get(channels, "channelAccounts"));
+	if (a->deep || a->all)
+		json_object_set_new(out, "store",
+				    cli_status_store(status, l.state_dir));
 	if (a->json) {
 		cli_json_print(stdout, out);
 		goto out;
@@ -667,6 +738,8 @@ int cli_status_overview(struct cli_args *a)
 	if (json_object_get(channels, "channelAccounts"))
 		cli_status_channels(json_object_get(channels,
 						    "channelAccounts"));
+	if (json_object_get(out, "store"))
+		cli_status_store_print(json_object_get(out, "store"));
 	if (a->all && health)
 		printf("Health: %s\n",
 		       json_is_false(json_object_get(health, "ok")) ? "FAILED"
