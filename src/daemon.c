@@ -1145,6 +1145,16 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 	return 0;
 }
 
+/* The agent runtime is freed: what its runs' sinks reach goes too. */
+static void daemon_free_runners(struct daemon *d)
+{
+	d->agents = NULL;
+	channels_free(d->channels);
+	d->channels = NULL;
+	cron_free(d->cron);
+	d->cron = NULL;
+}
+
 /* The one shutdown order (doc/hardening.md), for SIGTERM and for the
  * in-place restart alike:
  *   1. stop accepting (the listen sockets stay open on restart)
@@ -1152,8 +1162,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
  *   3. send `shutdown` to every client
  *   4. drain worker jobs (bounded), then refuse posts and join
  *   5. end runs, then stop WS and HTTP (no thread can post after this)
- *   6. free the agent runtime (provider thread)
- *   7. close the store
+ *   6. free the agent runtime (provider thread), the channels, cron
+ *   7. close the store (runs still ending at 6: free them after it)
  *   8. daemon_free: free the transports, then the queue they posted to */
 static void daemon_stop(struct daemon *d, int signo)
 {
@@ -1194,15 +1204,16 @@ static void daemon_stop(struct daemon *d, int signo)
 			       "gateway stopping", 2000);
 	if (d->http)
 		http_server_stop(d->http);
-	agent_rt_free(d->agents, 0);
-	d->agents = NULL;
-	channels_free(d->channels);
-	d->channels = NULL;
+	/* Runs still ending (their ends queued behind a held-up store
+	 * writer or agent thread) keep the runtime, and the channels and
+	 * automations their sinks reach, until the store has drained. */
+	if (agent_rt_free(d->agents, 0) == GW_OK)
+		daemon_free_runners(d);
 	secrets_set_store(NULL);
-	cron_free(d->cron);
-	d->cron = NULL;
 	store_close(d->store);
 	d->store = NULL;
+	if (d->agents && agent_rt_free(d->agents, 2000) == GW_OK)
+		daemon_free_runners(d);
 	if (signo)
 		log_info("gateway", "shutdown completed cleanly in %lldms",
 			 (long long)(util_mono_ms() - t0));

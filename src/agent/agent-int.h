@@ -160,6 +160,7 @@ struct agent_rt {
 	atomic_llong sess_ev_built;	/* agent_events_new: arrays given */
 	atomic_llong sess_ev_skipped;	/* ... and NULLs (no subscriber) */
 	int nruns;
+	atomic_llong nended;		/* runs that reached run_finish */
 	pthread_cond_t idle;		/* nruns reached 0 */
 	struct agent_observer obs;
 	int stopping;
@@ -179,8 +180,11 @@ struct agent_rt {
 	size_t nsetups;
 };
 
-/* run.c: abort every live run and wait (bounded) until they ended. */
+/* run.c: abort every live run and wait until they ended, giving up
+ * after wait_ms in which none ended. */
 void run_abort_all(struct agent_rt *rt, int wait_ms);
+/* run.c: runs started and not yet ended (delivered). */
+int run_live_count(struct agent_rt *rt);
 
 /* A new array for the observer events of a store job, or NULL when the
  * observer says nobody listens (the store then builds none). */

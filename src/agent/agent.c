@@ -1144,11 +1144,25 @@ void agent_rt_stop(struct agent_rt *rt, int wait_ms)
 		run_abort_all(rt, wait_ms);
 }
 
-void agent_rt_free(struct agent_rt *rt, int wait_ms)
+int agent_rt_free(struct agent_rt *rt, int wait_ms)
 {
+	int n;
+
 	if (!rt)
-		return;
+		return GW_OK;
 	run_abort_all(rt, wait_ms);
+	/* A run still ending is finished by a store job whose callback (on
+	 * the writer) reaches the provider and this runtime: freeing them
+	 * under it is a use after free. Only a held-up store or agent
+	 * thread gets here; leaving the runtime allocated is the safe way
+	 * out. */
+	if ((n = run_live_count(rt)) > 0) {
+		log_error("agent", "%d run(s) still ending: the agent runtime "
+			  "is left allocated", n);
+		return GW_EBUSY;
+	}
+	/* Leaving the list (run_unlink) is a run's last touch of the
+	 * runtime; the agent thread is joined here. */
 	provider_free(rt->prov);
 	json_decref(rt->sysevents);
 	for (size_t i = 0; i < rt->nprompts; i++) {
@@ -1163,6 +1177,7 @@ void agent_rt_free(struct agent_rt *rt, int wait_ms)
 	pthread_cond_destroy(&rt->idle);
 	free(rt->state_dir);
 	free(rt);
+	return GW_OK;
 }
 
 /* ---- embeddings ------------------------------------------------------------ */

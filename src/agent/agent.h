@@ -65,7 +65,10 @@ void agent_session_event_counts(struct agent_rt *rt, int64_t *built,
  * "gateway is stopping". The runtime stays valid for late callers until
  * agent_rt_free, which stops it first if needed. */
 void agent_rt_stop(struct agent_rt *rt, int wait_ms);
-void agent_rt_free(struct agent_rt *rt, int wait_ms);
+/* Stop (see agent_rt_stop) and free. GW_EBUSY, and nothing freed, when
+ * runs are still ending (their store jobs would reach the runtime after
+ * it was freed); the caller may call it again later. */
+int agent_rt_free(struct agent_rt *rt, int wait_ms);
 
 /* Agents from the current config snapshot: agents.entries.<id> (and the
  * legacy agents.list), default "main". New references. */

@@ -562,6 +562,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	if (r->ended)
 		return;
 	r->ended = 1;
+	atomic_fetch_add(&r->rt->nended, 1);
 	r->status = st;
 	r->ended_at = util_now_ms();
 	if (err && !r->error)
@@ -786,6 +787,16 @@ static void run_on_event(void *arg, const char *data, size_t len)
 
 static void run_attempt(struct run *r);
 
+static int run_rt_stopping(struct agent_rt *rt)
+{
+	int v;
+
+	pthread_mutex_lock(&rt->mu);
+	v = rt->stopping;
+	pthread_mutex_unlock(&rt->mu);
+	return v;
+}
+
 /* An attempt failed: next model if nothing was streamed yet, else end. */
 static void run_fail(struct run *r, enum run_status st, char *msg,
 		     int http_status)
@@ -918,7 +929,10 @@ static void run_attempt(struct run *r)
 
 	if (r->ended)
 		return;
-	if (r->abort_req) {
+	/* After stop, attempts still queued for the agent thread end at
+	 * once, before the abort jobs behind them: a backlog of thousands
+	 * opens no upstream connection. */
+	if (r->abort_req || run_rt_stopping(r->rt)) {
 		run_finish(r, RUN_ABORTED, "run aborted", 499);
 		return;
 	}
@@ -1531,11 +1545,17 @@ int run_abort_session(struct agent_rt *rt, const char *session_key)
 	return (int)n;
 }
 
+/* How often run_abort_all looks whether runs are still ending. */
+#define RUN_ABORT_POLL_MS 100
+
 void run_abort_all(struct agent_rt *rt, int wait_ms)
 {
 	struct run *r, **v = NULL;
 	struct timespec ts;
+	int64_t until, now;
+	long long ended;
 	size_t n = 0, i;
+	int last;
 
 	pthread_mutex_lock(&rt->mu);
 	rt->stopping = 1;
@@ -1550,15 +1570,42 @@ void run_abort_all(struct agent_rt *rt, int wait_ms)
 		run_unref(v[i]);
 	}
 	free(v);
-	util_deadline(&ts, wait_ms);
+	/* Aborted runs end on the agent thread, then commit and leave the
+	 * list through the store writer; a backlog of thousands takes a
+	 * while. The bound is on progress: wait_ms in which no run reached
+	 * either step. */
 	pthread_mutex_lock(&rt->mu);
-	while (rt->nruns > 0 &&
-	       pthread_cond_timedwait(&rt->idle, &rt->mu, &ts) == 0)
-		;
+	last = rt->nruns;
+	ended = atomic_load(&rt->nended);
+	until = util_mono_ms() + wait_ms;
+	while (rt->nruns > 0) {
+		now = util_mono_ms();
+		if (rt->nruns < last || atomic_load(&rt->nended) != ended) {
+			last = rt->nruns;
+			ended = atomic_load(&rt->nended);
+			until = now + wait_ms;
+		}
+		if (now >= until)
+			break;
+		util_deadline(&ts, (int)(until - now < RUN_ABORT_POLL_MS
+						 ? until - now
+						 : RUN_ABORT_POLL_MS));
+		pthread_cond_timedwait(&rt->idle, &rt->mu, &ts);
+	}
 	if (rt->nruns)
 		log_warn("agent", "%d run(s) still ending at shutdown",
 			 rt->nruns);
 	pthread_mutex_unlock(&rt->mu);
+}
+
+int run_live_count(struct agent_rt *rt)
+{
+	int n;
+
+	pthread_mutex_lock(&rt->mu);
+	n = rt->nruns;
+	pthread_mutex_unlock(&rt->mu);
+	return n;
 }
 
 /* ---- agent.wait ------------------------------------------------------------ */

@@ -13,11 +13,16 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <curl/curl.h>
 
 #include "agent/agent-int.h"
 #include "agent/h1.h"
 #include "agent/runidx.h"
+#include "config/config.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -592,6 +597,119 @@ START_TEST(test_idempotency_replay)
 }
 END_TEST
 
+/* ---- shutdown with runs still ending --------------------------------------- */
+
+/* A store job that holds the writer until the test opens the gate. */
+struct writer_gate {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int held, open;
+};
+
+static int writer_gate_job(sqlite3 *db, void *arg)
+{
+	struct writer_gate *g = arg;
+
+	(void)db;
+	pthread_mutex_lock(&g->mu);
+	g->held = 1;
+	pthread_cond_broadcast(&g->cv);
+	while (!g->open)
+		pthread_cond_wait(&g->cv, &g->mu);
+	pthread_mutex_unlock(&g->mu);
+	return GW_OK;
+}
+
+/* A run whose end cannot be stored yet (the writer is held) is still
+ * ending when the runtime is to be freed: agent_rt_free must leave it
+ * allocated (GW_EBUSY) and free it once the end went through. Freeing it
+ * then made the end's callback run on freed memory (ASan: use after
+ * free), a heap corruption seen at the end of the chat.send bench. */
+START_TEST(test_free_with_runs_still_ending)
+{
+	struct store *st = NULL;
+	struct agent_rt *rt = NULL;
+	struct gw_config *cfg = NULL;
+	struct config_issues is = {0};
+	struct writer_gate g = {.mu = PTHREAD_MUTEX_INITIALIZER,
+				.cv = PTHREAD_COND_INITIALIZER};
+	struct end_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
+			     .cv = PTHREAD_COND_INITIALIZER};
+	struct run_request rq = {0};
+	struct run_sink sink = {0};
+	struct sockaddr_in sa = {0};
+	socklen_t salen = sizeof(sa);
+	struct run *r = NULL;
+	char path[512], *err = NULL;
+	FILE *f;
+	int lfd;
+
+	/* An upstream that accepts (the kernel's backlog) and never
+	 * answers: the run stays in flight until it is aborted. */
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ck_assert_int_ge(lfd, 0);
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &salen), 0);
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-agent-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	snprintf(path, sizeof(path), "%s/openclaw.json", tmpdir);
+	f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fprintf(f, "{\"models\": {\"providers\": {\"mute\": {\"baseUrl\": "
+		"\"http://127.0.0.1:%d/v1\", \"api\": \"openai-completions\", "
+		"\"models\": [{\"id\": \"m\"}]}}}, \"agents\": {\"defaults\": "
+		"{\"model\": \"mute/m\"}}}", ntohs(sa.sin_port));
+	fclose(f);
+	ck_assert_int_eq(config_load(path, NULL, &cfg, &is), GW_OK);
+	config_issues_free(&is);
+	config_set_current(cfg);
+	open_store(&st, &rt);
+
+	sink.on_end = end_cb;
+	sink.arg = &w;
+	rq.session_key = "agent:main:held";
+	rq.run_id = "run-held";
+	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
+				"hi");
+	ck_assert_int_eq(run_start(rt, &rq, &sink, &r, &err), GW_OK);
+	json_decref(rq.messages);
+
+	/* Hold the writer, then stop: the run is aborted, its end queued
+	 * behind the held job; the bounded wait gives up. */
+	ck_assert_int_eq(store_write(st, writer_gate_job, &g, NULL), GW_OK);
+	pthread_mutex_lock(&g.mu);
+	while (!g.held)
+		pthread_cond_wait(&g.cv, &g.mu);
+	pthread_mutex_unlock(&g.mu);
+	agent_rt_stop(rt, 100);
+	ck_assert_int_eq(run_live_count(rt), 1);
+	ck_assert_int_eq(agent_rt_free(rt, 0), GW_EBUSY);
+
+	/* The writer goes on: the end is stored and delivered; now the
+	 * runtime goes. */
+	pthread_mutex_lock(&g.mu);
+	g.open = 1;
+	pthread_cond_broadcast(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	pthread_mutex_lock(&w.mu);
+	while (!w.done)
+		pthread_cond_wait(&w.cv, &w.mu);
+	pthread_mutex_unlock(&w.mu);
+	ck_assert_int_eq(w.status, RUN_ABORTED);
+	run_unref(r);
+	ck_assert_int_eq(agent_rt_free(rt, 10000), GW_OK);
+	store_close(st);
+	config_set_current(NULL);
+	config_unref(cfg);
+	close(lfd);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 
 /* ---- h1: the plain-http upstream client ----------------------------------- */
 
@@ -915,6 +1033,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_h1_response_errors);
 	tcase_add_test(tc, test_h1_url_and_head);
 	tcase_add_test(tc, test_runidx);
+	tcase_add_test(tc, test_free_with_runs_still_ending);
 	suite_add_tcase(s, tc);
 	return s;
 }
