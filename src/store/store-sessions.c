@@ -13,8 +13,15 @@
 #include "store/store-sessions.h"
 #include "store/store.h"
 
-/* Writer thread only: when the next idempotency sweep is due. */
+/* Writer thread only: when the next idempotency sweep is due, and the
+ * newest idempotency row id seen at each of the sweeps of the last
+ * STORE_SESSION_IDEM_TTL_MS (a ring, oldest first). */
 static int64_t store_session_next_sweep;
+#define SESS_MARKS 512	/* > IDEM_TTL / SWEEP_MS sweeps */
+static struct {
+	int64_t at, id;
+} sess_marks[SESS_MARKS];
+static int sess_mark_first, sess_marks_n;
 
 /* Random bytes for ids from a per-thread pool filled by one getrandom(2)
  * per 32 ids (a run used 6 getrandom calls). */
@@ -641,25 +648,59 @@ static void sess_bind_start(sqlite3_stmt *s,
 	store_bind_static(s, 4, b->channel);
 }
 
-/* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS. */
-static int sess_sweep(sqlite3 *db, int64_t now)
+/* The idempotency sweep, at most once per STORE_SESSION_SWEEP_MS.
+ * Reads skip expired rows; the sweep only bounds the table. The rows are
+ * in insertion order (migration 0009) and a row is inserted when its
+ * expiry is set, STORE_SESSION_IDEM_TTL_MS (the shortest) or more ahead:
+ * so only rows at or below the newest id seen that long ago can have
+ * expired, and the sweep walks those (the few left there, e.g. runs still
+ * going, and the ones added since the last sweep), not the table, without
+ * an index on expires_at. After a restart nothing is swept until a sweep
+ * of this process is that old. */
+int store_session_sweep_tx(sqlite3 *db, int64_t now)
 {
 	sqlite3_stmt *s;
-	int r;
+	int64_t bound = 0, top = 0;
+	int r = GW_OK;
 
 	if (now < store_session_next_sweep)
 		return GW_OK;
-	/* Reads skip expired rows; the sweep only bounds the table. */
-	s = store_stmt(db, "DELETE FROM idempotency WHERE expires_at < ?");
+	while (sess_marks_n > 0 &&
+	       (sess_marks[sess_mark_first].at <=
+			now - STORE_SESSION_IDEM_TTL_MS ||
+		sess_marks_n == SESS_MARKS)) {
+		bound = sess_marks[sess_mark_first].id;
+		sess_mark_first = (sess_mark_first + 1) % SESS_MARKS;
+		sess_marks_n--;
+	}
+	if (bound > 0) {
+		s = store_stmt(db, "DELETE FROM idempotency WHERE id <= ? AND "
+			       "expires_at < ?");
+		if (!s)
+			return GW_ESTORE;
+		sqlite3_bind_int64(s, 1, bound);
+		sqlite3_bind_int64(s, 2, now);
+		if (sqlite3_step(s) != SQLITE_DONE)
+			r = sess_fail(db, "idempotency sweep");
+		store_stmt_done(s);
+		if (r != GW_OK)
+			return r;
+	}
+	s = store_stmt(db, "SELECT max(id) FROM idempotency");
 	if (!s)
 		return GW_ESTORE;
-	sqlite3_bind_int64(s, 1, now);
-	r = sqlite3_step(s) == SQLITE_DONE
-		? GW_OK : sess_fail(db, "idempotency sweep");
+	if (sqlite3_step(s) == SQLITE_ROW)
+		top = sqlite3_column_int64(s, 0);
+	else
+		r = sess_fail(db, "idempotency sweep");
 	store_stmt_done(s);
-	if (r == GW_OK)
-		store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
-	return r;
+	if (r != GW_OK)
+		return r;
+	sess_marks[(sess_mark_first + sess_marks_n) % SESS_MARKS].at = now;
+	sess_marks[(sess_mark_first + sess_marks_n) % SESS_MARKS].id = top;
+	sess_marks_n++;
+	store_session_next_sweep = now + STORE_SESSION_SWEEP_MS;
+	return GW_OK;
 }
 
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
@@ -672,7 +713,7 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	size_t n = 0;
 	int r, rc;
 
-	if ((r = sess_sweep(db, now)) != GW_OK)
+	if ((r = store_session_sweep_tx(db, now)) != GW_OK)
 		return r;
 	/* Create the row or mark it running and count the new messages in
 	 * one statement, then read their session id and last seq. */
@@ -787,7 +828,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	size_t n = 0, total;
 	int r, rc, v;
 
-	if ((r = sess_sweep(db, now)) != GW_OK)
+	if ((r = store_session_sweep_tx(db, now)) != GW_OK)
 		return r;
 	texts = sess_texts(b->messages, &n);
 	total = n + (e->message ? 1 : 0);
