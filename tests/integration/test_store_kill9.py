@@ -88,11 +88,18 @@ def test_kill9_keeps_every_acknowledged_run(tmp_root, upstream):  # noqa: F811
                 "SELECT text FROM transcript WHERE role = 'assistant'")}
             prompts = db.execute("SELECT count(*) FROM transcript "
                                  "WHERE role = 'user'").fetchone()[0]
+            # runs cut by the kill were marked failed at the restart
+            running = db.execute("SELECT count(*) FROM idempotency WHERE "
+                                 "status = 'running'").fetchone()[0]
+            idem = db.execute("SELECT count(*) FROM idempotency"
+                              ).fetchone()[0]
         finally:
             db.close()
         missing = [t for t in done if t not in texts]
         assert not missing, (len(missing), len(done), missing[:5])
         assert prompts >= len(done)
+        assert running == 0
+        assert idem >= len(done)
         # and the restarted gateway keeps answering and writing
         r = post(gw2, "/v1/chat/completions", chat("after [[reply:after]]"))
         assert r.status_code == 200, r.text
