@@ -36,6 +36,7 @@ struct store_wal_stats {
 	uint64_t writer_busy;	/* ... that found a reader in the WAL */
 	int64_t writer_us;	/* time the writer spent in them */
 	int64_t writer_cpu_us;	/* ... its CPU time (busy ones too) */
+	uint64_t presyncs;	/* database syncs by the checkpointer */
 	uint64_t resets;	/* the WAL rewound to its start */
 	uint64_t frames;	/* frames the writer's commits appended */
 	int64_t last_us, max_us, total_us; /* checkpointer run durations */

@@ -188,6 +188,37 @@ START_TEST(test_checkpointer_batches)
 }
 END_TEST
 
+/* Past hard - soft the checkpointer syncs the pages its batches copied
+ * (SQLite syncs the file only after a checkpoint that copied the whole WAL:
+ * under a steady load the writer's forced one, which then wrote them all
+ * back), and wakes up every quarter of the soft bound. */
+START_TEST(test_checkpointer_syncs_near_hard)
+{
+	struct store *st = open_with("16:400");	/* batches of 96, 384 */
+	int i;
+
+	for (i = 0; i < 200 && wal_fig(st, "pages") < 386; i++) {
+		char tag[32];
+
+		snprintf(tag, sizeof(tag), "near%d", i);
+		write_big(st, 1, tag);		/* ~6 frames each */
+	}
+	ck_assert_int_ge(wal_fig(st, "pages"), 386);
+	ck_assert_int_lt(wal_fig(st, "pages"), 400);
+	for (i = 0; i < 2000 && wal_fig(st, "checkpointSyncs") == 0; i++)
+		usleep(5000);
+	ck_assert_int_eq(wal_fig(st, "checkpointSyncs"), 1);
+	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	/* one sync per WAL: the next rounds of this one do not */
+	write_big(st, 1, "near-more");
+	for (i = 0; i < 2000 && wal_fig(st, "checkpointPages") <
+				     wal_fig(st, "frames"); i++)
+		usleep(5000);
+	ck_assert_int_eq(wal_fig(st, "checkpointSyncs"), 1);
+	store_close(st);
+}
+END_TEST
+
 /* No checkpointer: past the hard bound the writer checkpoints itself, so
  * the WAL (and its file) stays within the bound plus a few commits (the
  * rewind after it can miss a commit when a checkpoint holds its lock). */
@@ -266,6 +297,7 @@ static void add(TCase *tc)
 	tcase_add_test(tc, test_no_automatic_checkpoint);
 	tcase_add_test(tc, test_checkpointer_runs);
 	tcase_add_test(tc, test_checkpointer_batches);
+	tcase_add_test(tc, test_checkpointer_syncs_near_hard);
 	tcase_add_test(tc, test_hard_bound);
 	tcase_add_test(tc, test_hard_bound_reader);
 	tcase_add_test(tc, test_rows_survive_checkpoints);
