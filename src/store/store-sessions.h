@@ -20,6 +20,11 @@ struct store;
 /* Expired idempotency rows are swept at most this often (reads ignore
  * them anyway). */
 #define STORE_SESSION_SWEEP_MS 1000
+/* The sweep (writer, inside a transaction; the run path's writes call
+ * it): at most once per STORE_SESSION_SWEEP_MS of now, deletes the
+ * expired rows among those inserted before the newest row id its sweeps
+ * saw STORE_SESSION_IDEM_TTL_MS or more ago. */
+int store_session_sweep_tx(sqlite3 *db, int64_t now);
 
 /* The columns store_session_row_json reads, in order. */
 #define STORE_SESSION_ROW_COLS \

@@ -5,12 +5,21 @@
  * fsynced both files while the callers of that group waited for their
  * commit (the 1 % tail of a chat completion). Here the writer connection
  * has no automatic checkpoint. Its hook (writer thread, after each
- * commit: a few loads and stores, no syscall) records the WAL's size and,
- * each time the WAL has grown by a step past the soft bound, wakes the
- * checkpointer: a thread with its own read-write connection that runs
- * PASSIVE checkpoints (never blocking the writer or readers), repeated a
- * few times while the writer adds frames, so that the WAL is fully copied
- * and the writer's next transaction rewinds it to the start.
+ * commit: a few loads and stores, no syscall) records the WAL's size and
+ * wakes the checkpointer, a thread with its own read-write connection that
+ * runs PASSIVE checkpoints (never blocking the writer or readers), when
+ * the WAL reaches the soft bound and then in batches: every quarter of the
+ * room between the bounds (950 pages by default), once more a soft bound
+ * short of the hard one and then every quarter of the soft bound (a forced
+ * checkpoint finds little left). A checkpoint copies each page once, from
+ * its last frame, so a page that consecutive commits rewrite (the right
+ * edge of an index, a session's row, page 1) costs one copy per batch,
+ * not one per few commits: with a wake-up every 50 pages nearly every
+ * frame was copied (a pread, a pwrite and its writeback each). Frames left
+ * behind by a round (the writer committed during it) are copied at the
+ * next wake-up, or after STORE_WAL_IDLE_MS without one, so that when the
+ * writer slows down or stops the WAL is finished and its next transaction
+ * rewinds it to the start.
  *
  * Under a sustained write load a PASSIVE checkpoint from another
  * connection may never catch up with the last frame (the WAL only rewinds
@@ -40,11 +49,17 @@
 #define STORE_WAL_WAIT_MS 2000		/* the writer waits for a run */
 #define STORE_WAL_BUSY_NS 100000	/* ... then for readers, in steps */
 #define STORE_WAL_BUSY_TRIES 50		/* of 0.1 ms, 5 ms at most */
+#define STORE_WAL_IDLE_MS 100		/* frames left behind: copied after */
 
 struct store_wal {
 	sqlite3 *db;			/* the checkpointer's connection */
 	pthread_t thread;
-	int soft, hard, step;
+	int soft, hard;
+	int step;			/* kick every step pages past soft */
+	int last_kick;			/* ... and at hard - soft, then */
+	int tail_step;			/* every tail_step pages */
+	uint64_t synced_gen;		/* (checkpointer) resets + 1 of the
+					 * WAL whose copies it synced */
 
 	/* writer thread only (the hook and store_wal_writer_idle) */
 	int last_n;			/* WAL pages after the last commit */
@@ -59,6 +74,7 @@ struct store_wal {
 	/* set by the writer, read by store_wal_stats */
 	atomic_int wal_pages, wal_pages_max;
 	atomic_ullong resets, writer_ckpts, writer_busy, frames, writer_us;
+	atomic_ullong writer_cpu_us, presyncs;
 
 	pthread_mutex_t mu;		/* guards the rest */
 	pthread_cond_t cv;		/* kick or stopping */
@@ -72,12 +88,17 @@ struct store_wal {
 	int64_t last_us, max_us, total_us;
 };
 
-static int64_t store_wal_us(void)
+static int64_t store_wal_clock_us(clockid_t clk)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(clk, &ts);
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t store_wal_us(void)
+{
+	return store_wal_clock_us(CLOCK_MONOTONIC);
 }
 
 /* The writer's busy handler during its RESTART checkpoint: readers are
@@ -151,13 +172,36 @@ static int store_wal_hook(void *arg, sqlite3 *db, const char *name, int n)
 	if (n >= w->next_force)
 		w->force = 1;
 	if (n >= w->next_kick) {
-		w->next_kick = n + w->step;
+		/* past hard - soft: short steps again, so that a forced
+		 * checkpoint finds only the last few commits to copy */
+		w->next_kick = n + (n >= w->last_kick ? w->tail_step : w->step);
+		if (n < w->last_kick && w->next_kick > w->last_kick)
+			w->next_kick = w->last_kick;
 		pthread_mutex_lock(&w->mu);
 		w->kick = 1;
 		pthread_cond_signal(&w->cv);
 		pthread_mutex_unlock(&w->mu);
 	}
 	return SQLITE_OK;
+}
+
+/* SQLite syncs the database file only after a checkpoint that copied the
+ * whole WAL; under a steady load that is the writer's forced one, whose
+ * sync then wrote back every page the batches of that WAL had copied
+ * (milliseconds of the writer's wall time, a request's). The first round
+ * past hard - soft syncs them from here (through this connection's file:
+ * closing another descriptor of the file would drop the process's POSIX
+ * locks on it), so that the forced checkpoint writes back only the pages
+ * of the last few commits. */
+static void store_wal_presync(struct store_wal *w)
+{
+	sqlite3_file *f = NULL;
+
+	if (sqlite3_file_control(w->db, "main", SQLITE_FCNTL_FILE_POINTER,
+				 &f) == SQLITE_OK && f && f->pMethods &&
+	    f->pMethods->xSync(f, SQLITE_SYNC_NORMAL) == SQLITE_OK)
+		atomic_fetch_add_explicit(&w->presyncs, 1,
+					  memory_order_relaxed);
 }
 
 /* One wake-up: PASSIVE checkpoints until the WAL is all copied, no
@@ -187,9 +231,14 @@ static void store_wal_run(struct store_wal *w)
 		rc = sqlite3_wal_checkpoint_v2(w->db, NULL,
 					       SQLITE_CHECKPOINT_PASSIVE,
 					       &nlog, &nckpt);
-		dt = store_wal_us() - t0;
 		resets = atomic_load_explicit(&w->resets,
 					      memory_order_relaxed);
+		if (rc == SQLITE_OK && nckpt >= 0 && nlog >= w->last_kick &&
+		    w->synced_gen != resets + 1) {
+			store_wal_presync(w);
+			w->synced_gen = resets + 1;
+		}
+		dt = store_wal_us() - t0;
 		pthread_mutex_lock(&w->mu);
 		if (rc == SQLITE_OK && nckpt < 0) {
 			w->attached = 0;	/* not in WAL mode yet */
@@ -227,14 +276,45 @@ static void store_wal_run(struct store_wal *w)
 	}
 }
 
+/* (mu held) The checkpointer copied part of the current WAL and the
+ * writer appended frames since. */
+static int store_wal_pending(struct store_wal *w)
+{
+	return w->base > 0 &&
+	       atomic_load_explicit(&w->resets, memory_order_relaxed) ==
+		       w->base_resets &&
+	       atomic_load_explicit(&w->wal_pages, memory_order_relaxed) >
+		       w->base;
+}
+
 static void *store_wal_main(void *arg)
 {
 	struct store_wal *w = arg;
 
 	for (;;) {
 		pthread_mutex_lock(&w->mu);
-		while ((!w->kick || w->hold) && !w->stopping)
-			pthread_cond_wait(&w->cv, &w->mu);
+		while ((!w->kick || w->hold) && !w->stopping) {
+			struct timespec ts;
+
+			if (w->hold || !store_wal_pending(w)) {
+				pthread_cond_wait(&w->cv, &w->mu);
+				continue;
+			}
+			/* Frames left behind by the last round: copied at
+			 * the next kick or after STORE_WAL_IDLE_MS without
+			 * one (the writer slowed down or went idle: the WAL
+			 * is finished and rewinds). */
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += STORE_WAL_IDLE_MS * 1000000L;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			if (pthread_cond_timedwait(&w->cv, &w->mu, &ts) ==
+				    ETIMEDOUT && !w->hold &&
+			    store_wal_pending(w))
+				w->kick = 1;
+		}
 		if (w->stopping) {
 			pthread_mutex_unlock(&w->mu);
 			break;
@@ -283,7 +363,12 @@ struct store_wal *store_wal_start(const char *path, sqlite3 *wdb)
 	struct store_wal *w = xcalloc(1, sizeof(*w));
 
 	store_wal_bounds(&w->soft, &w->hard);
-	w->step = w->soft / 4 > 0 ? w->soft / 4 : 1;
+	/* Batches of a quarter of the room between the bounds (950 pages by
+	 * default), and one more a soft bound short of the hard one (3800),
+	 * so that a forced checkpoint finds little left to copy. */
+	w->step = (w->hard - w->soft) / 4 > 0 ? (w->hard - w->soft) / 4 : 1;
+	w->last_kick = w->hard - w->soft;
+	w->tail_step = w->soft / 4 > 0 ? w->soft / 4 : 1;
 	if (!w->soft)	/* no checkpointer runs: the hard bound only */
 		w->soft = INT_MAX;
 	w->next_kick = w->soft;
@@ -321,12 +406,13 @@ fail:
 void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 {
 	int nlog = -1, nckpt = -1, rc;
-	int64_t t0, dt, now;
+	int64_t t0, c0, dt, now;
 
 	if (!w || !w->force)
 		return;
 	w->force = 0;
 	t0 = store_wal_us();
+	c0 = store_wal_clock_us(CLOCK_THREAD_CPUTIME_ID);
 	/* The checkpointer stops after its current round (it holds the
 	 * checkpoint lock meanwhile); no commit lands while the writer is
 	 * here, so this copies whatever is left. RESTART then waits (a few
@@ -345,6 +431,9 @@ void store_wal_writer_idle(struct store_wal *w, sqlite3 *wdb)
 	else
 		store_wal_release(w);
 	dt = store_wal_us() - t0;
+	atomic_fetch_add_explicit(&w->writer_cpu_us, (unsigned long long)
+		(store_wal_clock_us(CLOCK_THREAD_CPUTIME_ID) - c0),
+		memory_order_relaxed);
 	if (rc == SQLITE_BUSY) {
 		/* a reader stayed: again once the WAL grew by a quarter
 		 * of the bound, not at every commit */
@@ -402,6 +491,8 @@ void store_wal_stats(struct store_wal *w, struct store_wal_stats *out)
 	out->writer_checkpoints = atomic_load(&w->writer_ckpts);
 	out->writer_busy = atomic_load(&w->writer_busy);
 	out->writer_us = (int64_t)atomic_load(&w->writer_us);
+	out->writer_cpu_us = (int64_t)atomic_load(&w->writer_cpu_us);
+	out->presyncs = atomic_load(&w->presyncs);
 	out->soft = w->soft == INT_MAX ? 0 : w->soft;
 	out->hard = w->hard;
 	pthread_mutex_lock(&w->mu);

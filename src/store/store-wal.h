@@ -2,7 +2,9 @@
  * writer connection runs no automatic checkpoint; its WAL hook, called
  * after every commit with the WAL's size in pages, wakes a checkpointer
  * thread (its own connection) that runs PASSIVE checkpoints once the WAL
- * has grown past the soft bound; past the hard bound the writer checkpoints
+ * has grown past the soft bound, then in batches (a quarter of the room
+ * between the bounds) or after a quiet 100 ms; past the hard bound the
+ * writer checkpoints
  * itself, after it has completed its callers. doc/sqlite.md, "WAL and
  * checkpoints". Internal to src/store. */
 #pragma once
@@ -33,6 +35,8 @@ struct store_wal_stats {
 	uint64_t writer_checkpoints; /* forced on the writer (hard bound) */
 	uint64_t writer_busy;	/* ... that found a reader in the WAL */
 	int64_t writer_us;	/* time the writer spent in them */
+	int64_t writer_cpu_us;	/* ... its CPU time (busy ones too) */
+	uint64_t presyncs;	/* database syncs by the checkpointer */
 	uint64_t resets;	/* the WAL rewound to its start */
 	uint64_t frames;	/* frames the writer's commits appended */
 	int64_t last_us, max_us, total_us; /* checkpointer run durations */

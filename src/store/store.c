@@ -510,6 +510,10 @@ json_t *store_status_json(struct store *st)
 			    json_integer((json_int_t)w.writer_busy));
 	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointUs",
 			    json_integer((json_int_t)w.writer_us));
+	json_object_set_new(json_object_get(j, "wal"), "writerCheckpointCpuUs",
+			    json_integer((json_int_t)w.writer_cpu_us));
+	json_object_set_new(json_object_get(j, "wal"), "checkpointSyncs",
+			    json_integer((json_int_t)w.presyncs));
 	return j;
 }
 
@@ -797,16 +801,18 @@ void store_close(struct store *st)
 				 secs > 0 ? (double)c / secs : 0.0, secs);
 		if (st->ckpt.checkpoints || st->ckpt.writer_checkpoints)
 			log_info("store", "store: %.1f WAL pages per commit; "
-				 "%llu checkpoints (%llu pages, %.1f ms) off "
-				 "the writer, %llu on it (%.1f ms, %llu found a "
-				 "reader); WAL at most %d pages",
+				 "%llu checkpoints (%llu pages, %.1f ms, %llu "
+				 "syncs) off the writer, %llu on it (%.1f ms, %.1f ms CPU, "
+				 "%llu found a reader); WAL at most %d pages",
 				 c ? (double)st->ckpt.frames / (double)c : 0.0,
 				 (unsigned long long)st->ckpt.checkpoints,
 				 (unsigned long long)st->ckpt.pages,
 				 (double)st->ckpt.total_us / 1000,
+				 (unsigned long long)st->ckpt.presyncs,
 				 (unsigned long long)
 					 st->ckpt.writer_checkpoints,
 				 (double)st->ckpt.writer_us / 1000,
+				 (double)st->ckpt.writer_cpu_us / 1000,
 				 (unsigned long long)st->ckpt.writer_busy,
 				 st->ckpt.wal_pages_max);
 		store_stmt_forget(st->wdb);

@@ -1,6 +1,8 @@
 /* Unit tests for the store's run path (issue 11): migration 0008 (sessions
  * WITHOUT ROWID, no unique index on transcript.message_id) keeps every row
- * of a version 7 database, and the JSON writer's integers are jansson's. */
+ * of a version 7 database, migration 0009 (idempotency as a rowid table,
+ * no expiry index) every row of a version 8 one, the idempotency sweep
+ * without that index, and the JSON writer's integers are jansson's. */
 #include "config.h"
 
 #include <check.h>
@@ -50,10 +52,10 @@ static char *query_text(sqlite3 *db, const char *sql)
 	return v;
 }
 
-/* A database at schema version 7 with a few sessions and messages. */
-static void make_v7(void)
+/* A database at schema version v (open; the caller adds rows). */
+static sqlite3 *make_at(int v)
 {
-	char dir[600];
+	char dir[600], uv[64];
 	sqlite3 *db = NULL;
 
 	snprintf(dir, sizeof(dir), "%s/state", tmpdir);
@@ -61,11 +63,20 @@ static void make_v7(void)
 	ck_assert_int_eq(sqlite3_open(dbpath, &db), SQLITE_OK);
 	exec_ok(db, "PRAGMA journal_mode=WAL");
 	for (int i = 0; i < store_migrations_count; i++) {
-		if (store_migrations[i].version > 7)
+		if (store_migrations[i].version > v)
 			break;
 		exec_ok(db, store_migrations[i].sql);
 	}
-	exec_ok(db, "PRAGMA user_version=7");
+	snprintf(uv, sizeof(uv), "PRAGMA user_version=%d", v);
+	exec_ok(db, uv);
+	return db;
+}
+
+/* A database at schema version 7 with a few sessions and messages. */
+static void make_v7(void)
+{
+	sqlite3 *db = make_at(7);
+
 	exec_ok(db,
 		"INSERT INTO sessions(key, session_id, agent_id, channel, "
 		"label, settings, status, last_run_id, model, input_tokens, "
@@ -185,8 +196,151 @@ START_TEST(test_json_integers_as_jansson)
 }
 END_TEST
 
+/* A database at schema version 8 with idempotency rows (a finished run, a
+ * running one, an expired one), inserted out of creation order. */
+static void make_v8(void)
+{
+	sqlite3 *db = make_at(8);
+
+	exec_ok(db,
+		"INSERT INTO idempotency(run_id, session_key, status, result, "
+		"created_at, ended_at, expires_at) VALUES "
+		"('r-b', 'agent:main:b', 'ok', '{\"runId\":\"r-b\"}', 20, 25, "
+		" 9000000000000),"
+		"('r-a', 'agent:main:a', 'running', NULL, 10, NULL, "
+		" 8000000000000),"
+		"('r-c', 'agent:main:c', 'error', '{\"runId\":\"r-c\"}', 30, "
+		" 31, 5);");
+	sqlite3_close(db);
+}
+
+static int bad_idem_fn(sqlite3 *db, void *arg)
+{
+	return sqlite3_exec(db, (const char *)arg, NULL, NULL, NULL) ==
+			       SQLITE_OK ? GW_OK : GW_ESTORE;
+}
+
+/* 0009 rebuilds idempotency as a rowid table in creation order, run_id
+ * UNIQUE, no expiry index: every row and column stays, and so do the
+ * uniqueness of run_id and the result CHECK. */
+START_TEST(test_migration_0009_keeps_rows)
+{
+	struct store *st;
+	sqlite3 *db;
+	char *t;
+	int v = 0;
+
+	make_v8();
+	st = open_ok();
+	ck_assert_int_eq(store_schema_version(st, &v), GW_OK);
+	ck_assert_int_ge(v, 9);
+	db = store_reader(st);
+	ck_assert_ptr_nonnull(db);
+	t = query_text(db, "SELECT group_concat(id || '|' || run_id || '|' || "
+		       "session_key || '|' || status || '|' || coalesce(result, "
+		       "'-') || '|' || created_at || '|' || coalesce(ended_at, "
+		       "'-') || '|' || expires_at, ';') FROM (SELECT * FROM "
+		       "idempotency ORDER BY id)");
+	ck_assert_str_eq(t, "1|r-a|agent:main:a|running|-|10|-|8000000000000;"
+			 "2|r-b|agent:main:b|ok|{\"runId\":\"r-b\"}|20|25|"
+			 "9000000000000;"
+			 "3|r-c|agent:main:c|error|{\"runId\":\"r-c\"}|30|31|5");
+	free(t);
+	/* a run id's row is found through its index, not a scan */
+	{
+		sqlite3_stmt *q = NULL;
+
+		ck_assert_int_eq(sqlite3_prepare_v2(db, "EXPLAIN QUERY PLAN "
+			"SELECT status FROM idempotency WHERE run_id = 'r-b'",
+			-1, &q, NULL), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+		ck_assert_ptr_nonnull(strstr((const char *)
+			sqlite3_column_text(q, 3), "USING INDEX"));
+		sqlite3_finalize(q);
+	}
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM sqlite_schema "
+				   "WHERE type = 'index' AND tbl_name = "
+				   "'idempotency' AND sql LIKE '%expires_at%'"),
+			 0);
+	ck_assert_int_eq(store_write_sync(st, bad_idem_fn, (void *)
+		"INSERT INTO idempotency(run_id, session_key, status, "
+		"created_at, expires_at) VALUES('r-a', 'k', 'ok', 1, 2)", 0),
+			 GW_ESTORE);
+	ck_assert_int_eq(store_write_sync(st, bad_idem_fn, (void *)
+		"UPDATE idempotency SET result = '{' WHERE run_id = 'r-b'", 0),
+			 GW_ESTORE);
+	ck_assert_int_eq(store_write_sync(st, bad_idem_fn, (void *)
+		"INSERT INTO idempotency(run_id, session_key, status, "
+		"created_at, expires_at) VALUES(NULL, 'k', 'ok', 1, 2)", 0),
+			 GW_ESTORE);
+	/* the run path's statements work on it: a retry's row replaces */
+	ck_assert_int_eq(store_write_sync(st, bad_idem_fn, (void *)
+		"INSERT OR REPLACE INTO idempotency(run_id, session_key, "
+		"status, created_at, expires_at) VALUES('r-a', 'k', 'ok', 1, "
+		"2)", 0), GW_OK);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM idempotency"), 3);
+	store_close(st);
+}
+END_TEST
+
+/* The sweep without an expiry index: only rows inserted before the newest
+ * id seen a TTL ago are candidates, and of those only expired ones go. */
+struct sweep_step {
+	const char *sql;	/* rows to add first (or NULL) */
+	int64_t now;
+};
+
+static int sweep_fn(sqlite3 *db, void *arg)
+{
+	struct sweep_step *st = arg;
+
+	if (st->sql && sqlite3_exec(db, st->sql, NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		return GW_ESTORE;
+	return store_session_sweep_tx(db, st->now);
+}
+
+#define IDEM_ROW(id, exp) \
+	"INSERT INTO idempotency(id, run_id, session_key, status, " \
+	"created_at, expires_at) VALUES(" #id ", 'r" #id "', 'k', 'ok', 1, " \
+	#exp ");"
+
+START_TEST(test_idempotency_sweep)
+{
+	const int64_t t0 = 4000000000000LL, ttl = STORE_SESSION_IDEM_TTL_MS;
+	struct sweep_step steps[] = {
+		/* 3 expired rows and a live one; no sweep is a TTL old */
+		{IDEM_ROW(1, 1) IDEM_ROW(2, 1) IDEM_ROW(3, 1)
+		 IDEM_ROW(4, 9000000000000), t0},
+		/* an expired row inserted after that sweep */
+		{IDEM_ROW(5, 1), t0 + STORE_SESSION_SWEEP_MS},
+		/* too soon after the last sweep: nothing */
+		{NULL, t0 + STORE_SESSION_SWEEP_MS + 1},
+		/* the first sweep is a TTL old: rows 1-3 go, 4 is live, 5
+		 * was inserted after it */
+		{NULL, t0 + ttl},
+		/* the second is: 5 goes */
+		{NULL, t0 + ttl + STORE_SESSION_SWEEP_MS},
+	};
+	static const int left[] = {4, 5, 5, 2, 1};
+	struct store *st = open_ok();
+	sqlite3 *db = store_reader(st);
+
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		ck_assert_int_eq(store_write_sync(st, sweep_fn, &steps[i], 0),
+				 GW_OK);
+		ck_assert_int_eq(query_int(db, "SELECT count(*) FROM "
+					   "idempotency"), left[i]);
+	}
+	ck_assert_int_eq(query_int(db, "SELECT min(id) FROM idempotency"), 4);
+	store_close(st);
+}
+END_TEST
+
 static void add(TCase *tc)
 {
+	tcase_add_test(tc, test_migration_0009_keeps_rows);
+	tcase_add_test(tc, test_idempotency_sweep);
 	tcase_add_test(tc, test_migration_0008_keeps_rows);
 	tcase_add_test(tc, test_migration_0008_checks_stay);
 	tcase_add_test(tc, test_json_integers_as_jansson);

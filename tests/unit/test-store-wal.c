@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/common.h"
@@ -18,7 +19,7 @@
 #include "store-fixture.h"
 
 #define WAL_FRAME (4096 + 24)	/* page size + frame header */
-#define VALUE_LEN 8000		/* about 3 pages per write */
+#define VALUE_LEN 8000		/* about 6 frames per write */
 
 /* One figure of the status JSON's "wal" object. */
 static json_int_t wal_fig(struct store *st, const char *name)
@@ -129,17 +130,91 @@ START_TEST(test_checkpointer_runs)
 	ck_assert_int_ge(wal_fig(st, "checkpoints"), 1);
 	ck_assert_int_gt(wal_fig(st, "checkpointPages"), 0);
 	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
-	/* once it has copied everything, the next commit rewinds the WAL;
-	 * keep writing (bounded) until that happened */
-	for (i = 0; i < 400 && wal_fig(st, "resets") == 0; i++) {
-		char tag[32];
-
-		snprintf(tag, sizeof(tag), "more%d", i);
-		write_big(st, 1, tag);
-		usleep(2000);
-	}
+	/* the next kick is far off (a quarter of the room to the hard
+	 * bound): what the round left behind is copied once the writer has
+	 * been quiet for a while (bounded wait), and the next commit then
+	 * rewinds the WAL */
+	for (i = 0; i < 2000 && wal_fig(st, "checkpointPages") <
+				     wal_fig(st, "frames"); i++)
+		usleep(5000);
+	ck_assert_int_eq(wal_fig(st, "checkpointPages"), wal_fig(st, "frames"));
+	ck_assert_int_eq(wal_fig(st, "resets"), 0);
+	write_big(st, 1, "more");
 	ck_assert_int_ge(wal_fig(st, "resets"), 1);
 	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	store_close(st);
+}
+END_TEST
+
+static int64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Past the soft bound the checkpointer copies in batches (a quarter of the
+ * room between the bounds), not every few pages: while the writer keeps
+ * committing, a page rewritten by many commits is copied once per batch.
+ * Between kicks it runs only when the writer left frames behind for
+ * STORE_WAL_IDLE_MS (100 ms), so over a burst of ~750 frames under the
+ * next kick it runs at most once per 100 ms of the burst (it used to run
+ * every quarter of the soft bound: ~60 times here). */
+START_TEST(test_checkpointer_batches)
+{
+	struct store *st = open_with("48:4000");
+	json_int_t ck;
+	int64_t t0, ms;
+	int i;
+
+	write_big(st, 10, "first");		/* ~60 frames: past 48 */
+	for (i = 0; i < 2000 && wal_fig(st, "checkpoints") == 0; i++)
+		usleep(5000);
+	ck = wal_fig(st, "checkpoints");
+	ck_assert_int_ge(ck, 1);
+	t0 = mono_ms();
+	write_big(st, 120, "burst");		/* ~720 more, under 48 + 988 */
+	ms = mono_ms() - t0;
+	ck_assert_int_lt(wal_fig(st, "pages"), 48 + 988);
+	ck_assert_int_le(wal_fig(st, "checkpoints"), ck + 1 + ms / 100);
+	/* past the next batch it runs again (bounded wait) */
+	write_big(st, 60, "next");
+	for (i = 0; i < 2000 && wal_fig(st, "checkpoints") <= ck; i++)
+		usleep(5000);
+	ck_assert_int_gt(wal_fig(st, "checkpoints"), ck);
+	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	store_close(st);
+}
+END_TEST
+
+/* Past hard - soft the checkpointer syncs the pages its batches copied
+ * (SQLite syncs the file only after a checkpoint that copied the whole WAL:
+ * under a steady load the writer's forced one, which then wrote them all
+ * back), and wakes up every quarter of the soft bound. */
+START_TEST(test_checkpointer_syncs_near_hard)
+{
+	struct store *st = open_with("16:400");	/* batches of 96, 384 */
+	int i;
+
+	for (i = 0; i < 200 && wal_fig(st, "pages") < 386; i++) {
+		char tag[32];
+
+		snprintf(tag, sizeof(tag), "near%d", i);
+		write_big(st, 1, tag);		/* ~6 frames each */
+	}
+	ck_assert_int_ge(wal_fig(st, "pages"), 386);
+	ck_assert_int_lt(wal_fig(st, "pages"), 400);
+	for (i = 0; i < 2000 && wal_fig(st, "checkpointSyncs") == 0; i++)
+		usleep(5000);
+	ck_assert_int_eq(wal_fig(st, "checkpointSyncs"), 1);
+	ck_assert_int_eq(wal_fig(st, "writerCheckpoints"), 0);
+	/* one sync per WAL: the next rounds of this one do not */
+	write_big(st, 1, "near-more");
+	for (i = 0; i < 2000 && wal_fig(st, "checkpointPages") <
+				     wal_fig(st, "frames"); i++)
+		usleep(5000);
+	ck_assert_int_eq(wal_fig(st, "checkpointSyncs"), 1);
 	store_close(st);
 }
 END_TEST
@@ -221,6 +296,8 @@ static void add(TCase *tc)
 	tcase_add_test(tc, test_defaults_and_bad_env);
 	tcase_add_test(tc, test_no_automatic_checkpoint);
 	tcase_add_test(tc, test_checkpointer_runs);
+	tcase_add_test(tc, test_checkpointer_batches);
+	tcase_add_test(tc, test_checkpointer_syncs_near_hard);
 	tcase_add_test(tc, test_hard_bound);
 	tcase_add_test(tc, test_hard_bound_reader);
 	tcase_add_test(tc, test_rows_survive_checkpoints);
