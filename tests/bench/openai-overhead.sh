@@ -162,6 +162,7 @@ lua "$TMP/direct-stream.lua" "{\"model\":\"mock\",\"stream\":true,$MSGS}"
 lua "$TMP/gw.lua" "{\"model\":\"openclaw\",$MSGS}"
 lua "$TMP/gw-stream.lua" "{\"model\":\"openclaw\",\"stream\":true,$MSGS}"
 lua "$TMP/resp.lua" '{"model":"openclaw","input":"Say hello."}'
+lua "$TMP/resp-stream.lua" '{"model":"openclaw","stream":true,"input":"Say hello."}'
 
 # wrk output → "rps p50_ms p99_ms errors"
 wrk_parse() {
@@ -312,14 +313,21 @@ if [ "$ONLY" = resp ] && [ -n "$CG" ]; then
 	# callgrind: the chat run's counts are dumped (FILE.1), then the
 	# responses run is counted alone (FILE.2)
 	callgrind_control -d "$GW_PID" >/dev/null
-	callgrind_control -i on "$GW_PID" >/dev/null
-	run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua" auth
-	callgrind_control -i off "$GW_PID" >/dev/null
-	callgrind_control -d "$GW_PID" >/dev/null
+	cg_run() {	# name url script: counted alone, dumped to the next FILE.N
+		callgrind_control -i on "$GW_PID" >/dev/null
+		run "$@" auth
+		callgrind_control -i off "$GW_PID" >/dev/null
+		callgrind_control -d "$GW_PID" >/dev/null
+	}
+	cg_run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua"
+	cg_run sgw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw-stream.lua"
+	cg_run sresp16 "$CONNS" "$G/v1/responses" "$TMP/resp-stream.lua"
 elif [ -z "$ONLY" ] || [ "$ONLY" = resp ]; then
 	# the ratio of responses to chat from interleaved slices
 	alt chat "$G/v1/chat/completions" "$TMP/gw.lua" \
 		resp "$G/v1/responses" "$TMP/resp.lua"
+	alt schat "$G/v1/chat/completions" "$TMP/gw-stream.lua" \
+		sresp "$G/v1/responses" "$TMP/resp-stream.lua"
 fi
 
 # chat.send over WS: a new session and idempotency key per request, two
@@ -454,6 +462,16 @@ if [ -n "${ALT[resp]:-}" ]; then
 		"$(ratio "$3" "$1") req/s" \
 		"$(ratio "$4" "$2") CPU"
 fi
+if [ -n "${ALT[sresp]:-}" ]; then
+	set -- $(altf schat) $(altf sresp)
+	printf '%-34s %12s %12s %10s\n' "interleaved stream chat req/s, CPU" \
+		"-" "$1 / $2" ""
+	printf '%-34s %12s %12s %10s\n' "interleaved stream resp req/s, CPU" \
+		"-" "$3 / $4" ""
+	printf '%-34s %12s %12s %10s\n' "stream responses/chat, interleaved" "-" \
+		"$(ratio "$3" "$1") req/s" \
+		"$(ratio "$4" "$2") CPU"
+fi
 if [ -n "${R[gwwatch]:-}" ]; then
 	GWWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gwwatch.txt")
 	printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns, $CONNS WS watching" \
@@ -529,11 +547,11 @@ if [ -n "$CG" ] && [ "$ONLY" = chatsend ]; then
 	awk -v n="${CSN[run]:-0}" '/^(summary|totals):/ { ir = $2 }
 		END { if (n > 0) printf "instructions/run (callgrind, chat.send run, all threads, user space): %.0f (%d runs)\n", ir / n, n }' "$CG"
 elif [ -n "$CG" ] && [ "$ONLY" = resp ]; then
-	RN=$(awk '/requests in/ {print $1}' "$TMP/wrk-resp16.txt")
-	cgir() { awk '/^(summary|totals):/ { ir = $2 } END { print ir + 0 }' "$1"; }
-	CGC=$(cgir "$CG.1"); CGR=$(cgir "$CG.2")
-	awk -v a="$CGC" -v n="${GWN:-0}" -v b="$CGR" -v m="${RN:-0}" 'BEGIN {
-		if (n > 0 && m > 0) printf "instructions/request (callgrind, all threads): chat %.0f (%d requests), responses %.0f (%d requests): %.1f%% of chat\n", a / n, n, b / m, m, 100 * (b / m) / (a / n) }'
+	# instructions per request of dump FILE.N, wrk run name
+	cgreq() { awk -v n="$(awk '/requests in/ {print $1}' "$TMP/wrk-$2.txt")" \
+		'/^(summary|totals):/ { ir = $2 } END { if (n > 0) printf "%.0f", ir / n }' "$CG.$1"; }
+	set -- "$(cgreq 1 gw16)" "$(cgreq 2 resp16)" "$(cgreq 3 sgw16)" "$(cgreq 4 sresp16)"
+	echo "instructions/request (callgrind, all threads): chat $1, responses $2 ($(ratio "$2" "$1") of chat); streamed: chat $3, responses $4 ($(ratio "$4" "$3"))"
 elif [ -n "$CG" ]; then
 	awk -v n="${GWN:-0}" '/^(summary|totals):/ { ir = $2 }
 		END { if (n > 0) printf "instructions/request (callgrind, chat, all threads): %.0f (%d requests)\n", ir / n, n }' "$CG"
