@@ -392,7 +392,9 @@ watched_run() {
 		sleep 0.1
 	done
 	ev0=$(sed -n 's/^READY.* events=\([0-9]*\).*/\1/p' "$TMP/watch.out")
+	thread_ticks "$GW_PID" >"$TMP/watch-tt0"
 	run gwwatch "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
+	thread_ticks "$GW_PID" >"$TMP/watch-tt1"
 	kill -TERM "$w" 2>/dev/null
 	wait "$w" 2>/dev/null
 	ev1=$(sed -n 's/^RESULT.* events=\([0-9]*\).*/\1/p' "$TMP/watch.out")
@@ -498,7 +500,7 @@ done
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
 for k in "${!ALT[@]}"; do ERRS=$((ERRS + $(echo "${ALT[$k]}" | awk '{print $4}'))); done
-echo "errors (non-2xx + socket, all wrk runs): $ERRS; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?}"
+echo "errors (non-2xx + socket, all wrk runs): $ERRS${CS[ack]:+; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?}}"
 echo "daemon RSS after load: ${RSS:-?} kB"
 # CPU per request of each thread during the chat run, largest first
 printf '%s\n--\n%s\n' "$TT0" "$TT1" | awk -v n="${GWN:-0}" -v hz="$HZ" '
@@ -518,6 +520,17 @@ printf '%s\n--\n%s\n' "$CS0" "$CS1" | awk -v n="${GWN:-0}" '
 		printf "%.2f total\n", t
 	}' | sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
 	END { print "context switches/request by thread (chat, '"$CONNS"' conns): " s }'
+# the same for the watched chat run
+if [ -s "$TMP/watch-tt1" ] && [ "${GWWN:-0}" -gt 0 ] 2>/dev/null; then
+	printf '%s\n--\n%s\n' "$(cat "$TMP/watch-tt0")" "$(cat "$TMP/watch-tt1")" |
+		awk -v n="$GWWN" -v hz="$HZ" '
+	/^--$/ { after = 1; next }
+	{ if (after) b[$1] = $2; else a[$1] = $2 }
+	END { for (k in b) { us = (b[k] - a[k]) * 1e6 / hz / n
+			if (us >= 0.5) printf "%.1f %s\n", us, k } }' |
+		sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
+	END { print "CPU us/request by thread (chat, '"$CONNS"' WS watching): " s }'
+fi
 # the same for the chat.send runs (per run; the window of CSCPU)
 for k in ack run; do
 	[ -s "$TMP/$k-tt1" ] && [ "${CSCPU[$k]:-n/a}" != n/a ] || continue

@@ -194,7 +194,13 @@ try:
         rc = stop(gw)
         log.close()
         with open(os.path.join(d, "gw.log"), "rb") as f:
-            shards = sum(1 for ln in f if b"HTTP shard" in ln) + 1
+            started = [ln for ln in f if b"HTTP shard" in ln]
+        # shard 0 (small pools) is not logged; the others say their pool
+        shards = "%d (%d/%d/%d)" % (
+            len(started) + 1,
+            sum(1 for ln in started if b"(tiny pool" in ln),
+            sum(1 for ln in started if b"(small pool" in ln) + 1,
+            sum(1 for ln in started if b"(big pool" in ln))
         ok = sum(1 for s in run.status if s == 200)
         per = (seen["rss"] - base) / float(n)
         maps = {k: (seen["maps"][k] - base_maps[k]) / float(n)
@@ -221,7 +227,8 @@ for k in ("heap", "anon", "stack"):
           "".join("%14.1f" % r[7][k] for r in rows))
 for i, name, fmt in [
         (8, "daemon fds held", "%14d"), (9, "daemon threads held", "%14d"),
-        (10, "HTTP shards", "%14d"), (11, "exit status (SIGTERM)", "%14d"),
+        (10, "HTTP shards (tiny/small/big)", "%14s"),
+        (11, "exit status (SIGTERM)", "%14d"),
         (12, "wall time, s", "%14.1f")]:
     print("%-32s" % name + "".join(fmt % r[i] for r in rows))
 print("%-32s" % "busiest threads while held" +
