@@ -454,26 +454,19 @@ printf '%-34s %12s %12s %10s\n' "responses CPU us/request" \
 printf '%-34s %12s %12s %10s\n' "responses p50/p99 ms, 1 conn" \
 	"-" "$(f resp1 2)/$(f resp1 3)" ""
 fi
-if [ -n "${ALT[resp]:-}" ]; then
-	set -- $(altf chat) $(altf resp)
-	printf '%-34s %12s %12s %10s\n' "interleaved chat req/s, CPU us/req" \
+# alt_rows A B label: the interleaved pair's rows and B's ratio to A
+alt_rows() {
+	[ -n "${ALT[$2]:-}" ] || return 0
+	set -- $(altf "$1") $(altf "$2") "$3"
+	printf '%-34s %12s %12s %10s\n' "interleaved $5 chat req/s, CPU" \
 		"-" "$1 / $2" ""
-	printf '%-34s %12s %12s %10s\n' "interleaved resp req/s, CPU us/req" \
+	printf '%-34s %12s %12s %10s\n' "interleaved $5 resp req/s, CPU" \
 		"-" "$3 / $4" ""
-	printf '%-34s %12s %12s %10s\n' "responses/chat, interleaved" "-" \
-		"$(ratio "$3" "$1") req/s" \
-		"$(ratio "$4" "$2") CPU"
-fi
-if [ -n "${ALT[sresp]:-}" ]; then
-	set -- $(altf schat) $(altf sresp)
-	printf '%-34s %12s %12s %10s\n' "interleaved stream chat req/s, CPU" \
-		"-" "$1 / $2" ""
-	printf '%-34s %12s %12s %10s\n' "interleaved stream resp req/s, CPU" \
-		"-" "$3 / $4" ""
-	printf '%-34s %12s %12s %10s\n' "stream responses/chat, interleaved" "-" \
-		"$(ratio "$3" "$1") req/s" \
-		"$(ratio "$4" "$2") CPU"
-fi
+	printf '%-34s %12s %12s %10s\n' "$5 responses/chat, interleaved" "-" \
+		"$(ratio "$3" "$1") req/s" "$(ratio "$4" "$2") CPU"
+}
+alt_rows chat resp json
+alt_rows schat sresp stream
 if [ -n "${R[gwwatch]:-}" ]; then
 	GWWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gwwatch.txt")
 	printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns, $CONNS WS watching" \
