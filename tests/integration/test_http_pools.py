@@ -171,3 +171,32 @@ def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
     st, body, _ = _chat(gw, s, "[[reply:fresh]]", stream=True)
     assert st == 200 and _sse_text(body) == "fresh"
     s.close()
+
+
+def test_http10_stream_through_small_blocks(launcher, upstream):  # noqa: F811
+    """An HTTP/1.0 client gets a stream without chunked framing, read
+    through the response's callback block (128 bytes): every SSE event
+    (each longer than a block) arrives whole and in order, and the
+    connection closes at the end."""
+    gw = launcher.start(config=oa_config(upstream))
+    words = " ".join("word%03d" % i for i in range(60))
+    body = json.dumps({"model": "openclaw", "stream": True,
+                       "messages": [{"role": "user", "content":
+                                     "[[reply:%s]]" % words}]}).encode()
+    head = _head(len(body)).replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    s = _conn(gw)
+    s.sendall(head + body)
+    buf = b""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        d = s.recv(65536)
+        if not d:
+            break
+        buf += d
+    s.close()
+    head, _, body = buf.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(
+        b"\r\n")[0], head
+    assert b"chunked" not in head.lower()
+    assert body.endswith(b"data: [DONE]\n\n")
+    assert _sse_text(body) == words
