@@ -1063,6 +1063,10 @@ http_async_stream_resp(struct http_async *a, const char *content_type)
 					content_type);
 	for (h = a->hdrs; h != NULL; h = h->next)
 		MHD_add_response_header(resp, h->name, h->value);
+	/* MHD has its copies; a held stream keeps none (no other reply
+	 * follows a stream's). */
+	http_hdrs_free(a->hdrs);
+	a->hdrs = a->hdrs_tail = NULL;
 	a->streaming = 1;
 	return resp;
 }
