@@ -464,17 +464,18 @@ static void rs_release(struct api_run *h)
 }
 
 /* ---- the response resource, its items and the typed events, as text ----
- * Each writer gives the bytes store_json_dump gave for the json_pack'd
- * tree it replaces (members in insertion order; an event's "type" and
+ * Each writer gives the bytes store_json_dump gives for the json_pack'd
+ * tree it stands for (members in insertion order; an event's "type" and
  * "sequence_number" last), without building the tree: a streamed
- * response sends ten events, two of them with the whole resource. */
+ * response sends ten events or more, three of them with the whole
+ * resource. */
 
 /* What the resource writes besides its strings (literals, numbers,
  * quotes), with room to spare, and what each tool call adds. */
 #define RS_RESOURCE_FIXED 512
 #define RS_TOOL_FIXED 96
 /* An event's own text besides its strings and items. */
-#define RS_EVENT_FIXED 160
+#define RS_EVENT_FIXED 192
 
 /* A string member ,"key":"value" (value NULL: ""). */
 static void rs_put_str(struct store_json_buf *b, const char *key,
