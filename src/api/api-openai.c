@@ -876,6 +876,9 @@ static void oa_chat_emit(struct oa_chat *c, const char *draw,
 		OA_LIT(&b, "data: ");
 		oa_head_put(&b, c, "chat.completion.chunk");
 		c->chunk_head = store_json_done(&b, &c->chunk_head_len);
+		/* Kept for the stream's life: its size, not the buffer's. */
+		c->chunk_head = xrealloc(c->chunk_head,
+					 c->chunk_head_len + 1);
 	}
 	store_json_raw(&b, c->chunk_head, c->chunk_head_len);
 	if (draw || content) {

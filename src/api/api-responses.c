@@ -463,93 +463,19 @@ static void rs_release(struct api_run *h)
 	free(c);
 }
 
-/* One typed SSE event; data stolen ("type" and sequence_number added). */
-static void rs_event(struct rs_run *c, const char *type, json_t *data)
-{
-	char *s, *line;
+/* ---- the response resource, its items and the typed events, as text ----
+ * Each writer gives the bytes store_json_dump gives for the json_pack'd
+ * tree it stands for (members in insertion order; an event's "type" and
+ * "sequence_number" last), without building the tree: a streamed
+ * response sends ten events or more, three of them with the whole
+ * resource. */
 
-	json_object_set_new(data, "type", json_string(type));
-	json_object_set_new(data, "sequence_number", json_integer(c->seq++));
-	s = store_json_dump(data, NULL);
-	line = xasprintf("event: %s\ndata: %s\n\n", type, s);
-	http_async_write_take(c->h.as, line, strlen(line));
-	free(s);
-	json_decref(data);
-}
-
-static json_t *rs_usage(const struct run_result *res)
-{
-	int64_t in = res ? res->input_tokens : 0;
-	int64_t out = res ? res->output_tokens : 0;
-
-	return json_pack("{s:I,s:{s:i,s:i},s:I,s:{s:i},s:I}", "input_tokens",
-			 (json_int_t)in, "input_tokens_details",
-			 "cached_tokens", 0, "cache_write_tokens", 0,
-			 "output_tokens", (json_int_t)out,
-			 "output_tokens_details", "reasoning_tokens", 0,
-			 "total_tokens", (json_int_t)(in + out));
-}
-
-static json_t *rs_msg_item(struct rs_run *c, const char *text,
-			   const char *status)
-{
-	json_t *content = json_array();
-
-	if (text)
-		json_array_append_new(content, json_pack(
-			"{s:s,s:s,s:[]}", "type", "output_text", "text", text,
-			"annotations"));
-	return json_pack("{s:s,s:s,s:s,s:s,s:o}", "type", "message", "id",
-			 c->msg_id, "role", "assistant", "status", status,
-			 "content", content);
-}
-
-static json_t *rs_call_item(const struct rs_tool *t, const char *status)
-{
-	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "type", "function_call",
-			 "id", t->item_id, "call_id", t->call_id ?
-			 t->call_id : "", "name", t->name ? t->name : "",
-			 "arguments", t->args ? t->args : "", "status",
-			 status);
-}
-
-/* The response resource. res NULL: in progress. */
-static json_t *rs_resource(struct rs_run *c, const struct run_result *res)
-{
-	const char *status = "in_progress";
-	json_t *o, *out = json_array();
-	int i;
-
-	if (res) {
-		status = res->status != RUN_OK ? "failed" :
-			c->ntools > 0 ? "incomplete" : "completed";
-		if (res->status == RUN_OK) {
-			const char *t = c->text ? c->text :
-				res->text ? res->text : "";
-
-			if (*t || c->ntools == 0)
-				json_array_append_new(out, rs_msg_item(c, t,
-					"completed"));
-			for (i = 0; i < c->ntools; i++)
-				json_array_append_new(out, rs_call_item(
-					&c->tools[i], "completed"));
-		}
-	}
-	o = json_pack("{s:s,s:s,s:I,s:s,s:s,s:o,s:o}", "id", c->id, "object",
-		      "response", "created_at", (json_int_t)c->created,
-		      "status", status, "model", c->model, "output", out,
-		      "usage", rs_usage(res));
-	if (res && res->status != RUN_OK)
-		json_object_set_new(o, "error", json_pack("{s:s,s:s}", "code",
-			res->status == RUN_TIMEOUT ? "timeout" : "api_error",
-			"message", res->error ? res->error : "internal error"));
-	else
-		json_object_set_new(o, "error", json_null());
-	if (res && c->ntools > 0)
-		json_object_set_new(o, "incomplete_details", json_pack("{s:s}",
-			"reason", "tool_calls"));
-	return o;
-}
+/* What the resource writes besides its strings (literals, numbers,
+ * quotes), with room to spare, and what each tool call adds. */
+#define RS_RESOURCE_FIXED 512
+#define RS_TOOL_FIXED 96
+/* An event's own text besides its strings and items. */
+#define RS_EVENT_FIXED 192
 
 /* A string member ,"key":"value" (value NULL: ""). */
 static void rs_put_str(struct store_json_buf *b, const char *key,
@@ -562,71 +488,228 @@ static void rs_put_str(struct store_json_buf *b, const char *key,
 	store_json_str(b, v, strlen(v));
 }
 
-/* The response resource as text: the bytes store_json_dump gives for
- * rs_resource(c, res) (res set), without building the tree. */
-static char *rs_resource_text(struct rs_run *c, const struct run_result *res)
+static size_t rs_len(const char *s)
 {
-	struct store_json_buf b = {0};
-	const char *status = res->status != RUN_OK ? "failed" :
+	return s ? strlen(s) : 0;
+}
+
+/* A buffer of about the final size: grown by doubling from 256 bytes,
+ * a ~600-byte text took three allocations, the last past 1 KiB, where
+ * glibc's malloc consolidates its fast bins (~10k instructions; a chat
+ * completion's ~300-byte answer never gets there). Escapes grow it as
+ * before. */
+static void rs_buf(struct store_json_buf *b, size_t est)
+{
+	b->p = xmalloc(est);
+	b->cap = est;
+	b->len = 0;
+}
+
+/* Room for a function_call item. */
+static size_t rs_call_est(const struct rs_tool *t)
+{
+	return RS_TOOL_FIXED + strlen(t->item_id) + rs_len(t->call_id) +
+		rs_len(t->name) + t->args_len;
+}
+
+/* Room for the resource of rs_resource_put(c, res). */
+static size_t rs_resource_est(const struct rs_run *c,
+			      const struct run_result *res)
+{
+	size_t est = RS_RESOURCE_FIXED + strlen(c->id) + strlen(c->msg_id) +
+		strlen(c->model);
+	int i;
+
+	if (res)
+		est += rs_len(c->text ? c->text : res->text) +
+			rs_len(res->error);
+	for (i = 0; res && i < c->ntools; i++)
+		est += rs_call_est(&c->tools[i]);
+	return est;
+}
+
+/* The message item; text NULL: no content part. */
+static void rs_msg_item_put(struct store_json_buf *b, const struct rs_run *c,
+			    const char *text, const char *status)
+{
+	API_JSON_LIT(b, "{\"type\":\"message\"");
+	rs_put_str(b, "id", c->msg_id);
+	API_JSON_LIT(b, ",\"role\":\"assistant\"");
+	rs_put_str(b, "status", status);
+	API_JSON_LIT(b, ",\"content\":[");
+	if (text) {
+		API_JSON_LIT(b, "{\"type\":\"output_text\"");
+		rs_put_str(b, "text", text);
+		API_JSON_LIT(b, ",\"annotations\":[]}");
+	}
+	API_JSON_LIT(b, "]}");
+}
+
+static void rs_call_item_put(struct store_json_buf *b,
+			     const struct rs_tool *t, const char *status)
+{
+	API_JSON_LIT(b, "{\"type\":\"function_call\"");
+	rs_put_str(b, "id", t->item_id);
+	rs_put_str(b, "call_id", t->call_id);
+	rs_put_str(b, "name", t->name);
+	rs_put_str(b, "arguments", t->args);
+	rs_put_str(b, "status", status);
+	API_JSON_LIT(b, "}");
+}
+
+/* The response resource. res NULL: in progress. */
+static void rs_resource_put(struct store_json_buf *b, const struct rs_run *c,
+			    const struct run_result *res)
+{
+	const char *status = !res ? "in_progress" :
+		res->status != RUN_OK ? "failed" :
 		c->ntools > 0 ? "incomplete" : "completed";
-	const char *t = c->text ? c->text : res->text ? res->text : "";
-	int64_t in = res->input_tokens, out = res->output_tokens;
+	int64_t in = res ? res->input_tokens : 0;
+	int64_t out = res ? res->output_tokens : 0;
 	int i, n = 0;
 
-	API_JSON_LIT(&b, "{\"id\":");
-	store_json_str(&b, c->id, strlen(c->id));
-	API_JSON_LIT(&b, ",\"object\":\"response\",\"created_at\":");
-	api_json_int(&b, c->created);
-	rs_put_str(&b, "status", status);
-	rs_put_str(&b, "model", c->model);
-	API_JSON_LIT(&b, ",\"output\":[");
-	if (res->status == RUN_OK && (*t || c->ntools == 0)) {
-		API_JSON_LIT(&b, "{\"type\":\"message\"");
-		rs_put_str(&b, "id", c->msg_id);
-		API_JSON_LIT(&b, ",\"role\":\"assistant\",\"status\":"
-			     "\"completed\",\"content\":[{\"type\":"
-			     "\"output_text\"");
-		rs_put_str(&b, "text", t);
-		API_JSON_LIT(&b, ",\"annotations\":[]}]}");
-		n++;
-	}
-	for (i = 0; res->status == RUN_OK && i < c->ntools; i++) {
-		const struct rs_tool *tl = &c->tools[i];
+	API_JSON_LIT(b, "{\"id\":");
+	store_json_str(b, c->id, strlen(c->id));
+	API_JSON_LIT(b, ",\"object\":\"response\",\"created_at\":");
+	api_json_int(b, c->created);
+	rs_put_str(b, "status", status);
+	rs_put_str(b, "model", c->model);
+	API_JSON_LIT(b, ",\"output\":[");
+	if (res && res->status == RUN_OK) {
+		const char *t = c->text ? c->text : res->text ? res->text
+							      : "";
 
-		if (n++)
-			API_JSON_LIT(&b, ",");
-		API_JSON_LIT(&b, "{\"type\":\"function_call\"");
-		rs_put_str(&b, "id", tl->item_id);
-		rs_put_str(&b, "call_id", tl->call_id);
-		rs_put_str(&b, "name", tl->name);
-		rs_put_str(&b, "arguments", tl->args);
-		API_JSON_LIT(&b, ",\"status\":\"completed\"}");
+		if (*t || c->ntools == 0) {
+			rs_msg_item_put(b, c, t, "completed");
+			n++;
+		}
+		for (i = 0; i < c->ntools; i++) {
+			if (n++)
+				API_JSON_LIT(b, ",");
+			rs_call_item_put(b, &c->tools[i], "completed");
+		}
 	}
-	API_JSON_LIT(&b, "],\"usage\":{\"input_tokens\":");
-	api_json_int(&b, in);
-	API_JSON_LIT(&b, ",\"input_tokens_details\":{\"cached_tokens\":0,"
+	API_JSON_LIT(b, "],\"usage\":{\"input_tokens\":");
+	api_json_int(b, in);
+	API_JSON_LIT(b, ",\"input_tokens_details\":{\"cached_tokens\":0,"
 		     "\"cache_write_tokens\":0},\"output_tokens\":");
-	api_json_int(&b, out);
-	API_JSON_LIT(&b, ",\"output_tokens_details\":{\"reasoning_tokens\":"
+	api_json_int(b, out);
+	API_JSON_LIT(b, ",\"output_tokens_details\":{\"reasoning_tokens\":"
 		     "0},\"total_tokens\":");
-	api_json_int(&b, in + out);
-	API_JSON_LIT(&b, "},\"error\":");
-	if (res->status != RUN_OK) {
-		API_JSON_LIT(&b, "{\"code\":");
-		store_json_str(&b, res->status == RUN_TIMEOUT ? "timeout"
+	api_json_int(b, in + out);
+	API_JSON_LIT(b, "},\"error\":");
+	if (res && res->status != RUN_OK) {
+		API_JSON_LIT(b, "{\"code\":");
+		store_json_str(b, res->status == RUN_TIMEOUT ? "timeout"
 			       : "api_error", res->status == RUN_TIMEOUT ? 7
 			       : 9);
-		rs_put_str(&b, "message", res->error ? res->error
-						     : "internal error");
-		API_JSON_LIT(&b, "}");
+		rs_put_str(b, "message", res->error ? res->error
+						    : "internal error");
+		API_JSON_LIT(b, "}");
 	} else {
-		API_JSON_LIT(&b, "null");
+		API_JSON_LIT(b, "null");
 	}
-	if (c->ntools > 0)
-		API_JSON_LIT(&b, ",\"incomplete_details\":{\"reason\":"
+	if (res && c->ntools > 0)
+		API_JSON_LIT(b, ",\"incomplete_details\":{\"reason\":"
 			     "\"tool_calls\"}");
-	API_JSON_LIT(&b, "}");
+	API_JSON_LIT(b, "}");
+}
+
+/* The non-streamed answer: the resource (res set). */
+static char *rs_resource_text(struct rs_run *c, const struct run_result *res)
+{
+	struct store_json_buf b;
+
+	rs_buf(&b, rs_resource_est(c, res));
+	rs_resource_put(&b, c, res);
 	return store_json_done(&b, NULL);
+}
+
+/* An event's start, "event: TYPE\ndata: {", in a buffer of est bytes
+ * more than its fixed text; the caller writes its members. */
+static void rs_ev_open(struct store_json_buf *b, const char *type,
+		       size_t est)
+{
+	rs_buf(b, RS_EVENT_FIXED + est);
+	API_JSON_LIT(b, "event: ");
+	store_json_raw(b, type, strlen(type));
+	API_JSON_LIT(b, "\ndata: {");
+}
+
+/* Its end (type and sequence number) and the write. */
+static void rs_ev_send(struct rs_run *c, struct store_json_buf *b,
+		       const char *type)
+{
+	char *line;
+	size_t n;
+
+	API_JSON_LIT(b, ",\"type\":");
+	store_json_str(b, type, strlen(type));
+	API_JSON_LIT(b, ",\"sequence_number\":");
+	api_json_int(b, c->seq++);
+	API_JSON_LIT(b, "}\n\n");
+	line = store_json_done(b, &n);
+	http_async_write_take(c->h.as, line, n);
+}
+
+/* {"response": the resource} (res NULL: in progress). */
+static void rs_ev_resource(struct rs_run *c, const char *type,
+			   const struct run_result *res)
+{
+	struct store_json_buf b;
+
+	rs_ev_open(&b, type, rs_resource_est(c, res));
+	API_JSON_LIT(&b, "\"response\":");
+	rs_resource_put(&b, c, res);
+	rs_ev_send(c, &b, type);
+}
+
+/* {"output_index": i, "item": the message item or tool call i - 1}. */
+static void rs_ev_item(struct rs_run *c, const char *type, int64_t idx,
+		       const struct rs_tool *t, const char *text,
+		       const char *status)
+{
+	struct store_json_buf b;
+
+	rs_ev_open(&b, type, t ? rs_call_est(t) : RS_TOOL_FIXED +
+		   strlen(c->msg_id) + rs_len(text));
+	API_JSON_LIT(&b, "\"output_index\":");
+	api_json_int(&b, idx);
+	API_JSON_LIT(&b, ",\"item\":");
+	if (t)
+		rs_call_item_put(&b, t, status);
+	else
+		rs_msg_item_put(&b, c, text, status);
+	rs_ev_send(c, &b, type);
+}
+
+/* {"item_id":..,"output_index":..[,"content_index":0]} and one string
+ * member key: text (n bytes), or with key "part" the output_text part
+ * of text. */
+static void rs_ev_text(struct rs_run *c, const char *type,
+		       const char *item_id, int64_t idx, int content,
+		       const char *key, const char *text, size_t n)
+{
+	struct store_json_buf b;
+
+	rs_ev_open(&b, type, strlen(item_id) + n);
+	API_JSON_LIT(&b, "\"item_id\":");
+	store_json_str(&b, item_id, strlen(item_id));
+	API_JSON_LIT(&b, ",\"output_index\":");
+	api_json_int(&b, idx);
+	if (content)
+		API_JSON_LIT(&b, ",\"content_index\":0");
+	if (strcmp(key, "part") == 0) {
+		API_JSON_LIT(&b, ",\"part\":{\"type\":\"output_text\",\"text\":");
+		store_json_str(&b, text, n);
+		API_JSON_LIT(&b, ",\"annotations\":[]}");
+	} else {
+		API_JSON_LIT(&b, ",\"");
+		store_json_raw(&b, key, strlen(key));
+		API_JSON_LIT(&b, "\":");
+		store_json_str(&b, text, n);
+	}
+	rs_ev_send(c, &b, type);
 }
 
 /* created, in_progress, the message item and its part (c->h.mu held). */
@@ -638,17 +721,12 @@ static void rs_begin(struct rs_run *c)
 	http_async_header(c->h.as, "Cache-Control", "no-cache");
 	http_async_stream_begin(c->h.as, 200,
 				"text/event-stream; charset=utf-8");
-	rs_event(c, "response.created", json_pack("{s:o}", "response",
-		 rs_resource(c, NULL)));
-	rs_event(c, "response.in_progress", json_pack("{s:o}", "response",
-		 rs_resource(c, NULL)));
-	rs_event(c, "response.output_item.added", json_pack("{s:i,s:o}",
-		 "output_index", 0, "item", rs_msg_item(c, NULL,
-							"in_progress")));
-	rs_event(c, "response.content_part.added", json_pack(
-		 "{s:s,s:i,s:i,s:{s:s,s:s,s:[]}}", "item_id", c->msg_id,
-		 "output_index", 0, "content_index", 0, "part", "type",
-		 "output_text", "text", "", "annotations"));
+	rs_ev_resource(c, "response.created", NULL);
+	rs_ev_resource(c, "response.in_progress", NULL);
+	rs_ev_item(c, "response.output_item.added", 0, NULL, NULL,
+		   "in_progress");
+	rs_ev_text(c, "response.content_part.added", c->msg_id, 0, 1,
+		   "part", "", 0);
 }
 
 /* Worker: the run started; a stream gets its opening events. */
@@ -674,10 +752,8 @@ static void rs_delta(void *arg, const char *text, size_t len)
 		c->text[c->text_len] = '\0';
 		if (c->stream) {
 			rs_begin(c);
-			rs_event(c, "response.output_text.delta", json_pack(
-				 "{s:s,s:i,s:i,s:s%}", "item_id", c->msg_id,
-				 "output_index", 0, "content_index", 0,
-				 "delta", text, len));
+			rs_ev_text(c, "response.output_text.delta",
+				   c->msg_id, 0, 1, "delta", text, len);
 		}
 	}
 	pthread_mutex_unlock(&c->h.mu);
@@ -705,9 +781,8 @@ static void rs_tool_delta(void *arg, const json_t *d)
 		t->name = xstrdup(name);
 		if (c->stream) {
 			rs_begin(c);
-			rs_event(c, "response.output_item.added", json_pack(
-				 "{s:I,s:o}", "output_index", idx + 1, "item",
-				 rs_call_item(t, "in_progress")));
+			rs_ev_item(c, "response.output_item.added", idx + 1,
+				   t, NULL, "in_progress");
 		}
 	}
 	if (args && *args) {
@@ -717,10 +792,9 @@ static void rs_tool_delta(void *arg, const json_t *d)
 		memcpy(t->args + t->args_len, args, n + 1);
 		t->args_len += n;
 		if (c->stream && t->name)
-			rs_event(c, "response.function_call_arguments.delta",
-				 json_pack("{s:s,s:I,s:s}", "item_id",
-					   t->item_id, "output_index", idx + 1,
-					   "delta", args));
+			rs_ev_text(c, "response.function_call_arguments."
+				   "delta", t->item_id, idx + 1, 0, "delta",
+				   args, n);
 	}
 out:
 	pthread_mutex_unlock(&c->h.mu);
@@ -749,10 +823,8 @@ static void rs_tools_from_result(struct rs_run *c, const json_t *calls)
 						"arguments")) ?: "");
 		t->args_len = strlen(t->args);
 		if (c->stream)
-			rs_event(c, "response.output_item.added", json_pack(
-				 "{s:I,s:o}", "output_index",
-				 (json_int_t)c->ntools, "item",
-				 rs_call_item(t, "in_progress")));
+			rs_ev_item(c, "response.output_item.added",
+				   c->ntools, t, NULL, "in_progress");
 	}
 }
 
@@ -760,7 +832,6 @@ static void rs_end(void *arg, const struct run_result *res)
 {
 	struct rs_run *c = arg;
 	const char *text;
-	json_t *resource;
 	int i;
 
 	pthread_mutex_lock(&c->h.mu);
@@ -777,10 +848,9 @@ static void rs_end(void *arg, const struct run_result *res)
 		c->text = xstrdup(res->text);
 		c->text_len = strlen(c->text);
 		if (c->stream && res->status == RUN_OK)
-			rs_event(c, "response.output_text.delta", json_pack(
-				 "{s:s,s:i,s:i,s:s}", "item_id", c->msg_id,
-				 "output_index", 0, "content_index", 0,
-				 "delta", c->text));
+			rs_ev_text(c, "response.output_text.delta",
+				   c->msg_id, 0, 1, "delta", c->text,
+				   c->text_len);
 	}
 	text = c->text ? c->text : "";
 	if (!c->stream) {
@@ -794,37 +864,26 @@ static void rs_end(void *arg, const struct run_result *res)
 		free(s);
 		goto out;
 	}
-	resource = rs_resource(c, res);
 	if (res->status == RUN_OK) {
-		rs_event(c, "response.output_text.done", json_pack(
-			 "{s:s,s:i,s:i,s:s}", "item_id", c->msg_id,
-			 "output_index", 0, "content_index", 0, "text",
-			 text));
-		rs_event(c, "response.content_part.done", json_pack(
-			 "{s:s,s:i,s:i,s:{s:s,s:s,s:[]}}", "item_id",
-			 c->msg_id, "output_index", 0, "content_index", 0,
-			 "part", "type", "output_text", "text", text,
-			 "annotations"));
-		rs_event(c, "response.output_item.done", json_pack(
-			 "{s:i,s:o}", "output_index", 0, "item",
-			 rs_msg_item(c, text, "completed")));
+		rs_ev_text(c, "response.output_text.done", c->msg_id, 0, 1,
+			   "text", text, strlen(text));
+		rs_ev_text(c, "response.content_part.done", c->msg_id, 0, 1,
+			   "part", text, strlen(text));
+		rs_ev_item(c, "response.output_item.done", 0, NULL, text,
+			   "completed");
 		for (i = 0; i < c->ntools; i++) {
 			struct rs_tool *t = &c->tools[i];
+			const char *args = t->args ? t->args : "";
 
-			rs_event(c, "response.function_call_arguments.done",
-				 json_pack("{s:s,s:i,s:s}", "item_id",
-					   t->item_id, "output_index", i + 1,
-					   "arguments", t->args ? t->args :
-					   ""));
-			rs_event(c, "response.output_item.done", json_pack(
-				 "{s:i,s:o}", "output_index", i + 1, "item",
-				 rs_call_item(t, "completed")));
+			rs_ev_text(c, "response.function_call_arguments.done",
+				   t->item_id, i + 1, 0, "arguments", args,
+				   strlen(args));
+			rs_ev_item(c, "response.output_item.done", i + 1, t,
+				   NULL, "completed");
 		}
-		rs_event(c, "response.completed", json_pack("{s:o}",
-			 "response", resource));
+		rs_ev_resource(c, "response.completed", res);
 	} else {
-		rs_event(c, "response.failed", json_pack("{s:o}", "response",
-			 resource));
+		rs_ev_resource(c, "response.failed", res);
 	}
 	http_async_write(c->h.as, "data: [DONE]\n\n", 14);
 	http_async_end(c->h.as);

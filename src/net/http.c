@@ -63,22 +63,37 @@
 /* Memory pool of a connection (its request head, header table, reply
  * head and chunk buffer; bodies pass through it in pieces). A head of up
  * to 16 KiB (the listener's limit) needs the big pool; most heads are
- * small (a client SDK's is ~1 KiB), and what a pool touches stays
- * resident for the connection's life, so connections whose first head
- * is at most HTTP_SMALL_HEAD bytes in at most HTTP_SMALL_LINES lines go
- * to shards with the small pool (issue 11: RSS per held stream). */
-#define HTTP_CONN_MEMORY (32 * 1024)
-#define HTTP_CONN_MEMORY_SMALL (8 * 1024)
-#define HTTP_SMALL_HEAD 2048
-#define HTTP_SMALL_LINES 32
+ * small (a client SDK's is ~1 KiB), and a held stream's pool is all
+ * resident for the connection's life (libmicrohttpd 0.9.75 zeroes what
+ * it frees of its read buffer once the request is in), so a connection
+ * goes to shards of the first pool class below whose limits its first
+ * head meets (issue 11: RSS per held stream). The tiny class takes only
+ * POSTs, the requests that hold streams: a browser's GETs keep the room
+ * of the small pool for follow-up heads on their keep-alive connection,
+ * and an API client sends the same head with each request. */
+static const struct http_pool_class {
+	size_t pool;		/* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
+	size_t head;		/* largest first head, bytes (0: any) */
+	int lines;		/* in at most this many lines */
+	int post;		/* POST only */
+	const char *name;
+} http_pools[] = {
+	{ 4 * 1024, 1024, 24, 1, "tiny" },
+	{ 8 * 1024, 2048, 32, 0, "small" },
+	{ 32 * 1024, 0, 0, 0, "big" },
+};
+#define HTTP_POOLS ((int)(sizeof(http_pools) / sizeof(http_pools[0])))
+#define HTTP_POOL_START 1	/* shard 0's class */
+#define HTTP_PEEK_HEAD 2048	/* the largest limited head */
 #define HTTP_TOO_BIG_JSON                                                \
 	"{\"error\":{\"message\":\"Payload too large\","                 \
 	"\"type\":\"invalid_request_error\"}}"
 #define HTTP_STREAM_MAX (8u * 1024 * 1024)
-/* MHD allocates (and clears) this with every callback response; chunked
- * replies are written straight into the connection's own buffer, so only
- * HTTP/1.0 (unchunked) streams read in blocks of it. */
-#define HTTP_STREAM_BLOCK 512
+/* MHD allocates (and clears) this with every callback response and a
+ * held stream keeps it; chunked replies are written straight into the
+ * connection's own buffer, so only HTTP/1.0 (unchunked) streams read in
+ * blocks of it (an SSE event in two or three sends). */
+#define HTTP_STREAM_BLOCK 128
 #define HTTP_STOP_DRAIN_MS 300
 #define HTTP_STOPPING_JSON                                               \
 	"{\"error\":{\"message\":\"Server shutting down\","            \
@@ -94,7 +109,7 @@ struct http_server;
 struct http_shard {
 	struct MHD_Daemon *d;
 	struct http_server *s;
-	int big;			/* pool HTTP_CONN_MEMORY, else _SMALL */
+	int cls;			/* its pool class, http_pools[] */
 	int cap;			/* at most HTTP_SHARD_CONNS */
 	int conns;			/* handed to this daemon, not yet
 					 * closed (atomic) */
@@ -105,7 +120,7 @@ struct http_server {
 	int nshards;			/* started (atomic; grows on the
 					 * listener thread only) */
 	int maxshards;			/* ceil(max_conns / shard_conns), +1
-					 * for the other pool class */
+					 * for each other pool class */
 	struct http_server_cbs cbs;
 	pthread_mutex_t mu;		/* asyncs */
 	pthread_cond_t cv;		/* an async completed */
@@ -529,7 +544,7 @@ http_server_new(const struct http_server_cbs *cbs)
 
 /* Start shard i (listener thread, or http_server_start for shard 0). */
 static int
-http_shard_start(struct http_server *s, int i, int big)
+http_shard_start(struct http_server *s, int i, int cls)
 {
 	struct http_shard *sh = &s->shards[i];
 	unsigned int flags = MHD_USE_NO_LISTEN_SOCKET |
@@ -537,15 +552,14 @@ http_shard_start(struct http_server *s, int i, int big)
 		MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
 
 	sh->s = s;
-	sh->big = big;
+	sh->cls = cls;
 	sh->cap = s->shard_conns;
 	sh->d = MHD_start_daemon(flags, 0, NULL, NULL, http_access, s,
 		MHD_OPTION_EXTERNAL_LOGGER, http_log, s,
 		MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned int)HTTP_CONN_TIMEOUT_S,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned int)HTTP_CONN_LIMIT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(big ?
-			HTTP_CONN_MEMORY : HTTP_CONN_MEMORY_SMALL),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, http_pools[cls].pool,
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed, s,
 		MHD_OPTION_NOTIFY_CONNECTION, http_notify_conn, sh,
 		MHD_OPTION_END);
@@ -557,7 +571,7 @@ http_shard_start(struct http_server *s, int i, int big)
 	if (i > 0)
 		log_info("http", "HTTP shard %d of at most %d started "
 			 "(%s pool; %d connections)", i + 1, s->maxshards,
-			 big ? "big" : "small", http_server_conns(s));
+			 http_pools[cls].name, http_server_conns(s));
 	return 0;
 }
 
@@ -567,18 +581,33 @@ http_server_start(struct http_server *s)
 	if (s->nshards > 0)
 		return -EALREADY;
 	s->maxshards = (s->max_conns + s->shard_conns - 1) / s->shard_conns
-		+ 1;
+		+ HTTP_POOLS - 1;
 	if (s->maxshards > HTTP_MAX_SHARDS)
 		s->maxshards = HTTP_MAX_SHARDS;
-	return http_shard_start(s, 0, 0);
+	return http_shard_start(s, 0, HTTP_POOL_START);
 }
 
-/* 1 when the head waiting on fd (complete: the listener peeked it) is
- * too big for a small pool. Listener thread. */
+/* The pool class of a head of len bytes (up to its empty line) in lines
+ * lines. */
 static int
-http_head_is_big(int fd)
+http_pool_class(const char *head, size_t len, int lines)
 {
-	char buf[HTTP_SMALL_HEAD];
+	int c;
+
+	for (c = 0; c < HTTP_POOLS - 1; c++)
+		if (len <= http_pools[c].head && lines <= http_pools[c].lines &&
+		    (!http_pools[c].post || (len >= 5 &&
+					     memcmp(head, "POST ", 5) == 0)))
+			return c;
+	return HTTP_POOLS - 1;
+}
+
+/* The pool class of the head waiting on fd (complete: the listener
+ * peeked it). Listener thread. */
+static int
+http_head_class(int fd)
+{
+	char buf[HTTP_PEEK_HEAD];
 	ssize_t n = recv(fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
 	int lines = 0;
 	ssize_t i;
@@ -586,19 +615,18 @@ http_head_is_big(int fd)
 	for (i = 0; i + 2 < n; i++) {
 		if (buf[i] != '\n')
 			continue;
-		if (++lines > HTTP_SMALL_LINES)
-			return 1;
+		lines++;
 		if (buf[i + 1] == '\r' && buf[i + 2] == '\n')
-			return 0;
+			return http_pool_class(buf, (size_t)i + 3, lines);
 	}
-	return 1;
+	return HTTP_POOLS - 1;
 }
 
 /* The started shard of the pool class with the most room, starting one
  * more when every one of them is full; NULL when none can take it.
  * Listener thread. */
 static struct http_shard *
-http_shard_pick(struct http_server *s, int big)
+http_shard_pick(struct http_server *s, int cls)
 {
 	struct http_shard *best = NULL;
 	int i, room = 0, n = __atomic_load_n(&s->nshards, __ATOMIC_SEQ_CST);
@@ -608,13 +636,13 @@ http_shard_pick(struct http_server *s, int big)
 		int r = sh->cap - __atomic_load_n(&sh->conns,
 						  __ATOMIC_SEQ_CST);
 
-		if (sh->big == big && r > room) {
+		if (sh->cls == cls && r > room) {
 			room = r;
 			best = sh;
 		}
 	}
 	if (best == NULL && n > 0 && n < s->maxshards &&
-	    http_shard_start(s, n, big) == 0)
+	    http_shard_start(s, n, cls) == 0)
 		best = &s->shards[n];
 	return best;
 }
@@ -632,7 +660,7 @@ http_server_adopt(struct http_server *s, int fd, const struct sockaddr *sa,
 	 * the room seen by http_shard_pick cannot shrink before the add. */
 	if (!__atomic_load_n(&s->refusing, __ATOMIC_SEQ_CST) &&
 	    __atomic_load_n(&s->conns, __ATOMIC_SEQ_CST) < s->max_conns)
-		sh = http_shard_pick(s, http_head_is_big(fd));
+		sh = http_shard_pick(s, http_head_class(fd));
 	if (sh == NULL || __atomic_add_fetch(&sh->conns, 1,
 					     __ATOMIC_SEQ_CST) > sh->cap) {
 		if (sh != NULL)
@@ -1035,6 +1063,10 @@ http_async_stream_resp(struct http_async *a, const char *content_type)
 					content_type);
 	for (h = a->hdrs; h != NULL; h = h->next)
 		MHD_add_response_header(resp, h->name, h->value);
+	/* MHD has its copies; a held stream keeps none (no other reply
+	 * follows a stream's). */
+	http_hdrs_free(a->hdrs);
+	a->hdrs = a->hdrs_tail = NULL;
 	a->streaming = 1;
 	return resp;
 }

@@ -59,7 +59,7 @@ WAIT_N=500
 STOP_N=300
 VG=()
 if [ -n "$CG" ]; then
-	[ "${BENCH_ONLY:-}" = chatsend ] || BENCH_ONLY=chat
+	case "${BENCH_ONLY:-}" in chatsend|resp) ;; *) BENCH_ONLY=chat ;; esac
 	WAIT_N=6000
 	STOP_N=3000
 	VG=(valgrind --tool=callgrind --instr-atstart=no
@@ -162,6 +162,7 @@ lua "$TMP/direct-stream.lua" "{\"model\":\"mock\",\"stream\":true,$MSGS}"
 lua "$TMP/gw.lua" "{\"model\":\"openclaw\",$MSGS}"
 lua "$TMP/gw-stream.lua" "{\"model\":\"openclaw\",\"stream\":true,$MSGS}"
 lua "$TMP/resp.lua" '{"model":"openclaw","input":"Say hello."}'
+lua "$TMP/resp-stream.lua" '{"model":"openclaw","stream":true,"input":"Say hello."}'
 
 # wrk output → "rps p50_ms p99_ms errors"
 wrk_parse() {
@@ -249,8 +250,45 @@ prof_stop() {
 	PERF_PID=""
 	[ -n "$CG" ] && callgrind_control -i off "$GW_PID" >/dev/null
 }
+# alt A urlA scriptA B urlB scriptB: the two loads through clawgate
+# alternated in SLICE-second wrk runs, A B B A A B ... (so a load that
+# drifts during the series weighs on both alike), DURATION seconds of each
+# in all (at least 2 slices each). ALT[name] = "requests cpu_ticks seconds
+# errors" summed over its slices. With callgrind, instrumented only during
+# B's slices (the daemon's counts are reset before B and dumped after it,
+# so CG_A / CG_B are instructions per request of each).
+SLICE="${BENCH_SLICE:-1}"
+declare -A ALT
+alt() {
+	local a="$1" ua="$2" sa="$3" b="$4" ub="$5" sb="$6"
+	local n i k name url script t0 t1 out req err
+	n=$(( (DURATION + SLICE - 1) / SLICE ))
+	[ "$n" -lt 2 ] && n=2
+	ALT[$a]="0 0 0 0"; ALT[$b]="0 0 0 0"
+	for i in $(seq 0 $((2 * n - 1))); do
+		# ABBA ABBA ...: slice i is B when i mod 4 is 1 or 2
+		k=$((i % 4))
+		if [ $k = 1 ] || [ $k = 2 ]; then name=$b url=$ub script=$sb
+		else name=$a url=$ua script=$sa; fi
+		t0=$(ticks "$GW_PID")
+		out=$(wrk -t2 -c"$CONNS" -d"${SLICE}s" -s "$script" \
+			-H "Authorization: Bearer T" "$url" 2>&1)
+		t1=$(ticks "$GW_PID")
+		req=$(echo "$out" | awk '/requests in/ {print $1}')
+		err=$(echo "$out" | wrk_parse | awk '{print $4}')
+		ALT[$name]=$(echo "${ALT[$name]}" | awk -v r="${req:-0}" \
+			-v c=$((t1 - t0)) -v s="$SLICE" -v e="${err:-0}" \
+			'{ print $1 + r, $2 + c, $3 + s, $4 + e }')
+	done
+}
+# "req/s cpu_us_per_request" of an ALT entry
+altf() {
+	echo "${ALT[$1]:-0 0 0 0}" | awk -v hz="$HZ" '{ if ($1 > 0)
+		printf "%.0f %.1f\n", $1 / $3, $2 * 1e6 / hz / $1
+		else print "n/a n/a" }'
+}
 ONLY="${BENCH_ONLY:-}"
-[ "$ONLY" = chatsend ] || run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
+[ "$ONLY" = chatsend ] || [ "$ONLY" = resp ] || run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
 TT0=$(thread_ticks "$GW_PID")
 CS0=$(thread_cs "$GW_PID")
 [ "$ONLY" = chatsend ] || prof_start
@@ -259,7 +297,7 @@ TT1=$(thread_ticks "$GW_PID")
 CS1=$(thread_cs "$GW_PID")
 [ "$ONLY" = chatsend ] || prof_stop
 GWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gw16.txt")
-if [ "$ONLY" != chatsend ]; then
+if [ "$ONLY" != chatsend ] && [ "$ONLY" != resp ]; then
 run direct1 1 "$D/json/v1/chat/completions" "$TMP/direct.lua"
 run gw1 1 "$G/v1/chat/completions" "$TMP/gw.lua" auth
 fi
@@ -270,6 +308,26 @@ run sdirect1 1 "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
 run sgw1 1 "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
 run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua" auth
 run resp1 1 "$G/v1/responses" "$TMP/resp.lua" auth
+fi
+if [ "$ONLY" = resp ] && [ -n "$CG" ]; then
+	# callgrind: the chat run's counts are dumped (FILE.1), then the
+	# responses run is counted alone (FILE.2)
+	callgrind_control -d "$GW_PID" >/dev/null
+	cg_run() {	# name url script: counted alone, dumped to the next FILE.N
+		callgrind_control -i on "$GW_PID" >/dev/null
+		run "$@" auth
+		callgrind_control -i off "$GW_PID" >/dev/null
+		callgrind_control -d "$GW_PID" >/dev/null
+	}
+	cg_run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua"
+	cg_run sgw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw-stream.lua"
+	cg_run sresp16 "$CONNS" "$G/v1/responses" "$TMP/resp-stream.lua"
+elif [ -z "$ONLY" ] || [ "$ONLY" = resp ]; then
+	# the ratio of responses to chat from interleaved slices
+	alt chat "$G/v1/chat/completions" "$TMP/gw.lua" \
+		resp "$G/v1/responses" "$TMP/resp.lua"
+	alt schat "$G/v1/chat/completions" "$TMP/gw-stream.lua" \
+		sresp "$G/v1/responses" "$TMP/resp-stream.lua"
 fi
 
 # chat.send over WS: a new session and idempotency key per request, two
@@ -311,7 +369,39 @@ cs_run() {	# name [wsbench args]
 		printf "%.1f", ($3 - $1) / hz / (($4 - $2) / 1e9) / r * 1e6 }')
 	[ -n "${CSCPU[$name]}" ] || CSCPU[$name]="n/a"
 }
-if [ -x "$WSBENCH" ] && [ "$ONLY" != chat ]; then
+# chat completions while CONNS operator WS connections watch (wsbench
+# idle): each of them gets every run's `chat` and `agent` events, the
+# fan-out of the chat.send rows, so chat.send (run) has a comparison that
+# does the same work around the run. WEV: frames the watchers got during
+# the wrk run (the events before its READY line, their own presence, are
+# left out).
+WEV=""
+watched_run() {
+	local w i ev0 ev1
+	"$WSBENCH" idle -u "ws://127.0.0.1:$GP" -t T -c "$CONNS" -H 600 \
+		-T 30 >"$TMP/watch.out" 2>&1 &
+	w=$!
+	i=0
+	until grep -q '^READY' "$TMP/watch.out"; do
+		i=$((i + 1))
+		if [ $i -gt 300 ] || ! kill -0 "$w" 2>/dev/null; then
+			kill -TERM "$w" 2>/dev/null; wait "$w" 2>/dev/null
+			echo "openai-overhead.sh: the WS watchers did not connect" >&2
+			return 0
+		fi
+		sleep 0.1
+	done
+	ev0=$(sed -n 's/^READY.* events=\([0-9]*\).*/\1/p' "$TMP/watch.out")
+	thread_ticks "$GW_PID" >"$TMP/watch-tt0"
+	run gwwatch "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
+	thread_ticks "$GW_PID" >"$TMP/watch-tt1"
+	kill -TERM "$w" 2>/dev/null
+	wait "$w" 2>/dev/null
+	ev1=$(sed -n 's/^RESULT.* events=\([0-9]*\).*/\1/p' "$TMP/watch.out")
+	[ -n "$ev1" ] && WEV=$((ev1 - ${ev0:-0}))
+}
+if [ -x "$WSBENCH" ] && [ "$ONLY" != chat ] && [ "$ONLY" != resp ]; then
+	watched_run
 	cs_run ack
 	# the ack run's backlog of runs ends first: wait until the daemon
 	# idles (under 10 % of a core over 0.2 s; bounded, 20 s)
@@ -340,10 +430,13 @@ printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns" \
 	"$(f direct16 1)" "$(f gw16 1)" "$(ratio "$(f gw16 1)" "$(f direct16 1)")"
 printf '%-34s %12s %12s %10s\n' "CPU us/request, $CONNS conns" \
 	"${C[direct16]:-}" "${C[gw16]:-}" "(nginx / clawgate)"
+if [ -n "${R[gw1]:-}" ]; then
 printf '%-34s %12s %12s %10s\n' "chat p50 ms, 1 conn" \
 	"$(f direct1 2)" "$(f gw1 2)" "$(sub "$(f gw1 2)" "$(f direct1 2)")"
 printf '%-34s %12s %12s %10s\n' "chat p99 ms, 1 conn" \
 	"$(f direct1 3)" "$(f gw1 3)" "$(sub "$(f gw1 3)" "$(f direct1 3)")"
+fi
+if [ -n "${R[sgw16]:-}" ]; then
 printf '%-34s %12s %12s %10s\n' "stream req/s, $CONNS conns" \
 	"$(f sdirect16 1)" "$(f sgw16 1)" "$(ratio "$(f sgw16 1)" "$(f sdirect16 1)")"
 printf '%-34s %12s %12s %10s\n' "stream CPU us/request, $CONNS conns" \
@@ -352,25 +445,55 @@ printf '%-34s %12s %12s %10s\n' "stream (TTFT) p50 ms, 1 conn" \
 	"$(f sdirect1 2)" "$(f sgw1 2)" "$(sub "$(f sgw1 2)" "$(f sdirect1 2)")"
 printf '%-34s %12s %12s %10s\n' "stream (TTFT) p99 ms, 1 conn" \
 	"$(f sdirect1 3)" "$(f sgw1 3)" "$(sub "$(f sgw1 3)" "$(f sdirect1 3)")"
+fi
+if [ -n "${R[resp16]:-}" ]; then
 printf '%-34s %12s %12s %10s\n' "responses req/s, $CONNS conns" \
 	"-" "$(f resp16 1)" "$(ratio "$(f resp16 1)" "$(f gw16 1)") of chat"
 printf '%-34s %12s %12s %10s\n' "responses CPU us/request" \
 	"-" "${C[resp16]:-}" ""
 printf '%-34s %12s %12s %10s\n' "responses p50/p99 ms, 1 conn" \
 	"-" "$(f resp1 2)/$(f resp1 3)" ""
+fi
+# alt_rows A B label: the interleaved pair's rows and B's ratio to A
+alt_rows() {
+	[ -n "${ALT[$2]:-}" ] || return 0
+	set -- $(altf "$1") $(altf "$2") "$3"
+	printf '%-34s %12s %12s %10s\n' "interleaved $5 chat req/s, CPU" \
+		"-" "$1 / $2" ""
+	printf '%-34s %12s %12s %10s\n' "interleaved $5 resp req/s, CPU" \
+		"-" "$3 / $4" ""
+	printf '%-34s %12s %12s %10s\n' "$5 responses/chat, interleaved" "-" \
+		"$(ratio "$3" "$1") req/s" "$(ratio "$4" "$2") CPU"
+}
+alt_rows chat resp json
+alt_rows schat sresp stream
+if [ -n "${R[gwwatch]:-}" ]; then
+	GWWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gwwatch.txt")
+	printf '%-34s %12s %12s %10s\n' "chat req/s, $CONNS conns, $CONNS WS watching" \
+		"-" "$(f gwwatch 1)" "$(ratio "$(f gwwatch 1)" "$(f gw16 1)") of chat"
+	printf '%-34s %12s %12s %10s\n' "  CPU us/request, watched" \
+		"-" "${C[gwwatch]:-}" ""
+	[ -n "$WEV" ] && [ "${GWWN:-0}" -gt 0 ] 2>/dev/null &&
+		printf '%-34s %12s %12s %10s\n' "  frames/request, watched" \
+		"-" "$(awk -v a="$WEV" -v b="$GWWN" 'BEGIN { printf "%.1f", a / b }')" "(all watchers)"
+fi
 for k in ack run; do
 	[ -n "${CS[$k]:-}" ] || continue
 	printf '%-34s %12s %12s %10s\n' "chat.send ($k) runs/s, $CONNS conns" \
 		"-" "${CS[$k]}" "$(ratio "${CS[$k]}" "$(f gw16 1)") of chat"
+	[ -n "${R[gwwatch]:-}" ] &&
+		printf '%-34s %12s %12s %10s\n' "" "-" "" \
+		"$(ratio "${CS[$k]}" "$(f gwwatch 1)") of watched"
 	printf '%-34s %12s %12s %10s\n' "chat.send ($k) CPU us/run" "-" \
-		"${CSCPU[$k]}" ""
+		"${CSCPU[$k]}" "${C[gwwatch]:+$(ratio "${CSCPU[$k]}" "${C[gwwatch]}") of watched}"
 	[ "${CSN[$k]:-0}" -gt 0 ] 2>/dev/null &&
 		printf '%-34s %12s %12s %10s\n' "chat.send ($k) frames/run" \
 		"-" "$(awk -v a="${CSEV[$k]}" -v b="${CSN[$k]}" 'BEGIN { printf "%.1f", a / b }')" "(all conns)"
 done
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
-echo "errors (non-2xx + socket, all wrk runs): $ERRS; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?}"
+for k in "${!ALT[@]}"; do ERRS=$((ERRS + $(echo "${ALT[$k]}" | awk '{print $4}'))); done
+echo "errors (non-2xx + socket, all wrk runs): $ERRS${CS[ack]:+; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?}}"
 echo "daemon RSS after load: ${RSS:-?} kB"
 # CPU per request of each thread during the chat run, largest first
 printf '%s\n--\n%s\n' "$TT0" "$TT1" | awk -v n="${GWN:-0}" -v hz="$HZ" '
@@ -390,6 +513,17 @@ printf '%s\n--\n%s\n' "$CS0" "$CS1" | awk -v n="${GWN:-0}" '
 		printf "%.2f total\n", t
 	}' | sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
 	END { print "context switches/request by thread (chat, '"$CONNS"' conns): " s }'
+# the same for the watched chat run
+if [ -s "$TMP/watch-tt1" ] && [ "${GWWN:-0}" -gt 0 ] 2>/dev/null; then
+	printf '%s\n--\n%s\n' "$(cat "$TMP/watch-tt0")" "$(cat "$TMP/watch-tt1")" |
+		awk -v n="$GWWN" -v hz="$HZ" '
+	/^--$/ { after = 1; next }
+	{ if (after) b[$1] = $2; else a[$1] = $2 }
+	END { for (k in b) { us = (b[k] - a[k]) * 1e6 / hz / n
+			if (us >= 0.5) printf "%.1f %s\n", us, k } }' |
+		sort -rn | awk '{ s = s sep $2 " " $1; sep = ", " }
+	END { print "CPU us/request by thread (chat, '"$CONNS"' WS watching): " s }'
+fi
 # the same for the chat.send runs (per run; the window of CSCPU)
 for k in ack run; do
 	[ -s "$TMP/$k-tt1" ] && [ "${CSCPU[$k]:-n/a}" != n/a ] || continue
@@ -418,6 +552,12 @@ if [ -n "$CG" ] && [ "$ONLY" = chatsend ]; then
 	# instrumented over wsbench's measured window of the run row
 	awk -v n="${CSN[run]:-0}" '/^(summary|totals):/ { ir = $2 }
 		END { if (n > 0) printf "instructions/run (callgrind, chat.send run, all threads, user space): %.0f (%d runs)\n", ir / n, n }' "$CG"
+elif [ -n "$CG" ] && [ "$ONLY" = resp ]; then
+	# instructions per request of dump FILE.N, wrk run name
+	cgreq() { awk -v n="$(awk '/requests in/ {print $1}' "$TMP/wrk-$2.txt")" \
+		'/^(summary|totals):/ { ir = $2 } END { if (n > 0) printf "%.0f", ir / n }' "$CG.$1"; }
+	set -- "$(cgreq 1 gw16)" "$(cgreq 2 resp16)" "$(cgreq 3 sgw16)" "$(cgreq 4 sresp16)"
+	echo "instructions/request (callgrind, all threads): chat $1, responses $2 ($(ratio "$2" "$1") of chat); streamed: chat $3, responses $4 ($(ratio "$4" "$3"))"
 elif [ -n "$CG" ]; then
 	awk -v n="${GWN:-0}" '/^(summary|totals):/ { ir = $2 }
 		END { if (n > 0) printf "instructions/request (callgrind, chat, all threads): %.0f (%d requests)\n", ir / n, n }' "$CG"
@@ -428,6 +568,10 @@ if [ -n "$JSON_OUT" ]; then
 		for k in "${!R[@]}"; do
 			set -- ${R[$k]}
 			echo "\"$k\": {\"rps\": $1, \"p50_ms\": $2, \"p99_ms\": $3, \"errors\": $4},"
+		done
+		for k in "${!ALT[@]}"; do
+			set -- $(altf "$k")
+			echo "\"interleaved_$k\": {\"rps\": \"$1\", \"cpu_us\": \"$2\"},"
 		done
 		echo "\"chat_send_rps\": \"${CS[ack]:-n/a}\","
 		echo "\"chat_send_run_rps\": \"${CS[run]:-n/a}\"}"

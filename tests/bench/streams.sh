@@ -18,6 +18,10 @@
 #                     sanitizers)
 #   STREAMS_TRICKLE   ms between content chunks of a held stream (default
 #                     0: held silent; e.g. 1000 for live streams)
+#   STREAMS_HEAD      bytes of each request's head, padded with up to 18
+#                     X-Stainless-style header lines (default: the bare
+#                     ~150-byte head; the official Node SDK's is
+#                     ~500-650 bytes in 18 lines)
 #
 # Each stream holds two sockets in the daemon (client, upstream), so N is
 # capped at (hard RLIMIT_NOFILE - 512) / 2; the script says so when it
@@ -39,16 +43,35 @@ for n in "$@"; do
 	esac
 done
 exec timeout -k 10 1800 "$py" - "$bin" "$src" "${STREAMS_TRICKLE:-0}" \
-	"$@" <<'PY'
+	"${STREAMS_HEAD:-0}" "$@" <<'PY'
 import json, os, resource, signal, socket, subprocess, sys, tempfile
 import time, urllib.request
 
 bin_, src, trickle = sys.argv[1], sys.argv[2], int(sys.argv[3])
-sizes = [int(a) for a in sys.argv[4:]]
+head_to = int(sys.argv[4])
+sizes = [int(a) for a in sys.argv[5:]]
 sys.path.insert(0, os.path.join(src, "tests", "integration"))
 sys.path.insert(0, os.path.join(src, "tests", "reliability"))
-from holdupstream import StreamRun  # noqa: E402
+from holdupstream import StreamRun, stream_request  # noqa: E402
 from relhelp import rss_kb  # noqa: E402
+
+
+def padded_request():
+    """The streams' request with its head padded to head_to bytes: header
+    lines of ~40 bytes, at most 18 of them (longer ones past 720 bytes)."""
+    req = stream_request("T")
+    head, _, body = req.partition(b"\r\n\r\n")
+    pad = head_to - len(head) - 4
+    k = min(max(pad // 40, 0), 18)
+    for i in range(k):
+        room = pad // k + (1 if i < pad % k else 0)
+        name = b"\r\nX-Stainless-Pad-%02d: " % i
+        head += name + b"v" * max(1, room - len(name))
+    return (head + b"\r\n\r\n" + body, len(head) + 4,
+            head.count(b"\r\n") + 1)
+
+
+req, head_len, head_lines = padded_request()
 
 soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
 cap = (hard - 512) // 2
@@ -188,13 +211,21 @@ try:
             http(uport, "POST", "/__release")
 
         t0 = time.monotonic()
-        run = StreamRun(port, n, timeout=1200).run(on_open)
+        run = StreamRun(port, n, timeout=1200)
+        run.req = req
+        run = run.run(on_open)
         dt = time.monotonic() - t0
         http(uport, "POST", "/__hold")
         rc = stop(gw)
         log.close()
         with open(os.path.join(d, "gw.log"), "rb") as f:
-            shards = sum(1 for ln in f if b"HTTP shard" in ln) + 1
+            started = [ln for ln in f if b"HTTP shard" in ln]
+        # shard 0 (small pools) is not logged; the others say their pool
+        shards = "%d (%d/%d/%d)" % (
+            len(started) + 1,
+            sum(1 for ln in started if b"(tiny pool" in ln),
+            sum(1 for ln in started if b"(small pool" in ln) + 1,
+            sum(1 for ln in started if b"(big pool" in ln))
         ok = sum(1 for s in run.status if s == 200)
         per = (seen["rss"] - base) / float(n)
         maps = {k: (seen["maps"][k] - base_maps[k]) / float(n)
@@ -208,6 +239,7 @@ finally:
     subprocess.call(["rm", "-rf", tmp])
 
 print()
+print("request head: %d bytes in %d lines" % (head_len, head_lines))
 print("%-32s" % "streams" + "".join("%14d" % r[0] for r in rows))
 for i, name, fmt in [
         (1, "answered 200", "%14d"), (2, "held at once (upstream)", "%14d"),
@@ -221,7 +253,8 @@ for k in ("heap", "anon", "stack"):
           "".join("%14.1f" % r[7][k] for r in rows))
 for i, name, fmt in [
         (8, "daemon fds held", "%14d"), (9, "daemon threads held", "%14d"),
-        (10, "HTTP shards", "%14d"), (11, "exit status (SIGTERM)", "%14d"),
+        (10, "HTTP shards (tiny/small/big)", "%14s"),
+        (11, "exit status (SIGTERM)", "%14d"),
         (12, "wall time, s", "%14.1f")]:
     print("%-32s" % name + "".join(fmt % r[i] for r in rows))
 print("%-32s" % "busiest threads while held" +

@@ -1169,8 +1169,8 @@ wsb_mode_idle(void)
 	t0 = wsb_now();
 	all = wsb_open_all(opt.timeout);
 	now = wsb_now();
-	printf("READY %ld failed=%ld open_ms=%.1f\n", run.opened, run.failed,
-	    wsb_ms(now - t0));
+	printf("READY %ld failed=%ld open_ms=%.1f events=%ld\n", run.opened,
+	    run.failed, wsb_ms(now - t0), run.events);
 	if (first_error[0] != '\0')
 		printf("FIRST_ERROR %s\n", first_error);
 	fflush(stdout);

@@ -303,3 +303,101 @@ def test_responses_input_file_limits(launcher, upstream):
         {"type": "input_text", "text": "x"}, file_part("y" * 1001)]}]))
     assert r.status_code == 400
     assert "File too large" in r.json()["error"]["message"]
+
+
+# The resource, items and events are written as text (issue 11: no JSON
+# tree per event): compact JSON, members in a fixed order.
+RESOURCE_KEYS = ["id", "object", "created_at", "status", "model", "output",
+                 "usage", "error"]
+USAGE = {"input_tokens": 0, "input_tokens_details": {
+    "cached_tokens": 0, "cache_write_tokens": 0}, "output_tokens": 0,
+    "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 0}
+EVENT_KEYS = {
+    "response.created": ["response"],
+    "response.in_progress": ["response"],
+    "response.completed": ["response"],
+    "response.failed": ["response"],
+    "response.output_item.added": ["output_index", "item"],
+    "response.output_item.done": ["output_index", "item"],
+    "response.content_part.added": ["item_id", "output_index",
+                                    "content_index", "part"],
+    "response.content_part.done": ["item_id", "output_index",
+                                   "content_index", "part"],
+    "response.output_text.delta": ["item_id", "output_index",
+                                   "content_index", "delta"],
+    "response.output_text.done": ["item_id", "output_index",
+                                  "content_index", "text"],
+    "response.function_call_arguments.delta": ["item_id", "output_index",
+                                               "delta"],
+    "response.function_call_arguments.done": ["item_id", "output_index",
+                                              "arguments"],
+}
+ITEM_KEYS = {"message": ["type", "id", "role", "status", "content"],
+             "function_call": ["type", "id", "call_id", "name",
+                               "arguments", "status"]}
+TRICKY = 'say "hi" \\ back/slash\nnew é 漢字 😀\ttab \u0001 ctl'
+
+
+def _compact(o):
+    # jansson's compact output: no spaces, UTF-8 as is, \uXXXX for the
+    # other control characters (only \u0001 here: the hex case matches)
+    return json.dumps(o, separators=(",", ":"), ensure_ascii=False)
+
+
+def _check_resource(r, status):
+    keys = RESOURCE_KEYS + (["incomplete_details"]
+                            if status == "incomplete" else [])
+    assert list(r) == keys
+    assert r["status"] == status
+    assert list(r["usage"]) == list(USAGE)
+    if status == "failed":
+        assert list(r["error"]) == ["code", "message"]
+    for it in r["output"]:
+        assert list(it) == ITEM_KEYS[it["type"]]
+        for part in it.get("content", []):
+            assert list(part) == ["type", "text", "annotations"]
+
+
+@pytest.mark.parametrize("text,status", [
+    ("[[reply:%s]] [[chunks:3]] [[usage:7,3]]" % TRICKY, "completed"),
+    ('[[tool:get_weather:{"city":"Paris \\"15e\\""}]]', "incomplete"),
+    ("[[status:500]]", "failed")])
+def test_responses_stream_bytes(oagw, up, text, status):
+    """Every streamed event is compact JSON with its members in the
+    order of the reference's: event name = type, sequence numbers 0, 1,
+    2...; the non-streamed answer is the completed event's resource."""
+    tools = [{"type": "function", "name": "get_weather",
+              "parameters": {"type": "object"}}]
+    r = post(oagw, "/v1/responses", resp(text, stream=True, tools=tools),
+             stream=True)
+    assert r.status_code == 200
+    evs = sse(r)
+    assert evs[-1] == (None, "[DONE]")
+    last = None
+    for i, (name, data) in enumerate(evs[:-1]):
+        o = json.loads(data)
+        assert data == _compact(o)
+        assert list(o) == EVENT_KEYS[name] + ["type", "sequence_number"]
+        assert o["type"] == name and o["sequence_number"] == i
+        if "item" in o:
+            assert list(o["item"]) == ITEM_KEYS[o["item"]["type"]]
+        if "part" in o:
+            assert list(o["part"]) == ["type", "text", "annotations"]
+        if "response" in o:
+            _check_resource(o["response"], status if i > 1 else
+                            "in_progress")
+            last = o["response"]
+    if status == "completed":
+        assert last["output"][0]["content"][0]["text"] == TRICKY
+        assert last["usage"]["total_tokens"] == 10
+    r = post(oagw, "/v1/responses", resp(text, tools=tools))
+    assert (r.status_code == 200) == (status != "failed"), r.text
+    o = r.json()
+    assert r.text == _compact(o)
+    _check_resource(o, status)
+    last.update(id=o["id"], created_at=o["created_at"])
+    for a, b in zip(last["output"], o["output"]):
+        a["id"] = b["id"]
+        if "call_id" in a:
+            a["call_id"] = b["call_id"]
+    assert o == last
