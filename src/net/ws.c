@@ -215,6 +215,18 @@ ws_shared_unref(struct ws_shared *sh)
 	free(sh);
 }
 
+const char *
+ws_shared_text(const struct ws_shared *sh)
+{
+	return sh->text;
+}
+
+size_t
+ws_shared_len(const struct ws_shared *sh)
+{
+	return sh->len;
+}
+
 static unsigned char *
 ws_msg_inline(struct ws_msg *m)
 {

@@ -89,6 +89,8 @@ int ws_conn_send(struct ws_conn *c, const char *text, size_t len);
 struct ws_shared;
 struct ws_shared *ws_shared_new(char *text, size_t len);
 void ws_shared_unref(struct ws_shared *sh);
+const char *ws_shared_text(const struct ws_shared *sh);
+size_t ws_shared_len(const struct ws_shared *sh);
 
 #define WS_SEND_DROP_IF_SLOW 1u	/* skip, do not close, when over limits */
 /* Queue a text frame whose payload is head's text followed by tail (a

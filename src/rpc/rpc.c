@@ -1321,6 +1321,15 @@ unsigned rpc_event_flags(const char *event, const json_t *payload)
 	return 0;
 }
 
+void rpc_event_open(struct store_json_buf *jb, const char *event)
+{
+	static const char pre[] = "{\"type\":\"event\",\"event\":";
+
+	store_json_raw(jb, pre, sizeof(pre) - 1);
+	store_json_str(jb, event, strlen(event));
+	store_json_raw(jb, ",\"payload\":", 11);
+}
+
 char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
 {
 	struct store_json_buf jb = {0};
@@ -1328,9 +1337,7 @@ char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
 	char *p;
 
 #define RPC_LIT(b, s) store_json_raw(b, s, sizeof(s) - 1)
-	RPC_LIT(&jb, "{\"type\":\"event\",\"event\":");
-	store_json_str(&jb, event, strlen(event));
-	RPC_LIT(&jb, ",\"payload\":");
+	rpc_event_open(&jb, event);
 	mark = jb.len;
 	if (!payload) {
 		RPC_LIT(&jb, "null");
@@ -1369,19 +1376,16 @@ size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
 	return n;
 }
 
-/* An event ready for the fan-out (payload borrowed). */
-static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s,
-				       const char *event,
-				       const json_t *payload, int with_state,
-				       unsigned scope_mask)
+/* An event ready for the fan-out: its head text (taken). */
+static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s, char *text,
+				       size_t len, unsigned flags,
+				       int with_state, unsigned scope_mask)
 {
 	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
-	size_t len;
-	char *text = rpc_event_head(event, payload, &len);
 
 	b->srv = s;
 	b->head = ws_shared_new(text, len);
-	b->flags = rpc_event_flags(event, payload);
+	b->flags = flags;
 	b->scope_mask = scope_mask;
 	if (with_state)
 		snprintf(b->extra, sizeof(b->extra),
@@ -1389,6 +1393,19 @@ static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s,
 			 "\"health\":%lld}", (long long)presence_version(),
 			 (long long)presence_health_version());
 	return b;
+}
+
+/* The same for a json_t payload (borrowed). */
+static struct rpc_bcast *rpc_bcast_json(struct rpc_server *s,
+					const char *event,
+					const json_t *payload, int with_state,
+					unsigned scope_mask)
+{
+	size_t len;
+	char *text = rpc_event_head(event, payload, &len);
+
+	return rpc_bcast_new(s, text, len, rpc_event_flags(event, payload),
+			     with_state, scope_mask);
 }
 
 /* One event to every ready connection it is for, each with its own seq
@@ -1448,6 +1465,15 @@ void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
 		       NULL);
 }
 
+static void rpc_events_append(struct rpc_events *q, struct rpc_bcast *b)
+{
+	if (q->tail)
+		q->tail->next = b;
+	else
+		q->head = b;
+	q->tail = b;
+}
+
 void rpc_events_add(struct rpc_events *q, const char *event,
 		    json_t *payload, int with_state, unsigned scope_mask,
 		    rpc_conn_pred pred, void *pred_arg,
@@ -1464,16 +1490,40 @@ void rpc_events_add(struct rpc_events *q, const char *event,
 			pred_free(pred_arg);
 		return;
 	}
-	b = rpc_bcast_new(q->srv, event, payload, with_state, scope_mask);
+	b = rpc_bcast_json(q->srv, event, payload, with_state, scope_mask);
 	json_decref(payload);
 	b->pred = pred;
 	b->pred_arg = pred_arg;
 	b->pred_free = pred_free;
-	if (q->tail)
-		q->tail->next = b;
-	else
-		q->head = b;
-	q->tail = b;
+	rpc_events_append(q, b);
+}
+
+void rpc_events_add_text(struct rpc_events *q, struct store_json_buf *jb,
+			 unsigned flags, unsigned scope_mask)
+{
+	size_t len;
+	char *text;
+
+	store_json_raw(jb, ",\"seq\":", 7);
+	text = store_json_done(jb, &len);
+	rpc_events_append(q, rpc_bcast_new(q->srv, text, len, flags, 0,
+					   scope_mask));
+}
+
+json_t *rpc_events_take(struct rpc_events *q)
+{
+	json_t *out = json_array();
+	struct rpc_bcast *b, *next;
+
+	for (b = q->head; b; b = next) {
+		next = b->next;
+		json_array_append_new(out, json_pack("{s:s%,s:b}", "head",
+			ws_shared_text(b->head), ws_shared_len(b->head),
+			"dropIfSlow", !!(b->flags & WS_SEND_DROP_IF_SLOW)));
+		rpc_bcast_free(b);
+	}
+	q->head = q->tail = NULL;
+	return out;
 }
 
 void rpc_events_post(struct rpc_events *q)
@@ -1654,7 +1704,7 @@ static void rpc_shutdown_on_lws(void *arg)
 		json_object_set_new(p, "restartExpectedMs",
 				    json_integer(st->restart_ms));
 	/* Send synchronously: the fan-out below runs now, not posted. */
-	rpc_broadcast_on_lws(rpc_bcast_new(s, "shutdown", p, 0, 0));
+	rpc_broadcast_on_lws(rpc_bcast_json(s, "shutdown", p, 0, 0));
 	json_decref(p);
 	for (c = s->ready; c; c = c->next) {
 		if (!c->ws)
