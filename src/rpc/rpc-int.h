@@ -142,17 +142,14 @@ struct store_json_buf;
 void rpc_event_open(struct store_json_buf *jb, const char *event);
 void rpc_events_add_text(struct rpc_events *q, struct store_json_buf *jb,
 			 unsigned flags, unsigned scope_mask);
-/* Tests: q's events as [{"head": frame head text, "dropIfSlow": bool}],
- * q emptied (nothing posted). */
+/* Tests: q's events as [{"head": the frame up to the seq, "tail": after
+ * it, "dropIfSlow": bool}], q emptied (nothing posted). */
 json_t *rpc_events_take(struct rpc_events *q);
-/* An event frame is head (shared by every connection) + tail (each
- * connection's own seq): head is `{"type":"event","event":E,"payload":P,
- * "seq":` (malloc'd, *len its length), tail the seq, extra (stateVersion
- * member or "") and `}`; its length is returned. */
-#define RPC_EVENT_TAIL_MAX 128
+/* An event frame is one text shared by every connection (ws_shared)
+ * with each connection's own seq spliced in: the head
+ * `{"type":"event","event":E,"payload":P,"seq":` (malloc'd, *len its
+ * length), the seq, then the stateVersion member when any and `}`. */
 char *rpc_event_head(const char *event, const json_t *payload, size_t *len);
-size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
-		      const char *extra);
 /* WS_SEND_DROP_IF_SLOW for the events skipped for a slow consumer (chat
  * deltas, presence, heartbeat, cron, pairing and approvals, talk.mode,
  * session events), else 0: the others close it 1008. */

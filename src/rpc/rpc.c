@@ -1274,8 +1274,8 @@ void rpc_ws_on_message(struct ws_conn *wc, const char *data, size_t len,
 struct rpc_bcast {
 	struct rpc_bcast *next;	/* posted together (struct rpc_events) */
 	struct rpc_server *srv;
-	struct ws_shared *head;	/* {"type":"event",...,"seq": */
-	char extra[96];		/* after the seq: stateVersion or "" */
+	/* {"type":"event",...,"seq":<each connection's>[stateVersion]} */
+	struct ws_shared *head;
 	unsigned flags;		/* WS_SEND_DROP_IF_SLOW */
 	unsigned scope_mask;
 	rpc_conn_pred pred;	/* NULL = every ready connection */
@@ -1330,68 +1330,61 @@ void rpc_event_open(struct store_json_buf *jb, const char *event)
 	store_json_raw(jb, ",\"payload\":", 11);
 }
 
-char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
+/* rpc_event_head written into jb. */
+static void rpc_event_head_buf(struct store_json_buf *jb, const char *event,
+			       const json_t *payload)
 {
-	struct store_json_buf jb = {0};
 	size_t mark;
 	char *p;
 
-#define RPC_LIT(b, s) store_json_raw(b, s, sizeof(s) - 1)
-	rpc_event_open(&jb, event);
-	mark = jb.len;
+	rpc_event_open(jb, event);
+	mark = jb->len;
 	if (!payload) {
-		RPC_LIT(&jb, "null");
+		store_json_raw(jb, "null", 4);
 	} else if ((!json_is_object(payload) && !json_is_array(payload)) ||
-		   store_json_val(&jb, payload) < 0) {
+		   store_json_val(jb, payload) < 0) {
 		/* Scalars, and what the fast writer refuses: jansson. */
-		jb.len = mark;
+		jb->len = mark;
 		p = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
-		store_json_raw(&jb, p ? p : "null", p ? strlen(p) : 4);
+		store_json_raw(jb, p ? p : "null", p ? strlen(p) : 4);
 		free(p);
 	}
-	RPC_LIT(&jb, ",\"seq\":");
-#undef RPC_LIT
+	store_json_raw(jb, ",\"seq\":", 7);
+}
+
+char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
+{
+	struct store_json_buf jb = {0};
+
+	rpc_event_head_buf(&jb, event, payload);
 	return store_json_done(&jb, len);
 }
 
-size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
-		      const char *extra)
-{
-	char digits[20];
-	size_t n = 0, d = 0, x = strlen(extra);
-
-	/* once per frame per connection: no printf */
-	do {
-		digits[d++] = (char)('0' + seq % 10);
-		seq /= 10;
-	} while (seq);
-	while (d)
-		out[n++] = digits[--d];
-	if (x > RPC_EVENT_TAIL_MAX - 2 - n)
-		x = RPC_EVENT_TAIL_MAX - 2 - n;
-	memcpy(out + n, extra, x);
-	n += x;
-	out[n++] = '}';
-	out[n] = '\0';
-	return n;
-}
-
-/* An event ready for the fan-out: its head text (taken). */
-static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s, char *text,
-				       size_t len, unsigned flags,
-				       int with_state, unsigned scope_mask)
+/* An event ready for the fan-out: its frame head written in jb, to
+ * which the end of the frame is added (jb taken). */
+static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s,
+				       struct store_json_buf *jb,
+				       unsigned flags, int with_state,
+				       unsigned scope_mask)
 {
 	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
+	size_t split = jb->len, len;
+	char extra[96], *text;
+	int n;
 
 	b->srv = s;
-	b->head = ws_shared_new(text, len);
 	b->flags = flags;
 	b->scope_mask = scope_mask;
-	if (with_state)
-		snprintf(b->extra, sizeof(b->extra),
-			 ",\"stateVersion\":{\"presence\":%lld,"
-			 "\"health\":%lld}", (long long)presence_version(),
-			 (long long)presence_health_version());
+	if (with_state) {
+		n = snprintf(extra, sizeof(extra),
+			     ",\"stateVersion\":{\"presence\":%lld,"
+			     "\"health\":%lld}", (long long)presence_version(),
+			     (long long)presence_health_version());
+		store_json_raw(jb, extra, (size_t)n);
+	}
+	store_json_raw(jb, "}", 1);
+	text = store_json_done(jb, &len);
+	b->head = ws_shared_new(text, len, split);
 	return b;
 }
 
@@ -1401,10 +1394,10 @@ static struct rpc_bcast *rpc_bcast_json(struct rpc_server *s,
 					const json_t *payload, int with_state,
 					unsigned scope_mask)
 {
-	size_t len;
-	char *text = rpc_event_head(event, payload, &len);
+	struct store_json_buf jb = {0};
 
-	return rpc_bcast_new(s, text, len, rpc_event_flags(event, payload),
+	rpc_event_head_buf(&jb, event, payload);
+	return rpc_bcast_new(s, &jb, rpc_event_flags(event, payload),
 			     with_state, scope_mask);
 }
 
@@ -1413,8 +1406,6 @@ static struct rpc_bcast *rpc_bcast_json(struct rpc_server *s,
 static void rpc_bcast_fan(struct rpc_bcast *b)
 {
 	struct rpc_conn *c, *next;
-	char tail[RPC_EVENT_TAIL_MAX];
-	size_t n;
 
 	for (c = b->srv->ready; c; c = next) {
 		next = c->next;
@@ -1425,8 +1416,7 @@ static void rpc_bcast_fan(struct rpc_bcast *b)
 			continue;
 		if (b->pred && !b->pred(c, b->pred_arg))
 			continue;
-		n = rpc_event_tail(tail, c->seq + 1, b->extra);
-		if (ws_conn_send_shared(c->ws, b->head, tail, n,
+		if (ws_conn_send_shared(c->ws, b->head, c->seq + 1,
 					b->flags) == 0)
 			c->seq++;
 	}
@@ -1501,12 +1491,8 @@ void rpc_events_add(struct rpc_events *q, const char *event,
 void rpc_events_add_text(struct rpc_events *q, struct store_json_buf *jb,
 			 unsigned flags, unsigned scope_mask)
 {
-	size_t len;
-	char *text;
-
 	store_json_raw(jb, ",\"seq\":", 7);
-	text = store_json_done(jb, &len);
-	rpc_events_append(q, rpc_bcast_new(q->srv, text, len, flags, 0,
+	rpc_events_append(q, rpc_bcast_new(q->srv, jb, flags, 0,
 					   scope_mask));
 }
 
@@ -1514,12 +1500,15 @@ json_t *rpc_events_take(struct rpc_events *q)
 {
 	json_t *out = json_array();
 	struct rpc_bcast *b, *next;
+	const char *t;
+	size_t len, split;
 
 	for (b = q->head; b; b = next) {
 		next = b->next;
-		json_array_append_new(out, json_pack("{s:s%,s:b}", "head",
-			ws_shared_text(b->head), ws_shared_len(b->head),
-			"dropIfSlow", !!(b->flags & WS_SEND_DROP_IF_SLOW)));
+		t = ws_shared_text(b->head, &len, &split);
+		json_array_append_new(out, json_pack("{s:s%,s:s%,s:b}", "head",
+			t, split, "tail", t + split, len - split, "dropIfSlow",
+			!!(b->flags & WS_SEND_DROP_IF_SLOW)));
 		rpc_bcast_free(b);
 	}
 	q->head = q->tail = NULL;

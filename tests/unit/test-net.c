@@ -456,18 +456,18 @@ fx_flood(void *arg)
 	t->flood = ws_timer_add(fx.w, 1, fx_flood, t);
 }
 
-/* 20 frames sharing one head, each with its own tail, queued in one
- * callback: they leave in one write. */
+/* 20 frames sharing one text, each with its own number spliced in (the
+ * last the largest there is), queued in one callback: they leave in one
+ * write. */
 static void
 fx_burst(struct ws_conn *c)
 {
-	struct ws_shared *sh = ws_shared_new(xstrdup("burst:"), 6);
-	char tail[16];
+	struct ws_shared *sh = ws_shared_new(xstrdup("burst:#"), 7, 6);
 	int i;
 
 	for (i = 0; i < 20; i++)
-		ck_assert_int_eq(ws_conn_send_shared(c, sh, tail,
-			(size_t)snprintf(tail, sizeof(tail), "%d", i), 0), 0);
+		ck_assert_int_eq(ws_conn_send_shared(c, sh, i < 19 ?
+			(uint64_t)i : UINT64_MAX, 0), 0);
 	ws_shared_unref(sh);
 }
 
@@ -483,14 +483,15 @@ fx_slowdrop(struct ws_conn *c)
 	int i, rc = 0;
 
 	memset(text, 'd', n);
-	sh = ws_shared_new(text, n);
+	/* 64 KiB frames: the text and one digit */
+	sh = ws_shared_new(text, n - 1, 0);
 	for (i = 0; i < 2 * MAX_BUFFERED / (64 * 1024) && rc == 0; i++)
-		rc = ws_conn_send_shared(c, sh, "", 0, WS_SEND_DROP_IF_SLOW);
+		rc = ws_conn_send_shared(c, sh, 7, WS_SEND_DROP_IF_SLOW);
 	pthread_mutex_lock(&fx.mu);
 	fx.sd_queued = rc == 1 ? i - 1 : -1;
 	fx.sd_closing_after_drop = ws_conn_is_closing(c);
 	pthread_mutex_unlock(&fx.mu);
-	rc = ws_conn_send_shared(c, sh, "", 0, 0);
+	rc = ws_conn_send_shared(c, sh, 7, 0);
 	pthread_mutex_lock(&fx.mu);
 	fx.sd_last_rc = rc;
 	fx.sd_closing = ws_conn_is_closing(c);
@@ -1541,14 +1542,18 @@ START_TEST(test_ws_batched_writes)
 				  "permessage-deflate; "
 				  "client_max_window_bits\r\n", 0);
 	struct ws_out_stats a, b;
-	char want[16];
+	char want[40];
 	int i;
 
 	ws_expect_text(r, "hello");
 	ws_server_out_stats(fx.w, &a);
 	ws_send(r->fd, 1, 1, "burst", 5);
 	for (i = 0; i < 20; i++) {
-		snprintf(want, sizeof(want), "burst:%d", i);
+		if (i < 19)
+			snprintf(want, sizeof(want), "burst:%d#", i);
+		else
+			snprintf(want, sizeof(want), "burst:%llu#",
+				 (unsigned long long)UINT64_MAX);
 		ws_expect_text(r, want);
 	}
 	ws_server_out_stats(fx.w, &b);
