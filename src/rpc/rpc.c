@@ -1026,6 +1026,32 @@ void rpc_call_release(struct rpc_call *call)
 }
 
 /* Send the call's result (lws thread). */
+/* A successful res frame written by the store's JSON writer (byte for
+ * byte jansson's compact output, without its per-call set-up), or NULL
+ * when it refuses the id or payload. Once per request. */
+static char *rpc_res_text(const struct rpc_call *call)
+{
+	static const char pre[] = "{\"type\":\"res\",\"id\":";
+	static const char mid[] = ",\"ok\":true,\"payload\":";
+	struct store_json_buf jb = {0};
+
+	store_json_raw(&jb, pre, sizeof(pre) - 1);
+	if (store_json_val(&jb, call->id) < 0)
+		goto fail;
+	store_json_raw(&jb, mid, sizeof(mid) - 1);
+	if (call->payload_raw)
+		store_json_raw(&jb, call->payload_raw,
+			       strlen(call->payload_raw));
+	else if (store_json_val(&jb, call->payload ? call->payload
+						   : json_null()) < 0)
+		goto fail;
+	store_json_raw(&jb, "}", 1);
+	return store_json_done(&jb, NULL);
+fail:
+	free(jb.p);
+	return NULL;
+}
+
 static void rpc_call_finish(struct rpc_call *call)
 {
 	struct rpc_conn *c = call->conn;
@@ -1054,13 +1080,16 @@ static void rpc_call_finish(struct rpc_call *call)
 		rpc_conn_send_json(c, f);
 		goto hook;
 	}
-	id = json_dumps(call->id, JSON_ENCODE_ANY | JSON_COMPACT);
-	if (!call->payload_raw)
-		pl = json_dumps(call->payload ? call->payload : json_null(),
-				JSON_ENCODE_ANY | JSON_COMPACT);
-	text = xasprintf("{\"type\":\"res\",\"id\":%s,\"ok\":true,"
-			 "\"payload\":%s}", id,
-			 call->payload_raw ? call->payload_raw : pl);
+	if ((text = rpc_res_text(call)) == NULL) {
+		/* what the fast writer refuses: jansson */
+		id = json_dumps(call->id, JSON_ENCODE_ANY | JSON_COMPACT);
+		if (!call->payload_raw)
+			pl = json_dumps(call->payload ? call->payload
+				: json_null(), JSON_ENCODE_ANY | JSON_COMPACT);
+		text = xasprintf("{\"type\":\"res\",\"id\":%s,\"ok\":true,"
+				 "\"payload\":%s}", id,
+				 call->payload_raw ? call->payload_raw : pl);
+	}
 	rpc_conn_send_text(c, text);
 hook:
 	/* After the answer is queued: e.g. close the sockets of a removed
