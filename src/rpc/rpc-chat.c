@@ -12,7 +12,11 @@
  * The events of one callback (an assistant event and its chat delta; the
  * flushed delta, the terminal chat event and the lifecycle end) are
  * posted to the lws thread together: every client gets them in one
- * write. */
+ * write. Their payloads have a fixed shape: they are written as text
+ * straight into the shared frame (the store's JSON writer escapes the
+ * strings), byte for byte what the json_t objects they were built as
+ * before serialized to (tests/unit/test-rpc.c compares them with those
+ * json_t shapes); no json_t per event. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +37,6 @@
 #define RPC_CHAT_DELTA_MS 150
 
 /* ---- run fan-out (agent thread) -------------------------------------------- */
-
-/* The payloads are fixed-shape: written as text straight into the frame
- * head (no json_t), byte for byte the compact JSON of the objects they
- * were built as before (key order, escaping; tests/unit/test-rpc.c
- * compares them with that json_t shape). */
 
 struct rpc_chat_fan {
 	struct rpc_server *srv;
