@@ -644,27 +644,41 @@ ws_conn_writeable(struct ws_conn *c)
 
 static void ws_flush_dirty(struct ws_server *s);
 
+/* The jobs queued now, then those that came while they ran (up to
+ * WS_DRAIN_ROUNDS takes: producers that never pause must not starve the
+ * sockets), then one write per connection for all they queued: a job
+ * posted while the others ran shares their writes instead of waking the
+ * thread for writes of its own (a broadcast's write per connection is
+ * most of this thread's cost). */
+#define WS_DRAIN_ROUNDS 4
+
 static void
 ws_drain(struct ws_server *s)
 {
 	struct ws_job *j, *next;
+	int round;
 
-	pthread_mutex_lock(&s->mu);
-	j = s->jobs;
-	s->jobs = s->jobs_tail = NULL;
-	pthread_mutex_unlock(&s->mu);
 	s->in_drain = 1;
-	for (; j != NULL; j = next) {
-		next = j->next;
-		if (j->fn != NULL) {
-			j->fn(j->arg);
-		} else if (atomic_load(&s->stopping)) {
-			close(j->fd);
-		} else if (lws_adopt_socket_vhost(s->vh, j->fd) == NULL) {
-			/* lws closed the fd. */
-			log_warn("ws", "adopt failed");
+	for (round = 0; round < WS_DRAIN_ROUNDS; round++) {
+		pthread_mutex_lock(&s->mu);
+		j = s->jobs;
+		s->jobs = s->jobs_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		if (j == NULL)
+			break;
+		for (; j != NULL; j = next) {
+			next = j->next;
+			if (j->fn != NULL) {
+				j->fn(j->arg);
+			} else if (atomic_load(&s->stopping)) {
+				close(j->fd);
+			} else if (lws_adopt_socket_vhost(s->vh, j->fd) ==
+				   NULL) {
+				/* lws closed the fd. */
+				log_warn("ws", "adopt failed");
+			}
+			free(j);
 		}
-		free(j);
 	}
 	s->in_drain = 0;
 	ws_flush_dirty(s);

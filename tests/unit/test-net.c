@@ -471,6 +471,22 @@ fx_burst(struct ws_conn *c)
 	ws_shared_unref(sh);
 }
 
+/* A job that posts another while it runs (the lws thread's queue was
+ * emptied when it was taken): the second runs in the same drain, and
+ * both frames leave in one write. */
+static void
+fx_chain2(void *arg)
+{
+	ws_conn_send(arg, "chain:2", 7);
+}
+
+static void
+fx_chain1(void *arg)
+{
+	ws_conn_send(arg, "chain:1", 7);
+	ck_assert_int_eq(ws_post(fx.w, fx_chain2, arg), 0);
+}
+
 /* Droppable 64 KiB frames until one is skipped (the queue is at
  * MAX_BUFFERED: nothing drains during one callback), then one that is
  * not droppable. */
@@ -537,6 +553,10 @@ fx_ws_message(struct ws_conn *c, const char *data, size_t len, int binary,
 	}
 	if (len == 5 && memcmp(data, "burst", 5) == 0) {
 		fx_burst(c);
+		return;
+	}
+	if (len == 5 && memcmp(data, "chain", 5) == 0) {
+		ck_assert_int_eq(ws_post(fx.w, fx_chain1, c), 0);
 		return;
 	}
 	if (len == 8 && memcmp(data, "slowdrop", 8) == 0) {
@@ -1566,6 +1586,13 @@ START_TEST(test_ws_batched_writes)
 	ws_server_out_stats(fx.w, &a);
 	ck_assert_uint_eq(a.frames - b.frames, 1);
 	ck_assert_uint_eq(a.writes - b.writes, 1);
+	/* A job posted by a job runs in the same drain: one write. */
+	ws_send(r->fd, 1, 1, "chain", 5);
+	ws_expect_text(r, "chain:1");
+	ws_expect_text(r, "chain:2");
+	ws_server_out_stats(fx.w, &b);
+	ck_assert_uint_eq(b.frames - a.frames, 2);
+	ck_assert_uint_eq(b.writes - a.writes, 1);
 	ws_done(r);
 }
 END_TEST
