@@ -40,7 +40,10 @@
 
 struct rpc_chat_fan {
 	struct rpc_server *srv;
+	/* The run id, session key and agent id as JSON strings (quoted,
+	 * escaped once for every event), and their lengths. */
 	char *run_id, *key, *agent_id;
+	size_t run_id_len, key_len, agent_id_len;
 	int64_t chat_seq, agent_seq;
 	/* Text not yet sent in a `chat` delta, and when the last one went
 	 * (monotonic ms; 0: none yet). Agent thread only. */
@@ -133,7 +136,7 @@ static size_t rpc_chat_agent_open(struct rpc_chat_fan *f,
 	rpc_event_open(b, "agent");
 	mark = b->len;
 	CHAT_LIT(b, "{\"runId\":");
-	rpc_chat_str0(b, f->run_id);
+	store_json_raw(b, f->run_id, f->run_id_len);
 	CHAT_LIT(b, ",\"seq\":");
 	store_json_int(b, ++f->agent_seq);
 	CHAT_LIT(b, ",\"stream\":");
@@ -148,7 +151,7 @@ static void rpc_chat_agent_add(struct rpc_chat_fan *f, struct rpc_events *q,
 			       struct store_json_buf *b)
 {
 	CHAT_LIT(b, ",\"sessionKey\":");
-	rpc_chat_str0(b, f->key);
+	store_json_raw(b, f->key, f->key_len);
 	CHAT_LIT(b, "}}");
 	rpc_events_add_text(q, b, 0, SCOPE_READ);
 }
@@ -160,11 +163,11 @@ static void rpc_chat_base(struct rpc_chat_fan *f, struct store_json_buf *b,
 {
 	rpc_event_open(b, "chat");
 	CHAT_LIT(b, "{\"runId\":");
-	rpc_chat_str0(b, f->run_id);
+	store_json_raw(b, f->run_id, f->run_id_len);
 	CHAT_LIT(b, ",\"sessionKey\":");
-	rpc_chat_str0(b, f->key);
+	store_json_raw(b, f->key, f->key_len);
 	CHAT_LIT(b, ",\"agentId\":");
-	rpc_chat_str0(b, f->agent_id);
+	store_json_raw(b, f->agent_id, f->agent_id_len);
 	CHAT_LIT(b, ",\"seq\":");
 	store_json_int(b, f->chat_seq);
 	CHAT_LIT(b, ",\"state\":");
@@ -355,6 +358,15 @@ out:
 	rpc_chat_fan_free(f);
 }
 
+/* s as a JSON string (quoted, escaped), *len its length. */
+static char *rpc_chat_js(const char *s, size_t *len)
+{
+	struct store_json_buf b = {0};
+
+	rpc_chat_str0(&b, s);
+	return store_json_done(&b, len);
+}
+
 static struct rpc_chat_fan *rpc_chat_fan_new(struct rpc_server *s,
 					     const char *run_id,
 					     const char *key,
@@ -363,9 +375,9 @@ static struct rpc_chat_fan *rpc_chat_fan_new(struct rpc_server *s,
 	struct rpc_chat_fan *f = xcalloc(1, sizeof(*f));
 
 	f->srv = s;
-	f->run_id = xstrdup(run_id);
-	f->key = xstrdup(key);
-	f->agent_id = xstrdup(agent_id);
+	f->run_id = rpc_chat_js(run_id, &f->run_id_len);
+	f->key = rpc_chat_js(key, &f->key_len);
+	f->agent_id = rpc_chat_js(agent_id, &f->agent_id_len);
 	f->sink.on_delta = rpc_chat_on_delta;
 	f->sink.on_tool_call = rpc_chat_on_tool;
 	f->sink.on_end = rpc_chat_on_end;
