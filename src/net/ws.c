@@ -51,6 +51,9 @@
 #define WS_BATCH_MAX (64 * 1024)
 /* The batch buffer is kept between writes up to this size. */
 #define WS_TX_KEEP (256 * 1024)
+/* Queue entries of shared frames kept for reuse (no malloc and free per
+ * frame per connection): at most this many (40 bytes each). */
+#define WS_SPARE_MAX 4096
 
 /* Captured request headers: lowercase name, lws token (-1: custom). */
 static const struct {
@@ -82,19 +85,19 @@ static const struct {
 
 struct ws_shared {
 	unsigned refs;		/* lws thread once posted */
-	size_t len;
+	size_t len;		/* text bytes (the number not counted) */
+	size_t split;		/* where each connection's number goes */
 	char *text;
 };
 
-/* A queued frame: its whole text inline, or a shared head followed by an
- * inline tail. */
+/* A queued frame: its whole text inline, or a shared text with the
+ * connection's own number spliced in (no copy until it is written). */
 struct ws_msg {
 	struct ws_msg *next;
 	struct ws_shared *head;	/* NULL: the text is inline */
-	size_t len;		/* payload bytes: head + inline */
-	size_t ilen;		/* inline bytes */
-	unsigned char buf[];	/* inline text after LWS_PRE headroom, or
-				 * the tail right away (head != NULL) */
+	size_t len;		/* payload bytes */
+	uint64_t num;		/* with head: the number */
+	unsigned char buf[];	/* inline text after LWS_PRE headroom */
 };
 
 struct ws_conn {
@@ -185,6 +188,8 @@ struct ws_server {
 				 * frames; CLAWGATE_WS_BATCH=0: off) */
 	unsigned char *tx;	/* batch buffer (LWS_PRE headroom first) */
 	size_t tx_cap;
+	struct ws_msg *spare;	/* shared-frame entries for reuse */
+	size_t nspare;
 	/* While ws_drain runs its jobs, connections that get frames are
 	 * listed here and written once at its end, from the loop (no
 	 * writeable round trip: no POLLOUT armed and disarmed per burst). */
@@ -196,12 +201,13 @@ struct ws_server {
 };
 
 struct ws_shared *
-ws_shared_new(char *text, size_t len)
+ws_shared_new(char *text, size_t len, size_t split)
 {
 	struct ws_shared *sh = xmalloc(sizeof(*sh));
 
 	sh->refs = 1;
 	sh->len = len;
+	sh->split = split < len ? split : len;
 	sh->text = text;
 	return sh;
 }
@@ -215,17 +221,75 @@ ws_shared_unref(struct ws_shared *sh)
 	free(sh);
 }
 
-static unsigned char *
-ws_msg_inline(struct ws_msg *m)
+const char *
+ws_shared_text(const struct ws_shared *sh, size_t *len, size_t *split)
 {
-	return m->head != NULL ? m->buf : m->buf + LWS_PRE;
+	*len = sh->len;
+	*split = sh->split;
+	return sh->text;
+}
+
+/* Decimal digits of v. */
+static size_t
+ws_num_len(uint64_t v)
+{
+	size_t n = 1;
+
+	while (v >= 10) {
+		v /= 10;
+		n++;
+	}
+	return n;
+}
+
+/* m's payload (m->len bytes) written to p. */
+static void
+ws_msg_put(unsigned char *p, const struct ws_msg *m)
+{
+	const struct ws_shared *sh = m->head;
+	size_t d;
+	uint64_t v;
+
+	if (sh == NULL) {
+		memcpy(p, m->buf + LWS_PRE, m->len);
+		return;
+	}
+	memcpy(p, sh->text, sh->split);
+	p += sh->split;
+	d = m->len - sh->len;
+	for (v = m->num; d > 0; v /= 10)
+		p[--d] = (unsigned char)('0' + v % 10);
+	p += m->len - sh->len;
+	memcpy(p, sh->text + sh->split, sh->len - sh->split);
 }
 
 static void
-ws_msg_free(struct ws_msg *m)
+ws_msg_free(struct ws_server *s, struct ws_msg *m)
 {
+	if (m->head == NULL) {
+		free(m);
+		return;
+	}
 	ws_shared_unref(m->head);
-	free(m);
+	if (s->nspare >= WS_SPARE_MAX) {
+		free(m);
+		return;
+	}
+	m->next = s->spare;
+	s->spare = m;
+	s->nspare++;
+}
+
+static void
+ws_spare_free(struct ws_server *s)
+{
+	struct ws_msg *m;
+
+	while ((m = s->spare) != NULL) {
+		s->spare = m->next;
+		free(m);
+	}
+	s->nspare = 0;
 }
 
 size_t
@@ -277,7 +341,7 @@ ws_msg_free_all(struct ws_conn *c)
 
 	for (m = c->out_head; m != NULL; m = next) {
 		next = m->next;
-		ws_msg_free(m);
+		ws_msg_free(c->s, m);
 	}
 	c->out_head = c->out_tail = NULL;
 	c->s->total_buffered -= c->buffered;
@@ -500,14 +564,13 @@ ws_conn_write_one(struct ws_conn *c)
 		p = m->buf + LWS_PRE;
 	} else {
 		p = ws_tx_reserve(s, m->len);
-		memcpy(p, m->head->text, m->head->len);
-		memcpy(p + m->head->len, m->buf, m->ilen);
+		ws_msg_put(p, m);
 	}
 	/* counted before the peer can see it */
 	ws_stat_add(&s->st_frames, 1);
 	ws_stat_add(&s->st_writes, 1);
 	n = lws_write(c->wsi, p, m->len, LWS_WRITE_TEXT);
-	ws_msg_free(m);
+	ws_msg_free(s, m);
 	ws_tx_trim(s);
 	return n < 0 ? -1 : 0;
 }
@@ -534,13 +597,9 @@ ws_conn_write_batch(struct ws_conn *c)
 	for (i = 0; i < k; i++) {
 		m = ws_conn_pop(c);
 		off += ws_frame_header(p + off, m->len);
-		if (m->head != NULL) {
-			memcpy(p + off, m->head->text, m->head->len);
-			off += m->head->len;
-		}
-		memcpy(p + off, ws_msg_inline(m), m->ilen);
-		off += m->ilen;
-		ws_msg_free(m);
+		ws_msg_put(p + off, m);
+		off += m->len;
+		ws_msg_free(s, m);
 	}
 	ws_stat_add(&s->st_frames, k);
 	ws_stat_add(&s->st_writes, 1);
@@ -585,27 +644,41 @@ ws_conn_writeable(struct ws_conn *c)
 
 static void ws_flush_dirty(struct ws_server *s);
 
+/* The jobs queued now, then those that came while they ran (up to
+ * WS_DRAIN_ROUNDS takes: producers that never pause must not starve the
+ * sockets), then one write per connection for all they queued: a job
+ * posted while the others ran shares their writes instead of waking the
+ * thread for writes of its own (a broadcast's write per connection is
+ * most of this thread's cost). */
+#define WS_DRAIN_ROUNDS 4
+
 static void
 ws_drain(struct ws_server *s)
 {
 	struct ws_job *j, *next;
+	int round;
 
-	pthread_mutex_lock(&s->mu);
-	j = s->jobs;
-	s->jobs = s->jobs_tail = NULL;
-	pthread_mutex_unlock(&s->mu);
 	s->in_drain = 1;
-	for (; j != NULL; j = next) {
-		next = j->next;
-		if (j->fn != NULL) {
-			j->fn(j->arg);
-		} else if (atomic_load(&s->stopping)) {
-			close(j->fd);
-		} else if (lws_adopt_socket_vhost(s->vh, j->fd) == NULL) {
-			/* lws closed the fd. */
-			log_warn("ws", "adopt failed");
+	for (round = 0; round < WS_DRAIN_ROUNDS; round++) {
+		pthread_mutex_lock(&s->mu);
+		j = s->jobs;
+		s->jobs = s->jobs_tail = NULL;
+		pthread_mutex_unlock(&s->mu);
+		if (j == NULL)
+			break;
+		for (; j != NULL; j = next) {
+			next = j->next;
+			if (j->fn != NULL) {
+				j->fn(j->arg);
+			} else if (atomic_load(&s->stopping)) {
+				close(j->fd);
+			} else if (lws_adopt_socket_vhost(s->vh, j->fd) ==
+				   NULL) {
+				/* lws closed the fd. */
+				log_warn("ws", "adopt failed");
+			}
+			free(j);
 		}
-		free(j);
 	}
 	s->in_drain = 0;
 	ws_flush_dirty(s);
@@ -1002,6 +1075,7 @@ ws_server_stop(struct ws_server *s, int code, const char *reason,
 	free(s->tx);
 	s->tx = NULL;
 	s->tx_cap = 0;
+	ws_spare_free(s);
 }
 
 void
@@ -1278,27 +1352,33 @@ ws_conn_send(struct ws_conn *c, const char *text, size_t len)
 		return -1;
 	m = xmalloc(sizeof(*m) + LWS_PRE + len);
 	m->head = NULL;
-	m->len = m->ilen = len;
+	m->len = len;
 	memcpy(m->buf + LWS_PRE, text, len);
 	ws_conn_queue(c, m);
 	return 0;
 }
 
 int
-ws_conn_send_shared(struct ws_conn *c, struct ws_shared *head,
-		    const char *tail, size_t tail_len, unsigned flags)
+ws_conn_send_shared(struct ws_conn *c, struct ws_shared *head, uint64_t num,
+		    unsigned flags)
 {
+	struct ws_server *s = c->s;
 	struct ws_msg *m;
-	int r = ws_conn_admit(c, head->len + tail_len, flags);
+	size_t len = head->len + ws_num_len(num);
+	int r = ws_conn_admit(c, len, flags);
 
 	if (r != 0)
 		return r;
-	m = xmalloc(sizeof(*m) + tail_len);
+	if ((m = s->spare) != NULL) {
+		s->spare = m->next;
+		s->nspare--;
+	} else {
+		m = xmalloc(sizeof(*m));
+	}
 	m->head = head;
 	head->refs++;
-	m->len = head->len + tail_len;
-	m->ilen = tail_len;
-	memcpy(m->buf, tail, tail_len);
+	m->len = len;
+	m->num = num;
 	ws_conn_queue(c, m);
 	return 0;
 }

@@ -83,21 +83,26 @@ int ws_conn_send(struct ws_conn *c, const char *text, size_t len);
  * frames: the vhost offers none. CLAWGATE_WS_BATCH=0 writes frame by
  * frame (A/B). */
 
-/* A frame's leading text shared by the queues of several connections
- * (a broadcast serialized once). Owns text (malloc'd); refcounted. Made
- * on any thread, then used and released on the lws thread only. */
+/* A frame's text shared by the queues of several connections (a
+ * broadcast serialized once): text[0, split), then each connection's own
+ * number in decimal (e.g. its seq), then text[split, len). Owns text
+ * (malloc'd); refcounted. Made on any thread, then used and released on
+ * the lws thread only. */
 struct ws_shared;
-struct ws_shared *ws_shared_new(char *text, size_t len);
+struct ws_shared *ws_shared_new(char *text, size_t len, size_t split);
 void ws_shared_unref(struct ws_shared *sh);
+/* Its text (len bytes, the number goes at split). */
+const char *ws_shared_text(const struct ws_shared *sh, size_t *len,
+			   size_t *split);
 
 #define WS_SEND_DROP_IF_SLOW 1u	/* skip, do not close, when over limits */
-/* Queue a text frame whose payload is head's text followed by tail (a
- * few bytes copied per connection, e.g. its own seq). Returns 0 when
- * queued, 1 when skipped (WS_SEND_DROP_IF_SLOW and the frame would pass
- * the connection's max_buffered or the global budget), -1 as
- * ws_conn_send. */
+/* Queue a text frame: head's text with num spliced in (nothing copied
+ * until it is written; no allocation per frame in the steady state).
+ * Returns 0 when queued, 1 when skipped (WS_SEND_DROP_IF_SLOW and the
+ * frame would pass the connection's max_buffered or the global budget),
+ * -1 as ws_conn_send. */
 int ws_conn_send_shared(struct ws_conn *c, struct ws_shared *head,
-			const char *tail, size_t tail_len, unsigned flags);
+			uint64_t num, unsigned flags);
 
 /* The RFC 6455 header of an unmasked, final server text frame of len
  * payload bytes: 2, 4 or 10 bytes written to out. */

@@ -12,7 +12,11 @@
  * The events of one callback (an assistant event and its chat delta; the
  * flushed delta, the terminal chat event and the lifecycle end) are
  * posted to the lws thread together: every client gets them in one
- * write. */
+ * write. Their payloads have a fixed shape: they are written as text
+ * straight into the shared frame (the store's JSON writer escapes the
+ * strings), byte for byte what the json_t objects they were built as
+ * before serialized to (tests/unit/test-rpc.c compares them with those
+ * json_t shapes); no json_t per event. */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +26,9 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "net/ws.h"
 #include "rpc/rpc-int.h"
+#include "store/store-sessions.h"
 
 #define CHAT_MESSAGE_MAX (1024 * 1024)
 #define CHAT_HISTORY_DEFAULT 200
@@ -34,14 +40,25 @@
 
 struct rpc_chat_fan {
 	struct rpc_server *srv;
+	/* The run id, session key and agent id as JSON strings (quoted,
+	 * escaped once for every event), and their lengths. */
 	char *run_id, *key, *agent_id;
+	size_t run_id_len, key_len, agent_id_len;
 	int64_t chat_seq, agent_seq;
 	/* Text not yet sent in a `chat` delta, and when the last one went
 	 * (monotonic ms; 0: none yet). Agent thread only. */
 	struct util_buf pending;
 	int64_t delta_sent_at;
 	struct run_sink sink;
+	/* Whether anyone listens (read once per callback). */
+	int live;
+	/* Tests (rpc_chat_fan_script): both clocks stand at this time, and
+	 * the events are recorded here instead of posted. 0 / NULL: off. */
+	int64_t fixed_ms;
+	json_t *rec;
 };
+
+#define CHAT_LIT(b, s) store_json_raw(b, s, sizeof(s) - 1)
 
 static void rpc_chat_fan_free(struct rpc_chat_fan *f)
 {
@@ -52,36 +69,127 @@ static void rpc_chat_fan_free(struct rpc_chat_fan *f)
 	free(f);
 }
 
-static void rpc_chat_agent_event(struct rpc_chat_fan *f,
-				 struct rpc_events *q, const char *stream,
-				 json_t *data)
+static int64_t rpc_chat_now(const struct rpc_chat_fan *f)
 {
-	json_object_set_new(data, "sessionKey", json_string(f->key));
-	rpc_events_add(q, "agent", json_pack("{s:s,s:I,s:s,s:I,s:o}",
-		"runId", f->run_id, "seq", (json_int_t)++f->agent_seq,
-		"stream", stream, "ts", (json_int_t)util_now_ms(), "data",
-		data), 0, SCOPE_READ, NULL, NULL, NULL);
+	return f->fixed_ms ? f->fixed_ms : util_now_ms();
 }
 
-static json_t *rpc_chat_base(struct rpc_chat_fan *f, const char *state)
+static int64_t rpc_chat_mono(const struct rpc_chat_fan *f)
 {
-	return json_pack("{s:s,s:s,s:s,s:I,s:s}", "runId", f->run_id,
-			 "sessionKey", f->key, "agentId", f->agent_id, "seq",
-			 (json_int_t)++f->chat_seq, "state", state);
+	return f->fixed_ms ? f->fixed_ms : util_mono_ms();
+}
+
+static void rpc_chat_post(struct rpc_chat_fan *f, struct rpc_events *q)
+{
+	json_t *ev;
+
+	if (!f->rec) {
+		rpc_events_post(q);
+		return;
+	}
+	ev = rpc_events_take(q);
+	json_array_extend(f->rec, ev);
+	json_decref(ev);
+}
+
+/* A string value. jansson refuses a string that is not UTF-8 (the whole
+ * payload then went out as null, or without that member): here each of
+ * its non-ASCII bytes becomes U+FFFD, so the frame stays valid UTF-8. */
+static void rpc_chat_str_val(struct store_json_buf *b, const char *s,
+			     size_t n)
+{
+	struct util_buf u = {0};
+	json_t *t;
+	size_t i;
+
+	for (i = 0; i < n && !(s[i] & 0x80); i++)
+		;
+	if (i == n || (t = json_stringn(s + i, n - i)) != NULL) {
+		if (i < n)
+			json_decref(t);
+		store_json_str(b, s, n);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if (s[i] & 0x80)
+			util_buf_put(&u, "\xef\xbf\xbd", 3);
+		else
+			util_buf_put(&u, s + i, 1);
+	}
+	store_json_str(b, u.p, u.len);
+	free(u.p);
+}
+
+static void rpc_chat_str0(struct store_json_buf *b, const char *s)
+{
+	rpc_chat_str_val(b, s, strlen(s));
+}
+
+/* `{"runId":R,"seq":N,"stream":S,"ts":T,"data":{` of an `agent` event
+ * (frame head opened in b); the caller writes data's members, then
+ * rpc_chat_agent_add. Returns where the payload starts in b. */
+static size_t rpc_chat_agent_open(struct rpc_chat_fan *f,
+				  struct store_json_buf *b, const char *stream)
+{
+	size_t mark;
+
+	rpc_event_open(b, "agent");
+	mark = b->len;
+	CHAT_LIT(b, "{\"runId\":");
+	store_json_raw(b, f->run_id, f->run_id_len);
+	CHAT_LIT(b, ",\"seq\":");
+	store_json_int(b, ++f->agent_seq);
+	CHAT_LIT(b, ",\"stream\":");
+	rpc_chat_str0(b, stream);
+	CHAT_LIT(b, ",\"ts\":");
+	store_json_int(b, rpc_chat_now(f));
+	CHAT_LIT(b, ",\"data\":{");
+	return mark;
+}
+
+static void rpc_chat_agent_add(struct rpc_chat_fan *f, struct rpc_events *q,
+			       struct store_json_buf *b)
+{
+	CHAT_LIT(b, ",\"sessionKey\":");
+	store_json_raw(b, f->key, f->key_len);
+	CHAT_LIT(b, "}}");
+	rpc_events_add_text(q, b, 0, SCOPE_READ);
+}
+
+/* `{"runId":R,"sessionKey":K,"agentId":A,"seq":N,"state":S` of a `chat`
+ * event (frame head opened in b). */
+static void rpc_chat_base(struct rpc_chat_fan *f, struct store_json_buf *b,
+			  const char *state)
+{
+	rpc_event_open(b, "chat");
+	CHAT_LIT(b, "{\"runId\":");
+	store_json_raw(b, f->run_id, f->run_id_len);
+	CHAT_LIT(b, ",\"sessionKey\":");
+	store_json_raw(b, f->key, f->key_len);
+	CHAT_LIT(b, ",\"agentId\":");
+	store_json_raw(b, f->agent_id, f->agent_id_len);
+	CHAT_LIT(b, ",\"seq\":");
+	store_json_int(b, f->chat_seq);
+	CHAT_LIT(b, ",\"state\":");
+	rpc_chat_str0(b, state);
 }
 
 /* Send the pending text as one `chat` delta (nothing when none). */
 static void rpc_chat_flush(struct rpc_chat_fan *f, struct rpc_events *q,
 			   int64_t now)
 {
-	json_t *p;
+	struct store_json_buf b = {0};
 
 	if (!f->pending.len)
 		return;
-	p = rpc_chat_base(f, "delta");
-	json_object_set_new(p, "deltaText",
-			    json_stringn(f->pending.p, f->pending.len));
-	rpc_events_add(q, "chat", p, 0, SCOPE_READ, NULL, NULL, NULL);
+	f->chat_seq++;
+	if (f->live) {
+		rpc_chat_base(f, &b, "delta");
+		CHAT_LIT(&b, ",\"deltaText\":");
+		rpc_chat_str_val(&b, f->pending.p, f->pending.len);
+		CHAT_LIT(&b, "}");
+		rpc_events_add_text(q, &b, WS_SEND_DROP_IF_SLOW, SCOPE_READ);
+	}
 	f->pending.len = 0;
 	f->delta_sent_at = now;
 }
@@ -90,33 +198,51 @@ static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 {
 	struct rpc_chat_fan *f = arg;
 	struct rpc_events q = {.srv = f->srv};
+	struct store_json_buf b = {0};
 	int64_t now;
 
-	if (!rpc_has_listeners(f->srv)) {
+	if (!(f->live = f->rec || rpc_has_listeners(f->srv))) {
 		/* Nobody connected: only the numbering moves on. */
 		f->agent_seq++;
 		f->pending.len = 0;
 		return;
 	}
-	rpc_chat_agent_event(f, &q, "assistant", json_pack("{s:s%}", "delta",
-							   text, len));
+	rpc_chat_agent_open(f, &b, "assistant");
+	CHAT_LIT(&b, "\"delta\":");
+	rpc_chat_str_val(&b, text, len);
+	rpc_chat_agent_add(f, &q, &b);
 	util_buf_put(&f->pending, text, len);
-	now = util_mono_ms();
+	now = rpc_chat_mono(f);
 	if (!f->delta_sent_at || now - f->delta_sent_at >= RPC_CHAT_DELTA_MS)
 		rpc_chat_flush(f, &q, now);
-	rpc_events_post(&q);
+	rpc_chat_post(f, &q);
 }
 
 static void rpc_chat_on_tool(void *arg, const json_t *delta)
 {
 	struct rpc_chat_fan *f = arg;
 	struct rpc_events q = {.srv = f->srv};
+	struct store_json_buf b = {0};
+	size_t mark;
 
+	f->live = f->rec || rpc_has_listeners(f->srv);
 	/* The text before a tool call is shown whole above it. */
-	rpc_chat_flush(f, &q, util_mono_ms());
-	rpc_chat_agent_event(f, &q, "tool", json_pack("{s:s,s:O}", "phase",
-						      "update", "call", delta));
-	rpc_events_post(&q);
+	rpc_chat_flush(f, &q, rpc_chat_mono(f));
+	if (!f->live) {
+		f->agent_seq++;
+		return;
+	}
+	mark = rpc_chat_agent_open(f, &b, "tool");
+	CHAT_LIT(&b, "\"phase\":\"update\",\"call\":");
+	if (!delta || store_json_val(&b, delta) < 0) {
+		/* what jansson could not write either: a null payload */
+		b.len = mark;
+		CHAT_LIT(&b, "null");
+		rpc_events_add_text(&q, &b, 0, SCOPE_READ);
+	} else {
+		rpc_chat_agent_add(f, &q, &b);
+	}
+	rpc_chat_post(f, &q);
 }
 
 static const char *rpc_chat_error_kind(const struct run_result *res)
@@ -128,101 +254,185 @@ static const char *rpc_chat_error_kind(const struct run_result *res)
 	return "unknown";
 }
 
+/* `,"message":{"role":"assistant","content":[...],"timestamp":N}`, the
+ * content empty when the run has no text. */
+static void rpc_chat_message(struct store_json_buf *b,
+			     const struct run_result *res)
+{
+	CHAT_LIT(b, ",\"message\":{\"role\":\"assistant\",\"content\":[");
+	if (res->text && *res->text) {
+		CHAT_LIT(b, "{\"type\":\"text\",\"text\":");
+		rpc_chat_str0(b, res->text);
+		CHAT_LIT(b, "}");
+	}
+	CHAT_LIT(b, "],\"timestamp\":");
+	store_json_int(b, res->ended_at);
+	CHAT_LIT(b, "}");
+}
+
+/* The terminal `chat` event: final, aborted or error. */
+static void rpc_chat_end_event(struct rpc_chat_fan *f, struct rpc_events *q,
+			       const struct run_result *res)
+{
+	struct store_json_buf b = {0};
+	const char *slash, *sep = "";
+	int has_text = res->text && *res->text;
+
+	f->chat_seq++;
+	switch (res->status) {
+	case RUN_OK:
+		rpc_chat_base(f, &b, "final");
+		rpc_chat_message(&b, res);
+		CHAT_LIT(&b, ",\"usage\":{\"input\":");
+		store_json_int(&b, res->input_tokens);
+		CHAT_LIT(&b, ",\"output\":");
+		store_json_int(&b, res->output_tokens);
+		CHAT_LIT(&b, ",\"totalTokens\":");
+		store_json_int(&b, res->input_tokens + res->output_tokens);
+		CHAT_LIT(&b, "},\"stopReason\":");
+		rpc_chat_str0(&b, res->finish_reason ? res->finish_reason
+						     : "stop");
+		break;
+	case RUN_ABORTED:
+		rpc_chat_base(f, &b, "aborted");
+		if (has_text)
+			rpc_chat_message(&b, res);
+		CHAT_LIT(&b, ",\"stopReason\":\"aborted\"");
+		break;
+	default:
+		rpc_chat_base(f, &b, "error");
+		CHAT_LIT(&b, ",\"errorMessage\":");
+		rpc_chat_str0(&b, res->error ? res->error : "run failed");
+		CHAT_LIT(&b, ",\"errorKind\":");
+		rpc_chat_str0(&b, rpc_chat_error_kind(res));
+		CHAT_LIT(&b, ",\"errorDetail\":{");
+		if (res->model && (slash = strchr(res->model, '/'))) {
+			CHAT_LIT(&b, "\"provider\":");
+			rpc_chat_str_val(&b, res->model,
+					 (size_t)(slash - res->model));
+			CHAT_LIT(&b, ",\"model\":");
+			rpc_chat_str0(&b, slash + 1);
+			sep = ",";
+		}
+		if (res->http_status >= 100 && res->http_status <= 599) {
+			store_json_raw(&b, sep, strlen(sep));
+			CHAT_LIT(&b, "\"httpStatus\":");
+			store_json_int(&b, res->http_status);
+		}
+		CHAT_LIT(&b, "}");
+		if (has_text)
+			rpc_chat_message(&b, res);
+		break;
+	}
+	CHAT_LIT(&b, "}");
+	rpc_events_add_text(q, &b, 0, SCOPE_READ);
+}
+
 static void rpc_chat_on_end(void *arg, const struct run_result *res)
 {
 	struct rpc_chat_fan *f = arg;
 	struct rpc_events q = {.srv = f->srv};
-	json_t *p, *msg = NULL, *d;
-	const char *slash;
+	struct store_json_buf b = {0};
 
+	if (!(f->live = f->rec || rpc_has_listeners(f->srv)))
+		goto out;
 	/* Clients see the whole text in deltas before the terminal event. */
-	if (rpc_has_listeners(f->srv))
-		rpc_chat_flush(f, &q, util_mono_ms());
-	if (res->text && *res->text)
-		msg = json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", "assistant",
-				"content", "type", "text", "text", res->text,
-				"timestamp", (json_int_t)res->ended_at);
-	switch (res->status) {
-	case RUN_OK:
-		p = rpc_chat_base(f, "final");
-		if (!msg)
-			msg = json_pack("{s:s,s:[],s:I}", "role", "assistant",
-					"content", "timestamp",
-					(json_int_t)res->ended_at);
-		json_object_set_new(p, "message", msg);
-		msg = NULL;
-		json_object_set_new(p, "usage", json_pack("{s:I,s:I,s:I}",
-			"input", (json_int_t)res->input_tokens, "output",
-			(json_int_t)res->output_tokens, "totalTokens",
-			(json_int_t)(res->input_tokens +
-				     res->output_tokens)));
-		json_object_set_new(p, "stopReason", json_string(
-			res->finish_reason ? res->finish_reason : "stop"));
-		break;
-	case RUN_ABORTED:
-		p = rpc_chat_base(f, "aborted");
-		if (msg)
-			json_object_set_new(p, "message", msg);
-		msg = NULL;
-		json_object_set_new(p, "stopReason", json_string("aborted"));
-		break;
-	default:
-		p = rpc_chat_base(f, "error");
-		json_object_set_new(p, "errorMessage", json_string(
-			res->error ? res->error : "run failed"));
-		json_object_set_new(p, "errorKind",
-				    json_string(rpc_chat_error_kind(res)));
-		d = json_object();
-		if (res->model && (slash = strchr(res->model, '/'))) {
-			json_object_set_new(d, "provider", json_stringn(
-				res->model, (size_t)(slash - res->model)));
-			json_object_set_new(d, "model",
-					    json_string(slash + 1));
-		}
-		if (res->http_status >= 100 && res->http_status <= 599)
-			json_object_set_new(d, "httpStatus",
-					    json_integer(res->http_status));
-		json_object_set_new(p, "errorDetail", d);
-		if (msg)
-			json_object_set_new(p, "message", msg);
-		msg = NULL;
-		break;
-	}
-	rpc_events_add(&q, "chat", p, 0, SCOPE_READ, NULL, NULL, NULL);
-	d = json_pack("{s:s,s:I,s:I}", "phase",
-		      res->status == RUN_OK ? "end" : "error", "startedAt",
-		      (json_int_t)res->started_at, "endedAt",
-		      (json_int_t)res->ended_at);
+	rpc_chat_flush(f, &q, rpc_chat_mono(f));
+	rpc_chat_end_event(f, &q, res);
+	rpc_chat_agent_open(f, &b, "lifecycle");
+	CHAT_LIT(&b, "\"phase\":");
+	rpc_chat_str0(&b, res->status == RUN_OK ? "end" : "error");
+	CHAT_LIT(&b, ",\"startedAt\":");
+	store_json_int(&b, res->started_at);
+	CHAT_LIT(&b, ",\"endedAt\":");
+	store_json_int(&b, res->ended_at);
 	if (res->status != RUN_OK) {
-		json_object_set_new(d, "error", json_string(
-			res->error ? res->error : "run failed"));
+		CHAT_LIT(&b, ",\"error\":");
+		rpc_chat_str0(&b, res->error ? res->error : "run failed");
 		if (res->status == RUN_ABORTED)
-			json_object_set_new(d, "aborted", json_true());
+			CHAT_LIT(&b, ",\"aborted\":true");
 	}
-	rpc_chat_agent_event(f, &q, "lifecycle", d);
-	rpc_events_post(&q);
+	rpc_chat_agent_add(f, &q, &b);
+	rpc_chat_post(f, &q);
+out:
 	rpc_chat_fan_free(f);
+}
+
+/* s as a JSON string (quoted, escaped), *len its length. */
+static char *rpc_chat_js(const char *s, size_t *len)
+{
+	struct store_json_buf b = {0};
+
+	rpc_chat_str0(&b, s);
+	return store_json_done(&b, len);
+}
+
+static struct rpc_chat_fan *rpc_chat_fan_new(struct rpc_server *s,
+					     const char *run_id,
+					     const char *key,
+					     const char *agent_id)
+{
+	struct rpc_chat_fan *f = xcalloc(1, sizeof(*f));
+
+	f->srv = s;
+	f->run_id = rpc_chat_js(run_id, &f->run_id_len);
+	f->key = rpc_chat_js(key, &f->key_len);
+	f->agent_id = rpc_chat_js(agent_id, &f->agent_id_len);
+	f->sink.on_delta = rpc_chat_on_delta;
+	f->sink.on_tool_call = rpc_chat_on_tool;
+	f->sink.on_end = rpc_chat_on_end;
+	f->sink.arg = f;
+	return f;
+}
+
+/* The lifecycle start event. */
+static void rpc_chat_start(struct rpc_chat_fan *f, int64_t started_at)
+{
+	struct rpc_events q = {.srv = f->srv};
+	struct store_json_buf b = {0};
+
+	if (!f->rec && !rpc_has_listeners(f->srv)) {
+		f->agent_seq++;
+		return;
+	}
+	rpc_chat_agent_open(f, &b, "lifecycle");
+	CHAT_LIT(&b, "\"phase\":\"start\",\"startedAt\":");
+	store_json_int(&b, started_at);
+	rpc_chat_agent_add(f, &q, &b);
+	rpc_chat_post(f, &q);
 }
 
 /* A run started (any face): fan its stream out as chat/agent events. */
 static void rpc_chat_on_run(void *arg, struct run *r)
 {
-	struct rpc_chat_fan *f = xcalloc(1, sizeof(*f));
-	struct rpc_events q = {.srv = arg};
+	struct rpc_chat_fan *f = rpc_chat_fan_new(arg, run_id(r),
+						  run_session_key(r),
+						  run_agent_id(r));
 
-	f->srv = arg;
-	f->run_id = xstrdup(run_id(r));
-	f->key = xstrdup(run_session_key(r));
-	f->agent_id = xstrdup(run_agent_id(r));
-	f->sink.on_delta = rpc_chat_on_delta;
-	f->sink.on_tool_call = rpc_chat_on_tool;
-	f->sink.on_end = rpc_chat_on_end;
-	f->sink.arg = f;
-	rpc_chat_agent_event(f, &q, "lifecycle", json_pack("{s:s,s:I}",
-		"phase", "start", "startedAt", (json_int_t)run_started_at(r)));
-	rpc_events_post(&q);
+	rpc_chat_start(f, run_started_at(r));
 	if (run_attach(r, &f->sink) != GW_OK)
 		rpc_chat_fan_free(f);
+}
+
+json_t *rpc_chat_fan_script(struct rpc_server *s, const char *run_id,
+			    const char *key, const char *agent_id,
+			    const char *const *deltas, size_t n,
+			    const json_t *tool, const struct run_result *res,
+			    int64_t now_ms)
+{
+	struct rpc_chat_fan *f = rpc_chat_fan_new(s, run_id, key, agent_id);
+	json_t *rec = json_array();
+	size_t i;
+
+	f->fixed_ms = now_ms;
+	f->rec = rec;
+	rpc_chat_start(f, res->started_at);
+	for (i = 0; i < n; i++)
+		rpc_chat_on_delta(f, deltas[i], strlen(deltas[i]));
+	if (tool)
+		rpc_chat_on_tool(f, tool);
+	rpc_chat_on_end(f, res);
+	return rec;
 }
 
 /* ---- session events --------------------------------------------------------- */

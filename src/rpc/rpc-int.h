@@ -131,14 +131,25 @@ void rpc_events_add(struct rpc_events *q, const char *event,
 		    rpc_conn_pred pred, void *pred_arg,
 		    void (*pred_free)(void *));
 void rpc_events_post(struct rpc_events *q);
-/* An event frame is head (shared by every connection) + tail (each
- * connection's own seq): head is `{"type":"event","event":E,"payload":P,
- * "seq":` (malloc'd, *len its length), tail the seq, extra (stateVersion
- * member or "") and `}`; its length is returned. */
-#define RPC_EVENT_TAIL_MAX 128
+/* Fixed-shape events written as text straight into their frame head (no
+ * json_t): rpc_event_open writes `{"type":"event","event":E,"payload":`
+ * into jb (start with {0}), the caller appends the payload with
+ * store_json_* (byte for byte what rpc_event_head makes of the json_t),
+ * and rpc_events_add_text queues it as rpc_events_add would (jb taken
+ * and reset). The caller checks rpc_has_listeners first and passes the
+ * flags rpc_event_flags gives for the payload. */
+struct store_json_buf;
+void rpc_event_open(struct store_json_buf *jb, const char *event);
+void rpc_events_add_text(struct rpc_events *q, struct store_json_buf *jb,
+			 unsigned flags, unsigned scope_mask);
+/* Tests: q's events as [{"head": the frame up to the seq, "tail": after
+ * it, "dropIfSlow": bool}], q emptied (nothing posted). */
+json_t *rpc_events_take(struct rpc_events *q);
+/* An event frame is one text shared by every connection (ws_shared)
+ * with each connection's own seq spliced in: the head
+ * `{"type":"event","event":E,"payload":P,"seq":` (malloc'd, *len its
+ * length), the seq, then the stateVersion member when any and `}`. */
 char *rpc_event_head(const char *event, const json_t *payload, size_t *len);
-size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
-		      const char *extra);
 /* WS_SEND_DROP_IF_SLOW for the events skipped for a slow consumer (chat
  * deltas, presence, heartbeat, cron, pairing and approvals, talk.mode,
  * session events), else 0: the others close it 1008. */
@@ -254,6 +265,17 @@ extern const size_t rpc_channels_methods_count;
 /* rpc-chat.c: register the run fan-out (chat/agent events) and the
  * session events with the agent runtime (rpc_server_new). */
 void rpc_chat_observe(struct rpc_server *s);
+/* Tests: the events the fan-out of a run with these ids sends (as
+ * rpc_events_take gives them, nothing posted): its start, an assistant
+ * event per delta (the chat deltas throttled with both clocks standing
+ * at now_ms: the first goes at once, the rest at the next flush), a tool
+ * call delta when tool is not NULL, then res's end. */
+struct run_result;
+json_t *rpc_chat_fan_script(struct rpc_server *s, const char *run_id,
+			    const char *key, const char *agent_id,
+			    const char *const *deltas, size_t n,
+			    const json_t *tool, const struct run_result *res,
+			    int64_t now_ms);
 
 /* rpc-config.c: fingerprint of cfg's shared secret ("" when none). */
 void rpc_config_auth_fp(const struct gw_config *cfg, char out[17]);

@@ -1026,6 +1026,32 @@ void rpc_call_release(struct rpc_call *call)
 }
 
 /* Send the call's result (lws thread). */
+/* A successful res frame written by the store's JSON writer (byte for
+ * byte jansson's compact output, without its per-call set-up), or NULL
+ * when it refuses the id or payload. Once per request. */
+static char *rpc_res_text(const struct rpc_call *call)
+{
+	static const char pre[] = "{\"type\":\"res\",\"id\":";
+	static const char mid[] = ",\"ok\":true,\"payload\":";
+	struct store_json_buf jb = {0};
+
+	store_json_raw(&jb, pre, sizeof(pre) - 1);
+	if (store_json_val(&jb, call->id) < 0)
+		goto fail;
+	store_json_raw(&jb, mid, sizeof(mid) - 1);
+	if (call->payload_raw)
+		store_json_raw(&jb, call->payload_raw,
+			       strlen(call->payload_raw));
+	else if (store_json_val(&jb, call->payload ? call->payload
+						   : json_null()) < 0)
+		goto fail;
+	store_json_raw(&jb, "}", 1);
+	return store_json_done(&jb, NULL);
+fail:
+	free(jb.p);
+	return NULL;
+}
+
 static void rpc_call_finish(struct rpc_call *call)
 {
 	struct rpc_conn *c = call->conn;
@@ -1054,13 +1080,16 @@ static void rpc_call_finish(struct rpc_call *call)
 		rpc_conn_send_json(c, f);
 		goto hook;
 	}
-	id = json_dumps(call->id, JSON_ENCODE_ANY | JSON_COMPACT);
-	if (!call->payload_raw)
-		pl = json_dumps(call->payload ? call->payload : json_null(),
-				JSON_ENCODE_ANY | JSON_COMPACT);
-	text = xasprintf("{\"type\":\"res\",\"id\":%s,\"ok\":true,"
-			 "\"payload\":%s}", id,
-			 call->payload_raw ? call->payload_raw : pl);
+	if ((text = rpc_res_text(call)) == NULL) {
+		/* what the fast writer refuses: jansson */
+		id = json_dumps(call->id, JSON_ENCODE_ANY | JSON_COMPACT);
+		if (!call->payload_raw)
+			pl = json_dumps(call->payload ? call->payload
+				: json_null(), JSON_ENCODE_ANY | JSON_COMPACT);
+		text = xasprintf("{\"type\":\"res\",\"id\":%s,\"ok\":true,"
+				 "\"payload\":%s}", id,
+				 call->payload_raw ? call->payload_raw : pl);
+	}
 	rpc_conn_send_text(c, text);
 hook:
 	/* After the answer is queued: e.g. close the sockets of a removed
@@ -1274,8 +1303,8 @@ void rpc_ws_on_message(struct ws_conn *wc, const char *data, size_t len,
 struct rpc_bcast {
 	struct rpc_bcast *next;	/* posted together (struct rpc_events) */
 	struct rpc_server *srv;
-	struct ws_shared *head;	/* {"type":"event",...,"seq": */
-	char extra[96];		/* after the seq: stateVersion or "" */
+	/* {"type":"event",...,"seq":<each connection's>[stateVersion]} */
+	struct ws_shared *head;
 	unsigned flags;		/* WS_SEND_DROP_IF_SLOW */
 	unsigned scope_mask;
 	rpc_conn_pred pred;	/* NULL = every ready connection */
@@ -1321,74 +1350,84 @@ unsigned rpc_event_flags(const char *event, const json_t *payload)
 	return 0;
 }
 
-char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
+void rpc_event_open(struct store_json_buf *jb, const char *event)
 {
-	struct store_json_buf jb = {0};
+	static const char pre[] = "{\"type\":\"event\",\"event\":";
+
+	store_json_raw(jb, pre, sizeof(pre) - 1);
+	store_json_str(jb, event, strlen(event));
+	store_json_raw(jb, ",\"payload\":", 11);
+}
+
+/* rpc_event_head written into jb. */
+static void rpc_event_head_buf(struct store_json_buf *jb, const char *event,
+			       const json_t *payload)
+{
 	size_t mark;
 	char *p;
 
-#define RPC_LIT(b, s) store_json_raw(b, s, sizeof(s) - 1)
-	RPC_LIT(&jb, "{\"type\":\"event\",\"event\":");
-	store_json_str(&jb, event, strlen(event));
-	RPC_LIT(&jb, ",\"payload\":");
-	mark = jb.len;
+	rpc_event_open(jb, event);
+	mark = jb->len;
 	if (!payload) {
-		RPC_LIT(&jb, "null");
+		store_json_raw(jb, "null", 4);
 	} else if ((!json_is_object(payload) && !json_is_array(payload)) ||
-		   store_json_val(&jb, payload) < 0) {
+		   store_json_val(jb, payload) < 0) {
 		/* Scalars, and what the fast writer refuses: jansson. */
-		jb.len = mark;
+		jb->len = mark;
 		p = json_dumps(payload, JSON_COMPACT | JSON_ENCODE_ANY);
-		store_json_raw(&jb, p ? p : "null", p ? strlen(p) : 4);
+		store_json_raw(jb, p ? p : "null", p ? strlen(p) : 4);
 		free(p);
 	}
-	RPC_LIT(&jb, ",\"seq\":");
-#undef RPC_LIT
+	store_json_raw(jb, ",\"seq\":", 7);
+}
+
+char *rpc_event_head(const char *event, const json_t *payload, size_t *len)
+{
+	struct store_json_buf jb = {0};
+
+	rpc_event_head_buf(&jb, event, payload);
 	return store_json_done(&jb, len);
 }
 
-size_t rpc_event_tail(char out[RPC_EVENT_TAIL_MAX], uint64_t seq,
-		      const char *extra)
-{
-	char digits[20];
-	size_t n = 0, d = 0, x = strlen(extra);
-
-	/* once per frame per connection: no printf */
-	do {
-		digits[d++] = (char)('0' + seq % 10);
-		seq /= 10;
-	} while (seq);
-	while (d)
-		out[n++] = digits[--d];
-	if (x > RPC_EVENT_TAIL_MAX - 2 - n)
-		x = RPC_EVENT_TAIL_MAX - 2 - n;
-	memcpy(out + n, extra, x);
-	n += x;
-	out[n++] = '}';
-	out[n] = '\0';
-	return n;
-}
-
-/* An event ready for the fan-out (payload borrowed). */
+/* An event ready for the fan-out: its frame head written in jb, to
+ * which the end of the frame is added (jb taken). */
 static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s,
-				       const char *event,
-				       const json_t *payload, int with_state,
+				       struct store_json_buf *jb,
+				       unsigned flags, int with_state,
 				       unsigned scope_mask)
 {
 	struct rpc_bcast *b = xcalloc(1, sizeof(*b));
-	size_t len;
-	char *text = rpc_event_head(event, payload, &len);
+	size_t split = jb->len, len;
+	char extra[96], *text;
+	int n;
 
 	b->srv = s;
-	b->head = ws_shared_new(text, len);
-	b->flags = rpc_event_flags(event, payload);
+	b->flags = flags;
 	b->scope_mask = scope_mask;
-	if (with_state)
-		snprintf(b->extra, sizeof(b->extra),
-			 ",\"stateVersion\":{\"presence\":%lld,"
-			 "\"health\":%lld}", (long long)presence_version(),
-			 (long long)presence_health_version());
+	if (with_state) {
+		n = snprintf(extra, sizeof(extra),
+			     ",\"stateVersion\":{\"presence\":%lld,"
+			     "\"health\":%lld}", (long long)presence_version(),
+			     (long long)presence_health_version());
+		store_json_raw(jb, extra, (size_t)n);
+	}
+	store_json_raw(jb, "}", 1);
+	text = store_json_done(jb, &len);
+	b->head = ws_shared_new(text, len, split);
 	return b;
+}
+
+/* The same for a json_t payload (borrowed). */
+static struct rpc_bcast *rpc_bcast_json(struct rpc_server *s,
+					const char *event,
+					const json_t *payload, int with_state,
+					unsigned scope_mask)
+{
+	struct store_json_buf jb = {0};
+
+	rpc_event_head_buf(&jb, event, payload);
+	return rpc_bcast_new(s, &jb, rpc_event_flags(event, payload),
+			     with_state, scope_mask);
 }
 
 /* One event to every ready connection it is for, each with its own seq
@@ -1396,8 +1435,6 @@ static struct rpc_bcast *rpc_bcast_new(struct rpc_server *s,
 static void rpc_bcast_fan(struct rpc_bcast *b)
 {
 	struct rpc_conn *c, *next;
-	char tail[RPC_EVENT_TAIL_MAX];
-	size_t n;
 
 	for (c = b->srv->ready; c; c = next) {
 		next = c->next;
@@ -1408,8 +1445,7 @@ static void rpc_bcast_fan(struct rpc_bcast *b)
 			continue;
 		if (b->pred && !b->pred(c, b->pred_arg))
 			continue;
-		n = rpc_event_tail(tail, c->seq + 1, b->extra);
-		if (ws_conn_send_shared(c->ws, b->head, tail, n,
+		if (ws_conn_send_shared(c->ws, b->head, c->seq + 1,
 					b->flags) == 0)
 			c->seq++;
 	}
@@ -1448,6 +1484,15 @@ void rpc_broadcast(struct rpc_server *s, const char *event, json_t *payload,
 		       NULL);
 }
 
+static void rpc_events_append(struct rpc_events *q, struct rpc_bcast *b)
+{
+	if (q->tail)
+		q->tail->next = b;
+	else
+		q->head = b;
+	q->tail = b;
+}
+
 void rpc_events_add(struct rpc_events *q, const char *event,
 		    json_t *payload, int with_state, unsigned scope_mask,
 		    rpc_conn_pred pred, void *pred_arg,
@@ -1464,16 +1509,39 @@ void rpc_events_add(struct rpc_events *q, const char *event,
 			pred_free(pred_arg);
 		return;
 	}
-	b = rpc_bcast_new(q->srv, event, payload, with_state, scope_mask);
+	b = rpc_bcast_json(q->srv, event, payload, with_state, scope_mask);
 	json_decref(payload);
 	b->pred = pred;
 	b->pred_arg = pred_arg;
 	b->pred_free = pred_free;
-	if (q->tail)
-		q->tail->next = b;
-	else
-		q->head = b;
-	q->tail = b;
+	rpc_events_append(q, b);
+}
+
+void rpc_events_add_text(struct rpc_events *q, struct store_json_buf *jb,
+			 unsigned flags, unsigned scope_mask)
+{
+	store_json_raw(jb, ",\"seq\":", 7);
+	rpc_events_append(q, rpc_bcast_new(q->srv, jb, flags, 0,
+					   scope_mask));
+}
+
+json_t *rpc_events_take(struct rpc_events *q)
+{
+	json_t *out = json_array();
+	struct rpc_bcast *b, *next;
+	const char *t;
+	size_t len, split;
+
+	for (b = q->head; b; b = next) {
+		next = b->next;
+		t = ws_shared_text(b->head, &len, &split);
+		json_array_append_new(out, json_pack("{s:s%,s:s%,s:b}", "head",
+			t, split, "tail", t + split, len - split, "dropIfSlow",
+			!!(b->flags & WS_SEND_DROP_IF_SLOW)));
+		rpc_bcast_free(b);
+	}
+	q->head = q->tail = NULL;
+	return out;
 }
 
 void rpc_events_post(struct rpc_events *q)
@@ -1654,7 +1722,7 @@ static void rpc_shutdown_on_lws(void *arg)
 		json_object_set_new(p, "restartExpectedMs",
 				    json_integer(st->restart_ms));
 	/* Send synchronously: the fan-out below runs now, not posted. */
-	rpc_broadcast_on_lws(rpc_bcast_new(s, "shutdown", p, 0, 0));
+	rpc_broadcast_on_lws(rpc_bcast_json(s, "shutdown", p, 0, 0));
 	json_decref(p);
 	for (c = s->ready; c; c = c->next) {
 		if (!c->ws)

@@ -456,19 +456,35 @@ fx_flood(void *arg)
 	t->flood = ws_timer_add(fx.w, 1, fx_flood, t);
 }
 
-/* 20 frames sharing one head, each with its own tail, queued in one
- * callback: they leave in one write. */
+/* 20 frames sharing one text, each with its own number spliced in (the
+ * last the largest there is), queued in one callback: they leave in one
+ * write. */
 static void
 fx_burst(struct ws_conn *c)
 {
-	struct ws_shared *sh = ws_shared_new(xstrdup("burst:"), 6);
-	char tail[16];
+	struct ws_shared *sh = ws_shared_new(xstrdup("burst:#"), 7, 6);
 	int i;
 
 	for (i = 0; i < 20; i++)
-		ck_assert_int_eq(ws_conn_send_shared(c, sh, tail,
-			(size_t)snprintf(tail, sizeof(tail), "%d", i), 0), 0);
+		ck_assert_int_eq(ws_conn_send_shared(c, sh, i < 19 ?
+			(uint64_t)i : UINT64_MAX, 0), 0);
 	ws_shared_unref(sh);
+}
+
+/* A job that posts another while it runs (the lws thread's queue was
+ * emptied when it was taken): the second runs in the same drain, and
+ * both frames leave in one write. */
+static void
+fx_chain2(void *arg)
+{
+	ws_conn_send(arg, "chain:2", 7);
+}
+
+static void
+fx_chain1(void *arg)
+{
+	ws_conn_send(arg, "chain:1", 7);
+	ck_assert_int_eq(ws_post(fx.w, fx_chain2, arg), 0);
 }
 
 /* Droppable 64 KiB frames until one is skipped (the queue is at
@@ -483,14 +499,15 @@ fx_slowdrop(struct ws_conn *c)
 	int i, rc = 0;
 
 	memset(text, 'd', n);
-	sh = ws_shared_new(text, n);
+	/* 64 KiB frames: the text and one digit */
+	sh = ws_shared_new(text, n - 1, 0);
 	for (i = 0; i < 2 * MAX_BUFFERED / (64 * 1024) && rc == 0; i++)
-		rc = ws_conn_send_shared(c, sh, "", 0, WS_SEND_DROP_IF_SLOW);
+		rc = ws_conn_send_shared(c, sh, 7, WS_SEND_DROP_IF_SLOW);
 	pthread_mutex_lock(&fx.mu);
 	fx.sd_queued = rc == 1 ? i - 1 : -1;
 	fx.sd_closing_after_drop = ws_conn_is_closing(c);
 	pthread_mutex_unlock(&fx.mu);
-	rc = ws_conn_send_shared(c, sh, "", 0, 0);
+	rc = ws_conn_send_shared(c, sh, 7, 0);
 	pthread_mutex_lock(&fx.mu);
 	fx.sd_last_rc = rc;
 	fx.sd_closing = ws_conn_is_closing(c);
@@ -536,6 +553,10 @@ fx_ws_message(struct ws_conn *c, const char *data, size_t len, int binary,
 	}
 	if (len == 5 && memcmp(data, "burst", 5) == 0) {
 		fx_burst(c);
+		return;
+	}
+	if (len == 5 && memcmp(data, "chain", 5) == 0) {
+		ck_assert_int_eq(ws_post(fx.w, fx_chain1, c), 0);
 		return;
 	}
 	if (len == 8 && memcmp(data, "slowdrop", 8) == 0) {
@@ -1541,14 +1562,18 @@ START_TEST(test_ws_batched_writes)
 				  "permessage-deflate; "
 				  "client_max_window_bits\r\n", 0);
 	struct ws_out_stats a, b;
-	char want[16];
+	char want[40];
 	int i;
 
 	ws_expect_text(r, "hello");
 	ws_server_out_stats(fx.w, &a);
 	ws_send(r->fd, 1, 1, "burst", 5);
 	for (i = 0; i < 20; i++) {
-		snprintf(want, sizeof(want), "burst:%d", i);
+		if (i < 19)
+			snprintf(want, sizeof(want), "burst:%d#", i);
+		else
+			snprintf(want, sizeof(want), "burst:%llu#",
+				 (unsigned long long)UINT64_MAX);
 		ws_expect_text(r, want);
 	}
 	ws_server_out_stats(fx.w, &b);
@@ -1561,6 +1586,13 @@ START_TEST(test_ws_batched_writes)
 	ws_server_out_stats(fx.w, &a);
 	ck_assert_uint_eq(a.frames - b.frames, 1);
 	ck_assert_uint_eq(a.writes - b.writes, 1);
+	/* A job posted by a job runs in the same drain: one write. */
+	ws_send(r->fd, 1, 1, "chain", 5);
+	ws_expect_text(r, "chain:1");
+	ws_expect_text(r, "chain:2");
+	ws_server_out_stats(fx.w, &b);
+	ck_assert_uint_eq(b.frames - a.frames, 2);
+	ck_assert_uint_eq(b.writes - a.writes, 1);
 	ws_done(r);
 }
 END_TEST

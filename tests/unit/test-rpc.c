@@ -6,9 +6,11 @@
 
 #include <jansson.h>
 
+#include "agent/agent.h"
 #include "auth/auth.h"
 #include "auth/limiter.h"
 #include "core/common.h"
+#include "core/util.h"
 #include "net/ws.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc-int.h"
@@ -272,28 +274,25 @@ START_TEST(test_auth_decision)
 }
 END_TEST
 
-/* An event frame is the shared head + each connection's tail: the same
- * bytes as the frame built whole (jansson compact, seq, stateVersion). */
+/* An event frame's shared head (up to the seq each connection splices
+ * in, tests/unit/test-net.c): the same bytes as jansson's compact
+ * output. */
 START_TEST(test_event_splice)
 {
 	static const struct {
 		const char *event, *payload;
-		unsigned long long seq;
-		const char *extra;
 	} v[] = {
 		{ "chat", "{\"runId\":\"r\",\"state\":\"delta\","
-		  "\"deltaText\":\"a\\\"b\\u00e9\\n\"}", 1, "" },
-		{ "tick", "{\"ts\":1796536113451}", 18446744073709551615ULL,
-		  "" },
-		{ "presence", "{\"presence\":[{\"host\":\"h\",\"n\":1.5}]}",
-		  42, ",\"stateVersion\":{\"presence\":3,\"health\":7}" },
-		{ "health", "[]", 7, "" },
-		{ "x", "\"scalar\"", 2, "" },
-		{ "y", NULL, 3, "" },
+		  "\"deltaText\":\"a\\\"b\\u00e9\\n\"}" },
+		{ "tick", "{\"ts\":1796536113451}" },
+		{ "presence", "{\"presence\":[{\"host\":\"h\",\"n\":1.5}]}" },
+		{ "health", "[]" },
+		{ "x", "\"scalar\"" },
+		{ "y", NULL },
 	};
-	char tail[RPC_EVENT_TAIL_MAX], *head, *want, *pay;
+	char *head, *want, *pay;
 	json_t *p;
-	size_t i, hl, tl;
+	size_t i, hl;
 
 	for (i = 0; i < ARRAY_SIZE(v); i++) {
 		p = v[i].payload ? json_loads(v[i].payload, JSON_DECODE_ANY,
@@ -301,16 +300,11 @@ START_TEST(test_event_splice)
 		ck_assert(!v[i].payload || p);
 		head = rpc_event_head(v[i].event, p, &hl);
 		ck_assert_uint_eq(hl, strlen(head));
-		tl = rpc_event_tail(tail, v[i].seq, v[i].extra);
-		ck_assert_uint_eq(tl, strlen(tail));
 		pay = p ? json_dumps(p, JSON_COMPACT | JSON_ENCODE_ANY)
 			: strdup("null");
 		want = xasprintf("{\"type\":\"event\",\"event\":\"%s\","
-				 "\"payload\":%s,\"seq\":%llu%s}",
-				 v[i].event, pay, v[i].seq, v[i].extra);
-		ck_assert_uint_eq(hl + tl, strlen(want));
-		ck_assert_mem_eq(head, want, hl);
-		ck_assert_str_eq(tail, want + hl);
+				 "\"payload\":%s,\"seq\":", v[i].event, pay);
+		ck_assert_str_eq(head, want);
 		free(want);
 		free(pay);
 		free(head);
@@ -351,6 +345,274 @@ START_TEST(test_event_flags)
 }
 END_TEST
 
+/* ---- the run fan-out's text writer against the json_t shapes ---------- */
+
+/* The events of a run as the fan-out built them with json_pack before it
+ * wrote them as text: the reference the text must equal byte for byte. */
+struct fan_ref {
+	json_t *out;
+	const char *run_id, *key, *agent_id;
+	int64_t ts, agent_seq, chat_seq;
+	char pending[4096];
+	int sent;
+};
+
+static void fan_ref_add(struct fan_ref *r, const char *event, json_t *p,
+			int drop)
+{
+	char *pay = p ? json_dumps(p, JSON_COMPACT) : strdup("null");
+	char *head = xasprintf("{\"type\":\"event\",\"event\":\"%s\","
+			       "\"payload\":%s,\"seq\":", event, pay);
+
+	json_array_append_new(r->out, json_pack("{s:s,s:b}", "head", head,
+						"dropIfSlow", drop));
+	free(head);
+	free(pay);
+	json_decref(p);
+}
+
+static void fan_ref_agent(struct fan_ref *r, const char *stream,
+			  json_t *data)
+{
+	json_object_set_new(data, "sessionKey", json_string(r->key));
+	fan_ref_add(r, "agent", json_pack("{s:s,s:I,s:s,s:I,s:o}", "runId",
+		r->run_id, "seq", (json_int_t)++r->agent_seq, "stream",
+		stream, "ts", (json_int_t)r->ts, "data", data), 0);
+}
+
+static json_t *fan_ref_base(struct fan_ref *r, const char *state)
+{
+	return json_pack("{s:s,s:s,s:s,s:I,s:s}", "runId", r->run_id,
+			 "sessionKey", r->key, "agentId", r->agent_id, "seq",
+			 (json_int_t)++r->chat_seq, "state", state);
+}
+
+static void fan_ref_flush(struct fan_ref *r)
+{
+	json_t *p;
+
+	if (!*r->pending)
+		return;
+	p = fan_ref_base(r, "delta");
+	json_object_set_new(p, "deltaText", json_string(r->pending));
+	fan_ref_add(r, "chat", p, 1);
+	*r->pending = 0;
+	r->sent = 1;
+}
+
+static json_t *fan_ref_run(struct fan_ref *r, const char *const *deltas,
+			   size_t n, const json_t *tool,
+			   const struct run_result *res)
+{
+	json_t *p, *msg = NULL, *d;
+	const char *slash;
+	size_t i;
+
+	r->out = json_array();
+	fan_ref_agent(r, "lifecycle", json_pack("{s:s,s:I}", "phase",
+		"start", "startedAt", (json_int_t)res->started_at));
+	for (i = 0; i < n; i++) {
+		fan_ref_agent(r, "assistant", json_pack("{s:s}", "delta",
+							deltas[i]));
+		ck_assert_uint_lt(strlen(r->pending) + strlen(deltas[i]),
+				  sizeof(r->pending));
+		strcat(r->pending, deltas[i]);
+		if (!r->sent)
+			fan_ref_flush(r);
+	}
+	if (tool) {
+		fan_ref_flush(r);
+		fan_ref_agent(r, "tool", json_pack("{s:s,s:O}", "phase",
+						   "update", "call", tool));
+	}
+	fan_ref_flush(r);
+	if (res->text && *res->text)
+		msg = json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", "assistant",
+				"content", "type", "text", "text", res->text,
+				"timestamp", (json_int_t)res->ended_at);
+	switch (res->status) {
+	case RUN_OK:
+		p = fan_ref_base(r, "final");
+		if (!msg)
+			msg = json_pack("{s:s,s:[],s:I}", "role", "assistant",
+					"content", "timestamp",
+					(json_int_t)res->ended_at);
+		json_object_set_new(p, "message", msg);
+		json_object_set_new(p, "usage", json_pack("{s:I,s:I,s:I}",
+			"input", (json_int_t)res->input_tokens, "output",
+			(json_int_t)res->output_tokens, "totalTokens",
+			(json_int_t)(res->input_tokens +
+				     res->output_tokens)));
+		json_object_set_new(p, "stopReason", json_string(
+			res->finish_reason ? res->finish_reason : "stop"));
+		break;
+	case RUN_ABORTED:
+		p = fan_ref_base(r, "aborted");
+		if (msg)
+			json_object_set_new(p, "message", msg);
+		json_object_set_new(p, "stopReason", json_string("aborted"));
+		break;
+	default:
+		p = fan_ref_base(r, "error");
+		json_object_set_new(p, "errorMessage", json_string(
+			res->error ? res->error : "run failed"));
+		json_object_set_new(p, "errorKind", json_string(
+			res->status == RUN_TIMEOUT || res->http_status == 504
+			? "timeout" : res->http_status == 429 ? "rate_limit"
+			: "unknown"));
+		d = json_object();
+		if (res->model && (slash = strchr(res->model, '/'))) {
+			json_object_set_new(d, "provider", json_stringn(
+				res->model, (size_t)(slash - res->model)));
+			json_object_set_new(d, "model",
+					    json_string(slash + 1));
+		}
+		if (res->http_status >= 100 && res->http_status <= 599)
+			json_object_set_new(d, "httpStatus",
+					    json_integer(res->http_status));
+		json_object_set_new(p, "errorDetail", d);
+		if (msg)
+			json_object_set_new(p, "message", msg);
+		break;
+	}
+	fan_ref_add(r, "chat", p, 0);
+	d = json_pack("{s:s,s:I,s:I}", "phase",
+		      res->status == RUN_OK ? "end" : "error", "startedAt",
+		      (json_int_t)res->started_at, "endedAt",
+		      (json_int_t)res->ended_at);
+	if (res->status != RUN_OK) {
+		json_object_set_new(d, "error", json_string(
+			res->error ? res->error : "run failed"));
+		if (res->status == RUN_ABORTED)
+			json_object_set_new(d, "aborted", json_true());
+	}
+	fan_ref_agent(r, "lifecycle", d);
+	return r->out;
+}
+
+/* Strings that need escaping: quotes, backslashes, every kind of control
+ * character, multi-byte UTF-8 (2, 3, 4 bytes, U+2028), DEL, empty. */
+static const char *const fan_strs[] = {
+	"plain", "", "q\"uo\\te/", "\x01\x1f\b\f\n\r\t\x7f",
+	"caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xe2\x80\xa8.",
+	"</script>\\u0000",
+};
+
+static const struct {
+	enum run_status status;
+	const char *finish, *model, *error;
+	int http_status, has_text, tool;
+} fan_ends[] = {
+	{ RUN_OK, "stop", NULL, NULL, 200, 1, 0 },
+	{ RUN_OK, NULL, NULL, NULL, 0, 0, 1 },
+	{ RUN_OK, "length", "mock/m", NULL, 200, 1, 1 },
+	{ RUN_ABORTED, NULL, NULL, "aborted by \"user\"", 0, 1, 0 },
+	{ RUN_ABORTED, NULL, NULL, NULL, 0, 0, 0 },
+	{ RUN_ERROR, NULL, "openai/gpt-x\n", "upstream said \x01no", 502, 1,
+	  0 },
+	{ RUN_ERROR, NULL, "nomodelslash", NULL, 0, 0, 0 },
+	{ RUN_ERROR, NULL, "/", "", 429, 0, 1 },
+	{ RUN_TIMEOUT, NULL, "p/q", "timed out", 0, 0, 0 },
+	{ RUN_ERROR, NULL, NULL, "rate", 504, 0, 0 },
+};
+
+START_TEST(test_fan_text)
+{
+	const char *s = fan_strs[_i % ARRAY_SIZE(fan_strs)];
+	const char *t = fan_strs[(_i + 1) % ARRAY_SIZE(fan_strs)];
+	const char *deltas[] = { s, t, "\"", s };
+	struct rpc_server *srv = xcalloc(1, sizeof(*srv));
+	struct fan_ref r = {0};
+	struct run_result res = {0};
+	char text[1024];
+	json_t *got, *want, *tool = NULL;
+	size_t i, e = _i % ARRAY_SIZE(fan_ends);
+
+	atomic_store(&srv->listeners, 1);
+	snprintf(text, sizeof(text), "%s%s\"%s", s, t, s);
+	res.status = fan_ends[e].status;
+	res.finish_reason = fan_ends[e].finish;
+	res.model = fan_ends[e].model;
+	res.error = fan_ends[e].error;
+	res.http_status = fan_ends[e].http_status;
+	res.text = fan_ends[e].has_text ? text : "";
+	res.input_tokens = 12;
+	res.output_tokens = (int64_t)_i * 1000000007;
+	res.started_at = 1796536113451;
+	res.ended_at = res.started_at + (int64_t)_i;
+	if (fan_ends[e].tool)
+		tool = json_pack("{s:i,s:s,s:{s:s,s:s}}", "index", 0, "id", t,
+				 "function", "name", s, "arguments", "{\"a\":1.5}");
+	r.run_id = t;
+	r.key = "agent:main:k\"\xc3\xa9";
+	r.agent_id = s;
+	r.ts = 1796536113999;
+	want = fan_ref_run(&r, deltas, ARRAY_SIZE(deltas), tool, &res);
+	got = rpc_chat_fan_script(srv, r.run_id, r.key, r.agent_id, deltas,
+				  ARRAY_SIZE(deltas), tool, &res, r.ts);
+	ck_assert_uint_eq(json_array_size(got), json_array_size(want));
+	for (i = 0; i < json_array_size(want); i++) {
+		json_t *g = json_array_get(got, i), *w = json_array_get(want, i);
+
+		ck_assert_str_eq(json_string_value(json_object_get(g, "head")),
+				 json_string_value(json_object_get(w, "head")));
+		ck_assert_str_eq(json_string_value(json_object_get(g, "tail")),
+				 "}");
+		ck_assert(json_equal(json_object_get(g, "dropIfSlow"),
+				     json_object_get(w, "dropIfSlow")));
+	}
+	json_decref(got);
+	json_decref(want);
+	json_decref(tool);
+	free(srv);
+}
+END_TEST
+
+/* Not UTF-8 (jansson refuses it; the json_t path sent a null payload or
+ * dropped the member): the text stays valid JSON and valid UTF-8, the
+ * bad bytes U+FFFD, the rest as it was. */
+START_TEST(test_fan_text_bad_utf8)
+{
+	const char *deltas[] = { "ok \xc3\xa9 \xff\xc3(" };
+	struct rpc_server *srv = xcalloc(1, sizeof(*srv));
+	struct run_result res = {0};
+	json_t *got, *frame, *pay;
+	const char *head;
+	char *full;
+	size_t i;
+
+	atomic_store(&srv->listeners, 1);
+	res.status = RUN_OK;
+	res.text = deltas[0];
+	got = rpc_chat_fan_script(srv, "r1", "agent:main:\xe2\x82", "main",
+				  deltas, 1, NULL, &res, 5);
+	ck_assert_uint_eq(json_array_size(got), 5);
+	for (i = 0; i < json_array_size(got); i++) {
+		head = json_string_value(json_object_get(json_array_get(got, i),
+							 "head"));
+		full = xasprintf("%s1}", head);
+		/* json_loads refuses invalid UTF-8 */
+		frame = json_loads(full, 0, NULL);
+		ck_assert_msg(frame != NULL, "%s", full);
+		pay = json_object_get(frame, "payload");
+		if (json_object_get(pay, "data"))	/* agent events */
+			pay = json_object_get(pay, "data");
+		ck_assert_str_eq(json_string_value(json_object_get(pay,
+			"sessionKey")), "agent:main:\xef\xbf\xbd\xef\xbf\xbd");
+		if (i == 1)
+			ck_assert_str_eq(json_string_value(json_object_get(
+				json_object_get(json_object_get(frame,
+				"payload"), "data"), "delta")),
+				"ok \xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd"
+				"\xef\xbf\xbd(");
+		json_decref(frame);
+		free(full);
+	}
+	json_decref(got);
+	free(srv);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
 	Suite *s = suite_create("rpc");
@@ -369,6 +631,9 @@ static Suite *rpc_suite(void)
 	tc = tcase_create("events");
 	tcase_add_test(tc, test_event_splice);
 	tcase_add_test(tc, test_event_flags);
+	tcase_add_loop_test(tc, test_fan_text, 0,
+			    ARRAY_SIZE(fan_strs) * ARRAY_SIZE(fan_ends));
+	tcase_add_test(tc, test_fan_text_bad_utf8);
 	suite_add_tcase(s, tc);
 	return s;
 }
