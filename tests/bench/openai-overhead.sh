@@ -402,16 +402,21 @@ watched_run() {
 }
 if [ -x "$WSBENCH" ] && [ "$ONLY" != chat ] && [ "$ONLY" != resp ]; then
 	watched_run
+	# "run" before "ack": the ack run leaves a backlog of thousands of
+	# runs that takes seconds to end (longer under callgrind or load); a
+	# run row measured behind it counted the backlog's work (callgrind's
+	# instructions/run) or, once, no run at all
+	cs_run run -W
 	cs_run ack
-	# the ack run's backlog of runs ends first: wait until the daemon
-	# idles (under 10 % of a core over 0.2 s; bounded, 20 s)
+	# the ack run's backlog of runs ends before the figures below: wait
+	# until the daemon idles (under 10 % of a core over 0.2 s; bounded,
+	# 20 s)
 	i=0
 	while [ $i -lt 100 ]; do
 		a=$(ticks "$GW_PID"); sleep 0.2; b=$(ticks "$GW_PID")
 		[ $((b - a)) -le $((HZ / 50)) ] && break
 		i=$((i + 1))
 	done
-	cs_run run -W
 fi
 # every chat.send run ends before the figures of the store are read
 curl -s -o /dev/null -H "Authorization: Bearer T" "$G/v1/models"
