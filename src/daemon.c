@@ -1141,7 +1141,6 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 		return 1;
 	}
 	daemon_lock_write(d);
-	d->ready = 1;
 	return 0;
 }
 
@@ -1344,6 +1343,9 @@ again:
 	log_info("gateway", "ready (%lldms)",
 		 (long long)(util_mono_ms() - d.start_mono));
 	daemon_print_dashboard(&d);
+	/* /readyz answers 200 from here: whoever waits for it finds the
+	 * banner printed (stdout, then the log). */
+	d.ready = 1;
 	daemon_lifecycle_start(&d);
 	daemon_sd_notify("READY=1");
 
