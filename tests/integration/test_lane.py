@@ -224,3 +224,61 @@ def test_shutdown_ends_waiting_runs(start_gateway, upstream):
     assert runs(ws)["waiting"] == 19
     assert gw.stop() == 0
     assert up.snapshot()["chat"] == 1
+
+
+def _http_threads(gw, texts, out, first=0):
+    def one(i, text):
+        try:
+            out[i] = post(gw, "/v1/chat/completions", chat(text),
+                          timeout=60)
+        except Exception as e:  # noqa: BLE001 - the test looks at it
+            out[i] = e
+
+    ts = [threading.Thread(target=one, args=(i, t), daemon=True)
+          for i, t in enumerate(texts, first)]
+    for t in ts:
+        t.start()
+    return ts
+
+
+def test_http_runs_nobody_watches_wait_and_start(start_gateway, upstream):
+    """HTTP runs of new sessions with no WS client write their start with
+    their end; waiting in the lane keeps that start for their turn."""
+    up = upstream
+    up.reset()
+    gw = start_gateway(config=lane_config(up, 1))
+    out = {}
+    ts = _http_threads(gw, ["[[gate]] [[reply:a]]"], out)
+    up.wait(lambda s: s["inflight"] == 1)
+    ts += _http_threads(gw, ["[[reply:b]]", "[[reply:c]]"], out, 1)
+    # Watch only once both wait (a client connected from here on does
+    # not change how their start is written).
+    ws = gw.connect()
+    wait_runs(ws, {"active": 1, "waiting": 2, "maxConcurrent": 1})
+    assert up.snapshot()["chat"] == 1
+    up.open_gate()
+    for t in ts:
+        t.join(30)
+    got = sorted(out[i].json()["choices"][0]["message"]["content"]
+                 for i in range(3))
+    assert got == ["a", "b", "c"]
+    assert up.snapshot()["chat"] == 3
+    wait_runs(ws, {"active": 0, "waiting": 0, "maxConcurrent": 1})
+
+
+def test_shutdown_ends_waiting_http_runs(start_gateway, upstream):
+    up = upstream
+    up.reset()
+    gw = start_gateway(config=lane_config(up, 1))
+    out = {}
+    ts = _http_threads(gw, ["[[hang]]"], out)
+    up.wait(lambda s: s["inflight"] == 1)
+    ts += _http_threads(gw, ["[[reply:b]]", "[[reply:c]]"], out, 1)
+    ws = gw.connect()
+    wait_runs(ws, {"active": 1, "waiting": 2, "maxConcurrent": 1})
+    assert gw.stop() == 0
+    for t in ts:
+        t.join(30)
+    assert not any(getattr(out[i], "status_code", 0) == 200
+                   for i in range(3))
+    assert up.snapshot()["chat"] == 1
