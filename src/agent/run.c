@@ -267,6 +267,7 @@ static void run_emit_end(struct run *r, const struct run_result *res)
 
 static void run_activate_queued(struct run *r);
 static void run_lane_go_all(struct run *chain);
+static void run_lane_release(struct run *r);
 
 /* rt->mu held: the next queued run of key when no run of key is active
  * (marked active; the live list's reference), else NULL. */
@@ -723,6 +724,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 		provider_http_cancel(r->http);
 		r->http = NULL;
 	}
+	run_lane_release(r);
 	if (st != RUN_OK)
 		log_info("agent", "run %s (%s) %s%s%s", r->id, r->session_key,
 			 run_status_name(st), r->error ? ": " : "",
@@ -1391,13 +1393,31 @@ static void run_lane_go(struct run *r)
 				run_begin_done) != GW_OK)
 			run_begin_done(GW_EUNAVAIL, bj);
 	}
-	if (provider_on_thread(r->rt->prov)) {
-		run_attempt_job(r);
-	} else if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
+	/* Posted also on the agent thread: r may be taken inside another
+	 * run's end (run_lane_release), never a place to start a request. */
+	if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
 		/* Stopping: the agent thread is gone; end it here. */
 		run_finish(r, RUN_ABORTED, "gateway is stopping", 503);
 		run_unref(r);
 	}
+}
+
+/* A run ended: its upstream request is over, so its slot goes to the
+ * oldest waiting run now, while its end is being stored (its session's
+ * next run still waits until it left the live list). */
+static void run_lane_release(struct run *r)
+{
+	struct agent_rt *rt = r->rt;
+	struct run *go = NULL;
+
+	pthread_mutex_lock(&rt->mu);
+	if (r->lane_slot) {
+		r->lane_slot = 0;
+		rt->lane_active--;
+		go = run_lane_take(rt);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	run_lane_go_all(go);
 }
 
 static void run_lane_go_all(struct run *chain)
