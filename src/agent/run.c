@@ -18,8 +18,9 @@
  * flight (the global lane, as upstream's "main" lane): a run free in its
  * session takes a slot, or waits in one FIFO (rt->lane_head, order of
  * arrival) without any upstream request and starts when a run holding a
- * slot left the live list. A waiting run is live like a queued one:
- * found by id and session, joined, waited for, aborted.
+ * slot ended. A waiting run is live like a queued one: found by id and
+ * session, joined, waited for, aborted. The cap is the first run's
+ * config's, then each applied config's (run_lane_apply, hot reload).
  *
  * Lifetime: the live list holds one reference until on_end was delivered;
  * run_start's caller holds one; every job posted to the agent thread or
@@ -1497,7 +1498,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	json_t *res = NULL, *v;
 	struct run *go = NULL;
 	const char *k;
-	int rc = GW_EINVAL, queued, waiting = 0, cap;
+	int rc = GW_EINVAL, queued, waiting = 0;
 
 	*out = NULL;
 	*err = NULL;
@@ -1578,7 +1579,6 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	if (rq->tool_choice)
 		json_object_set(r->req, "tool_choice", rq->tool_choice);
 	r->timeout_ms = rq->timeout_ms;
-	cap = run_lane_cap(cfg);
 	/* Whether its start waits for its end is settled before the run is
 	 * in the live list, where an abort could end it at once. */
 	if (run_start_light(rq)) {
@@ -1616,7 +1616,8 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	queued = r->queued;
 	/* Free in its session: a lane slot, or last in the lane's FIFO
 	 * with its start kept for its turn. */
-	rt->lane_cap = cap;
+	if (!rt->lane_cap)	/* later: each applied config's */
+		rt->lane_cap = run_lane_cap(cfg);
 	if (!queued) {
 		run_lane_push(rt, r);
 		go = run_lane_take(rt);
@@ -1661,8 +1662,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		goto out;
 	}
 	if (waiting) {
-		log_debug("agent", "run %s waits for a lane slot (%d in "
-			  "flight at most)", r->id, cap);
+		log_debug("agent", "run %s waits for a lane slot", r->id);
 		*out = r;
 		r = NULL;
 		rc = GW_OK;

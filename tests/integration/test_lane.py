@@ -22,6 +22,12 @@ def lane_config(up, cap=None):
     return chat_config(up, extra)
 
 
+def _start(start_gateway, up, cap=None):
+    up.reset()
+    gw = start_gateway(config=lane_config(up, cap))
+    return gw, gw.connect()
+
+
 def runs(ws):
     return ws.call("status")["gateway"]["runs"]
 
@@ -44,9 +50,7 @@ def user_texts(st):
 def test_cap_holds_runs_and_starts_them_in_arrival_order(start_gateway,
                                                          upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 2))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up, 2)
     keys = ["lane%d-%s" % (i, new_key()) for i in range(5)]
     ids = [new_key() for _ in keys]
     for i, (key, idem) in enumerate(zip(keys, ids)):
@@ -76,9 +80,7 @@ def test_cap_holds_runs_and_starts_them_in_arrival_order(start_gateway,
 
 def test_a_run_that_ends_starts_the_next(start_gateway, upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 1))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up, 1)
     a, b = new_key(), new_key()
     assert send(ws, "ln-a-" + new_key(), "[[gate]] [[reply:A]]",
                 idem=a)["ok"]
@@ -103,9 +105,7 @@ def test_a_run_that_ends_starts_the_next(start_gateway, upstream):
 
 def test_reload_raising_the_cap_starts_waiting_runs(start_gateway, upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 1))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up, 1)
     keys = ["lr%d-%s" % (i, new_key()) for i in range(4)]
     ids = [new_key() for _ in keys]
     for key, idem in zip(keys, ids):
@@ -131,9 +131,7 @@ def test_reload_raising_the_cap_starts_waiting_runs(start_gateway, upstream):
 def test_abort_join_and_session_order_of_a_waiting_run(start_gateway,
                                                        upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 1))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up, 1)
     busy, w, w2 = new_key(), new_key(), new_key()
     key, bkey = "lw-" + new_key(), "lbusy-" + new_key()
     assert send(ws, bkey, "[[hang]]", idem=busy)["ok"]
@@ -164,9 +162,7 @@ def test_abort_join_and_session_order_of_a_waiting_run(start_gateway,
 
 def test_default_cap_from_the_cpus(start_gateway, upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up)
     try:
         cpus = len(os.sched_getaffinity(gw.proc.pid))
     except (AttributeError, OSError):
@@ -187,9 +183,7 @@ def test_default_cap_from_the_cpus(start_gateway, upstream):
 
 def test_http_chat_completions_wait_in_the_lane(start_gateway, upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 1))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up, 1)
     busy = new_key()
     key = "lh-" + new_key()
     assert send(ws, key, "[[hang]]", idem=busy)["ok"]
@@ -215,9 +209,7 @@ def test_http_chat_completions_wait_in_the_lane(start_gateway, upstream):
 
 def test_shutdown_ends_waiting_runs(start_gateway, upstream):
     up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 1))
-    ws = gw.connect()
+    gw, ws = _start(start_gateway, up, 1)
     for _ in range(20):
         assert send(ws, "ls-" + new_key(), "[[hang]]")["ok"]
     up.wait(lambda s: s["inflight"] == 1)
@@ -241,14 +233,14 @@ def _http_threads(gw, texts, out, first=0):
     return ts
 
 
-def test_http_runs_nobody_watches_wait_and_start(start_gateway, upstream):
-    """HTTP runs of new sessions with no WS client write their start with
-    their end; waiting in the lane keeps that start for their turn."""
-    up = upstream
+def _http_waiting(start_gateway, up, first):
+    """cap 1: HTTP run `first` upstream, two more HTTP runs of new sessions
+    started with no WS client (their start is written with their end)
+    waiting; then a client watches. Returns (gw, ws, threads, out)."""
     up.reset()
     gw = start_gateway(config=lane_config(up, 1))
     out = {}
-    ts = _http_threads(gw, ["[[gate]] [[reply:a]]"], out)
+    ts = _http_threads(gw, [first], out)
     up.wait(lambda s: s["inflight"] == 1)
     ts += _http_threads(gw, ["[[reply:b]]", "[[reply:c]]"], out, 1)
     # Watch only once both wait (a client connected from here on does
@@ -256,29 +248,29 @@ def test_http_runs_nobody_watches_wait_and_start(start_gateway, upstream):
     ws = gw.connect()
     wait_runs(ws, {"active": 1, "waiting": 2, "maxConcurrent": 1})
     assert up.snapshot()["chat"] == 1
-    up.open_gate()
+    return gw, ws, ts, out
+
+
+def test_http_runs_nobody_watches_wait_and_start(start_gateway, upstream):
+    """Waiting in the lane keeps a start deferred to the end for the run's
+    turn."""
+    gw, ws, ts, out = _http_waiting(start_gateway, upstream,
+                                    "[[gate]] [[reply:a]]")
+    upstream.open_gate()
     for t in ts:
         t.join(30)
     got = sorted(out[i].json()["choices"][0]["message"]["content"]
                  for i in range(3))
     assert got == ["a", "b", "c"]
-    assert up.snapshot()["chat"] == 3
+    assert upstream.snapshot()["chat"] == 3
     wait_runs(ws, {"active": 0, "waiting": 0, "maxConcurrent": 1})
 
 
 def test_shutdown_ends_waiting_http_runs(start_gateway, upstream):
-    up = upstream
-    up.reset()
-    gw = start_gateway(config=lane_config(up, 1))
-    out = {}
-    ts = _http_threads(gw, ["[[hang]]"], out)
-    up.wait(lambda s: s["inflight"] == 1)
-    ts += _http_threads(gw, ["[[reply:b]]", "[[reply:c]]"], out, 1)
-    ws = gw.connect()
-    wait_runs(ws, {"active": 1, "waiting": 2, "maxConcurrent": 1})
+    gw, ws, ts, out = _http_waiting(start_gateway, upstream, "[[hang]]")
     assert gw.stop() == 0
     for t in ts:
         t.join(30)
     assert not any(getattr(out[i], "status_code", 0) == 200
                    for i in range(3))
-    assert up.snapshot()["chat"] == 1
+    assert upstream.snapshot()["chat"] == 1
