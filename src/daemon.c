@@ -25,6 +25,7 @@
 
 #include "agent/agent.h"
 #include "agent/curl-dl.h"
+#include "agent/run-lane.h"
 #include "api/api.h"
 #include "api/api-ui.h"
 #include "channel/channel.h"
@@ -633,6 +634,7 @@ static void daemon_on_config_apply(const struct gw_config *old,
 	if (p->rotate && d->rpc)
 		rpc_config_auth_rotated(d->rpc, neu);
 	channels_apply(d->channels, neu);
+	run_lane_apply(d->agents, neu);
 	if (!d->opts->verbose && neu->log_level &&
 	    (!old || !old->log_level ||
 	     strcmp(old->log_level, neu->log_level) != 0) &&

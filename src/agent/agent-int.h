@@ -165,6 +165,12 @@ struct agent_rt {
 	struct agent_observer obs;
 	int stopping;
 	uint64_t run_seq;		/* start order of runs */
+	/* The global lane (agents.defaults.maxConcurrent, run.c): runs
+	 * holding a slot (lane_active), runs free in their session waiting
+	 * for one in arrival order (lane_head..lane_tail, lane_waiting) and
+	 * the cap last read from the config (0: not yet). Under mu. */
+	struct run *lane_head, *lane_tail;
+	int lane_active, lane_waiting, lane_cap;
 	json_t *sysevents;		/* session key -> [text] (wake) */
 	/* Workspace system prompts by directory, valid while the files'
 	 * (inode, size, mtime) are unchanged. Provider secrets live in the

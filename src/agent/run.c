@@ -14,19 +14,30 @@
  * order they were sent and each turn sees the answer before it. A queued
  * run reads its history and writes its start in one store job.
  *
+ * Across sessions, at most agents.defaults.maxConcurrent runs are in
+ * flight (the global lane, as upstream's "main" lane): a run free in its
+ * session takes a slot, or waits in one FIFO (rt->lane_head, order of
+ * arrival) without any upstream request and starts when a run holding a
+ * slot ended. A waiting run is live like a queued one: found by id and
+ * session, joined, waited for, aborted. The cap is the first run's
+ * config's, then each applied config's (run_lane_apply, hot reload).
+ *
  * Lifetime: the live list holds one reference until on_end was delivered;
  * run_start's caller holds one; every job posted to the agent thread or
  * the store holds one. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 
 #include "agent/agent-int.h"
+#include "agent/run-lane.h"
 #include "config/config.h"
 #include "core/common.h"
 #include "core/log.h"
@@ -44,6 +55,11 @@ struct run {
 	int live;
 	int queued;			/* waits for the session (rt->mu) */
 	int never_started;		/* ended while queued */
+	int lane_wait;			/* in rt's lane FIFO (rt->mu) */
+	int lane_slot;			/* holds a lane slot (rt->mu) */
+	struct run *lane_next, *lane_prev; /* the FIFO (rt->mu); next is
+					 * also the chain of runs to start */
+	struct run_beginjob *lane_bj;	/* a waiting run's prepared start */
 	uint64_t seq;			/* start order (rt->mu) */
 	char *id, *session_key, *agent_id, *channel;
 	int is_replay;			/* a replay of a stored run */
@@ -123,6 +139,8 @@ void run_unref(struct run *r)
 	free(r->sinks);
 	if (r->begin)
 		run_beginjob_free(r->begin);
+	if (r->lane_bj)
+		run_beginjob_free(r->lane_bj);
 	pthread_mutex_destroy(&r->mu);
 	free(r->id);
 	free(r->session_key);
@@ -249,9 +267,11 @@ static void run_emit_end(struct run *r, const struct run_result *res)
 /* ---- live list ------------------------------------------------------------- */
 
 static void run_activate_queued(struct run *r);
+static void run_lane_go_all(struct run *chain);
+static void run_lane_release(struct run *r);
 
 /* rt->mu held: the next queued run of key when no run of key is active
- * (marked active, new reference), else NULL. */
+ * (marked active; the live list's reference), else NULL. */
 static struct run *run_next_of_session(struct agent_rt *rt, const char *key)
 {
 	struct runidx_node *n;
@@ -267,11 +287,132 @@ static struct run *run_next_of_session(struct agent_rt *rt, const char *key)
 		if (!best || r->seq < best->seq)
 			best = r;
 	}
-	if (best) {
+	if (best)
 		best->queued = 0;
-		run_ref(best);
-	}
 	return best;
+}
+
+/* ---- the global lane -------------------------------------------------------- */
+
+/* max(8, 4 x the CPUs this process may run on), as upstream's
+ * max(8, availableParallelism() * 4). Read once. */
+static int run_lane_default(void)
+{
+	static atomic_int def;
+	cpu_set_t set;
+	long n;
+	int v = atomic_load(&def);
+
+	if (v)
+		return v;
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	else
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	if (n < 1)
+		n = 1;
+	v = n > 1000000 ? 4000000 : (int)n * 4;
+	if (v < 8)
+		v = 8;
+	atomic_store(&def, v);
+	return v;
+}
+
+int run_lane_cap(const struct gw_config *cfg)
+{
+	const json_t *v = cfg ? config_get(cfg->root,
+					   "agents.defaults.maxConcurrent")
+			      : NULL;
+	json_int_t n;
+
+	if (!json_is_integer(v))
+		return run_lane_default();
+	n = json_integer_value(v);	/* validated: >= 1 */
+	return n < 1 ? 1 : n > INT32_MAX ? INT32_MAX : (int)n;
+}
+
+/* rt->mu held: r waits for a slot, last in arrival order. */
+static void run_lane_push(struct agent_rt *rt, struct run *r)
+{
+	r->lane_wait = 1;
+	r->lane_next = NULL;
+	r->lane_prev = rt->lane_tail;
+	if (rt->lane_tail)
+		rt->lane_tail->lane_next = r;
+	else
+		rt->lane_head = r;
+	rt->lane_tail = r;
+	rt->lane_waiting++;
+}
+
+/* rt->mu held: r (waiting) leaves the FIFO. */
+static void run_lane_remove(struct agent_rt *rt, struct run *r)
+{
+	if (r->lane_prev)
+		r->lane_prev->lane_next = r->lane_next;
+	else
+		rt->lane_head = r->lane_next;
+	if (r->lane_next)
+		r->lane_next->lane_prev = r->lane_prev;
+	else
+		rt->lane_tail = r->lane_prev;
+	r->lane_next = r->lane_prev = NULL;
+	r->lane_wait = 0;
+	rt->lane_waiting--;
+}
+
+/* rt->mu held: the waiting runs that get the free slots, oldest first,
+ * chained by lane_next, each with a new reference; NULL when none (or
+ * stopping: nothing starts any more). */
+static struct run *run_lane_take(struct agent_rt *rt)
+{
+	struct run *chain = NULL, **tail = &chain, *r;
+
+	while (!rt->stopping && rt->lane_head &&
+	       rt->lane_active < rt->lane_cap) {
+		r = rt->lane_head;
+		run_lane_remove(rt, r);
+		r->lane_slot = 1;
+		rt->lane_active++;
+		run_ref(r);
+		*tail = r;
+		tail = &r->lane_next;
+	}
+	return chain;
+}
+
+void run_lane_apply(struct agent_rt *rt, const struct gw_config *cfg)
+{
+	struct run *go;
+	int cap = run_lane_cap(cfg);
+
+	if (!rt)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	if (rt->lane_cap != cap)
+		log_info("agent", "agents.defaults.maxConcurrent: %d run(s) "
+			 "in flight at most", cap);
+	rt->lane_cap = cap;
+	go = run_lane_take(rt);
+	pthread_mutex_unlock(&rt->mu);
+	run_lane_go_all(go);
+}
+
+void run_lane_counts(struct agent_rt *rt, int *active, int *waiting,
+		     int *cap)
+{
+	struct gw_config *cfg = NULL;
+
+	pthread_mutex_lock(&rt->mu);
+	*active = rt->lane_active;
+	*waiting = rt->lane_waiting;
+	*cap = rt->lane_cap;
+	pthread_mutex_unlock(&rt->mu);
+	if (!*cap) {		/* no run yet: the current config's */
+		cfg = config_current();
+		*cap = run_lane_cap(cfg);
+		config_unref(cfg);
+	}
 }
 
 static void run_unlink(struct run *r)
@@ -295,11 +436,21 @@ static void run_unlink(struct run *r)
 		was = 1;
 		if (!rt->nruns)
 			pthread_cond_broadcast(&rt->idle);
+		if (r->lane_slot) {
+			r->lane_slot = 0;
+			rt->lane_active--;
+		}
+		if (r->lane_wait)
+			run_lane_remove(rt, r);
+		/* Its session's next run now waits for a slot, behind the
+		 * runs already waiting; the free slots go in that order. */
 		next = run_next_of_session(rt, r->session_key);
+		if (next)
+			run_lane_push(rt, next);
+		next = run_lane_take(rt);
 	}
 	pthread_mutex_unlock(&rt->mu);
-	if (next)
-		run_activate_queued(next);
+	run_lane_go_all(next);
 	if (was)
 		run_unref(r);
 }
@@ -574,6 +725,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 		provider_http_cancel(r->http);
 		r->http = NULL;
 	}
+	run_lane_release(r);
 	if (st != RUN_OK)
 		log_info("agent", "run %s (%s) %s%s%s", r->id, r->session_key,
 			 run_status_name(st), r->error ? ": " : "",
@@ -1219,6 +1371,68 @@ static void run_activate_queued(struct run *r)
 		run_activate_done(GW_EUNAVAIL, bj);
 }
 
+/* A run got a lane slot (its reference is the caller's, consumed). A
+ * start prepared when it arrived (a run free in its session) goes on as
+ * run_start would have; a run without one (its session's turn came
+ * later, or its history is read at its start) reads its history and
+ * writes its start in one store job, as a queued run. */
+static void run_lane_go(struct run *r)
+{
+	struct run_beginjob *bj = r->lane_bj;
+
+	r->lane_bj = NULL;
+	if (!bj && !r->begin) {
+		run_activate_queued(r);
+		return;
+	}
+	log_debug("agent", "run %s: a lane slot", r->id);
+	if (bj) {
+		bj->owner = r;
+		run_ref(r);
+		if (!r->rt->store ||
+		    store_write(r->rt->store, run_begin_tx, bj,
+				run_begin_done) != GW_OK)
+			run_begin_done(GW_EUNAVAIL, bj);
+	}
+	/* Posted also on the agent thread: r may be taken inside another
+	 * run's end (run_lane_release), never a place to start a request. */
+	if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
+		/* Stopping: the agent thread is gone; end it here. */
+		run_finish(r, RUN_ABORTED, "gateway is stopping", 503);
+		run_unref(r);
+	}
+}
+
+/* A run ended: its upstream request is over, so its slot goes to the
+ * oldest waiting run now, while its end is being stored (its session's
+ * next run still waits until it left the live list). */
+static void run_lane_release(struct run *r)
+{
+	struct agent_rt *rt = r->rt;
+	struct run *go = NULL;
+
+	pthread_mutex_lock(&rt->mu);
+	if (r->lane_slot) {
+		r->lane_slot = 0;
+		rt->lane_active--;
+		go = run_lane_take(rt);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	run_lane_go_all(go);
+}
+
+static void run_lane_go_all(struct run *chain)
+{
+	struct run *r;
+
+	while (chain) {
+		r = chain;
+		chain = r->lane_next;
+		r->lane_next = NULL;
+		run_lane_go(r);
+	}
+}
+
 static void run_replay_job(void *arg)
 {
 	run_deliver(arg);
@@ -1282,8 +1496,9 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
 	char idbuf[37];
 	json_t *res = NULL, *v;
+	struct run *go = NULL;
 	const char *k;
-	int rc = GW_EINVAL, queued;
+	int rc = GW_EINVAL, queued, waiting = 0;
 
 	*out = NULL;
 	*err = NULL;
@@ -1399,7 +1614,34 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	rt->nruns++;
 	obs = rt->obs;
 	queued = r->queued;
+	/* Free in its session: a lane slot, or last in the lane's FIFO
+	 * with its start kept for its turn. */
+	if (!rt->lane_cap)	/* later: each applied config's */
+		rt->lane_cap = run_lane_cap(cfg);
+	if (!queued) {
+		run_lane_push(rt, r);
+		go = run_lane_take(rt);
+		waiting = r->lane_wait;
+		if (waiting) {
+			r->lane_bj = bj;
+			bj = NULL;
+		}
+	}
 	pthread_mutex_unlock(&rt->mu);
+	/* Runs that waited (a raised cap) start first; r is the last
+	 * taken, started below. */
+	if (!waiting) {
+		struct run **p = &go;
+
+		while (*p && *p != r)
+			p = &(*p)->lane_next;
+		if (*p) {
+			*p = NULL;
+			r->lane_next = NULL;
+			run_unref(r);	/* the live list holds one */
+		}
+	}
+	run_lane_go_all(go);
 	/* Observers first: their events go out before the caller's end.
 	 * Nobody listening: no fan-out sink to feed for this run. */
 	if (obs.on_run && (!obs.listening || obs.listening(obs.arg)))
@@ -1414,6 +1656,13 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		r->begin = NULL;
 		log_info("agent", "run %s queued behind the live run of "
 			 "session %s", r->id, r->session_key);
+		*out = r;
+		r = NULL;
+		rc = GW_OK;
+		goto out;
+	}
+	if (waiting) {
+		log_debug("agent", "run %s waits for a lane slot", r->id);
 		*out = r;
 		r = NULL;
 		rc = GW_OK;
@@ -1478,15 +1727,24 @@ out:
 static void run_abort_job(void *arg)
 {
 	struct run *r = arg;
-	int queued;
+	int queued, waiting;
 
 	pthread_mutex_lock(&r->rt->mu);
 	queued = r->queued;
 	r->queued = 0;
+	waiting = r->lane_wait;
+	if (waiting)
+		run_lane_remove(r->rt, r);
 	pthread_mutex_unlock(&r->rt->mu);
-	if (queued && !r->ended) {
-		/* Still waiting for its turn: it never reaches upstream. */
+	if ((queued || waiting) && !r->ended) {
+		/* Still waiting for its turn or a lane slot: it never
+		 * reaches upstream, its start is not written. */
 		r->never_started = 1;
+		if (r->lane_bj)
+			run_beginjob_free(r->lane_bj);
+		if (r->begin)
+			run_beginjob_free(r->begin);
+		r->lane_bj = r->begin = NULL;
 		run_finish(r, RUN_ABORTED, "run aborted", 499);
 	} else if (!r->ended) {
 		r->abort_req = 1;
@@ -1822,7 +2080,7 @@ void run_counts(struct agent_rt *rt, int *live, int *queued)
 	*live = *queued = 0;
 	pthread_mutex_lock(&rt->mu);
 	for (r = rt->runs; r; r = r->next) {
-		if (r->queued)
+		if (r->queued || r->lane_wait)
 			(*queued)++;
 		else
 			(*live)++;

@@ -289,6 +289,10 @@ static const struct config_option config_options[] = {
 	    "\"provider/model\" or {primary, fallbacks}",
 	    .check = config_options_check_model),
 	OPT("agents.defaults.workspace", STRING, HOT, "Workspace directory"),
+	OPT("agents.defaults.maxConcurrent", INT, HOT,
+	    "Agent runs in flight at most across sessions (each session "
+	    "is still serialized; the rest wait in order); default "
+	    "max(8, 4 x CPUs)", .min = 1, .max = 1000000),
 	OPT("agents.entries", OBJECT, HOT, "Agents by id"),
 	OPT("agents.entries.*", OBJECT, HOT, "One agent",
 	    .flags = CFG_F_OPEN),

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/run-lane.h"
 #include "auth/auth.h"
 #include "auth/identity.h"
 #include "core/common.h"
@@ -158,6 +159,13 @@ static int rpc_system_status(struct rpc_call *call)
 		json_object_set_new(gw, "store", store_status_json(s->d.store));
 	json_object_set_new(gw, "wsOut", rpc_ws_out_json(s));
 	json_object_set_new(gw, "sessionEvents", rpc_system_sess_events(s));
+	if (s->d.agents) {	/* the global run lane */
+		int act, wait, cap;
+
+		run_lane_counts(s->d.agents, &act, &wait, &cap);
+		json_object_set_new(gw, "runs", json_pack("{s:i,s:i,s:i}",
+			"active", act, "waiting", wait, "maxConcurrent", cap));
+	}
 	if (call->scopes & SCOPE_ADMIN) {
 		json_object_set_new(gw, "stateDir",
 				    json_string(s->d.state_dir));

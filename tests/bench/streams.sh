@@ -168,7 +168,8 @@ try:
                    "apiKey": "k", "api": "openai-completions",
                    "timeoutSeconds": 600,
                    "models": [{"id": "hold-model"}]}}},
-               "agents": {"defaults": {"model": "hold/hold-model"}},
+               "agents": {"defaults": {"model": "hold/hold-model",
+                                       "maxConcurrent": max(n, 1)}},
                "logging": {"level": "info"}}
         with open(os.path.join(d, "openclaw.json"), "w") as f:
             json.dump(cfg, f)

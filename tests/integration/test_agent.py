@@ -188,9 +188,11 @@ def _rss_kb(pid):
 
 def test_many_concurrent_runs(start_gateway, upstream):
     upstream.reset()
-    gw = start_gateway(config=chat_config(upstream))
-    ws = gw.connect()
     n = 200
+    # All of them upstream at once: the global lane lets n run.
+    gw = start_gateway(config=chat_config(upstream, {
+        "agents": {"defaults": {"maxConcurrent": n}}}))
+    ws = gw.connect()
     before = _rss_kb(gw.proc.pid)
     ids = []
     for i in range(n):

@@ -26,7 +26,10 @@ def _config(up, max_conns):
             "baseUrl": up.base_url, "apiKey": "sk-hold",
             "api": "openai-completions", "timeoutSeconds": 300,
             "models": [{"id": "hold-model", "name": "Hold"}]}}},
-        "agents": {"defaults": {"model": "hold/hold-model"}},
+        # Every stream the connections allow is upstream at once: the
+        # global run lane (agents.defaults.maxConcurrent) lets them be.
+        "agents": {"defaults": {"model": "hold/hold-model",
+                                "maxConcurrent": max_conns}},
     }
 
 

@@ -8,6 +8,7 @@
 #include <check.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 
 #include "agent/agent-int.h"
 #include "agent/h1.h"
+#include "agent/run-lane.h"
 #include "agent/runidx.h"
 #include "config/config.h"
 #include "core/common.h"
@@ -1013,12 +1015,54 @@ START_TEST(test_runidx)
 }
 END_TEST
 
+/* agents.defaults.maxConcurrent: the configured value, else
+ * max(8, 4 x the CPUs of this process); the option accepts integers >= 1
+ * only. */
+START_TEST(test_lane_cap)
+{
+	struct gw_config c = {0};
+	struct config_issues is = {0};
+	cpu_set_t set;
+	int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN), def;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		cpus = CPU_COUNT(&set);
+	def = 4 * cpus > 8 ? 4 * cpus : 8;
+	ck_assert_int_eq(run_lane_cap(NULL), def);
+	c.root = json_pack("{s:{s:{s:s}}}", "agents", "defaults", "model",
+			   "a/b");
+	ck_assert_int_eq(run_lane_cap(&c), def);
+	ck_assert_int_eq(config_validate(c.root, &is), GW_OK);
+	config_issues_free(&is);
+	json_object_set_new(json_object_get(json_object_get(c.root, "agents"),
+					    "defaults"),
+			    "maxConcurrent", json_integer(3));
+	ck_assert_int_eq(run_lane_cap(&c), 3);
+	ck_assert_int_eq(config_validate(c.root, &is), GW_OK);
+	config_issues_free(&is);
+	json_object_set_new(json_object_get(json_object_get(c.root, "agents"),
+					    "defaults"),
+			    "maxConcurrent", json_integer(0));
+	ck_assert_int_ne(config_validate(c.root, &is), GW_OK);
+	ck_assert_int_ge(is.n, 1);
+	ck_assert_str_eq(is.v[0].path, "agents.defaults.maxConcurrent");
+	config_issues_free(&is);
+	json_object_set_new(json_object_get(json_object_get(c.root, "agents"),
+					    "defaults"),
+			    "maxConcurrent", json_string("4"));
+	ck_assert_int_ne(config_validate(c.root, &is), GW_OK);
+	config_issues_free(&is);
+	json_decref(c.root);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_sse_whole);
+	tcase_add_test(tc, test_lane_cap);
 	tcase_add_test(tc, test_sse_split);
 	tcase_add_test(tc, test_sse_partial_and_overflow);
 	tcase_add_test(tc, test_key_reserved);

@@ -1,0 +1,20 @@
+/* The global run lane (src/agent/run.c): at most agents.defaults.
+ * maxConcurrent agent runs in flight across sessions (each session is
+ * still serialised); the others wait in arrival order. */
+#ifndef CLAWGATE_AGENT_RUN_LANE_H
+#define CLAWGATE_AGENT_RUN_LANE_H
+
+struct agent_rt;
+struct gw_config;
+
+/* The cap of a config snapshot: agents.defaults.maxConcurrent, or
+ * max(8, 4 x the CPUs this process may run on) when unset. */
+int run_lane_cap(const struct gw_config *cfg);
+/* A config was applied (hot reload): take its cap now; a raised cap
+ * starts waiting runs at once. */
+void run_lane_apply(struct agent_rt *rt, const struct gw_config *cfg);
+/* Runs holding a slot, runs waiting for one, and the cap in force. */
+void run_lane_counts(struct agent_rt *rt, int *active, int *waiting,
+		     int *cap);
+
+#endif
