@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "agent/agent.h"
+#include "agent/run-lane.h"
 #include "config/config-reload.h"
 #include "core/common.h"
 #include "core/util.h"
@@ -341,10 +342,14 @@ static int rpc_diagnostics_lanes(struct rpc_call *call)
 			ws.queued, ws.running, ws.threads, ws.stopping));
 	}
 	if (s->d.agents) {
+		int active = 0, waiting = 0, cap = 1;
+
+		/* The global lane's cap (agents.defaults.maxConcurrent);
+		 * queued counts runs waiting for their session or a slot. */
 		run_counts(s->d.agents, &live, &queued);
+		run_lane_counts(s->d.agents, &active, &waiting, &cap);
 		json_array_append_new(lanes, rpc_diagnostics_lane("agent-runs",
-			queued, live, live + queued > 0 ? live + queued : 1,
-			s->stopping));
+			queued, live, cap, s->stopping));
 	}
 	call->payload = json_pack("{s:I,s:o,s:n}", "ts",
 				  (json_int_t)util_now_ms(), "lanes", lanes,

@@ -102,6 +102,10 @@ def test_lanes_count_runs_in_flight(cgw, up):
     assert send(ws, key, "queued [[reply:q]]", idem=b)["ok"]
     ln = _lanes(ws)["agent-runs"]
     assert (ln["activeCount"], ln["queuedCount"]) == (1, 1)
+    # Its cap is the global lane's (agents.defaults.maxConcurrent, by
+    # default at least 8), not the runs counted.
+    runs = ws.call("status")["gateway"]["runs"]
+    assert ln["maxConcurrent"] == runs["maxConcurrent"] >= 8
     ws.call("chat.abort", {"sessionKey": key})
     assert run_events(ws, a)[-1]["state"] == "aborted"
     assert run_events(ws, b)[-1]["state"] == "aborted"
