@@ -94,6 +94,13 @@ void provider_free(struct provider *p);
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg);
 /* Agent thread: 1 when the caller is the agent thread. */
 int provider_on_thread(struct provider *p);
+/* agent-loop.c. agent_loop_flush: called by the agent thread's loop
+ * (provider_main) once per iteration before it waits, and before the
+ * agent thread hands the store a job whose session events the writer
+ * posts: the observer's flush (nothing on another thread).
+ * agent_loop_init(rt): the first job of rt's agent thread. */
+void agent_loop_flush(void);
+void agent_loop_init(void *rt);
 /* Agent thread: run fn(arg) after delay_ms (on the agent thread). Timers
  * pending at provider_free are dropped without running. */
 struct provider_timer;

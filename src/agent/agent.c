@@ -1069,6 +1069,9 @@ json_t *agent_events_new(struct agent_rt *rt)
 		return NULL;
 	}
 	atomic_fetch_add(&rt->sess_ev_built, 1);
+	/* The job's events are posted by the store writer: what this
+	 * iteration of the agent loop holds goes out before them. */
+	agent_loop_flush();
 	return json_array();
 }
 
@@ -1114,6 +1117,11 @@ int agent_post(struct agent_rt *rt, void (*fn)(void *arg), void *arg)
 	return provider_post(rt->prov, fn, arg);
 }
 
+int agent_on_thread(struct agent_rt *rt)
+{
+	return provider_on_thread(rt->prov);
+}
+
 int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 {
 	struct agent_rt *rt = xcalloc(1, sizeof(*rt));
@@ -1126,6 +1134,8 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out)
 	pthread_cond_init(&rt->idle, NULL);
 	store_session_recover(rt->store);
 	r = provider_new(&rt->prov);
+	if (r == GW_OK)	/* a new thread: the post cannot fail */
+		provider_post(rt->prov, agent_loop_init, rt);
 	if (r != GW_OK) {
 		pthread_mutex_destroy(&rt->mu);
 		pthread_mutex_destroy(&rt->cache_mu);

@@ -52,6 +52,13 @@ struct agent_observer {
 	 * the core then skips building them (no row reads or JSON in the
 	 * store writer). Without it, listening decides. */
 	int (*subscribed)(void *arg);
+	/* Optional: called on the agent thread once per iteration of its
+	 * loop, after the iteration's jobs, transfers and timers and before
+	 * it waits for the next ones. Callbacks that run on the agent thread
+	 * (agent_on_thread) may collect what they would hand to another
+	 * thread and hand it over here, once per iteration: nothing waits
+	 * past the iteration that produced it. Must not block. */
+	void (*flush)(void *arg);
 	void *arg;
 };
 void agent_rt_set_observer(struct agent_rt *rt, const struct agent_observer *o);
@@ -166,6 +173,9 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
  * (config snapshot, JSON) and the cached workspace prompt's stat()s, and
  * the upstream request starts without another thread hand-off. */
 int run_start_light(const struct run_request *rq);
+/* 1 when the caller runs on rt's agent thread (its loop calls the
+ * observer's flush before it waits). */
+int agent_on_thread(struct agent_rt *rt);
 /* Run fn(arg) on the agent thread. -1 when stopping (fn not called). */
 int agent_post(struct agent_rt *rt, void (*fn)(void *arg), void *arg);
 /* Add / remove a consumer. A detached sink gets no more callbacks once

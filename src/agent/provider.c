@@ -1144,6 +1144,7 @@ static void *provider_main(void *arg)
 		provider_h1_run(p);
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
 		nw = provider_h1_pollset(p, &wait_ms);
+		agent_loop_flush();	/* the observer's, before waiting */
 		if (p->multi || nw > 0) {
 			/* libcurl's sockets and h1's, or h1's alone (libcurl
 			 * not loaded) with the wake eventfd. */

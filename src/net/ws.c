@@ -1004,11 +1004,28 @@ ws_server_adopt(struct ws_server *s, int fd)
 	}
 }
 
+/* What this thread holds back (ws_post_defer). */
+static __thread void (*ws_defer_fn)(void *arg);
+static __thread void *ws_defer_arg;
+
+void
+ws_post_defer(void (*fn)(void *arg), void *arg)
+{
+	ws_defer_fn = fn;
+	ws_defer_arg = arg;
+}
+
 int
 ws_post(struct ws_server *s, void (*fn)(void *arg), void *arg)
 {
-	struct ws_job *j = xcalloc(1, sizeof(*j));
+	void (*held)(void *arg) = ws_defer_fn;
+	struct ws_job *j;
 
+	if (held) {
+		ws_defer_fn = NULL;
+		held(ws_defer_arg);
+	}
+	j = xcalloc(1, sizeof(*j));
 	j->fn = fn;
 	j->arg = arg;
 	if (ws_push(s, j) < 0) {

@@ -44,6 +44,12 @@ void ws_server_adopt(struct ws_server *s, int fd);
  * the server is stopping or stopped: fn will never run and the caller
  * still owns arg. */
 int ws_post(struct ws_server *s, void (*fn)(void *arg), void *arg);
+/* This thread holds events of its own that it posts later, together
+ * (the agent thread's run events, posted once per iteration of its
+ * loop): fn(arg) posts them. The next ws_post on this thread calls it
+ * first (once), so what one thread posts keeps its order. fn NULL:
+ * nothing held. */
+void ws_post_defer(void (*fn)(void *arg), void *arg);
 /* Any thread but the lws thread: stop the service thread after closing
  * every connection with code/reason (the pending output is flushed first,
  * bounded by wait_ms). Connections still open after wait_ms are dropped

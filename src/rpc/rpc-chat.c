@@ -12,11 +12,14 @@
  * The events of one callback (an assistant event and its chat delta; the
  * flushed delta, the terminal chat event and the lifecycle end) are
  * posted to the lws thread together: every client gets them in one
- * write. Their payloads have a fixed shape: they are written as text
+ * write. On the agent thread, all that one iteration of its loop
+ * produced (every run's callbacks) is posted once, by the observer's
+ * flush before the loop waits: one lws wake-up per iteration. Their payloads have a fixed shape: they are written as text
  * straight into the shared frame (the store's JSON writer escapes the
  * strings), byte for byte what the json_t objects they were built as
  * before serialized to (tests/unit/test-rpc.c compares them with those
  * json_t shapes); no json_t per event. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,10 +82,77 @@ static int64_t rpc_chat_mono(const struct rpc_chat_fan *f)
 	return f->fixed_ms ? f->fixed_ms : util_mono_ms();
 }
 
+/* The events the agent thread produced during one iteration of its
+ * loop, all runs together, posted to the lws thread once by the
+ * observer's flush (rpc_chat_flush_iter) before the loop waits: one
+ * wake-up and one write per connection for the whole iteration, none
+ * delayed past it. Agent thread only; what is left when the thread
+ * exits (its last iteration stops before the flush) is posted then. */
+static __thread struct rpc_events *chat_iter;
+static pthread_key_t chat_iter_key;
+static pthread_once_t chat_iter_once = PTHREAD_ONCE_INIT;
+
+static void rpc_chat_iter_exit(void *arg)
+{
+	struct rpc_events *q = arg;
+
+	rpc_events_post(q);
+	free(q);
+}
+
+static void rpc_chat_iter_post(void *arg);
+
+static void rpc_chat_iter_key(void)
+{
+	if (pthread_key_create(&chat_iter_key, rpc_chat_iter_exit) != 0)
+		abort();
+}
+
+/* Where a callback queues its events: the iteration's queue on the
+ * agent thread, else local (posted by rpc_chat_post). */
+static struct rpc_events *rpc_chat_queue(struct rpc_chat_fan *f,
+					 struct rpc_events *local)
+{
+	struct rpc_events *q = chat_iter;
+
+	local->srv = f->srv;
+	if (f->rec || !agent_on_thread(f->srv->d.agents))
+		return local;
+	if (!q) {
+		pthread_once(&chat_iter_once, rpc_chat_iter_key);
+		q = xcalloc(1, sizeof(*q));
+		pthread_setspecific(chat_iter_key, q);
+		chat_iter = q;
+	}
+	if (q->srv != f->srv) {
+		rpc_events_post(q);	/* another server's (tests) */
+		q->srv = f->srv;
+	}
+	/* Whatever else this thread posts goes out after these. */
+	ws_post_defer(rpc_chat_iter_post, q);
+	return q;
+}
+
+static void rpc_chat_iter_post(void *arg)
+{
+	rpc_events_post(arg);
+}
+
+static void rpc_chat_flush_iter(void *arg)
+{
+	(void)arg;
+	ws_post_defer(NULL, NULL);
+	if (chat_iter)
+		rpc_events_post(chat_iter);
+}
+
+/* Hand q's events over: local ones now, the iteration's at its end. */
 static void rpc_chat_post(struct rpc_chat_fan *f, struct rpc_events *q)
 {
 	json_t *ev;
 
+	if (q == chat_iter)
+		return;
 	if (!f->rec) {
 		rpc_events_post(q);
 		return;
@@ -197,7 +267,7 @@ static void rpc_chat_flush(struct rpc_chat_fan *f, struct rpc_events *q,
 static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 {
 	struct rpc_chat_fan *f = arg;
-	struct rpc_events q = {.srv = f->srv};
+	struct rpc_events lq = {0}, *q = rpc_chat_queue(f, &lq);
 	struct store_json_buf b = {0};
 	int64_t now;
 
@@ -210,24 +280,24 @@ static void rpc_chat_on_delta(void *arg, const char *text, size_t len)
 	rpc_chat_agent_open(f, &b, "assistant");
 	CHAT_LIT(&b, "\"delta\":");
 	rpc_chat_str_val(&b, text, len);
-	rpc_chat_agent_add(f, &q, &b);
+	rpc_chat_agent_add(f, q, &b);
 	util_buf_put(&f->pending, text, len);
 	now = rpc_chat_mono(f);
 	if (!f->delta_sent_at || now - f->delta_sent_at >= RPC_CHAT_DELTA_MS)
-		rpc_chat_flush(f, &q, now);
-	rpc_chat_post(f, &q);
+		rpc_chat_flush(f, q, now);
+	rpc_chat_post(f, q);
 }
 
 static void rpc_chat_on_tool(void *arg, const json_t *delta)
 {
 	struct rpc_chat_fan *f = arg;
-	struct rpc_events q = {.srv = f->srv};
+	struct rpc_events lq = {0}, *q = rpc_chat_queue(f, &lq);
 	struct store_json_buf b = {0};
 	size_t mark;
 
 	f->live = f->rec || rpc_has_listeners(f->srv);
 	/* The text before a tool call is shown whole above it. */
-	rpc_chat_flush(f, &q, rpc_chat_mono(f));
+	rpc_chat_flush(f, q, rpc_chat_mono(f));
 	if (!f->live) {
 		f->agent_seq++;
 		return;
@@ -238,11 +308,11 @@ static void rpc_chat_on_tool(void *arg, const json_t *delta)
 		/* what jansson could not write either: a null payload */
 		b.len = mark;
 		CHAT_LIT(&b, "null");
-		rpc_events_add_text(&q, &b, 0, SCOPE_READ);
+		rpc_events_add_text(q, &b, 0, SCOPE_READ);
 	} else {
-		rpc_chat_agent_add(f, &q, &b);
+		rpc_chat_agent_add(f, q, &b);
 	}
-	rpc_chat_post(f, &q);
+	rpc_chat_post(f, q);
 }
 
 static const char *rpc_chat_error_kind(const struct run_result *res)
@@ -331,14 +401,14 @@ static void rpc_chat_end_event(struct rpc_chat_fan *f, struct rpc_events *q,
 static void rpc_chat_on_end(void *arg, const struct run_result *res)
 {
 	struct rpc_chat_fan *f = arg;
-	struct rpc_events q = {.srv = f->srv};
+	struct rpc_events lq = {0}, *q = rpc_chat_queue(f, &lq);
 	struct store_json_buf b = {0};
 
 	if (!(f->live = f->rec || rpc_has_listeners(f->srv)))
 		goto out;
 	/* Clients see the whole text in deltas before the terminal event. */
-	rpc_chat_flush(f, &q, rpc_chat_mono(f));
-	rpc_chat_end_event(f, &q, res);
+	rpc_chat_flush(f, q, rpc_chat_mono(f));
+	rpc_chat_end_event(f, q, res);
 	rpc_chat_agent_open(f, &b, "lifecycle");
 	CHAT_LIT(&b, "\"phase\":");
 	rpc_chat_str0(&b, res->status == RUN_OK ? "end" : "error");
@@ -352,8 +422,8 @@ static void rpc_chat_on_end(void *arg, const struct run_result *res)
 		if (res->status == RUN_ABORTED)
 			CHAT_LIT(&b, ",\"aborted\":true");
 	}
-	rpc_chat_agent_add(f, &q, &b);
-	rpc_chat_post(f, &q);
+	rpc_chat_agent_add(f, q, &b);
+	rpc_chat_post(f, q);
 out:
 	rpc_chat_fan_free(f);
 }
@@ -388,7 +458,7 @@ static struct rpc_chat_fan *rpc_chat_fan_new(struct rpc_server *s,
 /* The lifecycle start event. */
 static void rpc_chat_start(struct rpc_chat_fan *f, int64_t started_at)
 {
-	struct rpc_events q = {.srv = f->srv};
+	struct rpc_events lq = {0}, *q = rpc_chat_queue(f, &lq);
 	struct store_json_buf b = {0};
 
 	if (!f->rec && !rpc_has_listeners(f->srv)) {
@@ -398,8 +468,8 @@ static void rpc_chat_start(struct rpc_chat_fan *f, int64_t started_at)
 	rpc_chat_agent_open(f, &b, "lifecycle");
 	CHAT_LIT(&b, "\"phase\":\"start\",\"startedAt\":");
 	store_json_int(&b, started_at);
-	rpc_chat_agent_add(f, &q, &b);
-	rpc_chat_post(f, &q);
+	rpc_chat_agent_add(f, q, &b);
+	rpc_chat_post(f, q);
 }
 
 /* A run started (any face): fan its stream out as chat/agent events. */
@@ -480,6 +550,7 @@ void rpc_chat_observe(struct rpc_server *s)
 		.on_session = rpc_chat_on_session,
 		.listening = rpc_chat_listening,
 		.subscribed = rpc_chat_subscribed,
+		.flush = rpc_chat_flush_iter,
 		.arg = s,
 	};
 

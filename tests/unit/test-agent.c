@@ -2,7 +2,7 @@
  * CRLF, multi-line data, bounds), session key rules (reserved prefixes,
  * HTTP derivation, canonical keys) and the idempotency record (a finished
  * run replays from SQLite; a run left running by a crash becomes an
- * error). */
+ * error), the agent loop's flush (once per iteration, before it waits). */
 #include "config.h"
 
 #include <check.h>
@@ -1056,6 +1056,112 @@ START_TEST(test_lane_cap)
 }
 END_TEST
 
+/* ---- the agent loop's flush ------------------------------------------------- */
+
+/* An observer whose flush counts the loop's iterations that reached it,
+ * and jobs that note the count they ran under. */
+struct loop_probe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct agent_rt *rt;
+	int flushes;
+	int held, open;		/* the gate job */
+	int seen[4], on_thread[4], ran;
+};
+
+static void loop_flush(void *arg)
+{
+	struct loop_probe *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	p->flushes++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void loop_gate_job(void *arg)
+{
+	struct loop_probe *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	p->held = 1;
+	pthread_cond_broadcast(&p->cv);
+	while (!p->open)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+static void loop_note_job(void *arg)
+{
+	struct loop_probe *p = arg;
+
+	pthread_mutex_lock(&p->mu);
+	p->seen[p->ran] = p->flushes;
+	p->on_thread[p->ran] = agent_on_thread(p->rt);
+	p->ran++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* Wait (bounded) until *v >= want; returns *v. */
+static int loop_wait(struct loop_probe *p, const int *v, int want)
+{
+	struct timespec ts;
+	int got;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 30;
+	pthread_mutex_lock(&p->mu);
+	while (*v < want &&
+	       pthread_cond_timedwait(&p->cv, &p->mu, &ts) == 0)
+		;
+	got = *v;
+	pthread_mutex_unlock(&p->mu);
+	return got;
+}
+
+/* The observer's flush runs on the agent thread once per iteration of
+ * its loop, after that iteration's jobs and before it waits: jobs posted
+ * together run under one flush (three jobs queued while a gate job holds
+ * the thread run in one iteration, one flush after the gate's), and the
+ * flush after them comes without anything else waking the thread. */
+START_TEST(test_loop_flush)
+{
+	struct store *st = NULL;
+	struct loop_probe p = {.mu = PTHREAD_MUTEX_INITIALIZER,
+			       .cv = PTHREAD_COND_INITIALIZER};
+	struct agent_observer o = {.flush = loop_flush, .arg = &p};
+	int gate_seen, i;
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-agent-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	open_store(&st, &p.rt);
+	agent_rt_set_observer(p.rt, &o);
+	ck_assert_int_eq(agent_on_thread(p.rt), 0);
+	ck_assert_int_eq(agent_post(p.rt, loop_gate_job, &p), 0);
+	loop_wait(&p, &p.held, 1);
+	pthread_mutex_lock(&p.mu);
+	gate_seen = p.flushes;
+	pthread_mutex_unlock(&p.mu);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(agent_post(p.rt, loop_note_job, &p), 0);
+	pthread_mutex_lock(&p.mu);
+	p.open = 1;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.mu);
+	ck_assert_int_eq(loop_wait(&p, &p.ran, 3), 3);
+	for (i = 0; i < 3; i++) {
+		ck_assert_int_eq(p.on_thread[i], 1);
+		ck_assert_int_eq(p.seen[i], gate_seen + 1);
+	}
+	ck_assert_int_ge(loop_wait(&p, &p.flushes, gate_seen + 2),
+			 gate_seen + 2);
+	agent_rt_free(p.rt, 1000);
+	store_close(st);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
@@ -1078,6 +1184,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_h1_url_and_head);
 	tcase_add_test(tc, test_runidx);
 	tcase_add_test(tc, test_free_with_runs_still_ending);
+	tcase_add_test(tc, test_loop_flush);
 	suite_add_tcase(s, tc);
 	return s;
 }

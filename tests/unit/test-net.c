@@ -1413,6 +1413,40 @@ START_TEST(test_ws_post)
 }
 END_TEST
 
+static int fx_held_calls;	/* the test's thread only */
+
+static void
+fx_post_one(void *arg)
+{
+	ws_server_foreach(fx.w, fx_post_send, arg);
+}
+
+static void
+fx_held(void *arg)
+{
+	fx_held_calls++;
+	ws_post(fx.w, fx_post_one, arg);
+}
+
+/* What a thread holds back (ws_post_defer) is posted by its next
+ * ws_post first, once: the client reads the thread's frames in the order
+ * the thread made them. */
+START_TEST(test_ws_post_defer)
+{
+	struct rd *r = ws_connect("/", NULL, 0);
+
+	ws_expect_text(r, "hello");
+	ws_post_defer(fx_held, (void *)"held");
+	ck_assert_int_eq(ws_post(fx.w, fx_post_one, (void *)"after"), 0);
+	ck_assert_int_eq(ws_post(fx.w, fx_post_one, (void *)"again"), 0);
+	ck_assert_int_eq(fx_held_calls, 1);
+	ws_expect_text(r, "held");
+	ws_expect_text(r, "after");
+	ws_expect_text(r, "again");
+	ws_done(r);
+}
+END_TEST
+
 /* The loop is epoll and its work per connect does not grow with the
  * connections already open (counted, not timed: lws's poll(2) loop scans
  * every open fd per wake-up). */
@@ -1652,6 +1686,7 @@ net_suite(void)
 	tcase_add_test(live, test_ws_too_big);
 	tcase_add_test(live, test_ws_server_close);
 	tcase_add_test(live, test_ws_post);
+	tcase_add_test(live, test_ws_post_defer);
 	tcase_add_test(live, test_ws_slow_consumer);
 	tcase_add_test(tc, test_ws_frame_header);
 	tcase_add_test(live, test_ws_batched_writes);
