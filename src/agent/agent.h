@@ -167,6 +167,33 @@ struct run_request {
  * before it); aborting a waiting run ends it without an upstream call. */
 int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err);
+/* What run_start_async tells its caller, once: rc GW_OK with the run's
+ * id and origin (RUN_NEW: started, or queued behind its session's live
+ * run or waiting for a lane slot; RUN_JOINED: a live run with that id;
+ * RUN_REPLAY: a stored one, status its stored status "ok", "error",
+ * "timeout" or "running"), or an error (GW_EINVAL: validation, as
+ * run_start's; GW_EUNAVAIL: stopping) with err. Valid during the call. */
+struct run_started {
+	int rc;
+	int origin;
+	const char *run_id;
+	const char *status;
+	const char *err;
+};
+typedef void (*run_started_fn)(void *arg, const struct run_started *st);
+/* run_start for a thread that may not read the store (chat.send on the
+ * lws thread), without a sink (the caller sees the run through the
+ * observer, whose on_run runs on the store writer). Here: validation
+ * (the agent) and the join of a live run with rq->run_id; then one store
+ * job (one transaction) joins a run with that id started since, or
+ * replays a stored one (its idempotency row), or reads the session's
+ * model override and starts the run, writing its start (history read in
+ * the same transaction) unless it is queued or waits for a lane slot.
+ * done runs exactly once: right here (join, validation error) or on the
+ * store writer after the start's commit. rq is taken as run_start takes
+ * it (its strings are copied). */
+void run_start_async(struct agent_rt *rt, struct run_request *rq,
+		     run_started_fn done, void *arg);
 /* 1 when run_start reads nothing from the store for rq: its session key
  * was just generated (new_session) and it has no idempotency key. Such a
  * start may run on the agent thread (agent_post): the set-up is CPU work

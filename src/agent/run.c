@@ -1460,6 +1460,19 @@ static struct run *run_replay_new(struct agent_rt *rt, const char *id,
 	return r;
 }
 
+/* Drop what a start steals from rq (its JSON). */
+static void run_request_release(struct run_request *rq)
+{
+	json_decref(rq->messages);
+	rq->messages = NULL;
+	json_decref(rq->tools);
+	rq->tools = NULL;
+	json_decref(rq->tool_choice);
+	rq->tool_choice = NULL;
+	json_decref(rq->params);
+	rq->params = NULL;
+}
+
 int run_start_light(const struct run_request *rq)
 {
 	return rq->new_session && !(rq->run_id && *rq->run_id) &&
@@ -1486,19 +1499,154 @@ static int run_defer_begin(const struct run_request *rq,
 	       !agent_listening(bj->rt);
 }
 
+/* A live run that a start with its id joins, or NULL: none, or its end
+ * is stored (a retry then replays it). New reference. */
+static struct run *run_joinable(struct agent_rt *rt, const char *id)
+{
+	struct run *r = run_find(rt, id);
+
+	if (r && atomic_load(&r->stored)) {
+		run_unref(r);
+		r = NULL;
+	}
+	return r;
+}
+
+/* A new run of rq (not live yet) with its model chain (the override,
+ * else the agent's), system prompt and request; *out is set even on
+ * failure (the caller's reference). */
+static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
+		     struct run_request *rq, const char *agent,
+		     const char *id, const char *override, struct run **out,
+		     char **err)
+{
+	struct run *r = run_alloc(rt, id, rq->session_key, agent);
+	const char *k;
+	json_t *v;
+	int rc;
+
+	*out = r;
+	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
+	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
+				 &r->nchain, err);
+	if (rc != GW_OK)
+		return rc;
+	r->sys = run_system_text(rt, cfg, agent, rq);
+	r->in_msgs = run_input_messages(rq->messages);
+	r->tr_in = run_transcript_in(rq);
+	r->use_history = rq->use_history;
+	r->req = json_pack("{s:b}", "stream", 1);
+	if (json_is_object(rq->params)) {
+		json_object_foreach(rq->params, k, v)
+			if (strcmp(k, "messages") && strcmp(k, "model") &&
+			    strcmp(k, "stream"))
+				json_object_set(r->req, k, v);
+	}
+	if (rq->tools && json_array_size(rq->tools))
+		json_object_set(r->req, "tools", rq->tools);
+	if (rq->tool_choice)
+		json_object_set(r->req, "tool_choice", rq->tool_choice);
+	r->timeout_ms = rq->timeout_ms;
+	return GW_OK;
+}
+
+/* Make r live (the list holds one reference): free in its session it
+ * takes a lane slot or waits in the lane's FIFO (with *bj, its prepared
+ * start, kept for its turn); a run of a session that has a live run
+ * waits for its turn (queued). The observer and sink are attached.
+ * *now: 1 when it starts now (the caller writes its start, *bj or a
+ * new one, and posts its attempt), 0 when it waits (*bj taken). */
+static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
+		       struct run *r, struct run_beginjob **bj,
+		       const struct run_sink *sink, int *now, char **err)
+{
+	struct agent_observer obs;
+	struct run *go = NULL;
+	int queued, waiting = 0;
+
+	*now = 0;
+	pthread_mutex_lock(&rt->mu);
+	if (rt->stopping) {
+		pthread_mutex_unlock(&rt->mu);
+		*err = xstrdup("gateway is stopping");
+		return GW_EUNAVAIL;
+	}
+	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
+	r->seq = ++rt->run_seq;
+	run_ref(r);
+	r->live = 1;
+	r->next = rt->runs;
+	if (rt->runs)
+		rt->runs->prev = r;
+	rt->runs = r;
+	r->idx.id = r->id;
+	r->idx.key = r->session_key;
+	runidx_add(&rt->runidx, &r->idx);
+	rt->nruns++;
+	obs = rt->obs;
+	queued = r->queued;
+	/* Free in its session: a lane slot, or last in the lane's FIFO
+	 * with its start kept for its turn. */
+	if (!rt->lane_cap)	/* later: each applied config's */
+		rt->lane_cap = run_lane_cap(cfg);
+	if (!queued) {
+		run_lane_push(rt, r);
+		go = run_lane_take(rt);
+		waiting = r->lane_wait;
+		if (waiting) {
+			r->lane_bj = *bj;
+			*bj = NULL;
+		}
+	}
+	pthread_mutex_unlock(&rt->mu);
+	/* Runs that waited (a raised cap) start first; r is the last
+	 * taken, started by the caller. */
+	if (!waiting) {
+		struct run **p = &go;
+
+		while (*p && *p != r)
+			p = &(*p)->lane_next;
+		if (*p) {
+			*p = NULL;
+			r->lane_next = NULL;
+			run_unref(r);	/* the live list holds one */
+		}
+	}
+	run_lane_go_all(go);
+	/* Observers first: their events go out before the caller's end.
+	 * Nobody listening: no fan-out sink to feed for this run. */
+	if (obs.on_run && (!obs.listening || obs.listening(obs.arg)))
+		obs.on_run(obs.arg, r);
+	if (sink)
+		run_attach(r, sink);
+	if (queued) {
+		/* (Not for a just generated key.) Its start is written
+		 * when its turn comes, with its history read then. */
+		run_begin_undo(r, *bj ? *bj : r->begin);
+		*bj = NULL;
+		r->begin = NULL;
+		log_info("agent", "run %s queued behind the live run of "
+			 "session %s", r->id, r->session_key);
+		return GW_OK;
+	}
+	if (waiting) {
+		log_debug("agent", "run %s waits for a lane slot", r->id);
+		return GW_OK;
+	}
+	*now = 1;
+	return GW_OK;
+}
+
 int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err)
 {
 	struct gw_config *cfg = config_current();
 	struct run *r = NULL;
 	struct run_beginjob *bj = NULL;
-	struct agent_observer obs;
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
 	char idbuf[37];
-	json_t *res = NULL, *v;
-	struct run *go = NULL;
-	const char *k;
-	int rc = GW_EINVAL, queued, waiting = 0;
+	json_t *res = NULL;
+	int rc = GW_EINVAL, now;
 
 	*out = NULL;
 	*err = NULL;
@@ -1514,11 +1662,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	}
 	if (rq->run_id && *rq->run_id) {
 		/* Idempotency: the same key joins or replays its run. */
-		r = run_find(rt, rq->run_id);
-		if (r && atomic_load(&r->stored)) {
-			run_unref(r);
-			r = NULL;
-		}
+		r = run_joinable(rt, rq->run_id);
 		if (r && (!sink || run_attach(r, sink) == GW_OK)) {
 			rq->origin = RUN_JOINED;
 			*out = r;
@@ -1552,33 +1696,14 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	} else {
 		store_uuid7(idbuf);
 	}
-	r = run_alloc(rt, rq->run_id && *rq->run_id ? rq->run_id : idbuf,
-		      rq->session_key, agent);
-	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
 	override = rq->model_override && *rq->model_override
 		   ? xstrdup(rq->model_override)
 		   : rq->new_session ? NULL
 		   : store_session_model_override(rt->store, rq->session_key);
-	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
-				 &r->nchain, err);
+	rc = run_setup(rt, cfg, rq, agent, rq->run_id && *rq->run_id
+		       ? rq->run_id : idbuf, override, &r, err);
 	if (rc != GW_OK)
 		goto out;
-	r->sys = run_system_text(rt, cfg, agent, rq);
-	r->in_msgs = run_input_messages(rq->messages);
-	r->tr_in = run_transcript_in(rq);
-	r->use_history = rq->use_history;
-	r->req = json_pack("{s:b}", "stream", 1);
-	if (json_is_object(rq->params)) {
-		json_object_foreach(rq->params, k, v)
-			if (strcmp(k, "messages") && strcmp(k, "model") &&
-			    strcmp(k, "stream"))
-				json_object_set(r->req, k, v);
-	}
-	if (rq->tools && json_array_size(rq->tools))
-		json_object_set(r->req, "tools", rq->tools);
-	if (rq->tool_choice)
-		json_object_set(r->req, "tool_choice", rq->tool_choice);
-	r->timeout_ms = rq->timeout_ms;
 	/* Whether its start waits for its end is settled before the run is
 	 * in the live list, where an abort could end it at once. */
 	if (run_start_light(rq)) {
@@ -1590,82 +1715,12 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 			bj = NULL;
 		}
 	}
-
-	/* Live: the list holds one reference. A run of a session that has
-	 * a live run waits for its turn. */
-	pthread_mutex_lock(&rt->mu);
-	if (rt->stopping) {
-		pthread_mutex_unlock(&rt->mu);
-		*err = xstrdup("gateway is stopping");
-		rc = GW_EUNAVAIL;
-		goto out;
-	}
-	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
-	r->seq = ++rt->run_seq;
-	run_ref(r);
-	r->live = 1;
-	r->next = rt->runs;
-	if (rt->runs)
-		rt->runs->prev = r;
-	rt->runs = r;
-	r->idx.id = r->id;
-	r->idx.key = r->session_key;
-	runidx_add(&rt->runidx, &r->idx);
-	rt->nruns++;
-	obs = rt->obs;
-	queued = r->queued;
-	/* Free in its session: a lane slot, or last in the lane's FIFO
-	 * with its start kept for its turn. */
-	if (!rt->lane_cap)	/* later: each applied config's */
-		rt->lane_cap = run_lane_cap(cfg);
-	if (!queued) {
-		run_lane_push(rt, r);
-		go = run_lane_take(rt);
-		waiting = r->lane_wait;
-		if (waiting) {
-			r->lane_bj = bj;
-			bj = NULL;
+	rc = run_go_live(rt, cfg, r, &bj, sink, &now, err);
+	if (rc != GW_OK || !now) {
+		if (rc == GW_OK) {
+			*out = r;
+			r = NULL;
 		}
-	}
-	pthread_mutex_unlock(&rt->mu);
-	/* Runs that waited (a raised cap) start first; r is the last
-	 * taken, started below. */
-	if (!waiting) {
-		struct run **p = &go;
-
-		while (*p && *p != r)
-			p = &(*p)->lane_next;
-		if (*p) {
-			*p = NULL;
-			r->lane_next = NULL;
-			run_unref(r);	/* the live list holds one */
-		}
-	}
-	run_lane_go_all(go);
-	/* Observers first: their events go out before the caller's end.
-	 * Nobody listening: no fan-out sink to feed for this run. */
-	if (obs.on_run && (!obs.listening || obs.listening(obs.arg)))
-		obs.on_run(obs.arg, r);
-	if (sink)
-		run_attach(r, sink);
-	if (queued) {
-		/* (Not for a just generated key.) Its start is written
-		 * when its turn comes, with its history read then. */
-		run_begin_undo(r, bj ? bj : r->begin);
-		bj = NULL;
-		r->begin = NULL;
-		log_info("agent", "run %s queued behind the live run of "
-			 "session %s", r->id, r->session_key);
-		*out = r;
-		r = NULL;
-		rc = GW_OK;
-		goto out;
-	}
-	if (waiting) {
-		log_debug("agent", "run %s waits for a lane slot", r->id);
-		*out = r;
-		r = NULL;
-		rc = GW_OK;
 		goto out;
 	}
 
@@ -1702,14 +1757,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	r = NULL;
 	rc = GW_OK;
 out:
-	json_decref(rq->messages);
-	rq->messages = NULL;
-	json_decref(rq->tools);
-	rq->tools = NULL;
-	json_decref(rq->tool_choice);
-	rq->tool_choice = NULL;
-	json_decref(rq->params);
-	rq->params = NULL;
+	run_request_release(rq);
 	json_decref(res);
 	if (bj)
 		run_beginjob_free(bj);
@@ -1720,6 +1768,199 @@ out:
 	free(key);
 	config_unref(cfg);
 	return rc;
+}
+
+/* ---- start without store reads on the caller's thread ------------------------ */
+
+struct run_startjob {
+	struct agent_rt *rt;
+	struct gw_config *cfg;
+	struct run_request rq;		/* its strings are the copies below */
+	char *agent, *key, *id, *channel, *override, *extra;
+	run_started_fn done;
+	void *arg;
+	int ran;			/* the job ran (else the store dropped
+					 * it: closing) */
+	struct run_started res;
+	char *status, *err;
+	struct run *r;			/* started now: the attempt's ref */
+	struct run_beginjob *bj;	/* its start, written in the job */
+};
+
+/* What a client is told of a replayed run: its stored status. */
+static const char *run_replay_status(const char *stored)
+{
+	return strcmp(stored, "ok") == 0 ? "ok" :
+	       strcmp(stored, "timeout") == 0 ? "timeout" :
+	       strcmp(stored, "running") == 0 ? "running" : "error";
+}
+
+/* Store writer: the start of run_start_async, in one job (one
+ * transaction): a run with this id that went live since the caller
+ * looked (an earlier job of this writer) is joined; a stored one
+ * replays; else the run is set up (the session's model override read
+ * here), goes live, and its start (history read in the same
+ * transaction) is written here unless it waits. */
+static int run_start_tx(sqlite3 *db, void *arg)
+{
+	struct run_startjob *j = arg;
+	struct agent_rt *rt = j->rt;
+	struct run_beginjob *none = NULL;
+	struct run *r;
+	char *st = NULL, *key = NULL, *override;
+	json_t *res = NULL;
+	int now, rc;
+
+	j->ran = 1;
+	j->res.origin = RUN_NEW;
+	if ((r = run_joinable(rt, j->id)) != NULL) {
+		j->res.origin = RUN_JOINED;
+		run_unref(r);
+		return GW_OK;
+	}
+	if (store_session_idem_get_db(db, j->id, &st, &key, &res) == GW_OK) {
+		j->res.origin = RUN_REPLAY;
+		j->status = xstrdup(run_replay_status(st));
+		free(st);
+		free(key);
+		json_decref(res);
+		return GW_OK;
+	}
+	override = j->override ? xstrdup(j->override)
+		   : j->rq.new_session ? NULL
+		   : store_session_model_override_db(db, j->key);
+	j->res.rc = run_setup(rt, j->cfg, &j->rq, j->agent, j->id, override,
+			      &r, &j->err);
+	free(override);
+	if (j->res.rc == GW_OK)
+		j->res.rc = run_go_live(rt, j->cfg, r, &none, NULL, &now,
+					&j->err);
+	if (j->res.rc != GW_OK || !now) {
+		run_unref(r);
+		return GW_OK;
+	}
+	run_build_messages(r, db);
+	j->bj = run_beginjob_new(r);
+	j->bj->owner = r;
+	run_ref(r);
+	j->r = r;
+	rc = store_session_begin_tx(db, &j->bj->b, j->bj->events);
+	/* Before the end's job runs (queued after this one). */
+	if (rc != GW_OK)
+		atomic_store(&r->begin_failed, 1);
+	return rc;
+}
+
+static void run_startjob_free(struct run_startjob *j)
+{
+	run_request_release(&j->rq);
+	config_unref(j->cfg);
+	free(j->agent);
+	free(j->key);
+	free(j->id);
+	free(j->channel);
+	free(j->override);
+	free(j->extra);
+	free(j->status);
+	free(j->err);
+	free(j);
+}
+
+/* After the commit (store writer): the start's events, the attempt,
+ * then the caller's answer. */
+static void run_start_done(int rc, void *arg)
+{
+	struct run_startjob *j = arg;
+	struct run *r = j->r;
+
+	if (!j->ran) {
+		j->res.rc = GW_EUNAVAIL;
+		j->err = xstrdup("gateway is stopping");
+	}
+	if (j->bj)
+		run_begin_done(rc, j->bj);
+	if (r) {
+		log_debug("agent", "run %s started (agent %s, session %s, "
+			  "model %s)", r->id, j->agent, r->session_key,
+			  r->chain[0]->ref);
+		/* The job's reference goes to the attempt. */
+		if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
+			run_finish(r, RUN_ABORTED, "gateway is stopping", 503);
+			run_unref(r);
+			j->res.rc = GW_EUNAVAIL;
+			free(j->err);
+			j->err = xstrdup("gateway is stopping");
+		}
+	}
+	j->res.run_id = j->id;
+	j->res.status = j->status;
+	j->res.err = j->err;
+	j->done(j->arg, &j->res);
+	run_startjob_free(j);
+}
+
+static char *run_dup(const char *s)
+{
+	return s && *s ? xstrdup(s) : NULL;
+}
+
+void run_start_async(struct agent_rt *rt, struct run_request *rq,
+		     run_started_fn done, void *arg)
+{
+	struct run_startjob *j = xcalloc(1, sizeof(*j));
+	char idbuf[37];
+	struct run *r;
+
+	j->rt = rt;
+	j->cfg = config_current();
+	j->done = done;
+	j->arg = arg;
+	j->rq = *rq;
+	memset(rq, 0, sizeof(*rq));	/* its JSON is the job's now */
+	j->rq.origin = RUN_NEW;
+	j->res.rc = GW_EINVAL;
+	if (!j->rq.session_key || !*j->rq.session_key) {
+		j->err = xstrdup("session key required");
+		goto now;
+	}
+	j->agent = agent_canon_id(rt, j->cfg, j->rq.agent_id);
+	if (!j->agent) {
+		j->err = xasprintf("Unknown agent '%s'.", j->rq.agent_id);
+		goto now;
+	}
+	if (!j->rq.run_id || !*j->rq.run_id) {
+		store_uuid7(idbuf);
+		j->rq.run_id = idbuf;
+	}
+	j->key = xstrdup(j->rq.session_key);
+	j->id = xstrdup(j->rq.run_id);
+	j->channel = run_dup(j->rq.channel);
+	j->override = run_dup(j->rq.model_override);
+	j->extra = run_dup(j->rq.extra_system);
+	j->rq.agent_id = j->agent;
+	j->rq.session_key = j->key;
+	j->rq.run_id = j->id;
+	j->rq.channel = j->channel;
+	j->rq.model_override = j->override;
+	j->rq.extra_system = j->extra;
+	/* The same key joins its live run right here (no store needed). */
+	if ((r = run_joinable(rt, j->id)) != NULL) {
+		run_unref(r);
+		j->res.rc = GW_OK;
+		j->res.origin = RUN_JOINED;
+		goto now;
+	}
+	j->res.rc = GW_OK;
+	if (rt->store &&
+	    store_write(rt->store, run_start_tx, j, run_start_done) == GW_OK)
+		return;
+	j->res.rc = GW_EUNAVAIL;
+	j->err = xstrdup("gateway is stopping");
+now:
+	j->res.run_id = j->id;
+	j->res.err = j->err;
+	done(arg, &j->res);
+	run_startjob_free(j);
 }
 
 /* ---- abort ------------------------------------------------------------------ */

@@ -615,15 +615,36 @@ static int rpc_chat_abort_key(struct rpc_call *call, const char *key,
 	return GW_OK;
 }
 
+/* The start's answer (lws thread for a join or an error found at once,
+ * else the store writer after the start's commit). */
+static void rpc_chat_started(void *arg, const struct run_started *st)
+{
+	struct rpc_call *call = arg;
+
+	if (st->rc != GW_OK)
+		rpc_call_error(call, st->rc == GW_EUNAVAIL ? "UNAVAILABLE"
+							   : "INVALID_REQUEST",
+			       NULL, "%s", st->err ? st->err
+						  : gw_err_str(st->rc));
+	else
+		call->payload = json_pack("{s:s,s:s}", "runId", st->run_id,
+			"status", st->origin == RUN_NEW ? "started"
+				: st->origin == RUN_JOINED ? "in_flight"
+				: st->status ? st->status : "ok");
+	rpc_call_complete(call);
+}
+
+/* On the lws thread: validation, /stop and the join of a live run here;
+ * the idempotency row, the session's model override, the history and
+ * the start's write in one store job, answered after its commit
+ * (run_start_async). */
 static int rpc_chat_send(struct rpc_call *call)
 {
 	struct agent_rt *rt = call->srv->d.agents;
 	struct run_request rq = {0};
-	struct run *r = NULL;
 	const char *msg, *idem, *ch;
 	const json_t *v;
-	char *key = NULL, *agent = NULL, *err = NULL;
-	json_t *st = NULL;
+	char *key = NULL, *agent = NULL;
 	int rc = GW_EINVAL;
 
 	if (rpc_call_need_agents(call) != 0 || !(key = rpc_chat_key(call)))
@@ -670,29 +691,9 @@ static int rpc_chat_send(struct rpc_call *call)
 	rq.use_history = 1;
 	rq.channel = ch && *ch ? ch : "webchat";
 	rq.timeout_ms = v ? json_integer_value(v) : 0;
-	rc = run_start(rt, &rq, NULL, &r, &err);
-	if (rc != GW_OK) {
-		rpc_call_error(call, rc == GW_EUNAVAIL ? "UNAVAILABLE"
-						       : "INVALID_REQUEST",
-			       NULL, "%s", err ? err : gw_err_str(rc));
-		goto out;
-	}
-	if (rq.origin == RUN_NEW) {
-		call->payload = json_pack("{s:s,s:s}", "runId", run_id(r),
-					  "status", "started");
-	} else if (rq.origin == RUN_JOINED) {
-		call->payload = json_pack("{s:s,s:s}", "runId", run_id(r),
-					  "status", "in_flight");
-	} else {
-		session_run_status(rt, run_id(r), &st);
-		call->payload = json_pack("{s:s,s:s}", "runId", run_id(r),
-			"status", st ? json_string_value(json_object_get(st,
-						"status")) : "ok");
-		json_decref(st);
-	}
+	rc = rpc_call_defer(call);
+	run_start_async(rt, &rq, rpc_chat_started, call);
 out:
-	run_unref(r);
-	free(err);
 	free(key);
 	free(agent);
 	return rc;
@@ -781,7 +782,7 @@ static int rpc_chat_inject(struct rpc_call *call)
 }
 
 const struct rpc_method rpc_chat_methods[] = {
-	{"chat.send", rpc_chat_send, "operator.write", RPC_F_WORKER,
+	{"chat.send", rpc_chat_send, "operator.write", 0,
 	 "send a message to a session; output arrives as chat events"},
 	{"chat.history", rpc_chat_history, "operator.read", RPC_F_WORKER,
 	 "the transcript of a session"},

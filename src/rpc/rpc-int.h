@@ -182,6 +182,11 @@ void rpc_call_reply(struct rpc_call *call, int ok, json_t *payload,
 		    json_t *err_details);
 /* Any thread: the owner is done with a deferred call. */
 void rpc_call_release(struct rpc_call *call);
+/* Any thread, instead of rpc_call_reply + rpc_call_release: the owner
+ * of a deferred call set its result as a handler does (payload, or
+ * rpc_call_error) and hands it back: one res frame, written on the lws
+ * thread as a handler's return is, and the call is done. */
+void rpc_call_complete(struct rpc_call *call);
 /* 0 when the agent runtime is there, else -1 with UNAVAILABLE set. */
 int rpc_call_need_agents(struct rpc_call *call);
 /* FORBIDDEN with MISSING_SCOPE details naming scope; returns GW_EFORBIDDEN. */

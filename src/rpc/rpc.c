@@ -1107,6 +1107,28 @@ static void rpc_call_done_on_lws(void *arg)
 	rpc_call_finish(arg);
 }
 
+/* A deferred call completed by its owner: answered as a handler's
+ * return is (the dispatcher's reference is gone: it ran before this
+ * job could). */
+static void rpc_call_complete_on_lws(void *arg)
+{
+	struct rpc_call *call = arg;
+
+	call->deferred = 0;
+	call->refs = 0;
+	rpc_call_finish(call);
+}
+
+void rpc_call_complete(struct rpc_call *call)
+{
+	if (ws_post(call->srv->d.ws, rpc_call_complete_on_lws, call) == 0)
+		return;
+	/* lws is gone (shutdown): nothing else runs there any more. */
+	call->conn = NULL;
+	if (__atomic_sub_fetch(&call->refs, 1, __ATOMIC_ACQ_REL) <= 0)
+		rpc_call_free(call);
+}
+
 static void rpc_call_run(struct rpc_call *call, const struct rpc_method *m)
 {
 	int r = m->fn(call);

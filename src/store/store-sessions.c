@@ -1061,7 +1061,13 @@ int store_session_history_db(sqlite3 *db, const char *key, int max,
 int store_session_idem_get(struct store *st, const char *run_id, char **status,
 			   char **session_key, json_t **result)
 {
-	sqlite3 *db = sess_reader(st);
+	return store_session_idem_get_db(sess_reader(st), run_id, status,
+					 session_key, result);
+}
+
+int store_session_idem_get_db(sqlite3 *db, const char *run_id, char **status,
+			      char **session_key, json_t **result)
+{
 	sqlite3_stmt *s = NULL;
 	int r = GW_ENOTFOUND;
 
@@ -1089,7 +1095,11 @@ int store_session_idem_get(struct store *st, const char *run_id, char **status,
 
 char *store_session_model_override(struct store *st, const char *key)
 {
-	sqlite3 *db = sess_reader(st);
+	return store_session_model_override_db(sess_reader(st), key);
+}
+
+char *store_session_model_override_db(sqlite3 *db, const char *key)
+{
 	sqlite3_stmt *s = NULL;
 	char *r = NULL;
 

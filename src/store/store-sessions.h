@@ -65,10 +65,15 @@ int store_session_history(struct store *st, const char *key, int max,
 int store_session_history_db(sqlite3 *db, const char *key, int max,
 			     json_t *out);
 /* An idempotency row (live or finished) for run_id: GW_ENOTFOUND when
- * absent or expired. *result: the stored result object (new ref). */
+ * absent or expired. *result: the stored result object (new ref). The
+ * _db form reads through db (a store job's connection, which sees its
+ * transaction). */
 int store_session_idem_get(struct store *st, const char *run_id,
 			   char **status, char **session_key,
 			   json_t **result);
+int store_session_idem_get_db(sqlite3 *db, const char *run_id,
+			      char **status, char **session_key,
+			      json_t **result);
 
 /* What one run writes at its start and at its end (writer thread). */
 struct store_session_begin {
@@ -103,6 +108,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 char *store_session_text(const json_t *content);
 /* The session's model override (sessions.patch model) or NULL. */
 char *store_session_model_override(struct store *st, const char *key);
+char *store_session_model_override_db(sqlite3 *db, const char *key);
 /* At start: runs left "running" by a crash become errors. */
 int store_session_recover(struct store *st);
 

@@ -1056,6 +1056,118 @@ START_TEST(test_lane_cap)
 }
 END_TEST
 
+/* ---- run_start_async ------------------------------------------------------ */
+
+struct started_wait {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int done, rc, origin;
+	char status[16], id[64], err[128];
+};
+
+static void started_cb(void *arg, const struct run_started *st)
+{
+	struct started_wait *w = arg;
+
+	pthread_mutex_lock(&w->mu);
+	w->done++;
+	w->rc = st->rc;
+	w->origin = st->origin;
+	snprintf(w->status, sizeof(w->status), "%s",
+		 st->status ? st->status : "");
+	snprintf(w->id, sizeof(w->id), "%s", st->run_id ? st->run_id : "");
+	snprintf(w->err, sizeof(w->err), "%s", st->err ? st->err : "");
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Start rq without a store read on this thread; wait for the answer. */
+static void start_async_wait(struct agent_rt *rt, const char *key,
+			     const char *id, const char *agent,
+			     struct started_wait *w)
+{
+	struct run_request rq = {0};
+
+	w->done = 0;
+	rq.session_key = key;
+	rq.run_id = id;
+	rq.agent_id = agent;
+	rq.use_history = 1;
+	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
+				"hi");
+	run_start_async(rt, &rq, started_cb, w);
+	ck_assert_ptr_null(rq.messages);	/* taken */
+	pthread_mutex_lock(&w->mu);
+	while (!w->done)
+		pthread_cond_wait(&w->cv, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+	ck_assert_int_eq(w->done, 1);
+}
+
+/* The stored idempotency row is read in the start's store job: a
+ * finished run replays with its stored status, an interrupted one
+ * (left running by a crash) as an error; a new key that cannot start
+ * (no model configured) and an unknown agent are errors, answered once. */
+START_TEST(test_start_async)
+{
+	struct store *st = NULL;
+	struct agent_rt *rt = NULL;
+	struct idem_job j = {0};
+	struct started_wait w = {.mu = PTHREAD_MUTEX_INITIALIZER,
+				 .cv = PTHREAD_COND_INITIALIZER};
+	char k_main[] = "agent:main:async", a_main[] = "main";
+	char r1[] = "async-1", r2[] = "async-2";
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/test-agent-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+	open_store(&st, &rt);
+	j.b.key = j.e.key = k_main;
+	j.b.agent_id = a_main;
+	j.b.run_id = j.e.run_id = r1;
+	j.b.messages = json_pack("[o]", store_session_message("user", "hi"));
+	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
+	json_decref(j.b.messages);
+	j.end = 1;
+	j.e.status = "timeout";
+	j.e.message = store_session_message("assistant", "late");
+	j.e.result = json_pack("{s:s,s:s}", "runId", r1, "status", "timeout");
+	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
+	json_decref(j.e.message);
+	json_decref(j.e.result);
+
+	start_async_wait(rt, k_main, r1, NULL, &w);
+	ck_assert_int_eq(w.rc, GW_OK);
+	ck_assert_int_eq(w.origin, RUN_REPLAY);
+	ck_assert_str_eq(w.status, "timeout");
+	ck_assert_str_eq(w.id, r1);
+
+	/* Nothing configured: the job's set-up fails, a clear error. */
+	start_async_wait(rt, k_main, "async-new", NULL, &w);
+	ck_assert_int_eq(w.rc, GW_EINVAL);
+	ck_assert_ptr_nonnull(strstr(w.err, "no model configured"));
+	start_async_wait(rt, k_main, "async-new", "nobody", &w);
+	ck_assert_int_eq(w.rc, GW_EINVAL);
+	ck_assert_str_eq(w.err, "Unknown agent 'nobody'.");
+
+	/* Left running by a crash: an error at the next start. */
+	j.end = 0;
+	j.b.run_id = r2;
+	j.b.messages = json_array();
+	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
+	json_decref(j.b.messages);
+	agent_rt_free(rt, 1000);
+	store_close(st);
+	open_store(&st, &rt);
+	start_async_wait(rt, k_main, r2, NULL, &w);
+	ck_assert_int_eq(w.rc, GW_OK);
+	ck_assert_int_eq(w.origin, RUN_REPLAY);
+	ck_assert_str_eq(w.status, "error");
+	agent_rt_free(rt, 1000);
+	store_close(st);
+	nftw(tmpdir, rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+}
+END_TEST
+
 /* ---- the agent loop's flush ------------------------------------------------- */
 
 /* An observer whose flush counts the loop's iterations that reached it,
@@ -1185,6 +1297,7 @@ static Suite *agent_suite(void)
 	tcase_add_test(tc, test_runidx);
 	tcase_add_test(tc, test_free_with_runs_still_ending);
 	tcase_add_test(tc, test_loop_flush);
+	tcase_add_test(tc, test_start_async);
 	suite_add_tcase(s, tc);
 	return s;
 }
