@@ -18,25 +18,27 @@ def _users(ws, key):
 
 
 def test_replay_after_the_run_ended(cgw, up):
+    """A run that ended replays its stored status, an error as an error,
+    without a new run: no upstream request, no second user row."""
     ws = cgw.connect()
     key = "replay-" + new_key()
-    idem = new_key()
-    first = send(ws, key, "[[reply:said once]]", idem=idem)
-    assert first["payload"] == {"runId": idem, "status": "started"}
-    assert run_events(ws, idem)[-1]["state"] == "final"
-    again = send(ws, key, "[[reply:said twice]]", idem=idem)
-    assert again["payload"] == {"runId": idem, "status": "ok"}
-    assert up.snapshot()["chat"] == 1
-    assert len(_users(ws, key)) == 1
-    # A run that failed replays as an error, still without a new run.
     up.push(status=503)
     up.push(status=503)
     bad = new_key()
-    assert send(ws, key, "fails", idem=bad)["ok"]
+    assert send(ws, key, "fails", idem=bad)["payload"] == \
+        {"runId": bad, "status": "started"}
     assert run_events(ws, bad)[-1]["state"] == "error"
-    r = send(ws, key, "fails", idem=bad)
-    assert r["payload"] == {"runId": bad, "status": "error"}
-    assert up.snapshot()["chat"] == 3
+    calls = up.snapshot()["chat"]
+    for msg in ("fails", "another text, same key"):
+        r = send(ws, key, msg, idem=bad)
+        assert r["payload"] == {"runId": bad, "status": "error"}
+    good = new_key()
+    assert send(ws, key, "[[reply:fine]]", idem=good)["ok"]
+    assert run_events(ws, good)[-1]["state"] == "final"
+    assert send(ws, key, "x", idem=good)["payload"] == \
+        {"runId": good, "status": "ok"}
+    assert up.snapshot()["chat"] == calls + 1
+    assert len(_users(ws, key)) == 2
 
 
 def test_duplicate_key_racing_the_first(cgw, up):

@@ -502,6 +502,21 @@ START_TEST(test_run_tx_fresh_and_existing)
 }
 END_TEST
 
+/* A run's start stored, then a "crash": the runtime and the store are
+ * opened again with the run left running. */
+static void idem_crash(struct store **st, struct agent_rt **rt,
+		       struct idem_job *j, char *run_id)
+{
+	j->end = 0;
+	j->b.run_id = run_id;
+	j->b.messages = json_array();
+	ck_assert_int_eq(store_write_sync(*st, idem_run, j, 0), GW_OK);
+	json_decref(j->b.messages);
+	agent_rt_free(*rt, 1000);
+	store_close(*st);
+	open_store(st, rt);
+}
+
 START_TEST(test_idempotency_replay)
 {
 	struct store *st = NULL;
@@ -576,14 +591,7 @@ START_TEST(test_idempotency_replay)
 	free(err);
 
 	/* A run left "running" (crash) becomes an error at the next start. */
-	j.end = 0;
-	j.b.run_id = r3;
-	j.b.messages = json_array();
-	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
-	json_decref(j.b.messages);
-	agent_rt_free(rt, 1000);
-	store_close(st);
-	open_store(&st, &rt);
+	idem_crash(&st, &rt, &j, r3);
 	ck_assert_int_eq(session_run_status(rt, "run-3", &res), GW_OK);
 	ck_assert_str_eq(json_string_value(json_object_get(res, "status")),
 			 "error");
@@ -1150,14 +1158,7 @@ START_TEST(test_start_async)
 	ck_assert_str_eq(w.err, "Unknown agent 'nobody'.");
 
 	/* Left running by a crash: an error at the next start. */
-	j.end = 0;
-	j.b.run_id = r2;
-	j.b.messages = json_array();
-	ck_assert_int_eq(store_write_sync(st, idem_run, &j, 0), GW_OK);
-	json_decref(j.b.messages);
-	agent_rt_free(rt, 1000);
-	store_close(st);
-	open_store(&st, &rt);
+	idem_crash(&st, &rt, &j, r2);
 	start_async_wait(rt, k_main, r2, NULL, &w);
 	ck_assert_int_eq(w.rc, GW_OK);
 	ck_assert_int_eq(w.origin, RUN_REPLAY);
