@@ -1512,26 +1512,13 @@ static struct run *run_joinable(struct agent_rt *rt, const char *id)
 	return r;
 }
 
-/* A new run of rq (not live yet) with its model chain (the override,
- * else the agent's), system prompt and request; *out is set even on
- * failure (the caller's reference). */
-static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
-		     struct run_request *rq, const char *agent,
-		     const char *id, const char *override, struct run **out,
-		     char **err)
+/* What a run sends upstream and records, from rq alone (CPU work, any
+ * thread): its input and transcript messages and its request body. */
+static void run_prep(struct run *r, struct run_request *rq)
 {
-	struct run *r = run_alloc(rt, id, rq->session_key, agent);
 	const char *k;
 	json_t *v;
-	int rc;
 
-	*out = r;
-	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
-	rc = agent_resolve_chain(rt, cfg, agent, override, &r->chain,
-				 &r->nchain, err);
-	if (rc != GW_OK)
-		return rc;
-	r->sys = run_system_text(rt, cfg, agent, rq);
 	r->in_msgs = run_input_messages(rq->messages);
 	r->tr_in = run_transcript_in(rq);
 	r->use_history = rq->use_history;
@@ -1547,7 +1534,38 @@ static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
 	if (rq->tool_choice)
 		json_object_set(r->req, "tool_choice", rq->tool_choice);
 	r->timeout_ms = rq->timeout_ms;
-	return GW_OK;
+}
+
+/* Its model chain (the override, else the agent's) and system prompt
+ * (the workspace files: stat()s). */
+static int run_targets(struct agent_rt *rt, const struct gw_config *cfg,
+		       struct run *r, const struct run_request *rq,
+		       const char *override, char **err)
+{
+	int rc = agent_resolve_chain(rt, cfg, r->agent_id, override,
+				     &r->chain, &r->nchain, err);
+
+	if (rc == GW_OK)
+		r->sys = run_system_text(rt, cfg, r->agent_id, rq);
+	return rc;
+}
+
+/* A new run of rq (not live yet), set up; *out is set even on failure
+ * (the caller's reference). */
+static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
+		     struct run_request *rq, const char *agent,
+		     const char *id, const char *override, struct run **out,
+		     char **err)
+{
+	struct run *r = run_alloc(rt, id, rq->session_key, agent);
+	int rc;
+
+	*out = r;
+	r->channel = rq->channel ? xstrdup(rq->channel) : NULL;
+	rc = run_targets(rt, cfg, r, rq, override, err);
+	if (rc == GW_OK)
+		run_prep(r, rq);
+	return rc;
 }
 
 /* Make r live (the list holds one reference): free in its session it
@@ -1777,6 +1795,8 @@ struct run_startjob {
 	struct gw_config *cfg;
 	struct run_request rq;		/* its strings are the copies below */
 	char *agent, *key, *id, *channel, *override, *extra;
+	struct run *fresh;		/* the run if it is new, prepared by
+					 * the caller (run_prep) */
 	run_started_fn done;
 	void *arg;
 	int ran;			/* the job ran (else the store dropped
@@ -1829,8 +1849,9 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	override = j->override ? xstrdup(j->override)
 		   : j->rq.new_session ? NULL
 		   : store_session_model_override_db(db, j->key);
-	j->res.rc = run_setup(rt, j->cfg, &j->rq, j->agent, j->id, override,
-			      &r, &j->err);
+	r = j->fresh;
+	j->fresh = NULL;
+	j->res.rc = run_targets(rt, j->cfg, r, &j->rq, override, &j->err);
 	free(override);
 	if (j->res.rc == GW_OK)
 		j->res.rc = run_go_live(rt, j->cfg, r, &none, NULL, &now,
@@ -1853,6 +1874,7 @@ static int run_start_tx(sqlite3 *db, void *arg)
 
 static void run_startjob_free(struct run_startjob *j)
 {
+	run_unref(j->fresh);
 	run_request_release(&j->rq);
 	config_unref(j->cfg);
 	free(j->agent);
@@ -1950,6 +1972,10 @@ void run_start_async(struct agent_rt *rt, struct run_request *rq,
 		j->res.origin = RUN_JOINED;
 		goto now;
 	}
+	/* What does not need the store is built here. */
+	j->fresh = run_alloc(rt, j->id, j->key, j->agent);
+	j->fresh->channel = run_dup(j->channel);
+	run_prep(j->fresh, &j->rq);
 	j->res.rc = GW_OK;
 	if (rt->store &&
 	    store_write(rt->store, run_start_tx, j, run_start_done) == GW_OK)
