@@ -168,6 +168,7 @@ struct agent_rt {
 	atomic_llong sess_ev_skipped;	/* ... and NULLs (no subscriber) */
 	int nruns;
 	atomic_llong nended;		/* runs that reached run_finish */
+	atomic_int starting;		/* run_start_async jobs not done */
 	pthread_cond_t idle;		/* nruns reached 0 */
 	struct agent_observer obs;
 	int stopping;

@@ -1171,6 +1171,12 @@ int agent_rt_free(struct agent_rt *rt, int wait_ms)
 			  "is left allocated", n);
 		return GW_EBUSY;
 	}
+	/* So is a start still queued on the store (run_start_async). */
+	if ((n = atomic_load(&rt->starting)) > 0) {
+		log_error("agent", "%d start(s) still queued: the agent "
+			  "runtime is left allocated", n);
+		return GW_EBUSY;
+	}
 	/* Leaving the list (run_unlink) is a run's last touch of the
 	 * runtime; the agent thread is joined here. */
 	provider_free(rt->prov);

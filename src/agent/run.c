@@ -1893,6 +1893,7 @@ static void run_startjob_free(struct run_startjob *j)
 static void run_start_done(int rc, void *arg)
 {
 	struct run_startjob *j = arg;
+	struct agent_rt *rt;
 	struct run *r = j->r;
 
 	if (!j->ran) {
@@ -1918,7 +1919,10 @@ static void run_start_done(int rc, void *arg)
 	j->res.status = j->status;
 	j->res.err = j->err;
 	j->done(j->arg, &j->res);
+	rt = j->rt;
 	run_startjob_free(j);
+	/* The last touch of the runtime (agent_rt_free waits for it). */
+	atomic_fetch_sub(&rt->starting, 1);
 }
 
 static char *run_dup(const char *s)
@@ -1977,9 +1981,11 @@ void run_start_async(struct agent_rt *rt, struct run_request *rq,
 	j->fresh->channel = run_dup(j->channel);
 	run_prep(j->fresh, &j->rq);
 	j->res.rc = GW_OK;
+	atomic_fetch_add(&rt->starting, 1);
 	if (rt->store &&
 	    store_write(rt->store, run_start_tx, j, run_start_done) == GW_OK)
 		return;
+	atomic_fetch_sub(&rt->starting, 1);
 	j->res.rc = GW_EUNAVAIL;
 	j->err = xstrdup("gateway is stopping");
 now:
