@@ -33,7 +33,8 @@ int agent_rt_new(const struct agent_rt_opts *o, struct agent_rt **out);
  * the composition root wires it). Both callbacks must not block. */
 struct agent_observer {
 	/* A run started (any face), before it can emit: attach sinks here.
-	 * Runs on the thread that called run_start. Not called for a run
+	 * Runs on the thread that called run_start (the store writer for
+	 * run_start_async). Not called for a run
 	 * that joined an existing one or replays a finished one, nor when
 	 * listening says nobody listens (a client that connects later does
 	 * not get that run's events). */
