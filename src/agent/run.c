@@ -1497,6 +1497,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	char idbuf[37];
 	json_t *res = NULL, *v;
 	struct run *go = NULL;
+	struct runidx_node *dup;
 	const char *k;
 	int rc = GW_EINVAL, queued, waiting = 0;
 
@@ -1598,6 +1599,27 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		pthread_mutex_unlock(&rt->mu);
 		*err = xstrdup("gateway is stopping");
 		rc = GW_EUNAVAIL;
+		goto out;
+	}
+	if (rq->run_id && *rq->run_id &&
+	    (dup = runidx_find(&rt->runidx, r->id)) &&
+	    !atomic_load(&RUN_OF(dup)->stored)) {
+		/* The same key started on another thread since run_find
+		 * (two chat.send back to back): join that run rather than
+		 * start a second one with the same id. */
+		go = RUN_OF(dup);
+		run_ref(go);
+		pthread_mutex_unlock(&rt->mu);
+		if (sink && run_attach(go, sink) != GW_OK) {
+			run_unref(go);
+			*err = xstrdup("the run of this idempotency key just "
+				       "ended; retry");
+			rc = GW_EUNAVAIL;
+			goto out;
+		}
+		rq->origin = RUN_JOINED;
+		*out = go;
+		rc = GW_OK;
 		goto out;
 	}
 	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
