@@ -1576,18 +1576,32 @@ static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
  * new one, and posts its attempt), 0 when it waits (*bj taken). */
 static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		       struct run *r, struct run_beginjob **bj,
-		       const struct run_sink *sink, int *now, char **err)
+		       const struct run_sink *sink, int *now,
+		       struct run **dup, char **err)
 {
 	struct agent_observer obs;
+	struct runidx_node *n;
 	struct run *go = NULL;
 	int queued, waiting = 0;
 
 	*now = 0;
+	*dup = NULL;
 	pthread_mutex_lock(&rt->mu);
 	if (rt->stopping) {
 		pthread_mutex_unlock(&rt->mu);
 		*err = xstrdup("gateway is stopping");
 		return GW_EUNAVAIL;
+	}
+	if ((n = runidx_find(&rt->runidx, r->id)) &&
+	    !atomic_load(&RUN_OF(n)->stored)) {
+		/* The same key went live on another thread since the caller
+		 * looked (a chat.send's start job and an `agent` or HTTP
+		 * request with that key): join it rather than start a second
+		 * run with the same id. */
+		*dup = RUN_OF(n);
+		run_ref(*dup);
+		pthread_mutex_unlock(&rt->mu);
+		return GW_OK;
 	}
 	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
 	r->seq = ++rt->run_seq;
@@ -1659,7 +1673,7 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	      const struct run_sink *sink, struct run **out, char **err)
 {
 	struct gw_config *cfg = config_current();
-	struct run *r = NULL;
+	struct run *r = NULL, *dup = NULL;
 	struct run_beginjob *bj = NULL;
 	char *agent = NULL, *override = NULL, *st = NULL, *key = NULL;
 	char idbuf[37];
@@ -1733,7 +1747,19 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 			bj = NULL;
 		}
 	}
-	rc = run_go_live(rt, cfg, r, &bj, sink, &now, err);
+	rc = run_go_live(rt, cfg, r, &bj, sink, &now, &dup, err);
+	if (rc == GW_OK && dup) {
+		if (sink && run_attach(dup, sink) != GW_OK) {
+			run_unref(dup);
+			*err = xstrdup("the run of this idempotency key just "
+				       "ended; retry");
+			rc = GW_EUNAVAIL;
+			goto out;
+		}
+		rq->origin = RUN_JOINED;
+		*out = dup;
+		goto out;
+	}
 	if (rc != GW_OK || !now) {
 		if (rc == GW_OK) {
 			*out = r;
@@ -1826,7 +1852,7 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	struct run_startjob *j = arg;
 	struct agent_rt *rt = j->rt;
 	struct run_beginjob *none = NULL;
-	struct run *r;
+	struct run *r, *dup = NULL;
 	char *st = NULL, *key = NULL, *override;
 	json_t *res = NULL;
 	int now, rc;
@@ -1855,7 +1881,13 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	free(override);
 	if (j->res.rc == GW_OK)
 		j->res.rc = run_go_live(rt, j->cfg, r, &none, NULL, &now,
-					&j->err);
+					&dup, &j->err);
+	if (j->res.rc == GW_OK && dup) {
+		j->res.origin = RUN_JOINED;
+		run_unref(dup);
+		run_unref(r);
+		return GW_OK;
+	}
 	if (j->res.rc != GW_OK || !now) {
 		run_unref(r);
 		return GW_OK;

@@ -599,6 +599,7 @@ int cli_status_overview(struct cli_args *a)
 	json_t *out = NULL, *lock = NULL, *services = NULL, *agents = NULL;
 	json_t *findings = json_array(), *svc = NULL, *channels = NULL;
 	char *err_text = NULL, *label = NULL, *unit = NULL, *tokpath = NULL;
+	char *dash = NULL;
 	int timeout, ok, held, r = 0;
 	long pid;
 	int64_t t0 = util_mono_ms(), ms = 0;
@@ -671,8 +672,10 @@ int cli_status_overview(struct cli_args *a)
 			"runtime", "running", held == 1, "pid",
 			held == 1 ? (json_int_t)pid : (json_int_t)0);
 	svc = NULL;
-	json_object_set_new(out, "dashboard",
-			    json_sprintf("http://127.0.0.1:%d/", l.port));
+	/* the dashboard of the gateway probed (--url), else the local one */
+	dash = t.local_default ? xasprintf("http://127.0.0.1:%d/", l.port)
+			       : cli_target_http_url(&t);
+	json_object_set_new(out, "dashboard", json_string(dash));
 	if (json_object_get(agents, "agents"))
 		json_object_set(out, "agents",
 				json_object_get(agents, "agents"));
@@ -698,8 +701,8 @@ int cli_status_overview(struct cli_args *a)
 		goto out;
 	}
 	printf("clawgate status\n\n");
-	printf("Dashboard: http://127.0.0.1:%d/  (the URL with the token: "
-	       "clawgate dashboard)\n", l.port);
+	printf("Dashboard: %s  (the URL with the token: clawgate dashboard)\n",
+	       dash);
 	printf("Gateway: %s · %s", t.url, ok ? "reachable" : "unreachable");
 	if (ok)
 		printf(" (%lldms)", (long long)ms);
@@ -763,6 +766,7 @@ out:
 	free(label);
 	free(unit);
 	free(tokpath);
+	free(dash);
 	cli_target_free(&t);
 	cli_target_local_free(&l);
 	return r;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -144,6 +145,26 @@ void cli_target_local(const struct cli_args *a, const struct cli_local *l,
 	t->url_source = "local default";
 	t->local_default = 1;
 	cli_target_creds(a, l, 1, t);
+}
+
+char *cli_target_http_url(const struct cli_target *t)
+{
+	const char *u = t->url, *scheme = "http", *end;
+
+	if (strncasecmp(u, "wss://", 6) == 0) {
+		scheme = "https";
+		u += 6;
+	} else if (strncasecmp(u, "ws://", 5) == 0) {
+		u += 5;
+	} else if (strncasecmp(u, "https://", 8) == 0) {
+		scheme = "https";
+		u += 8;
+	} else if (strncasecmp(u, "http://", 7) == 0) {
+		u += 7;
+	}
+	/* the authority only: the Control UI is served at the root */
+	end = u + strcspn(u, "/?#");
+	return xasprintf("%s://%.*s/", scheme, (int)(end - u), u);
 }
 
 void cli_target_resolve(const struct cli_args *a, const struct cli_local *l,

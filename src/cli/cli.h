@@ -343,6 +343,8 @@ void cli_target_resolve(const struct cli_args *a, const struct cli_local *l,
 /* The local default target (ws://127.0.0.1:<port>) whatever --url says. */
 void cli_target_local(const struct cli_args *a, const struct cli_local *l,
 		      struct cli_target *t);
+/* The dashboard's URL at t: http(s)://host:port/ of its ws(s) URL. */
+char *cli_target_http_url(const struct cli_target *t);
 void cli_target_free(struct cli_target *t);
 
 struct gwclient_opts;

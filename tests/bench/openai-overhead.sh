@@ -407,6 +407,9 @@ if [ -x "$WSBENCH" ] && [ "$ONLY" != chat ] && [ "$ONLY" != resp ]; then
 	# run row measured behind it counted the backlog's work (callgrind's
 	# instructions/run) or, once, no run at all
 	cs_run run -W
+	# the same 16 runs in flight from one operator connection: each run's
+	# events go to one connection, not 16 (the HTTP rows' fan-out)
+	cs_run run1 -W -c 1 -p "$CONNS"
 	cs_run ack
 	# the ack run's backlog of runs ends before the figures below: wait
 	# until the daemon idles (under 10 % of a core over 0.2 s; bounded,
@@ -482,9 +485,11 @@ if [ -n "${R[gwwatch]:-}" ]; then
 		printf '%-34s %12s %12s %10s\n' "  frames/request, watched" \
 		"-" "$(awk -v a="$WEV" -v b="$GWWN" 'BEGIN { printf "%.1f", a / b }')" "(all watchers)"
 fi
-for k in ack run; do
+for k in ack run run1; do
 	[ -n "${CS[$k]:-}" ] || continue
-	printf '%-34s %12s %12s %10s\n' "chat.send ($k) runs/s, $CONNS conns" \
+	how="$CONNS conns"
+	[ "$k" = run1 ] && how="1 conn x $CONNS"
+	printf '%-34s %12s %12s %10s\n' "chat.send ($k) runs/s, $how" \
 		"-" "${CS[$k]}" "$(ratio "${CS[$k]}" "$(f gw16 1)") of chat"
 	[ -n "${R[gwwatch]:-}" ] &&
 		printf '%-34s %12s %12s %10s\n' "" "-" "" \
@@ -498,7 +503,7 @@ done
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
 for k in "${!ALT[@]}"; do ERRS=$((ERRS + $(echo "${ALT[$k]}" | awk '{print $4}'))); done
-echo "errors (non-2xx + socket, all wrk runs): $ERRS${CS[ack]:+; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?}}"
+echo "errors (non-2xx + socket, all wrk runs): $ERRS${CS[ack]:+; chat.send errors: ${CSE[ack]:-?} ${CSE[run]:-?} ${CSE[run1]:-?}}"
 echo "daemon RSS after load: ${RSS:-?} kB"
 # CPU per request of each thread during the chat run, largest first
 printf '%s\n--\n%s\n' "$TT0" "$TT1" | awk -v n="${GWN:-0}" -v hz="$HZ" '
@@ -530,7 +535,7 @@ if [ -s "$TMP/watch-tt1" ] && [ "${GWWN:-0}" -gt 0 ] 2>/dev/null; then
 	END { print "CPU us/request by thread (chat, '"$CONNS"' WS watching): " s }'
 fi
 # the same for the chat.send runs (per run; the window of CSCPU)
-for k in ack run; do
+for k in ack run run1; do
 	[ -s "$TMP/$k-tt1" ] && [ "${CSCPU[$k]:-n/a}" != n/a ] || continue
 	RUNS=$(echo "$(cat "$TMP/$k-t0") $(cat "$TMP/$k-t1")" | awk -v r="${CS[$k]}" \
 		'{ printf "%.0f", r * ($4 - $2) / 1e9 }')
@@ -579,6 +584,7 @@ if [ -n "$JSON_OUT" ]; then
 			echo "\"interleaved_$k\": {\"rps\": \"$1\", \"cpu_us\": \"$2\"},"
 		done
 		echo "\"chat_send_rps\": \"${CS[ack]:-n/a}\","
-		echo "\"chat_send_run_rps\": \"${CS[run]:-n/a}\"}"
+		echo "\"chat_send_run_rps\": \"${CS[run]:-n/a}\","
+		echo "\"chat_send_run1_rps\": \"${CS[run1]:-n/a}\"}"
 	} >"$JSON_OUT"
 fi

@@ -60,6 +60,9 @@ struct wsb_pend {
 	uint64_t id;
 	uint64_t t;
 	bool used;
+	/* -W: which of its res and its run's terminal event arrived (the
+	 * events can beat the res) */
+	bool res, end;
 };
 
 struct wsb_conn {
@@ -78,13 +81,10 @@ struct wsb_conn {
 	uint64_t next_id;
 	int outstanding;
 	struct wsb_pend pend[WSB_MAX_DEPTH];
-	/* -W: the run this connection waits for ("runId":"<token>"), when
-	 * its request went out (0: waiting for none), and which of its res
-	 * and its terminal event arrived (the events can beat the res). */
-	char wait_pat[96];
+	/* -W: the prefix of this connection's run ids ("runId":"<pid>-<conn>-),
+	 * its requests' ids follow it */
+	char wait_pat[64];
 	size_t wait_pat_len;
-	uint64_t wait_t;
-	bool wait_res, wait_end;
 };
 
 /* Latency samples in milliseconds. */
@@ -363,7 +363,10 @@ wsb_json_top(const char *p, size_t len, struct wsb_top *t)
 static void wsb_conn_fail(struct wsb_conn *c, const char *why);
 static void wsb_conn_finish(struct wsb_conn *c, bool ok);
 static void wsb_on_open(struct wsb_conn *c, uint64_t now);
-static void wsb_on_run_end(struct wsb_conn *c, uint64_t now);
+static void wsb_run_done(struct wsb_conn *c, struct wsb_pend *pd,
+			 uint64_t now);
+static void wsb_on_run_end(struct wsb_conn *c, const char *p, size_t n,
+			   uint64_t now);
 static void wsb_on_res(struct wsb_conn *c, const struct wsb_top *t,
     uint64_t now);
 
@@ -586,15 +589,12 @@ wsb_conn_message(struct wsb_conn *c, const char *p, size_t n)
 		if (opt.mode != MODE_RPC ||
 		    (now >= run.t_begin && now <= run.t_end))
 			run.events++;
-		if (c->wait_t != 0 && wsb_span_is(&t.event, "chat") &&
-		    memmem(p, n, c->wait_pat, c->wait_pat_len) != NULL &&
+		if (opt.wait_run && c->outstanding > 0 &&
+		    wsb_span_is(&t.event, "chat") &&
 		    (WSB_HAS(p, n, "\"state\":\"final\"") ||
 		     WSB_HAS(p, n, "\"state\":\"error\"") ||
-		     WSB_HAS(p, n, "\"state\":\"aborted\""))) {
-			c->wait_end = true;
-			if (c->wait_res)
-				wsb_on_run_end(c, now);
-		}
+		     WSB_HAS(p, n, "\"state\":\"aborted\"")))
+			wsb_on_run_end(c, p, n, now);
 		return;
 	default:
 		return;
@@ -896,14 +896,12 @@ wsb_send_request(struct wsb_conn *c, uint64_t now)
 	c->pend[i].used = true;
 	c->pend[i].id = id;
 	c->pend[i].t = now;
-	if (opt.wait_run) {
+	c->pend[i].res = c->pend[i].end = false;
+	if (opt.wait_run && c->wait_pat_len == 0)
 		/* the run id is the idempotency key: the request's token */
 		c->wait_pat_len = (size_t)snprintf(c->wait_pat,
-		    sizeof(c->wait_pat), "\"runId\":\"%d-%d-%llu\"",
-		    (int)getpid(), (int)(c - conns), (unsigned long long)id);
-		c->wait_t = now;
-		c->wait_res = c->wait_end = false;
-	}
+		    sizeof(c->wait_pat), "\"runId\":\"%d-%d-",
+		    (int)getpid(), (int)(c - conns));
 	c->outstanding++;
 	run.sent++;
 	return wsb_conn_send_text(c, buf, (size_t)n);
@@ -928,16 +926,15 @@ wsb_on_res(struct wsb_conn *c, const struct wsb_top *t, uint64_t now)
 	if (i == WSB_MAX_DEPTH)
 		return;
 	ts = c->pend[i].t;
-	c->pend[i].used = false;
-	c->outstanding--;
-	if (opt.wait_run && t->ok == 1 && c->wait_t != 0) {
+	if (opt.wait_run && t->ok == 1) {
 		/* -W: done when the run's terminal chat event arrived too */
-		c->wait_res = true;
-		if (c->wait_end)
-			wsb_on_run_end(c, now);
+		c->pend[i].res = true;
+		if (c->pend[i].end)
+			wsb_run_done(c, &c->pend[i], now);
 		return;
 	}
-	c->wait_t = 0;
+	c->pend[i].used = false;
+	c->outstanding--;
 	if (ts >= run.t_begin && now <= run.t_end) {
 		run.requests++;
 		wsb_lat_add(&run.lat, wsb_ms(now - ts));
@@ -952,13 +949,40 @@ wsb_on_res(struct wsb_conn *c, const struct wsb_top *t, uint64_t now)
 		wsb_send_request(c, now);
 }
 
-/* -W: the awaited run ended (chat final, error or aborted). */
+/* -W: a terminal `chat` event (final, error or aborted) in p: when it
+ * is the run of one of c's requests, that request is done once its res
+ * came too. */
 static void
-wsb_on_run_end(struct wsb_conn *c, uint64_t now)
+wsb_on_run_end(struct wsb_conn *c, const char *p, size_t n, uint64_t now)
 {
-	uint64_t ts = c->wait_t;
+	const char *q = memmem(p, n, c->wait_pat, c->wait_pat_len);
+	uint64_t id = 0;
+	size_t i;
 
-	c->wait_t = 0;
+	if (q == NULL)
+		return;
+	for (q += c->wait_pat_len; q < p + n && *q >= '0' && *q <= '9'; q++)
+		id = id * 10 + (uint64_t)(*q - '0');
+	if (q >= p + n || *q != '"')
+		return;
+	for (i = 0; i < WSB_MAX_DEPTH; i++)
+		if (c->pend[i].used && c->pend[i].id == id && !c->pend[i].end)
+			break;
+	if (i == WSB_MAX_DEPTH)
+		return;
+	c->pend[i].end = true;
+	if (c->pend[i].res)
+		wsb_run_done(c, &c->pend[i], now);
+}
+
+/* -W: a request whose res and run end both arrived. */
+static void
+wsb_run_done(struct wsb_conn *c, struct wsb_pend *pd, uint64_t now)
+{
+	uint64_t ts = pd->t;
+
+	pd->used = false;
+	c->outstanding--;
 	if (ts >= run.t_begin && now <= run.t_end) {
 		run.requests++;
 		wsb_lat_add(&run.lat, wsb_ms(now - ts));
@@ -1457,7 +1481,7 @@ wsb_usage(FILE *f)
 	    "  -i, --inflight N     idle/rpc: handshakes in flight (16)\n"
 	    "  -n, --max N          cap on requests/handshakes (5000000)\n"
 	    "  -l, --log FILE       ready: daemon stdout/stderr\n"
-	    "  -W, --wait-run       rpc (chat.send, depth 1): a request ends "
+	    "  -W, --wait-run       rpc (chat.send, any depth): a request ends "
 	    "when the\n"
 	    "                       `chat` final/error/aborted event of its run"
 	    " (runId =\n"
@@ -1573,7 +1597,6 @@ main(int argc, char **argv)
 	    opt.duration > 3600 || opt.hold < 0 || opt.hold > 3600 ||
 	    opt.warmup < 0 || opt.warmup > 60 || opt.timeout <= 0 ||
 	    opt.timeout > 600 || opt.inflight < 1 || opt.max_requests < 1 ||
-	    (opt.wait_run && opt.depth != 1) ||
 	    strlen(opt.method) > 200 ||
 	    (opt.params != NULL && strlen(opt.params) > 700)) {
 		fprintf(stderr, "wsbench: option out of range\n");

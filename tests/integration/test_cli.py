@@ -82,3 +82,17 @@ def test_gateway_status_closed_port(launcher):
                        "ws://127.0.0.1:%d" % port, "--token", "T",
                        "--require-rpc")
     assert rc == 1
+
+
+def test_status_dashboard_follows_url(gateway, launcher):
+    """`status --url` points the dashboard line at the gateway probed, not
+    at the port of the local config (a fresh state dir here)."""
+    want = "http://127.0.0.1:%d/" % gateway.port
+    rc, out, err = cli(launcher, "status", "--json", "--url", gateway.url,
+                       "--token", gateway.token)
+    assert rc == 0, err
+    assert json.loads(out)["dashboard"] == want
+    rc, out, err = cli(launcher, "status", "--url", gateway.url, "--token",
+                       gateway.token)
+    assert rc == 0, err
+    assert "Dashboard: %s  (" % want in out, out
