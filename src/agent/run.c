@@ -1706,6 +1706,19 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 		r = NULL;
 		if (store_session_idem_get(rt->store, rq->run_id, &st, &key, &res) ==
 		    GW_OK) {
+			/* Still "running": its run may have gone live on
+			 * another thread since the look above (its start
+			 * committed in between), not been cut by a restart. */
+			if (strcmp(st, "running") == 0 &&
+			    (r = run_joinable(rt, rq->run_id)) &&
+			    (!sink || run_attach(r, sink) == GW_OK)) {
+				rq->origin = RUN_JOINED;
+				*out = r;
+				r = NULL;
+				rc = GW_OK;
+				goto out;
+			}
+			run_unref(r);
 			r = run_replay_new(rt, rq->run_id, key, agent, st, res);
 			rq->origin = RUN_REPLAY;
 			res = NULL;

@@ -102,3 +102,26 @@ def test_replay_across_a_restart(launcher, upstream):
     msgs = upstream.snapshot()["requests"][-1]["messages"]
     assert [m["role"] for m in msgs if m["role"] != "system"] == \
         ["user", "assistant", "user"]
+
+
+def test_agent_and_chat_send_racing_one_key(cgw, up):
+    """An `agent` request (started on a worker) and a chat.send (started
+    in a store job) with the same key, back to back on two connections:
+    whichever goes live second joins the first; one run, one user row."""
+    a = cgw.connect()
+    b = cgw.connect()
+    key = "mixed-" + new_key()
+    idem = new_key()
+    ra = a.send_req("agent", {"sessionKey": key, "message": "[[gate]] one",
+                              "idempotencyKey": idem})
+    rb = b.send_req("chat.send", {"sessionKey": key,
+                                  "message": "[[gate]] one",
+                                  "idempotencyKey": idem})
+    got = [a.wait_res(ra), b.wait_res(rb)]
+    assert all(g["ok"] for g in got), got
+    assert {g["payload"]["runId"] for g in got} == {idem}
+    up.wait(lambda s: s["inflight"] >= 1)
+    up.open_gate()
+    assert a.wait_res(ra, timeout=10)["payload"]["status"] == "ok"
+    assert up.snapshot()["chat"] == 1
+    assert len(_users(a, key)) == 1
