@@ -1,15 +1,21 @@
 /* libcurl through dlopen(): see curl-dl.h. */
 #include <dlfcn.h>
+#include <errno.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "agent/curl-dl.h"
+#include "core/common.h"
 #include "core/log.h"
+#include "core/util.h"
 
 #define CURL_DL_SONAME "libcurl.so.4"
+#define CURL_DL_CA_MAX (16u << 20)	/* bytes of one CA file */
+#define CURL_DL_PEM_CERT "-----BEGIN CERTIFICATE-----"
 
 static const struct {
 	const char *name;
@@ -41,6 +47,60 @@ static pthread_once_t curl_dl_once = PTHREAD_ONCE_INIT;
 static struct curl_dl curl_dl_table;
 static atomic_int curl_dl_ok;		/* 1 loaded, -1 failed */
 static char curl_dl_err[256];
+static struct curl_blob curl_dl_ca;	/* data NULL: no extra CAs */
+
+/* A CA file read whole: 1 with *out, else 0 after one warning. */
+static int curl_dl_ca_read(const char *path, char **out, size_t *len)
+{
+	int r = util_read_file(path, CURL_DL_CA_MAX, out, len);
+
+	if (r == 1 && memmem(*out, *len, CURL_DL_PEM_CERT,
+			     sizeof(CURL_DL_PEM_CERT) - 1))
+		return 1;
+	if (r == 1) {
+		free(*out);
+		*out = NULL;
+	}
+	log_warn("agent", "ignoring extra CA certificates from %s "
+		 "(NODE_EXTRA_CA_CERTS): %s; upstream TLS trusts the system "
+		 "roots only", path, r == 1 ? "no PEM certificate in it"
+		 : r == 0 ? "no such file" : strerror(-r));
+	return 0;
+}
+
+/* NODE_EXTRA_CA_CERTS: libcurl's default bundle + that file, in
+ * curl_dl_ca (see curl_dl_ca_blob). Runs once, with libcurl loaded. */
+static void curl_dl_ca_load(void)
+{
+	const char *extra = getenv("NODE_EXTRA_CA_CERTS");
+	char *sys = NULL, *add = NULL, *def = NULL, *all;
+	size_t slen = 0, alen = 0;
+	CURL *e;
+
+	if (!extra || !*extra || !curl_dl_ca_read(extra, &add, &alen))
+		return;
+	/* The bundle libcurl verifies against by default (its build's
+	 * --with-ca-bundle); its CA path, if any, stays in use as well. */
+	e = curl_dl_table.easy_init();
+	if (e && curl_dl_table.easy_getinfo(e, CURLINFO_CAINFO, &def) ==
+	    CURLE_OK && def && *def &&
+	    util_read_file(def, CURL_DL_CA_MAX, &sys, &slen) != 1)
+		log_warn("agent", "cannot read the system CA bundle %s", def);
+	if (e)
+		curl_dl_table.easy_cleanup(e);
+	all = xmalloc(slen + 1 + alen + 1);
+	if (sys)
+		memcpy(all, sys, slen);
+	all[slen] = '\n';
+	memcpy(all + slen + 1, add, alen + 1);
+	free(sys);
+	free(add);
+	curl_dl_ca.data = all;
+	curl_dl_ca.len = slen + 1 + alen;
+	curl_dl_ca.flags = CURL_BLOB_NOCOPY;
+	log_info("agent", "upstream TLS trusts the system roots and %s "
+		 "(NODE_EXTRA_CA_CERTS)", extra);
+}
 
 static void curl_dl_load(void)
 {
@@ -71,6 +131,7 @@ static void curl_dl_load(void)
 			 "curl_global_init failed (%d)", (int)c);
 		goto fail;
 	}
+	curl_dl_ca_load();
 	atomic_store(&curl_dl_ok, 1);
 	return;
 fail:
@@ -91,6 +152,11 @@ const struct curl_dl *curl_dl_get(const char **err)
 	return NULL;
 }
 
+const struct curl_blob *curl_dl_ca_blob(void)
+{
+	return curl_dl_ca.data ? &curl_dl_ca : NULL;
+}
+
 int curl_dl_loaded(void)
 {
 	return atomic_load(&curl_dl_ok) == 1;
@@ -100,4 +166,6 @@ void curl_dl_cleanup(void)
 {
 	if (atomic_exchange(&curl_dl_ok, 0) == 1)
 		curl_dl_table.global_cleanup();
+	free(curl_dl_ca.data);
+	curl_dl_ca.data = NULL;
 }

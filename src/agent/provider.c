@@ -33,6 +33,11 @@
 #define PROVIDER_POOL_MAX_HOST 0
 #define PROVIDER_POOL_IDLE_S 60
 #define PROVIDER_EASY_SPARE 16	/* easy handles kept for reuse */
+/* Streams libcurl may open on one HTTP/2 upstream connection (its default
+ * is 100); the server's SETTINGS_MAX_CONCURRENT_STREAMS caps it too
+ * (nginx: 128, http2_max_concurrent_streams), then a new connection
+ * opens (up to models.connectionPool.maxPerHost). */
+#define PROVIDER_H2_STREAMS 1000L
 
 /* ---- SSE ------------------------------------------------------------------ */
 
@@ -421,6 +426,12 @@ static int provider_multi(struct provider *p, char **err)
 		*err = xstrdup("cannot create the HTTP client");
 		return -1;
 	}
+	/* https upstreams multiplexed over HTTP/2 (libcurl's defaults since
+	 * 7.62, set anyway): many streams share a connection, so held
+	 * streams cost the daemon one socket each instead of two. */
+	cu->multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	cu->multi_setopt(m, CURLMOPT_MAX_CONCURRENT_STREAMS,
+			 PROVIDER_H2_STREAMS);
 	pthread_mutex_lock(&p->mu);
 	p->cu = cu;
 	p->multi = m;
@@ -472,6 +483,15 @@ static CURL *provider_easy_new(const struct curl_dl *cu)
 	 * allocations; -3 KB resident per held stream (issue 11,
 	 * tests/bench/streams.sh). */
 	cu->easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+	/* https: HTTP/2 when ALPN agrees, else HTTP/1.1; http: HTTP/1.1
+	 * (no h2c). A request that finds no connection yet waits for the one
+	 * being set up to say whether it multiplexes instead of opening its
+	 * own (a burst of streams shares one connection). */
+	cu->easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	cu->easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+	/* NODE_EXTRA_CA_CERTS, like OpenClaw: the system roots + its file. */
+	if (curl_dl_ca_blob())
+		cu->easy_setopt(e, CURLOPT_CAINFO_BLOB, curl_dl_ca_blob());
 	return e;
 }
 
