@@ -14,7 +14,7 @@
 #include "core/util.h"
 
 #define CURL_DL_SONAME "libcurl.so.4"
-#define CURL_DL_CA_MAX (16u << 20)	/* bytes of one CA file */
+#define CURL_DL_CA_MAX (4u << 20)	/* bytes of one CA file */
 #define CURL_DL_PEM_CERT "-----BEGIN CERTIFICATE-----"
 
 static const struct {

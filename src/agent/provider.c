@@ -38,6 +38,7 @@
  * (nginx: 128, http2_max_concurrent_streams), then a new connection
  * opens (up to models.connectionPool.maxPerHost). */
 #define PROVIDER_H2_STREAMS 1000L
+#define PROVIDER_UPLOAD_BUF 16384L	/* libcurl's minimum */
 
 /* ---- SSE ------------------------------------------------------------------ */
 
@@ -268,6 +269,8 @@ struct provider_http {
 	long pool_max_idle, pool_idle_s;
 	int cerr;			/* CURLE_* of a failure (message in
 					 * errbuf) */
+	int sending;			/* libcurl: the request may not be
+					 * all sent (provider_sent) */
 };
 
 static __thread struct provider *provider_self;
@@ -391,6 +394,37 @@ static int provider_body(struct provider_http *h, long status,
 	return 1;
 }
 
+/* Answer bytes came in: once the whole request is sent, drop what only
+ * sending it needed, which a held stream would otherwise keep for its
+ * whole life (issue 11, tests/bench/streams.sh STREAMS_TLS=1):
+ * - libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE, 16 KiB at least,
+ *   all of it written: an HTTP/2 request body goes through it), kept
+ *   until the handle is cleaned up; setting the option again frees it
+ *   (libcurl setopt.c: "force a realloc next opportunity"; allocated
+ *   again only if more were to be sent);
+ * - the request body and header list (the key's line among them).
+ * libcurl counts bytes as uploaded once they left its buffer (HTTP/2:
+ * once nghttp2 copied them), and retries a request on a fresh
+ * connection only before any answer byte, so nothing refers to them. */
+static void provider_sent(struct provider_http *h)
+{
+	const struct curl_dl *cu = h->p->cu;
+	curl_off_t up = 0;
+
+	if (cu->easy_getinfo(h->easy, CURLINFO_SIZE_UPLOAD_T, &up) !=
+	    CURLE_OK || up < (curl_off_t)h->body_len)
+		return;
+	cu->easy_setopt(h->easy, CURLOPT_UPLOAD_BUFFERSIZE,
+			PROVIDER_UPLOAD_BUF);
+	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+	cu->slist_free_all(h->hdrs);
+	h->hdrs = NULL;
+	free(h->body);
+	h->body = NULL;
+	h->sending = 0;
+}
+
 static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct provider_http *h = ud;
@@ -399,6 +433,8 @@ static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	char *ct = NULL;
 
 	h->last_ms = util_mono_ms();
+	if (h->sending)
+		provider_sent(h);
 	if (!h->mode) {
 		h->p->cu->easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE,
 				       &status);
@@ -483,6 +519,10 @@ static CURL *provider_easy_new(const struct curl_dl *cu)
 	 * allocations; -3 KB resident per held stream (issue 11,
 	 * tests/bench/streams.sh). */
 	cu->easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+	/* The smallest upload buffer (default 64 KiB): it holds at most a
+	 * part of the request body being sent, and is freed once the body
+	 * is sent (provider_sent). */
+	cu->easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, PROVIDER_UPLOAD_BUF);
 	/* https: HTTP/2 when ALPN agrees, else HTTP/1.1; http: HTTP/1.1
 	 * (no h2c). A request that finds no connection yet waits for the one
 	 * being set up to say whether it multiplexes instead of opening its
@@ -504,7 +544,7 @@ static void provider_easy_request(const struct curl_dl *cu,
 {
 	cu->easy_setopt(h->easy, CURLOPT_URL, rq->url);
 	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
-	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)h->body_len);
 	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 	cu->easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
 	cu->easy_setopt(h->easy, CURLOPT_PRIVATE, h);
@@ -975,6 +1015,8 @@ struct provider_http *provider_http_start(struct provider *p,
 		h->hdrs = cu->slist_append(h->hdrs, line);
 		xfree_secret(line);
 	}
+	h->body_len = strlen(h->body);
+	h->sending = 1;
 	provider_easy_request(cu, h, rq);
 	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
 		*err = xstrdup("cannot start the upstream request");

@@ -11,6 +11,7 @@ port serving the given location blocks, with an access log of
 """
 
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -120,7 +121,7 @@ def freeport():
 
 class TlsNginx:
     def __init__(self, d, pki, locations, http2=True, connections=1024,
-                 streams=128):
+                 streams=128, access_log=True):
         self.dir = d
         self.pki = pki
         self.locations = locations
@@ -130,6 +131,7 @@ class TlsNginx:
         self.port = None
         self.proc = None
         self.log = os.path.join(d, "access.log")
+        self.access_log = access_log
 
     def url(self, prefix=""):
         return "https://127.0.0.1:%d%s" % (self.port, prefix)
@@ -145,7 +147,7 @@ pid %(d)s/nginx.pid;
 events { worker_connections %(conns)d; }
 http {
   log_format proto '$server_protocol $connection $request_uri $status';
-  access_log %(log)s proto;
+  access_log %(log)s;
   client_body_temp_path %(d)s/body;
   proxy_temp_path %(d)s/proxy;
   keepalive_requests 1000000;
@@ -158,10 +160,13 @@ http {
 %(locs)s
   }
 }
-""" % {"d": self.dir, "log": self.log, "port": self.port,
+""" % {"d": self.dir, "port": self.port,
        "h2": " http2" if self.http2 else "", "cert": self.pki["cert"],
        "key": self.pki["key"], "locs": self.locations,
-       "conns": self.connections, "fds": self.connections * 2 + 64,
+       "log": (self.log + " proto") if self.access_log else "off",
+       "conns": self.connections,
+       "fds": min(self.connections * 2 + 64,
+                  resource.getrlimit(resource.RLIMIT_NOFILE)[1]),
        "streams": self.streams}
 
     def start(self, timeout=20):
