@@ -251,8 +251,13 @@ struct provider_http {
 	char errbuf[CURL_ERROR_SIZE];	/* libcurl's message, or h1's */
 	int64_t idle_ms, last_ms;	/* read timeout; last byte (mono) */
 	struct provider_http *next, *prev;
-	/* A plain-http transfer (easy is NULL): */
-	int h1;
+	size_t body_len;
+	int sending;			/* libcurl: the request may not be
+					 * all sent (provider_sent) */
+	int h1;				/* a plain-http transfer (easy NULL) */
+	/* A plain-http transfer's own state, from fd to the end: a libcurl
+	 * transfer is allocated without it (PROVIDER_HTTP_CURL_SIZE, -0.5 KB
+	 * per held stream); nothing outside the h1 code may touch it. */
 	int fd;				/* -1 when none */
 	int st;				/* H1_CONNECTING... */
 	int reused, retried;		/* a pooled connection; resent once */
@@ -260,7 +265,7 @@ struct provider_http {
 	socklen_t salen;
 	char hostport[64];
 	char *head;			/* request head (holds the key) */
-	size_t head_len, body_len, sent;
+	size_t head_len, sent;
 	struct h1_resp resp;
 	short events, revents;
 	int ready;			/* step it without waiting */
@@ -269,9 +274,9 @@ struct provider_http {
 	long pool_max_idle, pool_idle_s;
 	int cerr;			/* CURLE_* of a failure (message in
 					 * errbuf) */
-	int sending;			/* libcurl: the request may not be
-					 * all sent (provider_sent) */
 };
+
+#define PROVIDER_HTTP_CURL_SIZE offsetof(struct provider_http, fd)
 
 static __thread struct provider *provider_self;
 
@@ -895,10 +900,12 @@ static unsigned int provider_h1_pollset(struct provider *p, int *wait_ms)
 	int64_t now = util_mono_ms(), d;
 
 	for (h = p->live; h; h = h->next) {
+		if (!h->h1)
+			continue;
 		h->widx = -1;
-		if (h->h1 && h->ready)
+		if (h->ready)
 			*wait_ms = 0;
-		if (!h->h1 || h->fd < 0)
+		if (h->fd < 0)
 			continue;
 		d = h->st == H1_CONNECTING && h->connect_at ? h->connect_at : 0;
 		if (h->deadline && (!d || h->deadline < d))
@@ -973,13 +980,14 @@ struct provider_http *provider_http_start(struct provider *p,
 	h = xcalloc(1, sizeof(*h));
 	h->p = p;
 	h->cbs = *cbs;
-	h->fd = -1;
 	provider_sse_init(&h->sse, 8u * 1024 * 1024);
 	h->body = rq->body_take ? rq->body_take : xstrdup(rq->body);
 	h->idle_ms = rq->idle_timeout_ms;
 	h->last_ms = util_mono_ms();
 	if (provider_h1_start(p, h, rq))
 		goto live;
+	/* Not h1: without the h1 state (nothing points to h yet). */
+	h = xrealloc(h, PROVIDER_HTTP_CURL_SIZE);
 	/* libcurl is loaded by the first request that needs it. */
 	if (provider_multi(p, err) < 0) {
 		free(h->body);
