@@ -61,12 +61,13 @@ def _provider(url):
             "timeoutSeconds": 60, "models": [{"id": "m"}]}
 
 
-def start_gw(launcher, ngx, extra_ca=None, streams=64):
+def start_gw(launcher, ngx, extra_ca=None, streams=64, pool=None):
     cfg = {"gateway": {"mode": "local"},
            "models": {"providers": {
                "tj": _provider(ngx.url("/json/v1")),
                "ts": _provider(ngx.url("/sse/v1")),
-               "th": _provider(ngx.url("/hold/v1"))}},
+               "th": _provider(ngx.url("/hold/v1"))},
+               "connectionPool": pool or {}},
            "agents": {"defaults": {"model": "tj/m",
                                    "maxConcurrent": streams}}}
     env = {"NODE_EXTRA_CA_CERTS": extra_ca} if extra_ca else None
@@ -160,13 +161,11 @@ def test_not_a_pem_file_is_ignored(launcher, h2, tmp_path):
     assert "no PEM certificate in it" in gw.output()
 
 
-def test_concurrent_streams_share_one_http2_connection(launcher, h2, pki,
-                                                       hold):
-    """40 streams held at once by the upstream behind nginx: all of them
-    HTTP/2 streams on at most two connections (PIPEWAIT: the burst waits
-    for the first connection's ALPN instead of opening one each)."""
+def held_streams(launcher, h2, pki, hold, pool=None):
+    """40 streams held at once by holdupstream.py behind nginx, then
+    released: each ended with [DONE]; returns nginx's log rows."""
     n = 40
-    gw = start_gw(launcher, h2, extra_ca=pki["ca"], streams=n)
+    gw = start_gw(launcher, h2, extra_ca=pki["ca"], streams=n, pool=pool)
     before = len(h2.log_lines())
     hold.set_release(False)
     seen = {}
@@ -192,8 +191,24 @@ def test_concurrent_streams_share_one_http2_connection(launcher, h2, pki,
             if r[2].startswith("/hold/")]
     assert len(rows) == n, rows
     assert {r[0] for r in rows} == {"HTTP/2.0"}, rows
-    assert 1 <= len({r[1] for r in rows}) <= 2, rows
     gw.check_sanitizers()
+    return rows
+
+
+def test_concurrent_streams_share_one_http2_connection(launcher, h2, pki,
+                                                       hold):
+    """All HTTP/2 streams on at most two connections (PIPEWAIT: the burst
+    waits for the first connection's ALPN instead of opening one
+    each)."""
+    rows = held_streams(launcher, h2, pki, hold)
+    assert 1 <= len({r[1] for r in rows}) <= 2, rows
+
+
+def test_max_per_host_bounds_http2_connections(launcher, h2, pki, hold):
+    """models.connectionPool.maxPerHost: 1 -> the 40 streams on exactly
+    one connection."""
+    rows = held_streams(launcher, h2, pki, hold, pool={"maxPerHost": 1})
+    assert len({r[1] for r in rows}) == 1, rows
 
 
 def test_tls_server_without_http2(launcher, h1only, pki):
