@@ -534,9 +534,8 @@ static CURL *provider_easy_new(const struct curl_dl *cu)
 	 * own (a burst of streams shares one connection). */
 	cu->easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	cu->easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
-	/* NODE_EXTRA_CA_CERTS, like OpenClaw: the system roots + its file. */
-	if (curl_dl_ca_blob())
-		cu->easy_setopt(e, CURLOPT_CAINFO_BLOB, curl_dl_ca_blob());
+	/* The system roots + NODE_EXTRA_CA_CERTS's, like OpenClaw. */
+	curl_dl_ca_apply(cu, e);
 	return e;
 }
 
