@@ -529,11 +529,8 @@ static CURL *provider_easy_new(const struct curl_dl *cu)
 	 * is sent (provider_sent). */
 	cu->easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, PROVIDER_UPLOAD_BUF);
 	/* https: HTTP/2 when ALPN agrees, else HTTP/1.1; http: HTTP/1.1
-	 * (no h2c). A request that finds no connection yet waits for the one
-	 * being set up to say whether it multiplexes instead of opening its
-	 * own (a burst of streams shares one connection). */
+	 * (no h2c). */
 	cu->easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
-	cu->easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
 	/* The system roots + NODE_EXTRA_CA_CERTS's, like OpenClaw. */
 	curl_dl_ca_apply(cu, e);
 	return e;
@@ -547,6 +544,13 @@ static void provider_easy_request(const struct curl_dl *cu,
 				  const struct provider_http_req *rq)
 {
 	cu->easy_setopt(h->easy, CURLOPT_URL, rq->url);
+	/* https: a request that finds no connection yet waits for the one
+	 * being set up to say (ALPN) whether it multiplexes instead of
+	 * opening its own, so a burst of streams shares one connection.
+	 * Not for http://: libcurl would learn it is HTTP/1.1 only from the
+	 * first answer's head, and a burst would wait for it. */
+	cu->easy_setopt(h->easy, CURLOPT_PIPEWAIT,
+			strncasecmp(rq->url, "https://", 8) ? 0L : 1L);
 	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
 	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)h->body_len);
 	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);

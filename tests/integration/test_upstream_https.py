@@ -11,20 +11,22 @@ connections, and a TLS server without HTTP/2 still works over HTTP/1.1.
 """
 
 import json
+import threading
 import time
 
 import pytest
 
 import tlsnginx
+from fakeupstream import FakeUpstream
 from holdupstream import HoldUpstream, StreamRun
-from oahelp import TOKEN, chat, sse_json
-
-_why = tlsnginx.available()
-pytestmark = pytest.mark.skipif(_why is not None, reason=_why or "")
-
+from oahelp import TOKEN, chat, oa_config, sse_json
 
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory):
+    """Every nginx test's CA (so they skip without nginx or openssl)."""
+    why = tlsnginx.available()
+    if why:
+        pytest.skip(why)
     return tlsnginx.make_pki(str(tmp_path_factory.mktemp("pki")))
 
 
@@ -246,3 +248,44 @@ def test_big_request_body(launcher, h2, pki, hold):
                 "held reply", r.text
     check_chat_and_stream(gw)
     gw.check_sanitizers()
+
+
+def test_plain_http_requests_do_not_wait_for_the_first_head(launcher):
+    """PIPEWAIT is for https only: over http:// (here through libcurl,
+    CLAWGATE_UPSTREAM_CURL=1) libcurl learns that a host does not
+    multiplex only from the first answer's head, so a second request
+    would wait for it. The first request is held before its head
+    ([[gate]]); the second is answered meanwhile."""
+    up = FakeUpstream(api_key="sk-fake").start()
+    try:
+        gw = launcher.start(config=oa_config(up),
+                            env={"CLAWGATE_UPSTREAM_CURL": "1"})
+        res = {}
+
+        def first():
+            res["a"] = gw.http("POST", "/v1/chat/completions",
+                               json=chat("a [[gate]] [[reply:A]]"),
+                               headers={"Authorization": "Bearer " + TOKEN},
+                               timeout=60)
+
+        t = threading.Thread(target=first)
+        t.start()
+        try:
+            deadline = time.monotonic() + 30
+            while up.snapshot()["chat"] < 1 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert up.snapshot()["chat"] == 1
+            r = gw.http("POST", "/v1/chat/completions",
+                        json=chat("b [[reply:B]]"),
+                        headers={"Authorization": "Bearer " + TOKEN},
+                        timeout=60)
+            assert r.status_code == 200, r.text
+            assert r.json()["choices"][0]["message"]["content"] == "B"
+            assert t.is_alive()
+        finally:
+            up.open_gate()
+            t.join(60)
+        assert res["a"].status_code == 200, res["a"].text
+        assert res["a"].json()["choices"][0]["message"]["content"] == "A"
+    finally:
+        up.stop()
