@@ -247,8 +247,10 @@ try:
                 time.sleep(0.1)
             # The agent thread may still be taking in the answers' first
             # bytes (the upstream counts a stream held once it sent
-            # them): settled when it uses < 10 % of a core for 1 s.
-            settle, t = time.monotonic(), time.monotonic() + 120
+            # them): settled when it uses < 10 % of a core for 1 s (live
+            # streams, STREAMS_TRICKLE, keep it busy: not waited for).
+            settle = time.monotonic()
+            t = settle + (120 if trickle <= 0 else 0)
             while time.monotonic() < t:
                 a0 = thread_cpu(gw.pid).get("agent", 0)
                 time.sleep(1)
