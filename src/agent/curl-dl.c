@@ -110,7 +110,9 @@ static void curl_dl_ca_load(void)
 	 * certificates up when a chain needs them: when libcurl has both
 	 * and the directory is hashed (Debian: /etc/ssl/certs, the same
 	 * roots as the bundle), the directory alone. */
+	/* CLAWGATE_UPSTREAM_CA_BUNDLE=1 (tests): the bundle file anyway. */
 	curl_dl_ca_dir_only = def && *def && dir && *dir &&
+			      !getenv("CLAWGATE_UPSTREAM_CA_BUNDLE") &&
 			      curl_dl_ca_hashed_dir(dir);
 	if (!extra || !*extra || !curl_dl_ca_read(extra, &add, &alen))
 		goto out;

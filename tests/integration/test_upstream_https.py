@@ -63,7 +63,8 @@ def _provider(url):
             "timeoutSeconds": 60, "models": [{"id": "m"}]}
 
 
-def start_gw(launcher, ngx, extra_ca=None, streams=64, pool=None):
+def start_gw(launcher, ngx, extra_ca=None, streams=64, pool=None,
+             env=None):
     cfg = {"gateway": {"mode": "local"},
            "models": {"providers": {
                "tj": _provider(ngx.url("/json/v1")),
@@ -72,7 +73,9 @@ def start_gw(launcher, ngx, extra_ca=None, streams=64, pool=None):
                "connectionPool": pool or {}},
            "agents": {"defaults": {"model": "tj/m",
                                    "maxConcurrent": streams}}}
-    env = {"NODE_EXTRA_CA_CERTS": extra_ca} if extra_ca else None
+    env = dict(env or {})
+    if extra_ca:
+        env["NODE_EXTRA_CA_CERTS"] = extra_ca
     return launcher.start(config=cfg, env=env)
 
 
@@ -135,6 +138,20 @@ def check_untrusted(gw):
     # and the gateway goes on serving
     assert gw.http("GET", "/readyz", timeout=10).status_code == 200
     assert gw.alive()
+
+
+def test_extra_ca_with_the_system_bundle(launcher, h2, pki):
+    """Where libcurl's CA directory is not used (no hashed one; forced
+    here), the blob is the system bundle followed by the extra file: the
+    test CA is trusted all the same, and a server it did not sign is
+    not."""
+    bundle = {"CLAWGATE_UPSTREAM_CA_BUNDLE": "1"}
+    gw = start_gw(launcher, h2, extra_ca=pki["ca"], env=bundle)
+    check_chat_and_stream(gw)
+    assert "cannot read the system CA bundle" not in gw.output()
+    gw.check_sanitizers()
+    gw = start_gw(launcher, h2, env=bundle)
+    check_untrusted(gw)
 
 
 def test_untrusted_without_extra_ca(launcher, h2):
