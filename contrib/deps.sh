@@ -14,6 +14,7 @@ PKGS=(
 	zlib1g-dev chromium
 	systemd
 	nginx-light	# the mock upstream of tests/bench/openai-overhead.sh
+	openssl		# CLI: test_upstream_https.py's throwaway CA
 	ngircd
 	libev-dev libwebsockets-evlib-ev	# the WS loop on epoll (src/net/ws.c)
 )

@@ -35,6 +35,16 @@ struct curl_dl {
  * and *err, when not NULL, gets a borrowed message). */
 const struct curl_dl *curl_dl_get(const char **err);
 
+/* Set the roots a handle's TLS verifies against: the system's plus, as
+ * OpenClaw's node does, the PEM file named by NODE_EXTRA_CA_CERTS (read
+ * once when libcurl is loaded, kept until exit, set with
+ * CURLOPT_CAINFO_BLOB, not copied; a file that cannot be used gets one
+ * warning in the log and the system roots alone are trusted). The system
+ * roots come from libcurl's CA directory when it is a hashed one (looked
+ * up as needed, not loaded whole per connection), else from its CA
+ * bundle. Call after curl_dl_get succeeded. */
+void curl_dl_ca_apply(const struct curl_dl *cu, CURL *e);
+
 /* Whether libcurl has been loaded (for tests and the RSS figures). */
 int curl_dl_loaded(void);
 

@@ -33,6 +33,12 @@
 #define PROVIDER_POOL_MAX_HOST 0
 #define PROVIDER_POOL_IDLE_S 60
 #define PROVIDER_EASY_SPARE 16	/* easy handles kept for reuse */
+/* Streams libcurl may open on one HTTP/2 upstream connection (its default
+ * is 100); the server's SETTINGS_MAX_CONCURRENT_STREAMS caps it too
+ * (nginx: 128, http2_max_concurrent_streams), then a new connection
+ * opens (up to models.connectionPool.maxPerHost). */
+#define PROVIDER_H2_STREAMS 1000L
+#define PROVIDER_UPLOAD_BUF 16384L	/* libcurl's minimum */
 
 /* ---- SSE ------------------------------------------------------------------ */
 
@@ -245,8 +251,13 @@ struct provider_http {
 	char errbuf[CURL_ERROR_SIZE];	/* libcurl's message, or h1's */
 	int64_t idle_ms, last_ms;	/* read timeout; last byte (mono) */
 	struct provider_http *next, *prev;
-	/* A plain-http transfer (easy is NULL): */
-	int h1;
+	size_t body_len;
+	int sending;			/* libcurl: the request may not be
+					 * all sent (provider_sent) */
+	int h1;				/* a plain-http transfer (easy NULL) */
+	/* A plain-http transfer's own state, from fd to the end: a libcurl
+	 * transfer is allocated without it (PROVIDER_HTTP_CURL_SIZE, -0.5 KB
+	 * per held stream); nothing outside the h1 code may touch it. */
 	int fd;				/* -1 when none */
 	int st;				/* H1_CONNECTING... */
 	int reused, retried;		/* a pooled connection; resent once */
@@ -254,7 +265,7 @@ struct provider_http {
 	socklen_t salen;
 	char hostport[64];
 	char *head;			/* request head (holds the key) */
-	size_t head_len, body_len, sent;
+	size_t head_len, sent;
 	struct h1_resp resp;
 	short events, revents;
 	int ready;			/* step it without waiting */
@@ -264,6 +275,8 @@ struct provider_http {
 	int cerr;			/* CURLE_* of a failure (message in
 					 * errbuf) */
 };
+
+#define PROVIDER_HTTP_CURL_SIZE offsetof(struct provider_http, fd)
 
 static __thread struct provider *provider_self;
 
@@ -386,6 +399,37 @@ static int provider_body(struct provider_http *h, long status,
 	return 1;
 }
 
+/* Answer bytes came in: once the whole request is sent, drop what only
+ * sending it needed, which a held stream would otherwise keep for its
+ * whole life (issue 11, tests/bench/streams.sh STREAMS_TLS=1):
+ * - libcurl's upload buffer (CURLOPT_UPLOAD_BUFFERSIZE, 16 KiB at least,
+ *   all of it written: an HTTP/2 request body goes through it), kept
+ *   until the handle is cleaned up; setting the option again frees it
+ *   (libcurl setopt.c: "force a realloc next opportunity"; allocated
+ *   again only if more were to be sent);
+ * - the request body and header list (the key's line among them).
+ * libcurl counts bytes as uploaded once they left its buffer (HTTP/2:
+ * once nghttp2 copied them), and retries a request on a fresh
+ * connection only before any answer byte, so nothing refers to them. */
+static void provider_sent(struct provider_http *h)
+{
+	const struct curl_dl *cu = h->p->cu;
+	curl_off_t up = 0;
+
+	if (cu->easy_getinfo(h->easy, CURLINFO_SIZE_UPLOAD_T, &up) !=
+	    CURLE_OK || up < (curl_off_t)h->body_len)
+		return;
+	cu->easy_setopt(h->easy, CURLOPT_UPLOAD_BUFFERSIZE,
+			PROVIDER_UPLOAD_BUF);
+	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, NULL);
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, NULL);
+	cu->slist_free_all(h->hdrs);
+	h->hdrs = NULL;
+	free(h->body);
+	h->body = NULL;
+	h->sending = 0;
+}
+
 static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	struct provider_http *h = ud;
@@ -394,6 +438,8 @@ static size_t provider_write(char *ptr, size_t size, size_t nmemb, void *ud)
 	char *ct = NULL;
 
 	h->last_ms = util_mono_ms();
+	if (h->sending)
+		provider_sent(h);
 	if (!h->mode) {
 		h->p->cu->easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE,
 				       &status);
@@ -421,6 +467,12 @@ static int provider_multi(struct provider *p, char **err)
 		*err = xstrdup("cannot create the HTTP client");
 		return -1;
 	}
+	/* https upstreams multiplexed over HTTP/2 (libcurl's defaults since
+	 * 7.62, set anyway): many streams share a connection, so held
+	 * streams cost the daemon one socket each instead of two. */
+	cu->multi_setopt(m, CURLMOPT_PIPELINING, CURLPIPE_MULTIPLEX);
+	cu->multi_setopt(m, CURLMOPT_MAX_CONCURRENT_STREAMS,
+			 PROVIDER_H2_STREAMS);
 	pthread_mutex_lock(&p->mu);
 	p->cu = cu;
 	p->multi = m;
@@ -472,6 +524,15 @@ static CURL *provider_easy_new(const struct curl_dl *cu)
 	 * allocations; -3 KB resident per held stream (issue 11,
 	 * tests/bench/streams.sh). */
 	cu->easy_setopt(e, CURLOPT_BUFFERSIZE, 1024L);
+	/* The smallest upload buffer (default 64 KiB): it holds at most a
+	 * part of the request body being sent, and is freed once the body
+	 * is sent (provider_sent). */
+	cu->easy_setopt(e, CURLOPT_UPLOAD_BUFFERSIZE, PROVIDER_UPLOAD_BUF);
+	/* https: HTTP/2 when ALPN agrees, else HTTP/1.1; http: HTTP/1.1
+	 * (no h2c). */
+	cu->easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+	/* The system roots + NODE_EXTRA_CA_CERTS's, like OpenClaw. */
+	curl_dl_ca_apply(cu, e);
 	return e;
 }
 
@@ -483,8 +544,15 @@ static void provider_easy_request(const struct curl_dl *cu,
 				  const struct provider_http_req *rq)
 {
 	cu->easy_setopt(h->easy, CURLOPT_URL, rq->url);
+	/* https: a request that finds no connection yet waits for the one
+	 * being set up to say (ALPN) whether it multiplexes instead of
+	 * opening its own, so a burst of streams shares one connection.
+	 * Not for http://: libcurl would learn it is HTTP/1.1 only from the
+	 * first answer's head, and a burst would wait for it. */
+	cu->easy_setopt(h->easy, CURLOPT_PIPEWAIT,
+			strncasecmp(rq->url, "https://", 8) ? 0L : 1L);
 	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDS, h->body);
-	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)strlen(h->body));
+	cu->easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long)h->body_len);
 	cu->easy_setopt(h->easy, CURLOPT_HTTPHEADER, h->hdrs);
 	cu->easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
 	cu->easy_setopt(h->easy, CURLOPT_PRIVATE, h);
@@ -835,10 +903,12 @@ static unsigned int provider_h1_pollset(struct provider *p, int *wait_ms)
 	int64_t now = util_mono_ms(), d;
 
 	for (h = p->live; h; h = h->next) {
+		if (!h->h1)
+			continue;
 		h->widx = -1;
-		if (h->h1 && h->ready)
+		if (h->ready)
 			*wait_ms = 0;
-		if (!h->h1 || h->fd < 0)
+		if (h->fd < 0)
 			continue;
 		d = h->st == H1_CONNECTING && h->connect_at ? h->connect_at : 0;
 		if (h->deadline && (!d || h->deadline < d))
@@ -913,13 +983,14 @@ struct provider_http *provider_http_start(struct provider *p,
 	h = xcalloc(1, sizeof(*h));
 	h->p = p;
 	h->cbs = *cbs;
-	h->fd = -1;
 	provider_sse_init(&h->sse, 8u * 1024 * 1024);
 	h->body = rq->body_take ? rq->body_take : xstrdup(rq->body);
 	h->idle_ms = rq->idle_timeout_ms;
 	h->last_ms = util_mono_ms();
 	if (provider_h1_start(p, h, rq))
 		goto live;
+	/* Not h1: without the h1 state (nothing points to h yet). */
+	h = xrealloc(h, PROVIDER_HTTP_CURL_SIZE);
 	/* libcurl is loaded by the first request that needs it. */
 	if (provider_multi(p, err) < 0) {
 		free(h->body);
@@ -955,6 +1026,8 @@ struct provider_http *provider_http_start(struct provider *p,
 		h->hdrs = cu->slist_append(h->hdrs, line);
 		xfree_secret(line);
 	}
+	h->body_len = strlen(h->body);
+	h->sending = 1;
 	provider_easy_request(cu, h, rq);
 	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
 		*err = xstrdup("cannot start the upstream request");
