@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -112,6 +113,26 @@ static int daemon_env_int(const char *name)
 	int64_t v = daemon_env_ms(name, 0);
 
 	return v > 0 && v < (1 << 30) ? (int)v : 0;
+}
+
+/* Sockets a held stream costs: its client's and, for a provider reached
+ * over plain http (HTTP/1.1: a connection per request in flight), its
+ * upstream's. https providers multiplex the streams over a few HTTP/2
+ * connections (a server that only speaks HTTP/1.1 over TLS gets a 502
+ * for the request that finds no descriptor left). No provider yet: two. */
+static int daemon_sockets_per_stream(const json_t *root)
+{
+	const json_t *ps = config_get(root, "models.providers"), *p;
+	const char *k, *base;
+
+	if (!json_object_size(ps))
+		return 2;
+	json_object_foreach((json_t *)ps, k, p) {
+		base = json_string_value(json_object_get(p, "baseUrl"));
+		if (!base || strncasecmp(base, "https://", 8) != 0)
+			return 2;
+	}
+	return 1;
 }
 
 /* systemd readiness without libsystemd (src/service/service-notify.c). */
@@ -1075,7 +1096,8 @@ static int daemon_start(struct daemon *d, const struct daemon_opts *o)
 			(int)json_integer_value(mc));
 		http_server_set_shard_conns(d->http, daemon_env_int(
 			"CLAWGATE_HTTP_SHARD_CONNS"));
-		http_server_fit_nofile(d->http);
+		http_server_fit_nofile(d->http,
+				       daemon_sockets_per_stream(d->cfg->root));
 	}
 
 	r = daemon_listen(d, hosts, nhosts, &failed);

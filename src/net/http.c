@@ -709,11 +709,15 @@ http_server_set_shard_conns(struct http_server *s, int n)
 }
 
 int
-http_server_fit_nofile(struct http_server *s)
+http_server_fit_nofile(struct http_server *s, int per_stream)
 {
 	struct rlimit rl;
-	rlim_t want = (rlim_t)s->max_conns * 2 + HTTP_FD_RESERVE, was;
+	rlim_t want, was;
 	int max;
+
+	if (per_stream < 1)
+		per_stream = 1;
+	want = (rlim_t)s->max_conns * (rlim_t)per_stream + HTTP_FD_RESERVE;
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
 		return s->max_conns;
@@ -731,7 +735,8 @@ http_server_fit_nofile(struct http_server *s)
 			rl.rlim_cur = was;
 	}
 	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
-		long long fit = ((long long)rl.rlim_cur - HTTP_FD_RESERVE) / 2;
+		long long fit = ((long long)rl.rlim_cur - HTTP_FD_RESERVE) /
+				per_stream;
 
 		max = fit < 64 ? 64 : (int)fit;
 		if (max < s->max_conns) {
@@ -739,8 +744,10 @@ http_server_fit_nofile(struct http_server *s)
 			log_msg(s->max_set ? LOG_WARN : LOG_INFO, "http",
 				"gateway.http.maxConnections %d lowered to "
 				"%d: the open-file limit is %llu and each "
-				"stream holds two sockets", s->max_conns, max,
-				(unsigned long long)rl.rlim_cur);
+				"stream holds %s", s->max_conns, max,
+				(unsigned long long)rl.rlim_cur,
+				per_stream > 1 ? "two sockets (client and "
+				"plain-http upstream)" : "a socket");
 			s->max_conns = max;
 		}
 	}

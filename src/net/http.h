@@ -50,11 +50,11 @@ void http_server_refuse_new(struct http_server *s);
  * http_server_start. */
 void http_server_set_max_conns(struct http_server *s, int n);
 void http_server_set_shard_conns(struct http_server *s, int n);
-/* Raise the soft RLIMIT_NOFILE toward what the cap needs (two sockets per
- * stream plus a reserve; at most the hard limit) and log it; when the
- * limit stays too low, lower the cap (logged). Returns the cap. Call
- * before any transport sizes its tables from the limit (lws). */
-int http_server_fit_nofile(struct http_server *s);
+/* Raise the soft RLIMIT_NOFILE toward what the cap needs (per_stream
+ * sockets per stream plus a reserve; at most the hard limit) and log it;
+ * when the limit stays too low, lower the cap (logged). Returns the cap.
+ * Call before any transport sizes its tables from the limit (lws). */
+int http_server_fit_nofile(struct http_server *s, int per_stream);
 /* Connections currently with MHD; shards started; refusals at the cap so
  * far. */
 int http_server_conns(const struct http_server *s);

@@ -360,15 +360,17 @@ class Launcher:
     def start(self, config=None, config_text=None, env=None, args=None,
               token="T", auth="token", password=None, port=None,
               state_dir=None, allow_unconfigured=True, default_args=True,
-              wait=True):
-        """Start a daemon and wait until GET /readyz answers 200."""
+              wait=True, prefix=None):
+        """Start a daemon and wait until GET /readyz answers 200 (prefix:
+        a command that runs it, e.g. prlimit)."""
         if EXT_URL:
             pytest.skip("needs a fresh daemon (CLAWGATE_TEST_URL is set)")
         require_binary()
         port = port or free_port()
         state_dir = state_dir or self.prepare(config, config_text)
-        argv = gateway_argv(port, token, auth, password, allow_unconfigured,
-                            args, default_args)
+        argv = list(prefix or []) + gateway_argv(
+            port, token, auth, password, allow_unconfigured, args,
+            default_args)
         out = open(os.path.join(state_dir, "daemon.stdout"), "ab")
         err = open(os.path.join(state_dir, "daemon.stderr"), "ab")
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
