@@ -662,6 +662,16 @@ static int run_end_tx(sqlite3 *db, void *arg)
 	return store_session_end_tx(db, &j->e, j->events);
 }
 
+static int run_rt_stopping(struct agent_rt *rt)
+{
+	int v;
+
+	pthread_mutex_lock(&rt->mu);
+	v = rt->stopping;
+	pthread_mutex_unlock(&rt->mu);
+	return v;
+}
+
 static void run_end_done(int rc, void *arg)
 {
 	struct run_endjob *j = arg;
@@ -726,10 +736,12 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 		r->http = NULL;
 	}
 	run_lane_release(r);
+	/* Runs cut by the shutdown: one line for all (run_abort_all). */
 	if (st != RUN_OK)
-		log_info("agent", "run %s (%s) %s%s%s", r->id, r->session_key,
-			 run_status_name(st), r->error ? ": " : "",
-			 r->error ? r->error : "");
+		log_msg(st == RUN_ABORTED && run_rt_stopping(r->rt) ? LOG_DEBUG
+			: LOG_INFO, "agent", "run %s (%s) %s%s%s", r->id,
+			r->session_key, run_status_name(st),
+			r->error ? ": " : "", r->error ? r->error : "");
 	if (r->tlen || (r->tool_calls && json_array_size(r->tool_calls))) {
 		msg = store_session_message("assistant", r->text ? r->text : "");
 		json_object_set_new(msg, "stopReason", json_string(
@@ -938,16 +950,6 @@ static void run_on_event(void *arg, const char *data, size_t len)
 }
 
 static void run_attempt(struct run *r);
-
-static int run_rt_stopping(struct agent_rt *rt)
-{
-	int v;
-
-	pthread_mutex_lock(&rt->mu);
-	v = rt->stopping;
-	pthread_mutex_unlock(&rt->mu);
-	return v;
-}
 
 /* An attempt failed: next model if nothing was streamed yet, else end. */
 static void run_fail(struct run *r, enum run_status st, char *msg,
@@ -2141,6 +2143,8 @@ void run_abort_all(struct agent_rt *rt, int wait_ms)
 		v[n++] = r;
 	}
 	pthread_mutex_unlock(&rt->mu);
+	if (n)
+		log_info("agent", "stopping: %zu run(s) in flight aborted", n);
 	for (i = 0; i < n; i++) {
 		run_abort(v[i]);
 		run_unref(v[i]);

@@ -63,6 +63,10 @@ def test_shutdown_with_the_store_held_up(launcher, upstream):
     gw.check_sanitizers()
     out = gw.output()
     assert "shutdown completed cleanly" in out, out[-3000:]
+    # One line for the runs the stop cut, none per run (a backlog of
+    # thousands would be thousands of lines).
+    assert "stopping: %d run(s) in flight aborted" % n in out, out[-3000:]
+    assert " aborted: " not in out and ") aborted" not in out, out[-3000:]
     for t in threads:
         t.join(30)
 
