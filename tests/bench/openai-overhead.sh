@@ -18,7 +18,11 @@
 #                 and count instructions during the 16-connection chat run
 #                 (repeatable, unlike req/s on a shared machine; implies
 #                 BENCH_ONLY=chat; `callgrind_annotate FILE` for where)
+#   TTFT          the time-to-first-token client (default next to the
+#                 daemon: tests/bench/ttft; those rows are skipped when
+#                 absent)
 #   BENCH_ONLY    "chat": only the chat rows (quick before/after checks);
+#                 "ttft": only the time-to-first-token rows;
 #                 "chatsend": only the 16-connection chat run and the WS
 #                 chat.send run, with BENCH_PERF/STRACE/CALLGRIND on the
 #                 chat.send run instead (the WS fan-out)
@@ -42,6 +46,7 @@ done
 
 BIN="${CLAWGATE_BIN:-./clawgate}"
 WSBENCH="${WSBENCH:-$(dirname "$BIN")/tests/bench/wsbench}"
+TTFT="${TTFT:-$(dirname "$BIN")/tests/bench/ttft}"
 NGINX="${NGINX:-$(command -v nginx || echo /usr/sbin/nginx)}"
 PY="${CLAWGATE_PYTHON:-python3}"
 for t in "$NGINX" wrk curl "$PY"; do
@@ -288,16 +293,57 @@ altf() {
 		else print "n/a n/a" }'
 }
 ONLY="${BENCH_ONLY:-}"
-[ "$ONLY" = chatsend ] || [ "$ONLY" = resp ] || run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
+# The time to the first token of a stream, 1 connection (tests/bench/ttft):
+# wrk's stream rows time the last byte, which through clawgate waits for
+# the run's end to commit. "requests errors ttft_p50 ttft_p99 last_p50
+# last_p99" per target.
+declare -A TT
+ttft_run() {	# name url body [auth]
+	local o
+	[ -x "$TTFT" ] || return 0
+	if [ -n "${4:-}" ]; then
+		o=$("$TTFT" -u "$2" -b "$3" -H "Authorization: Bearer T" \
+			-d "$DURATION" -w 1 2>&1 | grep '^RESULT')
+	else
+		o=$("$TTFT" -u "$2" -b "$3" -d "$DURATION" -w 1 2>&1 |
+			grep '^RESULT')
+	fi
+	TT[$1]=$(echo "$o" | sed -n 's/.*requests=\([0-9]*\) errors=\([0-9]*\) ttft_p50_ms=\([0-9.]*\) ttft_p99_ms=\([0-9.]*\) last_p50_ms=\([0-9.]*\) last_p99_ms=\([0-9.]*\).*/\1 \2 \3 \4 \5 \6/p')
+}
+ttft_rows() {
+	local sub
+	sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
+	tt() { echo "${TT[$1]}" | awk -v i="$2" '{print $i}'; }
+	[ -n "${TT[gw]:-}" ] && [ -n "${TT[direct]:-}" ] || return 0
+	printf '%-34s %12s %12s %10s\n' "stream TTFT p50 ms, 1 conn" \
+		"$(tt direct 3)" "$(tt gw 3)" "$(sub "$(tt gw 3)" "$(tt direct 3)")"
+	printf '%-34s %12s %12s %10s\n' "stream TTFT p99 ms, 1 conn" \
+		"$(tt direct 4)" "$(tt gw 4)" "$(sub "$(tt gw 4)" "$(tt direct 4)")"
+	printf '%-34s %12s %12s %10s\n' "  (same requests) last byte p99" \
+		"$(tt direct 6)" "$(tt gw 6)" "$(sub "$(tt gw 6)" "$(tt direct 6)")"
+	printf '%-34s %12s %12s %10s\n' "  TTFT requests / errors" \
+		"$(tt direct 1)/$(tt direct 2)" "$(tt gw 1)/$(tt gw 2)" ""
+}
+SBODY="{\"model\":\"openclaw\",\"stream\":true,$MSGS}"
+SDBODY="{\"model\":\"mock\",\"stream\":true,$MSGS}"
+if [ "$ONLY" = ttft ]; then
+	ttft_run direct "$D/sse/v1/chat/completions" "$SDBODY"
+	ttft_run gw "$G/v1/chat/completions" "$SBODY" auth
+	printf '%-34s %12s %12s %10s\n' "figure" "direct" "clawgate" "ratio/add"
+	ttft_rows
+	exit 0
+fi
+[ "$ONLY" = chatsend ] || [ "$ONLY" = resp ] || [ "$ONLY" = ttft ] ||
+	run direct16 "$CONNS" "$D/json/v1/chat/completions" "$TMP/direct.lua"
 TT0=$(thread_ticks "$GW_PID")
 CS0=$(thread_cs "$GW_PID")
-[ "$ONLY" = chatsend ] || prof_start
-run gw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
+[ "$ONLY" = chatsend ] || [ "$ONLY" = ttft ] || prof_start
+[ "$ONLY" = ttft ] || run gw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw.lua" auth
 TT1=$(thread_ticks "$GW_PID")
 CS1=$(thread_cs "$GW_PID")
 [ "$ONLY" = chatsend ] || prof_stop
 GWN=$(awk '/requests in/ {print $1}' "$TMP/wrk-gw16.txt")
-if [ "$ONLY" != chatsend ] && [ "$ONLY" != resp ]; then
+if [ "$ONLY" != chatsend ] && [ "$ONLY" != resp ] && [ "$ONLY" != ttft ]; then
 run direct1 1 "$D/json/v1/chat/completions" "$TMP/direct.lua"
 run gw1 1 "$G/v1/chat/completions" "$TMP/gw.lua" auth
 fi
@@ -306,6 +352,8 @@ run sdirect16 "$CONNS" "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
 run sgw16 "$CONNS" "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
 run sdirect1 1 "$D/sse/v1/chat/completions" "$TMP/direct-stream.lua"
 run sgw1 1 "$G/v1/chat/completions" "$TMP/gw-stream.lua" auth
+ttft_run direct "$D/sse/v1/chat/completions" "$SDBODY"
+ttft_run gw "$G/v1/chat/completions" "$SBODY" auth
 run resp16 "$CONNS" "$G/v1/responses" "$TMP/resp.lua" auth
 run resp1 1 "$G/v1/responses" "$TMP/resp.lua" auth
 fi
@@ -449,11 +497,12 @@ printf '%-34s %12s %12s %10s\n' "stream req/s, $CONNS conns" \
 	"$(f sdirect16 1)" "$(f sgw16 1)" "$(ratio "$(f sgw16 1)" "$(f sdirect16 1)")"
 printf '%-34s %12s %12s %10s\n' "stream CPU us/request, $CONNS conns" \
 	"${C[sdirect16]:-}" "${C[sgw16]:-}" "(nginx / clawgate)"
-printf '%-34s %12s %12s %10s\n' "stream (TTFT) p50 ms, 1 conn" \
+printf '%-34s %12s %12s %10s\n' "stream (last byte) p50 ms, 1 conn" \
 	"$(f sdirect1 2)" "$(f sgw1 2)" "$(sub "$(f sgw1 2)" "$(f sdirect1 2)")"
-printf '%-34s %12s %12s %10s\n' "stream (TTFT) p99 ms, 1 conn" \
+printf '%-34s %12s %12s %10s\n' "stream (last byte) p99 ms, 1 conn" \
 	"$(f sdirect1 3)" "$(f sgw1 3)" "$(sub "$(f sgw1 3)" "$(f sdirect1 3)")"
 fi
+ttft_rows
 if [ -n "${R[resp16]:-}" ]; then
 printf '%-34s %12s %12s %10s\n' "responses req/s, $CONNS conns" \
 	"-" "$(f resp16 1)" "$(ratio "$(f resp16 1)" "$(f gw16 1)") of chat"
