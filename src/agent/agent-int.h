@@ -154,6 +154,9 @@ char *agent_canon_id(struct agent_rt *rt, const struct gw_config *cfg,
 /* ---- session.c: sessions.*, chat.history and the session tools; the
  * SQL is in src/store/store-sessions.c (store/store-sessions.h) -------- */
 
+/* What a client is told of a run by its stored idempotency status: "ok",
+ * "timeout", "running", else "error" (agent.wait, chat.send replays). */
+const char *session_status_name(const char *stored);
 
 /* ---- the runtime ---------------------------------------------------------- */
 

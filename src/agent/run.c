@@ -361,6 +361,16 @@ static void run_lane_remove(struct agent_rt *rt, struct run *r)
 	rt->lane_waiting--;
 }
 
+/* rt->mu held: r gives its slot back; whether it held one. */
+static int run_lane_free_slot(struct agent_rt *rt, struct run *r)
+{
+	if (!r->lane_slot)
+		return 0;
+	r->lane_slot = 0;
+	rt->lane_active--;
+	return 1;
+}
+
 /* rt->mu held: the waiting runs that get the free slots, oldest first,
  * chained by lane_next, each with a new reference; NULL when none (or
  * stopping: nothing starts any more). */
@@ -436,10 +446,7 @@ static void run_unlink(struct run *r)
 		was = 1;
 		if (!rt->nruns)
 			pthread_cond_broadcast(&rt->idle);
-		if (r->lane_slot) {
-			r->lane_slot = 0;
-			rt->lane_active--;
-		}
+		run_lane_free_slot(rt, r);
 		if (r->lane_wait)
 			run_lane_remove(rt, r);
 		/* Its session's next run now waits for a slot, behind the
@@ -1414,11 +1421,8 @@ static void run_lane_release(struct run *r)
 	struct run *go = NULL;
 
 	pthread_mutex_lock(&rt->mu);
-	if (r->lane_slot) {
-		r->lane_slot = 0;
-		rt->lane_active--;
+	if (run_lane_free_slot(rt, r))
 		go = run_lane_take(rt);
-	}
 	pthread_mutex_unlock(&rt->mu);
 	run_lane_go_all(go);
 }
@@ -1848,14 +1852,6 @@ struct run_startjob {
 	struct run_beginjob *bj;	/* its start, written in the job */
 };
 
-/* What a client is told of a replayed run: its stored status. */
-static const char *run_replay_status(const char *stored)
-{
-	return strcmp(stored, "ok") == 0 ? "ok" :
-	       strcmp(stored, "timeout") == 0 ? "timeout" :
-	       strcmp(stored, "running") == 0 ? "running" : "error";
-}
-
 /* Store writer: the start of run_start_async, in one job (one
  * transaction): a run with this id that went live since the caller
  * looked (an earlier job of this writer) is joined; a stored one
@@ -1881,7 +1877,7 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	}
 	if (store_session_idem_get_db(db, j->id, &st, &key, &res) == GW_OK) {
 		j->res.origin = RUN_REPLAY;
-		j->status = xstrdup(run_replay_status(st));
+		j->status = xstrdup(session_status_name(st));
 		free(st);
 		free(key);
 		json_decref(res);

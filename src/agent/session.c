@@ -21,6 +21,13 @@
 
 #define SESSION_ROW_COLS STORE_SESSION_ROW_COLS
 
+const char *session_status_name(const char *stored)
+{
+	return strcmp(stored, "ok") == 0 ? "ok" :
+	       strcmp(stored, "timeout") == 0 ? "timeout" :
+	       strcmp(stored, "running") == 0 ? "running" : "error";
+}
+
 int session_run_status(struct agent_rt *rt, const char *run_id,
 		       json_t **result)
 {
@@ -34,9 +41,7 @@ int session_run_status(struct agent_rt *rt, const char *run_id,
 	if (r != GW_OK)
 		return r;
 	o = json_pack("{s:s,s:s}", "runId", run_id, "status",
-		      strcmp(status, "ok") == 0 ? "ok" :
-		      strcmp(status, "timeout") == 0 ? "timeout" :
-		      strcmp(status, "running") == 0 ? "running" : "error");
+		      session_status_name(status));
 	if (res) {
 		if ((v = json_string_value(json_object_get(res, "error"))))
 			json_object_set_new(o, "error", json_string(v));

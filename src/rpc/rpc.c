@@ -1025,7 +1025,6 @@ void rpc_call_release(struct rpc_call *call)
 	rpc_reply_post(call, NULL);
 }
 
-/* Send the call's result (lws thread). */
 /* A successful res frame written by the store's JSON writer (byte for
  * byte jansson's compact output, without its per-call set-up), or NULL
  * when it refuses the id or payload. Once per request. */
@@ -1052,6 +1051,7 @@ fail:
 	return NULL;
 }
 
+/* Send the call's result (lws thread). */
 static void rpc_call_finish(struct rpc_call *call)
 {
 	struct rpc_conn *c = call->conn;
