@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/util.h"
 #include "store/store.h"
+#include "store/store-vfs.h"
 #include "store/store-wal.h"
 
 #define STORE_VIEWS_META_KEY "store.views_sha256"
@@ -693,9 +694,10 @@ int store_open(const char *path, struct store **out, char **errmsg)
 		r = GW_EIO;
 		goto out;
 	}
+	/* The writer's WAL gathered into one write per commit. */
 	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-			    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) !=
-	    SQLITE_OK)
+			    SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+			    store_vfs_name()) != SQLITE_OK)
 		goto fail;
 	sqlite3_busy_timeout(db, STORE_BUSY_TIMEOUT_MS);
 	/* Refuse a newer database before changing anything in it. */
