@@ -60,6 +60,15 @@ struct run {
 	struct run *lane_next, *lane_prev; /* the FIFO (rt->mu); next is
 					 * also the chain of runs to start */
 	struct run_beginjob *lane_bj;	/* a waiting run's prepared start */
+	/* A run acknowledged while it waits is stored first (issue 11):
+	 * its start (lane-waiting, begun) or its run_pending row (queued
+	 * for its session, pending), in the job that acknowledges it. */
+	int begun, pending;		/* set by run_go_live */
+	int acking;			/* that write is not committed yet: a
+					 * slot (ack_go) or an abort (ack_abort)
+					 * that comes meanwhile waits for it
+					 * (rt->mu) */
+	int ack_go, ack_abort;
 	uint64_t seq;			/* start order (rt->mu) */
 	char *id, *session_key, *agent_id, *channel;
 	int is_replay;			/* a replay of a stored run */
@@ -784,6 +793,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
 	j->e.skip_row = r->never_started;
+	j->e.pending = r->pending && r->never_started;
 	j->begin = r->begin;
 	r->begin = NULL;
 	run_ref(r);
@@ -1374,6 +1384,7 @@ static void run_activate_queued(struct run *r)
 	log_info("agent", "run %s: its turn in session %s", r->id,
 		 r->session_key);
 	bj->r = r;
+	bj->b.pending = r->pending;
 	if (!r->rt->store ||
 	    store_write(r->rt->store, run_activate_tx, bj,
 			run_activate_done) != GW_OK)
@@ -1385,12 +1396,12 @@ static void run_activate_queued(struct run *r)
  * run_start would have; a run without one (its session's turn came
  * later, or its history is read at its start) reads its history and
  * writes its start in one store job, as a queued run. */
-static void run_lane_go(struct run *r)
+static void run_lane_start(struct run *r)
 {
 	struct run_beginjob *bj = r->lane_bj;
 
 	r->lane_bj = NULL;
-	if (!bj && !r->begin) {
+	if (!bj && !r->begin && !r->begun) {
 		run_activate_queued(r);
 		return;
 	}
@@ -1410,6 +1421,124 @@ static void run_lane_go(struct run *r)
 		run_finish(r, RUN_ABORTED, "gateway is stopping", 503);
 		run_unref(r);
 	}
+}
+
+/* A run got a lane slot: it starts (run_lane_start), or, while its
+ * acknowledging write is not committed, when it is (run_ack_settled). */
+static void run_lane_go(struct run *r)
+{
+	struct agent_rt *rt = r->rt;
+	int held;
+
+	pthread_mutex_lock(&rt->mu);
+	held = r->acking;
+	if (held)
+		r->ack_go = 1;
+	pthread_mutex_unlock(&rt->mu);
+	if (!held)
+		run_lane_start(r);
+}
+
+/* ---- a waiting run's acknowledgement ---------------------------------------- */
+
+/* The write that acknowledges a waiting run: its start (a) or its
+ * run_pending row, on the writer. The job holds a reference. */
+struct run_ackjob {
+	struct run *r;
+	struct run_beginjob *bj;	/* its start (begun) */
+};
+
+/* Store writer (tx): write the acknowledgement of a->r. A lane-waiting
+ * run's start is built here when the caller had none (its history read
+ * through db). */
+static int run_ack_tx(sqlite3 *db, void *arg)
+{
+	struct run_ackjob *a = arg;
+	struct run *r = a->r;
+	struct store_session_pending p = {
+		.key = r->session_key, .agent_id = r->agent_id,
+		.run_id = r->id, .channel = r->channel,
+		.messages = r->tr_in, .seq = (int64_t)r->seq,
+	};
+
+	if (!r->begun)
+		return store_session_pending_tx(db, &p);
+	if (!a->bj) {
+		if (!json_object_get(r->req, "messages"))
+			run_build_messages(r, db);
+		a->bj = run_beginjob_new(r);
+	}
+	return store_session_begin_tx(db, &a->bj->b, a->bj->events);
+}
+
+/* The acknowledgement committed (rc GW_OK) or not: a slot or an abort
+ * that came meanwhile goes on now. */
+static void run_ack_settled(struct run *r, int rc)
+{
+	struct agent_rt *rt = r->rt;
+	int go, ab;
+
+	if (rc != GW_OK) {
+		/* As a start that failed: its end is an error. */
+		log_warn("agent", "run %s: waiting run not stored: %s", r->id,
+			 gw_err_str(rc));
+		atomic_store(&r->begin_failed, 1);
+	}
+	pthread_mutex_lock(&rt->mu);
+	r->acking = 0;
+	go = r->ack_go;
+	ab = r->ack_abort;
+	r->ack_go = r->ack_abort = 0;
+	pthread_mutex_unlock(&rt->mu);
+	if (go)
+		run_lane_start(r);	/* the slot's reference */
+	if (ab)
+		run_abort(r);
+}
+
+static void run_ack_done(int rc, void *arg)
+{
+	struct run_ackjob *a = arg;
+
+	if (a->bj)
+		run_begin_done(rc, a->bj);
+	run_ack_settled(a->r, rc);
+	run_unref(a->r);
+	free(a);
+}
+
+static struct run_ackjob *run_ackjob_new(struct run *r,
+					 struct run_beginjob *bj)
+{
+	struct run_ackjob *a = xcalloc(1, sizeof(*a));
+
+	run_ref(r);
+	a->r = r;
+	a->bj = bj;
+	return a;
+}
+
+/* run_start's acknowledgement of a waiting run (bj: its prepared start
+ * or NULL, taken): committed before it returns, except on the agent
+ * thread (a start that reads no store row), which never waits for the
+ * writer: there it is queued before the caller answers, as the start of
+ * a run that starts at once. */
+static void run_ack_write(struct run *r, struct run_beginjob *bj)
+{
+	struct agent_rt *rt = r->rt;
+	struct run_ackjob *a;
+
+	if (r->begun && !bj) {
+		run_build_messages(r, NULL);
+		bj = run_beginjob_new(r);
+	}
+	a = run_ackjob_new(r, bj);
+	if (!rt->store)
+		run_ack_done(GW_EUNAVAIL, a);
+	else if (!provider_on_thread(rt->prov))
+		run_ack_done(store_write_sync(rt->store, run_ack_tx, a, 0), a);
+	else if (store_write(rt->store, run_ack_tx, a, run_ack_done) != GW_OK)
+		run_ack_done(GW_EUNAVAIL, a);
 }
 
 /* A run ended: its upstream request is over, so its slot goes to the
@@ -1575,11 +1704,14 @@ static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
 }
 
 /* Make r live (the list holds one reference): free in its session it
- * takes a lane slot or waits in the lane's FIFO (with *bj, its prepared
- * start, kept for its turn); a run of a session that has a live run
- * waits for its turn (queued). The observer and sink are attached.
- * *now: 1 when it starts now (the caller writes its start, *bj or a
- * new one, and posts its attempt), 0 when it waits (*bj taken). */
+ * takes a lane slot or waits in the lane's FIFO; a run of a session that
+ * has a live run waits for its turn (queued). The observer and sink are
+ * attached. *now: 1 when it starts now (the caller writes its start, *bj
+ * or a new one, and posts its attempt), 0 when it waits. A waiting run
+ * is acknowledged only once stored: with r->begun (lane-waiting: its
+ * start, *bj or a new one) or r->pending (queued: its run_pending row)
+ * set, the caller writes that (run_ack_tx) and calls run_ack_settled;
+ * else (a start deferred to its end, r->begin) *bj is taken. */
 static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		       struct run *r, struct run_beginjob **bj,
 		       const struct run_sink *sink, int *now,
@@ -1631,10 +1763,19 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		run_lane_push(rt, r);
 		go = run_lane_take(rt);
 		waiting = r->lane_wait;
-		if (waiting) {
+		if (waiting && !r->begin) {
+			/* Its start is written now (the caller, with *bj);
+			 * only the upstream request waits. */
+			r->begun = 1;
+			r->acking = 1;
+		} else if (waiting) {
 			r->lane_bj = *bj;
 			*bj = NULL;
 		}
+	} else {
+		/* Its run_pending row is written now (the caller). */
+		r->pending = 1;
+		r->acking = 1;
 	}
 	pthread_mutex_unlock(&rt->mu);
 	/* Runs that waited (a raised cap) start first; r is the last
@@ -1781,6 +1922,10 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	}
 	if (rc != GW_OK || !now) {
 		if (rc == GW_OK) {
+			if (r->begun || r->pending) {
+				run_ack_write(r, bj);
+				bj = NULL;
+			}
 			*out = r;
 			r = NULL;
 		}
@@ -1850,6 +1995,7 @@ struct run_startjob {
 	char *status, *err;
 	struct run *r;			/* started now: the attempt's ref */
 	struct run_beginjob *bj;	/* its start, written in the job */
+	struct run_ackjob *ack;		/* a waiting run's, written in the job */
 };
 
 /* Store writer: the start of run_start_async, in one job (one
@@ -1899,6 +2045,12 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		run_unref(r);
 		return GW_OK;
 	}
+	if (j->res.rc == GW_OK && !now && (r->begun || r->pending)) {
+		/* Acknowledged once stored: in this transaction. */
+		j->ack = run_ackjob_new(r, NULL);
+		run_unref(r);
+		return run_ack_tx(db, j->ack);
+	}
 	if (j->res.rc != GW_OK || !now) {
 		run_unref(r);
 		return GW_OK;
@@ -1945,6 +2097,8 @@ static void run_start_done(int rc, void *arg)
 	}
 	if (j->bj)
 		run_begin_done(rc, j->bj);
+	if (j->ack)
+		run_ack_done(rc, j->ack);
 	if (r) {
 		log_debug("agent", "run %s started (agent %s, session %s, "
 			  "model %s)", r->id, j->agent, r->session_key,
@@ -2046,6 +2200,14 @@ static void run_abort_job(void *arg)
 	int queued, waiting;
 
 	pthread_mutex_lock(&r->rt->mu);
+	if (r->acking) {
+		/* Its acknowledgement is being written: aborted once it is
+		 * (run_ack_settled), so that its end follows it. */
+		r->ack_abort = 1;
+		pthread_mutex_unlock(&r->rt->mu);
+		run_unref(r);
+		return;
+	}
 	queued = r->queued;
 	r->queued = 0;
 	waiting = r->lane_wait;
@@ -2054,8 +2216,10 @@ static void run_abort_job(void *arg)
 	pthread_mutex_unlock(&r->rt->mu);
 	if ((queued || waiting) && !r->ended) {
 		/* Still waiting for its turn or a lane slot: it never
-		 * reaches upstream, its start is not written. */
-		r->never_started = 1;
+		 * reaches upstream. A run whose start was written with its
+		 * acknowledgement ends as an aborted started run; else its
+		 * start is not written (its run_pending row goes). */
+		r->never_started = !r->begun;
 		if (r->lane_bj)
 			run_beginjob_free(r->lane_bj);
 		if (r->begin)
