@@ -14,6 +14,13 @@
  * order they were sent and each turn sees the answer before it. A queued
  * run reads its history and writes its start in one store job.
  *
+ * Nothing acknowledged is lost: a run that waits (queued, or for a lane
+ * slot below) is stored by the write that acknowledges it, before its
+ * caller answers. A queued run's message goes to run_pending (its start
+ * would put it before the answer it waits for; its start deletes the row,
+ * and a crash leaves it for the next boot to record); a lane-waiting run
+ * writes its start then, only its upstream request waits (run_ack_tx).
+ *
  * Across sessions, at most agents.defaults.maxConcurrent runs are in
  * flight (the global lane, as upstream's "main" lane): a run free in its
  * session takes a slot, or waits in one FIFO (rt->lane_head, order of
@@ -1479,9 +1486,11 @@ static void run_ack_settled(struct run *r, int rc)
 	int go, ab;
 
 	if (rc != GW_OK) {
-		/* As a start that failed: its end is an error. */
-		log_warn("agent", "run %s: waiting run not stored: %s", r->id,
-			 gw_err_str(rc));
+		/* As a start that failed: its end is an error (a start's
+		 * failure is logged by run_begin_done). */
+		if (!r->begun)
+			log_warn("agent", "run %s: queued run not stored: %s",
+				 r->id, gw_err_str(rc));
 		atomic_store(&r->begin_failed, 1);
 	}
 	pthread_mutex_lock(&rt->mu);
