@@ -334,6 +334,25 @@ static int run_lane_default(void)
 	return v;
 }
 
+int run_wait_max(int cap)
+{
+	static atomic_int env = -1;
+	int v = atomic_load(&env);
+	const char *e;
+
+	if (v < 0) {
+		e = getenv("CLAWGATE_RUN_WAIT_MAX");
+		v = e && atoi(e) > 0 ? atoi(e) : 0;
+		atomic_store(&env, v);
+	}
+	if (v)
+		return v;
+	if (cap > (INT32_MAX - RUN_WAIT_MIN) / RUN_WAIT_PER_SLOT)
+		return INT32_MAX;
+	return cap * RUN_WAIT_PER_SLOT > RUN_WAIT_MIN
+	       ? cap * RUN_WAIT_PER_SLOT : RUN_WAIT_MIN;
+}
+
 int run_lane_cap(const struct gw_config *cfg)
 {
 	const json_t *v = cfg ? config_get(cfg->root,
@@ -1750,6 +1769,19 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		pthread_mutex_unlock(&rt->mu);
 		return GW_OK;
 	}
+	if (!rt->lane_cap)	/* later: each applied config's */
+		rt->lane_cap = run_lane_cap(cfg);
+	if ((runidx_first(&rt->runidx, r->session_key) ||
+	     rt->lane_active >= rt->lane_cap) &&
+	    rt->nruns - rt->lane_active >= run_wait_max(rt->lane_cap)) {
+		/* It would wait, and enough do: refused, not held. */
+		pthread_mutex_unlock(&rt->mu);
+		*err = xasprintf("too many runs waiting (%d; "
+				 "agents.defaults.maxConcurrent %d in "
+				 "flight); retry later",
+				 run_wait_max(rt->lane_cap), rt->lane_cap);
+		return GW_EUNAVAIL;
+	}
 	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
 	r->seq = ++rt->run_seq;
 	run_ref(r);
@@ -1766,8 +1798,6 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 	queued = r->queued;
 	/* Free in its session: a lane slot, or last in the lane's FIFO
 	 * with its start kept for its turn. */
-	if (!rt->lane_cap)	/* later: each applied config's */
-		rt->lane_cap = run_lane_cap(cfg);
 	if (!queued) {
 		run_lane_push(rt, r);
 		go = run_lane_take(rt);

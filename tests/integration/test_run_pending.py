@@ -18,6 +18,7 @@ import pytest
 from chathelp import chat_config, new_key, run_events, send
 from fakeupstream import FakeUpstream
 from harness import clawgate_only
+from oahelp import chat, post
 
 pytestmark = clawgate_only("clawgate's store tables, fake upstream")
 
@@ -90,19 +91,31 @@ def _assert_interrupted_replay(gw, ws, key, run_id):
     assert _idem(gw, run_id) == [("error", INTERRUPTED)]
 
 
+class Gated:
+    """A gateway whose first run (key, id a) holds the upstream (or the
+    only lane slot with cap 1) until the test opens the gate."""
+
+    def __init__(self, launcher, upstream, prefix, cap=None, env=None,
+                 text="[[gate]] first"):
+        extra = {"agents": {"defaults": {"maxConcurrent": cap}}} \
+            if cap else None
+        self.cfg = chat_config(upstream, extra)
+        self.gw = launcher.start(config=self.cfg, env=env)
+        self.ws = self.gw.connect()
+        self.key = prefix + new_key()
+        self.a = new_key()
+        assert send(self.ws, self.key, text, idem=self.a)["ok"]
+        upstream.wait(lambda s: s["chat"] == 1)
+
+
 def _restart(launcher, gw, cfg):
     gw2 = launcher.start(config=cfg, state_dir=gw.state_dir, port=gw.port)
     return gw2, gw2.connect()
 
 
 def test_queued_chat_send_survives_kill9(launcher, upstream):
-    cfg = chat_config(upstream)
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    key = "pend-q-" + new_key()
-    a, b = new_key(), new_key()
-    assert send(ws, key, "[[gate]] first", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-q-")
+    gw, ws, key, a, b = g.gw, g.ws, g.key, g.a, new_key()
     assert send(ws, key, "second, queued", idem=b)["payload"] == \
         {"runId": b, "status": "started"}
     # Acknowledged: stored (the pending row and its idempotency row).
@@ -110,7 +123,7 @@ def test_queued_chat_send_survives_kill9(launcher, upstream):
     assert _idem(gw, b) == [("running", None)]
     _kill9(gw)
 
-    gw2, ws2 = _restart(launcher, gw, cfg)
+    gw2, ws2 = _restart(launcher, gw, g.cfg)
     assert _history_users(ws2, key) == ["[[gate]] first", "second, queued"]
     assert [(r[0], r[1], r[2]) for r in _transcript(gw2, key)] == [
         ("user", "[[gate]] first", a), ("user", "second, queued", b)]
@@ -131,13 +144,8 @@ def test_queued_chat_send_survives_kill9(launcher, upstream):
 def test_queued_agent_run_survives_kill9(launcher, upstream):
     """The `agent` RPC (a start on a worker, run_start): its "accepted"
     comes after the pending row's commit."""
-    cfg = chat_config(upstream)
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    key = "pend-ag-" + new_key()
-    a, b = new_key(), new_key()
-    assert send(ws, key, "[[gate]] first", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-ag-")
+    gw, ws, key, b = g.gw, g.ws, g.key, new_key()
     rid = ws.send_req("agent", {"sessionKey": key, "message": "by agent",
                                 "idempotencyKey": b})
     res = ws.wait_res(rid)
@@ -145,7 +153,7 @@ def test_queued_agent_run_survives_kill9(launcher, upstream):
     assert _pending(gw) == [(b, _canon(key))]
     _kill9(gw)
 
-    gw2, ws2 = _restart(launcher, gw, cfg)
+    gw2, ws2 = _restart(launcher, gw, g.cfg)
     assert _history_users(ws2, key) == ["[[gate]] first", "by agent"]
     assert _pending(gw2) == []
     _assert_interrupted_replay(gw2, ws2, key, b)
@@ -157,14 +165,8 @@ def test_lane_waiting_run_survives_kill9(launcher, upstream):
     start is stored when it is acknowledged (readable at once), only its
     upstream request waits; a kill -9 leaves what a started run cut by a
     restart leaves."""
-    cfg = chat_config(upstream,
-                      {"agents": {"defaults": {"maxConcurrent": 1}}})
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    k1, k2 = "pend-l1-" + new_key(), "pend-l2-" + new_key()
-    a, b = new_key(), new_key()
-    assert send(ws, k1, "[[gate]] holds the slot", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-l1-", cap=1)
+    gw, ws, k2, b = g.gw, g.ws, "pend-l2-" + new_key(), new_key()
     assert send(ws, k2, "waits for the slot", idem=b)["payload"] == \
         {"runId": b, "status": "started"}
     assert ws.call("status")["gateway"]["runs"] == {
@@ -174,7 +176,7 @@ def test_lane_waiting_run_survives_kill9(launcher, upstream):
     assert _pending(gw) == []
     _kill9(gw)
 
-    gw2, ws2 = _restart(launcher, gw, cfg)
+    gw2, ws2 = _restart(launcher, gw, g.cfg)
     assert _history_users(ws2, k2) == ["waits for the slot"]
     st = _rows(gw2, "SELECT status, last_error, last_run_id FROM sessions "
                "WHERE key = ?", (_canon(k2),))
@@ -186,13 +188,8 @@ def test_lane_waiting_run_survives_kill9(launcher, upstream):
 def test_normal_path_keeps_turn_order(launcher, upstream):
     """A queued run that gets its turn: its user row after the answer of
     the turn before it, its history in its request, no pending row left."""
-    cfg = chat_config(upstream)
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    key = "pend-n-" + new_key()
-    a, b = new_key(), new_key()
-    assert send(ws, key, "[[gate]] [[reply:A1]] u1", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-n-", text="[[gate]] [[reply:A1]] u1")
+    gw, ws, key, a, b = g.gw, g.ws, g.key, g.a, new_key()
     assert send(ws, key, "[[reply:A2]] u2", idem=b)["ok"]
     assert _pending(gw) == [(b, _canon(key))]
     upstream.open_gate()
@@ -211,25 +208,29 @@ def test_normal_path_keeps_turn_order(launcher, upstream):
         {"runId": b, "status": "ok"}
 
 
+def _aborted(gw, ws, key, run_id, only=None):
+    """chat.abort of a waiting run: aborted, agent.wait an error, its
+    idempotency row 'aborted'."""
+    params = {"sessionKey": key}
+    if only:
+        params["runId"] = run_id
+    res = ws.call("chat.abort", params)
+    assert res["aborted"] is True and res["runIds"] == [run_id]
+    assert run_events(ws, run_id)[-1]["state"] == "aborted"
+    assert ws.call("agent.wait", {"runId": run_id, "timeoutMs": 2000})[
+        "status"] == "error"
+    assert _idem(gw, run_id)[0][0] == "aborted"
+
+
 def test_abort_of_a_queued_run_leaves_no_pending_row(launcher, upstream):
-    cfg = chat_config(upstream)
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    key = "pend-ab-" + new_key()
-    a, b = new_key(), new_key()
-    assert send(ws, key, "[[gate]] first", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-ab-")
+    gw, ws, key, b = g.gw, g.ws, g.key, new_key()
     assert send(ws, key, "aborted before its turn", idem=b)["ok"]
     assert _pending(gw) == [(b, _canon(key))]
-    res = ws.call("chat.abort", {"sessionKey": key, "runId": b})
-    assert res["aborted"] is True and res["runIds"] == [b]
-    assert run_events(ws, b)[-1]["state"] == "aborted"
-    assert ws.call("agent.wait", {"runId": b, "timeoutMs": 2000})[
-        "status"] == "error"
+    _aborted(gw, ws, key, b, only=True)
     assert _pending(gw) == []
-    assert _idem(gw, b)[0][0] == "aborted"
     upstream.open_gate()
-    assert run_events(ws, a)[-1]["state"] == "final"
+    assert run_events(ws, g.a)[-1]["state"] == "final"
     assert [r[1] for r in _transcript(gw, key) if r[0] == "user"] == [
         "[[gate]] first"]
     assert upstream.snapshot()["chat"] == 1
@@ -239,25 +240,14 @@ def test_abort_of_a_lane_waiting_run_is_an_aborted_start(launcher,
                                                          upstream):
     """Its start was stored: its abort ends it as an aborted started run
     (session row killed, idempotency aborted), never reaching upstream."""
-    cfg = chat_config(upstream,
-                      {"agents": {"defaults": {"maxConcurrent": 1}}})
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    k1, k2 = "pend-la1-" + new_key(), "pend-la2-" + new_key()
-    a, b = new_key(), new_key()
-    assert send(ws, k1, "[[gate]] holds the slot", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-la1-", cap=1)
+    gw, ws, k2, b = g.gw, g.ws, "pend-la2-" + new_key(), new_key()
     assert send(ws, k2, "waits", idem=b)["ok"]
-    res = ws.call("chat.abort", {"sessionKey": k2})
-    assert res["runIds"] == [b]
-    assert run_events(ws, b)[-1]["state"] == "aborted"
-    assert ws.call("agent.wait", {"runId": b, "timeoutMs": 2000})[
-        "status"] == "error"
-    assert _idem(gw, b)[0][0] == "aborted"
+    _aborted(gw, ws, k2, b)
     assert _rows(gw, "SELECT status, last_run_id FROM sessions WHERE "
                  "key = ?", (_canon(k2),)) == [("killed", b)]
     upstream.open_gate()
-    assert run_events(ws, a)[-1]["state"] == "final"
+    assert run_events(ws, g.a)[-1]["state"] == "final"
     assert upstream.snapshot()["chat"] == 1
 
 
@@ -265,24 +255,60 @@ def test_clean_stop_ends_waiting_runs_as_aborted(launcher, upstream):
     """SIGTERM with a queued and a lane-waiting run: both end aborted as
     the run in flight does; nothing is left for the next boot to call
     interrupted."""
-    cfg = chat_config(upstream,
-                      {"agents": {"defaults": {"maxConcurrent": 1}}})
-    gw = launcher.start(config=cfg)
-    ws = gw.connect()
-    k1, k2 = "pend-s1-" + new_key(), "pend-s2-" + new_key()
-    a, q, w = new_key(), new_key(), new_key()
-    assert send(ws, k1, "[[gate]] in flight", idem=a)["ok"]
-    upstream.wait(lambda s: s["chat"] == 1)
+    g = Gated(launcher, upstream, "pend-s1-", cap=1)
+    gw, ws, k1, k2 = g.gw, g.ws, g.key, "pend-s2-" + new_key()
+    q, w = new_key(), new_key()
     assert send(ws, k1, "queued", idem=q)["ok"]
     assert send(ws, k2, "lane-waiting", idem=w)["ok"]
     ws.close()
     assert gw.stop() == 0
     assert "stopping: 3 run(s) in flight aborted" in gw.output()
     assert _pending(gw) == []
-    for rid in (a, q, w):
+    for rid in (g.a, q, w):
         assert _idem(gw, rid)[0][0] == "aborted", rid
-    gw2, ws2 = _restart(launcher, gw, cfg)
+    gw2, ws2 = _restart(launcher, gw, g.cfg)
     assert "interrupted by the last shutdown" not in gw2.output()
     assert "waiting for their turn" not in gw2.output()
-    assert _history_users(ws2, k1) == ["[[gate]] in flight"]
+    assert _history_users(ws2, k1) == ["[[gate]] first"]
     assert _history_users(ws2, k2) == ["lane-waiting"]
+
+
+def test_waiting_runs_are_bounded(launcher, upstream):
+    """Runs that wait (queued or for a lane slot) are bounded (here 2 by
+    CLAWGATE_RUN_WAIT_MAX): past it a run that would wait is refused with
+    UNAVAILABLE (WS) or 503 (HTTP), nothing of it stored; a join is not
+    affected, and once the waiting runs started a new one is accepted
+    again."""
+    g = Gated(launcher, upstream, "pend-b1-", cap=1,
+              env={"CLAWGATE_RUN_WAIT_MAX": "2"},
+              text="[[gate]] [[reply:A]] holds the slot")
+    gw, ws, k1 = g.gw, g.ws, g.key
+    k2, k3 = "pend-b2-" + new_key(), "pend-b3-" + new_key()
+    b, c, d, e = (new_key() for _ in range(4))
+    assert send(ws, k2, "[[reply:B]] lane-waiting", idem=b)["ok"]
+    assert send(ws, k1, "[[reply:C]] queued", idem=c)["ok"]
+    r = send(ws, k3, "one too many", idem=d)
+    assert not r["ok"] and r["error"]["code"] == "UNAVAILABLE", r
+    assert "too many runs waiting" in r["error"]["message"]
+    rid = ws.send_req("agent", {"sessionKey": k3, "message": "by agent",
+                                "idempotencyKey": e})
+    res = ws.wait_res(rid)
+    assert not res["ok"] and res["error"]["code"] == "UNAVAILABLE", res
+    h = post(gw, "/v1/chat/completions", chat("[[reply:no]] http"))
+    assert h.status_code == 503, h.text
+    assert "too many runs waiting" in h.text
+    # A retry of an acknowledged one joins it.
+    assert send(ws, k2, "[[reply:B]] lane-waiting", idem=b)["payload"] == \
+        {"runId": b, "status": "in_flight"}
+    assert _idem(gw, d) == [] and _idem(gw, e) == []
+    assert _rows(gw, "SELECT count(*) FROM sessions WHERE key = ?",
+                 (_canon(k3),)) == [(0,)]
+    upstream.open_gate()
+    for rid_, want in ((g.a, "A"), (b, "B"), (c, "C")):
+        fin = run_events(ws, rid_)[-1]
+        assert fin["state"] == "final", fin
+        assert fin["message"]["content"][0]["text"] == want
+    assert send(ws, k3, "[[reply:D]] now", idem=d)["payload"] == \
+        {"runId": d, "status": "started"}
+    assert run_events(ws, d)[-1]["state"] == "final"
+    assert upstream.snapshot()["chat"] == 4
