@@ -20,18 +20,6 @@
 #include "store/store-sessions.h"
 #include "store-fixture.h"
 
-static int64_t count(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v;
-
-	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 /* The texts of a query's first column, joined by '|'. */
 static void texts(sqlite3 *db, const char *sql, char *out, size_t n)
 {
@@ -125,7 +113,7 @@ START_TEST(test_pending_row_and_its_ends)
 
 	pend(st, "agent:main:s", "r1", "first", 1);
 	pend(st, "agent:main:s", "r2", "second", 2);
-	ck_assert_int_eq(count(db, "SELECT count(*) FROM run_pending"), 2);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM run_pending"), 2);
 	texts(db, "SELECT status FROM idempotency ORDER BY id", buf,
 	      sizeof(buf));
 	ck_assert_str_eq(buf, "running|running");
@@ -133,7 +121,7 @@ START_TEST(test_pending_row_and_its_ends)
 	      "FROM run_pending ORDER BY seq", buf, sizeof(buf));
 	ck_assert_str_eq(buf, "first|second");
 	/* Nothing in the transcript until its turn. */
-	ck_assert_int_eq(count(db, "SELECT count(*) FROM transcript"), 0);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM transcript"), 0);
 
 	/* r1's turn: its start, its row gone. */
 	ck_assert_int_eq(store_write_sync(st, begin_fn, &started, 0), GW_OK);
@@ -144,11 +132,11 @@ START_TEST(test_pending_row_and_its_ends)
 	/* r2 aborted before its turn: its row gone, no transcript row. */
 	ck_assert_int_eq(store_write_sync(st, unstarted_end_fn, &aborted, 0),
 			 GW_OK);
-	ck_assert_int_eq(count(db, "SELECT count(*) FROM run_pending"), 0);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM run_pending"), 0);
 	texts(db, "SELECT status FROM idempotency WHERE run_id = 'r2'", buf,
 	      sizeof(buf));
 	ck_assert_str_eq(buf, "aborted");
-	ck_assert_int_eq(count(db, "SELECT count(*) FROM transcript"), 1);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM transcript"), 1);
 	store_close(st);
 }
 END_TEST
@@ -172,7 +160,7 @@ START_TEST(test_recover_pending_rows)
 	st = open_ok();
 	db = store_reader(st);
 	ck_assert_int_eq(store_session_recover(st), GW_OK);
-	ck_assert_int_eq(count(db, "SELECT count(*) FROM run_pending"), 0);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM run_pending"), 0);
 	texts(db, "SELECT text || ':' || run_id || ':' || seq FROM transcript "
 	      "WHERE session_key = 'agent:main:s' ORDER BY seq", buf,
 	      sizeof(buf));
@@ -192,7 +180,7 @@ START_TEST(test_recover_pending_rows)
 			 "r4:error:run interrupted by a gateway restart");
 	/* A second boot finds nothing more to do. */
 	ck_assert_int_eq(store_session_recover(st), GW_OK);
-	ck_assert_int_eq(count(db, "SELECT count(*) FROM transcript"), 4);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM transcript"), 4);
 	store_close(st);
 }
 END_TEST
