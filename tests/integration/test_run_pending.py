@@ -12,6 +12,8 @@ run leave no pending row; a clean stop ends waiting runs as aborted."""
 import os
 import signal
 import sqlite3
+import threading
+import time
 
 import pytest
 
@@ -312,3 +314,81 @@ def test_waiting_runs_are_bounded(launcher, upstream):
         {"runId": d, "status": "started"}
     assert run_events(ws, d)[-1]["state"] == "final"
     assert upstream.snapshot()["chat"] == 4
+
+
+def _first_res(ws, ids, timeout=30):
+    """The first res of each request id (an `agent` request has two)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = {}
+        for f in ws.frames:
+            if f.get("type") == "res" and f["id"] in ids:
+                got.setdefault(f["id"], f)
+        if len(got) == len(ids):
+            return got
+        left = deadline - time.monotonic()
+        assert left > 0, "no res for %d request(s)" % (len(ids) - len(got))
+        ws.recv_json(left)
+
+
+def test_mixed_waiting_runs_end_consistent(launcher, upstream):
+    """Chat sends, `agent` runs and aborts racing over three sessions with
+    one lane slot (queued and lane-waiting runs acknowledged on the store
+    writer and on workers, slots and aborts arriving while their
+    acknowledgement commits): every acknowledged run ends, nothing is left
+    in run_pending, each session's transcript keeps its turns whole (an
+    answer right after its own prompt) and every run that answered has
+    exactly one prompt row."""
+    cfg = chat_config(upstream,
+                      {"agents": {"defaults": {"maxConcurrent": 1}}})
+    gw = launcher.start(config=cfg)
+    keys = ["pend-mx%d-%s" % (i, new_key()) for i in range(3)]
+    acked, lock, errors = [], threading.Lock(), []
+
+    def sender(method, n):
+        try:
+            with gw.connect() as ws:
+                reqs = []
+                for i in range(n):
+                    idem = new_key()
+                    p = {"sessionKey": keys[i % 3], "idempotencyKey": idem,
+                         "message": "%s %d [[reply:%s]]" % (method, i,
+                                                            idem)}
+                    reqs.append((ws.send_req(method, p), idem))
+                got = _first_res(ws, [rid for rid, _ in reqs])
+                for rid, idem in reqs:
+                    assert got[rid]["ok"], got[rid]
+                    with lock:
+                        acked.append(idem)
+                if method == "chat.send":
+                    for k in keys[1:]:
+                        ws.call("chat.abort", {"sessionKey": k})
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=sender, args=("chat.send", 18)),
+               threading.Thread(target=sender, args=("agent", 12))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(acked) == 30
+    ws = gw.connect()
+    for idem in acked:
+        w = ws.call("agent.wait", {"runId": idem, "timeoutMs": 30000})
+        assert w["status"] in ("ok", "error"), w
+    assert _pending(gw) == []
+    status = dict(_rows(gw, "SELECT run_id, status FROM idempotency"))
+    assert all(status.get(i) in ("ok", "aborted") for i in acked), status
+    for key in keys:
+        rows = _transcript(gw, key)
+        for prev, row in zip(rows, rows[1:]):
+            if row[0] == "assistant":
+                assert prev[0] == "user" and prev[2] == row[2], rows
+    prompts = _rows(gw, "SELECT run_id, count(*) FROM transcript WHERE "
+                    "role = 'user' GROUP BY run_id")
+    counts = dict(prompts)
+    assert all(counts.get(i) == 1 for i in acked
+               if status[i] == "ok"), counts
+    assert all(n == 1 for n in counts.values()), counts
