@@ -66,7 +66,6 @@ struct run {
 	int lane_slot;			/* holds a lane slot (rt->mu) */
 	struct run *lane_next, *lane_prev; /* the FIFO (rt->mu); next is
 					 * also the chain of runs to start */
-	struct run_beginjob *lane_bj;	/* a waiting run's prepared start */
 	/* A run acknowledged while it waits is stored first (issue 11):
 	 * its start (lane-waiting, begun) or its run_pending row (queued
 	 * for its session, pending), in the job that acknowledges it. */
@@ -155,8 +154,6 @@ void run_unref(struct run *r)
 	free(r->sinks);
 	if (r->begin)
 		run_beginjob_free(r->begin);
-	if (r->lane_bj)
-		run_beginjob_free(r->lane_bj);
 	pthread_mutex_destroy(&r->mu);
 	free(r->id);
 	free(r->session_key);
@@ -1418,28 +1415,18 @@ static void run_activate_queued(struct run *r)
 }
 
 /* A run got a lane slot (its reference is the caller's, consumed). A
- * start prepared when it arrived (a run free in its session) goes on as
- * run_start would have; a run without one (its session's turn came
- * later, or its history is read at its start) reads its history and
- * writes its start in one store job, as a queued run. */
+ * run whose start was written when it was acknowledged (begun), or
+ * whose start waits for its end (r->begin, a start nobody can see), goes
+ * on as run_start would have; a run without one (a queued run whose
+ * session's turn came) reads its history and writes its start in one
+ * store job (run_activate_queued). */
 static void run_lane_start(struct run *r)
 {
-	struct run_beginjob *bj = r->lane_bj;
-
-	r->lane_bj = NULL;
-	if (!bj && !r->begin && !r->begun) {
+	if (!r->begin && !r->begun) {
 		run_activate_queued(r);
 		return;
 	}
 	log_debug("agent", "run %s: a lane slot", r->id);
-	if (bj) {
-		bj->owner = r;
-		run_ref(r);
-		if (!r->rt->store ||
-		    store_write(r->rt->store, run_begin_tx, bj,
-				run_begin_done) != GW_OK)
-			run_begin_done(GW_EUNAVAIL, bj);
-	}
 	/* Posted also on the agent thread: r may be taken inside another
 	 * run's end (run_lane_release), never a place to start a request. */
 	if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
@@ -1467,8 +1454,8 @@ static void run_lane_go(struct run *r)
 
 /* ---- a waiting run's acknowledgement ---------------------------------------- */
 
-/* The write that acknowledges a waiting run: its start (a) or its
- * run_pending row, on the writer. The job holds a reference. */
+/* The write that acknowledges a waiting run: its start (begun) or its
+ * run_pending row (pending), on the writer. The job holds a reference. */
 struct run_ackjob {
 	struct run *r;
 	struct run_beginjob *bj;	/* its start (begun) */
@@ -1738,8 +1725,10 @@ static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
  * or a new one, and posts its attempt), 0 when it waits. A waiting run
  * is acknowledged only once stored: with r->begun (lane-waiting: its
  * start, *bj or a new one) or r->pending (queued: its run_pending row)
- * set, the caller writes that (run_ack_tx) and calls run_ack_settled;
- * else (a start deferred to its end, r->begin) *bj is taken. */
+ * set, the caller writes that (run_ack_tx) and calls run_ack_settled
+ * (a lane-waiting run whose start waits for its end, r->begin, writes
+ * nothing). A queued run's prepared start (*bj or r->begin) is undone:
+ * it is made again at its turn. */
 static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		       struct run *r, struct run_beginjob **bj,
 		       const struct run_sink *sink, int *now,
@@ -1796,8 +1785,7 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 	rt->nruns++;
 	obs = rt->obs;
 	queued = r->queued;
-	/* Free in its session: a lane slot, or last in the lane's FIFO
-	 * with its start kept for its turn. */
+	/* Free in its session: a lane slot, or last in the lane's FIFO. */
 	if (!queued) {
 		run_lane_push(rt, r);
 		go = run_lane_take(rt);
@@ -1807,9 +1795,6 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 			 * only the upstream request waits. */
 			r->begun = 1;
 			r->acking = 1;
-		} else if (waiting) {
-			r->lane_bj = *bj;
-			*bj = NULL;
 		}
 	} else {
 		/* Its run_pending row is written now (the caller). */
@@ -2259,11 +2244,9 @@ static void run_abort_job(void *arg)
 		 * acknowledgement ends as an aborted started run; else its
 		 * start is not written (its run_pending row goes). */
 		r->never_started = !r->begun;
-		if (r->lane_bj)
-			run_beginjob_free(r->lane_bj);
 		if (r->begin)
 			run_beginjob_free(r->begin);
-		r->lane_bj = r->begin = NULL;
+		r->begin = NULL;
 		run_finish(r, RUN_ABORTED, "run aborted", 499);
 	} else if (!r->ended) {
 		r->abort_req = 1;
