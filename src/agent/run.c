@@ -14,6 +14,13 @@
  * order they were sent and each turn sees the answer before it. A queued
  * run reads its history and writes its start in one store job.
  *
+ * Nothing acknowledged is lost: a run that waits (queued, or for a lane
+ * slot below) is stored by the write that acknowledges it, before its
+ * caller answers. A queued run's message goes to run_pending (its start
+ * would put it before the answer it waits for; its start deletes the row,
+ * and a crash leaves it for the next boot to record); a lane-waiting run
+ * writes its start then, only its upstream request waits (run_ack_tx).
+ *
  * Across sessions, at most agents.defaults.maxConcurrent runs are in
  * flight (the global lane, as upstream's "main" lane): a run free in its
  * session takes a slot, or waits in one FIFO (rt->lane_head, order of
@@ -59,7 +66,15 @@ struct run {
 	int lane_slot;			/* holds a lane slot (rt->mu) */
 	struct run *lane_next, *lane_prev; /* the FIFO (rt->mu); next is
 					 * also the chain of runs to start */
-	struct run_beginjob *lane_bj;	/* a waiting run's prepared start */
+	/* A run acknowledged while it waits is stored first (issue 11):
+	 * its start (lane-waiting, begun) or its run_pending row (queued
+	 * for its session, pending), in the job that acknowledges it. */
+	int begun, pending;		/* set by run_go_live */
+	int acking;			/* that write is not committed yet: a
+					 * slot (ack_go) or an abort (ack_abort)
+					 * that comes meanwhile waits for it
+					 * (rt->mu) */
+	int ack_go, ack_abort;
 	uint64_t seq;			/* start order (rt->mu) */
 	char *id, *session_key, *agent_id, *channel;
 	int is_replay;			/* a replay of a stored run */
@@ -139,8 +154,6 @@ void run_unref(struct run *r)
 	free(r->sinks);
 	if (r->begin)
 		run_beginjob_free(r->begin);
-	if (r->lane_bj)
-		run_beginjob_free(r->lane_bj);
 	pthread_mutex_destroy(&r->mu);
 	free(r->id);
 	free(r->session_key);
@@ -316,6 +329,25 @@ static int run_lane_default(void)
 		v = 8;
 	atomic_store(&def, v);
 	return v;
+}
+
+int run_wait_max(int cap)
+{
+	static atomic_int env = -1;
+	int v = atomic_load(&env);
+	const char *e;
+
+	if (v < 0) {
+		e = getenv("CLAWGATE_RUN_WAIT_MAX");
+		v = e && atoi(e) > 0 ? atoi(e) : 0;
+		atomic_store(&env, v);
+	}
+	if (v)
+		return v;
+	if (cap > (INT32_MAX - RUN_WAIT_MIN) / RUN_WAIT_PER_SLOT)
+		return INT32_MAX;
+	return cap * RUN_WAIT_PER_SLOT > RUN_WAIT_MIN
+	       ? cap * RUN_WAIT_PER_SLOT : RUN_WAIT_MIN;
 }
 
 int run_lane_cap(const struct gw_config *cfg)
@@ -784,6 +816,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
 	j->e.skip_row = r->never_started;
+	j->e.pending = r->pending && r->never_started;
 	j->begin = r->begin;
 	r->begin = NULL;
 	run_ref(r);
@@ -1374,6 +1407,7 @@ static void run_activate_queued(struct run *r)
 	log_info("agent", "run %s: its turn in session %s", r->id,
 		 r->session_key);
 	bj->r = r;
+	bj->b.pending = r->pending;
 	if (!r->rt->store ||
 	    store_write(r->rt->store, run_activate_tx, bj,
 			run_activate_done) != GW_OK)
@@ -1381,28 +1415,18 @@ static void run_activate_queued(struct run *r)
 }
 
 /* A run got a lane slot (its reference is the caller's, consumed). A
- * start prepared when it arrived (a run free in its session) goes on as
- * run_start would have; a run without one (its session's turn came
- * later, or its history is read at its start) reads its history and
- * writes its start in one store job, as a queued run. */
-static void run_lane_go(struct run *r)
+ * run whose start was written when it was acknowledged (begun), or
+ * whose start waits for its end (r->begin, a start nobody can see), goes
+ * on as run_start would have; a run without one (a queued run whose
+ * session's turn came) reads its history and writes its start in one
+ * store job (run_activate_queued). */
+static void run_lane_start(struct run *r)
 {
-	struct run_beginjob *bj = r->lane_bj;
-
-	r->lane_bj = NULL;
-	if (!bj && !r->begin) {
+	if (!r->begin && !r->begun) {
 		run_activate_queued(r);
 		return;
 	}
 	log_debug("agent", "run %s: a lane slot", r->id);
-	if (bj) {
-		bj->owner = r;
-		run_ref(r);
-		if (!r->rt->store ||
-		    store_write(r->rt->store, run_begin_tx, bj,
-				run_begin_done) != GW_OK)
-			run_begin_done(GW_EUNAVAIL, bj);
-	}
 	/* Posted also on the agent thread: r may be taken inside another
 	 * run's end (run_lane_release), never a place to start a request. */
 	if (provider_post(r->rt->prov, run_attempt_job, r) != 0) {
@@ -1410,6 +1434,126 @@ static void run_lane_go(struct run *r)
 		run_finish(r, RUN_ABORTED, "gateway is stopping", 503);
 		run_unref(r);
 	}
+}
+
+/* A run got a lane slot: it starts (run_lane_start), or, while its
+ * acknowledging write is not committed, when it is (run_ack_settled). */
+static void run_lane_go(struct run *r)
+{
+	struct agent_rt *rt = r->rt;
+	int held;
+
+	pthread_mutex_lock(&rt->mu);
+	held = r->acking;
+	if (held)
+		r->ack_go = 1;
+	pthread_mutex_unlock(&rt->mu);
+	if (!held)
+		run_lane_start(r);
+}
+
+/* ---- a waiting run's acknowledgement ---------------------------------------- */
+
+/* The write that acknowledges a waiting run: its start (begun) or its
+ * run_pending row (pending), on the writer. The job holds a reference. */
+struct run_ackjob {
+	struct run *r;
+	struct run_beginjob *bj;	/* its start (begun) */
+};
+
+/* Store writer (tx): write the acknowledgement of a->r. A lane-waiting
+ * run's start is built here when the caller had none (its history read
+ * through db). */
+static int run_ack_tx(sqlite3 *db, void *arg)
+{
+	struct run_ackjob *a = arg;
+	struct run *r = a->r;
+	struct store_session_pending p = {
+		.key = r->session_key, .agent_id = r->agent_id,
+		.run_id = r->id, .channel = r->channel,
+		.messages = r->tr_in, .seq = (int64_t)r->seq,
+	};
+
+	if (!r->begun)
+		return store_session_pending_tx(db, &p);
+	if (!a->bj) {
+		if (!json_object_get(r->req, "messages"))
+			run_build_messages(r, db);
+		a->bj = run_beginjob_new(r);
+	}
+	return store_session_begin_tx(db, &a->bj->b, a->bj->events);
+}
+
+/* The acknowledgement committed (rc GW_OK) or not: a slot or an abort
+ * that came meanwhile goes on now. */
+static void run_ack_settled(struct run *r, int rc)
+{
+	struct agent_rt *rt = r->rt;
+	int go, ab;
+
+	if (rc != GW_OK) {
+		/* As a start that failed: its end is an error (a start's
+		 * failure is logged by run_begin_done). */
+		if (!r->begun)
+			log_warn("agent", "run %s: queued run not stored: %s",
+				 r->id, gw_err_str(rc));
+		atomic_store(&r->begin_failed, 1);
+	}
+	pthread_mutex_lock(&rt->mu);
+	r->acking = 0;
+	go = r->ack_go;
+	ab = r->ack_abort;
+	r->ack_go = r->ack_abort = 0;
+	pthread_mutex_unlock(&rt->mu);
+	if (go)
+		run_lane_start(r);	/* the slot's reference */
+	if (ab)
+		run_abort(r);
+}
+
+static void run_ack_done(int rc, void *arg)
+{
+	struct run_ackjob *a = arg;
+
+	if (a->bj)
+		run_begin_done(rc, a->bj);
+	run_ack_settled(a->r, rc);
+	run_unref(a->r);
+	free(a);
+}
+
+static struct run_ackjob *run_ackjob_new(struct run *r,
+					 struct run_beginjob *bj)
+{
+	struct run_ackjob *a = xcalloc(1, sizeof(*a));
+
+	run_ref(r);
+	a->r = r;
+	a->bj = bj;
+	return a;
+}
+
+/* run_start's acknowledgement of a waiting run (bj: its prepared start
+ * or NULL, taken): committed before it returns, except on the agent
+ * thread (a start that reads no store row), which never waits for the
+ * writer: there it is queued before the caller answers, as the start of
+ * a run that starts at once. */
+static void run_ack_write(struct run *r, struct run_beginjob *bj)
+{
+	struct agent_rt *rt = r->rt;
+	struct run_ackjob *a;
+
+	if (r->begun && !bj) {
+		run_build_messages(r, NULL);
+		bj = run_beginjob_new(r);
+	}
+	a = run_ackjob_new(r, bj);
+	if (!rt->store)
+		run_ack_done(GW_EUNAVAIL, a);
+	else if (!provider_on_thread(rt->prov))
+		run_ack_done(store_write_sync(rt->store, run_ack_tx, a, 0), a);
+	else if (store_write(rt->store, run_ack_tx, a, run_ack_done) != GW_OK)
+		run_ack_done(GW_EUNAVAIL, a);
 }
 
 /* A run ended: its upstream request is over, so its slot goes to the
@@ -1575,11 +1719,16 @@ static int run_setup(struct agent_rt *rt, const struct gw_config *cfg,
 }
 
 /* Make r live (the list holds one reference): free in its session it
- * takes a lane slot or waits in the lane's FIFO (with *bj, its prepared
- * start, kept for its turn); a run of a session that has a live run
- * waits for its turn (queued). The observer and sink are attached.
- * *now: 1 when it starts now (the caller writes its start, *bj or a
- * new one, and posts its attempt), 0 when it waits (*bj taken). */
+ * takes a lane slot or waits in the lane's FIFO; a run of a session that
+ * has a live run waits for its turn (queued). The observer and sink are
+ * attached. *now: 1 when it starts now (the caller writes its start, *bj
+ * or a new one, and posts its attempt), 0 when it waits. A waiting run
+ * is acknowledged only once stored: with r->begun (lane-waiting: its
+ * start, *bj or a new one) or r->pending (queued: its run_pending row)
+ * set, the caller writes that (run_ack_tx) and calls run_ack_settled
+ * (a lane-waiting run whose start waits for its end, r->begin, writes
+ * nothing). A queued run's prepared start (*bj or r->begin) is undone:
+ * it is made again at its turn. */
 static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		       struct run *r, struct run_beginjob **bj,
 		       const struct run_sink *sink, int *now,
@@ -1609,6 +1758,19 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 		pthread_mutex_unlock(&rt->mu);
 		return GW_OK;
 	}
+	if (!rt->lane_cap)	/* later: each applied config's */
+		rt->lane_cap = run_lane_cap(cfg);
+	if ((runidx_first(&rt->runidx, r->session_key) ||
+	     rt->lane_active >= rt->lane_cap) &&
+	    rt->nruns - rt->lane_active >= run_wait_max(rt->lane_cap)) {
+		/* It would wait, and enough do: refused, not held. */
+		pthread_mutex_unlock(&rt->mu);
+		*err = xasprintf("too many runs waiting (%d; "
+				 "agents.defaults.maxConcurrent %d in "
+				 "flight); retry later",
+				 run_wait_max(rt->lane_cap), rt->lane_cap);
+		return GW_EUNAVAIL;
+	}
 	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
 	r->seq = ++rt->run_seq;
 	run_ref(r);
@@ -1623,18 +1785,21 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 	rt->nruns++;
 	obs = rt->obs;
 	queued = r->queued;
-	/* Free in its session: a lane slot, or last in the lane's FIFO
-	 * with its start kept for its turn. */
-	if (!rt->lane_cap)	/* later: each applied config's */
-		rt->lane_cap = run_lane_cap(cfg);
+	/* Free in its session: a lane slot, or last in the lane's FIFO. */
 	if (!queued) {
 		run_lane_push(rt, r);
 		go = run_lane_take(rt);
 		waiting = r->lane_wait;
-		if (waiting) {
-			r->lane_bj = *bj;
-			*bj = NULL;
+		if (waiting && !r->begin) {
+			/* Its start is written now (the caller, with *bj);
+			 * only the upstream request waits. */
+			r->begun = 1;
+			r->acking = 1;
 		}
+	} else {
+		/* Its run_pending row is written now (the caller). */
+		r->pending = 1;
+		r->acking = 1;
 	}
 	pthread_mutex_unlock(&rt->mu);
 	/* Runs that waited (a raised cap) start first; r is the last
@@ -1781,6 +1946,10 @@ int run_start(struct agent_rt *rt, struct run_request *rq,
 	}
 	if (rc != GW_OK || !now) {
 		if (rc == GW_OK) {
+			if (r->begun || r->pending) {
+				run_ack_write(r, bj);
+				bj = NULL;
+			}
 			*out = r;
 			r = NULL;
 		}
@@ -1850,6 +2019,7 @@ struct run_startjob {
 	char *status, *err;
 	struct run *r;			/* started now: the attempt's ref */
 	struct run_beginjob *bj;	/* its start, written in the job */
+	struct run_ackjob *ack;		/* a waiting run's, written in the job */
 };
 
 /* Store writer: the start of run_start_async, in one job (one
@@ -1899,6 +2069,12 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		run_unref(r);
 		return GW_OK;
 	}
+	if (j->res.rc == GW_OK && !now && (r->begun || r->pending)) {
+		/* Acknowledged once stored: in this transaction. */
+		j->ack = run_ackjob_new(r, NULL);
+		run_unref(r);
+		return run_ack_tx(db, j->ack);
+	}
 	if (j->res.rc != GW_OK || !now) {
 		run_unref(r);
 		return GW_OK;
@@ -1945,6 +2121,8 @@ static void run_start_done(int rc, void *arg)
 	}
 	if (j->bj)
 		run_begin_done(rc, j->bj);
+	if (j->ack)
+		run_ack_done(rc, j->ack);
 	if (r) {
 		log_debug("agent", "run %s started (agent %s, session %s, "
 			  "model %s)", r->id, j->agent, r->session_key,
@@ -2046,6 +2224,14 @@ static void run_abort_job(void *arg)
 	int queued, waiting;
 
 	pthread_mutex_lock(&r->rt->mu);
+	if (r->acking) {
+		/* Its acknowledgement is being written: aborted once it is
+		 * (run_ack_settled), so that its end follows it. */
+		r->ack_abort = 1;
+		pthread_mutex_unlock(&r->rt->mu);
+		run_unref(r);
+		return;
+	}
 	queued = r->queued;
 	r->queued = 0;
 	waiting = r->lane_wait;
@@ -2054,13 +2240,13 @@ static void run_abort_job(void *arg)
 	pthread_mutex_unlock(&r->rt->mu);
 	if ((queued || waiting) && !r->ended) {
 		/* Still waiting for its turn or a lane slot: it never
-		 * reaches upstream, its start is not written. */
-		r->never_started = 1;
-		if (r->lane_bj)
-			run_beginjob_free(r->lane_bj);
+		 * reaches upstream. A run whose start was written with its
+		 * acknowledgement ends as an aborted started run; else its
+		 * start is not written (its run_pending row goes). */
+		r->never_started = !r->begun;
 		if (r->begin)
 			run_beginjob_free(r->begin);
-		r->lane_bj = r->begin = NULL;
+		r->begin = NULL;
 		run_finish(r, RUN_ABORTED, "run aborted", 499);
 	} else if (!r->ended) {
 		r->abort_req = 1;

@@ -703,6 +703,75 @@ int store_session_sweep_tx(sqlite3 *db, int64_t now)
 	return GW_OK;
 }
 
+/* The idempotency row of a run that is started or acknowledged (tx). */
+static int sess_idem_running(sqlite3 *db, const char *run_id,
+			     const char *key, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+	int r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
+			  "session_key, status, created_at, expires_at) "
+			  "VALUES(?,?,'running',?,?)", &s);
+
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, now);
+	sqlite3_bind_int64(s, 4, now + STORE_SESSION_RUNNING_TTL_MS);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "idempotency");
+	store_stmt_done(s);
+	return r;
+}
+
+/* A waiting run's run_pending row goes (its start or its end) (tx). */
+static int sess_pending_del(sqlite3 *db, const char *run_id)
+{
+	sqlite3_stmt *s = NULL;
+	int r = sess_prep(db, "DELETE FROM run_pending WHERE run_id = ?", &s);
+
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(s, 1, run_id, -1, SQLITE_STATIC);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "run_pending delete");
+	store_stmt_done(s);
+	return r;
+}
+
+int store_session_pending_tx(sqlite3 *db,
+			     const struct store_session_pending *p)
+{
+	sqlite3_stmt *s = NULL;
+	char *mjson = NULL;
+	int64_t now = util_now_ms();
+	int r;
+
+	if ((r = store_session_sweep_tx(db, now)) != GW_OK)
+		return r;
+	mjson = store_json_dump(p->messages, NULL);
+	r = sess_prep(db, "INSERT OR REPLACE INTO run_pending(run_id, "
+		      "session_key, seq, agent_id, channel, messages, "
+		      "created_at) VALUES(?,?,?,?,?,?,?)", &s);
+	if (r != GW_OK)
+		goto out;
+	sqlite3_bind_text(s, 1, p->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, p->key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 3, p->seq);
+	sqlite3_bind_text(s, 4, p->agent_id, -1, SQLITE_STATIC);
+	store_bind_static(s, 5, p->channel);
+	sqlite3_bind_text(s, 6, mjson ? mjson : "[]", -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 7, now);
+	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "run_pending");
+	store_stmt_done(s);
+	if (r == GW_OK)
+		r = sess_idem_running(db, p->run_id, p->key, now);
+out:
+	free(mjson);
+	return r;
+}
+
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events)
 {
@@ -755,19 +824,9 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 				b->messages, texts, &m, events, now);
 	if (r != GW_OK)
 		goto out;
-	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
-			 "session_key, status, created_at, expires_at) "
-			 "VALUES(?,?,'running',?,?)", &s);
-	if (r != GW_OK)
-		goto out;
-	sqlite3_bind_text(s, 1, b->run_id, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(s, 2, b->key, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_int64(s, 3, now);
-	sqlite3_bind_int64(s, 4, now + STORE_SESSION_RUNNING_TTL_MS);
-	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
-					   : sess_fail(db, "idempotency");
-	store_stmt_done(s);
-	s = NULL;
+	r = sess_idem_running(db, b->run_id, b->key, now);
+	if (r == GW_OK && b->pending)
+		r = sess_pending_del(db, b->run_id);
 	if (r != GW_OK)
 		goto out;
 	store_session_changed(db, events, b->key, "run.start", b->run_id);
@@ -979,6 +1038,9 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 			goto out;
 	}
 idem:
+	if (e->skip_row && e->pending &&
+	    (r = sess_pending_del(db, e->run_id)) != GW_OK)
+		goto out;
 	rjson = store_json_dump(e->result, NULL);
 	/* The row of the start keeps its created_at. */
 	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
@@ -1115,9 +1177,76 @@ char *store_session_model_override_db(sqlite3 *db, const char *key)
 	return r;
 }
 
+/* One run_pending row (its columns in s) as what a run started and cut
+ * by a restart leaves: its messages appended to its session (created
+ * when absent), the row 'running' with it as its last run, its
+ * idempotency row 'running' (both then recorded as interrupted). */
+static int sess_recover_pending_row(sqlite3 *db, sqlite3_stmt *s)
+{
+	struct store_session_meta m = {.run_id = sess_col(s, 0)};
+	const char *key = sess_col(s, 1);
+	sqlite3_stmt *u = NULL;
+	json_t *msgs = json_loads(sess_col(s, 4), 0, NULL), *msg;
+	size_t i;
+	int r;
+
+	r = store_session_ensure_tx(db, key, sess_col(s, 2), sess_col(s, 3));
+	json_array_foreach(msgs, i, msg) {
+		if (r == GW_OK && json_is_object(msg))
+			r = store_session_append_tx(db, key, msg, &m, NULL,
+						    NULL);
+	}
+	json_decref(msgs);
+	if (r == GW_OK)
+		r = sess_prep(db, "UPDATE sessions SET status = 'running', "
+			      "last_run_id = ? WHERE key = ?", &u);
+	if (r != GW_OK)
+		return r;
+	sqlite3_bind_text(u, 1, m.run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(u, 2, key, -1, SQLITE_STATIC);
+	r = sqlite3_step(u) == SQLITE_DONE ? GW_OK
+					   : sess_fail(db, "recover pending");
+	store_stmt_done(u);
+	if (r != GW_OK)
+		return r;
+	return sess_idem_running(db, m.run_id, key, util_now_ms());
+}
+
+/* Runs acknowledged while waiting for their turn, left by a crash: their
+ * messages in their sessions, in start order; *n of them. */
+static int sess_recover_pending(sqlite3 *db, int *n)
+{
+	sqlite3_stmt *s = NULL;
+	int r, rc;
+
+	*n = 0;
+	r = sess_prep(db, "SELECT run_id, session_key, agent_id, channel, "
+		      "messages FROM run_pending ORDER BY seq, created_at",
+		      &s);
+	while (r == GW_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		r = sess_recover_pending_row(db, s);
+		++*n;
+	}
+	if (r == GW_OK && rc != SQLITE_DONE)
+		r = sess_fail(db, "recover pending");
+	store_stmt_done(s);
+	if (r == GW_OK && *n &&
+	    sqlite3_exec(db, "DELETE FROM run_pending", NULL, NULL, NULL) !=
+	    SQLITE_OK)
+		r = sess_fail(db, "recover pending");
+	return r;
+}
+
 static int store_session_recover_run(sqlite3 *db, void *arg)
 {
-	int *n = arg;
+	int *n = arg, pend = 0, r;
+
+	if ((r = sess_recover_pending(db, &pend)) != GW_OK)
+		return r;
+	if (pend)
+		log_warn("agent", "%d acknowledged run(s) were waiting for "
+			 "their turn at the last shutdown; their messages are "
+			 "in their sessions", pend);
 
 	if (sqlite3_exec(db, "UPDATE idempotency SET status = 'error', "
 			 "result = json_object('runId', run_id, 'status', "

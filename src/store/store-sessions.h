@@ -83,6 +83,8 @@ struct store_session_begin {
 	int fresh;		/* run_tx: the key was generated for this
 				 * run (its row is inserted, not upserted,
 				 * unless it exists after all) */
+	int pending;		/* begin_tx: the run waited for its turn
+				 * (its run_pending row is deleted) */
 };
 struct store_session_end {
 	char *key, *run_id;
@@ -93,6 +95,8 @@ struct store_session_end {
 	char *model;
 	int skip_row;		/* the run never started (ended queued):
 				 * only its idempotency row is written */
+	int pending;		/* with skip_row: it had a run_pending
+				 * row (deleted) */
 };
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events);
@@ -109,8 +113,24 @@ char *store_session_text(const json_t *content);
 /* The session's model override (sessions.patch model) or NULL. */
 char *store_session_model_override(struct store *st, const char *key);
 char *store_session_model_override_db(sqlite3 *db, const char *key);
-/* At start: runs left "running" by a crash become errors. */
+/* At start: runs left "running" by a crash become errors; the messages
+ * of runs that waited for their turn (run_pending) first become their
+ * sessions' transcript rows. */
 int store_session_recover(struct store *st);
+
+/* ---- runs acknowledged while waiting for their session (run_pending,
+ * migration 0010) ---- */
+struct store_session_pending {
+	const char *key, *agent_id, *run_id, *channel;
+	const json_t *messages;	/* the transcript messages of its start */
+	int64_t seq;		/* its start order */
+};
+/* Its acknowledgement (tx): its run_pending row and its idempotency row
+ * ('running', as a started run's). Its start (store_session_begin_tx
+ * with pending) or its end unstarted (store_session_end_tx with
+ * skip_row and pending) deletes the row. */
+int store_session_pending_tx(sqlite3 *db,
+			     const struct store_session_pending *p);
 
 /* Row helpers shared with the sessions.* queries (src/agent/session.c). */
 /* A GatewaySessionRow from a statement over STORE_SESSION_ROW_COLS. */

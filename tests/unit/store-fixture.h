@@ -5,6 +5,7 @@
 #pragma once
 
 #include <ftw.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,19 @@ static struct store *open_ok(void)
 	ck_assert_int_eq(store_open(dbpath, &st, &msg), GW_OK);
 	ck_assert_ptr_null(msg);
 	return st;
+}
+
+/* The integer in the first column of sql's first row (asserted). */
+static inline int64_t query_int(sqlite3 *db, const char *sql)
+{
+	sqlite3_stmt *s = NULL;
+	int64_t v;
+
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
+	v = sqlite3_column_int64(s, 0);
+	sqlite3_finalize(s);
+	return v;
 }
 
 /* Prepared statements of db whose SQL contains text. */

@@ -28,18 +28,6 @@ static int exec_ok(sqlite3 *db, const char *sql)
 	return rc;
 }
 
-static int64_t query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	int64_t v;
-
-	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 static char *query_text(sqlite3 *db, const char *sql)
 {
 	sqlite3_stmt *s = NULL;

@@ -58,19 +58,6 @@ static void exec_ok(sqlite3 *db, const char *sql)
 		      "%s: %s", sql, err ? err : "?");
 }
 
-static sqlite3_int64 query_int(sqlite3 *db, const char *sql)
-{
-	sqlite3_stmt *s = NULL;
-	sqlite3_int64 v;
-
-	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL),
-			 SQLITE_OK);
-	ck_assert_int_eq(sqlite3_step(s), SQLITE_ROW);
-	v = sqlite3_column_int64(s, 0);
-	sqlite3_finalize(s);
-	return v;
-}
-
 static void integrity_ok(sqlite3 *db)
 {
 	sqlite3_stmt *s = NULL;
