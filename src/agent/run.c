@@ -76,7 +76,11 @@ struct run {
 	/* Agent thread only: */
 	struct agent_target **chain;
 	size_t nchain, cur;
-	json_t *req;			/* request body without "model" */
+	json_t *req;			/* request body without "model" (until
+					 * the first attempt, run_attempt_body) */
+	char *body;			/* its text, while a fallback may
+					 * still send it (run_attempt_body) */
+	int body_opts;			/* it has "stream_options" */
 	int64_t timeout_ms;
 	struct provider_http *http;
 	char *text;
@@ -126,6 +130,7 @@ void run_unref(struct run *r)
 		agent_target_free(r->chain[i]);
 	free(r->chain);
 	json_decref(r->req);
+	free(r->body);
 	free(r->text);
 	json_decref(r->tool_calls);
 	free(r->finish_reason);
@@ -647,7 +652,34 @@ struct run_beginjob {
 	struct run *owner;		/* a started run's own start (ref) */
 	struct store_session_begin b;
 	json_t *events;
+	char *msgs_text;		/* b.messages as text while a run
+					 * holds its deferred start
+					 * (run_begin_shrink) */
 };
+
+/* A deferred start waits for its run's end, which may be a stream held
+ * for minutes: its transcript messages wait as text (~0.1 KB for a
+ * prompt, ~1 KB as a tree), made a tree again for the store job
+ * (run_begin_grow). */
+static void run_begin_shrink(struct run_beginjob *j)
+{
+	if (!j || !j->b.messages || j->msgs_text)
+		return;
+	j->msgs_text = store_json_dump(j->b.messages, NULL);
+	if (!j->msgs_text)
+		return;		/* not to be dumped: kept as it is */
+	json_decref(j->b.messages);
+	j->b.messages = NULL;
+}
+
+static void run_begin_grow(struct run_beginjob *j)
+{
+	if (!j || !j->msgs_text)
+		return;
+	j->b.messages = json_loads(j->msgs_text, 0, NULL);
+	free(j->msgs_text);
+	j->msgs_text = NULL;
+}
 
 static int run_end_tx(sqlite3 *db, void *arg)
 {
@@ -784,6 +816,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
 	j->e.skip_row = r->never_started;
+	run_begin_grow(r->begin);
 	j->begin = r->begin;
 	r->begin = NULL;
 	run_ref(r);
@@ -942,6 +975,10 @@ static void run_on_event(void *arg, const char *data, size_t len)
 
 	if (r->ended)
 		return;
+	if (r->first && r->body) {	/* no fallback now */
+		free(r->body);
+		r->body = NULL;
+	}
 	r->nevents++;
 	if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
 		r->done_marker = 1;
@@ -1080,6 +1117,56 @@ static void run_on_done(void *arg, int status, int curl_err,
 	run_finish(r, RUN_OK, NULL, 0);
 }
 
+/* The request body of chain[cur]: the run's body with this target's
+ * "model" (and "stream_options" when it wants usage and the request set
+ * none) appended, as setting them into the tree would. The tree is made
+ * text at the first attempt and dropped with what it was built from (a
+ * held stream keeps ~1.5 KB less); the text is kept only while a
+ * fallback may still send it (run_on_event drops it at the first token). */
+static char *run_attempt_body(struct run *r, const struct agent_target *t)
+{
+	json_t *tail;
+	char *ts = NULL, *out = NULL;
+	size_t blen, tlen, n;
+
+	if (r->req) {
+		r->body = store_json_dump(r->req, NULL);
+		r->body_opts = json_object_get(r->req, "stream_options") != NULL;
+		json_decref(r->req);
+		r->req = NULL;
+		json_decref(r->in_msgs);
+		r->in_msgs = NULL;
+		free(r->sys);
+		r->sys = NULL;
+		run_begin_shrink(r->begin);
+	}
+	if (!r->body)
+		return NULL;
+	tail = json_pack("{s:s}", "model", t->model);
+	if (t->usage_in_stream && !r->body_opts)
+		json_object_set_new(tail, "stream_options",
+				    json_pack("{s:b}", "include_usage", 1));
+	ts = store_json_dump(tail, &tlen);
+	json_decref(tail);
+	if (!ts)
+		goto out;
+	/* "{...}" and "{tail}" -> "{...,tail}" */
+	blen = strlen(r->body);
+	out = xmalloc(blen + tlen);
+	n = blen - 1;
+	memcpy(out, r->body, n);
+	if (n > 1)
+		out[n++] = ',';
+	memcpy(out + n, ts + 1, tlen);	/* with its '}' and NUL */
+out:
+	free(ts);
+	if (r->cur + 1 >= r->nchain) {	/* no fallback after this one */
+		free(r->body);
+		r->body = NULL;
+	}
+	return out;
+}
+
 /* Agent thread: start the request for chain[cur]. */
 static void run_attempt(struct run *r)
 {
@@ -1102,13 +1189,7 @@ static void run_attempt(struct run *r)
 		run_fail(r, RUN_ERROR, xstrdup(t->error), 502);
 		return;
 	}
-	/* The request body is the run's own: the model of this attempt is
-	 * set in place (no copy of the messages per attempt). */
-	json_object_set_new(r->req, "model", json_string(t->model));
-	if (t->usage_in_stream && !json_object_get(r->req, "stream_options"))
-		json_object_set_new(r->req, "stream_options",
-				    json_pack("{s:b}", "include_usage", 1));
-	text = store_json_dump(r->req, NULL);
+	text = run_attempt_body(r, t);
 	hr.url = t->url;
 	hr.body_take = text;
 	hr.headers = t->headers;
@@ -1157,6 +1238,7 @@ static int run_begin_tx(sqlite3 *db, void *arg)
 
 static void run_beginjob_free(struct run_beginjob *j)
 {
+	free(j->msgs_text);
 	json_decref(j->events);
 	free(j->b.key);
 	free(j->b.agent_id);
@@ -1334,6 +1416,7 @@ static void run_begin_undo(struct run *r, struct run_beginjob *bj)
 {
 	if (!bj)
 		return;
+	run_begin_grow(bj);
 	r->tr_in = bj->b.messages;
 	bj->b.messages = NULL;
 	run_beginjob_free(bj);

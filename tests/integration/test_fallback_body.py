@@ -1,0 +1,174 @@
+"""A fallback sends the whole request again. A run's request body is kept
+as text once it is first sent (its JSON trees are dropped then, to keep a
+held stream small) and only while a fallback may still need it: these
+tests fail if a later model of the chain gets less than the first one
+did (messages, system prompt, history, parameters, tools), or if the
+transcript a deferred start writes with the run's end loses its prompt."""
+
+import json
+import sqlite3
+
+import pytest
+
+from chathelp import new_key, run_events, send
+from fakeupstream import FakeUpstream
+from harness import Launcher, clawgate_only
+from oahelp import oa_config, post, sse_json
+from pairing_util import db_path
+
+pytestmark = clawgate_only("needs the fake upstream wired in the config")
+
+
+def _config(up):
+    prov = {"baseUrl": up.base_url, "apiKey": "sk-fake",
+            "api": "openai-completions", "timeoutSeconds": 5}
+    return oa_config(up, {
+        "models": {"providers": {
+            "backup": dict(prov, models=[{"id": "backup-model"}]),
+            "third": dict(prov, models=[{"id": "third-model"}])}},
+        "agents": {"defaults": {"model": {
+            "primary": "fake/fake-model",
+            "fallbacks": ["backup/backup-model", "third/third-model"]}}}})
+
+
+@pytest.fixture(scope="module")
+def fup():
+    u = FakeUpstream(api_key="sk-fake").start()
+    yield u
+    u.stop()
+
+
+@pytest.fixture(scope="module")
+def fgw(tmp_root, fup):
+    lch = Launcher(tmp_root)
+    gw = lch.start(config=_config(fup))
+    yield gw
+    lch.cleanup()
+
+
+@pytest.fixture
+def up(fup):
+    fup.reset()
+    return fup
+
+
+def _without_model(body):
+    return {k: v for k, v in body.items() if k != "model"}
+
+
+TOOLS = [{"type": "function", "function": {
+    "name": "lookup", "description": "look a thing up",
+    "parameters": {"type": "object", "properties": {
+        "q": {"type": "string"}}}}}]
+
+
+def _request(text, stream):
+    return {"model": "openclaw", "stream": stream, "temperature": 0.25,
+            "max_tokens": 77, "tools": TOOLS, "tool_choice": "none",
+            "stop": ["\n\n"], "response_format": {"type": "text"},
+            "messages": [
+                {"role": "developer", "content": "Answer briefly."},
+                {"role": "user", "content": "first question"},
+                {"role": "assistant", "content": "first answer"},
+                {"role": "user", "content": text}]}
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_third_model_gets_the_whole_request(fgw, up, stream):
+    """The first model fails before any byte (500), the second after its
+    role chunk and before any token (the connection dropped): the third
+    gets the same body as the first, its own model excepted."""
+    up.push(status=500)
+    up.push(cut=0)
+    text = "fallback body %s %s" % (stream, new_key())
+    r = post(fgw, "/v1/chat/completions", _request(text, stream),
+             stream=stream)
+    assert r.status_code == 200, r.text
+    if stream:
+        evs = sse_json(r)
+        assert evs[-1] == "[DONE]", evs
+        got = "".join(e["choices"][0]["delta"].get("content") or ""
+                      for e in evs[:-1] if e.get("choices"))
+    else:
+        got = r.json()["choices"][0]["message"]["content"]
+    assert got == "echo: " + text
+    reqs = up.snapshot()["requests"]
+    assert [q["model"] for q in reqs] == ["fake-model", "backup-model",
+                                          "third-model"], reqs
+    first = reqs[0]
+    assert first["messages"] == [
+        {"role": "system", "content": "Answer briefly."},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": text}]
+    assert first["temperature"] == 0.25 and first["max_tokens"] == 77
+    assert first["tools"] == TOOLS and first["tool_choice"] == "none"
+    assert first["stop"] == ["\n\n"]
+    assert first["response_format"] == {"type": "text"}
+    assert first["stream"] is True
+    assert first["stream_options"] == {"include_usage": True}
+    for q in reqs[1:]:
+        assert _without_model(q) == _without_model(first)
+
+
+def test_fallback_over_ws_sends_history_and_system(fgw, up):
+    """chat.send with stored history: the second model gets the history
+    and the new message, as the first did."""
+    ws = fgw.connect()
+    key = "fbh-" + new_key()
+    idem = new_key()
+    assert send(ws, key, "earlier turn", idem=idem)["ok"]
+    assert run_events(ws, idem)[-1]["state"] == "final"
+    up.reset()
+    up.push(status=500)
+    idem = new_key()
+    assert send(ws, key, "later turn", idem=idem)["ok"]
+    evs = run_events(ws, idem)
+    assert evs[-1]["state"] == "final", evs
+    reqs = up.snapshot()["requests"]
+    assert [q["model"] for q in reqs] == ["fake-model", "backup-model"]
+    assert [(m["role"], m["content"]) for m in reqs[0]["messages"]] == [
+        ("user", "earlier turn"), ("assistant", "echo: earlier turn"),
+        ("user", "later turn")]
+    assert _without_model(reqs[1]) == _without_model(reqs[0])
+
+
+def _transcript(gw, like):
+    db = sqlite3.connect("file:%s?mode=ro" % db_path(gw), uri=True,
+                         timeout=30)
+    try:
+        return db.execute("SELECT role, text, message FROM transcript WHERE "
+                          "text LIKE ? ORDER BY seq",
+                          ("%" + like + "%",)).fetchall()
+    finally:
+        db.close()
+
+
+def test_deferred_start_written_with_the_end(tmp_root, up):
+    """A request with a generated session key writes its start with its
+    end (the prompt's row waits as text meanwhile): after a fallback and
+    a streamed answer both rows are there, the prompt whole. (A gateway
+    of its own: no WS client connected, which would make the start go
+    first.)"""
+    lch = Launcher(tmp_root)
+    try:
+        _deferred(lch.start(config=_config(up)), up)
+    finally:
+        lch.cleanup()
+
+
+def _deferred(fgw, up):
+    up.push(status=500)
+    text = "deferred prompt \u00e9\u4e2d \"quoted\" " + new_key()
+    r = post(fgw, "/v1/chat/completions",
+             {"model": "openclaw", "stream": True,
+              "messages": [{"role": "user", "content": text}]},
+             stream=True)
+    assert r.status_code == 200, r.text
+    assert sse_json(r)[-1] == "[DONE]"
+    rows = _transcript(fgw, text)
+    assert [(role, t) for role, t, _ in rows] == [
+        ("user", text), ("assistant", "echo: " + text)], rows
+    msg = json.loads(rows[0][2])
+    assert msg["content"] == [{"type": "text", "text": text}]
+    assert isinstance(msg["timestamp"], int)
