@@ -78,7 +78,7 @@ static const struct http_pool_class {
 	int post;		/* POST only */
 	const char *name;
 } http_pools[] = {
-	{ 4 * 1024, 1024, 24, 1, "tiny" },
+	{ 3 * 1024, 1024, 24, 1, "tiny" },
 	{ 8 * 1024, 2048, 32, 0, "small" },
 	{ 32 * 1024, 0, 0, 0, "big" },
 };

@@ -22,6 +22,9 @@
 #                     X-Stainless-style header lines (default: the bare
 #                     ~150-byte head; the official Node SDK's is
 #                     ~500-650 bytes in 18 lines)
+#   STREAMS_TRIM      1: once measured, gdb calls malloc_trim(0) in the
+#                     daemon and RSS is read again (what of the held RSS
+#                     is free heap pages malloc kept: a diagnostic)
 #   STREAMS_TLS       1: the daemon's upstream is nginx with TLS + HTTP/2
 #                     (a CA made for the run, trusted through
 #                     NODE_EXTRA_CA_CERTS; http2_max_concurrent_streams
@@ -53,14 +56,16 @@ for n in "$@"; do
 	esac
 done
 exec timeout -k 10 1800 "$py" - "$bin" "$src" "${STREAMS_TRICKLE:-0}" \
-	"${STREAMS_HEAD:-0}" "${STREAMS_TLS:-0}" "$@" <<'PY'
+	"${STREAMS_HEAD:-0}" "${STREAMS_TLS:-0}" "${STREAMS_TRIM:-0}" "$@" \
+	<<'PY'
 import json, os, resource, signal, socket, subprocess, sys, tempfile
 import time, urllib.request
 
 bin_, src, trickle = sys.argv[1], sys.argv[2], int(sys.argv[3])
 head_to = int(sys.argv[4])
 tls = sys.argv[5] == "1"
-sizes = [int(a) for a in sys.argv[6:]]
+trim = sys.argv[6] == "1"
+sizes = [int(a) for a in sys.argv[7:]]
 sys.path.insert(0, os.path.join(src, "tests", "integration"))
 sys.path.insert(0, os.path.join(src, "tests", "reliability"))
 from holdupstream import StreamRun, stream_request  # noqa: E402
@@ -265,6 +270,13 @@ try:
             seen["held"] = stats(uport)["held"]
             seen["rss"] = rss_kb(gw.pid)
             seen["maps"] = smaps(gw.pid)
+            if trim:
+                subprocess.call(["timeout", "60", "gdb", "-p",
+                                 str(gw.pid), "-batch", "-ex",
+                                 "call (int)malloc_trim(0)"],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+                seen["rss_trim"] = rss_kb(gw.pid)
             seen["fds"] = len(os.listdir("/proc/%d/fd" % gw.pid))
             seen["threads"] = len(os.listdir("/proc/%d/task" % gw.pid))
             seen["upconns"] = upstream_conns(gw.pid,
@@ -296,7 +308,8 @@ try:
                 for k in base_maps}
         rows.append((n, ok, seen["held"], sum(run.done), base, seen["rss"],
                      per, maps, seen["fds"], seen["threads"], shards, rc,
-                     dt, seen["cpu"], seen["upconns"], seen["settle"]))
+                     dt, seen["cpu"], seen["upconns"], seen["settle"],
+                     (seen.get("rss_trim", 0) - base) / held))
 finally:
     if ngx:
         ngx.stop()
@@ -316,6 +329,9 @@ for i, name, fmt in [
         (5, "daemon RSS held, kB", "%14d"),
         (6, "RSS per stream, KB", "%14.1f")]:
     print("%-32s" % name + "".join(fmt % r[i] for r in rows))
+if trim:
+    print("%-32s" % "  after malloc_trim(0), KB" +
+          "".join("%14.1f" % r[16] for r in rows))
 for k in ("heap", "anon", "stack"):
     print("%-32s" % ("  of which %s, KB" % k) +
           "".join("%14.1f" % r[7][k] for r in rows))

@@ -1,7 +1,7 @@
 """libmicrohttpd memory pools by the first head of a connection (issue
 11: RSS per held stream, src/net/http.c). A held stream's pool stays
 resident, so a POST whose first head is at most 1 KiB in at most 24 lines
-(what API clients send) goes to a shard with 4 KiB pools, other heads of
+(what API clients send) goes to a shard with 3 KiB pools, other heads of
 up to 2 KiB to 8 KiB pools, bigger ones to 32 KiB pools. Each class's
 shard starts on the first connection that needs it and says so in the
 log; what goes through the small pools must still work: streamed and
@@ -159,7 +159,9 @@ def test_api_post_goes_to_the_tiny_pool_and_works(launcher, upstream):  # noqa: 
 
 def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
     """A keep-alive connection that began with a tiny POST head takes a
-    follow-up head of 2 KiB (twice the first's limit); one that cannot
+    follow-up head of 2 KiB in 13 lines (twice the first's limit; ~2.1
+    KiB fit a 3 KiB pool), and one of 1 KiB in 24 lines (the first's
+    limit) with room to spare; one that cannot
     fit its pool is answered 431, and the gateway goes on serving."""
     gw = launcher.start(config=oa_config(upstream))
     s = _conn(gw)
@@ -170,8 +172,15 @@ def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
     assert st == 200, body
     assert json.loads(body)["choices"][0]["message"]["content"] == "second"
     assert _wait_pool_line(gw, "tiny"), gw.output()
+    pad = dict(pad_lines=19, pad_bytes=1024 - len(_head(99, 19, 0)))
+    for i in range(2):
+        st, body, rest = _chat(gw, s, "[[reply:same %d]]" % i, buf=rest,
+                               **pad)
+        assert st == 200, body
+    # ~2.7 KiB in 9 lines: past a 3 KiB pool's room (~2.4 KiB), within
+    # a 4 KiB one's (~3.3 KiB): the tiny pool is 3 KiB.
     st, _, _ = _chat(gw, s, "[[reply:third]]", pad_lines=4,
-                     pad_bytes=6000, buf=rest)
+                     pad_bytes=2700 - len(_head(99, 4, 0)), buf=rest)
     assert st == 431
     s.close()
     s = _conn(gw)
