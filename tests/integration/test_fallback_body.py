@@ -7,6 +7,7 @@ transcript a deferred start writes with the run's end loses its prompt."""
 
 import json
 import sqlite3
+import threading
 
 import pytest
 
@@ -146,29 +147,79 @@ def _transcript(gw, like):
 
 def test_deferred_start_written_with_the_end(tmp_root, up):
     """A request with a generated session key writes its start with its
-    end (the prompt's row waits as text meanwhile): after a fallback and
-    a streamed answer both rows are there, the prompt whole. (A gateway
-    of its own: no WS client connected, which would make the start go
-    first.)"""
+    end; while the run is held its prompt's row waits in short
+    (CLAWGATE_RUN_SHRINK_MS=0: at once, not after a second). Held at the
+    upstream's gate, then answered after a fallback: both rows are there,
+    the prompt whole. (A gateway of its own: no WS client connected,
+    which would make the start go first.)"""
     lch = Launcher(tmp_root)
     try:
-        _deferred(lch.start(config=_config(up)), up)
+        gw = lch.start(config=_config(up),
+                       env={"CLAWGATE_RUN_SHRINK_MS": "0"})
+        _deferred(gw, up)
     finally:
+        up.open_gate()
         lch.cleanup()
 
 
-def _deferred(fgw, up):
-    up.push(status=500)
+def _deferred(gw, up):
     text = "deferred prompt \u00e9\u4e2d \"quoted\" " + new_key()
-    r = post(fgw, "/v1/chat/completions",
-             {"model": "openclaw", "stream": True,
-              "messages": [{"role": "user", "content": text}]},
-             stream=True)
-    assert r.status_code == 200, r.text
-    assert sse_json(r)[-1] == "[DONE]"
-    rows = _transcript(fgw, text)
+    out = {}
+
+    def client():
+        r = post(gw, "/v1/chat/completions",
+                 {"model": "openclaw", "stream": True,
+                  "messages": [{"role": "user",
+                                "content": text + " [[gate]]"}]},
+                 stream=True, timeout=60)
+        out["status"] = r.status_code
+        out["events"] = sse_json(r)
+
+    up.push(status=500)
+    t = threading.Thread(target=client, daemon=True)
+    t.start()
+    # the first model failed, the second holds the run at its gate
+    up.wait(lambda st: st["inflight"] >= 1 and len(st["requests"]) >= 2,
+            timeout=20)
+    up.open_gate()
+    t.join(60)
+    assert not t.is_alive()
+    assert out["status"] == 200, out
+    assert out["events"][-1] == "[DONE]"
+    rows = _transcript(gw, text)
+    full = text + " [[gate]]"
     assert [(role, t) for role, t, _ in rows] == [
-        ("user", text), ("assistant", "echo: " + text)], rows
+        ("user", full), ("assistant", "echo: " + text)], rows
     msg = json.loads(rows[0][2])
-    assert msg["content"] == [{"type": "text", "text": text}]
+    assert msg["role"] == "user"
+    assert msg["content"] == [{"type": "text", "text": full}]
     assert isinstance(msg["timestamp"], int)
+
+
+def test_model_ids_to_escape(tmp_root, up):
+    """A model id with characters JSON escapes (a quote, a backslash,
+    non-ASCII) reaches the upstream as configured, on the first model and
+    on a fallback."""
+    odd1, odd2 = 'first"m\\odel', "second-mod\u00e8le"
+    prov = {"baseUrl": up.base_url, "apiKey": "sk-fake",
+            "api": "openai-completions", "timeoutSeconds": 5}
+    cfg = oa_config(up, {
+        "models": {"providers": {
+            "odd": dict(prov, models=[{"id": odd1}, {"id": odd2}])}},
+        "agents": {"defaults": {"model": {
+            "primary": "odd/" + odd1, "fallbacks": ["odd/" + odd2]}}}})
+    lch = Launcher(tmp_root)
+    try:
+        gw = lch.start(config=cfg)
+        up.push(status=500)
+        r = post(gw, "/v1/chat/completions",
+                 {"model": "openclaw", "stream": True,
+                  "messages": [{"role": "user", "content": "odd"}]},
+                 stream=True)
+        assert r.status_code == 200, r.text
+        assert sse_json(r)[-1] == "[DONE]"
+        reqs = up.snapshot()["requests"]
+        assert [q["model"] for q in reqs] == [odd1, odd2]
+        assert _without_model(reqs[0]) == _without_model(reqs[1])
+    finally:
+        lch.cleanup()
