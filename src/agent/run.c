@@ -667,6 +667,7 @@ struct run_beginjob {
 					 * holds its deferred start
 					 * (run_begin_shrink) */
 	size_t nlite;
+	int ids_of_run;			/* b's key and ids freed: the run's */
 };
 
 /* A deferred start waits for its run's end, which may be a stream held
@@ -674,7 +675,7 @@ struct run_beginjob {
  * each as a tree) wait in short, one block of [timestamp, role, text]
  * (~0.1 KB for a prompt), made trees again for the store job
  * (run_begin_grow; a message of another shape keeps them all as they
- * are). Not dumped and parsed: jansson's parser took ~20k instructions
+ * are), and its key and ids are the run's meanwhile. Not dumped and parsed: jansson's parser took ~20k instructions
  * a prompt, the chat path's +7 %. */
 static const char *run_lite_text(const json_t *m, const char **role,
 				 json_int_t *ts)
@@ -697,7 +698,7 @@ static const char *run_lite_text(const json_t *m, const char **role,
 	return json_string_value(t);
 }
 
-static void run_begin_shrink(struct run_beginjob *j)
+static void run_begin_shrink(struct run *r, struct run_beginjob *j)
 {
 	const char *role, *text;
 	json_int_t ts;
@@ -707,6 +708,19 @@ static void run_begin_shrink(struct run_beginjob *j)
 
 	if (!j || !j->b.messages || j->lite)
 		return;
+	/* Its session key and ids are the run's (run_beginjob_new): taken
+	 * from it again at the end. */
+	if (!j->ids_of_run && !strcmp(j->b.key, r->session_key) &&
+	    !strcmp(j->b.agent_id, r->agent_id) &&
+	    !strcmp(j->b.run_id, r->id) && (!j->b.channel) == (!r->channel) &&
+	    (!r->channel || !strcmp(j->b.channel, r->channel))) {
+		free(j->b.key);
+		free(j->b.agent_id);
+		free(j->b.run_id);
+		free(j->b.channel);
+		j->b.key = j->b.agent_id = j->b.run_id = j->b.channel = NULL;
+		j->ids_of_run = 1;
+	}
 	json_array_foreach(j->b.messages, i, m) {
 		if (!(text = run_lite_text(m, &role, &ts)))
 			return;
@@ -731,13 +745,20 @@ static void run_begin_shrink(struct run_beginjob *j)
 	j->b.messages = NULL;
 }
 
-static void run_begin_grow(struct run_beginjob *j)
+static void run_begin_grow(struct run *r, struct run_beginjob *j)
 {
 	const char *p, *role;
 	json_int_t ts;
 	json_t *m;
 	size_t i;
 
+	if (j && j->ids_of_run) {
+		j->b.key = xstrdup(r->session_key);
+		j->b.agent_id = xstrdup(r->agent_id);
+		j->b.run_id = xstrdup(r->id);
+		j->b.channel = r->channel ? xstrdup(r->channel) : NULL;
+		j->ids_of_run = 0;
+	}
 	if (!j || !j->lite)
 		return;
 	j->b.messages = json_array();
@@ -787,7 +808,7 @@ static void run_shr_due(void *arg)
 	run_shr.timer = NULL;
 	while ((r = run_shr.head) && r->shr_due <= now) {
 		run_shr_unlink(r);
-		run_begin_shrink(r->begin);
+		run_begin_shrink(r, r->begin);
 	}
 	if (r)
 		run_shr.timer = provider_timer_add(prov, r->shr_due - now,
@@ -962,7 +983,7 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
 	j->e.skip_row = r->never_started;
-	run_begin_grow(r->begin);
+	run_begin_grow(r, r->begin);
 	j->begin = r->begin;
 	r->begin = NULL;
 	run_ref(r);
@@ -1575,7 +1596,7 @@ static void run_begin_undo(struct run *r, struct run_beginjob *bj)
 {
 	if (!bj)
 		return;
-	run_begin_grow(bj);
+	run_begin_grow(r, bj);
 	r->tr_in = bj->b.messages;
 	bj->b.messages = NULL;
 	run_beginjob_free(bj);

@@ -138,8 +138,8 @@ def _transcript(gw, like):
     db = sqlite3.connect("file:%s?mode=ro" % db_path(gw), uri=True,
                          timeout=30)
     try:
-        return db.execute("SELECT role, text, message FROM transcript WHERE "
-                          "text LIKE ? ORDER BY seq",
+        return db.execute("SELECT role, text, message, session_key, run_id "
+                          "FROM transcript WHERE text LIKE ? ORDER BY seq",
                           ("%" + like + "%",)).fetchall()
     finally:
         db.close()
@@ -188,8 +188,10 @@ def _deferred(gw, up):
     assert out["events"][-1] == "[DONE]"
     rows = _transcript(gw, text)
     full = text + " [[gate]]"
-    assert [(role, t) for role, t, _ in rows] == [
+    assert [row[:2] for row in rows] == [
         ("user", full), ("assistant", "echo: " + text)], rows
+    # the start's key and run id (taken from the run again) are the end's
+    assert rows[0][3:] == rows[1][3:] and rows[0][4], rows
     msg = json.loads(rows[0][2])
     assert msg["role"] == "user"
     assert msg["content"] == [{"type": "text", "text": full}]
