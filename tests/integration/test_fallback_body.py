@@ -12,9 +12,8 @@ import threading
 import pytest
 
 from chathelp import new_key, run_events, send
-from fakeupstream import FakeUpstream
 from harness import Launcher, clawgate_only
-from oahelp import oa_config, post, sse_json
+from oahelp import oa_config, post, sse_json, up, upstream  # noqa: F401
 from pairing_util import db_path
 
 pytestmark = clawgate_only("needs the fake upstream wired in the config")
@@ -33,24 +32,11 @@ def _config(up):
 
 
 @pytest.fixture(scope="module")
-def fup():
-    u = FakeUpstream(api_key="sk-fake").start()
-    yield u
-    u.stop()
-
-
-@pytest.fixture(scope="module")
-def fgw(tmp_root, fup):
+def fgw(tmp_root, upstream):  # noqa: F811
     lch = Launcher(tmp_root)
-    gw = lch.start(config=_config(fup))
+    gw = lch.start(config=_config(upstream))
     yield gw
     lch.cleanup()
-
-
-@pytest.fixture
-def up(fup):
-    fup.reset()
-    return fup
 
 
 def _without_model(body):

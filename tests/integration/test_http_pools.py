@@ -159,6 +159,19 @@ def test_api_post_goes_to_the_tiny_pool_and_works(launcher, upstream):  # noqa: 
     s.close()
 
 
+def _refused_then_fresh(gw, s, head_len, rest):
+    """A follow-up head of head_len bytes in 9 lines on s is answered
+    431; a new connection is then served."""
+    st, _, _ = _chat(gw, s, "[[reply:too big]]", pad_lines=4,
+                     pad_bytes=head_len - len(_head(99, 4, 0)), buf=rest)
+    assert st == 431
+    s.close()
+    s = _conn(gw)
+    st, body, _ = _chat(gw, s, "[[reply:fresh]]", stream=True)
+    assert st == 200 and _sse_text(body) == "fresh"
+    s.close()
+
+
 def test_micro_pool_for_bare_posts(launcher, upstream):  # noqa: F811
     """A POST with a bare head (~150 bytes, 5 lines) starts a micro
     shard; on that connection streamed and non-streamed answers, a 200 KB
@@ -186,14 +199,7 @@ def test_micro_pool_for_bare_posts(launcher, upstream):  # noqa: F811
     st, body, rest = _chat(gw, s, "[[reply:follow]]", pad_lines=8,
                            pad_bytes=1024 - len(_head(99, 8, 0)), buf=rest)
     assert st == 200, body
-    st, _, _ = _chat(gw, s, "[[reply:too big]]", pad_lines=4,
-                     pad_bytes=1600 - len(_head(99, 4, 0)), buf=rest)
-    assert st == 431
-    s.close()
-    s = _conn(gw)
-    st, body, _ = _chat(gw, s, "[[reply:fresh]]", stream=True)
-    assert st == 200 and _sse_text(body) == "fresh"
-    s.close()
+    _refused_then_fresh(gw, s, 1600, rest)
 
 
 def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
@@ -220,14 +226,7 @@ def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
         assert st == 200, body
     # ~2.7 KiB in 9 lines: past a 3 KiB pool's room (~2.4 KiB), within
     # a 4 KiB one's (~3.3 KiB): the tiny pool is 3 KiB.
-    st, _, _ = _chat(gw, s, "[[reply:third]]", pad_lines=4,
-                     pad_bytes=2700 - len(_head(99, 4, 0)), buf=rest)
-    assert st == 431
-    s.close()
-    s = _conn(gw)
-    st, body, _ = _chat(gw, s, "[[reply:fresh]]", stream=True)
-    assert st == 200 and _sse_text(body) == "fresh"
-    s.close()
+    _refused_then_fresh(gw, s, 2700, rest)
 
 
 def test_http10_stream_through_small_blocks(launcher, upstream):  # noqa: F811
