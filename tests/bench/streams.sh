@@ -22,6 +22,9 @@
 #                     X-Stainless-style header lines (default: the bare
 #                     ~150-byte head; the official Node SDK's is
 #                     ~500-650 bytes in 18 lines)
+#   STREAMS_TRIM      1: once measured, gdb calls malloc_trim(0) in the
+#                     daemon and RSS is read again (what of the held RSS
+#                     is free heap pages malloc kept: a diagnostic)
 #   STREAMS_TLS       1: the daemon's upstream is nginx with TLS + HTTP/2
 #                     (a CA made for the run, trusted through
 #                     NODE_EXTRA_CA_CERTS; http2_max_concurrent_streams
@@ -53,14 +56,16 @@ for n in "$@"; do
 	esac
 done
 exec timeout -k 10 1800 "$py" - "$bin" "$src" "${STREAMS_TRICKLE:-0}" \
-	"${STREAMS_HEAD:-0}" "${STREAMS_TLS:-0}" "$@" <<'PY'
+	"${STREAMS_HEAD:-0}" "${STREAMS_TLS:-0}" "${STREAMS_TRIM:-0}" "$@" \
+	<<'PY'
 import json, os, resource, signal, socket, subprocess, sys, tempfile
 import time, urllib.request
 
 bin_, src, trickle = sys.argv[1], sys.argv[2], int(sys.argv[3])
 head_to = int(sys.argv[4])
 tls = sys.argv[5] == "1"
-sizes = [int(a) for a in sys.argv[6:]]
+trim = sys.argv[6] == "1"
+sizes = [int(a) for a in sys.argv[7:]]
 sys.path.insert(0, os.path.join(src, "tests", "integration"))
 sys.path.insert(0, os.path.join(src, "tests", "reliability"))
 from holdupstream import StreamRun, stream_request  # noqa: E402
@@ -265,6 +270,13 @@ try:
             seen["held"] = stats(uport)["held"]
             seen["rss"] = rss_kb(gw.pid)
             seen["maps"] = smaps(gw.pid)
+            if trim:
+                subprocess.call(["timeout", "60", "gdb", "-p",
+                                 str(gw.pid), "-batch", "-ex",
+                                 "call (int)malloc_trim(0)"],
+                                stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+                seen["rss_trim"] = rss_kb(gw.pid)
             seen["fds"] = len(os.listdir("/proc/%d/fd" % gw.pid))
             seen["threads"] = len(os.listdir("/proc/%d/task" % gw.pid))
             seen["upconns"] = upstream_conns(gw.pid,
@@ -282,8 +294,9 @@ try:
         with open(os.path.join(d, "gw.log"), "rb") as f:
             started = [ln for ln in f if b"HTTP shard" in ln]
         # shard 0 (small pools) is not logged; the others say their pool
-        shards = "%d (%d/%d/%d)" % (
+        shards = "%d (%d/%d/%d/%d)" % (
             len(started) + 1,
+            sum(1 for ln in started if b"(micro pool" in ln),
             sum(1 for ln in started if b"(tiny pool" in ln),
             sum(1 for ln in started if b"(small pool" in ln) + 1,
             sum(1 for ln in started if b"(big pool" in ln))
@@ -296,7 +309,8 @@ try:
                 for k in base_maps}
         rows.append((n, ok, seen["held"], sum(run.done), base, seen["rss"],
                      per, maps, seen["fds"], seen["threads"], shards, rc,
-                     dt, seen["cpu"], seen["upconns"], seen["settle"]))
+                     dt, seen["cpu"], seen["upconns"], seen["settle"],
+                     (seen.get("rss_trim", 0) - base) / held))
 finally:
     if ngx:
         ngx.stop()
@@ -316,6 +330,9 @@ for i, name, fmt in [
         (5, "daemon RSS held, kB", "%14d"),
         (6, "RSS per stream, KB", "%14.1f")]:
     print("%-32s" % name + "".join(fmt % r[i] for r in rows))
+if trim:
+    print("%-32s" % "  after malloc_trim(0), KB" +
+          "".join("%14.1f" % r[16] for r in rows))
 for k in ("heap", "anon", "stack"):
     print("%-32s" % ("  of which %s, KB" % k) +
           "".join("%14.1f" % r[7][k] for r in rows))
@@ -323,7 +340,7 @@ for i, name, fmt in [
         (8, "daemon fds held", "%14d"),
         (14, "upstream connections held", "%14d"),
         (9, "daemon threads held", "%14d"),
-        (10, "HTTP shards (tiny/small/big)", "%14s"),
+        (10, "shards (micro/tiny/small/big)", "%14s"),
         (11, "exit status (SIGTERM)", "%14d"),
         (12, "wall time, s", "%14.1f"),
         (15, "agent settled after held, s", "%14.1f")]:
