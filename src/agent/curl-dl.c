@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "agent/curl-dl.h"
 #include "core/common.h"
@@ -43,7 +41,6 @@ static const struct {
 	{ "curl_slist_append", offsetof(struct curl_dl, slist_append) },
 	{ "curl_slist_free_all", offsetof(struct curl_dl, slist_free_all) },
 	{ "curl_global_init", offsetof(struct curl_dl, global_init) },
-	{ "curl_global_init_mem", offsetof(struct curl_dl, global_init_mem) },
 	{ "curl_global_cleanup", offsetof(struct curl_dl, global_cleanup) },
 };
 
@@ -55,169 +52,6 @@ static struct curl_blob curl_dl_ca;	/* data NULL: no extra CAs */
 /* The system roots come from libcurl's CA directory alone (its bundle
  * file not loaded): see curl_dl_ca_apply. */
 static int curl_dl_ca_dir_only;
-
-/* ---- libcurl's memory ----------------------------------------------------
- *
- * As libc's, but a block of CURL_DL_BIG bytes or more from malloc or
- * calloc is a mapping of its own: the upload buffer that libcurl 7.88
- * allocates to send each HTTP/2 request body (16 KiB, the least
- * CURLOPT_UPLOAD_BUFFERSIZE takes), freed once the body is sent
- * (provider_sent). From the agent thread's heap, those short-lived
- * blocks freed between the long-lived handles of held streams were left
- * as holes (malloc_info with 1,000 held streams: 8 MB free in 2,060
- * chunks of that arena, ~8 KB per stream of RSS that malloc_trim cannot
- * give back: tests/bench/README.md, round 8). A mapping is resident only
- * in the pages written and is gone at free. The live mappings are kept
- * in a table (found at free by their page alignment, then the table:
- * malloc's blocks are rarely page-aligned); when it is full a big block
- * comes from malloc as before. */
-#define CURL_DL_BIG (16u * 1024)
-#define CURL_DL_BIG_SLOTS 256
-
-static struct {
-	void *p;
-	size_t len;
-} curl_dl_big[CURL_DL_BIG_SLOTS];
-static pthread_mutex_t curl_dl_big_mu = PTHREAD_MUTEX_INITIALIZER;
-static size_t curl_dl_big_live;
-
-static size_t curl_dl_page(void)
-{
-	static size_t page;
-
-	if (!page) {
-		long v = sysconf(_SC_PAGESIZE);
-
-		page = v > 0 ? (size_t)v : 4096;
-	}
-	return page;
-}
-
-/* A new mapping of n bytes (zeroed) in the table, or NULL (the caller
- * uses malloc then). */
-static void *curl_dl_big_new(size_t n)
-{
-	void *p = NULL;
-	size_t i, len = (n + curl_dl_page() - 1) & ~(curl_dl_page() - 1);
-
-	pthread_mutex_lock(&curl_dl_big_mu);
-	if (curl_dl_big_live == CURL_DL_BIG_SLOTS)
-		goto out;
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-		 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	if (p == MAP_FAILED) {
-		p = NULL;
-		goto out;
-	}
-	for (i = 0; curl_dl_big[i].p; i++)
-		;
-	curl_dl_big[i].p = p;
-	curl_dl_big[i].len = len;
-	curl_dl_big_live++;
-out:
-	pthread_mutex_unlock(&curl_dl_big_mu);
-	return p;
-}
-
-/* Under curl_dl_big_mu: p's slot, or -1 (not a mapping of ours). */
-static int curl_dl_big_find(const void *p)
-{
-	size_t i;
-
-	if (!p || ((uintptr_t)p & (curl_dl_page() - 1)) || !curl_dl_big_live)
-		return -1;
-	for (i = 0; i < CURL_DL_BIG_SLOTS; i++)
-		if (curl_dl_big[i].p == p)
-			return (int)i;
-	return -1;
-}
-
-void *curl_dl_malloc(size_t n)
-{
-	void *p = n >= CURL_DL_BIG ? curl_dl_big_new(n) : NULL;
-
-	return p ? p : malloc(n);
-}
-
-void *curl_dl_calloc(size_t nmemb, size_t size)
-{
-	void *p = NULL;
-
-	if (size && nmemb >= CURL_DL_BIG / size && nmemb <= SIZE_MAX / size)
-		p = curl_dl_big_new(nmemb * size);	/* zero pages */
-	return p ? p : calloc(nmemb, size);
-}
-
-void curl_dl_free(void *p)
-{
-	int i;
-
-	if (!p)
-		return;
-	if (((uintptr_t)p & (curl_dl_page() - 1)) == 0) {
-		pthread_mutex_lock(&curl_dl_big_mu);
-		i = curl_dl_big_find(p);
-		if (i >= 0) {
-			munmap(p, curl_dl_big[i].len);
-			curl_dl_big[i].p = NULL;
-			curl_dl_big_live--;
-		}
-		pthread_mutex_unlock(&curl_dl_big_mu);
-		if (i >= 0)
-			return;
-	}
-	free(p);
-}
-
-/* A mapping stays one (moved by mremap when it grows); a libc block
- * stays libc's. */
-void *curl_dl_realloc(void *p, size_t n)
-{
-	void *q;
-	size_t len, old;
-	int i = -1;
-
-	if (((uintptr_t)p & (curl_dl_page() - 1)) == 0) {
-		pthread_mutex_lock(&curl_dl_big_mu);
-		i = curl_dl_big_find(p);
-		old = i >= 0 ? curl_dl_big[i].len : 0;
-		pthread_mutex_unlock(&curl_dl_big_mu);
-	}
-	if (i < 0)
-		return realloc(p, n);
-	if (n >= CURL_DL_BIG) {
-		len = (n + curl_dl_page() - 1) & ~(curl_dl_page() - 1);
-		q = mremap(p, old, len, MREMAP_MAYMOVE);
-		if (q == MAP_FAILED)
-			return NULL;
-		pthread_mutex_lock(&curl_dl_big_mu);
-		curl_dl_big[i].p = q;	/* only this block's owner moves it */
-		curl_dl_big[i].len = len;
-		pthread_mutex_unlock(&curl_dl_big_mu);
-		return q;
-	}
-	q = malloc(n ? n : 1);
-	if (!q)
-		return NULL;
-	memcpy(q, p, n);
-	curl_dl_free(p);
-	return q;
-}
-
-char *curl_dl_strdup(const char *s)
-{
-	return strdup(s);
-}
-
-size_t curl_dl_big_count(void)
-{
-	size_t n;
-
-	pthread_mutex_lock(&curl_dl_big_mu);
-	n = curl_dl_big_live;
-	pthread_mutex_unlock(&curl_dl_big_mu);
-	return n;
-}
 
 /* Whether dir is an OpenSSL hashed CA directory (c_rehash /
  * update-ca-certificates: links named 8 hex digits, '.', a digit). */
@@ -327,12 +161,10 @@ static void curl_dl_load(void)
 		memcpy((char *)&curl_dl_table + curl_dl_syms[i].off, &fp,
 		       sizeof(fp));
 	}
-	c = curl_dl_table.global_init_mem(CURL_GLOBAL_DEFAULT, curl_dl_malloc,
-					  curl_dl_free, curl_dl_realloc,
-					  curl_dl_strdup, curl_dl_calloc);
+	c = curl_dl_table.global_init(CURL_GLOBAL_DEFAULT);
 	if (c != CURLE_OK) {
 		snprintf(curl_dl_err, sizeof(curl_dl_err),
-			 "curl_global_init_mem failed (%d)", (int)c);
+			 "curl_global_init failed (%d)", (int)c);
 		goto fail;
 	}
 	curl_dl_ca_load();

@@ -27,11 +27,6 @@ struct curl_dl {
 					   const char *s);
 	void (*slist_free_all)(struct curl_slist *l);
 	CURLcode (*global_init)(long flags);
-	CURLcode (*global_init_mem)(long flags, curl_malloc_callback m,
-				    curl_free_callback f,
-				    curl_realloc_callback r,
-				    curl_strdup_callback s,
-				    curl_calloc_callback c);
 	void (*global_cleanup)(void);
 };
 
@@ -49,17 +44,6 @@ const struct curl_dl *curl_dl_get(const char **err);
  * up as needed, not loaded whole per connection), else from its CA
  * bundle. Call after curl_dl_get succeeded. */
 void curl_dl_ca_apply(const struct curl_dl *cu, CURL *e);
-
-/* libcurl's allocator (curl_global_init_mem, curl-dl.c): libc's, with
- * blocks of 16 KiB or more from malloc/calloc mapped on their own (the
- * HTTP/2 upload buffer: no hole in the heap once freed). Exposed for
- * tests; curl_dl_big_count is the number of live mappings. */
-void *curl_dl_malloc(size_t n);
-void *curl_dl_calloc(size_t nmemb, size_t size);
-void *curl_dl_realloc(void *p, size_t n);
-void curl_dl_free(void *p);
-char *curl_dl_strdup(const char *s);
-size_t curl_dl_big_count(void);
 
 /* Whether libcurl has been loaded (for tests and the RSS figures). */
 int curl_dl_loaded(void);

@@ -67,12 +67,10 @@
  * resident for the connection's life (libmicrohttpd 0.9.75 zeroes what
  * it frees of its read buffer once the request is in), so a connection
  * goes to shards of the first pool class below whose limits its first
- * head meets (issue 11: RSS per held stream). The micro and tiny
- * classes take only POSTs, the requests that hold streams: a browser's
- * GETs keep the room of the small pool for follow-up heads on their
- * keep-alive connection, and an API client sends the same head with each
- * request (a follow-up head has about twice the first's limit: ~1 KiB in
- * a 2 KiB pool, ~2 KiB in a 3 KiB one; test_http_pools.py). */
+ * head meets (issue 11: RSS per held stream). The tiny class takes only
+ * POSTs, the requests that hold streams: a browser's GETs keep the room
+ * of the small pool for follow-up heads on their keep-alive connection,
+ * and an API client sends the same head with each request. */
 static const struct http_pool_class {
 	size_t pool;		/* MHD_OPTION_CONNECTION_MEMORY_LIMIT */
 	size_t head;		/* largest first head, bytes (0: any) */
@@ -80,13 +78,12 @@ static const struct http_pool_class {
 	int post;		/* POST only */
 	const char *name;
 } http_pools[] = {
-	{ 2 * 1024, 512, 12, 1, "micro" },
 	{ 3 * 1024, 1024, 24, 1, "tiny" },
 	{ 8 * 1024, 2048, 32, 0, "small" },
 	{ 32 * 1024, 0, 0, 0, "big" },
 };
 #define HTTP_POOLS ((int)(sizeof(http_pools) / sizeof(http_pools[0])))
-#define HTTP_POOL_START 2	/* shard 0's class */
+#define HTTP_POOL_START 1	/* shard 0's class */
 #define HTTP_PEEK_HEAD 2048	/* the largest limited head */
 #define HTTP_TOO_BIG_JSON                                                \
 	"{\"error\":{\"message\":\"Payload too large\","                 \

@@ -294,9 +294,8 @@ try:
         with open(os.path.join(d, "gw.log"), "rb") as f:
             started = [ln for ln in f if b"HTTP shard" in ln]
         # shard 0 (small pools) is not logged; the others say their pool
-        shards = "%d (%d/%d/%d/%d)" % (
+        shards = "%d (%d/%d/%d)" % (
             len(started) + 1,
-            sum(1 for ln in started if b"(micro pool" in ln),
             sum(1 for ln in started if b"(tiny pool" in ln),
             sum(1 for ln in started if b"(small pool" in ln) + 1,
             sum(1 for ln in started if b"(big pool" in ln))
@@ -340,7 +339,7 @@ for i, name, fmt in [
         (8, "daemon fds held", "%14d"),
         (14, "upstream connections held", "%14d"),
         (9, "daemon threads held", "%14d"),
-        (10, "shards (micro/tiny/small/big)", "%14s"),
+        (10, "HTTP shards (tiny/small/big)", "%14s"),
         (11, "exit status (SIGTERM)", "%14d"),
         (12, "wall time, s", "%14.1f"),
         (15, "agent settled after held, s", "%14.1f")]:

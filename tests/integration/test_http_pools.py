@@ -1,9 +1,7 @@
 """libmicrohttpd memory pools by the first head of a connection (issue
 11: RSS per held stream, src/net/http.c). A held stream's pool stays
-resident, so a POST whose first head is at most 512 bytes in at most 12
-lines (curl's, a bare client's) goes to a shard with 2 KiB pools, one of
-at most 1 KiB in at most 24 lines (what SDKs send) to a shard with 3 KiB
-pools, other heads of
+resident, so a POST whose first head is at most 1 KiB in at most 24 lines
+(what API clients send) goes to a shard with 3 KiB pools, other heads of
 up to 2 KiB to 8 KiB pools, bigger ones to 32 KiB pools. Each class's
 shard starts on the first connection that needs it and says so in the
 log; what goes through the small pools must still work: streamed and
@@ -172,36 +170,6 @@ def _refused_then_fresh(gw, s, head_len, rest):
     s.close()
 
 
-def test_micro_pool_for_bare_posts(launcher, upstream):  # noqa: F811
-    """A POST with a bare head (~150 bytes, 5 lines) starts a micro
-    shard; on that connection streamed and non-streamed answers, a 200 KB
-    body, a 100 KB answer, the same head again and a follow-up head of
-    1 KiB in 13 lines (twice the first's limit) work; ~1.6 KiB in 9 lines
-    does not fit a 2 KiB pool (it would a 3 KiB one): 431."""
-    gw = launcher.start(config=oa_config(upstream))
-    s = _conn(gw)
-    st, body, rest = _chat(gw, s, "[[reply:one two]]", stream=True)
-    assert st == 200 and _sse_text(body) == "one two"
-    assert _wait_pool_line(gw, "micro"), gw.output()
-    assert not _pool_lines(gw, "tiny"), gw.output()
-    st, body, rest = _chat(gw, s, "[[reply:plain]]", buf=rest)
-    assert st == 200
-    assert json.loads(body)["choices"][0]["message"]["content"] == "plain"
-    big = "[[reply:big body]]" + "x" * 200000
-    st, body, rest = _chat(gw, s, big, stream=True, buf=rest)
-    assert st == 200 and _sse_text(body) == "big body"
-    assert upstream.snapshot()["requests"][-1]["messages"][-1][
-        "content"] == big
-    st, body, rest = _chat(gw, s, "[[reply:%s]]" % ("y" * 100000), buf=rest)
-    assert st == 200
-    assert json.loads(body)["choices"][0]["message"]["content"] == \
-        "y" * 100000
-    st, body, rest = _chat(gw, s, "[[reply:follow]]", pad_lines=8,
-                           pad_bytes=1024 - len(_head(99, 8, 0)), buf=rest)
-    assert st == 200, body
-    _refused_then_fresh(gw, s, 1600, rest)
-
-
 def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
     """A keep-alive connection that began with a tiny POST head takes a
     follow-up head of 2 KiB in 13 lines (twice the first's limit; ~2.1
@@ -210,9 +178,7 @@ def test_tiny_pool_keepalive_follow_up_head(launcher, upstream):  # noqa: F811
     fit its pool is answered 431, and the gateway goes on serving."""
     gw = launcher.start(config=oa_config(upstream))
     s = _conn(gw)
-    # past the micro class (512 bytes in 12 lines): ~700 in 10
-    st, body, rest = _chat(gw, s, "[[reply:first]]", pad_lines=5,
-                           pad_bytes=700 - len(_head(99, 5, 0)))
+    st, body, rest = _chat(gw, s, "[[reply:first]]")
     assert st == 200
     st, body, rest = _chat(gw, s, "[[reply:second]]", pad_lines=8,
                            pad_bytes=2048 - len(_head(99, 8, 0)), buf=rest)
