@@ -153,6 +153,8 @@ struct http_async {
 	int streaming;		/* a stream response exists */
 	int ended;		/* no more stream data */
 	struct MHD_Response *resp;	/* deferred reply, to queue */
+	struct MHD_Response *head;	/* a stream's, until its head is
+					 * built (http_async_head_sent) */
 	unsigned int status;
 	char *buf;
 	size_t len, off, cap;
@@ -508,6 +510,12 @@ http_access(void *cls, struct MHD_Connection *conn, const char *url,
 	if (!r->handled) {
 		r->handled = 1;
 		s->cbs.handler(r, s->cbs.arg);
+		/* Handlers parse the body before they return (what they
+		 * keep is theirs): a held stream does not keep it, a chat's
+		 * whole history (issue 11). */
+		free(r->body);
+		r->body = NULL;
+		r->len = r->cap = 0;
 	}
 	if (r->async != NULL && r->resp == NULL) {
 		struct http_async *a = r->async;
@@ -1009,6 +1017,50 @@ http_async_wake(struct http_async *a)
 	}
 }
 
+struct http_hdr_pick {
+	char name[64], value[256];
+	int found;
+};
+
+static enum MHD_Result
+http_hdr_pick_one(void *cls, enum MHD_ValueKind kind, const char *name,
+		  const char *value)
+{
+	struct http_hdr_pick *p = cls;
+
+	if (kind != MHD_HEADER_KIND ||
+	    strcasecmp(name, MHD_HTTP_HEADER_CONNECTION) == 0 ||
+	    strlen(name) >= sizeof(p->name) ||
+	    strlen(value) >= sizeof(p->value))
+		return MHD_YES;
+	strcpy(p->name, name);
+	strcpy(p->value, value);
+	p->found = 1;
+	return MHD_NO;
+}
+
+/* A stream's head is built (libmicrohttpd 0.9.75 calls the reader only
+ * after it copied the reply head into its write buffer, and decided
+ * keep-alive then): its copies of the reply headers are dropped, ~0.5 KB
+ * of a held stream (issue 11). Not the Connection header (its flags),
+ * nor footers (read at the end). Copies of name and value: deleting an
+ * entry frees its strings. */
+static void
+http_async_head_sent(struct http_async *a)
+{
+	struct http_hdr_pick p;
+	int i;
+
+	for (i = 0; i < 32; i++) {
+		p.found = 0;
+		MHD_get_response_headers(a->head, http_hdr_pick_one, &p);
+		if (!p.found ||
+		    MHD_del_response_header(a->head, p.name, p.value) != MHD_YES)
+			break;
+	}
+	a->head = NULL;
+}
+
 static ssize_t
 http_async_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
@@ -1017,6 +1069,8 @@ http_async_read(void *cls, uint64_t pos, char *buf, size_t max)
 
 	(void)pos;
 	pthread_mutex_lock(&a->mu);
+	if (a->head != NULL)
+		http_async_head_sent(a);
 	if (a->len > a->off) {
 		size_t k = a->len - a->off;
 
@@ -1075,6 +1129,7 @@ http_async_stream_resp(struct http_async *a, const char *content_type)
 	http_hdrs_free(a->hdrs);
 	a->hdrs = a->hdrs_tail = NULL;
 	a->streaming = 1;
+	a->head = resp;
 	return resp;
 }
 

@@ -280,6 +280,10 @@ def test_chat_stream(oagw, up):
     assert r.status_code == 200
     assert r.headers["Content-Type"].startswith("text/event-stream")
     assert r.headers.get("Cache-Control") == "no-cache"
+    # Every reply header arrives (the gateway drops its copies of them
+    # once the head is built, at the stream's first read).
+    assert r.headers.get("X-Content-Type-Options") == "nosniff"
+    assert r.headers.get("Referrer-Policy") == "no-referrer"
     ev = sse_json(r)
     assert ev[-1] == "[DONE]"
     chunks = ev[:-1]
