@@ -707,8 +707,9 @@ struct run_beginjob {
  * each as a tree) wait in short, one block of [timestamp, role, text]
  * (~0.1 KB for a prompt), made trees again for the store job
  * (run_begin_grow; a message of another shape keeps them all as they
- * are), and its key and ids are the run's meanwhile. Not dumped and parsed: jansson's parser took ~20k instructions
- * a prompt, the chat path's +7 %. */
+ * are), and its key and ids are the run's meanwhile. Not dumped and
+ * parsed: jansson's parser took ~20k instructions a prompt, the chat
+ * path's +7 %. */
 static const char *run_lite_text(const json_t *m, const char **role,
 				 json_int_t *ts)
 {
@@ -2000,7 +2001,7 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 	struct agent_observer obs;
 	struct runidx_node *n;
 	struct run *go = NULL;
-	int queued, waiting = 0;
+	int queued, waiting = 0, cap, wait_max;
 
 	*now = 0;
 	*dup = NULL;
@@ -2023,18 +2024,19 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 	}
 	if (!rt->lane_cap)	/* later: each applied config's */
 		rt->lane_cap = run_lane_cap(cfg);
-	if ((runidx_first(&rt->runidx, r->session_key) ||
-	     rt->lane_active >= rt->lane_cap) &&
-	    rt->nruns - rt->lane_active >= run_wait_max(rt->lane_cap)) {
+	queued = runidx_first(&rt->runidx, r->session_key) != NULL;
+	cap = rt->lane_cap;
+	wait_max = run_wait_max(cap);
+	if ((queued || rt->lane_active >= cap) &&
+	    rt->nruns - rt->lane_active >= wait_max) {
 		/* It would wait, and enough do: refused, not held. */
 		pthread_mutex_unlock(&rt->mu);
 		*err = xasprintf("too many runs waiting (%d; "
 				 "agents.defaults.maxConcurrent %d in "
-				 "flight); retry later",
-				 run_wait_max(rt->lane_cap), rt->lane_cap);
+				 "flight); retry later", wait_max, cap);
 		return GW_EUNAVAIL;
 	}
-	r->queued = runidx_first(&rt->runidx, r->session_key) != NULL;
+	r->queued = queued;
 	r->seq = ++rt->run_seq;
 	run_ref(r);
 	r->live = 1;
@@ -2047,7 +2049,6 @@ static int run_go_live(struct agent_rt *rt, const struct gw_config *cfg,
 	runidx_add(&rt->runidx, &r->idx);
 	rt->nruns++;
 	obs = rt->obs;
-	queued = r->queued;
 	/* Free in its session: a lane slot, or last in the lane's FIFO. */
 	if (!queued) {
 		run_lane_push(rt, r);
