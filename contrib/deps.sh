@@ -17,6 +17,7 @@ PKGS=(
 	openssl		# CLI: test_upstream_https.py's throwaway CA
 	ngircd
 	libev-dev libwebsockets-evlib-ev	# the WS loop on epoll (src/net/ws.c)
+	libnghttp2-dev	# the HTTP/2 client of https upstreams (src/agent/h2.c)
 )
 
 # A package counts as present when dpkg has it installed; nodejs/npm also

@@ -55,7 +55,7 @@ static int curl_dl_ca_dir_only;
 
 /* Whether dir is an OpenSSL hashed CA directory (c_rehash /
  * update-ca-certificates: links named 8 hex digits, '.', a digit). */
-static int curl_dl_ca_hashed_dir(const char *dir)
+int curl_dl_ca_hashed_dir(const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *de;
@@ -72,7 +72,7 @@ static int curl_dl_ca_hashed_dir(const char *dir)
 }
 
 /* A CA file read whole: 1 with *out, else 0 after one warning. */
-static int curl_dl_ca_read(const char *path, char **out, size_t *len)
+int curl_dl_ca_read(const char *path, char **out, size_t *len)
 {
 	int r = util_read_file(path, CURL_DL_CA_MAX, out, len);
 

@@ -45,6 +45,12 @@ const struct curl_dl *curl_dl_get(const char **err);
  * bundle. Call after curl_dl_get succeeded. */
 void curl_dl_ca_apply(const struct curl_dl *cu, CURL *e);
 
+/* Also for h2.c's trust store: whether dir is an OpenSSL hashed CA
+ * directory, and the extra CA file read whole (1 with *out; else 0 after
+ * the one warning naming NODE_EXTRA_CA_CERTS). */
+int curl_dl_ca_hashed_dir(const char *dir);
+int curl_dl_ca_read(const char *path, char **out, size_t *len);
+
 /* Whether libcurl has been loaded (for tests and the RSS figures). */
 int curl_dl_loaded(void);
 

@@ -461,12 +461,36 @@ int h1_headers_ok(const json_t *headers)
 	return 1;
 }
 
+void h1_header_lines(struct util_buf *b, const char *api_key,
+		     const json_t *headers)
+{
+	const char *k;
+	json_t *v;
+
+	util_buf_puts(b, "Content-Type: application/json\r\n"
+		      "Accept: text/event-stream, application/json\r\n");
+	if (api_key && *api_key) {
+		util_buf_puts(b, "Authorization: Bearer ");
+		util_buf_puts(b, api_key);
+		util_buf_puts(b, "\r\n");
+	}
+	/* As for libcurl (provider.c): names or values that would split
+	 * the head are left out. */
+	json_object_foreach((json_t *)headers, k, v) {
+		if (!json_is_string(v) || !*k || strpbrk(k, "\r\n:") ||
+		    strpbrk(json_string_value(v), "\r\n"))
+			continue;
+		util_buf_puts(b, k);
+		util_buf_puts(b, ": ");
+		util_buf_puts(b, json_string_value(v));
+		util_buf_puts(b, "\r\n");
+	}
+}
+
 char *h1_request_head(const struct h1_target *t, const char *api_key,
 		      const json_t *headers, size_t body_len, size_t *len)
 {
 	struct util_buf b = {0};
-	const char *k;
-	json_t *v;
 	char n[32];
 
 	util_buf_puts(&b, "POST ");
@@ -475,25 +499,8 @@ char *h1_request_head(const struct h1_target *t, const char *api_key,
 	util_buf_put(&b, t->path, t->path_len);
 	util_buf_puts(&b, " HTTP/1.1\r\nHost: ");
 	util_buf_puts(&b, t->hostport);
-	util_buf_puts(&b, "\r\nUser-Agent: clawgate\r\n"
-		      "Content-Type: application/json\r\n"
-		      "Accept: text/event-stream, application/json\r\n");
-	if (api_key && *api_key) {
-		util_buf_puts(&b, "Authorization: Bearer ");
-		util_buf_puts(&b, api_key);
-		util_buf_puts(&b, "\r\n");
-	}
-	/* As for libcurl (provider.c): names or values that would split
-	 * the head are left out. */
-	json_object_foreach((json_t *)headers, k, v) {
-		if (!json_is_string(v) || !*k || strpbrk(k, "\r\n:") ||
-		    strpbrk(json_string_value(v), "\r\n"))
-			continue;
-		util_buf_puts(&b, k);
-		util_buf_puts(&b, ": ");
-		util_buf_puts(&b, json_string_value(v));
-		util_buf_puts(&b, "\r\n");
-	}
+	util_buf_puts(&b, "\r\nUser-Agent: clawgate\r\n");
+	h1_header_lines(&b, api_key, headers);
 	snprintf(n, sizeof(n), "%zu", body_len);
 	util_buf_puts(&b, "Content-Length: ");
 	util_buf_puts(&b, n);

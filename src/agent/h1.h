@@ -72,6 +72,12 @@ int h1_url_parse(const char *url, struct h1_target *t);
  * writes itself (Host, Content-Type, Content-Length, Accept, User-Agent,
  * Authorization, Connection, Transfer-Encoding, Expect). */
 int h1_headers_ok(const json_t *headers);
+/* The header lines every upstream request carries ("Name: value\r\n":
+ * Content-Type, Accept, Authorization, then the provider's, filtered as
+ * for libcurl), appended to b (also h2's and libcurl's, provider.c). */
+struct util_buf;
+void h1_header_lines(struct util_buf *b, const char *api_key,
+		     const json_t *headers);
 /* The request head (without the body) into a new string; *len its
  * length. Header lines are filtered as provider.c does for libcurl. */
 char *h1_request_head(const struct h1_target *t, const char *api_key,

@@ -20,6 +20,7 @@
 #include "agent/agent-int.h"
 #include "agent/curl-dl.h"
 #include "agent/h1.h"
+#include "agent/h2.h"
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
@@ -223,7 +224,12 @@ struct provider {
 	struct provider_idle *idle;
 	int nidle;
 	struct curl_waitfd *wfds;
-	size_t wcap;
+	size_t wcap, nw;
+	/* Agent thread only: the HTTP/2 client of https upstreams (h2.h),
+	 * created by its first request; off like h1 (and with an https
+	 * proxy in the environment). */
+	struct h2 *h2;
+	int h2_off;
 };
 
 /* An idle keep-alive upstream connection of the plain-http client. */
@@ -255,6 +261,7 @@ struct provider_http {
 	int sending;			/* libcurl: the request may not be
 					 * all sent (provider_sent) */
 	int h1;				/* a plain-http transfer (easy NULL) */
+	struct h2_stream *h2s;		/* an https one on h2 (easy NULL) */
 	/* A plain-http transfer's own state, from fd to the end: a libcurl
 	 * transfer is allocated without it (PROVIDER_HTTP_CURL_SIZE, -0.5 KB
 	 * per held stream); nothing outside the h1 code may touch it. */
@@ -340,6 +347,8 @@ static void provider_http_free(struct provider_http *h)
 			close(h->fd);
 		xfree_secret(h->head);
 		h1_resp_free(&h->resp);
+	} else if (!h->easy) {
+		h2_stream_free(h->h2s);
 	} else if (p->cu->multi_remove_handle(p->multi, h->easy),
 		   p->nspare < PROVIDER_EASY_SPARE) {
 		/* Kept configured (provider_easy_new): no pointer into this
@@ -832,22 +841,28 @@ again:
 	return 0;
 }
 
+/* h2's or h1's transfer is over: the caller's on_done (a stop we asked
+ * for, overflow or the body cap, is no transport error), then h goes. */
+static void provider_finish(struct provider_http *h, int status, int cerr,
+			    const char *msg)
+{
+	if (cerr == CURLE_WRITE_ERROR && (h->sse.overflow || h->truncated))
+		cerr = 0;
+	h->cbs.on_done(h->cbs.arg, status, cerr, cerr ? msg : NULL,
+		       h->rbuf ? h->rbuf : "", h->rlen,
+		       h->sse.overflow || h->truncated);
+	provider_http_free(h);
+}
+
 /* The transfer is over (rc from the step, or a deadline): the caller's
  * on_done, then the handle goes (its connection to the pool when the
  * response ended cleanly on a keep-alive connection). */
 static void provider_h1_finish(struct provider *p, struct provider_http *h,
 			       int rc)
 {
-	int cerr = rc < 0 ? h->cerr : 0;
-
-	if (cerr == CURLE_WRITE_ERROR && (h->sse.overflow || h->truncated))
-		cerr = 0;
 	if (rc == 1 && h->resp.keepalive && h->fd >= 0)
 		provider_idle_put(p, h);
-	h->cbs.on_done(h->cbs.arg, h->resp.status, cerr, cerr ? h->errbuf
-		       : NULL, h->rbuf ? h->rbuf : "", h->rlen,
-		       h->sse.overflow || h->truncated);
-	provider_http_free(h);
+	provider_finish(h, h->resp.status, rc < 0 ? h->cerr : 0, h->errbuf);
 }
 
 /* Check the deadlines of h: -1 (cerr set) when one passed. */
@@ -894,14 +909,38 @@ static void provider_h1_run(struct provider *p)
 	}
 }
 
-/* The poll set of the plain-http transfers (p->wfds); returns its size
- * and caps *wait_ms by their deadlines (0 when one is ready now). */
+/* One more socket in the poll set (p->wfds); its slot. */
+static int provider_wfd_add(void *arg, int fd, short events)
+{
+	struct provider *p = arg;
+
+	if (p->nw == p->wcap) {
+		p->wcap = p->wcap ? p->wcap * 2 : 64;
+		p->wfds = xrealloc(p->wfds, p->wcap * sizeof(*p->wfds));
+	}
+	p->wfds[p->nw].fd = fd;
+	p->wfds[p->nw].events = events;
+	p->wfds[p->nw].revents = 0;
+	return (int)p->nw++;
+}
+
+static short provider_wfd_get(void *arg, int slot)
+{
+	struct provider *p = arg;
+
+	return (short)p->wfds[slot].revents;
+}
+
+/* The poll set of the plain-http transfers (p->wfds, emptied first);
+ * returns its size and caps *wait_ms by their deadlines (0 when one is
+ * ready now). */
 static unsigned int provider_h1_pollset(struct provider *p, int *wait_ms)
 {
 	struct provider_http *h;
 	unsigned int n = 0;
 	int64_t now = util_mono_ms(), d;
 
+	p->nw = 0;
 	for (h = p->live; h; h = h->next) {
 		if (!h->h1)
 			continue;
@@ -915,15 +954,8 @@ static unsigned int provider_h1_pollset(struct provider *p, int *wait_ms)
 			d = h->deadline;
 		if (d && d - now < *wait_ms)
 			*wait_ms = d - now > 0 ? (int)(d - now) : 0;
-		if (n == p->wcap) {
-			p->wcap = p->wcap ? p->wcap * 2 : 64;
-			p->wfds = xrealloc(p->wfds, p->wcap *
-					   sizeof(*p->wfds));
-		}
-		p->wfds[n].fd = h->fd;
-		p->wfds[n].events = h->events;
-		p->wfds[n].revents = 0;
-		h->widx = (int)n++;
+		h->widx = provider_wfd_add(p, h->fd, h->events);
+		n++;
 	}
 	return n;
 }
@@ -969,16 +1001,150 @@ static int provider_h1_start(struct provider *p, struct provider_http *h,
 	return 1;
 }
 
+/* The header lines of rq (h1_header_lines) in a new string. */
+static char *provider_hlines(const struct provider_http_req *rq)
+{
+	struct util_buf b = {0};
+
+	h1_header_lines(&b, rq->api_key, rq->headers);
+	return b.p ? b.p : xstrdup("");
+}
+
+/* Start h (its body set) on libcurl with the header lines hl (freed):
+ * 0, or -1 with *err (h's libcurl parts released, h itself not). */
+static int provider_curl_add(struct provider *p, struct provider_http *h,
+			     const struct provider_http_req *rq, char *hl,
+			     char **err)
+{
+	const struct curl_dl *cu;
+	char *line, *e;
+
+	/* libcurl is loaded by the first request that needs it. */
+	if (provider_multi(p, err) < 0)
+		goto fail;
+	cu = p->cu;
+	provider_pool_apply(p, rq);
+	h->easy = p->nspare ? p->spare[--p->nspare] : provider_easy_new(cu);
+	if (!h->easy) {
+		*err = xstrdup("cannot create an HTTP client handle");
+		goto fail;
+	}
+	for (line = hl; (e = strstr(line, "\r\n")); line = e + 2) {
+		*e = 0;
+		h->hdrs = cu->slist_append(h->hdrs, line);
+		*e = '\r';
+	}
+	/* No "Expect: 100-continue" round trip before a body > 1 KiB. */
+	h->hdrs = cu->slist_append(h->hdrs, "Expect:");
+	xfree_secret(hl);
+	hl = NULL;
+	h->body_len = strlen(h->body);
+	h->sending = 1;
+	provider_easy_request(cu, h, rq);
+	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
+		*err = xstrdup("cannot start the upstream request");
+		cu->easy_cleanup(h->easy);
+		h->easy = NULL;
+		cu->slist_free_all(h->hdrs);
+		h->hdrs = NULL;
+		goto fail;
+	}
+	return 0;
+fail:
+	xfree_secret(hl);
+	return -1;
+}
+
+/* ---- the HTTP/2 client (h2.h) --------------------------------------------- */
+
+static int provider_h2_body(void *arg, int status, int sse, const char *ptr,
+			    size_t n)
+{
+	struct provider_http *h = arg;
+
+	h->last_ms = util_mono_ms();
+	return provider_body(h, status, sse ? "text/event-stream" : NULL, ptr,
+			     n);
+}
+
+static void provider_h2_done(void *arg, int status, int cerr, const char *msg)
+{
+	provider_finish(arg, status, cerr, msg);
+}
+
+/* The origin speaks HTTP/1.1 only: the request goes on libcurl. */
+static void provider_h2_fallback(void *arg, struct h2_req *rq)
+{
+	struct provider_http *h = arg;
+	struct provider_http_req r = {
+		.url = rq->url, .timeout_ms = rq->timeout_ms,
+		.connect_timeout_ms = rq->connect_timeout_ms,
+		.pool_max_idle = rq->pool_max_idle,
+		.pool_max_host = rq->pool_max_host,
+		.pool_idle_s = rq->pool_idle_s,
+	};
+	char *err = NULL;
+
+	h2_stream_free(h->h2s);
+	h->h2s = NULL;
+	h->body = rq->body;
+	rq->body = NULL;
+	if (provider_curl_add(h->p, h, &r, rq->hlines, &err) < 0) {
+		snprintf(h->errbuf, sizeof(h->errbuf), "%s", err);
+		free(err);
+		provider_finish(h, 0, CURLE_FAILED_INIT, h->errbuf);
+	}
+	rq->hlines = NULL;
+	free(rq->url);
+	rq->url = NULL;
+}
+
+static int provider_h2_post(void *ctx, void (*fn)(void *arg), void *arg)
+{
+	return provider_post(ctx, fn, arg);
+}
+
+/* Start rq on the HTTP/2 client when it qualifies: 1 started, 0 not
+ * for h2 (libcurl then). */
+static int provider_h2_start(struct provider *p, struct provider_http *h,
+			     const struct provider_http_req *rq)
+{
+	static const struct h2_cbs cbs = {
+		provider_h2_body, provider_h2_done, provider_h2_fallback,
+		provider_h2_post, NULL,
+	};
+	struct h2_cbs c = cbs;
+	struct h2_req r;
+
+	if (p->h2_off || !h2_url_ok(rq->url) || !h1_headers_ok(rq->headers))
+		return 0;
+	if (!p->h2) {
+		c.post_ctx = p;
+		p->h2 = h2_new(&c, (uint32_t)PROVIDER_H2_STREAMS);
+	}
+	if (h2_origin_no_h2(p->h2, rq->url))
+		return 0;
+	memset(&r, 0, sizeof(r));
+	r.url = xstrdup(rq->url);
+	r.hlines = provider_hlines(rq);
+	r.body = h->body;
+	r.body_len = strlen(h->body);
+	r.timeout_ms = rq->timeout_ms;
+	r.connect_timeout_ms = rq->connect_timeout_ms;
+	r.pool_max_idle = rq->pool_max_idle;
+	r.pool_max_host = rq->pool_max_host;
+	r.pool_idle_s = rq->pool_idle_s;
+	h->body = NULL;
+	h->h2s = h2_start(p->h2, &r, h);
+	return 1;
+}
+
 struct provider_http *provider_http_start(struct provider *p,
 					  const struct provider_http_req *rq,
 					  const struct provider_http_cbs *cbs,
 					  char **err)
 {
 	struct provider_http *h;
-	const struct curl_dl *cu;
-	const char *k;
-	json_t *v;
-	char *line;
 
 	h = xcalloc(1, sizeof(*h));
 	h->p = p;
@@ -991,48 +1157,9 @@ struct provider_http *provider_http_start(struct provider *p,
 		goto live;
 	/* Not h1: without the h1 state (nothing points to h yet). */
 	h = xrealloc(h, PROVIDER_HTTP_CURL_SIZE);
-	/* libcurl is loaded by the first request that needs it. */
-	if (provider_multi(p, err) < 0) {
-		free(h->body);
-		provider_sse_free(&h->sse);
-		free(h);
-		return NULL;
-	}
-	cu = p->cu;
-	provider_pool_apply(p, rq);
-	h->easy = p->nspare ? p->spare[--p->nspare] : provider_easy_new(cu);
-	if (!h->easy) {
-		*err = xstrdup("cannot create an HTTP client handle");
-		free(h->body);
-		provider_sse_free(&h->sse);
-		free(h);
-		return NULL;
-	}
-	h->hdrs = cu->slist_append(h->hdrs, "Content-Type: application/json");
-	h->hdrs = cu->slist_append(h->hdrs, "Accept: text/event-stream, "
-				   "application/json");
-	/* No "Expect: 100-continue" round trip before a body > 1 KiB. */
-	h->hdrs = cu->slist_append(h->hdrs, "Expect:");
-	if (rq->api_key && *rq->api_key) {
-		line = xasprintf("Authorization: Bearer %s", rq->api_key);
-		h->hdrs = cu->slist_append(h->hdrs, line);
-		xfree_secret(line);
-	}
-	json_object_foreach(rq->headers, k, v) {
-		if (!json_is_string(v) || strpbrk(k, "\r\n:") ||
-		    strpbrk(json_string_value(v), "\r\n"))
-			continue;
-		line = xasprintf("%s: %s", k, json_string_value(v));
-		h->hdrs = cu->slist_append(h->hdrs, line);
-		xfree_secret(line);
-	}
-	h->body_len = strlen(h->body);
-	h->sending = 1;
-	provider_easy_request(cu, h, rq);
-	if (cu->multi_add_handle(p->multi, h->easy) != CURLM_OK) {
-		*err = xstrdup("cannot start the upstream request");
-		cu->easy_cleanup(h->easy);
-		cu->slist_free_all(h->hdrs);
+	if (provider_h2_start(p, h, rq))
+		goto live;
+	if (provider_curl_add(p, h, rq, provider_hlines(rq), err) < 0) {
 		free(h->body);
 		provider_sse_free(&h->sse);
 		free(h);
@@ -1215,8 +1342,14 @@ static void *provider_main(void *arg)
 					provider_done(p, m);
 		}
 		provider_h1_run(p);
+		if (p->h2)
+			h2_run(p->h2);
 		wait_ms = provider_idle_check(p, provider_run_timers(p));
 		nw = provider_h1_pollset(p, &wait_ms);
+		if (p->h2) {
+			h2_pollset(p->h2, provider_wfd_add, p, &wait_ms);
+			nw = (unsigned int)p->nw;
+		}
 		agent_loop_flush();	/* the observer's, before waiting */
 		if (p->multi || nw > 0) {
 			/* libcurl's sockets and h1's, or h1's alone (libcurl
@@ -1233,6 +1366,8 @@ static void *provider_main(void *arg)
 			else
 				provider_poll(p, nw, wait_ms);
 			provider_h1_polled(p);
+			if (p->h2)
+				h2_polled(p->h2, provider_wfd_get, p);
 			pthread_mutex_lock(&p->mu);
 			p->sleeping = 0;
 			pthread_mutex_unlock(&p->mu);
@@ -1246,6 +1381,8 @@ static void *provider_main(void *arg)
 	}
 	while (p->live)
 		provider_http_free(p->live);
+	h2_free(p->h2);
+	p->h2 = NULL;
 	while (p->nspare)
 		p->cu->easy_cleanup(p->spare[--p->nspare]);
 	while (p->idle) {
@@ -1286,6 +1423,16 @@ static int provider_h1_disabled(void)
 	return 0;
 }
 
+/* An https proxy in the environment: libcurl for https (h2 knows no
+ * proxies). */
+static int provider_h2_proxy(void)
+{
+	const char *v;
+
+	return ((v = getenv("https_proxy")) && *v) ||
+	       ((v = getenv("HTTPS_PROXY")) && *v);
+}
+
 int provider_new(struct provider **out)
 {
 	struct provider *p = xcalloc(1, sizeof(*p));
@@ -1293,6 +1440,7 @@ int provider_new(struct provider **out)
 	pthread_mutex_init(&p->mu, NULL);
 	pthread_cond_init(&p->wake, NULL);
 	p->h1_off = provider_h1_disabled();
+	p->h2_off = p->h1_off || provider_h2_proxy();
 	p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (p->wakefd < 0 ||
 	    pthread_create(&p->thread, NULL, provider_main, p) != 0) {
