@@ -581,8 +581,7 @@ static void h2_conn_close(struct h2 *c, struct h2_conn *cn)
 
 /* The connection failed: its streams are resent on another when no byte
  * of their answer came (and they were not resent too often), else end
- * with the error; when no other connection of the origin is usable or
- * coming, the waiting streams end with it too. */
+ * with the error. */
 static void h2_conn_fail(struct h2 *c, struct h2_conn *cn, int cerr,
 			 const char *why, const char *detail)
 {
@@ -605,9 +604,13 @@ static void h2_conn_fail(struct h2 *c, struct h2_conn *cn, int cerr,
 	for (x = o->conns; x; x = x->next)
 		if (x != cn && x->st != C_DEAD && !x->goaway)
 			other = 1;
-	if (!other && !ready)
-		while ((s = o->wait.head))
-			h2_end(s, cerr, "%s%s", why, detail ? detail : "");
+	/* A connection that never got ready fails the request that opened
+	 * it (the first waiting), or all waiting when no other may come. */
+	while (!ready && (s = o->wait.head)) {
+		h2_end(s, cerr, "%s%s", why, detail ? detail : "");
+		if (other)
+			break;
+	}
 	cn->st = C_DEAD;
 	h2_conn_close(c, cn);
 }
@@ -1112,6 +1115,7 @@ static void h2_pump(struct h2 *c, struct h2_origin *o)
 			return;
 		}
 		h2_conn_open(c, o, o->wait.head->connect_ms);
+		return;		/* one at a time */
 	}
 }
 

@@ -1,0 +1,368 @@
+"""The HTTP/2 client of https upstreams (issue 11, src/agent/h2.c).
+
+nginx (tlsnginx.py) is the upstream. Which client sent a request is seen
+in the answer: a location echoes the request's Accept-Encoding, which
+libcurl sets and h2 does not. Checked: h2 carries chat completions and
+streams (CLAWGATE_UPSTREAM_CURL=1 still goes through libcurl); an origin
+without HTTP/2 (ALPN http/1.1) answers through libcurl, also a burst that
+waited for the first connection; a host name (https://localhost:PORT,
+resolved off the agent thread, its certificate for "localhost"); a
+certificate for another name refused in the OpenAI error shape; nginx's
+http2_max_concurrent_streams 4 with maxPerHost 2: 20 streams all complete
+on 2 connections, at most 8 at once; a client that goes away resets its
+stream (nginx logs 499) while the others on the connection complete; the
+upstream stopped mid-stream ends the streams, and once it is back the
+daemon serves again.
+"""
+
+import os
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+import tlsnginx
+from holdupstream import HoldUpstream, StreamRun, stream_request
+from oahelp import TOKEN, chat, sse_json
+
+ECHO_AE = """
+    location = /ae/v1/chat/completions {
+      default_type application/json;
+      return 200 '{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ae=[$http_accept_encoding]"},"finish_reason":"stop"}]}';
+    }
+"""
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    why = tlsnginx.available()
+    if why:
+        pytest.skip(why)
+    return tlsnginx.make_pki(str(tmp_path_factory.mktemp("pki")))
+
+
+@pytest.fixture(scope="module")
+def hold():
+    up = HoldUpstream().start()
+    yield up
+    up.stop()
+
+
+def name_cert(d, pki, name):
+    """A server key/cert for DNS name `name` signed by pki's CA (also for
+    IP 127.0.0.1, which tlsnginx's start-up check connects to: a client
+    that checked the address instead of the name would accept it)."""
+    os.makedirs(d, exist_ok=True)
+    cadir = os.path.dirname(pki["ca"])
+    tlsnginx._openssl("req", "-newkey", "ec", "-pkeyopt",
+                      "ec_paramgen_curve:prime256v1", "-nodes",
+                      "-keyout", "n.key", "-out", "n.csr",
+                      "-subj", "/CN=" + name, cwd=d)
+    with open(os.path.join(d, "n.ext"), "w") as f:
+        f.write("subjectAltName=DNS:%s,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n" % name)
+    tlsnginx._openssl("x509", "-req", "-in", "n.csr", "-CA", pki["ca"],
+                      "-CAkey", os.path.join(cadir, "ca.key"),
+                      "-set_serial", str(int(time.time() * 1000)),
+                      "-out", "n.pem", "-days", "2", "-extfile", "n.ext",
+                      cwd=d)
+    return {"ca": pki["ca"], "key": os.path.join(d, "n.key"),
+            "cert": os.path.join(d, "n.pem")}
+
+
+def nginx(tmp_path_factory, pki, hold=None, **kw):
+    locs = tlsnginx.MOCK_LOCATIONS + ECHO_AE
+    if hold:
+        locs += tlsnginx.proxy_location("/hold/", hold.port)
+    return tlsnginx.TlsNginx(str(tmp_path_factory.mktemp("ngx")), pki,
+                             locs, **kw).start()
+
+
+def provider(url):
+    return {"baseUrl": url, "apiKey": "k", "api": "openai-completions",
+            "timeoutSeconds": 60, "models": [{"id": "m"}]}
+
+
+def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
+    cfg = {"gateway": {"mode": "local"},
+           "models": {"providers": {
+               "tj": provider(base + "/json/v1"),
+               "ts": provider(base + "/sse/v1"),
+               "ta": provider(base + "/ae/v1"),
+               "th": provider(base + "/hold/v1")},
+               "connectionPool": pool or {}},
+           "agents": {"defaults": {"model": "tj/m",
+                                   "maxConcurrent": streams}}}
+    e = {"NODE_EXTRA_CA_CERTS": pki["ca"]}
+    e.update(env or {})
+    return launcher.start(config=cfg, env=e)
+
+
+def complete(gw, model, stream=False, timeout=60):
+    return gw.http("POST", "/v1/chat/completions",
+                   json=chat("hi", stream=stream),
+                   headers={"Authorization": "Bearer " + TOKEN,
+                            "x-openclaw-model": model},
+                   stream=stream, timeout=timeout)
+
+
+def content(r):
+    assert r.status_code == 200, r.text
+    return r.json()["choices"][0]["message"]["content"]
+
+
+def check_chat_and_stream(gw):
+    assert content(complete(gw, "tj/m")) == "Hello from the mock."
+    r = complete(gw, "ts/m", stream=True)
+    assert r.status_code == 200, r.text
+    ev = sse_json(r)
+    assert ev[-1] == "[DONE]", ev
+    text = "".join(e["choices"][0]["delta"].get("content") or ""
+                   for e in ev[:-1] if e.get("choices"))
+    assert text == "Hello from the mock.", ev
+
+
+def wait_for(pred, what, timeout=30):
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.02)
+
+
+def rows_for(ngx, prefix, before=0):
+    return [r for r in ngx.log_lines()[before:] if r[2].startswith(prefix)]
+
+
+@pytest.fixture(scope="module")
+def h2(tmp_path_factory, pki, hold):
+    n = nginx(tmp_path_factory, pki, hold)
+    yield n
+    n.stop()
+
+
+def test_h2_client_carries_requests_and_curl_opt_out(launcher, h2, pki):
+    gw = start_gw(launcher, h2.url(), pki)
+    check_chat_and_stream(gw)
+    # h2 sends no Accept-Encoding (libcurl does)
+    assert content(complete(gw, "ta/m")) == "ae=[]"
+    assert {r[0] for r in rows_for(h2, "/")} == {"HTTP/2.0"}
+    gw.check_sanitizers()
+    gw = start_gw(launcher, h2.url(), pki,
+                  env={"CLAWGATE_UPSTREAM_CURL": "1"})
+    check_chat_and_stream(gw)
+    ae = content(complete(gw, "ta/m"))
+    assert ae != "ae=[]" and "gzip" in ae, ae
+    gw.check_sanitizers()
+
+
+def test_origin_without_http2_goes_through_libcurl(launcher,
+                                                   tmp_path_factory, pki):
+    """ALPN http/1.1: the first requests, sent at once, waited for the
+    first connection, then all went to libcurl (HTTP/1.1), streamed and
+    not; later ones go there straight."""
+    ngx = nginx(tmp_path_factory, pki, http2=False)
+    try:
+        gw = start_gw(launcher, ngx.url(), pki)
+        res = []
+
+        def one(model, stream):
+            r = complete(gw, model, stream=stream)
+            res.append((r.status_code, r.text))
+
+        ts = [threading.Thread(target=one, args=(m, s))
+              for m, s in [("tj/m", False), ("ts/m", True)] * 3]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(90)
+        assert len(res) == 6, res
+        assert all(st == 200 for st, _ in res), res
+        assert all("Hello" in txt for _, txt in res), res
+        check_chat_and_stream(gw)
+        ae = content(complete(gw, "ta/m"))
+        assert "gzip" in ae, ae     # libcurl's
+        rows = rows_for(ngx, "/")
+        assert len(rows) == 9 and {r[0] for r in rows} == {"HTTP/1.1"}, \
+            rows
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+
+
+def test_host_name_and_its_certificate(launcher, tmp_path_factory, pki):
+    """https://localhost:PORT: resolved off the agent thread (localhost
+    may give ::1 first, where nginx does not listen: the next address),
+    verified against a certificate for the name; a certificate for
+    another name is refused in the OpenAI error shape."""
+    good = name_cert(str(tmp_path_factory.mktemp("lc")), pki, "localhost")
+    ngx = nginx(tmp_path_factory, good)
+    try:
+        base = "https://localhost:%d" % ngx.port
+        gw = start_gw(launcher, base, pki)
+        check_chat_and_stream(gw)
+        assert content(complete(gw, "ta/m")) == "ae=[]"
+        rows = rows_for(ngx, "/")
+        assert {r[0] for r in rows} == {"HTTP/2.0"}, rows
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+    bad = name_cert(str(tmp_path_factory.mktemp("wc")), pki,
+                    "other.example")
+    ngx = nginx(tmp_path_factory, bad)
+    try:
+        gw = start_gw(launcher, "https://localhost:%d" % ngx.port, pki)
+        r = complete(gw, "tj/m")
+        assert r.status_code >= 500, r.text
+        err = r.json()["error"]
+        assert isinstance(err.get("type"), str), err
+        assert "certificate" in err["message"].lower(), err
+        r = complete(gw, "ts/m", stream=True)
+        assert "certificate" in r.text.lower(), r.text
+        assert "Hello from the mock" not in r.text
+        assert rows_for(ngx, "/") == []
+        assert gw.http("GET", "/readyz", timeout=10).status_code == 200
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+
+
+def test_server_stream_limit_and_max_per_host(launcher, tmp_path_factory,
+                                              pki, hold):
+    """http2_max_concurrent_streams 4, maxPerHost 2: 20 streams, at most
+    8 at the upstream at once, the rest wait for a free stream; all
+    complete, on 2 connections."""
+    ngx = nginx(tmp_path_factory, pki, hold, streams=4)
+    n = 20
+    try:
+        gw = start_gw(launcher, ngx.url(), pki, pool={"maxPerHost": 2},
+                      streams=n)
+        hold.set_release(False)
+        base = hold.stats()["served"]
+        seen = {}
+
+        def on_open():
+            wait_for(lambda: hold.held >= 8, "8 streams held")
+            # no more come while those are held (a bounded look)
+            t = time.monotonic() + 0.5
+            while time.monotonic() < t:
+                time.sleep(0.02)
+            seen["held"] = hold.held
+            seen["served"] = hold.stats()["served"] - base
+            hold.set_release(True)
+
+        try:
+            run = StreamRun(gw.port, n, token=TOKEN, timeout=120)
+            run.req = run.req.replace(
+                b"Content-Type:", b"x-openclaw-model: th/m\r\nContent-Type:")
+            run.run(on_open)
+        finally:
+            hold.set_release(True)
+        assert seen == {"held": 8, "served": 8}, seen
+        assert run.status == [200] * n
+        assert all(run.done), run.done
+        wait_for(lambda: len(rows_for(ngx, "/hold/")) >= n, "logged")
+        rows = rows_for(ngx, "/hold/")
+        assert {r[3] for r in rows} == {"200"}, rows
+        assert len({r[1] for r in rows}) == 2, rows
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+
+
+def open_stream(gw):
+    r = complete(gw, "th/m", stream=True)
+    assert r.status_code == 200, r.text
+    return r
+
+
+def test_client_gone_resets_only_its_stream(launcher, tmp_path_factory,
+                                            pki):
+    """The held streams trickle content (the gateway notices a client
+    that went away when it writes to it): the gone client's stream is
+    reset upstream (nginx ends it: logged, its upstream request closed,
+    while the others are held; 200 as its head had been sent) and the
+    three others on the same connection complete."""
+    hold = HoldUpstream(trickle_ms=50).start()
+    ngx = nginx(tmp_path_factory, pki, hold)
+    try:
+        gw = start_gw(launcher, ngx.url(), pki)
+        hold.set_release(False)
+        gone = socket.create_connection(("127.0.0.1", gw.port), 10)
+        gone.sendall(stream_request(TOKEN).replace(
+            b"Content-Type:", b"x-openclaw-model: th/m\r\nContent-Type:"))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            d = gone.recv(4096)
+            assert d, head
+            head += d
+        assert head.startswith(b"HTTP/1.1 200"), head
+        rs = [open_stream(gw) for _ in range(3)]
+        wait_for(lambda: hold.held >= 4, "4 held")
+        gone.close()
+        wait_for(lambda: len(rows_for(ngx, "/hold/")) == 1,
+                 "nginx ends the reset stream")
+        wait_for(lambda: hold.held == 3, "its upstream request closed")
+        assert hold.stats()["finished"] == 0
+        hold.set_release(True)
+        for r in rs:
+            ev = sse_json(r)
+            assert ev[-1] == "[DONE]", ev
+        wait_for(lambda: len(rows_for(ngx, "/hold/")) >= 4, "logged")
+        rows = rows_for(ngx, "/hold/")
+        assert len(rows) == 4 and {r[3] for r in rows} == {"200"}, rows
+        assert len({r[1] for r in rows}) == 1, rows     # one connection
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+        hold.stop()
+
+
+def restart_same_port(ngx, timeout=20):
+    conf = os.path.join(ngx.dir, "nginx.conf")
+    out = open(os.path.join(ngx.dir, "out2.log"), "wb")
+    ngx.proc = subprocess.Popen([tlsnginx.NGINX, "-p", ngx.dir, "-c", conf],
+                                stdin=subprocess.DEVNULL, stdout=out,
+                                stderr=out)
+    out.close()
+    ctx = ssl.create_default_context(cafile=ngx.pki["ca"])
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", ngx.port), 1) as s:
+                with ctx.wrap_socket(s, server_hostname="127.0.0.1"):
+                    return
+        except OSError:
+            assert time.monotonic() < deadline, "nginx did not restart"
+            assert ngx.proc.poll() is None, "nginx exited"
+            time.sleep(0.02)
+
+
+def test_upstream_stopped_mid_stream(launcher, tmp_path_factory, pki,
+                                     hold):
+    ngx = nginx(tmp_path_factory, pki, hold)
+    try:
+        gw = start_gw(launcher, ngx.url(), pki)
+        hold.set_release(False)
+        try:
+            held0 = hold.held
+            rs = [open_stream(gw) for _ in range(3)]
+            wait_for(lambda: hold.held >= held0 + 3, "3 held")
+            ngx.proc.send_signal(signal.SIGKILL)
+            ngx.proc.wait(10)
+            for r in rs:
+                body = r.text     # ends (bounded by the request timeout)
+                assert "held reply" not in body, body
+                assert "error" in body.lower() or "[DONE]" in body, body
+        finally:
+            hold.set_release(True)
+        assert gw.alive()
+        restart_same_port(ngx)
+        check_chat_and_stream(gw)
+        assert content(complete(gw, "ta/m")) == "ae=[]"
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
