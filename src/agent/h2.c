@@ -201,7 +201,8 @@ static int h2_url_parse(const char *url, struct h2_url *u)
 		u->hlen = (size_t)(p - a);
 	}
 	if (p < e) {
-		if (*p != ':' || p + 1 == e)
+		if (*p != ':' || p + 1 == e ||
+		    strspn(p + 1, "0123456789") != (size_t)(e - p - 1))
 			return 0;
 		port = strtol(p + 1, &end, 10);
 		if (end != e || port < 1 || port > 65535)

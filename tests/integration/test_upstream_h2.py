@@ -366,3 +366,34 @@ def test_upstream_stopped_mid_stream(launcher, tmp_path_factory, pki,
         gw.check_sanitizers()
     finally:
         ngx.stop()
+
+
+def client_conns(port):
+    """ESTABLISHED TCP connections on this host to 127.0.0.1:port."""
+    n = 0
+    for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(f) as fh:
+                next(fh)
+                for ln in fh:
+                    p = ln.split()
+                    if p[3] == "01" and \
+                            int(p[2].rsplit(":", 1)[1], 16) == port:
+                        n += 1
+        except FileNotFoundError:
+            pass
+    return n
+
+
+def test_idle_connection_closed_after_idle_seconds(launcher, h2, pki):
+    """connectionPool.idleSeconds 1: the connection is reused while
+    busy, then closed by the daemon once idle that long (nginx would keep
+    it 600 s)."""
+    gw = start_gw(launcher, h2.url(), pki, pool={"idleSeconds": 1})
+    before = len(h2.log_lines())
+    check_chat_and_stream(gw)
+    rows = rows_for(h2, "/", before)
+    assert len(rows) == 2 and len({r[1] for r in rows}) == 1, rows
+    wait_for(lambda: client_conns(h2.port) == 0, "idle connection closed")
+    check_chat_and_stream(gw)
+    gw.check_sanitizers()
