@@ -111,7 +111,11 @@ struct h2 {
 };
 
 /* A name resolved on its own thread: refs are the origin's and the
- * thread's (then its posted job's). */
+ * thread's (then its posted job's). The thread posts only while c is set,
+ * under h2_lookup_mu: once h2_free cleared it, nothing is posted to a
+ * provider that may be gone. */
+static pthread_mutex_t h2_lookup_mu = PTHREAD_MUTEX_INITIALIZER;
+
 struct h2_lookup {
 	atomic_int refs;
 	struct h2 *c;			/* NULL: the h2 went away */
@@ -586,12 +590,10 @@ static void h2_conn_close(struct h2 *c, struct h2_conn *cn)
 static void h2_conn_fail(struct h2 *c, struct h2_conn *cn, int cerr,
 			 const char *why, const char *detail)
 {
-	int ready = cn->st == C_H2 && cn->settings;
-
 	struct h2_origin *o = cn->o;
 	struct h2_conn *x;
 	struct h2_stream *s;
-	int other = 0;
+	int other = 0, ready = cn->st == C_H2 && cn->settings;
 
 	while ((s = cn->active.head)) {
 		if (cn->ng)
@@ -922,13 +924,17 @@ static void *h2_lookup_main(void *arg)
 {
 	struct h2_lookup *lk = arg;
 	struct addrinfo hints;
+	int posted;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_ADDRCONFIG;
 	lk->rc = getaddrinfo(lk->host, lk->port, &hints, &lk->res);
-	if (lk->post(lk->post_ctx, h2_lookup_done, lk) < 0)
+	pthread_mutex_lock(&h2_lookup_mu);
+	posted = lk->c && lk->post(lk->post_ctx, h2_lookup_done, lk) == 0;
+	pthread_mutex_unlock(&h2_lookup_mu);
+	if (!posted)
 		h2_lookup_unref(lk);
 	return NULL;
 }
@@ -1154,7 +1160,9 @@ void h2_free(struct h2 *c)
 		while (o->conns)
 			h2_conn_close(c, o->conns);
 		if (o->lookup) {
+			pthread_mutex_lock(&h2_lookup_mu);
 			o->lookup->c = NULL;
+			pthread_mutex_unlock(&h2_lookup_mu);
 			h2_lookup_unref(o->lookup);
 		}
 		free(o->host);
