@@ -27,7 +27,11 @@ import pytest
 
 import tlsnginx
 from holdupstream import HoldUpstream, StreamRun, stream_request
-from oahelp import TOKEN, chat, sse_json
+from oahelp import TOKEN, sse_json
+# the https tests' fixtures (pki: a CA, skips without nginx or openssl;
+# hold: holdupstream.py) and helpers
+from test_upstream_https import (_provider, check_chat_and_stream,  # noqa
+                                 complete, hold, pki)
 
 ECHO_AE = """
     location = /ae/v1/chat/completions {
@@ -35,21 +39,6 @@ ECHO_AE = """
       return 200 '{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ae=[$http_accept_encoding]"},"finish_reason":"stop"}]}';
     }
 """
-
-
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    why = tlsnginx.available()
-    if why:
-        pytest.skip(why)
-    return tlsnginx.make_pki(str(tmp_path_factory.mktemp("pki")))
-
-
-@pytest.fixture(scope="module")
-def hold():
-    up = HoldUpstream().start()
-    yield up
-    up.stop()
 
 
 def name_cert(d, pki, name):
@@ -82,18 +71,13 @@ def nginx(tmp_path_factory, pki, hold=None, **kw):
                              locs, **kw).start()
 
 
-def provider(url):
-    return {"baseUrl": url, "apiKey": "k", "api": "openai-completions",
-            "timeoutSeconds": 60, "models": [{"id": "m"}]}
-
-
 def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
     cfg = {"gateway": {"mode": "local"},
            "models": {"providers": {
-               "tj": provider(base + "/json/v1"),
-               "ts": provider(base + "/sse/v1"),
-               "ta": provider(base + "/ae/v1"),
-               "th": provider(base + "/hold/v1")},
+               "tj": _provider(base + "/json/v1"),
+               "ts": _provider(base + "/sse/v1"),
+               "ta": _provider(base + "/ae/v1"),
+               "th": _provider(base + "/hold/v1")},
                "connectionPool": pool or {}},
            "agents": {"defaults": {"model": "tj/m",
                                    "maxConcurrent": streams}}}
@@ -102,28 +86,9 @@ def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
     return launcher.start(config=cfg, env=e)
 
 
-def complete(gw, model, stream=False, timeout=60):
-    return gw.http("POST", "/v1/chat/completions",
-                   json=chat("hi", stream=stream),
-                   headers={"Authorization": "Bearer " + TOKEN,
-                            "x-openclaw-model": model},
-                   stream=stream, timeout=timeout)
-
-
 def content(r):
     assert r.status_code == 200, r.text
     return r.json()["choices"][0]["message"]["content"]
-
-
-def check_chat_and_stream(gw):
-    assert content(complete(gw, "tj/m")) == "Hello from the mock."
-    r = complete(gw, "ts/m", stream=True)
-    assert r.status_code == 200, r.text
-    ev = sse_json(r)
-    assert ev[-1] == "[DONE]", ev
-    text = "".join(e["choices"][0]["delta"].get("content") or ""
-                   for e in ev[:-1] if e.get("choices"))
-    assert text == "Hello from the mock.", ev
 
 
 def wait_for(pred, what, timeout=30):
