@@ -978,20 +978,49 @@ static uint32_t h2_conn_cap(struct h2 *c, struct h2_conn *cn)
 	return m < c->max_streams ? m : c->max_streams;
 }
 
+/* A lower-cased header name HTTP/2 does not allow (connection-specific). */
+static int h2_hop_header(const char *n, size_t nl)
+{
+	static const char *const hop[] = {
+		"connection", "keep-alive", "upgrade", "proxy-connection",
+		"transfer-encoding", "host", "te",
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (strlen(hop[i]) == nl && memcmp(hop[i], n, nl) == 0)
+			return 1;
+	return 0;
+}
+
+/* A header whose value may be a secret (kept out of the HPACK tables). */
+static int h2_secret_header(const char *n, size_t nl)
+{
+	return memmem(n, nl, "auth", 4) || memmem(n, nl, "key", 3) ||
+	       memmem(n, nl, "token", 5) || memmem(n, nl, "secret", 6) ||
+	       memmem(n, nl, "cookie", 6);
+}
+
 static void h2_submit(struct h2 *c, struct h2_conn *cn, struct h2_stream *s)
 {
-	nghttp2_nv nva[64];
+	nghttp2_nv *nva = NULL;
 	nghttp2_data_provider dp;
 	struct h2_url u;
-	char names[2048], clen[24];
+	char *names = NULL, clen[24];
 	const char *p, *e, *colon, *v;
-	size_t n = 0, used = 0, nl, i;
+	size_t n = 0, used = 0, nl, i, lines = 0, plen;
 	int32_t id;
 
+	(void)c;
 	if (!h2_url_parse(s->url, &u)) {
 		h2_end(s, CURLE_URL_MALFORMAT, "URL rejected");
 		return;
 	}
+	for (p = s->hlines; p && (p = strstr(p, "\r\n")); p += 2)
+		lines++;
+	plen = strlen(u.path);
+	nva = xmalloc((lines + 8) * sizeof(*nva));
+	names = xmalloc((s->hlines ? strlen(s->hlines) : 0) + plen + 2);
 #define H2_NV(nm, nml, val, vl) do { \
 		nva[n].name = (uint8_t *)(nm); nva[n].namelen = (nml); \
 		nva[n].value = (uint8_t *)(val); nva[n].valuelen = (vl); \
@@ -999,56 +1028,42 @@ static void h2_submit(struct h2 *c, struct h2_conn *cn, struct h2_stream *s)
 	H2_NV(":method", 7, "POST", 4);
 	H2_NV(":scheme", 7, "https", 5);
 	H2_NV(":authority", 10, u.auth, u.alen);
-	if (*u.path == '/')
-		H2_NV(":path", 5, u.path, strlen(u.path));
-	else if (!*u.path)
-		H2_NV(":path", 5, "/", 1);
-	else if (strlen(u.path) < 1000) {	/* "?query" */
+	if (*u.path == '/') {
+		H2_NV(":path", 5, u.path, plen);
+	} else {	/* "" or "?query" */
 		names[0] = '/';
-		memcpy(names + 1, u.path, strlen(u.path));
-		used = 1 + strlen(u.path);
+		memcpy(names + 1, u.path, plen);
+		used = 1 + plen;
 		H2_NV(":path", 5, names, used);
-	} else {
-		h2_end(s, CURLE_URL_MALFORMAT, "URL rejected (query)");
-		return;
 	}
 	H2_NV("user-agent", 10, "clawgate", 8);
 	snprintf(clen, sizeof(clen), "%zu", s->body_len);
 	H2_NV("content-length", 14, clen, strlen(clen));
 	/* The header lines, names lower-cased; connection-specific ones
 	 * (not allowed on HTTP/2) left out. */
-	for (p = s->hlines; p && *p && n < sizeof(nva) / sizeof(nva[0]);
-	     p = e + 2) {
-		e = strstr(p, "\r\n");
-		if (!e)
-			break;
+	for (p = s->hlines; p && (e = strstr(p, "\r\n")); p = e + 2) {
 		colon = memchr(p, ':', (size_t)(e - p));
 		if (!colon || colon == p)
 			continue;
 		nl = (size_t)(colon - p);
-		if (used + nl > sizeof(names))
-			break;
 		for (i = 0; i < nl; i++)
 			names[used + i] = (char)tolower((unsigned char)p[i]);
-		if ((nl == 10 && !memcmp(names + used, "connection", 10)) ||
-		    (nl == 10 && !memcmp(names + used, "keep-alive", 10)) ||
-		    (nl == 7 && !memcmp(names + used, "upgrade", 7)) ||
-		    (nl == 16 && !memcmp(names + used, "proxy-connection",
-					 16)) ||
-		    (nl == 17 && !memcmp(names + used, "transfer-encoding",
-					 17)) ||
-		    (nl == 4 && !memcmp(names + used, "host", 4)) ||
-		    (nl == 2 && !memcmp(names + used, "te", 2)))
+		if (h2_hop_header(names + used, nl))
 			continue;
 		for (v = colon + 1; v < e && (*v == ' ' || *v == '\t'); v++)
 			;
 		H2_NV(names + used, nl, v, (size_t)(e - v));
+		if (h2_secret_header(names + used, nl))	/* not in HPACK's */
+			nva[n - 1].flags = NGHTTP2_NV_FLAG_NO_INDEX;	/* table */
 		used += nl;
 	}
 #undef H2_NV
 	dp.source.ptr = s;
 	dp.read_callback = h2_read_body;
+	/* nghttp2 copies the names and values. */
 	id = nghttp2_submit_request(cn->ng, NULL, nva, n, &dp, s);
+	free(nva);
+	free(names);
 	if (id < 0) {
 		h2_end(s, CURLE_SEND_ERROR, "HTTP/2 request refused: %s",
 		       nghttp2_strerror(id));

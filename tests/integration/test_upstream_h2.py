@@ -36,7 +36,7 @@ from test_upstream_https import (_provider, check_chat_and_stream,  # noqa
 ECHO_AE = """
     location = /ae/v1/chat/completions {
       default_type application/json;
-      return 200 '{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ae=[$http_accept_encoding]"},"finish_reason":"stop"}]}';
+      return 200 '{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"ae=[$http_accept_encoding] t=[$http_x_tenant] k=[$http_x_api_key]"},"finish_reason":"stop"}]}';
     }
 """
 
@@ -63,6 +63,11 @@ def name_cert(d, pki, name):
             "cert": os.path.join(d, "n.pem")}
 
 
+# what the "ta" provider's answer says when h2 sent the request: no
+# Accept-Encoding, the provider's headers
+AE_H2 = "ae=[] t=[t-1] k=[hk]"
+
+
 def nginx(tmp_path_factory, pki, hold=None, **kw):
     locs = tlsnginx.MOCK_LOCATIONS + ECHO_AE
     if hold:
@@ -76,7 +81,8 @@ def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
            "models": {"providers": {
                "tj": _provider(base + "/json/v1"),
                "ts": _provider(base + "/sse/v1"),
-               "ta": _provider(base + "/ae/v1"),
+               "ta": dict(_provider(base + "/ae/v1"), headers={
+                   "X-Tenant": "t-1", "X-Api-Key": "hk"}),
                "th": _provider(base + "/hold/v1")},
                "connectionPool": pool or {}},
            "agents": {"defaults": {"model": "tj/m",
@@ -113,14 +119,14 @@ def test_h2_client_carries_requests_and_curl_opt_out(launcher, h2, pki):
     gw = start_gw(launcher, h2.url(), pki)
     check_chat_and_stream(gw)
     # h2 sends no Accept-Encoding (libcurl does)
-    assert content(complete(gw, "ta/m")) == "ae=[]"
+    assert content(complete(gw, "ta/m")) == AE_H2
     assert {r[0] for r in rows_for(h2, "/")} == {"HTTP/2.0"}
     gw.check_sanitizers()
     gw = start_gw(launcher, h2.url(), pki,
                   env={"CLAWGATE_UPSTREAM_CURL": "1"})
     check_chat_and_stream(gw)
     ae = content(complete(gw, "ta/m"))
-    assert ae != "ae=[]" and "gzip" in ae, ae
+    assert "gzip" in ae and ae.endswith(" t=[t-1] k=[hk]"), ae
     gw.check_sanitizers()
 
 
@@ -169,7 +175,7 @@ def test_host_name_and_its_certificate(launcher, tmp_path_factory, pki):
         base = "https://localhost:%d" % ngx.port
         gw = start_gw(launcher, base, pki)
         check_chat_and_stream(gw)
-        assert content(complete(gw, "ta/m")) == "ae=[]"
+        assert content(complete(gw, "ta/m")) == AE_H2
         rows = rows_for(ngx, "/")
         assert {r[0] for r in rows} == {"HTTP/2.0"}, rows
         gw.check_sanitizers()
@@ -327,7 +333,7 @@ def test_upstream_stopped_mid_stream(launcher, tmp_path_factory, pki,
         assert gw.alive()
         restart_same_port(ngx)
         check_chat_and_stream(gw)
-        assert content(complete(gw, "ta/m")) == "ae=[]"
+        assert content(complete(gw, "ta/m")) == AE_H2
         gw.check_sanitizers()
     finally:
         ngx.stop()
