@@ -12,7 +12,9 @@ http2_max_concurrent_streams 4 with maxPerHost 2: 20 streams all complete
 on 2 connections, at most 8 at once; a client that goes away resets its
 stream (nginx logs 499) while the others on the connection complete; the
 upstream stopped mid-stream ends the streams, and once it is back the
-daemon serves again.
+daemon serves again; connections ended by GOAWAY (nginx's
+keepalive_requests 3) with requests at once: the refused streams are sent
+again; an idle connection closes after connectionPool.idleSeconds.
 """
 
 import os
@@ -368,3 +370,46 @@ def test_idle_connection_closed_after_idle_seconds(launcher, h2, pki):
     wait_for(lambda: client_conns(h2.port) == 0, "idle connection closed")
     check_chat_and_stream(gw)
     gw.check_sanitizers()
+
+
+class GoawayNginx(tlsnginx.TlsNginx):
+    """nginx that ends each connection after 3 requests (GOAWAY: the
+    streams past it are refused, never processed)."""
+
+    def _conf(self):
+        return super()._conf().replace("keepalive_requests 1000000;",
+                                       "keepalive_requests 3;")
+
+
+def test_goaway_refused_streams_are_resent(launcher, tmp_path_factory,
+                                           pki):
+    """12 requests at once over connections that nginx ends after 3
+    requests each: the refused streams (no answer byte) are sent again on
+    a new connection; all are answered, over 4 or more connections."""
+    ngx = GoawayNginx(str(tmp_path_factory.mktemp("ngx")), pki,
+                      tlsnginx.MOCK_LOCATIONS + ECHO_AE).start()
+    try:
+        gw = start_gw(launcher, ngx.url(), pki)
+        res = []
+
+        def one(model, stream):
+            r = complete(gw, model, stream=stream)
+            res.append((r.status_code, r.text))
+
+        ts = [threading.Thread(target=one, args=(m, s))
+              for m, s in [("tj/m", False), ("ts/m", True)] * 6]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(90)
+        assert len(res) == 12, res
+        assert all(st == 200 and "Hello" in txt for st, txt in res), res
+        for _ in range(3):      # one after another: new connections too
+            check_chat_and_stream(gw)
+        rows = rows_for(ngx, "/")
+        assert len(rows) == 18 and {r[3] for r in rows} == {"200"}, rows
+        assert len({r[1] for r in rows}) >= 6, rows
+        assert {r[0] for r in rows} == {"HTTP/2.0"}, rows
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
