@@ -315,6 +315,8 @@ static SSL_CTX *h2_ctx_build(void)
 			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
 	st = SSL_CTX_get_cert_store(ctx);
+	/* As libcurl does: a trusted intermediate anchors a chain. */
+	X509_STORE_set_flags(st, X509_V_FLAG_PARTIAL_CHAIN);
 	/* The system roots as libcurl takes them (curl-dl.c): the hashed
 	 * directory looked up as chains need it, else the bundle file. */
 	if (!getenv("CLAWGATE_UPSTREAM_CA_BUNDLE") && curl_dl_ca_hashed_dir(dir))
