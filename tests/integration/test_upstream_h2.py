@@ -14,7 +14,9 @@ stream (nginx logs 499) while the others on the connection complete; the
 upstream stopped mid-stream ends the streams, and once it is back the
 daemon serves again; connections ended by GOAWAY (nginx's
 keepalive_requests 3) with requests at once: the refused streams are sent
-again; an idle connection closes after connectionPool.idleSeconds.
+again; an idle connection closes after connectionPool.idleSeconds; a
+NODE_EXTRA_CA_CERTS file that appears later is trusted from the next
+connection on.
 """
 
 import os
@@ -413,3 +415,23 @@ def test_goaway_refused_streams_are_resent(launcher, tmp_path_factory,
         gw.check_sanitizers()
     finally:
         ngx.stop()
+
+
+def test_extra_ca_file_that_appears_is_trusted(launcher, h2, pki, tmp_path):
+    """NODE_EXTRA_CA_CERTS names a file that does not exist yet: one
+    warning, the test CA's server is refused; once the file is there the
+    next connection's trust store is rebuilt with it (libcurl would need
+    a restart)."""
+    path = str(tmp_path / "later-ca.pem")
+    gw = start_gw(launcher, h2.url(), pki, env={"NODE_EXTRA_CA_CERTS": path})
+    r = complete(gw, "tj/m")
+    assert r.status_code >= 500 and \
+        "certificate" in r.json()["error"]["message"].lower(), r.text
+    with open(pki["ca"]) as src, open(path + ".tmp", "w") as dst:
+        dst.write(src.read())
+    os.rename(path + ".tmp", path)
+    check_chat_and_stream(gw)
+    out = gw.output()
+    assert out.count("ignoring extra CA certificates from %s" % path) == 1
+    assert "1 certificate(s) of %s" % path in out, out
+    gw.check_sanitizers()
