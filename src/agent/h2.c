@@ -777,7 +777,6 @@ static int h2_conn_recv(struct h2_conn *cn, const char **why)
 	return 0;
 }
 
-
 /* Drive one connection after its socket was polled (or it was marked
  * ready). */
 static void h2_conn_step(struct h2 *c, struct h2_conn *cn)
