@@ -108,6 +108,24 @@ def wait_for(pred, what, timeout=30):
         time.sleep(0.02)
 
 
+def at_once(gw, pairs):
+    """pairs x (a chat completion, a streamed one) sent at once:
+    [(status, body)] as they ended."""
+    res = []
+
+    def one(model, stream):
+        r = complete(gw, model, stream=stream)
+        res.append((r.status_code, r.text))
+
+    ts = [threading.Thread(target=one, args=(m, s))
+          for m, s in [("tj/m", False), ("ts/m", True)] * pairs]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(90)
+    return res
+
+
 def rows_for(ngx, prefix, before=0):
     return [r for r in ngx.log_lines()[before:] if r[2].startswith(prefix)]
 
@@ -142,18 +160,7 @@ def test_origin_without_http2_goes_through_libcurl(launcher,
     ngx = nginx(tmp_path_factory, pki, http2=False)
     try:
         gw = start_gw(launcher, ngx.url(), pki)
-        res = []
-
-        def one(model, stream):
-            r = complete(gw, model, stream=stream)
-            res.append((r.status_code, r.text))
-
-        ts = [threading.Thread(target=one, args=(m, s))
-              for m, s in [("tj/m", False), ("ts/m", True)] * 3]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(90)
+        res = at_once(gw, 3)
         assert len(res) == 6, res
         assert all(st == 200 for st, _ in res), res
         assert all("Hello" in txt for _, txt in res), res
@@ -392,18 +399,7 @@ def test_goaway_refused_streams_are_resent(launcher, tmp_path_factory,
                       tlsnginx.MOCK_LOCATIONS + ECHO_AE).start()
     try:
         gw = start_gw(launcher, ngx.url(), pki)
-        res = []
-
-        def one(model, stream):
-            r = complete(gw, model, stream=stream)
-            res.append((r.status_code, r.text))
-
-        ts = [threading.Thread(target=one, args=(m, s))
-              for m, s in [("tj/m", False), ("ts/m", True)] * 6]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(90)
+        res = at_once(gw, 6)
         assert len(res) == 12, res
         assert all(st == 200 and "Hello" in txt for st, txt in res), res
         for _ in range(3):      # one after another: new connections too
