@@ -16,7 +16,8 @@ daemon serves again; connections ended by GOAWAY (nginx's
 keepalive_requests 3) with requests at once: the refused streams are sent
 again; an idle connection closes after connectionPool.idleSeconds; a
 NODE_EXTRA_CA_CERTS file that appears later is trusted from the next
-connection on.
+connection on; a server that never answers TLS: requests sent at once
+share one connection attempt and time out.
 """
 
 import os
@@ -431,3 +432,68 @@ def test_extra_ca_file_that_appears_is_trusted(launcher, h2, pki, tmp_path):
     assert out.count("ignoring extra CA certificates from %s" % path) == 1
     assert "1 certificate(s) of %s" % path in out, out
     gw.check_sanitizers()
+
+
+class SilentServer:
+    """A TCP listener on loopback that accepts and never says a word
+    (no TLS handshake); counts the connections."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stop = False
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        self.sock.settimeout(0.1)
+        while not self.stop:
+            try:
+                c, _ = self.sock.accept()
+                self.conns.append(c)
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop = True
+        self.t.join(5)
+        for c in self.conns:
+            c.close()
+        self.sock.close()
+
+
+def test_silent_server_times_out(launcher, pki):
+    """A server that never completes TLS: three requests sent at once
+    wait for the one connection (no connection each), all end as timed
+    out (504, the provider's timeoutSeconds: 2), and the daemon goes on
+    serving."""
+    srv = SilentServer()
+    try:
+        base = "https://127.0.0.1:%d" % srv.port
+        cfg = {"gateway": {"mode": "local"},
+               "models": {"providers": {"tj": dict(
+                   _provider(base + "/json/v1"), timeoutSeconds=2)}},
+               "agents": {"defaults": {"model": "tj/m"}}}
+        gw = launcher.start(config=cfg,
+                            env={"NODE_EXTRA_CA_CERTS": pki["ca"]})
+        res = []
+
+        def one():
+            r = complete(gw, "tj/m")
+            res.append((r.status_code, r.json()["error"]["message"]))
+
+        ts = [threading.Thread(target=one) for _ in range(3)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(60)
+        assert len(res) == 3 and {st for st, _ in res} == {504}, res
+        assert all("timed out" in m for _, m in res), res
+        assert len(srv.conns) == 1, srv.conns
+        assert gw.http("GET", "/readyz", timeout=10).status_code == 200
+        gw.check_sanitizers()
+    finally:
+        srv.close()
