@@ -127,8 +127,16 @@ def at_once(gw, pairs):
     return res
 
 
-def rows_for(ngx, prefix, before=0):
-    return [r for r in ngx.log_lines()[before:] if r[2].startswith(prefix)]
+def rows_for(ngx, prefix, before=0, n=0):
+    """nginx's log rows under prefix; with n, a bounded wait until at
+    least n are there (nginx logs a request once it has ended, which may
+    be after its client read the whole answer)."""
+    def rows():
+        return [r for r in ngx.log_lines()[before:]
+                if r[2].startswith(prefix)]
+    if n:
+        wait_for(lambda: len(rows()) >= n, "%d rows logged" % n)
+    return rows()
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +176,7 @@ def test_origin_without_http2_goes_through_libcurl(launcher,
         check_chat_and_stream(gw)
         ae = content(complete(gw, "ta/m"))
         assert "gzip" in ae, ae     # libcurl's
-        rows = rows_for(ngx, "/")
+        rows = rows_for(ngx, "/", n=9)
         assert len(rows) == 9 and {r[0] for r in rows} == {"HTTP/1.1"}, \
             rows
         gw.check_sanitizers()
@@ -375,7 +383,7 @@ def test_idle_connection_closed_after_idle_seconds(launcher, h2, pki):
     gw = start_gw(launcher, h2.url(), pki, pool={"idleSeconds": 1})
     before = len(h2.log_lines())
     check_chat_and_stream(gw)
-    rows = rows_for(h2, "/", before)
+    rows = rows_for(h2, "/", before, n=2)
     assert len(rows) == 2 and len({r[1] for r in rows}) == 1, rows
     wait_for(lambda: client_conns(h2.port) == 0, "idle connection closed")
     check_chat_and_stream(gw)
@@ -405,7 +413,7 @@ def test_goaway_refused_streams_are_resent(launcher, tmp_path_factory,
         assert all(st == 200 and "Hello" in txt for st, txt in res), res
         for _ in range(3):      # one after another: new connections too
             check_chat_and_stream(gw)
-        rows = rows_for(ngx, "/")
+        rows = rows_for(ngx, "/", n=18)
         assert len(rows) == 18 and {r[3] for r in rows} == {"200"}, rows
         assert len({r[1] for r in rows}) >= 6, rows
         assert {r[0] for r in rows} == {"HTTP/2.0"}, rows
