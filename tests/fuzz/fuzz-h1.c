@@ -6,14 +6,18 @@
  * connection settles every response that has not failed or ended. The
  * rest of the input after a blank line is also tried as a URL for
  * h1_url_parse: an accepted URL has a path that starts the request line
- * without spaces or control bytes. */
+ * without spaces or control bytes; and for h2_url_ok (the https client,
+ * src/agent/h2.c): an accepted URL is https://, without user info, and
+ * has no space, control or non-ASCII byte. */
 #include <netinet/in.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "agent/h1.h"
+#include "agent/h2.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -97,6 +101,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		for (i = 0; i < t.path_len; i++)
 			if ((unsigned char)t.path[i] <= 0x20 ||
 			    (unsigned char)t.path[i] >= 0x7f)
+				abort();
+	}
+	if (h2_url_ok(url)) {
+		if (strncasecmp(url, "https://", 8) != 0 ||
+		    memchr(url, '@', strcspn(url + 8, "/?#") + 8))
+			abort();
+		for (i = 0; url[i]; i++)
+			if ((unsigned char)url[i] <= 0x20 ||
+			    (unsigned char)url[i] >= 0x7f)
 				abort();
 	}
 	free(url);
