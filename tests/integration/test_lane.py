@@ -121,9 +121,13 @@ def test_reload_raising_the_cap_starts_waiting_runs(start_gateway, upstream):
     st = up.wait(lambda s: s["inflight"] == 3)
     assert st["chat"] == 3
     assert runs(ws) == {"active": 3, "waiting": 1, "maxConcurrent": 3}
-    for key, idem in zip(keys, ids):
+    for i, (key, idem) in enumerate(zip(keys, ids)):
         ws.call("chat.abort", {"sessionKey": key})
         assert run_events(ws, idem)[-1]["state"] == "aborted"
+        if i == 0:
+            # The freed slot goes to the waiting run: its request reaches
+            # the upstream (before it too is aborted below).
+            up.wait(lambda s: s["chat"] == 4, timeout=30)
     wait_runs(ws, {"active": 0, "waiting": 0, "maxConcurrent": 3})
     assert up.snapshot()["chat"] == 4
 
