@@ -134,6 +134,11 @@ struct run {
 	/* The start's store job, kept to commit with the end when nobody
 	 * can see the run in between (run_defer_begin). */
 	struct run_beginjob *begin;
+	/* Store writer only: what its stored start left (the session id
+	 * and message count, its idempotency row's id), for the end's
+	 * writes (store_session_end's sid...; issue 11). */
+	char st_sid[37];
+	int64_t st_count, st_idem;
 };
 
 /* The run of a node of rt->runidx. */
@@ -643,16 +648,22 @@ static void run_result_of(struct run *r, struct run_result *res)
 	run_result_defaults(res);
 }
 
-/* Agent thread: the end was stored; tell the sinks, leave the list. */
+/* Agent thread: the end was stored; tell the sinks, leave the list.
+ * The result is read from the run itself (run_result_of), not built as
+ * JSON and read back (~11k instructions a chat.send run, issue 11); a
+ * replay's from its stored row. */
 static void run_deliver(void *arg)
 {
 	struct run *r = arg;
 	struct run_result res;
-	json_t *o = r->replay ? json_incref(r->replay) : run_result_json(r);
 
-	run_result_fill(&res, o);
+	pthread_mutex_lock(&r->mu);	/* recursive: run_emit_end */
+	if (r->replay)
+		run_result_fill(&res, r->replay);
+	else
+		run_result_of(r, &res);
 	run_emit_end(r, &res);
-	json_decref(o);
+	pthread_mutex_unlock(&r->mu);
 	run_unlink(r);
 	run_unref(r);
 }
@@ -880,6 +891,17 @@ static void run_shr_add(struct run *r)
 						   run_shr_due, r->rt->prov);
 }
 
+/* Store writer, in the transaction that wrote r's start (b): what the
+ * end's writes start from (run->st_sid...). */
+static void run_begin_kept(struct run *r, const struct store_session_begin *b)
+{
+	if (!r)
+		return;
+	memcpy(r->st_sid, b->sid, sizeof(r->st_sid));
+	r->st_count = b->count;
+	r->st_idem = b->idem_id;
+}
+
 static int run_end_tx(sqlite3 *db, void *arg)
 {
 	struct run_endjob *j = arg;
@@ -897,6 +919,11 @@ static int run_end_tx(sqlite3 *db, void *arg)
 	if (j->begin &&
 	    (rc = store_session_begin_tx(db, &j->begin->b, NULL)) != GW_OK)
 		return rc;
+	if (j->begin)
+		run_begin_kept(j->r, &j->begin->b);
+	memcpy(j->e.sid, j->r->st_sid, sizeof(j->e.sid));
+	j->e.count = j->r->st_count;
+	j->e.idem_id = j->r->st_idem;
 	return store_session_end_tx(db, &j->e, j->events);
 }
 
@@ -1447,6 +1474,8 @@ static int run_begin_tx(sqlite3 *db, void *arg)
 	/* Before the end's job runs (it is queued after this one). */
 	if (rc != GW_OK && j->owner)
 		atomic_store(&j->owner->begin_failed, 1);
+	if (rc == GW_OK)
+		run_begin_kept(j->owner, &j->b);
 	return rc;
 }
 
@@ -1640,9 +1669,13 @@ static void run_begin_undo(struct run *r, struct run_beginjob *bj)
 static int run_activate_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
+	int rc;
 
 	run_build_messages(j->r, db);
-	return store_session_begin_tx(db, &j->b, j->events);
+	rc = store_session_begin_tx(db, &j->b, j->events);
+	if (rc == GW_OK)
+		run_begin_kept(j->r, &j->b);
+	return rc;
 }
 
 static void run_activate_done(int rc, void *arg)
@@ -1738,6 +1771,8 @@ static int run_ack_tx(sqlite3 *db, void *arg)
 		.messages = r->tr_in, .seq = (int64_t)r->seq,
 	};
 
+	int rc;
+
 	if (!r->begun)
 		return store_session_pending_tx(db, &p);
 	if (!a->bj) {
@@ -1745,7 +1780,10 @@ static int run_ack_tx(sqlite3 *db, void *arg)
 			run_build_messages(r, db);
 		a->bj = run_beginjob_new(r);
 	}
-	return store_session_begin_tx(db, &a->bj->b, a->bj->events);
+	rc = store_session_begin_tx(db, &a->bj->b, a->bj->events);
+	if (rc == GW_OK)
+		run_begin_kept(r, &a->bj->b);
+	return rc;
 }
 
 /* The acknowledgement committed (rc GW_OK) or not: a slot or an abort
@@ -2286,6 +2324,17 @@ struct run_startjob {
 	struct run_ackjob *ack;		/* a waiting run's, written in the job */
 };
 
+/* b's start reads nothing back: the row as pk read it (peek) earlier in
+ * the same transaction. */
+static void run_known(struct store_session_begin *b,
+		      const struct store_session_begin *pk)
+{
+	b->known = pk->known;
+	b->has_row = pk->has_row;
+	memcpy(b->prev_sid, pk->prev_sid, sizeof(b->prev_sid));
+	b->prev_count = pk->prev_count;
+}
+
 /* Store writer: the start of run_start_async, in one job (one
  * transaction): a run with this id that went live since the caller
  * looked (an earlier job of this writer) is joined; a stored one
@@ -2297,6 +2346,7 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	struct run_startjob *j = arg;
 	struct agent_rt *rt = j->rt;
 	struct run_beginjob *none = NULL;
+	struct store_session_begin pk = {0};
 	struct run *r, *dup = NULL;
 	char *st = NULL, *key = NULL, *override;
 	json_t *res = NULL;
@@ -2317,9 +2367,14 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		json_decref(res);
 		return GW_OK;
 	}
-	override = j->override ? xstrdup(j->override)
-		   : j->rq.new_session ? NULL
-		   : store_session_model_override_db(db, j->key);
+	/* The row's override, and what the start then need not read back
+	 * (nothing writes the row until the start's upsert below). */
+	override = j->rq.new_session ? NULL
+		   : store_session_peek_db(db, j->key, &pk);
+	if (j->override) {
+		free(override);
+		override = xstrdup(j->override);
+	}
 	r = j->fresh;
 	j->fresh = NULL;
 	j->res.rc = run_targets(rt, j->cfg, r, &j->rq, override, &j->err);
@@ -2336,6 +2391,12 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	if (j->res.rc == GW_OK && !now && (r->begun || r->pending)) {
 		/* Acknowledged once stored: in this transaction. */
 		j->ack = run_ackjob_new(r, NULL);
+		if (r->begun) {
+			if (!json_object_get(r->req, "messages"))
+				run_build_messages(r, db);
+			j->ack->bj = run_beginjob_new(r);
+			run_known(&j->ack->bj->b, &pk);
+		}
 		run_unref(r);
 		return run_ack_tx(db, j->ack);
 	}
@@ -2345,6 +2406,7 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	}
 	run_build_messages(r, db);
 	j->bj = run_beginjob_new(r);
+	run_known(&j->bj->b, &pk);
 	j->bj->owner = r;
 	run_ref(r);
 	j->r = r;
@@ -2352,6 +2414,8 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	/* Before the end's job runs (queued after this one). */
 	if (rc != GW_OK)
 		atomic_store(&r->begin_failed, 1);
+	else
+		run_begin_kept(r, &j->bj->b);
 	return rc;
 }
 

@@ -703,9 +703,10 @@ int store_session_sweep_tx(sqlite3 *db, int64_t now)
 	return GW_OK;
 }
 
-/* The idempotency row of a run that is started or acknowledged (tx). */
+/* The idempotency row of a run that is started or acknowledged (tx);
+ * *id (may be NULL) gets its rowid. */
 static int sess_idem_running(sqlite3 *db, const char *run_id,
-			     const char *key, int64_t now)
+			     const char *key, int64_t now, int64_t *id)
 {
 	sqlite3_stmt *s = NULL;
 	int r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
@@ -720,6 +721,8 @@ static int sess_idem_running(sqlite3 *db, const char *run_id,
 	sqlite3_bind_int64(s, 4, now + STORE_SESSION_RUNNING_TTL_MS);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "idempotency");
+	if (r == GW_OK && id)
+		*id = sqlite3_last_insert_rowid(db);
 	store_stmt_done(s);
 	return r;
 }
@@ -766,7 +769,7 @@ int store_session_pending_tx(sqlite3 *db,
 					   : sess_fail(db, "run_pending");
 	store_stmt_done(s);
 	if (r == GW_OK)
-		r = sess_idem_running(db, p->run_id, p->key, now);
+		r = sess_idem_running(db, p->run_id, p->key, now, NULL);
 out:
 	free(mjson);
 	return r;
@@ -814,17 +817,29 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	s = NULL;
 	if (r != GW_OK)
 		goto out;
-	rc = sess_row_count(db, b->key, "session start", &cur, &count);
-	if (rc <= 0) {
-		r = rc == 0 ? sess_fail(db, "session start (no row)")
-			    : GW_ESTORE;
-		goto out;
+	if (b->known) {
+		/* The upsert inserted sid with n messages, or added n to
+		 * the row read earlier in this transaction. */
+		cur = xstrdup(b->has_row ? b->prev_sid : sid);
+		count = (b->has_row ? b->prev_count : 0) + (int64_t)n;
+	} else {
+		rc = sess_row_count(db, b->key, "session start", &cur, &count);
+		if (rc <= 0) {
+			r = rc == 0 ? sess_fail(db, "session start (no row)")
+				    : GW_ESTORE;
+			goto out;
+		}
 	}
 	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)n + 1,
 				b->messages, texts, &m, events, now);
 	if (r != GW_OK)
 		goto out;
-	r = sess_idem_running(db, b->run_id, b->key, now);
+	if (strlen(cur) < sizeof(b->sid))
+		memcpy(b->sid, cur, strlen(cur) + 1);
+	else
+		b->sid[0] = '\0';	/* the end reads it back */
+	b->count = count;
+	r = sess_idem_running(db, b->run_id, b->key, now, &b->idem_id);
 	if (r == GW_OK && b->pending)
 		r = sess_pending_del(db, b->run_id);
 	if (r != GW_OK)
@@ -975,6 +990,84 @@ out:
 	return r;
 }
 
+/* The end's session row update: [0] by key, [1] by key when the row is
+ * still the start's (session id and message count). */
+static const char *const sess_end_sql[2] = {
+	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, "
+	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), "
+	"last_error = ?5, updated_at = ?6, message_count = message_count + "
+	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9",
+	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, "
+	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), "
+	"last_error = ?5, updated_at = ?6, message_count = message_count + "
+	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9 AND "
+	"session_id = ?10 AND message_count = ?11",
+};
+
+/* Step the end's update sql (sess_end_sql): 1 when it changed the row,
+ * 0 when none matched, -1 on error. */
+static int sess_end_row(sqlite3 *db, const struct store_session_end *e,
+			const char *sql, const char *preview, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sess_prep(db, sql, &s) != GW_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, session_row_status(e->status), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, e->in_tok);
+	sqlite3_bind_int64(s, 3, e->out_tok);
+	store_bind_static(s, 4, e->model);
+	store_bind_static(s, 5, json_string_value(json_object_get(e->result,
+								    "error")));
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
+	store_bind_static(s, 8, preview);
+	sqlite3_bind_text(s, 9, e->key, -1, SQLITE_STATIC);
+	if (sql == sess_end_sql[1]) {
+		sqlite3_bind_text(s, 10, e->sid, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 11, e->count);
+	}
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sess_fail(db, "session end");
+		rc = -1;
+	} else {
+		rc = sqlite3_changes(db) > 0;
+	}
+	store_stmt_done(s);
+	return rc;
+}
+
+/* The end's idempotency row by the id the start's got (e->idem_id),
+ * when it is still that run's: 1 written, 0 no such row, -1 error. */
+static int sess_idem_end_row(sqlite3 *db, const struct store_session_end *e,
+			     const char *rjson, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+	int rc;
+
+	if (sess_prep(db, "UPDATE idempotency SET session_key = ?2, "
+		      "status = ?3, result = ?4, ended_at = ?5, expires_at = "
+		      "?6 WHERE id = ?7 AND run_id = ?1", &s) != GW_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, now);
+	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+	sqlite3_bind_int64(s, 7, e->idem_id);
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sess_fail(db, "idempotency end");
+		rc = -1;
+	} else {
+		rc = sqlite3_changes(db) > 0;
+	}
+	store_stmt_done(s);
+	return rc;
+}
+
 int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 			 json_t *events)
 {
@@ -996,37 +1089,20 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 							  "content"));
 		preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
 	}
-	r = sess_prep(db, "UPDATE sessions SET status = ?, "
-			 "input_tokens = input_tokens + ?, "
-			 "output_tokens = output_tokens + ?, "
-			 "model = coalesce(?, model), last_error = ?, "
-			 "updated_at = ?, message_count = message_count + ?, "
-			 "last_preview = coalesce(?, last_preview) "
-			 "WHERE key = ?",
-			 &s);
-	if (r != GW_OK)
-		goto out;
-	sqlite3_bind_text(s, 1, session_row_status(e->status), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, e->in_tok);
-	sqlite3_bind_int64(s, 3, e->out_tok);
-	store_bind_static(s, 4, e->model);
-	store_bind_static(s, 5, json_string_value(json_object_get(e->result,
-								    "error")));
-	sqlite3_bind_int64(s, 6, now);
-	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
-	store_bind_static(s, 8, preview);
-	sqlite3_bind_text(s, 9, e->key, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		sess_fail(db, "session end");
-		rc = -1;
-	} else {
-		rc = sqlite3_changes(db) > 0;
+	/* The row as the start left it (its session id and count): ended
+	 * without reading it back; else (changed since, or not known) as
+	 * it is now. */
+	rc = e->sid[0] ? sess_end_row(db, e, sess_end_sql[1], preview, now)
+		       : 0;
+	if (rc > 0) {
+		sid = xstrdup(e->sid);
+		seq = e->count + 1;
+	} else if (rc == 0) {
+		rc = sess_end_row(db, e, sess_end_sql[0], preview, now);
+		if (rc > 0)
+			rc = sess_row_count(db, e->key, "session end", &sid,
+					    &seq);
 	}
-	store_stmt_done(s);
-	s = NULL;
-	if (rc > 0)
-		rc = sess_row_count(db, e->key, "session end", &sid, &seq);
 	if (rc < 0) {
 		r = GW_ESTORE;
 		goto out;
@@ -1042,6 +1118,18 @@ idem:
 	    (r = sess_pending_del(db, e->run_id)) != GW_OK)
 		goto out;
 	rjson = store_json_dump(e->result, NULL);
+	/* The start's row, by its id (still that run's), else upserted. */
+	if (e->idem_id > 0) {
+		rc = sess_idem_end_row(db, e, rjson, now);
+		if (rc < 0) {
+			r = GW_ESTORE;
+			goto out;
+		}
+		if (rc > 0) {
+			r = GW_OK;
+			goto changed;
+		}
+	}
 	/* The row of the start keeps its created_at. */
 	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
 		      "status, result, created_at, ended_at, expires_at) "
@@ -1060,6 +1148,7 @@ idem:
 	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "idempotency end");
+changed:
 	if (r == GW_OK && !e->skip_row)
 		store_session_changed(db, events, e->key, "run.end", e->run_id);
 out:
@@ -1160,6 +1249,40 @@ char *store_session_model_override(struct store *st, const char *key)
 	return store_session_model_override_db(sess_reader(st), key);
 }
 
+char *store_session_peek_db(sqlite3 *db, const char *key,
+			    struct store_session_begin *b)
+{
+	sqlite3_stmt *s = NULL;
+	char *r = NULL;
+
+	b->known = b->has_row = 0;
+	if (!db || sess_prep(db, "SELECT json_extract(settings, '$.model'), "
+				"session_id, message_count FROM sessions "
+				"WHERE key = ?", &s) != GW_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		if (sess_col(s, 0) && *sess_col(s, 0))
+			r = xstrdup(sess_col(s, 0));
+		if (!sess_col(s, 1) ||
+		    strlen(sess_col(s, 1)) >= sizeof(b->prev_sid))
+			break;	/* not ours: read back after the upsert */
+		snprintf(b->prev_sid, sizeof(b->prev_sid), "%s",
+			 sess_col(s, 1));
+		b->prev_count = sqlite3_column_int64(s, 2);
+		b->known = b->has_row = 1;
+		break;
+	case SQLITE_DONE:
+		b->known = 1;
+		break;
+	default:
+		break;
+	}
+	store_stmt_done(s);
+	return r;
+}
+
 char *store_session_model_override_db(sqlite3 *db, const char *key)
 {
 	sqlite3_stmt *s = NULL;
@@ -1209,7 +1332,7 @@ static int sess_recover_pending_row(sqlite3 *db, sqlite3_stmt *s)
 	store_stmt_done(u);
 	if (r != GW_OK)
 		return r;
-	return sess_idem_running(db, m.run_id, key, util_now_ms());
+	return sess_idem_running(db, m.run_id, key, util_now_ms(), NULL);
 }
 
 /* Runs acknowledged while waiting for their turn, left by a crash: their
@@ -1281,11 +1404,30 @@ int store_session_recover(struct store *st)
 
 /* ---- sessions.patch / reset / delete, chat.inject (store jobs) ---- */
 
+/* What json_pack("{s:s,s:[{s:s,s:s}],s:I}") gave (the same members in
+ * the same order; NULL when role or text is not UTF-8), without parsing
+ * the format: ~7k instructions a message, two a run (issue 11). */
 json_t *store_session_message(const char *role, const char *text)
 {
-	return json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", role, "content",
-			 "type", "text", "text", text ? text : "",
-			 "timestamp", (json_int_t)util_now_ms());
+	json_t *o, *c, *part, *r = json_string(role), *t;
+
+	t = json_string(text ? text : "");
+	if (!r || !t) {
+		json_decref(r);
+		json_decref(t);
+		return NULL;
+	}
+	o = json_object();
+	c = json_array();
+	part = json_object();
+	json_object_set_new_nocheck(part, "type", json_string_nocheck("text"));
+	json_object_set_new_nocheck(part, "text", t);
+	json_array_append_new(c, part);
+	json_object_set_new_nocheck(o, "role", r);
+	json_object_set_new_nocheck(o, "content", c);
+	json_object_set_new_nocheck(o, "timestamp",
+				    json_integer(util_now_ms()));
+	return o;
 }
 
 static const char *const store_session_patch_denied[] = {

@@ -85,6 +85,18 @@ struct store_session_begin {
 				 * unless it exists after all) */
 	int pending;		/* begin_tx: the run waited for its turn
 				 * (its run_pending row is deleted) */
+	/* begin_tx: the row as read earlier in the same transaction
+	 * (store_session_peek_db): known, then has_row and, with a row,
+	 * its session id and message count; the new ones are then not
+	 * read back after the upsert (issue 11). */
+	int known, has_row;
+	char prev_sid[37];
+	int64_t prev_count;
+	/* Set by begin_tx: the row's session id and message count after
+	 * it, and the id of the run's idempotency row; the end's
+	 * writes start from them (store_session_end's sid...). */
+	char sid[37];
+	int64_t count, idem_id;
 };
 struct store_session_end {
 	char *key, *run_id;
@@ -97,6 +109,12 @@ struct store_session_end {
 				 * only its idempotency row is written */
 	int pending;		/* with skip_row: it had a run_pending
 				 * row (deleted) */
+	/* What begin_tx left (its sid, count, idem_id; "" / 0: not
+	 * known): the end updates those rows without looking them up
+	 * when they are still as the start left them, else as before
+	 * (issue 11). */
+	char sid[37];
+	int64_t count, idem_id;
 };
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events);
@@ -113,6 +131,11 @@ char *store_session_text(const json_t *content);
 /* The session's model override (sessions.patch model) or NULL. */
 char *store_session_model_override(struct store *st, const char *key);
 char *store_session_model_override_db(sqlite3 *db, const char *key);
+/* The model override of key's row (or NULL) as store_session_model_
+ * override_db, and what begin_tx needs of the row to skip reading it
+ * back (b->known, has_row, prev_sid, prev_count), in one lookup (tx). */
+char *store_session_peek_db(sqlite3 *db, const char *key,
+			    struct store_session_begin *b);
 /* At start: runs left "running" by a crash become errors; the messages
  * of runs that waited for their turn (run_pending) first become their
  * sessions' transcript rows. */
