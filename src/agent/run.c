@@ -589,6 +589,71 @@ static json_t *run_result_json(struct run *r)
 	return o;
 }
 
+#define RUN_LIT(b, lit) store_json_raw((b), (lit), sizeof(lit) - 1)
+
+/* store_json_dump(run_result_json(r)) written straight, the same bytes
+ * (members, order, escaping), without the tree (~12k instructions a run
+ * with its dump and free, issue 11); NULL when a string of it is not one
+ * jansson takes (the tree then leaves that member out). */
+static char *run_result_text(struct run *r)
+{
+	const char *s[] = {r->id, r->session_key, r->agent_id,
+			   r->finish_reason, r->model_used, r->error};
+	struct store_json_buf b = {0};
+	size_t i;
+
+	if (!r->id || !r->session_key || !r->agent_id ||
+	    (r->text && !store_json_utf8(r->text, r->tlen)))
+		return NULL;
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (s[i] && !store_json_utf8(s[i], strlen(s[i])))
+			return NULL;
+	RUN_LIT(&b, "{\"runId\":");
+	store_json_str(&b, r->id, strlen(r->id));
+	RUN_LIT(&b, ",\"sessionKey\":");
+	store_json_str(&b, r->session_key, strlen(r->session_key));
+	RUN_LIT(&b, ",\"status\":\"");
+	store_json_raw(&b, run_status_name(r->status),
+		       strlen(run_status_name(r->status)));
+	RUN_LIT(&b, "\",\"text\":");
+	store_json_str(&b, r->text ? r->text : "", r->text ? r->tlen : 0);
+	RUN_LIT(&b, ",\"startedAt\":");
+	store_json_int(&b, r->started_at);
+	RUN_LIT(&b, ",\"endedAt\":");
+	store_json_int(&b, r->ended_at);
+	RUN_LIT(&b, ",\"usage\":{\"input\":");
+	store_json_int(&b, r->in_tok);
+	RUN_LIT(&b, ",\"output\":");
+	store_json_int(&b, r->out_tok);
+	RUN_LIT(&b, "},\"agentId\":");
+	store_json_str(&b, r->agent_id, strlen(r->agent_id));
+	if (r->finish_reason) {
+		RUN_LIT(&b, ",\"finishReason\":");
+		store_json_str(&b, r->finish_reason, strlen(r->finish_reason));
+	}
+	if (r->model_used) {
+		RUN_LIT(&b, ",\"model\":");
+		store_json_str(&b, r->model_used, strlen(r->model_used));
+	}
+	if (r->error) {
+		RUN_LIT(&b, ",\"error\":");
+		store_json_str(&b, r->error, strlen(r->error));
+	}
+	if (r->http_status) {
+		RUN_LIT(&b, ",\"httpStatus\":");
+		store_json_int(&b, r->http_status);
+	}
+	if (r->tool_calls && json_array_size(r->tool_calls)) {
+		RUN_LIT(&b, ",\"toolCalls\":");
+		if (store_json_val(&b, r->tool_calls) < 0) {
+			free(store_json_done(&b, NULL));
+			return NULL;
+		}
+	}
+	RUN_LIT(&b, "}");
+	return store_json_done(&b, NULL);
+}
+
 /* A failed run always has an error text and an HTTP status. */
 static void run_result_defaults(struct run_result *res)
 {
@@ -669,10 +734,10 @@ static void run_deliver(void *arg)
 }
 
 /* Store writer, after the end's commit: deliver right here when every
- * sink may run on any thread (result is the stored result JSON); 0 when
+ * sink may run on any thread (result: the stored result was made); 0 when
  * the agent thread must do it. The run's fields are no longer written
  * once it ended. */
-static int run_deliver_here(struct run *r, const json_t *result)
+static int run_deliver_here(struct run *r, int result)
 {
 	struct run_result res;
 	size_t i;
@@ -956,6 +1021,8 @@ static void run_end_done(int rc, void *arg)
 		pthread_mutex_unlock(&r->mu);
 		json_decref(j->e.result);
 		j->e.result = run_result_json(r);
+		free(j->e.result_text);
+		j->e.result_text = NULL;
 	} else {
 		/* Before anyone can see "final": from now on a retry finds
 		 * the stored result. */
@@ -970,11 +1037,13 @@ static void run_end_done(int rc, void *arg)
 	free(j->e.run_id);
 	free(j->e.model);
 	json_decref(j->e.message);
-	if (r->replay || !run_deliver_here(r, j->e.result)) {
+	if (r->replay ||
+	    !run_deliver_here(r, j->e.result || j->e.result_text)) {
 		if (provider_post(r->rt->prov, run_deliver, r) != 0)
 			run_deliver(r);
 	}
 	json_decref(j->e.result);
+	free(j->e.result_text);
 	free(j);
 }
 
@@ -1038,7 +1107,12 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.run_id = xstrdup(r->id);
 	j->e.message = msg;
 	j->e.status = run_status_name(st);
-	j->e.result = run_result_json(r);
+	j->e.result_text = run_result_text(r);
+	if (j->e.result_text)
+		j->e.error = r->error;	/* not written again until the
+					 * end's job is done (run_end_done) */
+	else
+		j->e.result = run_result_json(r);
 	j->e.in_tok = r->in_tok;
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;

@@ -240,6 +240,44 @@ char *store_json_done(struct store_json_buf *b, size_t *len)
 	return p;
 }
 
+int store_json_utf8(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	while (i < n) {
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (u[i] >= 0xC2 && u[i] <= 0xDF) {
+			len = 2;
+			cp = u[i] & 0x1F;
+		} else if (u[i] >= 0xE0 && u[i] <= 0xEF) {
+			len = 3;
+			cp = u[i] & 0x0F;
+		} else if (u[i] >= 0xF0 && u[i] <= 0xF4) {
+			len = 4;
+			cp = u[i] & 0x07;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (k = 1; k < len; k++) {
+			if ((u[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (u[i + k] & 0x3F);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
 char *store_json_dump(const json_t *v, size_t *len)
 {
 	struct store_json_buf b = {0};
@@ -865,6 +903,23 @@ static const char *session_row_status(const char *run_status)
 	return "failed";
 }
 
+/* The end's result as JSON text (e->result_text, or e->result dumped
+ * into *own) and its error member. */
+static const char *sess_end_result(const struct store_session_end *e,
+				   char **own)
+{
+	if (e->result_text)
+		return e->result_text;
+	return *own = store_json_dump(e->result, NULL);
+}
+
+static const char *sess_end_error(const struct store_session_end *e)
+{
+	if (e->result_text)
+		return e->error;
+	return json_string_value(json_object_get(e->result, "error"));
+}
+
 static const char *const sess_run_sql[2] = {
 	"INSERT INTO sessions(key, session_id, agent_id, channel, status, "
 	"last_run_id, last_error, model, input_tokens, output_tokens, "
@@ -896,7 +951,8 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	};
 	sqlite3_stmt *s = NULL;
 	char sid[37], **texts = NULL, *atext = NULL, *preview = NULL;
-	char *cur = NULL, *rjson = NULL;
+	char *cur = NULL, *rown = NULL;
+	const char *rjson;
 	int64_t count = 0, now = util_now_ms();
 	int64_t at = b->started_at ? b->started_at : now;
 	size_t n = 0, total;
@@ -924,8 +980,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
-		store_bind_static(s, 7, json_string_value(
-			json_object_get(e->result, "error")));
+		store_bind_static(s, 7, sess_end_error(e));
 		store_bind_static(s, 8, e->model);
 		sqlite3_bind_int64(s, 9, e->in_tok);
 		sqlite3_bind_int64(s, 10, e->out_tok);
@@ -963,7 +1018,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		if (r != GW_OK)
 			goto out;
 	}
-	rjson = store_json_dump(e->result, NULL);
+	rjson = sess_end_result(e, &rown);
 	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
 		      "session_key, status, result, created_at, ended_at, "
 		      "expires_at) VALUES(?,?,?,?,?,?,?)", &s);
@@ -986,7 +1041,7 @@ out:
 	free(atext);
 	free(preview);
 	free(cur);
-	free(rjson);
+	free(rown);
 	return r;
 }
 
@@ -1019,8 +1074,7 @@ static int sess_end_row(sqlite3 *db, const struct store_session_end *e,
 	sqlite3_bind_int64(s, 2, e->in_tok);
 	sqlite3_bind_int64(s, 3, e->out_tok);
 	store_bind_static(s, 4, e->model);
-	store_bind_static(s, 5, json_string_value(json_object_get(e->result,
-								    "error")));
+	store_bind_static(s, 5, sess_end_error(e));
 	sqlite3_bind_int64(s, 6, now);
 	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
 	store_bind_static(s, 8, preview);
@@ -1077,7 +1131,8 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 	};
 	sqlite3_stmt *s = NULL;
 	int64_t seq = 0, now = util_now_ms();
-	char *rjson = NULL, *text = NULL, *preview = NULL, *sid = NULL;
+	char *rown = NULL, *text = NULL, *preview = NULL, *sid = NULL;
+	const char *rjson;
 	int r, rc;
 
 	if (e->skip_row)
@@ -1117,7 +1172,7 @@ idem:
 	if (e->skip_row && e->pending &&
 	    (r = sess_pending_del(db, e->run_id)) != GW_OK)
 		goto out;
-	rjson = store_json_dump(e->result, NULL);
+	rjson = sess_end_result(e, &rown);
 	/* The start's row, by its id (still that run's), else upserted. */
 	if (e->idem_id > 0) {
 		rc = sess_idem_end_row(db, e, rjson, now);
@@ -1153,7 +1208,7 @@ changed:
 		store_session_changed(db, events, e->key, "run.end", e->run_id);
 out:
 	store_stmt_done(s);
-	free(rjson);
+	free(rown);
 	free(text);
 	free(preview);
 	free(sid);

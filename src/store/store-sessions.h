@@ -56,6 +56,11 @@ void store_json_str(struct store_json_buf *b, const char *s, size_t n);
 int store_json_val(struct store_json_buf *b, const json_t *v);
 void store_json_int(struct store_json_buf *b, int64_t v);
 char *store_json_done(struct store_json_buf *b, size_t *len);
+/* 1 when s[0..n) is a string jansson takes (json_stringn: UTF-8, no
+ * overlong forms, surrogates or code points past U+10FFFF; NUL bytes
+ * allowed), else 0: text written with store_json_str is then what a
+ * tree of it would have dumped. */
+int store_json_utf8(const char *s, size_t n);
 
 /* Messages of the current session of key as OpenAI chat messages
  * (oldest first, at most max), appended to out. The _db form reads
@@ -103,6 +108,9 @@ struct store_session_end {
 	json_t *message;	/* the assistant message, or NULL */
 	const char *status;	/* "ok", "error", "aborted", "timeout" */
 	json_t *result;		/* idempotency result object */
+	char *result_text;	/* or that object as JSON text (the
+				 * caller's), with its "error" member: */
+	const char *error;
 	int64_t in_tok, out_tok;
 	char *model;
 	int skip_row;		/* the run never started (ended queued):

@@ -580,8 +580,70 @@ START_TEST(test_session_message_as_pack)
 }
 END_TEST
 
+
+/* store_json_utf8 takes what jansson's json_stringn takes: every 1- and
+ * 2-byte string, every 3-byte one, 4-byte ones over the lead bytes with
+ * the continuation bytes' edges, truncated sequences, embedded NULs. */
+static int jansson_takes(const unsigned char *b, size_t n)
+{
+	json_t *v = json_stringn((const char *)b, n);
+
+	json_decref(v);
+	return v != NULL;
+}
+
+START_TEST(test_json_utf8_as_jansson)
+{
+	static const unsigned char edge[] = {
+		0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
+		0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+	};
+	unsigned char b[6];
+	size_t ne = sizeof(edge);
+
+	for (unsigned i = 0; i < 256; i++) {
+		b[0] = (unsigned char)i;
+		ck_assert_int_eq(store_json_utf8((char *)b, 1),
+				 jansson_takes(b, 1));
+		for (unsigned j = 0; j < 256; j++) {
+			b[1] = (unsigned char)j;
+			ck_assert_int_eq(store_json_utf8((char *)b, 2),
+					 jansson_takes(b, 2));
+		}
+	}
+	for (unsigned i = 0xc0; i < 256; i++)
+		for (unsigned j = 0x80; j < 0xc0; j++)
+			for (unsigned k = 0; k < 256; k++) {
+				b[0] = (unsigned char)i;
+				b[1] = (unsigned char)j;
+				b[2] = (unsigned char)k;
+				ck_assert_msg(store_json_utf8((char *)b, 3) ==
+					      jansson_takes(b, 3),
+					      "%02x %02x %02x", i, j, k);
+			}
+	for (unsigned i = 0xe0; i < 256; i++)
+		for (size_t j = 0; j < ne; j++)
+			for (size_t k = 0; k < ne; k++)
+				for (size_t l = 0; l < ne; l++) {
+					b[0] = (unsigned char)i;
+					b[1] = edge[j];
+					b[2] = edge[k];
+					b[3] = edge[l];
+					ck_assert_msg(store_json_utf8((char *)b,
+								      4) ==
+						      jansson_takes(b, 4),
+						      "%02x %02x %02x %02x", i,
+						      edge[j], edge[k], edge[l]);
+				}
+	ck_assert_int_eq(store_json_utf8("a\0b\xc3\xa9", 5), 1);
+	ck_assert_int_eq(store_json_utf8("ok \xe2\x82", 5), 0);
+	ck_assert_int_eq(store_json_utf8("", 0), 1);
+}
+END_TEST
+
 static void add(TCase *tc)
 {
+	tcase_add_test(tc, test_json_utf8_as_jansson);
 	tcase_add_test(tc, test_carry_new_row);
 	tcase_add_test(tc, test_carry_existing_row);
 	tcase_add_test(tc, test_carry_changed_meanwhile);
