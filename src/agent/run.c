@@ -2048,7 +2048,8 @@ static void run_prep(struct run *r, struct run_request *rq)
 	r->in_msgs = run_input_messages(rq->messages);
 	r->tr_in = run_transcript_in(rq);
 	r->use_history = rq->use_history;
-	r->req = json_pack("{s:b}", "stream", 1);
+	r->req = json_object();		/* json_pack("{s:b}"), unparsed */
+	json_object_set_new_nocheck(r->req, "stream", json_true());
 	if (json_is_object(rq->params)) {
 		json_object_foreach(rq->params, k, v)
 			if (strcmp(k, "messages") && strcmp(k, "model") &&
