@@ -1644,9 +1644,10 @@ static char *run_take_events(struct agent_rt *rt, const char *key)
 
 /* The upstream messages of a starting run: the system prompt (with the
  * session's queued system events) first, then the stored history (read
- * through db, or this thread's reader when db is NULL), then the
- * request's messages. Sets them into r->req. */
-static void run_build_messages(struct run *r, sqlite3 *db)
+ * through db, or this thread's reader when db is NULL; not when the
+ * caller read in the same transaction that the session has no row,
+ * no_row), then the request's messages. Sets them into r->req. */
+static void run_build_messages_of(struct run *r, sqlite3 *db, int no_row)
 {
 	struct agent_rt *rt = r->rt;
 	json_t *out = json_array(), *m;
@@ -1664,7 +1665,7 @@ static void run_build_messages(struct run *r, sqlite3 *db)
 		json_array_append_new(out, json_pack("{s:s,s:s}", "role",
 						     "system", "content",
 						     sys));
-	if (r->use_history) {
+	if (r->use_history && !no_row) {
 		if (db)
 			store_session_history_db(db, r->session_key,
 						  STORE_SESSION_HISTORY_MAX, out);
@@ -1677,6 +1678,11 @@ static void run_build_messages(struct run *r, sqlite3 *db)
 	json_object_set_new(r->req, "messages", out);
 	free(ev);
 	free(sys);
+}
+
+static void run_build_messages(struct run *r, sqlite3 *db)
+{
+	run_build_messages_of(r, db, 0);
 }
 
 /* What the transcript records of the request: the user messages of a
@@ -2468,7 +2474,8 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		j->ack = run_ackjob_new(r, NULL);
 		if (r->begun) {
 			if (!json_object_get(r->req, "messages"))
-				run_build_messages(r, db);
+				run_build_messages_of(r, db, pk.known &&
+						      !pk.has_row);
 			j->ack->bj = run_beginjob_new(r);
 			run_known(&j->ack->bj->b, &pk);
 		}
@@ -2479,7 +2486,8 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		run_unref(r);
 		return GW_OK;
 	}
-	run_build_messages(r, db);
+	/* A session without a row has no history to read. */
+	run_build_messages_of(r, db, pk.known && !pk.has_row);
 	j->bj = run_beginjob_new(r);
 	run_known(&j->bj->b, &pk);
 	j->bj->owner = r;
