@@ -591,6 +591,16 @@ static json_t *run_result_json(struct run *r)
 
 #define RUN_LIT(b, lit) store_json_raw((b), (lit), sizeof(lit) - 1)
 
+/* ,"name":"v" when v is set (head: the text up to the value). */
+static void run_text_opt(struct store_json_buf *b, const char *head,
+			 const char *v)
+{
+	if (!v)
+		return;
+	store_json_raw(b, head, strlen(head));
+	store_json_str(b, v, strlen(v));
+}
+
 /* store_json_dump(run_result_json(r)) written straight, the same bytes
  * (members, order, escaping), without the tree (~12k instructions a run
  * with its dump and free, issue 11); NULL when a string of it is not one
@@ -627,18 +637,9 @@ static char *run_result_text(struct run *r)
 	store_json_int(&b, r->out_tok);
 	RUN_LIT(&b, "},\"agentId\":");
 	store_json_str(&b, r->agent_id, strlen(r->agent_id));
-	if (r->finish_reason) {
-		RUN_LIT(&b, ",\"finishReason\":");
-		store_json_str(&b, r->finish_reason, strlen(r->finish_reason));
-	}
-	if (r->model_used) {
-		RUN_LIT(&b, ",\"model\":");
-		store_json_str(&b, r->model_used, strlen(r->model_used));
-	}
-	if (r->error) {
-		RUN_LIT(&b, ",\"error\":");
-		store_json_str(&b, r->error, strlen(r->error));
-	}
+	run_text_opt(&b, ",\"finishReason\":", r->finish_reason);
+	run_text_opt(&b, ",\"model\":", r->model_used);
+	run_text_opt(&b, ",\"error\":", r->error);
 	if (r->http_status) {
 		RUN_LIT(&b, ",\"httpStatus\":");
 		store_json_int(&b, r->http_status);

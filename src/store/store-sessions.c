@@ -1045,6 +1045,36 @@ out:
 	return r;
 }
 
+/* Step s (an UPDATE) and release it: 1 when it changed a row, 0 when
+ * none matched, -1 on error (logged as what). */
+static int sess_step_changed(sqlite3 *db, sqlite3_stmt *s, const char *what)
+{
+	int rc;
+
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sess_fail(db, what);
+		rc = -1;
+	} else {
+		rc = sqlite3_changes(db) > 0;
+	}
+	store_stmt_done(s);
+	return rc;
+}
+
+/* Parameters ?1-?6 of the end's idempotency writes: run id, key, status,
+ * result text, now (created/ended), expiry. */
+static void sess_bind_idem_end(sqlite3_stmt *s,
+			       const struct store_session_end *e,
+			       const char *rjson, int64_t now)
+{
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, now);
+	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+}
+
 /* The end's session row update: [0] by key, [1] by key when the row is
  * still the start's (session id and message count). */
 static const char *const sess_end_sql[2] = {
@@ -1065,7 +1095,6 @@ static int sess_end_row(sqlite3 *db, const struct store_session_end *e,
 			const char *sql, const char *preview, int64_t now)
 {
 	sqlite3_stmt *s = NULL;
-	int rc;
 
 	if (sess_prep(db, sql, &s) != GW_OK)
 		return -1;
@@ -1083,14 +1112,7 @@ static int sess_end_row(sqlite3 *db, const struct store_session_end *e,
 		sqlite3_bind_text(s, 10, e->sid, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 11, e->count);
 	}
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		sess_fail(db, "session end");
-		rc = -1;
-	} else {
-		rc = sqlite3_changes(db) > 0;
-	}
-	store_stmt_done(s);
-	return rc;
+	return sess_step_changed(db, s, "session end");
 }
 
 /* The end's idempotency row by the id the start's got (e->idem_id),
@@ -1099,27 +1121,14 @@ static int sess_idem_end_row(sqlite3 *db, const struct store_session_end *e,
 			     const char *rjson, int64_t now)
 {
 	sqlite3_stmt *s = NULL;
-	int rc;
 
 	if (sess_prep(db, "UPDATE idempotency SET session_key = ?2, "
 		      "status = ?3, result = ?4, ended_at = ?5, expires_at = "
 		      "?6 WHERE id = ?7 AND run_id = ?1", &s) != GW_OK)
 		return -1;
-	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, now);
-	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+	sess_bind_idem_end(s, e, rjson, now);
 	sqlite3_bind_int64(s, 7, e->idem_id);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		sess_fail(db, "idempotency end");
-		rc = -1;
-	} else {
-		rc = sqlite3_changes(db) > 0;
-	}
-	store_stmt_done(s);
-	return rc;
+	return sess_step_changed(db, s, "idempotency end");
 }
 
 int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
@@ -1195,12 +1204,7 @@ idem:
 		      "excluded.expires_at", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, now);
-	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+	sess_bind_idem_end(s, e, rjson, now);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "idempotency end");
 changed:
