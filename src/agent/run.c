@@ -134,6 +134,11 @@ struct run {
 	/* The start's store job, kept to commit with the end when nobody
 	 * can see the run in between (run_defer_begin). */
 	struct run_beginjob *begin;
+	/* Store writer only: what its stored start left (the session id
+	 * and message count, its idempotency row's id), for the end's
+	 * writes (store_session_end's sid...; issue 11). */
+	char st_sid[37];
+	int64_t st_count, st_idem;
 };
 
 /* The run of a node of rt->runidx. */
@@ -584,6 +589,72 @@ static json_t *run_result_json(struct run *r)
 	return o;
 }
 
+#define RUN_LIT(b, lit) store_json_raw((b), (lit), sizeof(lit) - 1)
+
+/* ,"name":"v" when v is set (head: the text up to the value). */
+static void run_text_opt(struct store_json_buf *b, const char *head,
+			 const char *v)
+{
+	if (!v)
+		return;
+	store_json_raw(b, head, strlen(head));
+	store_json_str(b, v, strlen(v));
+}
+
+/* store_json_dump(run_result_json(r)) written straight, the same bytes
+ * (members, order, escaping), without the tree (~12k instructions a run
+ * with its dump and free, issue 11); NULL when a string of it is not one
+ * jansson takes (the tree then leaves that member out). */
+static char *run_result_text(struct run *r)
+{
+	const char *s[] = {r->id, r->session_key, r->agent_id,
+			   r->finish_reason, r->model_used, r->error};
+	struct store_json_buf b = {0};
+	size_t i;
+
+	if (!r->id || !r->session_key || !r->agent_id ||
+	    (r->text && !store_json_utf8(r->text, r->tlen)))
+		return NULL;
+	for (i = 0; i < sizeof(s) / sizeof(s[0]); i++)
+		if (s[i] && !store_json_utf8(s[i], strlen(s[i])))
+			return NULL;
+	RUN_LIT(&b, "{\"runId\":");
+	store_json_str(&b, r->id, strlen(r->id));
+	RUN_LIT(&b, ",\"sessionKey\":");
+	store_json_str(&b, r->session_key, strlen(r->session_key));
+	RUN_LIT(&b, ",\"status\":\"");
+	store_json_raw(&b, run_status_name(r->status),
+		       strlen(run_status_name(r->status)));
+	RUN_LIT(&b, "\",\"text\":");
+	store_json_str(&b, r->text ? r->text : "", r->text ? r->tlen : 0);
+	RUN_LIT(&b, ",\"startedAt\":");
+	store_json_int(&b, r->started_at);
+	RUN_LIT(&b, ",\"endedAt\":");
+	store_json_int(&b, r->ended_at);
+	RUN_LIT(&b, ",\"usage\":{\"input\":");
+	store_json_int(&b, r->in_tok);
+	RUN_LIT(&b, ",\"output\":");
+	store_json_int(&b, r->out_tok);
+	RUN_LIT(&b, "},\"agentId\":");
+	store_json_str(&b, r->agent_id, strlen(r->agent_id));
+	run_text_opt(&b, ",\"finishReason\":", r->finish_reason);
+	run_text_opt(&b, ",\"model\":", r->model_used);
+	run_text_opt(&b, ",\"error\":", r->error);
+	if (r->http_status) {
+		RUN_LIT(&b, ",\"httpStatus\":");
+		store_json_int(&b, r->http_status);
+	}
+	if (r->tool_calls && json_array_size(r->tool_calls)) {
+		RUN_LIT(&b, ",\"toolCalls\":");
+		if (store_json_val(&b, r->tool_calls) < 0) {
+			free(store_json_done(&b, NULL));
+			return NULL;
+		}
+	}
+	RUN_LIT(&b, "}");
+	return store_json_done(&b, NULL);
+}
+
 /* A failed run always has an error text and an HTTP status. */
 static void run_result_defaults(struct run_result *res)
 {
@@ -643,25 +714,31 @@ static void run_result_of(struct run *r, struct run_result *res)
 	run_result_defaults(res);
 }
 
-/* Agent thread: the end was stored; tell the sinks, leave the list. */
+/* Agent thread: the end was stored; tell the sinks, leave the list.
+ * The result is read from the run itself (run_result_of), not built as
+ * JSON and read back (~11k instructions a chat.send run, issue 11); a
+ * replay's from its stored row. */
 static void run_deliver(void *arg)
 {
 	struct run *r = arg;
 	struct run_result res;
-	json_t *o = r->replay ? json_incref(r->replay) : run_result_json(r);
 
-	run_result_fill(&res, o);
+	pthread_mutex_lock(&r->mu);	/* recursive: run_emit_end */
+	if (r->replay)
+		run_result_fill(&res, r->replay);
+	else
+		run_result_of(r, &res);
 	run_emit_end(r, &res);
-	json_decref(o);
+	pthread_mutex_unlock(&r->mu);
 	run_unlink(r);
 	run_unref(r);
 }
 
 /* Store writer, after the end's commit: deliver right here when every
- * sink may run on any thread (result is the stored result JSON); 0 when
+ * sink may run on any thread (result: the stored result was made); 0 when
  * the agent thread must do it. The run's fields are no longer written
  * once it ended. */
-static int run_deliver_here(struct run *r, const json_t *result)
+static int run_deliver_here(struct run *r, int result)
 {
 	struct run_result res;
 	size_t i;
@@ -880,6 +957,17 @@ static void run_shr_add(struct run *r)
 						   run_shr_due, r->rt->prov);
 }
 
+/* Store writer, in the transaction that wrote r's start (b): what the
+ * end's writes start from (run->st_sid...). */
+static void run_begin_kept(struct run *r, const struct store_session_begin *b)
+{
+	if (!r)
+		return;
+	memcpy(r->st_sid, b->sid, sizeof(r->st_sid));
+	r->st_count = b->count;
+	r->st_idem = b->idem_id;
+}
+
 static int run_end_tx(sqlite3 *db, void *arg)
 {
 	struct run_endjob *j = arg;
@@ -897,6 +985,11 @@ static int run_end_tx(sqlite3 *db, void *arg)
 	if (j->begin &&
 	    (rc = store_session_begin_tx(db, &j->begin->b, NULL)) != GW_OK)
 		return rc;
+	if (j->begin)
+		run_begin_kept(j->r, &j->begin->b);
+	memcpy(j->e.sid, j->r->st_sid, sizeof(j->e.sid));
+	j->e.count = j->r->st_count;
+	j->e.idem_id = j->r->st_idem;
 	return store_session_end_tx(db, &j->e, j->events);
 }
 
@@ -929,6 +1022,8 @@ static void run_end_done(int rc, void *arg)
 		pthread_mutex_unlock(&r->mu);
 		json_decref(j->e.result);
 		j->e.result = run_result_json(r);
+		free(j->e.result_text);
+		j->e.result_text = NULL;
 	} else {
 		/* Before anyone can see "final": from now on a retry finds
 		 * the stored result. */
@@ -943,11 +1038,13 @@ static void run_end_done(int rc, void *arg)
 	free(j->e.run_id);
 	free(j->e.model);
 	json_decref(j->e.message);
-	if (r->replay || !run_deliver_here(r, j->e.result)) {
+	if (r->replay ||
+	    !run_deliver_here(r, j->e.result || j->e.result_text)) {
 		if (provider_post(r->rt->prov, run_deliver, r) != 0)
 			run_deliver(r);
 	}
 	json_decref(j->e.result);
+	free(j->e.result_text);
 	free(j);
 }
 
@@ -1011,7 +1108,12 @@ static void run_finish(struct run *r, enum run_status st, const char *err,
 	j->e.run_id = xstrdup(r->id);
 	j->e.message = msg;
 	j->e.status = run_status_name(st);
-	j->e.result = run_result_json(r);
+	j->e.result_text = run_result_text(r);
+	if (j->e.result_text)
+		j->e.error = r->error;	/* not written again until the
+					 * end's job is done (run_end_done) */
+	else
+		j->e.result = run_result_json(r);
 	j->e.in_tok = r->in_tok;
 	j->e.out_tok = r->out_tok;
 	j->e.model = r->model_used ? xstrdup(r->model_used) : NULL;
@@ -1447,6 +1549,8 @@ static int run_begin_tx(sqlite3 *db, void *arg)
 	/* Before the end's job runs (it is queued after this one). */
 	if (rc != GW_OK && j->owner)
 		atomic_store(&j->owner->begin_failed, 1);
+	if (rc == GW_OK)
+		run_begin_kept(j->owner, &j->b);
 	return rc;
 }
 
@@ -1541,9 +1645,10 @@ static char *run_take_events(struct agent_rt *rt, const char *key)
 
 /* The upstream messages of a starting run: the system prompt (with the
  * session's queued system events) first, then the stored history (read
- * through db, or this thread's reader when db is NULL), then the
- * request's messages. Sets them into r->req. */
-static void run_build_messages(struct run *r, sqlite3 *db)
+ * through db, or this thread's reader when db is NULL; not when the
+ * caller read in the same transaction that the session has no row,
+ * no_row), then the request's messages. Sets them into r->req. */
+static void run_build_messages_of(struct run *r, sqlite3 *db, int no_row)
 {
 	struct agent_rt *rt = r->rt;
 	json_t *out = json_array(), *m;
@@ -1561,7 +1666,7 @@ static void run_build_messages(struct run *r, sqlite3 *db)
 		json_array_append_new(out, json_pack("{s:s,s:s}", "role",
 						     "system", "content",
 						     sys));
-	if (r->use_history) {
+	if (r->use_history && !no_row) {
 		if (db)
 			store_session_history_db(db, r->session_key,
 						  STORE_SESSION_HISTORY_MAX, out);
@@ -1574,6 +1679,11 @@ static void run_build_messages(struct run *r, sqlite3 *db)
 	json_object_set_new(r->req, "messages", out);
 	free(ev);
 	free(sys);
+}
+
+static void run_build_messages(struct run *r, sqlite3 *db)
+{
+	run_build_messages_of(r, db, 0);
 }
 
 /* What the transcript records of the request: the user messages of a
@@ -1640,9 +1750,13 @@ static void run_begin_undo(struct run *r, struct run_beginjob *bj)
 static int run_activate_tx(sqlite3 *db, void *arg)
 {
 	struct run_beginjob *j = arg;
+	int rc;
 
 	run_build_messages(j->r, db);
-	return store_session_begin_tx(db, &j->b, j->events);
+	rc = store_session_begin_tx(db, &j->b, j->events);
+	if (rc == GW_OK)
+		run_begin_kept(j->r, &j->b);
+	return rc;
 }
 
 static void run_activate_done(int rc, void *arg)
@@ -1738,6 +1852,8 @@ static int run_ack_tx(sqlite3 *db, void *arg)
 		.messages = r->tr_in, .seq = (int64_t)r->seq,
 	};
 
+	int rc;
+
 	if (!r->begun)
 		return store_session_pending_tx(db, &p);
 	if (!a->bj) {
@@ -1745,7 +1861,10 @@ static int run_ack_tx(sqlite3 *db, void *arg)
 			run_build_messages(r, db);
 		a->bj = run_beginjob_new(r);
 	}
-	return store_session_begin_tx(db, &a->bj->b, a->bj->events);
+	rc = store_session_begin_tx(db, &a->bj->b, a->bj->events);
+	if (rc == GW_OK)
+		run_begin_kept(r, &a->bj->b);
+	return rc;
 }
 
 /* The acknowledgement committed (rc GW_OK) or not: a slot or an abort
@@ -1936,7 +2055,8 @@ static void run_prep(struct run *r, struct run_request *rq)
 	r->in_msgs = run_input_messages(rq->messages);
 	r->tr_in = run_transcript_in(rq);
 	r->use_history = rq->use_history;
-	r->req = json_pack("{s:b}", "stream", 1);
+	r->req = json_object();		/* json_pack("{s:b}"), unparsed */
+	json_object_set_new_nocheck(r->req, "stream", json_true());
 	if (json_is_object(rq->params)) {
 		json_object_foreach(rq->params, k, v)
 			if (strcmp(k, "messages") && strcmp(k, "model") &&
@@ -2286,6 +2406,17 @@ struct run_startjob {
 	struct run_ackjob *ack;		/* a waiting run's, written in the job */
 };
 
+/* b's start reads nothing back: the row as pk read it (peek) earlier in
+ * the same transaction. */
+static void run_known(struct store_session_begin *b,
+		      const struct store_session_begin *pk)
+{
+	b->known = pk->known;
+	b->has_row = pk->has_row;
+	memcpy(b->prev_sid, pk->prev_sid, sizeof(b->prev_sid));
+	b->prev_count = pk->prev_count;
+}
+
 /* Store writer: the start of run_start_async, in one job (one
  * transaction): a run with this id that went live since the caller
  * looked (an earlier job of this writer) is joined; a stored one
@@ -2297,6 +2428,7 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	struct run_startjob *j = arg;
 	struct agent_rt *rt = j->rt;
 	struct run_beginjob *none = NULL;
+	struct store_session_begin pk = {0};
 	struct run *r, *dup = NULL;
 	char *st = NULL, *key = NULL, *override;
 	json_t *res = NULL;
@@ -2317,9 +2449,14 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		json_decref(res);
 		return GW_OK;
 	}
-	override = j->override ? xstrdup(j->override)
-		   : j->rq.new_session ? NULL
-		   : store_session_model_override_db(db, j->key);
+	/* The row's override, and what the start then need not read back
+	 * (nothing writes the row until the start's upsert below). */
+	override = j->rq.new_session ? NULL
+		   : store_session_peek_db(db, j->key, &pk);
+	if (j->override) {
+		free(override);
+		override = xstrdup(j->override);
+	}
 	r = j->fresh;
 	j->fresh = NULL;
 	j->res.rc = run_targets(rt, j->cfg, r, &j->rq, override, &j->err);
@@ -2336,6 +2473,13 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	if (j->res.rc == GW_OK && !now && (r->begun || r->pending)) {
 		/* Acknowledged once stored: in this transaction. */
 		j->ack = run_ackjob_new(r, NULL);
+		if (r->begun) {
+			if (!json_object_get(r->req, "messages"))
+				run_build_messages_of(r, db, pk.known &&
+						      !pk.has_row);
+			j->ack->bj = run_beginjob_new(r);
+			run_known(&j->ack->bj->b, &pk);
+		}
 		run_unref(r);
 		return run_ack_tx(db, j->ack);
 	}
@@ -2343,8 +2487,10 @@ static int run_start_tx(sqlite3 *db, void *arg)
 		run_unref(r);
 		return GW_OK;
 	}
-	run_build_messages(r, db);
+	/* A session without a row has no history to read. */
+	run_build_messages_of(r, db, pk.known && !pk.has_row);
 	j->bj = run_beginjob_new(r);
+	run_known(&j->bj->b, &pk);
 	j->bj->owner = r;
 	run_ref(r);
 	j->r = r;
@@ -2352,6 +2498,8 @@ static int run_start_tx(sqlite3 *db, void *arg)
 	/* Before the end's job runs (queued after this one). */
 	if (rc != GW_OK)
 		atomic_store(&r->begin_failed, 1);
+	else
+		run_begin_kept(r, &j->bj->b);
 	return rc;
 }
 

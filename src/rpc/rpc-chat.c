@@ -617,6 +617,38 @@ static int rpc_chat_abort_key(struct rpc_call *call, const char *key,
 
 /* The start's answer (lws thread for a join or an error found at once,
  * else the store writer after the start's commit). */
+/* What json_pack("{s:s,s:s}", "runId", ..., "status", ...) gave (NULL
+ * when a string is not UTF-8), without parsing a format per chat.send;
+ * and the request's one user message likewise ("[{s:s,s:s}]"). */
+static json_t *rpc_chat_ack(const char *run_id, const char *status)
+{
+	json_t *o, *id = json_string(run_id), *stv = json_string(status);
+
+	if (!id || !stv) {
+		json_decref(id);
+		json_decref(stv);
+		return NULL;
+	}
+	o = json_object();
+	json_object_set_new_nocheck(o, "runId", id);
+	json_object_set_new_nocheck(o, "status", stv);
+	return o;
+}
+
+static json_t *rpc_chat_user_msgs(const char *msg)
+{
+	json_t *a, *m, *c = json_string(msg);
+
+	if (!c)
+		return NULL;
+	m = json_object();
+	json_object_set_new_nocheck(m, "role", json_string_nocheck("user"));
+	json_object_set_new_nocheck(m, "content", c);
+	a = json_array();
+	json_array_append_new(a, m);
+	return a;
+}
+
 static void rpc_chat_started(void *arg, const struct run_started *st)
 {
 	struct rpc_call *call = arg;
@@ -627,8 +659,8 @@ static void rpc_chat_started(void *arg, const struct run_started *st)
 			       NULL, "%s", st->err ? st->err
 						  : gw_err_str(st->rc));
 	else
-		call->payload = json_pack("{s:s,s:s}", "runId", st->run_id,
-			"status", st->origin == RUN_NEW ? "started"
+		call->payload = rpc_chat_ack(st->run_id,
+			st->origin == RUN_NEW ? "started"
 				: st->origin == RUN_JOINED ? "in_flight"
 				: st->status ? st->status : "ok");
 	rpc_call_complete(call);
@@ -686,8 +718,7 @@ static int rpc_chat_send(struct rpc_call *call)
 	rq.agent_id = agent;
 	rq.session_key = key;
 	rq.run_id = idem;
-	rq.messages = json_pack("[{s:s,s:s}]", "role", "user", "content",
-				msg);
+	rq.messages = rpc_chat_user_msgs(msg);
 	rq.use_history = 1;
 	rq.channel = ch && *ch ? ch : "webchat";
 	rq.timeout_ms = v ? json_integer_value(v) : 0;

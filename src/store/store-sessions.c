@@ -240,6 +240,44 @@ char *store_json_done(struct store_json_buf *b, size_t *len)
 	return p;
 }
 
+int store_json_utf8(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0, k, len;
+	uint32_t cp;
+
+	while (i < n) {
+		if (u[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (u[i] >= 0xC2 && u[i] <= 0xDF) {
+			len = 2;
+			cp = u[i] & 0x1F;
+		} else if (u[i] >= 0xE0 && u[i] <= 0xEF) {
+			len = 3;
+			cp = u[i] & 0x0F;
+		} else if (u[i] >= 0xF0 && u[i] <= 0xF4) {
+			len = 4;
+			cp = u[i] & 0x07;
+		} else {
+			return 0;
+		}
+		if (n - i < len)
+			return 0;
+		for (k = 1; k < len; k++) {
+			if ((u[i + k] & 0xC0) != 0x80)
+				return 0;
+			cp = (cp << 6) | (u[i + k] & 0x3F);
+		}
+		if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+		    (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+			return 0;
+		i += len;
+	}
+	return 1;
+}
+
 char *store_json_dump(const json_t *v, size_t *len)
 {
 	struct store_json_buf b = {0};
@@ -703,9 +741,10 @@ int store_session_sweep_tx(sqlite3 *db, int64_t now)
 	return GW_OK;
 }
 
-/* The idempotency row of a run that is started or acknowledged (tx). */
+/* The idempotency row of a run that is started or acknowledged (tx);
+ * *id (may be NULL) gets its rowid. */
 static int sess_idem_running(sqlite3 *db, const char *run_id,
-			     const char *key, int64_t now)
+			     const char *key, int64_t now, int64_t *id)
 {
 	sqlite3_stmt *s = NULL;
 	int r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
@@ -720,6 +759,8 @@ static int sess_idem_running(sqlite3 *db, const char *run_id,
 	sqlite3_bind_int64(s, 4, now + STORE_SESSION_RUNNING_TTL_MS);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "idempotency");
+	if (r == GW_OK && id)
+		*id = sqlite3_last_insert_rowid(db);
 	store_stmt_done(s);
 	return r;
 }
@@ -766,7 +807,7 @@ int store_session_pending_tx(sqlite3 *db,
 					   : sess_fail(db, "run_pending");
 	store_stmt_done(s);
 	if (r == GW_OK)
-		r = sess_idem_running(db, p->run_id, p->key, now);
+		r = sess_idem_running(db, p->run_id, p->key, now, NULL);
 out:
 	free(mjson);
 	return r;
@@ -814,17 +855,29 @@ int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 	s = NULL;
 	if (r != GW_OK)
 		goto out;
-	rc = sess_row_count(db, b->key, "session start", &cur, &count);
-	if (rc <= 0) {
-		r = rc == 0 ? sess_fail(db, "session start (no row)")
-			    : GW_ESTORE;
-		goto out;
+	if (b->known) {
+		/* The upsert inserted sid with n messages, or added n to
+		 * the row read earlier in this transaction. */
+		cur = xstrdup(b->has_row ? b->prev_sid : sid);
+		count = (b->has_row ? b->prev_count : 0) + (int64_t)n;
+	} else {
+		rc = sess_row_count(db, b->key, "session start", &cur, &count);
+		if (rc <= 0) {
+			r = rc == 0 ? sess_fail(db, "session start (no row)")
+				    : GW_ESTORE;
+			goto out;
+		}
 	}
 	r = sess_insert_prompts(db, b->key, cur, count - (int64_t)n + 1,
 				b->messages, texts, &m, events, now);
 	if (r != GW_OK)
 		goto out;
-	r = sess_idem_running(db, b->run_id, b->key, now);
+	if (strlen(cur) < sizeof(b->sid))
+		memcpy(b->sid, cur, strlen(cur) + 1);
+	else
+		b->sid[0] = '\0';	/* the end reads it back */
+	b->count = count;
+	r = sess_idem_running(db, b->run_id, b->key, now, &b->idem_id);
 	if (r == GW_OK && b->pending)
 		r = sess_pending_del(db, b->run_id);
 	if (r != GW_OK)
@@ -848,6 +901,23 @@ static const char *session_row_status(const char *run_status)
 	if (strcmp(run_status, "timeout") == 0)
 		return "timeout";
 	return "failed";
+}
+
+/* The end's result as JSON text (e->result_text, or e->result dumped
+ * into *own) and its error member. */
+static const char *sess_end_result(const struct store_session_end *e,
+				   char **own)
+{
+	if (e->result_text)
+		return e->result_text;
+	return *own = store_json_dump(e->result, NULL);
+}
+
+static const char *sess_end_error(const struct store_session_end *e)
+{
+	if (e->result_text)
+		return e->error;
+	return json_string_value(json_object_get(e->result, "error"));
 }
 
 static const char *const sess_run_sql[2] = {
@@ -881,7 +951,8 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 	};
 	sqlite3_stmt *s = NULL;
 	char sid[37], **texts = NULL, *atext = NULL, *preview = NULL;
-	char *cur = NULL, *rjson = NULL;
+	char *cur = NULL, *rown = NULL;
+	const char *rjson;
 	int64_t count = 0, now = util_now_ms();
 	int64_t at = b->started_at ? b->started_at : now;
 	size_t n = 0, total;
@@ -909,8 +980,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		sqlite3_bind_text(s, 5, session_row_status(e->status), -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_text(s, 6, b->run_id, -1, SQLITE_STATIC);
-		store_bind_static(s, 7, json_string_value(
-			json_object_get(e->result, "error")));
+		store_bind_static(s, 7, sess_end_error(e));
 		store_bind_static(s, 8, e->model);
 		sqlite3_bind_int64(s, 9, e->in_tok);
 		sqlite3_bind_int64(s, 10, e->out_tok);
@@ -948,7 +1018,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 		if (r != GW_OK)
 			goto out;
 	}
-	rjson = store_json_dump(e->result, NULL);
+	rjson = sess_end_result(e, &rown);
 	r = sess_prep(db, "INSERT OR REPLACE INTO idempotency(run_id, "
 		      "session_key, status, result, created_at, ended_at, "
 		      "expires_at) VALUES(?,?,?,?,?,?,?)", &s);
@@ -971,8 +1041,94 @@ out:
 	free(atext);
 	free(preview);
 	free(cur);
-	free(rjson);
+	free(rown);
 	return r;
+}
+
+/* Step s (an UPDATE) and release it: 1 when it changed a row, 0 when
+ * none matched, -1 on error (logged as what). */
+static int sess_step_changed(sqlite3 *db, sqlite3_stmt *s, const char *what)
+{
+	int rc;
+
+	if (sqlite3_step(s) != SQLITE_DONE) {
+		sess_fail(db, what);
+		rc = -1;
+	} else {
+		rc = sqlite3_changes(db) > 0;
+	}
+	store_stmt_done(s);
+	return rc;
+}
+
+/* Parameters ?1-?6 of the end's idempotency writes: run id, key, status,
+ * result text, now (created/ended), expiry. */
+static void sess_bind_idem_end(sqlite3_stmt *s,
+			       const struct store_session_end *e,
+			       const char *rjson, int64_t now)
+{
+	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
+	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(s, 5, now);
+	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+}
+
+/* The end's session row update: [0] by key, [1] by key when the row is
+ * still the start's (session id and message count). */
+static const char *const sess_end_sql[2] = {
+	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, "
+	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), "
+	"last_error = ?5, updated_at = ?6, message_count = message_count + "
+	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9",
+	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, "
+	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), "
+	"last_error = ?5, updated_at = ?6, message_count = message_count + "
+	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9 AND "
+	"session_id = ?10 AND message_count = ?11",
+};
+
+/* Step the end's update sql (sess_end_sql): 1 when it changed the row,
+ * 0 when none matched, -1 on error. */
+static int sess_end_row(sqlite3 *db, const struct store_session_end *e,
+			const char *sql, const char *preview, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sess_prep(db, sql, &s) != GW_OK)
+		return -1;
+	sqlite3_bind_text(s, 1, session_row_status(e->status), -1,
+			  SQLITE_STATIC);
+	sqlite3_bind_int64(s, 2, e->in_tok);
+	sqlite3_bind_int64(s, 3, e->out_tok);
+	store_bind_static(s, 4, e->model);
+	store_bind_static(s, 5, sess_end_error(e));
+	sqlite3_bind_int64(s, 6, now);
+	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
+	store_bind_static(s, 8, preview);
+	sqlite3_bind_text(s, 9, e->key, -1, SQLITE_STATIC);
+	if (sql == sess_end_sql[1]) {
+		sqlite3_bind_text(s, 10, e->sid, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 11, e->count);
+	}
+	return sess_step_changed(db, s, "session end");
+}
+
+/* The end's idempotency row by the id the start's got (e->idem_id),
+ * when it is still that run's: 1 written, 0 no such row, -1 error. */
+static int sess_idem_end_row(sqlite3 *db, const struct store_session_end *e,
+			     const char *rjson, int64_t now)
+{
+	sqlite3_stmt *s = NULL;
+
+	if (sess_prep(db, "UPDATE idempotency SET session_key = ?2, "
+		      "status = ?3, result = ?4, ended_at = ?5, expires_at = "
+		      "?6 WHERE id = ?7 AND run_id = ?1", &s) != GW_OK)
+		return -1;
+	sess_bind_idem_end(s, e, rjson, now);
+	sqlite3_bind_int64(s, 7, e->idem_id);
+	return sess_step_changed(db, s, "idempotency end");
 }
 
 int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
@@ -984,7 +1140,8 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 	};
 	sqlite3_stmt *s = NULL;
 	int64_t seq = 0, now = util_now_ms();
-	char *rjson = NULL, *text = NULL, *preview = NULL, *sid = NULL;
+	char *rown = NULL, *text = NULL, *preview = NULL, *sid = NULL;
+	const char *rjson;
 	int r, rc;
 
 	if (e->skip_row)
@@ -996,37 +1153,20 @@ int store_session_end_tx(sqlite3 *db, struct store_session_end *e,
 							  "content"));
 		preview = xstrndup(text, STORE_SESSION_PREVIEW_LEN);
 	}
-	r = sess_prep(db, "UPDATE sessions SET status = ?, "
-			 "input_tokens = input_tokens + ?, "
-			 "output_tokens = output_tokens + ?, "
-			 "model = coalesce(?, model), last_error = ?, "
-			 "updated_at = ?, message_count = message_count + ?, "
-			 "last_preview = coalesce(?, last_preview) "
-			 "WHERE key = ?",
-			 &s);
-	if (r != GW_OK)
-		goto out;
-	sqlite3_bind_text(s, 1, session_row_status(e->status), -1,
-			  SQLITE_STATIC);
-	sqlite3_bind_int64(s, 2, e->in_tok);
-	sqlite3_bind_int64(s, 3, e->out_tok);
-	store_bind_static(s, 4, e->model);
-	store_bind_static(s, 5, json_string_value(json_object_get(e->result,
-								    "error")));
-	sqlite3_bind_int64(s, 6, now);
-	sqlite3_bind_int64(s, 7, e->message ? 1 : 0);
-	store_bind_static(s, 8, preview);
-	sqlite3_bind_text(s, 9, e->key, -1, SQLITE_STATIC);
-	if (sqlite3_step(s) != SQLITE_DONE) {
-		sess_fail(db, "session end");
-		rc = -1;
-	} else {
-		rc = sqlite3_changes(db) > 0;
+	/* The row as the start left it (its session id and count): ended
+	 * without reading it back; else (changed since, or not known) as
+	 * it is now. */
+	rc = e->sid[0] ? sess_end_row(db, e, sess_end_sql[1], preview, now)
+		       : 0;
+	if (rc > 0) {
+		sid = xstrdup(e->sid);
+		seq = e->count + 1;
+	} else if (rc == 0) {
+		rc = sess_end_row(db, e, sess_end_sql[0], preview, now);
+		if (rc > 0)
+			rc = sess_row_count(db, e->key, "session end", &sid,
+					    &seq);
 	}
-	store_stmt_done(s);
-	s = NULL;
-	if (rc > 0)
-		rc = sess_row_count(db, e->key, "session end", &sid, &seq);
 	if (rc < 0) {
 		r = GW_ESTORE;
 		goto out;
@@ -1041,7 +1181,19 @@ idem:
 	if (e->skip_row && e->pending &&
 	    (r = sess_pending_del(db, e->run_id)) != GW_OK)
 		goto out;
-	rjson = store_json_dump(e->result, NULL);
+	rjson = sess_end_result(e, &rown);
+	/* The start's row, by its id (still that run's), else upserted. */
+	if (e->idem_id > 0) {
+		rc = sess_idem_end_row(db, e, rjson, now);
+		if (rc < 0) {
+			r = GW_ESTORE;
+			goto out;
+		}
+		if (rc > 0) {
+			r = GW_OK;
+			goto changed;
+		}
+	}
 	/* The row of the start keeps its created_at. */
 	r = sess_prep(db, "INSERT INTO idempotency(run_id, session_key, "
 		      "status, result, created_at, ended_at, expires_at) "
@@ -1052,19 +1204,15 @@ idem:
 		      "excluded.expires_at", &s);
 	if (r != GW_OK)
 		goto out;
-	sqlite3_bind_text(s, 1, e->run_id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 2, e->key, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 3, e->status, -1, SQLITE_STATIC);
-	sqlite3_bind_text(s, 4, rjson, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(s, 5, now);
-	sqlite3_bind_int64(s, 6, now + STORE_SESSION_IDEM_TTL_MS);
+	sess_bind_idem_end(s, e, rjson, now);
 	r = sqlite3_step(s) == SQLITE_DONE ? GW_OK
 					   : sess_fail(db, "idempotency end");
+changed:
 	if (r == GW_OK && !e->skip_row)
 		store_session_changed(db, events, e->key, "run.end", e->run_id);
 out:
 	store_stmt_done(s);
-	free(rjson);
+	free(rown);
 	free(text);
 	free(preview);
 	free(sid);
@@ -1160,6 +1308,40 @@ char *store_session_model_override(struct store *st, const char *key)
 	return store_session_model_override_db(sess_reader(st), key);
 }
 
+char *store_session_peek_db(sqlite3 *db, const char *key,
+			    struct store_session_begin *b)
+{
+	sqlite3_stmt *s = NULL;
+	char *r = NULL;
+
+	b->known = b->has_row = 0;
+	if (!db || sess_prep(db, "SELECT json_extract(settings, '$.model'), "
+				"session_id, message_count FROM sessions "
+				"WHERE key = ?", &s) != GW_OK)
+		return NULL;
+	sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+	switch (sqlite3_step(s)) {
+	case SQLITE_ROW:
+		if (sess_col(s, 0) && *sess_col(s, 0))
+			r = xstrdup(sess_col(s, 0));
+		if (!sess_col(s, 1) ||
+		    strlen(sess_col(s, 1)) >= sizeof(b->prev_sid))
+			break;	/* not ours: read back after the upsert */
+		snprintf(b->prev_sid, sizeof(b->prev_sid), "%s",
+			 sess_col(s, 1));
+		b->prev_count = sqlite3_column_int64(s, 2);
+		b->known = b->has_row = 1;
+		break;
+	case SQLITE_DONE:
+		b->known = 1;
+		break;
+	default:
+		break;
+	}
+	store_stmt_done(s);
+	return r;
+}
+
 char *store_session_model_override_db(sqlite3 *db, const char *key)
 {
 	sqlite3_stmt *s = NULL;
@@ -1209,7 +1391,7 @@ static int sess_recover_pending_row(sqlite3 *db, sqlite3_stmt *s)
 	store_stmt_done(u);
 	if (r != GW_OK)
 		return r;
-	return sess_idem_running(db, m.run_id, key, util_now_ms());
+	return sess_idem_running(db, m.run_id, key, util_now_ms(), NULL);
 }
 
 /* Runs acknowledged while waiting for their turn, left by a crash: their
@@ -1281,11 +1463,30 @@ int store_session_recover(struct store *st)
 
 /* ---- sessions.patch / reset / delete, chat.inject (store jobs) ---- */
 
+/* What json_pack("{s:s,s:[{s:s,s:s}],s:I}") gave (the same members in
+ * the same order; NULL when role or text is not UTF-8), without parsing
+ * the format: ~7k instructions a message, two a run (issue 11). */
 json_t *store_session_message(const char *role, const char *text)
 {
-	return json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role", role, "content",
-			 "type", "text", "text", text ? text : "",
-			 "timestamp", (json_int_t)util_now_ms());
+	json_t *o, *c, *part, *r = json_string(role), *t;
+
+	t = json_string(text ? text : "");
+	if (!r || !t) {
+		json_decref(r);
+		json_decref(t);
+		return NULL;
+	}
+	o = json_object();
+	c = json_array();
+	part = json_object();
+	json_object_set_new_nocheck(part, "type", json_string_nocheck("text"));
+	json_object_set_new_nocheck(part, "text", t);
+	json_array_append_new(c, part);
+	json_object_set_new_nocheck(o, "role", r);
+	json_object_set_new_nocheck(o, "content", c);
+	json_object_set_new_nocheck(o, "timestamp",
+				    json_integer(util_now_ms()));
+	return o;
 }
 
 static const char *const store_session_patch_denied[] = {

@@ -56,6 +56,11 @@ void store_json_str(struct store_json_buf *b, const char *s, size_t n);
 int store_json_val(struct store_json_buf *b, const json_t *v);
 void store_json_int(struct store_json_buf *b, int64_t v);
 char *store_json_done(struct store_json_buf *b, size_t *len);
+/* 1 when s[0..n) is a string jansson takes (json_stringn: UTF-8, no
+ * overlong forms, surrogates or code points past U+10FFFF; NUL bytes
+ * allowed), else 0: text written with store_json_str is then what a
+ * tree of it would have dumped. */
+int store_json_utf8(const char *s, size_t n);
 
 /* Messages of the current session of key as OpenAI chat messages
  * (oldest first, at most max), appended to out. The _db form reads
@@ -85,18 +90,39 @@ struct store_session_begin {
 				 * unless it exists after all) */
 	int pending;		/* begin_tx: the run waited for its turn
 				 * (its run_pending row is deleted) */
+	/* begin_tx: the row as read earlier in the same transaction
+	 * (store_session_peek_db): known, then has_row and, with a row,
+	 * its session id and message count; the new ones are then not
+	 * read back after the upsert (issue 11). */
+	int known, has_row;
+	char prev_sid[37];
+	int64_t prev_count;
+	/* Set by begin_tx: the row's session id and message count after
+	 * it, and the id of the run's idempotency row; the end's
+	 * writes start from them (store_session_end's sid...). */
+	char sid[37];
+	int64_t count, idem_id;
 };
 struct store_session_end {
 	char *key, *run_id;
 	json_t *message;	/* the assistant message, or NULL */
 	const char *status;	/* "ok", "error", "aborted", "timeout" */
 	json_t *result;		/* idempotency result object */
+	char *result_text;	/* or that object as JSON text (the
+				 * caller's), with its "error" member: */
+	const char *error;
 	int64_t in_tok, out_tok;
 	char *model;
 	int skip_row;		/* the run never started (ended queued):
 				 * only its idempotency row is written */
 	int pending;		/* with skip_row: it had a run_pending
 				 * row (deleted) */
+	/* What begin_tx left (its sid, count, idem_id; "" / 0: not
+	 * known): the end updates those rows without looking them up
+	 * when they are still as the start left them, else as before
+	 * (issue 11). */
+	char sid[37];
+	int64_t count, idem_id;
 };
 int store_session_begin_tx(sqlite3 *db, struct store_session_begin *b,
 			   json_t *events);
@@ -113,6 +139,11 @@ char *store_session_text(const json_t *content);
 /* The session's model override (sessions.patch model) or NULL. */
 char *store_session_model_override(struct store *st, const char *key);
 char *store_session_model_override_db(sqlite3 *db, const char *key);
+/* The model override of key's row (or NULL) as store_session_model_
+ * override_db, and what begin_tx needs of the row to skip reading it
+ * back (b->known, has_row, prev_sid, prev_count), in one lookup (tx). */
+char *store_session_peek_db(sqlite3 *db, const char *key,
+			    struct store_session_begin *b);
 /* At start: runs left "running" by a crash become errors; the messages
  * of runs that waited for their turn (run_pending) first become their
  * sessions' transcript rows. */

@@ -325,8 +325,329 @@ START_TEST(test_idempotency_sweep)
 }
 END_TEST
 
+
+/* ---- a run's start and end carried from one to the other (issue 11) --- */
+
+/* One writer job: what a test does with the writer's connection. */
+struct carry_job {
+	int step;
+	struct store_session_begin b;
+	struct store_session_end e;
+	char *override;
+};
+
+static void carry_begin(struct carry_job *j, const char *key, int peek,
+			sqlite3 *db)
+{
+	memset(&j->b, 0, sizeof(j->b));
+	j->b.key = (char *)key;
+	j->b.agent_id = (char *)"main";
+	j->b.run_id = (char *)"run-1";
+	j->b.messages = json_array();
+	json_array_append_new(j->b.messages,
+			      store_session_message("user", "hello"));
+	if (peek)
+		j->override = store_session_peek_db(db, key, &j->b);
+}
+
+static void carry_end(struct carry_job *j, const char *key)
+{
+	memset(&j->e, 0, sizeof(j->e));
+	j->e.key = (char *)key;
+	j->e.run_id = (char *)"run-1";
+	j->e.status = "ok";
+	j->e.message = store_session_message("assistant", "hi there");
+	j->e.result = json_pack("{s:s,s:s}", "runId", "run-1", "text",
+				"hi there");
+	j->e.in_tok = 3;
+	j->e.out_tok = 4;
+	/* What the run keeps of its start (run_begin_kept). */
+	memcpy(j->e.sid, j->b.sid, sizeof(j->e.sid));
+	j->e.count = j->b.count;
+	j->e.idem_id = j->b.idem_id;
+}
+
+static int carry_fn(sqlite3 *db, void *arg)
+{
+	struct carry_job *j = arg;
+	int r;
+
+	switch (j->step) {
+	case 0:		/* the start, the row read before (chat.send) */
+		carry_begin(j, "agent:main:c", 1, db);
+		r = store_session_begin_tx(db, &j->b, NULL);
+		json_decref(j->b.messages);
+		return r;
+	case 1:		/* the start, not read before (known 0) */
+		carry_begin(j, "agent:main:c", 0, db);
+		r = store_session_begin_tx(db, &j->b, NULL);
+		json_decref(j->b.messages);
+		return r;
+	case 2:		/* the end */
+		carry_end(j, "agent:main:c");
+		r = store_session_end_tx(db, &j->e, NULL);
+		json_decref(j->e.message);
+		json_decref(j->e.result);
+		return r;
+	case 3:		/* a message injected during the run */
+		j->e.message = store_session_message("assistant", "note");
+		r = store_session_append_tx(db, "agent:main:c", j->e.message,
+					    NULL, NULL, NULL);
+		json_decref(j->e.message);
+		return r;
+	default:	/* its idempotency row written again meanwhile */
+		return sqlite3_exec(db, "DELETE FROM idempotency; INSERT INTO "
+				    "idempotency(id, run_id, session_key, status, "
+				    "created_at, expires_at) VALUES(1000, 'run-1', "
+				    "'agent:main:c', 'running', 1, "
+				    "9000000000000)", NULL, NULL, NULL)
+			== SQLITE_OK ? GW_OK : GW_ESTORE;
+	}
+}
+
+/* sql through another connection, as another writer of the file would. */
+static void carry_other(const char *sql)
+{
+	sqlite3 *w = NULL;
+
+	ck_assert_int_eq(sqlite3_open(dbpath, &w), SQLITE_OK);
+	exec_ok(w, sql);
+	sqlite3_close(w);
+}
+
+static int carry_run(struct store *st, struct carry_job *j, int step)
+{
+	j->step = step;
+	return store_write_sync(st, carry_fn, j, 0);
+}
+
+/* The rows of agent:main:c after a start and an end: n transcript rows
+ * with seqs 1..n in the row's session, the reply last, and one
+ * idempotency row, ended, with the result. */
+static void carry_check(sqlite3 *db, int n, int runs)
+{
+	char *v;
+
+	ck_assert_int_eq(query_int(db, "SELECT message_count FROM sessions"),
+			 n);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM transcript t "
+				   "JOIN sessions s ON s.key = t.session_key "
+				   "AND s.session_id = t.session_id"), n);
+	ck_assert_int_eq(query_int(db, "SELECT count(DISTINCT seq) FROM "
+				   "transcript WHERE seq BETWEEN 1 AND 99"),
+			 n);
+	v = query_text(db, "SELECT role || ':' || seq || ':' || status FROM "
+		       "transcript ORDER BY seq DESC LIMIT 1");
+	ck_assert_ptr_nonnull(v);
+	ck_assert_int_eq(strncmp(v, "assistant:", 10), 0);
+	ck_assert_int_eq(atoi(v + 10), n);
+	free(v);
+	v = query_text(db, "SELECT status || ' ' || json_extract(result, "
+		       "'$.text') FROM idempotency");
+	ck_assert_str_eq(v, "ok hi there");
+	free(v);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM idempotency"), 1);
+	ck_assert_int_eq(query_int(db, "SELECT input_tokens + output_tokens "
+				   "FROM sessions"), 7 * runs);
+	v = query_text(db, "SELECT status FROM sessions");
+	ck_assert_str_eq(v, "done");
+	free(v);
+}
+
+/* A new row: the start reads nothing back, the end writes the rows the
+ * start left by their ids; the ids it was given are the rows'. */
+START_TEST(test_carry_new_row)
+{
+	struct store *st = open_ok();
+	sqlite3 *db = store_reader(st);
+	struct carry_job j = {0};
+	char *sid;
+
+	ck_assert_int_eq(carry_run(st, &j, 0), GW_OK);
+	ck_assert_int_eq(j.b.known, 1);
+	ck_assert_int_eq(j.b.has_row, 0);
+	ck_assert_ptr_null(j.override);
+	ck_assert_int_eq(j.b.count, 1);
+	sid = query_text(db, "SELECT session_id FROM sessions");
+	ck_assert_str_eq(j.b.sid, sid);
+	free(sid);
+	ck_assert_int_eq(j.b.idem_id, query_int(db, "SELECT id FROM "
+						"idempotency"));
+	ck_assert_int_eq(carry_run(st, &j, 2), GW_OK);
+	carry_check(db, 2, 1);
+	/* the start's row, its created_at kept */
+	ck_assert_int_eq(j.b.idem_id, query_int(db, "SELECT id FROM "
+						"idempotency"));
+	ck_assert_int_eq(query_int(db, "SELECT created_at <= ended_at FROM "
+				   "idempotency"), 1);
+	store_close(st);
+}
+END_TEST
+
+/* An existing row with a model override, read before the start: the
+ * start continues its count, the override comes with the peek. */
+START_TEST(test_carry_existing_row)
+{
+	struct store *st = open_ok();
+	sqlite3 *db = store_reader(st);
+	struct carry_job j = {0};
+
+	ck_assert_int_eq(carry_run(st, &j, 1), GW_OK);	/* seq 1, unread */
+	ck_assert_int_eq(j.b.known, 0);
+	ck_assert_int_eq(j.b.count, 1);
+	ck_assert_int_eq(carry_run(st, &j, 2), GW_OK);	/* seq 2 */
+	/* an override, as sessions.patch leaves it */
+	carry_other("UPDATE sessions SET settings = '{\"model\":\"x/y\"}'");
+	ck_assert_int_eq(carry_run(st, &j, 0), GW_OK);	/* seq 3 */
+	ck_assert_int_eq(j.b.known, 1);
+	ck_assert_int_eq(j.b.has_row, 1);
+	ck_assert_int_eq(j.b.prev_count, 2);
+	ck_assert_str_eq(j.override, "x/y");
+	free(j.override);
+	ck_assert_int_eq(j.b.count, 3);
+	ck_assert_int_eq(carry_run(st, &j, 2), GW_OK);	/* seq 4 */
+	carry_check(db, 4, 2);
+	store_close(st);
+}
+END_TEST
+
+/* The rows changed between the start and the end (a message injected,
+ * the idempotency row written again): the end finds them as they are. */
+START_TEST(test_carry_changed_meanwhile)
+{
+	struct store *st = open_ok();
+	sqlite3 *db = store_reader(st);
+	struct carry_job j = {0};
+	int64_t id;
+
+	ck_assert_int_eq(carry_run(st, &j, 0), GW_OK);	/* seq 1 */
+	ck_assert_int_eq(carry_run(st, &j, 3), GW_OK);	/* seq 2 */
+	ck_assert_int_eq(carry_run(st, &j, 4), GW_OK);	/* a new id */
+	id = query_int(db, "SELECT id FROM idempotency");
+	ck_assert_int_ne(id, j.b.idem_id);
+	ck_assert_int_eq(carry_run(st, &j, 2), GW_OK);	/* seq 3 */
+	carry_check(db, 3, 1);
+	ck_assert_int_eq(query_int(db, "SELECT id FROM idempotency"), id);
+	/* a session reset during the run: the reply goes to the new one */
+	ck_assert_int_eq(carry_run(st, &j, 0), GW_OK);
+	carry_other("UPDATE sessions SET session_id = 'reset-1', "
+		    "message_count = 0");
+	ck_assert_int_eq(carry_run(st, &j, 2), GW_OK);
+	ck_assert_int_eq(query_int(db, "SELECT count(*) FROM transcript "
+				   "WHERE session_id = 'reset-1' AND seq = 1 "
+				   "AND role = 'assistant'"), 1);
+	ck_assert_int_eq(query_int(db, "SELECT message_count FROM sessions"),
+			 1);
+	store_close(st);
+}
+END_TEST
+
+/* store_session_message builds what json_pack built (member order,
+ * types) and, as json_pack, nothing for a text that is not UTF-8. */
+START_TEST(test_session_message_as_pack)
+{
+	static const char *const texts[] = {
+		"", "hello", "quote \" backslash \\ nl \n", "\xc3\xa9\xe2\x82\xac",
+	};
+
+	for (size_t i = 0; i < sizeof(texts) / sizeof(texts[0]); i++) {
+		json_t *m = store_session_message("user", texts[i]);
+		json_t *p = json_pack("{s:s,s:[{s:s,s:s}],s:I}", "role",
+				      "user", "content", "type", "text",
+				      "text", texts[i], "timestamp",
+				      json_integer_value(json_object_get(
+					      m, "timestamp")));
+		char *a = json_dumps(m, JSON_COMPACT | JSON_PRESERVE_ORDER);
+		char *b = json_dumps(p, JSON_COMPACT | JSON_PRESERVE_ORDER);
+
+		ck_assert_str_eq(a, b);
+		ck_assert_int_gt(json_integer_value(json_object_get(
+			m, "timestamp")), 0);
+		free(a);
+		free(b);
+		json_decref(m);
+		json_decref(p);
+	}
+	ck_assert_ptr_null(store_session_message("user", "bad \xff"));
+	ck_assert_ptr_null(store_session_message(NULL, "x"));
+	{
+		json_t *m = store_session_message("user", NULL);
+
+		ck_assert_str_eq(json_string_value(json_object_get(json_array_get(
+			json_object_get(m, "content"), 0), "text")), "");
+		json_decref(m);
+	}
+}
+END_TEST
+
+
+/* store_json_utf8 takes what jansson's json_stringn takes: every 1- and
+ * 2-byte string, every 3-byte one, 4-byte ones over the lead bytes with
+ * the continuation bytes' edges, truncated sequences, embedded NULs. */
+static int jansson_takes(const unsigned char *b, size_t n)
+{
+	json_t *v = json_stringn((const char *)b, n);
+
+	json_decref(v);
+	return v != NULL;
+}
+
+START_TEST(test_json_utf8_as_jansson)
+{
+	static const unsigned char edge[] = {
+		0x00, 0x41, 0x7f, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc0,
+		0xc2, 0xdf, 0xe0, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff,
+	};
+	unsigned char b[6];
+	size_t ne = sizeof(edge);
+
+	for (unsigned i = 0; i < 256; i++) {
+		b[0] = (unsigned char)i;
+		ck_assert_int_eq(store_json_utf8((char *)b, 1),
+				 jansson_takes(b, 1));
+		for (unsigned j = 0; j < 256; j++) {
+			b[1] = (unsigned char)j;
+			ck_assert_int_eq(store_json_utf8((char *)b, 2),
+					 jansson_takes(b, 2));
+		}
+	}
+	for (unsigned i = 0xc0; i < 256; i++)
+		for (unsigned j = 0x80; j < 0xc0; j++)
+			for (unsigned k = 0; k < 256; k++) {
+				b[0] = (unsigned char)i;
+				b[1] = (unsigned char)j;
+				b[2] = (unsigned char)k;
+				ck_assert_msg(store_json_utf8((char *)b, 3) ==
+					      jansson_takes(b, 3),
+					      "%02x %02x %02x", i, j, k);
+			}
+	for (unsigned i = 0xe0; i < 256; i++)
+		for (size_t j = 0; j < ne; j++)
+			for (size_t k = 0; k < ne; k++)
+				for (size_t l = 0; l < ne; l++) {
+					b[0] = (unsigned char)i;
+					b[1] = edge[j];
+					b[2] = edge[k];
+					b[3] = edge[l];
+					ck_assert_msg(store_json_utf8((char *)b,
+								      4) ==
+						      jansson_takes(b, 4),
+						      "%02x %02x %02x %02x", i,
+						      edge[j], edge[k], edge[l]);
+				}
+	ck_assert_int_eq(store_json_utf8("a\0b\xc3\xa9", 5), 1);
+	ck_assert_int_eq(store_json_utf8("ok \xe2\x82", 5), 0);
+	ck_assert_int_eq(store_json_utf8("", 0), 1);
+}
+END_TEST
+
 static void add(TCase *tc)
 {
+	tcase_add_test(tc, test_json_utf8_as_jansson);
+	tcase_add_test(tc, test_carry_new_row);
+	tcase_add_test(tc, test_carry_existing_row);
+	tcase_add_test(tc, test_carry_changed_meanwhile);
+	tcase_add_test(tc, test_session_message_as_pack);
 	tcase_add_test(tc, test_migration_0009_keeps_rows);
 	tcase_add_test(tc, test_idempotency_sweep);
 	tcase_add_test(tc, test_migration_0008_keeps_rows);
