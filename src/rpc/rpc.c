@@ -15,6 +15,7 @@
 #include "presence/presence.h"
 #include "channel/channel.h"
 #include "rpc/rpc-int.h"
+#include "rpc/rpc-json.h"
 #include "store/store-sessions.h"
 
 #define RPC_PREAUTH_MAX_PAYLOAD (64u * 1024)
@@ -1282,7 +1283,7 @@ void rpc_ws_on_message(struct ws_conn *wc, const char *data, size_t len,
 	(void)arg;
 	if (!c || c->state == RPC_CLOSING)
 		return;
-	frame = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr);
+	frame = rpc_json_frame(data, len, &jerr);
 	if (c->state == RPC_AWAIT_CONNECT) {
 		if (!frame) {
 			/* Not JSON before the handshake: close, no answer. */

@@ -14,6 +14,7 @@
 #include "net/ws.h"
 #include "rpc/rpc.h"
 #include "rpc/rpc-int.h"
+#include "rpc/rpc-json.h"
 
 static json_t *J(const char *text)
 {
@@ -613,6 +614,99 @@ START_TEST(test_fan_text_bad_utf8)
 }
 END_TEST
 
+
+/* ---- the request frame's fast parse (rpc-json.c) ------------------------ */
+
+/* The tree jansson gives, member order included. */
+static void json_same_as_jansson(json_t *v, const char *text, size_t len)
+{
+	json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	char *a, *b;
+
+	ck_assert_msg(j != NULL, "jansson refuses %s", text);
+	ck_assert(json_equal(v, j));
+	a = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	b = json_dumps(j, JSON_COMPACT | JSON_ENCODE_ANY);
+	ck_assert_str_eq(a, b);
+	free(a);
+	free(b);
+	json_decref(j);
+}
+
+static const char *const json_fast[] = {
+	"{\"type\":\"req\",\"id\":\"r1\",\"method\":\"chat.send\",\"params\":"
+	"{\"sessionKey\":\"agent:main:b1\",\"message\":\"hello\","
+	"\"idempotencyKey\":\"k-1\"}}",
+	" \t\r\n{ \"a\" : [ 1 , -2 , 0 , -0 , 999999999999999999 , true , "
+	"false , null , { } , [ ] , \"\" ] } \n",
+	"{\"s\":\"q\\\" b\\\\ s\\/ \\b\\f\\n\\r\\t u\\u00e9\\u20AC\\ud83d\\ude00"
+	"\\u0001 e\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \x7f\"}",
+	"{\"z\":1,\"a\":2,\"m\":{\"y\":[[[\"deep\"]]],\"b\":\"\"},\"\":3}",
+	"[\"top\",{\"level\":\"array\"}]",
+	"{\"" "\xe6\x97\xa5\xe6\x9c\xac" "\":\"key in UTF-8\"}",
+};
+
+START_TEST(test_json_fast)
+{
+	const char *t = json_fast[_i];
+	json_t *v = rpc_json_load(t, strlen(t));
+
+	ck_assert_msg(v != NULL, "fast parse refused %s", t);
+	json_same_as_jansson(v, t, strlen(t));
+	json_decref(v);
+}
+END_TEST
+
+/* Left to jansson: its tree or its error, never one of ours. */
+static const char *const json_slow[] = {
+	"", " ", "1", "\"s\"", "null", "{", "{\"a\":1", "{\"a\":1,}", "[1,]",
+	"{\"a\" 1}", "{a:1}", "{\"a\":1}x", "{\"a\":1}{}", "{\"a\":01}",
+	"{\"a\":-}", "{\"a\":1.5}", "{\"a\":1e3}", "{\"a\":-0.0}",
+	"{\"a\":1234567890123456789}", "{\"a\":99999999999999999999}",
+	"{\"a\":\"\\u0000\"}", "{\"a\":\"\\ud83d\"}", "{\"a\":\"\\ude00\"}",
+	"{\"a\":\"\\ud83d\\u0041\"}", "{\"a\":\"\\x\"}", "{\"a\":\"\\u12g4\"}",
+	"{\"a\":\"\x01\"}", "{\"a\":\"\xc0\x80\"}", "{\"a\":\"\xed\xa0\x80\"}",
+	"{\"a\":\"\xf4\x90\x80\x80\"}", "{\"a\":\"\xe2\x82\"}", "{\"a\":\"\x80\"}",
+	"{\"a\":\"\xf5\x80\x80\x80\"}", "{\"a\":1,\"a\":2}",
+	"{\"a\\u0062\":1}", "{\"a\":tru}", "{\"a\":truex}", "{\"a\":nul}",
+	"{\"a\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]]]"
+	"]]]]]]]]]]]]]]]]}", "{\"a\":\"unterminated",
+};
+
+START_TEST(test_json_slow)
+{
+	const char *t = json_slow[_i];
+	json_error_t e1, e2;
+	json_t *v = rpc_json_load(t, strlen(t)), *f, *j;
+
+	ck_assert_msg(v == NULL, "fast parse took %s", t);
+	f = rpc_json_frame(t, strlen(t), &e1);
+	j = json_loadb(t, strlen(t), JSON_REJECT_DUPLICATES, &e2);
+	ck_assert((f == NULL) == (j == NULL));
+	if (f)
+		json_same_as_jansson(f, t, strlen(t));
+	else
+		ck_assert_str_eq(e1.text, e2.text);
+	json_decref(f);
+	json_decref(j);
+}
+END_TEST
+
+/* Bytes past the length are not read; a NUL inside is refused. */
+START_TEST(test_json_bounds)
+{
+	static const char t[] = "{\"a\":\"b\"}trailing";
+	static const char nul[] = "{\"a\":\"b\0\"}";
+	json_t *v = rpc_json_load(t, 9);
+
+	ck_assert(v != NULL);
+	json_same_as_jansson(v, t, 9);
+	json_decref(v);
+	ck_assert(rpc_json_load(t, 8) == NULL);
+	ck_assert(rpc_json_load(nul, sizeof(nul) - 1) == NULL);
+}
+END_TEST
+
 static Suite *rpc_suite(void)
 {
 	Suite *s = suite_create("rpc");
@@ -634,6 +728,11 @@ static Suite *rpc_suite(void)
 	tcase_add_loop_test(tc, test_fan_text, 0,
 			    ARRAY_SIZE(fan_strs) * ARRAY_SIZE(fan_ends));
 	tcase_add_test(tc, test_fan_text_bad_utf8);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("json");
+	tcase_add_loop_test(tc, test_json_fast, 0, ARRAY_SIZE(json_fast));
+	tcase_add_loop_test(tc, test_json_slow, 0, ARRAY_SIZE(json_slow));
+	tcase_add_test(tc, test_json_bounds);
 	suite_add_tcase(s, tc);
 	return s;
 }
