@@ -233,11 +233,13 @@ static json_t *rpc_json_int(struct rpc_json *r)
 	if (p < end && *p == '0') {
 		p++;
 	} else {
-		while (p < end && *p >= '0' && *p <= '9')
-			v = v * 10 + (*p++ - '0');
+		while (p < end && *p >= '0' && *p <= '9' && p - d <= 18)
+			p++;
 	}
 	if (p == d || p - d > 18)
 		return NULL;
+	for (; d < p; d++)
+		v = v * 10 + (*d - '0');
 	if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' ||
 			*p == 'E'))
 		return NULL;
