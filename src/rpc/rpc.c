@@ -525,15 +525,43 @@ const char *rpc_method_name(size_t i)
 	return m ? m->name : NULL;
 }
 
+/* The methods of every group by name, for rpc_method_find's bsearch
+ * (the names are unique: test-rpc's test_method_table). */
+static const struct rpc_method **rpc_by_name;
+static size_t rpc_by_name_n;
+static pthread_once_t rpc_by_name_once = PTHREAD_ONCE_INIT;
+
+static int rpc_by_name_cmp(const void *a, const void *b)
+{
+	return strcmp((*(const struct rpc_method *const *)a)->name,
+		      (*(const struct rpc_method *const *)b)->name);
+}
+
+static void rpc_by_name_init(void)
+{
+	size_t g, i, n = 0;
+
+	rpc_by_name = xcalloc(rpc_method_count(), sizeof(*rpc_by_name));
+	for (g = 0; g < ARRAY_SIZE(rpc_groups); g++)
+		for (i = 0; i < *rpc_groups[g].n; i++)
+			rpc_by_name[n++] = &rpc_groups[g].v[i];
+	qsort(rpc_by_name, n, sizeof(*rpc_by_name), rpc_by_name_cmp);
+	rpc_by_name_n = n;
+}
+
+static int rpc_by_name_key(const void *key, const void *row)
+{
+	return strcmp(key, (*(const struct rpc_method *const *)row)->name);
+}
+
 static const struct rpc_method *rpc_method_find(const char *name)
 {
-	const struct rpc_method *m;
-	size_t i;
+	const struct rpc_method *const *m;
 
-	for (i = 0; (m = rpc_method_at(i)); i++)
-		if (strcmp(m->name, name) == 0)
-			return m;
-	return NULL;
+	pthread_once(&rpc_by_name_once, rpc_by_name_init);
+	m = bsearch(name, rpc_by_name, rpc_by_name_n, sizeof(*rpc_by_name),
+		    rpc_by_name_key);
+	return m ? *m : NULL;
 }
 
 static int rpc_scope_row_cmp(const void *key, const void *row)

@@ -164,7 +164,12 @@ START_TEST(test_method_table)
 				rpc_method_scope(name)), 0);
 		for (j = i + 1; j < n; j++)
 			ck_assert_str_ne(name, rpc_method_name(j));
+		/* Found by name (rpc_method_find's sorted table). */
+		ck_assert_ptr_nonnull(rpc_method_group_scope(name));
 	}
+	ck_assert_ptr_null(rpc_method_group_scope("no.such.method"));
+	ck_assert_ptr_null(rpc_method_group_scope(""));
+	ck_assert_ptr_null(rpc_method_group_scope("zzzz"));
 }
 END_TEST
 
