@@ -256,20 +256,36 @@ static json_t *rpc_json_word(struct rpc_json *r, const char *w, size_t n,
 	return v;
 }
 
+/* Past the closing byte of an empty object or array: 1, else 0. */
+static int rpc_json_empty(struct rpc_json *r, unsigned char close)
+{
+	rpc_json_ws(r);
+	if (r->p < r->end && *r->p == close) {
+		r->p++;
+		return 1;
+	}
+	return 0;
+}
+
+/* After a member or an element: 1 past the closing byte, 0 past a comma,
+ * -1 on anything else. */
+static int rpc_json_sep(struct rpc_json *r, unsigned char close)
+{
+	rpc_json_ws(r);
+	if (r->p >= r->end || (*r->p != close && *r->p != ','))
+		return -1;
+	return *r->p++ == close;
+}
+
 static json_t *rpc_json_object(struct rpc_json *r)
 {
 	json_t *o = json_object(), *v;
 	const char *k;
 	size_t klen;
-	int esc;
+	int esc, sep;
 
-	if (!o)
-		return NULL;
-	rpc_json_ws(r);
-	if (r->p < r->end && *r->p == '}') {
-		r->p++;
+	if (!o || rpc_json_empty(r, '}'))
 		return o;
-	}
 	for (;;) {
 		if (r->p >= r->end || *r->p != '"')
 			goto fail;
@@ -284,16 +300,11 @@ static json_t *rpc_json_object(struct rpc_json *r)
 		v = rpc_json_value(r);
 		if (!v || json_object_setn_new_nocheck(o, k, klen, v) != 0)
 			goto fail;
-		rpc_json_ws(r);
-		if (r->p >= r->end)
+		sep = rpc_json_sep(r, '}');
+		if (sep < 0)
 			goto fail;
-		if (*r->p == '}') {
-			r->p++;
+		if (sep > 0)
 			return o;
-		}
-		if (*r->p != ',')
-			goto fail;
-		r->p++;
 		rpc_json_ws(r);
 	}
 fail:
@@ -304,28 +315,19 @@ fail:
 static json_t *rpc_json_array(struct rpc_json *r)
 {
 	json_t *a = json_array(), *v;
+	int sep;
 
-	if (!a)
-		return NULL;
-	rpc_json_ws(r);
-	if (r->p < r->end && *r->p == ']') {
-		r->p++;
+	if (!a || rpc_json_empty(r, ']'))
 		return a;
-	}
 	for (;;) {
 		v = rpc_json_value(r);
 		if (!v || json_array_append_new(a, v) != 0)
 			goto fail;
-		rpc_json_ws(r);
-		if (r->p >= r->end)
+		sep = rpc_json_sep(r, ']');
+		if (sep < 0)
 			goto fail;
-		if (*r->p == ']') {
-			r->p++;
+		if (sep > 0)
 			return a;
-		}
-		if (*r->p != ',')
-			goto fail;
-		r->p++;
 	}
 fail:
 	json_decref(a);
