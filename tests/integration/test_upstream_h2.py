@@ -10,7 +10,8 @@ resolved off the agent thread, its certificate for "localhost"); a
 certificate for another name refused in the OpenAI error shape; nginx's
 http2_max_concurrent_streams 4 with maxPerHost 2: 20 streams all complete
 on 2 connections, at most 8 at once; a client that goes away resets its
-stream (nginx logs 499) while the others on the connection complete; the
+stream (nginx ends it and closes its upstream request) while the others
+on the connection complete; a read timeout does the same for its stream; the
 upstream stopped mid-stream ends the streams, and once it is back the
 daemon serves again; connections ended by GOAWAY (nginx's
 keepalive_requests 3) with requests at once: the refused streams are sent
@@ -88,7 +89,9 @@ def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
                "ts": _provider(base + "/sse/v1"),
                "ta": dict(_provider(base + "/ae/v1"), headers={
                    "X-Tenant": "t-1", "X-Api-Key": "hk"}),
-               "th": _provider(base + "/hold/v1")},
+               "th": _provider(base + "/hold/v1"),
+               # the same held upstream with a 1 s read timeout
+               "tq": dict(_provider(base + "/hold/v1"), timeoutSeconds=1)},
                "connectionPool": pool or {}},
            "agents": {"defaults": {"model": "tj/m",
                                    "maxConcurrent": streams}}}
@@ -305,6 +308,43 @@ def test_client_gone_resets_only_its_stream(launcher, tmp_path_factory,
         wait_for(lambda: len(rows_for(ngx, "/hold/")) >= 4, "logged")
         rows = rows_for(ngx, "/hold/")
         assert len(rows) == 4 and {r[3] for r in rows} == {"200"}, rows
+        assert len({r[1] for r in rows}) == 1, rows     # one connection
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+        hold.stop()
+
+
+def test_read_timeout_resets_only_its_stream(launcher, tmp_path_factory,
+                                             pki):
+    """A held stream whose provider has a 1 s read timeout: its run ends
+    with the timeout after a second of silence (the client's stream ends,
+    the upstream sees its stream reset: nginx ends it) while the two streams of a 60 s provider on the
+    same connection stay held, and complete once released."""
+    hold = HoldUpstream().start()
+    ngx = nginx(tmp_path_factory, pki, hold)
+    try:
+        gw = start_gw(launcher, ngx.url(), pki)
+        hold.set_release(False)
+        rs = [open_stream(gw) for _ in range(2)]
+        wait_for(lambda: hold.held >= 2, "2 held")
+        t0 = time.monotonic()
+        q = complete(gw, "tq/m", stream=True)
+        assert q.status_code == 200, q.text
+        body = q.text           # ends with the run (read timeout)
+        assert time.monotonic() - t0 < 20, body
+        assert "timeout" in body.lower(), body
+        # nginx logs a request once it ended: only the reset one has
+        # (the silent hold notices no close until it writes)
+        wait_for(lambda: len(rows_for(ngx, "/hold/")) == 1,
+                 "nginx ends the reset stream")
+        assert hold.stats()["finished"] == 0
+        hold.set_release(True)
+        for r in rs:
+            ev = sse_json(r)
+            assert ev[-1] == "[DONE]", ev
+        rows = rows_for(ngx, "/hold/", n=3)
+        assert len(rows) == 3, rows
         assert len({r[1] for r in rows}) == 1, rows     # one connection
         gw.check_sanitizers()
     finally:
