@@ -11,7 +11,8 @@ certificate for another name refused in the OpenAI error shape; nginx's
 http2_max_concurrent_streams 4 with maxPerHost 2: 20 streams all complete
 on 2 connections, at most 8 at once; a client that goes away resets its
 stream (nginx ends it and closes its upstream request) while the others
-on the connection complete; a read timeout does the same for its stream; the
+on the connection complete; a read timeout and a run's deadline (chat.send timeoutMs) do the same
+for their stream; the
 upstream stopped mid-stream ends the streams, and once it is back the
 daemon serves again; connections ended by GOAWAY (nginx's
 keepalive_requests 3) with requests at once: the refused streams are sent
@@ -33,6 +34,7 @@ import pytest
 
 import tlsnginx
 from holdupstream import HoldUpstream, StreamRun, stream_request
+from chathelp import new_key, run_events, send
 from oahelp import TOKEN, sse_json
 # the https tests' fixtures (pki: a CA, skips without nginx or openssl;
 # hold: holdupstream.py) and helpers
@@ -82,7 +84,8 @@ def nginx(tmp_path_factory, pki, hold=None, **kw):
                              locs, **kw).start()
 
 
-def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
+def start_gw(launcher, base, pki, pool=None, env=None, streams=64,
+             model="tj/m"):
     cfg = {"gateway": {"mode": "local"},
            "models": {"providers": {
                "tj": _provider(base + "/json/v1"),
@@ -93,7 +96,7 @@ def start_gw(launcher, base, pki, pool=None, env=None, streams=64):
                # the same held upstream with a 1 s read timeout
                "tq": dict(_provider(base + "/hold/v1"), timeoutSeconds=1)},
                "connectionPool": pool or {}},
-           "agents": {"defaults": {"model": "tj/m",
+           "agents": {"defaults": {"model": model,
                                    "maxConcurrent": streams}}}
     e = {"NODE_EXTRA_CA_CERTS": pki["ca"]}
     e.update(env or {})
@@ -338,6 +341,47 @@ def test_read_timeout_resets_only_its_stream(launcher, tmp_path_factory,
         # (the silent hold notices no close until it writes)
         wait_for(lambda: len(rows_for(ngx, "/hold/")) == 1,
                  "nginx ends the reset stream")
+        assert hold.stats()["finished"] == 0
+        hold.set_release(True)
+        for r in rs:
+            ev = sse_json(r)
+            assert ev[-1] == "[DONE]", ev
+        rows = rows_for(ngx, "/hold/", n=3)
+        assert len(rows) == 3, rows
+        assert len({r[1] for r in rows}) == 1, rows     # one connection
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
+        hold.stop()
+
+
+def test_run_deadline_resets_only_its_stream(launcher, tmp_path_factory,
+                                             pki):
+    """chat.send's timeoutMs is the whole run's deadline, carried to the
+    h2 stream: a run on a held upstream that trickles content (so no
+    read timeout) ends as a timeout after its deltas, its stream is reset
+    (nginx ends it, the held upstream sees its request closed), and two
+    streams on the same connection stay held, then complete."""
+    hold = HoldUpstream(trickle_ms=50).start()
+    ngx = nginx(tmp_path_factory, pki, hold)
+    try:
+        gw = start_gw(launcher, ngx.url(), pki, model="th/m")
+        hold.set_release(False)
+        rs = [open_stream(gw) for _ in range(2)]
+        wait_for(lambda: hold.held >= 2, "2 held")
+        ws = gw.connect()
+        idem = new_key()
+        t0 = time.monotonic()
+        assert send(ws, "dl-" + new_key(), "hi", idem=idem,
+                    timeoutMs=1500)["ok"]
+        evs = run_events(ws, idem, timeout=30)
+        assert evs[-1]["state"] == "error", evs
+        assert evs[-1]["errorKind"] == "timeout", evs
+        assert any(e["state"] == "delta" for e in evs), evs
+        assert 1.4 < time.monotonic() - t0 < 20
+        wait_for(lambda: len(rows_for(ngx, "/hold/")) == 1,
+                 "nginx ends the reset stream")
+        wait_for(lambda: hold.held == 2, "its upstream request closed")
         assert hold.stats()["finished"] == 0
         hold.set_release(True)
         for r in rs:
