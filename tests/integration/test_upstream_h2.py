@@ -16,7 +16,8 @@ for their stream; the
 upstream stopped mid-stream ends the streams, and once it is back the
 daemon serves again; connections ended by GOAWAY (nginx's
 keepalive_requests 3) with requests at once: the refused streams are sent
-again; an idle connection closes after connectionPool.idleSeconds; a
+again; an idle connection closes after connectionPool.idleSeconds, and idle
+ones past connectionPool.maxIdle at once; a
 NODE_EXTRA_CA_CERTS file that appears later is trusted from the next
 connection on; a server that never answers TLS: requests sent at once
 share one connection attempt and time out.
@@ -394,6 +395,37 @@ def test_run_deadline_resets_only_its_stream(launcher, tmp_path_factory,
     finally:
         ngx.stop()
         hold.stop()
+
+
+def test_idle_connections_beyond_max_idle_closed(launcher, tmp_path_factory,
+                                                 pki, hold):
+    """http2_max_concurrent_streams 4, maxPerHost 3: 12 held streams on 3
+    connections; once they end, connectionPool.maxIdle 1 keeps one idle
+    connection (idleSeconds 600 would keep all three), and the next
+    requests ride on it."""
+    ngx = nginx(tmp_path_factory, pki, hold, streams=4)
+    try:
+        gw = start_gw(launcher, ngx.url(), pki, pool={
+            "maxPerHost": 3, "maxIdle": 1, "idleSeconds": 600})
+        hold.set_release(False)
+        base = hold.held
+        try:
+            rs = [open_stream(gw) for _ in range(12)]
+            wait_for(lambda: hold.held >= base + 12, "12 held")
+            assert client_conns(ngx.port) == 3
+        finally:
+            hold.set_release(True)
+        for r in rs:
+            assert sse_json(r)[-1] == "[DONE]"
+        wait_for(lambda: client_conns(ngx.port) == 1, "one kept idle")
+        before = len(ngx.log_lines())
+        check_chat_and_stream(gw)
+        rows = rows_for(ngx, "/", before, n=2)
+        assert len({r[1] for r in rows_for(ngx, "/hold/") + rows}) == 3
+        assert client_conns(ngx.port) == 1
+        gw.check_sanitizers()
+    finally:
+        ngx.stop()
 
 
 def restart_same_port(ngx, timeout=20):
