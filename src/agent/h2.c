@@ -374,6 +374,16 @@ static void h2_req_drop(struct h2_stream *s)
 	s->body = NULL;
 }
 
+/* s leaves its connection (one left idle is timed from now). */
+static void h2_detach(struct h2_stream *s)
+{
+	if (!s->conn)
+		return;
+	if (!--s->conn->nactive)
+		s->conn->idle_since = util_mono_ms();
+	s->conn = NULL;
+}
+
 /* s is over: onto the done list (callbacks from h2_run). */
 static void h2_end(struct h2_stream *s, int cerr, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -381,12 +391,7 @@ static void h2_end(struct h2_stream *s, int cerr, const char *fmt, ...)
 {
 	va_list ap;
 
-	if (s->conn) {
-		s->conn->nactive--;
-		if (!s->conn->nactive)
-			s->conn->idle_since = util_mono_ms();
-		s->conn = NULL;
-	}
+	h2_detach(s);
 	s->cerr = cerr;
 	free(s->msg);
 	s->msg = NULL;
@@ -415,12 +420,7 @@ static void h2_requeue(struct h2_stream *s)
 {
 	struct h2_origin *o = s->o;
 
-	if (s->conn) {
-		s->conn->nactive--;
-		if (!s->conn->nactive)
-			s->conn->idle_since = util_mono_ms();
-		s->conn = NULL;
-	}
+	h2_detach(s);
 	s->id = 0;
 	s->status = 0;
 	s->sse = 0;
@@ -1235,9 +1235,7 @@ void h2_stream_free(struct h2_stream *s)
 		nghttp2_submit_rst_stream(cn->ng, NGHTTP2_FLAG_NONE, s->id,
 					  NGHTTP2_CANCEL);
 		cn->ready = 1;
-		cn->nactive--;
-		if (!cn->nactive)
-			cn->idle_since = util_mono_ms();
+		h2_detach(s);
 		s->c->pump = 1;
 	}
 	h2_list_del(s);
