@@ -34,13 +34,13 @@ import time
 import pytest
 
 import tlsnginx
-from holdupstream import HoldUpstream, StreamRun, stream_request
+from holdupstream import HoldUpstream, stream_request
 from chathelp import new_key, run_events, send
 from oahelp import TOKEN, sse_json
 # the https tests' fixtures (pki: a CA, skips without nginx or openssl;
 # hold: holdupstream.py) and helpers
 from test_upstream_https import (_provider, check_chat_and_stream,  # noqa
-                                 complete, hold, pki)
+                                 complete, held_model_run, hold, pki)
 
 ECHO_AE = """
     location = /ae/v1/chat/completions {
@@ -253,9 +253,7 @@ def test_server_stream_limit_and_max_per_host(launcher, tmp_path_factory,
             hold.set_release(True)
 
         try:
-            run = StreamRun(gw.port, n, token=TOKEN, timeout=120)
-            run.req = run.req.replace(
-                b"Content-Type:", b"x-openclaw-model: th/m\r\nContent-Type:")
+            run = held_model_run(gw, n)
             run.run(on_open)
         finally:
             hold.set_release(True)
@@ -269,6 +267,19 @@ def test_server_stream_limit_and_max_per_host(launcher, tmp_path_factory,
         gw.check_sanitizers()
     finally:
         ngx.stop()
+
+
+def release_on_one_connection(hold, ngx, rs, n):
+    """Release the held streams: each of rs ends with [DONE], and nginx
+    logged n requests under /hold/, all on one connection; their rows."""
+    hold.set_release(True)
+    for r in rs:
+        ev = sse_json(r)
+        assert ev[-1] == "[DONE]", ev
+    rows = rows_for(ngx, "/hold/", n=n)
+    assert len(rows) == n, rows
+    assert len({r[1] for r in rows}) == 1, rows     # one connection
+    return rows
 
 
 def open_stream(gw):
@@ -305,14 +316,8 @@ def test_client_gone_resets_only_its_stream(launcher, tmp_path_factory,
                  "nginx ends the reset stream")
         wait_for(lambda: hold.held == 3, "its upstream request closed")
         assert hold.stats()["finished"] == 0
-        hold.set_release(True)
-        for r in rs:
-            ev = sse_json(r)
-            assert ev[-1] == "[DONE]", ev
-        wait_for(lambda: len(rows_for(ngx, "/hold/")) >= 4, "logged")
-        rows = rows_for(ngx, "/hold/")
-        assert len(rows) == 4 and {r[3] for r in rows} == {"200"}, rows
-        assert len({r[1] for r in rows}) == 1, rows     # one connection
+        rows = release_on_one_connection(hold, ngx, rs, 4)
+        assert {r[3] for r in rows} == {"200"}, rows
         gw.check_sanitizers()
     finally:
         ngx.stop()
@@ -343,13 +348,7 @@ def test_read_timeout_resets_only_its_stream(launcher, tmp_path_factory,
         wait_for(lambda: len(rows_for(ngx, "/hold/")) == 1,
                  "nginx ends the reset stream")
         assert hold.stats()["finished"] == 0
-        hold.set_release(True)
-        for r in rs:
-            ev = sse_json(r)
-            assert ev[-1] == "[DONE]", ev
-        rows = rows_for(ngx, "/hold/", n=3)
-        assert len(rows) == 3, rows
-        assert len({r[1] for r in rows}) == 1, rows     # one connection
+        release_on_one_connection(hold, ngx, rs, 3)
         gw.check_sanitizers()
     finally:
         ngx.stop()
@@ -384,13 +383,7 @@ def test_run_deadline_resets_only_its_stream(launcher, tmp_path_factory,
                  "nginx ends the reset stream")
         wait_for(lambda: hold.held == 2, "its upstream request closed")
         assert hold.stats()["finished"] == 0
-        hold.set_release(True)
-        for r in rs:
-            ev = sse_json(r)
-            assert ev[-1] == "[DONE]", ev
-        rows = rows_for(ngx, "/hold/", n=3)
-        assert len(rows) == 3, rows
-        assert len({r[1] for r in rows}) == 1, rows     # one connection
+        release_on_one_connection(hold, ngx, rs, 3)
         gw.check_sanitizers()
     finally:
         ngx.stop()

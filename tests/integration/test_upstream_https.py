@@ -87,6 +87,15 @@ def complete(gw, model, stream=False):
                    stream=stream, timeout=60)
 
 
+def held_model_run(gw, n):
+    """n streamed completions on the held upstream's model (th/m), for
+    StreamRun.run."""
+    run = StreamRun(gw.port, n, token=TOKEN, timeout=120)
+    run.req = run.req.replace(
+        b"Content-Type:", b"x-openclaw-model: th/m\r\nContent-Type:")
+    return run
+
+
 def check_chat_and_stream(gw):
     r = complete(gw, "tj/m")
     assert r.status_code == 200, r.text
@@ -197,9 +206,7 @@ def held_streams(launcher, h2, pki, hold, pool=None):
         hold.set_release(True)
 
     try:
-        run = StreamRun(gw.port, n, token=TOKEN, timeout=120)
-        run.req = run.req.replace(
-            b"Content-Type:", b"x-openclaw-model: th/m\r\nContent-Type:")
+        run = held_model_run(gw, n)
         run.run(on_open)
     finally:
         hold.set_release(True)
