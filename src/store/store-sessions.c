@@ -1077,17 +1077,16 @@ static void sess_bind_idem_end(sqlite3_stmt *s,
 
 /* The end's session row update: [0] by key, [1] by key when the row is
  * still the start's (session id and message count). */
+#define SESS_END_SQL \
+	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, " \
+	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), " \
+	"last_error = ?5, updated_at = ?6, message_count = message_count + " \
+	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9"
 static const char *const sess_end_sql[2] = {
-	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, "
-	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), "
-	"last_error = ?5, updated_at = ?6, message_count = message_count + "
-	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9",
-	"UPDATE sessions SET status = ?1, input_tokens = input_tokens + ?2, "
-	"output_tokens = output_tokens + ?3, model = coalesce(?4, model), "
-	"last_error = ?5, updated_at = ?6, message_count = message_count + "
-	"?7, last_preview = coalesce(?8, last_preview) WHERE key = ?9 AND "
-	"session_id = ?10 AND message_count = ?11",
+	SESS_END_SQL,
+	SESS_END_SQL " AND session_id = ?10 AND message_count = ?11",
 };
+#undef SESS_END_SQL
 
 /* Step the end's update sql (sess_end_sql): 1 when it changed the row,
  * 0 when none matched, -1 on error. */
@@ -1305,7 +1304,9 @@ int store_session_idem_get_db(sqlite3 *db, const char *run_id, char **status,
 
 char *store_session_model_override(struct store *st, const char *key)
 {
-	return store_session_model_override_db(sess_reader(st), key);
+	struct store_session_begin b;	/* only the peek's fields used */
+
+	return store_session_peek_db(sess_reader(st), key, &b);
 }
 
 char *store_session_peek_db(sqlite3 *db, const char *key,
@@ -1338,23 +1339,6 @@ char *store_session_peek_db(sqlite3 *db, const char *key,
 	default:
 		break;
 	}
-	store_stmt_done(s);
-	return r;
-}
-
-char *store_session_model_override_db(sqlite3 *db, const char *key)
-{
-	sqlite3_stmt *s = NULL;
-	char *r = NULL;
-
-	if (!db || sess_prep(db, "SELECT json_extract(settings, "
-				"'$.model') FROM sessions WHERE key = ?",
-				&s) != GW_OK)
-		return NULL;
-	sqlite3_bind_text(s, 1, key, -1, SQLITE_TRANSIENT);
-	if (sqlite3_step(s) == SQLITE_ROW && sess_col(s, 0) &&
-	    *sess_col(s, 0))
-		r = xstrdup(sess_col(s, 0));
 	store_stmt_done(s);
 	return r;
 }

@@ -138,9 +138,7 @@ int store_session_run_tx(sqlite3 *db, struct store_session_begin *b,
 char *store_session_text(const json_t *content);
 /* The session's model override (sessions.patch model) or NULL. */
 char *store_session_model_override(struct store *st, const char *key);
-char *store_session_model_override_db(sqlite3 *db, const char *key);
-/* The model override of key's row (or NULL) as store_session_model_
- * override_db, and what begin_tx needs of the row to skip reading it
+/* The model override of key's row (or NULL), and what begin_tx needs of the row to skip reading it
  * back (b->known, has_row, prev_sid, prev_count), in one lookup (tx). */
 char *store_session_peek_db(sqlite3 *db, const char *key,
 			    struct store_session_begin *b);
