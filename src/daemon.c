@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -105,6 +106,34 @@ static int64_t daemon_env_ms(const char *name, int64_t def)
 	if (*end || n <= 0)
 		return def;
 	return n;
+}
+
+/* The daemon's threads run SCHED_BATCH unless CLAWGATE_SCHED=normal (or
+ * the operator started it under another policy: chrt, systemd's
+ * CPUSchedulingPolicy=, kept). Every request is handed from thread to
+ * thread (WS or HTTP, the store writer, the agent, back); under
+ * SCHED_OTHER the thread woken by a hand-off preempts the one that woke
+ * it, so each wakes for a request or two. SCHED_BATCH threads do not
+ * preempt on wake-up: they take a free core, or wait for the waker's
+ * slice, and find several hand-offs waiting (tests/bench/README.md,
+ * "SCHED_BATCH"). Called before any thread starts: threads inherit the
+ * policy of the thread that creates them. What was done, for the log. */
+static const char *daemon_sched(void)
+{
+	const char *v = getenv("CLAWGATE_SCHED");
+	struct sched_param sp = {0};
+	int bad;
+	int cur = sched_getscheduler(0);
+
+	if (v && *v && strcmp(v, "normal") == 0)
+		return "as started (CLAWGATE_SCHED=normal)";
+	bad = v && *v && strcmp(v, "batch") != 0;
+	if (cur != SCHED_OTHER && cur != SCHED_BATCH)
+		return "as started (a policy chosen outside the gateway)";
+	if (cur == SCHED_OTHER && sched_setscheduler(0, SCHED_BATCH, &sp))
+		return "SCHED_OTHER (SCHED_BATCH was refused)";
+	return bad ? "SCHED_BATCH (CLAWGATE_SCHED is neither \"batch\" "
+		     "nor \"normal\")" : "SCHED_BATCH";
 }
 
 /* A positive int from the environment, else 0 (the callee's default). */
@@ -1310,6 +1339,7 @@ int daemon_run(const struct daemon_opts *o)
 {
 	struct daemon d;
 	sigset_t set;
+	const char *sched;
 	int rc, sig;
 
 	/* Signals are taken synchronously by this thread; every thread
@@ -1325,6 +1355,7 @@ int daemon_run(const struct daemon_opts *o)
 	/* Before anything touches OpenSSL: we never print its error
 	 * strings, and loading them costs ~150 KB once crypto is used. */
 	OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS, NULL);
+	sched = daemon_sched();
 
 again:
 	memset(&d, 0, sizeof(d));
@@ -1357,6 +1388,7 @@ again:
 		 "127.0.0.1", d.cfg->port, d.listening);
 	log_info("gateway", "auth mode: %s; state: %s", auth_mode_name(d.cfg->auth_mode),
 		 d.paths.state_dir);
+	log_info("gateway", "threads scheduled: %s", sched);
 	if (d.cfg->auth_token_generated)
 		printf("Gateway token: generated once, kept in %s/gateway.token "
 		       "(`clawgate gateway auth-token` prints it)\n",

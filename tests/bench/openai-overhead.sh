@@ -261,7 +261,8 @@ prof_stop() {
 # in all (at least 2 slices each). ALT[name] = "requests cpu_ticks seconds
 # errors" summed over its slices. With callgrind, instrumented only during
 # B's slices (the daemon's counts are reset before B and dumped after it,
-# so CG_A / CG_B are instructions per request of each).
+# so CG_A / CG_B are instructions per request of each). A script "WS"
+# is a wsbench slice instead: chat.send (run1), the run1 row's load.
 SLICE="${BENCH_SLICE:-1}"
 declare -A ALT
 alt() {
@@ -276,11 +277,22 @@ alt() {
 		if [ $k = 1 ] || [ $k = 2 ]; then name=$b url=$ub script=$sb
 		else name=$a url=$ua script=$sa; fi
 		t0=$(ticks "$GW_PID")
-		out=$(wrk -t2 -c"$CONNS" -d"${SLICE}s" -s "$script" \
-			-H "Authorization: Bearer T" "$url" 2>&1)
-		t1=$(ticks "$GW_PID")
-		req=$(echo "$out" | awk '/requests in/ {print $1}')
-		err=$(echo "$out" | wrk_parse | awk '{print $4}')
+		if [ "$script" = WS ]; then
+			out=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c 1 \
+				-p "$CONNS" -W -d "$SLICE" -w 0 -m chat.send \
+				-s operator.write -P "$CSPARAMS" 2>&1 |
+				grep '^RESULT' | tail -1)
+			t1=$(ticks "$GW_PID")
+			req=$(echo "$out" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
+			err=$(echo "$out" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
+			[ -n "$req" ] || err=1
+		else
+			out=$(wrk -t2 -c"$CONNS" -d"${SLICE}s" -s "$script" \
+				-H "Authorization: Bearer T" "$url" 2>&1)
+			t1=$(ticks "$GW_PID")
+			req=$(echo "$out" | awk '/requests in/ {print $1}')
+			err=$(echo "$out" | wrk_parse | awk '{print $4}')
+		fi
 		ALT[$name]=$(echo "${ALT[$name]}" | awk -v r="${req:-0}" \
 			-v c=$((t1 - t0)) -v s="$SLICE" -v e="${err:-0}" \
 			'{ print $1 + r, $2 + c, $3 + s, $4 + e }')
@@ -386,6 +398,7 @@ fi
 # daemon's CPU is sampled after wsbench's 1 s warm-up and at its end: CPU
 # us per run = CPU time / (runs/s x wall). The profilers go on "run".
 declare -A CS CSE CSN CSEV CSCPU
+CSPARAMS='{"sessionKey":"bench-%ID%","message":"Say hello.","idempotencyKey":"%ID%"}'
 cs_run() {	# name [wsbench args]
 	local name="$1" o t0 t1 bg
 	shift
@@ -400,7 +413,7 @@ cs_run() {	# name [wsbench args]
 	bg=$!
 	o=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c "$CONNS" \
 		-d "$DURATION" -w 1 -m chat.send -s operator.write "$@" \
-		-P '{"sessionKey":"bench-%ID%","message":"Say hello.","idempotencyKey":"%ID%"}' \
+		-P "$CSPARAMS" \
 		2>&1 | grep '^RESULT' | tail -1)
 	t1="$(ticks "$GW_PID") $(date +%s%N)"
 	thread_ticks "$GW_PID" >"$TMP/$name-tt1"
@@ -458,6 +471,12 @@ if [ -x "$WSBENCH" ] && [ "$ONLY" != chat ] && [ "$ONLY" != resp ]; then
 	# the same 16 runs in flight from one operator connection: each run's
 	# events go to one connection, not 16 (the HTTP rows' fan-out)
 	cs_run run1 -W -c 1 -p "$CONNS"
+	# the run1 load and chat completions in interleaved slices: their
+	# ratio with the host's drift shared (the rows above are minutes
+	# apart); not under the profilers
+	[ -n "$CG" ] || [ -n "${BENCH_PERF:-}${BENCH_STRACE:-}" ] ||
+		alt cschat "$G/v1/chat/completions" "$TMP/gw.lua" \
+			csrun1 - WS
 	cs_run ack
 	# the ack run's backlog of runs ends before the figures below: wait
 	# until the daemon idles (under 10 % of a core over 0.2 s; bounded,
@@ -549,6 +568,15 @@ for k in ack run run1; do
 		printf '%-34s %12s %12s %10s\n' "chat.send ($k) frames/run" \
 		"-" "$(awk -v a="${CSEV[$k]}" -v b="${CSN[$k]}" 'BEGIN { printf "%.1f", a / b }')" "(all conns)"
 done
+if [ -n "${ALT[csrun1]:-}" ]; then
+	set -- $(altf cschat) $(altf csrun1)
+	printf '%-34s %12s %12s %10s\n' "interleaved chat req/s, CPU" \
+		"-" "$1 / $2" ""
+	printf '%-34s %12s %12s %10s\n' "interleaved run1 runs/s, CPU" \
+		"-" "$3 / $4" ""
+	printf '%-34s %12s %12s %10s\n' "chat.send (run1)/chat, interleaved" \
+		"-" "$(ratio "$3" "$1") runs/s" "$(ratio "$4" "$2") CPU"
+fi
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
 for k in "${!ALT[@]}"; do ERRS=$((ERRS + $(echo "${ALT[$k]}" | awk '{print $4}'))); done
