@@ -108,32 +108,36 @@ static int64_t daemon_env_ms(const char *name, int64_t def)
 	return n;
 }
 
-/* The daemon's threads run SCHED_BATCH unless CLAWGATE_SCHED=normal (or
- * the operator started it under another policy: chrt, systemd's
- * CPUSchedulingPolicy=, kept). Every request is handed from thread to
- * thread (WS or HTTP, the store writer, the agent, back); under
- * SCHED_OTHER the thread woken by a hand-off preempts the one that woke
- * it, so each wakes for a request or two. SCHED_BATCH threads do not
- * preempt on wake-up: they take a free core, or wait for the waker's
- * slice, and find several hand-offs waiting (tests/bench/README.md,
- * "SCHED_BATCH"). Called before any thread starts: threads inherit the
- * policy of the thread that creates them. What was done, for the log. */
+/* CLAWGATE_SCHED=batch: the daemon's threads run SCHED_BATCH (default:
+ * the policy it was started with). Threads so scheduled do not preempt
+ * the running thread when woken: on a host where the gateway and its
+ * clients share the cores, its threads then take several hand-offs per
+ * wake-up (context switches per chat.send run 2.8 -> 1.4); but next to
+ * a process that keeps a core busy, a woken gateway thread waits for
+ * the scheduler's tick (a chat completion's p50 went from +0.1 to +2 ms
+ * next to two busy loops; tests/bench/README.md, "SCHED_BATCH"), hence
+ * not the default. A policy chosen outside the gateway (chrt, systemd's
+ * CPUSchedulingPolicy=) is kept. Called before any thread starts:
+ * threads inherit the policy of the thread that creates them. What was
+ * done, for the log. */
 static const char *daemon_sched(void)
 {
 	const char *v = getenv("CLAWGATE_SCHED");
 	struct sched_param sp = {0};
-	int bad;
 	int cur = sched_getscheduler(0);
 
-	if (v && *v && strcmp(v, "normal") == 0)
-		return "as started (CLAWGATE_SCHED=normal)";
-	bad = v && *v && strcmp(v, "batch") != 0;
+	if (!v || !*v || strcmp(v, "normal") == 0)
+		return cur == SCHED_OTHER ? "SCHED_OTHER" :
+		       cur == SCHED_BATCH ? "SCHED_BATCH (as started)" :
+		       "as started (a policy chosen outside the gateway)";
+	if (strcmp(v, "batch") != 0)
+		return "as started (CLAWGATE_SCHED is neither \"batch\" "
+		       "nor \"normal\")";
 	if (cur != SCHED_OTHER && cur != SCHED_BATCH)
 		return "as started (a policy chosen outside the gateway)";
 	if (cur == SCHED_OTHER && sched_setscheduler(0, SCHED_BATCH, &sp))
 		return "SCHED_OTHER (SCHED_BATCH was refused)";
-	return bad ? "SCHED_BATCH (CLAWGATE_SCHED is neither \"batch\" "
-		     "nor \"normal\")" : "SCHED_BATCH";
+	return "SCHED_BATCH (CLAWGATE_SCHED=batch)";
 }
 
 /* A positive int from the environment, else 0 (the callee's default). */

@@ -24,6 +24,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/wake.h"
 
 #define PROVIDER_BODY_MAX (4u * 1024 * 1024)	/* non-SSE bodies */
 #define PROVIDER_POLL_MS 1000
@@ -190,6 +191,7 @@ struct provider_timer {
 };
 
 struct provider {
+	int wake_reg;			/* wake_target_add took it */
 	/* libcurl is loaded by the first request (curl-dl.h): until then
 	 * the thread waits on wake; multi and cu are set once, under mu. */
 	CURLM *multi;
@@ -301,6 +303,22 @@ static void provider_wake_fd(struct provider *p)
 	}
 }
 
+/* A held wake-up (wake.h): the thread polls libcurl's sockets once it
+ * is loaded, else its own with the eventfd. */
+static void provider_wake_held(void *arg)
+{
+	struct provider *p = arg;
+	CURLM *multi;
+
+	pthread_mutex_lock(&p->mu);
+	multi = p->multi;
+	pthread_mutex_unlock(&p->mu);
+	if (multi)
+		p->cu->multi_wakeup(multi);
+	else
+		provider_wake_fd(p);
+}
+
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 {
 	struct provider_job *j;
@@ -325,6 +343,8 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 	p->sleeping = 0;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
+	if (wake && p->wake_reg && wake_later(provider_wake_held, p))
+		return 0;	/* woken when this thread's loop is done */
 	if (wake == 2)
 		provider_wake_fd(p);
 	else if (multi && wake)
@@ -1328,6 +1348,7 @@ static void *provider_main(void *arg)
 	unsigned int nw;
 
 	provider_self = p;
+	wake_hold();
 	for (;;) {
 		provider_run_jobs(p);
 		pthread_mutex_lock(&p->mu);
@@ -1351,6 +1372,7 @@ static void *provider_main(void *arg)
 			nw = (unsigned int)p->nw;
 		}
 		agent_loop_flush();	/* the observer's, before waiting */
+		wake_flush();		/* the iteration's posts' receivers */
 		if (p->multi || nw > 0) {
 			/* libcurl's sockets and h1's, or h1's alone (libcurl
 			 * not loaded) with the wake eventfd. */
@@ -1402,6 +1424,7 @@ static void *provider_main(void *arg)
 		p->timers = t->next;
 		free(t);
 	}
+	wake_flush();	/* what the last iteration and the frees posted */
 	return NULL;
 }
 
@@ -1442,8 +1465,11 @@ int provider_new(struct provider **out)
 	p->h1_off = provider_h1_disabled();
 	p->h2_off = p->h1_off || provider_h2_proxy();
 	p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->wake_reg = p->wakefd >= 0 && wake_target_add(p);
 	if (p->wakefd < 0 ||
 	    pthread_create(&p->thread, NULL, provider_main, p) != 0) {
+		if (p->wake_reg)
+			wake_target_del(p);
 		if (p->wakefd >= 0)
 			close(p->wakefd);
 		pthread_cond_destroy(&p->wake);
@@ -1462,6 +1488,9 @@ void provider_free(struct provider *p)
 
 	if (!p)
 		return;
+	/* Held wake-ups of p are dropped from here; it is woken below. */
+	if (p->wake_reg)
+		wake_target_del(p);
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 1;
 	pthread_cond_signal(&p->wake);

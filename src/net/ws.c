@@ -27,6 +27,7 @@
 
 #include "core/common.h"
 #include "core/util.h"
+#include "core/wake.h"
 #include "core/log.h"
 #include "net/listener.h"
 
@@ -148,6 +149,7 @@ struct ws_timer {
 
 struct ws_server {
 	struct ws_server_opts o;
+	int wake_reg;			/* wake_target_add took it */
 	struct ws_server_cbs cbs;
 	struct lws_protocols protocols[2];
 	struct lws_context *ctx;
@@ -764,6 +766,7 @@ ws_thread(void *arg)
 {
 	struct ws_server *s = arg;
 
+	wake_hold();
 	if (s->loop != NULL)
 		lws_sul_schedule(s->ctx, 0, &s->sul_beat, ws_beat,
 				 LWS_US_PER_SEC);
@@ -776,6 +779,7 @@ ws_thread(void *arg)
 		atomic_fetch_add(&s->loop_scanned, s->count + 1);
 		if (lws_service(s->ctx, 0) < 0)
 			break;
+		wake_flush();
 	}
 	pthread_mutex_lock(&s->mu);
 	atomic_store(&s->stopping, 1);
@@ -785,6 +789,12 @@ ws_thread(void *arg)
 	 * ownership); adopted fds are closed (stopping). */
 	ws_drain(s);
 	lws_sul_cancel(&s->sul_beat);
+	wake_flush();
+	/* No held wake-up of another thread reaches the context from here
+	 * (one running now finishes first). */
+	if (s->wake_reg)
+		wake_target_del(s);
+	s->wake_reg = 0;
 	/* Destroy on the service thread: remaining connections get their
 	 * CLOSED callbacks (and on_close) here. */
 	lws_context_destroy(s->ctx);
@@ -825,6 +835,9 @@ ws_ev_invoke(struct ev_loop *loop)
 	atomic_fetch_add(&s->loop_iters, 1);
 	atomic_fetch_add(&s->loop_scanned, (unsigned)ev_pending_count(loop));
 	ev_invoke_pending(loop);
+	/* The iteration's posts to the store and the agents are made:
+	 * their receivers are woken once each (wake.h). */
+	wake_flush();
 }
 
 /* The lws context on a libev loop of ours (epoll), or, when lws cannot
@@ -956,9 +969,13 @@ ws_server_start(struct ws_server *s)
 		goto fail;
 	}
 	atomic_store(&s->stopping, 0);
+	s->wake_reg = wake_target_add(s);
 	r = pthread_create(&s->thread, NULL, ws_thread, s);
 	if (r != 0) {
 		r = -r;
+		if (s->wake_reg)
+			wake_target_del(s);
+		s->wake_reg = 0;
 		goto fail;
 	}
 	pthread_setname_np(s->thread, "ws");
@@ -972,6 +989,15 @@ fail:
 		ev_loop_destroy(s->loop);
 	s->loop = NULL;
 	return r;
+}
+
+/* A held wake-up (wake.h; s is alive: its thread has not left). */
+static void
+ws_wake(void *arg)
+{
+	struct ws_server *s = arg;
+
+	lws_cancel_service(s->ctx);
 }
 
 /* Append a job; 0, or -1 when the server is not running. */
@@ -990,7 +1016,8 @@ ws_push(struct ws_server *s, struct ws_job *j)
 			s->jobs_tail->next = j;
 		} else {
 			s->jobs = j;
-			lws_cancel_service(s->ctx);
+			if (!s->wake_reg || !wake_later(ws_wake, s))
+				lws_cancel_service(s->ctx);
 		}
 		s->jobs_tail = j;
 	}

@@ -13,6 +13,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/wake.h"
 #include "store/store.h"
 #include "store/store-vfs.h"
 #include "store/store-wal.h"
@@ -46,6 +47,7 @@ struct store {
 	sqlite3 *wdb;			/* writer thread (after open) */
 	pthread_t writer;
 	int writer_started;
+	int wake_reg;			/* wake_target_add took it */
 	int in_tx;			/* writer thread only */
 	uint64_t writes, commits;	/* writer thread; read under mu */
 	int64_t opened_ms;		/* util_mono_ms() at open */
@@ -449,10 +451,12 @@ static void *store_writer_main(void *arg)
 	struct store_job *jobs[STORE_GROUP_MAX];
 	int rc[STORE_GROUP_MAX];
 
+	wake_hold();
 	for (;;) {
 		struct store_job *j;
 		int drop, n = 0;
 
+		wake_flush();
 		pthread_mutex_lock(&st->mu);
 		while (!st->head && !st->stopping)
 			pthread_cond_wait(&st->cv, &st->mu);
@@ -479,8 +483,12 @@ static void *store_writer_main(void *arg)
 		store_run_group(st, jobs, n, rc);
 		for (int i = 0; i < n; i++)
 			store_finish(st, jobs[i], rc[i]);
+		/* The group's answers are posted: their receivers are woken
+		 * once each (wake.h), before a checkpoint here. */
+		wake_flush();
 		store_wal_writer_idle(st->wal, st->wdb);
 	}
+	wake_flush();
 	return NULL;
 }
 
@@ -533,6 +541,16 @@ static int store_on_writer(const struct store *st)
 	return st->writer_started && pthread_equal(pthread_self(), st->writer);
 }
 
+/* A held wake-up (wake.h). */
+static void store_wake(void *arg)
+{
+	struct store *st = arg;
+
+	pthread_mutex_lock(&st->mu);
+	pthread_cond_signal(&st->cv);
+	pthread_mutex_unlock(&st->mu);
+}
+
 static int store_enqueue(struct store *st, struct store_job *j)
 {
 	pthread_mutex_lock(&st->mu);
@@ -545,7 +563,8 @@ static int store_enqueue(struct store *st, struct store_job *j)
 	else
 		st->head = j;
 	st->tail = j;
-	pthread_cond_signal(&st->cv);
+	if (!st->wake_reg || !wake_later(store_wake, st))
+		pthread_cond_signal(&st->cv);
 	pthread_mutex_unlock(&st->mu);
 	return GW_OK;
 }
@@ -591,6 +610,7 @@ int store_write_sync(struct store *st, store_fn fn, void *arg,
 		free(j);
 		return r;
 	}
+	wake_flush();	/* a loop thread's held wake-up of the writer */
 	pthread_mutex_lock(&st->mu);
 	while (!w.finished)
 		pthread_cond_wait(&st->done_cv, &st->mu);
@@ -735,6 +755,7 @@ int store_open(const char *path, struct store **out, char **errmsg)
 		goto out;
 	}
 	st->rkey_ok = 1;
+	st->wake_reg = wake_target_add(st);
 	if (pthread_create(&st->writer, NULL, store_writer_main, st) != 0) {
 		msg = xasprintf("state database %s: cannot start writer",
 				path);
@@ -775,6 +796,9 @@ void store_close(struct store *st)
 		pthread_mutex_unlock(&st->mu);
 		pthread_join(st->writer, NULL);
 	}
+	if (st->wake_reg)
+		wake_target_del(st);
+	st->wake_reg = 0;
 	store_wal_stats(st->wal, &st->ckpt);
 	store_wal_stop(st->wal, st->wdb);
 	st->wal = NULL;
