@@ -791,10 +791,10 @@ ws_thread(void *arg)
 	lws_sul_cancel(&s->sul_beat);
 	wake_flush();
 	/* No held wake-up of another thread reaches the context from here
-	 * (one running now finishes first). */
+	 * (one running now finishes first; ws_push refuses from here on,
+	 * stopping is set). */
 	if (s->wake_reg)
 		wake_target_del(s);
-	s->wake_reg = 0;
 	/* Destroy on the service thread: remaining connections get their
 	 * CLOSED callbacks (and on_close) here. */
 	lws_context_destroy(s->ctx);

@@ -798,7 +798,6 @@ void store_close(struct store *st)
 	}
 	if (st->wake_reg)
 		wake_target_del(st);
-	st->wake_reg = 0;
 	store_wal_stats(st->wal, &st->ckpt);
 	store_wal_stop(st->wal, st->wdb);
 	st->wal = NULL;
