@@ -303,8 +303,18 @@ static void provider_wake_fd(struct provider *p)
 	}
 }
 
-/* A held wake-up (wake.h): the thread polls libcurl's sockets once it
- * is loaded, else its own with the eventfd. */
+/* Wake the sleeping thread: it polls libcurl's sockets once libcurl is
+ * loaded (multi, read under mu; only this thread sets it), else its own
+ * with the eventfd. */
+static void provider_wake_now(struct provider *p, CURLM *multi)
+{
+	if (multi)
+		p->cu->multi_wakeup(multi);
+	else
+		provider_wake_fd(p);
+}
+
+/* A held wake-up (wake.h): multi as it is when it runs. */
 static void provider_wake_held(void *arg)
 {
 	struct provider *p = arg;
@@ -313,10 +323,7 @@ static void provider_wake_held(void *arg)
 	pthread_mutex_lock(&p->mu);
 	multi = p->multi;
 	pthread_mutex_unlock(&p->mu);
-	if (multi)
-		p->cu->multi_wakeup(multi);
-	else
-		provider_wake_fd(p);
+	provider_wake_now(p, multi);
 }
 
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
@@ -343,12 +350,11 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 	p->sleeping = 0;
 	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
-	if (wake && p->wake_reg && wake_later(provider_wake_held, p))
-		return 0;	/* woken when this thread's loop is done */
-	if (wake == 2)
-		provider_wake_fd(p);
-	else if (multi && wake)
-		p->cu->multi_wakeup(multi);
+	/* Asleep (wake): in poll on the eventfd (2, multi NULL) or in
+	 * libcurl's (1); woken when this thread's loop is done if it holds
+	 * its wake-ups. */
+	if (wake && !(p->wake_reg && wake_later(provider_wake_held, p)))
+		provider_wake_now(p, multi);
 	return 0;
 }
 

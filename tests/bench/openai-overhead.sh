@@ -278,13 +278,10 @@ alt() {
 		else name=$a url=$ua script=$sa; fi
 		t0=$(ticks "$GW_PID")
 		if [ "$script" = WS ]; then
-			out=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c 1 \
-				-p "$CONNS" -W -d "$SLICE" -w 0 -m chat.send \
-				-s operator.write -P "$CSPARAMS" 2>&1 |
-				grep '^RESULT' | tail -1)
+			out=$(cs_bench -c 1 -p "$CONNS" -W -d "$SLICE" -w 0)
 			t1=$(ticks "$GW_PID")
-			req=$(echo "$out" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
-			err=$(echo "$out" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
+			req=$(result_of requests "$out")
+			err=$(result_of errors "$out")
 			[ -n "$req" ] || err=1
 		else
 			out=$(wrk -t2 -c"$CONNS" -d"${SLICE}s" -s "$script" \
@@ -399,6 +396,14 @@ fi
 # us per run = CPU time / (runs/s x wall). The profilers go on "run".
 declare -A CS CSE CSN CSEV CSCPU
 CSPARAMS='{"sessionKey":"bench-%ID%","message":"Say hello.","idempotencyKey":"%ID%"}'
+# wsbench's chat.send load (its options after ours): the RESULT line
+cs_bench() {
+	"$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -m chat.send \
+		-s operator.write -P "$CSPARAMS" "$@" 2>&1 |
+		grep '^RESULT' | tail -1
+}
+# result_of key line: key's number in a RESULT line (empty when absent)
+result_of() { echo "$2" | sed -n "s/.* $1=\([0-9.]*\).*/\1/p"; }
 cs_run() {	# name [wsbench args]
 	local name="$1" o t0 t1 bg
 	shift
@@ -411,18 +416,15 @@ cs_run() {	# name [wsbench args]
 		prof_stop
 	 fi) &
 	bg=$!
-	o=$("$WSBENCH" rpc -u "ws://127.0.0.1:$GP" -t T -c "$CONNS" \
-		-d "$DURATION" -w 1 -m chat.send -s operator.write "$@" \
-		-P "$CSPARAMS" \
-		2>&1 | grep '^RESULT' | tail -1)
+	o=$(cs_bench -c "$CONNS" -d "$DURATION" -w 1 "$@")
 	t1="$(ticks "$GW_PID") $(date +%s%N)"
 	thread_ticks "$GW_PID" >"$TMP/$name-tt1"
 	thread_cs "$GW_PID" >"$TMP/$name-cs1"
 	wait "$bg"
-	CS[$name]=$(echo "$o" | sed -n 's/.* req_per_s=\([0-9.]*\).*/\1/p')
-	CSE[$name]=$(echo "$o" | sed -n 's/.* errors=\([0-9]*\).*/\1/p')
-	CSN[$name]=$(echo "$o" | sed -n 's/.* requests=\([0-9]*\).*/\1/p')
-	CSEV[$name]=$(echo "$o" | sed -n 's/.* events=\([0-9]*\).*/\1/p')
+	CS[$name]=$(result_of req_per_s "$o")
+	CSE[$name]=$(result_of errors "$o")
+	CSN[$name]=$(result_of requests "$o")
+	CSEV[$name]=$(result_of events "$o")
 	[ -n "${CS[$name]}" ] || CS[$name]="n/a"
 	echo "$t1" >"$TMP/$name-t1"
 	CSCPU[$name]=$(echo "$(cat "$TMP/$name-t0" 2>/dev/null) $t1" |
