@@ -795,11 +795,13 @@ static void daemon_lifecycle_start(struct daemon *d)
 	 * the catch-up run below (hash compare), never lost. */
 	d->watch = config_watch_start(d->paths.config_path, -1,
 				      daemon_on_file_change, d);
-	config_reloader_started(d->reloader, d->cfg, src, why);
+	/* The copy is of the text that started (an edit already made is
+	 * not: it has not started; the last copy stays). */
+	raw = config_reloader_started(d->reloader, d->cfg, src, why, &len);
 	unsetenv("CLAWGATE_ROLLBACK_REASON");
 	unsetenv("CLAWGATE_RESTART_AT_MS");
 	unsetenv("CLAWGATE_RESTART_REASON");
-	if (config_read_file(d->paths.config_path, &raw, &len) > 0) {
+	if (raw) {
 		lg = daemon_last_good_path(d);
 		if (config_write_atomic(lg, raw, len) != 0)
 			log_warn("gateway", "cannot write %s", lg);

@@ -295,17 +295,35 @@ static char *config_reload_issues_text(const struct config_issues *is)
 	return xstrdup(buf);
 }
 
-void config_reloader_started(struct config_reloader *r,
-			     const struct gw_config *cfg, const char *source,
-			     const char *reason)
+static int config_reload_hash_differs(const char *raw, size_t len,
+				      const char *hash)
+{
+	char h[65];
+
+	util_sha256_hex(raw, len, h);
+	return strcmp(h, hash) != 0;
+}
+
+char *config_reloader_started(struct config_reloader *r,
+			      const struct gw_config *cfg,
+			      const char *source, const char *reason,
+			      size_t *len)
 {
 	struct config_row row = {0};
 	char *raw = NULL;
-	size_t len = 0;
 
+	*len = 0;
 	pthread_mutex_lock(&r->mu);
-	if (config_read_file(r->path, &raw, &len) > 0)
-		row.text = config_redact_text(raw, len);
+	if (config_read_file(r->path, &raw, len) <= 0 ||
+	    config_reload_hash_differs(raw, *len, cfg->hash)) {
+		if (raw)
+			explicit_bzero(raw, *len);
+		free(raw);
+		raw = NULL;
+		*len = 0;
+	}
+	if (raw)
+		row.text = config_redact_text(raw, *len);
 	row.hash = cfg->hash;
 	row.parent = 0;
 	row.source = source ? source : "startup";
@@ -314,8 +332,8 @@ void config_reloader_started(struct config_reloader *r,
 	row.reason = reason;
 	r->current_id = config_reload_record(r, &row);
 	free(row.text);
-	free(raw);
 	pthread_mutex_unlock(&r->mu);
+	return raw;
 }
 
 /* The overrides for a load: a generated token stays across reloads. */
@@ -357,15 +375,6 @@ static void config_reload_pause_ms(int64_t ms)
 	ts.tv_nsec = (long)(ms % 1000) * 1000000L;
 	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
 		;
-}
-
-static int config_reload_hash_differs(const char *raw, size_t len,
-				      const char *hash)
-{
-	char h[65];
-
-	util_sha256_hex(raw, len, h);
-	return strcmp(h, hash) != 0;
 }
 
 /* pre (may be NULL, consumed): a config config_reloader_write_locked

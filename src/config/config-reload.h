@@ -162,10 +162,14 @@ void config_reloader_lock(struct config_reloader *r);
 void config_reloader_unlock(struct config_reloader *r);
 
 /* Record the running snapshot as the start-up row (outcome "started";
- * source startup, restart or rollback; reason may be NULL). */
-void config_reloader_started(struct config_reloader *r,
-			     const struct gw_config *cfg, const char *source,
-			     const char *reason);
+ * source startup, restart or rollback; reason may be NULL). Returns the
+ * file's text when it is still the one cfg was loaded from (same hash;
+ * *len its length; the caller frees it), else NULL: the file was
+ * edited since (the row then has no text, not the edit's). */
+char *config_reloader_started(struct config_reloader *r,
+			      const struct gw_config *cfg,
+			      const char *source, const char *reason,
+			      size_t *len);
 /* The reload path for the file as it is now. */
 int config_reloader_run(struct config_reloader *r,
 			const struct config_req *req,

@@ -3,6 +3,8 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
+#include <unistd.h>
 
 #include "config/config-reload.h"
 #include "core/common.h"
@@ -311,6 +313,54 @@ START_TEST(test_redact_text)
 }
 END_TEST
 
+static void write_text(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs(text, f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* The start-up record hands back the file's text only while it is the
+ * one the running config was loaded from: an edit made right after the
+ * load (before the record) has not started, so it is not the copy a
+ * failing restart rolls back to. */
+START_TEST(test_started_text_is_what_started)
+{
+	char dir[] = "/tmp/test-reload-XXXXXX", path[64];
+	const char *good = "{ gateway: { mode: 'local', port: 5 } }\n";
+	struct config_issues is = {0};
+	struct config_reloader_opts o = {0};
+	struct config_reloader *r;
+	struct gw_config *cfg = NULL;
+	size_t len = 1;
+	char *text;
+
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/openclaw.json", dir);
+	write_text(path, good);
+	ck_assert_int_eq(config_load(path, NULL, &cfg, &is), GW_OK);
+	o.path = path;
+	r = config_reloader_new(&o);
+	text = config_reloader_started(r, cfg, "startup", NULL, &len);
+	ck_assert_ptr_nonnull(text);
+	ck_assert_uint_eq(len, strlen(good));
+	ck_assert(memcmp(text, good, len) == 0);
+	free(text);
+	write_text(path, "{ gateway: { mode: 'local', port: 6 } }\n");
+	len = 1;
+	ck_assert_ptr_null(config_reloader_started(r, cfg, "startup", NULL,
+						   &len));
+	ck_assert_uint_eq(len, 0);
+	config_reloader_free(r);
+	config_unref(cfg);
+	config_issues_free(&is);
+	unlink(path);
+	rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_schema)
 {
 	json_t *s = config_schema_json("v1"), *node, *l;
@@ -354,6 +404,7 @@ static Suite *reload_suite(void)
 	tcase_add_test(tc, test_merge_patch);
 	tcase_add_test(tc, test_redact_round_trip);
 	tcase_add_test(tc, test_redact_text);
+	tcase_add_test(tc, test_started_text_is_what_started);
 	tcase_add_test(tc, test_schema);
 	suite_add_tcase(s, tc);
 	return s;
