@@ -94,6 +94,10 @@ void provider_free(struct provider *p);
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg);
 /* Agent thread: 1 when the caller is the agent thread. */
 int provider_on_thread(struct provider *p);
+/* Any thread (tests): non-zero while the agent thread is (about to be)
+ * blocked with an empty queue, where a post must wake it; *wakeups: the
+ * wake-ups posts have sent it so far. */
+int provider_asleep(struct provider *p, unsigned int *wakeups);
 /* agent-loop.c. agent_loop_flush: called by the agent thread's loop
  * (provider_main) once per iteration before it waits, and before the
  * agent thread hands the store a job whose session events the writer

@@ -2,14 +2,14 @@
  * http to an IP literal, its sockets polled here) or on one libcurl multi
  * handle (loaded by the first request that needs it; then h1's sockets
  * are polled by curl_multi_poll), a posted-job queue (woken with an
- * eventfd, curl_multi_wakeup or a condition variable, whichever the
- * thread waits on), timers, and the incremental SSE parser the streams
- * go through. */
+ * eventfd or curl_multi_wakeup, whichever the thread waits on), timers,
+ * and the incremental SSE parser the streams go through. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,20 +192,22 @@ struct provider_timer {
 
 struct provider {
 	int wake_reg;			/* wake_target_add took it */
-	/* libcurl is loaded by the first request (curl-dl.h): until then
-	 * the thread waits on wake; multi and cu are set once, under mu. */
+	/* libcurl is loaded by the first request that needs it
+	 * (curl-dl.h): until then the thread sleeps in poll() on its own
+	 * sockets and the wake eventfd; multi and cu are set once, under
+	 * mu. */
 	CURLM *multi;
 	const struct curl_dl *cu;
-	pthread_cond_t wake;
 	struct provider_timer *timers;	/* agent thread, sorted by due */
 	pthread_t thread;
 	pthread_mutex_t mu;
 	struct provider_job *head, *tail;
 	int stopping;
-	/* The agent thread is (about to be) blocked in multi_poll with an
-	 * empty queue: only then does a post need curl_multi_wakeup (an
-	 * eventfd write and a wake-up), not while it is busy. */
+	/* The agent thread is (about to be) blocked in multi_poll (1) or
+	 * poll (2) with an empty queue: only then does a post need a wake-up
+	 * (curl_multi_wakeup or the eventfd), not while it is busy. */
 	int sleeping;
+	atomic_uint wakeups;		/* posts that woke it (tests) */
 	struct provider_http *live;	/* agent thread only */
 	/* Agent thread only: the pool limits applied to multi, and easy
 	 * handles kept for reuse (curl_easy_reset keeps nothing of the last
@@ -218,8 +220,8 @@ struct provider {
 	 * environment), their idle keep-alive connections (newest first)
 	 * and the poll set handed to curl_multi_poll. */
 	int h1_off;
-	/* Wakes the agent thread out of poll() while it waits on h1
-	 * sockets only (libcurl not loaded: sleeping == 2). */
+	/* Wakes the agent thread out of poll() (libcurl not loaded:
+	 * sleeping == 2), with or without h1 sockets to wait on. */
 	int wakefd;
 	struct pollfd *pfds;
 	size_t pcap;
@@ -308,6 +310,7 @@ static void provider_wake_fd(struct provider *p)
  * with the eventfd. */
 static void provider_wake_now(struct provider *p, CURLM *multi)
 {
+	atomic_fetch_add(&p->wakeups, 1);
 	if (multi)
 		p->cu->multi_wakeup(multi);
 	else
@@ -324,6 +327,17 @@ static void provider_wake_held(void *arg)
 	multi = p->multi;
 	pthread_mutex_unlock(&p->mu);
 	provider_wake_now(p, multi);
+}
+
+int provider_asleep(struct provider *p, unsigned int *wakeups)
+{
+	int asleep;
+
+	pthread_mutex_lock(&p->mu);
+	asleep = p->sleeping;
+	pthread_mutex_unlock(&p->mu);
+	*wakeups = atomic_load(&p->wakeups);
+	return asleep;
 }
 
 int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
@@ -348,11 +362,10 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 	multi = p->multi;
 	wake = p->sleeping;
 	p->sleeping = 0;
-	pthread_cond_signal(&p->wake);
 	pthread_mutex_unlock(&p->mu);
 	/* Asleep (wake): in poll on the eventfd (2, multi NULL) or in
 	 * libcurl's (1); woken when this thread's loop is done if it holds
-	 * its wake-ups. */
+	 * its wake-ups. Busy: it takes the queue before it sleeps again. */
 	if (wake && !(p->wake_reg && wake_later(provider_wake_held, p)))
 		provider_wake_now(p, multi);
 	return 0;
@@ -1349,7 +1362,6 @@ static void *provider_main(void *arg)
 {
 	struct provider *p = arg;
 	CURLMsg *m;
-	struct timespec ts;
 	int running, left, stop, wait_ms;
 	unsigned int nw;
 
@@ -1379,32 +1391,27 @@ static void *provider_main(void *arg)
 		}
 		agent_loop_flush();	/* the observer's, before waiting */
 		wake_flush();		/* the iteration's posts' receivers */
-		if (p->multi || nw > 0) {
-			/* libcurl's sockets and h1's, or h1's alone (libcurl
-			 * not loaded) with the wake eventfd. */
-			pthread_mutex_lock(&p->mu);
-			if (p->head || p->stopping)
-				wait_ms = 0;
-			else if (wait_ms > 0)
-				p->sleeping = p->multi ? 1 : 2;
-			pthread_mutex_unlock(&p->mu);
-			if (p->multi)
-				p->cu->multi_poll(p->multi, nw ? p->wfds : NULL,
-						  nw, wait_ms, NULL);
-			else
-				provider_poll(p, nw, wait_ms);
-			provider_h1_polled(p);
-			if (p->h2)
-				h2_polled(p->h2, provider_wfd_get, p);
-			pthread_mutex_lock(&p->mu);
-			p->sleeping = 0;
-			pthread_mutex_unlock(&p->mu);
-			continue;
-		}
-		util_deadline(&ts, wait_ms);
+		/* libcurl's sockets and h1's, or (libcurl not loaded) h1's
+		 * and h2's, none when no request is live, with the wake
+		 * eventfd. One way to sleep, so a post wakes it one way: a
+		 * held eventfd write, never a condition variable signalled
+		 * under mu that woke it at once into that mutex. */
 		pthread_mutex_lock(&p->mu);
-		if (!p->head && !p->stopping)
-			pthread_cond_timedwait(&p->wake, &p->mu, &ts);
+		if (p->head || p->stopping)
+			wait_ms = 0;
+		else if (wait_ms > 0)
+			p->sleeping = p->multi ? 1 : 2;
+		pthread_mutex_unlock(&p->mu);
+		if (p->multi)
+			p->cu->multi_poll(p->multi, nw ? p->wfds : NULL, nw,
+					  wait_ms, NULL);
+		else
+			provider_poll(p, nw, wait_ms);
+		provider_h1_polled(p);
+		if (p->h2)
+			h2_polled(p->h2, provider_wfd_get, p);
+		pthread_mutex_lock(&p->mu);
+		p->sleeping = 0;
 		pthread_mutex_unlock(&p->mu);
 	}
 	while (p->live)
@@ -1467,7 +1474,6 @@ int provider_new(struct provider **out)
 	struct provider *p = xcalloc(1, sizeof(*p));
 
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->wake, NULL);
 	p->h1_off = provider_h1_disabled();
 	p->h2_off = p->h1_off || provider_h2_proxy();
 	p->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -1478,7 +1484,6 @@ int provider_new(struct provider **out)
 			wake_target_del(p);
 		if (p->wakefd >= 0)
 			close(p->wakefd);
-		pthread_cond_destroy(&p->wake);
 		pthread_mutex_destroy(&p->mu);
 		free(p);
 		return GW_EINTERNAL;
@@ -1499,7 +1504,6 @@ void provider_free(struct provider *p)
 		wake_target_del(p);
 	pthread_mutex_lock(&p->mu);
 	p->stopping = 1;
-	pthread_cond_signal(&p->wake);
 	multi = p->multi;
 	pthread_mutex_unlock(&p->mu);
 	provider_wake_fd(p);
@@ -1512,7 +1516,6 @@ void provider_free(struct provider *p)
 	if (p->multi)
 		p->cu->multi_cleanup(p->multi);
 	close(p->wakefd);
-	pthread_cond_destroy(&p->wake);
 	pthread_mutex_destroy(&p->mu);
 	free(p);
 }

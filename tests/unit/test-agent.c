@@ -28,6 +28,7 @@
 #include "core/common.h"
 #include "core/log.h"
 #include "core/util.h"
+#include "core/wake.h"
 #include "store/store.h"
 #include "store/store-sessions.h"
 
@@ -1275,12 +1276,83 @@ START_TEST(test_loop_flush)
 }
 END_TEST
 
+/* An idle agent thread (no request live) sleeps where a post reaches it
+ * the held way: in poll on its eventfd, marked asleep, so a thread that
+ * holds its wake-ups (the store writer, the WS thread) wakes it once at
+ * its flush for all it posted, not on each post. (It used to wait on a
+ * condition variable there, signalled at once by every post under the
+ * queue's mutex, into which it then woke.) */
+struct idle_probe {
+	struct provider *p;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int ran;
+	unsigned int before, held, after;
+};
+
+static void idle_job(void *arg)
+{
+	struct idle_probe *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	q->ran++;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+}
+
+static void *idle_poster(void *arg)
+{
+	struct idle_probe *q = arg;
+	unsigned int w;
+	int i;
+
+	wake_hold();
+	provider_asleep(q->p, &q->before);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(provider_post(q->p, idle_job, q), 0);
+	provider_asleep(q->p, &q->held);
+	wake_flush();
+	provider_asleep(q->p, &w);
+	q->after = w;
+	return NULL;
+}
+
+START_TEST(test_idle_agent_woken_once_at_flush)
+{
+	struct idle_probe q = {.mu = PTHREAD_MUTEX_INITIALIZER,
+			       .cv = PTHREAD_COND_INITIALIZER};
+	struct timespec ts;
+	pthread_t t;
+	unsigned int w;
+	int i, asleep = 0;
+
+	ck_assert_int_eq(provider_new(&q.p), GW_OK);
+	/* Bounded: the thread starts and finds nothing to do. */
+	for (i = 0; i < 2000 && !(asleep = provider_asleep(q.p, &w)); i++)
+		usleep(1000);
+	ck_assert_msg(asleep, "the idle agent thread never slept in poll");
+	ck_assert_int_eq(pthread_create(&t, NULL, idle_poster, &q), 0);
+	pthread_join(t, NULL);
+	ck_assert_uint_eq(q.held, q.before);		/* none while held */
+	ck_assert_uint_eq(q.after, q.before + 1);	/* one for three */
+	util_deadline(&ts, 5000);
+	pthread_mutex_lock(&q.mu);
+	while (q.ran < 3 &&
+	       pthread_cond_timedwait(&q.cv, &q.mu, &ts) == 0)
+		;
+	pthread_mutex_unlock(&q.mu);
+	ck_assert_int_eq(q.ran, 3);
+	provider_free(q.p);
+}
+END_TEST
+
 static Suite *agent_suite(void)
 {
 	Suite *s = suite_create("agent");
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_sse_whole);
+	tcase_add_test(tc, test_idle_agent_woken_once_at_flush);
 	tcase_add_test(tc, test_lane_cap);
 	tcase_add_test(tc, test_sse_split);
 	tcase_add_test(tc, test_sse_partial_and_overflow);
