@@ -111,6 +111,30 @@ out:
 	return r;
 }
 
+int store_usage_session_total(struct store *st, int64_t *n)
+{
+	/* No GROUP BY and no WHERE: SQLite's count of a b-tree's entries,
+	 * on the smallest one (the updated_at index, a covering scan). */
+	static const char sql[] = "SELECT count(*) FROM sessions";
+	sqlite3 *db = st ? store_reader(st) : NULL;
+	sqlite3_stmt *s = NULL;
+	int r = GW_ESTORE;
+
+	if (!db)
+		return GW_EUNAVAIL;
+	if (!(s = store_stmt(db, sql))) {
+		log_warn("store", "session total: %s", sqlite3_errmsg(db));
+		goto out;
+	}
+	if (sqlite3_step(s) != SQLITE_ROW)
+		goto out;
+	*n = sqlite3_column_int64(s, 0);
+	r = GW_OK;
+out:
+	store_stmt_done(s);
+	return r;
+}
+
 int store_usage_sessions(struct store *st, const char *agent_id,
 			 const char *session_key, int limit, json_t **rows)
 {

@@ -1,6 +1,6 @@
 /* Unit tests for src/store/store-usage.c and store-nodes.c: usage rows per
- * day/session/model/role from the transcript, session counts, and the node
- * surface rows. */
+ * day/session/model/role from the transcript, session counts and the
+ * session total, and the node surface rows. */
 #include "config.h"
 
 #include <check.h>
@@ -66,10 +66,35 @@ static json_t *row_of(json_t *rows, const char *key, const char *role,
 	return NULL;
 }
 
+/* The query plan of the reader's cached statement whose text has text,
+ * its rows' details joined ("" when none is cached). */
+static void plan_of(sqlite3 *db, const char *text, char *out, size_t size)
+{
+	sqlite3_stmt *s = NULL, *e = NULL;
+	char sql[512];
+
+	out[0] = '\0';
+	while ((s = sqlite3_next_stmt(db, s)))
+		if (strstr(sqlite3_sql(s), text))
+			break;
+	if (!s)
+		return;
+	snprintf(sql, sizeof(sql), "EXPLAIN QUERY PLAN %s", sqlite3_sql(s));
+	ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &e, NULL), SQLITE_OK);
+	while (sqlite3_step(e) == SQLITE_ROW) {
+		strncat(out, (const char *)sqlite3_column_text(e, 3),
+			size - strlen(out) - 2);
+		strcat(out, ";");
+	}
+	sqlite3_finalize(e);
+}
+
 START_TEST(test_usage_rows)
 {
 	struct store *st = open_ok();
 	json_t *rows = NULL, *r, *counts = NULL, *ss = NULL;
+	int64_t total = -1;
+	char plan[512];
 
 	ck_assert_int_eq(store_write_sync(st, fill_fn, NULL, 0), GW_OK);
 	/* Everything in two days. */
@@ -106,6 +131,14 @@ START_TEST(test_usage_rows)
 	ck_assert_int_eq(json_integer_value(json_object_get(counts,
 							    "helper")), 1);
 	json_decref(counts);
+	/* The total (health, the periodic refresh) counts an index's
+	 * entries, never reading the rows as the counts by agent do. */
+	ck_assert_int_eq(store_usage_session_total(st, &total), GW_OK);
+	ck_assert_int_eq(total, 3);
+	plan_of(store_reader(st), "count(*) FROM sessions", plan,
+		sizeof(plan));
+	ck_assert_msg(strstr(plan, "COVERING INDEX") &&
+		      !strstr(plan, "TEMP B-TREE"), "plan: %s", plan);
 	ck_assert_int_eq(store_usage_sessions(st, "main", NULL, 1, &ss),
 			 GW_OK);
 	ck_assert_uint_eq(json_array_size(ss), 1);
