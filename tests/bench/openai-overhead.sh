@@ -263,14 +263,16 @@ prof_stop() {
 # B's slices (the daemon's counts are reset before B and dumped after it,
 # so CG_A / CG_B are instructions per request of each). A script "WS"
 # is a wsbench slice instead: chat.send (run1), the run1 row's load.
+# BLK[B] lists B's requests per A's in each whole ABBA block (its own
+# two slices of each), the spread within the series.
 SLICE="${BENCH_SLICE:-1}"
-declare -A ALT
+declare -A ALT BLK
 alt() {
 	local a="$1" ua="$2" sa="$3" b="$4" ub="$5" sb="$6"
-	local n i k name url script t0 t1 out req err
+	local n i k name url script t0 t1 out req err ra=0 rb=0
 	n=$(( (DURATION + SLICE - 1) / SLICE ))
 	[ "$n" -lt 2 ] && n=2
-	ALT[$a]="0 0 0 0"; ALT[$b]="0 0 0 0"
+	ALT[$a]="0 0 0 0"; ALT[$b]="0 0 0 0"; BLK[$b]=""
 	for i in $(seq 0 $((2 * n - 1))); do
 		# ABBA ABBA ...: slice i is B when i mod 4 is 1 or 2
 		k=$((i % 4))
@@ -293,6 +295,14 @@ alt() {
 		ALT[$name]=$(echo "${ALT[$name]}" | awk -v r="${req:-0}" \
 			-v c=$((t1 - t0)) -v s="$SLICE" -v e="${err:-0}" \
 			'{ print $1 + r, $2 + c, $3 + s, $4 + e }')
+		if [ "$name" = "$a" ]; then ra=$((ra + ${req:-0}))
+		else rb=$((rb + ${req:-0})); fi
+		if [ $k = 3 ]; then
+			BLK[$b]="${BLK[$b]} $(awk -v x="$rb" -v y="$ra" \
+				'BEGIN { if (y > 0) printf "%.1f", 100 * x / y
+				else print "n/a" }')"
+			ra=0; rb=0
+		fi
 	done
 }
 # "req/s cpu_us_per_request" of an ALT entry
@@ -578,6 +588,7 @@ if [ -n "${ALT[csrun1]:-}" ]; then
 		"-" "$3 / $4" ""
 	printf '%-34s %12s %12s %10s\n' "chat.send (run1)/chat, interleaved" \
 		"-" "$(ratio "$3" "$1") runs/s" "$(ratio "$4" "$2") CPU"
+	echo "  runs/s % of chat in each ABBA block:${BLK[csrun1]:- n/a}"
 fi
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
