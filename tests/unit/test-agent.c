@@ -1324,24 +1324,32 @@ START_TEST(test_idle_agent_woken_once_at_flush)
 	struct timespec ts;
 	pthread_t t;
 	unsigned int w;
-	int i, asleep = 0;
+	int i, attempt, asleep = 0, once = 0;
 
 	ck_assert_int_eq(provider_new(&q.p), GW_OK);
-	/* Bounded: the thread starts and finds nothing to do. */
-	for (i = 0; i < 2000 && !(asleep = provider_asleep(q.p, &w)); i++)
-		usleep(1000);
-	ck_assert_msg(asleep, "the idle agent thread never slept in poll");
-	ck_assert_int_eq(pthread_create(&t, NULL, idle_poster, &q), 0);
-	pthread_join(t, NULL);
-	ck_assert_uint_eq(q.held, q.before);		/* none while held */
-	ck_assert_uint_eq(q.after, q.before + 1);	/* one for three */
-	util_deadline(&ts, 5000);
-	pthread_mutex_lock(&q.mu);
-	while (q.ran < 3 &&
-	       pthread_cond_timedwait(&q.cv, &q.mu, &ts) == 0)
-		;
-	pthread_mutex_unlock(&q.mu);
-	ck_assert_int_eq(q.ran, 3);
+	/* Bounded. An attempt whose posts found the thread awake (its
+	 * poll's own timeout, once a second, between the look and the
+	 * posts) needed no wake-up and says nothing: tried again. */
+	for (attempt = 0; attempt < 5 && !once; attempt++) {
+		for (i = 0; i < 2000 && !(asleep = provider_asleep(q.p, &w));
+		     i++)
+			usleep(1000);
+		ck_assert_msg(asleep, "the idle agent thread never slept "
+			      "in poll");
+		ck_assert_int_eq(pthread_create(&t, NULL, idle_poster, &q), 0);
+		pthread_join(t, NULL);
+		ck_assert_uint_eq(q.held, q.before);	/* none while held */
+		ck_assert_uint_le(q.after, q.before + 1); /* one at most */
+		once = q.after == q.before + 1;
+		util_deadline(&ts, 5000);
+		pthread_mutex_lock(&q.mu);
+		while (q.ran < 3 * (attempt + 1) &&
+		       pthread_cond_timedwait(&q.cv, &q.mu, &ts) == 0)
+			;
+		pthread_mutex_unlock(&q.mu);
+		ck_assert_int_eq(q.ran, 3 * (attempt + 1));
+	}
+	ck_assert_msg(once, "three held posts never woke the agent once");
 	provider_free(q.p);
 }
 END_TEST
