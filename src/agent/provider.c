@@ -203,8 +203,8 @@ struct provider {
 	pthread_mutex_t mu;
 	struct provider_job *head, *tail;
 	int stopping;
-	/* The agent thread is (about to be) blocked in multi_poll (1) or
-	 * poll (2) with an empty queue: only then does a post need a wake-up
+	/* The agent thread is (about to be) blocked in multi_poll or poll
+	 * with an empty queue: only then does a post need a wake-up
 	 * (curl_multi_wakeup or the eventfd), not while it is busy. */
 	int sleeping;
 	atomic_uint wakeups;		/* posts that woke it (tests) */
@@ -220,8 +220,8 @@ struct provider {
 	 * environment), their idle keep-alive connections (newest first)
 	 * and the poll set handed to curl_multi_poll. */
 	int h1_off;
-	/* Wakes the agent thread out of poll() (libcurl not loaded:
-	 * sleeping == 2), with or without h1 sockets to wait on. */
+	/* Wakes the agent thread out of poll() (libcurl not loaded), with
+	 * or without h1 sockets to wait on. */
 	int wakefd;
 	struct pollfd *pfds;
 	size_t pcap;
@@ -363,9 +363,9 @@ int provider_post(struct provider *p, void (*fn)(void *arg), void *arg)
 	wake = p->sleeping;
 	p->sleeping = 0;
 	pthread_mutex_unlock(&p->mu);
-	/* Asleep (wake): in poll on the eventfd (2, multi NULL) or in
-	 * libcurl's (1); woken when this thread's loop is done if it holds
-	 * its wake-ups. Busy: it takes the queue before it sleeps again. */
+	/* Asleep (wake): in poll on the eventfd (multi NULL) or in
+	 * libcurl's; woken when this thread's loop is done if it holds its
+	 * wake-ups. Busy: it takes the queue before it sleeps again. */
 	if (wake && !(p->wake_reg && wake_later(provider_wake_held, p)))
 		provider_wake_now(p, multi);
 	return 0;
@@ -1400,7 +1400,7 @@ static void *provider_main(void *arg)
 		if (p->head || p->stopping)
 			wait_ms = 0;
 		else if (wait_ms > 0)
-			p->sleeping = p->multi ? 1 : 2;
+			p->sleeping = 1;
 		pthread_mutex_unlock(&p->mu);
 		if (p->multi)
 			p->cu->multi_poll(p->multi, nw ? p->wfds : NULL, nw,
