@@ -1284,21 +1284,9 @@ END_TEST
  * queue's mutex, into which it then woke.) */
 struct idle_probe {
 	struct provider *p;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	int ran;
+	struct loop_probe jobs;	/* its flushes count the jobs run */
 	unsigned int before, held, after;
 };
-
-static void idle_job(void *arg)
-{
-	struct idle_probe *q = arg;
-
-	pthread_mutex_lock(&q->mu);
-	q->ran++;
-	pthread_cond_broadcast(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-}
 
 static void *idle_poster(void *arg)
 {
@@ -1309,7 +1297,7 @@ static void *idle_poster(void *arg)
 	wake_hold();
 	provider_asleep(q->p, &q->before);
 	for (i = 0; i < 3; i++)
-		ck_assert_int_eq(provider_post(q->p, idle_job, q), 0);
+		ck_assert_int_eq(provider_post(q->p, loop_flush, &q->jobs), 0);
 	provider_asleep(q->p, &q->held);
 	wake_flush();
 	provider_asleep(q->p, &w);
@@ -1319,9 +1307,8 @@ static void *idle_poster(void *arg)
 
 START_TEST(test_idle_agent_woken_once_at_flush)
 {
-	struct idle_probe q = {.mu = PTHREAD_MUTEX_INITIALIZER,
-			       .cv = PTHREAD_COND_INITIALIZER};
-	struct timespec ts;
+	struct idle_probe q = {.jobs = {.mu = PTHREAD_MUTEX_INITIALIZER,
+					.cv = PTHREAD_COND_INITIALIZER}};
 	pthread_t t;
 	unsigned int w;
 	int i, attempt, asleep = 0, once = 0;
@@ -1341,13 +1328,9 @@ START_TEST(test_idle_agent_woken_once_at_flush)
 		ck_assert_uint_eq(q.held, q.before);	/* none while held */
 		ck_assert_uint_le(q.after, q.before + 1); /* one at most */
 		once = q.after == q.before + 1;
-		util_deadline(&ts, 5000);
-		pthread_mutex_lock(&q.mu);
-		while (q.ran < 3 * (attempt + 1) &&
-		       pthread_cond_timedwait(&q.cv, &q.mu, &ts) == 0)
-			;
-		pthread_mutex_unlock(&q.mu);
-		ck_assert_int_eq(q.ran, 3 * (attempt + 1));
+		ck_assert_int_eq(loop_wait(&q.jobs, &q.jobs.flushes,
+					   3 * (attempt + 1)),
+				 3 * (attempt + 1));
 	}
 	ck_assert_msg(once, "three held posts never woke the agent once");
 	provider_free(q.p);
