@@ -265,6 +265,8 @@ prof_stop() {
 # is a wsbench slice instead: chat.send (run1), the run1 row's load.
 # BLK[B] lists B's requests per A's in each whole ABBA block (its own
 # two slices of each), the spread within the series.
+# a as a percentage of b ("n/a" when b is not positive)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
 SLICE="${BENCH_SLICE:-1}"
 declare -A ALT BLK
 alt() {
@@ -298,9 +300,7 @@ alt() {
 		if [ "$name" = "$a" ]; then ra=$((ra + ${req:-0}))
 		else rb=$((rb + ${req:-0})); fi
 		if [ $k = 3 ]; then
-			BLK[$b]="${BLK[$b]} $(awk -v x="$rb" -v y="$ra" \
-				'BEGIN { if (y > 0) printf "%.1f", 100 * x / y
-				else print "n/a" }')"
+			BLK[$b]="${BLK[$b]} $(ratio "$rb" "$ra")"
 			ra=0; rb=0
 		fi
 	done
@@ -509,7 +509,6 @@ STORE=$(grep -o 'store: [0-9]* writes in [0-9]* commits.*' "$TMP/gw.log" |
 
 # ---- figures --------------------------------------------------------------
 f() { echo "${R[$1]:-}" | awk -v i="$2" '{print $i}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f%%", 100 * a / b; else print "n/a" }'; }
 sub() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%+.3f", a - b }'; }
 
 printf '%-34s %12s %12s %10s\n' "figure" "direct" "clawgate" "ratio/add"
@@ -588,7 +587,7 @@ if [ -n "${ALT[csrun1]:-}" ]; then
 		"-" "$3 / $4" ""
 	printf '%-34s %12s %12s %10s\n' "chat.send (run1)/chat, interleaved" \
 		"-" "$(ratio "$3" "$1") runs/s" "$(ratio "$4" "$2") CPU"
-	echo "  runs/s % of chat in each ABBA block:${BLK[csrun1]:- n/a}"
+	echo "  runs/s to chat in each ABBA block:${BLK[csrun1]:- n/a}"
 fi
 ERRS=0
 for k in "${!R[@]}"; do ERRS=$((ERRS + $(f "$k" 4))); done
